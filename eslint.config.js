@@ -1,0 +1,55 @@
+// The dependency rule (domain ← application ← adapters ← main) is enforced here, by the linter,
+// so that a stray import fails `npm run lint` instead of relying on review.
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+const forbid = (groups, patterns, message) => ({
+  'no-restricted-imports': ['error', {
+    paths: groups.map((name) => ({ name, message })),
+    patterns: patterns.map((group) => ({ group, message })),
+  }],
+});
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'outbox/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node }, ecmaVersion: 2023, sourceType: 'module' },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': 'off',
+    },
+  },
+  {
+    // Everything that is not relative, fp-ts or io-ts is forbidden, then the outer layers.
+    files: ['src/domain/**/*.ts'],
+    rules: forbid(
+      [],
+      ['*', '!.*', '!fp-ts', '!fp-ts/**', '!io-ts', '!io-ts/**', '**/application/**', '**/adapters/**', '**/main/**'],
+      'The domain is pure: it imports nothing outside src/domain but fp-ts and io-ts.',
+    ),
+  },
+  {
+    files: ['src/application/**/*.ts'],
+    rules: forbid(
+      [],
+      ['*', '!.*', '!fp-ts', '!fp-ts/**', '!io-ts', '!io-ts/**', '**/adapters/**', '**/main/**'],
+      'The application imports only src/domain, fp-ts and io-ts; adapters come in through ports.',
+    ),
+  },
+  {
+    files: ['src/adapters/**/*.ts'],
+    rules: forbid(
+      ['inversify', 'reflect-metadata'],
+      ['**/main/**'],
+      'Adapters do not know the composition root; only src/main imports inversify.',
+    ),
+  },
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    rules: { '@typescript-eslint/no-non-null-assertion': 'off', '@typescript-eslint/no-unused-expressions': 'off' },
+  },
+);

@@ -1,0 +1,120 @@
+import * as t from 'io-ts';
+
+/**
+ * What a sender reports. Senders answer with one of these and never throw: the decision of what
+ * to do next belongs to the core, not to the adapter that happened to see the error.
+ */
+export type DeliveryOutcome =
+  | { readonly _tag: 'Sent'; readonly providerId: string }
+  | { readonly _tag: 'Transient'; readonly reason: string; readonly retryAfterMs?: number }
+  | { readonly _tag: 'Permanent'; readonly reason: string };
+
+export const sent = (providerId: string): DeliveryOutcome => ({ _tag: 'Sent', providerId });
+export const transient = (reason: string, retryAfterMs?: number): DeliveryOutcome =>
+  retryAfterMs === undefined
+    ? { _tag: 'Transient', reason }
+    : { _tag: 'Transient', reason, retryAfterMs };
+export const permanent = (reason: string): DeliveryOutcome => ({ _tag: 'Permanent', reason });
+
+/** One line of an email's history, as kept in dead-letter headers and the status page. */
+export const AttemptRecord = t.intersection([
+  t.type({
+    attempt: t.number,
+    at: t.string,
+    outcome: t.union([t.literal('sent'), t.literal('transient'), t.literal('permanent')]),
+    detail: t.string,
+  }),
+  t.partial({ durationMs: t.number }),
+]);
+export type AttemptRecord = t.TypeOf<typeof AttemptRecord>;
+
+export const outcomeName = (o: DeliveryOutcome): AttemptRecord['outcome'] =>
+  o._tag === 'Sent' ? 'sent' : o._tag === 'Transient' ? 'transient' : 'permanent';
+
+export const outcomeDetail = (o: DeliveryOutcome): string =>
+  o._tag === 'Sent' ? o.providerId : o.reason;
+
+export interface RetryPolicy {
+  /** Attempts in all, the first one included. */
+  readonly maxAttempts: number;
+  /** The wait before the 2nd, 3rd, … attempt; the last step repeats. Never empty. */
+  readonly delaysMs: readonly [number, ...number[]];
+}
+
+/**
+ * The wait after attempt `failedAttempt` (1-based) failed transiently. A provider's Retry-After
+ * moves the retry to the first step at least that long, so the broker's fixed TTL queues can
+ * honour it; past the longest step, the longest step is the best a fixed schedule can do.
+ */
+export function retryDelay(policy: RetryPolicy, failedAttempt: number, retryAfterMs?: number): number {
+  const steps = policy.delaysMs;
+  const base = steps[Math.min(Math.max(failedAttempt, 1), steps.length) - 1] ?? steps[0];
+  if (retryAfterMs === undefined || retryAfterMs <= base) return base;
+  return steps.find((step) => step >= retryAfterMs) ?? Math.max(...steps);
+}
+
+/**
+ * Spreads retries of many emails that failed together (a provider outage) so they do not all
+ * come back in the same instant. `random` is injected to keep the domain pure and testable.
+ */
+export function withJitter(delayMs: number, random: () => number, ratio = 0.2): number {
+  return Math.round(delayMs * (1 + ratio * random()));
+}
+
+export type DeliveryDecision =
+  | { readonly _tag: 'Delivered'; readonly providerId: string }
+  | {
+      readonly _tag: 'RetryLater';
+      readonly nextAttempt: number;
+      readonly delayMs: number;
+      readonly reason: string;
+    }
+  | { readonly _tag: 'GiveUp'; readonly reason: string };
+
+/** The delivery policy in one place: what an outcome of attempt `attempt` leads to. */
+export function decide(
+  outcome: DeliveryOutcome,
+  attempt: number,
+  policy: RetryPolicy,
+): DeliveryDecision {
+  switch (outcome._tag) {
+    case 'Sent':
+      return { _tag: 'Delivered', providerId: outcome.providerId };
+    case 'Permanent':
+      return { _tag: 'GiveUp', reason: `permanent: ${outcome.reason}` };
+    case 'Transient':
+      if (attempt >= policy.maxAttempts) {
+        return {
+          _tag: 'GiveUp',
+          reason: `out of attempts (${attempt} of ${policy.maxAttempts}): ${outcome.reason}`,
+        };
+      }
+      return {
+        _tag: 'RetryLater',
+        nextAttempt: attempt + 1,
+        delayMs: retryDelay(policy, attempt, outcome.retryAfterMs),
+        reason: outcome.reason,
+      };
+  }
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses `1s,5s,30s,2m` into milliseconds; undefined when any step is malformed. */
+export function parseDelays(spec: string): [number, ...number[]] | undefined {
+  const steps = spec.split(',').map((part) => {
+    const m = /^\s*(\d+)(ms|s|m|h)\s*$/.exec(part);
+    return m ? Number(m[1]) * (UNITS[m[2] ?? ''] ?? NaN) : NaN;
+  });
+  const [first, ...rest] = steps;
+  if (first === undefined || !steps.every((n) => Number.isFinite(n) && n > 0)) return undefined;
+  return [first, ...rest];
+}
+
+/** `30000` → `30s`: the suffix of a retry queue's name and what a person reads in a log. */
+export function formatDelay(ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}

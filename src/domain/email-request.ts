@@ -1,0 +1,167 @@
+import * as E from 'fp-ts/lib/Either.js';
+import * as t from 'io-ts';
+import { EmailAddress, parseEmailAddress } from './email-address.js';
+
+export const MAX_RECIPIENTS = 50;
+export const MAX_SUBJECT_CHARS = 998; // RFC 5322 §2.1.1 line limit
+/** Each body part, in UTF-8 octets; two of them still fit the 1 MB request limit. */
+export const MAX_BODY_OCTETS = 500_000;
+
+const octets = (s: string): number => new TextEncoder().encode(s).length;
+
+interface EmailIdBrand {
+  readonly EmailId: unique symbol;
+}
+/** Ids are URL- and header-safe so they can go into a path, a Message-ID and an AMQP messageId. */
+export const EmailId = t.brand(
+  t.string,
+  (s): s is t.Branded<string, EmailIdBrand> => /^[A-Za-z0-9_-]{8,64}$/.test(s),
+  'EmailId',
+);
+export type EmailId = t.TypeOf<typeof EmailId>;
+
+interface SubjectBrand {
+  readonly Subject: unique symbol;
+}
+export const Subject = t.brand(
+  t.string,
+  (s): s is t.Branded<string, SubjectBrand> =>
+    s.trim().length > 0 && [...s].length <= MAX_SUBJECT_CHARS && !/[\r\n]/.test(s),
+  'Subject',
+);
+export type Subject = t.TypeOf<typeof Subject>;
+
+const Recipients = t.refinement(
+  t.readonlyArray(EmailAddress),
+  (to) => to.length >= 1 && to.length <= MAX_RECIPIENTS,
+  'Recipients',
+);
+
+const Body = t.refinement(t.string, (s) => octets(s) <= MAX_BODY_OCTETS, 'Body');
+
+const EmailRequestShape = t.intersection([
+  t.type({ id: EmailId, to: Recipients, subject: Subject, requestedAt: t.string }),
+  t.partial({ text: Body, html: Body }),
+]);
+
+interface EmailRequestBrand {
+  readonly EmailRequest: unique symbol;
+}
+/**
+ * A request that can be sent as it is. The brand adds the rule no field carries alone (at least
+ * one non-empty body), so a value of this type cannot exist invalid, whether it came from a form
+ * or was decoded off a queue.
+ */
+export const EmailRequest = t.brand(
+  EmailRequestShape,
+  (r): r is t.Branded<t.TypeOf<typeof EmailRequestShape>, EmailRequestBrand> =>
+    (r.text ?? '').trim() !== '' || (r.html ?? '').trim() !== '',
+  'EmailRequest',
+);
+export type EmailRequest = t.TypeOf<typeof EmailRequest>;
+
+/** Field name → what is wrong with it, in words a person can act on. */
+export type FieldErrors = Readonly<Record<string, string>>;
+
+export interface InvalidEmailRequest {
+  readonly _tag: 'InvalidEmailRequest';
+  readonly fields: FieldErrors;
+}
+
+/** What a person asked for, validated; the use case adds the id and the time. */
+export interface EmailDraft {
+  readonly to: readonly EmailAddress[];
+  readonly subject: Subject;
+  readonly text?: string;
+  readonly html?: string;
+}
+
+const KNOWN_FIELDS = new Set(['to', 'subject', 'text', 'html']);
+
+function parseRecipients(value: unknown, errors: Record<string, string>): EmailAddress[] {
+  if (value === undefined || value === null || value === '') {
+    errors.to = 'is required: give at least one recipient address';
+    return [];
+  }
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || !list.every((v) => typeof v === 'string')) {
+    errors.to = 'must be an address or a list of addresses (strings)';
+    return [];
+  }
+  if (list.length === 0) errors.to = 'is required: give at least one recipient address';
+  if (list.length > MAX_RECIPIENTS) {
+    errors.to = `has ${list.length} recipients; at most ${MAX_RECIPIENTS} are allowed`;
+  }
+  const addresses: EmailAddress[] = [];
+  list.forEach((raw: string, i) => {
+    const parsed = parseEmailAddress(raw);
+    const key = typeof value === 'string' ? 'to' : `to[${i}]`;
+    if (E.isLeft(parsed)) errors[key] = `"${truncate(raw)}" ${parsed.left.message}`;
+    else addresses.push(parsed.right);
+  });
+  return addresses;
+}
+
+function parseSubject(value: unknown, errors: Record<string, string>): Subject | undefined {
+  if (typeof value !== 'string') {
+    errors.subject = value === undefined ? 'is required' : 'must be a string';
+  } else if (value.trim() === '') errors.subject = 'is required';
+  else if (/[\r\n]/.test(value)) errors.subject = 'must be one line (no CR or LF)';
+  else if ([...value].length > MAX_SUBJECT_CHARS) {
+    errors.subject = `is longer than ${MAX_SUBJECT_CHARS} characters`;
+  }
+  return Subject.is(value) ? value : undefined;
+}
+
+function parseBody(name: 'text' | 'html', value: unknown, errors: Record<string, string>): void {
+  if (value === undefined || value === null) return;
+  if (typeof value !== 'string') errors[name] = 'must be a string';
+  else if (octets(value) > MAX_BODY_OCTETS) {
+    errors[name] = `is larger than ${MAX_BODY_OCTETS} bytes`;
+  }
+}
+
+const truncate = (s: string): string =>
+  (s.length > 80 ? `${s.slice(0, 77)}...` : s).replace(/[\r\n]/g, (c) => (c === '\r' ? '\\r' : '\\n'));
+
+const isRecord = (u: unknown): u is Record<string, unknown> =>
+  typeof u === 'object' && u !== null && !Array.isArray(u);
+
+/** Validates untrusted input (a decoded JSON body or form) and reports every problem at once. */
+export function parseEmailDraft(input: unknown): E.Either<InvalidEmailRequest, EmailDraft> {
+  if (!isRecord(input)) {
+    return E.left({
+      _tag: 'InvalidEmailRequest',
+      fields: { body: 'must be an object with to, subject and text or html' },
+    });
+  }
+  const errors: Record<string, string> = {};
+  for (const key of Object.keys(input)) {
+    if (!KNOWN_FIELDS.has(key)) errors[key] = 'is not a known field (use to, subject, text, html)';
+  }
+  const to = parseRecipients(input.to, errors);
+  const subject = parseSubject(input.subject, errors);
+  parseBody('text', input.text, errors);
+  parseBody('html', input.html, errors);
+  const text = typeof input.text === 'string' && input.text.trim() !== '' ? input.text : undefined;
+  const html = typeof input.html === 'string' && input.html.trim() !== '' ? input.html : undefined;
+  if (text === undefined && html === undefined && !errors.text && !errors.html) {
+    errors.text = 'is required (or give html): the email needs a body';
+  }
+  if (Object.keys(errors).length > 0 || subject === undefined) {
+    return E.left({ _tag: 'InvalidEmailRequest', fields: errors });
+  }
+  return E.right({
+    to,
+    subject,
+    ...(text !== undefined ? { text } : {}),
+    ...(html !== undefined ? { html } : {}),
+  });
+}
+
+/** Gives a draft its identity; a bug (not bad input) if the result does not decode. */
+export function toEmailRequest(draft: EmailDraft, id: EmailId, requestedAt: Date): EmailRequest {
+  const decoded = EmailRequest.decode({ ...draft, id, requestedAt: requestedAt.toISOString() });
+  if (E.isLeft(decoded)) throw new Error('a validated draft failed to decode as an EmailRequest');
+  return decoded.right;
+}

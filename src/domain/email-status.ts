@@ -1,0 +1,90 @@
+import type { EmailAddress } from './email-address.js';
+import type { EmailId } from './email-request.js';
+import type { DomainEvent } from './events.js';
+
+export type StatusName = 'queued' | 'retrying' | 'delivered' | 'failed';
+
+export interface StatusAttempt {
+  readonly attempt: number;
+  readonly at: string;
+  readonly outcome: 'sent' | 'transient' | 'permanent';
+  readonly detail: string;
+}
+
+/** What `GET /emails/:id` shows: a projection of the events, never written to directly. */
+export interface EmailStatus {
+  readonly id: EmailId;
+  readonly status: StatusName;
+  readonly to: readonly EmailAddress[];
+  readonly subject: string;
+  readonly requestedAt?: string;
+  readonly attempts: readonly StatusAttempt[];
+  readonly nextAttemptAt?: string;
+  readonly providerId?: string;
+  readonly deliveredAt?: string;
+  readonly durationMs?: number;
+  readonly failedAt?: string;
+  readonly reason?: string;
+}
+
+const isFinal = (s: StatusName): boolean => s === 'delivered' || s === 'failed';
+
+/**
+ * Folds one event into a status. Events can arrive late or twice (at-least-once everywhere), so
+ * a final state is never undone and an attempt already recorded is not recorded again.
+ */
+export function evolveStatus(current: EmailStatus | undefined, event: DomainEvent): EmailStatus {
+  const base: EmailStatus = current ?? {
+    id: event.id,
+    status: 'queued',
+    to: event.to,
+    subject: event.subject,
+    attempts: [],
+  };
+  const addAttempt = (a: StatusAttempt): readonly StatusAttempt[] =>
+    base.attempts.some((x) => x.attempt === a.attempt && x.outcome === a.outcome)
+      ? base.attempts
+      : [...base.attempts, a].sort((x, y) => x.attempt - y.attempt);
+
+  switch (event.type) {
+    case 'EmailRequested':
+      return { ...base, requestedAt: event.at };
+    case 'EmailDeliveryRetried':
+      return {
+        ...base,
+        attempts: addAttempt({ attempt: event.attempt, at: event.at, outcome: 'transient', detail: event.reason }),
+        ...(isFinal(base.status)
+          ? {}
+          : { status: 'retrying', nextAttemptAt: event.nextAttemptAt, reason: event.reason }),
+      };
+    case 'EmailDelivered': {
+      const attempts = addAttempt({
+        attempt: event.attempt,
+        at: event.at,
+        outcome: 'sent',
+        detail: event.providerId,
+      });
+      if (isFinal(base.status)) return { ...base, attempts };
+      const { nextAttemptAt: _n, reason: _r, ...rest } = base;
+      return {
+        ...rest,
+        attempts,
+        status: 'delivered',
+        providerId: event.providerId,
+        deliveredAt: event.at,
+        durationMs: event.durationMs,
+      };
+    }
+    case 'EmailDeliveryFailed': {
+      const attempts = addAttempt({
+        attempt: event.attempt,
+        at: event.at,
+        outcome: event.outcome,
+        detail: event.reason,
+      });
+      if (isFinal(base.status)) return { ...base, attempts };
+      const { nextAttemptAt: _n, ...rest } = base;
+      return { ...rest, attempts, status: 'failed', failedAt: event.at, reason: event.reason };
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import * as t from 'io-ts';
+import { EmailAddress } from './email-address.js';
+import { EmailId } from './email-request.js';
+
+/**
+ * Domain events. Each carries the recipients and subject so that a status projection can be built
+ * from any of them, in any order: the server and worker are separate processes and the broker
+ * does not promise that `requested` arrives before `delivered` on another instance.
+ */
+const common = { id: EmailId, at: t.string, to: t.readonlyArray(EmailAddress), subject: t.string };
+
+export const EmailRequested = t.type({ type: t.literal('EmailRequested'), ...common });
+export const EmailDelivered = t.type({
+  type: t.literal('EmailDelivered'),
+  ...common,
+  attempt: t.number,
+  providerId: t.string,
+  durationMs: t.number,
+});
+export const EmailDeliveryRetried = t.type({
+  type: t.literal('EmailDeliveryRetried'),
+  ...common,
+  attempt: t.number,
+  reason: t.string,
+  delayMs: t.number,
+  nextAttemptAt: t.string,
+});
+export const EmailDeliveryFailed = t.type({
+  type: t.literal('EmailDeliveryFailed'),
+  ...common,
+  attempt: t.number,
+  /** The last attempt's own outcome: a permanent refusal, or a transient one with no tries left. */
+  outcome: t.union([t.literal('transient'), t.literal('permanent')]),
+  reason: t.string,
+});
+
+export const DomainEvent = t.union([
+  EmailRequested,
+  EmailDelivered,
+  EmailDeliveryRetried,
+  EmailDeliveryFailed,
+]);
+export type DomainEvent = t.TypeOf<typeof DomainEvent>;
+export type EmailRequested = t.TypeOf<typeof EmailRequested>;
+export type EmailDelivered = t.TypeOf<typeof EmailDelivered>;
+export type EmailDeliveryRetried = t.TypeOf<typeof EmailDeliveryRetried>;
+export type EmailDeliveryFailed = t.TypeOf<typeof EmailDeliveryFailed>;
+
+/** The routing key on the events exchange: `delivered`, `retrying`, `failed`, `requested`. */
+export const eventKey = (e: DomainEvent): 'requested' | 'delivered' | 'retrying' | 'failed' => {
+  switch (e.type) {
+    case 'EmailRequested':
+      return 'requested';
+    case 'EmailDelivered':
+      return 'delivered';
+    case 'EmailDeliveryRetried':
+      return 'retrying';
+    case 'EmailDeliveryFailed':
+      return 'failed';
+  }
+};
