@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import * as E from 'fp-ts/lib/Either.js';
+import type { Role } from '../adapters/config/config.js';
+import { describeProblems, loadConfig } from '../adapters/config/config.js';
+import { createLogger } from '../adapters/logging/logger.js';
+import { startDev } from './dev.js';
+import { onShutdownSignal } from './runtime.js';
+
+const USAGE = `Usage: email <command>
+
+Commands:
+  dev                      server and worker in one process, in memory (no broker, no account)
+  server                   the HTTP server; publishes to RabbitMQ at AMQP_URL
+  worker                   the worker; consumes from RabbitMQ and sends with MAIL_TRANSPORT
+  dead-letters list [--json]           show what could not be delivered (left in place)
+  dead-letters replay --id ID | --all  put dead letters back on the tasks queue
+  dead-letters purge                   delete every dead letter
+  --help                   this text
+
+Configuration is read from the environment; see README.md, "Configuration".
+`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const roles: Record<string, Role> = { dev: 'dev', server: 'server', worker: 'worker' };
+  const role = roles[command];
+  if (role === undefined) {
+    process.stderr.write(`email: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  const config = loadConfig(process.env, role);
+  if (E.isLeft(config)) {
+    process.stderr.write(`email ${command}: ${describeProblems(config.left)}\n`);
+    return 2;
+  }
+  const log = createLogger(config.right.logLevel, role);
+  const running = await startDev(config.right, log);
+  onShutdownSignal(log, () => running.stop());
+  return -1; // keep running until a signal
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    // A start-up failure (port in use, broker refused): say it plainly and exit non-zero.
+    process.stderr.write(`email: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,85 @@
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as E from 'fp-ts/lib/Either.js';
+import type { DeliverEmail } from '../application/deliver-email.js';
+import type { TaskHandler } from '../application/ports/email-queue.js';
+import type { Logger } from '../application/ports/system.js';
+
+/** Runs a task through DeliverEmail; no decision means the queue must offer the task again. */
+export const deliveryHandler =
+  (deliver: DeliverEmail): TaskHandler =>
+  async (task) => {
+    const result = await deliver.execute(task)();
+    if (E.isLeft(result)) throw new Error(`no decision for ${task.request.id}: ${result.left.reason}`);
+    return result.right;
+  };
+
+export interface Listening {
+  readonly server: Server;
+  readonly url: string;
+  /** Stops accepting, lets requests in progress finish for `graceMs`, then cuts what is left. */
+  close(graceMs: number): Promise<void>;
+}
+
+export async function listen(
+  handler: Parameters<typeof createServer>[1],
+  port: number,
+  host: string,
+): Promise<Listening> {
+  const server = createServer(handler);
+  // Slow clients must not hold sockets open forever (slowloris), but SSE streams are long-lived.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 0;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port: actual } = server.address() as AddressInfo;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return {
+    server,
+    url: `http://${shown}:${actual}`,
+    close: (graceMs) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/**
+ * Calls `stop` once on the first SIGINT or SIGTERM, then exits; a second signal exits at once,
+ * for the person who really means it.
+ */
+export function onShutdownSignal(log: Logger, stop: (signal: string) => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'Second signal: exiting now');
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal }, 'Shutting down: finishing work in flight');
+    stop(signal).then(
+      () => {
+        log.info({}, 'Stopped cleanly');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, 'Shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
+}

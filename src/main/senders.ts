@@ -1,0 +1,40 @@
+import type { EmailSender } from '../application/ports/email-sender.js';
+import type { Clock, Logger } from '../application/ports/system.js';
+import type { Config, TransportName } from '../adapters/config/config.js';
+import { FailoverEmailSender } from '../adapters/failover/failover-email-sender.js';
+import { MailgunEmailSender } from '../adapters/mailgun/mailgun-email-sender.js';
+import { OutboxEmailSender } from '../adapters/outbox/outbox-email-sender.js';
+import { SmtpEmailSender } from '../adapters/smtp/smtp-email-sender.js';
+
+function createOne(name: TransportName, config: Config, log: Logger): EmailSender {
+  const from = config.mailFrom;
+  switch (name) {
+    case 'outbox':
+      return new OutboxEmailSender({ dir: config.outboxDir, from, log });
+    case 'mailgun':
+      if (!config.mailgun) throw new Error('MAIL_TRANSPORT names mailgun but it is not configured');
+      return new MailgunEmailSender({
+        apiBase: config.mailgun.apiBase,
+        apiKey: config.mailgun.apiKey.reveal(),
+        from,
+        timeoutMs: config.sendTimeoutMs,
+        log,
+      });
+    case 'smtp':
+      if (!config.smtpUrl) throw new Error('MAIL_TRANSPORT names smtp but SMTP_URL is not set');
+      return new SmtpEmailSender({
+        url: config.smtpUrl.reveal(),
+        from,
+        timeoutMs: config.sendTimeoutMs,
+        log,
+      });
+  }
+}
+
+/** One transport, or a failover chain in the order MAIL_TRANSPORT lists them. */
+export function createSender(config: Config, log: Logger, clock: Clock): EmailSender {
+  const senders = config.transports.map((name) => createOne(name, config, log));
+  const [only] = senders;
+  if (senders.length === 1 && only) return only;
+  return new FailoverEmailSender({ senders, log, clock, breaker: {} });
+}

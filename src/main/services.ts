@@ -1,0 +1,94 @@
+import type { Bind, Container } from 'inversify';
+import type { DeliverEmail } from '../application/deliver-email.js';
+import type { DeliveryEvents } from '../application/ports/delivery-events.js';
+import type { DeadLetterBox, EmailQueue, EmailTaskSource } from '../application/ports/email-queue.js';
+import type { EmailSender } from '../application/ports/email-sender.js';
+import type { EmailStatusStore } from '../application/ports/email-status-store.js';
+import type { DeliveryLedger, IdempotencyStore } from '../application/ports/ledgers.js';
+import type { Clock, IdGenerator, Logger } from '../application/ports/system.js';
+import type { ProjectEmailStatus } from '../application/project-email-status.js';
+import type { RequestEmail } from '../application/request-email.js';
+import type { Config } from '../adapters/config/config.js';
+import type { Metrics } from '../adapters/metrics/metrics.js';
+import type { RetryPolicy } from '../domain/delivery.js';
+import type { DomainEvent } from '../domain/events.js';
+
+/** Subscribes a handler to every domain event, wherever events travel (memory or RabbitMQ). */
+export type EventFeed = (handler: (event: DomainEvent) => Promise<void>) => () => void;
+
+/** Everything the container can hand out, by name: the one map from token to type. */
+export interface Services {
+  Config: Config;
+  Logger: Logger;
+  Clock: Clock;
+  IdGenerator: IdGenerator;
+  RetryPolicy: RetryPolicy;
+  EmailQueue: EmailQueue;
+  EmailTaskSource: EmailTaskSource;
+  DeadLetterBox: DeadLetterBox;
+  DeliveryEvents: DeliveryEvents;
+  EventFeed: EventFeed;
+  EmailStatusStore: EmailStatusStore;
+  IdempotencyStore: IdempotencyStore;
+  DeliveryLedger: DeliveryLedger;
+  EmailSender: EmailSender;
+  RequestEmail: RequestEmail;
+  DeliverEmail: DeliverEmail;
+  ProjectEmailStatus: ProjectEmailStatus;
+  Metrics: Metrics;
+  Readiness: () => boolean;
+}
+
+export type ServiceName = keyof Services;
+
+/** `Symbol.for` tokens, one per service; the names are checked against `Services` above. */
+export const TOKENS: { readonly [K in ServiceName]: symbol } = {
+  Config: Symbol.for('email.Config'),
+  Logger: Symbol.for('email.Logger'),
+  Clock: Symbol.for('email.Clock'),
+  IdGenerator: Symbol.for('email.IdGenerator'),
+  RetryPolicy: Symbol.for('email.RetryPolicy'),
+  EmailQueue: Symbol.for('email.EmailQueue'),
+  EmailTaskSource: Symbol.for('email.EmailTaskSource'),
+  DeadLetterBox: Symbol.for('email.DeadLetterBox'),
+  DeliveryEvents: Symbol.for('email.DeliveryEvents'),
+  EventFeed: Symbol.for('email.EventFeed'),
+  EmailStatusStore: Symbol.for('email.EmailStatusStore'),
+  IdempotencyStore: Symbol.for('email.IdempotencyStore'),
+  DeliveryLedger: Symbol.for('email.DeliveryLedger'),
+  EmailSender: Symbol.for('email.EmailSender'),
+  RequestEmail: Symbol.for('email.RequestEmail'),
+  DeliverEmail: Symbol.for('email.DeliverEmail'),
+  ProjectEmailStatus: Symbol.for('email.ProjectEmailStatus'),
+  Metrics: Symbol.for('email.Metrics'),
+  Readiness: Symbol.for('email.Readiness'),
+};
+
+type Resolved<D extends readonly ServiceName[]> = { [I in keyof D]: Services[D[I] & ServiceName] };
+
+/**
+ * Binds `name` to what `factory` builds from the named dependencies, as a singleton. The
+ * dependency names and the factory's parameters are checked against each other by the compiler,
+ * which plain `toResolvedValue` with symbol tokens cannot do.
+ */
+export function provide<K extends ServiceName, const D extends readonly ServiceName[]>(
+  bind: Bind,
+  name: K,
+  deps: D,
+  factory: (...args: Resolved<D>) => Services[K],
+): void {
+  bind<Services[K]>(TOKENS[name])
+    .toResolvedValue(
+      // inversify hands the resolved dependencies over untyped; `Resolved<D>` above is what they are.
+      (...args: unknown[]) => factory(...(args as unknown as Resolved<D>)),
+      deps.map((dep) => TOKENS[dep]),
+    )
+    .inSingletonScope();
+}
+
+export function constant<K extends ServiceName>(bind: Bind, name: K, value: Services[K]): void {
+  bind<Services[K]>(TOKENS[name]).toConstantValue(value);
+}
+
+export const resolve = <K extends ServiceName>(container: Container, name: K): Services[K] =>
+  container.get<Services[K]>(TOKENS[name]);

@@ -1,0 +1,67 @@
+import { expect } from 'chai';
+import type { EmailAddress } from '../../src/domain/email-address.js';
+import type { EmailId } from '../../src/domain/email-request.js';
+import type { EmailStatus } from '../../src/domain/email-status.js';
+import { evolveStatus } from '../../src/domain/email-status.js';
+import type { DomainEvent } from '../../src/domain/events.js';
+
+const about = {
+  id: 'abcdefgh12345678' as EmailId,
+  to: ['ada@example.com' as EmailAddress],
+  subject: 'Hi',
+};
+const requested: DomainEvent = { type: 'EmailRequested', ...about, at: '2026-01-01T00:00:00.000Z' };
+const retried: DomainEvent = {
+  type: 'EmailDeliveryRetried',
+  ...about,
+  at: '2026-01-01T00:00:01.000Z',
+  attempt: 1,
+  reason: '503',
+  delayMs: 1000,
+  nextAttemptAt: '2026-01-01T00:00:02.000Z',
+};
+const delivered: DomainEvent = {
+  type: 'EmailDelivered',
+  ...about,
+  at: '2026-01-01T00:00:02.500Z',
+  attempt: 2,
+  providerId: '<x@mg>',
+  durationMs: 420,
+};
+const failed: DomainEvent = {
+  type: 'EmailDeliveryFailed',
+  ...about,
+  at: '2026-01-01T00:00:03.000Z',
+  attempt: 2,
+  outcome: 'permanent',
+  reason: 'permanent: 400',
+};
+
+const fold = (events: DomainEvent[]): EmailStatus | undefined =>
+  events.reduce<EmailStatus | undefined>((s, e) => evolveStatus(s, e), undefined);
+
+describe('Email status', () => {
+  it('goes queued → retrying → delivered with every attempt recorded', () => {
+    expect(fold([requested])?.status).to.equal('queued');
+    const retrying = fold([requested, retried]);
+    expect(retrying).to.include({ status: 'retrying', nextAttemptAt: retried.type === 'EmailDeliveryRetried' ? retried.nextAttemptAt : '' });
+    const done = fold([requested, retried, delivered]);
+    expect(done).to.include({ status: 'delivered', providerId: '<x@mg>', durationMs: 420 });
+    expect(done).not.to.have.property('nextAttemptAt');
+    expect(done?.attempts.map((a) => [a.attempt, a.outcome])).to.deep.equal([
+      [1, 'transient'],
+      [2, 'sent'],
+    ]);
+  });
+
+  it('ends failed with the reason', () => {
+    expect(fold([requested, failed])).to.include({ status: 'failed', reason: 'permanent: 400' });
+  });
+
+  it('tolerates events out of order and twice: a final state is never undone', () => {
+    const late = fold([delivered, retried, requested, delivered]);
+    expect(late).to.include({ status: 'delivered', requestedAt: '2026-01-01T00:00:00.000Z' });
+    expect(late?.attempts).to.have.length(2);
+    expect(late?.to).to.deep.equal(['ada@example.com']);
+  });
+});
