@@ -1,11 +1,21 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
 import * as E from 'fp-ts/lib/Either.js';
-import type { Role } from '../adapters/config/config.js';
+import type { Logger } from '../application/ports/system.js';
+import type { Config } from '../adapters/config/config.js';
 import { describeProblems, loadConfig } from '../adapters/config/config.js';
 import { createLogger } from '../adapters/logging/logger.js';
+import type { Running } from './dev.js';
 import { startDev } from './dev.js';
+import { startServer } from './server.js';
+import { startWorker } from './worker.js';
 import { onShutdownSignal } from './runtime.js';
+
+const starters: Record<'dev' | 'server' | 'worker', (config: Config, log: Logger) => Promise<Running>> = {
+  dev: startDev,
+  server: startServer,
+  worker: startWorker,
+};
 
 const USAGE = `Usage: email <command>
 
@@ -27,7 +37,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
-  const roles: Record<string, Role> = { dev: 'dev', server: 'server', worker: 'worker' };
+  const roles: Record<string, 'dev' | 'server' | 'worker'> = { dev: 'dev', server: 'server', worker: 'worker' };
   const role = roles[command];
   if (role === undefined) {
     process.stderr.write(`email: unknown command "${command}"\n\n${USAGE}`);
@@ -39,7 +49,8 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const log = createLogger(config.right.logLevel, role);
-  const running = await startDev(config.right, log);
+  const start = starters[role];
+  const running = await start(config.right, log);
   onShutdownSignal(log, () => running.stop());
   return -1; // keep running until a signal
 }

@@ -55,6 +55,7 @@ export async function startDev(config: Config, log: Logger): Promise<Running> {
     async stop() {
       await tasks.stop(config.shutdownGraceMs);
       await http.close(Math.min(config.shutdownGraceMs, 5000));
+      await resolve(container, 'SenderHandle').close();
     },
   };
 }

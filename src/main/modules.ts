@@ -68,7 +68,8 @@ export const inMemoryMessagingModule = (config: Config, log: Logger) =>
 
 /** The sender chosen by MAIL_TRANSPORT: the one line of configuration the core never sees. */
 export const senderModule = new ContainerModule(({ bind }) => {
-  provide(bind, 'EmailSender', ['Config', 'Logger', 'Clock'], (config, log, clock) =>
+  provide(bind, 'SenderHandle', ['Config', 'Logger', 'Clock'], (config, log, clock) =>
     createSender(config, log, clock),
   );
+  provide(bind, 'EmailSender', ['SenderHandle'], (handle) => handle.sender);
 });

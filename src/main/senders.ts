@@ -31,10 +31,19 @@ function createOne(name: TransportName, config: Config, log: Logger): EmailSende
   }
 }
 
+export interface SenderHandle {
+  readonly sender: EmailSender;
+  /** Closes pooled connections and keep-alive agents; the port itself has no lifecycle. */
+  close(): Promise<void>;
+}
+
 /** One transport, or a failover chain in the order MAIL_TRANSPORT lists them. */
-export function createSender(config: Config, log: Logger, clock: Clock): EmailSender {
+export function createSender(config: Config, log: Logger, clock: Clock): SenderHandle {
   const senders = config.transports.map((name) => createOne(name, config, log));
+  const close = async () => {
+    await Promise.all(senders.map((s) => ('close' in s && typeof s.close === 'function' ? s.close() : undefined)));
+  };
   const [only] = senders;
-  if (senders.length === 1 && only) return only;
-  return new FailoverEmailSender({ senders, log, clock, breaker: {} });
+  if (senders.length === 1 && only) return { sender: only, close };
+  return { sender: new FailoverEmailSender({ senders, log, clock }), close };
 }

@@ -10,6 +10,7 @@ import type { ProjectEmailStatus } from '../application/project-email-status.js'
 import type { RequestEmail } from '../application/request-email.js';
 import type { Config } from '../adapters/config/config.js';
 import type { Metrics } from '../adapters/metrics/metrics.js';
+import type { SenderHandle } from './senders.js';
 import type { RetryPolicy } from '../domain/delivery.js';
 import type { DomainEvent } from '../domain/events.js';
 
@@ -32,6 +33,7 @@ export interface Services {
   IdempotencyStore: IdempotencyStore;
   DeliveryLedger: DeliveryLedger;
   EmailSender: EmailSender;
+  SenderHandle: SenderHandle;
   RequestEmail: RequestEmail;
   DeliverEmail: DeliverEmail;
   ProjectEmailStatus: ProjectEmailStatus;
@@ -57,6 +59,7 @@ export const TOKENS: { readonly [K in ServiceName]: symbol } = {
   IdempotencyStore: Symbol.for('email.IdempotencyStore'),
   DeliveryLedger: Symbol.for('email.DeliveryLedger'),
   EmailSender: Symbol.for('email.EmailSender'),
+  SenderHandle: Symbol.for('email.SenderHandle'),
   RequestEmail: Symbol.for('email.RequestEmail'),
   DeliverEmail: Symbol.for('email.DeliverEmail'),
   ProjectEmailStatus: Symbol.for('email.ProjectEmailStatus'),

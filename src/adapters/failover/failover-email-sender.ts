@@ -1,0 +1,115 @@
+import type { Task } from 'fp-ts/lib/Task.js';
+import type { EmailSender } from '../../application/ports/email-sender.js';
+import type { Clock, Logger } from '../../application/ports/system.js';
+import type { DeliveryOutcome } from '../../domain/delivery.js';
+import { transient } from '../../domain/delivery.js';
+import type { EmailRequest } from '../../domain/email-request.js';
+import type { BreakerOptions, BreakerState } from './circuit-breaker.js';
+import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
+
+export interface FailoverOptions {
+  /** In order of preference; the first is used whenever it is up. */
+  readonly senders: readonly EmailSender[];
+  readonly log: Logger;
+  readonly clock?: Pick<Clock, 'monotonicMs'>;
+  readonly breaker?: Partial<BreakerOptions>;
+  /** Called on every move to the next sender, e.g. to count failovers in /metrics. */
+  readonly onFailover?: (from: string, to: string, reason: string) => void;
+}
+
+/** Why one sender did not take the email, and when it might (undefined: our own schedule). */
+interface Failure {
+  readonly key: string;
+  readonly reason: string;
+  readonly waitMs: number | undefined;
+}
+
+/**
+ * Tries its senders in order and moves on only when one answers `transient`: `sent` is done, and
+ * `permanent` is the message's fault (a refused recipient, a too-large body) that another
+ * provider would refuse too, or a config error that must not be papered over. A circuit breaker
+ * per sender spares a dead provider a timeout on every email. Every move to the next sender is
+ * logged and reported, so running on the fallback is never silent.
+ */
+export class FailoverEmailSender implements EmailSender {
+  readonly name: string;
+  private readonly entries: { key: string; sender: EmailSender; breaker: CircuitBreaker }[];
+
+  constructor(private readonly options: FailoverOptions) {
+    if (options.senders.length === 0) throw new Error('FailoverEmailSender needs a sender');
+    const clock = options.clock ?? { monotonicMs: () => performance.now() };
+    const breaker = { ...DEFAULT_BREAKER, ...options.breaker };
+    const seen = new Map<string, number>();
+    this.entries = options.senders.map((sender) => {
+      const n = (seen.get(sender.name) ?? 0) + 1;
+      seen.set(sender.name, n);
+      // Two senders of one kind (two SMTP relays) still get one line each in states().
+      const key = n === 1 ? sender.name : `${sender.name}#${n}`;
+      return { key, sender, breaker: new CircuitBreaker(breaker, () => clock.monotonicMs()) };
+    });
+    this.name = `failover(${this.entries.map((e) => e.key).join(',')})`;
+  }
+
+  send(request: EmailRequest): Task<DeliveryOutcome> {
+    return async () => {
+      const failures: Failure[] = [];
+      for (const [i, entry] of this.entries.entries()) {
+        const next = this.entries[i + 1]?.key;
+        if (!entry.breaker.tryAcquire()) {
+          const reason = `circuit open (${Math.ceil(entry.breaker.remainingMs() / 1000)}s left)`;
+          failures.push({
+            key: entry.key,
+            reason,
+            waitMs: entry.breaker.remainingMs() || undefined,
+          });
+          if (next) this.failedOver(request, entry.key, next, reason);
+          continue;
+        }
+        const outcome = await entry.sender.send(request)();
+        if (outcome._tag !== 'Transient') {
+          const before = entry.breaker.onSuccess();
+          if (before !== 'closed') {
+            this.options.log.info({ sender: entry.key }, `Circuit closed: ${entry.key} is back`);
+          }
+          return outcome;
+        }
+        failures.push({ key: entry.key, reason: outcome.reason, waitMs: outcome.retryAfterMs });
+        if (entry.breaker.onFailure()) {
+          this.options.log.warn(
+            { sender: entry.key, reason: outcome.reason },
+            `Circuit opened: skipping ${entry.key} for the cool-down`,
+          );
+        }
+        if (next) this.failedOver(request, entry.key, next, outcome.reason);
+      }
+      return this.allFailed(failures);
+    };
+  }
+
+  /** Each sender's circuit, for /readyz and /metrics. */
+  states(): Record<string, BreakerState> {
+    return Object.fromEntries(this.entries.map((e) => [e.key, e.breaker.current()]));
+  }
+
+  private failedOver(request: EmailRequest, from: string, to: string, reason: string): void {
+    this.options.log.warn(
+      { emailId: request.id, from, to, reason },
+      `Failing over from ${from} to ${to}: ${reason}`,
+    );
+    this.options.onFailover?.(from, to, reason);
+  }
+
+  /**
+   * Nobody took it. The retry may come as soon as the soonest sender could answer: the smallest
+   * Retry-After, or none (our own schedule) if any sender gave none; a skipped sender is ready
+   * when its cool-down ends.
+   */
+  private allFailed(failures: readonly Failure[]): DeliveryOutcome {
+    const reason = failures.map((f) => `${f.key}: ${f.reason}`).join('; ');
+    const waits = failures.map((f) => f.waitMs);
+    const soonest = waits.every((w): w is number => w !== undefined)
+      ? Math.min(...waits)
+      : undefined;
+    return transient(`all senders failed: ${reason}`, soonest);
+  }
+}

@@ -1,0 +1,101 @@
+import type Router from '@koa/router';
+import * as E from 'fp-ts/lib/Either.js';
+import type { Context, Next } from 'koa';
+import { koaBody } from 'koa-body';
+import type { Logger } from '../../application/ports/system.js';
+import type { EmailRequester } from './app.js';
+import { requestEmailProblem, sendProblem } from './errors.js';
+
+export interface ApiRoutesOptions {
+  readonly requestEmail: EmailRequester;
+  readonly bodyLimitBytes: number;
+  readonly log: Logger;
+}
+
+/** Visible ASCII only: the key is stored and compared as is, and may end up in logs. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+
+interface ApiState {
+  idempotencyKey?: string;
+}
+
+export interface AcceptedBody {
+  readonly id: string;
+  readonly status: 'queued';
+}
+
+/** Only application/json (any charset parameter) is read; refusing early skips reading the body. */
+function requireJson() {
+  return async function requireJsonBody(ctx: Context, next: Next): Promise<void> {
+    if (!ctx.is('application/json')) {
+      sendProblem(ctx, {
+        status: 415,
+        code: 'unsupported_media_type',
+        title: 'Unsupported content type',
+        message: 'Send the request as application/json.',
+      });
+      return;
+    }
+    await next();
+  };
+}
+
+function readIdempotencyKey() {
+  return async function checkIdempotencyKey(ctx: Context, next: Next): Promise<void> {
+    const key = ctx.get('Idempotency-Key');
+    // Koa answers '' for an absent header; a present but empty one is as invalid as a long one.
+    if (ctx.request.headers['idempotency-key'] === undefined) return next();
+    if (!IDEMPOTENCY_KEY.test(key)) {
+      sendProblem(ctx, {
+        status: 400,
+        code: 'invalid_request',
+        title: 'Invalid Idempotency-Key',
+        message: 'The Idempotency-Key header must be 1 to 200 visible ASCII characters.',
+        fields: { 'Idempotency-Key': 'must be 1 to 200 visible ASCII characters' },
+      });
+      return;
+    }
+    const state: ApiState = ctx.state;
+    state.idempotencyKey = key;
+    await next();
+  };
+}
+
+export function mountApiRoutes(router: Router, options: ApiRoutesOptions): void {
+  const { requestEmail, bodyLimitBytes, log } = options;
+
+  router.post(
+    '/emails',
+    requireJson(),
+    readIdempotencyKey(),
+    // Not strict: a JSON string or number is valid JSON, and deserves "must be an object" (400
+    // invalid_request with a field) rather than "malformed".
+    koaBody({
+      json: true,
+      jsonStrict: false,
+      urlencoded: false,
+      text: false,
+      multipart: false,
+      jsonLimit: bodyLimitBytes,
+    }),
+    async function acceptEmail(ctx: Context): Promise<void> {
+      const { idempotencyKey }: ApiState = ctx.state;
+      // Namespaced so that an API key can never collide with a form's one-time nonce.
+      const key = idempotencyKey === undefined ? undefined : `api:${idempotencyKey}`;
+      const result = await requestEmail.execute(ctx.request.body, key)();
+      if (E.isLeft(result)) {
+        const problem = requestEmailProblem(result.left);
+        if (problem.status >= 500) log.warn({ error: result.left }, 'Email request not queued');
+        sendProblem(ctx, problem);
+        return;
+      }
+      const { id, repeated } = result.right;
+      const body: AcceptedBody = { id, status: 'queued' };
+      ctx.status = 202;
+      ctx.set('Location', `/emails/${id}`);
+      ctx.set('Cache-Control', 'no-store');
+      if (repeated) ctx.set('Idempotent-Replayed', 'true');
+      ctx.body = body;
+    },
+  );
+}

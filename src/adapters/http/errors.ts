@@ -1,0 +1,214 @@
+import type { Context, Next } from 'koa';
+import type { Logger } from '../../application/ports/system.js';
+import type { RequestEmailError } from '../../application/request-email.js';
+import type { FieldErrors } from '../../domain/email-request.js';
+import { problemPage } from './pages.js';
+import { applySecurityHeaders } from './security.js';
+
+/** Seconds a client should wait before trying again when the broker did not confirm. */
+export const RETRY_AFTER_SECONDS = 5;
+
+export interface Problem {
+  readonly status: number;
+  /** Stable, machine-readable: clients branch on it, people read `message`. */
+  readonly code: string;
+  readonly title: string;
+  readonly message: string;
+  readonly fields?: FieldErrors;
+  readonly retryAfterSeconds?: number;
+}
+
+export interface ApiErrorBody {
+  readonly error: {
+    readonly code: string;
+    readonly message: string;
+    readonly fields?: FieldErrors;
+  };
+}
+
+/** The JSON API answers in JSON whatever it is sent; elsewhere the Accept header decides. */
+export function wantsJson(ctx: Context): boolean {
+  if (/^\/emails\/?$/.test(ctx.path)) return true;
+  return ctx.accepts('html', 'json') === 'json';
+}
+
+export function sendProblem(ctx: Context, problem: Problem): void {
+  ctx.status = problem.status;
+  if (problem.retryAfterSeconds !== undefined) {
+    ctx.set('Retry-After', String(problem.retryAfterSeconds));
+  }
+  ctx.set('Cache-Control', 'no-store');
+  ctx.vary('Accept');
+  if (wantsJson(ctx)) {
+    const body: ApiErrorBody = {
+      error: {
+        code: problem.code,
+        message: problem.message,
+        ...(problem.fields ? { fields: problem.fields } : {}),
+      },
+    };
+    ctx.body = body;
+  } else {
+    ctx.type = 'html';
+    ctx.body = problemPage({ title: problem.title, message: problem.message });
+  }
+}
+
+/** What each failure of the RequestEmail use case means to a client of the API. */
+export function requestEmailProblem(error: RequestEmailError): Problem {
+  switch (error._tag) {
+    case 'InvalidEmailRequest':
+      return {
+        status: 400,
+        code: 'invalid_request',
+        title: 'The email request is not valid',
+        message: 'Some fields are missing or not valid; see fields.',
+        fields: error.fields,
+      };
+    case 'QueueUnavailable':
+      return {
+        status: 503,
+        code: 'queue_unavailable',
+        title: 'The email could not be queued',
+        message: `The queue did not confirm the email (${error.reason}); nothing was sent. Try again in a few seconds.`,
+        retryAfterSeconds: RETRY_AFTER_SECONDS,
+      };
+    case 'StoreUnavailable':
+      return {
+        status: 503,
+        code: 'store_unavailable',
+        title: 'The email could not be queued',
+        message: 'The request could not be recorded; nothing was sent. Try again in a few seconds.',
+        retryAfterSeconds: RETRY_AFTER_SECONDS,
+      };
+    case 'IdempotencyConflict':
+      return {
+        status: 409,
+        code: 'idempotency_conflict',
+        title: 'This request was already made',
+        message:
+          error.reason === 'different-payload'
+            ? 'This Idempotency-Key was already used for a different request.'
+            : 'A request with this Idempotency-Key is still being handled; try again in a moment.',
+      };
+  }
+}
+
+interface HttpErrorLike {
+  readonly status?: unknown;
+  readonly expose?: unknown;
+  readonly type?: unknown;
+  readonly message?: unknown;
+}
+
+const asHttpError = (err: unknown): HttpErrorLike =>
+  typeof err === 'object' && err !== null ? (err as HttpErrorLike) : {};
+
+/** Maps what libraries throw at bad input to a problem; anything else is a bug: 500. */
+function classify(err: unknown, bodyLimitBytes: number): Problem {
+  const e = asHttpError(err);
+  const status = typeof e.status === 'number' ? e.status : 500;
+  // koa-body raises a bare SyntaxError, status 400 and not exposed, for a body that is not JSON.
+  if (err instanceof SyntaxError && status === 400) {
+    return {
+      status: 400,
+      code: 'malformed_json',
+      title: 'The request is not valid JSON',
+      message: 'The request body is not valid JSON.',
+    };
+  }
+  if (status === 413) {
+    return {
+      status: 413,
+      code: 'too_large',
+      title: 'The request is too large',
+      message: `The request body is larger than the limit of ${bodyLimitBytes} bytes.`,
+    };
+  }
+  if (status === 415) {
+    return {
+      status: 415,
+      code: 'unsupported_media_type',
+      title: 'Unsupported content type',
+      message:
+        e.expose === true && typeof e.message === 'string' ? e.message : 'Unsupported content.',
+    };
+  }
+  if (status >= 400 && status < 500) {
+    return {
+      status,
+      code: 'bad_request',
+      title: 'The request could not be understood',
+      message: e.expose === true && typeof e.message === 'string' ? e.message : 'Bad request.',
+    };
+  }
+  return {
+    status: 500,
+    code: 'internal_error',
+    title: 'Something went wrong',
+    message: 'Something went wrong on our side; it has been logged. Please try again later.',
+  };
+}
+
+export interface ErrorHandlerOptions {
+  readonly log: Logger;
+  readonly bodyLimitBytes: number;
+}
+
+/**
+ * The one place thrown errors become answers. Expected failures never get here (they are values
+ * handled by each route); what does is bad input caught by a library, or a bug, which is logged
+ * with its stack and answered without a word about our internals.
+ */
+export function errorHandler({ log, bodyLimitBytes }: ErrorHandlerOptions) {
+  return async function handleErrors(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next();
+    } catch (err) {
+      const problem = classify(err, bodyLimitBytes);
+      if (problem.status >= 500) {
+        log.error(
+          { err, method: ctx.method, path: ctx.path },
+          'Unexpected error in an HTTP request',
+        );
+      }
+      if (ctx.headerSent || !ctx.writable) return;
+      // Headers a route set before it failed (a content type, a stream's) must not leak into this answer.
+      for (const name of ctx.res.getHeaderNames()) ctx.res.removeHeader(name);
+      applySecurityHeaders(ctx);
+      sendProblem(ctx, problem);
+    }
+  };
+}
+
+const FALLBACKS: Readonly<Record<number, Problem>> = {
+  404: {
+    status: 404,
+    code: 'not_found',
+    title: 'Page not found',
+    message: 'There is nothing at this address.',
+  },
+  405: {
+    status: 405,
+    code: 'method_not_allowed',
+    title: 'Method not allowed',
+    message: 'This address does not accept this method; the Allow header lists those it does.',
+  },
+  501: {
+    status: 501,
+    code: 'not_implemented',
+    title: 'Method not implemented',
+    message: 'This server does not implement this method.',
+  },
+};
+
+/** Gives the router's bare 404, 405 and 501 answers a body in the format the client reads. */
+export function emptyStatusPages() {
+  return async function fillEmptyStatus(ctx: Context, next: Next): Promise<void> {
+    await next();
+    const fallback = FALLBACKS[ctx.status];
+    if (fallback !== undefined && (ctx.body === undefined || ctx.body === null)) {
+      sendProblem(ctx, fallback);
+    }
+  };
+}

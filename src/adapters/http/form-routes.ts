@@ -1,0 +1,176 @@
+import { randomBytes } from 'node:crypto';
+import type Router from '@koa/router';
+import * as E from 'fp-ts/lib/Either.js';
+import type { Context, Next } from 'koa';
+import { koaBody } from 'koa-body';
+import type { Logger } from '../../application/ports/system.js';
+import type { RequestEmailError } from '../../application/request-email.js';
+import type { EmailRequester } from './app.js';
+import type { Csrf } from './csrf.js';
+import { csrfRejectionMessages } from './csrf.js';
+import { RETRY_AFTER_SECONDS, requestEmailProblem, sendProblem } from './errors.js';
+import type { FormValues, FormView } from './pages.js';
+import { formPage, problemPage } from './pages.js';
+
+export interface FormRoutesOptions {
+  readonly requestEmail: EmailRequester;
+  readonly csrf: Csrf;
+  readonly bodyLimitBytes: number;
+  readonly log: Logger;
+}
+
+const FORM_NONCE = /^[A-Za-z0-9_-]{22,64}$/;
+const newNonce = (): string => randomBytes(16).toString('base64url');
+
+type FormBody = Readonly<Record<string, unknown>>;
+
+const formBody = (ctx: Context): FormBody => {
+  const body: unknown = ctx.request.body;
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? { ...body } : {};
+};
+
+// What goes back into the inputs: a repeated field shows all its values, anything else nothing.
+const shown = (value: unknown): string | undefined =>
+  typeof value === 'string'
+    ? value
+    : Array.isArray(value)
+      ? value.filter((v) => typeof v === 'string').join(', ')
+      : undefined;
+
+const keptValues = (body: FormBody): FormValues => ({
+  ...(shown(body.to) !== undefined ? { to: shown(body.to) } : {}),
+  ...(shown(body.subject) !== undefined ? { subject: shown(body.subject) } : {}),
+  ...(shown(body.text) !== undefined ? { text: shown(body.text) } : {}),
+});
+
+function renderForm(ctx: Context, status: number, view: FormView): void {
+  ctx.status = status;
+  ctx.type = 'html';
+  // The page holds a CSRF token and a one-time key: neither may be served from a cache.
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = formPage(view);
+}
+
+/** Forms come url-encoded; multipart would mean parsing files we never want. */
+function requireUrlEncoded() {
+  return async function requireUrlEncodedBody(ctx: Context, next: Next): Promise<void> {
+    if (!ctx.is('application/x-www-form-urlencoded')) {
+      sendProblem(ctx, {
+        status: 415,
+        code: 'unsupported_media_type',
+        title: 'Unsupported form encoding',
+        message: 'The form must be sent as application/x-www-form-urlencoded.',
+      });
+      return;
+    }
+    await next();
+  };
+}
+
+/** What the form says when the use case refuses: the person keeps what they typed. */
+function formFailure(
+  error: RequestEmailError,
+  values: FormValues,
+  nonce: string,
+): { status: number; view: Omit<FormView, 'csrfToken'>; retryAfter?: number } {
+  switch (error._tag) {
+    case 'InvalidEmailRequest':
+      // Nothing was claimed under this nonce yet, so the corrected form may reuse it.
+      return { status: 400, view: { nonce, values, errors: error.fields } };
+    case 'QueueUnavailable':
+    case 'StoreUnavailable':
+      return {
+        status: 503,
+        retryAfter: RETRY_AFTER_SECONDS,
+        view: {
+          nonce,
+          values,
+          banner: `${requestEmailProblem(error).title}: nothing was sent. Please try again in a few seconds.`,
+        },
+      };
+    case 'IdempotencyConflict':
+      return error.reason === 'in-progress'
+        ? {
+            status: 409,
+            view: {
+              nonce,
+              values,
+              banner:
+                'This form is still being sent. Wait a moment and press Send again: it will not be sent twice.',
+            },
+          }
+        : {
+            status: 409,
+            // A fresh nonce: sending these other values again is a new email, on purpose.
+            view: {
+              nonce: newNonce(),
+              values,
+              banner:
+                'This form was already sent with other values. Press Send again to send these values as a new email.',
+            },
+          };
+  }
+}
+
+export function mountFormRoutes(router: Router, options: FormRoutesOptions): void {
+  const { requestEmail, csrf, bodyLimitBytes, log } = options;
+
+  router.get('/', async function showForm(ctx: Context): Promise<void> {
+    const sessionId = csrf.ensureSession(ctx);
+    renderForm(ctx, 200, { csrfToken: csrf.issue(sessionId), nonce: newNonce() });
+  });
+
+  router.post(
+    '/',
+    requireUrlEncoded(),
+    koaBody({
+      urlencoded: true,
+      json: false,
+      text: false,
+      multipart: false,
+      formLimit: bodyLimitBytes,
+    }),
+    async function submitForm(ctx: Context): Promise<void> {
+      const body = formBody(ctx);
+      const sessionId = csrf.session(ctx);
+      const verdict = csrf.verify(sessionId, body._csrf);
+      if (E.isLeft(verdict)) {
+        log.warn({ reason: verdict.left }, 'Form refused: CSRF check failed');
+        ctx.status = 403;
+        ctx.type = 'html';
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = problemPage({
+          title: 'The form could not be accepted',
+          message: `${csrfRejectionMessages[verdict.left]} Nothing was sent. Open the form again and resend it.`,
+          link: { href: '/', label: 'Open the form again' },
+        });
+        return;
+      }
+      const values = keptValues(body);
+      const csrfToken = csrf.issue(sessionId ?? csrf.ensureSession(ctx));
+      const nonce = body._nonce;
+      if (typeof nonce !== 'string' || !FORM_NONCE.test(nonce)) {
+        renderForm(ctx, 400, {
+          csrfToken,
+          nonce: newNonce(),
+          values,
+          banner:
+            'The form was incomplete, so nothing was sent. Please check it and press Send again.',
+        });
+        return;
+      }
+      // Only the email's own fields reach the core: the token and nonce are the adapter's business.
+      const input = { to: body.to, subject: body.subject, text: body.text };
+      const result = await requestEmail.execute(input, `form:${nonce}`)();
+      if (E.isRight(result)) {
+        ctx.status = 303;
+        ctx.redirect(`/emails/${result.right.id}`);
+        return;
+      }
+      const failure = formFailure(result.left, values, nonce);
+      if (failure.status === 503) log.warn({ error: result.left }, 'Form submit not queued');
+      if (failure.retryAfter !== undefined) ctx.set('Retry-After', String(failure.retryAfter));
+      renderForm(ctx, failure.status, { ...failure.view, csrfToken });
+    },
+  );
+}

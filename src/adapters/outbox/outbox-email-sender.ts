@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Task } from 'fp-ts/lib/Task.js';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import type { EmailSender } from '../../application/ports/email-sender.js';
+import type { Logger } from '../../application/ports/system.js';
+import type { DeliveryOutcome } from '../../domain/delivery.js';
+import { permanent, sent, transient } from '../../domain/delivery.js';
+import type { EmailAddress } from '../../domain/email-address.js';
+import { addressParts, mailbox } from '../../domain/email-address.js';
+import type { EmailRequest } from '../../domain/email-request.js';
+
+export interface OutboxOptions {
+  readonly dir: string;
+  readonly from: EmailAddress;
+  readonly log: Logger;
+}
+
+/** `{name, address}` objects, so nodemailer renders our parse instead of re-parsing a string. */
+const mimeAddress = (a: EmailAddress): { name: string; address: string } => ({
+  name: addressParts(a).displayName ?? '',
+  address: mailbox(a),
+});
+
+/**
+ * Builds the RFC 5322 message every sender would put on the wire. The Date is the request's own
+ * time, so a re-send of the same id produces the same headers (only MIME boundaries differ).
+ */
+export function composeMessage(request: EmailRequest, from: EmailAddress): Promise<Buffer> {
+  return new MailComposer({
+    from: mimeAddress(from),
+    to: request.to.map(mimeAddress),
+    subject: request.subject,
+    date: new Date(request.requestedAt),
+    messageId: `<${request.id}@${addressParts(from).domain}>`,
+    headers: { 'X-Email-Id': request.id },
+    ...(request.text !== undefined ? { text: request.text } : {}),
+    ...(request.html !== undefined ? { html: request.html } : {}),
+    // Content never comes from a path or URL: a body is text, not an instruction to read a file.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  })
+    .compile()
+    .build();
+}
+
+/**
+ * Writes each email as `{dir}/{id}.eml`: the default transport, for trying the service without
+ * an account. The write is atomic (temp file, fsync, rename), so a reader never sees half a file
+ * and a second send of the same id replaces the first in one step.
+ *
+ * Every file-system error is `transient`, ENOSPC and EACCES included: none depends on the email
+ * (the same message is written fine once the disk is freed or the permission fixed), and
+ * `permanent` would dead-letter every email during a misconfiguration, while retries give the
+ * operator until MAX_ATTEMPTS to fix it. Only a message that cannot be composed is permanent,
+ * since composing it again gives the same result.
+ */
+export class OutboxEmailSender implements EmailSender {
+  readonly name = 'outbox';
+  private readonly dir: string;
+
+  constructor(private readonly options: OutboxOptions) {
+    this.dir = resolve(options.dir);
+  }
+
+  send(request: EmailRequest): Task<DeliveryOutcome> {
+    return async () => {
+      let message: Buffer;
+      try {
+        message = await composeMessage(request, this.options.from);
+      } catch (error) {
+        return permanent(`could not compose the message: ${describe(error)}`);
+      }
+      const path = join(this.dir, `${request.id}.eml`);
+      try {
+        await this.writeAtomically(path, message);
+      } catch (error) {
+        const reason = `could not write ${path}: ${describe(error)}`;
+        this.options.log.error(
+          { emailId: request.id, dir: this.dir, code: codeOf(error) },
+          `Outbox write failed (${reason}); check OUTBOX_DIR exists and is writable`,
+        );
+        return transient(reason);
+      }
+      return sent(`outbox:${path}`);
+    };
+  }
+
+  private async writeAtomically(path: string, content: Buffer): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    // Same directory as the target, so rename is atomic (never across file systems).
+    const temp = join(this.dir, `.${randomBytes(6).toString('hex')}.eml.tmp`);
+    try {
+      const file = await open(temp, 'w', 0o644);
+      try {
+        await file.writeFile(content);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(temp, path);
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw error;
+    }
+    await this.syncDirectory();
+  }
+
+  /** Makes the rename itself durable; some platforms cannot fsync a directory, which is fine. */
+  private async syncDirectory(): Promise<void> {
+    const handle = await open(this.dir, 'r').catch(() => undefined);
+    if (!handle) return;
+    await handle.sync().catch(() => undefined);
+    await handle.close().catch(() => undefined);
+  }
+}
+
+const codeOf = (error: unknown): string | undefined =>
+  typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+
+const describe = (error: unknown): string => {
+  const code = codeOf(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return code && !message.startsWith(code) ? `${code}: ${message}` : message;
+};

@@ -1,0 +1,162 @@
+import type { ConnectionOptions } from 'node:tls';
+import type { Task } from 'fp-ts/lib/Task.js';
+import type { SMTPSentMessageInfo, Transporter } from 'nodemailer';
+import nodemailer from 'nodemailer';
+import type { EmailSender } from '../../application/ports/email-sender.js';
+import type { Logger } from '../../application/ports/system.js';
+import type { DeliveryOutcome } from '../../domain/delivery.js';
+import { transient } from '../../domain/delivery.js';
+import type { EmailAddress } from '../../domain/email-address.js';
+import { addressParts, mailbox } from '../../domain/email-address.js';
+import type { EmailRequest } from '../../domain/email-request.js';
+import type { SmtpFailure } from './smtp-outcome.js';
+import { outcomeOfError, outcomeOfInfo } from './smtp-outcome.js';
+
+export interface SmtpOptions {
+  /** `smtp://user:pass@host:587` (STARTTLS when offered) or `smtps://…:465` (implicit TLS). */
+  readonly url: string;
+  readonly from: EmailAddress;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+  /** Reuse connections (the default): a handshake and AUTH per email would dominate the send. */
+  readonly pool?: boolean;
+  readonly tls?: ConnectionOptions;
+  /** Never upgrade with STARTTLS; for a local test server with a self-signed certificate. */
+  readonly ignoreTLS?: boolean;
+}
+
+const mimeAddress = (a: EmailAddress): { name: string; address: string } => ({
+  name: addressParts(a).displayName ?? '',
+  address: mailbox(a),
+});
+
+/**
+ * Sends over SMTP with nodemailer 10. The envelope is given explicitly from our own parse, so
+ * nodemailer never derives recipients by re-parsing header text (the injection it does not
+ * guard against, see DESIGN.md). The URL's password never leaves this class: nodemailer gets no
+ * logger, and every reason is scrubbed of it before it is returned.
+ */
+export class SmtpEmailSender implements EmailSender {
+  readonly name = 'smtp';
+  private readonly transporter: Transporter<SMTPSentMessageInfo>;
+  private readonly secrets: readonly string[];
+  private readonly fromDomain: string;
+
+  constructor(private readonly options: SmtpOptions) {
+    const { url, timeoutMs } = options;
+    this.secrets = secretsOf(url);
+    this.fromDomain = addressParts(options.from).domain;
+    const common = {
+      url,
+      connectionTimeout: timeoutMs,
+      greetingTimeout: timeoutMs,
+      socketTimeout: timeoutMs,
+      logger: false,
+      debug: false,
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.ignoreTLS ? { ignoreTLS: true } : {}),
+    };
+    this.transporter =
+      options.pool === false
+        ? nodemailer.createTransport(common)
+        : nodemailer.createTransport({ ...common, pool: true });
+    // An 'error' event nobody listens to would crash the worker; sends report their own errors.
+    this.transporter.on('error', (error: Error) =>
+      options.log.warn(
+        { transport: 'smtp' },
+        this.redact(`SMTP transport error: ${error.message}`),
+      ),
+    );
+  }
+
+  send(request: EmailRequest): Task<DeliveryOutcome> {
+    return async () => {
+      const { from, timeoutMs, log } = this.options;
+      // The socket timeouts only see silence; this bounds the whole send, a queued wait for a
+      // pooled connection and a server that trickles its replies included.
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), timeoutMs);
+      try {
+        const info = await this.transporter.sendMail({
+          from: mimeAddress(from),
+          to: request.to.map(mimeAddress),
+          subject: request.subject,
+          ...(request.text !== undefined ? { text: request.text } : {}),
+          ...(request.html !== undefined ? { html: request.html } : {}),
+          date: new Date(request.requestedAt),
+          messageId: `<${request.id}@${this.fromDomain}>`,
+          headers: { 'X-Email-Id': request.id },
+          envelope: { from: mailbox(from), to: request.to.map(mailbox) },
+          disableFileAccess: true,
+          disableUrlAccess: true,
+          xMailer: false,
+          signal: controller.signal,
+        });
+        const { outcome, rejected } = outcomeOfInfo(info);
+        if (rejected.length > 0 && outcome._tag === 'Sent') {
+          log.warn(
+            { emailId: request.id, rejected, providerId: this.redact(outcome.providerId) },
+            `SMTP server refused ${rejected.length} of ${request.to.length} recipients; the others ` +
+              'have the email, so it is not retried',
+          );
+        }
+        return this.scrub(outcome);
+      } catch (error) {
+        // Aborting does not prove the server has not taken the message: at least once, as always.
+        if (controller.signal.aborted) return transient(`timed out after ${timeoutMs}ms`);
+        const failure = failureOf(error);
+        const outcome = this.scrub(outcomeOfError(failure));
+        if (failure.code === 'EAUTH' && outcome._tag === 'Permanent') {
+          log.error({ emailId: request.id, responseCode: failure.responseCode }, outcome.reason);
+        }
+        return outcome;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+  }
+
+  /** Closes the pooled connections; a send in flight finishes first. */
+  close(): void {
+    this.transporter.close();
+  }
+
+  private redact(text: string): string {
+    return this.secrets.reduce((t, s) => t.split(s).join('[redacted]'), text);
+  }
+
+  private scrub(outcome: DeliveryOutcome): DeliveryOutcome {
+    return outcome._tag === 'Sent'
+      ? { ...outcome, providerId: this.redact(outcome.providerId) }
+      : { ...outcome, reason: this.redact(outcome.reason) };
+  }
+}
+
+/** The password, raw and in the base64 forms AUTH PLAIN and AUTH LOGIN put on the wire. */
+function secretsOf(url: string): string[] {
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  if (!parsed?.password) return [];
+  const user = decodeURIComponent(parsed.username);
+  const pass = decodeURIComponent(parsed.password);
+  const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+  return [parsed.password, pass, b64(pass), b64(`\u0000${user}\u0000${pass}`)].filter(
+    (s) => s.length > 0,
+  );
+}
+
+/** Reads a thrown value field by field: nodemailer's errors, or anything else a bug throws. */
+function failureOf(error: unknown): SmtpFailure {
+  if (typeof error !== 'object' || error === null) return { message: String(error) };
+  const text = (key: string): string | undefined => {
+    const value: unknown = Reflect.get(error, key);
+    return typeof value === 'string' ? value : undefined;
+  };
+  const responseCode: unknown = Reflect.get(error, 'responseCode');
+  return {
+    code: text('code'),
+    response: text('response'),
+    command: text('command'),
+    message: text('message'),
+    ...(typeof responseCode === 'number' ? { responseCode } : {}),
+  };
+}

@@ -1,0 +1,166 @@
+import { expect } from 'chai';
+import { FailoverEmailSender } from '../../../src/adapters/failover/failover-email-sender.js';
+import { SmtpEmailSender } from '../../../src/adapters/smtp/smtp-email-sender.js';
+import type { EmailSender } from '../../../src/application/ports/email-sender.js';
+import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
+import { permanent, sent, transient } from '../../../src/domain/delivery.js';
+import { emailSenderContract } from '../../contracts/email-sender.contract.js';
+import { asReceived, mailgunPair } from './mailgun-receiver.js';
+import { startSmtpReceiver } from './smtp-receiver.js';
+import { emailRequest, FROM, recordingLogger } from './support.js';
+
+emailSenderContract('FailoverEmailSender (Mailgun stand-in down, SMTP up)', async () => {
+  const log = recordingLogger();
+  const { standIn, sender: mailgun } = await mailgunPair(log, 400);
+  standIn.scriptDefault({ status: 503 });
+  const receiver = await startSmtpReceiver();
+  const smtp = new SmtpEmailSender({
+    url: receiver.url(),
+    from: FROM,
+    timeoutMs: 600,
+    log,
+    ignoreTLS: true,
+  });
+  return {
+    sender: new FailoverEmailSender({ senders: [mailgun, smtp], log }),
+    from: FROM,
+    timeoutMs: 400 + 600,
+    failNext: async (kind) => receiver.failNext(kind === 'timeout' ? 'hang' : kind),
+    stopReceiver: async () => {
+      await standIn.close();
+      await receiver.close();
+    },
+    received: async () => [...standIn.messages.map(asReceived), ...(await receiver.received())],
+    close: async () => {
+      mailgun.close();
+      smtp.close();
+      await standIn.close();
+      await receiver.close();
+    },
+  };
+});
+
+/** A sender that answers from a script (the last answer repeats) and counts its calls. */
+function scripted(name: string, ...answers: DeliveryOutcome[]): EmailSender & { calls: number } {
+  const fake = {
+    name,
+    calls: 0,
+    send: () => async () =>
+      answers[Math.min(fake.calls++, answers.length - 1)] ?? sent(`${name}-id`),
+  };
+  return fake;
+}
+
+describe('FailoverEmailSender', () => {
+  let now = 0;
+  const clock = { monotonicMs: () => now };
+  let log: ReturnType<typeof recordingLogger>;
+  let failovers: [string, string, string][];
+  beforeEach(() => {
+    now = 0;
+    log = recordingLogger();
+    failovers = [];
+  });
+  const failover = (...senders: EmailSender[]) =>
+    new FailoverEmailSender({
+      senders,
+      log,
+      clock,
+      breaker: { failureThreshold: 3, coolDownMs: 10_000 },
+      onFailover: (from, to, reason) => failovers.push([from, to, reason]),
+    });
+  const send = (s: EmailSender) => s.send(emailRequest())();
+
+  it('is named after its senders and uses the first while it works', async () => {
+    const a = scripted('mailgun', sent('a-id'));
+    const b = scripted('smtp', sent('b-id'));
+    const f = failover(a, b);
+    expect(f.name).to.equal('failover(mailgun,smtp)');
+    expect(await send(f)).to.deep.equal(sent('a-id'));
+    expect([a.calls, b.calls, failovers.length]).to.deep.equal([1, 0, 0]);
+  });
+
+  it('moves to the next sender on transient, logging a warning and calling onFailover', async () => {
+    const f = failover(scripted('a', transient('503 from a')), scripted('b', sent('b-id')));
+    expect(await send(f)).to.deep.equal(sent('b-id'));
+    expect(failovers).to.deep.equal([['a', 'b', '503 from a']]);
+    expect(log.lines.filter((l) => l.level === 'warn').map((l) => l.message)).to.deep.equal([
+      'Failing over from a to b: 503 from a',
+    ]);
+  });
+
+  it('never fails over on permanent', async () => {
+    const b = scripted('b', sent('b-id'));
+    const f = failover(scripted('a', permanent('400 bad address')), b);
+    expect(await send(f)).to.deep.equal(permanent('400 bad address'));
+    expect([b.calls, failovers.length]).to.deep.equal([0, 0]);
+  });
+
+  it('opens the circuit after N consecutive transients and skips the sender while open', async () => {
+    const a = scripted('a', transient('down'));
+    const f = failover(a, scripted('b', sent('b-id')));
+    for (let i = 0; i < 3; i++) await send(f);
+    expect(f.states()).to.deep.equal({ a: 'open', b: 'closed' });
+    expect(await send(f)).to.deep.equal(sent('b-id'));
+    expect(a.calls).to.equal(3);
+    expect(failovers.at(-1)?.[2]).to.match(/circuit open/);
+    expect(log.lines.some((l) => l.message.startsWith('Circuit opened: skipping a'))).to.equal(
+      true,
+    );
+  });
+
+  it('lets one probe through after the cool-down; its success closes the circuit', async () => {
+    const a = scripted('a', transient('down'), transient('down'), transient('down'), sent('a-id'));
+    const f = failover(a, scripted('b', sent('b-id')));
+    for (let i = 0; i < 3; i++) await send(f);
+    now += 10_000;
+    expect(f.states().a).to.equal('half-open');
+    expect(await send(f)).to.deep.equal(sent('a-id'));
+    expect([a.calls, f.states().a]).to.deep.equal([4, 'closed']);
+  });
+
+  it('re-opens the circuit when the probe fails, and allows only one probe at a time', async () => {
+    let release: (o: DeliveryOutcome) => void = () => undefined;
+    const a = scripted('a', transient('down'));
+    const slowA: EmailSender = {
+      name: 'a',
+      send: (r) => {
+        if (a.calls < 3) return a.send(r);
+        a.calls += 1;
+        return () => new Promise((done) => (release = done));
+      },
+    };
+    const b = scripted('b', sent('b-id'));
+    const f = failover(slowA, b);
+    for (let i = 0; i < 3; i++) await send(f);
+    now += 10_000;
+    const probe = send(f);
+    expect(await send(f)).to.deep.equal(sent('b-id')); // the probe is in flight: skip a
+    release(transient('still down'));
+    expect(await probe).to.deep.equal(sent('b-id'));
+    expect([a.calls, f.states().a]).to.deep.equal([4, 'open']);
+  });
+
+  it('answers transient when all fail, with the smallest Retry-After or none', async () => {
+    const both = failover(scripted('a', transient('x', 5000)), scripted('b', transient('y', 2000)));
+    const outcome = await send(both);
+    expect(outcome).to.deep.equal(transient('all senders failed: a: x; b: y', 2000));
+    const oneWithout = failover(scripted('a', transient('x', 5000)), scripted('b', transient('y')));
+    expect(await send(oneWithout)).to.deep.equal(transient('all senders failed: a: x; b: y'));
+  });
+
+  it('answers transient when every circuit is open, retrying when the first cools down', async () => {
+    const f = failover(scripted('a', transient('x')), scripted('b', transient('y')));
+    for (let i = 0; i < 3; i++) await send(f);
+    now += 4000;
+    const outcome = await send(f);
+    expect(outcome._tag === 'Transient' && outcome.retryAfterMs).to.equal(6000);
+    expect(f.states()).to.deep.equal({ a: 'open', b: 'open' });
+  });
+
+  it('keeps one breaker per sender even when two share a name', async () => {
+    const f = failover(scripted('smtp', sent('1')), scripted('smtp', sent('2')));
+    expect(f.name).to.equal('failover(smtp,smtp#2)');
+    expect(f.states()).to.deep.equal({ smtp: 'closed', 'smtp#2': 'closed' });
+  });
+});

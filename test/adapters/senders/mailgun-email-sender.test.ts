@@ -1,0 +1,181 @@
+import { expect } from 'chai';
+import { outcomeOf, parseRetryAfter } from '../../../src/adapters/mailgun/mailgun-response.js';
+import { MailgunEmailSender } from '../../../src/adapters/mailgun/mailgun-email-sender.js';
+import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
+import type { MailgunStandIn } from '../../../src/stand-ins/mailgun-stand-in.js';
+import { emailSenderContract } from '../../contracts/email-sender.contract.js';
+import { asReceived, MAILGUN_KEY, mailgunFault, mailgunPair } from './mailgun-receiver.js';
+import { emailRequest, FROM, recordingLogger } from './support.js';
+
+emailSenderContract('MailgunEmailSender (against the Mailgun stand-in)', async () => {
+  const { standIn, sender } = await mailgunPair(recordingLogger(), 500);
+  return {
+    sender,
+    from: FROM,
+    timeoutMs: 500,
+    failNext: async (kind) => standIn.script(mailgunFault(kind)),
+    stopReceiver: () => standIn.close(),
+    received: async () => standIn.messages.map(asReceived),
+    close: async () => {
+      sender.close();
+      await standIn.close();
+    },
+  };
+});
+
+describe('MailgunEmailSender', () => {
+  let standIn: MailgunStandIn;
+  let sender: MailgunEmailSender;
+  let log: ReturnType<typeof recordingLogger>;
+  beforeEach(async () => {
+    log = recordingLogger();
+    ({ standIn, sender } = await mailgunPair(log, 400));
+  });
+  afterEach(async () => {
+    sender.close();
+    await standIn.close();
+  });
+
+  it("posts Mailgun's form: repeated to, our id as v:email-id, h:Message-Id and h:X-Email-Id", async () => {
+    const request = emailRequest({ to: ['a@example.org', 'B <b@example.org>'], html: '<p>x</p>' });
+    const outcome = await sender.send(request)();
+    const [m] = standIn.messages;
+    expect(outcome).to.deep.equal({ _tag: 'Sent', providerId: m?.id });
+    expect(m?.id).to.match(/^<.+@mg\.example\.org>$/);
+    expect(m?.fields.filter(([k]) => k === 'to')).to.deep.equal([
+      ['to', 'a@example.org'],
+      ['to', 'B <b@example.org>'],
+    ]);
+    expect(m?.variables).to.deep.equal({ 'email-id': request.id });
+    expect(m?.headers).to.deep.equal({
+      'Message-Id': `<${request.id}@sender.example.org>`,
+      'X-Email-Id': request.id,
+    });
+    expect(m?.encoding).to.equal('urlencoded');
+    expect(log.lines).to.deep.include({
+      level: 'info',
+      fields: { emailId: request.id, status: 200, outcome: 'Sent', providerId: m?.id },
+      message: 'API Response Status: 200.',
+    });
+  });
+
+  const table: [string, object, DeliveryOutcome['_tag'], RegExp][] = [
+    [
+      '400',
+      { status: 400, message: "'to' parameter is not a valid address" },
+      'Permanent',
+      /not a valid address/,
+    ],
+    ['401', { status: 401 }, 'Permanent', /MAILGUN_API_KEY/],
+    ['402', { status: 402 }, 'Permanent', /Request failed/],
+    ['403 (sandbox)', { status: 403 }, 'Permanent', /Sandbox subdomains/],
+    ['413', { status: 413 }, 'Permanent', /25MB/],
+    ['404 with JSON', { status: 404, json: true }, 'Transient', /may be temporary/],
+    [
+      '404 without JSON',
+      { status: 404, json: false, message: '404 page not found' },
+      'Permanent',
+      /MAILGUN_API_BASE/,
+    ],
+    ['420', { status: 420 }, 'Transient', /recipient limit/],
+    ['429', { status: 429 }, 'Transient', /Too many requests/],
+    ['500', { status: 500 }, 'Transient', /Internal Server Error/],
+    [
+      '502 (plain text)',
+      { status: 502, message: '<html>Bad Gateway</html>' },
+      'Transient',
+      /Bad Gateway/,
+    ],
+    ['503', { status: 503 }, 'Transient', /503/],
+    ['504', { status: 504 }, 'Transient', /504/],
+    ['a dropped connection', { dropConnection: true }, 'Transient', /network error/],
+    ['a hang', { hang: true }, 'Transient', /timed out after 400ms/],
+  ];
+  for (const [what, fault, tag, reason] of table) {
+    it(`maps ${what} to ${tag.toLowerCase()}`, async () => {
+      standIn.script(fault);
+      const outcome = await sender.send(emailRequest())();
+      expect(outcome._tag).to.equal(tag);
+      expect(outcome._tag === 'Sent' ? '' : outcome.reason).to.match(reason);
+      expect(standIn.messages).to.have.length(0);
+    });
+  }
+
+  it('honours Retry-After on 429 as retryAfterMs', async () => {
+    standIn.script({ status: 429, retryAfterSeconds: 3 });
+    const outcome = await sender.send(emailRequest())();
+    expect(outcome).to.include({ _tag: 'Transient', retryAfterMs: 3000 });
+  });
+
+  it('says what to fix on 401 and never shows the key, in logs or in the outcome', async () => {
+    const wrongKey = 'key-0123456789abcdef-THIS-IS-SECRET';
+    const wrong = new MailgunEmailSender({
+      apiBase: standIn.baseUrl,
+      apiKey: wrongKey,
+      from: FROM,
+      timeoutMs: 1000,
+      log,
+    });
+    const outcome = await wrong.send(emailRequest())();
+    wrong.close();
+    expect(outcome._tag).to.equal('Permanent');
+    const errors = log.lines.filter((l) => l.level === 'error').map((l) => l.message);
+    expect(errors).to.deep.equal([
+      'Mailgun rejected the API key (401): check MAILGUN_API_KEY and that MAILGUN_API_BASE is the right region',
+    ]);
+    const everything = log.text() + JSON.stringify(outcome);
+    for (const secret of [
+      wrongKey,
+      Buffer.from(`api:${wrongKey}`).toString('base64'),
+      MAILGUN_KEY,
+    ]) {
+      expect(everything).to.not.include(secret);
+    }
+  });
+
+  it('scrubs the key from a reason even when the answer echoes it back', async () => {
+    standIn.script({ status: 400, message: `Invalid key ${MAILGUN_KEY} given` });
+    const outcome = await sender.send(emailRequest())();
+    expect(JSON.stringify(outcome)).to.not.include(MAILGUN_KEY);
+    expect(outcome._tag === 'Permanent' && outcome.reason).to.include('[redacted]');
+  });
+
+  it('answers transient when nothing listens, and drops credentials put in the base URL', async () => {
+    const base = new URL(standIn.baseUrl);
+    await standIn.close();
+    base.username = 'api';
+    base.password = MAILGUN_KEY;
+    const gone = new MailgunEmailSender({
+      apiBase: base.toString(),
+      apiKey: MAILGUN_KEY,
+      from: FROM,
+      timeoutMs: 1000,
+      log,
+    });
+    const outcome = await gone.send(emailRequest())();
+    gone.close();
+    expect(outcome._tag).to.equal('Transient');
+    expect(outcome._tag === 'Transient' && outcome.reason).to.match(/ECONNREFUSED/);
+    expect(JSON.stringify(outcome) + log.text()).to.not.include(MAILGUN_KEY);
+  });
+});
+
+describe('parseRetryAfter', () => {
+  const now = Date.parse('2026-11-28T10:00:00Z');
+  it('reads delta-seconds', () => expect(parseRetryAfter('3', now)).to.equal(3000));
+  it('reads an HTTP date relative to now', () =>
+    expect(parseRetryAfter('Sat, 28 Nov 2026 10:01:30 GMT', now)).to.equal(90_000));
+  it('treats a date in the past as now', () =>
+    expect(parseRetryAfter('Sat, 28 Nov 2026 09:00:00 GMT', now)).to.equal(0));
+  it("reads a 420's own 'try again after' date when there is no header", () => {
+    const message =
+      'Domain x is not allowed to send: try again after Sat, 28 Nov 2026 11:00:00 UTC';
+    const outcome = outcomeOf({ status: 420, body: JSON.stringify({ message }) }, now);
+    expect(outcome).to.include({ _tag: 'Transient', retryAfterMs: 3_600_000 });
+  });
+  it('ignores what it cannot read', () => {
+    for (const bad of [null, undefined, '', 'soon', '-1', '1.5']) {
+      expect(parseRetryAfter(bad, now), String(bad)).to.equal(undefined);
+    }
+  });
+});

@@ -1,0 +1,101 @@
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { simpleParser } from 'mailparser';
+import { OutboxEmailSender } from '../../../src/adapters/outbox/outbox-email-sender.js';
+import { emailSenderContract } from '../../contracts/email-sender.contract.js';
+import { emailRequest, FROM, parseRaw, recordingLogger } from './support.js';
+
+async function emlFiles(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => []);
+  return names.filter((n) => n.endsWith('.eml') && !n.startsWith('.'));
+}
+
+emailSenderContract('OutboxEmailSender', async () => {
+  const base = await mkdtemp(join(tmpdir(), 'outbox-contract-'));
+  const dir = join(base, 'outbox');
+  const sender = new OutboxEmailSender({ dir, from: FROM, log: recordingLogger() });
+  // A regular file where the directory should be: mkdir fails (ENOTDIR/EEXIST) even for root,
+  // which a chmod would not achieve.
+  const breakDir = async (): Promise<void> => {
+    await rm(dir, { recursive: true, force: true });
+    await writeFile(dir, 'not a directory');
+  };
+  return {
+    sender,
+    from: FROM,
+    cannot: {
+      permanent:
+        'no file-system error is the email’s fault, so the outbox answers transient to all of them',
+      timeout: 'a local write has no timeout; a hung disk is outside what the sender bounds',
+    },
+    failNext: async (kind) => {
+      if (kind === 'transient') await breakDir();
+    },
+    stopReceiver: breakDir,
+    received: async () => {
+      const files = (await stat(dir).catch(() => undefined))?.isDirectory()
+        ? await emlFiles(dir)
+        : [];
+      return Promise.all(files.map(async (f) => parseRaw(await readFile(join(dir, f)))));
+    },
+    close: () => rm(base, { recursive: true, force: true }),
+  };
+});
+
+describe('OutboxEmailSender', () => {
+  let base: string;
+  beforeEach(async () => {
+    base = await mkdtemp(join(tmpdir(), 'outbox-'));
+  });
+  afterEach(() => rm(base, { recursive: true, force: true }));
+
+  it('writes {dir}/{id}.eml, creating the directory, and names the path', async () => {
+    const dir = join(base, 'a', 'b');
+    const request = emailRequest();
+    const outcome = await new OutboxEmailSender({ dir, from: FROM, log: recordingLogger() }).send(
+      request,
+    )();
+    expect(outcome).to.deep.equal({
+      _tag: 'Sent',
+      providerId: `outbox:${join(dir, `${request.id}.eml`)}`,
+    });
+    expect(await readdir(dir)).to.deep.equal([`${request.id}.eml`]);
+  });
+
+  it('overwrites the same file on a second send of the same id, leaving no temp file', async () => {
+    const sender = new OutboxEmailSender({ dir: base, from: FROM, log: recordingLogger() });
+    const request = emailRequest();
+    await sender.send(request)();
+    const outcome = await sender.send(request)();
+    expect(outcome._tag).to.equal('Sent');
+    expect(await readdir(base)).to.deep.equal([`${request.id}.eml`]);
+    const mail = await simpleParser(await readFile(join(base, `${request.id}.eml`)));
+    expect(mail.headers.get('x-email-id')).to.equal(request.id);
+  });
+
+  it('writes text alone as text/plain and text with html as multipart/alternative', async () => {
+    const sender = new OutboxEmailSender({ dir: base, from: FROM, log: recordingLogger() });
+    const plain = emailRequest({ text: 'only text' });
+    const both = emailRequest({ text: 'text', html: '<p>html</p>' });
+    await sender.send(plain)();
+    await sender.send(both)();
+    const head = async (id: string): Promise<string> =>
+      (await readFile(join(base, `${id}.eml`), 'utf8')).split('\r\n\r\n')[0] ?? '';
+    expect(await head(plain.id)).to.match(/^Content-Type: text\/plain/m);
+    expect(await head(both.id)).to.match(/^Content-Type: multipart\/alternative/m);
+    expect(await head(both.id)).to.match(/^Date: /m);
+  });
+
+  it('answers transient and logs what to fix when the directory cannot be written', async () => {
+    const dir = join(base, 'file');
+    await writeFile(dir, 'x');
+    const log = recordingLogger();
+    const outcome = await new OutboxEmailSender({ dir, from: FROM, log }).send(emailRequest())();
+    expect(outcome._tag).to.equal('Transient');
+    expect(outcome._tag === 'Transient' && outcome.reason).to.match(/EEXIST|ENOTDIR/);
+    expect(log.lines.map((l) => l.level)).to.deep.equal(['error']);
+    expect(log.lines[0]?.message).to.include('OUTBOX_DIR');
+  });
+});

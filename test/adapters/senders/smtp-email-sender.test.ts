@@ -1,0 +1,145 @@
+import { expect } from 'chai';
+import { SmtpEmailSender } from '../../../src/adapters/smtp/smtp-email-sender.js';
+import type { SmtpFailure } from '../../../src/adapters/smtp/smtp-outcome.js';
+import { outcomeOfError, outcomeOfInfo } from '../../../src/adapters/smtp/smtp-outcome.js';
+import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
+import { emailSenderContract } from '../../contracts/email-sender.contract.js';
+import type { SmtpReceiver } from './smtp-receiver.js';
+import { startSmtpReceiver } from './smtp-receiver.js';
+import { emailRequest, FROM, recordingLogger } from './support.js';
+
+emailSenderContract('SmtpEmailSender (against an in-process smtp-server)', async () => {
+  const receiver = await startSmtpReceiver();
+  const sender = new SmtpEmailSender({
+    url: receiver.url(),
+    from: FROM,
+    timeoutMs: 800,
+    log: recordingLogger(),
+    ignoreTLS: true,
+  });
+  return {
+    sender,
+    from: FROM,
+    timeoutMs: 800,
+    failNext: async (kind) => receiver.failNext(kind === 'timeout' ? 'hang' : kind),
+    stopReceiver: () => receiver.close(),
+    received: () => receiver.received(),
+    close: async () => {
+      sender.close();
+      await receiver.close();
+    },
+  };
+});
+
+describe('SmtpEmailSender', () => {
+  let receiver: SmtpReceiver;
+  let log: ReturnType<typeof recordingLogger>;
+  const senders: SmtpEmailSender[] = [];
+  const open = (url = receiver.url(), pool?: boolean): SmtpEmailSender => {
+    const s = new SmtpEmailSender({
+      url,
+      from: FROM,
+      timeoutMs: 2000,
+      log,
+      ignoreTLS: true,
+      ...(pool === undefined ? {} : { pool }),
+    });
+    senders.push(s);
+    return s;
+  };
+  beforeEach(async () => {
+    log = recordingLogger();
+    receiver = await startSmtpReceiver({ user: 'mailer', pass: 'pa:ss w0rd/SECRET' });
+  });
+  afterEach(async () => {
+    senders.splice(0).forEach((s) => s.close());
+    await receiver.close();
+  });
+  const withAuth = (pass: string): string => receiver.url({ user: 'mailer', pass });
+
+  it('authenticates with the URL credentials and sends without a pool too', async () => {
+    const outcome = await open(withAuth('pa:ss w0rd/SECRET'), false).send(emailRequest())();
+    expect(outcome._tag).to.equal('Sent');
+    expect(outcome._tag === 'Sent' && outcome.providerId).to.match(
+      /^<test_\w+@sender\.example\.org> \(250 .*Queued as Q1\)$/,
+    );
+  });
+
+  it('reports a partial rejection as sent, naming the refused recipient, and warns', async () => {
+    receiver.refuseRecipient('bad@example.org', 550);
+    const request = emailRequest({ to: ['ok@example.org', 'bad@example.org'] });
+    const outcome = await open(withAuth('pa:ss w0rd/SECRET')).send(request)();
+    expect(outcome._tag).to.equal('Sent');
+    expect(outcome._tag === 'Sent' && outcome.providerId).to.match(
+      /partially delivered; refused bad@example.org: SMTP 550/,
+    );
+    expect((await receiver.received()).map((r) => r.recipients)).to.deep.equal([
+      ['ok@example.org'],
+    ]);
+    const warn = log.lines.find((l) => l.level === 'warn');
+    expect(warn?.message).to.match(/refused 1 of 2 recipients/);
+    expect(warn?.fields).to.deep.include({ rejected: ['bad@example.org'] });
+  });
+
+  it('answers permanent when every recipient is refused for good, transient when for now', async () => {
+    receiver.refuseRecipient('gone@example.org', 550);
+    receiver.refuseRecipient('full@example.org', 452);
+    const sender = open(withAuth('pa:ss w0rd/SECRET'));
+    expect((await sender.send(emailRequest({ to: 'gone@example.org' }))())._tag).to.equal(
+      'Permanent',
+    );
+    expect((await sender.send(emailRequest({ to: 'full@example.org' }))())._tag).to.equal(
+      'Transient',
+    );
+  });
+
+  it('answers a bad password with a permanent EAUTH that never shows the password', async () => {
+    const password = 'wr0ng:P@ss/word SECRET';
+    const outcome = await open(withAuth(password)).send(emailRequest())();
+    expect(outcome._tag).to.equal('Permanent');
+    expect(outcome._tag === 'Permanent' && outcome.reason).to.match(/SMTP_URL/);
+    expect(receiver.authAttempts.map((a) => a.pass)).to.include(password); // it was really tried
+    const everything = JSON.stringify(outcome) + log.text();
+    const b64 = (s: string): string => Buffer.from(s).toString('base64');
+    for (const secret of [
+      password,
+      encodeURIComponent(password),
+      b64(password),
+      b64(`\u0000mailer\u0000${password}`),
+    ]) {
+      expect(everything).to.not.include(secret);
+    }
+    expect(log.lines.filter((l) => l.level === 'error')).to.have.length(1);
+  });
+});
+
+describe('SMTP outcome mapping', () => {
+  const table: [string, SmtpFailure, DeliveryOutcome['_tag']][] = [
+    ['421 service not available', { code: 'EENVELOPE', responseCode: 421 }, 'Transient'],
+    ['451 local error', { code: 'EMESSAGE', responseCode: 451 }, 'Transient'],
+    [
+      '503 bad sequence (nodemailer: not permanent)',
+      { code: 'EPROTOCOL', responseCode: 503 },
+      'Transient',
+    ],
+    ['550 mailbox unavailable', { code: 'EENVELOPE', responseCode: 550 }, 'Permanent'],
+    ['554 transaction failed', { code: 'EMESSAGE', responseCode: 554 }, 'Permanent'],
+    ['EAUTH 535', { code: 'EAUTH', responseCode: 535 }, 'Permanent'],
+    ['EAUTH 454 temporary', { code: 'EAUTH', responseCode: 454 }, 'Transient'],
+    ['ESOCKET (refused)', { code: 'ESOCKET', message: 'connect ECONNREFUSED' }, 'Transient'],
+    ['ECONNECTION', { code: 'ECONNECTION' }, 'Transient'],
+    ['ETIMEDOUT', { code: 'ETIMEDOUT' }, 'Transient'],
+    ['EDNS', { code: 'EDNS' }, 'Transient'],
+    ['ECONFIG', { code: 'ECONFIG' }, 'Permanent'],
+    ['an unknown error', { message: 'surprise' }, 'Transient'],
+  ];
+  for (const [what, failure, tag] of table) {
+    it(`maps ${what} to ${tag.toLowerCase()}`, () =>
+      expect(outcomeOfError(failure)._tag).to.equal(tag));
+  }
+
+  it('maps a 250 with every recipient refused by the rejections', () => {
+    const info = { accepted: [], rejected: ['a@x.org'], rejectedErrors: [{ responseCode: 452 }] };
+    expect(outcomeOfInfo(info).outcome._tag).to.equal('Transient');
+  });
+});

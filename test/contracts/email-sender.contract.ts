@@ -1,0 +1,188 @@
+import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import type { EmailSender } from '../../src/application/ports/email-sender.js';
+import type { DeliveryOutcome } from '../../src/domain/delivery.js';
+import type { EmailAddress } from '../../src/domain/email-address.js';
+import { addressParts, mailbox } from '../../src/domain/email-address.js';
+import { parseEmailDraft } from '../../src/domain/email-request.js';
+import { emailRequest } from '../adapters/senders/support.js';
+
+export interface ReceivedAddress {
+  readonly name: string;
+  readonly address: string;
+}
+
+/** One email as the receiving side sees it (a mail client, an SMTP server, Mailgun's API). */
+export interface ReceivedEmail {
+  readonly from: ReceivedAddress;
+  readonly to: readonly ReceivedAddress[];
+  /** Who it was actually delivered to: the SMTP envelope, Mailgun's `to` fields, the To header. */
+  readonly recipients: readonly string[];
+  readonly subject: string;
+  readonly text?: string;
+  readonly html?: string;
+  readonly messageId?: string;
+  /** Our id, from `X-Email-Id` or Mailgun's `v:email-id`. */
+  readonly emailId?: string;
+  /** Every header (or Mailgun header-making field) name, lowercase. */
+  readonly headerNames: readonly string[];
+}
+
+export type FailureKind = 'transient' | 'permanent' | 'timeout';
+
+export interface SenderFixture {
+  readonly sender: EmailSender;
+  readonly from: EmailAddress;
+  received(): Promise<ReceivedEmail[]>;
+  /** Makes the receiver fail the next send this way. */
+  failNext(kind: FailureKind): Promise<void>;
+  /** Kinds this receiver cannot produce, each with the honest reason why. */
+  readonly cannot?: Partial<Record<FailureKind, string>>;
+  /** The sender's time bound, for the 'timeout' case. */
+  readonly timeoutMs?: number;
+  /** Takes the receiver away entirely (server down, directory gone). */
+  stopReceiver(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SLACK_MS = 2000;
+const lf = (s: string | undefined): string => (s ?? '').replace(/\r\n/g, '\n').trimEnd();
+
+/** One suite, run against every EmailSender adapter (STYLE.md "one contract suite per port"). */
+export function emailSenderContract(name: string, open: () => Promise<SenderFixture>): void {
+  describe(`${name} honours the EmailSender contract`, function () {
+    let fixture: SenderFixture;
+    beforeEach(async () => {
+      fixture = await open();
+    });
+    afterEach(async () => {
+      await fixture.close();
+    });
+    const send = (request = emailRequest()): Promise<DeliveryOutcome> =>
+      fixture.sender.send(request)();
+
+    it('sends, and the receiver can trace the email by its id', async () => {
+      const request = emailRequest();
+      const outcome = await send(request);
+      expect(outcome._tag).to.equal('Sent');
+      const [got, ...more] = await fixture.received();
+      expect(more).to.have.length(0);
+      expect(got?.emailId).to.equal(request.id);
+      expect(got?.messageId).to.equal(`<${request.id}@${addressParts(fixture.from).domain}>`);
+    });
+
+    it('delivers headers and body exactly as the receiver should see them', async () => {
+      const subject =
+        'Grüße, 你好 ✉: a subject long enough that it must be folded into encoded words';
+      const request = emailRequest({
+        to: [
+          'Ada Lovelace <ada@example.org>',
+          '"Turing, Alan" <alan@example.org>',
+          'grace@example.org',
+        ],
+        subject,
+        text: 'Line one\nLíne twö ✓\n\n-- \nThe sender',
+        html: '<p>Hello <b>wörld</b> ✓</p>',
+      });
+      expect((await send(request))._tag).to.equal('Sent');
+      const [got] = await fixture.received();
+      const from = addressParts(fixture.from);
+      expect(got?.from).to.deep.equal({
+        name: from.displayName ?? '',
+        address: mailbox(fixture.from),
+      });
+      expect(got?.to).to.deep.equal([
+        { name: 'Ada Lovelace', address: 'ada@example.org' },
+        { name: 'Turing, Alan', address: 'alan@example.org' },
+        { name: '', address: 'grace@example.org' },
+      ]);
+      expect(got?.recipients).to.deep.equal([
+        'ada@example.org',
+        'alan@example.org',
+        'grace@example.org',
+      ]);
+      expect(got?.subject).to.equal(subject);
+      expect(lf(got?.text)).to.equal('Line one\nLíne twö ✓\n\n-- \nThe sender');
+      expect(lf(got?.html)).to.equal('<p>Hello <b>wörld</b> ✓</p>');
+    });
+
+    it('rejects CR or LF in recipients and subject before any sender sees them', () => {
+      const attempts = [
+        { to: 'ada@example.org\r\nBcc: evil@evil.example', subject: 'Hi', text: 'x' },
+        { to: 'Ada <ada@example.org>\nBcc: evil@evil.example', subject: 'Hi', text: 'x' },
+        { to: 'ada@example.org', subject: 'Hi\r\nBcc: evil@evil.example', text: 'x' },
+      ];
+      for (const input of attempts) {
+        const parsed = parseEmailDraft(input);
+        expect(E.isLeft(parsed), JSON.stringify(input)).to.equal(true);
+      }
+    });
+
+    it('carries header-like text as content, never as a header or a recipient', async () => {
+      const request = emailRequest({
+        to: '"Bcc: evil@evil.example" <ok@example.org>',
+        subject: 'Re: Bcc: evil@evil.example',
+        text: 'Hello\r\nBcc: evil@evil.example\r\nX-Injected: yes\r\n\r\nTo: evil@evil.example',
+        html: '<p>Cc: evil@evil.example</p>',
+      });
+      expect((await send(request))._tag).to.equal('Sent');
+      const all = await fixture.received();
+      expect(all).to.have.length(1);
+      const [got] = all;
+      expect(got?.recipients).to.deep.equal(['ok@example.org']);
+      expect(got?.to).to.deep.equal([
+        { name: 'Bcc: evil@evil.example', address: 'ok@example.org' },
+      ]);
+      expect(got?.headerNames).to.not.include('bcc');
+      expect(got?.headerNames).to.not.include('cc');
+      expect(got?.headerNames).to.not.include('x-injected');
+      expect(got?.subject).to.equal('Re: Bcc: evil@evil.example');
+      expect(lf(got?.text)).to.include('Bcc: evil@evil.example\nX-Injected: yes');
+    });
+
+    const failing = (kind: FailureKind, title: string, check: (o: DeliveryOutcome) => void) => {
+      it(title, async function () {
+        const cannot = fixture.cannot?.[kind];
+        if (cannot) {
+          // Declared by the fixture and shown as pending with its reason: never a silent pass.
+          if (this.test) this.test.title += ` (not applicable: ${cannot})`;
+          this.skip();
+        }
+        await fixture.failNext(kind);
+        const started = Date.now();
+        const outcome = await send();
+        check(outcome);
+        if (kind === 'timeout') {
+          expect(Date.now() - started).to.be.below((fixture.timeoutMs ?? 0) + SLACK_MS);
+        }
+        expect(await fixture.received()).to.have.length(0);
+      });
+    };
+
+    failing('transient', 'answers transient when the receiver fails for now', (o) =>
+      expect(o._tag).to.equal('Transient'),
+    );
+    failing('permanent', 'answers permanent when the receiver refuses the email', (o) =>
+      expect(o._tag).to.equal('Permanent'),
+    );
+    failing('timeout', 'answers transient, within its time bound, when the receiver hangs', (o) => {
+      expect(o._tag).to.equal('Transient');
+      expect(o._tag === 'Transient' ? o.reason : '').to.match(/timed out/);
+    });
+
+    it('never rejects: a receiver that is gone is a transient outcome', async () => {
+      await fixture.stopReceiver();
+      const outcome = await send();
+      expect(outcome._tag).to.equal('Transient');
+    });
+
+    it('sends concurrently without mixing emails up', async () => {
+      const requests = Array.from({ length: 6 }, (_, i) => emailRequest({ subject: `Email ${i}` }));
+      const outcomes = await Promise.all(requests.map((r) => send(r)));
+      expect(outcomes.map((o) => o._tag)).to.deep.equal(requests.map(() => 'Sent'));
+      const got = await fixture.received();
+      const byId = new Map(got.map((g) => [g.emailId, g.subject]));
+      expect(byId).to.deep.equal(new Map(requests.map((r) => [r.id, r.subject])));
+    });
+  });
+}

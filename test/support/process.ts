@@ -1,0 +1,93 @@
+// Runs the `email` CLI as a child process, the way a person or a container would.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../src/main/cli.js', import.meta.url));
+
+export interface LogRecord {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export class EmailProcess {
+  readonly stdout: string[] = [];
+  readonly stderr: string[] = [];
+  readonly records: LogRecord[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private buffer = '';
+
+  constructor(readonly child: ChildProcess) {
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stdout.push(chunk);
+      this.buffer += chunk;
+      let newline;
+      while ((newline = this.buffer.indexOf('\n')) >= 0) {
+        const line = this.buffer.slice(0, newline);
+        this.buffer = this.buffer.slice(newline + 1);
+        try {
+          this.records.push(JSON.parse(line) as LogRecord);
+        } catch {
+          // Not a log line (usage text): kept in stdout.
+        }
+      }
+    });
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+  }
+
+  output(): string {
+    return this.stdout.join('') + this.stderr.join('');
+  }
+
+  /** Waits for a log record that matches, failing with everything printed so far. */
+  async waitForLog(match: (r: LogRecord) => boolean, timeoutMs = 15_000): Promise<LogRecord> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const found = this.records.find(match);
+      if (found) return found;
+      if (this.child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`no matching log line within ${timeoutMs} ms; output:\n${this.output()}`);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+export function runEmail(args: string[], env: Record<string, string | undefined>): EmailProcess {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new EmailProcess(child);
+}
+
+/** Starts a server-type role and returns its URL once it logs that it is listening. */
+export async function startListening(args: string[], env: Record<string, string | undefined>) {
+  const proc = runEmail(args, { PORT: '0', WORKER_PORT: '0', ...env });
+  const line = await proc.waitForLog((r) => typeof r.url === 'string' && r.msg.startsWith('Listening'));
+  return { proc, url: String(line.url) };
+}
+
+/** Polls until `fn` returns a value (not undefined) or the time is up. */
+export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
