@@ -27,11 +27,17 @@ export interface EmailStatus {
   readonly reason?: string;
 }
 
-const isFinal = (s: StatusName): boolean => s === 'delivered' || s === 'failed';
+/**
+ * Delivered is final. Failed is final for anything that happened before it, but a dead letter
+ * can be replayed, and what happens after the failure (a retry, a delivery) is news.
+ */
+const isSettledBefore = (status: EmailStatus, at: string): boolean =>
+  status.status === 'delivered' || (status.status === 'failed' && at <= (status.failedAt ?? ''));
 
 /**
  * Folds one event into a status. Events can arrive late or twice (at-least-once everywhere), so
- * a final state is never undone and an attempt already recorded is not recorded again.
+ * a settled state is not undone by older news and an attempt already recorded is not recorded
+ * again.
  */
 export function evolveStatus(current: EmailStatus | undefined, event: DomainEvent): EmailStatus {
   const base: EmailStatus = current ?? {
@@ -42,21 +48,30 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
     attempts: [],
   };
   const addAttempt = (a: StatusAttempt): readonly StatusAttempt[] =>
-    base.attempts.some((x) => x.attempt === a.attempt && x.outcome === a.outcome)
+    base.attempts.some((x) => x.attempt === a.attempt && x.outcome === a.outcome && x.at === a.at)
       ? base.attempts
-      : [...base.attempts, a].sort((x, y) => x.attempt - y.attempt);
+      : [...base.attempts, a].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : x.attempt - y.attempt));
 
   switch (event.type) {
     case 'EmailRequested':
       return { ...base, requestedAt: event.at };
-    case 'EmailDeliveryRetried':
+    case 'EmailDeliveryRetried': {
+      const attempts = addAttempt({
+        attempt: event.attempt,
+        at: event.at,
+        outcome: 'transient',
+        detail: event.reason,
+      });
+      if (isSettledBefore(base, event.at)) return { ...base, attempts };
+      const { failedAt: _f, ...rest } = base;
       return {
-        ...base,
-        attempts: addAttempt({ attempt: event.attempt, at: event.at, outcome: 'transient', detail: event.reason }),
-        ...(isFinal(base.status)
-          ? {}
-          : { status: 'retrying', nextAttemptAt: event.nextAttemptAt, reason: event.reason }),
+        ...rest,
+        attempts,
+        status: 'retrying',
+        nextAttemptAt: event.nextAttemptAt,
+        reason: event.reason,
       };
+    }
     case 'EmailDelivered': {
       const attempts = addAttempt({
         attempt: event.attempt,
@@ -64,8 +79,8 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         outcome: 'sent',
         detail: event.providerId,
       });
-      if (isFinal(base.status)) return { ...base, attempts };
-      const { nextAttemptAt: _n, reason: _r, ...rest } = base;
+      if (isSettledBefore(base, event.at)) return { ...base, attempts };
+      const { nextAttemptAt: _n, reason: _r, failedAt: _f, ...rest } = base;
       return {
         ...rest,
         attempts,
@@ -82,7 +97,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         outcome: event.outcome,
         detail: event.reason,
       });
-      if (isFinal(base.status)) return { ...base, attempts };
+      if (isSettledBefore(base, event.at)) return { ...base, attempts };
       const { nextAttemptAt: _n, ...rest } = base;
       return { ...rest, attempts, status: 'failed', failedAt: event.at, reason: event.reason };
     }

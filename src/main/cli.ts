@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
 import * as E from 'fp-ts/lib/Either.js';
+import { pino } from 'pino';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { describeProblems, loadConfig } from '../adapters/config/config.js';
 import { createLogger } from '../adapters/logging/logger.js';
 import type { Running } from './dev.js';
+import { DEAD_LETTERS_USAGE, parseDeadLettersArgs, runDeadLetters } from './dead-letters.js';
 import { startDev } from './dev.js';
 import { startServer } from './server.js';
 import { startWorker } from './worker.js';
@@ -37,6 +39,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
+  if (command === 'dead-letters') return deadLetters(argv.slice(1));
   const roles: Record<string, 'dev' | 'server' | 'worker'> = { dev: 'dev', server: 'server', worker: 'worker' };
   const role = roles[command];
   if (role === undefined) {
@@ -53,6 +56,22 @@ async function main(argv: readonly string[]): Promise<number> {
   const running = await start(config.right, log);
   onShutdownSignal(log, () => running.stop());
   return -1; // keep running until a signal
+}
+
+async function deadLetters(args: readonly string[]): Promise<number> {
+  const parsed = parseDeadLettersArgs(args);
+  if (parsed === undefined) {
+    process.stderr.write(`email dead-letters: expected list, replay or purge\n\n${DEAD_LETTERS_USAGE}`);
+    return 2;
+  }
+  const config = loadConfig(process.env, 'dead-letters');
+  if (E.isLeft(config)) {
+    process.stderr.write(`email dead-letters: ${describeProblems(config.left)}\n`);
+    return 2;
+  }
+  // Logs go to stderr so that `list --json` stays clean on stdout; only warnings by default.
+  const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'dead-letters', pino.destination(2));
+  return runDeadLetters(config.right, log, parsed);
 }
 
 main(process.argv.slice(2)).then(

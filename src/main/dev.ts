@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
@@ -11,7 +10,7 @@ import {
   useCasesModule,
 } from './modules.js';
 import type { Listening } from './runtime.js';
-import { deliveryHandler, listen } from './runtime.js';
+import { csrfSecret, deliveryHandler, listen } from './runtime.js';
 import { resolve } from './services.js';
 
 export interface Running {
@@ -33,7 +32,6 @@ export async function startDev(config: Config, log: Logger): Promise<Running> {
   const projection = resolve(container, 'ProjectEmailStatus');
   const metrics = resolve(container, 'Metrics');
   feed((event) => projection.apply(event)());
-  feed(async (event) => metrics.observe(event));
 
   const tasks = resolve(container, 'EmailTaskSource');
   log.info({ transport: resolve(container, 'EmailSender').name }, 'Starting Queue Worker');
@@ -44,8 +42,7 @@ export async function startDev(config: Config, log: Logger): Promise<Running> {
     statuses: resolve(container, 'EmailStatusStore'),
     readiness: resolve(container, 'Readiness'),
     metrics: () => metrics.render(),
-    // A fresh key per process: forms issued before a restart are refused, which is safe.
-    csrfSecret: randomBytes(32),
+    csrfSecret: csrfSecret(config),
     log,
   });
   const http: Listening = await listen(app.callback(), config.port, config.host);

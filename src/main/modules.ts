@@ -11,10 +11,26 @@ import {
   InMemoryEmailStatusStore,
   InMemoryIdempotencyStore,
 } from '../adapters/memory/in-memory-stores.js';
+import type { DeliveryEvents } from '../application/ports/delivery-events.js';
+import type { Metrics } from '../adapters/metrics/metrics.js';
 import { createMetrics } from '../adapters/metrics/metrics.js';
+import { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
+import { RabbitMqDeadLetterBox } from '../adapters/rabbitmq/rabbitmq-dead-letter-box.js';
+import { RabbitMqDeliveryEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
+import { RabbitMqEmailQueue } from '../adapters/rabbitmq/rabbitmq-email-queue.js';
+import { RabbitMqEmailTaskSource } from '../adapters/rabbitmq/rabbitmq-email-task-source.js';
+import { RabbitMqPublisher } from '../adapters/rabbitmq/rabbitmq-publisher.js';
 import { randomIds, systemClock } from '../adapters/system/system.js';
 import { createSender } from './senders.js';
 import { constant, provide } from './services.js';
+
+/** Each process counts the events it publishes itself, so no outcome is counted twice. */
+const counted = (inner: DeliveryEvents, metrics: Metrics): DeliveryEvents => ({
+  publish: (event) => {
+    metrics.observe(event);
+    return inner.publish(event);
+  },
+});
 
 /** Configuration, logging, time and ids: the same in every role. */
 export const coreModule = (config: Config, log: Logger, role: string) =>
@@ -61,15 +77,48 @@ export const inMemoryMessagingModule = (config: Config, log: Logger) =>
     constant(bind, 'EmailQueue', queue);
     constant(bind, 'EmailTaskSource', queue);
     constant(bind, 'DeadLetterBox', queue);
-    constant(bind, 'DeliveryEvents', bus);
+    provide(bind, 'DeliveryEvents', ['Metrics'], (metrics) => counted(bus, metrics));
     constant(bind, 'EventFeed', (handler) => bus.subscribe(handler));
     constant(bind, 'Readiness', () => true);
   });
 
+/**
+ * `email server`, `email worker` and `email dead-letters`: one long-lived connection per process,
+ * one confirm channel for every publish, the topology declared on every (re)connect.
+ */
+export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
+  new ContainerModule(({ bind }) => {
+    if (!config.amqpUrl) throw new Error('AMQP_URL is required for RabbitMQ (checked by loadConfig)');
+    const prefix = config.queuePrefix;
+    const connection = new RabbitMqConnection({
+      url: config.amqpUrl.reveal(),
+      topology: { prefix, retryDelaysMs: config.retry.delaysMs },
+      logger: log,
+      name: `email ${role} (pid ${process.pid})`,
+    });
+    const publisher = new RabbitMqPublisher({ connection, logger: log });
+    constant(bind, 'RabbitMqConnection', connection);
+    constant(bind, 'EmailQueue', new RabbitMqEmailQueue({ publisher, prefix }));
+    constant(bind, 'DeadLetterBox', new RabbitMqDeadLetterBox({ publisher, prefix }));
+    const events = new RabbitMqDeliveryEvents({ publisher, prefix, logger: log });
+    provide(bind, 'DeliveryEvents', ['Metrics'], (metrics) => counted(events, metrics));
+    constant(bind, 'Readiness', () => connection.isReady());
+    provide(bind, 'EmailTaskSource', [], () =>
+      new RabbitMqEmailTaskSource({
+        connection,
+        publisher,
+        prefix,
+        concurrency: config.workerConcurrency,
+        retryDelaysMs: config.retry.delaysMs,
+        logger: log,
+      }),
+    );
+  });
+
 /** The sender chosen by MAIL_TRANSPORT: the one line of configuration the core never sees. */
 export const senderModule = new ContainerModule(({ bind }) => {
-  provide(bind, 'SenderHandle', ['Config', 'Logger', 'Clock'], (config, log, clock) =>
-    createSender(config, log, clock),
+  provide(bind, 'SenderHandle', ['Config', 'Logger', 'Clock', 'Metrics'], (config, log, clock, metrics) =>
+    createSender(config, log, clock, metrics),
   );
   provide(bind, 'EmailSender', ['SenderHandle'], (handle) => handle.sender);
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -5,6 +6,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import type { DeliverEmail } from '../application/deliver-email.js';
 import type { TaskHandler } from '../application/ports/email-queue.js';
 import type { Logger } from '../application/ports/system.js';
+import type { Config } from '../adapters/config/config.js';
 
 /** Runs a task through DeliverEmail; no decision means the queue must offer the task again. */
 export const deliveryHandler =
@@ -82,4 +84,12 @@ export function onShutdownSignal(log: Logger, stop: (signal: string) => Promise<
   };
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);
+}
+
+/**
+ * CSRF_SECRET when set, shared by every instance so a form from one server posts to another;
+ * otherwise a fresh key per process, which only means forms issued before a restart are refused.
+ */
+export function csrfSecret(config: Config): Buffer {
+  return config.csrfSecret ? Buffer.from(config.csrfSecret.reveal(), 'utf8') : randomBytes(32);
 }

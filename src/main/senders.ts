@@ -4,6 +4,7 @@ import type { Config, TransportName } from '../adapters/config/config.js';
 import { FailoverEmailSender } from '../adapters/failover/failover-email-sender.js';
 import { MailgunEmailSender } from '../adapters/mailgun/mailgun-email-sender.js';
 import { OutboxEmailSender } from '../adapters/outbox/outbox-email-sender.js';
+import type { Metrics } from '../adapters/metrics/metrics.js';
 import { SmtpEmailSender } from '../adapters/smtp/smtp-email-sender.js';
 
 function createOne(name: TransportName, config: Config, log: Logger): EmailSender {
@@ -38,12 +39,13 @@ export interface SenderHandle {
 }
 
 /** One transport, or a failover chain in the order MAIL_TRANSPORT lists them. */
-export function createSender(config: Config, log: Logger, clock: Clock): SenderHandle {
+export function createSender(config: Config, log: Logger, clock: Clock, metrics: Metrics): SenderHandle {
   const senders = config.transports.map((name) => createOne(name, config, log));
   const close = async () => {
     await Promise.all(senders.map((s) => ('close' in s && typeof s.close === 'function' ? s.close() : undefined)));
   };
   const [only] = senders;
   if (senders.length === 1 && only) return { sender: only, close };
-  return { sender: new FailoverEmailSender({ senders, log, clock }), close };
+  const onFailover = (from: string, to: string) => metrics.failover(from, to);
+  return { sender: new FailoverEmailSender({ senders, log, clock, onFailover }), close };
 }

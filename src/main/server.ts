@@ -1,7 +1,56 @@
+import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
+import { createHttpApp } from '../adapters/http/app.js';
+import { subscribeToEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
 import type { Running } from './dev.js';
+import { coreModule, processStoresModule, rabbitMqModule, useCasesModule } from './modules.js';
+import { csrfSecret, listen } from './runtime.js';
+import { resolve } from './services.js';
 
-export async function startServer(_config: Config, _log: Logger): Promise<Running> {
-  throw new Error('email server is not wired yet');
+/**
+ * `email server`: the form and the API, publishing to RabbitMQ. It listens even while the broker
+ * is away, answering 503 (never a false 202) and not-ready on /readyz until it reconnects.
+ */
+export async function startServer(config: Config, log: Logger): Promise<Running> {
+  const container = new Container();
+  container.load(
+    coreModule(config, log, 'server'),
+    useCasesModule,
+    processStoresModule,
+    rabbitMqModule(config, log, 'server'),
+  );
+  const connection = resolve(container, 'RabbitMqConnection');
+  const projection = resolve(container, 'ProjectEmailStatus');
+  const metrics = resolve(container, 'Metrics');
+  connection.start();
+  // Every instance hears every event, so any of them can show any email's status page.
+  const events = await subscribeToEvents(
+    connection,
+    config.queuePrefix,
+    (event) => projection.apply(event)(),
+    log,
+  );
+  if (!(await connection.whenReady(5000))) {
+    log.warn({ broker: connection.redactedUrl }, 'RabbitMQ is not reachable yet; answering 503 until it is');
+  }
+
+  const app = createHttpApp({
+    requestEmail: resolve(container, 'RequestEmail'),
+    statuses: resolve(container, 'EmailStatusStore'),
+    readiness: resolve(container, 'Readiness'),
+    metrics: () => metrics.render(),
+    csrfSecret: csrfSecret(config),
+    log,
+  });
+  const http = await listen(app.callback(), config.port, config.host);
+  log.info({ url: http.url, broker: connection.redactedUrl }, `Listening on ${http.url}`);
+  return {
+    url: http.url,
+    async stop() {
+      await http.close(Math.min(config.shutdownGraceMs, 5000));
+      await events.close();
+      await connection.close();
+    },
+  };
 }

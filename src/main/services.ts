@@ -10,6 +10,7 @@ import type { ProjectEmailStatus } from '../application/project-email-status.js'
 import type { RequestEmail } from '../application/request-email.js';
 import type { Config } from '../adapters/config/config.js';
 import type { Metrics } from '../adapters/metrics/metrics.js';
+import type { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import type { SenderHandle } from './senders.js';
 import type { RetryPolicy } from '../domain/delivery.js';
 import type { DomainEvent } from '../domain/events.js';
@@ -39,6 +40,7 @@ export interface Services {
   ProjectEmailStatus: ProjectEmailStatus;
   Metrics: Metrics;
   Readiness: () => boolean;
+  RabbitMqConnection: RabbitMqConnection;
 }
 
 export type ServiceName = keyof Services;
@@ -65,6 +67,7 @@ export const TOKENS: { readonly [K in ServiceName]: symbol } = {
   ProjectEmailStatus: Symbol.for('email.ProjectEmailStatus'),
   Metrics: Symbol.for('email.Metrics'),
   Readiness: Symbol.for('email.Readiness'),
+  RabbitMqConnection: Symbol.for('email.RabbitMqConnection'),
 };
 
 type Resolved<D extends readonly ServiceName[]> = { [I in keyof D]: Services[D[I] & ServiceName] };

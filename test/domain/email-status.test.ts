@@ -58,6 +58,15 @@ describe('Email status', () => {
     expect(fold([requested, failed])).to.include({ status: 'failed', reason: 'permanent: 400' });
   });
 
+  it('shows a replayed dead letter delivered, keeping both attempts', () => {
+    const replayed: DomainEvent = { ...delivered, at: '2026-01-01T01:00:00.000Z', attempt: 1 };
+    const status = fold([requested, failed, replayed]);
+    expect(status).to.include({ status: 'delivered' });
+    expect(status).not.to.have.property('failedAt');
+    expect(status?.attempts.map((a) => a.outcome)).to.deep.equal(['permanent', 'sent']);
+    expect(fold([requested, failed, { ...delivered, at: '2026-01-01T00:00:00.500Z' }])?.status).to.equal('failed');
+  });
+
   it('tolerates events out of order and twice: a final state is never undone', () => {
     const late = fold([delivered, retried, requested, delivered]);
     expect(late).to.include({ status: 'delivered', requestedAt: '2026-01-01T00:00:00.000Z' });

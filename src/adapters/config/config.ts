@@ -44,6 +44,8 @@ export interface Config {
   readonly sendTimeoutMs: number;
   readonly logLevel: string;
   readonly shutdownGraceMs: number;
+  /** Signs CSRF tokens; shared by every server instance behind one address. Random if unset. */
+  readonly csrfSecret?: Secret;
 }
 
 /** One problem with one variable; `value` is omitted for secrets. */
@@ -86,8 +88,9 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const TRANSPORTS: readonly TransportName[] = ['outbox', 'mailgun', 'smtp'];
 
 const fields = {
-  port: field('PORT', 'a port number from 1 to 65535', fromCodec(intIn('port', 1, 65535))),
-  workerPort: field('WORKER_PORT', 'a port number from 1 to 65535', fromCodec(intIn('port', 1, 65535))),
+  // 0 asks the OS for a free port; the chosen one is logged (tests use this).
+  port: field('PORT', 'a port number from 0 to 65535', fromCodec(intIn('port', 0, 65535))),
+  workerPort: field('WORKER_PORT', 'a port number from 0 to 65535', fromCodec(intIn('port', 0, 65535))),
   host: field('HOST', 'a host name or IP address to listen on', (raw) =>
     /^[A-Za-z0-9.:-]+$/.test(raw) ? E.right(raw) : E.left(undefined),
   ),
@@ -126,6 +129,8 @@ const fields = {
     E.fromNullable(undefined)(parseDelays(raw)),
   ),
   logLevel: field('LOG_LEVEL', LEVELS.join(', '), (raw) => (LEVELS.includes(raw) ? E.right(raw) : E.left(undefined))),
+  csrfSecret: field('CSRF_SECRET', 'a random string of at least 32 characters', (raw) =>
+    raw.length >= 32 ? E.right(new Secret(raw)) : E.left(undefined), true),
   grace: field('SHUTDOWN_GRACE_MS', 'milliseconds, from 0 to 600000', fromCodec(intIn('ms', 0, 600_000))),
 };
 
@@ -187,6 +192,7 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
     sendTimeoutMs: read(fields.sendTimeout, true),
     logLevel: read(fields.logLevel, true),
     shutdownGraceMs: read(fields.grace, true),
+    csrfSecret: read(fields.csrfSecret, false),
   };
   const { host, port, workerPort, queuePrefix, mailFrom, outboxDir, workerConcurrency } = config;
   const { maxAttempts, delaysMs, sendTimeoutMs, logLevel, shutdownGraceMs } = config;
@@ -206,6 +212,7 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
     ...(config.amqpUrl ? { amqpUrl: config.amqpUrl } : {}),
     ...(config.mailgun ? { mailgun: config.mailgun } : {}),
     ...(config.smtpUrl ? { smtpUrl: config.smtpUrl } : {}),
+    ...(config.csrfSecret ? { csrfSecret: config.csrfSecret } : {}),
   });
 }
 

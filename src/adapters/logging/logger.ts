@@ -29,17 +29,3 @@ export function createLogger(level: string, role: string, destination?: Destinat
     destination,
   );
 }
-
-/** Removes the user-info part of a URL before it is shown to anyone. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.username || parsed.password) {
-      parsed.username = parsed.username ? '***' : '';
-      parsed.password = parsed.password ? '***' : '';
-    }
-    return parsed.toString();
-  } catch {
-    return '[unparseable url]';
-  }
-}

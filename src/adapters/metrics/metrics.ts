@@ -5,6 +5,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** Counts an event; fed from the same events the status page is built from. */
   observe(event: DomainEvent): void;
+  /** A failover from one transport to the next, so a fallback never hides an outage. */
+  failover(from: string, to: string): void;
   render(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -39,8 +41,15 @@ export function createMetrics(role: string): Metrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
+  const failovers = new Counter({
+    name: 'email_failover_total',
+    help: 'Sends moved from one transport to the next (transient failure or open circuit)',
+    labelNames: ['from', 'to'],
+    registers: [registry],
+  });
   return {
     registry,
+    failover: (from, to) => failovers.inc({ from, to }),
     observe(event) {
       switch (event.type) {
         case 'EmailRequested':

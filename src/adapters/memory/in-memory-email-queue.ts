@@ -1,0 +1,257 @@
+import * as E from 'fp-ts/lib/Either.js';
+import type * as TE from 'fp-ts/lib/TaskEither.js';
+import type {
+  DeadLetter,
+  DeadLetterBox,
+  Disposition,
+  EmailQueue,
+  EmailTask,
+  EmailTaskSource,
+  QueueUnavailable,
+  ReplaySelector,
+  TaskHandler,
+} from '../../application/ports/email-queue.js';
+import { queueUnavailable } from '../../application/ports/email-queue.js';
+import { withJitter } from '../../domain/delivery.js';
+import type { EmailRequest } from '../../domain/email-request.js';
+import type { Headers, WireMessage } from '../messaging/task-message.js';
+import {
+  HEADERS,
+  decodeAttempt,
+  decodeHistory,
+  decodeTask,
+  describeDeadLetter,
+  encodeTask,
+  malformed,
+  toDeadLetter,
+} from '../messaging/task-message.js';
+
+/** Runs `fn` after `ms`; returns what cancels it. */
+export type SetTimer = (fn: () => void, ms: number) => () => void;
+
+export interface InMemoryEmailQueueOptions {
+  /** Handlers in flight at once, like the AMQP prefetch. */
+  readonly concurrency: number;
+  /** Jitter source for retry delays; injected so tests can make it deterministic. */
+  readonly random?: () => number;
+  readonly setTimer?: SetTimer;
+  readonly now?: () => Date;
+  /** Wait before a task whose handler rejected is offered again, so a bug is not a hot loop. */
+  readonly redeliveryDelayMs?: number;
+}
+
+interface Stored extends WireMessage {
+  readonly redelivered: boolean;
+}
+
+interface Delivery {
+  readonly message: Stored;
+  /** Set when stop() gave up waiting: the task went back to the queue, its outcome is ignored. */
+  abandoned: boolean;
+  done?: Promise<void>;
+}
+
+// Timers never keep a process alive on their own: `email dev` must exit on SIGTERM.
+const defaultSetTimer: SetTimer = (fn, ms) => {
+  const timer = setTimeout(fn, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
+};
+
+/**
+ * The queue of `email dev` and of the core's tests, with RabbitMQ's semantics rather than a
+ * function call's: messages are stored as the same bytes the broker would hold and decoded per
+ * delivery, wait for a consumer, are offered again when a handler fails, and are never lost by
+ * stop(). Retries wait in timers as they would in a TTL queue.
+ */
+export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLetterBox {
+  private readonly ready: Stored[] = [];
+  private readonly dead: WireMessage[] = [];
+  private readonly inFlight = new Set<Delivery>();
+  private readonly timers = new Set<() => void>();
+  private readonly random: () => number;
+  private readonly setTimer: SetTimer;
+  private readonly now: () => Date;
+  private readonly redeliveryDelayMs: number;
+  private handler: TaskHandler | undefined;
+  private unavailable: string | undefined;
+
+  constructor(private readonly options: InMemoryEmailQueueOptions) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new Error(`concurrency must be a positive integer, got ${options.concurrency}`);
+    }
+    this.random = options.random ?? Math.random;
+    this.setTimer = options.setTimer ?? defaultSetTimer;
+    this.now = options.now ?? (() => new Date());
+    this.redeliveryDelayMs = options.redeliveryDelayMs ?? 100;
+  }
+
+  publish(request: EmailRequest): TE.TaskEither<QueueUnavailable, void> {
+    return () => {
+      if (this.unavailable !== undefined) {
+        return Promise.resolve(E.left(queueUnavailable(this.unavailable)));
+      }
+      this.enqueue(encodeTask({ request, attempt: 1, history: [] }));
+      return Promise.resolve(E.right(undefined));
+    };
+  }
+
+  /** Test hook: bytes a broken or foreign publisher might have sent. */
+  publishRaw(body: Buffer, headers: Headers = {}, messageId?: string): Promise<void> {
+    this.enqueue({ body: Buffer.from(body), headers, messageId });
+    return Promise.resolve();
+  }
+
+  /** Test hook: makes every operation answer QueueUnavailable, as a broker outage would. */
+  setUnavailable(reason: string | undefined): void {
+    this.unavailable = reason;
+  }
+
+  /** Tasks waiting for a consumer (not those in flight or waiting out a retry delay). */
+  depth(): number {
+    return this.ready.length;
+  }
+
+  // async so that a misuse rejects, as RabbitMQ's consume() does, instead of throwing.
+  async consume(handler: TaskHandler): Promise<void> {
+    if (this.handler) throw new Error('InMemoryEmailQueue: already consuming');
+    this.handler = handler;
+    this.pump();
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.handler = undefined;
+    const pending = [...this.inFlight];
+    if (pending.length > 0) {
+      let cancel = (): void => undefined;
+      const grace = new Promise<void>((resolve) => {
+        cancel = this.setTimer(resolve, graceMs);
+      });
+      await Promise.race([Promise.allSettled(pending.map((d) => d.done)), grace]);
+      cancel();
+    }
+    // What did not finish goes back to the head of the queue, as a closed AMQP channel would.
+    for (const delivery of [...this.inFlight].reverse()) {
+      delivery.abandoned = true;
+      this.inFlight.delete(delivery);
+      this.ready.unshift({ ...delivery.message, redelivered: true });
+    }
+  }
+
+  /** Forgets pending retries and redeliveries: the end of the queue's life, not a pause. */
+  close(): void {
+    for (const cancel of this.timers) cancel();
+    this.timers.clear();
+  }
+
+  list(): TE.TaskEither<QueueUnavailable, readonly DeadLetter[]> {
+    return this.whenAvailable(() => this.dead.map(describeDeadLetter));
+  }
+
+  replay(selector: ReplaySelector): TE.TaskEither<QueueUnavailable, number> {
+    return this.whenAvailable(() => {
+      let replayed = 0;
+      for (const letter of [...this.dead]) {
+        if ('id' in selector && describeDeadLetter(letter).id !== selector.id) continue;
+        const decoded = decodeTask(letter.body, {});
+        // A malformed letter would only come straight back: it stays until purged.
+        if (E.isLeft(decoded)) continue;
+        this.dead.splice(this.dead.indexOf(letter), 1);
+        this.enqueue(encodeTask({ request: decoded.right.request, attempt: 1, history: [] }));
+        replayed += 1;
+      }
+      return replayed;
+    });
+  }
+
+  purge(): TE.TaskEither<QueueUnavailable, number> {
+    return this.whenAvailable(() => this.dead.splice(0).length);
+  }
+
+  private whenAvailable<A>(f: () => A): TE.TaskEither<QueueUnavailable, A> {
+    return () =>
+      Promise.resolve(
+        this.unavailable !== undefined ? E.left(queueUnavailable(this.unavailable)) : E.right(f()),
+      );
+  }
+
+  private enqueue(message: WireMessage, front = false, redelivered = false): void {
+    const stored = { ...message, redelivered };
+    if (front) this.ready.unshift(stored);
+    else this.ready.push(stored);
+    this.pump();
+  }
+
+  private later(fn: () => void, ms: number): void {
+    const cancel = this.setTimer(() => {
+      this.timers.delete(cancel);
+      fn();
+    }, ms);
+    this.timers.add(cancel);
+  }
+
+  private pump(): void {
+    while (this.handler && this.inFlight.size < this.options.concurrency) {
+      const message = this.ready.shift();
+      if (!message) return;
+      this.deliver(message, this.handler);
+    }
+  }
+
+  private deliver(message: Stored, handler: TaskHandler): void {
+    const decoded = decodeTask(message.body, message.headers);
+    if (E.isLeft(decoded)) {
+      this.dead.push(
+        toDeadLetter(message, {
+          reason: malformed(decoded.left),
+          attempts: decodeAttempt(message.headers[HEADERS.attempt]),
+          failedAt: this.now(),
+          history: decodeHistory(message.headers[HEADERS.history]),
+        }),
+      );
+      return;
+    }
+    const task = decoded.right;
+    const delivery: Delivery = { message, abandoned: false };
+    this.inFlight.add(delivery);
+    delivery.done = Promise.resolve()
+      .then(() => handler(task))
+      .then(
+        (disposition) => ({ ok: true as const, disposition }),
+        () => ({ ok: false as const }),
+      )
+      .then((result) => {
+        if (delivery.abandoned) return;
+        this.inFlight.delete(delivery);
+        if (result.ok) this.carryOut(message, task, result.disposition);
+        else this.later(() => this.enqueue(message, true, true), this.redeliveryDelayMs);
+        this.pump();
+      });
+  }
+
+  private carryOut(message: Stored, task: EmailTask, disposition: Disposition): void {
+    switch (disposition._tag) {
+      case 'Done':
+        return;
+      case 'Retry': {
+        const next = encodeTask({
+          request: task.request,
+          attempt: disposition.attempt,
+          history: disposition.history,
+        });
+        this.later(() => this.enqueue(next), withJitter(disposition.delayMs, this.random));
+        return;
+      }
+      case 'DeadLetter':
+        this.dead.push(
+          toDeadLetter(message, {
+            reason: disposition.reason,
+            attempts: task.attempt,
+            failedAt: this.now(),
+            history: disposition.history,
+          }),
+        );
+        return;
+    }
+  }
+}

@@ -1,0 +1,147 @@
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import * as E from 'fp-ts/lib/Either.js';
+import type { Task } from 'fp-ts/lib/Task.js';
+import { PathReporter } from 'io-ts/lib/PathReporter.js';
+import type { DeliveryEvents } from '../../application/ports/delivery-events.js';
+import type { Logger } from '../../application/ports/system.js';
+import { DomainEvent, eventKey } from '../../domain/events.js';
+import type { RabbitMqConnection } from './connection.js';
+import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
+import { errorText } from './rabbitmq-publisher.js';
+import { topologyNames } from './topology.js';
+
+export interface RabbitMqDeliveryEventsOptions {
+  readonly publisher: RabbitMqPublisher;
+  readonly prefix: string;
+  readonly logger: Logger;
+}
+
+/**
+ * Domain events on the `<prefix>.events` topic exchange, keyed `requested`, `delivered`,
+ * `retrying`, `failed`. Best effort by the port's contract: a lost event costs a stale status
+ * page, never a delivery, so failures are logged and the task goes on. Not mandatory: an
+ * exchange nobody listens to is normal (no server running).
+ */
+export class RabbitMqDeliveryEvents implements DeliveryEvents {
+  private readonly exchange: string;
+
+  constructor(private readonly options: RabbitMqDeliveryEventsOptions) {
+    this.exchange = topologyNames(options.prefix).eventsExchange;
+  }
+
+  publish(event: DomainEvent): Task<void> {
+    return async () => {
+      const sent = await this.options.publisher.publish(
+        this.exchange,
+        eventKey(event),
+        { body: Buffer.from(JSON.stringify(event)), messageId: event.id, headers: {} },
+        { mandatory: false, persistent: false },
+      )();
+      if (E.isLeft(sent)) {
+        this.options.logger.warn(
+          { emailId: event.id, event: event.type, reason: sent.left.reason },
+          'Could not publish a delivery event',
+        );
+      }
+    };
+  }
+}
+
+export interface EventSubscription {
+  close(): Promise<void>;
+}
+
+/**
+ * Feeds every event to `handler` through an exclusive, server-named queue bound to `#`: each
+ * server instance sees all events, and the queue vanishes with the connection. Events sent
+ * while the connection is down are missed (best effort); it re-binds after every reconnect.
+ */
+export async function subscribeToEvents(
+  connection: RabbitMqConnection,
+  prefix: string,
+  handler: (event: DomainEvent) => void | Promise<void>,
+  logger: Logger,
+): Promise<EventSubscription> {
+  const exchange = topologyNames(prefix).eventsExchange;
+  let active: { model: ChannelModel; ready: Promise<void>; channel?: Channel } | undefined;
+  let closed = false;
+  let retry: NodeJS.Timeout | undefined;
+
+  const deliver = (msg: ConsumeMessage | null): void => {
+    if (msg === null) return;
+    let json: unknown;
+    try {
+      json = JSON.parse(msg.content.toString('utf8'));
+    } catch {
+      logger.warn({ routingKey: msg.fields.routingKey }, 'Ignoring an event that is not JSON');
+      return;
+    }
+    const decoded = DomainEvent.decode(json);
+    if (E.isLeft(decoded)) {
+      logger.warn(
+        { routingKey: msg.fields.routingKey, errors: PathReporter.report(decoded).slice(0, 3) },
+        'Ignoring an event that does not decode',
+      );
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(decoded.right))
+      .catch((err: unknown) => logger.error({ err: errorText(err) }, 'Event handler failed'));
+  };
+
+  // The connection is still up but the channel died: come back on our own.
+  const retryLater = (model: ChannelModel): void => {
+    if (closed || retry || connection.current() !== model) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      const current = connection.current();
+      if (current) void setup(current).catch(() => undefined);
+    }, 1000);
+    retry.unref();
+  };
+
+  const open = async (entry: { model: ChannelModel; channel?: Channel }): Promise<void> => {
+    const ch = await entry.model.createChannel();
+    entry.channel = ch;
+    ch.on('error', (err: unknown) => logger.warn({ err: errorText(err) }, 'Events channel error'));
+    ch.on('close', () => {
+      if (active !== entry) return;
+      active = undefined;
+      retryLater(entry.model);
+    });
+    const { queue } = await ch.assertQueue('', {
+      exclusive: true,
+      autoDelete: true,
+      durable: false,
+    });
+    await ch.bindQueue(queue, exchange, '#');
+    await ch.consume(queue, deliver, { noAck: true });
+  };
+
+  const setup = (model: ChannelModel): Promise<void> => {
+    if (closed) return Promise.resolve();
+    if (active && active.model === model) return active.ready;
+    const entry: { model: ChannelModel; ready: Promise<void>; channel?: Channel } = {
+      model,
+      ready: Promise.resolve(),
+    };
+    active = entry;
+    entry.ready = open(entry);
+    return entry.ready;
+  };
+
+  const unregister = connection.onReady(setup);
+  const model = connection.current();
+  if (model) await setup(model);
+
+  return {
+    async close(): Promise<void> {
+      closed = true;
+      unregister();
+      clearTimeout(retry);
+      const entry = active;
+      active = undefined;
+      await entry?.channel?.close().catch(() => undefined);
+    },
+  };
+}

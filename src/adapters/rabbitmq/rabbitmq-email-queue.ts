@@ -1,0 +1,32 @@
+import type * as TE from 'fp-ts/lib/TaskEither.js';
+import type { EmailQueue, QueueUnavailable } from '../../application/ports/email-queue.js';
+import type { EmailRequest } from '../../domain/email-request.js';
+import { encodeTask } from '../messaging/task-message.js';
+import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
+import { SEND_ROUTING_KEY, topologyNames } from './topology.js';
+
+export interface RabbitMqEmailQueueOptions {
+  readonly publisher: RabbitMqPublisher;
+  /** QUEUE_PREFIX: the tasks exchange is `<prefix>.tasks`. */
+  readonly prefix: string;
+}
+
+/**
+ * The server's side of the queue. Right only once RabbitMQ confirmed the task and routed it to
+ * the send queue, so a 202 is never a promise the broker did not make.
+ */
+export class RabbitMqEmailQueue implements EmailQueue {
+  private readonly exchange: string;
+
+  constructor(private readonly options: RabbitMqEmailQueueOptions) {
+    this.exchange = topologyNames(options.prefix).tasksExchange;
+  }
+
+  publish(request: EmailRequest): TE.TaskEither<QueueUnavailable, void> {
+    return this.options.publisher.publish(
+      this.exchange,
+      SEND_ROUTING_KEY,
+      encodeTask({ request, attempt: 1, history: [] }),
+    );
+  }
+}

@@ -1,0 +1,266 @@
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import * as E from 'fp-ts/lib/Either.js';
+import type {
+  Disposition,
+  EmailTask,
+  EmailTaskSource,
+  TaskHandler,
+} from '../../application/ports/email-queue.js';
+import type { Logger } from '../../application/ports/system.js';
+import type { WireMessage } from '../messaging/task-message.js';
+import {
+  HEADERS,
+  decodeAttempt,
+  decodeHistory,
+  decodeTask,
+  malformed,
+} from '../messaging/task-message.js';
+import type { RabbitMqConnection } from './connection.js';
+import { Dispositions } from './dispositions.js';
+import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
+import { errorText } from './rabbitmq-publisher.js';
+import { topologyNames } from './topology.js';
+
+export interface RabbitMqEmailTaskSourceOptions {
+  readonly connection: RabbitMqConnection;
+  /** Carries out Retry and DeadLetter dispositions, with confirms, before the ack. */
+  readonly publisher: RabbitMqPublisher;
+  readonly prefix: string;
+  /** Handlers in flight at once; also the channel's prefetch. */
+  readonly concurrency: number;
+  /** RETRY_DELAYS: one retry queue each (see topology.ts). */
+  readonly retryDelaysMs: readonly number[];
+  readonly logger: Logger;
+  /**
+   * Wait before a task whose handler failed goes back (default 100 ms), doubled per earlier
+   * delivery up to `maxRedeliveryDelayMs` (30 s). Each return counts toward the send queue's
+   * delivery limit, so without the backoff a dependency down for two seconds would send every
+   * task to the dead letters.
+   */
+  readonly redeliveryDelayMs?: number;
+  readonly maxRedeliveryDelayMs?: number;
+  /** Wait before consuming again after the channel alone failed (default 1 s). */
+  readonly resubscribeDelayMs?: number;
+  readonly now?: () => Date;
+}
+
+interface Subscription {
+  readonly model: ChannelModel;
+  channel?: Channel;
+  consumerTag?: string;
+  ready?: Promise<void>;
+  closed: boolean;
+  /** stop() stopped waiting: whatever is still running must not touch the broker. */
+  abandoned: boolean;
+}
+
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms).unref());
+
+/**
+ * The worker's side. Each task is acked only after its disposition is carried out (retry or
+ * dead letter published and confirmed), so a crash at any point leaves it unacked and RabbitMQ
+ * delivers it again. Resumes by itself after a reconnect, through the connection's callbacks.
+ */
+export class RabbitMqEmailTaskSource implements EmailTaskSource {
+  private handler: TaskHandler | undefined;
+  private subscription: Subscription | undefined;
+  private unregister: (() => void) | undefined;
+  private resubscribeTimer: NodeJS.Timeout | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly waitingForSlot: Array<() => void> = [];
+  private running = 0;
+  private readonly queue: string;
+  private readonly dispositions: Dispositions;
+
+  constructor(private readonly options: RabbitMqEmailTaskSourceOptions) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new Error(`concurrency must be a positive integer, got ${options.concurrency}`);
+    }
+    this.queue = topologyNames(options.prefix).sendQueue;
+    this.dispositions = new Dispositions(options);
+  }
+
+  async consume(handler: TaskHandler): Promise<void> {
+    if (this.handler) throw new Error('RabbitMqEmailTaskSource: already consuming');
+    this.handler = handler;
+    this.unregister = this.options.connection.onReady((model) => this.subscribe(model));
+    const model = this.options.connection.current();
+    if (model) await this.subscribe(model);
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.handler = undefined;
+    this.unregister?.();
+    clearTimeout(this.resubscribeTimer);
+    const sub = this.subscription;
+    this.subscription = undefined;
+    if (sub) {
+      await sub.ready;
+      if (sub.channel && sub.consumerTag && !sub.closed) {
+        await sub.channel.cancel(sub.consumerTag).catch(() => undefined);
+      }
+    }
+    if (this.inFlight.size > 0) {
+      await Promise.race([Promise.allSettled([...this.inFlight]), sleep(graceMs)]);
+    }
+    if (sub) {
+      sub.abandoned = true;
+      // Closing the channel hands every unacked task back to the broker for the next consumer.
+      if (sub.channel && !sub.closed) await sub.channel.close().catch(() => undefined);
+    }
+  }
+
+  private subscribe(model: ChannelModel): Promise<void> {
+    const current = this.subscription;
+    if (!this.handler) return Promise.resolve();
+    if (current && current.model === model && !current.closed)
+      return current.ready ?? Promise.resolve();
+    const sub: Subscription = { model, closed: false, abandoned: false };
+    this.subscription = sub;
+    sub.ready = this.open(sub).catch((err: unknown) => {
+      this.options.logger.warn({ err: errorText(err) }, 'Could not start consuming tasks');
+      sub.closed = true;
+      this.resubscribeLater(sub);
+    });
+    return sub.ready;
+  }
+
+  private async open(sub: Subscription): Promise<void> {
+    const channel = await sub.model.createChannel();
+    sub.channel = channel;
+    channel.on('error', (err: unknown) =>
+      this.options.logger.warn({ err: errorText(err) }, 'RabbitMQ consumer channel error'),
+    );
+    channel.on('close', () => {
+      sub.closed = true;
+      this.resubscribeLater(sub);
+    });
+    await channel.prefetch(this.options.concurrency);
+    const { consumerTag } = await channel.consume(this.queue, (msg) => this.onMessage(sub, msg), {
+      noAck: false,
+    });
+    sub.consumerTag = consumerTag;
+    this.options.logger.info(
+      { queue: this.queue, concurrency: this.options.concurrency },
+      'Consuming email tasks',
+    );
+  }
+
+  /** A channel that failed while the connection stayed up would otherwise never come back. */
+  private resubscribeLater(sub: Subscription): void {
+    if (this.subscription !== sub || !this.handler || this.resubscribeTimer) return;
+    this.subscription = undefined;
+    this.resubscribeTimer = setTimeout(() => {
+      this.resubscribeTimer = undefined;
+      const model = this.options.connection.current();
+      if (model) void this.subscribe(model);
+    }, this.options.resubscribeDelayMs ?? 1000);
+    this.resubscribeTimer.unref();
+  }
+
+  private onMessage(sub: Subscription, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The broker cancelled us (the queue was deleted): start over on a fresh channel.
+      this.options.logger.warn({ queue: this.queue }, 'RabbitMQ cancelled the consumer');
+      void sub.channel?.close().catch(() => undefined);
+      return;
+    }
+    const work = this.handle(sub, msg).catch((err: unknown) =>
+      this.options.logger.error({ err: errorText(err) }, 'Bug while handling a task'),
+    );
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private async handle(sub: Subscription, msg: ConsumeMessage): Promise<void> {
+    const headers = msg.properties.headers ?? {};
+    const wire: WireMessage = {
+      body: msg.content,
+      messageId:
+        typeof msg.properties.messageId === 'string' ? msg.properties.messageId : undefined,
+      headers: { [HEADERS.attempt]: decodeAttempt(headers[HEADERS.attempt]) },
+    };
+    const decoded = decodeTask(msg.content, headers);
+    if (E.isLeft(decoded)) {
+      this.options.logger.warn(
+        { messageId: wire.messageId, reason: decoded.left },
+        'Dead-lettering a task that does not decode',
+      );
+      const done = await this.dispositions.deadLetter(
+        wire,
+        malformed(decoded.left),
+        decodeAttempt(headers[HEADERS.attempt]),
+        decodeHistory(headers[HEADERS.history]),
+      )();
+      return this.settle(sub, msg, done);
+    }
+    const task = decoded.right;
+    const outcome = await this.run(task);
+    if (sub.abandoned) return;
+    if (E.isLeft(outcome)) {
+      this.options.logger.warn(
+        { emailId: task.request.id, attempt: task.attempt, err: errorText(outcome.left) },
+        'Task handler failed; the task will be delivered again',
+      );
+      return this.settle(sub, msg, E.left(undefined));
+    }
+    const done = await this.dispositions.carryOut(wire, task, outcome.right)();
+    if (E.isLeft(done)) {
+      this.options.logger.warn(
+        { emailId: task.request.id, reason: done.left.reason },
+        `Could not carry out ${outcome.right._tag}; the task will be delivered again`,
+      );
+    }
+    return this.settle(sub, msg, done);
+  }
+
+  /** Runs the handler within the concurrency bound, even across a reconnect's overlap. */
+  private async run(task: EmailTask): Promise<E.Either<unknown, Disposition>> {
+    if (this.running >= this.options.concurrency) {
+      await new Promise<void>((resolve) => this.waitingForSlot.push(resolve));
+    }
+    this.running += 1;
+    try {
+      const handler = this.handler;
+      if (!handler) return E.left(new Error('stopped before the task was handled'));
+      return E.right(await handler(task));
+    } catch (err) {
+      return E.left(err);
+    } finally {
+      this.running -= 1;
+      this.waitingForSlot.shift()?.();
+    }
+  }
+
+  private redeliveryDelay(msg: ConsumeMessage): number {
+    // Quorum queues count earlier deliveries in this header (absent on the first one).
+    const count: unknown = msg.properties.headers?.['x-delivery-count'];
+    const earlier = typeof count === 'number' && count > 0 ? Math.min(count, 20) : 0;
+    return Math.min(
+      (this.options.redeliveryDelayMs ?? 100) * 2 ** earlier,
+      this.options.maxRedeliveryDelayMs ?? 30_000,
+    );
+  }
+
+  /** Ack when the disposition is safe with the broker; otherwise hand the task back. */
+  private async settle(
+    sub: Subscription,
+    msg: ConsumeMessage,
+    done: E.Either<unknown, unknown>,
+  ): Promise<void> {
+    if (E.isLeft(done)) await sleep(this.redeliveryDelay(msg));
+    // On a closed channel the broker has already taken the task back: nothing left to do.
+    if (sub.closed || sub.abandoned || !sub.channel) return;
+    try {
+      // reject, not nack: on RabbitMQ ≥ 4.3 only reject counts toward the delivery limit.
+      if (E.isRight(done)) sub.channel.ack(msg);
+      else sub.channel.reject(msg, true);
+    } catch (err) {
+      this.options.logger.warn(
+        { err: errorText(err) },
+        'Could not settle a task; the broker will redeliver it',
+      );
+    }
+  }
+}

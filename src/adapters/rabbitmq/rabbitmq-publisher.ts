@@ -1,0 +1,161 @@
+import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
+import * as E from 'fp-ts/lib/Either.js';
+import type * as TE from 'fp-ts/lib/TaskEither.js';
+import { randomUUID } from 'node:crypto';
+import type { QueueUnavailable } from '../../application/ports/email-queue.js';
+import { queueUnavailable } from '../../application/ports/email-queue.js';
+import type { Logger } from '../../application/ports/system.js';
+import type { WireMessage } from '../messaging/task-message.js';
+import { WIRE_PROPERTIES } from '../messaging/task-message.js';
+import type { RabbitMqConnection } from './connection.js';
+
+export interface RabbitMqPublisherOptions {
+  readonly connection: RabbitMqConnection;
+  readonly logger: Logger;
+  /** How long to wait for the broker's confirm before answering QueueUnavailable (5 s). */
+  readonly confirmTimeoutMs?: number;
+}
+
+export interface PublishOptions {
+  /** Unroutable = failure (default). Events turn it off: nobody listening is not an error. */
+  readonly mandatory?: boolean;
+  readonly persistent?: boolean;
+}
+
+/** Correlates a `basic.return` with its publish; the broker sends it before the confirm. */
+const PUBLISH_ID = 'x-publish-id';
+
+interface Channel {
+  readonly model: ChannelModel;
+  readonly ready: Promise<ConfirmChannel>;
+  open: boolean;
+}
+
+/**
+ * Publishes with confirms on one confirm channel per connection. Right means the broker has the
+ * message in a queue: confirmed *and* not returned (a confirm alone is sent for unroutable
+ * messages too). Every other path is a prompt Left: not connected, blocked by an alarm, channel
+ * closed, nacked, returned, or no confirm in time. Nothing is buffered or republished here: the
+ * caller (a 503 to the client, a requeue in the worker) is the retry.
+ */
+export class RabbitMqPublisher {
+  private channel: Channel | undefined;
+  private drained: Promise<void> = Promise.resolve();
+  /** Publishes awaiting their confirm → why the broker returned them, if it did. */
+  private readonly pending = new Map<string, string | undefined>();
+
+  constructor(private readonly options: RabbitMqPublisherOptions) {}
+
+  get connection(): RabbitMqConnection {
+    return this.options.connection;
+  }
+
+  publish(
+    exchange: string,
+    routingKey: string,
+    message: WireMessage,
+    options: PublishOptions = {},
+  ): TE.TaskEither<QueueUnavailable, void> {
+    return () => {
+      const model = this.options.connection.current();
+      if (!model) return Promise.resolve(E.left(queueUnavailable('not connected to RabbitMQ')));
+      if (this.options.connection.isBlocked()) {
+        return Promise.resolve(
+          E.left(queueUnavailable('RabbitMQ is blocking publishers (a resource alarm)')),
+        );
+      }
+      const timeoutMs = this.options.confirmTimeoutMs ?? 5000;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<E.Either<QueueUnavailable, void>>((resolve) => {
+        timer = setTimeout(
+          () =>
+            resolve(E.left(queueUnavailable(`no confirm from RabbitMQ within ${timeoutMs} ms`))),
+          timeoutMs,
+        );
+      });
+      const id = randomUUID();
+      this.pending.set(id, undefined);
+      return Promise.race([this.send(model, exchange, routingKey, message, options, id), timeout])
+        .catch((err: unknown) =>
+          E.left(queueUnavailable(`RabbitMQ publish failed: ${errorText(err)}`)),
+        )
+        .finally(() => {
+          clearTimeout(timer);
+          this.pending.delete(id);
+        });
+    };
+  }
+
+  private async send(
+    model: ChannelModel,
+    exchange: string,
+    routingKey: string,
+    message: WireMessage,
+    options: PublishOptions,
+    id: string,
+  ): Promise<E.Either<QueueUnavailable, void>> {
+    const channel = await this.channelFor(model);
+    // A full socket buffer: wait until it drains rather than pile more on.
+    await this.drained;
+    const confirmed = new Promise<unknown>((resolve) => {
+      const written = channel.publish(
+        exchange,
+        routingKey,
+        message.body,
+        {
+          ...WIRE_PROPERTIES,
+          persistent: options.persistent ?? true,
+          mandatory: options.mandatory ?? true,
+          ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
+          headers: { ...message.headers, [PUBLISH_ID]: id },
+        },
+        (err: unknown) => resolve(err),
+      );
+      if (!written) {
+        this.drained = new Promise((done) => {
+          channel.once('drain', done);
+          channel.once('close', done);
+        });
+      }
+    });
+    const err = await confirmed;
+    if (err) return E.left(queueUnavailable(`RabbitMQ did not confirm: ${errorText(err)}`));
+    const returned = this.pending.get(id);
+    if (returned !== undefined) {
+      return E.left(queueUnavailable(`RabbitMQ could not route the message: ${returned}`));
+    }
+    return E.right(undefined);
+  }
+
+  private channelFor(model: ChannelModel): Promise<ConfirmChannel> {
+    const current = this.channel;
+    if (current && current.model === model && current.open) return current.ready;
+    const entry: Channel = { model, open: true, ready: model.createConfirmChannel() };
+    this.channel = entry;
+    entry.ready.then(
+      (channel) => {
+        channel.on('error', (err: unknown) =>
+          this.options.logger.warn({ err: errorText(err) }, 'RabbitMQ publish channel error'),
+        );
+        channel.on('close', () => {
+          entry.open = false;
+        });
+        channel.on('return', (msg: Message) => {
+          const key: unknown = msg.properties.headers?.[PUBLISH_ID];
+          if (typeof key === 'string' && this.pending.has(key)) {
+            const exchange =
+              msg.fields.exchange === '' ? '(default exchange)' : msg.fields.exchange;
+            this.pending.set(key, `no queue bound for ${exchange} → ${msg.fields.routingKey}`);
+          }
+        });
+      },
+      () => {
+        entry.open = false;
+      },
+    );
+    return entry.ready;
+  }
+}
+
+export const errorText = (err: unknown): string =>
+  err instanceof Error ? err.message : typeof err === 'string' ? err : JSON.stringify(err);

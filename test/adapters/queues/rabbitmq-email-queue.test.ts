@@ -1,0 +1,263 @@
+import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import { RabbitMqConnection, redactUrl } from '../../../src/adapters/rabbitmq/connection.js';
+import { RabbitMqDeadLetterBox } from '../../../src/adapters/rabbitmq/rabbitmq-dead-letter-box.js';
+import {
+  RabbitMqDeliveryEvents,
+  subscribeToEvents,
+} from '../../../src/adapters/rabbitmq/rabbitmq-delivery-events.js';
+import { RabbitMqEmailQueue } from '../../../src/adapters/rabbitmq/rabbitmq-email-queue.js';
+import { RabbitMqEmailTaskSource } from '../../../src/adapters/rabbitmq/rabbitmq-email-task-source.js';
+import { RabbitMqPublisher } from '../../../src/adapters/rabbitmq/rabbitmq-publisher.js';
+import {
+  SEND_ROUTING_KEY,
+  declareTopology,
+  deleteTopology,
+  retryStep,
+  topologyNames,
+} from '../../../src/adapters/rabbitmq/topology.js';
+import type { EmailTask } from '../../../src/application/ports/email-queue.js';
+import type { DomainEvent } from '../../../src/domain/events.js';
+import type { QueueFixture } from '../../contracts/email-queue.contract.js';
+import {
+  CONTRACT_CONCURRENCY,
+  CONTRACT_RETRY_DELAYS_MS,
+  emailQueueContract,
+  eventually,
+  sampleRequest,
+} from '../../contracts/email-queue.contract.js';
+import {
+  AMQP_URL,
+  closeConnectionsNamed,
+  memoryLogger,
+  requireRabbitMq,
+  uniquePrefix,
+} from '../../support/rabbitmq.js';
+
+const DELAYS = CONTRACT_RETRY_DELAYS_MS;
+const created = new Set<string>();
+
+interface RabbitFixture extends QueueFixture {
+  readonly prefix: string;
+  readonly connection: RabbitMqConnection;
+  readonly publisher: RabbitMqPublisher;
+  readonly source: RabbitMqEmailTaskSource;
+  readonly logger: ReturnType<typeof memoryLogger>;
+}
+
+async function openRabbit(options: { initialBackoffMs?: number; deliveryLimit?: number } = {}) {
+  const prefix = uniquePrefix();
+  created.add(prefix);
+  const logger = memoryLogger();
+  const connection = new RabbitMqConnection({
+    url: AMQP_URL,
+    topology: { prefix, retryDelaysMs: DELAYS, deliveryLimit: options.deliveryLimit ?? 20 },
+    logger,
+    name: prefix,
+    initialBackoffMs: options.initialBackoffMs ?? 100,
+  });
+  connection.start();
+  if (!(await connection.whenReady(10_000))) throw new Error('RabbitMQ connection not ready');
+  const publisher = new RabbitMqPublisher({ connection, logger });
+  const source = new RabbitMqEmailTaskSource({
+    connection,
+    publisher,
+    prefix,
+    concurrency: CONTRACT_CONCURRENCY,
+    retryDelaysMs: DELAYS,
+    logger,
+  });
+  const tasks = topologyNames(prefix).tasksExchange;
+  const fixture: RabbitFixture = {
+    prefix,
+    connection,
+    publisher,
+    logger,
+    queue: new RabbitMqEmailQueue({ publisher, prefix }),
+    source,
+    dead: new RabbitMqDeadLetterBox({ publisher, prefix }),
+    async publishRaw(body, headers = {}) {
+      const sent = await publisher.publish(tasks, SEND_ROUTING_KEY, {
+        body,
+        headers,
+        messageId: undefined,
+      })();
+      if (E.isLeft(sent)) throw new Error(`publishRaw: ${sent.left.reason}`);
+    },
+    async close() {
+      await source.stop(0);
+      const model = connection.current();
+      await deleteTopology(model ?? AMQP_URL, prefix, DELAYS);
+      created.delete(prefix);
+      await connection.close();
+    },
+  };
+  return fixture;
+}
+
+describe('RabbitMQ adapters', function () {
+  this.timeout(30_000);
+
+  before(() => requireRabbitMq());
+  // A safety net: fixtures delete their own topology, unless a test failed half-way.
+  after(async () => {
+    for (const prefix of created) await deleteTopology(AMQP_URL, prefix, DELAYS);
+  });
+
+  emailQueueContract('RabbitMqEmailQueue', () => openRabbit());
+
+  describe('beyond the contract', () => {
+    let fx: RabbitFixture | undefined;
+    afterEach(async () => {
+      await fx?.close();
+      fx = undefined;
+    });
+
+    it('answers QueueUnavailable at once while there is no broker, and never logs the password', async function () {
+      // Mocha's timeout is far below the confirm timeout: an answer in time proves no waiting.
+      this.timeout(3000);
+      const logger = memoryLogger();
+      const connection = new RabbitMqConnection({
+        url: 'amqp://guest:s3cret-pw@127.0.0.1:1',
+        topology: { prefix: uniquePrefix(), retryDelaysMs: DELAYS },
+        logger,
+        initialBackoffMs: 50,
+      });
+      connection.start();
+      const publisher = new RabbitMqPublisher({ connection, logger, confirmTimeoutMs: 60_000 });
+      const queue = new RabbitMqEmailQueue({ publisher, prefix: 'nowhere' });
+      const result = await queue.publish(sampleRequest())();
+      expect(result).to.deep.equal(
+        E.left({ _tag: 'QueueUnavailable', reason: 'not connected to RabbitMQ' }),
+      );
+      expect(connection.isReady()).to.equal(false);
+      await eventually(() => expect(logger.entries.length).to.be.greaterThan(1));
+      await connection.close();
+      expect(JSON.stringify(logger.entries)).to.include('guest:***@127.0.0.1:1');
+      expect(JSON.stringify(logger.entries)).not.to.include('s3cret-pw');
+      expect(redactUrl('amqps://u:p%40ss@host:5671/vh')).to.equal('amqps://u:***@host:5671/vh');
+    });
+
+    it('answers QueueUnavailable when no queue takes the task (mandatory publish returned)', async () => {
+      fx = await openRabbit();
+      const names = topologyNames(fx.prefix);
+      const channel = await fx.connection.current()!.createChannel();
+      await channel.unbindQueue(names.sendQueue, names.tasksExchange, SEND_ROUTING_KEY);
+      await channel.close();
+      const result = await fx.queue.publish(sampleRequest())();
+      expect(E.isLeft(result) && result.left.reason).to.match(/could not route/);
+    });
+
+    it('publishes again after the broker closed its channel (publish to a missing exchange)', async () => {
+      fx = await openRabbit();
+      const lost = await fx.publisher.publish(`${fx.prefix}.no-such-exchange`, 'send', {
+        body: Buffer.from('{}'),
+        headers: {},
+        messageId: undefined,
+      })();
+      expect(E.isLeft(lost) && lost.left._tag).to.equal('QueueUnavailable');
+      expect(await fx.queue.publish(sampleRequest())()).to.deep.equal(E.right(undefined));
+    });
+
+    it('survives the broker closing its connection: not ready while down, then consumes again', async () => {
+      fx = await openRabbit({ initialBackoffMs: 300 });
+      const seen: EmailTask[] = [];
+      await fx.source.consume(async (task) => {
+        seen.push(task);
+        return { _tag: 'Done' };
+      });
+      await fx.queue.publish(sampleRequest())();
+      await eventually(() => expect(seen).to.have.length(1));
+
+      const readiness: boolean[] = [];
+      const connection = fx.connection;
+      const sampler = setInterval(() => readiness.push(connection.isReady()), 5);
+      try {
+        expect(await closeConnectionsNamed(fx.prefix)).to.be.greaterThan(0);
+        await eventually(() => expect(readiness).to.include(false), 10_000);
+        await eventually(() => expect(connection.isReady()).to.equal(true), 15_000);
+      } finally {
+        clearInterval(sampler);
+      }
+      const request = sampleRequest();
+      expect(await fx.queue.publish(request)()).to.deep.equal(E.right(undefined));
+      await eventually(() => expect(seen.map((t) => t.request.id)).to.include(request.id), 10_000);
+    });
+
+    it('dead-letters by itself a task that keeps failing its consumers (delivery limit)', async () => {
+      fx = await openRabbit({ deliveryLimit: 2 });
+      const request = sampleRequest();
+      await fx.queue.publish(request)();
+      await fx.source.consume(() => Promise.reject(new Error('a crashing bug')));
+      const listed = await eventually(async () => {
+        const letters = await fx!.dead.list()();
+        expect(E.isRight(letters) && letters.right).to.have.length(1);
+        return E.isRight(letters) ? letters.right : [];
+      }, 10_000);
+      expect(listed[0]).to.deep.include({
+        id: request.id,
+        reason: `broker: delivery_limit in ${fx.prefix}.send`,
+        attempts: 1,
+      });
+    });
+
+    it('declares its topology idempotently', async () => {
+      fx = await openRabbit();
+      const channel = await fx.connection.current()!.createChannel();
+      await declareTopology(channel, {
+        prefix: fx.prefix,
+        retryDelaysMs: DELAYS,
+        deliveryLimit: 20,
+      });
+      const queue = await channel.checkQueue(topologyNames(fx.prefix).retryQueue(DELAYS[0]));
+      expect(queue.queue).to.equal(`${fx.prefix}.retry.200ms`);
+      await channel.close();
+    });
+
+    it('publishes domain events that a subscriber decodes, and ignores what does not decode', async () => {
+      fx = await openRabbit();
+      const received: DomainEvent[] = [];
+      const subscription = await subscribeToEvents(
+        fx.connection,
+        fx.prefix,
+        (event) => void received.push(event),
+        fx.logger,
+      );
+      const events = new RabbitMqDeliveryEvents({
+        publisher: fx.publisher,
+        prefix: fx.prefix,
+        logger: fx.logger,
+      });
+      const request = sampleRequest();
+      const event: DomainEvent = {
+        type: 'EmailDelivered',
+        id: request.id,
+        at: '2026-11-28T10:00:02.000Z',
+        to: request.to,
+        subject: request.subject,
+        attempt: 1,
+        providerId: '<abc@mailgun>',
+        durationMs: 670,
+      };
+      await fx.publisher.publish(topologyNames(fx.prefix).eventsExchange, 'delivered', {
+        body: Buffer.from('{"type":"Nonsense"}'),
+        headers: {},
+        messageId: undefined,
+      })();
+      await events.publish(event)();
+      await eventually(() => expect(received).to.deep.equal([event]));
+      expect(fx.logger.entries.map((e) => e.message)).to.include(
+        'Ignoring an event that does not decode',
+      );
+      await subscription.close();
+    });
+  });
+
+  describe('retry steps', () => {
+    it('sends a retry to the first step at least as long as asked, else the longest', () => {
+      expect([100, 200, 300, 400, 5000].map((d) => retryStep(DELAYS, d))).to.deep.equal([
+        200, 200, 400, 400, 400,
+      ]);
+    });
+  });
+});

@@ -1,0 +1,88 @@
+import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import {
+  MAX_HISTORY,
+  decodeTask,
+  describeDeadLetter,
+  encodeTask,
+  toDeadLetter,
+} from '../../../src/adapters/messaging/task-message.js';
+import type { AttemptRecord } from '../../../src/domain/delivery.js';
+import { sampleRequest } from '../../contracts/email-queue.contract.js';
+
+const record = (attempt: number): AttemptRecord => ({
+  attempt,
+  at: '2026-11-28T10:00:00.000Z',
+  outcome: 'transient',
+  detail: `failure ${attempt}`,
+});
+
+describe('The task wire format', () => {
+  it('round-trips a task through bytes and headers, with the email id as messageId', () => {
+    const task = { request: sampleRequest(), attempt: 3, history: [record(1), record(2)] };
+    const wire = encodeTask(task);
+    expect(wire.messageId).to.equal(task.request.id);
+    expect(JSON.parse(wire.body.toString())).to.deep.equal({ v: 1, request: task.request });
+    expect(decodeTask(wire.body, wire.headers)).to.deep.equal(E.right(task));
+  });
+
+  it('keeps only the last attempts of a long history', () => {
+    const history = Array.from({ length: MAX_HISTORY + 5 }, (_, i) => record(i + 1));
+    const wire = encodeTask({ request: sampleRequest(), attempt: 26, history });
+    const decoded = decodeTask(wire.body, wire.headers);
+    expect(E.isRight(decoded) && decoded.right.history).to.deep.equal(history.slice(-MAX_HISTORY));
+  });
+
+  it('says what is wrong with a malformed task, naming fields but never their values', () => {
+    const request = { ...sampleRequest(), to: ['x@example.org\r\nBcc: evil@example.org'] };
+    const cases: Array<[string, string]> = [
+      ['{oops', 'body is not JSON'],
+      ['[1]', 'body is not a JSON object'],
+      ['{"request":{}}', 'unsupported schema version missing'],
+      ['{"v":2}', 'unsupported schema version 2'],
+      [JSON.stringify({ v: 1, request }), 'invalid request.to.0'],
+    ];
+    for (const [body, reason] of cases) {
+      expect(decodeTask(Buffer.from(body), {})).to.deep.equal(E.left(reason));
+    }
+  });
+
+  it('describes a dead letter from its headers, or from what RabbitMQ added itself', () => {
+    const request = sampleRequest();
+    const wire = encodeTask({ request, attempt: 4, history: [] });
+    const failedAt = new Date('2026-11-28T11:00:00.000Z');
+    const ours = toDeadLetter(wire, {
+      reason: 'permanent:\r\n550',
+      attempts: 4,
+      failedAt,
+      history: [record(4)],
+    });
+    expect(describeDeadLetter(ours)).to.deep.equal({
+      id: request.id,
+      to: [...request.to],
+      subject: request.subject,
+      reason: 'permanent: 550',
+      attempts: 4,
+      failedAt: failedAt.toISOString(),
+      history: [record(4)],
+    });
+    const byBroker = {
+      ...wire,
+      headers: {
+        ...wire.headers,
+        'x-death': [
+          {
+            reason: 'delivery_limit',
+            queue: 'email.send',
+            time: { '!': 'timestamp', value: 1795855903 },
+          },
+        ],
+      },
+    };
+    expect(describeDeadLetter(byBroker)).to.deep.include({
+      reason: 'broker: delivery_limit in email.send',
+      attempts: 4,
+      failedAt: new Date(1795855903 * 1000).toISOString(),
+    });
+  });
+});

@@ -1,0 +1,305 @@
+// One suite for every adapter of the queue ports: what keeps the in-memory queue honest is that
+// it must pass exactly what RabbitMQ passes.
+import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import { randomBytes } from 'node:crypto';
+import type {
+  DeadLetterBox,
+  Disposition,
+  EmailQueue,
+  EmailTask,
+  EmailTaskSource,
+} from '../../src/application/ports/email-queue.js';
+import type { AttemptRecord } from '../../src/domain/delivery.js';
+import { EmailRequest } from '../../src/domain/email-request.js';
+
+/** Fixtures are opened with these, so that the cases below can rely on them. */
+export const CONTRACT_CONCURRENCY = 2;
+export const CONTRACT_RETRY_DELAYS_MS: readonly [number, number] = [200, 400];
+
+export interface QueueFixture {
+  readonly queue: EmailQueue;
+  readonly source: EmailTaskSource;
+  readonly dead: DeadLetterBox;
+  /** Puts bytes on the tasks queue as a broken or foreign publisher would. */
+  publishRaw(body: Buffer, headers?: Record<string, unknown>): Promise<void>;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Retries `check` until it stops throwing; the last failure explains a timeout. */
+export async function eventually<A>(check: () => A | Promise<A>, timeoutMs = 5000): Promise<A> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(20);
+    }
+  }
+}
+
+const runId = randomBytes(3).toString('hex');
+let counter = 0;
+
+export function sampleRequest(overrides: Record<string, unknown> = {}): EmailRequest {
+  counter += 1;
+  const decoded = EmailRequest.decode({
+    id: `contract-${runId}-${counter}`,
+    to: ['Ada Lovelace <ada@example.org>', 'bob@example.com'],
+    subject: `Hello number ${counter}`,
+    text: 'Some text, with ünïcödé.',
+    requestedAt: '2026-11-28T10:00:00.000Z',
+    ...overrides,
+  });
+  if (E.isLeft(decoded)) throw new Error('sampleRequest does not decode');
+  return decoded.right;
+}
+
+const record = (attempt: number, detail = 'a 503 from the provider'): AttemptRecord => ({
+  attempt,
+  at: '2026-11-28T10:00:01.000Z',
+  outcome: 'transient',
+  detail,
+  durationMs: 12,
+});
+
+const done: Disposition = { _tag: 'Done' };
+
+export function emailQueueContract(name: string, open: () => Promise<QueueFixture>): void {
+  describe(`${name} honours the EmailQueue contract`, function () {
+    this.timeout(30_000);
+    let fx: QueueFixture;
+
+    beforeEach(async () => {
+      fx = await open();
+    });
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    async function publish(...requests: EmailRequest[]): Promise<void> {
+      const results = await Promise.all(requests.map((r) => fx.queue.publish(r)()));
+      for (const result of results) expect(result).to.deep.equal(E.right(undefined));
+    }
+
+    /**
+     * Consumes with `decide`, recording every task in the order handlers were called; `decide`
+     * gets that record too (handlers may run before consume() has returned it).
+     */
+    async function consume(
+      decide: (
+        task: EmailTask,
+        seen: readonly EmailTask[],
+      ) => Promise<Disposition> | Disposition = () => done,
+    ): Promise<EmailTask[]> {
+      const seen: EmailTask[] = [];
+      await fx.source.consume(async (task) => {
+        seen.push(task);
+        return decide(task, seen);
+      });
+      return seen;
+    }
+
+    it('delivers a published request unchanged, as attempt 1 with no history', async () => {
+      const request = sampleRequest({ html: '<p>Hi</p>' });
+      await publish(request);
+      const seen = await consume();
+      await eventually(() => expect(seen).to.have.length(1));
+      expect(seen[0]).to.deep.equal({ request, attempt: 1, history: [] });
+    });
+
+    it('keeps requests published before anyone consumes', async () => {
+      const requests = [sampleRequest(), sampleRequest(), sampleRequest()];
+      await publish(...requests);
+      await sleep(100);
+      const seen = await consume();
+      await eventually(() => expect(seen).to.have.length(3));
+      expect(seen.map((t) => t.request.id).sort()).to.deep.equal(requests.map((r) => r.id).sort());
+    });
+
+    it('offers a task again after a handler that failed', async () => {
+      const request = sampleRequest();
+      await publish(request);
+      const seen = await consume((_task, seen) => {
+        if (seen.length === 1) throw new Error('the ledger is down');
+        return done;
+      });
+      await eventually(() => expect(seen).to.have.length(2));
+      expect(seen[1]).to.deep.equal({ request, attempt: 1, history: [] });
+    });
+
+    it('delivers a retried task again after its delay, with the next attempt and the history', async () => {
+      const request = sampleRequest();
+      await publish(request);
+      const [first, second] = CONTRACT_RETRY_DELAYS_MS;
+      const seen = await consume((task): Disposition => {
+        if (task.attempt === 1) {
+          return { _tag: 'Retry', attempt: 2, delayMs: first, history: [record(1)] };
+        }
+        if (task.attempt === 2) {
+          return {
+            _tag: 'Retry',
+            attempt: 3,
+            delayMs: second,
+            history: [...task.history, record(2)],
+          };
+        }
+        return done;
+      });
+      await eventually(() => expect(seen).to.have.length(3));
+      expect(seen[1]).to.deep.equal({ request, attempt: 2, history: [record(1)] });
+      expect(seen[2]).to.deep.equal({ request, attempt: 3, history: [record(1), record(2)] });
+    });
+
+    it('dead-letters with reason, attempts and history, and listing leaves the letters in place', async () => {
+      const request = sampleRequest();
+      await publish(request);
+      await consume((task) => ({
+        _tag: 'DeadLetter',
+        reason: 'permanent: 550 mailbox unavailable',
+        history: [...task.history, record(1, '550 mailbox unavailable')],
+      }));
+      const letters = await eventually(async () => {
+        const listed = await fx.dead.list()();
+        expect(E.isRight(listed) && listed.right).to.have.length(1);
+        return E.isRight(listed) ? listed.right : [];
+      });
+      expect(letters[0]).to.deep.include({
+        id: request.id,
+        to: [...request.to],
+        subject: request.subject,
+        reason: 'permanent: 550 mailbox unavailable',
+        attempts: 1,
+        history: [record(1, '550 mailbox unavailable')],
+      });
+      expect(Number.isNaN(Date.parse(letters[0]!.failedAt))).to.equal(false);
+      expect(await fx.dead.list()()).to.deep.equal(E.right(letters));
+    });
+
+    it('replays a dead letter by id as a fresh attempt 1, and the others with all', async () => {
+      const [a, b] = [sampleRequest(), sampleRequest()];
+      await publish(a, b);
+      const seen = await consume((task, seen): Disposition =>
+        seen.filter((t) => t.request.id === task.request.id).length === 1
+          ? { _tag: 'DeadLetter', reason: 'permanent: no', history: [record(1)] }
+          : done,
+      );
+      await eventually(async () => expect(await fx.dead.list()()).to.satisfy(hasLength(2)));
+      expect(await fx.dead.replay({ id: a.id })()).to.deep.equal(E.right(1));
+      await eventually(() => expect(seen).to.have.length(3));
+      expect(seen[2]).to.deep.equal({ request: a, attempt: 1, history: [] });
+      const rest = await fx.dead.list()();
+      expect(E.isRight(rest) && rest.right.map((l) => l.id)).to.deep.equal([b.id]);
+      expect(await fx.dead.replay({ all: true })()).to.deep.equal(E.right(1));
+      await eventually(() => expect(seen).to.have.length(4));
+      expect(seen[3]).to.deep.equal({ request: b, attempt: 1, history: [] });
+      expect(await fx.dead.list()()).to.deep.equal(E.right([]));
+    });
+
+    it('purges the dead letters', async () => {
+      await publish(sampleRequest(), sampleRequest());
+      await consume(() => ({ _tag: 'DeadLetter', reason: 'permanent: no', history: [] }));
+      await eventually(async () => expect(await fx.dead.list()()).to.satisfy(hasLength(2)));
+      expect(await fx.dead.purge()()).to.deep.equal(E.right(2));
+      expect(await fx.dead.list()()).to.deep.equal(E.right([]));
+    });
+
+    it('dead-letters what it cannot decode as malformed, without calling the handler', async () => {
+      const good = sampleRequest();
+      const badAddress = {
+        v: 1,
+        request: { ...sampleRequest(), to: ['a@example.org\r\nBcc: x@evil.example'] },
+      };
+      await fx.publishRaw(Buffer.from('not json at all'));
+      await fx.publishRaw(Buffer.from(JSON.stringify({ v: 2, request: sampleRequest() })));
+      await fx.publishRaw(Buffer.from(JSON.stringify(badAddress)));
+      await publish(good);
+      const seen = await consume();
+      const letters = await eventually(async () => {
+        const listed = await fx.dead.list()();
+        expect(E.isRight(listed) && listed.right).to.have.length(3);
+        return E.isRight(listed) ? listed.right : [];
+      });
+      await eventually(() => expect(seen).to.have.length(1));
+      expect(seen[0]!.request).to.deep.equal(good);
+      for (const letter of letters) expect(letter.reason).to.match(/^malformed: /);
+      expect(letters.map((l) => l.id)).to.include(badAddress.request.id);
+      expect(letters.find((l) => l.id === badAddress.request.id)!.reason).to.include('to');
+    });
+
+    it('reads odd attempt and history headers as a first attempt rather than a poison task', async () => {
+      const request = sampleRequest();
+      await fx.publishRaw(Buffer.from(JSON.stringify({ v: 1, request })), {
+        'x-attempt': 'many',
+        'x-history': '{not json',
+      });
+      const seen = await consume();
+      await eventually(() => expect(seen).to.have.length(1));
+      expect(seen[0]).to.deep.equal({ request, attempt: 1, history: [] });
+    });
+
+    it(`never runs more than ${CONTRACT_CONCURRENCY} handlers at once, and does run that many`, async () => {
+      await publish(...Array.from({ length: 6 }, () => sampleRequest()));
+      let running = 0;
+      let most = 0;
+      const seen = await consume(async () => {
+        running += 1;
+        most = Math.max(most, running);
+        await sleep(100);
+        running -= 1;
+        return done;
+      });
+      await eventually(() => expect(seen).to.have.length(6));
+      expect(most).to.equal(CONTRACT_CONCURRENCY);
+    });
+
+    it('stop() waits for a handler in flight to finish', async () => {
+      await publish(sampleRequest());
+      let finished = false;
+      const seen = await consume(async () => {
+        await sleep(300);
+        finished = true;
+        return done;
+      });
+      await eventually(() => expect(seen).to.have.length(1));
+      await fx.source.stop(10_000);
+      expect(finished).to.equal(true);
+    });
+
+    it('gives a task not finished within the grace period to the next consumer', async () => {
+      const request = sampleRequest();
+      await publish(request);
+      let release: () => void = () => undefined;
+      const stuck = new Promise<void>((resolve) => (release = resolve));
+      const first = await consume(async () => {
+        await stuck;
+        return done;
+      });
+      await eventually(() => expect(first).to.have.length(1));
+      await fx.source.stop(50);
+      const second = await consume();
+      await eventually(() => expect(second).to.have.length(1));
+      expect(second[0]!.request).to.deep.equal(request);
+      release();
+    });
+
+    it('delivers each of many tasks exactly once to a handler that succeeds', async () => {
+      const requests = Array.from({ length: 200 }, () => sampleRequest());
+      await publish(...requests);
+      const seen = await consume();
+      await eventually(() => expect(seen).to.have.length(200), 15_000);
+      await sleep(300);
+      const ids = seen.map((t) => t.request.id);
+      expect(new Set(ids).size).to.equal(200);
+      expect(ids).to.have.length(200);
+    });
+  });
+}
+
+const hasLength =
+  (n: number) =>
+  (listed: E.Either<unknown, readonly unknown[]>): boolean =>
+    E.isRight(listed) && listed.right.length === n;

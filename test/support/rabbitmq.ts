@@ -1,0 +1,68 @@
+// What the RabbitMQ tests need from the machine: a broker, names no other run uses, a way to cut
+// our own connections from the broker's side, and a logger that keeps what it was told.
+import { connect } from 'amqplib';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import type { Logger } from '../../src/application/ports/system.js';
+import { redactUrl } from '../../src/adapters/rabbitmq/connection.js';
+
+export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+/** Fails (never skips) when the broker is missing: a green run must mean the tests ran. */
+export async function requireRabbitMq(url = AMQP_URL): Promise<void> {
+  try {
+    const model = await connect(url, { timeout: 3000 });
+    await model.close();
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `RabbitMQ is not reachable at ${redactUrl(url)} (${why}) — start it with \`rabbitmq-server -detached\``,
+      { cause: err },
+    );
+  }
+}
+
+/** A QUEUE_PREFIX of its own for each fixture, so runs and tests never see each other's tasks. */
+export const uniquePrefix = (label = 'test'): string =>
+  `${label}-${randomBytes(4).toString('hex')}`;
+
+const run = promisify(execFile);
+
+/**
+ * Has the broker close every connection whose client-given name is `name`, as
+ * `rabbitmqctl close_all_connections` would, but without cutting the connections of other
+ * suites that may be using the same broker at the same time. Returns how many it closed.
+ */
+export async function closeConnectionsNamed(name: string): Promise<number> {
+  const { stdout } = await run('rabbitmqctl', [
+    'list_connections',
+    'pid',
+    'client_properties',
+    '--no-table-headers',
+    '--quiet',
+  ]);
+  const pids = stdout
+    .split('\n')
+    .filter((line) => line.includes(`{"connection_name","${name}"}`))
+    .map((line) => line.split('\t')[0] ?? '')
+    .filter((pid) => pid.startsWith('<'));
+  for (const pid of pids) await run('rabbitmqctl', ['close_connection', pid, 'test: forced close']);
+  return pids.length;
+}
+
+export interface LogEntry {
+  readonly level: 'info' | 'warn' | 'error';
+  readonly fields: object;
+  readonly message: string;
+}
+
+export const memoryLogger = (): Logger & { readonly entries: LogEntry[] } => {
+  const entries: LogEntry[] = [];
+  return {
+    entries,
+    info: (fields, message) => entries.push({ level: 'info', fields, message }),
+    warn: (fields, message) => entries.push({ level: 'warn', fields, message }),
+    error: (fields, message) => entries.push({ level: 'error', fields, message }),
+  };
+};
