@@ -5,10 +5,13 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 const forbid = (names, regexes, message) => ({
-  'no-restricted-imports': ['error', {
-    paths: names.map((name) => ({ name, message })),
-    patterns: regexes.map((regex) => ({ regex, message })),
-  }],
+  'no-restricted-imports': [
+    'error',
+    {
+      paths: names.map((name) => ({ name, message })),
+      patterns: regexes.map((regex) => ({ regex, message })),
+    },
+  ],
 });
 // Anything that is neither relative nor fp-ts/io-ts: frameworks, node:* built-ins, other packages.
 const notPure = '^(?!\\.|fp-ts(/|$)|io-ts(/|$))';
@@ -20,7 +23,10 @@ export default tseslint.config(
   {
     languageOptions: { globals: { ...globals.node }, ecmaVersion: 2023, sourceType: 'module' },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off',
     },
@@ -51,7 +57,15 @@ export default tseslint.config(
     ),
   },
   {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
-    rules: { '@typescript-eslint/no-non-null-assertion': 'off', '@typescript-eslint/no-unused-expressions': 'off' },
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-unused-expressions': 'off',
+    },
   },
 );

@@ -77,7 +77,13 @@ export class DeliverEmail {
       durationMs,
     };
     const history = [...task.history, record];
-    const about = { id: request.id, at: record.at, to: request.to, subject: request.subject, attempt };
+    const about = {
+      id: request.id,
+      at: record.at,
+      to: request.to,
+      subject: request.subject,
+      attempt,
+    };
     const decision = decide(outcome, attempt, this.policy);
     switch (decision._tag) {
       case 'Delivered':
@@ -107,18 +113,19 @@ export class DeliverEmail {
             delayMs: decision.delayMs,
             nextAttemptAt,
           }),
-          TE.map(
-            (): Disposition => ({
-              _tag: 'Retry',
-              attempt: decision.nextAttempt,
-              delayMs: decision.delayMs,
-              history,
-            }),
-          ),
+          TE.map((): Disposition => ({
+            _tag: 'Retry',
+            attempt: decision.nextAttempt,
+            delayMs: decision.delayMs,
+            history,
+          })),
         );
       }
       case 'GiveUp':
-        this.log.error({ emailId: request.id, attempt, reason: decision.reason }, 'Giving up on email');
+        this.log.error(
+          { emailId: request.id, attempt, reason: decision.reason },
+          'Giving up on email',
+        );
         return pipe(
           this.announce({
             type: 'EmailDeliveryFailed',

@@ -13,10 +13,7 @@ export interface IdempotencyConflict {
 }
 
 export type RequestEmailError =
-  | InvalidEmailRequest
-  | QueueUnavailable
-  | StoreUnavailable
-  | IdempotencyConflict;
+  InvalidEmailRequest | QueueUnavailable | StoreUnavailable | IdempotencyConflict;
 
 export interface Accepted {
   readonly id: EmailId;
@@ -67,7 +64,12 @@ export class RequestEmail {
   private enqueueOnce(draft: EmailDraft, key: string): TE.TaskEither<RequestEmailError, Accepted> {
     const id = this.ids.next();
     // The payload is compared as canonical JSON: the same fields in another order are the same.
-    const payload = JSON.stringify([draft.to, draft.subject, draft.text ?? null, draft.html ?? null]);
+    const payload = JSON.stringify([
+      draft.to,
+      draft.subject,
+      draft.text ?? null,
+      draft.html ?? null,
+    ]);
     return pipe(
       this.idempotency.claim(key, payload, id),
       TE.flatMap((claim): TE.TaskEither<RequestEmailError, Accepted> => {

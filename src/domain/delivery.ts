@@ -46,7 +46,11 @@ export interface RetryPolicy {
  * moves the retry to the first step at least that long, so the broker's fixed TTL queues can
  * honour it; past the longest step, the longest step is the best a fixed schedule can do.
  */
-export function retryDelay(policy: RetryPolicy, failedAttempt: number, retryAfterMs?: number): number {
+export function retryDelay(
+  policy: RetryPolicy,
+  failedAttempt: number,
+  retryAfterMs?: number,
+): number {
   const steps = policy.delaysMs;
   const base = steps[Math.min(Math.max(failedAttempt, 1), steps.length) - 1] ?? steps[0];
   if (retryAfterMs === undefined || retryAfterMs <= base) return base;
@@ -113,7 +117,11 @@ export function parseDelays(spec: string): [number, ...number[]] | undefined {
 
 /** `30000` → `30s`: the suffix of a retry queue's name and what a person reads in a log. */
 export function formatDelay(ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;

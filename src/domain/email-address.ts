@@ -80,7 +80,9 @@ export interface AddressParts {
 }
 
 /** Splits `Name <addr>` / `"Name" <addr>` / `addr` without interpreting anything else. */
-function splitDisplayName(input: string): E.Either<AddressRejection, { name?: string; spec: string }> {
+function splitDisplayName(
+  input: string,
+): E.Either<AddressRejection, { name?: string; spec: string }> {
   const open = input.lastIndexOf('<');
   if (open === -1) {
     return input.includes('>') ? E.left('bad-display-name') : E.right({ spec: input });
@@ -95,7 +97,9 @@ function splitDisplayName(input: string): E.Either<AddressRejection, { name?: st
       return E.left('bad-display-name');
     }
     const name = inner.replace(/\\(.)/g, '$1');
-    return name.length > MAX_DISPLAY_NAME_CHARS ? E.left('bad-display-name') : E.right({ name, spec });
+    return name.length > MAX_DISPLAY_NAME_CHARS
+      ? E.left('bad-display-name')
+      : E.right({ name, spec });
   }
   if (!BARE_DISPLAY_NAME.test(rawName) || rawName.length > MAX_DISPLAY_NAME_CHARS) {
     return E.left('bad-display-name');
@@ -143,7 +147,8 @@ export function parseEmailAddress(input: string): E.Either<InvalidAddress, Email
   const problem = checkSpec(split.right.spec);
   if (problem) return reject(input, problem);
   const name = split.right.name;
-  const canonical = name === undefined ? split.right.spec : `${quoteName(name)} <${split.right.spec}>`;
+  const canonical =
+    name === undefined ? split.right.spec : `${quoteName(name)} <${split.right.spec}>`;
   // The one place the brand is granted: every check above has passed.
   return E.right(canonical as EmailAddress);
 }

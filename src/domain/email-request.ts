@@ -122,7 +122,9 @@ function parseBody(name: 'text' | 'html', value: unknown, errors: Record<string,
 }
 
 const truncate = (s: string): string =>
-  (s.length > 80 ? `${s.slice(0, 77)}...` : s).replace(/[\r\n]/g, (c) => (c === '\r' ? '\\r' : '\\n'));
+  (s.length > 80 ? `${s.slice(0, 77)}...` : s).replace(/[\r\n]/g, (c) =>
+    c === '\r' ? '\\r' : '\\n',
+  );
 
 const isRecord = (u: unknown): u is Record<string, unknown> =>
   typeof u === 'object' && u !== null && !Array.isArray(u);

@@ -50,7 +50,9 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
   const addAttempt = (a: StatusAttempt): readonly StatusAttempt[] =>
     base.attempts.some((x) => x.attempt === a.attempt && x.outcome === a.outcome && x.at === a.at)
       ? base.attempts
-      : [...base.attempts, a].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : x.attempt - y.attempt));
+      : [...base.attempts, a].sort((x, y) =>
+          x.at < y.at ? -1 : x.at > y.at ? 1 : x.attempt - y.attempt,
+        );
 
   switch (event.type) {
     case 'EmailRequested':

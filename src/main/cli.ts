@@ -13,7 +13,10 @@ import { startServer } from './server.js';
 import { startWorker } from './worker.js';
 import { onShutdownSignal } from './runtime.js';
 
-const starters: Record<'dev' | 'server' | 'worker', (config: Config, log: Logger) => Promise<Running>> = {
+const starters: Record<
+  'dev' | 'server' | 'worker',
+  (config: Config, log: Logger) => Promise<Running>
+> = {
   dev: startDev,
   server: startServer,
   worker: startWorker,
@@ -40,7 +43,11 @@ async function main(argv: readonly string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'dead-letters') return deadLetters(argv.slice(1));
-  const roles: Record<string, 'dev' | 'server' | 'worker'> = { dev: 'dev', server: 'server', worker: 'worker' };
+  const roles: Record<string, 'dev' | 'server' | 'worker'> = {
+    dev: 'dev',
+    server: 'server',
+    worker: 'worker',
+  };
   const role = roles[command];
   if (role === undefined) {
     process.stderr.write(`email: unknown command "${command}"\n\n${USAGE}`);
@@ -61,7 +68,9 @@ async function main(argv: readonly string[]): Promise<number> {
 async function deadLetters(args: readonly string[]): Promise<number> {
   const parsed = parseDeadLettersArgs(args);
   if (parsed === undefined) {
-    process.stderr.write(`email dead-letters: expected list, replay or purge\n\n${DEAD_LETTERS_USAGE}`);
+    process.stderr.write(
+      `email dead-letters: expected list, replay or purge\n\n${DEAD_LETTERS_USAGE}`,
+    );
     return 2;
   }
   const config = loadConfig(process.env, 'dead-letters');

@@ -48,14 +48,24 @@ export function formatTable(letters: readonly DeadLetter[]): string {
   const header = ['ID', 'RECIPIENTS', 'SUBJECT', 'REASON', 'ATTEMPTS', 'FAILED AT'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
-    cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return `${[line(header), ...rows.map(line)].join('\n')}\n${letters.length} dead letter${letters.length === 1 ? '' : 's'}.\n`;
 }
 
 /** Runs one dead-letter command against RabbitMQ; returns the exit code. */
-export async function runDeadLetters(config: Config, log: Logger, command: Command): Promise<number> {
+export async function runDeadLetters(
+  config: Config,
+  log: Logger,
+  command: Command,
+): Promise<number> {
   const container = new Container();
-  container.load(coreModule(config, log, 'dead-letters'), rabbitMqModule(config, log, 'dead-letters'));
+  container.load(
+    coreModule(config, log, 'dead-letters'),
+    rabbitMqModule(config, log, 'dead-letters'),
+  );
   const connection = resolve(container, 'RabbitMqConnection');
   connection.start();
   try {
@@ -75,13 +85,19 @@ export async function runDeadLetters(config: Config, log: Logger, command: Comma
           ? E.map((n: number) => `Replayed ${n} dead letter${n === 1 ? '' : 's'}.\n`)(
               await box.replay(command.selector)(),
             )
-          : E.map((n: number) => `Purged ${n} dead letter${n === 1 ? '' : 's'}.\n`)(await box.purge()());
+          : E.map((n: number) => `Purged ${n} dead letter${n === 1 ? '' : 's'}.\n`)(
+              await box.purge()(),
+            );
     if (E.isLeft(result)) {
       process.stderr.write(`email dead-letters: ${result.left.reason}\n`);
       return 1;
     }
     process.stdout.write(result.right);
-    if (command.kind === 'replay' && 'id' in command.selector && result.right.startsWith('Replayed 0')) {
+    if (
+      command.kind === 'replay' &&
+      'id' in command.selector &&
+      result.right.startsWith('Replayed 0')
+    ) {
       process.stderr.write(`No dead letter has the id ${command.selector.id}.\n`);
       return 1;
     }

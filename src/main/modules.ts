@@ -59,7 +59,12 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
     (sender, events, ledger, policy, clock, log) =>
       new DeliverEmail(sender, events, ledger, policy, clock, log),
   );
-  provide(bind, 'ProjectEmailStatus', ['EmailStatusStore'], (store) => new ProjectEmailStatus(store));
+  provide(
+    bind,
+    'ProjectEmailStatus',
+    ['EmailStatusStore'],
+    (store) => new ProjectEmailStatus(store),
+  );
 });
 
 /** Stores that live in the process: status read model, idempotency keys, delivered ids. */
@@ -88,7 +93,8 @@ export const inMemoryMessagingModule = (config: Config, log: Logger) =>
  */
 export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
   new ContainerModule(({ bind }) => {
-    if (!config.amqpUrl) throw new Error('AMQP_URL is required for RabbitMQ (checked by loadConfig)');
+    if (!config.amqpUrl)
+      throw new Error('AMQP_URL is required for RabbitMQ (checked by loadConfig)');
     const prefix = config.queuePrefix;
     const connection = new RabbitMqConnection({
       url: config.amqpUrl.reveal(),
@@ -103,22 +109,29 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
     const events = new RabbitMqDeliveryEvents({ publisher, prefix, logger: log });
     provide(bind, 'DeliveryEvents', ['Metrics'], (metrics) => counted(events, metrics));
     constant(bind, 'Readiness', () => connection.isReady());
-    provide(bind, 'EmailTaskSource', [], () =>
-      new RabbitMqEmailTaskSource({
-        connection,
-        publisher,
-        prefix,
-        concurrency: config.workerConcurrency,
-        retryDelaysMs: config.retry.delaysMs,
-        logger: log,
-      }),
+    provide(
+      bind,
+      'EmailTaskSource',
+      [],
+      () =>
+        new RabbitMqEmailTaskSource({
+          connection,
+          publisher,
+          prefix,
+          concurrency: config.workerConcurrency,
+          retryDelaysMs: config.retry.delaysMs,
+          logger: log,
+        }),
     );
   });
 
 /** The sender chosen by MAIL_TRANSPORT: the one line of configuration the core never sees. */
 export const senderModule = new ContainerModule(({ bind }) => {
-  provide(bind, 'SenderHandle', ['Config', 'Logger', 'Clock', 'Metrics'], (config, log, clock, metrics) =>
-    createSender(config, log, clock, metrics),
+  provide(
+    bind,
+    'SenderHandle',
+    ['Config', 'Logger', 'Clock', 'Metrics'],
+    (config, log, clock, metrics) => createSender(config, log, clock, metrics),
   );
   provide(bind, 'EmailSender', ['SenderHandle'], (handle) => handle.sender);
 });

@@ -13,7 +13,8 @@ export const deliveryHandler =
   (deliver: DeliverEmail): TaskHandler =>
   async (task) => {
     const result = await deliver.execute(task)();
-    if (E.isLeft(result)) throw new Error(`no decision for ${task.request.id}: ${result.left.reason}`);
+    if (E.isLeft(result))
+      throw new Error(`no decision for ${task.request.id}: ${result.left.reason}`);
     return result.right;
   };
 

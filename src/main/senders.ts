@@ -39,10 +39,17 @@ export interface SenderHandle {
 }
 
 /** One transport, or a failover chain in the order MAIL_TRANSPORT lists them. */
-export function createSender(config: Config, log: Logger, clock: Clock, metrics: Metrics): SenderHandle {
+export function createSender(
+  config: Config,
+  log: Logger,
+  clock: Clock,
+  metrics: Metrics,
+): SenderHandle {
   const senders = config.transports.map((name) => createOne(name, config, log));
   const close = async () => {
-    await Promise.all(senders.map((s) => ('close' in s && typeof s.close === 'function' ? s.close() : undefined)));
+    await Promise.all(
+      senders.map((s) => ('close' in s && typeof s.close === 'function' ? s.close() : undefined)),
+    );
   };
   const [only] = senders;
   if (senders.length === 1 && only) return { sender: only, close };

@@ -32,7 +32,10 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     log,
   );
   if (!(await connection.whenReady(5000))) {
-    log.warn({ broker: connection.redactedUrl }, 'RabbitMQ is not reachable yet; answering 503 until it is');
+    log.warn(
+      { broker: connection.redactedUrl },
+      'RabbitMQ is not reachable yet; answering 503 until it is',
+    );
   }
 
   const app = createHttpApp({

@@ -1,7 +1,11 @@
 import type { Bind, Container } from 'inversify';
 import type { DeliverEmail } from '../application/deliver-email.js';
 import type { DeliveryEvents } from '../application/ports/delivery-events.js';
-import type { DeadLetterBox, EmailQueue, EmailTaskSource } from '../application/ports/email-queue.js';
+import type {
+  DeadLetterBox,
+  EmailQueue,
+  EmailTaskSource,
+} from '../application/ports/email-queue.js';
 import type { EmailSender } from '../application/ports/email-sender.js';
 import type { EmailStatusStore } from '../application/ports/email-status-store.js';
 import type { DeliveryLedger, IdempotencyStore } from '../application/ports/ledgers.js';

@@ -34,12 +34,19 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
 
   connection.start();
   log.info(
-    { transport: sender.name, concurrency: config.workerConcurrency, broker: connection.redactedUrl },
+    {
+      transport: sender.name,
+      concurrency: config.workerConcurrency,
+      broker: connection.redactedUrl,
+    },
     'Starting Queue Worker',
   );
   await tasks.consume(deliveryHandler(deliver));
   if (!(await connection.whenReady(5000))) {
-    log.warn({ broker: connection.redactedUrl }, 'RabbitMQ is not reachable yet; will consume once it is');
+    log.warn(
+      { broker: connection.redactedUrl },
+      'RabbitMQ is not reachable yet; will consume once it is',
+    );
   }
 
   const ops = createOpsApp({

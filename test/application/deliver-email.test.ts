@@ -12,7 +12,11 @@ import { RecordingEvents, RecordingLogger, ScriptedSender, fixedClock } from '..
 const policy: RetryPolicy = { maxAttempts: 3, delaysMs: [1000, 5000] };
 
 function task(attempt = 1): EmailTask {
-  const draft = parseEmailDraft({ to: ['ada@example.com', 'Bob <bob@example.org>'], subject: 'S', text: 'T' });
+  const draft = parseEmailDraft({
+    to: ['ada@example.com', 'Bob <bob@example.org>'],
+    subject: 'S',
+    text: 'T',
+  });
   if (E.isLeft(draft)) throw new Error('bad fixture');
   const request = toEmailRequest(draft.right, 'deliver-0001' as EmailId, new Date());
   return { request, attempt, history: [] };
@@ -34,7 +38,11 @@ describe('DeliverEmail', () => {
     expect(result).to.deep.equal(E.right({ _tag: 'Done' }));
     expect(sender.sent).to.have.length(1);
     expect(events.events).to.have.length(1);
-    expect(events.events[0]).to.include({ type: 'EmailDelivered', providerId: '<p1@mailgun>', attempt: 1 });
+    expect(events.events[0]).to.include({
+      type: 'EmailDelivered',
+      providerId: '<p1@mailgun>',
+      attempt: 1,
+    });
     expect(log.text()).to.contain('Initiating email send to ada@example.com, bob@example.org.');
     expect(log.text()).to.match(/Time to send an email: \d+\.\d\ds/);
   });
@@ -53,8 +61,16 @@ describe('DeliverEmail', () => {
     if (E.isLeft(result) || result.right._tag !== 'Retry') expect.fail(JSON.stringify(result));
     expect(result.right).to.include({ attempt: 2, delayMs: 5000 });
     expect(result.right.history).to.have.length(1);
-    expect(result.right.history[0]).to.include({ attempt: 1, outcome: 'transient', detail: 'Mailgun 503' });
-    expect(events.events[0]).to.include({ type: 'EmailDeliveryRetried', attempt: 1, delayMs: 5000 });
+    expect(result.right.history[0]).to.include({
+      attempt: 1,
+      outcome: 'transient',
+      detail: 'Mailgun 503',
+    });
+    expect(events.events[0]).to.include({
+      type: 'EmailDeliveryRetried',
+      attempt: 1,
+      delayMs: 5000,
+    });
   });
 
   it('dead-letters at once on a permanent failure', async () => {
@@ -67,7 +83,10 @@ describe('DeliverEmail', () => {
 
   it('dead-letters when the last attempt fails too, keeping the history it was given', async () => {
     const { useCase, events } = setUp([transient('timeout')]);
-    const previous = { ...task(3), history: [{ attempt: 1, at: 'a', outcome: 'transient' as const, detail: 'x' }] };
+    const previous = {
+      ...task(3),
+      history: [{ attempt: 1, at: 'a', outcome: 'transient' as const, detail: 'x' }],
+    };
     const result = await useCase.execute(previous)();
     if (E.isLeft(result) || result.right._tag !== 'DeadLetter') expect.fail(JSON.stringify(result));
     expect(result.right.reason).to.contain('out of attempts (3 of 3)');

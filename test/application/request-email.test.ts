@@ -14,14 +14,24 @@ describe('RequestEmail', () => {
   beforeEach(() => {
     queue = new RecordingQueue();
     events = new RecordingEvents();
-    useCase = new RequestEmail(queue, events, new InMemoryIdempotencyStore(), sequentialIds(), fixedClock());
+    useCase = new RequestEmail(
+      queue,
+      events,
+      new InMemoryIdempotencyStore(),
+      sequentialIds(),
+      fixedClock(),
+    );
   });
 
   it('queues a valid request once and announces it', async () => {
     const result = await useCase.execute(input)();
     expect(result).to.deep.equal(E.right({ id: 'email-00000001', repeated: false }));
     expect(queue.published).to.have.length(1);
-    expect(queue.published[0]).to.include({ id: 'email-00000001', subject: 'Hello', text: 'Hi Ada' });
+    expect(queue.published[0]).to.include({
+      id: 'email-00000001',
+      subject: 'Hello',
+      text: 'Hi Ada',
+    });
     expect(queue.published[0]?.to).to.deep.equal(['Ada <ada@example.com>']);
     expect(events.events.map((e) => e.type)).to.deep.equal(['EmailRequested']);
   });
@@ -30,11 +40,9 @@ describe('RequestEmail', () => {
     const result = await useCase.execute({ to: 'nope', subject: 'Hi\r\nBcc: x@evil.com' })();
     if (E.isRight(result)) expect.fail('accepted');
     expect(result.left._tag).to.equal('InvalidEmailRequest');
-    expect(result.left._tag === 'InvalidEmailRequest' && Object.keys(result.left.fields).sort()).to.deep.equal([
-      'subject',
-      'text',
-      'to',
-    ]);
+    expect(
+      result.left._tag === 'InvalidEmailRequest' && Object.keys(result.left.fields).sort(),
+    ).to.deep.equal(['subject', 'text', 'to']);
     expect(queue.published).to.have.length(0);
     expect(events.events).to.have.length(0);
   });
@@ -57,7 +65,9 @@ describe('RequestEmail', () => {
   it('refuses the same key with another payload', async () => {
     await useCase.execute(input, 'key-2')();
     const other = await useCase.execute({ ...input, subject: 'Other' }, 'key-2')();
-    expect(other).to.deep.equal(E.left({ _tag: 'IdempotencyConflict', reason: 'different-payload' }));
+    expect(other).to.deep.equal(
+      E.left({ _tag: 'IdempotencyConflict', reason: 'different-payload' }),
+    );
     expect(queue.published).to.have.length(1);
   });
 

@@ -15,7 +15,9 @@ const policy: RetryPolicy = { maxAttempts: 4, delaysMs: [1000, 5000, 30_000] };
 
 describe('Delivery policy', () => {
   it('waits the step of each failed attempt, and repeats the last step', () => {
-    expect([1, 2, 3, 4, 9].map((n) => retryDelay(policy, n))).to.deep.equal([1000, 5000, 30_000, 30_000, 30_000]);
+    expect([1, 2, 3, 4, 9].map((n) => retryDelay(policy, n))).to.deep.equal([
+      1000, 5000, 30_000, 30_000, 30_000,
+    ]);
   });
 
   it("moves a retry to the first step at least as long as the provider's Retry-After", () => {
@@ -26,7 +28,10 @@ describe('Delivery policy', () => {
   });
 
   it('delivers on sent, retries on transient, gives up on permanent', () => {
-    expect(decide(sent('<id@mg>'), 1, policy)).to.deep.equal({ _tag: 'Delivered', providerId: '<id@mg>' });
+    expect(decide(sent('<id@mg>'), 1, policy)).to.deep.equal({
+      _tag: 'Delivered',
+      providerId: '<id@mg>',
+    });
     expect(decide(transient('503 from Mailgun', 2000), 1, policy)).to.deep.equal({
       _tag: 'RetryLater',
       nextAttempt: 2,
@@ -56,9 +61,18 @@ describe('Delivery policy', () => {
   });
 
   it('parses and formats RETRY_DELAYS', () => {
-    expect(parseDelays('1s,5s,30s,2m,10m,30m,1h')).to.deep.equal([1000, 5000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000]);
+    expect(parseDelays('1s,5s,30s,2m,10m,30m,1h')).to.deep.equal([
+      1000, 5000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000,
+    ]);
     expect(parseDelays('250ms, 2s')).to.deep.equal([250, 2000]);
-    for (const bad of ['', '1x', '1s,,2s', '0s', '-1s', 's']) expect(parseDelays(bad), bad).to.equal(undefined);
-    expect([1000, 120_000, 3_600_000, 250, 1500].map(formatDelay)).to.deep.equal(['1s', '2m', '1h', '250ms', '1500ms']);
+    for (const bad of ['', '1x', '1s,,2s', '0s', '-1s', 's'])
+      expect(parseDelays(bad), bad).to.equal(undefined);
+    expect([1000, 120_000, 3_600_000, 250, 1500].map(formatDelay)).to.deep.equal([
+      '1s',
+      '2m',
+      '1h',
+      '250ms',
+      '1500ms',
+    ]);
   });
 });

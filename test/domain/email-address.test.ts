@@ -1,7 +1,12 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import type { AddressRejection } from '../../src/domain/email-address.js';
-import { EmailAddress, addressParts, mailbox, parseEmailAddress } from '../../src/domain/email-address.js';
+import {
+  EmailAddress,
+  addressParts,
+  mailbox,
+  parseEmailAddress,
+} from '../../src/domain/email-address.js';
 
 const valid: readonly [string, string][] = [
   ['ada@example.com', 'ada@example.com'],
@@ -45,8 +50,14 @@ const invalid: readonly [string, AddressRejection][] = [
   ['Ada <eve> <ada@example.com>', 'bad-display-name'],
   ['"Ada <ada@example.com>', 'bad-display-name'],
   [`${'a'.repeat(65)}@example.com`, 'local-part-too-long'],
-  [`ada@${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}.com`, 'domain-too-long'],
-  [`${'a'.repeat(64)}@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}.com`, 'address-too-long'],
+  [
+    `ada@${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}.com`,
+    'domain-too-long',
+  ],
+  [
+    `${'a'.repeat(64)}@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}.com`,
+    'address-too-long',
+  ],
   ['ada@exämple.com', 'non-ascii-domain'],
   ['adä@example.com', 'bad-local-part'],
 ];

@@ -17,9 +17,16 @@ const fieldsOf = (input: unknown): Record<string, string> => {
 describe('EmailRequest', () => {
   it('accepts one recipient as a string and several as a list', () => {
     const one = parseEmailDraft({ to: 'ada@example.com', subject: 'Hi', text: 'Hello' });
-    const many = parseEmailDraft({ to: ['ada@example.com', 'Bob <bob@example.org>'], subject: 'Hi', html: '<p>x</p>' });
+    const many = parseEmailDraft({
+      to: ['ada@example.com', 'Bob <bob@example.org>'],
+      subject: 'Hi',
+      html: '<p>x</p>',
+    });
     expect(E.isRight(one) && one.right.to).to.deep.equal(['ada@example.com']);
-    expect(E.isRight(many) && many.right.to).to.deep.equal(['ada@example.com', 'Bob <bob@example.org>']);
+    expect(E.isRight(many) && many.right.to).to.deep.equal([
+      'ada@example.com',
+      'Bob <bob@example.org>',
+    ]);
   });
 
   it('reports every problem at once, each on its field', () => {
@@ -33,22 +40,54 @@ describe('EmailRequest', () => {
     ['an array', [], 'body'],
     ['no recipient', { subject: 's', text: 't' }, 'to'],
     ['an empty recipient list', { to: [], subject: 's', text: 't' }, 'to'],
-    ['51 recipients', { to: Array.from({ length: 51 }, (_, i) => `u${i}@example.com`), subject: 's', text: 't' }, 'to'],
+    [
+      '51 recipients',
+      { to: Array.from({ length: 51 }, (_, i) => `u${i}@example.com`), subject: 's', text: 't' },
+      'to',
+    ],
     ['a number as recipient', { to: 42, subject: 's', text: 't' }, 'to'],
     ['a recipient list with a number', { to: ['a@example.com', 3], subject: 's', text: 't' }, 'to'],
-    ['CR/LF in a recipient', { to: 'a@example.com\r\nBcc: eve@evil.com', subject: 's', text: 't' }, 'to'],
+    [
+      'CR/LF in a recipient',
+      { to: 'a@example.com\r\nBcc: eve@evil.com', subject: 's', text: 't' },
+      'to',
+    ],
     ['no subject', { to: 'a@example.com', text: 't' }, 'subject'],
     ['a blank subject', { to: 'a@example.com', subject: '   ', text: 't' }, 'subject'],
-    ['a subject with LF', { to: 'a@example.com', subject: 'Hi\nBcc: eve@evil.com', text: 't' }, 'subject'],
+    [
+      'a subject with LF',
+      { to: 'a@example.com', subject: 'Hi\nBcc: eve@evil.com', text: 't' },
+      'subject',
+    ],
     ['a subject with CR', { to: 'a@example.com', subject: 'Hi\rthere', text: 't' }, 'subject'],
-    ['a 999-character subject', { to: 'a@example.com', subject: 'x'.repeat(999), text: 't' }, 'subject'],
+    [
+      'a 999-character subject',
+      { to: 'a@example.com', subject: 'x'.repeat(999), text: 't' },
+      'subject',
+    ],
     ['a number as subject', { to: 'a@example.com', subject: 7, text: 't' }, 'subject'],
     ['no body', { to: 'a@example.com', subject: 's' }, 'text'],
     ['blank bodies', { to: 'a@example.com', subject: 's', text: ' ', html: '' }, 'text'],
-    ['a text body that is not a string', { to: 'a@example.com', subject: 's', text: { a: 1 } }, 'text'],
-    ['an oversized text', { to: 'a@example.com', subject: 's', text: 'x'.repeat(MAX_BODY_OCTETS + 1) }, 'text'],
-    ['an oversized html', { to: 'a@example.com', subject: 's', html: 'é'.repeat(MAX_BODY_OCTETS / 2 + 1) }, 'html'],
-    ['an unknown field', { to: 'a@example.com', subject: 's', text: 't', cc: 'x@example.com' }, 'cc'],
+    [
+      'a text body that is not a string',
+      { to: 'a@example.com', subject: 's', text: { a: 1 } },
+      'text',
+    ],
+    [
+      'an oversized text',
+      { to: 'a@example.com', subject: 's', text: 'x'.repeat(MAX_BODY_OCTETS + 1) },
+      'text',
+    ],
+    [
+      'an oversized html',
+      { to: 'a@example.com', subject: 's', html: 'é'.repeat(MAX_BODY_OCTETS / 2 + 1) },
+      'html',
+    ],
+    [
+      'an unknown field',
+      { to: 'a@example.com', subject: 's', text: 't', cc: 'x@example.com' },
+      'cc',
+    ],
   ];
   for (const [what, input, field] of table) {
     it(`rejects ${what} on "${field}"`, () => {
@@ -58,23 +97,39 @@ describe('EmailRequest', () => {
   }
 
   it('accepts a 998-character subject and unicode', () => {
-    expect(E.isRight(parseEmailDraft({ to: 'a@example.com', subject: 'é'.repeat(998), text: 't' }))).to.equal(true);
+    expect(
+      E.isRight(parseEmailDraft({ to: 'a@example.com', subject: 'é'.repeat(998), text: 't' })),
+    ).to.equal(true);
   });
 
   it('gets an id and a time, and then round-trips through its codec', () => {
     const draft = parseEmailDraft({ to: 'a@example.com', subject: 's', text: 't' });
     if (E.isLeft(draft)) expect.fail('rejected');
-    const request = toEmailRequest(draft.right, 'abcdefgh12345678' as EmailId, new Date('2026-01-02T03:04:05Z'));
+    const request = toEmailRequest(
+      draft.right,
+      'abcdefgh12345678' as EmailId,
+      new Date('2026-01-02T03:04:05Z'),
+    );
     expect(request.requestedAt).to.equal('2026-01-02T03:04:05.000Z');
-    expect(EmailRequest.decode(JSON.parse(JSON.stringify(request)))).to.deep.equal(E.right(request));
+    expect(EmailRequest.decode(JSON.parse(JSON.stringify(request)))).to.deep.equal(
+      E.right(request),
+    );
   });
 
   it('cannot be decoded invalid: no body, bad id or a forged address', () => {
-    const base = { id: 'abcdefgh12345678', to: ['a@example.com'], subject: 's', text: 't', requestedAt: 'x' };
+    const base = {
+      id: 'abcdefgh12345678',
+      to: ['a@example.com'],
+      subject: 's',
+      text: 't',
+      requestedAt: 'x',
+    };
     expect(E.isRight(EmailRequest.decode(base))).to.equal(true);
     expect(E.isRight(EmailRequest.decode({ ...base, text: undefined }))).to.equal(false);
     expect(E.isRight(EmailRequest.decode({ ...base, id: 'a/b' }))).to.equal(false);
-    expect(E.isRight(EmailRequest.decode({ ...base, to: ['a@example.com\nBcc: e@evil.com'] }))).to.equal(false);
+    expect(
+      E.isRight(EmailRequest.decode({ ...base, to: ['a@example.com\nBcc: e@evil.com'] })),
+    ).to.equal(false);
     expect(E.isRight(EmailRequest.decode({ ...base, to: [] }))).to.equal(false);
   });
 });

@@ -44,7 +44,10 @@ describe('Email status', () => {
   it('goes queued → retrying → delivered with every attempt recorded', () => {
     expect(fold([requested])?.status).to.equal('queued');
     const retrying = fold([requested, retried]);
-    expect(retrying).to.include({ status: 'retrying', nextAttemptAt: retried.type === 'EmailDeliveryRetried' ? retried.nextAttemptAt : '' });
+    expect(retrying).to.include({
+      status: 'retrying',
+      nextAttemptAt: retried.type === 'EmailDeliveryRetried' ? retried.nextAttemptAt : '',
+    });
     const done = fold([requested, retried, delivered]);
     expect(done).to.include({ status: 'delivered', providerId: '<x@mg>', durationMs: 420 });
     expect(done).not.to.have.property('nextAttemptAt');
@@ -64,7 +67,9 @@ describe('Email status', () => {
     expect(status).to.include({ status: 'delivered' });
     expect(status).not.to.have.property('failedAt');
     expect(status?.attempts.map((a) => a.outcome)).to.deep.equal(['permanent', 'sent']);
-    expect(fold([requested, failed, { ...delivered, at: '2026-01-01T00:00:00.500Z' }])?.status).to.equal('failed');
+    expect(
+      fold([requested, failed, { ...delivered, at: '2026-01-01T00:00:00.500Z' }])?.status,
+    ).to.equal('failed');
   });
 
   it('tolerates events out of order and twice: a final state is never undone', () => {

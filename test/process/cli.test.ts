@@ -27,7 +27,8 @@ describe('the email command', () => {
     const { code } = await proc.exited;
     const err = proc.stderr.join('');
     expect(code).to.equal(2);
-    for (const variable of ['MAIL_TRANSPORT', 'PORT', 'RETRY_DELAYS', 'AMQP_URL']) expect(err).to.contain(variable);
+    for (const variable of ['MAIL_TRANSPORT', 'PORT', 'RETRY_DELAYS', 'AMQP_URL'])
+      expect(err).to.contain(variable);
     expect(err).not.to.contain('supersecret');
     expect(err).not.to.contain('hunter2');
   });

@@ -26,10 +26,14 @@ describe('email dev (one process, in memory, outbox sender)', function () {
   });
 
   const emlFor = (id: string) =>
-    eventually(async () => {
-      const files = await readdir(outbox);
-      return files.includes(`${id}.eml`) ? readFile(join(outbox, `${id}.eml`)) : undefined;
-    }, 10_000, `${id}.eml in the outbox`);
+    eventually(
+      async () => {
+        const files = await readdir(outbox);
+        return files.includes(`${id}.eml`) ? readFile(join(outbox, `${id}.eml`)) : undefined;
+      },
+      10_000,
+      `${id}.eml in the outbox`,
+    );
 
   it('turns a JSON request into an RFC 5322 message in the outbox', async () => {
     const response = await fetch(`${url}/emails`, {
@@ -49,23 +53,34 @@ describe('email dev (one process, in memory, outbox sender)', function () {
     const mail = await simpleParser(await emlFor(id));
     expect(mail.subject).to.equal('Hello from the queue ✉');
     expect(mail.text?.trim()).to.equal('It works.');
-    expect(mail.from?.value[0]).to.deep.include({ address: 'noreply@example.com', name: 'Email Example' });
+    expect(mail.from?.value[0]).to.deep.include({
+      address: 'noreply@example.com',
+      name: 'Email Example',
+    });
     const to = Array.isArray(mail.to) ? mail.to.flatMap((a) => a.value) : (mail.to?.value ?? []);
     expect(to.map((a) => a.address)).to.deep.equal(['ada@example.com', 'bob@example.org']);
     expect(mail.messageId).to.contain(id);
 
-    const delivered = await eventually(async () => {
-      const r = await fetch(`${url}/emails/${id}`, { headers: { accept: 'application/json' } });
-      const body = (await r.json()) as { status: string };
-      return body.status === 'delivered' ? body : undefined;
-    }, 10_000, 'status delivered');
+    const delivered = await eventually(
+      async () => {
+        const r = await fetch(`${url}/emails/${id}`, { headers: { accept: 'application/json' } });
+        const body = (await r.json()) as { status: string };
+        return body.status === 'delivered' ? body : undefined;
+      },
+      10_000,
+      'status delivered',
+    );
     expect(delivered).to.include({ id, status: 'delivered' });
   });
 
   it('prints what the original example printed, as structured lines', async () => {
     const messages = proc.records.map((r) => r.msg);
     expect(messages).to.include('Starting Queue Worker');
-    expect(messages.some((m) => m.startsWith('Initiating email send to ada@example.com, bob@example.org.'))).to.equal(true);
+    expect(
+      messages.some((m) =>
+        m.startsWith('Initiating email send to ada@example.com, bob@example.org.'),
+      ),
+    ).to.equal(true);
     expect(messages.some((m) => /^Time to send an email: \d+\.\d\ds$/.test(m))).to.equal(true);
   });
 
@@ -102,14 +117,30 @@ describe('email dev (one process, in memory, outbox sender)', function () {
   it('refuses hostile input with a 4xx, writes nothing, and keeps serving', async () => {
     const before = await readdir(outbox);
     const attempts = [
-      { body: '{"to": "a@example.com", "subject": "x\\r\\nBcc: eve@evil.com", "text": "t"}', type: 'application/json', status: 400 },
-      { body: '{"to": "a@example.com\\r\\nBcc: eve@evil.com", "subject": "x", "text": "t"}', type: 'application/json', status: 400 },
+      {
+        body: '{"to": "a@example.com", "subject": "x\\r\\nBcc: eve@evil.com", "text": "t"}',
+        type: 'application/json',
+        status: 400,
+      },
+      {
+        body: '{"to": "a@example.com\\r\\nBcc: eve@evil.com", "subject": "x", "text": "t"}',
+        type: 'application/json',
+        status: 400,
+      },
       { body: '{"to": ', type: 'application/json', status: 400 },
       { body: 'to=a@example.com', type: 'text/plain', status: 415 },
-      { body: JSON.stringify({ to: 'a@example.com', subject: 's', text: 'x'.repeat(1_100_000) }), type: 'application/json', status: 413 },
+      {
+        body: JSON.stringify({ to: 'a@example.com', subject: 's', text: 'x'.repeat(1_100_000) }),
+        type: 'application/json',
+        status: 413,
+      },
     ];
     for (const attempt of attempts) {
-      const r = await fetch(`${url}/emails`, { method: 'POST', headers: { 'content-type': attempt.type }, body: attempt.body });
+      const r = await fetch(`${url}/emails`, {
+        method: 'POST',
+        headers: { 'content-type': attempt.type },
+        body: attempt.body,
+      });
       expect(r.status, attempt.body.slice(0, 60)).to.equal(attempt.status);
       const body = (await r.json()) as { error: { code: string; message: string } };
       expect(body.error.message).to.be.a('string').and.not.empty;

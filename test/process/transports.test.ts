@@ -19,7 +19,9 @@ async function post(url: string, body: object): Promise<string> {
 }
 
 const statusOf = async (url: string, id: string) =>
-  (await (await fetch(`${url}/emails/${id}`, { headers: { accept: 'application/json' } })).json()) as {
+  (await (
+    await fetch(`${url}/emails/${id}`, { headers: { accept: 'application/json' } })
+  ).json()) as {
     status: string;
     providerId?: string;
     attempts: { outcome: string }[];
@@ -62,8 +64,16 @@ describe('email dev with MAIL_TRANSPORT set to a real transport', function () {
   it('mailgun: delivers through the Messages API, with our id attached and the key never logged', async () => {
     const url = await start({ MAIL_TRANSPORT: 'mailgun' });
     const id = await post(url, { to: 'ada@example.com', subject: 'Via Mailgun', text: 'Hello' });
-    const message = await eventually(async () => mailgun.messages.find((m) => m.variables['email-id'] === id), 10_000, 'the stand-in to receive it');
-    expect(message).to.include({ subject: 'Via Mailgun', text: 'Hello', from: 'Example <noreply@mg.example.com>' });
+    const message = await eventually(
+      async () => mailgun.messages.find((m) => m.variables['email-id'] === id),
+      10_000,
+      'the stand-in to receive it',
+    );
+    expect(message).to.include({
+      subject: 'Via Mailgun',
+      text: 'Hello',
+      from: 'Example <noreply@mg.example.com>',
+    });
     expect(message.to).to.deep.equal(['ada@example.com']);
     const status = await eventually(async () => {
       const s = await statusOf(url, id);
@@ -100,23 +110,39 @@ describe('email dev with MAIL_TRANSPORT set to a real transport', function () {
 
   it('smtp: delivers to a real SMTP server', async () => {
     const url = await start({ MAIL_TRANSPORT: 'smtp' });
-    const id = await post(url, { to: ['Bob <bob@example.org>', 'carol@example.net'], subject: 'Via SMTP', text: 'Hi' });
-    const received = await eventually(async () => (await smtp.received()).find((m) => m.subject === 'Via SMTP'), 10_000, 'the SMTP server to receive it');
+    const id = await post(url, {
+      to: ['Bob <bob@example.org>', 'carol@example.net'],
+      subject: 'Via SMTP',
+      text: 'Hi',
+    });
+    const received = await eventually(
+      async () => (await smtp.received()).find((m) => m.subject === 'Via SMTP'),
+      10_000,
+      'the SMTP server to receive it',
+    );
     expect(received.recipients).to.have.members(['bob@example.org', 'carol@example.net']);
     expect(received.emailId).to.equal(id);
-    await eventually(async () => ((await statusOf(url, id)).status === 'delivered' ? true : undefined));
+    await eventually(async () =>
+      (await statusOf(url, id)).status === 'delivered' ? true : undefined,
+    );
   });
 
   it('mailgun,smtp: fails over to SMTP while Mailgun is down, and says so', async () => {
     const url = await start({ MAIL_TRANSPORT: 'mailgun,smtp' });
     mailgun.scriptDefault({ status: 503 });
     const id = await post(url, { to: 'dave@example.com', subject: 'Failover', text: 'Hi' });
-    await eventually(async () => (await smtp.received()).find((m) => m.subject === 'Failover'), 10_000, 'SMTP to receive it');
+    await eventually(
+      async () => (await smtp.received()).find((m) => m.subject === 'Failover'),
+      10_000,
+      'SMTP to receive it',
+    );
     const status = await eventually(async () => {
       const s = await statusOf(url, id);
       return s.status === 'delivered' ? s : undefined;
     });
     expect(status.attempts.map((a) => a.outcome)).to.deep.equal(['sent']);
-    expect(proc!.records.some((r) => r.level >= 40 && /fail(ing|ed)? over/i.test(r.msg))).to.equal(true);
+    expect(proc!.records.some((r) => r.level >= 40 && /fail(ing|ed)? over/i.test(r.msg))).to.equal(
+      true,
+    );
   });
 });

@@ -40,7 +40,9 @@ export class ScriptedSender implements EmailSender {
   }
 }
 
-export const fixedClock = (iso = '2026-11-28T10:00:00.000Z'): Clock & { advance(ms: number): void } => {
+export const fixedClock = (
+  iso = '2026-11-28T10:00:00.000Z',
+): Clock & { advance(ms: number): void } => {
   let now = new Date(iso).getTime();
   let mono = 0;
   return {

@@ -55,7 +55,9 @@ export class EmailProcess {
     throw new Error(`no matching log line within ${timeoutMs} ms; output:\n${this.output()}`);
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     return this.exited;
   }
@@ -72,12 +74,18 @@ export function runEmail(args: string[], env: Record<string, string | undefined>
 /** Starts a server-type role and returns its URL once it logs that it is listening. */
 export async function startListening(args: string[], env: Record<string, string | undefined>) {
   const proc = runEmail(args, { PORT: '0', WORKER_PORT: '0', ...env });
-  const line = await proc.waitForLog((r) => typeof r.url === 'string' && r.msg.startsWith('Listening'));
+  const line = await proc.waitForLog(
+    (r) => typeof r.url === 'string' && r.msg.startsWith('Listening'),
+  );
   return { proc, url: String(line.url) };
 }
 
 /** Polls until `fn` returns a value (not undefined) or the time is up. */
-export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

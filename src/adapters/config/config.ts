@@ -74,10 +74,17 @@ interface Field<A> {
   readonly decode: (raw: string) => E.Either<string | undefined, A>;
 }
 
-const fromCodec = <A>(codec: t.Decoder<unknown, A>) => (raw: string) =>
-  E.mapLeft(() => undefined)(codec.decode(raw));
+const fromCodec =
+  <A>(codec: t.Decoder<unknown, A>) =>
+  (raw: string) =>
+    E.mapLeft(() => undefined)(codec.decode(raw));
 
-const field = <A>(variable: string, expected: string, decode: Field<A>['decode'], secret = false): Field<A> => ({
+const field = <A>(
+  variable: string,
+  expected: string,
+  decode: Field<A>['decode'],
+  secret = false,
+): Field<A> => ({
   variable,
   expected,
   decode,
@@ -90,48 +97,102 @@ const TRANSPORTS: readonly TransportName[] = ['outbox', 'mailgun', 'smtp'];
 const fields = {
   // 0 asks the OS for a free port; the chosen one is logged (tests use this).
   port: field('PORT', 'a port number from 0 to 65535', fromCodec(intIn('port', 0, 65535))),
-  workerPort: field('WORKER_PORT', 'a port number from 0 to 65535', fromCodec(intIn('port', 0, 65535))),
+  workerPort: field(
+    'WORKER_PORT',
+    'a port number from 0 to 65535',
+    fromCodec(intIn('port', 0, 65535)),
+  ),
   host: field('HOST', 'a host name or IP address to listen on', (raw) =>
     /^[A-Za-z0-9.:-]+$/.test(raw) ? E.right(raw) : E.left(undefined),
   ),
   amqpUrl: field(
     'AMQP_URL',
     'an amqp:// or amqps:// URL such as amqp://guest:guest@127.0.0.1:5672',
-    (raw) => (/^amqps?:\/\/[^\s]+$/.test(raw) && URL.canParse(raw) ? E.right(new Secret(raw)) : E.left(undefined)),
+    (raw) =>
+      /^amqps?:\/\/[^\s]+$/.test(raw) && URL.canParse(raw)
+        ? E.right(new Secret(raw))
+        : E.left(undefined),
     true,
   ),
-  queuePrefix: field('QUEUE_PREFIX', 'letters, digits, dots, dashes or underscores (1 to 100)', (raw) =>
-    /^[A-Za-z0-9._-]{1,100}$/.test(raw) ? E.right(raw) : E.left(undefined),
+  queuePrefix: field(
+    'QUEUE_PREFIX',
+    'letters, digits, dots, dashes or underscores (1 to 100)',
+    (raw) => (/^[A-Za-z0-9._-]{1,100}$/.test(raw) ? E.right(raw) : E.left(undefined)),
   ),
-  transports: field('MAIL_TRANSPORT', 'outbox, mailgun, smtp, or a comma-separated list such as mailgun,smtp', (raw) => {
-    const names = raw.split(',').map((s) => s.trim());
-    const valid = names.filter((n): n is TransportName => TRANSPORTS.some((x) => x === n));
-    const [first, ...rest] = valid;
-    return first !== undefined && valid.length === names.length && new Set(valid).size === valid.length
-      ? E.right<string | undefined, readonly [TransportName, ...TransportName[]]>([first, ...rest])
-      : E.left(undefined);
-  }),
+  transports: field(
+    'MAIL_TRANSPORT',
+    'outbox, mailgun, smtp, or a comma-separated list such as mailgun,smtp',
+    (raw) => {
+      const names = raw.split(',').map((s) => s.trim());
+      const valid = names.filter((n): n is TransportName => TRANSPORTS.some((x) => x === n));
+      const [first, ...rest] = valid;
+      return first !== undefined &&
+        valid.length === names.length &&
+        new Set(valid).size === valid.length
+        ? E.right<string | undefined, readonly [TransportName, ...TransportName[]]>([
+            first,
+            ...rest,
+          ])
+        : E.left(undefined);
+    },
+  ),
   mailFrom: field('MAIL_FROM', 'an address such as "Example <noreply@example.com>"', (raw) =>
     E.mapLeft((e: { message: string }) => `"${raw}" ${e.message}`)(parseEmailAddress(raw)),
   ),
-  mailgunKey: field('MAILGUN_API_KEY', 'your Mailgun API key', (raw) =>
-    raw.trim() !== '' ? E.right(new Secret(raw.trim())) : E.left(undefined), true),
-  mailgunBase: field('MAILGUN_API_BASE', 'https://api.mailgun.net/v3/<your domain> (EU: api.eu.mailgun.net)', (raw) =>
-    /^https?:\/\/[^\s]+$/.test(raw) && URL.canParse(raw) ? E.right(raw.replace(/\/+$/, '')) : E.left(undefined),
+  mailgunKey: field(
+    'MAILGUN_API_KEY',
+    'your Mailgun API key',
+    (raw) => (raw.trim() !== '' ? E.right(new Secret(raw.trim())) : E.left(undefined)),
+    true,
   ),
-  smtpUrl: field('SMTP_URL', 'smtp://user:pass@host:587 or smtps://user:pass@host:465', (raw) =>
-    /^smtps?:\/\/[^\s]+$/.test(raw) && URL.canParse(raw) ? E.right(new Secret(raw)) : E.left(undefined), true),
-  outboxDir: field('OUTBOX_DIR', 'a directory path', (raw) => (raw.trim() !== '' ? E.right(raw) : E.left(undefined))),
-  concurrency: field('WORKER_CONCURRENCY', 'a whole number from 1 to 2000', fromCodec(intIn('n', 1, 2000))),
+  mailgunBase: field(
+    'MAILGUN_API_BASE',
+    'https://api.mailgun.net/v3/<your domain> (EU: api.eu.mailgun.net)',
+    (raw) =>
+      /^https?:\/\/[^\s]+$/.test(raw) && URL.canParse(raw)
+        ? E.right(raw.replace(/\/+$/, ''))
+        : E.left(undefined),
+  ),
+  smtpUrl: field(
+    'SMTP_URL',
+    'smtp://user:pass@host:587 or smtps://user:pass@host:465',
+    (raw) =>
+      /^smtps?:\/\/[^\s]+$/.test(raw) && URL.canParse(raw)
+        ? E.right(new Secret(raw))
+        : E.left(undefined),
+    true,
+  ),
+  outboxDir: field('OUTBOX_DIR', 'a directory path', (raw) =>
+    raw.trim() !== '' ? E.right(raw) : E.left(undefined),
+  ),
+  concurrency: field(
+    'WORKER_CONCURRENCY',
+    'a whole number from 1 to 2000',
+    fromCodec(intIn('n', 1, 2000)),
+  ),
   maxAttempts: field('MAX_ATTEMPTS', 'a whole number from 1 to 100', fromCodec(intIn('n', 1, 100))),
-  sendTimeout: field('SEND_TIMEOUT_MS', 'milliseconds, from 100 to 600000', fromCodec(intIn('ms', 100, 600_000))),
+  sendTimeout: field(
+    'SEND_TIMEOUT_MS',
+    'milliseconds, from 100 to 600000',
+    fromCodec(intIn('ms', 100, 600_000)),
+  ),
   delays: field('RETRY_DELAYS', 'a list of delays such as 1s,5s,30s,2m,10m,30m,1h', (raw) =>
     E.fromNullable(undefined)(parseDelays(raw)),
   ),
-  logLevel: field('LOG_LEVEL', LEVELS.join(', '), (raw) => (LEVELS.includes(raw) ? E.right(raw) : E.left(undefined))),
-  csrfSecret: field('CSRF_SECRET', 'a random string of at least 32 characters', (raw) =>
-    raw.length >= 32 ? E.right(new Secret(raw)) : E.left(undefined), true),
-  grace: field('SHUTDOWN_GRACE_MS', 'milliseconds, from 0 to 600000', fromCodec(intIn('ms', 0, 600_000))),
+  logLevel: field('LOG_LEVEL', LEVELS.join(', '), (raw) =>
+    LEVELS.includes(raw) ? E.right(raw) : E.left(undefined),
+  ),
+  csrfSecret: field(
+    'CSRF_SECRET',
+    'a random string of at least 32 characters',
+    (raw) => (raw.length >= 32 ? E.right(new Secret(raw)) : E.left(undefined)),
+    true,
+  ),
+  grace: field(
+    'SHUTDOWN_GRACE_MS',
+    'milliseconds, from 0 to 600000',
+    fromCodec(intIn('ms', 0, 600_000)),
+  ),
 };
 
 const DEFAULTS: Env = {
@@ -159,13 +220,17 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
   const read = <A>(f: Field<A>, required: boolean): A | undefined => {
     const raw = env[f.variable] === '' ? undefined : (env[f.variable] ?? DEFAULTS[f.variable]);
     if (raw === undefined) {
-      if (required) problems.push({ variable: f.variable, message: `is required: set it to ${f.expected}` });
+      if (required)
+        problems.push({ variable: f.variable, message: `is required: set it to ${f.expected}` });
       return undefined;
     }
     const decoded = f.decode(raw);
     if (E.isRight(decoded)) return decoded.right;
     const shown = f.secret ? '' : ` (got "${raw.length > 60 ? `${raw.slice(0, 57)}...` : raw}")`;
-    problems.push({ variable: f.variable, message: decoded.left ?? `must be ${f.expected}${shown}` });
+    problems.push({
+      variable: f.variable,
+      message: decoded.left ?? `must be ${f.expected}${shown}`,
+    });
     return undefined;
   };
 
@@ -197,17 +262,35 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
   const { host, port, workerPort, queuePrefix, mailFrom, outboxDir, workerConcurrency } = config;
   const { maxAttempts, delaysMs, sendTimeoutMs, logLevel, shutdownGraceMs } = config;
   if (
-    problems.length > 0 || host === undefined || port === undefined || workerPort === undefined ||
-    queuePrefix === undefined || transports === undefined || mailFrom === undefined ||
-    outboxDir === undefined || workerConcurrency === undefined || maxAttempts === undefined ||
-    delaysMs === undefined || sendTimeoutMs === undefined || logLevel === undefined ||
+    problems.length > 0 ||
+    host === undefined ||
+    port === undefined ||
+    workerPort === undefined ||
+    queuePrefix === undefined ||
+    transports === undefined ||
+    mailFrom === undefined ||
+    outboxDir === undefined ||
+    workerConcurrency === undefined ||
+    maxAttempts === undefined ||
+    delaysMs === undefined ||
+    sendTimeoutMs === undefined ||
+    logLevel === undefined ||
     shutdownGraceMs === undefined
   ) {
     return E.left(problems);
   }
   return E.right({
-    host, port, workerPort, queuePrefix, transports, mailFrom, outboxDir, workerConcurrency,
-    sendTimeoutMs, logLevel, shutdownGraceMs,
+    host,
+    port,
+    workerPort,
+    queuePrefix,
+    transports,
+    mailFrom,
+    outboxDir,
+    workerConcurrency,
+    sendTimeoutMs,
+    logLevel,
+    shutdownGraceMs,
     retry: { maxAttempts, delaysMs },
     ...(config.amqpUrl ? { amqpUrl: config.amqpUrl } : {}),
     ...(config.mailgun ? { mailgun: config.mailgun } : {}),

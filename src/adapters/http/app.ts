@@ -95,6 +95,8 @@ export function createOpsApp(deps: OpsDeps): Koa {
   app.use(emptyStatusPages());
   app.use(router.routes());
   app.use(router.allowedMethods());
-  app.on('error', (err: unknown) => deps.log.error({ err }, 'HTTP response failed after it started'));
+  app.on('error', (err: unknown) =>
+    deps.log.error({ err }, 'HTTP response failed after it started'),
+  );
   return app;
 }

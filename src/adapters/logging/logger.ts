@@ -6,7 +6,11 @@ import type { Logger as PinoLogger, DestinationStream } from 'pino';
  * print as `[redacted]`, and pino also redacts any field that is named like one, in case a
  * library error carries a URL or header into a log call.
  */
-export function createLogger(level: string, role: string, destination?: DestinationStream): PinoLogger {
+export function createLogger(
+  level: string,
+  role: string,
+  destination?: DestinationStream,
+): PinoLogger {
   return pino(
     {
       level,

@@ -26,7 +26,10 @@ export class InMemoryEventBus implements DeliveryEvents {
       await Promise.all(
         [...this.handlers].map((handler) =>
           handler(event).catch((error: unknown) =>
-            this.log.error({ err: error, event: event.type, emailId: event.id }, 'Event handler failed'),
+            this.log.error(
+              { err: error, event: event.type, emailId: event.id },
+              'Event handler failed',
+            ),
           ),
         ),
       );

@@ -38,7 +38,11 @@ export type Disposition =
       readonly delayMs: number;
       readonly history: readonly AttemptRecord[];
     }
-  | { readonly _tag: 'DeadLetter'; readonly reason: string; readonly history: readonly AttemptRecord[] };
+  | {
+      readonly _tag: 'DeadLetter';
+      readonly reason: string;
+      readonly history: readonly AttemptRecord[];
+    };
 
 /** A handler that rejects (a bug, or a dependency down) makes the queue offer the task again. */
 export type TaskHandler = (task: EmailTask) => Promise<Disposition>;

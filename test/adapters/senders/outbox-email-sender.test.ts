@@ -12,37 +12,40 @@ async function emlFiles(dir: string): Promise<string[]> {
   return names.filter((n) => n.endsWith('.eml') && !n.startsWith('.'));
 }
 
-emailSenderContract('OutboxEmailSender', async () => {
-  const base = await mkdtemp(join(tmpdir(), 'outbox-contract-'));
-  const dir = join(base, 'outbox');
-  const sender = new OutboxEmailSender({ dir, from: FROM, log: recordingLogger() });
-  // A regular file where the directory should be: mkdir fails (ENOTDIR/EEXIST) even for root,
-  // which a chmod would not achieve.
-  const breakDir = async (): Promise<void> => {
-    await rm(dir, { recursive: true, force: true });
-    await writeFile(dir, 'not a directory');
-  };
-  return {
-    sender,
-    from: FROM,
-    cannot: {
-      permanent:
-        'no file-system error is the email’s fault, so the outbox answers transient to all of them',
-      timeout: 'a local write has no timeout; a hung disk is outside what the sender bounds',
-    },
-    failNext: async (kind) => {
-      if (kind === 'transient') await breakDir();
-    },
-    stopReceiver: breakDir,
-    received: async () => {
-      const files = (await stat(dir).catch(() => undefined))?.isDirectory()
-        ? await emlFiles(dir)
-        : [];
-      return Promise.all(files.map(async (f) => parseRaw(await readFile(join(dir, f)))));
-    },
-    close: () => rm(base, { recursive: true, force: true }),
-  };
-});
+emailSenderContract(
+  'OutboxEmailSender',
+  async () => {
+    const base = await mkdtemp(join(tmpdir(), 'outbox-contract-'));
+    const dir = join(base, 'outbox');
+    const sender = new OutboxEmailSender({ dir, from: FROM, log: recordingLogger() });
+    // A regular file where the directory should be: mkdir fails (ENOTDIR/EEXIST) even for root,
+    // which a chmod would not achieve.
+    const breakDir = async (): Promise<void> => {
+      await rm(dir, { recursive: true, force: true });
+      await writeFile(dir, 'not a directory');
+    };
+    return {
+      sender,
+      from: FROM,
+      failNext: async (kind) => {
+        if (kind === 'transient') await breakDir();
+      },
+      stopReceiver: breakDir,
+      received: async () => {
+        const files = (await stat(dir).catch(() => undefined))?.isDirectory()
+          ? await emlFiles(dir)
+          : [];
+        return Promise.all(files.map(async (f) => parseRaw(await readFile(join(dir, f)))));
+      },
+      close: () => rm(base, { recursive: true, force: true }),
+    };
+  },
+  {
+    permanent:
+      'no file-system error is the email’s fault, so the outbox answers transient to all of them',
+    timeout: 'a local write has no timeout; a hung disk is outside what the sender bounds',
+  },
+);
 
 describe('OutboxEmailSender', () => {
   let base: string;
