@@ -7,6 +7,9 @@ import type { DeliverEmail } from '../application/deliver-email.js';
 import type { TaskHandler } from '../application/ports/email-queue.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
+import { createHttpApp } from '../adapters/http/app.js';
+import type { Container } from 'inversify';
+import { resolve } from './services.js';
 
 /** Runs a task through DeliverEmail; no decision means the queue must offer the task again. */
 export const deliveryHandler =
@@ -93,4 +96,25 @@ export function onShutdownSignal(log: Logger, stop: (signal: string) => Promise<
  */
 export function csrfSecret(config: Config): Buffer {
   return config.csrfSecret ? Buffer.from(config.csrfSecret.reveal(), 'utf8') : randomBytes(32);
+}
+
+/** The form, the API and the status pages, as `email server` and `email dev` both serve them. */
+export async function serveWeb(
+  container: Container,
+  config: Config,
+  log: Logger,
+  fields: object,
+): Promise<Listening> {
+  const metrics = resolve(container, 'Metrics');
+  const app = createHttpApp({
+    requestEmail: resolve(container, 'RequestEmail'),
+    statuses: resolve(container, 'EmailStatusStore'),
+    readiness: resolve(container, 'Readiness'),
+    metrics: () => metrics.render(),
+    csrfSecret: csrfSecret(config),
+    log,
+  });
+  const http = await listen(app.callback(), config.port, config.host);
+  log.info({ url: http.url, ...fields }, `Listening on ${http.url}`);
+  return http;
 }

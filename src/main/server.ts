@@ -1,11 +1,10 @@
 import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
-import { createHttpApp } from '../adapters/http/app.js';
 import { subscribeToEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
 import type { Running } from './dev.js';
 import { coreModule, processStoresModule, rabbitMqModule, useCasesModule } from './modules.js';
-import { csrfSecret, listen } from './runtime.js';
+import { serveWeb } from './runtime.js';
 import { resolve } from './services.js';
 
 /**
@@ -22,7 +21,6 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   );
   const connection = resolve(container, 'RabbitMqConnection');
   const projection = resolve(container, 'ProjectEmailStatus');
-  const metrics = resolve(container, 'Metrics');
   connection.start();
   // Every instance hears every event, so any of them can show any email's status page.
   const events = await subscribeToEvents(
@@ -38,16 +36,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     );
   }
 
-  const app = createHttpApp({
-    requestEmail: resolve(container, 'RequestEmail'),
-    statuses: resolve(container, 'EmailStatusStore'),
-    readiness: resolve(container, 'Readiness'),
-    metrics: () => metrics.render(),
-    csrfSecret: csrfSecret(config),
-    log,
-  });
-  const http = await listen(app.callback(), config.port, config.host);
-  log.info({ url: http.url, broker: connection.redactedUrl }, `Listening on ${http.url}`);
+  const http = await serveWeb(container, config, log, { broker: connection.redactedUrl });
   return {
     url: http.url,
     async stop() {

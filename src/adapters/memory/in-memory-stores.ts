@@ -54,8 +54,14 @@ export class InMemoryEmailStatusStore implements EmailStatusStore {
   save(status: EmailStatus): Task<void> {
     return async () => {
       this.statuses.set(status.id, status);
-      for (const listener of this.watchers.get(status.id) ?? []) listener(status);
+      // A copy: a listener may stop watching (a final status closes its stream) as it runs.
+      for (const listener of [...(this.watchers.get(status.id) ?? [])]) listener(status);
     };
+  }
+
+  /** How many watchers `id` has: an open status page or event stream each hold one. */
+  watcherCount(id: string): number {
+    return this.watchers.get(id)?.size ?? 0;
   }
 
   watch(id: string, listener: (status: EmailStatus) => void): () => void {

@@ -1,25 +1,21 @@
+import {
+  InMemoryEmailStatusStore,
+  InMemoryIdempotencyStore,
+} from '../../../src/adapters/memory/in-memory-stores.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as E from 'fp-ts/lib/Either.js';
-import * as O from 'fp-ts/lib/Option.js';
 import type { Task } from 'fp-ts/lib/Task.js';
-import * as TE from 'fp-ts/lib/TaskEither.js';
+import type * as TE from 'fp-ts/lib/TaskEither.js';
 import type { DeliveryEvents } from '../../../src/application/ports/delivery-events.js';
 import type { EmailQueue, QueueUnavailable } from '../../../src/application/ports/email-queue.js';
 import { queueUnavailable } from '../../../src/application/ports/email-queue.js';
-import type { EmailStatusStore } from '../../../src/application/ports/email-status-store.js';
-import type {
-  Claim,
-  IdempotencyStore,
-  StoreUnavailable,
-} from '../../../src/application/ports/ledgers.js';
 import type { Clock, IdGenerator, Logger } from '../../../src/application/ports/system.js';
 import { ProjectEmailStatus } from '../../../src/application/project-email-status.js';
 import { RequestEmail } from '../../../src/application/request-email.js';
 import type { HttpDeps } from '../../../src/adapters/http/app.js';
 import { createHttpApp } from '../../../src/adapters/http/app.js';
 import type { EmailId, EmailRequest } from '../../../src/domain/email-request.js';
-import type { EmailStatus } from '../../../src/domain/email-status.js';
 import type { DomainEvent } from '../../../src/domain/events.js';
 
 /** Holds what was published; `down` makes it answer as a broker that did not confirm. */
@@ -44,57 +40,6 @@ export class RecordingEvents implements DeliveryEvents {
       this.events.push(event);
       await this.projection.apply(event)();
     };
-  }
-}
-
-/** Same semantics as a real store: a key is pending until completed, free again when released. */
-export class MemoryIdempotency implements IdempotencyStore {
-  readonly keys = new Map<string, { payload: string; id: EmailId; done: boolean }>();
-  claim(key: string, payload: string, id: EmailId): TE.TaskEither<StoreUnavailable, Claim> {
-    return TE.fromTask(async (): Promise<Claim> => {
-      const existing = this.keys.get(key);
-      if (existing === undefined) {
-        this.keys.set(key, { payload, id, done: false });
-        return { _tag: 'New' };
-      }
-      if (existing.payload !== payload) return { _tag: 'Conflict', reason: 'different-payload' };
-      if (!existing.done) return { _tag: 'Conflict', reason: 'in-progress' };
-      return { _tag: 'Repeat', id: existing.id };
-    });
-  }
-  complete(key: string): TE.TaskEither<StoreUnavailable, void> {
-    return TE.fromTask(async () => {
-      const existing = this.keys.get(key);
-      if (existing) existing.done = true;
-    });
-  }
-  release(key: string): TE.TaskEither<StoreUnavailable, void> {
-    return TE.fromTask(async () => {
-      this.keys.delete(key);
-    });
-  }
-}
-
-export class MemoryStatuses implements EmailStatusStore {
-  private readonly statuses = new Map<string, EmailStatus>();
-  private readonly listeners = new Map<string, Set<(s: EmailStatus) => void>>();
-  get(id: string): Task<O.Option<EmailStatus>> {
-    return async () => O.fromNullable(this.statuses.get(id));
-  }
-  save(status: EmailStatus): Task<void> {
-    return async () => {
-      this.statuses.set(status.id, status);
-      for (const listener of [...(this.listeners.get(status.id) ?? [])]) listener(status);
-    };
-  }
-  watch(id: string, listener: (status: EmailStatus) => void): () => void {
-    const set = this.listeners.get(id) ?? new Set();
-    set.add(listener);
-    this.listeners.set(id, set);
-    return () => set.delete(listener);
-  }
-  watchers(id: string): number {
-    return this.listeners.get(id)?.size ?? 0;
   }
 }
 
@@ -134,7 +79,7 @@ export interface Harness {
   readonly url: string;
   readonly queue: RecordingQueue;
   readonly events: RecordingEvents;
-  readonly statuses: MemoryStatuses;
+  readonly statuses: InMemoryEmailStatusStore;
   readonly log: RecordingLog;
   readonly readiness: { ready: boolean };
   close(): Promise<void>;
@@ -143,14 +88,14 @@ export interface Harness {
 /** The app on a real HTTP server on port 0, wired to the real RequestEmail over fakes. */
 export async function startHttp(overrides: Partial<HttpDeps> = {}): Promise<Harness> {
   const queue = new RecordingQueue();
-  const statuses = new MemoryStatuses();
+  const statuses = new InMemoryEmailStatusStore();
   const events = new RecordingEvents(new ProjectEmailStatus(statuses));
   const log = new RecordingLog();
   const readiness = { ready: true };
   const requestEmail = new RequestEmail(
     queue,
     events,
-    new MemoryIdempotency(),
+    new InMemoryIdempotencyStore(),
     sequentialIds(),
     fixedClock,
   );

@@ -1,7 +1,8 @@
+import { InMemoryEmailStatusStore } from '../../../src/adapters/memory/in-memory-stores.js';
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import type { Harness } from './harness.js';
-import { MemoryStatuses, openForm, postForm, postJson, startHttp } from './harness.js';
+import { openForm, postForm, postJson, startHttp } from './harness.js';
 
 describe('HTTP operations, fallbacks and safety nets', () => {
   let h: Harness;
@@ -89,7 +90,7 @@ describe('HTTP operations, fallbacks and safety nets', () => {
   });
 
   it('answers a bug with a generic 500, logs it, and keeps serving', async () => {
-    const statuses = new MemoryStatuses();
+    const statuses = new InMemoryEmailStatusStore();
     statuses.get = () => () => Promise.reject(new Error('secret internal detail'));
     h = await startHttp({
       requestEmail: {

@@ -154,7 +154,7 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
     expect(events.map((e) => e.status)).to.deep.equal(['queued', 'retrying', 'delivered']);
     expect(events[2]).to.include({ providerId: '<p1@mailgun>', durationMs: 670 });
     expect(ended).to.equal(true);
-    expect(h.statuses.watchers(id)).to.equal(0);
+    expect(h.statuses.watcherCount(id)).to.equal(0);
   });
 
   it('stops watching the store when the client goes away', async () => {
@@ -162,10 +162,10 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
     const abort = new AbortController();
     const res = await fetch(`${h.url}/emails/${id}/events`, { signal: abort.signal });
     await readEvents(res, () => abort.abort()).catch(() => undefined);
-    for (let i = 0; i < 50 && h.statuses.watchers(id) > 0; i++) {
+    for (let i = 0; i < 50 && h.statuses.watcherCount(id) > 0; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    expect(h.statuses.watchers(id)).to.equal(0);
+    expect(h.statuses.watcherCount(id)).to.equal(0);
   });
 
   it('waits briefly for a just-accepted id before answering 404', async () => {
@@ -177,7 +177,7 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
       const res = await pending;
       expect(res.status).to.equal(200);
       expect(await res.json()).to.include({ id, status: 'queued' });
-      expect(waiting.statuses.watchers(id)).to.equal(0);
+      expect(waiting.statuses.watcherCount(id)).to.equal(0);
     } finally {
       await waiting.close();
     }
