@@ -35,7 +35,21 @@ export class DeliverEmail {
           { emailId: request.id, providerId, attempt: task.attempt },
           'Already delivered; not sending again',
         );
-        return TE.right<StoreUnavailable, Disposition>({ _tag: 'Done' });
+        // Announced again: the first announcement may be what failed before this redelivery,
+        // and a status page must not stay 'queued' for an email that went out.
+        return pipe(
+          this.announce({
+            type: 'EmailDelivered',
+            id: request.id,
+            at: this.clock.now().toISOString(),
+            to: request.to,
+            subject: request.subject,
+            attempt: task.attempt,
+            providerId,
+            durationMs: 0,
+          }),
+          TE.map((): Disposition => ({ _tag: 'Done' })),
+        );
       }),
     );
   }

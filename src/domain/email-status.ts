@@ -75,6 +75,8 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       };
     }
     case 'EmailDelivered': {
+      // The same delivery announced again (a redelivered task found in the ledger): no news.
+      if (base.status === 'delivered' && base.providerId === event.providerId) return base;
       const attempts = addAttempt({
         attempt: event.attempt,
         at: event.at,

@@ -32,6 +32,13 @@ const counted = (inner: DeliveryEvents, metrics: Metrics): DeliveryEvents => ({
   },
 });
 
+const echoed = (inner: DeliveryEvents, projection: ProjectEmailStatus): DeliveryEvents => ({
+  publish: (event) => async () => {
+    await projection.apply(event)();
+    await inner.publish(event)();
+  },
+});
+
 /** Configuration, logging, time and ids: the same in every role. */
 export const coreModule = (config: Config, log: Logger, role: string) =>
   new ContainerModule(({ bind }) => {
@@ -107,7 +114,15 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
     constant(bind, 'EmailQueue', new RabbitMqEmailQueue({ publisher, prefix }));
     constant(bind, 'DeadLetterBox', new RabbitMqDeadLetterBox({ publisher, prefix }));
     const events = new RabbitMqDeliveryEvents({ publisher, prefix, logger: log });
-    provide(bind, 'DeliveryEvents', ['Metrics'], (metrics) => counted(events, metrics));
+    if (role === 'server') {
+      // The server also folds what it publishes into its own status store at once, so the page
+      // a 202 points to never depends on the event's round trip through the broker.
+      provide(bind, 'DeliveryEvents', ['Metrics', 'ProjectEmailStatus'], (metrics, projection) =>
+        counted(echoed(events, projection), metrics),
+      );
+    } else {
+      provide(bind, 'DeliveryEvents', ['Metrics'], (metrics) => counted(events, metrics));
+    }
     constant(bind, 'Readiness', () => connection.isReady());
     provide(
       bind,

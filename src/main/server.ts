@@ -29,12 +29,15 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     (event) => projection.apply(event)(),
     log,
   );
-  if (!(await connection.whenReady(5000))) {
-    log.warn(
-      { broker: connection.redactedUrl },
-      'RabbitMQ is not reachable yet; answering 503 until it is',
-    );
-  }
+  // Listen at once (health checks, 503s) and only say so if the broker takes long to answer.
+  void connection.whenReady(5000).then((ready) => {
+    if (!ready) {
+      log.warn(
+        { broker: connection.redactedUrl },
+        'RabbitMQ is not reachable yet; answering 503 until it is',
+      );
+    }
+  });
 
   const http = await serveWeb(container, config, log, { broker: connection.redactedUrl });
   return {

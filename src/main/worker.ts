@@ -42,12 +42,15 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
     'Starting Queue Worker',
   );
   await tasks.consume(deliveryHandler(deliver));
-  if (!(await connection.whenReady(5000))) {
-    log.warn(
-      { broker: connection.redactedUrl },
-      'RabbitMQ is not reachable yet; will consume once it is',
-    );
-  }
+  // Listen at once (health checks, 503s) and only say so if the broker takes long to answer.
+  void connection.whenReady(5000).then((ready) => {
+    if (!ready) {
+      log.warn(
+        { broker: connection.redactedUrl },
+        'RabbitMQ is not reachable yet; will consume once it is',
+      );
+    }
+  });
 
   const ops = createOpsApp({
     readiness: resolve(container, 'Readiness'),

@@ -47,12 +47,15 @@ describe('DeliverEmail', () => {
     expect(log.text()).to.match(/Time to send an email: \d+\.\d\ds/);
   });
 
-  it('does not send again an id it has already delivered', async () => {
-    const { useCase, sender } = setUp([sent('<p1@mailgun>')]);
+  it('does not send again an id it has already delivered, but announces the delivery again', async () => {
+    const { useCase, sender, events } = setUp([sent('<p1@mailgun>')]);
     await useCase.execute(task())();
     const again = await useCase.execute(task())();
     expect(again).to.deep.equal(E.right({ _tag: 'Done' }));
     expect(sender.sent).to.have.length(1);
+    // The first announcement may be what failed before the redelivery.
+    expect(events.events.map((e) => e.type)).to.deep.equal(['EmailDelivered', 'EmailDelivered']);
+    expect(events.events[1]).to.include({ providerId: '<p1@mailgun>' });
   });
 
   it('asks for a retry after the scheduled step on a transient failure', async () => {

@@ -73,7 +73,13 @@ describe('Email status', () => {
   });
 
   it('tolerates events out of order and twice: a final state is never undone', () => {
-    const late = fold([delivered, retried, requested, delivered]);
+    const late = fold([
+      delivered,
+      retried,
+      requested,
+      delivered,
+      { ...delivered, at: '2026-01-01T00:09:00.000Z' },
+    ]);
     expect(late).to.include({ status: 'delivered', requestedAt: '2026-01-01T00:00:00.000Z' });
     expect(late?.attempts).to.have.length(2);
     expect(late?.to).to.deep.equal(['ada@example.com']);

@@ -51,6 +51,26 @@ export async function closeConnectionsNamed(name: string): Promise<number> {
   return pids.length;
 }
 
+/**
+ * Deletes the per-process events queues of a prefix (`<prefix>.events.<host>.<pid>.<random>`),
+ * which a server deletes itself on a clean stop but leaves behind when a test kills it; their
+ * `x-expires` would remove them only minutes later.
+ */
+export async function deleteEventQueues(prefix: string): Promise<number> {
+  const { stdout } = await run('rabbitmqctl', [
+    'list_queues',
+    'name',
+    '--no-table-headers',
+    '--quiet',
+  ]);
+  const names = stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((name) => name.startsWith(`${prefix}.events.`));
+  for (const name of names) await run('rabbitmqctl', ['delete_queue', name]);
+  return names.length;
+}
+
 export interface LogEntry {
   readonly level: 'info' | 'warn' | 'error';
   readonly fields: object;

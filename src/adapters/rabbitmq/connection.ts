@@ -190,9 +190,10 @@ export class RabbitMqConnection {
         'Could not connect to RabbitMQ; retrying',
       );
     }
+    // Not unref'd: a role started while the broker is away must stay up and keep trying (and
+    // answer 503 meanwhile) rather than exit because nothing else holds the event loop yet.
+    // close() clears it.
     this.retryTimer = setTimeout(() => void this.attempt(), delayMs);
-    // The process's own servers keep it alive; a pending reconnect must not block its exit.
-    this.retryTimer.unref();
   }
 
   private urlWithHeartbeat(): string {

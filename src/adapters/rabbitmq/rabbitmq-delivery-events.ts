@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Task } from 'fp-ts/lib/Task.js';
@@ -47,14 +49,18 @@ export class RabbitMqDeliveryEvents implements DeliveryEvents {
   }
 }
 
+/** How long an orphaned events queue (its server died) lingers before the broker removes it. */
+const QUEUE_EXPIRES_MS = 10 * 60_000;
+
 export interface EventSubscription {
   close(): Promise<void>;
 }
 
 /**
- * Feeds every event to `handler` through an exclusive, server-named queue bound to `#`: each
- * server instance sees all events, and the queue vanishes with the connection. Events sent
- * while the connection is down are missed (best effort); it re-binds after every reconnect.
+ * Feeds every event to `handler` through a queue of this process's own, bound to `#`: each
+ * server instance sees all events. The queue is named rather than exclusive so that it outlives
+ * a dropped connection: events published while this process reconnects wait for it there. It is
+ * deleted on close, and `x-expires` removes it if the process dies without closing.
  */
 export async function subscribeToEvents(
   connection: RabbitMqConnection,
@@ -63,6 +69,7 @@ export async function subscribeToEvents(
   logger: Logger,
 ): Promise<EventSubscription> {
   const exchange = topologyNames(prefix).eventsExchange;
+  const queueName = `${exchange}.${hostname().slice(0, 60)}.${process.pid}.${randomBytes(4).toString('hex')}`;
   let active: { model: ChannelModel; ready: Promise<void>; channel?: Channel } | undefined;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
@@ -109,10 +116,11 @@ export async function subscribeToEvents(
       active = undefined;
       retryLater(entry.model);
     });
-    const { queue } = await ch.assertQueue('', {
-      exclusive: true,
-      autoDelete: true,
+    const { queue } = await ch.assertQueue(queueName, {
+      exclusive: false,
+      autoDelete: false,
       durable: false,
+      arguments: { 'x-expires': QUEUE_EXPIRES_MS },
     });
     await ch.bindQueue(queue, exchange, '#');
     await ch.consume(queue, deliver, { noAck: true });
@@ -141,6 +149,7 @@ export async function subscribeToEvents(
       clearTimeout(retry);
       const entry = active;
       active = undefined;
+      await entry?.channel?.deleteQueue(queueName).catch(() => undefined);
       await entry?.channel?.close().catch(() => undefined);
     },
   };

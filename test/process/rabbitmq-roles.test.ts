@@ -1,0 +1,203 @@
+// `email server` and `email worker` as separate processes on a real RabbitMQ: what a user of the
+// API sees (202s, deliveries, GET /emails/:id) when the roles run as they would in production.
+import { expect } from 'chai';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
+import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
+import type { SmtpReceiver } from '../adapters/senders/smtp-receiver.js';
+import { startSmtpReceiver } from '../adapters/senders/smtp-receiver.js';
+import { eventually } from '../support/process.js';
+import { requireRabbitMq } from '../support/rabbitmq.js';
+import {
+  MAILGUN_KEY,
+  Roles,
+  mapLimit,
+  postEmail,
+  queueEmail,
+  tally,
+  waitForRecord,
+  waitForStatus,
+} from '../support/roles.js';
+
+describe('email server + email worker on RabbitMQ', function () {
+  before(() => requireRabbitMq());
+
+  describe('many emails in, all out (outbox)', function () {
+    this.timeout(60_000);
+    const COUNT = 200;
+    let roles: Roles;
+    let outbox: string;
+
+    before(async () => {
+      outbox = await mkdtemp(join(tmpdir(), 'email-roles-'));
+      roles = new Roles({ MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: outbox });
+    });
+    after(async () => {
+      await roles?.cleanup();
+      await rm(outbox, { recursive: true, force: true });
+    });
+
+    it(`accepts ${COUNT} emails with 202 and delivers each exactly once`, async () => {
+      const server = await roles.start('server');
+      const worker = await roles.start('worker');
+
+      const posted = await mapLimit(Array.from({ length: COUNT }), 20, (_, i) =>
+        postEmail(server.url, { to: `user${i}@example.com`, subject: `Bulk ${i}` }),
+      );
+      const refused = posted.filter((p) => p.status !== 202);
+      expect(refused, JSON.stringify(refused.slice(0, 3))).to.deep.equal([]);
+      const ids = posted.map((p) => String(p.body.id));
+      expect(new Set(ids).size).to.equal(COUNT);
+      for (const p of posted) {
+        expect(p.body.status).to.equal('queued');
+        expect(p.location).to.equal(`/emails/${p.body.id}`);
+      }
+
+      const files = await eventually(
+        async () => {
+          const emls = (await readdir(outbox)).filter((f) => f.endsWith('.eml'));
+          return emls.length >= COUNT ? emls : undefined;
+        },
+        30_000,
+        `${COUNT} .eml files in the outbox`,
+      );
+      expect([...files].sort()).to.deep.equal(ids.map((id) => `${id}.eml`).sort());
+
+      // One file per id could hide a second send of the same id (it replaces the file): the
+      // worker's log says how many sends each id really had.
+      const sentLines = () =>
+        worker.proc.records.filter((r) => r.outcome === 'Sent' && typeof r.emailId === 'string');
+      await eventually(
+        async () => (sentLines().length >= COUNT ? true : undefined),
+        10_000,
+        `${COUNT} "Time to send" lines in the worker's log`,
+      );
+      const sends = tally(sentLines().map((r) => String(r.emailId)));
+      expect(sends.size).to.equal(COUNT);
+      expect(
+        [...sends.values()].every((n) => n === 1),
+        'one send per id',
+      ).to.equal(true);
+
+      // The server builds each status from the events exchange.
+      const views = await mapLimit(ids, 20, (id) => waitForStatus(server.url, id, 'delivered'));
+      for (const [i, view] of views.entries()) {
+        expect(view).to.include({ id: ids[i], subject: `Bulk ${i}` });
+        expect(view.attempts.map((a) => a.outcome)).to.deep.equal(['sent']);
+      }
+    });
+  });
+
+  describe('transports chosen by MAIL_TRANSPORT', function () {
+    this.timeout(40_000);
+    let roles: Roles;
+    let mailgun: MailgunStandIn;
+    let smtp: SmtpReceiver;
+    let serverUrl: string;
+
+    before(async () => {
+      mailgun = await startMailgunStandIn({ domain: 'mg.example.com', apiKey: MAILGUN_KEY });
+      smtp = await startSmtpReceiver();
+      roles = new Roles({
+        MAILGUN_API_BASE: mailgun.baseUrl,
+        MAILGUN_API_KEY: MAILGUN_KEY,
+        SMTP_URL: smtp.url(),
+      });
+      serverUrl = (await roles.start('server')).url;
+    });
+    after(async () => {
+      await roles?.cleanup();
+      await mailgun?.close();
+      await smtp?.close();
+    });
+
+    it('MAIL_TRANSPORT=mailgun: the worker delivers through the Messages API', async () => {
+      const worker = await roles.start('worker', { MAIL_TRANSPORT: 'mailgun' });
+      const id = await queueEmail(serverUrl, { subject: 'Via Mailgun', text: 'Hello' });
+      const message = await eventually(
+        async () => mailgun.messages.find((m) => m.variables['email-id'] === id),
+        10_000,
+        'the Mailgun stand-in to receive it',
+      );
+      expect(message).to.include({
+        subject: 'Via Mailgun',
+        text: 'Hello',
+        from: 'Example <noreply@mg.example.com>',
+      });
+      const view = await waitForStatus(serverUrl, id, 'delivered');
+      expect(view.providerId).to.equal(message.id);
+      expect(worker.proc.output()).not.to.contain(MAILGUN_KEY);
+      const { code } = await worker.proc.stop('SIGTERM');
+      expect(code).to.equal(0);
+    });
+
+    it('MAIL_TRANSPORT=smtp: the worker delivers to an SMTP server', async () => {
+      const worker = await roles.start('worker', { MAIL_TRANSPORT: 'smtp' });
+      const id = await queueEmail(serverUrl, {
+        to: ['Bob <bob@example.org>', 'carol@example.net'],
+        subject: 'Via SMTP',
+        text: 'Hi',
+      });
+      const received = await eventually(
+        async () => (await smtp.received()).find((m) => m.emailId === id),
+        10_000,
+        'the SMTP server to receive it',
+      );
+      expect(received.subject).to.equal('Via SMTP');
+      expect(received.recipients).to.have.members(['bob@example.org', 'carol@example.net']);
+      await waitForStatus(serverUrl, id, 'delivered');
+      expect(worker.proc.records.find((r) => r.msg === 'Starting Queue Worker')).to.include({
+        transport: 'smtp',
+      });
+      const { code } = await worker.proc.stop('SIGTERM');
+      expect(code).to.equal(0);
+    });
+  });
+
+  describe('a transient failure goes through a retry queue and comes back', function () {
+    this.timeout(30_000);
+    let roles: Roles;
+    let mailgun: MailgunStandIn;
+
+    before(async () => {
+      mailgun = await startMailgunStandIn({ domain: 'mg.example.com', apiKey: MAILGUN_KEY });
+      roles = new Roles({
+        MAIL_TRANSPORT: 'mailgun',
+        MAILGUN_API_BASE: mailgun.baseUrl,
+        MAILGUN_API_KEY: MAILGUN_KEY,
+      });
+    });
+    after(async () => {
+      await roles?.cleanup();
+      await mailgun?.close();
+    });
+
+    it('a 503 is retried after the first RETRY_DELAYS step and delivered on attempt 2', async () => {
+      const server = await roles.start('server');
+      const worker = await roles.start('worker');
+      mailgun.script({ status: 503 });
+      const id = await queueEmail(server.url, { subject: 'Retry me' });
+
+      const view = await waitForStatus(server.url, id, 'delivered');
+      expect(view.attempts.map((a) => [a.attempt, a.outcome])).to.deep.equal([
+        [1, 'transient'],
+        [2, 'sent'],
+      ]);
+      expect(view.attempts[0]?.detail).to.contain('503');
+      expect(mailgun.messages.filter((m) => m.variables['email-id'] === id)).to.have.length(1);
+
+      // Everything the worker logged about this email comes before its last "Time to send".
+      await waitForRecord(worker.proc, (r) => r.emailId === id && r.outcome === 'Sent');
+      const retried = worker.proc.records.find(
+        (r) => r.emailId === id && r.msg.startsWith('Send failed for now'),
+      );
+      expect(retried, 'a "Send failed for now" log line').to.include({ attempt: 1, delayMs: 200 });
+      const attempts = worker.proc.records
+        .filter((r) => r.emailId === id && r.msg.startsWith('Initiating email send'))
+        .map((r) => r.attempt);
+      expect(attempts).to.deep.equal([1, 2]);
+    });
+  });
+});

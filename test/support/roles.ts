@@ -1,0 +1,308 @@
+// `email server` and `email worker` as child processes against the real broker, the way an
+// operator runs them: one QUEUE_PREFIX per fixture, every process killed and every queue and
+// exchange deleted afterwards, even when a test fails half-way.
+import { connect } from 'amqplib';
+import { createConnection, createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { deleteTopology, topologyNames } from '../../src/adapters/rabbitmq/topology.js';
+import type { EmailProcess, LogRecord } from './process.js';
+import { eventually, runEmail } from './process.js';
+import { AMQP_URL, deleteEventQueues, uniquePrefix } from './rabbitmq.js';
+
+/** Short retry steps, so a retry test takes a fraction of a second; teardown deletes these. */
+export const RETRY_DELAYS = '200ms,400ms';
+export const RETRY_DELAYS_MS: readonly number[] = [200, 400];
+
+export const MAILGUN_KEY = 'key-roles-test-0123456789';
+export const MAIL_FROM = 'Example <noreply@mg.example.com>';
+
+type Env = Record<string, string | undefined>;
+
+// Mocha's --exit ends this process without running anyone's cleanup: never leave children behind.
+const everyChild = new Set<EmailProcess>();
+process.once('exit', () => {
+  for (const proc of everyChild) {
+    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
+  }
+});
+
+const closings = new WeakMap<EmailProcess, Promise<void>>();
+
+/** Resolves once the process has exited and all its output has been read. */
+export const closed = (proc: EmailProcess): Promise<void> =>
+  closings.get(proc) ?? proc.exited.then(() => undefined);
+
+/**
+ * Waits for a log record. Unlike `waitForLog`, it also waits for lines still in the pipe after
+ * the process exited, and it is the way to read a log after observing something else (an HTTP
+ * answer, a file): the log line written before may not have been read yet.
+ */
+export const waitForRecord = (
+  proc: EmailProcess,
+  match: (r: LogRecord) => boolean,
+  what = 'a log line',
+  timeoutMs = 15_000,
+): Promise<LogRecord> =>
+  eventually(async () => proc.records.find(match), timeoutMs, what).catch((error: unknown) => {
+    throw new Error(`${String(error)}; output:\n${proc.output()}`, { cause: error });
+  });
+
+export interface Started {
+  readonly proc: EmailProcess;
+  readonly url: string;
+}
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Processes and broker objects of one test (or describe), all under one unique prefix. */
+export class Roles {
+  readonly prefix = uniquePrefix('roles');
+  private readonly processes = new Set<EmailProcess>();
+
+  constructor(private readonly base: Env = {}) {}
+
+  env(extra: Env = {}): Env {
+    return {
+      AMQP_URL,
+      QUEUE_PREFIX: this.prefix,
+      RETRY_DELAYS,
+      MAIL_FROM,
+      SHUTDOWN_GRACE_MS: '10000',
+      ...this.base,
+      ...extra,
+    };
+  }
+
+  /** Spawns a role; tracked at once, so a start-up that times out is still killed. */
+  spawn(args: string[], extra: Env = {}): EmailProcess {
+    const proc = runEmail(args, { PORT: '0', WORKER_PORT: '0', ...this.env(extra) });
+    // 'exit' can come before the last output: 'close' is when stdout and stderr are complete.
+    closings.set(proc, new Promise((resolve) => proc.child.once('close', () => resolve())));
+    this.processes.add(proc);
+    everyChild.add(proc);
+    void proc.exited.then(() => everyChild.delete(proc));
+    return proc;
+  }
+
+  /** Starts `server` or `worker` and waits for its "Listening on" line. */
+  async start(role: 'server' | 'worker', extra: Env = {}): Promise<Started> {
+    const proc = this.spawn([role], extra);
+    try {
+      const line = await proc.waitForLog(
+        (r) => typeof r.url === 'string' && r.msg.startsWith('Listening'),
+        20_000,
+      );
+      return { proc, url: String(line.url) };
+    } catch (error) {
+      const { exitCode, signalCode } = proc.child;
+      if (exitCode === null && signalCode === null) throw error;
+      throw new Error(
+        `email ${role} exited (code ${exitCode}, signal ${signalCode}) before it listened; output:\n${proc.output()}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Runs a one-shot command (`dead-letters …`) to its end. */
+  async cli(args: string[], extra: Env = {}): Promise<CliResult> {
+    const proc = this.spawn(args, { LOG_LEVEL: 'warn', ...extra });
+    const { code } = await proc.exited;
+    await closed(proc);
+    return { code, stdout: proc.stdout.join(''), stderr: proc.stderr.join('') };
+  }
+
+  /** Kills what is still running (SIGKILL: nothing is left to finish) and deletes the topology. */
+  async cleanup(deleteBrokerObjects = true): Promise<void> {
+    await Promise.all([...this.processes].map((proc) => proc.stop('SIGKILL')));
+    this.processes.clear();
+    if (deleteBrokerObjects) {
+      await deleteTopology(AMQP_URL, this.prefix, RETRY_DELAYS_MS);
+      await deleteEventQueues(this.prefix);
+    }
+  }
+}
+
+/** Ready messages and consumers of one of the prefix's queues, as the broker counts them. */
+export async function queueDepth(
+  prefix: string,
+  queue: 'send' | 'dead',
+): Promise<{ messageCount: number; consumerCount: number }> {
+  const names = topologyNames(prefix);
+  const model = await connect(AMQP_URL);
+  model.on('error', () => undefined);
+  try {
+    const channel = await model.createChannel();
+    channel.on('error', () => undefined);
+    const { messageCount, consumerCount } = await channel.checkQueue(
+      queue === 'send' ? names.sendQueue : names.deadQueue,
+    );
+    await channel.close();
+    return { messageCount, consumerCount };
+  } finally {
+    await model.close();
+  }
+}
+
+/** What `rabbitmqctl list_connections` shows for a role's connection. */
+export const connectionName = (role: string, proc: EmailProcess): string =>
+  `email ${role} (pid ${proc.child.pid ?? '?'})`;
+
+export interface Posted {
+  readonly status: number;
+  readonly retryAfter: string | null;
+  readonly location: string | null;
+  readonly body: { id?: string; status?: string; error?: { code: string; message: string } };
+}
+
+let sequence = 0;
+
+/** A JSON API request; the subject is unique so that a failure message says which one. */
+export async function postEmail(url: string, body: object = {}): Promise<Posted> {
+  sequence += 1;
+  const response = await fetch(`${url}/emails`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      to: 'ada@example.com',
+      subject: `Hello ${sequence}`,
+      text: `Message number ${sequence}`,
+      ...body,
+    }),
+  });
+  return {
+    status: response.status,
+    retryAfter: response.headers.get('retry-after'),
+    location: response.headers.get('location'),
+    body: (await response.json()) as Posted['body'],
+  };
+}
+
+/** POST that must be accepted; returns the id. */
+export async function queueEmail(url: string, body: object = {}): Promise<string> {
+  const posted = await postEmail(url, body);
+  if (posted.status !== 202 || typeof posted.body.id !== 'string') {
+    throw new Error(`expected 202 with an id, got ${posted.status} ${JSON.stringify(posted.body)}`);
+  }
+  return posted.body.id;
+}
+
+export interface StatusView {
+  readonly id: string;
+  readonly status: string;
+  readonly to: string[];
+  readonly subject: string;
+  readonly attempts: { attempt: number; at: string; outcome: string; detail: string }[];
+  readonly providerId?: string;
+  readonly reason?: string;
+}
+
+export async function statusOf(url: string, id: string): Promise<StatusView | undefined> {
+  const response = await fetch(`${url}/emails/${id}`, { headers: { accept: 'application/json' } });
+  return response.status === 200 ? ((await response.json()) as StatusView) : undefined;
+}
+
+/** Polls GET /emails/:id until it shows `status`. */
+export const waitForStatus = (url: string, id: string, status: string, timeoutMs = 15_000) =>
+  eventually(
+    async () => {
+      const view = await statusOf(url, id);
+      return view?.status === status ? view : undefined;
+    },
+    timeoutMs,
+    `GET /emails/${id} to say ${status}`,
+  );
+
+export async function httpStatus(url: string): Promise<number> {
+  const response = await fetch(url);
+  await response.arrayBuffer();
+  return response.status;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight, keeping the order of results. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index] as T, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
+}
+
+/** How many times each value occurs. */
+export function tally(values: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return counts;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface BrokerProxy {
+  /** AMQP_URL through the proxy. */
+  readonly url: string;
+  /** Drops every connection through it and refuses new ones: the broker is "unreachable". */
+  cut(): void;
+  /** Lets connections through again. */
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy in front of the broker, for the faults `rabbitmqctl` cannot make: a broker that
+ * stays unreachable for a while, from one process's point of view only.
+ */
+export async function startBrokerProxy(target = new URL(AMQP_URL)): Promise<BrokerProxy> {
+  let open = true;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = connectTcp(target);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    sockets.add(client).add(upstream);
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const url = new URL(AMQP_URL);
+  url.host = `127.0.0.1:${port}`;
+  return {
+    url: url.toString(),
+    cut() {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore() {
+      open = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const connectTcp = (target: URL): Socket =>
+  createConnection(Number(target.port || 5672), target.hostname);
