@@ -11,6 +11,13 @@ export interface StatusAttempt {
   readonly detail: string;
 }
 
+export interface StatusFailover {
+  readonly at: string;
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+}
+
 /** What `GET /emails/:id` shows: a projection of the events, never written to directly. */
 export interface EmailStatus {
   readonly id: EmailId;
@@ -19,6 +26,8 @@ export interface EmailStatus {
   readonly subject: string;
   readonly requestedAt?: string;
   readonly attempts: readonly StatusAttempt[];
+  /** Each move from one transport to the next while sending it. */
+  readonly failovers?: readonly StatusFailover[];
   readonly nextAttemptAt?: string;
   readonly providerId?: string;
   readonly deliveredAt?: string;
@@ -55,6 +64,17 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         );
 
   switch (event.type) {
+    case 'EmailFailedOver': {
+      const failover = {
+        at: event.at,
+        from: event.fromTransport,
+        to: event.toTransport,
+        reason: event.reason,
+      };
+      const known = base.failovers ?? [];
+      if (known.some((f) => f.at === failover.at && f.from === failover.from)) return base;
+      return { ...base, failovers: [...known, failover] };
+    }
     case 'EmailRequested':
       return { ...base, requestedAt: event.at };
     case 'EmailDeliveryRetried': {

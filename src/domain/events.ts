@@ -34,20 +34,33 @@ export const EmailDeliveryFailed = t.type({
   reason: t.string,
 });
 
+/** A transport failed for now and the next one was tried: running on a fallback is never silent. */
+export const EmailFailedOver = t.type({
+  type: t.literal('EmailFailedOver'),
+  ...common,
+  fromTransport: t.string,
+  toTransport: t.string,
+  reason: t.string,
+});
+
 export const DomainEvent = t.union([
   EmailRequested,
   EmailDelivered,
   EmailDeliveryRetried,
   EmailDeliveryFailed,
+  EmailFailedOver,
 ]);
 export type DomainEvent = t.TypeOf<typeof DomainEvent>;
 export type EmailRequested = t.TypeOf<typeof EmailRequested>;
 export type EmailDelivered = t.TypeOf<typeof EmailDelivered>;
 export type EmailDeliveryRetried = t.TypeOf<typeof EmailDeliveryRetried>;
 export type EmailDeliveryFailed = t.TypeOf<typeof EmailDeliveryFailed>;
+export type EmailFailedOver = t.TypeOf<typeof EmailFailedOver>;
 
-/** The routing key on the events exchange: `delivered`, `retrying`, `failed`, `requested`. */
-export const eventKey = (e: DomainEvent): 'requested' | 'delivered' | 'retrying' | 'failed' => {
+/** The routing key on the events exchange. */
+export const eventKey = (
+  e: DomainEvent,
+): 'requested' | 'delivered' | 'retrying' | 'failed' | 'failover' => {
   switch (e.type) {
     case 'EmailRequested':
       return 'requested';
@@ -57,5 +70,7 @@ export const eventKey = (e: DomainEvent): 'requested' | 'delivered' | 'retrying'
       return 'retrying';
     case 'EmailDeliveryFailed':
       return 'failed';
+    case 'EmailFailedOver':
+      return 'failover';
   }
 };

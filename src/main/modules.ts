@@ -145,8 +145,8 @@ export const senderModule = new ContainerModule(({ bind }) => {
   provide(
     bind,
     'SenderHandle',
-    ['Config', 'Logger', 'Clock', 'Metrics'],
-    (config, log, clock, metrics) => createSender(config, log, clock, metrics),
+    ['Config', 'Logger', 'Clock', 'DeliveryEvents'],
+    (config, log, clock, events) => createSender(config, log, clock, events),
   );
   provide(bind, 'EmailSender', ['SenderHandle'], (handle) => handle.sender);
 });

@@ -1,10 +1,11 @@
+import type { DeliveryEvents } from '../application/ports/delivery-events.js';
 import type { EmailSender } from '../application/ports/email-sender.js';
+import type { EmailRequest } from '../domain/email-request.js';
 import type { Clock, Logger } from '../application/ports/system.js';
 import type { Config, TransportName } from '../adapters/config/config.js';
 import { FailoverEmailSender } from '../adapters/failover/failover-email-sender.js';
 import { MailgunEmailSender } from '../adapters/mailgun/mailgun-email-sender.js';
 import { OutboxEmailSender } from '../adapters/outbox/outbox-email-sender.js';
-import type { Metrics } from '../adapters/metrics/metrics.js';
 import { SmtpEmailSender } from '../adapters/smtp/smtp-email-sender.js';
 
 function createOne(name: TransportName, config: Config, log: Logger): EmailSender {
@@ -43,7 +44,7 @@ export function createSender(
   config: Config,
   log: Logger,
   clock: Clock,
-  metrics: Metrics,
+  events: DeliveryEvents,
 ): SenderHandle {
   const senders = config.transports.map((name) => createOne(name, config, log));
   const close = async () => {
@@ -53,6 +54,17 @@ export function createSender(
   };
   const [only] = senders;
   if (senders.length === 1 && only) return { sender: only, close };
-  const onFailover = (from: string, to: string) => metrics.failover(from, to);
+  // Published like any other event: the status page shows it and /metrics counts it.
+  const onFailover = (request: EmailRequest, from: string, to: string, reason: string) =>
+    void events.publish({
+      type: 'EmailFailedOver',
+      id: request.id,
+      at: clock.now().toISOString(),
+      to: request.to,
+      subject: request.subject,
+      fromTransport: from,
+      toTransport: to,
+      reason,
+    })();
   return { sender: new FailoverEmailSender({ senders, log, clock, onFailover }), close };
 }

@@ -72,6 +72,22 @@ describe('Email status', () => {
     ).to.equal('failed');
   });
 
+  it('lists each failover from one transport to the next, once', () => {
+    const failover: DomainEvent = {
+      type: 'EmailFailedOver',
+      ...about,
+      at: '2026-01-01T00:00:02.100Z',
+      fromTransport: 'mailgun',
+      toTransport: 'smtp',
+      reason: 'Mailgun 503',
+    };
+    const status = fold([requested, failover, failover, delivered]);
+    expect(status?.failovers).to.deep.equal([
+      { at: '2026-01-01T00:00:02.100Z', from: 'mailgun', to: 'smtp', reason: 'Mailgun 503' },
+    ]);
+    expect(status?.status).to.equal('delivered');
+  });
+
   it('tolerates events out of order and twice: a final state is never undone', () => {
     const late = fold([
       delivered,

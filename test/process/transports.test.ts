@@ -25,6 +25,7 @@ const statusOf = async (url: string, id: string) =>
     status: string;
     providerId?: string;
     attempts: { outcome: string }[];
+    failovers?: { from: string; to: string; reason: string }[];
   };
 
 describe('email dev with MAIL_TRANSPORT set to a real transport', function () {
@@ -144,5 +145,9 @@ describe('email dev with MAIL_TRANSPORT set to a real transport', function () {
     expect(proc!.records.some((r) => r.level >= 40 && /fail(ing|ed)? over/i.test(r.msg))).to.equal(
       true,
     );
+    // Shown on the status page and counted, not only logged.
+    expect(status.failovers?.map((f) => [f.from, f.to])).to.deep.equal([['mailgun', 'smtp']]);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).to.match(/email_failover_total\{[^}]*from="mailgun"[^}]*to="smtp"[^}]*\} 1/);
   });
 });

@@ -13,8 +13,8 @@ export interface FailoverOptions {
   readonly log: Logger;
   readonly clock?: Pick<Clock, 'monotonicMs'>;
   readonly breaker?: Partial<BreakerOptions>;
-  /** Called on every move to the next sender, e.g. to count failovers in /metrics. */
-  readonly onFailover?: (from: string, to: string, reason: string) => void;
+  /** Called on every move to the next sender: the composition root publishes it as an event. */
+  readonly onFailover?: (request: EmailRequest, from: string, to: string, reason: string) => void;
 }
 
 /** Why one sender did not take the email, and when it might (undefined: our own schedule). */
@@ -96,7 +96,7 @@ export class FailoverEmailSender implements EmailSender {
       { emailId: request.id, from, to, reason },
       `Failing over from ${from} to ${to}: ${reason}`,
     );
-    this.options.onFailover?.(from, to, reason);
+    this.options.onFailover?.(request, from, to, reason);
   }
 
   /**

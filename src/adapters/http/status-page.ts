@@ -1,4 +1,9 @@
-import type { EmailStatus, StatusAttempt, StatusName } from '../../domain/email-status.js';
+import type {
+  EmailStatus,
+  StatusAttempt,
+  StatusFailover,
+  StatusName,
+} from '../../domain/email-status.js';
 import type { Html } from './html.js';
 import { layout, markup } from './html.js';
 
@@ -13,6 +18,7 @@ export interface StatusJson {
   readonly subject: string;
   readonly requestedAt?: string;
   readonly attempts: readonly StatusAttempt[];
+  readonly failovers?: readonly StatusFailover[];
   readonly providerId?: string;
   readonly deliveredAt?: string;
   readonly durationMs?: number;
@@ -34,6 +40,9 @@ export function statusJson(s: EmailStatus): StatusJson {
       outcome,
       detail,
     })),
+    ...(s.failovers !== undefined
+      ? { failovers: s.failovers.map(({ at, from, to, reason }) => ({ at, from, to, reason })) }
+      : {}),
     ...(s.providerId !== undefined ? { providerId: s.providerId } : {}),
     ...(s.deliveredAt !== undefined ? { deliveredAt: s.deliveredAt } : {}),
     ...(s.durationMs !== undefined ? { durationMs: s.durationMs } : {}),
@@ -110,6 +119,15 @@ function attemptsTable(attempts: readonly StatusAttempt[]): Html {
 </table>`;
 }
 
+function failoversList(failovers: readonly StatusFailover[] | undefined): Html {
+  if (failovers === undefined || failovers.length === 0) return markup``;
+  const items = failovers.map(
+    (f) => markup`<li>${time(f.at)}: ${f.from} failed for now (${f.reason}); tried ${f.to}.</li>`,
+  );
+  return markup`<h2>Failovers</h2>
+<ul class="failovers">${items}</ul>`;
+}
+
 /**
  * Complete without JavaScript (a refresh every few seconds stands in for the live updates);
  * with it, /static/status.js follows the event stream and swaps in the `#email-status` section.
@@ -126,6 +144,7 @@ export function statusPage(s: EmailStatus): string {
 ${details(s)}
 <h2>Attempts</h2>
 ${attemptsTable(s.attempts)}
+${failoversList(s.failovers)}
 ${live}
 </section>
 <p><a href="/">Send another email</a></p>

@@ -5,8 +5,6 @@ export interface Metrics {
   readonly registry: Registry;
   /** Counts an event; fed from the same events the status page is built from. */
   observe(event: DomainEvent): void;
-  /** A failover from one transport to the next, so a fallback never hides an outage. */
-  failover(from: string, to: string): void;
   render(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -49,7 +47,6 @@ export function createMetrics(role: string): Metrics {
   });
   return {
     registry,
-    failover: (from, to) => failovers.inc({ from, to }),
     observe(event) {
       switch (event.type) {
         case 'EmailRequested':
@@ -61,6 +58,9 @@ export function createMetrics(role: string): Metrics {
           return retried.inc();
         case 'EmailDeliveryFailed':
           return failed.inc({ outcome: event.outcome });
+        case 'EmailFailedOver':
+          // A fallback must never hide an outage: count every move to the next transport.
+          return failovers.inc({ from: event.fromTransport, to: event.toTransport });
       }
     },
     async render() {

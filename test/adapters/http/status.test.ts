@@ -123,6 +123,23 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
     expect(html).not.to.contain('http-equiv="refresh"');
   });
 
+  it('shows each failover, in the page and in the JSON', async () => {
+    const failover = {
+      at: '2030-01-02T03:04:12.000Z',
+      from: 'mailgun',
+      to: 'smtp',
+      reason: 'Mailgun 503: <busy>',
+    };
+    await h.statuses.save({ ...delivered, failovers: [failover] })();
+    const html = await (await fetch(`${h.url}/emails/${id}`)).text();
+    expect(html).to.contain('Failovers');
+    expect(html).to.contain('mailgun failed for now (Mailgun 503: &lt;busy&gt;); tried smtp.');
+    const json = (await (
+      await fetch(`${h.url}/emails/${id}`, { headers: { accept: 'application/json' } })
+    ).json()) as { failovers: unknown };
+    expect(json.failovers).to.deep.equal([failover]);
+  });
+
   it('answers 404 for an unknown or invalid id, in the format asked for', async () => {
     for (const path of ['/emails/email-99999999', '/emails/short', '/emails/bad%20id%3Cx%3E']) {
       const asJson = await fetch(`${h.url}${path}`, json);

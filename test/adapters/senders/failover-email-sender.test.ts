@@ -67,7 +67,7 @@ describe('FailoverEmailSender', () => {
       log,
       clock,
       breaker: { failureThreshold: 3, coolDownMs: 10_000 },
-      onFailover: (from, to, reason) => failovers.push([from, to, reason]),
+      onFailover: (_request, from, to, reason) => failovers.push([from, to, reason]),
     });
   const send = (s: EmailSender) => s.send(emailRequest())();
 
