@@ -54,146 +54,137 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
-const intIn = (name: string, min: number, max: number) =>
-  new t.Type<number, string, unknown>(
-    name,
-    (u): u is number => typeof u === 'number',
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * A codec from one environment variable's text. Its name says what is expected, in words a person
+ * can act on; a failure may carry a more precise message. Secrets never echo what they were given.
+ */
+function envVar<A>(
+  expected: string,
+  parse: (raw: string) => E.Either<string | undefined, A>,
+  secret = false,
+): t.Type<A, string, unknown> {
+  return new t.Type<A, string, unknown>(
+    expected,
+    (_u): _u is A => false, // never asked: config values are only decoded, not checked
     (u, c) => {
-      const n = typeof u === 'string' && /^\d+$/.test(u.trim()) ? Number(u) : NaN;
-      return Number.isInteger(n) && n >= min && n <= max ? t.success(n) : t.failure(u, c);
+      if (typeof u !== 'string') return t.failure(u, c);
+      const parsed = parse(u);
+      if (E.isRight(parsed)) return t.success(parsed.right);
+      const shown = secret ? '' : ` (got "${u.length > 60 ? `${u.slice(0, 57)}...` : u}")`;
+      return t.failure(u, c, parsed.left ?? `must be ${expected}${shown}`);
     },
     String,
   );
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-interface Field<A> {
-  readonly variable: string;
-  readonly expected: string;
-  readonly secret?: boolean;
-  readonly decode: (raw: string) => E.Either<string | undefined, A>;
 }
 
-const fromCodec =
-  <A>(codec: t.Decoder<unknown, A>) =>
-  (raw: string) =>
-    E.mapLeft(() => undefined)(codec.decode(raw));
+const when =
+  <A>(test: (raw: string) => boolean, build: (raw: string) => A) =>
+  (raw: string): E.Either<undefined, A> =>
+    test(raw) ? E.right(build(raw)) : E.left(undefined);
 
-const field = <A>(
-  variable: string,
-  expected: string,
-  decode: Field<A>['decode'],
-  secret = false,
-): Field<A> => ({
-  variable,
-  expected,
-  decode,
-  secret,
-});
+const intIn = (expected: string, min: number, max: number) =>
+  envVar(
+    expected,
+    when((raw) => /^\d+$/.test(raw.trim()) && Number(raw) >= min && Number(raw) <= max, Number),
+  );
+
+const urlOf = (schemes: string) => (raw: string) =>
+  new RegExp(`^(${schemes})://\\S+$`).test(raw) && URL.canParse(raw);
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const TRANSPORTS: readonly TransportName[] = ['outbox', 'mailgun', 'smtp'];
 
-const fields = {
-  // 0 asks the OS for a free port; the chosen one is logged (tests use this).
-  port: field('PORT', 'a port number from 0 to 65535', fromCodec(intIn('port', 0, 65535))),
-  workerPort: field(
-    'WORKER_PORT',
-    'a port number from 0 to 65535',
-    fromCodec(intIn('port', 0, 65535)),
-  ),
-  host: field('HOST', 'a host name or IP address to listen on', (raw) =>
-    /^[A-Za-z0-9.:-]+$/.test(raw) ? E.right(raw) : E.left(undefined),
-  ),
-  amqpUrl: field(
-    'AMQP_URL',
-    'an amqp:// or amqps:// URL such as amqp://guest:guest@127.0.0.1:5672',
-    (raw) =>
-      /^amqps?:\/\/[^\s]+$/.test(raw) && URL.canParse(raw)
-        ? E.right(new Secret(raw))
-        : E.left(undefined),
-    true,
-  ),
-  queuePrefix: field(
-    'QUEUE_PREFIX',
-    'letters, digits, dots, dashes or underscores (1 to 100)',
-    (raw) => (/^[A-Za-z0-9._-]{1,100}$/.test(raw) ? E.right(raw) : E.left(undefined)),
-  ),
-  transports: field(
-    'MAIL_TRANSPORT',
-    'outbox, mailgun, smtp, or a comma-separated list such as mailgun,smtp',
-    (raw) => {
-      const names = raw.split(',').map((s) => s.trim());
-      const valid = names.filter((n): n is TransportName => TRANSPORTS.some((x) => x === n));
-      const [first, ...rest] = valid;
-      return first !== undefined &&
-        valid.length === names.length &&
-        new Set(valid).size === valid.length
-        ? E.right<string | undefined, readonly [TransportName, ...TransportName[]]>([
-            first,
-            ...rest,
-          ])
-        : E.left(undefined);
-    },
-  ),
-  mailFrom: field('MAIL_FROM', 'an address such as "Example <noreply@example.com>"', (raw) =>
-    E.mapLeft((e: { message: string }) => `"${raw}" ${e.message}`)(parseEmailAddress(raw)),
-  ),
-  mailgunKey: field(
-    'MAILGUN_API_KEY',
-    'your Mailgun API key',
-    (raw) => (raw.trim() !== '' ? E.right(new Secret(raw.trim())) : E.left(undefined)),
-    true,
-  ),
-  mailgunBase: field(
-    'MAILGUN_API_BASE',
-    'https://api.mailgun.net/v3/<your domain> (EU: api.eu.mailgun.net)',
-    (raw) =>
-      /^https?:\/\/[^\s]+$/.test(raw) && URL.canParse(raw)
-        ? E.right(raw.replace(/\/+$/, ''))
-        : E.left(undefined),
-  ),
-  smtpUrl: field(
-    'SMTP_URL',
-    'smtp://user:pass@host:587 or smtps://user:pass@host:465',
-    (raw) =>
-      /^smtps?:\/\/[^\s]+$/.test(raw) && URL.canParse(raw)
-        ? E.right(new Secret(raw))
-        : E.left(undefined),
-    true,
-  ),
-  outboxDir: field('OUTBOX_DIR', 'a directory path', (raw) =>
-    raw.trim() !== '' ? E.right(raw) : E.left(undefined),
-  ),
-  concurrency: field(
-    'WORKER_CONCURRENCY',
-    'a whole number from 1 to 2000',
-    fromCodec(intIn('n', 1, 2000)),
-  ),
-  maxAttempts: field('MAX_ATTEMPTS', 'a whole number from 1 to 100', fromCodec(intIn('n', 1, 100))),
-  sendTimeout: field(
-    'SEND_TIMEOUT_MS',
-    'milliseconds, from 100 to 600000',
-    fromCodec(intIn('ms', 100, 600_000)),
-  ),
-  delays: field('RETRY_DELAYS', 'a list of delays such as 1s,5s,30s,2m,10m,30m,1h', (raw) =>
-    E.fromNullable(undefined)(parseDelays(raw)),
-  ),
-  logLevel: field('LOG_LEVEL', LEVELS.join(', '), (raw) =>
-    LEVELS.includes(raw) ? E.right(raw) : E.left(undefined),
-  ),
-  csrfSecret: field(
-    'CSRF_SECRET',
-    'a random string of at least 32 characters',
-    (raw) => (raw.length >= 32 ? E.right(new Secret(raw)) : E.left(undefined)),
-    true,
-  ),
-  grace: field(
-    'SHUTDOWN_GRACE_MS',
-    'milliseconds, from 0 to 600000',
-    fromCodec(intIn('ms', 0, 600_000)),
-  ),
-};
+function parseTransports(
+  raw: string,
+): E.Either<undefined, readonly [TransportName, ...TransportName[]]> {
+  const names = raw.split(',').map((s) => s.trim());
+  const valid = names.filter((n): n is TransportName => TRANSPORTS.some((x) => x === n));
+  const [first, ...rest] = valid;
+  return first !== undefined &&
+    valid.length === names.length &&
+    new Set(valid).size === valid.length
+    ? E.right([first, ...rest])
+    : E.left(undefined);
+}
+
+const Port = intIn('a port number from 0 to 65535 (0: any free port)', 0, 65535);
+
+/** The variables that always have a value (a default when unset). */
+// Exact: each half keeps only its own variables, so merging them cannot bring raw text back.
+const Always = t.exact(
+  t.type({
+    PORT: Port,
+    HOST: envVar(
+      'a host name or IP address to listen on',
+      when((raw) => /^[A-Za-z0-9.:-]+$/.test(raw), String),
+    ),
+    WORKER_PORT: Port,
+    QUEUE_PREFIX: envVar(
+      'letters, digits, dots, dashes or underscores (1 to 100)',
+      when((raw) => /^[A-Za-z0-9._-]{1,100}$/.test(raw), String),
+    ),
+    MAIL_TRANSPORT: envVar(
+      'outbox, mailgun, smtp, or a comma-separated list such as mailgun,smtp',
+      parseTransports,
+    ),
+    MAIL_FROM: envVar('an address such as "Example <noreply@example.com>"', (raw) =>
+      E.mapLeft((e: { message: string }) => `"${raw}" ${e.message}`)(parseEmailAddress(raw)),
+    ),
+    OUTBOX_DIR: envVar(
+      'a directory path',
+      when((raw) => raw.trim() !== '', String),
+    ),
+    WORKER_CONCURRENCY: intIn('a whole number from 1 to 2000', 1, 2000),
+    MAX_ATTEMPTS: intIn('a whole number from 1 to 100', 1, 100),
+    SEND_TIMEOUT_MS: intIn('milliseconds, from 100 to 600000', 100, 600_000),
+    RETRY_DELAYS: envVar('a list of delays such as 1s,5s,30s,2m,10m,30m,1h', (raw) =>
+      E.fromNullable(undefined)(parseDelays(raw)),
+    ),
+    LOG_LEVEL: envVar(
+      LEVELS.join(', '),
+      when((raw) => LEVELS.includes(raw), String),
+    ),
+    SHUTDOWN_GRACE_MS: intIn('milliseconds, from 0 to 600000', 0, 600_000),
+  }),
+);
+
+/** The variables a role may need: checked when present, required by `required` below. */
+const Optional = t.exact(
+  t.partial({
+    AMQP_URL: envVar(
+      'an amqp:// or amqps:// URL such as amqp://guest:guest@127.0.0.1:5672',
+      when(urlOf('amqps?'), (raw) => new Secret(raw)),
+      true,
+    ),
+    MAILGUN_API_KEY: envVar(
+      'your Mailgun API key',
+      when(
+        (raw) => raw.trim() !== '',
+        (raw) => new Secret(raw.trim()),
+      ),
+      true,
+    ),
+    MAILGUN_API_BASE: envVar(
+      'https://api.mailgun.net/v3/<your domain> (EU: api.eu.mailgun.net)',
+      when(urlOf('https?'), (raw) => raw.replace(/\/+$/, '')),
+    ),
+    SMTP_URL: envVar(
+      'smtp://user:pass@host:587 or smtps://user:pass@host:465',
+      when(urlOf('smtps?'), (raw) => new Secret(raw)),
+      true,
+    ),
+    CSRF_SECRET: envVar(
+      'a random string of at least 32 characters',
+      when(
+        (raw) => raw.length >= 32,
+        (raw) => new Secret(raw),
+      ),
+      true,
+    ),
+  }),
+);
 
 const DEFAULTS: Env = {
   PORT: '8080',
@@ -211,91 +202,87 @@ const DEFAULTS: Env = {
   SHUTDOWN_GRACE_MS: '25000',
 };
 
+/** io-ts errors as one line per variable: the key in the context, the codec's message or name. */
+function problemsOf(errors: t.Errors): ConfigProblem[] {
+  const byVariable = new Map<string, string>();
+  for (const error of errors) {
+    const entry = [...error.context].reverse().find((c) => /^[A-Z][A-Z0-9_]*$/.test(c.key));
+    if (!entry || byVariable.has(entry.key)) continue;
+    byVariable.set(
+      entry.key,
+      error.message ??
+        (error.value === undefined
+          ? `is required: set it to ${entry.type.name}`
+          : `must be ${entry.type.name}`),
+    );
+  }
+  return [...byVariable].map(([variable, message]) => ({ variable, message }));
+}
+
 /**
- * Reads the environment once, at start. Every problem is collected before reporting, so a person
- * fixes their configuration in one go; secrets are never echoed back.
+ * What a role needs beyond the variables that always have a value. Presence is enough here: a
+ * variable that is present but malformed already has a problem of its own.
+ */
+function required(
+  transports: readonly TransportName[],
+  present: (variable: string) => boolean,
+  role: Role,
+): ConfigProblem[] {
+  const sends = role === 'dev' || role === 'worker';
+  const needs: [boolean, keyof typeof Optional.type.props][] = [
+    [role !== 'dev', 'AMQP_URL'],
+    [sends && transports.includes('mailgun'), 'MAILGUN_API_KEY'],
+    [sends && transports.includes('mailgun'), 'MAILGUN_API_BASE'],
+    [sends && transports.includes('smtp'), 'SMTP_URL'],
+  ];
+  return needs
+    .filter(([needed, variable]) => needed && !present(variable))
+    .map(([, variable]) => ({
+      variable,
+      message: `is required: set it to ${Optional.type.props[variable].name}`,
+    }));
+}
+
+/**
+ * Reads the environment once, at start, with io-ts: every problem is collected before reporting,
+ * so a person fixes their configuration in one go; secrets are never echoed back. An empty
+ * variable counts as unset.
  */
 export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProblem[], Config> {
-  const problems: ConfigProblem[] = [];
-  const read = <A>(f: Field<A>, required: boolean): A | undefined => {
-    const raw = env[f.variable] === '' ? undefined : (env[f.variable] ?? DEFAULTS[f.variable]);
-    if (raw === undefined) {
-      if (required)
-        problems.push({ variable: f.variable, message: `is required: set it to ${f.expected}` });
-      return undefined;
-    }
-    const decoded = f.decode(raw);
-    if (E.isRight(decoded)) return decoded.right;
-    const shown = f.secret ? '' : ` (got "${raw.length > 60 ? `${raw.slice(0, 57)}...` : raw}")`;
-    problems.push({
-      variable: f.variable,
-      message: decoded.left ?? `must be ${f.expected}${shown}`,
-    });
-    return undefined;
-  };
-
-  const needsBroker = role !== 'dev';
-  const sends = role === 'dev' || role === 'worker';
-  const transports = read(fields.transports, true);
-  const uses = (name: TransportName) => sends && (transports?.includes(name) ?? false);
-  const mailgunKey = read(fields.mailgunKey, uses('mailgun'));
-  const mailgunBase = read(fields.mailgunBase, uses('mailgun'));
-  const config = {
-    host: read(fields.host, true),
-    port: read(fields.port, true),
-    workerPort: read(fields.workerPort, true),
-    amqpUrl: read(fields.amqpUrl, needsBroker),
-    queuePrefix: read(fields.queuePrefix, true),
-    transports,
-    mailFrom: read(fields.mailFrom, true),
-    mailgun: mailgunKey && mailgunBase ? { apiKey: mailgunKey, apiBase: mailgunBase } : undefined,
-    smtpUrl: read(fields.smtpUrl, uses('smtp')),
-    outboxDir: read(fields.outboxDir, true),
-    workerConcurrency: read(fields.concurrency, true),
-    maxAttempts: read(fields.maxAttempts, true),
-    delaysMs: read(fields.delays, true),
-    sendTimeoutMs: read(fields.sendTimeout, true),
-    logLevel: read(fields.logLevel, true),
-    shutdownGraceMs: read(fields.grace, true),
-    csrfSecret: read(fields.csrfSecret, false),
-  };
-  const { host, port, workerPort, queuePrefix, mailFrom, outboxDir, workerConcurrency } = config;
-  const { maxAttempts, delaysMs, sendTimeoutMs, logLevel, shutdownGraceMs } = config;
-  if (
-    problems.length > 0 ||
-    host === undefined ||
-    port === undefined ||
-    workerPort === undefined ||
-    queuePrefix === undefined ||
-    transports === undefined ||
-    mailFrom === undefined ||
-    outboxDir === undefined ||
-    workerConcurrency === undefined ||
-    maxAttempts === undefined ||
-    delaysMs === undefined ||
-    sendTimeoutMs === undefined ||
-    logLevel === undefined ||
-    shutdownGraceMs === undefined
-  ) {
-    return E.left(problems);
+  const input: Record<string, string> = {};
+  for (const key of new Set([...Object.keys(DEFAULTS), ...Object.keys(env)])) {
+    const value = env[key] === undefined || env[key] === '' ? DEFAULTS[key] : env[key];
+    if (value !== undefined) input[key] = value;
   }
+  const always = Always.decode(input);
+  const optional = Optional.decode(input);
+  const transports = parseTransports(input.MAIL_TRANSPORT ?? '');
+  const problems = [
+    ...(E.isLeft(always) ? problemsOf(always.left) : []),
+    ...(E.isLeft(optional) ? problemsOf(optional.left) : []),
+    ...required(E.isRight(transports) ? transports.right : [], (k) => input[k] !== undefined, role),
+  ];
+  if (E.isLeft(always) || E.isLeft(optional) || problems.length > 0) return E.left(problems);
+  const v = { ...always.right, ...optional.right };
   return E.right({
-    host,
-    port,
-    workerPort,
-    queuePrefix,
-    transports,
-    mailFrom,
-    outboxDir,
-    workerConcurrency,
-    sendTimeoutMs,
-    logLevel,
-    shutdownGraceMs,
-    retry: { maxAttempts, delaysMs },
-    ...(config.amqpUrl ? { amqpUrl: config.amqpUrl } : {}),
-    ...(config.mailgun ? { mailgun: config.mailgun } : {}),
-    ...(config.smtpUrl ? { smtpUrl: config.smtpUrl } : {}),
-    ...(config.csrfSecret ? { csrfSecret: config.csrfSecret } : {}),
+    host: v.HOST,
+    port: v.PORT,
+    workerPort: v.WORKER_PORT,
+    queuePrefix: v.QUEUE_PREFIX,
+    transports: v.MAIL_TRANSPORT,
+    mailFrom: v.MAIL_FROM,
+    outboxDir: v.OUTBOX_DIR,
+    workerConcurrency: v.WORKER_CONCURRENCY,
+    sendTimeoutMs: v.SEND_TIMEOUT_MS,
+    logLevel: v.LOG_LEVEL,
+    shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+    retry: { maxAttempts: v.MAX_ATTEMPTS, delaysMs: v.RETRY_DELAYS },
+    ...(v.AMQP_URL ? { amqpUrl: v.AMQP_URL } : {}),
+    ...(v.MAILGUN_API_KEY && v.MAILGUN_API_BASE
+      ? { mailgun: { apiKey: v.MAILGUN_API_KEY, apiBase: v.MAILGUN_API_BASE } }
+      : {}),
+    ...(v.SMTP_URL ? { smtpUrl: v.SMTP_URL } : {}),
+    ...(v.CSRF_SECRET ? { csrfSecret: v.CSRF_SECRET } : {}),
   });
 }
 
