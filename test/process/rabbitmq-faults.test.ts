@@ -12,6 +12,8 @@ import { closeConnectionsNamed, requireRabbitMq } from '../support/rabbitmq.js';
 import type { BrokerProxy, Posted } from '../support/roles.js';
 import {
   MAILGUN_KEY,
+  startMailgunRoles,
+  stopMailgunRoles,
   Roles,
   closed,
   connectionName,
@@ -45,19 +47,8 @@ describe('email server + email worker when things go wrong', function () {
     let roles: Roles;
     let mailgun: MailgunStandIn;
 
-    before(async () => {
-      mailgun = await startMailgunStandIn({ domain: 'mg.example.com', apiKey: MAILGUN_KEY });
-      roles = new Roles({
-        MAIL_TRANSPORT: 'mailgun',
-        MAILGUN_API_BASE: mailgun.baseUrl,
-        MAILGUN_API_KEY: MAILGUN_KEY,
-        WORKER_CONCURRENCY: '5',
-      });
-    });
-    after(async () => {
-      await roles?.cleanup();
-      await mailgun?.close();
-    });
+    before(async () => ({ roles, mailgun } = await startMailgunRoles({ WORKER_CONCURRENCY: '5' })));
+    after(() => stopMailgunRoles(roles, mailgun));
 
     it('loses nothing: the broker hands the unacked tasks to the next worker', async () => {
       mailgun.scriptDefault({ latencyMs: 300 });
@@ -370,18 +361,8 @@ describe('email server + email worker when things go wrong', function () {
     let roles: Roles;
     let mailgun: MailgunStandIn;
 
-    before(async () => {
-      mailgun = await startMailgunStandIn({ domain: 'mg.example.com', apiKey: MAILGUN_KEY });
-      roles = new Roles({
-        MAIL_TRANSPORT: 'mailgun',
-        MAILGUN_API_BASE: mailgun.baseUrl,
-        MAILGUN_API_KEY: MAILGUN_KEY,
-      });
-    });
-    after(async () => {
-      await roles?.cleanup();
-      await mailgun?.close();
-    });
+    before(async () => ({ roles, mailgun } = await startMailgunRoles()));
+    after(() => stopMailgunRoles(roles, mailgun));
 
     it('SIGTERM finishes the send in flight, acks it and exits 0', async () => {
       mailgun.scriptDefault({ latencyMs: 1000 });

@@ -12,6 +12,8 @@ import { eventually } from '../support/process.js';
 import { requireRabbitMq } from '../support/rabbitmq.js';
 import {
   MAILGUN_KEY,
+  startMailgunRoles,
+  stopMailgunRoles,
   Roles,
   mapLimit,
   postEmail,
@@ -161,18 +163,8 @@ describe('email server + email worker on RabbitMQ', function () {
     let roles: Roles;
     let mailgun: MailgunStandIn;
 
-    before(async () => {
-      mailgun = await startMailgunStandIn({ domain: 'mg.example.com', apiKey: MAILGUN_KEY });
-      roles = new Roles({
-        MAIL_TRANSPORT: 'mailgun',
-        MAILGUN_API_BASE: mailgun.baseUrl,
-        MAILGUN_API_KEY: MAILGUN_KEY,
-      });
-    });
-    after(async () => {
-      await roles?.cleanup();
-      await mailgun?.close();
-    });
+    before(async () => ({ roles, mailgun } = await startMailgunRoles()));
+    after(() => stopMailgunRoles(roles, mailgun));
 
     it('a 503 is retried after the first RETRY_DELAYS step and delivered on attempt 2', async () => {
       const server = await roles.start('server');

@@ -5,6 +5,8 @@ import { connect } from 'amqplib';
 import { createConnection, createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { deleteTopology, topologyNames } from '../../src/adapters/rabbitmq/topology.js';
+import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
+import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import type { EmailProcess, LogRecord } from './process.js';
 import { eventually, runEmail } from './process.js';
 import { AMQP_URL, deleteEventQueues, uniquePrefix } from './rabbitmq.js';
@@ -306,3 +308,22 @@ export async function startBrokerProxy(target = new URL(AMQP_URL)): Promise<Brok
 
 const connectTcp = (target: URL): Socket =>
   createConnection(Number(target.port || 5672), target.hostname);
+
+/** A Mailgun stand-in and a `Roles` fixture whose workers send to it (MAIL_TRANSPORT=mailgun). */
+export async function startMailgunRoles(
+  env: Record<string, string> = {},
+): Promise<{ roles: Roles; mailgun: MailgunStandIn }> {
+  const mailgun = await startMailgunStandIn({ domain: 'mg.example.com', apiKey: MAILGUN_KEY });
+  const roles = new Roles({
+    MAIL_TRANSPORT: 'mailgun',
+    MAILGUN_API_BASE: mailgun.baseUrl,
+    MAILGUN_API_KEY: MAILGUN_KEY,
+    ...env,
+  });
+  return { roles, mailgun };
+}
+
+export async function stopMailgunRoles(roles?: Roles, mailgun?: MailgunStandIn): Promise<void> {
+  await roles?.cleanup();
+  await mailgun?.close();
+}

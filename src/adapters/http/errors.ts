@@ -70,7 +70,9 @@ export function requestEmailProblem(error: RequestEmailError): Problem {
         status: 503,
         code: 'queue_unavailable',
         title: 'The email could not be queued',
-        message: `The queue did not confirm the email (${error.reason}); nothing was sent. Try again in a few seconds.`,
+        // "Not confirmed", not "not sent": a connection lost mid-publish can leave the broker
+        // holding a message whose confirm never arrived. Rare, and at least once either way.
+        message: `The queue did not confirm the email (${error.reason}), so it was not accepted. Try again in a few seconds.`,
         retryAfterSeconds: RETRY_AFTER_SECONDS,
       };
     case 'StoreUnavailable':

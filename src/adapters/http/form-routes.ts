@@ -85,7 +85,7 @@ function formFailure(
         view: {
           nonce,
           values,
-          banner: `${requestEmailProblem(error).title}: nothing was sent. Please try again in a few seconds.`,
+          banner: `${requestEmailProblem(error).title}: the email was not accepted. Please try again in a few seconds.`,
         },
       };
     case 'IdempotencyConflict':

@@ -192,7 +192,7 @@ describe('HTTP form (GET / and POST /)', () => {
     const html = await res.text();
     expect(res.status).to.equal(503);
     expect(res.headers.get('retry-after')).to.equal('5');
-    expect(html).to.contain('nothing was sent');
+    expect(html).to.contain('the email was not accepted');
     expect(html).to.contain('value="Hello"');
     h.queue.down = false;
     const retry = await postForm(h, fields, form.cookie);
