@@ -64,7 +64,7 @@ export class DeliverEmail {
           `Initiating email send to ${request.to.map(mailbox).join(', ')}.`,
         );
         const started = this.clock.monotonicMs();
-        const outcome = await this.sender.send(request)();
+        const outcome = await this.sender.send(request, attempt)();
         const durationMs = this.clock.monotonicMs() - started;
         this.log.info(
           { ...context, outcome: outcome._tag, durationMs },

@@ -59,10 +59,11 @@ describe('DeliverEmail', () => {
   });
 
   it('asks for a retry after the scheduled step on a transient failure', async () => {
-    const { useCase, events } = setUp([transient('Mailgun 503', 2000)]);
+    const { useCase, events, sender } = setUp([transient('Mailgun 503', 2000)]);
     const result = await useCase.execute(task())();
     if (E.isLeft(result) || result.right._tag !== 'Retry') expect.fail(JSON.stringify(result));
     expect(result.right).to.include({ attempt: 2, delayMs: 5000 });
+    expect(sender.attempts).to.deep.equal([1]);
     expect(result.right.history).to.have.length(1);
     expect(result.right.history[0]).to.include({
       attempt: 1,
@@ -85,7 +86,7 @@ describe('DeliverEmail', () => {
   });
 
   it('dead-letters when the last attempt fails too, keeping the history it was given', async () => {
-    const { useCase, events } = setUp([transient('timeout')]);
+    const { useCase, events, sender } = setUp([transient('timeout')]);
     const previous = {
       ...task(3),
       history: [{ attempt: 1, at: 'a', outcome: 'transient' as const, detail: 'x' }],
@@ -94,6 +95,7 @@ describe('DeliverEmail', () => {
     if (E.isLeft(result) || result.right._tag !== 'DeadLetter') expect.fail(JSON.stringify(result));
     expect(result.right.reason).to.contain('out of attempts (3 of 3)');
     expect(result.right.history.map((h) => h.attempt)).to.deep.equal([1, 3]);
+    expect(sender.attempts).to.deep.equal([3]); // the sender is told which attempt this is
     expect(events.events[0]).to.include({ type: 'EmailDeliveryFailed', outcome: 'transient' });
   });
 });

@@ -50,7 +50,7 @@ export class FailoverEmailSender implements EmailSender {
     this.name = `failover(${this.entries.map((e) => e.key).join(',')})`;
   }
 
-  send(request: EmailRequest): Task<DeliveryOutcome> {
+  send(request: EmailRequest, attempt?: number): Task<DeliveryOutcome> {
     return async () => {
       const failures: Failure[] = [];
       for (const [i, entry] of this.entries.entries()) {
@@ -65,7 +65,7 @@ export class FailoverEmailSender implements EmailSender {
           if (next) this.failedOver(request, entry.key, next, reason);
           continue;
         }
-        const outcome = await entry.sender.send(request)();
+        const outcome = await entry.sender.send(request, attempt)();
         if (outcome._tag !== 'Transient') {
           const before = entry.breaker.onSuccess();
           if (before !== 'closed') {

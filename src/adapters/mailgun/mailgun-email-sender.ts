@@ -54,7 +54,7 @@ export class MailgunEmailSender implements EmailSender {
     this.now = options.now ?? Date.now;
   }
 
-  send(request: EmailRequest): Task<DeliveryOutcome> {
+  send(request: EmailRequest, attempt = 1): Task<DeliveryOutcome> {
     return async () => {
       const { log, timeoutMs } = this.options;
       const controller = new AbortController();
@@ -84,6 +84,7 @@ export class MailgunEmailSender implements EmailSender {
               location: response.headers.get('location'),
             },
             this.now(),
+            attempt,
           ),
         );
         const fields = { emailId: request.id, status: response.status, outcome: outcome._tag };

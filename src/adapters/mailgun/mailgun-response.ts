@@ -61,13 +61,16 @@ function retryAfterFromMessage(message: string, nowMs: number): number | undefin
   return match?.[1] ? parseRetryAfter(match[1], nowMs) : undefined;
 }
 
+/** A JSON 404 on this attempt or later is taken at its word (DESIGN.md: "a few times"). */
+export const LAST_TRANSIENT_404_ATTEMPT = 3;
+
 /**
  * Mailgun's answer as an outcome (DESIGN.md "Delivery rules"). A JSON 404 is Mailgun saying
- * "not yet" (it is eventually consistent), so it is transient; this function cannot count
- * attempts, and need not: DeliverEmail's MAX_ATTEMPTS bounds how often it is retried. A 404
- * without JSON is no Mailgun answer at all but a wrong URL, which no retry will fix.
+ * "not yet" (it is eventually consistent), so it is transient for the first few attempts and
+ * permanent after that. A 404 without JSON is no Mailgun answer at all but a wrong URL, which no
+ * retry will fix.
  */
-export function outcomeOf(reply: MailgunReply, nowMs: number): DeliveryOutcome {
+export function outcomeOf(reply: MailgunReply, nowMs: number, attempt = 1): DeliveryOutcome {
   const { status, body } = reply;
   const message = mailgunMessage(body);
   const after = parseRetryAfter(reply.retryAfter, nowMs);
@@ -77,9 +80,12 @@ export function outcomeOf(reply: MailgunReply, nowMs: number): DeliveryOutcome {
   }
   if (status === 401) return permanent(UNAUTHORIZED_HINT);
   if (status === 404) {
-    return jsonMessage(body).json
+    if (!jsonMessage(body).json) {
+      return permanent(`Mailgun 404 without a JSON body: check MAILGUN_API_BASE (${message})`);
+    }
+    return attempt < LAST_TRANSIENT_404_ATTEMPT
       ? transient(`Mailgun 404 (may be temporary): ${message}`, after)
-      : permanent(`Mailgun 404 without a JSON body: check MAILGUN_API_BASE (${message})`);
+      : permanent(`Mailgun 404 on attempt ${attempt}, no longer taken as temporary: ${message}`);
   }
   if (status === 420) {
     return transient(`Mailgun 420: ${message}`, after ?? retryAfterFromMessage(message, nowMs));

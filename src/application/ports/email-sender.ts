@@ -10,5 +10,9 @@ import type { EmailRequest } from '../../domain/email-request.js';
 export interface EmailSender {
   /** For logs and metrics: `outbox`, `mailgun`, `smtp`, `failover(mailgun,smtp)`. */
   readonly name: string;
-  send(request: EmailRequest): Task<DeliveryOutcome>;
+  /**
+   * `attempt` is which try this is (1-based), for the rare answer whose meaning depends on it:
+   * Mailgun's JSON 404 is "not yet" a few times, then a real refusal.
+   */
+  send(request: EmailRequest, attempt?: number): Task<DeliveryOutcome>;
 }

@@ -101,6 +101,15 @@ describe('MailgunEmailSender', () => {
     });
   }
 
+  it('takes a JSON 404 as temporary for two attempts, then as a refusal', async () => {
+    const outcomes = [];
+    for (const attempt of [1, 2, 3]) {
+      standIn.script({ status: 404, json: true });
+      outcomes.push((await sender.send(emailRequest(), attempt)())._tag);
+    }
+    expect(outcomes).to.deep.equal(['Transient', 'Transient', 'Permanent']);
+  });
+
   it('honours Retry-After on 429 as retryAfterMs', async () => {
     standIn.script({ status: 429, retryAfterSeconds: 3 });
     const outcome = await sender.send(emailRequest())();
