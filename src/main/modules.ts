@@ -32,10 +32,15 @@ const counted = (inner: DeliveryEvents, metrics: Metrics): DeliveryEvents => ({
   },
 });
 
+/**
+ * The server's events: folded into its own status store before the answer goes out, then sent to
+ * the broker without waiting for the confirm. Events are best effort, and a 202 must not wait up
+ * to a confirm timeout for one (the email itself was confirmed already).
+ */
 const echoed = (inner: DeliveryEvents, projection: ProjectEmailStatus): DeliveryEvents => ({
   publish: (event) => async () => {
     await projection.apply(event)();
-    await inner.publish(event)();
+    void inner.publish(event)();
   },
 });
 

@@ -1,0 +1,126 @@
+// The bare baselines: the least code that does the same job as one of our roles, each run as a
+// child process of its own (`node dist/bench/baselines.js MODE …`) like the role it is compared
+// with, so that it gets its own event loop and its own RSS. Each prints one JSON line once ready.
+//
+//   http URL?QUEUE?      parse the JSON body, answer 202; with URL and QUEUE, also publish the
+//                        task to QUEUE on a confirm channel and answer only once confirmed
+//   consume URL QUEUE DIR PREFETCH
+//                        ack each message after writing it to DIR/<messageId>.eml, as durably as
+//                        the outbox does (temp file, fsync, rename, fsync of the directory)
+//   mailgun KEY DOMAIN   host the project's Mailgun stand-in; answers 'count'/'clear' over IPC
+import { connect } from 'amqplib';
+import type { ConfirmChannel } from 'amqplib';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { startMailgunStandIn } from '../src/stand-ins/mailgun-stand-in.js';
+
+const announce = (fields: object): void => void process.stdout.write(`${JSON.stringify(fields)}\n`);
+
+const onStop = (close: () => Promise<unknown>): void => {
+  const stop = (): void => void close().finally(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+};
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The broker's confirm and nothing else: no timeout, no return tracking, no reconnect. */
+const confirmed = (channel: ConfirmChannel, queue: string, body: Buffer, id: string) =>
+  new Promise<void>((resolve, reject) => {
+    channel.sendToQueue(
+      queue,
+      body,
+      { persistent: true, mandatory: true, messageId: id, contentType: 'application/json' },
+      (err: unknown) => (err ? reject(new Error(String(err))) : resolve()),
+    );
+  });
+
+async function bareHttp(amqpUrl?: string, queue?: string): Promise<void> {
+  const model = amqpUrl ? await connect(amqpUrl) : undefined;
+  const channel = await model?.createConfirmChannel();
+  const server = createServer((req, res) => {
+    readBody(req)
+      .then(async (raw) => {
+        const draft = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+        const id = randomBytes(16).toString('base64url');
+        if (channel && queue) {
+          const request = { ...draft, id, requestedAt: new Date().toISOString() };
+          await confirmed(channel, queue, Buffer.from(JSON.stringify({ v: 1, request })), id);
+        }
+        res
+          .writeHead(202, { 'content-type': 'application/json', location: `/emails/${id}` })
+          .end(JSON.stringify({ id, status: 'queued' }));
+      })
+      .catch(() => res.writeHead(400).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  announce({ url: `http://127.0.0.1:${port}/emails` });
+  onStop(async () => {
+    server.closeAllConnections();
+    await model?.close();
+  });
+}
+
+async function writeDurably(dir: string, name: string, content: Buffer): Promise<void> {
+  const temp = join(dir, `.${randomBytes(6).toString('hex')}.eml.tmp`);
+  const file = await open(temp, 'w', 0o644);
+  try {
+    await file.writeFile(content);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temp, join(dir, name));
+  const directory = await open(dir, 'r');
+  await directory.sync().finally(() => directory.close());
+}
+
+async function bareConsumer(url: string, queue: string, dir: string, prefetch: number) {
+  await mkdir(dir, { recursive: true });
+  const model = await connect(url);
+  const channel = await model.createChannel();
+  await channel.prefetch(prefetch);
+  await channel.consume(queue, (msg) => {
+    if (msg === null) return;
+    const id = String(msg.properties.messageId ?? randomBytes(8).toString('hex'));
+    writeDurably(dir, `${id}.eml`, msg.content).then(
+      () => channel.ack(msg),
+      () => channel.reject(msg, true),
+    );
+  });
+  announce({ consuming: queue });
+  onStop(() => model.close());
+}
+
+async function standInHost(apiKey: string, domain: string): Promise<void> {
+  const standIn = await startMailgunStandIn({ apiKey, domain });
+  process.on('message', (message) => {
+    if (message === 'clear') standIn.clear();
+    process.send?.({ count: standIn.messages.length });
+  });
+  announce({ url: standIn.baseUrl });
+  onStop(() => standIn.close());
+}
+
+const [mode, ...args] = process.argv.slice(2);
+const started =
+  mode === 'http'
+    ? bareHttp(args[0], args[1])
+    : mode === 'consume'
+      ? bareConsumer(args[0]!, args[1]!, args[2]!, Number(args[3] ?? 32))
+      : mode === 'mailgun'
+        ? standInHost(args[0]!, args[1]!)
+        : Promise.reject(new Error(`unknown mode ${String(mode)}`));
+started.catch((error: unknown) => {
+  process.stderr.write(`baseline ${String(mode)} failed: ${String(error)}\n`);
+  process.exit(1);
+});

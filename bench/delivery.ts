@@ -1,0 +1,148 @@
+// Phase 2, the delivery path: N queued emails to N `.eml` files, through `email worker` and
+// through a bare consumer; then end to end (POST N, wait for N files) through `email dev` and
+// through `email server` + `email worker`.
+import { performance } from 'node:perf_hooks';
+import { BODY, projectPublisher } from './clients.js';
+import type { LoadResult, Operation } from './load.js';
+import { httpPoster, runLoad } from './load.js';
+import type { Drained, Pids } from './meter.js';
+import { countEml, rssMiB, timeUntil } from './meter.js';
+import type { Child } from './procs.js';
+import { BASELINES, firstLine, spawnNode, stop } from './procs.js';
+import type { Settings } from './roles.js';
+import { RETRY_DELAYS_MS, outbox, startRole } from './roles.js';
+
+export interface DeliveryRow {
+  readonly path: string;
+  readonly n: number;
+  /** What the clock measures from: a process spawn, or the first POST. */
+  readonly from: string;
+  readonly timing: Drained;
+  readonly rssMiB: number | undefined;
+}
+
+/** Emails per second between the first and the last delivery: start-up excluded. */
+export const steadyRate = (row: DeliveryRow): number =>
+  row.timing.lastMs > row.timing.firstMs
+    ? ((row.n - 1) / (row.timing.lastMs - row.timing.firstMs)) * 1000
+    : Number.NaN;
+
+export const WORKER_OUTBOX = '`email worker`, outbox';
+export const BARE_CONSUMER = 'bare amqplib consumer: durable file write, ack (prefetch 32)';
+
+export interface PrePublish {
+  readonly target: string;
+  readonly result: LoadResult;
+}
+
+/** Puts N tasks on a queue before its consumer starts, 64 confirms in flight; returns how many. */
+async function prePublish(settings: Settings, pre: PrePublish[], target: string, op: Operation) {
+  const result = await runLoad(op, { concurrency: 64, requests: settings.n, warmup: 0 });
+  pre.push({ target, result });
+  return settings.n - result.errorCount;
+}
+
+const delivering = (settings: Settings, proc: Child): Pids => ({
+  target: proc.pid,
+  broker: settings.brokerPid,
+});
+
+/** Spawn → N files: the worker meets a queue already holding N tasks. */
+async function drainOurs(settings: Settings, pre: PrePublish[], round: number) {
+  const publisher = await projectPublisher(settings.amqpUrl, settings.prefix, RETRY_DELAYS_MS);
+  const target = `our RabbitMqEmailQueue.publish (send queue), round ${round}`;
+  const n = await prePublish(settings, pre, target, publisher.op).finally(publisher.close);
+  const dir = outbox(settings, `deliver-worker-${round}`);
+  const since = performance.now();
+  const worker = await startRole(settings, 'worker', { MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: dir });
+  try {
+    const pids = delivering(settings, worker.proc);
+    const timing = await timeUntil(() => countEml(dir), n, since, pids, worker.proc);
+    const rss = await rssMiB(worker.proc.pid);
+    const path = `${WORKER_OUTBOX}, round ${round}`;
+    return { path, n, from: 'spawn', timing, rssMiB: rss };
+  } finally {
+    await stop(worker.proc);
+  }
+}
+
+async function drainBare(settings: Settings, pre: PrePublish[], round: number) {
+  const queue = `${settings.prefix}.bare.deliver`;
+  await settings.broker.quorumQueue(queue);
+  const target = `bare amqplib confirm publish (quorum queue), round ${round}`;
+  const n = await prePublish(settings, pre, target, settings.broker.publishTo(queue));
+  const dir = outbox(settings, `deliver-bare-${round}`);
+  const since = performance.now();
+  const args = [BASELINES, 'consume', settings.amqpUrl, queue, dir, '32'];
+  const consumer = spawnNode('bare consumer', args, {});
+  try {
+    await firstLine(consumer);
+    const pids = delivering(settings, consumer);
+    const timing = await timeUntil(() => countEml(dir), n, since, pids, consumer);
+    const rss = await rssMiB(consumer.pid);
+    const path = `${BARE_CONSUMER}, round ${round}`;
+    return { path, n, from: 'spawn', timing, rssMiB: rss };
+  } finally {
+    await stop(consumer);
+  }
+}
+
+/** POST N at concurrency 16 while counting files: accept and delivery overlap, as in use. */
+async function endToEnd(url: string, dir: string, n: number, pids: Pids, proc: Child) {
+  const poster = httpPoster(`${url}/emails`, BODY, 16);
+  const since = performance.now();
+  const load: { accepted?: number } = {}; // known once the last POST is answered
+  const delivered = timeUntil(
+    () => countEml(dir),
+    () => load.accepted,
+    since,
+    pids,
+    proc,
+  );
+  delivered.catch(() => undefined); // awaited below; a failed load must not leave it unhandled
+  const result = await runLoad(poster.op, { concurrency: 16, requests: n, warmup: 0 }).finally(
+    poster.close,
+  );
+  load.accepted = n - result.errorCount;
+  return {
+    n: load.accepted,
+    from: 'first POST',
+    timing: await delivered,
+    rssMiB: await rssMiB(proc.pid),
+  };
+}
+
+export async function deliveryPath(
+  settings: Settings,
+): Promise<{ rows: DeliveryRow[]; pre: PrePublish[] }> {
+  const pre: PrePublish[] = [];
+  // Ours, bare, bare, ours: file creation speed drifts during a run here (see the caveats in
+  // the report), and this order gives both the same average position.
+  const rows: DeliveryRow[] = [];
+  rows.push(await drainOurs(settings, pre, 1));
+  rows.push(await drainBare(settings, pre, 1));
+  rows.push(await drainBare(settings, pre, 2));
+  rows.push(await drainOurs(settings, pre, 2));
+
+  const devDir = outbox(settings, 'e2e-dev');
+  const dev = await startRole(settings, 'dev', { MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: devDir });
+  try {
+    const row = await endToEnd(dev.url, devDir, settings.n, { target: dev.proc.pid }, dev.proc);
+    rows.push({ path: '`email dev` end to end', ...row });
+  } finally {
+    await stop(dev.proc);
+  }
+
+  const dir = outbox(settings, 'e2e-server');
+  const worker = await startRole(settings, 'worker', { MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: dir });
+  const server = await startRole(settings, 'server', {});
+  try {
+    const pids = { target: worker.proc.pid, server: server.proc.pid, broker: settings.brokerPid };
+    const row = await endToEnd(server.url, dir, settings.n, pids, worker.proc);
+    rows.push({ path: '`email server` + `email worker` end to end', ...row });
+  } finally {
+    await stop(server.proc);
+    await stop(worker.proc);
+  }
+  return { rows, pre };
+}

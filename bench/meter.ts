@@ -1,0 +1,106 @@
+// What a run reads off the processes it measures, from /proc (Linux): resident memory, CPU time,
+// and deliveries counted as they land. CPU time per request complements requests per second
+// here: on two shared cores a process's rate depends on its neighbours, its CPU cost much less.
+import { readdir, readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import type { Child } from './procs.js';
+import { waitFor } from './procs.js';
+
+/** Resident set size in MiB (`VmRSS`): what the process holds after the run. */
+export async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1];
+  return kb === undefined ? Number.NaN : Number(kb) / 1024;
+}
+
+/** Processes whose CPU time a run meters, by role ('target', 'worker', 'broker'). */
+export type Pids = Readonly<Record<string, number | undefined>>;
+export type CpuMs = Readonly<Record<string, number>>;
+
+/**
+ * CPU seconds of each process so far (USER_HZ is 100 on Linux: 10 ms ticks): `role` is user +
+ * system, `role.user` the user part alone. System time here is mostly file creation and fsync,
+ * and varies with the state of the file system; user time is the code's own.
+ */
+export async function cpuSeconds(pids: Pids): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [role, pid] of Object.entries(pids)) {
+    if (pid === undefined) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out[role] = (Number(fields[11]) + Number(fields[12])) / 100;
+    out[`${role}.user`] = Number(fields[11]) / 100;
+  }
+  return out;
+}
+
+/** CPU milliseconds per item of each process between two samples. */
+export const cpuMsPer = (
+  before: Record<string, number>,
+  after: Record<string, number>,
+  items: number,
+): CpuMs =>
+  Object.fromEntries(
+    Object.entries(after).map(([role, s]) => [role, ((s - (before[role] ?? s)) * 1000) / items]),
+  );
+
+/** RabbitMQ's Erlang VM, when it runs on this machine: its CPU is part of every broker path. */
+export async function brokerPid(): Promise<number | undefined> {
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const comm = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() === 'beam.smp') return Number(entry);
+  }
+  return undefined;
+}
+
+/** Finished `.eml` files only: the outbox writes `.<random>.eml.tmp` first and renames. */
+export async function countEml(dir: string): Promise<number> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.filter((n) => n.endsWith('.eml') && !n.startsWith('.')).length;
+}
+
+export interface Drained {
+  /** Milliseconds from `since` to the first, and to the n-th, delivered email. */
+  readonly firstMs: number;
+  readonly lastMs: number;
+  /** CPU ms per email of each metered process, from the first delivery seen to the last. */
+  readonly cpuMs: CpuMs;
+}
+
+/**
+ * Times `count() >= target()` from `since` (performance.now()), polling every 20 ms, metering
+ * the CPU of `pids` from the first delivery seen to the last. The target may be unknown for a
+ * while: end to end, polling starts with the first POST, and how many were accepted is known
+ * only once the last one is answered.
+ */
+export async function timeUntil(
+  count: () => Promise<number>,
+  target: number | (() => number | undefined),
+  since: number,
+  pids: Pids,
+  proc?: Child,
+): Promise<Drained> {
+  let first: { ms: number; seen: number; cpu: Record<string, number> } | undefined;
+  const goal = typeof target === 'number' ? () => target : target;
+  const lastMs = await waitFor(
+    async () => {
+      const seen = await count();
+      if (seen > 0 && first === undefined) {
+        first = { ms: performance.now() - since, seen, cpu: await cpuSeconds(pids) };
+      }
+      const n = goal();
+      return n !== undefined && seen >= n ? performance.now() - since : undefined;
+    },
+    120_000,
+    'the deliveries',
+    proc,
+  );
+  const after = await cpuSeconds(pids);
+  const items = (goal() ?? 0) - (first?.seen ?? 0);
+  return {
+    firstMs: first?.ms ?? lastMs,
+    lastMs,
+    cpuMs: first && items > 0 ? cpuMsPer(first.cpu, after, items) : {},
+  };
+}

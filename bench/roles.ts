@@ -1,0 +1,62 @@
+// The `email` roles as the bench starts them, and the settings every phase shares.
+import { join } from 'node:path';
+import type { BareBroker } from './clients.js';
+import type { Child } from './procs.js';
+import { CLI, freePort, spawnNode, waitReady } from './procs.js';
+
+export interface Settings {
+  readonly amqpUrl: string;
+  /** QUEUE_PREFIX of this run only: `bench-<random>`; every name under it is deleted at the end. */
+  readonly prefix: string;
+  /** A temporary directory holding every outbox; removed at the end. */
+  readonly tmp: string;
+  readonly broker: BareBroker;
+  readonly concurrencies: readonly number[];
+  readonly requests: number;
+  readonly warmup: number;
+  /** Emails per delivery run. */
+  readonly n: number;
+  /** RabbitMQ's process, when it runs on this machine: its CPU time is metered too. */
+  readonly brokerPid: number | undefined;
+}
+
+/** Short retry steps: nothing in a bench retries, and fewer retry queues to declare and delete. */
+export const RETRY_DELAYS = '1s,5s';
+export const RETRY_DELAYS_MS: readonly number[] = [1000, 5000];
+
+export interface Role {
+  readonly proc: Child;
+  /** The HTTP address: the API for dev and server, health and metrics for a worker. */
+  readonly url: string;
+}
+
+/**
+ * Starts `email <role>` at LOG_LEVEL=warn (at info every email costs log lines, and logging
+ * would be measured rather than our code) and returns once its /readyz answers 200, which for
+ * server and worker means connected to the broker with the topology declared.
+ */
+export async function startRole(
+  settings: Settings,
+  role: 'dev' | 'server' | 'worker',
+  env: Record<string, string>,
+): Promise<Role> {
+  const port = await freePort();
+  const workerPort = await freePort();
+  const broker: Record<string, string> = role === 'dev' ? {} : { AMQP_URL: settings.amqpUrl };
+  const proc = spawnNode(`email ${role}`, [CLI, role], {
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    WORKER_PORT: String(workerPort),
+    QUEUE_PREFIX: settings.prefix,
+    RETRY_DELAYS,
+    SHUTDOWN_GRACE_MS: '5000',
+    ...broker,
+    ...env,
+  });
+  const url = `http://127.0.0.1:${role === 'worker' ? workerPort : port}`;
+  await waitReady(`${url}/readyz`, proc);
+  return { proc, url };
+}
+
+export const outbox = (settings: Settings, name: string): string => join(settings.tmp, name);

@@ -1,0 +1,150 @@
+// `npm run bench`: our roles next to bare baselines, in one run, written to BENCHMARKS.md with
+// the method and the machine, and printed. Progress goes to stderr, the report to stdout.
+// It stops by itself: fixed request counts, a timeout on every wait, and a watchdog; on any
+// failure or signal, children are stopped, the broker objects deleted and temp dirs removed.
+import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { deleteTopology } from '../src/adapters/rabbitmq/topology.js';
+import { acceptPath } from './accept.js';
+import { bareBroker } from './clients.js';
+import { deliveryPath } from './delivery.js';
+import { mailgunPath } from './mailgun.js';
+import { brokerPid } from './meter.js';
+import { killAll, stopAll } from './procs.js';
+import { renderReport } from './report.js';
+import type { Settings } from './roles.js';
+import { RETRY_DELAYS_MS } from './roles.js';
+
+const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const OUTPUT = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
+/** Well above a normal run (about a minute here): only a hang reaches it. */
+const WATCHDOG_MS = 6 * 60_000;
+const run = promisify(execFile);
+
+let settings: Settings | undefined;
+let tmp: string | undefined;
+let cleaning: Promise<string> | undefined;
+/** Set by a signal: what fails after it (children stopping under a run) is not news. */
+let interrupted = false;
+
+/** Our queues still on the broker; any found (a role that died uncleanly) are deleted too. */
+async function leftovers(prefix: string): Promise<string> {
+  const args = ['list_queues', 'name', '--no-table-headers', '--quiet'];
+  const { stdout } = await run('rabbitmqctl', args);
+  const names = stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith(`${prefix}.`));
+  for (const name of names) await run('rabbitmqctl', ['delete_queue', name]);
+  return names.length === 0
+    ? `no queue under the prefix left`
+    : `${names.length} left over and deleted (${names.join(', ')})`;
+}
+
+/** Idempotent: the normal end, a failure and a signal all come through here. */
+function cleanup(): Promise<string> {
+  cleaning ??= (async () => {
+    await stopAll();
+    let found = 'not checked';
+    if (settings) {
+      const { broker, prefix } = settings;
+      await deleteTopology(broker.model, prefix, RETRY_DELAYS_MS);
+      for (const queue of ['accept', 'deliver']) {
+        await broker.deleteQueue(`${prefix}.bare.${queue}`);
+      }
+      found = await leftovers(prefix);
+      await broker.close();
+    }
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+    return found;
+  })();
+  return cleaning;
+}
+
+process.on('exit', () => {
+  killAll();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    console.error(`bench: ${signal}, cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function machine(): Promise<{ cores: number; os: string }> {
+  const cores = Number((await run('nproc')).stdout.trim());
+  const release = await readFile('/etc/os-release', 'utf8').catch(() => '');
+  const os = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(release)?.[1] ?? process.platform;
+  return { cores, os };
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const watchdog = setTimeout(() => {
+    console.error(`bench: still running after ${WATCHDOG_MS / 1000} s; giving up`);
+    void cleanup().finally(() => process.exit(1));
+  }, WATCHDOG_MS);
+  tmp = await mkdtemp(join(tmpdir(), 'email-bench-'));
+  const broker = await bareBroker(AMQP_URL).catch((error: unknown) => {
+    throw new Error(`RabbitMQ is not reachable at 127.0.0.1:5672 (${String(error)})`);
+  });
+  settings = {
+    amqpUrl: AMQP_URL,
+    prefix: `bench-${randomBytes(4).toString('hex')}`,
+    tmp,
+    broker,
+    concurrencies: [16, 64],
+    // 200 warm-up requests left even the bare server several times slower than once warm (V8
+    // tiers code up over thousands of calls); 3000 are enough here, and 5000 measured requests
+    // keep a fast target's run long enough (a fraction of a second) to be more than noise.
+    requests: 5000,
+    warmup: 3000,
+    n: 2000,
+    brokerPid: await brokerPid(),
+  };
+  console.error(`bench: prefix ${settings.prefix}, outboxes in ${tmp}`);
+  console.error('1/3 accept path');
+  const accept = await acceptPath(settings);
+  console.error('2/3 delivery path');
+  const { rows: delivery, pre } = await deliveryPath(settings);
+  console.error('3/3 mailgun path');
+  const mailgun = await mailgunPath(settings);
+  const found = await cleanup();
+  clearTimeout(watchdog);
+
+  const report = renderReport(
+    settings,
+    {
+      date: new Date().toISOString(),
+      ...(await machine()),
+      cpu: cpus()[0]?.model ?? 'unknown CPU',
+      memoryGiB: totalmem() / 2 ** 30,
+      node: process.version,
+      rabbitmq: broker.version,
+      seconds: (performance.now() - started) / 1000,
+      leftovers: found,
+    },
+    { accept, pre, delivery, mailgun },
+  );
+  await writeFile(OUTPUT, report);
+  process.stdout.write(report);
+  console.error(`bench: wrote ${OUTPUT}`);
+}
+
+main().catch(async (error: unknown) => {
+  if (!interrupted) {
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    console.error(`bench failed: ${text}`);
+  }
+  await cleanup().catch((e: unknown) => console.error(`cleanup failed too: ${String(e)}`));
+  process.exit(interrupted ? 130 : 1);
+});

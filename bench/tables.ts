@@ -1,0 +1,66 @@
+// The tables of BENCHMARKS.md and the number formats they share with its headline.
+import type { AcceptRow } from './accept.js';
+import type { DeliveryRow } from './delivery.js';
+import { steadyRate } from './delivery.js';
+import type { CpuMs } from './meter.js';
+
+export const f = (n: number | undefined, digits = 1): string =>
+  n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits);
+export const errors = (counts: Record<string, number>): string =>
+  Object.entries(counts)
+    .map(([label, count]) => `${count}× ${label}`)
+    .join(', ') || '0';
+export const table = (head: string[], rows: string[][]): string =>
+  [head, head.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+/** CPU ms of one role, with its user-space part (the code's own, less disk-dependent). */
+export const cpu = (ms: CpuMs, role: string): string =>
+  ms[role] === undefined ? '—' : `${f(ms[role], 3)} (${f(ms[`${role}.user`], 3)})`;
+
+export function acceptTable(rows: AcceptRow[]): string {
+  return table(
+    ['target', 'in flight', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'].concat([
+      'CPU ms/req: target',
+      'worker',
+      'RabbitMQ',
+      'RSS MiB',
+    ]),
+    rows.map(({ target, result: r, cpuMs, rssMiB, workerRssMiB }) => [
+      target,
+      String(r.concurrency),
+      f(r.perSecond, 0),
+      f(r.p50, 2),
+      f(r.p95, 2),
+      f(r.p99, 2),
+      errors(r.errors),
+      cpu(cpuMs, 'target'),
+      cpu(cpuMs, 'worker'),
+      cpu(cpuMs, 'broker'),
+      workerRssMiB === undefined ? f(rssMiB) : `${f(rssMiB)} (worker ${f(workerRssMiB)})`,
+    ]),
+  );
+}
+
+export function deliveryTable(rows: DeliveryRow[]): string {
+  return table(
+    ['path', 'N', 'clock from', 'first (s)', 'all N (s)', 'emails/s first→last'].concat([
+      'emails/s overall',
+      'CPU ms/email: deliverer',
+      'RabbitMQ',
+      'RSS MiB',
+    ]),
+    rows.map(({ path, n, from, timing, rssMiB }, i) => [
+      path,
+      String(n),
+      from,
+      f(timing.firstMs / 1000, 2),
+      f(timing.lastMs / 1000, 2),
+      f(steadyRate(rows[i]!), 0),
+      f((n / timing.lastMs) * 1000, 0),
+      timing.cpuMs.server === undefined
+        ? cpu(timing.cpuMs, 'target')
+        : `${cpu(timing.cpuMs, 'target')} (+ server ${cpu(timing.cpuMs, 'server')})`,
+      cpu(timing.cpuMs, 'broker'),
+      f(rssMiB),
+    ]),
+  );
+}
