@@ -3,6 +3,7 @@ import type { AcceptRow } from './accept.js';
 import type { DeliveryRow } from './delivery.js';
 import { steadyRate } from './delivery.js';
 import type { CpuMs } from './meter.js';
+import type { LoadResult } from './load.js';
 
 export const f = (n: number | undefined, digits = 1): string =>
   n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits);
@@ -16,6 +17,17 @@ export const table = (head: string[], rows: string[][]): string =>
 export const cpu = (ms: CpuMs, role: string): string =>
   ms[role] === undefined ? '—' : `${f(ms[role], 3)} (${f(ms[`${role}.user`], 3)})`;
 
+/** Target, in flight, rate, p50/p95/p99 and errors: the columns every load table starts with. */
+export const loadColumns = (target: string, r: LoadResult): string[] => [
+  target,
+  String(r.concurrency),
+  f(r.perSecond, 0),
+  f(r.p50, 2),
+  f(r.p95, 2),
+  f(r.p99, 2),
+  errors(r.errors),
+];
+
 export function acceptTable(rows: AcceptRow[]): string {
   return table(
     ['target', 'in flight', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'].concat([
@@ -25,13 +37,7 @@ export function acceptTable(rows: AcceptRow[]): string {
       'RSS MiB',
     ]),
     rows.map(({ target, result: r, cpuMs, rssMiB, workerRssMiB }) => [
-      target,
-      String(r.concurrency),
-      f(r.perSecond, 0),
-      f(r.p50, 2),
-      f(r.p95, 2),
-      f(r.p99, 2),
-      errors(r.errors),
+      ...loadColumns(target, r),
       cpu(cpuMs, 'target'),
       cpu(cpuMs, 'worker'),
       cpu(cpuMs, 'broker'),

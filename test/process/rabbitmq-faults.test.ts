@@ -12,6 +12,8 @@ import { closeConnectionsNamed, requireRabbitMq } from '../support/rabbitmq.js';
 import type { BrokerProxy, Posted } from '../support/roles.js';
 import {
   MAILGUN_KEY,
+  startOutboxRoles,
+  stopOutboxRoles,
   startMailgunRoles,
   stopMailgunRoles,
   Roles,
@@ -105,14 +107,8 @@ describe('email server + email worker when things go wrong', function () {
     let roles: Roles;
     let outbox: string;
 
-    before(async () => {
-      outbox = await mkdtemp(join(tmpdir(), 'email-roles-'));
-      roles = new Roles({ MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: outbox });
-    });
-    after(async () => {
-      await roles?.cleanup();
-      await rm(outbox, { recursive: true, force: true });
-    });
+    before(async () => ({ roles, outbox } = await startOutboxRoles()));
+    after(() => stopOutboxRoles(roles, outbox));
 
     const inOutbox = (id: string) =>
       eventually(

@@ -1,9 +1,7 @@
 // `email server` and `email worker` as separate processes on a real RabbitMQ: what a user of the
 // API sees (202s, deliveries, GET /emails/:id) when the roles run as they would in production.
 import { expect } from 'chai';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import type { SmtpReceiver } from '../adapters/senders/smtp-receiver.js';
@@ -12,6 +10,8 @@ import { eventually } from '../support/process.js';
 import { requireRabbitMq } from '../support/rabbitmq.js';
 import {
   MAILGUN_KEY,
+  startOutboxRoles,
+  stopOutboxRoles,
   startMailgunRoles,
   stopMailgunRoles,
   Roles,
@@ -32,14 +32,8 @@ describe('email server + email worker on RabbitMQ', function () {
     let roles: Roles;
     let outbox: string;
 
-    before(async () => {
-      outbox = await mkdtemp(join(tmpdir(), 'email-roles-'));
-      roles = new Roles({ MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: outbox });
-    });
-    after(async () => {
-      await roles?.cleanup();
-      await rm(outbox, { recursive: true, force: true });
-    });
+    before(async () => ({ roles, outbox } = await startOutboxRoles()));
+    after(() => stopOutboxRoles(roles, outbox));
 
     it(`accepts ${COUNT} emails with 202 and delivers each exactly once`, async () => {
       const server = await roles.start('server');

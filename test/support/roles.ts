@@ -3,6 +3,9 @@
 // exchange deleted afterwards, even when a test fails half-way.
 import { connect } from 'amqplib';
 import { createConnection, createServer } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo, Socket } from 'node:net';
 import { deleteTopology, topologyNames } from '../../src/adapters/rabbitmq/topology.js';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
@@ -326,4 +329,15 @@ export async function startMailgunRoles(
 export async function stopMailgunRoles(roles?: Roles, mailgun?: MailgunStandIn): Promise<void> {
   await roles?.cleanup();
   await mailgun?.close();
+}
+
+/** A `Roles` fixture whose workers write `.eml` files into a fresh temporary outbox. */
+export async function startOutboxRoles(): Promise<{ roles: Roles; outbox: string }> {
+  const outbox = await mkdtemp(join(tmpdir(), 'email-roles-'));
+  return { roles: new Roles({ MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: outbox }), outbox };
+}
+
+export async function stopOutboxRoles(roles?: Roles, outbox?: string): Promise<void> {
+  await roles?.cleanup();
+  if (outbox) await rm(outbox, { recursive: true, force: true });
 }
