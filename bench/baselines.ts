@@ -70,6 +70,8 @@ async function bareHttp(amqpUrl?: string, queue?: string): Promise<void> {
   });
 }
 
+// The same durable write as OutboxEmailSender (temp file, fsync, rename), written out again on
+// purpose: a baseline must not run our code, or it would measure us against ourselves.
 async function writeDurably(dir: string, name: string, content: Buffer): Promise<void> {
   const temp = join(dir, `.${randomBytes(6).toString('hex')}.eml.tmp`);
   const file = await open(temp, 'w', 0o644);

@@ -36,6 +36,10 @@ export interface EmailStatus {
   readonly reason?: string;
 }
 
+/** Nothing more will happen unless someone acts (replays a dead letter): pages stop updating. */
+export const isFinalStatus = (status: StatusName): boolean =>
+  status === 'delivered' || status === 'failed';
+
 /**
  * Delivered is final. Failed is final for anything that happened before it, but a dead letter
  * can be replayed, and what happens after the failure (a retry, a delivery) is news.

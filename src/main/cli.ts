@@ -6,7 +6,7 @@ import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { describeProblems, loadConfig } from '../adapters/config/config.js';
 import { createLogger } from '../adapters/logging/logger.js';
-import type { Running } from './dev.js';
+import type { Running } from './runtime.js';
 import { DEAD_LETTERS_USAGE, parseDeadLettersArgs, runDeadLetters } from './dead-letters.js';
 import { startDev } from './dev.js';
 import { startServer } from './server.js';

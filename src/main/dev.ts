@@ -8,13 +8,9 @@ import {
   senderModule,
   useCasesModule,
 } from './modules.js';
+import type { Running } from './runtime.js';
 import { deliveryHandler, serveWeb } from './runtime.js';
 import { resolve } from './services.js';
-
-export interface Running {
-  readonly url: string;
-  stop(): Promise<void>;
-}
 
 /** `email dev`: server and worker in one process, on in-memory adapters. No broker, no account. */
 export async function startDev(config: Config, log: Logger): Promise<Running> {

@@ -21,6 +21,12 @@ export const deliveryHandler =
     return result.right;
   };
 
+/** A started role: where it listens, and how to stop it gracefully. */
+export interface Running {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
 export interface Listening {
   readonly server: Server;
   readonly url: string;

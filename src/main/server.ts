@@ -2,7 +2,7 @@ import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { subscribeToEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
-import type { Running } from './dev.js';
+import type { Running } from './runtime.js';
 import { coreModule, processStoresModule, rabbitMqModule, useCasesModule } from './modules.js';
 import { serveWeb } from './runtime.js';
 import { resolve } from './services.js';

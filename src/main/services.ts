@@ -49,30 +49,8 @@ export interface Services {
 
 export type ServiceName = keyof Services;
 
-/** `Symbol.for` tokens, one per service; the names are checked against `Services` above. */
-export const TOKENS: { readonly [K in ServiceName]: symbol } = {
-  Config: Symbol.for('email.Config'),
-  Logger: Symbol.for('email.Logger'),
-  Clock: Symbol.for('email.Clock'),
-  IdGenerator: Symbol.for('email.IdGenerator'),
-  RetryPolicy: Symbol.for('email.RetryPolicy'),
-  EmailQueue: Symbol.for('email.EmailQueue'),
-  EmailTaskSource: Symbol.for('email.EmailTaskSource'),
-  DeadLetterBox: Symbol.for('email.DeadLetterBox'),
-  DeliveryEvents: Symbol.for('email.DeliveryEvents'),
-  EventFeed: Symbol.for('email.EventFeed'),
-  EmailStatusStore: Symbol.for('email.EmailStatusStore'),
-  IdempotencyStore: Symbol.for('email.IdempotencyStore'),
-  DeliveryLedger: Symbol.for('email.DeliveryLedger'),
-  EmailSender: Symbol.for('email.EmailSender'),
-  SenderHandle: Symbol.for('email.SenderHandle'),
-  RequestEmail: Symbol.for('email.RequestEmail'),
-  DeliverEmail: Symbol.for('email.DeliverEmail'),
-  ProjectEmailStatus: Symbol.for('email.ProjectEmailStatus'),
-  Metrics: Symbol.for('email.Metrics'),
-  Readiness: Symbol.for('email.Readiness'),
-  RabbitMqConnection: Symbol.for('email.RabbitMqConnection'),
-};
+/** The `Symbol.for` token of a service, derived from its name in `Services` above. */
+export const token = (name: ServiceName): symbol => Symbol.for(`email.${name}`);
 
 type Resolved<D extends readonly ServiceName[]> = { [I in keyof D]: Services[D[I] & ServiceName] };
 
@@ -87,18 +65,18 @@ export function provide<K extends ServiceName, const D extends readonly ServiceN
   deps: D,
   factory: (...args: Resolved<D>) => Services[K],
 ): void {
-  bind<Services[K]>(TOKENS[name])
+  bind<Services[K]>(token(name))
     .toResolvedValue(
       // inversify hands the resolved dependencies over untyped; `Resolved<D>` above is what they are.
       (...args: unknown[]) => factory(...(args as unknown as Resolved<D>)),
-      deps.map((dep) => TOKENS[dep]),
+      deps.map(token),
     )
     .inSingletonScope();
 }
 
 export function constant<K extends ServiceName>(bind: Bind, name: K, value: Services[K]): void {
-  bind<Services[K]>(TOKENS[name]).toConstantValue(value);
+  bind<Services[K]>(token(name)).toConstantValue(value);
 }
 
 export const resolve = <K extends ServiceName>(container: Container, name: K): Services[K] =>
-  container.get<Services[K]>(TOKENS[name]);
+  container.get<Services[K]>(token(name));

@@ -19,11 +19,14 @@ export class RecordingQueue implements EmailQueue {
   }
 }
 
+/** Records each event, then hands it to `sink` (a status projection, say) if one is given. */
 export class RecordingEvents implements DeliveryEvents {
   readonly events: DomainEvent[] = [];
+  constructor(private readonly sink?: (event: DomainEvent) => Promise<void>) {}
   publish(event: DomainEvent) {
     return async () => {
       this.events.push(event);
+      await this.sink?.(event);
     };
   }
 }
@@ -63,11 +66,12 @@ export const sequentialIds = (prefix = 'email'): IdGenerator => {
 };
 
 export interface LogLine {
-  level: 'info' | 'warn' | 'error';
-  fields: object;
-  message: string;
+  readonly level: 'info' | 'warn' | 'error';
+  readonly fields: object;
+  readonly message: string;
 }
 
+/** A Logger that keeps every line, so a test can read them (and search them for secrets). */
 export class RecordingLogger implements Logger {
   readonly lines: LogLine[] = [];
   info(fields: object, message: string) {
@@ -79,7 +83,13 @@ export class RecordingLogger implements Logger {
   error(fields: object, message: string) {
     this.lines.push({ level: 'error', fields, message });
   }
+  errors(): LogLine[] {
+    return this.lines.filter((l) => l.level === 'error');
+  }
+  /** Every line, fields and message, as one searchable string. */
   text(): string {
-    return this.lines.map((l) => `${l.message} ${JSON.stringify(l.fields)}`).join('\n');
+    return JSON.stringify(this.lines);
   }
 }
+
+export const recordingLogger = (): RecordingLogger => new RecordingLogger();

@@ -4,7 +4,6 @@ import { connect } from 'amqplib';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { Logger } from '../../src/application/ports/system.js';
 import { redactUrl } from '../../src/adapters/rabbitmq/connection.js';
 
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -70,19 +69,3 @@ export async function deleteEventQueues(prefix: string): Promise<number> {
   for (const name of names) await run('rabbitmqctl', ['delete_queue', name]);
   return names.length;
 }
-
-export interface LogEntry {
-  readonly level: 'info' | 'warn' | 'error';
-  readonly fields: object;
-  readonly message: string;
-}
-
-export const memoryLogger = (): Logger & { readonly entries: LogEntry[] } => {
-  const entries: LogEntry[] = [];
-  return {
-    entries,
-    info: (fields, message) => entries.push({ level: 'info', fields, message }),
-    warn: (fields, message) => entries.push({ level: 'warn', fields, message }),
-    error: (fields, message) => entries.push({ level: 'error', fields, message }),
-  };
-};

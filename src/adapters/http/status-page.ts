@@ -4,11 +4,9 @@ import type {
   StatusFailover,
   StatusName,
 } from '../../domain/email-status.js';
+import { isFinalStatus } from '../../domain/email-status.js';
 import type { Html } from './html.js';
 import { layout, markup } from './html.js';
-
-export const isFinalStatus = (status: StatusName): boolean =>
-  status === 'delivered' || status === 'failed';
 
 /** The public JSON shape of a status: built field by field so nothing internal leaks into it. */
 export interface StatusJson {

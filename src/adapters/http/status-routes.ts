@@ -7,7 +7,8 @@ import { EmailId } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
 import type { Problem } from './errors.js';
 import { sendProblem } from './errors.js';
-import { STATUS_SCRIPT, isFinalStatus, statusJson, statusPage } from './status-page.js';
+import { isFinalStatus } from '../../domain/email-status.js';
+import { STATUS_SCRIPT, statusJson, statusPage } from './status-page.js';
 
 export interface StatusRoutesOptions {
   readonly statuses: EmailStatusStore;

@@ -59,6 +59,8 @@ export function composeMessage(request: EmailRequest, from: EmailAddress): Promi
 export class OutboxEmailSender implements EmailSender {
   readonly name = 'outbox';
   private readonly dir: string;
+  /** Created once, not per send; forgotten after a failed write, so a removed dir comes back. */
+  private dirReady: Promise<unknown> | undefined;
 
   constructor(private readonly options: OutboxOptions) {
     this.dir = resolve(options.dir);
@@ -76,6 +78,7 @@ export class OutboxEmailSender implements EmailSender {
       try {
         await this.writeAtomically(path, message);
       } catch (error) {
+        this.dirReady = undefined;
         const reason = `could not write ${path}: ${describe(error)}`;
         this.options.log.error(
           { emailId: request.id, dir: this.dir, code: codeOf(error) },
@@ -88,7 +91,8 @@ export class OutboxEmailSender implements EmailSender {
   }
 
   private async writeAtomically(path: string, content: Buffer): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    this.dirReady ??= mkdir(this.dir, { recursive: true });
+    await this.dirReady;
     // Same directory as the target, so rename is atomic (never across file systems).
     const temp = join(this.dir, `.${randomBytes(6).toString('hex')}.eml.tmp`);
     try {

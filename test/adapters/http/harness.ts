@@ -4,83 +4,26 @@ import {
 } from '../../../src/adapters/memory/in-memory-stores.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as E from 'fp-ts/lib/Either.js';
-import type { Task } from 'fp-ts/lib/Task.js';
-import type * as TE from 'fp-ts/lib/TaskEither.js';
-import type { DeliveryEvents } from '../../../src/application/ports/delivery-events.js';
-import type { EmailQueue, QueueUnavailable } from '../../../src/application/ports/email-queue.js';
-import { queueUnavailable } from '../../../src/application/ports/email-queue.js';
-import type { Clock, IdGenerator, Logger } from '../../../src/application/ports/system.js';
 import { ProjectEmailStatus } from '../../../src/application/project-email-status.js';
 import { RequestEmail } from '../../../src/application/request-email.js';
+import {
+  RecordingEvents,
+  RecordingLogger,
+  RecordingQueue,
+  fixedClock,
+  sequentialIds,
+} from '../../support/fakes.js';
 import type { HttpDeps } from '../../../src/adapters/http/app.js';
 import { createHttpApp } from '../../../src/adapters/http/app.js';
-import type { EmailId, EmailRequest } from '../../../src/domain/email-request.js';
-import type { DomainEvent } from '../../../src/domain/events.js';
 
-/** Holds what was published; `down` makes it answer as a broker that did not confirm. */
-export class RecordingQueue implements EmailQueue {
-  readonly published: EmailRequest[] = [];
-  down = false;
-  publish(request: EmailRequest): TE.TaskEither<QueueUnavailable, void> {
-    return async () => {
-      if (this.down) return E.left(queueUnavailable('broker did not confirm'));
-      this.published.push(request);
-      return E.right(undefined);
-    };
-  }
-}
-
-/** Records each event and feeds it to the status projection, as the events consumer would. */
-export class RecordingEvents implements DeliveryEvents {
-  readonly events: DomainEvent[] = [];
-  constructor(private readonly projection: ProjectEmailStatus) {}
-  publish(event: DomainEvent): Task<void> {
-    return async () => {
-      this.events.push(event);
-      await this.projection.apply(event)();
-    };
-  }
-}
-
-export interface LogEntry {
-  readonly level: 'info' | 'warn' | 'error';
-  readonly fields: object;
-  readonly message: string;
-}
-
-export class RecordingLog implements Logger {
-  readonly entries: LogEntry[] = [];
-  info(fields: object, message: string): void {
-    this.entries.push({ level: 'info', fields, message });
-  }
-  warn(fields: object, message: string): void {
-    this.entries.push({ level: 'warn', fields, message });
-  }
-  error(fields: object, message: string): void {
-    this.entries.push({ level: 'error', fields, message });
-  }
-  errors(): LogEntry[] {
-    return this.entries.filter((e) => e.level === 'error');
-  }
-}
-
-const sequentialIds = (): IdGenerator => {
-  let n = 0;
-  return { next: () => `email-${String(++n).padStart(8, '0')}` as EmailId };
-};
-
-const fixedClock: Clock = {
-  now: () => new Date('2030-01-02T03:04:05.000Z'),
-  monotonicMs: () => 0,
-};
+const clock = fixedClock('2030-01-02T03:04:05.000Z');
 
 export interface Harness {
   readonly url: string;
   readonly queue: RecordingQueue;
   readonly events: RecordingEvents;
   readonly statuses: InMemoryEmailStatusStore;
-  readonly log: RecordingLog;
+  readonly log: RecordingLogger;
   readonly readiness: { ready: boolean };
   close(): Promise<void>;
 }
@@ -89,15 +32,16 @@ export interface Harness {
 export async function startHttp(overrides: Partial<HttpDeps> = {}): Promise<Harness> {
   const queue = new RecordingQueue();
   const statuses = new InMemoryEmailStatusStore();
-  const events = new RecordingEvents(new ProjectEmailStatus(statuses));
-  const log = new RecordingLog();
+  const projection = new ProjectEmailStatus(statuses);
+  const events = new RecordingEvents((event) => projection.apply(event)());
+  const log = new RecordingLogger();
   const readiness = { ready: true };
   const requestEmail = new RequestEmail(
     queue,
     events,
     new InMemoryIdempotencyStore(),
     sequentialIds(),
-    fixedClock,
+    clock,
   );
   const app = createHttpApp({
     requestEmail,

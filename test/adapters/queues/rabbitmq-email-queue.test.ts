@@ -29,10 +29,10 @@ import {
 import {
   AMQP_URL,
   closeConnectionsNamed,
-  memoryLogger,
   requireRabbitMq,
   uniquePrefix,
 } from '../../support/rabbitmq.js';
+import { RecordingLogger } from '../../support/fakes.js';
 
 const DELAYS = CONTRACT_RETRY_DELAYS_MS;
 const created = new Set<string>();
@@ -42,13 +42,13 @@ interface RabbitFixture extends QueueFixture {
   readonly connection: RabbitMqConnection;
   readonly publisher: RabbitMqPublisher;
   readonly source: RabbitMqEmailTaskSource;
-  readonly logger: ReturnType<typeof memoryLogger>;
+  readonly logger: RecordingLogger;
 }
 
 async function openRabbit(options: { initialBackoffMs?: number; deliveryLimit?: number } = {}) {
   const prefix = uniquePrefix();
   created.add(prefix);
-  const logger = memoryLogger();
+  const logger = new RecordingLogger();
   const connection = new RabbitMqConnection({
     url: AMQP_URL,
     topology: { prefix, retryDelaysMs: DELAYS, deliveryLimit: options.deliveryLimit ?? 20 },
@@ -116,7 +116,7 @@ describe('RabbitMQ adapters', function () {
     it('answers QueueUnavailable at once while there is no broker, and never logs the password', async function () {
       // Mocha's timeout is far below the confirm timeout: an answer in time proves no waiting.
       this.timeout(3000);
-      const logger = memoryLogger();
+      const logger = new RecordingLogger();
       const connection = new RabbitMqConnection({
         url: 'amqp://guest:s3cret-pw@127.0.0.1:1',
         topology: { prefix: uniquePrefix(), retryDelaysMs: DELAYS },
@@ -131,10 +131,10 @@ describe('RabbitMQ adapters', function () {
         E.left({ _tag: 'QueueUnavailable', reason: 'not connected to RabbitMQ' }),
       );
       expect(connection.isReady()).to.equal(false);
-      await eventually(() => expect(logger.entries.length).to.be.greaterThan(1));
+      await eventually(() => expect(logger.lines.length).to.be.greaterThan(1));
       await connection.close();
-      expect(JSON.stringify(logger.entries)).to.include('guest:***@127.0.0.1:1');
-      expect(JSON.stringify(logger.entries)).not.to.include('s3cret-pw');
+      expect(JSON.stringify(logger.lines)).to.include('guest:***@127.0.0.1:1');
+      expect(JSON.stringify(logger.lines)).not.to.include('s3cret-pw');
       expect(redactUrl('amqps://u:p%40ss@host:5671/vh')).to.equal('amqps://u:***@host:5671/vh');
     });
 
@@ -246,7 +246,7 @@ describe('RabbitMQ adapters', function () {
       })();
       await events.publish(event)();
       await eventually(() => expect(received).to.deep.equal([event]));
-      expect(fx.logger.entries.map((e) => e.message)).to.include(
+      expect(fx.logger.lines.map((e) => e.message)).to.include(
         'Ignoring an event that does not decode',
       );
       await subscription.close();

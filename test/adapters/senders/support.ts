@@ -2,35 +2,14 @@ import { randomBytes } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
 import { simpleParser } from 'mailparser';
 import type { AddressObject } from 'mailparser';
-import type { Logger } from '../../../src/application/ports/system.js';
 import type { EmailAddress } from '../../../src/domain/email-address.js';
 import { parseEmailAddress } from '../../../src/domain/email-address.js';
 import type { EmailRequest } from '../../../src/domain/email-request.js';
 import { EmailId, parseEmailDraft, toEmailRequest } from '../../../src/domain/email-request.js';
 import type { ReceivedAddress, ReceivedEmail } from '../../contracts/email-sender.contract.js';
 
-export interface LogLine {
-  readonly level: 'info' | 'warn' | 'error';
-  readonly fields: object;
-  readonly message: string;
-}
-
-/** A Logger that keeps what it was told, so a test can read every line (and search it). */
-export function recordingLogger(): Logger & { lines: LogLine[]; text(): string } {
-  const lines: LogLine[] = [];
-  const at =
-    (level: LogLine['level']) =>
-    (fields: object, message: string): void => {
-      lines.push({ level, fields, message });
-    };
-  return {
-    lines,
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    text: () => JSON.stringify(lines),
-  };
-}
+export { recordingLogger } from '../../support/fakes.js';
+export type { LogLine } from '../../support/fakes.js';
 
 export function testId(): EmailId {
   const id = `test_${randomBytes(8).toString('hex')}`;
