@@ -18,6 +18,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
+# The SQL migrations, applied by every role at start (and by `email migrate`).
+COPY migrations ./migrations
 # The outbox transport writes here; everything else stays read-only to the app's user.
 RUN mkdir -p /app/outbox && chown node:node /app/outbox
 USER node

@@ -39,9 +39,18 @@ const Recipients = t.refinement(
 
 const Body = t.refinement(t.string, (s) => octets(s) <= MAX_BODY_OCTETS, 'Body');
 
+export const MAX_TAGS = 10;
+const TAG = /^[A-Za-z0-9_-]{1,64}$/;
+/** Labels a sender puts on an email to find it again (`GET /emails?tag=`). */
+const Tags = t.refinement(
+  t.readonlyArray(t.string),
+  (tags) => tags.length <= MAX_TAGS && tags.every((tag) => TAG.test(tag)),
+  'Tags',
+);
+
 const EmailRequestShape = t.intersection([
   t.type({ id: EmailId, to: Recipients, subject: Subject, requestedAt: t.string }),
-  t.partial({ text: Body, html: Body }),
+  t.partial({ text: Body, html: Body, tags: Tags }),
 ]);
 
 interface EmailRequestBrand {
@@ -74,9 +83,10 @@ export interface EmailDraft {
   readonly subject: Subject;
   readonly text?: string;
   readonly html?: string;
+  readonly tags?: readonly string[];
 }
 
-const KNOWN_FIELDS = new Set(['to', 'subject', 'text', 'html']);
+const KNOWN_FIELDS = new Set(['to', 'subject', 'text', 'html', 'tags']);
 
 function parseRecipients(value: unknown, errors: Record<string, string>): EmailAddress[] {
   if (value === undefined || value === null || value === '') {
@@ -121,6 +131,22 @@ function parseBody(name: 'text' | 'html', value: unknown, errors: Record<string,
   }
 }
 
+function parseTags(value: unknown, errors: Record<string, string>): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    errors.tags = 'must be a list of strings';
+    return undefined;
+  }
+  if (value.length > MAX_TAGS)
+    errors.tags = `has ${value.length} tags; at most ${MAX_TAGS} are allowed`;
+  const bad = value.find((tag) => !TAG.test(tag));
+  if (bad !== undefined) {
+    errors.tags = `"${truncate(bad)}" is not a tag: use 1 to 64 of A-Z, a-z, 0-9, _ and -`;
+  }
+  // The same tag twice is one tag.
+  return [...new Set(value)];
+}
+
 const truncate = (s: string): string =>
   (s.length > 80 ? `${s.slice(0, 77)}...` : s).replace(/[\r\n]/g, (c) =>
     c === '\r' ? '\\r' : '\\n',
@@ -139,12 +165,15 @@ export function parseEmailDraft(input: unknown): E.Either<InvalidEmailRequest, E
   }
   const errors: Record<string, string> = {};
   for (const key of Object.keys(input)) {
-    if (!KNOWN_FIELDS.has(key)) errors[key] = 'is not a known field (use to, subject, text, html)';
+    if (!KNOWN_FIELDS.has(key)) {
+      errors[key] = 'is not a known field (use to, subject, text, html, tags)';
+    }
   }
   const to = parseRecipients(input.to, errors);
   const subject = parseSubject(input.subject, errors);
   parseBody('text', input.text, errors);
   parseBody('html', input.html, errors);
+  const tags = parseTags(input.tags, errors);
   const text = typeof input.text === 'string' && input.text.trim() !== '' ? input.text : undefined;
   const html = typeof input.html === 'string' && input.html.trim() !== '' ? input.html : undefined;
   if (text === undefined && html === undefined && !errors.text && !errors.html) {
@@ -158,6 +187,7 @@ export function parseEmailDraft(input: unknown): E.Either<InvalidEmailRequest, E
     subject,
     ...(text !== undefined ? { text } : {}),
     ...(html !== undefined ? { html } : {}),
+    ...(tags !== undefined && tags.length > 0 ? { tags } : {}),
   });
 }
 

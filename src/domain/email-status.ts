@@ -2,13 +2,30 @@ import type { EmailAddress } from './email-address.js';
 import type { EmailId } from './email-request.js';
 import type { DomainEvent } from './events.js';
 
-export type StatusName = 'queued' | 'retrying' | 'delivered' | 'failed';
+/**
+ * Where an email stands. `sent` means the provider accepted it (Mailgun's 200, SMTP's 250); a
+ * provider's delivery report, when one arrives, is a later and separate step.
+ */
+export type StatusName = 'queued' | 'sending' | 'sent' | 'retrying' | 'failed';
+
+export const STATUS_NAMES: readonly StatusName[] = [
+  'queued',
+  'sending',
+  'sent',
+  'retrying',
+  'failed',
+];
+
+/** Who made a change: the API that accepted the email, or the worker that sent it. */
+export type ChangeSource = 'api' | 'worker';
 
 export interface StatusAttempt {
   readonly attempt: number;
   readonly at: string;
   readonly outcome: 'sent' | 'transient' | 'permanent';
   readonly detail: string;
+  /** How long the transport took to answer, in milliseconds. */
+  readonly durationMs?: number;
 }
 
 export interface StatusFailover {
@@ -18,19 +35,38 @@ export interface StatusFailover {
   readonly reason: string;
 }
 
-/** What `GET /emails/:id` shows: a projection of the events, never written to directly. */
+/** One line of an email's history: every change of status, when, and who made it. */
+export interface StatusChange {
+  readonly at: string;
+  readonly status: StatusName;
+  readonly source: ChangeSource;
+  readonly detail?: string;
+}
+
+/** Each recipient's own state; until providers report per recipient, the email's. */
+export interface RecipientState {
+  readonly address: EmailAddress;
+  readonly status: StatusName;
+}
+
+/**
+ * What the email log keeps and `GET /emails/:id` shows: every domain event about an email, folded
+ * by `evolveStatus`. The log is the source of truth; events on a bus only say "look again".
+ */
 export interface EmailStatus {
   readonly id: EmailId;
   readonly status: StatusName;
   readonly to: readonly EmailAddress[];
   readonly subject: string;
   readonly requestedAt?: string;
+  readonly recipients: readonly RecipientState[];
   readonly attempts: readonly StatusAttempt[];
+  readonly history: readonly StatusChange[];
   /** Each move from one transport to the next while sending it. */
   readonly failovers?: readonly StatusFailover[];
   readonly nextAttemptAt?: string;
   readonly providerId?: string;
-  readonly deliveredAt?: string;
+  readonly sentAt?: string;
   readonly durationMs?: number;
   readonly failedAt?: string;
   readonly reason?: string;
@@ -38,19 +74,26 @@ export interface EmailStatus {
 
 /** Nothing more will happen unless someone acts (replays a dead letter): pages stop updating. */
 export const isFinalStatus = (status: StatusName): boolean =>
-  status === 'delivered' || status === 'failed';
+  status === 'sent' || status === 'failed';
+
+/** Requests come in through the API; everything after that is the worker's doing. */
+export const eventSource = (event: DomainEvent): ChangeSource =>
+  event.type === 'EmailRequested' ? 'api' : 'worker';
 
 /**
- * Delivered is final. Failed is final for anything that happened before it, but a dead letter
- * can be replayed, and what happens after the failure (a retry, a delivery) is news.
+ * Sent is final. Failed is final for anything that happened before it, but a dead letter can be
+ * replayed, and what happens after the failure (a retry, a send) is news.
  */
 const isSettledBefore = (status: EmailStatus, at: string): boolean =>
-  status.status === 'delivered' || (status.status === 'failed' && at <= (status.failedAt ?? ''));
+  status.status === 'sent' || (status.status === 'failed' && at <= (status.failedAt ?? ''));
+
+const byTime = <T extends { readonly at: string }>(items: readonly T[]): T[] =>
+  [...items].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
 
 /**
  * Folds one event into a status. Events can arrive late or twice (at-least-once everywhere), so
- * a settled state is not undone by older news and an attempt already recorded is not recorded
- * again.
+ * a settled state is not undone by older news, and an attempt or change already recorded is not
+ * recorded again: folding the same event twice gives the same status.
  */
 export function evolveStatus(current: EmailStatus | undefined, event: DomainEvent): EmailStatus {
   const base: EmailStatus = current ?? {
@@ -58,14 +101,26 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
     status: 'queued',
     to: event.to,
     subject: event.subject,
+    recipients: event.to.map((address) => ({ address, status: 'queued' })),
     attempts: [],
+    history: [],
   };
+  const source = eventSource(event);
   const addAttempt = (a: StatusAttempt): readonly StatusAttempt[] =>
     base.attempts.some((x) => x.attempt === a.attempt && x.outcome === a.outcome && x.at === a.at)
       ? base.attempts
-      : [...base.attempts, a].sort((x, y) =>
-          x.at < y.at ? -1 : x.at > y.at ? 1 : x.attempt - y.attempt,
-        );
+      : byTime([...base.attempts, a]).sort((x, y) => (x.at === y.at ? x.attempt - y.attempt : 0));
+  const addChange = (status: StatusName, detail?: string): readonly StatusChange[] =>
+    base.history.some((c) => c.at === event.at && c.status === status)
+      ? base.history
+      : byTime([
+          ...base.history,
+          { at: event.at, status, source, ...(detail !== undefined ? { detail } : {}) },
+        ]);
+  const become = (status: StatusName): Pick<EmailStatus, 'status' | 'recipients'> => ({
+    status,
+    recipients: base.recipients.map((r) => ({ ...r, status })),
+  });
 
   switch (event.type) {
     case 'EmailFailedOver': {
@@ -80,41 +135,57 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       return { ...base, failovers: [...known, failover] };
     }
     case 'EmailRequested':
-      return { ...base, requestedAt: event.at };
+      // The first change of every email; a worker's news can come before it and stays current.
+      return { ...base, requestedAt: event.at, history: addChange('queued') };
+    case 'EmailSending': {
+      // Only a settled state stops it: the worker's clock may run behind the server's, so a
+      // take that looks older than the acceptance is still news.
+      if (isSettledBefore(base, event.at)) return base;
+      const { failedAt: _f, ...rest } = base;
+      return {
+        ...rest,
+        ...become('sending'),
+        history: addChange('sending', `attempt ${event.attempt}`),
+      };
+    }
     case 'EmailDeliveryRetried': {
       const attempts = addAttempt({
         attempt: event.attempt,
         at: event.at,
         outcome: 'transient',
         detail: event.reason,
+        durationMs: event.durationMs,
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
       const { failedAt: _f, ...rest } = base;
       return {
         ...rest,
+        ...become('retrying'),
         attempts,
-        status: 'retrying',
+        history: addChange('retrying', event.reason),
         nextAttemptAt: event.nextAttemptAt,
         reason: event.reason,
       };
     }
-    case 'EmailDelivered': {
-      // The same delivery announced again (a redelivered task found in the ledger): no news.
-      if (base.status === 'delivered' && base.providerId === event.providerId) return base;
+    case 'EmailSent': {
+      // The same send reported again (a redelivered task found in the ledger): no news.
+      if (base.status === 'sent' && base.providerId === event.providerId) return base;
       const attempts = addAttempt({
         attempt: event.attempt,
         at: event.at,
         outcome: 'sent',
         detail: event.providerId,
+        durationMs: event.durationMs,
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
       const { nextAttemptAt: _n, reason: _r, failedAt: _f, ...rest } = base;
       return {
         ...rest,
+        ...become('sent'),
         attempts,
-        status: 'delivered',
+        history: addChange('sent', event.providerId),
         providerId: event.providerId,
-        deliveredAt: event.at,
+        sentAt: event.at,
         durationMs: event.durationMs,
       };
     }
@@ -124,10 +195,18 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         at: event.at,
         outcome: event.outcome,
         detail: event.reason,
+        durationMs: event.durationMs,
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
       const { nextAttemptAt: _n, ...rest } = base;
-      return { ...rest, attempts, status: 'failed', failedAt: event.at, reason: event.reason };
+      return {
+        ...rest,
+        ...become('failed'),
+        attempts,
+        history: addChange('failed', event.reason),
+        failedAt: event.at,
+        reason: event.reason,
+      };
     }
   }
 }

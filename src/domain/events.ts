@@ -10,8 +10,15 @@ import { EmailId } from './email-request.js';
 const common = { id: EmailId, at: t.string, to: t.readonlyArray(EmailAddress), subject: t.string };
 
 export const EmailRequested = t.type({ type: t.literal('EmailRequested'), ...common });
-export const EmailDelivered = t.type({
-  type: t.literal('EmailDelivered'),
+/** A worker took the task and is about to hand it to a transport. */
+export const EmailSending = t.type({
+  type: t.literal('EmailSending'),
+  ...common,
+  attempt: t.number,
+});
+/** The provider accepted the email (Mailgun's 200, SMTP's 250): not yet a delivery report. */
+export const EmailSent = t.type({
+  type: t.literal('EmailSent'),
   ...common,
   attempt: t.number,
   providerId: t.string,
@@ -22,6 +29,8 @@ export const EmailDeliveryRetried = t.type({
   ...common,
   attempt: t.number,
   reason: t.string,
+  /** How long the failed attempt took, in milliseconds. */
+  durationMs: t.number,
   delayMs: t.number,
   nextAttemptAt: t.string,
 });
@@ -32,6 +41,8 @@ export const EmailDeliveryFailed = t.type({
   /** The last attempt's own outcome: a permanent refusal, or a transient one with no tries left. */
   outcome: t.union([t.literal('transient'), t.literal('permanent')]),
   reason: t.string,
+  /** How long the last attempt took, in milliseconds. */
+  durationMs: t.number,
 });
 
 /** A transport failed for now and the next one was tried: running on a fallback is never silent. */
@@ -45,27 +56,31 @@ export const EmailFailedOver = t.type({
 
 export const DomainEvent = t.union([
   EmailRequested,
-  EmailDelivered,
+  EmailSending,
+  EmailSent,
   EmailDeliveryRetried,
   EmailDeliveryFailed,
   EmailFailedOver,
 ]);
 export type DomainEvent = t.TypeOf<typeof DomainEvent>;
 export type EmailRequested = t.TypeOf<typeof EmailRequested>;
-export type EmailDelivered = t.TypeOf<typeof EmailDelivered>;
+export type EmailSending = t.TypeOf<typeof EmailSending>;
+export type EmailSent = t.TypeOf<typeof EmailSent>;
 export type EmailDeliveryRetried = t.TypeOf<typeof EmailDeliveryRetried>;
 export type EmailDeliveryFailed = t.TypeOf<typeof EmailDeliveryFailed>;
 export type EmailFailedOver = t.TypeOf<typeof EmailFailedOver>;
 
+export type EventKey = 'requested' | 'sending' | 'sent' | 'retrying' | 'failed' | 'failover';
+
 /** The routing key on the events exchange. */
-export const eventKey = (
-  e: DomainEvent,
-): 'requested' | 'delivered' | 'retrying' | 'failed' | 'failover' => {
+export const eventKey = (e: DomainEvent): EventKey => {
   switch (e.type) {
     case 'EmailRequested':
       return 'requested';
-    case 'EmailDelivered':
-      return 'delivered';
+    case 'EmailSending':
+      return 'sending';
+    case 'EmailSent':
+      return 'sent';
     case 'EmailDeliveryRetried':
       return 'retrying';
     case 'EmailDeliveryFailed':

@@ -6,6 +6,7 @@ import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { describeProblems, loadConfig } from '../adapters/config/config.js';
 import { createLogger } from '../adapters/logging/logger.js';
+import { migrate } from '../adapters/postgres/migrate.js';
 import type { Running } from './runtime.js';
 import { DEAD_LETTERS_USAGE, parseDeadLettersArgs, runDeadLetters } from './dead-letters.js';
 import { startDev } from './dev.js';
@@ -25,9 +26,10 @@ const starters: Record<
 const USAGE = `Usage: email <command>
 
 Commands:
-  dev                      server and worker in one process, in memory (no broker, no account)
-  server                   the HTTP server; publishes to RabbitMQ at AMQP_URL
+  dev                      server and worker in one process (no broker, no account)
+  server                   the HTTP server; publishes to RabbitMQ at AMQP_URL, state in DATABASE_URL
   worker                   the worker; consumes from RabbitMQ and sends with MAIL_TRANSPORT
+  migrate                  applies the database migrations to DATABASE_URL (roles also do at start)
   dead-letters list [--json]           show what could not be delivered (left in place)
   dead-letters replay --id ID | --all  put dead letters back on the tasks queue
   dead-letters purge                   delete every dead letter
@@ -43,6 +45,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'dead-letters') return deadLetters(argv.slice(1));
+  if (command === 'migrate') return migrateCommand(argv.slice(1));
   const roles: Record<string, 'dev' | 'server' | 'worker'> = {
     dev: 'dev',
     server: 'server',
@@ -63,6 +66,28 @@ async function main(argv: readonly string[]): Promise<number> {
   const running = await start(config.right, log);
   onShutdownSignal(log, () => running.stop());
   return -1; // keep running until a signal
+}
+
+async function migrateCommand(args: readonly string[]): Promise<number> {
+  if (args.length > 0) {
+    process.stderr.write(`email migrate: takes no arguments\n\n${USAGE}`);
+    return 2;
+  }
+  const config = loadConfig(process.env, 'migrate');
+  if (E.isLeft(config)) {
+    process.stderr.write(`email migrate: ${describeProblems(config.left)}\n`);
+    return 2;
+  }
+  const url = config.right.databaseUrl;
+  if (!url) throw new Error('DATABASE_URL is required (checked by loadConfig)');
+  const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'migrate', pino.destination(2));
+  const { applied } = await migrate(url.reveal(), log);
+  process.stdout.write(
+    applied.length === 0
+      ? 'The database is up to date.\n'
+      : `Applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.join(', ')}\n`,
+  );
+  return 0;
 }
 
 async function deadLetters(args: readonly string[]): Promise<number> {

@@ -1,19 +1,23 @@
 import { ContainerModule } from 'inversify';
 import { DeliverEmail } from '../application/deliver-email.js';
-import { ProjectEmailStatus } from '../application/project-email-status.js';
+import { recordAndAnnounce } from '../application/email-history.js';
+import { PurgeExpired } from '../application/purge-expired.js';
 import { RequestEmail } from '../application/request-email.js';
+import type { DeliveryEvents } from '../application/ports/delivery-events.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
+import { InMemoryDeliveryEvents } from '../adapters/memory/in-memory-delivery-events.js';
 import { InMemoryEmailQueue } from '../adapters/memory/in-memory-email-queue.js';
-import { InMemoryEventBus } from '../adapters/memory/in-memory-event-bus.js';
 import {
   InMemoryDeliveryLedger,
-  InMemoryEmailStatusStore,
+  InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../adapters/memory/in-memory-stores.js';
-import type { DeliveryEvents } from '../application/ports/delivery-events.js';
-import type { Metrics } from '../adapters/metrics/metrics.js';
 import { createMetrics } from '../adapters/metrics/metrics.js';
+import type { PgDatabase } from '../adapters/postgres/pg-database.js';
+import { SqlDeliveryLedger } from '../adapters/postgres/sql-delivery-ledger.js';
+import { SqlEmailLog } from '../adapters/postgres/sql-email-log.js';
+import { SqlIdempotencyStore } from '../adapters/postgres/sql-idempotency-store.js';
 import { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import { RabbitMqDeadLetterBox } from '../adapters/rabbitmq/rabbitmq-dead-letter-box.js';
 import { RabbitMqDeliveryEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
@@ -24,35 +28,27 @@ import { randomIds, systemClock } from '../adapters/system/system.js';
 import { createSender } from './senders.js';
 import { constant, provide } from './services.js';
 
-/** Each process counts the events it publishes itself, so no outcome is counted twice. */
-const counted = (inner: DeliveryEvents, metrics: Metrics): DeliveryEvents => ({
-  publish: (event) => {
-    metrics.observe(event);
-    return inner.publish(event);
-  },
-});
+/** Emails deleted by one statement of the retention purge, and most statements a run. */
+const RETENTION_BATCH = 500;
+const RETENTION_MAX_BATCHES = 200;
 
 /**
- * The server's events: folded into its own status store before the answer goes out, then sent to
- * the broker without waiting for the confirm. Events are best effort, and a 202 must not wait up
- * to a confirm timeout for one (the email itself was confirmed already).
+ * Configuration, logging, time, ids and the in-process event bus: the same in every role. The
+ * bus is the one path events take inside a process; metrics hear only this process's own events.
  */
-const echoed = (inner: DeliveryEvents, projection: ProjectEmailStatus): DeliveryEvents => ({
-  publish: (event) => async () => {
-    await projection.apply(event)();
-    void inner.publish(event)();
-  },
-});
-
-/** Configuration, logging, time and ids: the same in every role. */
 export const coreModule = (config: Config, log: Logger, role: string) =>
   new ContainerModule(({ bind }) => {
+    const bus = new InMemoryDeliveryEvents(log);
+    const metrics = createMetrics(role);
+    bus.subscribe(async (event) => metrics.observe(event));
     constant(bind, 'Config', config);
     constant(bind, 'Logger', log);
     constant(bind, 'Clock', systemClock);
     constant(bind, 'IdGenerator', randomIds);
     constant(bind, 'RetryPolicy', config.retry);
-    constant(bind, 'Metrics', createMetrics(role));
+    constant(bind, 'Metrics', metrics);
+    constant(bind, 'EventBus', bus);
+    constant(bind, 'DeliveryEvents', bus);
   });
 
 /** The use cases, shared by `dev`, `server` and `worker`: only their ports differ. */
@@ -60,48 +56,83 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
   provide(
     bind,
     'RequestEmail',
-    ['EmailQueue', 'DeliveryEvents', 'IdempotencyStore', 'IdGenerator', 'Clock'],
-    (queue, events, idempotency, ids, clock) =>
-      new RequestEmail(queue, events, idempotency, ids, clock),
+    [
+      'EmailQueue',
+      'EmailLog',
+      'DeliveryEvents',
+      'IdempotencyStore',
+      'IdGenerator',
+      'Clock',
+      'Logger',
+    ],
+    (queue, emails, events, idempotency, ids, clock, log) =>
+      new RequestEmail(queue, emails, events, idempotency, ids, clock, log),
   );
   provide(
     bind,
     'DeliverEmail',
-    ['EmailSender', 'DeliveryEvents', 'DeliveryLedger', 'RetryPolicy', 'Clock', 'Logger'],
-    (sender, events, ledger, policy, clock, log) =>
-      new DeliverEmail(sender, events, ledger, policy, clock, log),
+    [
+      'EmailSender',
+      'EmailLog',
+      'DeliveryEvents',
+      'DeliveryLedger',
+      'RetryPolicy',
+      'Clock',
+      'Logger',
+    ],
+    (sender, emails, events, ledger, policy, clock, log) =>
+      new DeliverEmail(sender, emails, events, ledger, policy, clock, log),
   );
   provide(
     bind,
-    'ProjectEmailStatus',
-    ['EmailStatusStore'],
-    (store) => new ProjectEmailStatus(store),
+    'PurgeExpired',
+    ['EmailLog', 'IdempotencyStore', 'DeliveryLedger', 'Config', 'Clock'],
+    (emails, idempotency, ledger, config, clock) =>
+      new PurgeExpired(
+        emails,
+        idempotency,
+        ledger,
+        {
+          retentionDays: config.retentionDays,
+          batchSize: RETENTION_BATCH,
+          maxBatches: RETENTION_MAX_BATCHES,
+        },
+        clock,
+      ),
   );
 });
 
-/** Stores that live in the process: status read model, idempotency keys, delivered ids. */
-export const processStoresModule = new ContainerModule(({ bind }) => {
-  provide(bind, 'EmailStatusStore', [], () => new InMemoryEmailStatusStore());
-  provide(bind, 'IdempotencyStore', [], () => new InMemoryIdempotencyStore());
-  provide(bind, 'DeliveryLedger', [], () => new InMemoryDeliveryLedger());
+/** Stores that keep nothing beyond the process: `email dev` without a database, and tests. */
+export const inMemoryStoresModule = new ContainerModule(({ bind }) => {
+  constant(bind, 'EmailLog', new InMemoryEmailLog());
+  constant(bind, 'IdempotencyStore', new InMemoryIdempotencyStore());
+  constant(bind, 'DeliveryLedger', new InMemoryDeliveryLedger());
+  constant(bind, 'StoreReadiness', () => true);
 });
 
-/** `email dev`: the queue and the events stay in memory, with RabbitMQ's semantics. */
-export const inMemoryMessagingModule = (config: Config, log: Logger) =>
+/** Every store in one PostgreSQL database, shared by all servers and workers. */
+export const sqlStoresModule = (database: PgDatabase, migrated: () => boolean) =>
+  new ContainerModule(({ bind }) => {
+    constant(bind, 'EmailLog', new SqlEmailLog(database.client));
+    constant(bind, 'IdempotencyStore', new SqlIdempotencyStore(database.client));
+    constant(bind, 'DeliveryLedger', new SqlDeliveryLedger(database.client));
+    constant(bind, 'StoreReadiness', () => migrated() && database.isReady());
+  });
+
+/** `email dev`: the queue stays in memory, with RabbitMQ's semantics. */
+export const inMemoryMessagingModule = (config: Config) =>
   new ContainerModule(({ bind }) => {
     const queue = new InMemoryEmailQueue({ concurrency: config.workerConcurrency });
-    const bus = new InMemoryEventBus(log);
     constant(bind, 'EmailQueue', queue);
     constant(bind, 'EmailTaskSource', queue);
     constant(bind, 'DeadLetterBox', queue);
-    provide(bind, 'DeliveryEvents', ['Metrics'], (metrics) => counted(bus, metrics));
-    constant(bind, 'EventFeed', (handler) => bus.subscribe(handler));
-    constant(bind, 'Readiness', () => true);
+    constant(bind, 'BrokerReadiness', () => true);
   });
 
 /**
  * `email server`, `email worker` and `email dead-letters`: one long-lived connection per process,
- * one confirm channel for every publish, the topology declared on every (re)connect.
+ * one confirm channel for every publish, the topology declared on every (re)connect. This
+ * process's own events cross to the broker, without holding up whoever published them.
  */
 export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
   new ContainerModule(({ bind }) => {
@@ -118,17 +149,8 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
     constant(bind, 'RabbitMqConnection', connection);
     constant(bind, 'EmailQueue', new RabbitMqEmailQueue({ publisher, prefix }));
     constant(bind, 'DeadLetterBox', new RabbitMqDeadLetterBox({ publisher, prefix }));
-    const events = new RabbitMqDeliveryEvents({ publisher, prefix, logger: log });
-    if (role === 'server') {
-      // The server also folds what it publishes into its own status store at once, so the page
-      // a 202 points to never depends on the event's round trip through the broker.
-      provide(bind, 'DeliveryEvents', ['Metrics', 'ProjectEmailStatus'], (metrics, projection) =>
-        counted(echoed(events, projection), metrics),
-      );
-    } else {
-      provide(bind, 'DeliveryEvents', ['Metrics'], (metrics) => counted(events, metrics));
-    }
-    constant(bind, 'Readiness', () => connection.isReady());
+    constant(bind, 'BrokerEvents', new RabbitMqDeliveryEvents({ publisher, prefix, logger: log }));
+    constant(bind, 'BrokerReadiness', () => connection.isReady());
     provide(
       bind,
       'EmailTaskSource',
@@ -145,13 +167,30 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
     );
   });
 
-/** The sender chosen by MAIL_TRANSPORT: the one line of configuration the core never sees. */
+/**
+ * The sender chosen by MAIL_TRANSPORT: the one line of configuration the core never sees. A
+ * failover is written to the email log and announced like any change the core makes.
+ */
 export const senderModule = new ContainerModule(({ bind }) => {
   provide(
     bind,
     'SenderHandle',
-    ['Config', 'Logger', 'Clock', 'DeliveryEvents'],
-    (config, log, clock, events) => createSender(config, log, clock, events),
+    ['Config', 'Logger', 'Clock', 'EmailLog', 'DeliveryEvents'],
+    (config, log, clock, emails, events) => {
+      const change = recordAndAnnounce(emails, events);
+      const failovers: DeliveryEvents = {
+        publish: (event) => async () => {
+          const done = await change(event)();
+          if (done._tag === 'Left') {
+            log.warn(
+              { emailId: event.id, reason: done.left.reason },
+              'Could not record a failover',
+            );
+          }
+        },
+      };
+      return createSender(config, log, clock, failovers);
+    },
   );
   provide(bind, 'EmailSender', ['SenderHandle'], (handle) => handle.sender);
 });

@@ -11,15 +11,40 @@ import { createHttpApp } from '../adapters/http/app.js';
 import type { Container } from 'inversify';
 import { resolve } from './services.js';
 
-/** Runs a task through DeliverEmail; no decision means the queue must offer the task again. */
+/** Runs a task through DeliverEmail, which answers every expected failure with a disposition. */
 export const deliveryHandler =
   (deliver: DeliverEmail): TaskHandler =>
-  async (task) => {
-    const result = await deliver.execute(task)();
-    if (E.isLeft(result))
-      throw new Error(`no decision for ${task.request.id}: ${result.left.reason}`);
-    return result.right;
+  (task) =>
+    deliver.execute(task)();
+
+/**
+ * Deletes what is older than RETENTION_DAYS now and then every `everyMs` (an hour by default);
+ * returns the function that stops it. Several workers may purge at once: each deletes
+ * different batches, or nothing.
+ */
+export function startRetention(container: Container, log: Logger, everyMs = 3_600_000): () => void {
+  const purge = resolve(container, 'PurgeExpired');
+  let running: Promise<void> | undefined;
+  const run = (): void => {
+    if (running) return;
+    running = purge
+      .execute()()
+      .then((result) => {
+        if (E.isLeft(result)) {
+          log.warn({ reason: result.left.reason }, 'Retention purge did not run; trying later');
+        } else if (Object.values(result.right).some((n) => n > 0)) {
+          log.info(result.right, 'Deleted what is older than the retention period');
+        }
+      })
+      .finally(() => {
+        running = undefined;
+      });
   };
+  run();
+  const timer = setInterval(run, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
 
 /** A started role: where it listens, and how to stop it gracefully. */
 export interface Running {
@@ -104,6 +129,25 @@ export function csrfSecret(config: Config): Buffer {
   return config.csrfSecret ? Buffer.from(config.csrfSecret.reveal(), 'utf8') : randomBytes(32);
 }
 
+/**
+ * Sends this process's own events to the broker's events exchange, for other processes' live
+ * pages (and, later, webhooks). Not awaited: the change is in the email log already, and a 202
+ * must not wait for an event's confirm. Returns the function that stops it.
+ */
+export function bridgeToBroker(container: Container): () => void {
+  const broker = resolve(container, 'BrokerEvents');
+  return resolve(container, 'EventBus').subscribe(async (event) => {
+    void broker.publish(event)();
+  });
+}
+
+/** Ready while both the queue and the stores can be used: what /readyz answers. */
+export function readiness(container: Container): () => boolean {
+  const broker = resolve(container, 'BrokerReadiness');
+  const stores = resolve(container, 'StoreReadiness');
+  return () => broker() && stores();
+}
+
 /** The form, the API and the status pages, as `email server` and `email dev` both serve them. */
 export async function serveWeb(
   container: Container,
@@ -112,10 +156,19 @@ export async function serveWeb(
   fields: object,
 ): Promise<Listening> {
   const metrics = resolve(container, 'Metrics');
+  const bus = resolve(container, 'EventBus');
   const app = createHttpApp({
     requestEmail: resolve(container, 'RequestEmail'),
-    statuses: resolve(container, 'EmailStatusStore'),
-    readiness: resolve(container, 'Readiness'),
+    emails: resolve(container, 'EmailLog'),
+    // Remote events too: the worker that sent an email is usually another process.
+    watch: (id, onChange) =>
+      bus.subscribe(
+        async (event) => {
+          if (event.id === id) onChange();
+        },
+        { remote: true },
+      ),
+    readiness: readiness(container),
     metrics: () => metrics.render(),
     csrfSecret: csrfSecret(config),
     log,

@@ -2,32 +2,44 @@ import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { subscribeToEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
+import type { EventKey } from '../domain/events.js';
+import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
-import { coreModule, processStoresModule, rabbitMqModule, useCasesModule } from './modules.js';
-import { serveWeb } from './runtime.js';
+import { coreModule, rabbitMqModule, sqlStoresModule, useCasesModule } from './modules.js';
+import { bridgeToBroker, serveWeb } from './runtime.js';
 import { resolve } from './services.js';
 
 /**
- * `email server`: the form and the API, publishing to RabbitMQ. It listens even while the broker
- * is away, answering 503 (never a false 202) and not-ready on /readyz until it reconnects.
+ * What a server hears from the broker: the workers' news, for its live pages. Not `requested`:
+ * a server writes what it accepts to the email log itself and never needs its events back.
+ */
+const WORKER_EVENTS: readonly EventKey[] = ['sending', 'sent', 'retrying', 'failed', 'failover'];
+
+/**
+ * `email server`: the form and the API, publishing to RabbitMQ, with every store in PostgreSQL.
+ * It listens even while the broker or the database is away, answering 503 (never a false 202)
+ * and not-ready on /readyz until both are back.
  */
 export async function startServer(config: Config, log: Logger): Promise<Running> {
+  const db = openDatabase(config, log);
   const container = new Container();
   container.load(
     coreModule(config, log, 'server'),
     useCasesModule,
-    processStoresModule,
+    sqlStoresModule(db.database, db.migrated),
     rabbitMqModule(config, log, 'server'),
   );
   const connection = resolve(container, 'RabbitMqConnection');
-  const projection = resolve(container, 'ProjectEmailStatus');
+  const bus = resolve(container, 'EventBus');
+  const unbridge = bridgeToBroker(container);
   connection.start();
-  // Every instance hears every event, so any of them can show any email's status page.
+  // Every instance hears the workers' events, so any of them can keep any email's page live.
   const events = await subscribeToEvents(
     connection,
     config.queuePrefix,
-    (event) => projection.apply(event)(),
+    (event) => bus.relay(event)(),
     log,
+    WORKER_EVENTS,
   );
   // Listen at once (health checks, 503s) and only say so if the broker takes long to answer.
   void connection.whenReady(5000).then((ready) => {
@@ -39,13 +51,18 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     }
   });
 
-  const http = await serveWeb(container, config, log, { broker: connection.redactedUrl });
+  const http = await serveWeb(container, config, log, {
+    broker: connection.redactedUrl,
+    database: db.database.redactedUrl,
+  });
   return {
     url: http.url,
     async stop() {
       await http.close(Math.min(config.shutdownGraceMs, 5000));
+      unbridge();
       await events.close();
       await connection.close();
+      await db.close();
     },
   };
 }

@@ -7,20 +7,19 @@ import type {
   EmailTaskSource,
 } from '../application/ports/email-queue.js';
 import type { EmailSender } from '../application/ports/email-sender.js';
-import type { EmailStatusStore } from '../application/ports/email-status-store.js';
-import type { DeliveryLedger, IdempotencyStore } from '../application/ports/ledgers.js';
+import type { DeliveryLedger } from '../application/ports/delivery-ledger.js';
+import type { EmailLog } from '../application/ports/email-log.js';
+import type { IdempotencyStore } from '../application/ports/idempotency-store.js';
 import type { Clock, IdGenerator, Logger } from '../application/ports/system.js';
-import type { ProjectEmailStatus } from '../application/project-email-status.js';
+import type { PurgeExpired } from '../application/purge-expired.js';
 import type { RequestEmail } from '../application/request-email.js';
 import type { Config } from '../adapters/config/config.js';
+import type { InMemoryDeliveryEvents } from '../adapters/memory/in-memory-delivery-events.js';
 import type { Metrics } from '../adapters/metrics/metrics.js';
 import type { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import type { SenderHandle } from './senders.js';
 import type { RetryPolicy } from '../domain/delivery.js';
-import type { DomainEvent } from '../domain/events.js';
-
-/** Subscribes a handler to every domain event, wherever events travel (memory or RabbitMQ). */
-export type EventFeed = (handler: (event: DomainEvent) => Promise<void>) => () => void;
+import type { RabbitMqDeliveryEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
 
 /** Everything the container can hand out, by name: the one map from token to type. */
 export interface Services {
@@ -33,17 +32,23 @@ export interface Services {
   EmailTaskSource: EmailTaskSource;
   DeadLetterBox: DeadLetterBox;
   DeliveryEvents: DeliveryEvents;
-  EventFeed: EventFeed;
-  EmailStatusStore: EmailStatusStore;
+  /** The same bus as DeliveryEvents, with its subscribe and relay sides. */
+  EventBus: InMemoryDeliveryEvents;
+  /** Events to and from the broker: fed from the bus by the roles that have a broker. */
+  BrokerEvents: RabbitMqDeliveryEvents;
+  EmailLog: EmailLog;
   IdempotencyStore: IdempotencyStore;
   DeliveryLedger: DeliveryLedger;
   EmailSender: EmailSender;
   SenderHandle: SenderHandle;
   RequestEmail: RequestEmail;
   DeliverEmail: DeliverEmail;
-  ProjectEmailStatus: ProjectEmailStatus;
+  PurgeExpired: PurgeExpired;
   Metrics: Metrics;
-  Readiness: () => boolean;
+  /** True while the stores can be used (database reachable and migrated). */
+  StoreReadiness: () => boolean;
+  /** True while the queue can take work (the broker connection is up). */
+  BrokerReadiness: () => boolean;
   RabbitMqConnection: RabbitMqConnection;
 }
 

@@ -2,27 +2,30 @@ import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { createOpsApp } from '../adapters/http/app.js';
+import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
 import {
   coreModule,
-  processStoresModule,
   rabbitMqModule,
   senderModule,
+  sqlStoresModule,
   useCasesModule,
 } from './modules.js';
-import { deliveryHandler, listen } from './runtime.js';
+import { bridgeToBroker, deliveryHandler, listen, readiness, startRetention } from './runtime.js';
 import { resolve } from './services.js';
 
 /**
- * `email worker`: consumes tasks and sends them. Its own small listener on WORKER_PORT answers
- * /healthz, /readyz (broker connection up) and /metrics for the orchestrator.
+ * `email worker`: consumes tasks and sends them, writing every outcome to PostgreSQL. Its own
+ * small listener on WORKER_PORT answers /healthz, /readyz (broker and database reachable) and
+ * /metrics for the orchestrator. It also deletes what is older than RETENTION_DAYS.
  */
 export async function startWorker(config: Config, log: Logger): Promise<Running> {
+  const db = openDatabase(config, log);
   const container = new Container();
   container.load(
     coreModule(config, log, 'worker'),
     useCasesModule,
-    processStoresModule,
+    sqlStoresModule(db.database, db.migrated),
     rabbitMqModule(config, log, 'worker'),
     senderModule,
   );
@@ -31,6 +34,7 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
   const tasks = resolve(container, 'EmailTaskSource');
   const sender = resolve(container, 'EmailSender');
   const deliver = resolve(container, 'DeliverEmail');
+  const unbridge = bridgeToBroker(container);
 
   connection.start();
   log.info(
@@ -38,10 +42,12 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
       transport: sender.name,
       concurrency: config.workerConcurrency,
       broker: connection.redactedUrl,
+      database: db.database.redactedUrl,
     },
     'Starting Queue Worker',
   );
   await tasks.consume(deliveryHandler(deliver));
+  const stopRetention = startRetention(container, log);
   // Listen at once (health checks, 503s) and only say so if the broker takes long to answer.
   void connection.whenReady(5000).then((ready) => {
     if (!ready) {
@@ -53,7 +59,7 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
   });
 
   const ops = createOpsApp({
-    readiness: resolve(container, 'Readiness'),
+    readiness: readiness(container),
     metrics: () => metrics.render(),
     log,
   });
@@ -62,10 +68,13 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
   return {
     url: http.url,
     async stop() {
+      stopRetention();
       await tasks.stop(config.shutdownGraceMs);
       await http.close(1000);
       await resolve(container, 'SenderHandle').close();
+      unbridge();
       await connection.close();
+      await db.close();
     },
   };
 }

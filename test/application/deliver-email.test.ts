@@ -1,13 +1,24 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
 import { DeliverEmail } from '../../src/application/deliver-email.js';
-import type { EmailTask } from '../../src/application/ports/email-queue.js';
-import { InMemoryDeliveryLedger } from '../../src/adapters/memory/in-memory-stores.js';
+import type { Disposition, EmailTask } from '../../src/application/ports/email-queue.js';
+import {
+  InMemoryDeliveryLedger,
+  InMemoryEmailLog,
+} from '../../src/adapters/memory/in-memory-stores.js';
 import { permanent, sent, transient } from '../../src/domain/delivery.js';
 import type { DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
 import type { EmailId } from '../../src/domain/email-request.js';
 import { parseEmailDraft, toEmailRequest } from '../../src/domain/email-request.js';
-import { RecordingEvents, RecordingLogger, ScriptedSender, fixedClock } from '../support/fakes.js';
+import type { EmailStatus } from '../../src/domain/email-status.js';
+import {
+  RecordingEvents,
+  RecordingLogger,
+  ScriptedSender,
+  fixedClock,
+  switchable,
+} from '../support/fakes.js';
 
 const policy: RetryPolicy = { maxAttempts: 3, delaysMs: [1000, 5000] };
 
@@ -18,84 +29,160 @@ function task(attempt = 1): EmailTask {
     text: 'T',
   });
   if (E.isLeft(draft)) throw new Error('bad fixture');
-  const request = toEmailRequest(draft.right, 'deliver-0001' as EmailId, new Date());
+  const request = toEmailRequest(
+    draft.right,
+    'deliver-0001' as EmailId,
+    new Date('2026-11-28T09:59:00.000Z'),
+  );
   return { request, attempt, history: [] };
 }
 
-function setUp(outcomes: DeliveryOutcome[]) {
+async function setUp(outcomes: DeliveryOutcome[]) {
   const sender = new ScriptedSender(outcomes);
   const events = new RecordingEvents();
-  const ledger = new InMemoryDeliveryLedger();
+  const ledger = switchable(new InMemoryDeliveryLedger());
+  const emails = switchable(new InMemoryEmailLog());
   const log = new RecordingLogger();
-  const useCase = new DeliverEmail(sender, events, ledger, policy, fixedClock(), log);
-  return { sender, events, ledger, log, useCase };
+  const clock = fixedClock();
+  await emails.store.record(task().request)();
+  const useCase = new DeliverEmail(sender, emails.store, events, ledger.store, policy, clock, log);
+  const status = async (): Promise<EmailStatus> => {
+    const found = await emails.store.get(task().request.id)();
+    if (E.isLeft(found) || O.isNone(found.right)) return expect.fail('email not in the log');
+    return found.right.value;
+  };
+  return { sender, events, ledger, emails, log, clock, useCase, status };
 }
 
+const expectTag = <T extends Disposition['_tag']>(
+  d: Disposition,
+  tag: T,
+): Extract<Disposition, { _tag: T }> => {
+  if (d._tag !== tag) return expect.fail(`expected ${tag}, got ${JSON.stringify(d)}`);
+  return d as Extract<Disposition, { _tag: T }>;
+};
+
 describe('DeliverEmail', () => {
-  it('sends, records the delivery and says Done', async () => {
-    const { useCase, events, sender, log } = setUp([sent('<p1@mailgun>')]);
+  it('sends, records the send in the ledger and the log, and says Done', async () => {
+    const { useCase, events, sender, log, ledger, status } = await setUp([sent('<p1@mailgun>')]);
     const result = await useCase.execute(task())();
-    expect(result).to.deep.equal(E.right({ _tag: 'Done' }));
+    expect(result).to.deep.equal({ _tag: 'Done' });
     expect(sender.sent).to.have.length(1);
-    expect(events.events).to.have.length(1);
-    expect(events.events[0]).to.include({
-      type: 'EmailDelivered',
-      providerId: '<p1@mailgun>',
-      attempt: 1,
-    });
+    expect(events.events.map((e) => e.type)).to.deep.equal(['EmailSending', 'EmailSent']);
+    expect(events.events[1]).to.include({ providerId: '<p1@mailgun>', attempt: 1 });
+    expect(await ledger.store.sent(task().request.id)()).to.deep.equal(E.right('<p1@mailgun>'));
+    const now = await status();
+    expect(now.status).to.equal('sent');
+    expect(now.history.map((c) => [c.status, c.source])).to.deep.equal([
+      ['queued', 'api'],
+      ['sending', 'worker'],
+      ['sent', 'worker'],
+    ]);
+    expect(now.recipients.map((r) => r.status)).to.deep.equal(['sent', 'sent']);
     expect(log.text()).to.contain('Initiating email send to ada@example.com, bob@example.org.');
     expect(log.text()).to.match(/Time to send an email: \d+\.\d\ds/);
   });
 
-  it('does not send again an id it has already delivered, but announces the delivery again', async () => {
-    const { useCase, sender, events } = setUp([sent('<p1@mailgun>')]);
+  it('does not send again an id the ledger knows, and announces nothing new', async () => {
+    const { useCase, sender, events, status } = await setUp([sent('<p1@mailgun>')]);
     await useCase.execute(task())();
-    const again = await useCase.execute(task())();
-    expect(again).to.deep.equal(E.right({ _tag: 'Done' }));
+    const again = await useCase.execute(task(2))();
+    expect(again).to.deep.equal({ _tag: 'Done' });
     expect(sender.sent).to.have.length(1);
-    // The first announcement may be what failed before the redelivery.
-    expect(events.events.map((e) => e.type)).to.deep.equal(['EmailDelivered', 'EmailDelivered']);
-    expect(events.events[1]).to.include({ providerId: '<p1@mailgun>' });
+    // The log already said sent: no event, so nothing listening counts the send twice.
+    expect(events.events.map((e) => e.type)).to.deep.equal(['EmailSending', 'EmailSent']);
+    expect((await status()).status).to.equal('sent');
+  });
+
+  it('repairs the log when the ledger knows a send the log missed', async () => {
+    const { useCase, sender, ledger, status } = await setUp([]);
+    await ledger.store.record(task().request.id, '<earlier@mailgun>', new Date())();
+    expect(await useCase.execute(task())()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(0);
+    expect(await status()).to.include({ status: 'sent', providerId: '<earlier@mailgun>' });
   });
 
   it('asks for a retry after the scheduled step on a transient failure', async () => {
-    const { useCase, events, sender } = setUp([transient('Mailgun 503', 2000)]);
-    const result = await useCase.execute(task())();
-    if (E.isLeft(result) || result.right._tag !== 'Retry') expect.fail(JSON.stringify(result));
-    expect(result.right).to.include({ attempt: 2, delayMs: 5000 });
+    const { useCase, events, sender, status } = await setUp([transient('Mailgun 503', 2000)]);
+    const retry = expectTag(await useCase.execute(task())(), 'Retry');
+    expect(retry).to.include({ attempt: 2, delayMs: 5000 });
     expect(sender.attempts).to.deep.equal([1]);
-    expect(result.right.history).to.have.length(1);
-    expect(result.right.history[0]).to.include({
+    expect(retry.history).to.have.length(1);
+    expect(retry.history[0]).to.include({
       attempt: 1,
       outcome: 'transient',
       detail: 'Mailgun 503',
     });
-    expect(events.events[0]).to.include({
+    expect(events.events[1]).to.include({
       type: 'EmailDeliveryRetried',
       attempt: 1,
       delayMs: 5000,
     });
+    const now = await status();
+    expect(now.status).to.equal('retrying');
+    expect(now.attempts[0]).to.include({ outcome: 'transient', detail: 'Mailgun 503' });
   });
 
   it('dead-letters at once on a permanent failure', async () => {
-    const { useCase, events } = setUp([permanent('Mailgun 400: bad address')]);
-    const result = await useCase.execute(task())();
-    if (E.isLeft(result) || result.right._tag !== 'DeadLetter') expect.fail(JSON.stringify(result));
-    expect(result.right.reason).to.contain('Mailgun 400: bad address');
-    expect(events.events[0]).to.include({ type: 'EmailDeliveryFailed', outcome: 'permanent' });
+    const { useCase, events, status } = await setUp([permanent('Mailgun 400: bad address')]);
+    const dead = expectTag(await useCase.execute(task())(), 'DeadLetter');
+    expect(dead.reason).to.contain('Mailgun 400: bad address');
+    expect(events.events[1]).to.include({ type: 'EmailDeliveryFailed', outcome: 'permanent' });
+    expect(await status()).to.include({ status: 'failed' });
   });
 
   it('dead-letters when the last attempt fails too, keeping the history it was given', async () => {
-    const { useCase, events, sender } = setUp([transient('timeout')]);
+    const { useCase, events, sender } = await setUp([transient('timeout')]);
     const previous = {
       ...task(3),
       history: [{ attempt: 1, at: 'a', outcome: 'transient' as const, detail: 'x' }],
     };
-    const result = await useCase.execute(previous)();
-    if (E.isLeft(result) || result.right._tag !== 'DeadLetter') expect.fail(JSON.stringify(result));
-    expect(result.right.reason).to.contain('out of attempts (3 of 3)');
-    expect(result.right.history.map((h) => h.attempt)).to.deep.equal([1, 3]);
+    const dead = expectTag(await useCase.execute(previous)(), 'DeadLetter');
+    expect(dead.reason).to.contain('out of attempts (3 of 3)');
+    expect(dead.history.map((h) => h.attempt)).to.deep.equal([1, 3]);
     expect(sender.attempts).to.deep.equal([3]); // the sender is told which attempt this is
-    expect(events.events[0]).to.include({ type: 'EmailDeliveryFailed', outcome: 'transient' });
+    expect(events.events[1]).to.include({ type: 'EmailDeliveryFailed', outcome: 'transient' });
+  });
+
+  it('sends nothing and asks for a redelivery while the ledger is down', async () => {
+    const { useCase, sender, ledger, log } = await setUp([sent('<p1@mailgun>')]);
+    ledger.down = true;
+    const wait = expectTag(await useCase.execute(task())(), 'Redeliver');
+    expect(wait.reason).to.contain('not reachable');
+    expect(sender.sent).to.have.length(0);
+    expect(log.text()).to.contain('tried again');
+  });
+
+  it('sends nothing and asks for a redelivery while the email log is down', async () => {
+    const { useCase, sender, emails } = await setUp([sent('<p1@mailgun>')]);
+    emails.down = true;
+    expectTag(await useCase.execute(task())(), 'Redeliver');
+    expect(sender.sent).to.have.length(0);
+  });
+
+  it('after a send the ledger could not record, records it on the redelivery instead of sending again', async () => {
+    const { useCase, sender, ledger, emails, status } = await setUp([sent('<p1@mailgun>')]);
+    // The ledger goes down during the send: the provider accepted, nothing is recorded yet.
+    const original = sender.send.bind(sender);
+    sender.send = (request, attempt) => async () => {
+      const outcome = await original(request, attempt)();
+      ledger.down = true;
+      emails.down = true;
+      return outcome;
+    };
+    expectTag(await useCase.execute(task())(), 'Redeliver');
+    expect(sender.sent).to.have.length(1);
+    expect(await ledger.store.sent(task().request.id)()).to.satisfy(E.isLeft);
+
+    // Still down: the task comes back and waits again, and is still not sent a second time.
+    expectTag(await useCase.execute(task())(), 'Redeliver');
+    expect(sender.sent).to.have.length(1);
+
+    ledger.down = false;
+    emails.down = false;
+    expect(await useCase.execute(task())()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(1);
+    expect(await ledger.store.sent(task().request.id)()).to.deep.equal(E.right('<p1@mailgun>'));
+    expect(await status()).to.include({ status: 'sent', providerId: '<p1@mailgun>' });
   });
 });

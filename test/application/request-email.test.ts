@@ -1,27 +1,56 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
 import { RequestEmail } from '../../src/application/request-email.js';
-import { InMemoryIdempotencyStore } from '../../src/adapters/memory/in-memory-stores.js';
-import { RecordingEvents, RecordingQueue, fixedClock, sequentialIds } from '../support/fakes.js';
+import type { IdempotencyStore } from '../../src/application/ports/idempotency-store.js';
+import { IN_PROGRESS_TIMEOUT_MS } from '../../src/application/ports/idempotency-store.js';
+import {
+  InMemoryEmailLog,
+  InMemoryIdempotencyStore,
+} from '../../src/adapters/memory/in-memory-stores.js';
+import type { EmailId } from '../../src/domain/email-request.js';
+import {
+  RecordingEvents,
+  RecordingLogger,
+  RecordingQueue,
+  fixedClock,
+  sequentialIds,
+  switchable,
+} from '../support/fakes.js';
 
 const input = { to: 'Ada <ada@example.com>', subject: 'Hello', text: 'Hi Ada' };
 
 describe('RequestEmail', () => {
   let queue: RecordingQueue;
   let events: RecordingEvents;
+  let emails: { store: InMemoryEmailLog; down: boolean };
+  let keys: { store: IdempotencyStore; down: boolean };
+  let clock: ReturnType<typeof fixedClock>;
+  let log: RecordingLogger;
   let useCase: RequestEmail;
 
   beforeEach(() => {
     queue = new RecordingQueue();
     events = new RecordingEvents();
+    emails = switchable(new InMemoryEmailLog());
+    keys = switchable<IdempotencyStore>(new InMemoryIdempotencyStore());
+    clock = fixedClock();
+    log = new RecordingLogger();
     useCase = new RequestEmail(
       queue,
+      emails.store,
       events,
-      new InMemoryIdempotencyStore(),
+      keys.store,
       sequentialIds(),
-      fixedClock(),
+      clock,
+      log,
     );
   });
+
+  const statusOf = async (id: string) => {
+    const found = await emails.store.get(id as EmailId)();
+    return E.isRight(found) ? O.toUndefined(found.right)?.status : 'store down';
+  };
 
   it('queues a valid request once and announces it', async () => {
     const result = await useCase.execute(input)();
@@ -34,6 +63,15 @@ describe('RequestEmail', () => {
     });
     expect(queue.published[0]?.to).to.deep.equal(['Ada <ada@example.com>']);
     expect(events.events.map((e) => e.type)).to.deep.equal(['EmailRequested']);
+    expect(await statusOf('email-00000001')).to.equal('queued');
+  });
+
+  it('records nothing and publishes nothing while the email log is down', async () => {
+    emails.down = true;
+    const result = await useCase.execute(input)();
+    expect(E.isLeft(result) && result.left._tag).to.equal('StoreUnavailable');
+    expect(queue.published).to.have.length(0);
+    expect(events.events).to.have.length(0);
   });
 
   it('queues nothing for invalid input and says what is wrong', async () => {
@@ -52,6 +90,8 @@ describe('RequestEmail', () => {
     const result = await useCase.execute(input)();
     expect(E.isLeft(result) && result.left._tag).to.equal('QueueUnavailable');
     expect(events.events).to.have.length(0);
+    // The client hears 503: the email never was, and the log does not pretend otherwise.
+    expect(await statusOf('email-00000001')).to.equal(undefined);
   });
 
   it('answers a repeated idempotency key with the first id and publishes nothing more', async () => {
@@ -78,5 +118,27 @@ describe('RequestEmail', () => {
     const retried = await useCase.execute(input, 'key-3')();
     expect(E.isRight(retried) && retried.right.repeated).to.equal(false);
     expect(queue.published).to.have.length(1);
+  });
+
+  it('still answers accepted when the key cannot be completed after the email was queued', async () => {
+    const original = keys.store.complete.bind(keys.store);
+    keys.store.complete = (key) => {
+      keys.down = true;
+      return original(key);
+    };
+    const first = await useCase.execute(input, 'key-4')();
+    expect(first).to.deep.equal(E.right({ id: 'email-00000001', repeated: false }));
+    expect(queue.published).to.have.length(1);
+    expect(log.text()).to.contain('could not be marked complete');
+
+    // The honest retry: "in progress" for a while, then the same id again (sent once, thanks
+    // to the delivery ledger), never a second email with another id.
+    keys.down = false;
+    keys.store.complete = original;
+    const soon = await useCase.execute(input, 'key-4')();
+    expect(soon).to.deep.equal(E.left({ _tag: 'IdempotencyConflict', reason: 'in-progress' }));
+    clock.advance(IN_PROGRESS_TIMEOUT_MS + 1);
+    const later = await useCase.execute(input, 'key-4')();
+    expect(later).to.deep.equal(E.right({ id: 'email-00000001', repeated: false }));
   });
 });

@@ -17,11 +17,18 @@ const retried: DomainEvent = {
   at: '2026-01-01T00:00:01.000Z',
   attempt: 1,
   reason: '503',
+  durationMs: 12,
   delayMs: 1000,
   nextAttemptAt: '2026-01-01T00:00:02.000Z',
 };
+const sending: DomainEvent = {
+  type: 'EmailSending',
+  ...about,
+  at: '2026-01-01T00:00:02.000Z',
+  attempt: 2,
+};
 const delivered: DomainEvent = {
-  type: 'EmailDelivered',
+  type: 'EmailSent',
   ...about,
   at: '2026-01-01T00:00:02.500Z',
   attempt: 2,
@@ -35,21 +42,31 @@ const failed: DomainEvent = {
   attempt: 2,
   outcome: 'permanent',
   reason: 'permanent: 400',
+  durationMs: 30,
 };
 
 const fold = (events: DomainEvent[]): EmailStatus | undefined =>
   events.reduce<EmailStatus | undefined>((s, e) => evolveStatus(s, e), undefined);
 
 describe('Email status', () => {
-  it('goes queued → retrying → delivered with every attempt recorded', () => {
+  it('goes queued → retrying → sending → sent, recording every attempt and every change', () => {
     expect(fold([requested])?.status).to.equal('queued');
     const retrying = fold([requested, retried]);
     expect(retrying).to.include({
       status: 'retrying',
       nextAttemptAt: retried.type === 'EmailDeliveryRetried' ? retried.nextAttemptAt : '',
     });
-    const done = fold([requested, retried, delivered]);
-    expect(done).to.include({ status: 'delivered', providerId: '<x@mg>', durationMs: 420 });
+    expect(fold([requested, retried, sending])?.status).to.equal('sending');
+    const done = fold([requested, retried, sending, delivered]);
+    expect(done).to.include({ status: 'sent', providerId: '<x@mg>', durationMs: 420 });
+    expect(done?.history.map((c) => [c.status, c.source])).to.deep.equal([
+      ['queued', 'api'],
+      ['retrying', 'worker'],
+      ['sending', 'worker'],
+      ['sent', 'worker'],
+    ]);
+    expect(done?.recipients).to.deep.equal([{ address: 'ada@example.com', status: 'sent' }]);
+    expect(done?.attempts.map((a) => a.durationMs)).to.deep.equal([12, 420]);
     expect(done).not.to.have.property('nextAttemptAt');
     expect(done?.attempts.map((a) => [a.attempt, a.outcome])).to.deep.equal([
       [1, 'transient'],
@@ -61,10 +78,10 @@ describe('Email status', () => {
     expect(fold([requested, failed])).to.include({ status: 'failed', reason: 'permanent: 400' });
   });
 
-  it('shows a replayed dead letter delivered, keeping both attempts', () => {
+  it('shows a replayed dead letter sent, keeping both attempts', () => {
     const replayed: DomainEvent = { ...delivered, at: '2026-01-01T01:00:00.000Z', attempt: 1 };
     const status = fold([requested, failed, replayed]);
-    expect(status).to.include({ status: 'delivered' });
+    expect(status).to.include({ status: 'sent' });
     expect(status).not.to.have.property('failedAt');
     expect(status?.attempts.map((a) => a.outcome)).to.deep.equal(['permanent', 'sent']);
     expect(
@@ -85,7 +102,7 @@ describe('Email status', () => {
     expect(status?.failovers).to.deep.equal([
       { at: '2026-01-01T00:00:02.100Z', from: 'mailgun', to: 'smtp', reason: 'Mailgun 503' },
     ]);
-    expect(status?.status).to.equal('delivered');
+    expect(status?.status).to.equal('sent');
   });
 
   it('tolerates events out of order and twice: a final state is never undone', () => {
@@ -96,8 +113,21 @@ describe('Email status', () => {
       delivered,
       { ...delivered, at: '2026-01-01T00:09:00.000Z' },
     ]);
-    expect(late).to.include({ status: 'delivered', requestedAt: '2026-01-01T00:00:00.000Z' });
+    expect(late).to.include({ status: 'sent', requestedAt: '2026-01-01T00:00:00.000Z' });
     expect(late?.attempts).to.have.length(2);
     expect(late?.to).to.deep.equal(['ada@example.com']);
+  });
+
+  it('never goes back to sending once sent, nor for a take older than a failure', () => {
+    const late = { ...sending, at: '2026-01-01T00:10:00.000Z' };
+    expect(fold([requested, delivered, late])?.status).to.equal('sent');
+    const stale = { ...sending, at: '2026-01-01T00:00:02.900Z' };
+    expect(fold([requested, failed, stale])?.status).to.equal('failed');
+  });
+
+  it('gives the same status when the same event is folded twice', () => {
+    const once = fold([requested, sending, retried]);
+    const twice = fold([requested, sending, sending, retried, retried, requested]);
+    expect(twice).to.deep.equal(once);
   });
 });

@@ -1,6 +1,7 @@
 // Fakes of our own ports that record state, for use-case tests. Adapters have their own suites.
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { DeliveryEvents } from '../../src/application/ports/delivery-events.js';
+import { storeUnavailable } from '../../src/application/ports/email-log.js';
 import type { EmailQueue } from '../../src/application/ports/email-queue.js';
 import { queueUnavailable } from '../../src/application/ports/email-queue.js';
 import type { EmailSender } from '../../src/application/ports/email-sender.js';
@@ -93,3 +94,19 @@ export class RecordingLogger implements Logger {
 }
 
 export const recordingLogger = (): RecordingLogger => new RecordingLogger();
+
+/** Wraps a store so a test can take it down and bring it back: every call answers Left meanwhile. */
+export function switchable<S extends object>(inner: S): { store: S; down: boolean } {
+  const state = { down: false, store: inner };
+  state.store = new Proxy(inner, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) =>
+        state.down
+          ? TE.left(storeUnavailable('the database is not reachable (test)'))
+          : Reflect.apply(value, target, args);
+    },
+  });
+  return state;
+}

@@ -25,7 +25,7 @@ export class Secret {
   }
 }
 
-export type Role = 'dev' | 'server' | 'worker' | 'dead-letters';
+export type Role = 'dev' | 'server' | 'worker' | 'dead-letters' | 'migrate';
 export type TransportName = 'outbox' | 'mailgun' | 'smtp';
 
 export interface Config {
@@ -33,6 +33,10 @@ export interface Config {
   readonly port: number;
   readonly workerPort: number;
   readonly amqpUrl?: Secret;
+  /** PostgreSQL for every store; required by server, worker and migrate. */
+  readonly databaseUrl?: Secret;
+  /** Emails (and what belongs to them) older than this many days are deleted by the worker. */
+  readonly retentionDays: number;
   readonly queuePrefix: string;
   readonly transports: readonly [TransportName, ...TransportName[]];
   readonly mailFrom: EmailAddress;
@@ -147,6 +151,7 @@ const Always = t.exact(
       when((raw) => LEVELS.includes(raw), String),
     ),
     SHUTDOWN_GRACE_MS: intIn('milliseconds, from 0 to 600000', 0, 600_000),
+    RETENTION_DAYS: intIn('a whole number of days from 1 to 3650', 1, 3650),
   }),
 );
 
@@ -156,6 +161,11 @@ const Optional = t.exact(
     AMQP_URL: envVar(
       'an amqp:// or amqps:// URL such as amqp://guest:guest@127.0.0.1:5672',
       when(urlOf('amqps?'), (raw) => new Secret(raw)),
+      true,
+    ),
+    DATABASE_URL: envVar(
+      'a postgres:// or postgresql:// URL such as postgres://postgres@127.0.0.1:5432/email',
+      when(urlOf('postgres(?:ql)?'), (raw) => new Secret(raw)),
       true,
     ),
     MAILGUN_API_KEY: envVar(
@@ -200,6 +210,7 @@ const DEFAULTS: Env = {
   RETRY_DELAYS: '1s,5s,30s,2m,10m,30m,1h',
   LOG_LEVEL: 'info',
   SHUTDOWN_GRACE_MS: '25000',
+  RETENTION_DAYS: '30',
 };
 
 /** io-ts errors as one line per variable: the key in the context, the codec's message or name. */
@@ -230,7 +241,8 @@ function required(
 ): ConfigProblem[] {
   const sends = role === 'dev' || role === 'worker';
   const needs: [boolean, keyof typeof Optional.type.props][] = [
-    [role !== 'dev', 'AMQP_URL'],
+    [role === 'server' || role === 'worker' || role === 'dead-letters', 'AMQP_URL'],
+    [role === 'server' || role === 'worker' || role === 'migrate', 'DATABASE_URL'],
     [sends && transports.includes('mailgun'), 'MAILGUN_API_KEY'],
     [sends && transports.includes('mailgun'), 'MAILGUN_API_BASE'],
     [sends && transports.includes('smtp'), 'SMTP_URL'],
@@ -276,8 +288,10 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
     sendTimeoutMs: v.SEND_TIMEOUT_MS,
     logLevel: v.LOG_LEVEL,
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+    retentionDays: v.RETENTION_DAYS,
     retry: { maxAttempts: v.MAX_ATTEMPTS, delaysMs: v.RETRY_DELAYS },
     ...(v.AMQP_URL ? { amqpUrl: v.AMQP_URL } : {}),
+    ...(v.DATABASE_URL ? { databaseUrl: v.DATABASE_URL } : {}),
     ...(v.MAILGUN_API_KEY && v.MAILGUN_API_BASE
       ? { mailgun: { apiKey: v.MAILGUN_API_KEY, apiBase: v.MAILGUN_API_BASE } }
       : {}),

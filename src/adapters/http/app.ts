@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
-import type { EmailStatusStore } from '../../application/ports/email-status-store.js';
+import type { EmailLog } from '../../application/ports/email-log.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { Accepted, RequestEmailError } from '../../application/request-email.js';
 import { mountApiRoutes } from './api-routes.js';
@@ -10,6 +10,7 @@ import { emptyStatusPages, errorHandler } from './errors.js';
 import { mountFormRoutes } from './form-routes.js';
 import { mountOpsRoutes } from './ops-routes.js';
 import { securityHeaders } from './security.js';
+import type { WatchEmail } from './status-routes.js';
 import { mountStatusRoutes } from './status-routes.js';
 
 /** The RequestEmail use case as the HTTP adapter sees it. */
@@ -19,9 +20,11 @@ export interface EmailRequester {
 
 export interface HttpDeps {
   readonly requestEmail: EmailRequester;
-  /** Read model: `get` for the status page, `watch` for its live updates. */
-  readonly statuses: EmailStatusStore;
-  /** Answers /readyz: true only while the broker connection is up. */
+  /** The email log: `get` for an email's page, `list` for `GET /emails`. */
+  readonly emails: Pick<EmailLog, 'get' | 'list'>;
+  /** Tells a live page to look again when its email may have changed. */
+  readonly watch: WatchEmail;
+  /** Answers /readyz: true only while the broker and the database are reachable. */
   readonly readiness: () => boolean;
   /** Prometheus text for /metrics; without it /metrics is 404. */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
@@ -30,16 +33,9 @@ export interface HttpDeps {
   readonly log: Logger;
   /** Largest JSON or form body accepted, in bytes. */
   readonly bodyLimitBytes?: number;
-  /**
-   * How long GET /emails/:id waits for an unknown id to appear before answering 404. The status
-   * projection is fed by events, asynchronously, so the page a 303 leads to can be asked for a
-   * moment before the id is known.
-   */
-  readonly statusWaitMs?: number;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1_000_000;
-export const DEFAULT_STATUS_WAIT_MS = 2_000;
 
 const CLIENT_GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
@@ -52,13 +48,12 @@ const isClientGone = (err: unknown): boolean =>
 /** Builds the app without listening, so tests and the composition roots choose the server. */
 export function createHttpApp(deps: HttpDeps): Koa {
   const bodyLimitBytes = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
-  const statusWaitMs = deps.statusWaitMs ?? DEFAULT_STATUS_WAIT_MS;
   const csrf = createCsrf({ secret: deps.csrfSecret });
   const router = new Router();
 
   mountFormRoutes(router, { requestEmail: deps.requestEmail, csrf, bodyLimitBytes, log: deps.log });
   mountApiRoutes(router, { requestEmail: deps.requestEmail, bodyLimitBytes, log: deps.log });
-  mountStatusRoutes(router, { statuses: deps.statuses, statusWaitMs, log: deps.log });
+  mountStatusRoutes(router, { emails: deps.emails, watch: deps.watch, log: deps.log });
   mountOpsRoutes(router, {
     readiness: deps.readiness,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),

@@ -58,7 +58,7 @@ button { margin-top: 1.25rem; font: inherit; padding: .6rem 1.4rem; border: 0; b
 .banner { border-left: 4px solid var(--error); padding: .5rem 1rem; margin-bottom: 1rem; }
 .banner ul { margin: .25rem 0 0; padding-left: 1.2rem; }
 .status { font-size: 1.2rem; font-weight: 600; }
-.status-delivered { color: var(--ok); }
+.status-sent { color: var(--ok); }
 .status-failed { color: var(--error); }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
 dt { font-weight: 600; }

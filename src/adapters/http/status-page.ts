@@ -1,6 +1,7 @@
 import type {
   EmailStatus,
   StatusAttempt,
+  StatusChange,
   StatusFailover,
   StatusName,
 } from '../../domain/email-status.js';
@@ -8,22 +9,41 @@ import { isFinalStatus } from '../../domain/email-status.js';
 import type { Html } from './html.js';
 import { layout, markup } from './html.js';
 
-/** The public JSON shape of a status: built field by field so nothing internal leaks into it. */
+/**
+ * The public JSON shape of an email (snake_case, as every field of the API): built field by field
+ * so nothing internal leaks into it.
+ */
 export interface StatusJson {
   readonly id: string;
   readonly status: StatusName;
   readonly to: readonly string[];
   readonly subject: string;
-  readonly requestedAt?: string;
-  readonly attempts: readonly StatusAttempt[];
+  readonly created_at?: string;
+  readonly recipients: readonly { readonly address: string; readonly status: StatusName }[];
+  readonly attempts: readonly {
+    readonly attempt: number;
+    readonly at: string;
+    readonly outcome: StatusAttempt['outcome'];
+    readonly detail: string;
+    readonly duration_ms?: number;
+  }[];
+  readonly events: readonly {
+    readonly at: string;
+    readonly status: StatusName;
+    readonly source: string;
+    readonly detail?: string;
+  }[];
   readonly failovers?: readonly StatusFailover[];
-  readonly providerId?: string;
-  readonly deliveredAt?: string;
-  readonly durationMs?: number;
-  readonly nextAttemptAt?: string;
-  readonly failedAt?: string;
+  readonly provider_id?: string;
+  readonly sent_at?: string;
+  readonly duration_ms?: number;
+  readonly next_attempt_at?: string;
+  readonly failed_at?: string;
   readonly reason?: string;
 }
+
+const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
+  (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 
 export function statusJson(s: EmailStatus): StatusJson {
   return {
@@ -31,22 +51,30 @@ export function statusJson(s: EmailStatus): StatusJson {
     status: s.status,
     to: [...s.to],
     subject: s.subject,
-    ...(s.requestedAt !== undefined ? { requestedAt: s.requestedAt } : {}),
-    attempts: s.attempts.map(({ attempt, at, outcome, detail }) => ({
+    ...optional('created_at', s.requestedAt),
+    recipients: s.recipients.map(({ address, status }) => ({ address, status })),
+    attempts: s.attempts.map(({ attempt, at, outcome, detail, durationMs }) => ({
       attempt,
       at,
       outcome,
       detail,
+      ...optional('duration_ms', durationMs),
+    })),
+    events: s.history.map(({ at, status, source, detail }) => ({
+      at,
+      status,
+      source,
+      ...optional('detail', detail),
     })),
     ...(s.failovers !== undefined
       ? { failovers: s.failovers.map(({ at, from, to, reason }) => ({ at, from, to, reason })) }
       : {}),
-    ...(s.providerId !== undefined ? { providerId: s.providerId } : {}),
-    ...(s.deliveredAt !== undefined ? { deliveredAt: s.deliveredAt } : {}),
-    ...(s.durationMs !== undefined ? { durationMs: s.durationMs } : {}),
-    ...(s.nextAttemptAt !== undefined ? { nextAttemptAt: s.nextAttemptAt } : {}),
-    ...(s.failedAt !== undefined ? { failedAt: s.failedAt } : {}),
-    ...(s.reason !== undefined ? { reason: s.reason } : {}),
+    ...optional('provider_id', s.providerId),
+    ...optional('sent_at', s.sentAt),
+    ...optional('duration_ms', s.durationMs),
+    ...optional('next_attempt_at', s.nextAttemptAt),
+    ...optional('failed_at', s.failedAt),
+    ...optional('reason', s.reason),
   };
 }
 
@@ -73,6 +101,8 @@ function headline(s: EmailStatus): Html {
   switch (s.status) {
     case 'queued':
       return markup`Queued: waiting for a worker to send it.`;
+    case 'sending':
+      return markup`Sending: a worker is handing it to the provider.`;
     case 'retrying': {
       const next =
         s.nextAttemptAt !== undefined ? markup` Next try at ${time(s.nextAttemptAt)}.` : '';
@@ -80,8 +110,8 @@ function headline(s: EmailStatus): Html {
       const which = last !== undefined ? `attempt ${last.attempt}` : 'the last attempt';
       return markup`Retrying: ${which} failed for now.${next}`;
     }
-    case 'delivered':
-      return markup`Delivered.`;
+    case 'sent':
+      return markup`Sent: the provider accepted it.`;
     case 'failed':
       return markup`Failed: it will not be sent.`;
   }
@@ -96,7 +126,7 @@ function details(s: EmailStatus): Html {
   if (s.requestedAt !== undefined) rows.push(['Requested', time(s.requestedAt)]);
   if (s.nextAttemptAt !== undefined) rows.push(['Next try', time(s.nextAttemptAt)]);
   if (s.providerId !== undefined) rows.push(['Provider id', markup`<code>${s.providerId}</code>`]);
-  if (s.deliveredAt !== undefined) rows.push(['Delivered', time(s.deliveredAt)]);
+  if (s.sentAt !== undefined) rows.push(['Sent', time(s.sentAt)]);
   if (s.durationMs !== undefined) rows.push(['Time to send', seconds(s.durationMs)]);
   if (s.failedAt !== undefined) rows.push(['Failed', time(s.failedAt)]);
   if (s.reason !== undefined)
@@ -109,12 +139,27 @@ function attemptsTable(attempts: readonly StatusAttempt[]): Html {
   if (attempts.length === 0) return markup`<p>No attempt yet.</p>`;
   const rows = attempts.map(
     (a) =>
-      markup`<tr><td>${a.attempt}</td><td>${time(a.at)}</td><td>${OUTCOMES[a.outcome]}</td><td>${a.detail}</td></tr>`,
+      markup`<tr><td>${a.attempt}</td><td>${time(a.at)}</td><td>${OUTCOMES[a.outcome]}</td><td>${a.durationMs !== undefined ? seconds(a.durationMs) : ''}</td><td>${a.detail}</td></tr>`,
   );
   return markup`<table>
-<thead><tr><th scope="col">Attempt</th><th scope="col">At</th><th scope="col">Outcome</th><th scope="col">Detail</th></tr></thead>
+<thead><tr><th scope="col">Attempt</th><th scope="col">At</th><th scope="col">Outcome</th><th scope="col">Took</th><th scope="col">Detail</th></tr></thead>
 <tbody>${rows}</tbody>
 </table>`;
+}
+
+const SOURCES: Readonly<Record<StatusChange['source'], string>> = {
+  api: 'accepted by the API',
+  worker: 'worker',
+};
+
+function historyList(history: readonly StatusChange[]): Html {
+  if (history.length === 0) return markup``;
+  const items = history.map(
+    (c) =>
+      markup`<li>${time(c.at)}: <strong>${c.status}</strong> (${SOURCES[c.source]})${c.detail !== undefined ? markup`: ${c.detail}` : ''}</li>`,
+  );
+  return markup`<h2>History</h2>
+<ol class="history">${items}</ol>`;
 }
 
 function failoversList(failovers: readonly StatusFailover[] | undefined): Html {
@@ -143,6 +188,7 @@ ${details(s)}
 <h2>Attempts</h2>
 ${attemptsTable(s.attempts)}
 ${failoversList(s.failovers)}
+${historyList(s.history)}
 ${live}
 </section>
 <p><a href="/">Send another email</a></p>
@@ -174,7 +220,7 @@ export const STATUS_SCRIPT = `'use strict';
   };
   source.addEventListener('status', (event) => {
     const status = JSON.parse(event.data);
-    if (status.status === 'delivered' || status.status === 'failed') source.close();
+    if (status.status === 'sent' || status.status === 'failed') source.close();
     const here = document.getElementById('email-status');
     if (here && here.dataset.version === status.status + ':' + status.attempts.length) return;
     // The server renders the page; fetching its section again keeps one rendering for both paths.

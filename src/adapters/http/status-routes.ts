@@ -1,22 +1,34 @@
 import { PassThrough } from 'node:stream';
 import type Router from '@koa/router';
+import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
-import type { EmailStatusStore } from '../../application/ports/email-status-store.js';
+import type { Context } from 'koa';
+import type { EmailLog, EmailQuery } from '../../application/ports/email-log.js';
 import type { Logger } from '../../application/ports/system.js';
 import { EmailId } from '../../domain/email-request.js';
-import type { EmailStatus } from '../../domain/email-status.js';
+import type { EmailStatus, StatusName } from '../../domain/email-status.js';
+import { STATUS_NAMES, isFinalStatus } from '../../domain/email-status.js';
 import type { Problem } from './errors.js';
-import { sendProblem } from './errors.js';
-import { isFinalStatus } from '../../domain/email-status.js';
+import { RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
 import { STATUS_SCRIPT, statusJson, statusPage } from './status-page.js';
 
+/**
+ * Calls `onChange` whenever something may have changed about email `id` (an event of this
+ * process, or one relayed from another); returns the function that stops it. A hint only: the
+ * route reads the email log again and sends only what differs.
+ */
+export type WatchEmail = (id: string, onChange: () => void) => () => void;
+
 export interface StatusRoutesOptions {
-  readonly statuses: EmailStatusStore;
-  readonly statusWaitMs: number;
+  readonly emails: Pick<EmailLog, 'get' | 'list'>;
+  readonly watch: WatchEmail;
   readonly log: Logger;
   /** Comment lines that keep idle proxies from closing a quiet event stream. */
   readonly heartbeatMs?: number;
 }
+
+/** Emails a page of `GET /emails`. */
+export const EMAILS_PAGE_SIZE = 50;
 
 const NOT_FOUND: Problem = {
   status: 404,
@@ -25,81 +37,138 @@ const NOT_FOUND: Problem = {
   message: 'No email with this id is known here.',
 };
 
-/**
- * The status of `id`, waiting up to `waitMs` for an id not known yet: the projection hears of a
- * new email through the event bus, a moment after the 202 or 303 that names it.
- */
-function findStatus(
-  store: EmailStatusStore,
-  id: EmailId,
-  waitMs: number,
-): Promise<EmailStatus | undefined> {
-  return store
-    .get(id)()
-    .then((found) => {
-      if (O.isSome(found) || waitMs <= 0) return O.toUndefined(found);
-      return new Promise<EmailStatus | undefined>((resolve) => {
-        let settled = false;
-        const finish = (status: EmailStatus | undefined): void => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          stop();
-          resolve(status);
-        };
-        const timer = setTimeout(() => finish(undefined), waitMs);
-        // Listeners run on later saves, never during `watch` itself, so `stop` is set by then.
-        const stop = store.watch(id, finish);
-        // A save between the first read and the subscription would otherwise go unnoticed.
-        void store
-          .get(id)()
-          .then(
-            (again) => O.isSome(again) && finish(again.value),
-            () => undefined,
-          );
-      });
-    });
+const storeDown = (reason: string): Problem => ({
+  status: 503,
+  code: 'store_unavailable',
+  title: 'The email log is not available',
+  message: `The email log did not answer (${reason}). Try again in a few seconds.`,
+  retryAfterSeconds: RETRY_AFTER_SECONDS,
+});
+
+type Lookup = { found: EmailStatus } | { problem: Problem };
+
+async function lookup(
+  emails: StatusRoutesOptions['emails'],
+  id: string | undefined,
+): Promise<Lookup> {
+  if (id === undefined || !EmailId.is(id)) return { problem: NOT_FOUND };
+  const result = await emails.get(id)();
+  if (E.isLeft(result)) return { problem: storeDown(result.left.reason) };
+  return O.isSome(result.right) ? { found: result.right.value } : { problem: NOT_FOUND };
+}
+
+const first = (value: string | string[] | undefined): string | undefined =>
+  Array.isArray(value) ? value[0] : value;
+
+/** `?status=&to=&tag=&since=&until=&cursor=` as a query, or every problem with them by name. */
+function parseQuery(ctx: Context): E.Either<Record<string, string>, EmailQuery> {
+  const errors: Record<string, string> = {};
+  const status = first(ctx.query.status);
+  const to = first(ctx.query.to);
+  const tag = first(ctx.query.tag);
+  const cursor = first(ctx.query.cursor);
+  const time = (name: 'since' | 'until'): Date | undefined => {
+    const raw = first(ctx.query[name]);
+    if (raw === undefined || raw === '') return undefined;
+    const parsed = /^\d{4}-\d\d-\d\d/.test(raw) ? new Date(raw) : new Date(NaN);
+    if (Number.isNaN(parsed.getTime())) {
+      errors[name] = 'must be an RFC 3339 time such as 2026-11-30T12:00:00Z';
+      return undefined;
+    }
+    return parsed;
+  };
+  const since = time('since');
+  const until = time('until');
+  const isStatus = (s: string): s is StatusName => STATUS_NAMES.some((n) => n === s);
+  if (status !== undefined && status !== '' && !isStatus(status)) {
+    errors.status = `must be one of ${STATUS_NAMES.join(', ')}`;
+  }
+  if (to !== undefined && to.length > 254) errors.to = 'must be at most 254 characters';
+  if (tag !== undefined && tag !== '' && !/^[A-Za-z0-9_-]{1,64}$/.test(tag)) {
+    errors.tag = 'must be 1 to 64 of A-Z, a-z, 0-9, _ and -';
+  }
+  if (cursor !== undefined && !/^[A-Za-z0-9_-]{1,500}$/.test(cursor)) {
+    errors.cursor = 'must be a next_cursor from an earlier page';
+  }
+  if (Object.keys(errors).length > 0) return E.left(errors);
+  return E.right({
+    limit: EMAILS_PAGE_SIZE,
+    ...(status !== undefined && status !== '' && isStatus(status) ? { status } : {}),
+    ...(to !== undefined && to !== '' ? { to } : {}),
+    ...(tag !== undefined && tag !== '' ? { tag } : {}),
+    ...(since !== undefined ? { since } : {}),
+    ...(until !== undefined ? { until } : {}),
+    ...(cursor !== undefined && cursor !== '' ? { cursor } : {}),
+  });
 }
 
 const sseEvent = (status: EmailStatus): string =>
   `event: status\ndata: ${JSON.stringify(statusJson(status))}\n\n`;
 
 export function mountStatusRoutes(router: Router, options: StatusRoutesOptions): void {
-  const { statuses, statusWaitMs, log, heartbeatMs = 15_000 } = options;
+  const { emails, watch, log, heartbeatMs = 15_000 } = options;
 
-  const lookup = async (id: string | undefined): Promise<EmailStatus | undefined> =>
-    id !== undefined && EmailId.is(id) ? findStatus(statuses, id, statusWaitMs) : undefined;
+  router.get('/emails', async function listEmails(ctx): Promise<void> {
+    const query = parseQuery(ctx);
+    if (E.isLeft(query)) {
+      return sendProblem(ctx, {
+        status: 400,
+        code: 'invalid_request',
+        title: 'The filters are not valid',
+        message: 'Some filters are not valid; see fields.',
+        fields: query.left,
+      });
+    }
+    const page = await emails.list(query.right)();
+    if (E.isLeft(page)) return sendProblem(ctx, storeDown(page.left.reason));
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      data: page.right.data.map(statusJson),
+      next_cursor: page.right.nextCursor ?? null,
+    };
+  });
 
   router.get('/emails/:id', async function showStatus(ctx): Promise<void> {
-    const status = await lookup(ctx.params.id);
+    const result = await lookup(emails, ctx.params.id);
     ctx.vary('Accept');
-    if (status === undefined) return sendProblem(ctx, NOT_FOUND);
+    if ('problem' in result) return sendProblem(ctx, result.problem);
     ctx.set('Cache-Control', 'no-store');
     if (ctx.accepts('html', 'json') === 'json') {
-      ctx.body = statusJson(status);
+      ctx.body = statusJson(result.found);
     } else {
       ctx.type = 'html';
-      ctx.body = statusPage(status);
+      ctx.body = statusPage(result.found);
     }
   });
 
   router.get('/emails/:id/events', async function streamStatus(ctx): Promise<void> {
-    const id = ctx.params.id;
-    const found = await lookup(id);
-    if (found === undefined || id === undefined) return sendProblem(ctx, NOT_FOUND);
+    const result = await lookup(emails, ctx.params.id);
+    if ('problem' in result) return sendProblem(ctx, result.problem);
+    const { id } = result.found;
 
     const stream = new PassThrough();
     let closed = false;
-    let watched = false;
+    let lastSent = '';
     const send = (status: EmailStatus): void => {
-      if (closed) return;
-      stream.write(sseEvent(status));
+      const event = sseEvent(status);
+      if (closed || event === lastSent) return;
+      lastSent = event;
+      stream.write(event);
       if (isFinalStatus(status.status)) close();
     };
-    const unsubscribe = statuses.watch(id, (status) => {
-      watched = true;
-      send(status);
-    });
+    // Re-reads run one after another, so an older read never overwrites a newer one.
+    let reading = Promise.resolve();
+    const reread = (): void => {
+      reading = reading.then(async () => {
+        if (closed) return;
+        const again = await emails.get(id)();
+        if (E.isRight(again) && O.isSome(again.right)) send(again.right.value);
+        else if (E.isLeft(again)) {
+          log.warn({ emailId: id, reason: again.left.reason }, 'Could not re-read an email');
+        }
+      });
+    };
+    const unsubscribe = watch(id, reread);
     const heartbeat = setInterval(() => !closed && stream.write(': keep-alive\n\n'), heartbeatMs);
     function close(): void {
       if (closed) return;
@@ -116,19 +185,9 @@ export function mountStatusRoutes(router: Router, options: StatusRoutesOptions):
     ctx.set({ 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
     ctx.req.socket.setNoDelay(true);
     ctx.body = stream;
-    send(found);
-    // What changed between the lookup and the subscription is sent once, unless a newer save
-    // already went out through the watcher.
-    void statuses
-      .get(id)()
-      .then(
-        (again) => {
-          if (!watched && O.isSome(again) && sseEvent(again.value) !== sseEvent(found)) {
-            send(again.value);
-          }
-        },
-        (err: unknown) => log.warn({ err, emailId: id }, 'Could not re-read status for stream'),
-      );
+    send(result.found);
+    // A change between the first read and the subscription would otherwise go unnoticed.
+    reread();
   });
 
   router.get('/static/status.js', async function serveStatusScript(ctx): Promise<void> {

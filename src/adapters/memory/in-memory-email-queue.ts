@@ -215,7 +215,7 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
     const delivery: Delivery = { message, abandoned: false };
     this.inFlight.add(delivery);
     delivery.done = Promise.resolve()
-      .then(() => handler(task))
+      .then(() => this.decide(task, handler, delivery))
       .then(
         (disposition) => ({ ok: true as const, disposition }),
         () => ({ ok: false as const }),
@@ -229,9 +229,34 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
       });
   }
 
+  /**
+   * Runs the handler until it decides. `Redeliver` (a store down) keeps the task here, in hand,
+   * and asks again after a growing pause, as the RabbitMQ consumer does: the task neither spins
+   * nor spends an attempt while the database is away.
+   */
+  private async decide(
+    task: EmailTask,
+    handler: TaskHandler,
+    delivery: Delivery,
+  ): Promise<Disposition> {
+    for (let earlier = 0; ; earlier += 1) {
+      const disposition = await handler(task);
+      if (disposition._tag !== 'Redeliver' || delivery.abandoned || this.handler !== handler) {
+        return disposition;
+      }
+      const pauseMs = Math.min(this.redeliveryDelayMs * 2 ** Math.min(earlier, 10), 5_000);
+      await new Promise<void>((resolve) => this.setTimer(resolve, pauseMs));
+    }
+  }
+
   private carryOut(message: Stored, task: EmailTask, disposition: Disposition): void {
     switch (disposition._tag) {
       case 'Done':
+        return;
+      case 'Redeliver':
+        // Stopped while waiting for a store: back to the head of the queue, as a closed
+        // channel hands an unacked task back.
+        this.enqueue(message, true, true);
         return;
       case 'Retry': {
         const next = encodeTask({

@@ -1,133 +1,234 @@
 import { createHash } from 'node:crypto';
 import * as O from 'fp-ts/lib/Option.js';
-import type { Task } from 'fp-ts/lib/Task.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
-import type { EmailStatusStore } from '../../application/ports/email-status-store.js';
+import type { DeliveryLedger } from '../../application/ports/delivery-ledger.js';
 import type {
-  Claim,
-  DeliveryLedger,
-  IdempotencyStore,
+  Applied,
+  EmailLog,
+  EmailPage,
+  EmailQuery,
   StoreUnavailable,
-} from '../../application/ports/ledgers.js';
-import type { EmailId } from '../../domain/email-request.js';
+} from '../../application/ports/email-log.js';
+import type { Claim, IdempotencyStore } from '../../application/ports/idempotency-store.js';
+import {
+  IDEMPOTENCY_KEY_TTL_MS,
+  IN_PROGRESS_TIMEOUT_MS,
+} from '../../application/ports/idempotency-store.js';
+import type { EmailId, EmailRequest } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
+import { evolveStatus } from '../../domain/email-status.js';
+import type { DomainEvent } from '../../domain/events.js';
 
 /**
- * Evicts the oldest entries beyond `capacity`: these stores live in one process for as long as
- * it runs, and an unbounded map would be a slow memory leak under steady traffic.
+ * The in-memory stores: for unit tests, and for anything that must keep nothing. They honour the
+ * same contract suites as the SQL stores (`test/contracts/`), so a test that passes on them
+ * says something about PostgreSQL too.
  */
-class BoundedMap<V> {
-  private readonly map = new Map<string, V>();
-  constructor(private readonly capacity: number) {}
-  get(key: string): V | undefined {
-    return this.map.get(key);
-  }
-  set(key: string, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    while (this.map.size > this.capacity) {
-      const oldest = this.map.keys().next();
-      if (oldest.done) break;
-      this.map.delete(oldest.value);
-    }
-  }
-  delete(key: string): void {
-    this.map.delete(key);
-  }
-  get size(): number {
-    return this.map.size;
-  }
+
+interface Entry {
+  status: EmailStatus;
+  request?: EmailRequest;
+  /** Acceptance time in ms and a sequence, the list order (newest first). */
+  readonly createdMs: number;
+  readonly tags: readonly string[];
 }
 
-export class InMemoryEmailStatusStore implements EmailStatusStore {
-  private readonly statuses: BoundedMap<EmailStatus>;
-  private readonly watchers = new Map<string, Set<(s: EmailStatus) => void>>();
+const cursorOf = (entry: Entry): string =>
+  Buffer.from(JSON.stringify([entry.createdMs, entry.status.id])).toString('base64url');
 
-  constructor(capacity = 100_000) {
-    this.statuses = new BoundedMap(capacity);
+function parseCursor(cursor: string): [number, string] | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === 'number' &&
+      typeof value[1] === 'string'
+    ) {
+      return [value[0], value[1]];
+    }
+  } catch {
+    // fall through: an unreadable cursor starts from the top, like an absent one
+  }
+  return undefined;
+}
+
+/** Newest first: later acceptance, then the greater id. */
+const newerFirst = (a: Entry, b: Entry): number =>
+  b.createdMs - a.createdMs || (a.status.id < b.status.id ? 1 : a.status.id > b.status.id ? -1 : 0);
+
+export class InMemoryEmailLog implements EmailLog {
+  private readonly entries = new Map<string, Entry>();
+
+  record(request: EmailRequest): TE.TaskEither<StoreUnavailable, void> {
+    return TE.fromIO(() => {
+      const known = this.entries.get(request.id);
+      if (known?.request !== undefined) return;
+      const event: DomainEvent = {
+        type: 'EmailRequested',
+        id: request.id,
+        at: request.requestedAt,
+        to: request.to,
+        subject: request.subject,
+      };
+      this.entries.set(request.id, {
+        status: evolveStatus(known?.status, event),
+        request,
+        createdMs: Date.parse(request.requestedAt),
+        tags: request.tags ?? [],
+      });
+    });
   }
 
-  get(id: string): Task<O.Option<EmailStatus>> {
-    return async () => O.fromNullable(this.statuses.get(id));
+  forget(id: EmailId): TE.TaskEither<StoreUnavailable, void> {
+    return TE.fromIO(() => {
+      this.entries.delete(id);
+    });
   }
 
-  save(status: EmailStatus): Task<void> {
-    return async () => {
-      this.statuses.set(status.id, status);
-      // A copy: a listener may stop watching (a final status closes its stream) as it runs.
-      for (const listener of [...(this.watchers.get(status.id) ?? [])]) listener(status);
-    };
+  apply(event: DomainEvent): TE.TaskEither<StoreUnavailable, Applied> {
+    return TE.fromIO(() => {
+      const known = this.entries.get(event.id);
+      const status = evolveStatus(known?.status, event);
+      const changed =
+        known === undefined || JSON.stringify(status) !== JSON.stringify(known.status);
+      if (known) known.status = status;
+      else this.entries.set(event.id, { status, createdMs: Date.parse(event.at), tags: [] });
+      return { status, changed };
+    });
   }
 
-  /** How many watchers `id` has: an open status page or event stream each hold one. */
-  watcherCount(id: string): number {
-    return this.watchers.get(id)?.size ?? 0;
+  get(id: EmailId): TE.TaskEither<StoreUnavailable, O.Option<EmailStatus>> {
+    return TE.fromIO(() => O.fromNullable(this.entries.get(id)?.status));
   }
 
-  watch(id: string, listener: (status: EmailStatus) => void): () => void {
-    const set = this.watchers.get(id) ?? new Set();
-    set.add(listener);
-    this.watchers.set(id, set);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0) this.watchers.delete(id);
-    };
+  request(id: EmailId): TE.TaskEither<StoreUnavailable, O.Option<EmailRequest>> {
+    return TE.fromIO(() => O.fromNullable(this.entries.get(id)?.request));
+  }
+
+  list(query: EmailQuery): TE.TaskEither<StoreUnavailable, EmailPage> {
+    return TE.fromIO(() => {
+      const after = query.cursor !== undefined ? parseCursor(query.cursor) : undefined;
+      const needle = query.to?.toLowerCase();
+      const matches = [...this.entries.values()]
+        .filter(
+          (e) =>
+            (query.status === undefined || e.status.status === query.status) &&
+            (needle === undefined || e.status.to.some((a) => a.toLowerCase().includes(needle))) &&
+            (query.tag === undefined || e.tags.includes(query.tag)) &&
+            (query.since === undefined || e.createdMs >= query.since.getTime()) &&
+            (query.until === undefined || e.createdMs < query.until.getTime()) &&
+            (after === undefined ||
+              e.createdMs < after[0] ||
+              (e.createdMs === after[0] && e.status.id < after[1])),
+        )
+        .sort(newerFirst);
+      const page = matches.slice(0, query.limit);
+      const last = page.at(-1);
+      return {
+        data: page.map((e) => e.status),
+        ...(matches.length > query.limit && last ? { nextCursor: cursorOf(last) } : {}),
+      };
+    });
+  }
+
+  purgeOlderThan(cutoff: Date, batchSize: number): TE.TaskEither<StoreUnavailable, number> {
+    return TE.fromIO(() => {
+      // Oldest first, as the SQL log deletes: a batch never skips past older emails.
+      const old = [...this.entries.values()]
+        .filter((e) => e.createdMs < cutoff.getTime())
+        .sort((a, b) => -newerFirst(a, b))
+        .slice(0, batchSize);
+      for (const e of old) this.entries.delete(e.status.id);
+      return old.length;
+    });
   }
 }
 
 interface KeyRecord {
   readonly digest: string;
   readonly id: EmailId;
+  claimedMs: number;
   done: boolean;
 }
 
-/** Keys are kept per process: with several servers, put a shared store behind this port. */
 export class InMemoryIdempotencyStore implements IdempotencyStore {
-  private readonly keys: BoundedMap<KeyRecord>;
+  private readonly keys = new Map<string, KeyRecord>();
 
-  constructor(capacity = 100_000) {
-    this.keys = new BoundedMap(capacity);
-  }
-
-  claim(key: string, payload: string, id: EmailId): TE.TaskEither<StoreUnavailable, Claim> {
-    return TE.fromTask(async () => {
+  claim(
+    key: string,
+    payload: string,
+    id: EmailId,
+    now: Date,
+  ): TE.TaskEither<StoreUnavailable, Claim> {
+    return TE.fromIO((): Claim => {
       const digest = createHash('sha256').update(payload).digest('hex');
+      const nowMs = now.getTime();
       const existing = this.keys.get(key);
-      if (existing === undefined) {
-        this.keys.set(key, { digest, id, done: false });
-        return { _tag: 'New' };
+      if (existing === undefined || nowMs - existing.claimedMs >= IDEMPOTENCY_KEY_TTL_MS) {
+        this.keys.set(key, { digest, id, claimedMs: nowMs, done: false });
+        return { _tag: 'New', id };
       }
       if (existing.digest !== digest) return { _tag: 'Conflict', reason: 'different-payload' };
-      if (!existing.done) return { _tag: 'Conflict', reason: 'in-progress' };
-      return { _tag: 'Repeat', id: existing.id };
+      if (existing.done) return { _tag: 'Repeat', id: existing.id };
+      if (nowMs - existing.claimedMs < IN_PROGRESS_TIMEOUT_MS) {
+        return { _tag: 'Conflict', reason: 'in-progress' };
+      }
+      existing.claimedMs = nowMs;
+      return { _tag: 'New', id: existing.id };
     });
   }
 
   complete(key: string): TE.TaskEither<StoreUnavailable, void> {
-    return TE.fromTask(async () => {
+    return TE.fromIO(() => {
       const existing = this.keys.get(key);
       if (existing) existing.done = true;
     });
   }
 
   release(key: string): TE.TaskEither<StoreUnavailable, void> {
-    return TE.fromTask(async () => this.keys.delete(key));
+    return TE.fromIO(() => {
+      this.keys.delete(key);
+    });
+  }
+
+  purgeOlderThan(cutoff: Date): TE.TaskEither<StoreUnavailable, number> {
+    return TE.fromIO(() => {
+      let purged = 0;
+      for (const [key, record] of this.keys) {
+        if (record.claimedMs < cutoff.getTime()) {
+          this.keys.delete(key);
+          purged += 1;
+        }
+      }
+      return purged;
+    });
   }
 }
 
-/** Per worker process: a redelivery to the same worker is caught; one to another worker is not. */
 export class InMemoryDeliveryLedger implements DeliveryLedger {
-  private readonly delivered_: BoundedMap<string>;
+  private readonly sends = new Map<string, { providerId: string; atMs: number }>();
 
-  constructor(capacity = 100_000) {
-    this.delivered_ = new BoundedMap(capacity);
+  sent(id: EmailId): TE.TaskEither<StoreUnavailable, string | undefined> {
+    return TE.fromIO(() => this.sends.get(id)?.providerId);
   }
 
-  delivered(id: EmailId): TE.TaskEither<StoreUnavailable, string | undefined> {
-    return TE.fromTask(async () => this.delivered_.get(id));
+  record(id: EmailId, providerId: string, at: Date): TE.TaskEither<StoreUnavailable, void> {
+    return TE.fromIO(() => {
+      if (!this.sends.has(id)) this.sends.set(id, { providerId, atMs: at.getTime() });
+    });
   }
 
-  record(id: EmailId, providerId: string): TE.TaskEither<StoreUnavailable, void> {
-    return TE.fromTask(async () => this.delivered_.set(id, providerId));
+  purgeOlderThan(cutoff: Date): TE.TaskEither<StoreUnavailable, number> {
+    return TE.fromIO(() => {
+      let purged = 0;
+      for (const [id, entry] of this.sends) {
+        if (entry.atMs < cutoff.getTime()) {
+          this.sends.delete(id);
+          purged += 1;
+        }
+      }
+      return purged;
+    });
   }
 }

@@ -3,7 +3,11 @@ import type { DomainEvent } from '../../domain/events.js';
 
 export interface Metrics {
   readonly registry: Registry;
-  /** Counts an event; fed from the same events the status page is built from. */
+  /**
+   * Counts an event. Fed only with this process's own events, and only with those that changed
+   * the email log, so a redelivered task or an event relayed from another process is not
+   * counted twice.
+   */
   observe(event: DomainEvent): void;
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -17,9 +21,9 @@ export function createMetrics(role: string): Metrics {
     help: 'Emails accepted and queued',
     registers: [registry],
   });
-  const delivered = new Counter({
-    name: 'email_delivered_total',
-    help: 'Emails handed to the provider',
+  const sent = new Counter({
+    name: 'email_sent_total',
+    help: 'Emails the provider accepted (not yet a delivery report)',
     registers: [registry],
   });
   const retried = new Counter({
@@ -51,9 +55,13 @@ export function createMetrics(role: string): Metrics {
       switch (event.type) {
         case 'EmailRequested':
           return requested.inc();
-        case 'EmailDelivered':
-          delivered.inc();
-          return sendSeconds.observe(event.durationMs / 1000);
+        case 'EmailSending':
+          return;
+        case 'EmailSent':
+          sent.inc();
+          // A send found in the ledger on a redelivery took no time: it is no measurement.
+          if (event.durationMs > 0) sendSeconds.observe(event.durationMs / 1000);
+          return;
         case 'EmailDeliveryRetried':
           return retried.inc();
         case 'EmailDeliveryFailed':

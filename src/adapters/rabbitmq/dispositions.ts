@@ -5,6 +5,7 @@ import type {
   EmailTask,
   QueueUnavailable,
 } from '../../application/ports/email-queue.js';
+import { queueUnavailable } from '../../application/ports/email-queue.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { WireMessage } from '../messaging/task-message.js';
 import { encodeTask, toDeadLetter } from '../messaging/task-message.js';
@@ -57,6 +58,9 @@ export class Dispositions {
         // Through the default exchange, straight to the queue of that delay (see topology.ts).
         return this.options.publisher.publish('', this.names.retryQueue(step), next);
       }
+      case 'Redeliver':
+        // The consumer holds a Redeliver itself; one that gets here goes back to the broker.
+        return () => Promise.resolve(E.left(queueUnavailable(disposition.reason)));
       case 'DeadLetter':
         return this.deadLetter(original, disposition.reason, task.attempt, disposition.history);
     }

@@ -6,6 +6,7 @@ import type { Task } from 'fp-ts/lib/Task.js';
 import { PathReporter } from 'io-ts/lib/PathReporter.js';
 import type { DeliveryEvents } from '../../application/ports/delivery-events.js';
 import type { Logger } from '../../application/ports/system.js';
+import type { EventKey } from '../../domain/events.js';
 import { DomainEvent, eventKey } from '../../domain/events.js';
 import type { RabbitMqConnection } from './connection.js';
 import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
@@ -19,10 +20,11 @@ export interface RabbitMqDeliveryEventsOptions {
 }
 
 /**
- * Domain events on the `<prefix>.events` topic exchange, keyed `requested`, `delivered`,
- * `retrying`, `failed`. Best effort by the port's contract: a lost event costs a stale status
- * page, never a delivery, so failures are logged and the task goes on. Not mandatory: an
- * exchange nobody listens to is normal (no server running).
+ * Domain events on the `<prefix>.events` topic exchange, keyed `requested`, `sending`, `sent`,
+ * `retrying`, `failed`, `failover`. Best effort by the port's contract: the email log already
+ * holds every change, so a lost event costs a live page a refresh, never a delivery or a
+ * status; failures are logged and the task goes on. Not mandatory: an exchange nobody listens
+ * to is normal (no server running).
  */
 export class RabbitMqDeliveryEvents implements DeliveryEvents {
   private readonly exchange: string;
@@ -57,8 +59,8 @@ export interface EventSubscription {
 }
 
 /**
- * Feeds every event to `handler` through a queue of this process's own, bound to `#`: each
- * server instance sees all events. The queue is named rather than exclusive so that it outlives
+ * Feeds events to `handler` through a queue of this process's own, bound to `routingKeys`
+ * (every event by default): each server instance sees all of them. The queue is named rather than exclusive so that it outlives
  * a dropped connection: events published while this process reconnects wait for it there. It is
  * deleted on close, and `x-expires` removes it if the process dies without closing.
  */
@@ -67,6 +69,7 @@ export async function subscribeToEvents(
   prefix: string,
   handler: (event: DomainEvent) => void | Promise<void>,
   logger: Logger,
+  routingKeys: readonly EventKey[] | '#' = '#',
 ): Promise<EventSubscription> {
   const exchange = topologyNames(prefix).eventsExchange;
   const queueName = `${exchange}.${hostname().slice(0, 60)}.${process.pid}.${randomBytes(4).toString('hex')}`;
@@ -122,7 +125,9 @@ export async function subscribeToEvents(
       durable: false,
       arguments: { 'x-expires': QUEUE_EXPIRES_MS },
     });
-    await ch.bindQueue(queue, exchange, '#');
+    for (const key of routingKeys === '#' ? ['#'] : routingKeys) {
+      await ch.bindQueue(queue, exchange, key);
+    }
     await ch.consume(queue, deliver, { noAck: true });
   };
 

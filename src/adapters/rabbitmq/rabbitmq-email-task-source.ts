@@ -196,8 +196,19 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
       return this.settle(sub, msg, done);
     }
     const task = decoded.right;
-    const outcome = await this.run(task);
+    let outcome = await this.run(task);
+    // Redeliver: a store is down. The task stays here, unacked, and is tried again after a
+    // growing pause; rejecting it would count toward the queue's delivery limit and could
+    // dead-letter a good email during a long database outage.
+    for (let earlier = 0; isRedeliver(outcome) && !sub.abandoned && !sub.closed; earlier += 1) {
+      await sleep(
+        Math.min((this.options.redeliveryDelayMs ?? 100) * 2 ** Math.min(earlier, 10), 5_000),
+      );
+      if (sub.abandoned || sub.closed || !this.handler) break;
+      outcome = await this.run(task);
+    }
     if (sub.abandoned) return;
+    if (isRedeliver(outcome)) return this.settle(sub, msg, E.left(undefined));
     if (E.isLeft(outcome)) {
       this.options.logger.warn(
         { emailId: task.request.id, attempt: task.attempt, err: errorText(outcome.left) },
@@ -264,3 +275,6 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     }
   }
 }
+
+const isRedeliver = (outcome: E.Either<unknown, Disposition>): boolean =>
+  E.isRight(outcome) && outcome.right._tag === 'Redeliver';

@@ -42,9 +42,18 @@ export type Disposition =
       readonly _tag: 'DeadLetter';
       readonly reason: string;
       readonly history: readonly AttemptRecord[];
-    };
+    }
+  /**
+   * No decision yet: a store the worker needs did not answer. The queue keeps the task in this
+   * worker, unacknowledged, and offers it to the handler again after a pause, so an outage of
+   * the database neither loses the task nor spends its attempts.
+   */
+  | { readonly _tag: 'Redeliver'; readonly reason: string };
 
-/** A handler that rejects (a bug, or a dependency down) makes the queue offer the task again. */
+/**
+ * Decides what becomes of a task. It answers every expected failure with a disposition; a
+ * rejection is a bug, and the queue hands the task back to the broker after a pause.
+ */
 export type TaskHandler = (task: EmailTask) => Promise<Disposition>;
 
 /** The worker's side: where tasks come from. Driven by main, not by a use case. */

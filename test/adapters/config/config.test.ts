@@ -9,6 +9,8 @@ const problemsOf = (env: Record<string, string>, role: Parameters<typeof loadCon
   return Object.fromEntries(result.left.map((p) => [p.variable, p.message]));
 };
 
+const DB = 'postgres://postgres@127.0.0.1:5432/email';
+
 describe('Configuration', () => {
   it('runs `email dev` on the documented defaults, with nothing set', () => {
     const config = loadConfig({}, 'dev');
@@ -44,6 +46,7 @@ describe('Configuration', () => {
     );
     expect(Object.keys(problems).sort()).to.deep.equal([
       'AMQP_URL',
+      'DATABASE_URL',
       'LOG_LEVEL',
       'MAIL_FROM',
       'MAX_ATTEMPTS',
@@ -52,12 +55,13 @@ describe('Configuration', () => {
     ]);
     expect(problems.PORT).to.contain('a port number').and.contain('"eighty"');
     expect(problems.AMQP_URL).to.match(/^is required/);
+    expect(problems.DATABASE_URL).to.match(/^is required: set it to a postgres:\/\//);
     expect(problems.MAIL_FROM).to.contain('"nobody"');
   });
 
   it('asks for what the chosen transports need, only in the roles that send', () => {
     const worker = problemsOf(
-      { AMQP_URL: 'amqp://localhost', MAIL_TRANSPORT: 'mailgun,smtp' },
+      { AMQP_URL: 'amqp://localhost', DATABASE_URL: DB, MAIL_TRANSPORT: 'mailgun,smtp' },
       'worker',
     );
     expect(Object.keys(worker).sort()).to.deep.equal([
@@ -66,7 +70,7 @@ describe('Configuration', () => {
       'SMTP_URL',
     ]);
     const server = loadConfig(
-      { AMQP_URL: 'amqp://localhost', MAIL_TRANSPORT: 'mailgun' },
+      { AMQP_URL: 'amqp://localhost', DATABASE_URL: DB, MAIL_TRANSPORT: 'mailgun' },
       'server',
     );
     expect(E.isRight(server)).to.equal(true);
@@ -77,27 +81,51 @@ describe('Configuration', () => {
       {
         AMQP_URL: 'http://guest:hunter2@localhost',
         SMTP_URL: 'smtp:/u:pa55word@host',
+        DATABASE_URL: 'mysql://app:s3cr3tdb@host/email',
         MAIL_TRANSPORT: 'smtp',
       },
       'worker',
     );
     if (E.isRight(result)) expect.fail('accepted');
     const text = describeProblems(result.left);
-    expect(text).to.contain('AMQP_URL').and.contain('SMTP_URL');
+    expect(text).to.contain('AMQP_URL').and.contain('SMTP_URL').and.contain('DATABASE_URL');
     expect(text).not.to.contain('hunter2');
     expect(text).not.to.contain('pa55word');
+    expect(text).not.to.contain('s3cr3tdb');
 
-    const ok = loadConfig({ AMQP_URL: 'amqp://guest:hunter2@localhost:5672' }, 'server');
+    const ok = loadConfig(
+      {
+        AMQP_URL: 'amqp://guest:hunter2@localhost:5672',
+        DATABASE_URL: 'postgres://app:s3cr3tdb@localhost:5432/email',
+      },
+      'server',
+    );
     if (E.isLeft(ok)) expect.fail(describeProblems(ok.left));
     for (const shown of [
       JSON.stringify(ok.right),
       inspect(ok.right, { depth: 5 }),
       String(ok.right.amqpUrl),
+      String(ok.right.databaseUrl),
     ]) {
       expect(shown).not.to.contain('hunter2');
+      expect(shown).not.to.contain('s3cr3tdb');
     }
     expect(ok.right.amqpUrl?.reveal()).to.equal('amqp://guest:hunter2@localhost:5672');
     expect(`${new Secret('x')}`).to.equal('[redacted]');
+  });
+
+  it('needs DATABASE_URL in the server, worker and migrate roles, and not in dev', () => {
+    for (const role of ['server', 'worker', 'migrate'] as const) {
+      expect(problemsOf({ AMQP_URL: 'amqp://localhost' }, role), role).to.have.property(
+        'DATABASE_URL',
+      );
+    }
+    expect(E.isRight(loadConfig({}, 'dev'))).to.equal(true);
+    expect(problemsOf({ DATABASE_URL: 'postgres:/nope' }, 'dev')).to.have.property('DATABASE_URL');
+    const dev = loadConfig({ DATABASE_URL: DB, RETENTION_DAYS: '7' }, 'dev');
+    if (E.isLeft(dev)) expect.fail(describeProblems(dev.left));
+    expect(dev.right.retentionDays).to.equal(7);
+    expect(problemsOf({ RETENTION_DAYS: '0' }, 'dev')).to.have.property('RETENTION_DAYS');
   });
 
   it('treats an empty variable as unset, and 0 as "any free port"', () => {

@@ -152,10 +152,10 @@ describe('HTTP JSON API (POST /emails)', () => {
     expect(published(h)).to.have.length(1);
   });
 
-  it('answers GET /emails with 405 and an Allow header', async () => {
-    const res = await fetch(`${h.url}/emails`);
+  it('answers PUT /emails with 405 and an Allow header', async () => {
+    const res = await fetch(`${h.url}/emails`, { method: 'PUT' });
     expect(res.status).to.equal(405);
-    expect(res.headers.get('allow')).to.contain('POST');
+    expect(res.headers.get('allow')).to.contain('POST').and.contain('GET');
     expect((await errorOf(res)).code).to.equal('method_not_allowed');
   });
 });

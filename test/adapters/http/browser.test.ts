@@ -55,7 +55,7 @@ describe('HTTP pages in a real browser', function () {
     await h.close();
   });
 
-  it('sends the form, lands on the status page and follows it live to delivered', async () => {
+  it('sends the form, lands on the status page and follows it live to sent', async () => {
     await page.goto(`${h.url}/`);
     expect(await page.title()).to.equal('Send an email');
     await page.getByLabel('To').fill('Ada <ada@example.com>');
@@ -70,18 +70,17 @@ describe('HTTP pages in a real browser', function () {
     expect(h.queue.published).to.have.length(1);
 
     const [request] = h.queue.published;
-    await h.statuses.save({
+    await h.change({
+      type: 'EmailSent',
       id: 'email-00000001' as EmailId,
-      status: 'delivered',
       to: request!.to,
       subject: request!.subject,
-      requestedAt: request!.requestedAt,
-      attempts: [{ attempt: 1, at: '2030-01-02T03:04:06.000Z', outcome: 'sent', detail: '<p1@x>' }],
+      at: '2030-01-02T03:04:06.000Z',
+      attempt: 1,
       providerId: '<p1@x>',
-      deliveredAt: '2030-01-02T03:04:06.000Z',
       durationMs: 1234,
-    })();
-    await page.locator('.status-delivered').waitFor({ timeout: 5_000 });
+    });
+    await page.locator('.status-sent').waitFor({ timeout: 5_000 });
     expect(await page.locator('#email-status').innerText()).to.contain('1.23 s');
     // The inline stylesheet applied: the CSP hash matches it.
     const width = await page.evaluate("getComputedStyle(document.querySelector('main')).maxWidth");

@@ -1,18 +1,15 @@
+import * as E from 'fp-ts/lib/Either.js';
 import {
-  InMemoryEmailStatusStore,
+  InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../../../src/adapters/memory/in-memory-stores.js';
+import { InMemoryDeliveryEvents } from '../../../src/adapters/memory/in-memory-delivery-events.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ProjectEmailStatus } from '../../../src/application/project-email-status.js';
+import { recordAndAnnounce } from '../../../src/application/email-history.js';
 import { RequestEmail } from '../../../src/application/request-email.js';
-import {
-  RecordingEvents,
-  RecordingLogger,
-  RecordingQueue,
-  fixedClock,
-  sequentialIds,
-} from '../../support/fakes.js';
+import type { DomainEvent } from '../../../src/domain/events.js';
+import { RecordingLogger, RecordingQueue, fixedClock, sequentialIds } from '../../support/fakes.js';
 import type { HttpDeps } from '../../../src/adapters/http/app.js';
 import { createHttpApp } from '../../../src/adapters/http/app.js';
 
@@ -21,8 +18,10 @@ const clock = fixedClock('2030-01-02T03:04:05.000Z');
 export interface Harness {
   readonly url: string;
   readonly queue: RecordingQueue;
-  readonly events: RecordingEvents;
-  readonly statuses: InMemoryEmailStatusStore;
+  readonly emails: InMemoryEmailLog;
+  readonly bus: InMemoryDeliveryEvents;
+  /** What a worker does: writes `event` to the email log, then announces it on the bus. */
+  change(event: DomainEvent): Promise<void>;
   readonly log: RecordingLogger;
   readonly readiness: { ready: boolean };
   close(): Promise<void>;
@@ -31,25 +30,33 @@ export interface Harness {
 /** The app on a real HTTP server on port 0, wired to the real RequestEmail over fakes. */
 export async function startHttp(overrides: Partial<HttpDeps> = {}): Promise<Harness> {
   const queue = new RecordingQueue();
-  const statuses = new InMemoryEmailStatusStore();
-  const projection = new ProjectEmailStatus(statuses);
-  const events = new RecordingEvents((event) => projection.apply(event)());
+  const emails = new InMemoryEmailLog();
   const log = new RecordingLogger();
+  const bus = new InMemoryDeliveryEvents(log);
   const readiness = { ready: true };
   const requestEmail = new RequestEmail(
     queue,
-    events,
+    emails,
+    bus,
     new InMemoryIdempotencyStore(),
     sequentialIds(),
     clock,
+    log,
   );
+  const record = recordAndAnnounce(emails, bus);
   const app = createHttpApp({
     requestEmail,
-    statuses,
+    emails,
+    watch: (id, onChange) =>
+      bus.subscribe(
+        async (event) => {
+          if (event.id === id) onChange();
+        },
+        { remote: true },
+      ),
     readiness: () => readiness.ready,
     csrfSecret: Buffer.from('test-secret-test-secret-test-sec'),
     log,
-    statusWaitMs: 0,
     ...overrides,
   });
   const server = createServer(app.callback());
@@ -58,8 +65,12 @@ export async function startHttp(overrides: Partial<HttpDeps> = {}): Promise<Harn
   return {
     url: `http://127.0.0.1:${port}`,
     queue,
-    events,
-    statuses,
+    emails,
+    bus,
+    async change(event) {
+      const done = await record(event)();
+      if (E.isLeft(done)) throw new Error(done.left.reason);
+    },
     log,
     readiness,
     close: () =>

@@ -1,4 +1,4 @@
-import { InMemoryEmailStatusStore } from '../../../src/adapters/memory/in-memory-stores.js';
+import { InMemoryEmailLog } from '../../../src/adapters/memory/in-memory-stores.js';
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import type { Harness } from './harness.js';
@@ -90,13 +90,13 @@ describe('HTTP operations, fallbacks and safety nets', () => {
   });
 
   it('answers a bug with a generic 500, logs it, and keeps serving', async () => {
-    const statuses = new InMemoryEmailStatusStore();
-    statuses.get = () => () => Promise.reject(new Error('secret internal detail'));
+    const emails = new InMemoryEmailLog();
+    emails.get = () => () => Promise.reject(new Error('secret internal detail'));
     h = await startHttp({
       requestEmail: {
         execute: () => () => Promise.reject(new Error('secret internal detail')),
       },
-      statuses,
+      emails,
     });
     const api = await postJson(h, { to: 'ada@example.com', subject: 'S', text: 'T' });
     expect(api.status).to.equal(500);

@@ -1,40 +1,37 @@
 import { expect } from 'chai';
-import type { EmailId } from '../../../src/domain/email-request.js';
-import type { EmailStatus } from '../../../src/domain/email-status.js';
 import type { EmailAddress } from '../../../src/domain/email-address.js';
+import type { EmailId } from '../../../src/domain/email-request.js';
+import type { DomainEvent } from '../../../src/domain/events.js';
+import type { StatusJson } from '../../../src/adapters/http/status-page.js';
 import type { Harness } from './harness.js';
 import { startHttp } from './harness.js';
 
 const id = 'email-00000042' as EmailId;
+const about = { id, to: ['ada@example.com' as EmailAddress], subject: 'Hello <b>Ada</b>' };
 
-const queued: EmailStatus = {
-  id,
-  status: 'queued',
-  to: ['ada@example.com' as EmailAddress],
-  subject: 'Hello <b>Ada</b>',
-  requestedAt: '2030-01-02T03:04:05.000Z',
-  attempts: [],
-};
-
-const retrying: EmailStatus = {
-  ...queued,
-  status: 'retrying',
-  attempts: [
-    { attempt: 1, at: '2030-01-02T03:04:06.000Z', outcome: 'transient', detail: 'HTTP 503' },
-  ],
-  nextAttemptAt: '2030-01-02T03:04:11.000Z',
+const requested: DomainEvent = { type: 'EmailRequested', ...about, at: '2030-01-02T03:04:05.000Z' };
+const retried: DomainEvent = {
+  type: 'EmailDeliveryRetried',
+  ...about,
+  at: '2030-01-02T03:04:06.000Z',
+  attempt: 1,
   reason: 'HTTP 503',
+  durationMs: 40,
+  delayMs: 5000,
+  nextAttemptAt: '2030-01-02T03:04:11.000Z',
 };
-
-const delivered: EmailStatus = {
-  ...queued,
-  status: 'delivered',
-  attempts: [
-    ...retrying.attempts,
-    { attempt: 2, at: '2030-01-02T03:04:12.000Z', outcome: 'sent', detail: '<p1@mailgun>' },
-  ],
+const sending: DomainEvent = {
+  type: 'EmailSending',
+  ...about,
+  at: '2030-01-02T03:04:11.500Z',
+  attempt: 2,
+};
+const sent: DomainEvent = {
+  type: 'EmailSent',
+  ...about,
+  at: '2030-01-02T03:04:12.000Z',
+  attempt: 2,
   providerId: '<p1@mailgun>',
-  deliveredAt: '2030-01-02T03:04:12.000Z',
   durationMs: 670,
 };
 
@@ -43,10 +40,10 @@ const json = { headers: { accept: 'application/json' } };
 /** Reads server-sent events until the stream ends or `until` says enough. */
 async function readEvents(
   res: Response,
-  onEvent: (data: EmailStatus, count: number) => Promise<void> | void,
-): Promise<{ events: EmailStatus[]; ended: boolean }> {
+  onEvent: (data: StatusJson, count: number) => Promise<void> | void,
+): Promise<{ events: StatusJson[]; ended: boolean }> {
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  const events: EmailStatus[] = [];
+  const events: StatusJson[] = [];
   let buffer = '';
   for (;;) {
     const { value, done } = await reader.read();
@@ -58,7 +55,7 @@ async function readEvents(
       buffer = buffer.slice(end + 2);
       const data = block.split('\n').find((line) => line.startsWith('data: '));
       if (!block.includes('event: status') || data === undefined) continue;
-      const status = JSON.parse(data.slice(6)) as EmailStatus;
+      const status = JSON.parse(data.slice(6)) as StatusJson;
       events.push(status);
       await onEvent(status, events.length);
     }
@@ -78,26 +75,103 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
     await h.close();
   });
 
+  const changes = async (...events: DomainEvent[]): Promise<void> => {
+    for (const event of events) await h.change(event);
+  };
+
   it('answers JSON with the public fields when Accept prefers it', async () => {
-    await h.statuses.save(delivered)();
+    await changes(requested, retried, sending, sent);
     const res = await fetch(`${h.url}/emails/${id}`, json);
     expect(res.status).to.equal(200);
     expect(res.headers.get('vary')).to.contain('Accept');
     expect(await res.json()).to.deep.equal({
       id,
-      status: 'delivered',
+      status: 'sent',
       to: ['ada@example.com'],
       subject: 'Hello <b>Ada</b>',
-      requestedAt: '2030-01-02T03:04:05.000Z',
-      attempts: delivered.attempts,
-      providerId: '<p1@mailgun>',
-      deliveredAt: '2030-01-02T03:04:12.000Z',
-      durationMs: 670,
+      created_at: '2030-01-02T03:04:05.000Z',
+      recipients: [{ address: 'ada@example.com', status: 'sent' }],
+      attempts: [
+        {
+          attempt: 1,
+          at: '2030-01-02T03:04:06.000Z',
+          outcome: 'transient',
+          detail: 'HTTP 503',
+          duration_ms: 40,
+        },
+        {
+          attempt: 2,
+          at: '2030-01-02T03:04:12.000Z',
+          outcome: 'sent',
+          detail: '<p1@mailgun>',
+          duration_ms: 670,
+        },
+      ],
+      events: [
+        { at: '2030-01-02T03:04:05.000Z', status: 'queued', source: 'api' },
+        {
+          at: '2030-01-02T03:04:06.000Z',
+          status: 'retrying',
+          source: 'worker',
+          detail: 'HTTP 503',
+        },
+        {
+          at: '2030-01-02T03:04:11.500Z',
+          status: 'sending',
+          source: 'worker',
+          detail: 'attempt 2',
+        },
+        {
+          at: '2030-01-02T03:04:12.000Z',
+          status: 'sent',
+          source: 'worker',
+          detail: '<p1@mailgun>',
+        },
+      ],
+      provider_id: '<p1@mailgun>',
+      sent_at: '2030-01-02T03:04:12.000Z',
+      duration_ms: 670,
     });
   });
 
+  it('lists emails newest first, filtered, a page at a time', async () => {
+    for (let i = 1; i <= 3; i += 1) {
+      const res = await fetch(`${h.url}/emails`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          to: `user${i}@example.com`,
+          subject: `S${i}`,
+          text: 'T',
+          tags: i === 2 ? ['receipt'] : [],
+        }),
+      });
+      expect(res.status).to.equal(202);
+    }
+    const all = (await (await fetch(`${h.url}/emails`)).json()) as {
+      data: StatusJson[];
+      next_cursor: string | null;
+    };
+    // The harness clock stands still: equal times fall back to the id, newest (largest) first.
+    expect(all.data.map((e) => e.to[0])).to.deep.equal([
+      'user3@example.com',
+      'user2@example.com',
+      'user1@example.com',
+    ]);
+    expect(all.next_cursor).to.equal(null);
+    const tagged = (await (await fetch(`${h.url}/emails?tag=receipt`)).json()) as {
+      data: StatusJson[];
+    };
+    expect(tagged.data.map((e) => e.subject)).to.deep.equal(['S2']);
+    const byTo = (await (await fetch(`${h.url}/emails?to=USER1`)).json()) as { data: StatusJson[] };
+    expect(byTo.data.map((e) => e.subject)).to.deep.equal(['S1']);
+    const bad = await fetch(`${h.url}/emails?status=lost&since=yesterday`);
+    expect(bad.status).to.equal(400);
+    expect(await bad.json()).to.have.nested.property('error.fields.status');
+  });
+
   it('renders an escaped HTML page that works without JavaScript', async () => {
-    await h.statuses.save(retrying)();
+    await changes(requested, retried);
     const res = await fetch(`${h.url}/emails/${id}`);
     const html = await res.text();
     expect(res.status).to.equal(200);
@@ -113,10 +187,11 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
     expect(html).to.contain('<script src="/static/status.js" defer></script>');
   });
 
-  it('shows the provider id and time to send once delivered, and stops updating', async () => {
-    await h.statuses.save(delivered)();
+  it('shows the provider id, time to send and history once sent, and stops updating', async () => {
+    await changes(requested, sending, sent);
     const html = await (await fetch(`${h.url}/emails/${id}`)).text();
-    expect(html).to.contain('Delivered.');
+    expect(html).to.contain('Sent: the provider accepted it.');
+    expect(html).to.contain('<strong>sending</strong> (worker): attempt 2');
     expect(html).to.contain('&lt;p1@mailgun&gt;');
     expect(html).to.contain('0.67 s');
     expect(html).not.to.contain('data-events');
@@ -130,7 +205,14 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
       to: 'smtp',
       reason: 'Mailgun 503: <busy>',
     };
-    await h.statuses.save({ ...delivered, failovers: [failover] })();
+    await changes(requested, {
+      type: 'EmailFailedOver',
+      ...about,
+      at: failover.at,
+      fromTransport: failover.from,
+      toTransport: failover.to,
+      reason: failover.reason,
+    });
     const html = await (await fetch(`${h.url}/emails/${id}`)).text();
     expect(html).to.contain('Failovers');
     expect(html).to.contain('mailgun failed for now (Mailgun 503: &lt;busy&gt;); tried smtp.');
@@ -160,43 +242,48 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
   });
 
   it('streams the current status at once, each change, and ends after a final one', async () => {
-    await h.statuses.save(queued)();
+    await changes(requested);
     const res = await fetch(`${h.url}/emails/${id}/events`);
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.match(/^text\/event-stream/);
     const { events, ended } = await readEvents(res, async (_status, count) => {
-      if (count === 1) await h.statuses.save(retrying)();
-      if (count === 2) await h.statuses.save(delivered)();
+      if (count === 1) await h.change(retried);
+      if (count === 2) await changes(sending, sent);
     });
-    expect(events.map((e) => e.status)).to.deep.equal(['queued', 'retrying', 'delivered']);
-    expect(events[2]).to.include({ providerId: '<p1@mailgun>', durationMs: 670 });
+    // `sending` may be read together with `sent` (one re-read after both): never out of order.
+    const seen = events.map((e) => e.status);
+    expect(seen[0]).to.equal('queued');
+    expect(seen[1]).to.equal('retrying');
+    expect(seen.at(-1)).to.equal('sent');
+    expect(events.at(-1)).to.include({ provider_id: '<p1@mailgun>', duration_ms: 670 });
     expect(ended).to.equal(true);
-    expect(h.statuses.watcherCount(id)).to.equal(0);
+    expect(h.bus.subscribers).to.equal(0);
   });
 
-  it('stops watching the store when the client goes away', async () => {
-    await h.statuses.save(queued)();
+  it('shows on reload what a lost event never told the page', async () => {
+    await changes(requested);
+    // A change written to the log with no announcement, as when the broker dropped the event.
+    await h.emails.apply(sent)();
+    const res = await fetch(`${h.url}/emails/${id}`, json);
+    expect(await res.json()).to.include({ status: 'sent' });
+  });
+
+  it('stops watching when the client goes away', async () => {
+    await changes(requested);
     const abort = new AbortController();
     const res = await fetch(`${h.url}/emails/${id}/events`, { signal: abort.signal });
+    const before = h.bus.subscribers;
+    expect(before).to.equal(1);
     await readEvents(res, () => abort.abort()).catch(() => undefined);
-    for (let i = 0; i < 50 && h.statuses.watcherCount(id) > 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    expect(h.statuses.watcherCount(id)).to.equal(0);
-  });
-
-  it('waits briefly for a just-accepted id before answering 404', async () => {
-    const waiting = await startHttp({ statusWaitMs: 2_000 });
-    try {
-      const pending = fetch(`${waiting.url}/emails/${id}`, json);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      await waiting.statuses.save(queued)();
-      const res = await pending;
-      expect(res.status).to.equal(200);
-      expect(await res.json()).to.include({ id, status: 'queued' });
-      expect(waiting.statuses.watcherCount(id)).to.equal(0);
-    } finally {
-      await waiting.close();
-    }
+    await eventually(() => h.bus.subscribers === 0);
   });
 });
+
+/** Polls `condition` until it holds, for at most `ms`: waiting for the server to notice a close. */
+async function eventually(condition: () => boolean, ms = 2_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) expect.fail('the condition never held');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -230,7 +230,7 @@ describe('RabbitMQ adapters', function () {
       });
       const request = sampleRequest();
       const event: DomainEvent = {
-        type: 'EmailDelivered',
+        type: 'EmailSent',
         id: request.id,
         at: '2026-11-28T10:00:02.000Z',
         to: request.to,
@@ -239,7 +239,7 @@ describe('RabbitMQ adapters', function () {
         providerId: '<abc@mailgun>',
         durationMs: 670,
       };
-      await fx.publisher.publish(topologyNames(fx.prefix).eventsExchange, 'delivered', {
+      await fx.publisher.publish(topologyNames(fx.prefix).eventsExchange, 'sent', {
         body: Buffer.from('{"type":"Nonsense"}'),
         headers: {},
         messageId: undefined,

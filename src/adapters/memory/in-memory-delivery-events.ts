@@ -1,0 +1,68 @@
+import type { Task } from 'fp-ts/lib/Task.js';
+import type { DeliveryEvents } from '../../application/ports/delivery-events.js';
+import type { Logger } from '../../application/ports/system.js';
+import type { DomainEvent } from '../../domain/events.js';
+
+export type EventHandler = (event: DomainEvent) => Promise<void>;
+
+export interface SubscribeOptions {
+  /**
+   * Also hear events relayed from other processes (through the broker). Live pages want them;
+   * metrics and the bridge to the broker do not, or every event would count or travel twice.
+   */
+  readonly remote?: boolean;
+}
+
+/**
+ * The one event path inside a process: the core publishes here, and the status pages' live
+ * streams, the metrics and the bridge to RabbitMQ subscribe. It delivers each event to every
+ * subscriber before `publish` resolves, so whoever saw `publish` finish can rely on every
+ * subscriber having run; a failing subscriber is logged, never propagated, because an event is
+ * a notification and the email log already holds the change.
+ */
+export class InMemoryDeliveryEvents implements DeliveryEvents {
+  private readonly handlers = new Map<EventHandler, SubscribeOptions>();
+
+  constructor(private readonly log: Logger) {}
+
+  subscribe(handler: EventHandler, options: SubscribeOptions = {}): () => void {
+    this.handlers.set(handler, options);
+    return () => {
+      this.handlers.delete(handler);
+    };
+  }
+
+  /** An event of this process's own making. */
+  publish(event: DomainEvent): Task<void> {
+    return this.deliver(event, false);
+  }
+
+  /** An event another process made, brought in by a bridge: only `remote` subscribers hear it. */
+  relay(event: DomainEvent): Task<void> {
+    return this.deliver(event, true);
+  }
+
+  /** How many subscribers there are: each open live page holds one. */
+  get subscribers(): number {
+    return this.handlers.size;
+  }
+
+  private deliver(event: DomainEvent, remote: boolean): Task<void> {
+    return async () => {
+      // A copy: a handler may unsubscribe (a stream that ends) while the others run.
+      const targets = [...this.handlers].filter(([, options]) => !remote || options.remote);
+      await Promise.all(
+        targets.map(async ([handler]) => {
+          try {
+            await handler(event);
+          } catch (error) {
+            this.log.error(
+              { err: error, event: event.type, emailId: event.id },
+              'Event handler failed',
+            );
+          }
+        }),
+      );
+    };
+  }
+}

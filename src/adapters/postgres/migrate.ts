@@ -1,0 +1,100 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runner } from 'node-pg-migrate';
+import pg from 'pg';
+import type { ClientBase } from 'pg';
+import type { Logger } from '../../application/ports/system.js';
+import { redactDatabaseUrl } from './pg-database.js';
+import { isConnectionError, safeReason } from './sql-client.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The `migrations/` folder at the repository root (plain PostgreSQL SQL files, run by
+ * node-pg-migrate). Compiled, this file is `dist/src/adapters/postgres/migrate.js`, four levels
+ * below the root; run from source (tsx), it is three. A deployment must ship the folder next to
+ * `dist/` (the Docker image copies it to `/app/migrations`).
+ */
+export const MIGRATIONS_DIR: string =
+  [resolve(here, '../../../migrations'), resolve(here, '../../../../migrations')].find((dir) =>
+    existsSync(dir),
+  ) ?? resolve(here, '../../../../migrations');
+
+/** The table in which node-pg-migrate notes what it applied (its own default name). */
+export const MIGRATIONS_TABLE = 'pgmigrations';
+
+/** node-pg-migrate's lines go to our logger, as info; its debug lines (every SQL) are dropped. */
+const migrationLogger = (log: Logger) => ({
+  info: (message: string) => log.info({}, message),
+  warn: (message: string) => log.warn({}, message),
+  error: (message: string) => log.error({}, message),
+});
+
+/**
+ * Applies every pending migration over an already connected client, in one transaction, under
+ * node-pg-migrate's advisory lock in `wait` mode: concurrent callers (ten servers starting at
+ * once) queue on the lock, and each one after the first finds nothing left to do. (Its default
+ * mode, `fail`, would make every caller but one throw.) Answers the names it applied.
+ * Throws on any failure: migrations run at start-up, where an error must stop the process.
+ */
+export async function migrateClient(
+  client: ClientBase,
+  log: Logger,
+): Promise<{ applied: string[] }> {
+  const ran = await runner({
+    dbClient: client,
+    dir: MIGRATIONS_DIR,
+    migrationsTable: MIGRATIONS_TABLE,
+    direction: 'up',
+    singleTransaction: true,
+    checkOrder: true,
+    advisoryLockMode: 'wait',
+    logger: migrationLogger(log),
+  });
+  return { applied: ran.map((m) => m.name) };
+}
+
+/**
+ * node-pg-migrate's own errors (a migration file missing or out of order) carry no code and say
+ * what to fix, so their text is kept; the driver's are reduced to safe words (`safeReason`).
+ */
+function why(err: unknown, databaseUrl: string): string {
+  const fromDriver = typeof err === 'object' && err !== null && 'code' in err;
+  if (fromDriver || isConnectionError(err) || !(err instanceof Error)) return safeReason(err);
+  return err.message.split(databaseUrl).join(redactDatabaseUrl(databaseUrl));
+}
+
+/**
+ * Brings the database at `databaseUrl` up to date; see `migrateClient`. Opens its own connection
+ * (no statement timeout: a migration or the wait for another server's lock may take long) and
+ * closes it. Errors say why in safe words (never the URL's password) and keep the driver's
+ * error as `cause`.
+ */
+export async function migrate(databaseUrl: string, log: Logger): Promise<{ applied: string[] }> {
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: 5000,
+    application_name: 'queued-email-migrate',
+  });
+  // A connection dropped while idle between two statements must fail the migration, not crash.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const result = await migrateClient(client, log);
+    log.info(
+      { url: redactDatabaseUrl(databaseUrl), applied: result.applied },
+      result.applied.length > 0 ? 'database migrated' : 'database schema up to date',
+    );
+    return result;
+  } catch (err) {
+    throw new Error(
+      `migrating ${redactDatabaseUrl(databaseUrl)} failed: ${why(err, databaseUrl)}`,
+      {
+        cause: err,
+      },
+    );
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

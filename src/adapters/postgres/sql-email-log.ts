@@ -1,0 +1,286 @@
+import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
+import type * as TE from 'fp-ts/lib/TaskEither.js';
+import type {
+  Applied,
+  EmailLog,
+  EmailPage,
+  EmailQuery,
+  StoreUnavailable,
+} from '../../application/ports/email-log.js';
+import type { EmailId } from '../../domain/email-request.js';
+import { EmailRequest } from '../../domain/email-request.js';
+import type { EmailStatus } from '../../domain/email-status.js';
+import { evolveStatus } from '../../domain/email-status.js';
+import type { DomainEvent, EmailRequested } from '../../domain/events.js';
+import type { SqlClient } from './sql-client.js';
+import { attempt, sameJson, StoreFault } from './sql-client.js';
+
+/** Lost races before `apply` stops re-reading and takes the row lock instead. */
+const OPTIMISTIC_ROUNDS = 4;
+/** Under the row lock a write can only lose to an insert or a delete of the same id. */
+const LOCKED_ROUNDS = 3;
+
+/** The state a write is based on: `version` is what the write must still find. */
+interface StateRow {
+  readonly state: EmailStatus;
+  readonly version: number;
+  readonly recorded: boolean;
+}
+
+interface ListRow {
+  readonly state: EmailStatus;
+  readonly created_at: Date;
+  readonly id: string;
+}
+
+/** The stored time is cut to milliseconds: cursors carry milliseconds, as JavaScript dates do. */
+const AT = (param: string): string => `date_trunc('milliseconds', ${param}::timestamptz)`;
+
+const requestedEvent = (request: EmailRequest): EmailRequested => ({
+  type: 'EmailRequested',
+  id: request.id,
+  at: request.requestedAt,
+  to: request.to,
+  subject: request.subject,
+});
+
+/** Addresses contain no line break, so a match can never span two of them. */
+const recipientsText = (to: readonly string[]): string => to.join('\n');
+
+/** `%`, `_` and the escape character itself are literal in the person's substring. */
+const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&');
+
+const cursorOf = (createdMs: number, id: string): string =>
+  Buffer.from(JSON.stringify([createdMs, id])).toString('base64url');
+
+function parseCursor(cursor: string): readonly [number, string] | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === 'number' &&
+      Number.isFinite(value[0]) &&
+      typeof value[1] === 'string'
+    ) {
+      return [value[0], value[1]];
+    }
+  } catch {
+    // fall through: an unreadable cursor starts from the top, like the in-memory log
+  }
+  return undefined;
+}
+
+/**
+ * The email log in the `emails` table (see `migrations/`): one row per email with its folded
+ * status (`state`), the accepted request, and the columns `GET /emails` filters on.
+ *
+ * Folding is optimistic: read the state and its version, fold with `evolveStatus`, write back only
+ * if the version is unchanged, and read again after a lost race; after a few lost races the row is
+ * locked instead, so a hot email still settles. Two processes folding events into one email thus
+ * never both build on the same old state.
+ */
+export class SqlEmailLog implements EmailLog {
+  constructor(private readonly sql: SqlClient) {}
+
+  /**
+   * One round trip when the id is new (the accept path). When a worker's event got there first,
+   * the row is completed with the request and the `EmailRequested` fold, under the same
+   * optimistic rule as `apply`.
+   */
+  record(request: EmailRequest): TE.TaskEither<StoreUnavailable, void> {
+    return attempt(async () => {
+      const event = requestedEvent(request);
+      if (await this.insert(this.sql, evolveStatus(undefined, event), event, request)) return;
+      await this.fold(event, request);
+    });
+  }
+
+  forget(id: EmailId): TE.TaskEither<StoreUnavailable, void> {
+    return attempt(async () => {
+      await this.sql.query('DELETE FROM emails WHERE id = $1', [id]);
+    });
+  }
+
+  apply(event: DomainEvent): TE.TaskEither<StoreUnavailable, Applied> {
+    return attempt(() => this.fold(event, undefined));
+  }
+
+  get(id: EmailId): TE.TaskEither<StoreUnavailable, O.Option<EmailStatus>> {
+    return attempt(async () => {
+      const rows = await this.sql.query<{ state: EmailStatus }>(
+        'SELECT state FROM emails WHERE id = $1',
+        [id],
+      );
+      return O.fromNullable(rows[0]?.state);
+    });
+  }
+
+  request(id: EmailId): TE.TaskEither<StoreUnavailable, O.Option<EmailRequest>> {
+    return attempt(async () => {
+      const rows = await this.sql.query<{ request: unknown }>(
+        'SELECT request FROM emails WHERE id = $1',
+        [id],
+      );
+      const stored = rows[0]?.request;
+      if (stored === undefined || stored === null) return O.none;
+      // Decoding re-grants the brands (addresses, subject, id): jsonb gives back plain strings.
+      const decoded = EmailRequest.decode(stored);
+      if (E.isLeft(decoded)) throw new StoreFault('a stored email request does not decode');
+      return O.some(decoded.right);
+    });
+  }
+
+  list(query: EmailQuery): TE.TaskEither<StoreUnavailable, EmailPage> {
+    return attempt(async () => {
+      const params: unknown[] = [];
+      const param = (value: unknown): string => {
+        params.push(value);
+        return `$${params.length}`;
+      };
+      const where: string[] = [];
+      if (query.status !== undefined) where.push(`status = ${param(query.status)}`);
+      if (query.to !== undefined) {
+        where.push(
+          query.to.includes('\n')
+            ? 'false'
+            : `recipients ILIKE ${param(`%${escapeLike(query.to)}%`)} ESCAPE '\\'`,
+        );
+      }
+      if (query.tag !== undefined) where.push(`tags @> ARRAY[${param(query.tag)}::text]`);
+      if (query.since !== undefined) {
+        where.push(`created_at >= ${param(query.since.toISOString())}::timestamptz`);
+      }
+      if (query.until !== undefined) {
+        where.push(`created_at < ${param(query.until.toISOString())}::timestamptz`);
+      }
+      const after = query.cursor !== undefined ? parseCursor(query.cursor) : undefined;
+      if (after !== undefined) {
+        const at = param(new Date(after[0]).toISOString());
+        where.push(`(created_at, id) < (${at}::timestamptz, ${param(after[1])})`);
+      }
+      // One row more than the page tells whether there is a next page, without a count.
+      const rows = await this.sql.query<ListRow>(
+        `SELECT state, created_at, id FROM emails
+         ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY created_at DESC, id DESC
+         LIMIT ${param(query.limit + 1)}`,
+        params,
+      );
+      const page = rows.slice(0, query.limit);
+      const last = page.at(-1);
+      return {
+        data: page.map((row) => row.state),
+        ...(rows.length > query.limit && last !== undefined
+          ? { nextCursor: cursorOf(new Date(last.created_at).getTime(), last.id) }
+          : {}),
+      };
+    });
+  }
+
+  purgeOlderThan(cutoff: Date, batchSize: number): TE.TaskEither<StoreUnavailable, number> {
+    return attempt(async () => {
+      const rows = await this.sql.query<{ purged: number }>(
+        `WITH gone AS (
+           DELETE FROM emails WHERE id IN (
+             SELECT id FROM emails WHERE created_at < $1::timestamptz
+             ORDER BY created_at, id LIMIT $2
+           ) RETURNING 1
+         )
+         SELECT count(*)::int AS purged FROM gone`,
+        [cutoff.toISOString(), batchSize],
+      );
+      return rows[0]?.purged ?? 0;
+    });
+  }
+
+  /**
+   * Folds `event` (and, from `record`, fills the request of a row an early event created).
+   * Optimistic rounds first, then the same step under `SELECT … FOR UPDATE`.
+   */
+  private async fold(event: DomainEvent, request: EmailRequest | undefined): Promise<Applied> {
+    for (let round = 0; round < OPTIMISTIC_ROUNDS; round += 1) {
+      const applied = await this.step(this.sql, event, request, false);
+      if (applied !== undefined) return applied;
+    }
+    return this.sql.transaction(async (tx) => {
+      for (let round = 0; round < LOCKED_ROUNDS; round += 1) {
+        const applied = await this.step(tx, event, request, true);
+        if (applied !== undefined) return applied;
+      }
+      throw new StoreFault('the email log could not settle concurrent writes to one email');
+    });
+  }
+
+  /** One read-fold-write; undefined when another writer got there first (read again). */
+  private async step(
+    sql: SqlClient,
+    event: DomainEvent,
+    request: EmailRequest | undefined,
+    lock: boolean,
+  ): Promise<Applied | undefined> {
+    const rows = await sql.query<StateRow>(
+      `SELECT state, version, request IS NOT NULL AS recorded FROM emails WHERE id = $1
+       ${lock ? 'FOR UPDATE' : ''}`,
+      [event.id],
+    );
+    const row = rows[0];
+    if (row === undefined) {
+      const status = evolveStatus(undefined, event);
+      return (await this.insert(sql, status, event, request))
+        ? { status, changed: true }
+        : undefined;
+    }
+    // Recording an id already recorded changes nothing, whatever the request says.
+    if (request !== undefined && row.recorded) return { status: row.state, changed: false };
+    const status = evolveStatus(row.state, event);
+    const changed = !sameJson(status, row.state);
+    if (!changed && request === undefined) return { status: row.state, changed };
+    const updated =
+      request === undefined
+        ? await sql.query(
+            `UPDATE emails SET state = $3::jsonb, version = version + 1, updated_at = now()
+             WHERE id = $1 AND version = $2 RETURNING id`,
+            [event.id, row.version, JSON.stringify(status)],
+          )
+        : await sql.query(
+            `UPDATE emails SET state = $3::jsonb, version = version + 1, updated_at = now(),
+               created_at = ${AT('$4')}, recipients = $5, tags = $6::text[], request = $7::jsonb
+             WHERE id = $1 AND version = $2 AND request IS NULL RETURNING id`,
+            [
+              event.id,
+              row.version,
+              JSON.stringify(status),
+              request.requestedAt,
+              recipientsText(request.to),
+              request.tags ?? [],
+              JSON.stringify(request),
+            ],
+          );
+    return updated.length > 0 ? { status, changed } : undefined;
+  }
+
+  /** Inserts a new row unless the id exists; true if this call created it. */
+  private async insert(
+    sql: SqlClient,
+    status: EmailStatus,
+    event: DomainEvent,
+    request: EmailRequest | undefined,
+  ): Promise<boolean> {
+    const rows = await sql.query(
+      `INSERT INTO emails (id, created_at, state, recipients, tags, request)
+       VALUES ($1, ${AT('$2')}, $3::jsonb, $4, $5::text[], $6::jsonb)
+       ON CONFLICT (id) DO NOTHING RETURNING id`,
+      [
+        event.id,
+        request?.requestedAt ?? event.at,
+        JSON.stringify(status),
+        recipientsText(request?.to ?? event.to),
+        request?.tags ?? [],
+        request === undefined ? null : JSON.stringify(request),
+      ],
+    );
+    return rows.length > 0;
+  }
+}

@@ -1,0 +1,20 @@
+import { pipe } from 'fp-ts/lib/function.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
+import type { DomainEvent } from '../domain/events.js';
+import type { DeliveryEvents } from './ports/delivery-events.js';
+import type { Applied, EmailLog, StoreUnavailable } from './ports/email-log.js';
+
+/**
+ * Writes a change to the email log, the source of truth, and only then announces it on the
+ * event bus, and only if it was news: a redelivered task or a repeated event changes nothing
+ * and is not counted twice by anything listening.
+ */
+export const recordAndAnnounce =
+  (emails: EmailLog, events: DeliveryEvents) =>
+  (event: DomainEvent): TE.TaskEither<StoreUnavailable, Applied> =>
+    pipe(
+      emails.apply(event),
+      TE.tap((applied) =>
+        applied.changed ? TE.fromTask(events.publish(event)) : TE.right(undefined),
+      ),
+    );

@@ -1,0 +1,64 @@
+import { pipe } from 'fp-ts/lib/function.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
+import type { DeliveryLedger } from './ports/delivery-ledger.js';
+import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
+import type { IdempotencyStore } from './ports/idempotency-store.js';
+import { IDEMPOTENCY_KEY_TTL_MS } from './ports/idempotency-store.js';
+import type { Clock } from './ports/system.js';
+
+export interface RetentionPolicy {
+  /** Emails (status, history, request) older than this many days are deleted. */
+  readonly retentionDays: number;
+  /** Rows deleted by one statement: small, so a purge never holds long locks. */
+  readonly batchSize: number;
+  /** Most batches in one run; the rest waits for the next run. */
+  readonly maxBatches: number;
+}
+
+export interface Purged {
+  readonly emails: number;
+  readonly idempotencyKeys: number;
+  readonly ledgerEntries: number;
+}
+
+/**
+ * Deletes what is older than the retention period, in small batches: emails by their acceptance
+ * time, idempotency keys after their 24 hours, ledger entries with the emails they guard.
+ */
+export class PurgeExpired {
+  constructor(
+    private readonly emails: EmailLog,
+    private readonly idempotency: IdempotencyStore,
+    private readonly ledger: DeliveryLedger,
+    private readonly policy: RetentionPolicy,
+    private readonly clock: Clock,
+  ) {}
+
+  execute(): TE.TaskEither<StoreUnavailable, Purged> {
+    const now = this.clock.now().getTime();
+    const cutoff = new Date(now - this.policy.retentionDays * 24 * 60 * 60 * 1000);
+    return pipe(
+      TE.Do,
+      TE.bind('emails', () => this.purgeEmails(cutoff, 0, 0)),
+      TE.bind('idempotencyKeys', () =>
+        this.idempotency.purgeOlderThan(new Date(now - IDEMPOTENCY_KEY_TTL_MS)),
+      ),
+      TE.bind('ledgerEntries', () => this.ledger.purgeOlderThan(cutoff)),
+    );
+  }
+
+  private purgeEmails(
+    cutoff: Date,
+    batches: number,
+    total: number,
+  ): TE.TaskEither<StoreUnavailable, number> {
+    return pipe(
+      this.emails.purgeOlderThan(cutoff, this.policy.batchSize),
+      TE.flatMap((deleted) =>
+        deleted < this.policy.batchSize || batches + 1 >= this.policy.maxBatches
+          ? TE.right(total + deleted)
+          : this.purgeEmails(cutoff, batches + 1, total + deleted),
+      ),
+    );
+  }
+}

@@ -1,0 +1,452 @@
+// One suite for every EmailLog: what keeps the in-memory log honest is that it must pass exactly
+// what PostgreSQL passes.
+import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
+import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
+import { randomBytes } from 'node:crypto';
+import type {
+  EmailLog,
+  EmailQuery,
+  StoreUnavailable,
+} from '../../src/application/ports/email-log.js';
+import type { EmailAddress } from '../../src/domain/email-address.js';
+import { parseEmailAddress } from '../../src/domain/email-address.js';
+import type { EmailId } from '../../src/domain/email-request.js';
+import { EmailRequest } from '../../src/domain/email-request.js';
+import type { EmailStatus } from '../../src/domain/email-status.js';
+import type { DomainEvent } from '../../src/domain/events.js';
+
+export interface EmailLogFixture {
+  readonly log: EmailLog;
+  /** The same log as another process sees it (its own connections); in memory, the same one. */
+  readonly peer: EmailLog;
+  close(): Promise<void>;
+}
+
+/** The Right of a store call; a Left fails the test with its reason. */
+export async function right<A>(call: TaskEither<StoreUnavailable, A>): Promise<A> {
+  const result = await call();
+  if (E.isLeft(result))
+    throw new Error(`the store answered StoreUnavailable: ${result.left.reason}`);
+  return result.right;
+}
+
+export function some<A>(option: O.Option<A>): A {
+  if (O.isNone(option)) throw new Error('expected Some, got None');
+  return option.value;
+}
+
+const runId = randomBytes(3).toString('hex');
+let counter = 0;
+
+/** `2026-11-28T10:00:00.000Z` plus `seconds`. */
+export const at = (seconds: number): string =>
+  new Date(Date.UTC(2026, 10, 28, 10, 0, 0) + seconds * 1000).toISOString();
+
+const address = (raw: string): EmailAddress => {
+  const parsed = parseEmailAddress(raw);
+  if (E.isLeft(parsed)) throw new Error(`test address ${raw} does not parse`);
+  return parsed.right;
+};
+
+interface EmailSpec {
+  readonly id?: string;
+  readonly to?: readonly string[];
+  readonly subject?: string;
+  readonly tags?: readonly string[];
+  /** Seconds after the base time (see `at`). */
+  readonly acceptedAt?: number;
+}
+
+/** A valid request, through the real codec: addresses parsed, brands granted by decoding. */
+export function anEmail(spec: EmailSpec = {}): EmailRequest {
+  counter += 1;
+  const decoded = EmailRequest.decode({
+    id: spec.id ?? `log-${runId}-${String(counter).padStart(4, '0')}`,
+    to: (spec.to ?? ['Ada Lovelace <ada@example.org>', 'bob@example.com']).map(address),
+    subject: spec.subject ?? `Hello number ${counter}`,
+    text: 'Some text, with ünïcödé.',
+    html: '<p>Some <b>html</b></p>',
+    requestedAt: at(spec.acceptedAt ?? 0),
+    ...(spec.tags !== undefined ? { tags: spec.tags } : {}),
+  });
+  if (E.isLeft(decoded)) throw new Error('anEmail does not decode');
+  return decoded.right;
+}
+
+const about = (r: EmailRequest, seconds: number) => ({
+  id: r.id,
+  at: at(seconds),
+  to: r.to,
+  subject: r.subject,
+});
+
+const event = {
+  sending: (r: EmailRequest, attempt: number, s: number): DomainEvent => ({
+    type: 'EmailSending',
+    ...about(r, s),
+    attempt,
+  }),
+  sent: (r: EmailRequest, attempt: number, s: number, providerId = '<p-1@mg.example>') =>
+    ({ type: 'EmailSent', ...about(r, s), attempt, providerId, durationMs: 12 }) as const,
+  retried: (r: EmailRequest, attempt: number, s: number): DomainEvent => ({
+    type: 'EmailDeliveryRetried',
+    ...about(r, s),
+    attempt,
+    reason: 'a 503 from the provider',
+    durationMs: 10,
+    delayMs: 60_000,
+    nextAttemptAt: at(s + 60),
+  }),
+  failed: (r: EmailRequest, attempt: number, s: number): DomainEvent => ({
+    type: 'EmailDeliveryFailed',
+    ...about(r, s),
+    attempt,
+    outcome: 'permanent',
+    reason: '550 no such user',
+    durationMs: 9,
+  }),
+};
+
+export function emailLogContract(name: string, open: () => Promise<EmailLogFixture>): void {
+  describe(`${name} honours the EmailLog contract`, function () {
+    this.timeout(30_000);
+    let fx: EmailLogFixture;
+
+    beforeEach(async () => {
+      fx = await open();
+    });
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    const get = async (id: EmailId): Promise<EmailStatus> => some(await right(fx.log.get(id)));
+    const apply = (e: DomainEvent) => right(fx.log.apply(e));
+    const ids = async (query: Partial<EmailQuery> = {}): Promise<string[]> =>
+      (await right(fx.log.list({ limit: 100, ...query }))).data.map((s) => s.id);
+
+    describe('record', () => {
+      it('records a request as queued, with one queued change made by the api', async () => {
+        const r = anEmail();
+        await right(fx.log.record(r));
+        const status = await get(r.id);
+        expect(status).to.include({
+          id: r.id,
+          status: 'queued',
+          subject: r.subject,
+          requestedAt: r.requestedAt,
+        });
+        expect(status.to).to.deep.equal(r.to);
+        expect(status.recipients).to.deep.equal(
+          r.to.map((a) => ({ address: a, status: 'queued' })),
+        );
+        expect(status.attempts).to.deep.equal([]);
+        expect(status.history).to.deep.equal([
+          { at: r.requestedAt, status: 'queued', source: 'api' },
+        ]);
+      });
+
+      it('keeps the request exactly as accepted, tags included', async () => {
+        const r = anEmail({ tags: ['welcome', 'q4-2026'] });
+        await right(fx.log.record(r));
+        expect(some(await right(fx.log.request(r.id)))).to.deep.equal(r);
+        expect(O.isNone(await right(fx.log.request(anEmail().id)))).to.equal(true);
+        expect(O.isNone(await right(fx.log.get(anEmail().id)))).to.equal(true);
+      });
+
+      it('changes nothing when the id is recorded again, even with another request', async () => {
+        const r = anEmail({ tags: ['first'] });
+        await right(fx.log.record(r));
+        await apply(event.sending(r, 1, 5));
+        const before = await get(r.id);
+        await right(fx.log.record(r));
+        await right(fx.log.record(anEmail({ id: r.id, subject: 'Another subject', tags: ['x'] })));
+        expect(await get(r.id)).to.deep.equal(before);
+        expect(some(await right(fx.log.request(r.id)))).to.deep.equal(r);
+        expect(await ids({ tag: 'x' })).to.deep.equal([]);
+      });
+
+      it('forgets an email entirely, and forgetting an unknown id is fine', async () => {
+        const r = anEmail();
+        await right(fx.log.record(r));
+        await right(fx.log.forget(r.id));
+        expect(O.isNone(await right(fx.log.get(r.id)))).to.equal(true);
+        expect(O.isNone(await right(fx.log.request(r.id)))).to.equal(true);
+        expect(await ids()).to.deep.equal([]);
+        await right(fx.log.forget(anEmail().id));
+      });
+    });
+
+    describe('apply', () => {
+      it('folds sending then sent, each one news', async () => {
+        const r = anEmail();
+        await right(fx.log.record(r));
+        const sending = await apply(event.sending(r, 1, 1));
+        expect(sending.changed).to.equal(true);
+        expect(sending.status.status).to.equal('sending');
+        const sent = await apply(event.sent(r, 1, 2));
+        expect(sent.changed).to.equal(true);
+        expect(sent.status).to.include({
+          status: 'sent',
+          providerId: '<p-1@mg.example>',
+          sentAt: at(2),
+          durationMs: 12,
+        });
+        expect(sent.status.recipients.map((x) => x.status)).to.deep.equal(['sent', 'sent']);
+        expect(sent.status.attempts).to.deep.equal([
+          { attempt: 1, at: at(2), outcome: 'sent', detail: '<p-1@mg.example>', durationMs: 12 },
+        ]);
+        expect(sent.status.history.map((c) => [c.status, c.source])).to.deep.equal([
+          ['queued', 'api'],
+          ['sending', 'worker'],
+          ['sent', 'worker'],
+        ]);
+        expect(await get(r.id)).to.deep.equal(sent.status);
+      });
+
+      it('folds a retry, then a permanent failure', async () => {
+        const r = anEmail();
+        await right(fx.log.record(r));
+        await apply(event.sending(r, 1, 1));
+        const retrying = await apply(event.retried(r, 1, 2));
+        expect(retrying.status).to.include({
+          status: 'retrying',
+          nextAttemptAt: at(62),
+          reason: 'a 503 from the provider',
+        });
+        await apply(event.sending(r, 2, 62));
+        const failed = await apply(event.failed(r, 2, 63));
+        expect(failed.changed).to.equal(true);
+        expect(failed.status).to.include({
+          status: 'failed',
+          failedAt: at(63),
+          reason: '550 no such user',
+        });
+        expect(failed.status).not.to.have.property('nextAttemptAt');
+        expect(failed.status.attempts.map((a) => [a.attempt, a.outcome])).to.deep.equal([
+          [1, 'transient'],
+          [2, 'permanent'],
+        ]);
+        expect(await get(r.id)).to.deep.equal(failed.status);
+      });
+
+      it('takes a replayed failure as no news, and a replayed dead letter as news', async () => {
+        const r = anEmail();
+        await right(fx.log.record(r));
+        await apply(event.sending(r, 1, 1));
+        const failed = await apply(event.failed(r, 1, 2));
+        const again = await apply(event.failed(r, 1, 2));
+        expect(again.changed).to.equal(false);
+        expect(again.status).to.deep.equal(failed.status);
+        // Someone replays the dead letter: what happens after the failure is news.
+        const resent = await apply(event.sending(r, 1, 100));
+        expect(resent.changed).to.equal(true);
+        expect(resent.status.status).to.equal('sending');
+        expect(resent.status).not.to.have.property('failedAt');
+        const sent = await apply(event.sent(r, 1, 101));
+        expect(sent.status.status).to.equal('sent');
+        expect(await get(r.id)).to.deep.equal(sent.status);
+      });
+
+      it('answers changed false for a duplicate event, and keeps the state', async () => {
+        const r = anEmail();
+        await right(fx.log.record(r));
+        await apply(event.sending(r, 1, 1));
+        const first = await apply(event.sent(r, 1, 2));
+        expect((await apply(event.sending(r, 1, 1))).changed).to.equal(false);
+        const duplicate = await apply(event.sent(r, 1, 2));
+        expect(duplicate.changed).to.equal(false);
+        expect(duplicate.status).to.deep.equal(first.status);
+        expect(await get(r.id)).to.deep.equal(first.status);
+      });
+
+      it('does not let an older event undo a newer one', async () => {
+        const r = anEmail();
+        await right(fx.log.record(r));
+        await apply(event.sent(r, 1, 5));
+        const late = await apply(event.sending(r, 1, 4));
+        expect(late.changed).to.equal(false);
+        expect((await get(r.id)).status).to.equal('sent');
+      });
+
+      it('starts an entry from an event that comes before the record, which completes it', async () => {
+        const r = anEmail({ tags: ['early'], acceptedAt: 0 });
+        const early = await apply(event.sending(r, 1, 3));
+        expect(early.changed).to.equal(true);
+        expect(early.status.status).to.equal('sending');
+        expect(O.isNone(await right(fx.log.request(r.id)))).to.equal(true);
+        expect(await ids()).to.deep.equal([r.id]);
+        expect(await ids({ since: new Date(at(3)) })).to.deep.equal([r.id]);
+
+        await right(fx.log.record(r));
+        expect(some(await right(fx.log.request(r.id)))).to.deep.equal(r);
+        const status = await get(r.id);
+        expect(status.status).to.equal('sending');
+        expect(status.requestedAt).to.equal(r.requestedAt);
+        expect(status.history.map((c) => [c.at, c.status, c.source])).to.deep.equal([
+          [at(0), 'queued', 'api'],
+          [at(3), 'sending', 'worker'],
+        ]);
+        // Listed from then on by its acceptance time and its tags.
+        expect(await ids({ tag: 'early' })).to.deep.equal([r.id]);
+        expect(await ids({ since: new Date(at(3)) })).to.deep.equal([]);
+        expect(await ids({ until: new Date(at(1)) })).to.deep.equal([r.id]);
+      });
+
+      it('loses no event when two processes apply twenty of them to one email at once', async () => {
+        const r = anEmail();
+        const events = Array.from({ length: 20 }, (_, i) => event.retried(r, i + 1, i + 1));
+        const results = await Promise.all(
+          events.map((e, i) => right((i % 2 === 0 ? fx.log : fx.peer).apply(e))),
+        );
+        expect(results.every((x) => x.changed)).to.equal(true);
+        const status = await get(r.id);
+        expect(status.attempts.map((a) => a.attempt)).to.deep.equal(
+          Array.from({ length: 20 }, (_, i) => i + 1),
+        );
+        expect(status.history).to.have.length(20);
+      });
+    });
+
+    describe('list', () => {
+      it('lists newest first, by acceptance time and then by id, byte order', async () => {
+        const p = `ord-${runId}-${counter++}`;
+        const same = [`${p}-Zeta`, `${p}_alpha`, `${p}-alpha`].map((id) =>
+          anEmail({ id, acceptedAt: 20 }),
+        );
+        const older = anEmail({ acceptedAt: 10 });
+        const newest = anEmail({ acceptedAt: 30 });
+        for (const r of [older, ...same, newest]) await right(fx.log.record(r));
+        expect(await ids()).to.deep.equal([
+          newest.id,
+          `${p}_alpha`,
+          `${p}-alpha`,
+          `${p}-Zeta`,
+          older.id,
+        ]);
+      });
+
+      it('filters by status', async () => {
+        const [a, b, c] = [anEmail(), anEmail(), anEmail()];
+        for (const r of [a!, b!, c!]) await right(fx.log.record(r));
+        await apply(event.sending(b!, 1, 1));
+        expect(await ids({ status: 'sending' })).to.deep.equal([b!.id]);
+        expect((await ids({ status: 'queued' })).sort()).to.deep.equal([a!.id, c!.id].sort());
+        expect(await ids({ status: 'failed' })).to.deep.equal([]);
+      });
+
+      it('filters by a recipient substring, case-insensitive, with % and _ taken literally', async () => {
+        const ada = anEmail({ to: ['Ada Lovelace <ada@example.org>'], acceptedAt: 4 });
+        const underscore = anEmail({ to: ['a_b@example.com'], acceptedAt: 3 });
+        const plain = anEmail({ to: ['axb@example.com', 'carol@example.net'], acceptedAt: 2 });
+        const percent = anEmail({ to: ['half%off@example.com'], acceptedAt: 1 });
+        for (const r of [ada, underscore, plain, percent]) await right(fx.log.record(r));
+        expect(await ids({ to: 'ADA@EXAMPLE' })).to.deep.equal([ada.id]);
+        expect(await ids({ to: 'lovelace' })).to.deep.equal([ada.id]);
+        expect(await ids({ to: 'a_b' })).to.deep.equal([underscore.id]);
+        expect(await ids({ to: '_' })).to.deep.equal([underscore.id]);
+        expect(await ids({ to: '%' })).to.deep.equal([percent.id]);
+        expect(await ids({ to: 'example.com' })).to.deep.equal([
+          underscore.id,
+          plain.id,
+          percent.id,
+        ]);
+        expect(await ids({ to: 'Carol@' })).to.deep.equal([plain.id]);
+        expect(await ids({ to: 'nobody' })).to.deep.equal([]);
+      });
+
+      it('filters by tag', async () => {
+        const both = anEmail({ tags: ['welcome', 'q4'], acceptedAt: 3 });
+        const one = anEmail({ tags: ['welcome'], acceptedAt: 2 });
+        const none = anEmail({ acceptedAt: 1 });
+        for (const r of [both, one, none]) await right(fx.log.record(r));
+        expect(await ids({ tag: 'welcome' })).to.deep.equal([both.id, one.id]);
+        expect(await ids({ tag: 'q4' })).to.deep.equal([both.id]);
+        expect(await ids({ tag: 'welc' })).to.deep.equal([]);
+      });
+
+      it('filters by time: since inclusive, until exclusive', async () => {
+        const [t1, t2, t3] = [1, 2, 3].map((s) => anEmail({ acceptedAt: s }));
+        for (const r of [t1!, t2!, t3!]) await right(fx.log.record(r));
+        expect(await ids({ since: new Date(at(2)) })).to.deep.equal([t3!.id, t2!.id]);
+        expect(await ids({ until: new Date(at(2)) })).to.deep.equal([t1!.id]);
+        expect(await ids({ since: new Date(at(1)), until: new Date(at(3)) })).to.deep.equal([
+          t2!.id,
+          t1!.id,
+        ]);
+      });
+
+      it('combines every filter given (AND)', async () => {
+        const hit = anEmail({ tags: ['promo'], to: ['dora@example.org'], acceptedAt: 5 });
+        const wrongTag = anEmail({ tags: ['other'], to: ['dora@example.org'], acceptedAt: 5 });
+        const wrongTo = anEmail({ tags: ['promo'], to: ['eve@example.org'], acceptedAt: 5 });
+        const wrongStatus = anEmail({ tags: ['promo'], to: ['dora@example.org'], acceptedAt: 5 });
+        const tooOld = anEmail({ tags: ['promo'], to: ['dora@example.org'], acceptedAt: 1 });
+        for (const r of [hit, wrongTag, wrongTo, wrongStatus, tooOld]) {
+          await right(fx.log.record(r));
+        }
+        await apply(event.sending(wrongStatus, 1, 6));
+        expect(
+          await ids({ status: 'queued', tag: 'promo', to: 'dora', since: new Date(at(2)) }),
+        ).to.deep.equal([hit.id]);
+      });
+
+      it('pages through seven emails three at a time, without duplicates or gaps', async () => {
+        // Four share one acceptance time: only the id tells them apart.
+        const emails = [1, 2, 2, 2, 2, 3, 4].map((s) => anEmail({ acceptedAt: s, tags: ['page'] }));
+        for (const r of emails) await right(fx.log.record(r));
+        await right(fx.log.record(anEmail({ acceptedAt: 2 }))); // filtered out throughout
+        const all = await ids({ tag: 'page' });
+        expect(all).to.have.length(7);
+
+        const pages: string[][] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await right(
+            fx.log.list({ limit: 3, tag: 'page', ...(cursor !== undefined ? { cursor } : {}) }),
+          );
+          pages.push(page.data.map((s) => s.id));
+          cursor = page.nextCursor;
+        } while (cursor !== undefined && pages.length < 10);
+        expect(pages.map((p) => p.length)).to.deep.equal([3, 3, 1]);
+        expect(pages.flat()).to.deep.equal(all);
+      });
+
+      it('gives no next cursor when the last page is exactly full', async () => {
+        for (const s of [1, 2, 3]) await right(fx.log.record(anEmail({ acceptedAt: s })));
+        const page = await right(fx.log.list({ limit: 3 }));
+        expect(page.data).to.have.length(3);
+        expect(page).not.to.have.property('nextCursor');
+      });
+
+      it('reads an unreadable cursor as the first page', async () => {
+        for (const s of [1, 2]) await right(fx.log.record(anEmail({ acceptedAt: s })));
+        const first = await right(fx.log.list({ limit: 1 }));
+        const garbled = await right(fx.log.list({ limit: 1, cursor: 'not a cursor' }));
+        expect(garbled.data).to.deep.equal(first.data);
+      });
+    });
+
+    describe('purgeOlderThan', () => {
+      it('deletes in batches, oldest first, only what was accepted before the cutoff', async () => {
+        const old = [5, 1, 4, 2, 3].map((s) => anEmail({ acceptedAt: s }));
+        const atCutoff = anEmail({ acceptedAt: 10 });
+        const recent = anEmail({ acceptedAt: 11 });
+        for (const r of [...old, atCutoff, recent]) await right(fx.log.record(r));
+        const byAge = [...old].sort((x, y) => (x.requestedAt < y.requestedAt ? -1 : 1));
+        const cutoff = new Date(at(10));
+
+        expect(await right(fx.log.purgeOlderThan(cutoff, 2))).to.equal(2);
+        expect(await ids()).to.deep.equal(
+          [recent, atCutoff, ...byAge.slice(2).reverse()].map((r) => r.id),
+        );
+        expect(await right(fx.log.purgeOlderThan(cutoff, 2))).to.equal(2);
+        expect(await right(fx.log.purgeOlderThan(cutoff, 2))).to.equal(1);
+        expect(await right(fx.log.purgeOlderThan(cutoff, 2))).to.equal(0);
+        expect(await ids()).to.deep.equal([recent.id, atCutoff.id]);
+        expect(O.isNone(await right(fx.log.request(byAge[0]!.id)))).to.equal(true);
+      });
+    });
+  });
+}
