@@ -10,7 +10,7 @@ import { recordAndAnnounce } from './email-history.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
 import type { DeliveryLedger } from './ports/delivery-ledger.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
-import type { Disposition, EmailTask } from './ports/email-queue.js';
+import type { Disposition, EmailTask } from './ports/email-task-source.js';
 import type { EmailSender } from './ports/email-sender.js';
 import type { Clock, Logger } from './ports/system.js';
 
@@ -33,6 +33,7 @@ interface UnrecordedSend {
  */
 export class DeliverEmail {
   private readonly unrecorded = new Map<EmailId, UnrecordedSend>();
+  private readonly running = new Map<EmailId, Promise<Disposition>>();
   private readonly change: (event: DomainEvent) => TE.TaskEither<StoreUnavailable, unknown>;
 
   constructor(
@@ -48,6 +49,22 @@ export class DeliverEmail {
   }
 
   execute(task: EmailTask): T.Task<Disposition> {
+    return () => {
+      // One decision per id at a time in this process: a task the broker hands over again
+      // (a connection lost while its send was running) waits for that send, then finds it in
+      // the ledger instead of sending a second time.
+      const id = task.request.id;
+      const previous = this.running.get(id) ?? Promise.resolve();
+      // A bug in the first run must not become the second run's failure.
+      const next = previous.catch(() => undefined).then(() => this.decide(task)());
+      this.running.set(id, next);
+      return next.finally(() => {
+        if (this.running.get(id) === next) this.running.delete(id);
+      });
+    };
+  }
+
+  private decide(task: EmailTask): T.Task<Disposition> {
     const { request } = task;
     const pending = this.unrecorded.get(request.id);
     const decision = pending
@@ -102,7 +119,7 @@ export class DeliverEmail {
             `Initiating email send to ${request.to.map(mailbox).join(', ')}.`,
           );
           const started = this.clock.monotonicMs();
-          const outcome = await this.sender.send(request, attempt)();
+          const outcome = await this.sender.send(request)();
           const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
           this.log.info(
             { ...context, outcome: outcome._tag, durationMs },

@@ -7,6 +7,7 @@ import { parseEmailDraft, toEmailRequest } from '../domain/email-request.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { EmailQueue, QueueUnavailable } from './ports/email-queue.js';
+import type { EmailRequester } from './ports/email-requester.js';
 import type { IdempotencyStore } from './ports/idempotency-store.js';
 import type { Clock, IdGenerator, Logger } from './ports/system.js';
 
@@ -28,7 +29,7 @@ export interface Accepted {
  * Validates a request, records it in the email log as `queued`, puts it durably on the queue,
  * and announces it. Right means the queue holds the email: the answer may say "accepted".
  */
-export class RequestEmail {
+export class RequestEmail implements EmailRequester {
   constructor(
     private readonly queue: EmailQueue,
     private readonly emails: EmailLog,

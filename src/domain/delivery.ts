@@ -6,7 +6,17 @@ import * as t from 'io-ts';
  */
 export type DeliveryOutcome =
   | { readonly _tag: 'Sent'; readonly providerId: string }
-  | { readonly _tag: 'Transient'; readonly reason: string; readonly retryAfterMs?: number }
+  | {
+      readonly _tag: 'Transient';
+      readonly reason: string;
+      readonly retryAfterMs?: number;
+      /**
+       * The provider's answer may be a refusal or a "not yet", and only time tells: Mailgun's
+       * JSON 404 (its API is eventually consistent). `decide` retries it a few times, then takes
+       * it at its word.
+       */
+      readonly uncertain?: true;
+    }
   | { readonly _tag: 'Permanent'; readonly reason: string };
 
 export const sent = (providerId: string): DeliveryOutcome => ({ _tag: 'Sent', providerId });
@@ -15,6 +25,20 @@ export const transient = (reason: string, retryAfterMs?: number): DeliveryOutcom
     ? { _tag: 'Transient', reason }
     : { _tag: 'Transient', reason, retryAfterMs };
 export const permanent = (reason: string): DeliveryOutcome => ({ _tag: 'Permanent', reason });
+/** A failure that may be permanent; see `FIRST_PERMANENT_UNCERTAIN_ATTEMPT`. */
+export const uncertain = (reason: string, retryAfterMs?: number): DeliveryOutcome => ({
+  ...(retryAfterMs === undefined
+    ? { _tag: 'Transient', reason }
+    : { _tag: 'Transient', reason, retryAfterMs }),
+  uncertain: true,
+});
+
+/**
+ * An uncertain failure on this attempt or a later one is a refusal: two tries were given to a
+ * provider that said "not found", and "a few times" is what Mailgun's documentation suggests for
+ * its eventually consistent API (docs/architecture.md, "Delivery rules").
+ */
+export const FIRST_PERMANENT_UNCERTAIN_ATTEMPT = 3;
 
 /** One line of an email's history, as kept in dead-letter headers and the status page. */
 export const AttemptRecord = t.intersection([
@@ -43,7 +67,7 @@ export interface RetryPolicy {
 
 /**
  * The wait after attempt `failedAttempt` (1-based) failed transiently. A provider's Retry-After
- * moves the retry to the first step at least that long, so the broker's fixed TTL queues can
+ * moves the retry to the shortest step at least that long, so the broker's fixed TTL queues can
  * honour it; past the longest step, the longest step is the best a fixed schedule can do.
  */
 export function retryDelay(
@@ -54,7 +78,17 @@ export function retryDelay(
   const steps = policy.delaysMs;
   const base = steps[Math.min(Math.max(failedAttempt, 1), steps.length) - 1] ?? steps[0];
   if (retryAfterMs === undefined || retryAfterMs <= base) return base;
-  return steps.find((step) => step >= retryAfterMs) ?? Math.max(...steps);
+  return retryStep(steps, retryAfterMs);
+}
+
+/**
+ * The step a wait of `atLeastMs` rounds up to: the shortest step at least that long, else the
+ * longest. A broker waits only as long as one of its fixed TTL queues, so this one rule serves
+ * both the delay the core decides and the retry queue an adapter publishes to.
+ */
+export function retryStep(steps: readonly [number, ...number[]], atLeastMs: number): number {
+  const longEnough = steps.filter((step) => step >= atLeastMs);
+  return longEnough.length > 0 ? Math.min(...longEnough) : Math.max(...steps);
 }
 
 /**
@@ -87,6 +121,12 @@ export function decide(
     case 'Permanent':
       return { _tag: 'GiveUp', reason: `permanent: ${outcome.reason}` };
     case 'Transient':
+      if (outcome.uncertain === true && attempt >= FIRST_PERMANENT_UNCERTAIN_ATTEMPT) {
+        return {
+          _tag: 'GiveUp',
+          reason: `permanent: ${outcome.reason}; still so on attempt ${attempt}, so taken at its word`,
+        };
+      }
       if (attempt >= policy.maxAttempts) {
         return {
           _tag: 'GiveUp',

@@ -9,6 +9,49 @@ export const MAX_BODY_OCTETS = 500_000;
 
 const octets = (s: string): number => new TextEncoder().encode(s).length;
 
+const truncate = (s: string): string =>
+  (s.length > 80 ? `${s.slice(0, 77)}...` : s).replace(/[\r\n]/g, (c) =>
+    c === '\r' ? '\\r' : '\\n',
+  );
+
+// Each rule once, as what is wrong in words a person can act on (undefined: nothing). The codecs
+// check a value with them; the parser reports them field by field.
+const TO_REQUIRED = 'is required: give at least one recipient address';
+
+const recipientCountProblem = (count: number): string | undefined =>
+  count === 0
+    ? TO_REQUIRED
+    : count > MAX_RECIPIENTS
+      ? `has ${count} recipients; at most ${MAX_RECIPIENTS} are allowed`
+      : undefined;
+
+function subjectProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return value === undefined ? 'is required' : 'must be a string';
+  if (value.trim() === '') return 'is required';
+  if (/[\r\n]/.test(value)) return 'must be one line (no CR or LF)';
+  const chars = [...value].length;
+  if (chars > MAX_SUBJECT_CHARS) return `is longer than ${MAX_SUBJECT_CHARS} characters`;
+  return undefined;
+}
+
+function bodyProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return 'must be a string';
+  if (octets(value) > MAX_BODY_OCTETS) return `is larger than ${MAX_BODY_OCTETS} bytes`;
+  return undefined;
+}
+
+export const MAX_TAGS = 10;
+const TAG = /^[A-Za-z0-9_-]{1,64}$/;
+
+function tagsProblem(tags: readonly string[]): string | undefined {
+  const bad = tags.find((tag) => !TAG.test(tag));
+  if (bad !== undefined) {
+    return `"${truncate(bad)}" is not a tag: use 1 to 64 of A-Z, a-z, 0-9, _ and -`;
+  }
+  if (tags.length > MAX_TAGS) return `has ${tags.length} tags; at most ${MAX_TAGS} are allowed`;
+  return undefined;
+}
+
 interface EmailIdBrand {
   readonly EmailId: unique symbol;
 }
@@ -25,26 +68,23 @@ interface SubjectBrand {
 }
 export const Subject = t.brand(
   t.string,
-  (s): s is t.Branded<string, SubjectBrand> =>
-    s.trim().length > 0 && [...s].length <= MAX_SUBJECT_CHARS && !/[\r\n]/.test(s),
+  (s): s is t.Branded<string, SubjectBrand> => subjectProblem(s) === undefined,
   'Subject',
 );
 export type Subject = t.TypeOf<typeof Subject>;
 
 const Recipients = t.refinement(
   t.readonlyArray(EmailAddress),
-  (to) => to.length >= 1 && to.length <= MAX_RECIPIENTS,
+  (to) => recipientCountProblem(to.length) === undefined,
   'Recipients',
 );
 
-const Body = t.refinement(t.string, (s) => octets(s) <= MAX_BODY_OCTETS, 'Body');
+const Body = t.refinement(t.string, (s) => bodyProblem(s) === undefined, 'Body');
 
-export const MAX_TAGS = 10;
-const TAG = /^[A-Za-z0-9_-]{1,64}$/;
 /** Labels a sender puts on an email to find it again (`GET /emails?tag=`). */
 const Tags = t.refinement(
   t.readonlyArray(t.string),
-  (tags) => tags.length <= MAX_TAGS && tags.every((tag) => TAG.test(tag)),
+  (tags) => tagsProblem(tags) === undefined,
   'Tags',
 );
 
@@ -90,7 +130,7 @@ const KNOWN_FIELDS = new Set(['to', 'subject', 'text', 'html', 'tags']);
 
 function parseRecipients(value: unknown, errors: Record<string, string>): EmailAddress[] {
   if (value === undefined || value === null || value === '') {
-    errors.to = 'is required: give at least one recipient address';
+    errors.to = TO_REQUIRED;
     return [];
   }
   const list = typeof value === 'string' ? [value] : value;
@@ -98,10 +138,8 @@ function parseRecipients(value: unknown, errors: Record<string, string>): EmailA
     errors.to = 'must be an address or a list of addresses (strings)';
     return [];
   }
-  if (list.length === 0) errors.to = 'is required: give at least one recipient address';
-  if (list.length > MAX_RECIPIENTS) {
-    errors.to = `has ${list.length} recipients; at most ${MAX_RECIPIENTS} are allowed`;
-  }
+  const count = recipientCountProblem(list.length);
+  if (count !== undefined) errors.to = count;
   const addresses: EmailAddress[] = [];
   list.forEach((raw: string, i) => {
     const parsed = parseEmailAddress(raw);
@@ -113,22 +151,15 @@ function parseRecipients(value: unknown, errors: Record<string, string>): EmailA
 }
 
 function parseSubject(value: unknown, errors: Record<string, string>): Subject | undefined {
-  if (typeof value !== 'string') {
-    errors.subject = value === undefined ? 'is required' : 'must be a string';
-  } else if (value.trim() === '') errors.subject = 'is required';
-  else if (/[\r\n]/.test(value)) errors.subject = 'must be one line (no CR or LF)';
-  else if ([...value].length > MAX_SUBJECT_CHARS) {
-    errors.subject = `is longer than ${MAX_SUBJECT_CHARS} characters`;
-  }
+  const problem = subjectProblem(value);
+  if (problem !== undefined) errors.subject = problem;
   return Subject.is(value) ? value : undefined;
 }
 
 function parseBody(name: 'text' | 'html', value: unknown, errors: Record<string, string>): void {
   if (value === undefined || value === null) return;
-  if (typeof value !== 'string') errors[name] = 'must be a string';
-  else if (octets(value) > MAX_BODY_OCTETS) {
-    errors[name] = `is larger than ${MAX_BODY_OCTETS} bytes`;
-  }
+  const problem = bodyProblem(value);
+  if (problem !== undefined) errors[name] = problem;
 }
 
 function parseTags(value: unknown, errors: Record<string, string>): string[] | undefined {
@@ -137,20 +168,11 @@ function parseTags(value: unknown, errors: Record<string, string>): string[] | u
     errors.tags = 'must be a list of strings';
     return undefined;
   }
-  if (value.length > MAX_TAGS)
-    errors.tags = `has ${value.length} tags; at most ${MAX_TAGS} are allowed`;
-  const bad = value.find((tag) => !TAG.test(tag));
-  if (bad !== undefined) {
-    errors.tags = `"${truncate(bad)}" is not a tag: use 1 to 64 of A-Z, a-z, 0-9, _ and -`;
-  }
+  const problem = tagsProblem(value);
+  if (problem !== undefined) errors.tags = problem;
   // The same tag twice is one tag.
   return [...new Set(value)];
 }
-
-const truncate = (s: string): string =>
-  (s.length > 80 ? `${s.slice(0, 77)}...` : s).replace(/[\r\n]/g, (c) =>
-    c === '\r' ? '\\r' : '\\n',
-  );
 
 const isRecord = (u: unknown): u is Record<string, unknown> =>
   typeof u === 'object' && u !== null && !Array.isArray(u);

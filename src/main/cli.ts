@@ -38,7 +38,8 @@ Commands:
 Configuration is read from the environment; see README.md, "Configuration".
 `;
 
-async function main(argv: readonly string[]): Promise<number> {
+/** The exit status of a one-shot command, or 'running' for a role that runs until a signal. */
+async function main(argv: readonly string[]): Promise<number | 'running'> {
   const [command] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
@@ -65,7 +66,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const start = starters[role];
   const running = await start(config.right, log);
   onShutdownSignal(log, () => running.stop());
-  return -1; // keep running until a signal
+  return 'running';
 }
 
 async function migrateCommand(args: readonly string[]): Promise<number> {
@@ -110,7 +111,7 @@ async function deadLetters(args: readonly string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    if (code >= 0) process.exitCode = code;
+    if (code !== 'running') process.exitCode = code;
   },
   (error: unknown) => {
     // A start-up failure (port in use, broker refused): say it plainly and exit non-zero.

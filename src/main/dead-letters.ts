@@ -1,6 +1,11 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { Container } from 'inversify';
-import type { DeadLetter, ReplaySelector } from '../application/ports/email-queue.js';
+import type {
+  DeadLetter,
+  DeadLetterBox,
+  ReplaySelector,
+} from '../application/ports/dead-letter-box.js';
+import type { QueueUnavailable } from '../application/ports/email-queue.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { coreModule, rabbitMqModule } from './modules.js';
@@ -55,6 +60,34 @@ export function formatTable(letters: readonly DeadLetter[]): string {
   return `${[line(header), ...rows.map(line)].join('\n')}\n${letters.length} dead letter${letters.length === 1 ? '' : 's'}.\n`;
 }
 
+/** What a command printed, and the id asked for if no dead letter had it (exit status 1). */
+interface Done {
+  readonly text: string;
+  readonly missingId?: string;
+}
+
+const plural = (n: number, verb: string): string =>
+  `${verb} ${n} dead letter${n === 1 ? '' : 's'}.\n`;
+
+async function run(
+  box: DeadLetterBox,
+  command: Command,
+): Promise<E.Either<QueueUnavailable, Done>> {
+  switch (command.kind) {
+    case 'list':
+      return E.map((letters: readonly DeadLetter[]) => ({
+        text: command.json ? `${JSON.stringify(letters, null, 2)}\n` : formatTable(letters),
+      }))(await box.list()());
+    case 'replay':
+      return E.map((n: number): Done => ({
+        text: plural(n, 'Replayed'),
+        ...(n === 0 && 'id' in command.selector ? { missingId: command.selector.id } : {}),
+      }))(await box.replay(command.selector)());
+    case 'purge':
+      return E.map((n: number) => ({ text: plural(n, 'Purged') }))(await box.purge()());
+  }
+}
+
 /** Runs one dead-letter command against RabbitMQ; returns the exit code. */
 export async function runDeadLetters(
   config: Config,
@@ -76,29 +109,14 @@ export async function runDeadLetters(
       return 1;
     }
     const box = resolve(container, 'DeadLetterBox');
-    const result =
-      command.kind === 'list'
-        ? E.map((letters: readonly DeadLetter[]) =>
-            command.json ? `${JSON.stringify(letters, null, 2)}\n` : formatTable(letters),
-          )(await box.list()())
-        : command.kind === 'replay'
-          ? E.map((n: number) => `Replayed ${n} dead letter${n === 1 ? '' : 's'}.\n`)(
-              await box.replay(command.selector)(),
-            )
-          : E.map((n: number) => `Purged ${n} dead letter${n === 1 ? '' : 's'}.\n`)(
-              await box.purge()(),
-            );
-    if (E.isLeft(result)) {
-      process.stderr.write(`email dead-letters: ${result.left.reason}\n`);
+    const outcome = await run(box, command);
+    if (E.isLeft(outcome)) {
+      process.stderr.write(`email dead-letters: ${outcome.left.reason}\n`);
       return 1;
     }
-    process.stdout.write(result.right);
-    if (
-      command.kind === 'replay' &&
-      'id' in command.selector &&
-      result.right.startsWith('Replayed 0')
-    ) {
-      process.stderr.write(`No dead letter has the id ${command.selector.id}.\n`);
+    process.stdout.write(outcome.right.text);
+    if (outcome.right.missingId !== undefined) {
+      process.stderr.write(`No dead letter has the id ${outcome.right.missingId}.\n`);
       return 1;
     }
     return 0;

@@ -11,7 +11,7 @@ import {
   useCasesModule,
 } from './modules.js';
 import type { Running } from './runtime.js';
-import { deliveryHandler, serveWeb } from './runtime.js';
+import { deliveryHandler, serveWeb, startRetention } from './runtime.js';
 import { resolve } from './services.js';
 
 /**
@@ -32,6 +32,7 @@ export async function startDev(config: Config, log: Logger): Promise<Running> {
   const sender = resolve(container, 'EmailSender');
   log.info({ transport: sender.name }, 'Starting Queue Worker');
   await tasks.consume(deliveryHandler(resolve(container, 'DeliverEmail')));
+  const stopRetention = startRetention(container, log);
 
   const where = config.transports.includes('outbox') ? { outbox: config.outboxDir } : {};
   const http = await serveWeb(container, config, log, {
@@ -42,6 +43,7 @@ export async function startDev(config: Config, log: Logger): Promise<Running> {
     url: http.url,
     async stop() {
       // No new requests first, then the sends in flight: the in-memory queue ends with us.
+      stopRetention();
       await http.close(Math.min(config.shutdownGraceMs, 5000));
       await tasks.stop(config.shutdownGraceMs);
       await resolve(container, 'SenderHandle').close();

@@ -4,11 +4,14 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as E from 'fp-ts/lib/Either.js';
 import type { DeliverEmail } from '../application/deliver-email.js';
-import type { TaskHandler } from '../application/ports/email-queue.js';
+import type { TaskHandler } from '../application/ports/email-task-source.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { createHttpApp } from '../adapters/http/app.js';
-import type { Container } from 'inversify';
+import { Container } from 'inversify';
+import type { ContainerModule } from 'inversify';
+import type { OpenDatabase } from './database.js';
+import { coreModule, rabbitMqModule, sqlStoresModule, useCasesModule } from './modules.js';
 import { resolve } from './services.js';
 
 /** Runs a task through DeliverEmail, which answers every expected failure with a disposition. */
@@ -44,6 +47,28 @@ export function startRetention(container: Container, log: Logger, everyMs = 3_60
   const timer = setInterval(run, everyMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * The container of a role on RabbitMQ and PostgreSQL (`email server`, `email worker`): the
+ * shared modules, and whatever the role adds (the worker's sender).
+ */
+export function brokerRoleContainer(
+  config: Config,
+  log: Logger,
+  role: 'server' | 'worker',
+  db: OpenDatabase,
+  ...extra: ContainerModule[]
+): Container {
+  const container = new Container();
+  container.load(
+    coreModule(config, log, role),
+    useCasesModule,
+    sqlStoresModule(db.database, db.migrated),
+    rabbitMqModule(config, log, role),
+    ...extra,
+  );
+  return container;
 }
 
 /** A started role: where it listens, and how to stop it gracefully. */

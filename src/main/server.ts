@@ -1,12 +1,10 @@
-import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { subscribeToEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
 import type { EventKey } from '../domain/events.js';
 import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
-import { coreModule, rabbitMqModule, sqlStoresModule, useCasesModule } from './modules.js';
-import { bridgeToBroker, serveWeb } from './runtime.js';
+import { bridgeToBroker, brokerRoleContainer, serveWeb } from './runtime.js';
 import { resolve } from './services.js';
 
 /**
@@ -22,13 +20,7 @@ const WORKER_EVENTS: readonly EventKey[] = ['sending', 'sent', 'retrying', 'fail
  */
 export async function startServer(config: Config, log: Logger): Promise<Running> {
   const db = openDatabase(config, log);
-  const container = new Container();
-  container.load(
-    coreModule(config, log, 'server'),
-    useCasesModule,
-    sqlStoresModule(db.database, db.migrated),
-    rabbitMqModule(config, log, 'server'),
-  );
+  const container = brokerRoleContainer(config, log, 'server', db);
   const connection = resolve(container, 'RabbitMqConnection');
   const bus = resolve(container, 'EventBus');
   const unbridge = bridgeToBroker(container);

@@ -1,11 +1,9 @@
 import type { Bind, Container } from 'inversify';
 import type { DeliverEmail } from '../application/deliver-email.js';
 import type { DeliveryEvents } from '../application/ports/delivery-events.js';
-import type {
-  DeadLetterBox,
-  EmailQueue,
-  EmailTaskSource,
-} from '../application/ports/email-queue.js';
+import type { DeadLetterBox } from '../application/ports/dead-letter-box.js';
+import type { EmailQueue } from '../application/ports/email-queue.js';
+import type { EmailTaskSource } from '../application/ports/email-task-source.js';
 import type { EmailSender } from '../application/ports/email-sender.js';
 import type { DeliveryLedger } from '../application/ports/delivery-ledger.js';
 import type { EmailLog } from '../application/ports/email-log.js';

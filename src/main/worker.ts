@@ -1,17 +1,17 @@
-import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { createOpsApp } from '../adapters/http/app.js';
 import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
+import { senderModule } from './modules.js';
 import {
-  coreModule,
-  rabbitMqModule,
-  senderModule,
-  sqlStoresModule,
-  useCasesModule,
-} from './modules.js';
-import { bridgeToBroker, deliveryHandler, listen, readiness, startRetention } from './runtime.js';
+  bridgeToBroker,
+  brokerRoleContainer,
+  deliveryHandler,
+  listen,
+  readiness,
+  startRetention,
+} from './runtime.js';
 import { resolve } from './services.js';
 
 /**
@@ -21,14 +21,7 @@ import { resolve } from './services.js';
  */
 export async function startWorker(config: Config, log: Logger): Promise<Running> {
   const db = openDatabase(config, log);
-  const container = new Container();
-  container.load(
-    coreModule(config, log, 'worker'),
-    useCasesModule,
-    sqlStoresModule(db.database, db.migrated),
-    rabbitMqModule(config, log, 'worker'),
-    senderModule,
-  );
+  const container = brokerRoleContainer(config, log, 'worker', db, senderModule);
   const connection = resolve(container, 'RabbitMqConnection');
   const metrics = resolve(container, 'Metrics');
   const tasks = resolve(container, 'EmailTaskSource');

@@ -1,7 +1,7 @@
 /**
  * How the Mailgun stand-in reads `POST /v3/:domain/messages`: both encodings Mailgun takes,
  * repeated keys, comma-separated recipients, and Mailgun's own wording for what it refuses
- * (docs/shared reference, "Mailgun Messages API").
+ * (Mailgun's API reference, "Messages": documentation.mailgun.com/docs/mailgun/api-reference).
  */
 
 /** One message as Mailgun would have queued it. */

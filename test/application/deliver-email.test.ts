@@ -2,12 +2,12 @@ import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
 import { DeliverEmail } from '../../src/application/deliver-email.js';
-import type { Disposition, EmailTask } from '../../src/application/ports/email-queue.js';
+import type { Disposition, EmailTask } from '../../src/application/ports/email-task-source.js';
 import {
   InMemoryDeliveryLedger,
   InMemoryEmailLog,
 } from '../../src/adapters/memory/in-memory-stores.js';
-import { permanent, sent, transient } from '../../src/domain/delivery.js';
+import { permanent, sent, transient, uncertain } from '../../src/domain/delivery.js';
 import type { DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
 import type { EmailId } from '../../src/domain/email-request.js';
 import { parseEmailDraft, toEmailRequest } from '../../src/domain/email-request.js';
@@ -94,6 +94,18 @@ describe('DeliverEmail', () => {
     expect((await status()).status).to.equal('sent');
   });
 
+  it('makes a task handed over again while its send runs wait, then not send again', async () => {
+    const { useCase, sender } = await setUp([sent('<p1@mailgun>')]);
+    // The broker redelivers after a lost connection while the first send is still running.
+    const [first, second] = await Promise.all([
+      useCase.execute(task())(),
+      useCase.execute(task())(),
+    ]);
+    expect(first).to.deep.equal({ _tag: 'Done' });
+    expect(second).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(1);
+  });
+
   it('repairs the log when the ledger knows a send the log missed', async () => {
     const { useCase, sender, ledger, status } = await setUp([]);
     await ledger.store.record(task().request.id, '<earlier@mailgun>', new Date())();
@@ -106,7 +118,7 @@ describe('DeliverEmail', () => {
     const { useCase, events, sender, status } = await setUp([transient('Mailgun 503', 2000)]);
     const retry = expectTag(await useCase.execute(task())(), 'Retry');
     expect(retry).to.include({ attempt: 2, delayMs: 5000 });
-    expect(sender.attempts).to.deep.equal([1]);
+    expect(sender.sent).to.have.length(1);
     expect(retry.history).to.have.length(1);
     expect(retry.history[0]).to.include({
       attempt: 1,
@@ -140,8 +152,18 @@ describe('DeliverEmail', () => {
     const dead = expectTag(await useCase.execute(previous)(), 'DeadLetter');
     expect(dead.reason).to.contain('out of attempts (3 of 3)');
     expect(dead.history.map((h) => h.attempt)).to.deep.equal([1, 3]);
-    expect(sender.attempts).to.deep.equal([3]); // the sender is told which attempt this is
+    expect(sender.sent).to.have.length(1);
     expect(events.events[1]).to.include({ type: 'EmailDeliveryFailed', outcome: 'transient' });
+  });
+
+  it('takes an uncertain failure (a JSON 404) at its word on the third attempt', async () => {
+    const { useCase } = await setUp([
+      uncertain('Mailgun 404 (may be temporary): Domain not found'),
+      uncertain('Mailgun 404 (may be temporary): Domain not found'),
+    ]);
+    expectTag(await useCase.execute(task(2))(), 'Retry');
+    const dead = expectTag(await useCase.execute(task(3))(), 'DeadLetter');
+    expect(dead.reason).to.match(/^permanent: Mailgun 404 .* attempt 3, so taken at its word$/);
   });
 
   it('sends nothing and asks for a redelivery while the ledger is down', async () => {
@@ -164,8 +186,8 @@ describe('DeliverEmail', () => {
     const { useCase, sender, ledger, emails, status } = await setUp([sent('<p1@mailgun>')]);
     // The ledger goes down during the send: the provider accepted, nothing is recorded yet.
     const original = sender.send.bind(sender);
-    sender.send = (request, attempt) => async () => {
-      const outcome = await original(request, attempt)();
+    sender.send = (request) => async () => {
+      const outcome = await original(request)();
       ledger.down = true;
       emails.down = true;
       return outcome;

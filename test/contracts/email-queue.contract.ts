@@ -3,13 +3,13 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import { randomBytes } from 'node:crypto';
+import type { DeadLetterBox } from '../../src/application/ports/dead-letter-box.js';
+import type { EmailQueue } from '../../src/application/ports/email-queue.js';
 import type {
-  DeadLetterBox,
   Disposition,
-  EmailQueue,
   EmailTask,
   EmailTaskSource,
-} from '../../src/application/ports/email-queue.js';
+} from '../../src/application/ports/email-task-source.js';
 import type { AttemptRecord } from '../../src/domain/delivery.js';
 import { EmailRequest } from '../../src/domain/email-request.js';
 

@@ -6,6 +6,7 @@ import {
   parseDelays,
   permanent,
   retryDelay,
+  retryStep,
   sent,
   transient,
   withJitter,
@@ -25,6 +26,14 @@ describe('Delivery policy', () => {
     expect(retryDelay(policy, 1, 5000)).to.equal(5000);
     expect(retryDelay(policy, 2, 500)).to.equal(5000);
     expect(retryDelay(policy, 1, 3_600_000)).to.equal(30_000);
+  });
+
+  it('rounds a wait up to the shortest step at least as long, else the longest', () => {
+    expect([100, 200, 300, 400, 5000].map((d) => retryStep([200, 400], d))).to.deep.equal([
+      200, 200, 400, 400, 400,
+    ]);
+    // RETRY_DELAYS need not be in order: the rule is about length, not position.
+    expect(retryStep([30_000, 1000, 5000], 3000)).to.equal(5000);
   });
 
   it('delivers on sent, retries on transient, gives up on permanent', () => {

@@ -1,10 +1,13 @@
 import { expect } from 'chai';
+import type { TestDatabase } from '../support/postgres.js';
+import { freshDatabase, requirePostgres } from '../support/postgres.js';
 import { runEmail } from '../support/process.js';
 
 describe('the email command', () => {
   it('prints usage for --help and exits 0', async () => {
     const proc = runEmail(['--help'], {});
     const { code } = await proc.exited;
+    await proc.closed; // and its last output read
     expect(code).to.equal(0);
     expect(proc.output()).to.contain('Usage: email <command>').and.contain('dead-letters');
   });
@@ -12,6 +15,7 @@ describe('the email command', () => {
   it('prints usage for an unknown command and exits 2', async () => {
     const proc = runEmail(['frobnicate'], {});
     const { code } = await proc.exited;
+    await proc.closed; // and its last output read
     expect(code).to.equal(2);
     expect(proc.stderr.join('')).to.contain('unknown command "frobnicate"').and.contain('Usage:');
   });
@@ -25,9 +29,10 @@ describe('the email command', () => {
       AMQP_URL: 'http://guest:hunter2@localhost',
     });
     const { code } = await proc.exited;
+    await proc.closed; // and its last output read
     const err = proc.stderr.join('');
     expect(code).to.equal(2);
-    for (const variable of ['MAIL_TRANSPORT', 'PORT', 'RETRY_DELAYS', 'AMQP_URL'])
+    for (const variable of ['MAIL_TRANSPORT', 'PORT', 'RETRY_DELAYS', 'AMQP_URL', 'DATABASE_URL'])
       expect(err).to.contain(variable);
     expect(err).not.to.contain('supersecret');
     expect(err).not.to.contain('hunter2');
@@ -36,7 +41,56 @@ describe('the email command', () => {
   it('says what a transport needs when it is missing', async () => {
     const proc = runEmail(['dev'], { MAIL_TRANSPORT: 'smtp' });
     const { code } = await proc.exited;
+    await proc.closed; // and its last output read
     expect(code).to.equal(2);
     expect(proc.stderr.join('')).to.match(/SMTP_URL is required/);
+  });
+
+  for (const role of ['server', 'worker']) {
+    it(`email ${role} without DATABASE_URL exits 2 and names it`, async () => {
+      const proc = runEmail([role], { AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672' });
+      const { code } = await proc.exited;
+      await proc.closed; // and its last output read
+      expect(code).to.equal(2);
+      expect(proc.stderr.join('')).to.match(/DATABASE_URL is required/);
+    });
+  }
+
+  describe('email migrate', function () {
+    this.timeout(30_000);
+    let db: TestDatabase | undefined;
+
+    before(async () => {
+      await requirePostgres();
+      db = await freshDatabase('cli_migrate');
+    });
+    after(() => db?.drop());
+
+    const migrate = async () => {
+      const proc = runEmail(['migrate'], { DATABASE_URL: db?.url, LOG_LEVEL: 'warn' });
+      const { code } = await proc.exited;
+      await proc.closed; // and its last output read
+      return { code, stdout: proc.stdout.join(''), stderr: proc.stderr.join('') };
+    };
+
+    it('applies the migrations to an empty database and says which', async () => {
+      const first = await migrate();
+      expect(first.code, first.stderr).to.equal(0);
+      expect(first.stdout).to.match(/^Applied \d+ migrations?: \S.*\n$/);
+    });
+
+    it('says the database is up to date the second time', async () => {
+      const second = await migrate();
+      expect(second.code, second.stderr).to.equal(0);
+      expect(second.stdout).to.equal('The database is up to date.\n');
+    });
+
+    it('without DATABASE_URL exits 2 and names it', async () => {
+      const proc = runEmail(['migrate'], {});
+      const { code } = await proc.exited;
+      await proc.closed; // and its last output read
+      expect(code).to.equal(2);
+      expect(proc.stderr.join('')).to.match(/DATABASE_URL is required/);
+    });
   });
 });

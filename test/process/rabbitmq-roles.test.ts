@@ -1,11 +1,12 @@
-// `email server` and `email worker` as separate processes on a real RabbitMQ: what a user of the
-// API sees (202s, deliveries, GET /emails/:id) when the roles run as they would in production.
+// `email server` and `email worker` as separate processes on a real RabbitMQ and PostgreSQL: what
+// a user of the API sees (202s, sends, GET /emails/:id) when the roles run as in production.
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import type { SmtpReceiver } from '../adapters/senders/smtp-receiver.js';
 import { startSmtpReceiver } from '../adapters/senders/smtp-receiver.js';
+import { requirePostgres } from '../support/postgres.js';
 import { eventually } from '../support/process.js';
 import { requireRabbitMq } from '../support/rabbitmq.js';
 import {
@@ -15,6 +16,7 @@ import {
   startMailgunRoles,
   stopMailgunRoles,
   Roles,
+  closed,
   mapLimit,
   postEmail,
   queueEmail,
@@ -24,7 +26,10 @@ import {
 } from '../support/roles.js';
 
 describe('email server + email worker on RabbitMQ', function () {
-  before(() => requireRabbitMq());
+  before(async () => {
+    await requireRabbitMq();
+    await requirePostgres();
+  });
 
   describe('many emails in, all out (outbox)', function () {
     this.timeout(60_000);
@@ -35,7 +40,7 @@ describe('email server + email worker on RabbitMQ', function () {
     before(async () => ({ roles, outbox } = await startOutboxRoles()));
     after(() => stopOutboxRoles(roles, outbox));
 
-    it(`accepts ${COUNT} emails with 202 and delivers each exactly once`, async () => {
+    it(`accepts ${COUNT} emails with 202 and sends each exactly once`, async () => {
       const server = await roles.start('server');
       const worker = await roles.start('worker');
 
@@ -77,11 +82,19 @@ describe('email server + email worker on RabbitMQ', function () {
         'one send per id',
       ).to.equal(true);
 
-      // The server builds each status from the events exchange.
-      const views = await mapLimit(ids, 20, (id) => waitForStatus(server.url, id, 'delivered'));
+      // The server reads each status from the email log the worker wrote to.
+      const views = await mapLimit(ids, 20, (id) => waitForStatus(server.url, id, 'sent'));
       for (const [i, view] of views.entries()) {
         expect(view).to.include({ id: ids[i], subject: `Bulk ${i}` });
         expect(view.attempts.map((a) => a.outcome)).to.deep.equal(['sent']);
+        expect(view.events.map((e) => [e.status, e.source])).to.deep.equal([
+          ['queued', 'api'],
+          ['sending', 'worker'],
+          ['sent', 'worker'],
+        ]);
+        expect(view.recipients).to.deep.equal([
+          { address: `user${i}@example.com`, status: 'sent' },
+        ]);
       }
     });
   });
@@ -109,7 +122,7 @@ describe('email server + email worker on RabbitMQ', function () {
       await smtp?.close();
     });
 
-    it('MAIL_TRANSPORT=mailgun: the worker delivers through the Messages API', async () => {
+    it('MAIL_TRANSPORT=mailgun: the worker sends through the Messages API', async () => {
       const worker = await roles.start('worker', { MAIL_TRANSPORT: 'mailgun' });
       const id = await queueEmail(serverUrl, { subject: 'Via Mailgun', text: 'Hello' });
       const message = await eventually(
@@ -122,14 +135,16 @@ describe('email server + email worker on RabbitMQ', function () {
         text: 'Hello',
         from: 'Example <noreply@mg.example.com>',
       });
-      const view = await waitForStatus(serverUrl, id, 'delivered');
-      expect(view.providerId).to.equal(message.id);
-      expect(worker.proc.output()).not.to.contain(MAILGUN_KEY);
+      const view = await waitForStatus(serverUrl, id, 'sent');
+      expect(view.provider_id).to.equal(message.id);
       const { code } = await worker.proc.stop('SIGTERM');
       expect(code).to.equal(0);
+      // All it printed, to the last line: nowhere the key.
+      await closed(worker.proc);
+      expect(worker.proc.output()).not.to.contain(MAILGUN_KEY);
     });
 
-    it('MAIL_TRANSPORT=smtp: the worker delivers to an SMTP server', async () => {
+    it('MAIL_TRANSPORT=smtp: the worker sends to an SMTP server', async () => {
       const worker = await roles.start('worker', { MAIL_TRANSPORT: 'smtp' });
       const id = await queueEmail(serverUrl, {
         to: ['Bob <bob@example.org>', 'carol@example.net'],
@@ -143,7 +158,7 @@ describe('email server + email worker on RabbitMQ', function () {
       );
       expect(received.subject).to.equal('Via SMTP');
       expect(received.recipients).to.have.members(['bob@example.org', 'carol@example.net']);
-      await waitForStatus(serverUrl, id, 'delivered');
+      await waitForStatus(serverUrl, id, 'sent');
       expect(worker.proc.records.find((r) => r.msg === 'Starting Queue Worker')).to.include({
         transport: 'smtp',
       });
@@ -160,13 +175,20 @@ describe('email server + email worker on RabbitMQ', function () {
     before(async () => ({ roles, mailgun } = await startMailgunRoles()));
     after(() => stopMailgunRoles(roles, mailgun));
 
-    it('a 503 is retried after the first RETRY_DELAYS step and delivered on attempt 2', async () => {
+    it('a 503 is retried after the first RETRY_DELAYS step and sent on attempt 2', async () => {
       const server = await roles.start('server');
       const worker = await roles.start('worker');
       mailgun.script({ status: 503 });
       const id = await queueEmail(server.url, { subject: 'Retry me' });
 
-      const view = await waitForStatus(server.url, id, 'delivered');
+      const view = await waitForStatus(server.url, id, 'sent');
+      expect(view.events.map((e) => e.status)).to.deep.equal([
+        'queued',
+        'sending',
+        'retrying',
+        'sending',
+        'sent',
+      ]);
       expect(view.attempts.map((a) => [a.attempt, a.outcome])).to.deep.equal([
         [1, 'transient'],
         [2, 'sent'],

@@ -35,12 +35,10 @@ export class RecordingEvents implements DeliveryEvents {
 export class ScriptedSender implements EmailSender {
   readonly name = 'scripted';
   readonly sent: EmailRequest[] = [];
-  readonly attempts: (number | undefined)[] = [];
   constructor(private readonly outcomes: DeliveryOutcome[]) {}
-  send(request: EmailRequest, attempt?: number) {
+  send(request: EmailRequest) {
     return async () => {
       this.sent.push(request);
-      this.attempts.push(attempt);
       return this.outcomes.shift() ?? { _tag: 'Sent' as const, providerId: `<${request.id}@test>` };
     };
   }

@@ -16,6 +16,8 @@ export class EmailProcess {
   readonly stderr: string[] = [];
   readonly records: LogRecord[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves once the process has exited and all of its output has been read. */
+  readonly closed: Promise<void>;
   private buffer = '';
 
   constructor(readonly child: ChildProcess) {
@@ -37,6 +39,8 @@ export class EmailProcess {
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => resolve({ code, signal })),
     );
+    // 'exit' can come before the last output: 'close' is when stdout and stderr are complete.
+    this.closed = new Promise((resolve) => child.once('close', () => resolve()));
   }
 
   output(): string {

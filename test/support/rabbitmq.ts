@@ -1,10 +1,12 @@
 // What the RabbitMQ tests need from the machine: a broker, names no other run uses, a way to cut
 // our own connections from the broker's side, and a logger that keeps what it was told.
+import type { ChannelModel } from 'amqplib';
 import { connect } from 'amqplib';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { redactUrl } from '../../src/adapters/rabbitmq/connection.js';
+import { topologyNames } from '../../src/adapters/rabbitmq/topology.js';
 
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -68,4 +70,35 @@ export async function deleteEventQueues(prefix: string): Promise<number> {
     .filter((name) => name.startsWith(`${prefix}.events.`));
   for (const name of names) await run('rabbitmqctl', ['delete_queue', name]);
   return names.length;
+}
+
+/**
+ * Removes every queue and exchange under `prefix`: a test's or a bench run's teardown, never a
+ * role's. Takes a URL (a connection of its own) or an open connection.
+ */
+export async function deleteTopology(
+  target: string | ChannelModel,
+  prefix: string,
+  retryDelaysMs: readonly number[],
+): Promise<void> {
+  const model = typeof target === 'string' ? await connect(target) : target;
+  model.on('error', () => undefined);
+  try {
+    const channel = await model.createChannel();
+    channel.on('error', () => undefined);
+    const names = topologyNames(prefix);
+    const queues = [
+      names.sendQueue,
+      names.deadQueue,
+      ...[...new Set(retryDelaysMs)].map((delayMs) => names.retryQueue(delayMs)),
+    ];
+    // deleteQueue and deleteExchange succeed when the object is already gone.
+    for (const queue of queues) await channel.deleteQueue(queue);
+    for (const exchange of [names.tasksExchange, names.deadExchange, names.eventsExchange]) {
+      await channel.deleteExchange(exchange);
+    }
+    await channel.close();
+  } finally {
+    if (typeof target === 'string') await model.close();
+  }
 }

@@ -1,18 +1,21 @@
-// `email server` and `email worker` as child processes against the real broker, the way an
-// operator runs them: one QUEUE_PREFIX per fixture, every process killed and every queue and
-// exchange deleted afterwards, even when a test fails half-way.
+// `email server` and `email worker` as child processes against the real broker and a real
+// PostgreSQL, the way an operator runs them: one QUEUE_PREFIX and one database per fixture,
+// every process killed, every queue and exchange deleted and the database dropped afterwards,
+// even when a test fails half-way.
 import { connect } from 'amqplib';
 import { createConnection, createServer } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo, Socket } from 'node:net';
-import { deleteTopology, topologyNames } from '../../src/adapters/rabbitmq/topology.js';
+import { topologyNames } from '../../src/adapters/rabbitmq/topology.js';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
+import type { TestDatabase } from './postgres.js';
+import { migratedDatabase } from './postgres.js';
 import type { EmailProcess, LogRecord } from './process.js';
 import { eventually, runEmail } from './process.js';
-import { AMQP_URL, deleteEventQueues, uniquePrefix } from './rabbitmq.js';
+import { AMQP_URL, deleteEventQueues, deleteTopology, uniquePrefix } from './rabbitmq.js';
 
 /** Short retry steps, so a retry test takes a fraction of a second; teardown deletes these. */
 export const RETRY_DELAYS = '200ms,400ms';
@@ -31,11 +34,8 @@ process.once('exit', () => {
   }
 });
 
-const closings = new WeakMap<EmailProcess, Promise<void>>();
-
 /** Resolves once the process has exited and all its output has been read. */
-export const closed = (proc: EmailProcess): Promise<void> =>
-  closings.get(proc) ?? proc.exited.then(() => undefined);
+export const closed = (proc: EmailProcess): Promise<void> => proc.closed;
 
 /**
  * Waits for a log record. Unlike `waitForLog`, it also waits for lines still in the pipe after
@@ -63,13 +63,52 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Processes and broker objects of one test (or describe), all under one unique prefix. */
+export interface RolesOptions {
+  /**
+   * Share another fixture's database and QUEUE_PREFIX: two servers on one database and one
+   * broker, each with its own environment. The other fixture owns both: its `cleanup` drops the
+   * database (call it last).
+   */
+  readonly shareWith?: Roles;
+  /**
+   * A database the test runs itself (a private PostgreSQL cluster): used as is, never created,
+   * migrated or dropped here.
+   */
+  readonly databaseUrl?: string;
+}
+
+/**
+ * Processes, broker objects and the database of one test (or describe), all under one unique
+ * prefix. The database is made (with every migration applied, so a role's first request never
+ * races its own start-up migration) before the first process starts, and dropped in `cleanup`.
+ */
 export class Roles {
-  readonly prefix = uniquePrefix('roles');
+  readonly prefix: string;
   private readonly processes = new Set<EmailProcess>();
+  private owned: Promise<TestDatabase> | undefined;
+  private url: string | undefined;
 
-  constructor(private readonly base: Env = {}) {}
+  constructor(
+    private readonly base: Env = {},
+    private readonly options: RolesOptions = {},
+  ) {
+    this.prefix = options.shareWith?.prefix ?? uniquePrefix('roles');
+    this.url = options.databaseUrl;
+  }
 
+  /** DATABASE_URL of every process of this fixture; the database is created on the first call. */
+  async database(): Promise<string> {
+    if (this.url !== undefined) return this.url;
+    if (this.options.shareWith) {
+      this.url = await this.options.shareWith.database();
+      return this.url;
+    }
+    this.owned ??= migratedDatabase(this.prefix);
+    this.url = (await this.owned).url;
+    return this.url;
+  }
+
+  /** The environment of every process (DATABASE_URL once `database()` has been called). */
   env(extra: Env = {}): Env {
     return {
       AMQP_URL,
@@ -77,16 +116,16 @@ export class Roles {
       RETRY_DELAYS,
       MAIL_FROM,
       SHUTDOWN_GRACE_MS: '10000',
+      ...(this.url !== undefined ? { DATABASE_URL: this.url } : {}),
       ...this.base,
       ...extra,
     };
   }
 
   /** Spawns a role; tracked at once, so a start-up that times out is still killed. */
-  spawn(args: string[], extra: Env = {}): EmailProcess {
+  async spawn(args: string[], extra: Env = {}): Promise<EmailProcess> {
+    await this.database();
     const proc = runEmail(args, { PORT: '0', WORKER_PORT: '0', ...this.env(extra) });
-    // 'exit' can come before the last output: 'close' is when stdout and stderr are complete.
-    closings.set(proc, new Promise((resolve) => proc.child.once('close', () => resolve())));
     this.processes.add(proc);
     everyChild.add(proc);
     void proc.exited.then(() => everyChild.delete(proc));
@@ -95,7 +134,7 @@ export class Roles {
 
   /** Starts `server` or `worker` and waits for its "Listening on" line. */
   async start(role: 'server' | 'worker', extra: Env = {}): Promise<Started> {
-    const proc = this.spawn([role], extra);
+    const proc = await this.spawn([role], extra);
     try {
       const line = await proc.waitForLog(
         (r) => typeof r.url === 'string' && r.msg.startsWith('Listening'),
@@ -112,21 +151,40 @@ export class Roles {
     }
   }
 
-  /** Runs a one-shot command (`dead-letters …`) to its end. */
+  /** Starts a role and waits until its /readyz says 200: broker and database both reached. */
+  async startReady(role: 'server' | 'worker', extra: Env = {}): Promise<Started> {
+    const started = await this.start(role, extra);
+    await readyzIs(started.url, 200, 20_000).catch((error: unknown) => {
+      throw new Error(`${String(error)}; output:\n${started.proc.output()}`, { cause: error });
+    });
+    return started;
+  }
+
+  /** Runs a one-shot command (`dead-letters …`, `migrate`) to its end. */
   async cli(args: string[], extra: Env = {}): Promise<CliResult> {
-    const proc = this.spawn(args, { LOG_LEVEL: 'warn', ...extra });
+    const proc = await this.spawn(args, { LOG_LEVEL: 'warn', ...extra });
     const { code } = await proc.exited;
     await closed(proc);
     return { code, stdout: proc.stdout.join(''), stderr: proc.stderr.join('') };
   }
 
-  /** Kills what is still running (SIGKILL: nothing is left to finish) and deletes the topology. */
+  /**
+   * Kills what is still running (SIGKILL: nothing is left to finish), deletes the topology and
+   * drops the database this fixture made (not one it shares or was given).
+   */
   async cleanup(deleteBrokerObjects = true): Promise<void> {
     await Promise.all([...this.processes].map((proc) => proc.stop('SIGKILL')));
     this.processes.clear();
-    if (deleteBrokerObjects) {
-      await deleteTopology(AMQP_URL, this.prefix, RETRY_DELAYS_MS);
-      await deleteEventQueues(this.prefix);
+    try {
+      if (deleteBrokerObjects) {
+        await deleteTopology(AMQP_URL, this.prefix, RETRY_DELAYS_MS);
+        await deleteEventQueues(this.prefix);
+      }
+    } finally {
+      // A database that failed to be made failed the test already; nothing to drop then.
+      const owned = await this.owned?.catch(() => undefined);
+      this.owned = undefined;
+      await owned?.drop();
     }
   }
 }
@@ -160,17 +218,23 @@ export interface Posted {
   readonly status: number;
   readonly retryAfter: string | null;
   readonly location: string | null;
+  /** The Idempotent-Replayed header: "true" when an earlier answer was repeated. */
+  readonly replayed: string | null;
   readonly body: { id?: string; status?: string; error?: { code: string; message: string } };
 }
 
 let sequence = 0;
 
 /** A JSON API request; the subject is unique so that a failure message says which one. */
-export async function postEmail(url: string, body: object = {}): Promise<Posted> {
+export async function postEmail(
+  url: string,
+  body: object = {},
+  headers: Record<string, string> = {},
+): Promise<Posted> {
   sequence += 1;
   const response = await fetch(`${url}/emails`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({
       to: 'ada@example.com',
       subject: `Hello ${sequence}`,
@@ -182,6 +246,7 @@ export async function postEmail(url: string, body: object = {}): Promise<Posted>
     status: response.status,
     retryAfter: response.headers.get('retry-after'),
     location: response.headers.get('location'),
+    replayed: response.headers.get('idempotent-replayed'),
     body: (await response.json()) as Posted['body'],
   };
 }
@@ -195,19 +260,36 @@ export async function queueEmail(url: string, body: object = {}): Promise<string
   return posted.body.id;
 }
 
+/** GET /emails/:id as JSON (snake_case, as the API answers it). */
 export interface StatusView {
   readonly id: string;
   readonly status: string;
   readonly to: string[];
   readonly subject: string;
-  readonly attempts: { attempt: number; at: string; outcome: string; detail: string }[];
-  readonly providerId?: string;
+  readonly created_at?: string;
+  readonly recipients: { address: string; status: string }[];
+  readonly attempts: {
+    attempt: number;
+    at: string;
+    outcome: string;
+    detail: string;
+    duration_ms?: number;
+  }[];
+  readonly events: { at: string; status: string; source: string; detail?: string }[];
+  readonly failovers?: { at: string; from: string; to: string; reason: string }[];
+  readonly provider_id?: string;
+  readonly sent_at?: string;
+  readonly duration_ms?: number;
+  readonly next_attempt_at?: string;
+  readonly failed_at?: string;
   readonly reason?: string;
 }
 
 export async function statusOf(url: string, id: string): Promise<StatusView | undefined> {
   const response = await fetch(`${url}/emails/${id}`, { headers: { accept: 'application/json' } });
-  return response.status === 200 ? ((await response.json()) as StatusView) : undefined;
+  if (response.status === 200) return (await response.json()) as StatusView;
+  await response.arrayBuffer();
+  return undefined;
 }
 
 /** Polls GET /emails/:id until it shows `status`. */
@@ -226,6 +308,14 @@ export async function httpStatus(url: string): Promise<number> {
   await response.arrayBuffer();
   return response.status;
 }
+
+/** Polls `${url}/readyz` until it answers `status`. */
+export const readyzIs = (url: string, status: number, timeoutMs = 15_000): Promise<true> =>
+  eventually(
+    async () => ((await httpStatus(`${url}/readyz`)) === status ? true : undefined),
+    timeoutMs,
+    `${url}/readyz to be ${status}`,
+  );
 
 /** Runs `fn` over `items` with at most `limit` calls in flight, keeping the order of results. */
 export async function mapLimit<T, R>(

@@ -2,8 +2,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import type { RetryPolicy } from '../../domain/delivery.js';
 import { parseDelays } from '../../domain/delivery.js';
-import type { EmailAddress } from '../../domain/email-address.js';
-import { parseEmailAddress } from '../../domain/email-address.js';
+import { EmailAddress, parseEmailAddress } from '../../domain/email-address.js';
 
 /** A value that prints as `[redacted]` in logs, errors, JSON and util.inspect. */
 export class Secret {
@@ -67,11 +66,12 @@ type Env = Readonly<Record<string, string | undefined>>;
 function envVar<A>(
   expected: string,
   parse: (raw: string) => E.Either<string | undefined, A>,
+  is: (u: unknown) => u is A,
   secret = false,
 ): t.Type<A, string, unknown> {
   return new t.Type<A, string, unknown>(
     expected,
-    (_u): _u is A => false, // never asked: config values are only decoded, not checked
+    is,
     (u, c) => {
       if (typeof u !== 'string') return t.failure(u, c);
       const parsed = parse(u);
@@ -83,6 +83,14 @@ function envVar<A>(
   );
 }
 
+const aString = (u: unknown): u is string => typeof u === 'string';
+const aNumber = (u: unknown): u is number => typeof u === 'number';
+const aSecret = (u: unknown): u is Secret => u instanceof Secret;
+const aDelayList = (u: unknown): u is [number, ...number[]] =>
+  Array.isArray(u) && u.length > 0 && u.every(aNumber);
+const aTransportList = (u: unknown): u is [TransportName, ...TransportName[]] =>
+  Array.isArray(u) && u.length > 0 && u.every((n) => TRANSPORTS.some((x) => x === n));
+
 const when =
   <A>(test: (raw: string) => boolean, build: (raw: string) => A) =>
   (raw: string): E.Either<undefined, A> =>
@@ -92,6 +100,7 @@ const intIn = (expected: string, min: number, max: number) =>
   envVar(
     expected,
     when((raw) => /^\d+$/.test(raw.trim()) && Number(raw) >= min && Number(raw) <= max, Number),
+    aNumber,
   );
 
 const urlOf = (schemes: string) => (raw: string) =>
@@ -123,32 +132,42 @@ const Always = t.exact(
     HOST: envVar(
       'a host name or IP address to listen on',
       when((raw) => /^[A-Za-z0-9.:-]+$/.test(raw), String),
+      aString,
     ),
     WORKER_PORT: Port,
     QUEUE_PREFIX: envVar(
       'letters, digits, dots, dashes or underscores (1 to 100)',
       when((raw) => /^[A-Za-z0-9._-]{1,100}$/.test(raw), String),
+      aString,
     ),
     MAIL_TRANSPORT: envVar(
       'outbox, mailgun, smtp, or a comma-separated list such as mailgun,smtp',
       parseTransports,
+      aTransportList,
     ),
-    MAIL_FROM: envVar('an address such as "Example <noreply@example.com>"', (raw) =>
-      E.mapLeft((e: { message: string }) => `"${raw}" ${e.message}`)(parseEmailAddress(raw)),
+    MAIL_FROM: envVar(
+      'an address such as "Example <noreply@example.com>"',
+      (raw) =>
+        E.mapLeft((e: { message: string }) => `"${raw}" ${e.message}`)(parseEmailAddress(raw)),
+      EmailAddress.is,
     ),
     OUTBOX_DIR: envVar(
       'a directory path',
       when((raw) => raw.trim() !== '', String),
+      aString,
     ),
     WORKER_CONCURRENCY: intIn('a whole number from 1 to 2000', 1, 2000),
     MAX_ATTEMPTS: intIn('a whole number from 1 to 100', 1, 100),
     SEND_TIMEOUT_MS: intIn('milliseconds, from 100 to 600000', 100, 600_000),
-    RETRY_DELAYS: envVar('a list of delays such as 1s,5s,30s,2m,10m,30m,1h', (raw) =>
-      E.fromNullable(undefined)(parseDelays(raw)),
+    RETRY_DELAYS: envVar(
+      'a list of delays such as 1s,5s,30s,2m,10m,30m,1h',
+      (raw) => E.fromNullable(undefined)(parseDelays(raw)),
+      aDelayList,
     ),
     LOG_LEVEL: envVar(
       LEVELS.join(', '),
       when((raw) => LEVELS.includes(raw), String),
+      aString,
     ),
     SHUTDOWN_GRACE_MS: intIn('milliseconds, from 0 to 600000', 0, 600_000),
     RETENTION_DAYS: intIn('a whole number of days from 1 to 3650', 1, 3650),
@@ -161,11 +180,13 @@ const Optional = t.exact(
     AMQP_URL: envVar(
       'an amqp:// or amqps:// URL such as amqp://guest:guest@127.0.0.1:5672',
       when(urlOf('amqps?'), (raw) => new Secret(raw)),
+      aSecret,
       true,
     ),
     DATABASE_URL: envVar(
       'a postgres:// or postgresql:// URL such as postgres://postgres@127.0.0.1:5432/email',
       when(urlOf('postgres(?:ql)?'), (raw) => new Secret(raw)),
+      aSecret,
       true,
     ),
     MAILGUN_API_KEY: envVar(
@@ -174,15 +195,18 @@ const Optional = t.exact(
         (raw) => raw.trim() !== '',
         (raw) => new Secret(raw.trim()),
       ),
+      aSecret,
       true,
     ),
     MAILGUN_API_BASE: envVar(
       'https://api.mailgun.net/v3/<your domain> (EU: api.eu.mailgun.net)',
       when(urlOf('https?'), (raw) => raw.replace(/\/+$/, '')),
+      aString,
     ),
     SMTP_URL: envVar(
       'smtp://user:pass@host:587 or smtps://user:pass@host:465',
       when(urlOf('smtps?'), (raw) => new Secret(raw)),
+      aSecret,
       true,
     ),
     CSRF_SECRET: envVar(
@@ -191,6 +215,7 @@ const Optional = t.exact(
         (raw) => raw.length >= 32,
         (raw) => new Secret(raw),
       ),
+      aSecret,
       true,
     ),
   }),

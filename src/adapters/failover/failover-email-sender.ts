@@ -2,7 +2,7 @@ import type { Task } from 'fp-ts/lib/Task.js';
 import type { EmailSender } from '../../application/ports/email-sender.js';
 import type { Clock, Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { transient } from '../../domain/delivery.js';
+import { transient, uncertain } from '../../domain/delivery.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 import type { BreakerOptions, BreakerState } from './circuit-breaker.js';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
@@ -22,6 +22,7 @@ interface Failure {
   readonly key: string;
   readonly reason: string;
   readonly waitMs: number | undefined;
+  readonly uncertain?: true;
 }
 
 /**
@@ -50,7 +51,7 @@ export class FailoverEmailSender implements EmailSender {
     this.name = `failover(${this.entries.map((e) => e.key).join(',')})`;
   }
 
-  send(request: EmailRequest, attempt?: number): Task<DeliveryOutcome> {
+  send(request: EmailRequest): Task<DeliveryOutcome> {
     return async () => {
       const failures: Failure[] = [];
       for (const [i, entry] of this.entries.entries()) {
@@ -65,7 +66,7 @@ export class FailoverEmailSender implements EmailSender {
           if (next) this.failedOver(request, entry.key, next, reason);
           continue;
         }
-        const outcome = await entry.sender.send(request, attempt)();
+        const outcome = await entry.sender.send(request)();
         if (outcome._tag !== 'Transient') {
           const before = entry.breaker.onSuccess();
           if (before !== 'closed') {
@@ -73,7 +74,12 @@ export class FailoverEmailSender implements EmailSender {
           }
           return outcome;
         }
-        failures.push({ key: entry.key, reason: outcome.reason, waitMs: outcome.retryAfterMs });
+        failures.push({
+          key: entry.key,
+          reason: outcome.reason,
+          waitMs: outcome.retryAfterMs,
+          ...(outcome.uncertain ? { uncertain: true as const } : {}),
+        });
         if (entry.breaker.onFailure()) {
           this.options.log.warn(
             { sender: entry.key, reason: outcome.reason },
@@ -110,6 +116,8 @@ export class FailoverEmailSender implements EmailSender {
     const soonest = waits.every((w): w is number => w !== undefined)
       ? Math.min(...waits)
       : undefined;
-    return transient(`all senders failed: ${reason}`, soonest);
+    // Uncertain only if every sender was: one plain "try later" is a reason to keep trying.
+    const all = `all senders failed: ${reason}`;
+    return failures.every((f) => f.uncertain) ? uncertain(all, soonest) : transient(all, soonest);
   }
 }

@@ -3,8 +3,8 @@ import * as E from 'fp-ts/lib/Either.js';
 import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
 import type { Logger } from '../../application/ports/system.js';
-import type { EmailRequester } from './app.js';
-import { requestEmailProblem, sendProblem } from './errors.js';
+import type { EmailRequester } from '../../application/ports/email-requester.js';
+import { API_ROUTE, requestEmailProblem, sendProblem } from './errors.js';
 
 export interface ApiRoutesOptions {
   readonly requestEmail: EmailRequester;
@@ -65,6 +65,7 @@ export function mountApiRoutes(router: Router, options: ApiRoutesOptions): void 
   const { requestEmail, bodyLimitBytes, log } = options;
 
   router.post(
+    `${API_ROUTE}accept-email`,
     '/emails',
     requireJson(),
     readIdempotencyKey(),

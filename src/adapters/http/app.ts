@@ -1,9 +1,9 @@
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
+import compose from 'koa-compose';
 import type { EmailLog } from '../../application/ports/email-log.js';
 import type { Logger } from '../../application/ports/system.js';
-import type { Accepted, RequestEmailError } from '../../application/request-email.js';
+import type { EmailRequester } from '../../application/ports/email-requester.js';
 import { mountApiRoutes } from './api-routes.js';
 import { createCsrf } from './csrf.js';
 import { emptyStatusPages, errorHandler } from './errors.js';
@@ -12,11 +12,6 @@ import { mountOpsRoutes } from './ops-routes.js';
 import { securityHeaders } from './security.js';
 import type { WatchEmail } from './status-routes.js';
 import { mountStatusRoutes } from './status-routes.js';
-
-/** The RequestEmail use case as the HTTP adapter sees it. */
-export interface EmailRequester {
-  execute(input: unknown, idempotencyKey?: string): TaskEither<RequestEmailError, Accepted>;
-}
 
 export interface HttpDeps {
   readonly requestEmail: EmailRequester;
@@ -59,20 +54,7 @@ export function createHttpApp(deps: HttpDeps): Koa {
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
 
-  const app = new Koa();
-  app.use(securityHeaders());
-  app.use(errorHandler({ log: deps.log, bodyLimitBytes }));
-  app.use(emptyStatusPages());
-  app.use(router.routes());
-  app.use(router.allowedMethods());
-  // Only what escapes the error handler lands here (a stream failing after its headers went
-  // out); logging it replaces Koa's default of printing to stderr. A client that leaves an
-  // event stream is how such streams normally end, not a failure.
-  app.on('error', (err: unknown) => {
-    if (isClientGone(err)) return;
-    deps.log.error({ err }, 'HTTP response failed after it started');
-  });
-  return app;
+  return appWith(router, deps.log, bodyLimitBytes);
 }
 
 export type OpsDeps = Pick<HttpDeps, 'readiness' | 'metrics' | 'log'>;
@@ -84,14 +66,30 @@ export function createOpsApp(deps: OpsDeps): Koa {
     readiness: deps.readiness,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
+  return appWith(router, deps.log, 0);
+}
+
+/**
+ * Both apps run one stack, composed once so they cannot drift apart: security headers on every
+ * answer, the one error handler above everything else, a page for a bare status, then the routes.
+ */
+function appWith(router: Router, log: Logger, bodyLimitBytes: number): Koa {
   const app = new Koa();
-  app.use(securityHeaders());
-  app.use(errorHandler({ log: deps.log, bodyLimitBytes: 0 }));
-  app.use(emptyStatusPages());
-  app.use(router.routes());
-  app.use(router.allowedMethods());
-  app.on('error', (err: unknown) =>
-    deps.log.error({ err }, 'HTTP response failed after it started'),
+  app.use(
+    compose([
+      securityHeaders(),
+      errorHandler({ log, bodyLimitBytes }),
+      emptyStatusPages(),
+      router.routes(),
+      router.allowedMethods(),
+    ]),
   );
+  // Only what escapes the error handler lands here (a stream failing after its headers went
+  // out); logging it replaces Koa's default of printing to stderr. A client that leaves an
+  // event stream is how such streams normally end, not a failure.
+  app.on('error', (err: unknown) => {
+    if (isClientGone(err)) return;
+    log.error({ err }, 'HTTP response failed after it started');
+  });
   return app;
 }

@@ -26,9 +26,26 @@ export interface ApiErrorBody {
   };
 }
 
-/** The JSON API answers in JSON whatever it is sent; elsewhere the Accept header decides. */
+/** Routes of the JSON API are named with this prefix: their answers, errors too, are JSON. */
+export const API_ROUTE = 'api:';
+
+/** What @koa/router leaves on the context: every route whose path matched, whatever the method. */
+function matchedRouteNames(ctx: Context): string[] {
+  const matched: unknown = 'matched' in ctx ? ctx.matched : undefined;
+  if (!Array.isArray(matched)) return [];
+  return matched.flatMap((layer: unknown) =>
+    typeof layer === 'object' && layer !== null && 'name' in layer && typeof layer.name === 'string'
+      ? [layer.name]
+      : [],
+  );
+}
+
+/**
+ * The JSON API answers in JSON whatever it is sent (a 405 on its path included); elsewhere the
+ * Accept header decides.
+ */
 export function wantsJson(ctx: Context): boolean {
-  if (/^\/emails\/?$/.test(ctx.path)) return true;
+  if (matchedRouteNames(ctx).some((name) => name.startsWith(API_ROUTE))) return true;
   return ctx.accepts('html', 'json') === 'json';
 }
 

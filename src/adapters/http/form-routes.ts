@@ -5,7 +5,7 @@ import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
 import type { Logger } from '../../application/ports/system.js';
 import type { RequestEmailError } from '../../application/request-email.js';
-import type { EmailRequester } from './app.js';
+import type { EmailRequester } from '../../application/ports/email-requester.js';
 import type { Csrf } from './csrf.js';
 import { csrfRejectionMessages } from './csrf.js';
 import { RETRY_AFTER_SECONDS, requestEmailProblem, sendProblem } from './errors.js';

@@ -9,7 +9,7 @@ import { EmailId } from '../../domain/email-request.js';
 import type { EmailStatus, StatusName } from '../../domain/email-status.js';
 import { STATUS_NAMES, isFinalStatus } from '../../domain/email-status.js';
 import type { Problem } from './errors.js';
-import { RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
+import { API_ROUTE, RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
 import { STATUS_SCRIPT, statusJson, statusPage } from './status-page.js';
 
 /**
@@ -108,7 +108,7 @@ const sseEvent = (status: EmailStatus): string =>
 export function mountStatusRoutes(router: Router, options: StatusRoutesOptions): void {
   const { emails, watch, log, heartbeatMs = 15_000 } = options;
 
-  router.get('/emails', async function listEmails(ctx): Promise<void> {
+  router.get(`${API_ROUTE}list-emails`, '/emails', async function listEmails(ctx): Promise<void> {
     const query = parseQuery(ctx);
     if (E.isLeft(query)) {
       return sendProblem(ctx, {

@@ -7,8 +7,8 @@ import type { Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
 import { transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
-import { addressParts } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
+import { EMAIL_ID_HEADER, messageIdOf } from '../mime/mime-message.js';
 import { outcomeOf, UNAUTHORIZED_HINT } from './mailgun-response.js';
 
 export interface MailgunOptions {
@@ -34,7 +34,6 @@ export class MailgunEmailSender implements EmailSender {
   readonly name = 'mailgun';
   private readonly endpoint: string;
   private readonly authorization: string;
-  private readonly fromDomain: string;
   // Keep-alive: a TLS handshake per email would cost more than the API call itself.
   private readonly agent: HttpAgent;
   private readonly now: () => number;
@@ -46,7 +45,6 @@ export class MailgunEmailSender implements EmailSender {
     base.password = '';
     this.endpoint = `${base.toString().replace(/\/+$/, '')}/messages`;
     this.authorization = `Basic ${Buffer.from(`api:${options.apiKey}`).toString('base64')}`;
-    this.fromDomain = addressParts(options.from).domain;
     this.agent =
       base.protocol === 'https:'
         ? new HttpsAgent({ keepAlive: true, maxSockets: 64 })
@@ -54,7 +52,7 @@ export class MailgunEmailSender implements EmailSender {
     this.now = options.now ?? Date.now;
   }
 
-  send(request: EmailRequest, attempt = 1): Task<DeliveryOutcome> {
+  send(request: EmailRequest): Task<DeliveryOutcome> {
     return async () => {
       const { log, timeoutMs } = this.options;
       const controller = new AbortController();
@@ -84,7 +82,6 @@ export class MailgunEmailSender implements EmailSender {
               location: response.headers.get('location'),
             },
             this.now(),
-            attempt,
           ),
         );
         const fields = { emailId: request.id, status: response.status, outcome: outcome._tag };
@@ -118,8 +115,8 @@ export class MailgunEmailSender implements EmailSender {
     if (request.text !== undefined) form.append('text', request.text);
     if (request.html !== undefined) form.append('html', request.html);
     form.append('v:email-id', request.id);
-    form.append('h:Message-Id', `<${request.id}@${this.fromDomain}>`);
-    form.append('h:X-Email-Id', request.id);
+    form.append('h:Message-Id', messageIdOf(request, this.options.from));
+    form.append(`h:${EMAIL_ID_HEADER}`, request.id);
     return form;
   }
 

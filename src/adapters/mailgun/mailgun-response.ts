@@ -1,5 +1,5 @@
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { permanent, sent, transient } from '../../domain/delivery.js';
+import { permanent, sent, transient, uncertain } from '../../domain/delivery.js';
 
 /** What came back from Mailgun, read defensively: a body may be JSON, plain text or HTML. */
 export interface MailgunReply {
@@ -61,16 +61,13 @@ function retryAfterFromMessage(message: string, nowMs: number): number | undefin
   return match?.[1] ? parseRetryAfter(match[1], nowMs) : undefined;
 }
 
-/** A JSON 404 on this attempt or later is taken at its word (DESIGN.md: "a few times"). */
-export const LAST_TRANSIENT_404_ATTEMPT = 3;
-
 /**
- * Mailgun's answer as an outcome (DESIGN.md "Delivery rules"). A JSON 404 is Mailgun saying
- * "not yet" (it is eventually consistent), so it is transient for the first few attempts and
- * permanent after that. A 404 without JSON is no Mailgun answer at all but a wrong URL, which no
- * retry will fix.
+ * Mailgun's answer as an outcome (the table in docs/architecture.md, "Delivery rules"). A JSON
+ * 404 may be Mailgun saying "not yet" (it is eventually consistent): it is reported as an
+ * uncertain failure, and the core decides how many times that is worth another try. A 404
+ * without JSON is no Mailgun answer at all but a wrong URL, which no retry will fix.
  */
-export function outcomeOf(reply: MailgunReply, nowMs: number, attempt = 1): DeliveryOutcome {
+export function outcomeOf(reply: MailgunReply, nowMs: number): DeliveryOutcome {
   const { status, body } = reply;
   const message = mailgunMessage(body);
   const after = parseRetryAfter(reply.retryAfter, nowMs);
@@ -83,9 +80,7 @@ export function outcomeOf(reply: MailgunReply, nowMs: number, attempt = 1): Deli
     if (!jsonMessage(body).json) {
       return permanent(`Mailgun 404 without a JSON body: check MAILGUN_API_BASE (${message})`);
     }
-    return attempt < LAST_TRANSIENT_404_ATTEMPT
-      ? transient(`Mailgun 404 (may be temporary): ${message}`, after)
-      : permanent(`Mailgun 404 on attempt ${attempt}, no longer taken as temporary: ${message}`);
+    return uncertain(`Mailgun 404 (may be temporary): ${message}`, after);
   }
   if (status === 420) {
     return transient(`Mailgun 420: ${message}`, after ?? retryAfterFromMessage(message, nowMs));

@@ -1,29 +1,28 @@
 import * as E from 'fp-ts/lib/Either.js';
-import type * as TE from 'fp-ts/lib/TaskEither.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
 import type {
   DeadLetter,
   DeadLetterBox,
+  ReplaySelector,
+} from '../../application/ports/dead-letter-box.js';
+import type { EmailQueue, QueueUnavailable } from '../../application/ports/email-queue.js';
+import type {
   Disposition,
-  EmailQueue,
   EmailTask,
   EmailTaskSource,
-  QueueUnavailable,
-  ReplaySelector,
   TaskHandler,
-} from '../../application/ports/email-queue.js';
-import { queueUnavailable } from '../../application/ports/email-queue.js';
+} from '../../application/ports/email-task-source.js';
 import { withJitter } from '../../domain/delivery.js';
 import type { EmailRequest } from '../../domain/email-request.js';
-import type { Headers, WireMessage } from '../messaging/task-message.js';
+import type { WireMessage } from '../messaging/task-message.js';
 import {
-  HEADERS,
-  decodeAttempt,
-  decodeHistory,
   decodeTask,
   describeDeadLetter,
+  encodeNewTask,
   encodeTask,
-  malformed,
+  replayOf,
   toDeadLetter,
+  undecodable,
 } from '../messaging/task-message.js';
 
 /** Runs `fn` after `ms`; returns what cancels it. */
@@ -65,7 +64,8 @@ const defaultSetTimer: SetTimer = (fn, ms) => {
  * stop(). Retries wait in timers as they would in a TTL queue.
  */
 export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLetterBox {
-  private readonly ready: Stored[] = [];
+  /** Tasks waiting for a consumer; protected, like enqueue(), for the tests' subclass. */
+  protected readonly ready: Stored[] = [];
   private readonly dead: WireMessage[] = [];
   private readonly inFlight = new Set<Delivery>();
   private readonly timers = new Set<() => void>();
@@ -74,7 +74,6 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
   private readonly now: () => Date;
   private readonly redeliveryDelayMs: number;
   private handler: TaskHandler | undefined;
-  private unavailable: string | undefined;
 
   constructor(private readonly options: InMemoryEmailQueueOptions) {
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
@@ -87,29 +86,7 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
   }
 
   publish(request: EmailRequest): TE.TaskEither<QueueUnavailable, void> {
-    return () => {
-      if (this.unavailable !== undefined) {
-        return Promise.resolve(E.left(queueUnavailable(this.unavailable)));
-      }
-      this.enqueue(encodeTask({ request, attempt: 1, history: [] }));
-      return Promise.resolve(E.right(undefined));
-    };
-  }
-
-  /** Test hook: bytes a broken or foreign publisher might have sent. */
-  publishRaw(body: Buffer, headers: Headers = {}, messageId?: string): Promise<void> {
-    this.enqueue({ body: Buffer.from(body), headers, messageId });
-    return Promise.resolve();
-  }
-
-  /** Test hook: makes every operation answer QueueUnavailable, as a broker outage would. */
-  setUnavailable(reason: string | undefined): void {
-    this.unavailable = reason;
-  }
-
-  /** Tasks waiting for a consumer (not those in flight or waiting out a retry delay). */
-  depth(): number {
-    return this.ready.length;
+    return TE.rightIO(() => this.enqueue(encodeNewTask(request)));
   }
 
   // async so that a misuse rejects, as RabbitMQ's consume() does, instead of throwing.
@@ -145,19 +122,17 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
   }
 
   list(): TE.TaskEither<QueueUnavailable, readonly DeadLetter[]> {
-    return this.whenAvailable(() => this.dead.map(describeDeadLetter));
+    return TE.rightIO(() => this.dead.map(describeDeadLetter));
   }
 
   replay(selector: ReplaySelector): TE.TaskEither<QueueUnavailable, number> {
-    return this.whenAvailable(() => {
+    return TE.rightIO(() => {
       let replayed = 0;
       for (const letter of [...this.dead]) {
-        if ('id' in selector && describeDeadLetter(letter).id !== selector.id) continue;
-        const decoded = decodeTask(letter.body, {});
-        // A malformed letter would only come straight back: it stays until purged.
-        if (E.isLeft(decoded)) continue;
+        const task = replayOf(letter, selector);
+        if (task === undefined) continue;
         this.dead.splice(this.dead.indexOf(letter), 1);
-        this.enqueue(encodeTask({ request: decoded.right.request, attempt: 1, history: [] }));
+        this.enqueue(task);
         replayed += 1;
       }
       return replayed;
@@ -165,17 +140,10 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
   }
 
   purge(): TE.TaskEither<QueueUnavailable, number> {
-    return this.whenAvailable(() => this.dead.splice(0).length);
+    return TE.rightIO(() => this.dead.splice(0).length);
   }
 
-  private whenAvailable<A>(f: () => A): TE.TaskEither<QueueUnavailable, A> {
-    return () =>
-      Promise.resolve(
-        this.unavailable !== undefined ? E.left(queueUnavailable(this.unavailable)) : E.right(f()),
-      );
-  }
-
-  private enqueue(message: WireMessage, front = false, redelivered = false): void {
+  protected enqueue(message: WireMessage, front = false, redelivered = false): void {
     const stored = { ...message, redelivered };
     if (front) this.ready.unshift(stored);
     else this.ready.push(stored);
@@ -203,10 +171,8 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
     if (E.isLeft(decoded)) {
       this.dead.push(
         toDeadLetter(message, {
-          reason: malformed(decoded.left),
-          attempts: decodeAttempt(message.headers[HEADERS.attempt]),
+          ...undecodable(message.headers, decoded.left),
           failedAt: this.now(),
-          history: decodeHistory(message.headers[HEADERS.history]),
         }),
       );
       return;

@@ -1,7 +1,8 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import * as t from 'io-ts';
-import type { DeadLetter, EmailTask } from '../../application/ports/email-queue.js';
+import type { DeadLetter, ReplaySelector } from '../../application/ports/dead-letter-box.js';
+import type { EmailTask } from '../../application/ports/email-task-source.js';
 import { AttemptRecord } from '../../domain/delivery.js';
 import { EmailRequest } from '../../domain/email-request.js';
 
@@ -48,6 +49,10 @@ export function encodeTask(task: EmailTask): WireMessage {
     },
   };
 }
+
+/** A request's first attempt, as the server publishes it. */
+export const encodeNewTask = (request: EmailRequest): WireMessage =>
+  encodeTask({ request, attempt: 1, history: [] });
 
 /**
  * Decodes a task, re-validating every address. Left is a short, header-safe description of what
@@ -142,6 +147,13 @@ export interface DeadLetterInfo {
   readonly history: readonly AttemptRecord[];
 }
 
+/** What a dead letter says of a task that does not decode, read leniently from its headers. */
+export const undecodable = (headers: Headers, why: string): Omit<DeadLetterInfo, 'failedAt'> => ({
+  reason: malformed(why),
+  attempts: decodeAttempt(headers[HEADERS.attempt]),
+  history: decodeHistory(headers[HEADERS.history]),
+});
+
 /**
  * A dead letter keeps the task's original body (so a replay decodes exactly what was sent) and
  * adds why and when it gave up.
@@ -182,6 +194,18 @@ export function describeDeadLetter(message: WireMessage): DeadLetter {
     failedAt: typeof failedAt === 'string' ? failedAt : (death?.time ?? ''),
     history: decodeHistory(headers[HEADERS.history]),
   };
+}
+
+/**
+ * The replay policy of every dead-letter box: what goes back on the tasks queue for `letter`.
+ * A replay starts over (the original request, a fresh attempt budget, no history). Undefined when
+ * `selector` does not pick the letter, or when it does not decode: a malformed letter would only
+ * come straight back, so it stays until purged.
+ */
+export function replayOf(letter: WireMessage, selector: ReplaySelector): WireMessage | undefined {
+  if ('id' in selector && describeDeadLetter(letter).id !== selector.id) return undefined;
+  const decoded = decodeTask(letter.body, {});
+  return E.isLeft(decoded) ? undefined : encodeNewTask(decoded.right.request);
 }
 
 function rawRequest(body: Buffer): Record<string, unknown> {

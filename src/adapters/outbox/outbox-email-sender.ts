@@ -8,8 +8,8 @@ import type { Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
 import { permanent, sent, transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
-import { addressParts, mailbox } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
+import { nodemailerMessage } from '../mime/mime-message.js';
 
 export interface OutboxOptions {
   readonly dir: string;
@@ -17,32 +17,9 @@ export interface OutboxOptions {
   readonly log: Logger;
 }
 
-/** `{name, address}` objects, so nodemailer renders our parse instead of re-parsing a string. */
-const mimeAddress = (a: EmailAddress): { name: string; address: string } => ({
-  name: addressParts(a).displayName ?? '',
-  address: mailbox(a),
-});
-
-/**
- * Builds the RFC 5322 message every sender would put on the wire. The Date is the request's own
- * time, so a re-send of the same id produces the same headers (only MIME boundaries differ).
- */
+/** Builds the RFC 5322 message every sender would put on the wire (see mime-message.ts). */
 export function composeMessage(request: EmailRequest, from: EmailAddress): Promise<Buffer> {
-  return new MailComposer({
-    from: mimeAddress(from),
-    to: request.to.map(mimeAddress),
-    subject: request.subject,
-    date: new Date(request.requestedAt),
-    messageId: `<${request.id}@${addressParts(from).domain}>`,
-    headers: { 'X-Email-Id': request.id },
-    ...(request.text !== undefined ? { text: request.text } : {}),
-    ...(request.html !== undefined ? { html: request.html } : {}),
-    // Content never comes from a path or URL: a body is text, not an instruction to read a file.
-    disableFileAccess: true,
-    disableUrlAccess: true,
-  })
-    .compile()
-    .build();
+  return new MailComposer(nodemailerMessage(request, from)).compile().build();
 }
 
 /**

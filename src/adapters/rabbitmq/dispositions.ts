@@ -1,23 +1,19 @@
 import * as E from 'fp-ts/lib/Either.js';
 import type * as TE from 'fp-ts/lib/TaskEither.js';
-import type {
-  Disposition,
-  EmailTask,
-  QueueUnavailable,
-} from '../../application/ports/email-queue.js';
+import type { QueueUnavailable } from '../../application/ports/email-queue.js';
 import { queueUnavailable } from '../../application/ports/email-queue.js';
-import type { Logger } from '../../application/ports/system.js';
-import type { WireMessage } from '../messaging/task-message.js';
+import type { Disposition, EmailTask } from '../../application/ports/email-task-source.js';
+import { retryStep } from '../../domain/delivery.js';
+import type { DeadLetterInfo, WireMessage } from '../messaging/task-message.js';
 import { encodeTask, toDeadLetter } from '../messaging/task-message.js';
 import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
 import type { TopologyNames } from './topology.js';
-import { retryStep, topologyNames } from './topology.js';
+import { topologyNames } from './topology.js';
 
 export interface DispositionsOptions {
   readonly publisher: RabbitMqPublisher;
   readonly prefix: string;
   readonly retryDelaysMs: readonly number[];
-  readonly logger: Logger;
   readonly now?: () => Date;
 }
 
@@ -28,9 +24,12 @@ export interface DispositionsOptions {
  */
 export class Dispositions {
   private readonly names: TopologyNames;
+  private readonly steps: readonly [number, ...number[]];
 
   constructor(private readonly options: DispositionsOptions) {
-    if (options.retryDelaysMs.length === 0) throw new Error('retryDelaysMs must not be empty');
+    const [first, ...rest] = options.retryDelaysMs;
+    if (first === undefined) throw new Error('retryDelaysMs must not be empty');
+    this.steps = [first, ...rest];
     this.names = topologyNames(options.prefix);
   }
 
@@ -43,13 +42,9 @@ export class Dispositions {
       case 'Done':
         return () => Promise.resolve(E.right(undefined));
       case 'Retry': {
-        const step = retryStep(this.options.retryDelaysMs, disposition.delayMs);
-        if (step < disposition.delayMs) {
-          this.options.logger.warn(
-            { emailId: task.request.id, askedMs: disposition.delayMs, stepMs: step },
-            'Retry delay longer than the longest retry queue; using the longest',
-          );
-        }
+        // The core's delay is already one of these steps (one RETRY_DELAYS feeds the policy and
+        // the topology); rounding with the same rule keeps any other delay off a missing queue.
+        const step = retryStep(this.steps, disposition.delayMs);
         const next = encodeTask({
           request: task.request,
           attempt: disposition.attempt,
@@ -62,21 +57,21 @@ export class Dispositions {
         // The consumer holds a Redeliver itself; one that gets here goes back to the broker.
         return () => Promise.resolve(E.left(queueUnavailable(disposition.reason)));
       case 'DeadLetter':
-        return this.deadLetter(original, disposition.reason, task.attempt, disposition.history);
+        return this.deadLetter(original, {
+          reason: disposition.reason,
+          attempts: task.attempt,
+          history: disposition.history,
+        });
     }
   }
 
   deadLetter(
     original: WireMessage,
-    reason: string,
-    attempts: number,
-    history: EmailTask['history'],
+    info: Omit<DeadLetterInfo, 'failedAt'>,
   ): TE.TaskEither<QueueUnavailable, void> {
     const letter = toDeadLetter(original, {
-      reason,
-      attempts,
+      ...info,
       failedAt: (this.options.now ?? (() => new Date()))(),
-      history,
     });
     return this.options.publisher.publish(this.names.deadExchange, '', letter);
   }

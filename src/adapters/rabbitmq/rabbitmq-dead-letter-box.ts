@@ -4,12 +4,12 @@ import type * as TE from 'fp-ts/lib/TaskEither.js';
 import type {
   DeadLetter,
   DeadLetterBox,
-  QueueUnavailable,
   ReplaySelector,
-} from '../../application/ports/email-queue.js';
+} from '../../application/ports/dead-letter-box.js';
+import type { QueueUnavailable } from '../../application/ports/email-queue.js';
 import { queueUnavailable } from '../../application/ports/email-queue.js';
 import type { WireMessage } from '../messaging/task-message.js';
-import { decodeTask, describeDeadLetter, encodeTask } from '../messaging/task-message.js';
+import { describeDeadLetter, replayOf } from '../messaging/task-message.js';
 import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
 import { errorText } from './rabbitmq-publisher.js';
 import type { TopologyNames } from './topology.js';
@@ -50,15 +50,13 @@ export class RabbitMqDeadLetterBox implements DeadLetterBox {
     return this.withChannel(async (channel) => {
       let replayed = 0;
       for (const msg of await this.takeAll(channel)) {
-        const letter = describeDeadLetter(wireOf(msg));
-        if ('id' in selector && letter.id !== selector.id) continue;
-        const decoded = decodeTask(msg.content, {});
-        // A malformed letter would only come straight back here; it stays until purged.
-        if (E.isLeft(decoded)) continue;
+        const task = replayOf(wireOf(msg), selector);
+        // Not taken: it goes back to the dead queue, in its place, when the channel closes.
+        if (task === undefined) continue;
         const published = await this.options.publisher.publish(
           this.names.tasksExchange,
           SEND_ROUTING_KEY,
-          encodeTask({ request: decoded.right.request, attempt: 1, history: [] }),
+          task,
         )();
         // Not confirmed: stop here; this letter and the rest go back when the channel closes.
         if (E.isLeft(published)) return published;

@@ -8,6 +8,7 @@ import type { DeliveryEvents } from '../../application/ports/delivery-events.js'
 import type { Logger } from '../../application/ports/system.js';
 import type { EventKey } from '../../domain/events.js';
 import { DomainEvent, eventKey } from '../../domain/events.js';
+import { ChannelKeeper } from './channel-keeper.js';
 import type { RabbitMqConnection } from './connection.js';
 import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
 import { errorText } from './rabbitmq-publisher.js';
@@ -73,10 +74,6 @@ export async function subscribeToEvents(
 ): Promise<EventSubscription> {
   const exchange = topologyNames(prefix).eventsExchange;
   const queueName = `${exchange}.${hostname().slice(0, 60)}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  let active: { model: ChannelModel; ready: Promise<void>; channel?: Channel } | undefined;
-  let closed = false;
-  let retry: NodeJS.Timeout | undefined;
-
   const deliver = (msg: ConsumeMessage | null): void => {
     if (msg === null) return;
     let json: unknown;
@@ -99,26 +96,10 @@ export async function subscribeToEvents(
       .catch((err: unknown) => logger.error({ err: errorText(err) }, 'Event handler failed'));
   };
 
-  // The connection is still up but the channel died: come back on our own.
-  const retryLater = (model: ChannelModel): void => {
-    if (closed || retry || connection.current() !== model) return;
-    retry = setTimeout(() => {
-      retry = undefined;
-      const current = connection.current();
-      if (current) void setup(current).catch(() => undefined);
-    }, 1000);
-    retry.unref();
-  };
-
-  const open = async (entry: { model: ChannelModel; channel?: Channel }): Promise<void> => {
-    const ch = await entry.model.createChannel();
-    entry.channel = ch;
+  const open = async (model: ChannelModel, lost: () => void): Promise<Channel> => {
+    const ch = await model.createChannel();
     ch.on('error', (err: unknown) => logger.warn({ err: errorText(err) }, 'Events channel error'));
-    ch.on('close', () => {
-      if (active !== entry) return;
-      active = undefined;
-      retryLater(entry.model);
-    });
+    ch.on('close', lost);
     const { queue } = await ch.assertQueue(queueName, {
       exclusive: false,
       autoDelete: false,
@@ -129,33 +110,18 @@ export async function subscribeToEvents(
       await ch.bindQueue(queue, exchange, key);
     }
     await ch.consume(queue, deliver, { noAck: true });
+    return ch;
   };
 
-  const setup = (model: ChannelModel): Promise<void> => {
-    if (closed) return Promise.resolve();
-    if (active && active.model === model) return active.ready;
-    const entry: { model: ChannelModel; ready: Promise<void>; channel?: Channel } = {
-      model,
-      ready: Promise.resolve(),
-    };
-    active = entry;
-    entry.ready = open(entry);
-    return entry.ready;
-  };
-
-  const unregister = connection.onReady(setup);
-  const model = connection.current();
-  if (model) await setup(model);
+  // The connection is still up but the channel died: come back on our own.
+  const channel = new ChannelKeeper(connection, open, { reopenDelayMs: 1000 });
+  await channel.keepOpen();
 
   return {
     async close(): Promise<void> {
-      closed = true;
-      unregister();
-      clearTimeout(retry);
-      const entry = active;
-      active = undefined;
-      await entry?.channel?.deleteQueue(queueName).catch(() => undefined);
-      await entry?.channel?.close().catch(() => undefined);
+      const ch = await channel.release()?.catch(() => undefined);
+      await ch?.deleteQueue(queueName).catch(() => undefined);
+      await ch?.close().catch(() => undefined);
     },
   };
 }

@@ -1,7 +1,7 @@
 import type * as TE from 'fp-ts/lib/TaskEither.js';
 import type { EmailQueue, QueueUnavailable } from '../../application/ports/email-queue.js';
 import type { EmailRequest } from '../../domain/email-request.js';
-import { encodeTask } from '../messaging/task-message.js';
+import { encodeNewTask } from '../messaging/task-message.js';
 import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
 import { SEND_ROUTING_KEY, topologyNames } from './topology.js';
 
@@ -23,10 +23,6 @@ export class RabbitMqEmailQueue implements EmailQueue {
   }
 
   publish(request: EmailRequest): TE.TaskEither<QueueUnavailable, void> {
-    return this.options.publisher.publish(
-      this.exchange,
-      SEND_ROUTING_KEY,
-      encodeTask({ request, attempt: 1, history: [] }),
-    );
+    return this.options.publisher.publish(this.exchange, SEND_ROUTING_KEY, encodeNewTask(request));
   }
 }

@@ -5,16 +5,11 @@ import type {
   EmailTask,
   EmailTaskSource,
   TaskHandler,
-} from '../../application/ports/email-queue.js';
+} from '../../application/ports/email-task-source.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { WireMessage } from '../messaging/task-message.js';
-import {
-  HEADERS,
-  decodeAttempt,
-  decodeHistory,
-  decodeTask,
-  malformed,
-} from '../messaging/task-message.js';
+import { HEADERS, decodeAttempt, decodeTask, undecodable } from '../messaging/task-message.js';
+import { ChannelKeeper } from './channel-keeper.js';
 import type { RabbitMqConnection } from './connection.js';
 import { Dispositions } from './dispositions.js';
 import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
@@ -45,10 +40,8 @@ export interface RabbitMqEmailTaskSourceOptions {
 }
 
 interface Subscription {
-  readonly model: ChannelModel;
   channel?: Channel;
   consumerTag?: string;
-  ready?: Promise<void>;
   closed: boolean;
   /** stop() stopped waiting: whatever is still running must not touch the broker. */
   abandoned: boolean;
@@ -64,9 +57,7 @@ const sleep = (ms: number): Promise<void> =>
  */
 export class RabbitMqEmailTaskSource implements EmailTaskSource {
   private handler: TaskHandler | undefined;
-  private subscription: Subscription | undefined;
-  private unregister: (() => void) | undefined;
-  private resubscribeTimer: NodeJS.Timeout | undefined;
+  private readonly subscription: ChannelKeeper<Subscription>;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly waitingForSlot: Array<() => void> = [];
   private running = 0;
@@ -79,24 +70,27 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     }
     this.queue = topologyNames(options.prefix).sendQueue;
     this.dispositions = new Dispositions(options);
+    this.subscription = new ChannelKeeper(
+      options.connection,
+      (model, lost) => this.open(model, lost),
+      {
+        reopenDelayMs: options.resubscribeDelayMs ?? 1000,
+        onOpenFailed: (err) =>
+          options.logger.warn({ err: errorText(err) }, 'Could not start consuming tasks'),
+      },
+    );
   }
 
   async consume(handler: TaskHandler): Promise<void> {
     if (this.handler) throw new Error('RabbitMqEmailTaskSource: already consuming');
     this.handler = handler;
-    this.unregister = this.options.connection.onReady((model) => this.subscribe(model));
-    const model = this.options.connection.current();
-    if (model) await this.subscribe(model);
+    await this.subscription.keepOpen();
   }
 
   async stop(graceMs: number): Promise<void> {
     this.handler = undefined;
-    this.unregister?.();
-    clearTimeout(this.resubscribeTimer);
-    const sub = this.subscription;
-    this.subscription = undefined;
+    const sub = await this.subscription.release()?.catch(() => undefined);
     if (sub) {
-      await sub.ready;
       if (sub.channel && sub.consumerTag && !sub.closed) {
         await sub.channel.cancel(sub.consumerTag).catch(() => undefined);
       }
@@ -111,52 +105,32 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     }
   }
 
-  private subscribe(model: ChannelModel): Promise<void> {
-    const current = this.subscription;
-    if (!this.handler) return Promise.resolve();
-    if (current && current.model === model && !current.closed)
-      return current.ready ?? Promise.resolve();
-    const sub: Subscription = { model, closed: false, abandoned: false };
-    this.subscription = sub;
-    sub.ready = this.open(sub).catch((err: unknown) => {
-      this.options.logger.warn({ err: errorText(err) }, 'Could not start consuming tasks');
+  private async open(model: ChannelModel, lost: () => void): Promise<Subscription> {
+    const sub: Subscription = { closed: false, abandoned: false };
+    try {
+      const channel = await model.createChannel();
+      sub.channel = channel;
+      channel.on('error', (err: unknown) =>
+        this.options.logger.warn({ err: errorText(err) }, 'RabbitMQ consumer channel error'),
+      );
+      channel.on('close', () => {
+        sub.closed = true;
+        lost();
+      });
+      await channel.prefetch(this.options.concurrency);
+      const { consumerTag } = await channel.consume(this.queue, (msg) => this.onMessage(sub, msg), {
+        noAck: false,
+      });
+      sub.consumerTag = consumerTag;
+    } catch (err) {
       sub.closed = true;
-      this.resubscribeLater(sub);
-    });
-    return sub.ready;
-  }
-
-  private async open(sub: Subscription): Promise<void> {
-    const channel = await sub.model.createChannel();
-    sub.channel = channel;
-    channel.on('error', (err: unknown) =>
-      this.options.logger.warn({ err: errorText(err) }, 'RabbitMQ consumer channel error'),
-    );
-    channel.on('close', () => {
-      sub.closed = true;
-      this.resubscribeLater(sub);
-    });
-    await channel.prefetch(this.options.concurrency);
-    const { consumerTag } = await channel.consume(this.queue, (msg) => this.onMessage(sub, msg), {
-      noAck: false,
-    });
-    sub.consumerTag = consumerTag;
+      throw err;
+    }
     this.options.logger.info(
       { queue: this.queue, concurrency: this.options.concurrency },
       'Consuming email tasks',
     );
-  }
-
-  /** A channel that failed while the connection stayed up would otherwise never come back. */
-  private resubscribeLater(sub: Subscription): void {
-    if (this.subscription !== sub || !this.handler || this.resubscribeTimer) return;
-    this.subscription = undefined;
-    this.resubscribeTimer = setTimeout(() => {
-      this.resubscribeTimer = undefined;
-      const model = this.options.connection.current();
-      if (model) void this.subscribe(model);
-    }, this.options.resubscribeDelayMs ?? 1000);
-    this.resubscribeTimer.unref();
+    return sub;
   }
 
   private onMessage(sub: Subscription, msg: ConsumeMessage | null): void {
@@ -187,12 +161,7 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
         { messageId: wire.messageId, reason: decoded.left },
         'Dead-lettering a task that does not decode',
       );
-      const done = await this.dispositions.deadLetter(
-        wire,
-        malformed(decoded.left),
-        decodeAttempt(headers[HEADERS.attempt]),
-        decodeHistory(headers[HEADERS.history]),
-      )();
+      const done = await this.dispositions.deadLetter(wire, undecodable(headers, decoded.left))();
       return this.settle(sub, msg, done);
     }
     const task = decoded.right;

@@ -7,6 +7,7 @@ import { queueUnavailable } from '../../application/ports/email-queue.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { WireMessage } from '../messaging/task-message.js';
 import { WIRE_PROPERTIES } from '../messaging/task-message.js';
+import { ChannelKeeper } from './channel-keeper.js';
 import type { RabbitMqConnection } from './connection.js';
 
 export interface RabbitMqPublisherOptions {
@@ -25,12 +26,6 @@ export interface PublishOptions {
 /** Correlates a `basic.return` with its publish; the broker sends it before the confirm. */
 const PUBLISH_ID = 'x-publish-id';
 
-interface Channel {
-  readonly model: ChannelModel;
-  readonly ready: Promise<ConfirmChannel>;
-  open: boolean;
-}
-
 /**
  * Publishes with confirms on one confirm channel per connection. Right means the broker has the
  * message in a queue: confirmed *and* not returned (a confirm alone is sent for unroutable
@@ -39,12 +34,16 @@ interface Channel {
  * caller (a 503 to the client, a requeue in the worker) is the retry.
  */
 export class RabbitMqPublisher {
-  private channel: Channel | undefined;
+  private readonly channel: ChannelKeeper<ConfirmChannel>;
   private drained: Promise<void> = Promise.resolve();
   /** Publishes awaiting their confirm → why the broker returned them, if it did. */
   private readonly pending = new Map<string, string | undefined>();
 
-  constructor(private readonly options: RabbitMqPublisherOptions) {}
+  constructor(private readonly options: RabbitMqPublisherOptions) {
+    this.channel = new ChannelKeeper(options.connection, (model, lost) =>
+      this.openChannel(model, lost),
+    );
+  }
 
   get connection(): RabbitMqConnection {
     return this.options.connection;
@@ -94,7 +93,7 @@ export class RabbitMqPublisher {
     options: PublishOptions,
     id: string,
   ): Promise<E.Either<QueueUnavailable, void>> {
-    const channel = await this.channelFor(model);
+    const channel = await this.channel.acquire(model);
     // A full socket buffer: wait until it drains rather than pile more on.
     await this.drained;
     const confirmed = new Promise<unknown>((resolve) => {
@@ -127,33 +126,21 @@ export class RabbitMqPublisher {
     return E.right(undefined);
   }
 
-  private channelFor(model: ChannelModel): Promise<ConfirmChannel> {
-    const current = this.channel;
-    if (current && current.model === model && current.open) return current.ready;
-    const entry: Channel = { model, open: true, ready: model.createConfirmChannel() };
-    this.channel = entry;
-    entry.ready.then(
-      (channel) => {
-        channel.on('error', (err: unknown) =>
-          this.options.logger.warn({ err: errorText(err) }, 'RabbitMQ publish channel error'),
-        );
-        channel.on('close', () => {
-          entry.open = false;
-        });
-        channel.on('return', (msg: Message) => {
-          const key: unknown = msg.properties.headers?.[PUBLISH_ID];
-          if (typeof key === 'string' && this.pending.has(key)) {
-            const exchange =
-              msg.fields.exchange === '' ? '(default exchange)' : msg.fields.exchange;
-            this.pending.set(key, `no queue bound for ${exchange} → ${msg.fields.routingKey}`);
-          }
-        });
-      },
-      () => {
-        entry.open = false;
-      },
+  /** One confirm channel per connection, opened on the first publish after it closed. */
+  private async openChannel(model: ChannelModel, lost: () => void): Promise<ConfirmChannel> {
+    const channel = await model.createConfirmChannel();
+    channel.on('error', (err: unknown) =>
+      this.options.logger.warn({ err: errorText(err) }, 'RabbitMQ publish channel error'),
     );
-    return entry.ready;
+    channel.on('close', lost);
+    channel.on('return', (msg: Message) => {
+      const key: unknown = msg.properties.headers?.[PUBLISH_ID];
+      if (typeof key === 'string' && this.pending.has(key)) {
+        const exchange = msg.fields.exchange === '' ? '(default exchange)' : msg.fields.exchange;
+        this.pending.set(key, `no queue bound for ${exchange} → ${msg.fields.routingKey}`);
+      }
+    });
+    return channel;
   }
 }
 

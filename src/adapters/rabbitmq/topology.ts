@@ -1,9 +1,8 @@
 import type { Channel, ChannelModel } from 'amqplib';
-import { connect } from 'amqplib';
 import { formatDelay } from '../../domain/delivery.js';
 
 /**
- * The broker's layout under one prefix (DESIGN.md). Everything is a quorum queue, checked on
+ * The broker's layout under one prefix (docs/architecture.md, the topology table). Everything is a quorum queue, checked on
  * RabbitMQ 3.10.8: quorum queues take `x-message-ttl` since 3.10 and dead-letter expired
  * messages at least once, so a retry survives a broker restart and is not dropped on its way
  * back. Retry queues are published to through the default exchange, by name: one fewer
@@ -40,14 +39,6 @@ export function topologyNames(prefix: string): TopologyNames {
     eventsExchange: `${prefix}.events`,
     retryQueue: (delayMs) => `${prefix}.retry.${formatDelay(delayMs)}`,
   };
-}
-
-/** The delay a retry really gets: the first step at least `delayMs`, else the longest. */
-export function retryStep(delaysMs: readonly number[], delayMs: number): number {
-  const steps = [...new Set(delaysMs)].sort((a, b) => a - b);
-  const longest = steps[steps.length - 1];
-  if (longest === undefined) throw new Error('retryStep: no retry delays configured');
-  return steps.find((step) => step >= delayMs) ?? longest;
 }
 
 export interface TopologyOptions {
@@ -102,33 +93,17 @@ export async function declareTopology(channel: Channel, options: TopologyOptions
   }
 }
 
-/** For tests and teardown: removes every queue and exchange under `prefix`. */
+/**
+ * @deprecated Moved to test/support/rabbitmq.ts: teardown is for tests and the bench, not for the
+ * roles. This forwarder stays only until test/support/roles.ts and bench/run.ts import it from
+ * there. It imports on call, not statically: a static re-export would load test code into every
+ * role, and the image (which ships dist/src alone) would not start.
+ */
 export async function deleteTopology(
   target: string | ChannelModel,
   prefix: string,
   retryDelaysMs: readonly number[],
 ): Promise<void> {
-  const model = typeof target === 'string' ? await connect(target) : target;
-  model.on('error', () => undefined);
-  try {
-    const channel = await model.createChannel();
-    channel.on('error', () => undefined);
-    const names = topologyNames(prefix);
-    const queues = [
-      names.sendQueue,
-      names.deadQueue,
-      ...retryDelaysMsToQueues(names, retryDelaysMs),
-    ];
-    // deleteQueue and deleteExchange succeed when the object is already gone.
-    for (const queue of queues) await channel.deleteQueue(queue);
-    for (const exchange of [names.tasksExchange, names.deadExchange, names.eventsExchange]) {
-      await channel.deleteExchange(exchange);
-    }
-    await channel.close();
-  } finally {
-    if (typeof target === 'string') await model.close();
-  }
+  const support = await import('../../../test/support/rabbitmq.js');
+  await support.deleteTopology(target, prefix, retryDelaysMs);
 }
-
-const retryDelaysMsToQueues = (names: TopologyNames, delays: readonly number[]): string[] =>
-  [...new Set(delays)].map((d) => names.retryQueue(d));

@@ -7,8 +7,9 @@ import type { Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
 import { transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
-import { addressParts, mailbox } from '../../domain/email-address.js';
+import { mailbox } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
+import { nodemailerMessage } from '../mime/mime-message.js';
 import type { SmtpFailure } from './smtp-outcome.js';
 import { outcomeOfError, outcomeOfInfo } from './smtp-outcome.js';
 
@@ -25,27 +26,20 @@ export interface SmtpOptions {
   readonly ignoreTLS?: boolean;
 }
 
-const mimeAddress = (a: EmailAddress): { name: string; address: string } => ({
-  name: addressParts(a).displayName ?? '',
-  address: mailbox(a),
-});
-
 /**
  * Sends over SMTP with nodemailer 10. The envelope is given explicitly from our own parse, so
  * nodemailer never derives recipients by re-parsing header text (the injection it does not
- * guard against, see DESIGN.md). The URL's password never leaves this class: nodemailer gets no
+ * guard against: CR/LF in an address field rewrote the envelope). The URL's password never leaves this class: nodemailer gets no
  * logger, and every reason is scrubbed of it before it is returned.
  */
 export class SmtpEmailSender implements EmailSender {
   readonly name = 'smtp';
   private readonly transporter: Transporter<SMTPSentMessageInfo>;
   private readonly secrets: readonly string[];
-  private readonly fromDomain: string;
 
   constructor(private readonly options: SmtpOptions) {
     const { url, timeoutMs } = options;
     this.secrets = secretsOf(url);
-    this.fromDomain = addressParts(options.from).domain;
     const common = {
       url,
       connectionTimeout: timeoutMs,
@@ -78,17 +72,8 @@ export class SmtpEmailSender implements EmailSender {
       const timer = setTimeout(() => controller.abort(), timeoutMs);
       try {
         const info = await this.transporter.sendMail({
-          from: mimeAddress(from),
-          to: request.to.map(mimeAddress),
-          subject: request.subject,
-          ...(request.text !== undefined ? { text: request.text } : {}),
-          ...(request.html !== undefined ? { html: request.html } : {}),
-          date: new Date(request.requestedAt),
-          messageId: `<${request.id}@${this.fromDomain}>`,
-          headers: { 'X-Email-Id': request.id },
+          ...nodemailerMessage(request, from),
           envelope: { from: mailbox(from), to: request.to.map(mailbox) },
-          disableFileAccess: true,
-          disableUrlAccess: true,
           xMailer: false,
           signal: controller.signal,
         });

@@ -1,7 +1,7 @@
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
-import type { AttemptRecord } from '../../domain/delivery.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 
+/** What the queue ports answer when the broker is out of reach or does not confirm in time. */
 export interface QueueUnavailable {
   readonly _tag: 'QueueUnavailable';
   /** Safe to show a person: never a URL with credentials in it. */
@@ -16,71 +16,4 @@ export const queueUnavailable = (reason: string): QueueUnavailable => ({
 /** The server's side. Right means the queue holds the request durably (for RabbitMQ: confirmed). */
 export interface EmailQueue {
   publish(request: EmailRequest): TaskEither<QueueUnavailable, void>;
-}
-
-/** A task as the worker receives it: the request, which attempt this is, and what came before. */
-export interface EmailTask {
-  readonly request: EmailRequest;
-  /** 1 for the first try. */
-  readonly attempt: number;
-  readonly history: readonly AttemptRecord[];
-}
-
-/**
- * What the worker decided about a task; the queue carries it out before it acknowledges the
- * task, so a crash at any point leaves the task to be delivered again rather than lost.
- */
-export type Disposition =
-  | { readonly _tag: 'Done' }
-  | {
-      readonly _tag: 'Retry';
-      readonly attempt: number;
-      readonly delayMs: number;
-      readonly history: readonly AttemptRecord[];
-    }
-  | {
-      readonly _tag: 'DeadLetter';
-      readonly reason: string;
-      readonly history: readonly AttemptRecord[];
-    }
-  /**
-   * No decision yet: a store the worker needs did not answer. The queue keeps the task in this
-   * worker, unacknowledged, and offers it to the handler again after a pause, so an outage of
-   * the database neither loses the task nor spends its attempts.
-   */
-  | { readonly _tag: 'Redeliver'; readonly reason: string };
-
-/**
- * Decides what becomes of a task. It answers every expected failure with a disposition; a
- * rejection is a bug, and the queue hands the task back to the broker after a pause.
- */
-export type TaskHandler = (task: EmailTask) => Promise<Disposition>;
-
-/** The worker's side: where tasks come from. Driven by main, not by a use case. */
-export interface EmailTaskSource {
-  /** Starts delivering tasks to `handler`, at most the configured number at once. */
-  consume(handler: TaskHandler): Promise<void>;
-  /** Takes no new task; waits up to `graceMs` for those in hand, then lets the rest go back. */
-  stop(graceMs: number): Promise<void>;
-}
-
-export interface DeadLetter {
-  readonly id: string;
-  readonly to: readonly string[];
-  readonly subject: string;
-  readonly reason: string;
-  readonly attempts: number;
-  readonly failedAt: string;
-  readonly history: readonly AttemptRecord[];
-}
-
-export type ReplaySelector = { readonly id: string } | { readonly all: true };
-
-/** Inspecting and replaying what could not be delivered (`email dead-letters …`). */
-export interface DeadLetterBox {
-  /** Lists without consuming: the messages stay where they are. */
-  list(): TaskEither<QueueUnavailable, readonly DeadLetter[]>;
-  /** Puts matching dead letters back on the tasks queue with a fresh attempt budget. */
-  replay(selector: ReplaySelector): TaskEither<QueueUnavailable, number>;
-  purge(): TaskEither<QueueUnavailable, number>;
 }

@@ -11,8 +11,8 @@ export interface EmailSender {
   /** For logs and metrics: `outbox`, `mailgun`, `smtp`, `failover(mailgun,smtp)`. */
   readonly name: string;
   /**
-   * `attempt` is which try this is (1-based), for the rare answer whose meaning depends on it:
-   * Mailgun's JSON 404 is "not yet" a few times, then a real refusal.
+   * Hands `request` to the provider once. An answer whose meaning only time tells (Mailgun's
+   * JSON 404) is reported as `uncertain`; how often to try again is the core's decision.
    */
-  send(request: EmailRequest, attempt?: number): Task<DeliveryOutcome>;
+  send(request: EmailRequest): Task<DeliveryOutcome>;
 }

@@ -4,11 +4,10 @@ import {
   subscribeToEvents,
 } from '../../../src/adapters/rabbitmq/rabbitmq-delivery-events.js';
 import { RabbitMqPublisher } from '../../../src/adapters/rabbitmq/rabbitmq-publisher.js';
-import { deleteTopology } from '../../../src/adapters/rabbitmq/topology.js';
 import type { DomainEvent } from '../../../src/domain/events.js';
 import { deliveryEventsContract } from '../../contracts/delivery-events.contract.js';
 import { RecordingLogger } from '../../support/fakes.js';
-import { AMQP_URL, requireRabbitMq, uniquePrefix } from '../../support/rabbitmq.js';
+import { AMQP_URL, deleteTopology, requireRabbitMq, uniquePrefix } from '../../support/rabbitmq.js';
 
 const DELAYS = [200];
 

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
-import type { Disposition, EmailTask } from '../../../src/application/ports/email-queue.js';
+import type { Disposition, EmailTask } from '../../../src/application/ports/email-task-source.js';
 import { InMemoryEmailQueue } from '../../../src/adapters/memory/in-memory-email-queue.js';
 import type { SetTimer } from '../../../src/adapters/memory/in-memory-email-queue.js';
+import { TestInMemoryEmailQueue } from '../../support/in-memory-email-queue.js';
 import {
   CONTRACT_CONCURRENCY,
   emailQueueContract,
@@ -11,7 +12,7 @@ import {
 } from '../../contracts/email-queue.contract.js';
 
 emailQueueContract('InMemoryEmailQueue', async () => {
-  const queue = new InMemoryEmailQueue({ concurrency: CONTRACT_CONCURRENCY });
+  const queue = new TestInMemoryEmailQueue({ concurrency: CONTRACT_CONCURRENCY });
   return {
     queue,
     source: queue,
@@ -69,7 +70,7 @@ describe('InMemoryEmailQueue beyond the contract', () => {
   });
 
   it('counts what waits for a consumer in depth()', async () => {
-    const queue = new InMemoryEmailQueue({ concurrency: 1 });
+    const queue = new TestInMemoryEmailQueue({ concurrency: 1 });
     await queue.publish(sampleRequest())();
     await queue.publish(sampleRequest())();
     expect(queue.depth()).to.equal(2);
@@ -79,7 +80,7 @@ describe('InMemoryEmailQueue beyond the contract', () => {
   });
 
   it('answers QueueUnavailable while told to, as a broker outage would', async () => {
-    const queue = new InMemoryEmailQueue({ concurrency: 1 });
+    const queue = new TestInMemoryEmailQueue({ concurrency: 1 });
     queue.setUnavailable('broker down (test)');
     const result = await queue.publish(sampleRequest())();
     expect(result).to.deep.equal(
@@ -107,7 +108,7 @@ describe('InMemoryEmailQueue beyond the contract', () => {
   });
 
   it('leaves a malformed letter in place on replay: it would only come back', async () => {
-    const queue = new InMemoryEmailQueue({ concurrency: 1 });
+    const queue = new TestInMemoryEmailQueue({ concurrency: 1 });
     await queue.publishRaw(Buffer.from('{"v":1}'), {}, 'junk-0001');
     await queue.consume(async () => ({ _tag: 'Done' }));
     await eventually(async () =>

@@ -12,11 +12,9 @@ import { RabbitMqPublisher } from '../../../src/adapters/rabbitmq/rabbitmq-publi
 import {
   SEND_ROUTING_KEY,
   declareTopology,
-  deleteTopology,
-  retryStep,
   topologyNames,
 } from '../../../src/adapters/rabbitmq/topology.js';
-import type { EmailTask } from '../../../src/application/ports/email-queue.js';
+import type { EmailTask } from '../../../src/application/ports/email-task-source.js';
 import type { DomainEvent } from '../../../src/domain/events.js';
 import type { QueueFixture } from '../../contracts/email-queue.contract.js';
 import {
@@ -29,6 +27,7 @@ import {
 import {
   AMQP_URL,
   closeConnectionsNamed,
+  deleteTopology,
   requireRabbitMq,
   uniquePrefix,
 } from '../../support/rabbitmq.js';
@@ -184,6 +183,35 @@ describe('RabbitMQ adapters', function () {
       await eventually(() => expect(seen.map((t) => t.request.id)).to.include(request.id), 10_000);
     });
 
+    it('consumes again after its channel alone failed while the connection stayed up', async () => {
+      fx = await openRabbit();
+      const seen: EmailTask[] = [];
+      await fx.source.consume(async (task) => {
+        seen.push(task);
+        return { _tag: 'Done' };
+      });
+      const names = topologyNames(fx.prefix);
+      const channel = await fx.connection.current()!.createChannel();
+      // The broker cancels the consumer of a deleted queue; consuming again fails until it is back.
+      await channel.deleteQueue(names.sendQueue);
+      await eventually(() =>
+        expect(fx!.logger.lines.map((l) => l.message)).to.include(
+          'Could not start consuming tasks',
+        ),
+      );
+      await declareTopology(channel, {
+        prefix: fx.prefix,
+        retryDelaysMs: DELAYS,
+        deliveryLimit: 20,
+      });
+      await channel.close();
+      const request = sampleRequest();
+      expect(await fx.queue.publish(request)()).to.deep.equal(E.right(undefined));
+      await eventually(() => expect(seen.map((t) => t.request.id)).to.deep.equal([request.id]));
+      expect(fx.connection.isReady()).to.equal(true);
+      expect(fx.logger.lines.map((l) => l.message)).to.include('RabbitMQ cancelled the consumer');
+    });
+
     it('dead-letters by itself a task that keeps failing its consumers (delivery limit)', async () => {
       fx = await openRabbit({ deliveryLimit: 2 });
       const request = sampleRequest();
@@ -250,14 +278,6 @@ describe('RabbitMQ adapters', function () {
         'Ignoring an event that does not decode',
       );
       await subscription.close();
-    });
-  });
-
-  describe('retry steps', () => {
-    it('sends a retry to the first step at least as long as asked, else the longest', () => {
-      expect([100, 200, 300, 400, 5000].map((d) => retryStep(DELAYS, d))).to.deep.equal([
-        200, 200, 400, 400, 400,
-      ]);
     });
   });
 });

@@ -5,6 +5,7 @@ import {
   decodeTask,
   describeDeadLetter,
   encodeTask,
+  replayOf,
   toDeadLetter,
 } from '../../../src/adapters/messaging/task-message.js';
 import type { AttemptRecord } from '../../../src/domain/delivery.js';
@@ -84,5 +85,22 @@ describe('The task wire format', () => {
       attempts: 4,
       failedAt: new Date(1795855903 * 1000).toISOString(),
     });
+  });
+
+  it('replays a dead letter as a fresh first attempt, and leaves one that is malformed', () => {
+    const request = sampleRequest();
+    const letter = toDeadLetter(encodeTask({ request, attempt: 5, history: [record(5)] }), {
+      reason: 'out of attempts',
+      attempts: 5,
+      failedAt: new Date('2026-11-28T11:00:00.000Z'),
+      history: [record(5)],
+    });
+    const replayed = replayOf(letter, { id: request.id });
+    expect(replayed && decodeTask(replayed.body, replayed.headers)).to.deep.equal(
+      E.right({ request, attempt: 1, history: [] }),
+    );
+    expect(replayOf(letter, { id: 'someone-else' })).to.equal(undefined);
+    const malformed = { ...letter, body: Buffer.from('{"v":1}') };
+    expect(replayOf(malformed, { all: true })).to.equal(undefined);
   });
 });

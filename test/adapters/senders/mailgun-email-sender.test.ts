@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { outcomeOf, parseRetryAfter } from '../../../src/adapters/mailgun/mailgun-response.js';
 import { MailgunEmailSender } from '../../../src/adapters/mailgun/mailgun-email-sender.js';
 import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
+import { decide } from '../../../src/domain/delivery.js';
 import type { MailgunStandIn } from '../../../src/stand-ins/mailgun-stand-in.js';
 import { emailSenderContract } from '../../contracts/email-sender.contract.js';
 import { asReceived, MAILGUN_KEY, mailgunFault, mailgunPair } from './mailgun-receiver.js';
@@ -101,13 +102,16 @@ describe('MailgunEmailSender', () => {
     });
   }
 
-  it('takes a JSON 404 as temporary for two attempts, then as a refusal', async () => {
-    const outcomes = [];
-    for (const attempt of [1, 2, 3]) {
-      standIn.script({ status: 404, json: true });
-      outcomes.push((await sender.send(emailRequest(), attempt)())._tag);
-    }
-    expect(outcomes).to.deep.equal(['Transient', 'Transient', 'Permanent']);
+  it('reports a JSON 404 as an uncertain failure, for the core to retry a few times', async () => {
+    standIn.script({ status: 404, json: true });
+    const outcome = await sender.send(emailRequest())();
+    expect(outcome).to.include({ _tag: 'Transient', uncertain: true });
+    const policy = { maxAttempts: 8, delaysMs: [1000] as [number] };
+    expect([1, 2, 3].map((attempt) => decide(outcome, attempt, policy)._tag)).to.deep.equal([
+      'RetryLater',
+      'RetryLater',
+      'GiveUp',
+    ]);
   });
 
   it('honours Retry-After on 429 as retryAfterMs', async () => {

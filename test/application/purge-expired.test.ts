@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import { PurgeExpired } from '../../src/application/purge-expired.js';
+import { IDEMPOTENCY_KEY_TTL_MS } from '../../src/application/ports/idempotency-store.js';
+import {
+  InMemoryDeliveryLedger,
+  InMemoryEmailLog,
+  InMemoryIdempotencyStore,
+} from '../../src/adapters/memory/in-memory-stores.js';
+import type { EmailId } from '../../src/domain/email-request.js';
+import { parseEmailDraft, toEmailRequest } from '../../src/domain/email-request.js';
+import { fixedClock, switchable } from '../support/fakes.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+
+function request(id: string, at: Date) {
+  const draft = parseEmailDraft({ to: 'ada@example.com', subject: 'S', text: 'T' });
+  if (E.isLeft(draft)) throw new Error('bad fixture');
+  return toEmailRequest(draft.right, id as EmailId, at);
+}
+
+describe('PurgeExpired (retention)', () => {
+  it('deletes emails older than the retention period in batches, and expired keys and sends', async () => {
+    const clock = fixedClock('2026-11-30T12:00:00.000Z');
+    const now = clock.now().getTime();
+    const emails = new InMemoryEmailLog();
+    const keys = new InMemoryIdempotencyStore();
+    const ledger = new InMemoryDeliveryLedger();
+    // Seven old emails (past 30 days) and two recent ones.
+    for (let i = 0; i < 7; i += 1) {
+      await emails.record(request(`old-email-${i}`, new Date(now - 31 * DAY - i * 1000)))();
+      await ledger.record(`old-email-${i}` as EmailId, `<${i}@p>`, new Date(now - 31 * DAY))();
+    }
+    await emails.record(request('new-email-1', new Date(now - 29 * DAY)))();
+    await emails.record(request('new-email-2', new Date(now - 1000)))();
+    await ledger.record('new-email-2' as EmailId, '<n@p>', new Date(now - 1000))();
+    await keys.claim(
+      'old-key',
+      'p',
+      'old-email-0' as EmailId,
+      new Date(now - IDEMPOTENCY_KEY_TTL_MS - 1),
+    )();
+    await keys.claim('new-key', 'p', 'new-email-2' as EmailId, new Date(now - 1000))();
+
+    const purge = new PurgeExpired(
+      emails,
+      keys,
+      ledger,
+      { retentionDays: 30, batchSize: 3, maxBatches: 10 },
+      clock,
+    );
+    expect(await purge.execute()()).to.deep.equal(
+      E.right({ emails: 7, idempotencyKeys: 1, ledgerEntries: 7 }),
+    );
+    const left = await emails.list({ limit: 50 })();
+    expect(E.isRight(left) && left.right.data.map((e) => e.id)).to.deep.equal([
+      'new-email-2',
+      'new-email-1',
+    ]);
+    expect(await ledger.sent('new-email-2' as EmailId)()).to.deep.equal(E.right('<n@p>'));
+    // The recent key still answers as the first time.
+    const again = await keys.claim('new-key', 'p', 'other-email' as EmailId, clock.now())();
+    expect(E.isRight(again) && again.right._tag).to.equal('Conflict');
+  });
+
+  it('stops after maxBatches and leaves the rest for the next run', async () => {
+    const clock = fixedClock('2026-11-30T12:00:00.000Z');
+    const emails = new InMemoryEmailLog();
+    for (let i = 0; i < 5; i += 1) {
+      await emails.record(request(`old-email-${i}`, new Date(clock.now().getTime() - 40 * DAY)))();
+    }
+    const purge = new PurgeExpired(
+      emails,
+      new InMemoryIdempotencyStore(),
+      new InMemoryDeliveryLedger(),
+      { retentionDays: 30, batchSize: 2, maxBatches: 2 },
+      clock,
+    );
+    const first = await purge.execute()();
+    expect(E.isRight(first) && first.right.emails).to.equal(4);
+    const second = await purge.execute()();
+    expect(E.isRight(second) && second.right.emails).to.equal(1);
+  });
+
+  it('answers StoreUnavailable when the log is down, deleting nothing', async () => {
+    const emails = switchable(new InMemoryEmailLog());
+    emails.down = true;
+    const purge = new PurgeExpired(
+      emails.store,
+      new InMemoryIdempotencyStore(),
+      new InMemoryDeliveryLedger(),
+      { retentionDays: 30, batchSize: 2, maxBatches: 2 },
+      fixedClock(),
+    );
+    const result = await purge.execute()();
+    expect(E.isLeft(result) && result.left._tag).to.equal('StoreUnavailable');
+  });
+});
