@@ -110,8 +110,9 @@ function splitDisplayName(
 function checkWhole(input: string): AddressRejection | undefined {
   if (input.trim() === '') return 'empty';
   if (/[\r\n]/.test(input)) return 'line-break';
+  // C0, DEL and C1 (NEL and the like): control characters have no place in a header field.
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(input)) return 'control-character';
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(input)) return 'control-character';
   return undefined;
 }
 

@@ -29,6 +29,8 @@ function subjectProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return value === undefined ? 'is required' : 'must be a string';
   if (value.trim() === '') return 'is required';
   if (/[\r\n]/.test(value)) return 'must be one line (no CR or LF)';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) return 'must not contain control characters';
   const chars = [...value].length;
   if (chars > MAX_SUBJECT_CHARS) return `is longer than ${MAX_SUBJECT_CHARS} characters`;
   return undefined;

@@ -84,19 +84,46 @@ export interface Listening {
   close(graceMs: number): Promise<void>;
 }
 
+/**
+ * Why a listener could not start, in words that name the variable to change: the bare
+ * `EADDRINUSE` of Node tells a newcomer nothing.
+ */
+export function listenProblem(
+  error: unknown,
+  host: string,
+  port: number,
+  variable: string,
+): string {
+  const code = error instanceof Error && 'code' in error ? String(error.code) : '';
+  switch (code) {
+    case 'EADDRINUSE':
+      return `${host}:${port} is already in use: stop what listens there, or set ${variable} to another port (0 picks a free one)`;
+    case 'EACCES':
+      return `${host}:${port} needs privileges this process does not have: set ${variable} to a port above 1023`;
+    case 'EADDRNOTAVAIL':
+      return `HOST ${host} is not an address of this machine: set HOST to one (127.0.0.1, or 0.0.0.0 for every interface)`;
+    default:
+      return `could not listen on ${host}:${port} (${code || String(error)})`;
+  }
+}
+
+/** Listens on `host:port`; `variable` names the setting to change when the port is taken. */
 export async function listen(
   handler: Parameters<typeof createServer>[1],
   port: number,
   host: string,
+  variable: 'PORT' | 'WORKER_PORT' = 'PORT',
 ): Promise<Listening> {
   const server = createServer(handler);
   // Slow clients must not hold sockets open forever (slowloris), but SSE streams are long-lived.
   server.headersTimeout = 20_000;
   server.requestTimeout = 0;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (error: unknown): void =>
+      reject(new Error(listenProblem(error, host, port, variable)));
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     });
   });

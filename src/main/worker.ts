@@ -56,7 +56,7 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
     metrics: () => metrics.render(),
     log,
   });
-  const http = await listen(ops.callback(), config.workerPort, config.host);
+  const http = await listen(ops.callback(), config.workerPort, config.host, 'WORKER_PORT');
   log.info({ url: http.url }, `Listening on ${http.url} (health and metrics)`);
   return {
     url: http.url,

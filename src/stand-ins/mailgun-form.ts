@@ -80,7 +80,8 @@ const BARE = /^[^\s<>@",;()[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 /** Loose RFC 5322 check, as Mailgun's: `addr` or `Name <addr>`, never a line break. */
 export function isValidAddress(value: string): boolean {
   if (/[\r\n]/.test(value)) return false;
-  const named = /^(.*?)\s*<([^<>]*)>$/.exec(value);
+  // `s`: a display name may hold U+2028 and the like, which `.` alone does not match.
+  const named = /^(.*?)\s*<([^<>]*)>$/s.exec(value);
   if (!named) return BARE.test(value);
   const name = named[1] ?? '';
   const nameOk = /^"(?:[^"\\]|\\.)*"$/.test(name) || !/[<>"@,;]/.test(name);

@@ -154,14 +154,24 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
   };
 }
 
-// Run on its own: `PORT=8025 MAILGUN_DOMAIN=… MAILGUN_API_KEY=… node dist/src/stand-ins/…`.
+// Run on its own: `PORT=8090 MAILGUN_DOMAIN=… MAILGUN_API_KEY=… node dist/src/stand-ins/…`.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const env = process.env;
+  const port = Number(env.PORT ?? 0);
   const standIn = await startMailgunStandIn({
-    port: Number(env.PORT ?? 0),
+    port,
     ...(env.HOST ? { host: env.HOST } : {}),
     ...(env.MAILGUN_DOMAIN ? { domain: env.MAILGUN_DOMAIN } : {}),
     ...(env.MAILGUN_API_KEY ? { apiKey: env.MAILGUN_API_KEY } : {}),
+  }).catch((error: unknown) => {
+    // A person started this by hand: one line that says what to change, not a stack trace.
+    const code = error instanceof Error && 'code' in error ? String(error.code) : '';
+    process.stderr.write(
+      code === 'EADDRINUSE'
+        ? `mailgun stand-in: port ${port} is already in use; set PORT to another one (0 picks a free one)\n`
+        : `mailgun stand-in: could not start (${code || String(error)})\n`,
+    );
+    process.exit(1);
   });
   console.log(standIn.baseUrl);
   const stop = (): void => void standIn.close().then(() => process.exit(0));

@@ -9,9 +9,8 @@ import {
 } from '../../src/adapters/memory/in-memory-stores.js';
 import { permanent, sent, transient, uncertain } from '../../src/domain/delivery.js';
 import type { DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
-import type { EmailId } from '../../src/domain/email-request.js';
-import { parseEmailDraft, toEmailRequest } from '../../src/domain/email-request.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
+import { aRequest, aTask } from '../support/builders.js';
 import {
   RecordingEvents,
   RecordingLogger,
@@ -22,20 +21,13 @@ import {
 
 const policy: RetryPolicy = { maxAttempts: 3, delaysMs: [1000, 5000] };
 
-function task(attempt = 1): EmailTask {
-  const draft = parseEmailDraft({
-    to: ['ada@example.com', 'Bob <bob@example.org>'],
-    subject: 'S',
-    text: 'T',
-  });
-  if (E.isLeft(draft)) throw new Error('bad fixture');
-  const request = toEmailRequest(
-    draft.right,
-    'deliver-0001' as EmailId,
-    new Date('2026-11-28T09:59:00.000Z'),
-  );
-  return { request, attempt, history: [] };
-}
+// Every test delivers this one email; each task is an attempt at it.
+const request = aRequest({
+  id: 'deliver-0001',
+  to: ['ada@example.com', 'Bob <bob@example.org>'],
+  requestedAt: new Date('2026-11-28T09:59:00.000Z'),
+});
+const task = (attempt = 1): EmailTask => aTask({ request, attempt });
 
 async function setUp(outcomes: DeliveryOutcome[]) {
   const sender = new ScriptedSender(outcomes);
@@ -44,10 +36,10 @@ async function setUp(outcomes: DeliveryOutcome[]) {
   const emails = switchable(new InMemoryEmailLog());
   const log = new RecordingLogger();
   const clock = fixedClock();
-  await emails.store.record(task().request)();
+  await emails.store.record(request)();
   const useCase = new DeliverEmail(sender, emails.store, events, ledger.store, policy, clock, log);
   const status = async (): Promise<EmailStatus> => {
-    const found = await emails.store.get(task().request.id)();
+    const found = await emails.store.get(request.id)();
     if (E.isLeft(found) || O.isNone(found.right)) return expect.fail('email not in the log');
     return found.right.value;
   };
@@ -70,7 +62,7 @@ describe('DeliverEmail', () => {
     expect(sender.sent).to.have.length(1);
     expect(events.events.map((e) => e.type)).to.deep.equal(['EmailSending', 'EmailSent']);
     expect(events.events[1]).to.include({ providerId: '<p1@mailgun>', attempt: 1 });
-    expect(await ledger.store.sent(task().request.id)()).to.deep.equal(E.right('<p1@mailgun>'));
+    expect(await ledger.store.sent(request.id)()).to.deep.equal(E.right('<p1@mailgun>'));
     const now = await status();
     expect(now.status).to.equal('sent');
     expect(now.history.map((c) => [c.status, c.source])).to.deep.equal([
@@ -108,7 +100,7 @@ describe('DeliverEmail', () => {
 
   it('repairs the log when the ledger knows a send the log missed', async () => {
     const { useCase, sender, ledger, status } = await setUp([]);
-    await ledger.store.record(task().request.id, '<earlier@mailgun>', new Date())();
+    await ledger.store.record(request.id, '<earlier@mailgun>', new Date())();
     expect(await useCase.execute(task())()).to.deep.equal({ _tag: 'Done' });
     expect(sender.sent).to.have.length(0);
     expect(await status()).to.include({ status: 'sent', providerId: '<earlier@mailgun>' });
@@ -194,7 +186,7 @@ describe('DeliverEmail', () => {
     };
     expectTag(await useCase.execute(task())(), 'Redeliver');
     expect(sender.sent).to.have.length(1);
-    expect(await ledger.store.sent(task().request.id)()).to.satisfy(E.isLeft);
+    expect(await ledger.store.sent(request.id)()).to.satisfy(E.isLeft);
 
     // Still down: the task comes back and waits again, and is still not sent a second time.
     expectTag(await useCase.execute(task())(), 'Redeliver');
@@ -204,7 +196,7 @@ describe('DeliverEmail', () => {
     emails.down = false;
     expect(await useCase.execute(task())()).to.deep.equal({ _tag: 'Done' });
     expect(sender.sent).to.have.length(1);
-    expect(await ledger.store.sent(task().request.id)()).to.deep.equal(E.right('<p1@mailgun>'));
+    expect(await ledger.store.sent(request.id)()).to.deep.equal(E.right('<p1@mailgun>'));
     expect(await status()).to.include({ status: 'sent', providerId: '<p1@mailgun>' });
   });
 });

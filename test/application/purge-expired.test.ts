@@ -7,17 +7,12 @@ import {
   InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../../src/adapters/memory/in-memory-stores.js';
-import type { EmailId } from '../../src/domain/email-request.js';
-import { parseEmailDraft, toEmailRequest } from '../../src/domain/email-request.js';
+import { aRequest, anId } from '../support/builders.js';
 import { fixedClock, switchable } from '../support/fakes.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
-function request(id: string, at: Date) {
-  const draft = parseEmailDraft({ to: 'ada@example.com', subject: 'S', text: 'T' });
-  if (E.isLeft(draft)) throw new Error('bad fixture');
-  return toEmailRequest(draft.right, id as EmailId, at);
-}
+const request = (id: string, requestedAt: Date) => aRequest({ id, requestedAt });
 
 describe('PurgeExpired (retention)', () => {
   it('deletes emails older than the retention period in batches, and expired keys and sends', async () => {
@@ -27,20 +22,22 @@ describe('PurgeExpired (retention)', () => {
     const keys = new InMemoryIdempotencyStore();
     const ledger = new InMemoryDeliveryLedger();
     // Seven old emails (past 30 days) and two recent ones.
-    for (let i = 0; i < 7; i += 1) {
-      await emails.record(request(`old-email-${i}`, new Date(now - 31 * DAY - i * 1000)))();
-      await ledger.record(`old-email-${i}` as EmailId, `<${i}@p>`, new Date(now - 31 * DAY))();
+    const old = Array.from({ length: 7 }, (_, i) =>
+      request(`old-email-${i}`, new Date(now - 31 * DAY - i * 1000)),
+    );
+    for (const [i, r] of old.entries()) {
+      await emails.record(r)();
+      await ledger.record(r.id, `<${i}@p>`, new Date(now - 31 * DAY))();
     }
-    await emails.record(request('new-email-1', new Date(now - 29 * DAY)))();
-    await emails.record(request('new-email-2', new Date(now - 1000)))();
-    await ledger.record('new-email-2' as EmailId, '<n@p>', new Date(now - 1000))();
-    await keys.claim(
-      'old-key',
-      'p',
-      'old-email-0' as EmailId,
-      new Date(now - IDEMPOTENCY_KEY_TTL_MS - 1),
-    )();
-    await keys.claim('new-key', 'p', 'new-email-2' as EmailId, new Date(now - 1000))();
+    const [recent1, recent2] = [
+      request('new-email-1', new Date(now - 29 * DAY)),
+      request('new-email-2', new Date(now - 1000)),
+    ];
+    await emails.record(recent1)();
+    await emails.record(recent2)();
+    await ledger.record(recent2.id, '<n@p>', new Date(now - 1000))();
+    await keys.claim('old-key', 'p', old[0]!.id, new Date(now - IDEMPOTENCY_KEY_TTL_MS - 1))();
+    await keys.claim('new-key', 'p', recent2.id, new Date(now - 1000))();
 
     const purge = new PurgeExpired(
       emails,
@@ -57,9 +54,9 @@ describe('PurgeExpired (retention)', () => {
       'new-email-2',
       'new-email-1',
     ]);
-    expect(await ledger.sent('new-email-2' as EmailId)()).to.deep.equal(E.right('<n@p>'));
+    expect(await ledger.sent(recent2.id)()).to.deep.equal(E.right('<n@p>'));
     // The recent key still answers as the first time.
-    const again = await keys.claim('new-key', 'p', 'other-email' as EmailId, clock.now())();
+    const again = await keys.claim('new-key', 'p', anId('other'), clock.now())();
     expect(E.isRight(again) && again.right._tag).to.equal('Conflict');
   });
 

@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import type { DeliveryEvents } from '../../src/application/ports/delivery-events.js';
 import type { DomainEvent } from '../../src/domain/events.js';
 import type { RecordingLogger } from '../support/fakes.js';
-import { eventually, sampleRequest } from './email-queue.contract.js';
+import { aRequest, anEvent, at } from '../support/builders.js';
+import { eventually } from '../support/waiting.js';
 
 export interface EventsFixture {
   readonly events: DeliveryEvents;
@@ -16,19 +17,8 @@ export interface EventsFixture {
   close(): Promise<void>;
 }
 
-function sentEvent(n: number): DomainEvent {
-  const request = sampleRequest();
-  return {
-    type: 'EmailSent',
-    id: request.id,
-    at: `2026-11-28T10:00:0${n}.000Z`,
-    to: request.to,
-    subject: request.subject,
-    attempt: 1,
-    providerId: `<p${n}@mailgun>`,
-    durationMs: 12.5,
-  };
-}
+const sentEvent = (n: number): DomainEvent =>
+  anEvent.sent(aRequest(), { at: at(n), providerId: `<p${n}@mailgun>`, durationMs: 12.5 });
 
 export function deliveryEventsContract(name: string, open: () => Promise<EventsFixture>): void {
   describe(`${name} honours the DeliveryEvents contract`, () => {
@@ -48,38 +38,13 @@ export function deliveryEventsContract(name: string, open: () => Promise<EventsF
 
     it("keeps one email's events in the order they were published", async () => {
       fx = await open();
-      const request = sampleRequest();
-      const about = { id: request.id, to: request.to, subject: request.subject };
+      const request = aRequest();
       const sequence: DomainEvent[] = [
-        { type: 'EmailRequested', ...about, at: '2026-11-28T10:00:00.000Z' },
-        { type: 'EmailSending', ...about, at: '2026-11-28T10:00:01.000Z', attempt: 1 },
-        {
-          type: 'EmailDeliveryRetried',
-          ...about,
-          at: '2026-11-28T10:00:02.000Z',
-          attempt: 1,
-          reason: 'Mailgun 503',
-          durationMs: 40,
-          delayMs: 1000,
-          nextAttemptAt: '2026-11-28T10:00:03.000Z',
-        },
-        {
-          type: 'EmailFailedOver',
-          ...about,
-          at: '2026-11-28T10:00:03.000Z',
-          fromTransport: 'mailgun',
-          toTransport: 'smtp',
-          reason: 'Mailgun 503',
-        },
-        {
-          type: 'EmailDeliveryFailed',
-          ...about,
-          at: '2026-11-28T10:00:04.000Z',
-          attempt: 2,
-          outcome: 'permanent',
-          reason: '550 no such user',
-          durationMs: 30,
-        },
+        anEvent.requested(request, { at: at(0) }),
+        anEvent.sending(request, { at: at(1) }),
+        anEvent.retried(request, { at: at(2), reason: 'Mailgun 503', delayMs: 1000 }),
+        anEvent.failedOver(request, { at: at(3) }),
+        anEvent.failed(request, { at: at(4), attempt: 2 }),
       ];
       for (const event of sequence) await fx.events.publish(event)();
       await eventually(() => expect(fx?.received).to.deep.equal(sequence));

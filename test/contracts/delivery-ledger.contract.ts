@@ -1,9 +1,7 @@
 // One suite for every DeliveryLedger: a send recorded once, readable by every worker.
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import type { DeliveryLedger } from '../../src/application/ports/delivery-ledger.js';
-import type { EmailId } from '../../src/domain/email-request.js';
-import { EmailId as EmailIdCodec } from '../../src/domain/email-request.js';
+import { T0, anId, later } from '../support/builders.js';
 import { right } from './email-log.contract.js';
 
 export interface DeliveryLedgerFixture {
@@ -12,19 +10,6 @@ export interface DeliveryLedgerFixture {
   readonly peer: DeliveryLedger;
   close(): Promise<void>;
 }
-
-const runId = randomBytes(3).toString('hex');
-let counter = 0;
-
-const anId = (): EmailId => {
-  counter += 1;
-  const id = `ledger-${runId}-${counter}`;
-  if (!EmailIdCodec.is(id)) throw new Error(`${id} is not an EmailId`);
-  return id;
-};
-
-const T0 = new Date('2026-11-28T10:00:00.000Z');
-const later = (ms: number): Date => new Date(T0.getTime() + ms);
 
 export function deliveryLedgerContract(
   name: string,
@@ -42,18 +27,18 @@ export function deliveryLedgerContract(
     });
 
     it('knows no send for an id never recorded', async () => {
-      expect(await right(fx.ledger.sent(anId()))).to.equal(undefined);
+      expect(await right(fx.ledger.sent(anId('ledger')))).to.equal(undefined);
     });
 
     it('gives the provider id of a recorded send, to every worker', async () => {
-      const id = anId();
+      const id = anId('ledger');
       await right(fx.ledger.record(id, '<20261128.1@mg.example>', T0));
       expect(await right(fx.ledger.sent(id))).to.equal('<20261128.1@mg.example>');
       expect(await right(fx.peer.sent(id))).to.equal('<20261128.1@mg.example>');
     });
 
     it('keeps the first entry when the same id is recorded again', async () => {
-      const id = anId();
+      const id = anId('ledger');
       await right(fx.ledger.record(id, 'first', T0));
       await right(fx.peer.record(id, 'second', later(1000)));
       expect(await right(fx.ledger.sent(id))).to.equal('first');
@@ -62,7 +47,7 @@ export function deliveryLedgerContract(
     });
 
     it('keeps one entry when two workers record the same id at once', async () => {
-      const id = anId();
+      const id = anId('ledger');
       await Promise.all(
         Array.from({ length: 10 }, (_, i) =>
           right((i % 2 === 0 ? fx.ledger : fx.peer).record(id, `provider-${i}`, later(i))),
@@ -74,7 +59,12 @@ export function deliveryLedgerContract(
     });
 
     it('purges sends recorded before the cutoff, and answers how many', async () => {
-      const [old1, old2, atCutoff, recent] = [anId(), anId(), anId(), anId()];
+      const [old1, old2, atCutoff, recent] = [
+        anId('ledger'),
+        anId('ledger'),
+        anId('ledger'),
+        anId('ledger'),
+      ];
       await right(fx.ledger.record(old1, 'p1', T0));
       await right(fx.ledger.record(old2, 'p2', later(1)));
       await right(fx.ledger.record(atCutoff, 'p3', later(2)));

@@ -4,18 +4,15 @@ import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
-import { randomBytes } from 'node:crypto';
 import type {
   EmailLog,
   EmailQuery,
   StoreUnavailable,
 } from '../../src/application/ports/email-log.js';
-import type { EmailAddress } from '../../src/domain/email-address.js';
-import { parseEmailAddress } from '../../src/domain/email-address.js';
 import type { EmailId } from '../../src/domain/email-request.js';
-import { EmailRequest } from '../../src/domain/email-request.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
 import type { DomainEvent } from '../../src/domain/events.js';
+import { aRequest, anEvent, anId, at } from '../support/builders.js';
 
 export interface EmailLogFixture {
   readonly log: EmailLog;
@@ -37,78 +34,6 @@ export function some<A>(option: O.Option<A>): A {
   return option.value;
 }
 
-const runId = randomBytes(3).toString('hex');
-let counter = 0;
-
-/** `2026-11-28T10:00:00.000Z` plus `seconds`. */
-export const at = (seconds: number): string =>
-  new Date(Date.UTC(2026, 10, 28, 10, 0, 0) + seconds * 1000).toISOString();
-
-const address = (raw: string): EmailAddress => {
-  const parsed = parseEmailAddress(raw);
-  if (E.isLeft(parsed)) throw new Error(`test address ${raw} does not parse`);
-  return parsed.right;
-};
-
-interface EmailSpec {
-  readonly id?: string;
-  readonly to?: readonly string[];
-  readonly subject?: string;
-  readonly tags?: readonly string[];
-  /** Seconds after the base time (see `at`). */
-  readonly acceptedAt?: number;
-}
-
-/** A valid request, through the real codec: addresses parsed, brands granted by decoding. */
-export function anEmail(spec: EmailSpec = {}): EmailRequest {
-  counter += 1;
-  const decoded = EmailRequest.decode({
-    id: spec.id ?? `log-${runId}-${String(counter).padStart(4, '0')}`,
-    to: (spec.to ?? ['Ada Lovelace <ada@example.org>', 'bob@example.com']).map(address),
-    subject: spec.subject ?? `Hello number ${counter}`,
-    text: 'Some text, with ünïcödé.',
-    html: '<p>Some <b>html</b></p>',
-    requestedAt: at(spec.acceptedAt ?? 0),
-    ...(spec.tags !== undefined ? { tags: spec.tags } : {}),
-  });
-  if (E.isLeft(decoded)) throw new Error('anEmail does not decode');
-  return decoded.right;
-}
-
-const about = (r: EmailRequest, seconds: number) => ({
-  id: r.id,
-  at: at(seconds),
-  to: r.to,
-  subject: r.subject,
-});
-
-const event = {
-  sending: (r: EmailRequest, attempt: number, s: number): DomainEvent => ({
-    type: 'EmailSending',
-    ...about(r, s),
-    attempt,
-  }),
-  sent: (r: EmailRequest, attempt: number, s: number, providerId = '<p-1@mg.example>') =>
-    ({ type: 'EmailSent', ...about(r, s), attempt, providerId, durationMs: 12 }) as const,
-  retried: (r: EmailRequest, attempt: number, s: number): DomainEvent => ({
-    type: 'EmailDeliveryRetried',
-    ...about(r, s),
-    attempt,
-    reason: 'a 503 from the provider',
-    durationMs: 10,
-    delayMs: 60_000,
-    nextAttemptAt: at(s + 60),
-  }),
-  failed: (r: EmailRequest, attempt: number, s: number): DomainEvent => ({
-    type: 'EmailDeliveryFailed',
-    ...about(r, s),
-    attempt,
-    outcome: 'permanent',
-    reason: '550 no such user',
-    durationMs: 9,
-  }),
-};
-
 export function emailLogContract(name: string, open: () => Promise<EmailLogFixture>): void {
   describe(`${name} honours the EmailLog contract`, function () {
     this.timeout(30_000);
@@ -128,7 +53,7 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
 
     describe('record', () => {
       it('records a request as queued, with one queued change made by the api', async () => {
-        const r = anEmail();
+        const r = aRequest();
         await right(fx.log.record(r));
         const status = await get(r.id);
         expect(status).to.include({
@@ -148,44 +73,46 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
 
       it('keeps the request exactly as accepted, tags included', async () => {
-        const r = anEmail({ tags: ['welcome', 'q4-2026'] });
+        const r = aRequest({ tags: ['welcome', 'q4-2026'] });
         await right(fx.log.record(r));
         expect(some(await right(fx.log.request(r.id)))).to.deep.equal(r);
-        expect(O.isNone(await right(fx.log.request(anEmail().id)))).to.equal(true);
-        expect(O.isNone(await right(fx.log.get(anEmail().id)))).to.equal(true);
+        expect(O.isNone(await right(fx.log.request(aRequest().id)))).to.equal(true);
+        expect(O.isNone(await right(fx.log.get(aRequest().id)))).to.equal(true);
       });
 
       it('changes nothing when the id is recorded again, even with another request', async () => {
-        const r = anEmail({ tags: ['first'] });
+        const r = aRequest({ tags: ['first'] });
         await right(fx.log.record(r));
-        await apply(event.sending(r, 1, 5));
+        await apply(anEvent.sending(r, { attempt: 1, at: at(5) }));
         const before = await get(r.id);
         await right(fx.log.record(r));
-        await right(fx.log.record(anEmail({ id: r.id, subject: 'Another subject', tags: ['x'] })));
+        await right(fx.log.record(aRequest({ id: r.id, subject: 'Another subject', tags: ['x'] })));
         expect(await get(r.id)).to.deep.equal(before);
         expect(some(await right(fx.log.request(r.id)))).to.deep.equal(r);
         expect(await ids({ tag: 'x' })).to.deep.equal([]);
       });
 
       it('forgets an email entirely, and forgetting an unknown id is fine', async () => {
-        const r = anEmail();
+        const r = aRequest();
         await right(fx.log.record(r));
         await right(fx.log.forget(r.id));
         expect(O.isNone(await right(fx.log.get(r.id)))).to.equal(true);
         expect(O.isNone(await right(fx.log.request(r.id)))).to.equal(true);
         expect(await ids()).to.deep.equal([]);
-        await right(fx.log.forget(anEmail().id));
+        await right(fx.log.forget(aRequest().id));
       });
     });
 
     describe('apply', () => {
       it('folds sending then sent, each one news', async () => {
-        const r = anEmail();
+        const r = aRequest();
         await right(fx.log.record(r));
-        const sending = await apply(event.sending(r, 1, 1));
+        const sending = await apply(anEvent.sending(r, { attempt: 1, at: at(1) }));
         expect(sending.changed).to.equal(true);
         expect(sending.status.status).to.equal('sending');
-        const sent = await apply(event.sent(r, 1, 2));
+        const sent = await apply(
+          anEvent.sent(r, { attempt: 1, at: at(2), providerId: '<p-1@mg.example>' }),
+        );
         expect(sent.changed).to.equal(true);
         expect(sent.status).to.include({
           status: 'sent',
@@ -206,17 +133,17 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
 
       it('folds a retry, then a permanent failure', async () => {
-        const r = anEmail();
+        const r = aRequest();
         await right(fx.log.record(r));
-        await apply(event.sending(r, 1, 1));
-        const retrying = await apply(event.retried(r, 1, 2));
+        await apply(anEvent.sending(r, { attempt: 1, at: at(1) }));
+        const retrying = await apply(anEvent.retried(r, { attempt: 1, at: at(2) }));
         expect(retrying.status).to.include({
           status: 'retrying',
           nextAttemptAt: at(62),
           reason: 'a 503 from the provider',
         });
-        await apply(event.sending(r, 2, 62));
-        const failed = await apply(event.failed(r, 2, 63));
+        await apply(anEvent.sending(r, { attempt: 2, at: at(62) }));
+        const failed = await apply(anEvent.failed(r, { attempt: 2, at: at(63) }));
         expect(failed.changed).to.equal(true);
         expect(failed.status).to.include({
           status: 'failed',
@@ -232,47 +159,49 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
 
       it('takes a replayed failure as no news, and a replayed dead letter as news', async () => {
-        const r = anEmail();
+        const r = aRequest();
         await right(fx.log.record(r));
-        await apply(event.sending(r, 1, 1));
-        const failed = await apply(event.failed(r, 1, 2));
-        const again = await apply(event.failed(r, 1, 2));
+        await apply(anEvent.sending(r, { attempt: 1, at: at(1) }));
+        const failed = await apply(anEvent.failed(r, { attempt: 1, at: at(2) }));
+        const again = await apply(anEvent.failed(r, { attempt: 1, at: at(2) }));
         expect(again.changed).to.equal(false);
         expect(again.status).to.deep.equal(failed.status);
         // Someone replays the dead letter: what happens after the failure is news.
-        const resent = await apply(event.sending(r, 1, 100));
+        const resent = await apply(anEvent.sending(r, { attempt: 1, at: at(100) }));
         expect(resent.changed).to.equal(true);
         expect(resent.status.status).to.equal('sending');
         expect(resent.status).not.to.have.property('failedAt');
-        const sent = await apply(event.sent(r, 1, 101));
+        const sent = await apply(anEvent.sent(r, { attempt: 1, at: at(101) }));
         expect(sent.status.status).to.equal('sent');
         expect(await get(r.id)).to.deep.equal(sent.status);
       });
 
       it('answers changed false for a duplicate event, and keeps the state', async () => {
-        const r = anEmail();
+        const r = aRequest();
         await right(fx.log.record(r));
-        await apply(event.sending(r, 1, 1));
-        const first = await apply(event.sent(r, 1, 2));
-        expect((await apply(event.sending(r, 1, 1))).changed).to.equal(false);
-        const duplicate = await apply(event.sent(r, 1, 2));
+        await apply(anEvent.sending(r, { attempt: 1, at: at(1) }));
+        const first = await apply(anEvent.sent(r, { attempt: 1, at: at(2) }));
+        expect((await apply(anEvent.sending(r, { attempt: 1, at: at(1) }))).changed).to.equal(
+          false,
+        );
+        const duplicate = await apply(anEvent.sent(r, { attempt: 1, at: at(2) }));
         expect(duplicate.changed).to.equal(false);
         expect(duplicate.status).to.deep.equal(first.status);
         expect(await get(r.id)).to.deep.equal(first.status);
       });
 
       it('does not let an older event undo a newer one', async () => {
-        const r = anEmail();
+        const r = aRequest();
         await right(fx.log.record(r));
-        await apply(event.sent(r, 1, 5));
-        const late = await apply(event.sending(r, 1, 4));
+        await apply(anEvent.sent(r, { attempt: 1, at: at(5) }));
+        const late = await apply(anEvent.sending(r, { attempt: 1, at: at(4) }));
         expect(late.changed).to.equal(false);
         expect((await get(r.id)).status).to.equal('sent');
       });
 
       it('starts an entry from an event that comes before the record, which completes it', async () => {
-        const r = anEmail({ tags: ['early'], acceptedAt: 0 });
-        const early = await apply(event.sending(r, 1, 3));
+        const r = aRequest({ tags: ['early'], requestedAt: 0 });
+        const early = await apply(anEvent.sending(r, { attempt: 1, at: at(3) }));
         expect(early.changed).to.equal(true);
         expect(early.status.status).to.equal('sending');
         expect(O.isNone(await right(fx.log.request(r.id)))).to.equal(true);
@@ -295,8 +224,10 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
 
       it('loses no event when two processes apply twenty of them to one email at once', async () => {
-        const r = anEmail();
-        const events = Array.from({ length: 20 }, (_, i) => event.retried(r, i + 1, i + 1));
+        const r = aRequest();
+        const events = Array.from({ length: 20 }, (_, i) =>
+          anEvent.retried(r, { attempt: i + 1, at: at(i + 1) }),
+        );
         const results = await Promise.all(
           events.map((e, i) => right((i % 2 === 0 ? fx.log : fx.peer).apply(e))),
         );
@@ -311,12 +242,12 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
 
     describe('list', () => {
       it('lists newest first, by acceptance time and then by id, byte order', async () => {
-        const p = `ord-${runId}-${counter++}`;
+        const p = anId('ord');
         const same = [`${p}-Zeta`, `${p}_alpha`, `${p}-alpha`].map((id) =>
-          anEmail({ id, acceptedAt: 20 }),
+          aRequest({ id, requestedAt: 20 }),
         );
-        const older = anEmail({ acceptedAt: 10 });
-        const newest = anEmail({ acceptedAt: 30 });
+        const older = aRequest({ requestedAt: 10 });
+        const newest = aRequest({ requestedAt: 30 });
         for (const r of [older, ...same, newest]) await right(fx.log.record(r));
         expect(await ids()).to.deep.equal([
           newest.id,
@@ -328,19 +259,19 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
 
       it('filters by status', async () => {
-        const [a, b, c] = [anEmail(), anEmail(), anEmail()];
+        const [a, b, c] = [aRequest(), aRequest(), aRequest()];
         for (const r of [a!, b!, c!]) await right(fx.log.record(r));
-        await apply(event.sending(b!, 1, 1));
+        await apply(anEvent.sending(b!, { attempt: 1, at: at(1) }));
         expect(await ids({ status: 'sending' })).to.deep.equal([b!.id]);
         expect((await ids({ status: 'queued' })).sort()).to.deep.equal([a!.id, c!.id].sort());
         expect(await ids({ status: 'failed' })).to.deep.equal([]);
       });
 
       it('filters by a recipient substring, case-insensitive, with % and _ taken literally', async () => {
-        const ada = anEmail({ to: ['Ada Lovelace <ada@example.org>'], acceptedAt: 4 });
-        const underscore = anEmail({ to: ['a_b@example.com'], acceptedAt: 3 });
-        const plain = anEmail({ to: ['axb@example.com', 'carol@example.net'], acceptedAt: 2 });
-        const percent = anEmail({ to: ['half%off@example.com'], acceptedAt: 1 });
+        const ada = aRequest({ to: ['Ada Lovelace <ada@example.org>'], requestedAt: 4 });
+        const underscore = aRequest({ to: ['a_b@example.com'], requestedAt: 3 });
+        const plain = aRequest({ to: ['axb@example.com', 'carol@example.net'], requestedAt: 2 });
+        const percent = aRequest({ to: ['half%off@example.com'], requestedAt: 1 });
         for (const r of [ada, underscore, plain, percent]) await right(fx.log.record(r));
         expect(await ids({ to: 'ADA@EXAMPLE' })).to.deep.equal([ada.id]);
         expect(await ids({ to: 'lovelace' })).to.deep.equal([ada.id]);
@@ -357,9 +288,9 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
 
       it('filters by tag', async () => {
-        const both = anEmail({ tags: ['welcome', 'q4'], acceptedAt: 3 });
-        const one = anEmail({ tags: ['welcome'], acceptedAt: 2 });
-        const none = anEmail({ acceptedAt: 1 });
+        const both = aRequest({ tags: ['welcome', 'q4'], requestedAt: 3 });
+        const one = aRequest({ tags: ['welcome'], requestedAt: 2 });
+        const none = aRequest({ requestedAt: 1 });
         for (const r of [both, one, none]) await right(fx.log.record(r));
         expect(await ids({ tag: 'welcome' })).to.deep.equal([both.id, one.id]);
         expect(await ids({ tag: 'q4' })).to.deep.equal([both.id]);
@@ -367,7 +298,7 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
 
       it('filters by time: since inclusive, until exclusive', async () => {
-        const [t1, t2, t3] = [1, 2, 3].map((s) => anEmail({ acceptedAt: s }));
+        const [t1, t2, t3] = [1, 2, 3].map((s) => aRequest({ requestedAt: s }));
         for (const r of [t1!, t2!, t3!]) await right(fx.log.record(r));
         expect(await ids({ since: new Date(at(2)) })).to.deep.equal([t3!.id, t2!.id]);
         expect(await ids({ until: new Date(at(2)) })).to.deep.equal([t1!.id]);
@@ -378,15 +309,15 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
 
       it('combines every filter given (AND)', async () => {
-        const hit = anEmail({ tags: ['promo'], to: ['dora@example.org'], acceptedAt: 5 });
-        const wrongTag = anEmail({ tags: ['other'], to: ['dora@example.org'], acceptedAt: 5 });
-        const wrongTo = anEmail({ tags: ['promo'], to: ['eve@example.org'], acceptedAt: 5 });
-        const wrongStatus = anEmail({ tags: ['promo'], to: ['dora@example.org'], acceptedAt: 5 });
-        const tooOld = anEmail({ tags: ['promo'], to: ['dora@example.org'], acceptedAt: 1 });
+        const hit = aRequest({ tags: ['promo'], to: ['dora@example.org'], requestedAt: 5 });
+        const wrongTag = aRequest({ tags: ['other'], to: ['dora@example.org'], requestedAt: 5 });
+        const wrongTo = aRequest({ tags: ['promo'], to: ['eve@example.org'], requestedAt: 5 });
+        const wrongStatus = aRequest({ tags: ['promo'], to: ['dora@example.org'], requestedAt: 5 });
+        const tooOld = aRequest({ tags: ['promo'], to: ['dora@example.org'], requestedAt: 1 });
         for (const r of [hit, wrongTag, wrongTo, wrongStatus, tooOld]) {
           await right(fx.log.record(r));
         }
-        await apply(event.sending(wrongStatus, 1, 6));
+        await apply(anEvent.sending(wrongStatus, { attempt: 1, at: at(6) }));
         expect(
           await ids({ status: 'queued', tag: 'promo', to: 'dora', since: new Date(at(2)) }),
         ).to.deep.equal([hit.id]);
@@ -394,9 +325,11 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
 
       it('pages through seven emails three at a time, without duplicates or gaps', async () => {
         // Four share one acceptance time: only the id tells them apart.
-        const emails = [1, 2, 2, 2, 2, 3, 4].map((s) => anEmail({ acceptedAt: s, tags: ['page'] }));
+        const emails = [1, 2, 2, 2, 2, 3, 4].map((s) =>
+          aRequest({ requestedAt: s, tags: ['page'] }),
+        );
         for (const r of emails) await right(fx.log.record(r));
-        await right(fx.log.record(anEmail({ acceptedAt: 2 }))); // filtered out throughout
+        await right(fx.log.record(aRequest({ requestedAt: 2 }))); // filtered out throughout
         const all = await ids({ tag: 'page' });
         expect(all).to.have.length(7);
 
@@ -414,14 +347,14 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
 
       it('gives no next cursor when the last page is exactly full', async () => {
-        for (const s of [1, 2, 3]) await right(fx.log.record(anEmail({ acceptedAt: s })));
+        for (const s of [1, 2, 3]) await right(fx.log.record(aRequest({ requestedAt: s })));
         const page = await right(fx.log.list({ limit: 3 }));
         expect(page.data).to.have.length(3);
         expect(page).not.to.have.property('nextCursor');
       });
 
       it('reads an unreadable cursor as the first page', async () => {
-        for (const s of [1, 2]) await right(fx.log.record(anEmail({ acceptedAt: s })));
+        for (const s of [1, 2]) await right(fx.log.record(aRequest({ requestedAt: s })));
         const first = await right(fx.log.list({ limit: 1 }));
         const garbled = await right(fx.log.list({ limit: 1, cursor: 'not a cursor' }));
         expect(garbled.data).to.deep.equal(first.data);
@@ -430,9 +363,9 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
 
     describe('purgeOlderThan', () => {
       it('deletes in batches, oldest first, only what was accepted before the cutoff', async () => {
-        const old = [5, 1, 4, 2, 3].map((s) => anEmail({ acceptedAt: s }));
-        const atCutoff = anEmail({ acceptedAt: 10 });
-        const recent = anEmail({ acceptedAt: 11 });
+        const old = [5, 1, 4, 2, 3].map((s) => aRequest({ requestedAt: s }));
+        const atCutoff = aRequest({ requestedAt: 10 });
+        const recent = aRequest({ requestedAt: 11 });
         for (const r of [...old, atCutoff, recent]) await right(fx.log.record(r));
         const byAge = [...old].sort((x, y) => (x.requestedAt < y.requestedAt ? -1 : 1));
         const cutoff = new Date(at(10));

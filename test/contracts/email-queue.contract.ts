@@ -2,7 +2,6 @@
 // it must pass exactly what RabbitMQ passes.
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
-import { randomBytes } from 'node:crypto';
 import type { DeadLetterBox } from '../../src/application/ports/dead-letter-box.js';
 import type { EmailQueue } from '../../src/application/ports/email-queue.js';
 import type {
@@ -10,8 +9,9 @@ import type {
   EmailTask,
   EmailTaskSource,
 } from '../../src/application/ports/email-task-source.js';
-import type { AttemptRecord } from '../../src/domain/delivery.js';
-import { EmailRequest } from '../../src/domain/email-request.js';
+import type { EmailRequest } from '../../src/domain/email-request.js';
+import { aRequest, anAttempt } from '../support/builders.js';
+import { eventually, sleep } from '../support/waiting.js';
 
 /** Fixtures are opened with these, so that the cases below can rely on them. */
 export const CONTRACT_CONCURRENCY = 2;
@@ -25,46 +25,6 @@ export interface QueueFixture {
   publishRaw(body: Buffer, headers?: Record<string, unknown>): Promise<void>;
   close(): Promise<void>;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Retries `check` until it stops throwing; the last failure explains a timeout. */
-export async function eventually<A>(check: () => A | Promise<A>, timeoutMs = 5000): Promise<A> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(20);
-    }
-  }
-}
-
-const runId = randomBytes(3).toString('hex');
-let counter = 0;
-
-export function sampleRequest(overrides: Record<string, unknown> = {}): EmailRequest {
-  counter += 1;
-  const decoded = EmailRequest.decode({
-    id: `contract-${runId}-${counter}`,
-    to: ['Ada Lovelace <ada@example.org>', 'bob@example.com'],
-    subject: `Hello number ${counter}`,
-    text: 'Some text, with ünïcödé.',
-    requestedAt: '2026-11-28T10:00:00.000Z',
-    ...overrides,
-  });
-  if (E.isLeft(decoded)) throw new Error('sampleRequest does not decode');
-  return decoded.right;
-}
-
-const record = (attempt: number, detail = 'a 503 from the provider'): AttemptRecord => ({
-  attempt,
-  at: '2026-11-28T10:00:01.000Z',
-  outcome: 'transient',
-  detail,
-  durationMs: 12,
-});
 
 const done: Disposition = { _tag: 'Done' };
 
@@ -104,7 +64,7 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     }
 
     it('delivers a published request unchanged, as attempt 1 with no history', async () => {
-      const request = sampleRequest({ html: '<p>Hi</p>' });
+      const request = aRequest({ html: '<p>Hi</p>' });
       await publish(request);
       const seen = await consume();
       await eventually(() => expect(seen).to.have.length(1));
@@ -112,7 +72,7 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it('keeps requests published before anyone consumes', async () => {
-      const requests = [sampleRequest(), sampleRequest(), sampleRequest()];
+      const requests = [aRequest(), aRequest(), aRequest()];
       await publish(...requests);
       await sleep(100);
       const seen = await consume();
@@ -121,7 +81,7 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it('offers a task again after a handler that failed', async () => {
-      const request = sampleRequest();
+      const request = aRequest();
       await publish(request);
       const seen = await consume((_task, seen) => {
         if (seen.length === 1) throw new Error('the ledger is down');
@@ -132,35 +92,35 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it('delivers a retried task again after its delay, with the next attempt and the history', async () => {
-      const request = sampleRequest();
+      const request = aRequest();
       await publish(request);
       const [first, second] = CONTRACT_RETRY_DELAYS_MS;
       const seen = await consume((task): Disposition => {
         if (task.attempt === 1) {
-          return { _tag: 'Retry', attempt: 2, delayMs: first, history: [record(1)] };
+          return { _tag: 'Retry', attempt: 2, delayMs: first, history: [anAttempt(1)] };
         }
         if (task.attempt === 2) {
           return {
             _tag: 'Retry',
             attempt: 3,
             delayMs: second,
-            history: [...task.history, record(2)],
+            history: [...task.history, anAttempt(2)],
           };
         }
         return done;
       });
       await eventually(() => expect(seen).to.have.length(3));
-      expect(seen[1]).to.deep.equal({ request, attempt: 2, history: [record(1)] });
-      expect(seen[2]).to.deep.equal({ request, attempt: 3, history: [record(1), record(2)] });
+      expect(seen[1]).to.deep.equal({ request, attempt: 2, history: [anAttempt(1)] });
+      expect(seen[2]).to.deep.equal({ request, attempt: 3, history: [anAttempt(1), anAttempt(2)] });
     });
 
     it('dead-letters with reason, attempts and history, and listing leaves the letters in place', async () => {
-      const request = sampleRequest();
+      const request = aRequest();
       await publish(request);
       await consume((task) => ({
         _tag: 'DeadLetter',
         reason: 'permanent: 550 mailbox unavailable',
-        history: [...task.history, record(1, '550 mailbox unavailable')],
+        history: [...task.history, anAttempt(1, { detail: '550 mailbox unavailable' })],
       }));
       const letters = await eventually(async () => {
         const listed = await fx.dead.list()();
@@ -173,18 +133,18 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
         subject: request.subject,
         reason: 'permanent: 550 mailbox unavailable',
         attempts: 1,
-        history: [record(1, '550 mailbox unavailable')],
+        history: [anAttempt(1, { detail: '550 mailbox unavailable' })],
       });
       expect(Number.isNaN(Date.parse(letters[0]!.failedAt))).to.equal(false);
       expect(await fx.dead.list()()).to.deep.equal(E.right(letters));
     });
 
     it('replays a dead letter by id as a fresh attempt 1, and the others with all', async () => {
-      const [a, b] = [sampleRequest(), sampleRequest()];
+      const [a, b] = [aRequest(), aRequest()];
       await publish(a, b);
       const seen = await consume((task, seen): Disposition =>
         seen.filter((t) => t.request.id === task.request.id).length === 1
-          ? { _tag: 'DeadLetter', reason: 'permanent: no', history: [record(1)] }
+          ? { _tag: 'DeadLetter', reason: 'permanent: no', history: [anAttempt(1)] }
           : done,
       );
       await eventually(async () => expect(await fx.dead.list()()).to.satisfy(hasLength(2)));
@@ -200,7 +160,7 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it('purges the dead letters', async () => {
-      await publish(sampleRequest(), sampleRequest());
+      await publish(aRequest(), aRequest());
       await consume(() => ({ _tag: 'DeadLetter', reason: 'permanent: no', history: [] }));
       await eventually(async () => expect(await fx.dead.list()()).to.satisfy(hasLength(2)));
       expect(await fx.dead.purge()()).to.deep.equal(E.right(2));
@@ -208,13 +168,13 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it('dead-letters what it cannot decode as malformed, without calling the handler', async () => {
-      const good = sampleRequest();
+      const good = aRequest();
       const badAddress = {
         v: 1,
-        request: { ...sampleRequest(), to: ['a@example.org\r\nBcc: x@evil.example'] },
+        request: { ...aRequest(), to: ['a@example.org\r\nBcc: x@evil.example'] },
       };
       await fx.publishRaw(Buffer.from('not json at all'));
-      await fx.publishRaw(Buffer.from(JSON.stringify({ v: 2, request: sampleRequest() })));
+      await fx.publishRaw(Buffer.from(JSON.stringify({ v: 2, request: aRequest() })));
       await fx.publishRaw(Buffer.from(JSON.stringify(badAddress)));
       await publish(good);
       const seen = await consume();
@@ -231,7 +191,7 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it('reads odd attempt and history headers as a first attempt rather than a poison task', async () => {
-      const request = sampleRequest();
+      const request = aRequest();
       await fx.publishRaw(Buffer.from(JSON.stringify({ v: 1, request })), {
         'x-attempt': 'many',
         'x-history': '{not json',
@@ -242,7 +202,7 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it(`never runs more than ${CONTRACT_CONCURRENCY} handlers at once, and does run that many`, async () => {
-      await publish(...Array.from({ length: 6 }, () => sampleRequest()));
+      await publish(...Array.from({ length: 6 }, () => aRequest()));
       let running = 0;
       let most = 0;
       const seen = await consume(async () => {
@@ -257,7 +217,7 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it('stop() waits for a handler in flight to finish', async () => {
-      await publish(sampleRequest());
+      await publish(aRequest());
       let finished = false;
       const seen = await consume(async () => {
         await sleep(300);
@@ -270,7 +230,7 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it('gives a task not finished within the grace period to the next consumer', async () => {
-      const request = sampleRequest();
+      const request = aRequest();
       await publish(request);
       let release: () => void = () => undefined;
       const stuck = new Promise<void>((resolve) => (release = resolve));
@@ -287,10 +247,10 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
     });
 
     it('delivers each of many tasks exactly once to a handler that succeeds', async () => {
-      const requests = Array.from({ length: 200 }, () => sampleRequest());
+      const requests = Array.from({ length: 200 }, () => aRequest());
       await publish(...requests);
       const seen = await consume();
-      await eventually(() => expect(seen).to.have.length(200), 15_000);
+      await eventually(() => expect(seen).to.have.length(200), { timeoutMs: 15_000 });
       await sleep(300);
       const ids = seen.map((t) => t.request.id);
       expect(new Set(ids).size).to.equal(200);

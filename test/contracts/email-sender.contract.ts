@@ -1,32 +1,14 @@
+// One suite for every EmailSender adapter: what the receiving side gets, and how each failure of
+// the receiver comes back as an outcome.
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import type { EmailSender } from '../../src/application/ports/email-sender.js';
 import type { DeliveryOutcome } from '../../src/domain/delivery.js';
 import type { EmailAddress } from '../../src/domain/email-address.js';
 import { addressParts, mailbox } from '../../src/domain/email-address.js';
-import { parseEmailDraft } from '../../src/domain/email-request.js';
-import { emailRequest } from '../adapters/senders/support.js';
-
-export interface ReceivedAddress {
-  readonly name: string;
-  readonly address: string;
-}
-
-/** One email as the receiving side sees it (a mail client, an SMTP server, Mailgun's API). */
-export interface ReceivedEmail {
-  readonly from: ReceivedAddress;
-  readonly to: readonly ReceivedAddress[];
-  /** Who it was actually delivered to: the SMTP envelope, Mailgun's `to` fields, the To header. */
-  readonly recipients: readonly string[];
-  readonly subject: string;
-  readonly text?: string;
-  readonly html?: string;
-  readonly messageId?: string;
-  /** Our id, from `X-Email-Id` or Mailgun's `v:email-id`. */
-  readonly emailId?: string;
-  /** Every header (or Mailgun header-making field) name, lowercase. */
-  readonly headerNames: readonly string[];
-}
+import { EmailRequest, parseEmailDraft } from '../../src/domain/email-request.js';
+import { aRequest } from '../support/builders.js';
+import type { ReceivedEmail } from '../support/mail-receivers.js';
 
 export type FailureKind = 'transient' | 'permanent' | 'timeout';
 
@@ -61,11 +43,10 @@ export function emailSenderContract(
     afterEach(async () => {
       await fixture.close();
     });
-    const send = (request = emailRequest()): Promise<DeliveryOutcome> =>
-      fixture.sender.send(request)();
+    const send = (request = aRequest()): Promise<DeliveryOutcome> => fixture.sender.send(request)();
 
     it('sends, and the receiver can trace the email by its id', async () => {
-      const request = emailRequest();
+      const request = aRequest();
       const outcome = await send(request);
       expect(outcome._tag).to.equal('Sent');
       const [got, ...more] = await fixture.received();
@@ -77,7 +58,7 @@ export function emailSenderContract(
     it('delivers headers and body exactly as the receiver should see them', async () => {
       const subject =
         'Grüße, 你好 ✉: a subject long enough that it must be folded into encoded words';
-      const request = emailRequest({
+      const request = aRequest({
         to: [
           'Ada Lovelace <ada@example.org>',
           '"Turing, Alan" <alan@example.org>',
@@ -109,20 +90,68 @@ export function emailSenderContract(
       expect(lf(got?.html)).to.equal('<p>Hello <b>wörld</b> ✓</p>');
     });
 
-    it('rejects CR or LF in recipients and subject before any sender sees them', () => {
-      const attempts = [
-        { to: 'ada@example.org\r\nBcc: evil@evil.example', subject: 'Hi', text: 'x' },
-        { to: 'Ada <ada@example.org>\nBcc: evil@evil.example', subject: 'Hi', text: 'x' },
-        { to: 'ada@example.org', subject: 'Hi\r\nBcc: evil@evil.example', text: 'x' },
+    it('cannot be handed CR or LF in a recipient or the subject; look-alikes reach only their mailboxes', async () => {
+      // A sender takes only an EmailRequest, and neither way of making one lets CR or LF in: the
+      // parser (the API, the form) and the codec (a task read off the queue) both refuse.
+      const valid = aRequest();
+      const injections: Record<string, unknown>[] = [
+        { to: ['ada@example.org\r\nBcc: evil@evil.example'] },
+        { to: ['Ada <ada@example.org>\nBcc: evil@evil.example'] },
+        { to: ['ada@example.org\rBcc: evil@evil.example'] },
+        { to: ['"Ada\r\nBcc: evil@evil.example" <ada@example.org>'] },
+        { subject: 'Hi\r\nBcc: evil@evil.example' },
+        { subject: 'Hi\nBcc: evil@evil.example' },
+        { subject: 'Hi\rBcc: evil@evil.example' },
+        // Control characters other than CR and LF (NEL, U+0085, is one) are refused as well.
+        { to: ['"Trudy\u0085Bcc: evil@evil.example" <ok3@example.org>'] },
+        { subject: 'Hi\u0085X-Injected: yes' },
+        { subject: 'Hi\u0000there' },
       ];
-      for (const input of attempts) {
-        const parsed = parseEmailDraft(input);
-        expect(E.isLeft(parsed), JSON.stringify(input)).to.equal(true);
+      for (const fields of injections) {
+        const draft = parseEmailDraft({
+          to: 'ada@example.org',
+          subject: 'Hi',
+          text: 'x',
+          ...fields,
+        });
+        expect(E.isLeft(draft), `parsed ${JSON.stringify(fields)}`).to.equal(true);
+        const decoded = EmailRequest.decode({ ...valid, ...fields });
+        expect(E.isLeft(decoded), `decoded ${JSON.stringify(fields)}`).to.equal(true);
+      }
+
+      // What does get through: header syntax kept inside one quoted display name, and the
+      // Unicode line separator (U+2028, not a control character). The sender must carry each as
+      // text of its own field.
+      const request = aRequest({
+        to: [
+          '"Eve, Bcc: evil@evil.example" <ok@example.org>',
+          '"Mallory \\"x\\"; Cc: evil@evil.example" <ok2@example.org>',
+          '"Trudy\u2028Bcc: evil@evil.example" <ok3@example.org>',
+        ],
+        subject: 'Hi\u2028Bcc: evil@evil.example\u2029X-Injected: yes',
+      });
+      expect((await send(request))._tag).to.equal('Sent');
+      const all = await fixture.received();
+      expect(all).to.have.length(1);
+      const [got] = all;
+      expect(got?.recipients).to.deep.equal([
+        'ok@example.org',
+        'ok2@example.org',
+        'ok3@example.org',
+      ]);
+      expect(got?.to).to.deep.equal([
+        { name: 'Eve, Bcc: evil@evil.example', address: 'ok@example.org' },
+        { name: 'Mallory "x"; Cc: evil@evil.example', address: 'ok2@example.org' },
+        { name: 'Trudy\u2028Bcc: evil@evil.example', address: 'ok3@example.org' },
+      ]);
+      expect(got?.subject).to.equal(request.subject);
+      for (const header of ['bcc', 'cc', 'x-injected']) {
+        expect(got?.headerNames, header).to.not.include(header);
       }
     });
 
     it('carries header-like text as content, never as a header or a recipient', async () => {
-      const request = emailRequest({
+      const request = aRequest({
         to: '"Bcc: evil@evil.example" <ok@example.org>',
         subject: 'Re: Bcc: evil@evil.example',
         text: 'Hello\r\nBcc: evil@evil.example\r\nX-Injected: yes\r\n\r\nTo: evil@evil.example',
@@ -177,7 +206,7 @@ export function emailSenderContract(
     });
 
     it('sends concurrently without mixing emails up', async () => {
-      const requests = Array.from({ length: 6 }, (_, i) => emailRequest({ subject: `Email ${i}` }));
+      const requests = Array.from({ length: 6 }, (_, i) => aRequest({ subject: `Email ${i}` }));
       const outcomes = await Promise.all(requests.map((r) => send(r)));
       expect(outcomes.map((o) => o._tag)).to.deep.equal(requests.map(() => 'Sent'));
       const got = await fixture.received();

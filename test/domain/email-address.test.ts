@@ -30,6 +30,8 @@ const invalid: readonly [string, AddressRejection][] = [
   ['Ada\r <ada@example.com>', 'line-break'],
   ['ada\u0000@example.com', 'control-character'],
   ['ada\t@example.com', 'control-character'],
+  ['"Ada\u0085Bcc" <ada@example.com>', 'control-character'],
+  ['ada\u009f@example.com', 'control-character'],
   ['ada@example.com (Ada)', 'comment'],
   ['ada(comment)@example.com', 'comment'],
   ['ada@example.com, eve@evil.com', 'several-addresses'],

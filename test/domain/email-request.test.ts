@@ -60,6 +60,8 @@ describe('EmailRequest', () => {
       'subject',
     ],
     ['a subject with CR', { to: 'a@example.com', subject: 'Hi\rthere', text: 't' }, 'subject'],
+    ['a subject with a tab', { to: 'a@example.com', subject: 'Hi\tthere', text: 't' }, 'subject'],
+    ['a subject with NEL', { to: 'a@example.com', subject: 'Hi\u0085there', text: 't' }, 'subject'],
     [
       'a 999-character subject',
       { to: 'a@example.com', subject: 'x'.repeat(999), text: 't' },

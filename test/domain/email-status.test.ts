@@ -1,49 +1,35 @@
 import { expect } from 'chai';
-import type { EmailAddress } from '../../src/domain/email-address.js';
-import type { EmailId } from '../../src/domain/email-request.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
 import { evolveStatus } from '../../src/domain/email-status.js';
 import type { DomainEvent } from '../../src/domain/events.js';
+import { aRequest, anEvent } from '../support/builders.js';
 
-const about = {
-  id: 'abcdefgh12345678' as EmailId,
-  to: ['ada@example.com' as EmailAddress],
+const email = aRequest({
+  id: 'abcdefgh12345678',
+  to: 'ada@example.com',
   subject: 'Hi',
-};
-const requested: DomainEvent = { type: 'EmailRequested', ...about, at: '2026-01-01T00:00:00.000Z' };
-const retried: DomainEvent = {
-  type: 'EmailDeliveryRetried',
-  ...about,
+  requestedAt: new Date('2026-01-01T00:00:00.000Z'),
+});
+const requested = anEvent.requested(email);
+const retried = anEvent.retried(email, {
   at: '2026-01-01T00:00:01.000Z',
-  attempt: 1,
   reason: '503',
   durationMs: 12,
   delayMs: 1000,
-  nextAttemptAt: '2026-01-01T00:00:02.000Z',
-};
-const sending: DomainEvent = {
-  type: 'EmailSending',
-  ...about,
-  at: '2026-01-01T00:00:02.000Z',
-  attempt: 2,
-};
-const delivered: DomainEvent = {
-  type: 'EmailSent',
-  ...about,
+});
+const sending = anEvent.sending(email, { at: '2026-01-01T00:00:02.000Z', attempt: 2 });
+const delivered = anEvent.sent(email, {
   at: '2026-01-01T00:00:02.500Z',
   attempt: 2,
   providerId: '<x@mg>',
   durationMs: 420,
-};
-const failed: DomainEvent = {
-  type: 'EmailDeliveryFailed',
-  ...about,
+});
+const failed = anEvent.failed(email, {
   at: '2026-01-01T00:00:03.000Z',
   attempt: 2,
-  outcome: 'permanent',
   reason: 'permanent: 400',
   durationMs: 30,
-};
+});
 
 const fold = (events: DomainEvent[]): EmailStatus | undefined =>
   events.reduce<EmailStatus | undefined>((s, e) => evolveStatus(s, e), undefined);
@@ -54,7 +40,7 @@ describe('Email status', () => {
     const retrying = fold([requested, retried]);
     expect(retrying).to.include({
       status: 'retrying',
-      nextAttemptAt: retried.type === 'EmailDeliveryRetried' ? retried.nextAttemptAt : '',
+      nextAttemptAt: retried.nextAttemptAt,
     });
     expect(fold([requested, retried, sending])?.status).to.equal('sending');
     const done = fold([requested, retried, sending, delivered]);
@@ -90,14 +76,7 @@ describe('Email status', () => {
   });
 
   it('lists each failover from one transport to the next, once', () => {
-    const failover: DomainEvent = {
-      type: 'EmailFailedOver',
-      ...about,
-      at: '2026-01-01T00:00:02.100Z',
-      fromTransport: 'mailgun',
-      toTransport: 'smtp',
-      reason: 'Mailgun 503',
-    };
+    const failover = anEvent.failedOver(email, { at: '2026-01-01T00:00:02.100Z' });
     const status = fold([requested, failover, failover, delivered]);
     expect(status?.failovers).to.deep.equal([
       { at: '2026-01-01T00:00:02.100Z', from: 'mailgun', to: 'smtp', reason: 'Mailgun 503' },

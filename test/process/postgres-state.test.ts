@@ -19,7 +19,7 @@ import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import type { TestDatabase } from '../support/postgres.js';
 import { freshDatabase, requirePostgres } from '../support/postgres.js';
 import type { EmailProcess } from '../support/process.js';
-import { eventually, startListening } from '../support/process.js';
+import { startListening, waitForRecord } from '../support/process.js';
 import { AMQP_URL, requireRabbitMq } from '../support/rabbitmq.js';
 import type { Posted, StatusView } from '../support/roles.js';
 import {
@@ -38,9 +38,9 @@ import {
   stopMailgunRoles,
   stopOutboxRoles,
   tally,
-  waitForRecord,
   waitForStatus,
 } from '../support/roles.js';
+import { eventually } from '../support/waiting.js';
 
 const run = promisify(execFile);
 
@@ -56,8 +56,7 @@ const inOutbox = (dir: string, ids: readonly string[], timeoutMs = 20_000) =>
       const present = new Set(await emlIds(dir));
       return ids.every((id) => present.has(id)) ? true : undefined;
     },
-    timeoutMs,
-    `${ids.length} .eml file(s) in ${dir}`,
+    { timeoutMs, what: `${ids.length} .eml file(s) in ${dir}` },
   );
 
 /** The history of a sent email that went through once: accepted by the API, sent by a worker. */
@@ -164,22 +163,20 @@ describe('email server + email worker with their state in PostgreSQL', function 
       const lanes = Array.from({ length: LANES }, lane);
       try {
         const firstUrl = target;
-        await eventually(
-          async () => (accepted(firstUrl) >= PER_SERVER ? true : undefined),
-          20_000,
-          `${PER_SERVER} emails accepted by the first server`,
-        );
+        await eventually(async () => (accepted(firstUrl) >= PER_SERVER ? true : undefined), {
+          timeoutMs: 20_000,
+          what: `${PER_SERVER} emails accepted by the first server`,
+        });
         firstServer.proc.child.kill('SIGKILL');
         expect((await firstServer.proc.exited).signal).to.equal('SIGKILL');
         const second = await roles.startReady('server');
         target = second.url;
         serverBack();
         nextServer = new Promise<void>(() => undefined);
-        await eventually(
-          async () => (accepted(second.url) >= PER_SERVER ? true : undefined),
-          20_000,
-          `${PER_SERVER} emails accepted by the second server`,
-        );
+        await eventually(async () => (accepted(second.url) >= PER_SERVER ? true : undefined), {
+          timeoutMs: 20_000,
+          what: `${PER_SERVER} emails accepted by the second server`,
+        });
       } finally {
         posting = false;
         serverBack();
@@ -334,8 +331,7 @@ describe('email server + email worker with their state in PostgreSQL', function 
         const written = await stat(file);
         const copy = await eventually(
           async () => (await channel.get(tap, { noAck: true })) || undefined,
-          5000,
-          'the copy of the task',
+          { timeoutMs: 5000, what: 'the copy of the task' },
         );
         expect((copy as GetMessage).properties.messageId).to.equal(id);
 
@@ -357,8 +353,7 @@ describe('email server + email worker with their state in PostgreSQL', function 
             const depth = await queueDepth(roles.prefix, 'send');
             return depth.messageCount === 1 && depth.consumerCount === 0 ? true : undefined;
           },
-          5000,
-          'the republished task to wait in the send queue',
+          { timeoutMs: 5000, what: 'the republished task to wait in the send queue' },
         );
 
         const second = await roles.startReady('worker');
@@ -431,11 +426,10 @@ describe('email server + email worker with their state in PostgreSQL', function 
       const inFlight = await mapLimit([0, 1, 2, 3, 4], 5, (i) =>
         queueEmail(server.url, { subject: `In flight ${i}` }),
       );
-      await eventually(
-        async () => (gate!.waiting() === inFlight.length ? true : undefined),
-        10_000,
-        `${inFlight.length} sends held at the gate`,
-      );
+      await eventually(async () => (gate!.waiting() === inFlight.length ? true : undefined), {
+        timeoutMs: 10_000,
+        what: `${inFlight.length} sends held at the gate`,
+      });
       await cluster.stop();
 
       // Every answer now is an honest 503; a known id is not "not found".
@@ -445,8 +439,7 @@ describe('email server + email worker with their state in PostgreSQL', function 
           refused.push(await postEmail(server.url, { subject: 'While the database is down' }));
           return refused.length >= 3 ? true : undefined;
         },
-        15_000,
-        'three POSTs while the database is down',
+        { timeoutMs: 15_000, what: 'three POSTs while the database is down' },
       );
       for (const answer of refused) expectStoreUnavailable(answer);
       const lookup = await fetch(`${server.url}/emails/${warmUp}`, {
@@ -521,22 +514,20 @@ describe('email server + email worker with their state in PostgreSQL', function 
         mailgun.messages.map((m) => m.variables['email-id'] ?? '').filter((id) => ours.has(id));
 
       const first = await roles.startReady('worker');
-      await eventually(
-        async () => (new Set(sent()).size >= COUNT / 3 ? true : undefined),
-        20_000,
-        `${COUNT / 3} emails at the stand-in`,
-      );
+      await eventually(async () => (new Set(sent()).size >= COUNT / 3 ? true : undefined), {
+        timeoutMs: 20_000,
+        what: `${COUNT / 3} emails at the stand-in`,
+      });
       first.proc.child.kill('SIGKILL');
       await first.proc.exited;
       await closed(first.proc);
       const sentAtKill = new Set(sent()).size;
 
       const second = await roles.startReady('worker');
-      await eventually(
-        async () => (new Set(sent()).size === COUNT ? true : undefined),
-        30_000,
-        `all ${COUNT} at the stand-in`,
-      );
+      await eventually(async () => (new Set(sent()).size === COUNT ? true : undefined), {
+        timeoutMs: 30_000,
+        what: `all ${COUNT} at the stand-in`,
+      });
       await mapLimit(ids, 20, (id) => waitForStatus(server.url, id, 'sent'));
 
       const perId = tally(sent());

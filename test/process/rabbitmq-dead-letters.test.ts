@@ -3,10 +3,10 @@ import { expect } from 'chai';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { requirePostgres } from '../support/postgres.js';
-import { eventually } from '../support/process.js';
 import { requireRabbitMq } from '../support/rabbitmq.js';
 import type { Started } from '../support/roles.js';
 import { MAILGUN_KEY, Roles, queueDepth, queueEmail, waitForStatus } from '../support/roles.js';
+import { eventually } from '../support/waiting.js';
 
 interface ListedLetter {
   id: string;
@@ -55,8 +55,7 @@ describe('email dead-letters on what the worker could not deliver', function () 
     await eventually(
       async () =>
         (await queueDepth(roles.prefix, 'dead')).messageCount > before ? true : undefined,
-      10_000,
-      'the dead letter in the dead queue',
+      { timeoutMs: 10_000, what: 'the dead letter in the dead queue' },
     );
     return emailId;
   }
@@ -101,8 +100,7 @@ describe('email dead-letters on what the worker could not deliver', function () 
     expect(replayed.stdout).to.equal('Replayed 1 dead letter.\n');
     const message = await eventually(
       async () => mailgun.messages.find((m) => m.variables['email-id'] === id),
-      10_000,
-      'the replayed email at the stand-in',
+      { timeoutMs: 10_000, what: 'the replayed email at the stand-in' },
     );
     const view = await waitForStatus(server.url, id, 'sent');
     expect(view.provider_id).to.equal(message.id);

@@ -12,8 +12,8 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { requirePostgres } from '../support/postgres.js';
-import { eventually } from '../support/process.js';
 import type { LogRecord } from '../support/process.js';
+import { waitForRecord } from '../support/process.js';
 import { requireRabbitMq } from '../support/rabbitmq.js';
 import type { Posted, Started } from '../support/roles.js';
 import {
@@ -25,9 +25,9 @@ import {
   queueDepth,
   queueEmail,
   readyzIs,
-  waitForRecord,
   waitForStatus,
 } from '../support/roles.js';
+import { eventually } from '../support/waiting.js';
 
 const run = promisify(execFile);
 
@@ -144,8 +144,7 @@ describe('email server + email worker across a RabbitMQ restart', function () {
           const present = new Set(await emlIds(dir));
           return ids.every((id) => present.has(id)) ? true : undefined;
         },
-        20_000,
-        `${ids.length} .eml files in ${dir}`,
+        { timeoutMs: 20_000, what: `${ids.length} .eml files in ${dir}` },
       );
 
     const [server, firstWorker, steadyServer, steadyWorker] = await Promise.all([
@@ -180,8 +179,7 @@ describe('email server + email worker across a RabbitMQ restart', function () {
         const depth = await queueDepth(prefix, 'send');
         return depth.messageCount === 5 && depth.consumerCount === 0 ? depth : undefined;
       },
-      10_000,
-      'the 5 emails to wait in the send queue, with no consumer',
+      { timeoutMs: 10_000, what: 'the 5 emails to wait in the send queue, with no consumer' },
     );
 
     // 3. The broker goes away.
@@ -200,8 +198,7 @@ describe('email server + email worker across a RabbitMQ restart', function () {
           refused.push(answer);
           return answer.status === 202 || answer.status === 503 ? answer : undefined;
         },
-        15_000,
-        'a POST to be answered while the broker is stopped',
+        { timeoutMs: 15_000, what: 'a POST to be answered while the broker is stopped' },
       );
       refused.push(await postEmail(steadyServer.url, { subject: 'Stopped broker, other server' }));
       for (const answer of refused) expectQueueUnavailable(answer);
@@ -238,8 +235,10 @@ describe('email server + email worker across a RabbitMQ restart', function () {
         const depth = await queueDepth(prefix, 'send');
         return depth.messageCount === 6 && depth.consumerCount === 0 ? depth : undefined;
       },
-      10_000,
-      'the 5 emails from before the restart and the new one in the send queue',
+      {
+        timeoutMs: 10_000,
+        what: 'the 5 emails from before the restart and the new one in the send queue',
+      },
     );
 
     // The worker that was running through the restart consumes again.
@@ -248,8 +247,7 @@ describe('email server + email worker across a RabbitMQ restart', function () {
     await waitForStatus(steadyServer.url, steadyId, 'sent');
     await eventually(
       async () => (countOf(steadyWorker.proc, 'Consuming email tasks') >= 2 ? true : undefined),
-      10_000,
-      'the steady worker to log that it consumes again',
+      { timeoutMs: 10_000, what: 'the steady worker to log that it consumes again' },
     );
 
     // 5. A new worker sends every email accepted since the first one stopped.

@@ -4,10 +4,10 @@ import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
-import type { SmtpReceiver } from '../adapters/senders/smtp-receiver.js';
-import { startSmtpReceiver } from '../adapters/senders/smtp-receiver.js';
+import type { SmtpReceiver } from '../support/mail-receivers.js';
+import { startSmtpReceiver } from '../support/mail-receivers.js';
 import { requirePostgres } from '../support/postgres.js';
-import { eventually } from '../support/process.js';
+import { waitForRecord } from '../support/process.js';
 import { requireRabbitMq } from '../support/rabbitmq.js';
 import {
   MAILGUN_KEY,
@@ -21,9 +21,9 @@ import {
   postEmail,
   queueEmail,
   tally,
-  waitForRecord,
   waitForStatus,
 } from '../support/roles.js';
+import { eventually } from '../support/waiting.js';
 
 describe('email server + email worker on RabbitMQ', function () {
   before(async () => {
@@ -61,8 +61,7 @@ describe('email server + email worker on RabbitMQ', function () {
           const emls = (await readdir(outbox)).filter((f) => f.endsWith('.eml'));
           return emls.length >= COUNT ? emls : undefined;
         },
-        30_000,
-        `${COUNT} .eml files in the outbox`,
+        { timeoutMs: 30_000, what: `${COUNT} .eml files in the outbox` },
       );
       expect([...files].sort()).to.deep.equal(ids.map((id) => `${id}.eml`).sort());
 
@@ -70,11 +69,10 @@ describe('email server + email worker on RabbitMQ', function () {
       // worker's log says how many sends each id really had.
       const sentLines = () =>
         worker.proc.records.filter((r) => r.outcome === 'Sent' && typeof r.emailId === 'string');
-      await eventually(
-        async () => (sentLines().length >= COUNT ? true : undefined),
-        10_000,
-        `${COUNT} "Time to send" lines in the worker's log`,
-      );
+      await eventually(async () => (sentLines().length >= COUNT ? true : undefined), {
+        timeoutMs: 10_000,
+        what: `${COUNT} "Time to send" lines in the worker's log`,
+      });
       const sends = tally(sentLines().map((r) => String(r.emailId)));
       expect(sends.size).to.equal(COUNT);
       expect(
@@ -127,8 +125,7 @@ describe('email server + email worker on RabbitMQ', function () {
       const id = await queueEmail(serverUrl, { subject: 'Via Mailgun', text: 'Hello' });
       const message = await eventually(
         async () => mailgun.messages.find((m) => m.variables['email-id'] === id),
-        10_000,
-        'the Mailgun stand-in to receive it',
+        { timeoutMs: 10_000, what: 'the Mailgun stand-in to receive it' },
       );
       expect(message).to.include({
         subject: 'Via Mailgun',
@@ -153,8 +150,7 @@ describe('email server + email worker on RabbitMQ', function () {
       });
       const received = await eventually(
         async () => (await smtp.received()).find((m) => m.emailId === id),
-        10_000,
-        'the SMTP server to receive it',
+        { timeoutMs: 10_000, what: 'the SMTP server to receive it' },
       );
       expect(received.subject).to.equal('Via SMTP');
       expect(received.recipients).to.have.members(['bob@example.org', 'carol@example.net']);

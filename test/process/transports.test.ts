@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
-import type { SmtpReceiver } from '../adapters/senders/smtp-receiver.js';
-import { startSmtpReceiver } from '../adapters/senders/smtp-receiver.js';
+import type { SmtpReceiver } from '../support/mail-receivers.js';
+import { startSmtpReceiver } from '../support/mail-receivers.js';
 import type { EmailProcess } from '../support/process.js';
-import { eventually, startListening } from '../support/process.js';
+import { startListening } from '../support/process.js';
+import { eventually } from '../support/waiting.js';
 
 const API_KEY = 'key-process-test-0123456789';
 
@@ -67,8 +68,7 @@ describe('email dev with MAIL_TRANSPORT set to a real transport', function () {
     const id = await post(url, { to: 'ada@example.com', subject: 'Via Mailgun', text: 'Hello' });
     const message = await eventually(
       async () => mailgun.messages.find((m) => m.variables['email-id'] === id),
-      10_000,
-      'the stand-in to receive it',
+      { timeoutMs: 10_000, what: 'the stand-in to receive it' },
     );
     expect(message).to.include({
       subject: 'Via Mailgun',
@@ -106,11 +106,10 @@ describe('email dev with MAIL_TRANSPORT set to a real transport', function () {
       return s.status === 'failed' ? s : undefined;
     });
     expect(status.attempts).to.have.length(1);
-    await eventually(
-      async () => (proc!.output().includes('MAILGUN_API_KEY') ? true : undefined),
-      10_000,
-      'the log to name MAILGUN_API_KEY',
-    );
+    await eventually(async () => (proc!.output().includes('MAILGUN_API_KEY') ? true : undefined), {
+      timeoutMs: 10_000,
+      what: 'the log to name MAILGUN_API_KEY',
+    });
     expect(proc!.output()).not.to.contain('key-wrong-9876543210');
   });
 
@@ -123,8 +122,7 @@ describe('email dev with MAIL_TRANSPORT set to a real transport', function () {
     });
     const received = await eventually(
       async () => (await smtp.received()).find((m) => m.subject === 'Via SMTP'),
-      10_000,
-      'the SMTP server to receive it',
+      { timeoutMs: 10_000, what: 'the SMTP server to receive it' },
     );
     expect(received.recipients).to.have.members(['bob@example.org', 'carol@example.net']);
     expect(received.emailId).to.equal(id);
@@ -135,11 +133,10 @@ describe('email dev with MAIL_TRANSPORT set to a real transport', function () {
     const url = await start({ MAIL_TRANSPORT: 'mailgun,smtp' });
     mailgun.scriptDefault({ status: 503 });
     const id = await post(url, { to: 'dave@example.com', subject: 'Failover', text: 'Hi' });
-    await eventually(
-      async () => (await smtp.received()).find((m) => m.subject === 'Failover'),
-      10_000,
-      'SMTP to receive it',
-    );
+    await eventually(async () => (await smtp.received()).find((m) => m.subject === 'Failover'), {
+      timeoutMs: 10_000,
+      what: 'SMTP to receive it',
+    });
     const status = await eventually(async () => {
       const s = await statusOf(url, id);
       return s.status === 'sent' ? s : undefined;

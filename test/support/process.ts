@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { eventually, sleep } from './waiting.js';
 
 export const CLI = fileURLToPath(new URL('../../src/main/cli.js', import.meta.url));
 
@@ -54,7 +55,7 @@ export class EmailProcess {
       const found = this.records.find(match);
       if (found) return found;
       if (this.child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
     }
     throw new Error(`no matching log line within ${timeoutMs} ms; output:\n${this.output()}`);
   }
@@ -84,22 +85,17 @@ export async function startListening(args: string[], env: Record<string, string 
   return { proc, url: String(line.url) };
 }
 
-/** Polls until `fn` returns a value (not undefined) or the time is up. */
-export async function eventually<T>(
-  fn: () => Promise<T | undefined>,
-  timeoutMs = 10_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await fn();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
+/**
+ * Waits for a log record. Unlike `waitForLog`, it also waits for lines still in the pipe after
+ * the process exited, and it is the way to read a log after observing something else (an HTTP
+ * answer, a file): the log line written before may not have been read yet.
+ */
+export const waitForRecord = (
+  proc: EmailProcess,
+  match: (r: LogRecord) => boolean,
+  what = 'a log line',
+  timeoutMs = 15_000,
+): Promise<LogRecord> =>
+  eventually(async () => proc.records.find(match), { timeoutMs, what }).catch((error: unknown) => {
+    throw new Error(`${String(error)}; output:\n${proc.output()}`, { cause: error });
+  });

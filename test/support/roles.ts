@@ -13,9 +13,10 @@ import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import type { TestDatabase } from './postgres.js';
 import { migratedDatabase } from './postgres.js';
-import type { EmailProcess, LogRecord } from './process.js';
-import { eventually, runEmail } from './process.js';
+import type { EmailProcess } from './process.js';
+import { runEmail } from './process.js';
 import { AMQP_URL, deleteEventQueues, deleteTopology, uniquePrefix } from './rabbitmq.js';
+import { eventually } from './waiting.js';
 
 /** Short retry steps, so a retry test takes a fraction of a second; teardown deletes these. */
 export const RETRY_DELAYS = '200ms,400ms';
@@ -36,21 +37,6 @@ process.once('exit', () => {
 
 /** Resolves once the process has exited and all its output has been read. */
 export const closed = (proc: EmailProcess): Promise<void> => proc.closed;
-
-/**
- * Waits for a log record. Unlike `waitForLog`, it also waits for lines still in the pipe after
- * the process exited, and it is the way to read a log after observing something else (an HTTP
- * answer, a file): the log line written before may not have been read yet.
- */
-export const waitForRecord = (
-  proc: EmailProcess,
-  match: (r: LogRecord) => boolean,
-  what = 'a log line',
-  timeoutMs = 15_000,
-): Promise<LogRecord> =>
-  eventually(async () => proc.records.find(match), timeoutMs, what).catch((error: unknown) => {
-    throw new Error(`${String(error)}; output:\n${proc.output()}`, { cause: error });
-  });
 
 export interface Started {
   readonly proc: EmailProcess;
@@ -299,8 +285,7 @@ export const waitForStatus = (url: string, id: string, status: string, timeoutMs
       const view = await statusOf(url, id);
       return view?.status === status ? view : undefined;
     },
-    timeoutMs,
-    `GET /emails/${id} to say ${status}`,
+    { timeoutMs: timeoutMs, what: `GET /emails/${id} to say ${status}` },
   );
 
 export async function httpStatus(url: string): Promise<number> {
@@ -311,11 +296,10 @@ export async function httpStatus(url: string): Promise<number> {
 
 /** Polls `${url}/readyz` until it answers `status`. */
 export const readyzIs = (url: string, status: number, timeoutMs = 15_000): Promise<true> =>
-  eventually(
-    async () => ((await httpStatus(`${url}/readyz`)) === status ? true : undefined),
-    timeoutMs,
-    `${url}/readyz to be ${status}`,
-  );
+  eventually(async () => ((await httpStatus(`${url}/readyz`)) === status ? true : undefined), {
+    timeoutMs: timeoutMs,
+    what: `${url}/readyz to be ${status}`,
+  });
 
 /** Runs `fn` over `items` with at most `limit` calls in flight, keeping the order of results. */
 export async function mapLimit<T, R>(
@@ -341,8 +325,6 @@ export function tally(values: readonly string[]): Map<string, number> {
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
   return counts;
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface BrokerProxy {
   /** AMQP_URL through the proxy. */

@@ -124,7 +124,9 @@ export class RabbitMqConnection {
       this.watch(model);
       const channel = await model.createChannel();
       channel.on('error', () => undefined); // the failed call rejects; that is reported below
-      await declareTopology(channel, this.options.topology);
+      await declareTopology(channel, this.options.topology).catch((err: unknown) => {
+        throw new TopologyRefused(err);
+      });
       await channel.close();
     } catch (err) {
       await model?.close().catch(() => undefined);
@@ -184,7 +186,14 @@ export class RabbitMqConnection {
       this.options.random ?? Math.random,
     );
     this.failures += 1;
-    if (err !== undefined) {
+    if (err instanceof TopologyRefused) {
+      // Connected, but a queue or exchange of this prefix exists with other arguments: no
+      // retry fixes that by itself, and a person has to act.
+      this.options.logger.error(
+        { url: this.redactedUrl, err: this.describe(err.cause), attempt: this.failures, delayMs },
+        'RabbitMQ refused the topology: a queue or exchange under QUEUE_PREFIX exists with other arguments; delete it or use another QUEUE_PREFIX. Retrying',
+      );
+    } else if (err !== undefined) {
       this.options.logger.warn(
         { url: this.redactedUrl, err: this.describe(err), attempt: this.failures, delayMs },
         'Could not connect to RabbitMQ; retrying',
@@ -213,5 +222,12 @@ export class RabbitMqConnection {
     if (err === undefined || err === null) return undefined;
     const message = err instanceof Error ? err.message : String(err);
     return message.split(this.options.url).join(this.redactedUrl);
+  }
+}
+
+/** The broker took the connection but refused to declare the topology (PRECONDITION_FAILED). */
+class TopologyRefused extends Error {
+  constructor(cause: unknown) {
+    super('RabbitMQ refused the topology', { cause });
   }
 }

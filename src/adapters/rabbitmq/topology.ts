@@ -92,18 +92,3 @@ export async function declareTopology(channel: Channel, options: TopologyOptions
     });
   }
 }
-
-/**
- * @deprecated Moved to test/support/rabbitmq.ts: teardown is for tests and the bench, not for the
- * roles. This forwarder stays only until test/support/roles.ts and bench/run.ts import it from
- * there. It imports on call, not statically: a static re-export would load test code into every
- * role, and the image (which ships dist/src alone) would not start.
- */
-export async function deleteTopology(
-  target: string | ChannelModel,
-  prefix: string,
-  retryDelaysMs: readonly number[],
-): Promise<void> {
-  const support = await import('../../../test/support/rabbitmq.js');
-  await support.deleteTopology(target, prefix, retryDelaysMs);
-}

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { InMemoryDeliveryEvents } from '../../../src/adapters/memory/in-memory-delivery-events.js';
 import type { DomainEvent } from '../../../src/domain/events.js';
 import { deliveryEventsContract } from '../../contracts/delivery-events.contract.js';
-import { sampleRequest } from '../../contracts/email-queue.contract.js';
+import { aRequest, anEvent } from '../../support/builders.js';
 import { RecordingLogger } from '../../support/fakes.js';
 
 deliveryEventsContract('InMemoryDeliveryEvents', async () => {
@@ -26,16 +26,7 @@ deliveryEventsContract('InMemoryDeliveryEvents', async () => {
 });
 
 describe('InMemoryDeliveryEvents, as the one event path in a process', () => {
-  const event = (): DomainEvent => {
-    const request = sampleRequest();
-    return {
-      type: 'EmailRequested',
-      id: request.id,
-      at: request.requestedAt,
-      to: request.to,
-      subject: request.subject,
-    };
-  };
+  const event = (): DomainEvent => anEvent.requested(aRequest());
 
   it('gives relayed events (from other processes) only to subscribers that asked for them', async () => {
     const bus = new InMemoryDeliveryEvents(new RecordingLogger());

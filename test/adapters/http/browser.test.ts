@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
-import type { EmailId } from '../../../src/domain/email-request.js';
+import { anEvent } from '../../support/builders.js';
 import type { Harness } from './harness.js';
 import { startHttp } from './harness.js';
 
@@ -70,16 +70,13 @@ describe('HTTP pages in a real browser', function () {
     expect(h.queue.published).to.have.length(1);
 
     const [request] = h.queue.published;
-    await h.change({
-      type: 'EmailSent',
-      id: 'email-00000001' as EmailId,
-      to: request!.to,
-      subject: request!.subject,
-      at: '2030-01-02T03:04:06.000Z',
-      attempt: 1,
-      providerId: '<p1@x>',
-      durationMs: 1234,
-    });
+    await h.change(
+      anEvent.sent(request!, {
+        at: '2030-01-02T03:04:06.000Z',
+        providerId: '<p1@x>',
+        durationMs: 1234,
+      }),
+    );
     await page.locator('.status-sent').waitFor({ timeout: 5_000 });
     expect(await page.locator('#email-status').innerText()).to.contain('1.23 s');
     // The inline stylesheet applied: the CSP hash matches it.

@@ -1,39 +1,33 @@
 import { expect } from 'chai';
-import type { EmailAddress } from '../../../src/domain/email-address.js';
-import type { EmailId } from '../../../src/domain/email-request.js';
 import type { DomainEvent } from '../../../src/domain/events.js';
 import type { StatusJson } from '../../../src/adapters/http/status-page.js';
 import type { Harness } from './harness.js';
+import { aRequest, anEvent } from '../../support/builders.js';
+import { eventually } from '../../support/waiting.js';
 import { startHttp } from './harness.js';
 
-const id = 'email-00000042' as EmailId;
-const about = { id, to: ['ada@example.com' as EmailAddress], subject: 'Hello <b>Ada</b>' };
+const email = aRequest({
+  id: 'email-00000042',
+  to: 'ada@example.com',
+  subject: 'Hello <b>Ada</b>',
+  requestedAt: new Date('2030-01-02T03:04:05.000Z'),
+});
+const { id } = email;
 
-const requested: DomainEvent = { type: 'EmailRequested', ...about, at: '2030-01-02T03:04:05.000Z' };
-const retried: DomainEvent = {
-  type: 'EmailDeliveryRetried',
-  ...about,
+const requested = anEvent.requested(email);
+const retried = anEvent.retried(email, {
   at: '2030-01-02T03:04:06.000Z',
-  attempt: 1,
   reason: 'HTTP 503',
   durationMs: 40,
   delayMs: 5000,
-  nextAttemptAt: '2030-01-02T03:04:11.000Z',
-};
-const sending: DomainEvent = {
-  type: 'EmailSending',
-  ...about,
-  at: '2030-01-02T03:04:11.500Z',
-  attempt: 2,
-};
-const sent: DomainEvent = {
-  type: 'EmailSent',
-  ...about,
+});
+const sending = anEvent.sending(email, { at: '2030-01-02T03:04:11.500Z', attempt: 2 });
+const sent = anEvent.sent(email, {
   at: '2030-01-02T03:04:12.000Z',
   attempt: 2,
   providerId: '<p1@mailgun>',
   durationMs: 670,
-};
+});
 
 const json = { headers: { accept: 'application/json' } };
 
@@ -205,14 +199,15 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
       to: 'smtp',
       reason: 'Mailgun 503: <busy>',
     };
-    await changes(requested, {
-      type: 'EmailFailedOver',
-      ...about,
-      at: failover.at,
-      fromTransport: failover.from,
-      toTransport: failover.to,
-      reason: failover.reason,
-    });
+    await changes(
+      requested,
+      anEvent.failedOver(email, {
+        at: failover.at,
+        fromTransport: failover.from,
+        toTransport: failover.to,
+        reason: failover.reason,
+      }),
+    );
     const html = await (await fetch(`${h.url}/emails/${id}`)).text();
     expect(html).to.contain('Failovers');
     expect(html).to.contain('mailgun failed for now (Mailgun 503: &lt;busy&gt;); tried smtp.');
@@ -278,12 +273,3 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
     await eventually(() => h.bus.subscribers === 0);
   });
 });
-
-/** Polls `condition` until it holds, for at most `ms`: waiting for the server to notice a close. */
-async function eventually(condition: () => boolean, ms = 2_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > until) expect.fail('the condition never held');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

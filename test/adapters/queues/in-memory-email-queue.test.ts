@@ -4,12 +4,9 @@ import type { Disposition, EmailTask } from '../../../src/application/ports/emai
 import { InMemoryEmailQueue } from '../../../src/adapters/memory/in-memory-email-queue.js';
 import type { SetTimer } from '../../../src/adapters/memory/in-memory-email-queue.js';
 import { TestInMemoryEmailQueue } from '../../support/in-memory-email-queue.js';
-import {
-  CONTRACT_CONCURRENCY,
-  emailQueueContract,
-  eventually,
-  sampleRequest,
-} from '../../contracts/email-queue.contract.js';
+import { CONTRACT_CONCURRENCY, emailQueueContract } from '../../contracts/email-queue.contract.js';
+import { aRequest } from '../../support/builders.js';
+import { eventually } from '../../support/waiting.js';
 
 emailQueueContract('InMemoryEmailQueue', async () => {
   const queue = new TestInMemoryEmailQueue({ concurrency: CONTRACT_CONCURRENCY });
@@ -61,7 +58,7 @@ describe('InMemoryEmailQueue beyond the contract', () => {
         ? { _tag: 'Retry', attempt: 2, delayMs: 1000, history: [] }
         : { _tag: 'Done' };
     });
-    await queue.publish(sampleRequest())();
+    await queue.publish(aRequest())();
     await eventually(() => expect(timers.delays).to.deep.equal([1100]));
     expect(seen).to.have.length(1);
     timers.fireAll();
@@ -71,8 +68,8 @@ describe('InMemoryEmailQueue beyond the contract', () => {
 
   it('counts what waits for a consumer in depth()', async () => {
     const queue = new TestInMemoryEmailQueue({ concurrency: 1 });
-    await queue.publish(sampleRequest())();
-    await queue.publish(sampleRequest())();
+    await queue.publish(aRequest())();
+    await queue.publish(aRequest())();
     expect(queue.depth()).to.equal(2);
     await queue.consume(async () => ({ _tag: 'Done' }));
     await eventually(() => expect(queue.depth()).to.equal(0));
@@ -82,13 +79,13 @@ describe('InMemoryEmailQueue beyond the contract', () => {
   it('answers QueueUnavailable while told to, as a broker outage would', async () => {
     const queue = new TestInMemoryEmailQueue({ concurrency: 1 });
     queue.setUnavailable('broker down (test)');
-    const result = await queue.publish(sampleRequest())();
+    const result = await queue.publish(aRequest())();
     expect(result).to.deep.equal(
       E.left({ _tag: 'QueueUnavailable', reason: 'broker down (test)' }),
     );
     expect(E.isLeft(await queue.list()())).to.equal(true);
     queue.setUnavailable(undefined);
-    expect(await queue.publish(sampleRequest())()).to.deep.equal(E.right(undefined));
+    expect(await queue.publish(aRequest())()).to.deep.equal(E.right(undefined));
   });
 
   it('refuses a second consumer at once: that would be a wiring bug', async () => {

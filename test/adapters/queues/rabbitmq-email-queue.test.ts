@@ -1,3 +1,5 @@
+import type { Channel } from 'amqplib';
+import { connect } from 'amqplib';
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import { RabbitMqConnection, redactUrl } from '../../../src/adapters/rabbitmq/connection.js';
@@ -21,9 +23,8 @@ import {
   CONTRACT_CONCURRENCY,
   CONTRACT_RETRY_DELAYS_MS,
   emailQueueContract,
-  eventually,
-  sampleRequest,
 } from '../../contracts/email-queue.contract.js';
+import { aRequest, anEvent, at } from '../../support/builders.js';
 import {
   AMQP_URL,
   closeConnectionsNamed,
@@ -32,6 +33,7 @@ import {
   uniquePrefix,
 } from '../../support/rabbitmq.js';
 import { RecordingLogger } from '../../support/fakes.js';
+import { eventually } from '../../support/waiting.js';
 
 const DELAYS = CONTRACT_RETRY_DELAYS_MS;
 const created = new Set<string>();
@@ -125,7 +127,7 @@ describe('RabbitMQ adapters', function () {
       connection.start();
       const publisher = new RabbitMqPublisher({ connection, logger, confirmTimeoutMs: 60_000 });
       const queue = new RabbitMqEmailQueue({ publisher, prefix: 'nowhere' });
-      const result = await queue.publish(sampleRequest())();
+      const result = await queue.publish(aRequest())();
       expect(result).to.deep.equal(
         E.left({ _tag: 'QueueUnavailable', reason: 'not connected to RabbitMQ' }),
       );
@@ -143,7 +145,7 @@ describe('RabbitMQ adapters', function () {
       const channel = await fx.connection.current()!.createChannel();
       await channel.unbindQueue(names.sendQueue, names.tasksExchange, SEND_ROUTING_KEY);
       await channel.close();
-      const result = await fx.queue.publish(sampleRequest())();
+      const result = await fx.queue.publish(aRequest())();
       expect(E.isLeft(result) && result.left.reason).to.match(/could not route/);
     });
 
@@ -155,7 +157,7 @@ describe('RabbitMQ adapters', function () {
         messageId: undefined,
       })();
       expect(E.isLeft(lost) && lost.left._tag).to.equal('QueueUnavailable');
-      expect(await fx.queue.publish(sampleRequest())()).to.deep.equal(E.right(undefined));
+      expect(await fx.queue.publish(aRequest())()).to.deep.equal(E.right(undefined));
     });
 
     it('survives the broker closing its connection: not ready while down, then consumes again', async () => {
@@ -165,7 +167,7 @@ describe('RabbitMQ adapters', function () {
         seen.push(task);
         return { _tag: 'Done' };
       });
-      await fx.queue.publish(sampleRequest())();
+      await fx.queue.publish(aRequest())();
       await eventually(() => expect(seen).to.have.length(1));
 
       const readiness: boolean[] = [];
@@ -173,14 +175,16 @@ describe('RabbitMQ adapters', function () {
       const sampler = setInterval(() => readiness.push(connection.isReady()), 5);
       try {
         expect(await closeConnectionsNamed(fx.prefix)).to.be.greaterThan(0);
-        await eventually(() => expect(readiness).to.include(false), 10_000);
-        await eventually(() => expect(connection.isReady()).to.equal(true), 15_000);
+        await eventually(() => expect(readiness).to.include(false), { timeoutMs: 10_000 });
+        await eventually(() => expect(connection.isReady()).to.equal(true), { timeoutMs: 15_000 });
       } finally {
         clearInterval(sampler);
       }
-      const request = sampleRequest();
+      const request = aRequest();
       expect(await fx.queue.publish(request)()).to.deep.equal(E.right(undefined));
-      await eventually(() => expect(seen.map((t) => t.request.id)).to.include(request.id), 10_000);
+      await eventually(() => expect(seen.map((t) => t.request.id)).to.include(request.id), {
+        timeoutMs: 10_000,
+      });
     });
 
     it('consumes again after its channel alone failed while the connection stayed up', async () => {
@@ -205,7 +209,7 @@ describe('RabbitMQ adapters', function () {
         deliveryLimit: 20,
       });
       await channel.close();
-      const request = sampleRequest();
+      const request = aRequest();
       expect(await fx.queue.publish(request)()).to.deep.equal(E.right(undefined));
       await eventually(() => expect(seen.map((t) => t.request.id)).to.deep.equal([request.id]));
       expect(fx.connection.isReady()).to.equal(true);
@@ -214,14 +218,17 @@ describe('RabbitMQ adapters', function () {
 
     it('dead-letters by itself a task that keeps failing its consumers (delivery limit)', async () => {
       fx = await openRabbit({ deliveryLimit: 2 });
-      const request = sampleRequest();
+      const request = aRequest();
       await fx.queue.publish(request)();
       await fx.source.consume(() => Promise.reject(new Error('a crashing bug')));
-      const listed = await eventually(async () => {
-        const letters = await fx!.dead.list()();
-        expect(E.isRight(letters) && letters.right).to.have.length(1);
-        return E.isRight(letters) ? letters.right : [];
-      }, 10_000);
+      const listed = await eventually(
+        async () => {
+          const letters = await fx!.dead.list()();
+          expect(E.isRight(letters) && letters.right).to.have.length(1);
+          return E.isRight(letters) ? letters.right : [];
+        },
+        { timeoutMs: 10_000 },
+      );
       expect(listed[0]).to.deep.include({
         id: request.id,
         reason: `broker: delivery_limit in ${fx.prefix}.send`,
@@ -229,18 +236,117 @@ describe('RabbitMQ adapters', function () {
       });
     });
 
-    it('declares its topology idempotently', async () => {
+    it('declares its topology idempotently: the same arguments again change nothing', async () => {
       fx = await openRabbit();
       const channel = await fx.connection.current()!.createChannel();
-      await declareTopology(channel, {
-        prefix: fx.prefix,
-        retryDelaysMs: DELAYS,
-        deliveryLimit: 20,
-      });
+      const options = { prefix: fx.prefix, retryDelaysMs: DELAYS, deliveryLimit: 20 };
+      await declareTopology(channel, options);
+      await declareTopology(channel, options);
+      // A declaration the broker refused would have closed the channel: it still answers.
       const queue = await channel.checkQueue(topologyNames(fx.prefix).retryQueue(DELAYS[0]));
       expect(queue.queue).to.equal(`${fx.prefix}.retry.200ms`);
       await channel.close();
+      expect(fx.connection.isReady()).to.equal(true);
+      const seen: EmailTask[] = [];
+      await fx.source.consume(async (task) => {
+        seen.push(task);
+        return { _tag: 'Done' };
+      });
+      const request = aRequest();
+      expect(await fx.queue.publish(request)()).to.deep.equal(E.right(undefined));
+      await eventually(() => expect(seen.map((t) => t.request.id)).to.deep.equal([request.id]));
     });
+
+    // What an operator meets after changing DELIVERY_LIMIT, or when another tool made a queue
+    // first: RabbitMQ answers PRECONDITION_FAILED and closes the channel.
+    const conflicts = [
+      {
+        what: 'the send queue exists with another x-delivery-limit',
+        argument: 'x-delivery-limit',
+        queue: (prefix: string) => topologyNames(prefix).sendQueue,
+        make: (channel: Channel, prefix: string) =>
+          declareTopology(channel, { prefix, retryDelaysMs: DELAYS, deliveryLimit: 5 }),
+      },
+      {
+        what: 'the dead queue exists as a classic queue',
+        argument: 'x-queue-type',
+        queue: (prefix: string) => topologyNames(prefix).deadQueue,
+        make: (channel: Channel, prefix: string) =>
+          channel.assertQueue(topologyNames(prefix).deadQueue, { durable: true }).then(() => {}),
+      },
+    ];
+    for (const conflict of conflicts) {
+      it(`says why, stays unready and keeps trying when ${conflict.what}; recovers once it is gone`, async () => {
+        const prefix = uniquePrefix();
+        created.add(prefix);
+        const admin = await connect(AMQP_URL);
+        admin.on('error', () => undefined);
+        const logger = new RecordingLogger();
+        const connection = new RabbitMqConnection({
+          url: AMQP_URL,
+          topology: { prefix, retryDelaysMs: DELAYS, deliveryLimit: 20 },
+          logger,
+          name: prefix,
+          initialBackoffMs: 50,
+        });
+        try {
+          const channel = await admin.createChannel();
+          await conflict.make(channel, prefix);
+          // The broker's answer to our arguments, as the adapter will meet it.
+          const probe = await admin.createChannel();
+          probe.on('error', () => undefined);
+          const refused = await declareTopology(probe, {
+            prefix,
+            retryDelaysMs: DELAYS,
+            deliveryLimit: 20,
+          }).then(
+            () => 'declared',
+            (err: unknown) => String(err),
+          );
+          expect(refused).to.include('PRECONDITION_FAILED');
+
+          connection.start();
+          const refusals = await eventually(
+            () => {
+              const lines = logger.lines.filter((l) =>
+                String((l.fields as { err?: unknown }).err).includes('PRECONDITION_FAILED'),
+              );
+              return lines.length >= 3 ? lines : undefined;
+            },
+            { what: 'three refusals of the topology in the log' },
+          );
+          expect(connection.isReady()).to.equal(false);
+          for (const line of refusals) {
+            // Said where an operator looks, with what to fix: which argument of which queue.
+            expect(line.level).to.be.oneOf(['warn', 'error']);
+            const { err } = line.fields as { err: string };
+            expect(err).to.include(`inequivalent arg '${conflict.argument}'`);
+            expect(err).to.include(`queue '${conflict.queue(prefix)}'`);
+          }
+          // Backing off, not a hot loop: each wait well over the one before (doubled, jittered).
+          const delays = refusals.map((l) => (l.fields as { delayMs: number }).delayMs);
+          delays.slice(1).forEach((delay, i) => {
+            expect(delay, `waits ${delays.join(', ')} ms`).to.be.at.least(1.5 * delays[i]!);
+          });
+          // Meanwhile a publish is refused at once, as with no broker at all.
+          const publisher = new RabbitMqPublisher({ connection, logger });
+          const published = await new RabbitMqEmailQueue({ publisher, prefix }).publish(
+            aRequest(),
+          )();
+          expect(E.isLeft(published) && published.left._tag).to.equal('QueueUnavailable');
+
+          // The operator removes the odd queue: the next try declares ours and is ready.
+          await channel.deleteQueue(conflict.queue(prefix));
+          expect(await connection.whenReady(10_000)).to.equal(true);
+          expect(logger.lines.at(-1)?.message).to.equal('Connected to RabbitMQ');
+        } finally {
+          await connection.close();
+          await deleteTopology(admin, prefix, DELAYS);
+          created.delete(prefix);
+          await admin.close();
+        }
+      });
+    }
 
     it('publishes domain events that a subscriber decodes, and ignores what does not decode', async () => {
       fx = await openRabbit();
@@ -256,17 +362,8 @@ describe('RabbitMQ adapters', function () {
         prefix: fx.prefix,
         logger: fx.logger,
       });
-      const request = sampleRequest();
-      const event: DomainEvent = {
-        type: 'EmailSent',
-        id: request.id,
-        at: '2026-11-28T10:00:02.000Z',
-        to: request.to,
-        subject: request.subject,
-        attempt: 1,
-        providerId: '<abc@mailgun>',
-        durationMs: 670,
-      };
+      const request = aRequest();
+      const event: DomainEvent = anEvent.sent(request, { at: at(2), providerId: '<abc@mailgun>' });
       await fx.publisher.publish(topologyNames(fx.prefix).eventsExchange, 'sent', {
         body: Buffer.from('{"type":"Nonsense"}'),
         headers: {},

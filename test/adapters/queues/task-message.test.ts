@@ -8,19 +8,13 @@ import {
   replayOf,
   toDeadLetter,
 } from '../../../src/adapters/messaging/task-message.js';
-import type { AttemptRecord } from '../../../src/domain/delivery.js';
-import { sampleRequest } from '../../contracts/email-queue.contract.js';
+import { aRequest, aTask, anAttempt } from '../../support/builders.js';
 
-const record = (attempt: number): AttemptRecord => ({
-  attempt,
-  at: '2026-11-28T10:00:00.000Z',
-  outcome: 'transient',
-  detail: `failure ${attempt}`,
-});
+const record = (attempt: number) => anAttempt(attempt, { detail: `failure ${attempt}` });
 
 describe('The task wire format', () => {
   it('round-trips a task through bytes and headers, with the email id as messageId', () => {
-    const task = { request: sampleRequest(), attempt: 3, history: [record(1), record(2)] };
+    const task = aTask({ attempt: 3, history: [record(1), record(2)] });
     const wire = encodeTask(task);
     expect(wire.messageId).to.equal(task.request.id);
     expect(JSON.parse(wire.body.toString())).to.deep.equal({ v: 1, request: task.request });
@@ -29,13 +23,13 @@ describe('The task wire format', () => {
 
   it('keeps only the last attempts of a long history', () => {
     const history = Array.from({ length: MAX_HISTORY + 5 }, (_, i) => record(i + 1));
-    const wire = encodeTask({ request: sampleRequest(), attempt: 26, history });
+    const wire = encodeTask({ request: aRequest(), attempt: 26, history });
     const decoded = decodeTask(wire.body, wire.headers);
     expect(E.isRight(decoded) && decoded.right.history).to.deep.equal(history.slice(-MAX_HISTORY));
   });
 
   it('says what is wrong with a malformed task, naming fields but never their values', () => {
-    const request = { ...sampleRequest(), to: ['x@example.org\r\nBcc: evil@example.org'] };
+    const request = { ...aRequest(), to: ['x@example.org\r\nBcc: evil@example.org'] };
     const cases: Array<[string, string]> = [
       ['{oops', 'body is not JSON'],
       ['[1]', 'body is not a JSON object'],
@@ -49,7 +43,7 @@ describe('The task wire format', () => {
   });
 
   it('describes a dead letter from its headers, or from what RabbitMQ added itself', () => {
-    const request = sampleRequest();
+    const request = aRequest();
     const wire = encodeTask({ request, attempt: 4, history: [] });
     const failedAt = new Date('2026-11-28T11:00:00.000Z');
     const ours = toDeadLetter(wire, {
@@ -88,7 +82,7 @@ describe('The task wire format', () => {
   });
 
   it('replays a dead letter as a fresh first attempt, and leaves one that is malformed', () => {
-    const request = sampleRequest();
+    const request = aRequest();
     const letter = toDeadLetter(encodeTask({ request, attempt: 5, history: [record(5)] }), {
       reason: 'out of attempts',
       attempts: 5,

@@ -5,9 +5,10 @@ import type { EmailSender } from '../../../src/application/ports/email-sender.js
 import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
 import { permanent, sent, transient } from '../../../src/domain/delivery.js';
 import { emailSenderContract } from '../../contracts/email-sender.contract.js';
-import { asReceived, mailgunPair } from './mailgun-receiver.js';
-import { startSmtpReceiver } from './smtp-receiver.js';
-import { emailRequest, FROM, recordingLogger } from './support.js';
+import { aRequest } from '../../support/builders.js';
+import { recordingLogger } from '../../support/fakes.js';
+import { asReceived, startSmtpReceiver } from '../../support/mail-receivers.js';
+import { FROM, mailgunPair } from './support.js';
 
 emailSenderContract('FailoverEmailSender (Mailgun stand-in down, SMTP up)', async () => {
   const log = recordingLogger();
@@ -69,7 +70,7 @@ describe('FailoverEmailSender', () => {
       breaker: { failureThreshold: 3, coolDownMs: 10_000 },
       onFailover: (_request, from, to, reason) => failovers.push([from, to, reason]),
     });
-  const send = (s: EmailSender) => s.send(emailRequest())();
+  const send = (s: EmailSender) => s.send(aRequest())();
 
   it('is named after its senders and uses the first while it works', async () => {
     const a = scripted('mailgun', sent('a-id'));

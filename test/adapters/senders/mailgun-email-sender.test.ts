@@ -5,8 +5,10 @@ import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
 import { decide } from '../../../src/domain/delivery.js';
 import type { MailgunStandIn } from '../../../src/stand-ins/mailgun-stand-in.js';
 import { emailSenderContract } from '../../contracts/email-sender.contract.js';
-import { asReceived, MAILGUN_KEY, mailgunFault, mailgunPair } from './mailgun-receiver.js';
-import { emailRequest, FROM, recordingLogger } from './support.js';
+import { aRequest } from '../../support/builders.js';
+import { recordingLogger } from '../../support/fakes.js';
+import { asReceived } from '../../support/mail-receivers.js';
+import { FROM, MAILGUN_KEY, mailgunFault, mailgunPair } from './support.js';
 
 emailSenderContract('MailgunEmailSender (against the Mailgun stand-in)', async () => {
   const { standIn, sender } = await mailgunPair(recordingLogger(), 500);
@@ -38,7 +40,7 @@ describe('MailgunEmailSender', () => {
   });
 
   it("posts Mailgun's form: repeated to, our id as v:email-id, h:Message-Id and h:X-Email-Id", async () => {
-    const request = emailRequest({ to: ['a@example.org', 'B <b@example.org>'], html: '<p>x</p>' });
+    const request = aRequest({ to: ['a@example.org', 'B <b@example.org>'], html: '<p>x</p>' });
     const outcome = await sender.send(request)();
     const [m] = standIn.messages;
     expect(outcome).to.deep.equal({ _tag: 'Sent', providerId: m?.id });
@@ -95,7 +97,7 @@ describe('MailgunEmailSender', () => {
   for (const [what, fault, tag, reason] of table) {
     it(`maps ${what} to ${tag.toLowerCase()}`, async () => {
       standIn.script(fault);
-      const outcome = await sender.send(emailRequest())();
+      const outcome = await sender.send(aRequest())();
       expect(outcome._tag).to.equal(tag);
       expect(outcome._tag === 'Sent' ? '' : outcome.reason).to.match(reason);
       expect(standIn.messages).to.have.length(0);
@@ -104,7 +106,7 @@ describe('MailgunEmailSender', () => {
 
   it('reports a JSON 404 as an uncertain failure, for the core to retry a few times', async () => {
     standIn.script({ status: 404, json: true });
-    const outcome = await sender.send(emailRequest())();
+    const outcome = await sender.send(aRequest())();
     expect(outcome).to.include({ _tag: 'Transient', uncertain: true });
     const policy = { maxAttempts: 8, delaysMs: [1000] as [number] };
     expect([1, 2, 3].map((attempt) => decide(outcome, attempt, policy)._tag)).to.deep.equal([
@@ -116,7 +118,7 @@ describe('MailgunEmailSender', () => {
 
   it('honours Retry-After on 429 as retryAfterMs', async () => {
     standIn.script({ status: 429, retryAfterSeconds: 3 });
-    const outcome = await sender.send(emailRequest())();
+    const outcome = await sender.send(aRequest())();
     expect(outcome).to.include({ _tag: 'Transient', retryAfterMs: 3000 });
   });
 
@@ -129,7 +131,7 @@ describe('MailgunEmailSender', () => {
       timeoutMs: 1000,
       log,
     });
-    const outcome = await wrong.send(emailRequest())();
+    const outcome = await wrong.send(aRequest())();
     wrong.close();
     expect(outcome._tag).to.equal('Permanent');
     const errors = log.lines.filter((l) => l.level === 'error').map((l) => l.message);
@@ -148,7 +150,7 @@ describe('MailgunEmailSender', () => {
 
   it('scrubs the key from a reason even when the answer echoes it back', async () => {
     standIn.script({ status: 400, message: `Invalid key ${MAILGUN_KEY} given` });
-    const outcome = await sender.send(emailRequest())();
+    const outcome = await sender.send(aRequest())();
     expect(JSON.stringify(outcome)).to.not.include(MAILGUN_KEY);
     expect(outcome._tag === 'Permanent' && outcome.reason).to.include('[redacted]');
   });
@@ -165,7 +167,7 @@ describe('MailgunEmailSender', () => {
       timeoutMs: 1000,
       log,
     });
-    const outcome = await gone.send(emailRequest())();
+    const outcome = await gone.send(aRequest())();
     gone.close();
     expect(outcome._tag).to.equal('Transient');
     expect(outcome._tag === 'Transient' && outcome.reason).to.match(/ECONNREFUSED/);

@@ -5,7 +5,10 @@ import { expect } from 'chai';
 import { simpleParser } from 'mailparser';
 import { OutboxEmailSender } from '../../../src/adapters/outbox/outbox-email-sender.js';
 import { emailSenderContract } from '../../contracts/email-sender.contract.js';
-import { emailRequest, FROM, parseRaw, recordingLogger } from './support.js';
+import { aRequest } from '../../support/builders.js';
+import { recordingLogger } from '../../support/fakes.js';
+import { parseRaw } from '../../support/mail-receivers.js';
+import { FROM } from './support.js';
 
 async function emlFiles(dir: string): Promise<string[]> {
   const names = await readdir(dir).catch(() => []);
@@ -56,7 +59,7 @@ describe('OutboxEmailSender', () => {
 
   it('writes {dir}/{id}.eml, creating the directory, and names the path', async () => {
     const dir = join(base, 'a', 'b');
-    const request = emailRequest();
+    const request = aRequest();
     const outcome = await new OutboxEmailSender({ dir, from: FROM, log: recordingLogger() }).send(
       request,
     )();
@@ -69,7 +72,7 @@ describe('OutboxEmailSender', () => {
 
   it('overwrites the same file on a second send of the same id, leaving no temp file', async () => {
     const sender = new OutboxEmailSender({ dir: base, from: FROM, log: recordingLogger() });
-    const request = emailRequest();
+    const request = aRequest();
     await sender.send(request)();
     const outcome = await sender.send(request)();
     expect(outcome._tag).to.equal('Sent');
@@ -80,8 +83,8 @@ describe('OutboxEmailSender', () => {
 
   it('writes text alone as text/plain and text with html as multipart/alternative', async () => {
     const sender = new OutboxEmailSender({ dir: base, from: FROM, log: recordingLogger() });
-    const plain = emailRequest({ text: 'only text' });
-    const both = emailRequest({ text: 'text', html: '<p>html</p>' });
+    const plain = aRequest({ text: 'only text' });
+    const both = aRequest({ text: 'text', html: '<p>html</p>' });
     await sender.send(plain)();
     await sender.send(both)();
     const head = async (id: string): Promise<string> =>
@@ -95,7 +98,7 @@ describe('OutboxEmailSender', () => {
     const dir = join(base, 'file');
     await writeFile(dir, 'x');
     const log = recordingLogger();
-    const outcome = await new OutboxEmailSender({ dir, from: FROM, log }).send(emailRequest())();
+    const outcome = await new OutboxEmailSender({ dir, from: FROM, log }).send(aRequest())();
     expect(outcome._tag).to.equal('Transient');
     expect(outcome._tag === 'Transient' && outcome.reason).to.match(/EEXIST|ENOTDIR/);
     expect(log.lines.map((l) => l.level)).to.deep.equal(['error']);

@@ -4,9 +4,11 @@ import type { SmtpFailure } from '../../../src/adapters/smtp/smtp-outcome.js';
 import { outcomeOfError, outcomeOfInfo } from '../../../src/adapters/smtp/smtp-outcome.js';
 import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
 import { emailSenderContract } from '../../contracts/email-sender.contract.js';
-import type { SmtpReceiver } from './smtp-receiver.js';
-import { startSmtpReceiver } from './smtp-receiver.js';
-import { emailRequest, FROM, recordingLogger } from './support.js';
+import { aRequest } from '../../support/builders.js';
+import { recordingLogger } from '../../support/fakes.js';
+import type { SmtpReceiver } from '../../support/mail-receivers.js';
+import { startSmtpReceiver } from '../../support/mail-receivers.js';
+import { FROM } from './support.js';
 
 emailSenderContract('SmtpEmailSender (against an in-process smtp-server)', async () => {
   const receiver = await startSmtpReceiver();
@@ -58,16 +60,17 @@ describe('SmtpEmailSender', () => {
   const withAuth = (pass: string): string => receiver.url({ user: 'mailer', pass });
 
   it('authenticates with the URL credentials and sends without a pool too', async () => {
-    const outcome = await open(withAuth('pa:ss w0rd/SECRET'), false).send(emailRequest())();
+    const request = aRequest();
+    const outcome = await open(withAuth('pa:ss w0rd/SECRET'), false).send(request)();
     expect(outcome._tag).to.equal('Sent');
     expect(outcome._tag === 'Sent' && outcome.providerId).to.match(
-      /^<test_\w+@sender\.example\.org> \(250 .*Queued as Q1\)$/,
+      new RegExp(`^<${request.id}@sender\\.example\\.org> \\(250 .*Queued as Q1\\)$`),
     );
   });
 
   it('reports a partial rejection as sent, naming the refused recipient, and warns', async () => {
     receiver.refuseRecipient('bad@example.org', 550);
-    const request = emailRequest({ to: ['ok@example.org', 'bad@example.org'] });
+    const request = aRequest({ to: ['ok@example.org', 'bad@example.org'] });
     const outcome = await open(withAuth('pa:ss w0rd/SECRET')).send(request)();
     expect(outcome._tag).to.equal('Sent');
     expect(outcome._tag === 'Sent' && outcome.providerId).to.match(
@@ -85,17 +88,13 @@ describe('SmtpEmailSender', () => {
     receiver.refuseRecipient('gone@example.org', 550);
     receiver.refuseRecipient('full@example.org', 452);
     const sender = open(withAuth('pa:ss w0rd/SECRET'));
-    expect((await sender.send(emailRequest({ to: 'gone@example.org' }))())._tag).to.equal(
-      'Permanent',
-    );
-    expect((await sender.send(emailRequest({ to: 'full@example.org' }))())._tag).to.equal(
-      'Transient',
-    );
+    expect((await sender.send(aRequest({ to: 'gone@example.org' }))())._tag).to.equal('Permanent');
+    expect((await sender.send(aRequest({ to: 'full@example.org' }))())._tag).to.equal('Transient');
   });
 
   it('answers a bad password with a permanent EAUTH that never shows the password', async () => {
     const password = 'wr0ng:P@ss/word SECRET';
-    const outcome = await open(withAuth(password)).send(emailRequest())();
+    const outcome = await open(withAuth(password)).send(aRequest())();
     expect(outcome._tag).to.equal('Permanent');
     expect(outcome._tag === 'Permanent' && outcome.reason).to.match(/SMTP_URL/);
     expect(receiver.authAttempts.map((a) => a.pass)).to.include(password); // it was really tried

@@ -1,67 +1,32 @@
-import { randomBytes } from 'node:crypto';
-import * as E from 'fp-ts/lib/Either.js';
-import { simpleParser } from 'mailparser';
-import type { AddressObject } from 'mailparser';
-import type { EmailAddress } from '../../../src/domain/email-address.js';
-import { parseEmailAddress } from '../../../src/domain/email-address.js';
-import type { EmailRequest } from '../../../src/domain/email-request.js';
-import { EmailId, parseEmailDraft, toEmailRequest } from '../../../src/domain/email-request.js';
-import type { ReceivedAddress, ReceivedEmail } from '../../contracts/email-sender.contract.js';
+// The sending side of the sender tests: the From every adapter is built with, and a Mailgun
+// sender paired with its stand-in. The receiving side is test/support/mail-receivers.ts.
+import { MailgunEmailSender } from '../../../src/adapters/mailgun/mailgun-email-sender.js';
+import type { Logger } from '../../../src/application/ports/system.js';
+import type { MailgunStandIn } from '../../../src/stand-ins/mailgun-stand-in.js';
+import { startMailgunStandIn } from '../../../src/stand-ins/mailgun-stand-in.js';
+import type { FailureKind } from '../../contracts/email-sender.contract.js';
+import { anAddress } from '../../support/builders.js';
 
-export { recordingLogger } from '../../support/fakes.js';
-export type { LogLine } from '../../support/fakes.js';
+export const FROM = anAddress('Email Example <noreply@sender.example.org>');
 
-export function testId(): EmailId {
-  const id = `test_${randomBytes(8).toString('hex')}`;
-  if (!EmailId.is(id)) throw new Error(`bad test id ${id}`);
-  return id;
-}
+export const MAILGUN_DOMAIN = 'mg.example.org';
+export const MAILGUN_KEY = 'key-3ax6xnjp29jd6fds4gc373sgvjxteol0';
 
-export function address(raw: string): EmailAddress {
-  const parsed = parseEmailAddress(raw);
-  if (E.isLeft(parsed)) throw new Error(`bad test address ${raw}: ${parsed.left.message}`);
-  return parsed.right;
-}
+/** The stand-in's faults for each failure the contract asks for. */
+export const mailgunFault = (kind: FailureKind) =>
+  kind === 'transient' ? { status: 503 } : kind === 'permanent' ? { status: 400 } : { hang: true };
 
-export const FROM = address('Email Example <noreply@sender.example.org>');
-
-/** An EmailRequest built the way the service builds one: through the real parser. */
-export function emailRequest(input: Record<string, unknown> = {}): EmailRequest {
-  const draft = parseEmailDraft({
-    to: 'Ada Lovelace <ada@example.org>',
-    subject: 'Hello',
-    text: 'Hello from the tests',
-    ...input,
+export async function mailgunPair(
+  log: Logger,
+  timeoutMs = 500,
+): Promise<{ standIn: MailgunStandIn; sender: MailgunEmailSender }> {
+  const standIn = await startMailgunStandIn({ domain: MAILGUN_DOMAIN, apiKey: MAILGUN_KEY });
+  const sender = new MailgunEmailSender({
+    apiBase: standIn.baseUrl,
+    apiKey: MAILGUN_KEY,
+    from: FROM,
+    timeoutMs,
+    log,
   });
-  if (E.isLeft(draft)) throw new Error(`bad test draft: ${JSON.stringify(draft.left.fields)}`);
-  return toEmailRequest(draft.right, testId(), new Date());
+  return { standIn, sender };
 }
-
-const addresses = (field: AddressObject | AddressObject[] | undefined): ReceivedAddress[] =>
-  (Array.isArray(field) ? field : field ? [field] : []).flatMap((o) =>
-    o.value.map((a) => ({ name: a.name, address: a.address ?? '' })),
-  );
-
-/** An RFC 5322 message as a mail client would show it. */
-export async function parseRaw(
-  raw: Buffer | string,
-  recipients?: string[],
-): Promise<ReceivedEmail> {
-  const mail = await simpleParser(raw);
-  const to = addresses(mail.to);
-  const idHeader = mail.headers.get('x-email-id');
-  return {
-    from: addresses(mail.from)[0] ?? { name: '', address: '' },
-    to,
-    recipients: recipients ?? to.map((a) => a.address),
-    subject: mail.subject ?? '',
-    ...(mail.text !== undefined ? { text: mail.text } : {}),
-    ...(typeof mail.html === 'string' ? { html: mail.html } : {}),
-    ...(mail.messageId !== undefined ? { messageId: mail.messageId } : {}),
-    ...(typeof idHeader === 'string' ? { emailId: idHeader } : {}),
-    headerNames: mail.headerLines.map((h) => h.key.toLowerCase()),
-  };
-}
-
-/** Resolves after `ms`; for the few tests that must let real time pass. */
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -9,21 +9,7 @@ import {
 import { recordingLogger } from '../../support/fakes.js';
 import type { TestDatabase } from '../../support/postgres.js';
 import { freshDatabase, POSTGRES_URL, requirePostgres } from '../../support/postgres.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually(check: () => void, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(20);
-    }
-  }
-}
+import { eventually } from '../../support/waiting.js';
 
 const rejection = async (promise: Promise<unknown>): Promise<unknown> =>
   promise.then(

@@ -8,9 +8,10 @@ import { SqlDeliveryLedger } from '../../../src/adapters/postgres/sql-delivery-l
 import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
 import { SqlIdempotencyStore } from '../../../src/adapters/postgres/sql-idempotency-store.js';
 import { deliveryLedgerContract } from '../../contracts/delivery-ledger.contract.js';
-import { anEmail, at, emailLogContract, right } from '../../contracts/email-log.contract.js';
+import { emailLogContract, right } from '../../contracts/email-log.contract.js';
 import { idempotencyStoreContract } from '../../contracts/idempotency-store.contract.js';
 import type { TestDatabase } from '../../support/postgres.js';
+import { aRequest, anEvent, at } from '../../support/builders.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
 
 interface Statement {
@@ -83,24 +84,15 @@ describe('The PostgreSQL stores', function () {
 
     it('records a new email in one round trip', async () => {
       const { client, statements } = recording(one.client);
-      await right(new SqlEmailLog(client).record(anEmail()));
+      await right(new SqlEmailLog(client).record(aRequest()));
       expect(statements).to.have.length(1);
     });
 
     it('keeps the columns it filters on in step with the folded state', async () => {
       const log = new SqlEmailLog(one.client);
-      const r = anEmail({ tags: ['a', 'b'], to: ['Ada <ADA@example.org>', 'bob@example.com'] });
+      const r = aRequest({ tags: ['a', 'b'], to: ['Ada <ADA@example.org>', 'bob@example.com'] });
       await right(log.record(r));
-      await right(
-        log.apply({
-          type: 'EmailSending',
-          id: r.id,
-          at: at(1),
-          to: r.to,
-          subject: r.subject,
-          attempt: 1,
-        }),
-      );
+      await right(log.apply(anEvent.sending(r, { at: at(1) })));
       const rows = await one.client.query<Record<string, unknown>>(
         'SELECT status, recipients, tags, version, created_at FROM emails WHERE id = $1',
         [r.id],
@@ -117,7 +109,7 @@ describe('The PostgreSQL stores', function () {
     it('answers its list queries from the indexes', async () => {
       const { client, statements } = recording(one.client);
       const log = new SqlEmailLog(client);
-      for (let i = 0; i < 5; i += 1) await right(log.record(anEmail({ tags: ['t'] })));
+      for (let i = 0; i < 5; i += 1) await right(log.record(aRequest({ tags: ['t'] })));
       const cursor = (await right(log.list({ limit: 2 }))).nextCursor;
       statements.length = 0;
       await right(log.list({ limit: 2, ...(cursor !== undefined ? { cursor } : {}) }));
@@ -150,15 +142,16 @@ describe('The PostgreSQL stores', function () {
     after(() => dead.close());
 
     it('answers StoreUnavailable from every method, never a rejection, never the URL', async () => {
-      const id = anEmail().id;
+      const request = aRequest();
+      const id = request.id;
       const log = new SqlEmailLog(dead.client);
       const keys = new SqlIdempotencyStore(dead.client);
       const ledger = new SqlDeliveryLedger(dead.client);
       const now = new Date();
       const calls: TaskEither<StoreUnavailable, unknown>[] = [
-        log.record(anEmail()),
+        log.record(aRequest()),
         log.forget(id),
-        log.apply({ type: 'EmailSending', id, at: at(1), to: [], subject: 's', attempt: 1 }),
+        log.apply(anEvent.sending(request, { at: at(1) })),
         log.get(id),
         log.request(id),
         log.list({ limit: 10 }),
