@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { TestDatabase } from '../support/postgres.js';
 import { freshDatabase, requirePostgres } from '../support/postgres.js';
 import { runEmail } from '../support/process.js';
@@ -10,6 +12,23 @@ describe('the email command', () => {
     await proc.closed; // and its last output read
     expect(code).to.equal(0);
     expect(proc.output()).to.contain('Usage: email <command>').and.contain('dead-letters');
+  });
+
+  it('names PORT when the port is taken, in one line, and exits 1', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const proc = runEmail(['dev'], { PORT: String(port), HOST: '127.0.0.1' });
+      const { code } = await proc.exited;
+      await proc.closed;
+      expect(code).to.equal(1);
+      expect(proc.stderr.join('')).to.equal(
+        `email: 127.0.0.1:${port} is already in use: stop what listens there, or set PORT to another port (0 picks a free one)\n`,
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('prints usage for an unknown command and exits 2', async () => {
