@@ -6,7 +6,8 @@ import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { describeProblems, loadConfig } from '../adapters/config/config.js';
 import { createLogger } from '../adapters/logging/logger.js';
-import { migrate } from '../adapters/postgres/migrate.js';
+import { migrate, migrateSql } from '../adapters/postgres/migrate.js';
+import { DataDirUnusable, PgliteDatabase } from '../adapters/postgres/pglite-database.js';
 import type { Running } from './runtime.js';
 import { DEAD_LETTERS_USAGE, parseDeadLettersArgs, runDeadLetters } from './dead-letters.js';
 import { startDev } from './dev.js';
@@ -26,13 +27,16 @@ const starters: Record<
 const USAGE = `Usage: email <command>
 
 Commands:
-  dev                      server and worker in one process (no broker, no account)
+  dev                      server and worker in one process, on an embedded database in DATA_DIR
+                           (no broker, no account)
   server                   the HTTP server; publishes to RabbitMQ at AMQP_URL, state in DATABASE_URL
   worker                   the worker; consumes from RabbitMQ and sends with MAIL_TRANSPORT
-  migrate                  applies the database migrations to DATABASE_URL (roles also do at start)
+  migrate                  applies the database migrations to DATABASE_URL, or to DATA_DIR's
+                           embedded database without it (roles also do at start)
   dead-letters list [--json]           show what could not be delivered (left in place)
   dead-letters replay --id ID | --all  put dead letters back on the tasks queue
   dead-letters purge                   delete every dead letter
+                           (RabbitMQ's with AMQP_URL; else the embedded queue's, as email dev)
   --help                   this text
 
 Configuration is read from the environment; see README.md, "Configuration".
@@ -79,16 +83,27 @@ async function migrateCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`email migrate: ${describeProblems(config.left)}\n`);
     return 2;
   }
-  const url = config.right.databaseUrl;
-  if (!url) throw new Error('DATABASE_URL is required (checked by loadConfig)');
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'migrate', pino.destination(2));
-  const { applied } = await migrate(url.reveal(), log);
+  const url = config.right.databaseUrl;
+  const { applied } = url
+    ? await migrate(url.reveal(), log)
+    : await migrateEmbedded(config.right.dataDir, log);
   process.stdout.write(
     applied.length === 0
       ? 'The database is up to date.\n'
       : `Applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.join(', ')}\n`,
   );
   return 0;
+}
+
+/** The embedded database in DATA_DIR, the one `email dev` uses, brought up to date. */
+async function migrateEmbedded(dataDir: string, log: Logger): Promise<{ applied: string[] }> {
+  const database = await PgliteDatabase.open({ dataDir, logger: log });
+  try {
+    return await migrateSql(database, log);
+  } finally {
+    await database.close();
+  }
 }
 
 async function deadLetters(args: readonly string[]): Promise<number> {
@@ -114,8 +129,9 @@ main(process.argv.slice(2)).then(
     if (code !== 'running') process.exitCode = code;
   },
   (error: unknown) => {
-    // A start-up failure (port in use, broker refused): say it plainly and exit non-zero.
+    // A start-up failure (port in use, broker refused): say it plainly and exit non-zero. A
+    // DATA_DIR that cannot be used is configuration, like a bad variable: exit 2.
     process.stderr.write(`email: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    process.exit(error instanceof DataDirUnusable ? 2 : 1);
   },
 );

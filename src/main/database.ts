@@ -1,12 +1,20 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
-import { migrate } from '../adapters/postgres/migrate.js';
+import { migrate, migrateSql } from '../adapters/postgres/migrate.js';
 import { PgDatabase } from '../adapters/postgres/pg-database.js';
+import { PgliteDatabase } from '../adapters/postgres/pglite-database.js';
+import type { SqlClient } from '../adapters/postgres/sql-client.js';
 
-/** A role's database: the pool, and whether its migrations have been applied yet. */
+/**
+ * A role's database, whichever engine runs it: the SQL surface every store and the embedded
+ * queue are written against, and whether it can be used now.
+ */
 export interface OpenDatabase {
-  readonly database: PgDatabase;
-  migrated(): boolean;
+  readonly client: SqlClient;
+  /** For logs: the URL with its password masked, or the embedded database's folder. */
+  readonly where: string;
+  /** Reachable and migrated: what `/readyz` needs from the database. */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
@@ -52,12 +60,54 @@ export function openDatabase(config: Config, log: Logger): OpenDatabase {
   };
   attempt();
   return {
-    database,
-    migrated: () => migrated,
+    client: database.client,
+    where: database.redactedUrl,
+    ready: () => migrated && database.isReady(),
     async close() {
       closed = true;
       clearTimeout(retry);
       await database.close();
     },
+  };
+}
+
+/**
+ * Opens the embedded PostgreSQL (PGlite) in `dataDir` (`memory`: nothing kept), creating the
+ * folder on first use, and migrates it before answering: it is in this process, so there is
+ * nothing to wait for. Rejects with `DataDirUnusable` (exit 2, naming DATA_DIR) when the folder
+ * cannot be written, holds something else, or is in use by another process.
+ */
+export async function openEmbeddedDatabase(dataDir: string, log: Logger): Promise<OpenDatabase> {
+  const database = await PgliteDatabase.open({ dataDir, logger: log });
+  try {
+    await migrateSql(database, log);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  await database.start();
+  return {
+    client: database.client,
+    where: database.where,
+    ready: () => database.isReady(),
+    close: () => database.close(),
+  };
+}
+
+/**
+ * The database a command that needs state uses: DATABASE_URL when it is set, else the embedded
+ * one in DATA_DIR, the same `email dev` uses.
+ */
+export async function openCommandDatabase(config: Config, log: Logger): Promise<OpenDatabase> {
+  if (!config.databaseUrl) return openEmbeddedDatabase(config.dataDir, log);
+  const url = config.databaseUrl.reveal();
+  await migrate(url, log);
+  const database = new PgDatabase({ url, logger: log });
+  await database.start();
+  return {
+    client: database.client,
+    where: database.redactedUrl,
+    ready: () => database.isReady(),
+    close: () => database.close(),
   };
 }

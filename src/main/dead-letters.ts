@@ -8,6 +8,8 @@ import type {
 import type { QueueUnavailable } from '../application/ports/email-queue.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
+import { SqlEmailQueue } from '../adapters/postgres/sql-email-queue.js';
+import { openCommandDatabase } from './database.js';
 import { coreModule, rabbitMqModule } from './modules.js';
 import { resolve } from './services.js';
 
@@ -88,12 +90,16 @@ async function run(
   }
 }
 
-/** Runs one dead-letter command against RabbitMQ; returns the exit code. */
+/**
+ * Runs one dead-letter command against RabbitMQ (AMQP_URL) or, without it, against the embedded
+ * queue's database; returns the exit code.
+ */
 export async function runDeadLetters(
   config: Config,
   log: Logger,
   command: Command,
 ): Promise<number> {
+  if (config.amqpUrl === undefined) return runOnDatabase(config, log, command);
   const container = new Container();
   container.load(
     coreModule(config, log, 'dead-letters'),
@@ -108,19 +114,36 @@ export async function runDeadLetters(
       );
       return 1;
     }
-    const box = resolve(container, 'DeadLetterBox');
-    const outcome = await run(box, command);
-    if (E.isLeft(outcome)) {
-      process.stderr.write(`email dead-letters: ${outcome.left.reason}\n`);
-      return 1;
-    }
-    process.stdout.write(outcome.right.text);
-    if (outcome.right.missingId !== undefined) {
-      process.stderr.write(`No dead letter has the id ${outcome.right.missingId}.\n`);
-      return 1;
-    }
-    return 0;
+    return await report(await run(resolve(container, 'DeadLetterBox'), command));
   } finally {
     await connection.close();
   }
+}
+
+/**
+ * Without AMQP_URL the dead letters are those of the embedded queue: `email dev`'s, in
+ * DATABASE_URL or DATA_DIR. The embedded database takes one process at a time, so this asks
+ * for `npm start` to be stopped first (DataDirUnusable, exit 2).
+ */
+async function runOnDatabase(config: Config, log: Logger, command: Command): Promise<number> {
+  const db = await openCommandDatabase(config, log);
+  try {
+    const box = new SqlEmailQueue(db.client, { concurrency: 1, logger: log });
+    return await report(await run(box, command));
+  } finally {
+    await db.close();
+  }
+}
+
+function report(outcome: E.Either<QueueUnavailable, Done>): number {
+  if (E.isLeft(outcome)) {
+    process.stderr.write(`email dead-letters: ${outcome.left.reason}\n`);
+    return 1;
+  }
+  process.stdout.write(outcome.right.text);
+  if (outcome.right.missingId !== undefined) {
+    process.stderr.write(`No dead letter has the id ${outcome.right.missingId}.\n`);
+    return 1;
+  }
+  return 0;
 }

@@ -1,12 +1,13 @@
+import * as E from 'fp-ts/lib/Either.js';
 import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
-import { openDatabase } from './database.js';
+import type { OpenDatabase } from './database.js';
+import { openDatabase, openEmbeddedDatabase } from './database.js';
 import {
   coreModule,
-  inMemoryMessagingModule,
-  inMemoryStoresModule,
   senderModule,
+  sqlQueueModule,
   sqlStoresModule,
   useCasesModule,
 } from './modules.js';
@@ -15,39 +16,61 @@ import { deliveryHandler, serveWeb, startRetention } from './runtime.js';
 import { resolve } from './services.js';
 
 /**
- * `email dev`: server and worker in one process, no broker, no account. The queue is in memory;
- * the stores are too, unless DATABASE_URL names a PostgreSQL database to keep them in.
+ * `email dev`: server and worker in one process, no broker, no account. The queue and every
+ * store are tables of one database: the embedded PostgreSQL (PGlite) in DATA_DIR, or
+ * DATABASE_URL when it is set. A task is committed before the 202, so a stop (Ctrl-C, a crash)
+ * loses nothing: what was waiting is taken again on the next start.
  */
 export async function startDev(config: Config, log: Logger): Promise<Running> {
-  const db = config.databaseUrl ? openDatabase(config, log) : undefined;
+  const db: OpenDatabase = config.databaseUrl
+    ? openDatabase(config, log)
+    : await openEmbeddedDatabase(config.dataDir, log);
+  try {
+    return await run(config, log, db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}
+
+async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Running> {
   const container = new Container();
   container.load(
     coreModule(config, log, 'dev'),
     useCasesModule,
-    db ? sqlStoresModule(db.database, db.migrated) : inMemoryStoresModule,
-    inMemoryMessagingModule(config),
+    sqlStoresModule(db),
+    sqlQueueModule(config, log, db),
     senderModule,
   );
   const tasks = resolve(container, 'EmailTaskSource');
+  const queue = resolve(container, 'SqlEmailQueue');
   const sender = resolve(container, 'EmailSender');
-  log.info({ transport: sender.name }, 'Starting Queue Worker');
+  log.info({ transport: sender.name, database: db.where }, 'Starting Queue Worker');
   await tasks.consume(deliveryHandler(resolve(container, 'DeliverEmail')));
   const stopRetention = startRetention(container, log);
 
   const where = config.transports.includes('outbox') ? { outbox: config.outboxDir } : {};
-  const http = await serveWeb(container, config, log, {
-    ...where,
-    ...(db ? { database: db.database.redactedUrl } : {}),
-  });
+  const http = await serveWeb(container, config, log, { ...where, database: db.where });
   return {
     url: http.url,
     async stop() {
-      // No new requests first, then the sends in flight: the in-memory queue ends with us.
+      // No new requests first, then the sends in flight; everything else stays in the database.
       stopRetention();
       await http.close(Math.min(config.shutdownGraceMs, 5000));
       await tasks.stop(config.shutdownGraceMs);
+      const pending = await queue.pending()();
+      if (E.isRight(pending)) {
+        const { ready, scheduled, leased } = pending.right;
+        const waiting = ready + scheduled + leased;
+        log.info(
+          { ready, scheduled, leased, database: db.where },
+          waiting === 0
+            ? 'No email left waiting'
+            : `${waiting} email${waiting === 1 ? '' : 's'} left waiting; ${waiting === 1 ? 'it resumes' : 'they resume'} on the next start`,
+        );
+      }
       await resolve(container, 'SenderHandle').close();
-      await db?.close();
+      await db.close();
     },
   };
 }

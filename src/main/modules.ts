@@ -7,14 +7,8 @@ import type { DeliveryEvents } from '../application/ports/delivery-events.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { InMemoryDeliveryEvents } from '../adapters/memory/in-memory-delivery-events.js';
-import { InMemoryEmailQueue } from '../adapters/memory/in-memory-email-queue.js';
-import {
-  InMemoryDeliveryLedger,
-  InMemoryEmailLog,
-  InMemoryIdempotencyStore,
-} from '../adapters/memory/in-memory-stores.js';
 import { createMetrics } from '../adapters/metrics/metrics.js';
-import type { PgDatabase } from '../adapters/postgres/pg-database.js';
+import { SqlEmailQueue } from '../adapters/postgres/sql-email-queue.js';
 import { SqlDeliveryLedger } from '../adapters/postgres/sql-delivery-ledger.js';
 import { SqlEmailLog } from '../adapters/postgres/sql-email-log.js';
 import { SqlIdempotencyStore } from '../adapters/postgres/sql-idempotency-store.js';
@@ -25,6 +19,7 @@ import { RabbitMqEmailQueue } from '../adapters/rabbitmq/rabbitmq-email-queue.js
 import { RabbitMqEmailTaskSource } from '../adapters/rabbitmq/rabbitmq-email-task-source.js';
 import { RabbitMqPublisher } from '../adapters/rabbitmq/rabbitmq-publisher.js';
 import { randomIds, systemClock } from '../adapters/system/system.js';
+import type { OpenDatabase } from './database.js';
 import { createSender } from './senders.js';
 import { constant, provide } from './services.js';
 
@@ -102,30 +97,34 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
   );
 });
 
-/** Stores that keep nothing beyond the process: `email dev` without a database, and tests. */
-export const inMemoryStoresModule = new ContainerModule(({ bind }) => {
-  constant(bind, 'EmailLog', new InMemoryEmailLog());
-  constant(bind, 'IdempotencyStore', new InMemoryIdempotencyStore());
-  constant(bind, 'DeliveryLedger', new InMemoryDeliveryLedger());
-  constant(bind, 'StoreReadiness', () => true);
-});
-
-/** Every store in one PostgreSQL database, shared by all servers and workers. */
-export const sqlStoresModule = (database: PgDatabase, migrated: () => boolean) =>
+/**
+ * Every store in one database (PostgreSQL, or the embedded PGlite of `email dev`), shared by all
+ * servers and workers on it.
+ */
+export const sqlStoresModule = (database: OpenDatabase) =>
   new ContainerModule(({ bind }) => {
     constant(bind, 'EmailLog', new SqlEmailLog(database.client));
     constant(bind, 'IdempotencyStore', new SqlIdempotencyStore(database.client));
     constant(bind, 'DeliveryLedger', new SqlDeliveryLedger(database.client));
-    constant(bind, 'StoreReadiness', () => migrated() && database.isReady());
+    constant(bind, 'StoreReadiness', () => database.ready());
   });
 
-/** `email dev`: the queue stays in memory, with RabbitMQ's semantics. */
-export const inMemoryMessagingModule = (config: Config) =>
+/**
+ * `email dev` (and `email dead-letters` without a broker): the queue is a table in the same
+ * database, committed before the 202, taken with `FOR UPDATE SKIP LOCKED`. One instance serves
+ * as queue, task source and dead-letter box, so a publish wakes the consumer at once.
+ */
+export const sqlQueueModule = (config: Config, log: Logger, database: OpenDatabase) =>
   new ContainerModule(({ bind }) => {
-    const queue = new InMemoryEmailQueue({ concurrency: config.workerConcurrency });
+    const queue = new SqlEmailQueue(database.client, {
+      concurrency: config.workerConcurrency,
+      logger: log,
+    });
+    constant(bind, 'SqlEmailQueue', queue);
     constant(bind, 'EmailQueue', queue);
     constant(bind, 'EmailTaskSource', queue);
     constant(bind, 'DeadLetterBox', queue);
+    // The queue lives in the database: the stores' readiness already says whether it answers.
     constant(bind, 'BrokerReadiness', () => true);
   });
 

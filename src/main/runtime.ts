@@ -64,7 +64,7 @@ export function brokerRoleContainer(
   container.load(
     coreModule(config, log, role),
     useCasesModule,
-    sqlStoresModule(db.database, db.migrated),
+    sqlStoresModule(db),
     rabbitMqModule(config, log, role),
     ...extra,
   );

@@ -45,7 +45,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
 
   const http = await serveWeb(container, config, log, {
     broker: connection.redactedUrl,
-    database: db.database.redactedUrl,
+    database: db.where,
   });
   return {
     url: http.url,

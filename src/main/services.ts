@@ -14,6 +14,7 @@ import type { RequestEmail } from '../application/request-email.js';
 import type { Config } from '../adapters/config/config.js';
 import type { InMemoryDeliveryEvents } from '../adapters/memory/in-memory-delivery-events.js';
 import type { Metrics } from '../adapters/metrics/metrics.js';
+import type { SqlEmailQueue } from '../adapters/postgres/sql-email-queue.js';
 import type { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import type { SenderHandle } from './senders.js';
 import type { RetryPolicy } from '../domain/delivery.js';
@@ -48,6 +49,8 @@ export interface Services {
   /** True while the queue can take work (the broker connection is up). */
   BrokerReadiness: () => boolean;
   RabbitMqConnection: RabbitMqConnection;
+  /** The embedded queue of `email dev`, for what the ports do not say (tasks left waiting). */
+  SqlEmailQueue: SqlEmailQueue;
 }
 
 export type ServiceName = keyof Services;

@@ -35,7 +35,7 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
       transport: sender.name,
       concurrency: config.workerConcurrency,
       broker: connection.redactedUrl,
-      database: db.database.redactedUrl,
+      database: db.where,
     },
     'Starting Queue Worker',
   );

@@ -91,6 +91,29 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
       expect(seen[1]).to.deep.equal({ request, attempt: 1, history: [] });
     });
 
+    it('holds a task answered Redeliver and asks again, without spending an attempt', async () => {
+      const request = aRequest();
+      await publish(request);
+      const seen = await consume((task, seen) =>
+        task.request.id === request.id && seen.length < 3
+          ? { _tag: 'Redeliver', reason: 'the database is not reachable' }
+          : done,
+      );
+      await eventually(() => expect(seen).to.have.length(3));
+      expect(seen.map((t) => t.attempt)).to.deep.equal([1, 1, 1]);
+      // Done on the third ask: a task published after it comes next, and nothing else does.
+      const barrier = aRequest();
+      await publish(barrier);
+      await eventually(() => expect(seen.map((t) => t.request.id)).to.include(barrier.id));
+      expect(seen.map((t) => t.request.id)).to.deep.equal([
+        request.id,
+        request.id,
+        request.id,
+        barrier.id,
+      ]);
+      expect(await fx.dead.list()()).to.deep.equal(E.right([]));
+    });
+
     it('delivers a retried task again after its delay, with the next attempt and the history', async () => {
       const request = aRequest();
       await publish(request);

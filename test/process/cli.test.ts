@@ -1,5 +1,8 @@
 import { expect } from 'chai';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { TestDatabase } from '../support/postgres.js';
 import { freshDatabase, requirePostgres } from '../support/postgres.js';
@@ -104,12 +107,39 @@ describe('the email command', () => {
       expect(second.stdout).to.equal('The database is up to date.\n');
     });
 
-    it('without DATABASE_URL exits 2 and names it', async () => {
-      const proc = runEmail(['migrate'], {});
-      const { code } = await proc.exited;
-      await proc.closed; // and its last output read
-      expect(code).to.equal(2);
-      expect(proc.stderr.join('')).to.match(/DATABASE_URL is required/);
+    it('without DATABASE_URL migrates the embedded database in DATA_DIR', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'email-cli-'));
+      try {
+        const dataDir = join(dir, 'data');
+        const run = async () => {
+          const proc = runEmail(['migrate'], { DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+          const { code } = await proc.exited;
+          await proc.closed;
+          return { code, stdout: proc.stdout.join(''), stderr: proc.stderr.join('') };
+        };
+        const first = await run();
+        expect(first.code, first.stderr).to.equal(0);
+        expect(first.stdout).to.match(/^Applied \d+ migrations?: \S.*\n$/);
+        const second = await run();
+        expect(second.stdout).to.equal('The database is up to date.\n');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('names DATA_DIR and exits 2 when the folder cannot be used', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'email-cli-'));
+      try {
+        // A folder under a regular file cannot be created, even by root.
+        await writeFile(join(dir, 'a-file'), 'not a folder');
+        const proc = runEmail(['migrate'], { DATA_DIR: join(dir, 'a-file', 'data') });
+        const { code } = await proc.exited;
+        await proc.closed;
+        expect(code).to.equal(2);
+        expect(proc.stderr.join('')).to.contain('DATA_DIR=');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
   });
 });

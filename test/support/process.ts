@@ -70,7 +70,8 @@ export class EmailProcess {
 
 export function runEmail(args: string[], env: Record<string, string | undefined>): EmailProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env },
+    // DATA_DIR=memory unless a test names a folder: no test may write ./data in the checkout.
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'info', DATA_DIR: 'memory', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new EmailProcess(child);

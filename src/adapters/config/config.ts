@@ -36,6 +36,11 @@ export interface Config {
   readonly databaseUrl?: Secret;
   /** Emails (and what belongs to them) older than this many days are deleted by the worker. */
   readonly retentionDays: number;
+  /**
+   * The embedded database's folder, for `email dev` and the commands without DATABASE_URL;
+   * `memory` keeps nothing.
+   */
+  readonly dataDir: string;
   readonly queuePrefix: string;
   readonly transports: readonly [TransportName, ...TransportName[]];
   readonly mailFrom: EmailAddress;
@@ -171,6 +176,11 @@ const Always = t.exact(
     ),
     SHUTDOWN_GRACE_MS: intIn('milliseconds, from 0 to 600000', 0, 600_000),
     RETENTION_DAYS: intIn('a whole number of days from 1 to 3650', 1, 3650),
+    DATA_DIR: envVar(
+      'a folder for the embedded database, or memory',
+      when((raw) => raw.trim() !== '', String),
+      aString,
+    ),
   }),
 );
 
@@ -236,6 +246,7 @@ const DEFAULTS: Env = {
   LOG_LEVEL: 'info',
   SHUTDOWN_GRACE_MS: '25000',
   RETENTION_DAYS: '30',
+  DATA_DIR: './data',
 };
 
 /** io-ts errors as one line per variable: the key in the context, the codec's message or name. */
@@ -266,8 +277,8 @@ function required(
 ): ConfigProblem[] {
   const sends = role === 'dev' || role === 'worker';
   const needs: [boolean, keyof typeof Optional.type.props][] = [
-    [role === 'server' || role === 'worker' || role === 'dead-letters', 'AMQP_URL'],
-    [role === 'server' || role === 'worker' || role === 'migrate', 'DATABASE_URL'],
+    [role === 'server' || role === 'worker', 'AMQP_URL'],
+    [role === 'server' || role === 'worker', 'DATABASE_URL'],
     [sends && transports.includes('mailgun'), 'MAILGUN_API_KEY'],
     [sends && transports.includes('mailgun'), 'MAILGUN_API_BASE'],
     [sends && transports.includes('smtp'), 'SMTP_URL'],
@@ -314,6 +325,7 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
     logLevel: v.LOG_LEVEL,
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
     retentionDays: v.RETENTION_DAYS,
+    dataDir: v.DATA_DIR,
     retry: { maxAttempts: v.MAX_ATTEMPTS, delaysMs: v.RETRY_DELAYS },
     ...(v.AMQP_URL ? { amqpUrl: v.AMQP_URL } : {}),
     ...(v.DATABASE_URL ? { databaseUrl: v.DATABASE_URL } : {}),

@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { ClientBase } from 'pg';
 import type { Logger } from '../../application/ports/system.js';
 import { redactDatabaseUrl } from './pg-database.js';
+import type { PgliteDatabase } from './pglite-database.js';
 import { isConnectionError, safeReason } from './sql-client.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -96,5 +97,42 @@ export async function migrate(databaseUrl: string, log: Logger): Promise<{ appli
     );
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+/** The embedded engine's errors quote no URL or credentials: its own words help most. */
+function embeddedWhy(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+  return code === undefined ? err.message : `${err.message} (SQLSTATE ${code})`;
+}
+
+/**
+ * Brings either engine up to date with the same migration files: a PostgreSQL URL (see
+ * `migrate`) or an open `PgliteDatabase`. On PGlite the whole run (node-pg-migrate's lock, its
+ * table and every pending migration) is one transaction that holds the engine, so no other query
+ * interleaves; a migration marked `noTransaction` cannot run there. Answers the names applied.
+ * Throws on any failure, naming the database (a URL without its password, or the data folder).
+ */
+export async function migrateSql(
+  target: string | PgliteDatabase,
+  log: Logger,
+): Promise<{ applied: string[] }> {
+  if (typeof target === 'string') return migrate(target, log);
+  try {
+    // node-pg-migrate only calls `query` on the client it is given and reads `rows`.
+    const result = await target.session((session) =>
+      migrateClient(session as unknown as ClientBase, log),
+    );
+    log.info(
+      { where: target.where, applied: result.applied },
+      result.applied.length > 0 ? 'database migrated' : 'database schema up to date',
+    );
+    return result;
+  } catch (err) {
+    throw new Error(
+      `migrating the embedded database (${target.where}) failed: ${embeddedWhy(err)}`,
+      { cause: err },
+    );
   }
 }

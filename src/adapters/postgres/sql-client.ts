@@ -4,8 +4,9 @@ import { storeUnavailable } from '../../application/ports/email-log.js';
 
 /**
  * The one SQL surface every SQL store adapter is written against. node-postgres (`PgDatabase`)
- * satisfies it, and so will the embedded engine, so each store and each migration runs unchanged
- * on both. Parameters are positional (`$1`, `$2`, …); keep the SQL plain PostgreSQL 15.
+ * satisfies it, and so does the embedded engine (`PgliteDatabase`), so each store and each
+ * migration runs unchanged on both. Parameters are positional (`$1`, `$2`, …); keep the SQL
+ * plain PostgreSQL 15.
  */
 export interface SqlClient {
   /** Runs one statement; rejects on any failure (the stores turn that into `StoreUnavailable`). */
@@ -40,6 +41,8 @@ const CONNECTION_MESSAGES = [
   /client has encountered a connection error/i,
   /not queryable/i,
   /cannot use a pool after calling end/i,
+  // The embedded engine (PGlite) once closed.
+  /PGlite is clos(ed|ing)/i,
 ];
 
 const codeOf = (err: unknown): string | undefined => {

@@ -114,8 +114,14 @@ describe('Configuration', () => {
     expect(`${new Secret('x')}`).to.equal('[redacted]');
   });
 
-  it('needs DATABASE_URL in the server, worker and migrate roles, and not in dev', () => {
-    for (const role of ['server', 'worker', 'migrate'] as const) {
+  it('needs DATABASE_URL in the server and worker roles, and not in dev or migrate', () => {
+    expect(E.isRight(loadConfig({}, 'migrate'))).to.equal(true);
+    expect(E.isRight(loadConfig({}, 'dead-letters'))).to.equal(true);
+    const dataDir = loadConfig({ DATA_DIR: '/var/lib/email' }, 'dev');
+    expect(E.isRight(dataDir) && dataDir.right.dataDir).to.equal('/var/lib/email');
+    const byDefault = loadConfig({}, 'dev');
+    expect(E.isRight(byDefault) && byDefault.right.dataDir).to.equal('./data');
+    for (const role of ['server', 'worker'] as const) {
       expect(problemsOf({ AMQP_URL: 'amqp://localhost' }, role), role).to.have.property(
         'DATABASE_URL',
       );
