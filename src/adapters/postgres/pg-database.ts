@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { PoolClient } from 'pg';
 import type { Logger } from '../../application/ports/system.js';
 import type { SqlClient } from './sql-client.js';
-import { isConnectionError, safeReason } from './sql-client.js';
+import { StoreFault, isConnectionError, safeReason } from './sql-client.js';
 
 export interface PgDatabaseOptions {
   /** `postgres://user:pass@host:5432/db`; only its redacted form is ever logged. */
@@ -48,6 +48,12 @@ export class PgDatabase {
   readonly client: SqlClient;
   readonly redactedUrl: string;
   private readonly pool: pg.Pool;
+  /**
+   * The pings' own connection: a burst that takes every connection of `pool` is load, not an
+   * outage, and must not turn readiness off (a load balancer would pull a healthy server).
+   */
+  private readonly pingPool: pg.Pool;
+  private readonly maxConnections: number;
   private readonly logger: Logger | undefined;
   private readonly pingIntervalMs: number;
   private ready = false;
@@ -62,9 +68,10 @@ export class PgDatabase {
     this.logger = options.logger;
     this.pingIntervalMs = options.pingIntervalMs ?? 1000;
     const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
+    this.maxConnections = options.maxConnections ?? 10;
     this.pool = new pg.Pool({
       connectionString: options.url,
-      max: options.maxConnections ?? 10,
+      max: this.maxConnections,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 2000,
       // The server cancels a slow statement and keeps the connection; the client-side timeout,
       // a little longer, covers a server that does not answer at all (a network black hole).
@@ -81,6 +88,16 @@ export class PgDatabase {
       this.noteFailure(err);
       this.logger?.warn({ reason: safeReason(err) }, 'an idle database connection failed');
     });
+    this.pingPool = new pg.Pool({
+      connectionString: options.url,
+      max: 1,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 2000,
+      statement_timeout: queryTimeoutMs,
+      query_timeout: queryTimeoutMs + 1000,
+      application_name: `${options.applicationName ?? 'queued-email'} (readiness)`,
+      keepAlive: true,
+    });
+    this.pingPool.on('error', () => undefined); // the next ping reports it
     this.client = this.poolClient();
   }
 
@@ -104,14 +121,14 @@ export class PgDatabase {
     if (this.closed === undefined) {
       clearTimeout(this.timer);
       this.ready = false;
-      this.closed = this.pool.end();
+      this.closed = Promise.all([this.pool.end(), this.pingPool.end()]).then(() => undefined);
     }
     return this.closed;
   }
 
   private async ping(): Promise<void> {
     let reason = '';
-    const reached = await this.pool.query('SELECT 1').then(
+    const reached = await this.pingPool.query('SELECT 1').then(
       () => true,
       (err: unknown) => {
         reason = safeReason(err);
@@ -133,6 +150,23 @@ export class PgDatabase {
     if (isConnectionError(err)) this.ready = false;
   }
 
+  /**
+   * node-postgres says "timeout exceeded when trying to connect" both when the server does not
+   * answer and when every connection of the pool is busy; only the pool's state tells them apart.
+   * Busy is answered as such (503 all the same) and leaves readiness alone.
+   */
+  private busyOrFailed(err: unknown): unknown {
+    const waitedForPool =
+      err instanceof Error &&
+      /timeout exceeded when trying to connect/i.test(err.message) &&
+      this.pool.totalCount >= this.maxConnections;
+    if (waitedForPool) {
+      return new StoreFault('the database is busy: every connection is in use; try again shortly');
+    }
+    this.noteFailure(err);
+    return err;
+  }
+
   private async run<Row>(query: () => Promise<pg.QueryResult>): Promise<readonly Row[]> {
     try {
       const result = await query();
@@ -140,8 +174,7 @@ export class PgDatabase {
       if (this.started && this.closed === undefined) this.ready = true;
       return result.rows;
     } catch (err) {
-      this.noteFailure(err);
-      throw err;
+      throw this.busyOrFailed(err);
     }
   }
 
@@ -157,8 +190,7 @@ export class PgDatabase {
     try {
       client = await this.pool.connect();
     } catch (err) {
-      this.noteFailure(err);
-      throw err;
+      throw this.busyOrFailed(err);
     }
     // A checked-out client has no pool listener: a connection that drops between two statements
     // would otherwise emit an unhandled 'error' and end the process.

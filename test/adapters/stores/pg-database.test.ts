@@ -107,6 +107,24 @@ describe('PgDatabase', function () {
     expect(logger.text()).to.include('ECONNREFUSED').and.not.to.include('s3cret-pw');
   });
 
+  it('answers "busy" when every connection is in use, and stays ready: load is not an outage', async () => {
+    const database = open({ maxConnections: 2, connectTimeoutMs: 300, pingIntervalMs: 50 });
+    await database.start();
+    // Two statements hold both connections of the pool for a second.
+    const holding = [1, 2].map(() => database.client.query('SELECT pg_sleep(1)'));
+    const third = await database.client.query('SELECT 1').then(
+      () => 'answered',
+      (err: unknown) => safeReason(err),
+    );
+    expect(third).to.equal('the database is busy: every connection is in use; try again shortly');
+    // The pings have a connection of their own: readiness never dropped meanwhile.
+    expect(database.isReady()).to.equal(true);
+    await Promise.all(holding);
+    expect(await database.client.query<{ one: number }>('SELECT 1 AS one')).to.deep.equal([
+      { one: 1 },
+    ]);
+  });
+
   it('gives up on a statement that runs past the query timeout', async () => {
     const database = open({ queryTimeoutMs: 300 });
     const started = Date.now();
