@@ -25,9 +25,11 @@ export const MIGRATIONS_DIR: string =
 /** The table in which node-pg-migrate notes what it applied (its own default name). */
 export const MIGRATIONS_TABLE = 'pgmigrations';
 
-/** node-pg-migrate's lines go to our logger, as info; its debug lines (every SQL) are dropped. */
+/** node-pg-migrate's warnings and errors go to our logger; its progress lines and debug lines (every SQL) are dropped. */
 const migrationLogger = (log: Logger) => ({
-  info: (message: string) => log.info({}, message),
+  // Its info lines ("> Migrating files:", "### MIGRATION … (UP) ###") repeat, line by line,
+  // what our one summary line says: only its warnings and errors are passed on.
+  info: () => undefined,
   warn: (message: string) => log.warn({}, message),
   error: (message: string) => log.error({}, message),
 });
