@@ -4,15 +4,44 @@ import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { AttemptRecord, DeliveryOutcome, RetryPolicy } from '../domain/delivery.js';
 import { decide, outcomeDetail, outcomeName } from '../domain/delivery.js';
 import { mailbox } from '../domain/email-address.js';
-import type { EmailId } from '../domain/email-request.js';
+import type { EmailId, EmailRequest } from '../domain/email-request.js';
 import type { DomainEvent } from '../domain/events.js';
 import { recordAndAnnounce } from './email-history.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
-import type { DeliveryLedger } from './ports/delivery-ledger.js';
+import type { DeliveryLedger, SendClaim } from './ports/delivery-ledger.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { Disposition, EmailTask } from './ports/email-task-source.js';
 import type { EmailSender } from './ports/email-sender.js';
 import type { Clock, Logger } from './ports/system.js';
+
+/**
+ * How long a send claim lives unless renewed. The sending worker renews it every third of this
+ * while the send runs, however long the send takes; so this bounds only how long an email whose
+ * worker died mid-send waits before another worker takes it over (and sends it again).
+ */
+export const SEND_CLAIM_LEASE_MS = 15_000;
+
+/** A waiting task is summarised in at most one log line this often. */
+export const STORE_WAIT_LOG_EVERY_MS = 10_000;
+
+/** Runs `work` every `everyMs` until the returned function is called. */
+export type Every = (work: () => void, everyMs: number) => () => void;
+
+// Never keeps a process alive on its own: a send has its own timeout.
+const everyInterval: Every = (work, everyMs) => {
+  const timer = setInterval(work, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+};
+
+export interface DeliverEmailOptions {
+  /** This worker's name on its send claims: unique per process, so a restart is another one. */
+  readonly holder: string;
+  /** Default SEND_CLAIM_LEASE_MS. */
+  readonly claimLeaseMs?: number;
+  /** The timer that renews claims; injected by tests. */
+  readonly every?: Every;
+}
 
 /** A send the provider accepted whose ledger entry could not be written yet. */
 interface UnrecordedSend {
@@ -25,16 +54,29 @@ interface UnrecordedSend {
  * Sends one task and decides what becomes of it: done, retry after a delay, or dead-letter. Every
  * change is written to the email log before it is announced.
  *
- * When a store does not answer it decides `Redeliver`, and the queue offers the same task again
- * later. Before the send that is harmless: nothing went out. After a send the provider accepted,
- * the send is remembered here, in this process, until the ledger takes it, so the task coming
- * back (the queue keeps it in this worker) records the send instead of sending again. Only if
- * this process dies in that window can another worker send it a second time (at least once).
+ * Before it sends, it claims the send in the delivery ledger, which every worker shares: of two
+ * workers holding tasks of one id, one sends, and the other is answered Busy and decides
+ * `Redeliver`, so its queue asks again later, when the ledger says AlreadySent (done) or the
+ * claim was released (a failed send: it sends). In this process, one decision per id runs at a
+ * time, so a worker never finds itself Busy.
+ *
+ * When a store does not answer it decides `Redeliver` too. Before the send that is harmless:
+ * nothing went out. After a send the provider accepted, the send is remembered here, in this
+ * process, until the ledger takes it, and the Redeliver says `sent`: the task coming back (the
+ * queue keeps it in this worker, even through a clean stop's grace period) records the send
+ * instead of sending again. Delivery stays at least once: if this process dies after the
+ * provider accepted and before the ledger recorded, the claim runs out and another worker sends
+ * the email again.
  */
 export class DeliverEmail {
   private readonly unrecorded = new Map<EmailId, UnrecordedSend>();
   private readonly running = new Map<EmailId, Promise<Disposition>>();
   private readonly change: (event: DomainEvent) => TE.TaskEither<StoreUnavailable, unknown>;
+  private readonly holder: string;
+  private readonly leaseMs: number;
+  private readonly every: Every;
+  private readonly storeWaits: Waiting;
+  private readonly busyWaits: Waiting;
 
   constructor(
     private readonly sender: EmailSender,
@@ -44,15 +86,21 @@ export class DeliverEmail {
     private readonly policy: RetryPolicy,
     private readonly clock: Clock,
     private readonly log: Logger,
+    options: DeliverEmailOptions,
   ) {
     this.change = recordAndAnnounce(emails, events);
+    this.holder = options.holder;
+    this.leaseMs = options.claimLeaseMs ?? SEND_CLAIM_LEASE_MS;
+    this.every = options.every ?? everyInterval;
+    this.storeWaits = new Waiting(clock);
+    this.busyWaits = new Waiting(clock);
   }
 
   execute(task: EmailTask): T.Task<Disposition> {
     return () => {
       // One decision per id at a time in this process: a task the broker hands over again
       // (a connection lost while its send was running) waits for that send, then finds it in
-      // the ledger instead of sending a second time.
+      // the ledger instead of being told Busy by its own claim.
       const id = task.request.id;
       const previous = this.running.get(id) ?? Promise.resolve();
       // A bug in the first run must not become the second run's failure.
@@ -70,21 +118,77 @@ export class DeliverEmail {
     const decision = pending
       ? this.recordSend(task, pending)
       : pipe(
-          this.ledger.sent(request.id),
-          TE.flatMap((providerId) =>
-            providerId === undefined ? this.send(task) : this.alreadySent(task, providerId),
-          ),
+          this.ledger.claim(request.id, this.holder, this.clock.now(), this.leaseMs),
+          TE.flatMap((claim) => this.onClaim(task, claim)),
         );
     return pipe(
       decision,
-      TE.getOrElse((unavailable) => {
-        this.log.warn(
-          { emailId: request.id, attempt: task.attempt, reason: unavailable.reason },
-          'A store did not answer; the task waits and is tried again',
-        );
-        return T.of<Disposition>({ _tag: 'Redeliver', reason: unavailable.reason });
-      }),
+      TE.match(
+        (unavailable): Disposition => {
+          const sent = this.unrecorded.has(request.id);
+          this.storeDidNotAnswer(task, unavailable.reason, sent);
+          return sent
+            ? { _tag: 'Redeliver', reason: unavailable.reason, sent: true }
+            : { _tag: 'Redeliver', reason: unavailable.reason };
+        },
+        (disposition) => {
+          this.storeAnswered(request.id);
+          return disposition;
+        },
+      ),
     );
+  }
+
+  private onClaim(task: EmailTask, claim: SendClaim): TE.TaskEither<StoreUnavailable, Disposition> {
+    const { id } = task.request;
+    switch (claim._tag) {
+      case 'Claimed':
+        this.busyWaits.answered(id);
+        return this.send(task);
+      case 'AlreadySent':
+        this.busyWaits.answered(id);
+        return this.alreadySent(task, claim.providerId);
+      case 'Busy': {
+        const until = claim.until.toISOString();
+        // Once per wait, not once per ask: the queue asks every few seconds until the claim ends.
+        if (this.busyWaits.waits(id).first) {
+          this.log.info(
+            { emailId: id, attempt: task.attempt, holder: claim.holder, until },
+            'Another worker is sending this email; waiting for its outcome',
+          );
+        }
+        return TE.right({
+          _tag: 'Redeliver',
+          reason: `another worker (${claim.holder}) is sending it; its claim runs until ${until}`,
+        });
+      }
+    }
+  }
+
+  /**
+   * One line per outage rather than one per task and ask: the first wait, then a summary at
+   * most every STORE_WAIT_LOG_EVERY_MS with how many tasks wait. A send that went out but is
+   * not recorded is named once on its own, though: it is sent again if this worker dies.
+   */
+  private storeDidNotAnswer(task: EmailTask, reason: string, sent: boolean): void {
+    const { first, waiting, summarise } = this.storeWaits.waits(task.request.id);
+    if (!summarise && !(sent && first)) return;
+    this.log.warn(
+      {
+        emailId: task.request.id,
+        attempt: task.attempt,
+        reason,
+        waiting,
+        ...(sent ? { sent } : {}),
+      },
+      'A store did not answer; the task waits and is tried again',
+    );
+  }
+
+  private storeAnswered(id: EmailId): void {
+    if (this.storeWaits.answered(id)) {
+      this.log.info({}, 'The stores answer again; no task waits for them');
+    }
   }
 
   /** A redelivery of an email that went out: make sure the log says so, and send nothing. */
@@ -112,6 +216,8 @@ export class DeliverEmail {
     const context = { emailId: request.id, attempt, transport: this.sender.name };
     return pipe(
       this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) }),
+      // Nothing went out: another worker need not wait for this claim to run out.
+      TE.tapError(() => TE.fromTask(this.release(request.id))),
       TE.flatMap(() =>
         TE.fromTask(async () => {
           this.log.info(
@@ -119,7 +225,7 @@ export class DeliverEmail {
             `Initiating email send to ${request.to.map(mailbox).join(', ')}.`,
           );
           const started = this.clock.monotonicMs();
-          const outcome = await this.sender.send(request)();
+          const outcome = await this.sendHoldingClaim(request);
           const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
           this.log.info(
             { ...context, outcome: outcome._tag, durationMs },
@@ -129,6 +235,42 @@ export class DeliverEmail {
         }),
       ),
       TE.flatMap(({ outcome, durationMs }) => this.settle(task, outcome, durationMs)),
+    );
+  }
+
+  /**
+   * Sends while renewing the claim, so that a slow send keeps it and a dead worker's claim ends
+   * soon. The renewals run one after another, and the last one is over before the outcome is
+   * settled: a late renewal must not bring back a claim the settle released.
+   */
+  private async sendHoldingClaim(request: EmailRequest): Promise<DeliveryOutcome> {
+    let renewals: Promise<void> = Promise.resolve();
+    const stop = this.every(() => {
+      renewals = renewals.then(() => this.renew(request.id));
+    }, this.leaseMs / 3);
+    try {
+      return await this.sender.send(request)();
+    } finally {
+      stop();
+      await renewals;
+    }
+  }
+
+  private async renew(id: EmailId): Promise<void> {
+    const renewed = await this.ledger.claim(id, this.holder, this.clock.now(), this.leaseMs)();
+    // A store that does not answer is no news: the lease outlives a few missed renewals.
+    if (renewed._tag === 'Left' || renewed.right._tag === 'Claimed') return;
+    this.log.warn(
+      { emailId: id, claim: renewed.right._tag },
+      'The send claim ran out during the send and another worker has it; the email may go out twice',
+    );
+  }
+
+  /** Frees the claim of a send that did not go out; if the store does not answer, it runs out. */
+  private release(id: EmailId): T.Task<void> {
+    return pipe(
+      this.ledger.release(id, this.holder),
+      TE.getOrElse((): T.Task<void> => T.of(undefined)),
     );
   }
 
@@ -184,14 +326,17 @@ export class DeliverEmail {
           `Send failed for now; attempt ${decision.nextAttempt} at ${nextAttemptAt}`,
         );
         return pipe(
-          this.change({
-            type: 'EmailDeliveryRetried',
-            ...about,
-            reason: decision.reason,
-            durationMs,
-            delayMs: decision.delayMs,
-            nextAttemptAt,
-          }),
+          TE.fromTask(this.release(request.id)),
+          TE.flatMap(() =>
+            this.change({
+              type: 'EmailDeliveryRetried',
+              ...about,
+              reason: decision.reason,
+              durationMs,
+              delayMs: decision.delayMs,
+              nextAttemptAt,
+            }),
+          ),
           TE.map((): Disposition => ({
             _tag: 'Retry',
             attempt: decision.nextAttempt,
@@ -206,13 +351,17 @@ export class DeliverEmail {
           'Giving up on email',
         );
         return pipe(
-          this.change({
-            type: 'EmailDeliveryFailed',
-            ...about,
-            outcome: outcome._tag === 'Permanent' ? 'permanent' : 'transient',
-            reason: decision.reason,
-            durationMs,
-          }),
+          // Released, so that a replay of the dead letter may send it.
+          TE.fromTask(this.release(request.id)),
+          TE.flatMap(() =>
+            this.change({
+              type: 'EmailDeliveryFailed',
+              ...about,
+              outcome: outcome._tag === 'Permanent' ? 'permanent' : 'transient',
+              reason: decision.reason,
+              durationMs,
+            }),
+          ),
           TE.map((): Disposition => ({ _tag: 'DeadLetter', reason: decision.reason, history })),
         );
     }
@@ -227,5 +376,47 @@ export class DeliverEmail {
       subject: request.subject,
       attempt,
     };
+  }
+}
+
+/** A task asks again within a few seconds while it waits; one silent this long went elsewhere. */
+const FORGET_WAITING_AFTER_MS = 60_000;
+
+/**
+ * The tasks waiting for something (a store, another worker's send), for logging: whether a task
+ * just began to wait, how many wait, and whether the next summary line is due.
+ */
+class Waiting {
+  /** Task id → when it last asked (monotonic ms). */
+  private readonly tasks = new Map<EmailId, number>();
+  private lastSummaryMs: number | undefined;
+
+  constructor(private readonly clock: Clock) {}
+
+  waits(id: EmailId): { first: boolean; waiting: number; summarise: boolean } {
+    const now = this.clock.monotonicMs();
+    this.forgetSilent(now);
+    const first = !this.tasks.has(id);
+    this.tasks.set(id, now);
+    const summarise =
+      this.lastSummaryMs === undefined || now - this.lastSummaryMs >= STORE_WAIT_LOG_EVERY_MS;
+    if (summarise) this.lastSummaryMs = now;
+    return { first, waiting: this.tasks.size, summarise };
+  }
+
+  /** The task waits no more; true when that ends a wait that was logged. */
+  answered(id: EmailId): boolean {
+    const waited = this.tasks.delete(id);
+    this.forgetSilent(this.clock.monotonicMs());
+    if (!waited || this.tasks.size > 0 || this.lastSummaryMs === undefined) return false;
+    this.lastSummaryMs = undefined;
+    return true;
+  }
+
+  // A task handed back to the queue (a stop, a lost channel) may never ask here again.
+  private forgetSilent(now: number): void {
+    for (const [id, seen] of this.tasks) {
+      if (now - seen > FORGET_WAITING_AFTER_MS) this.tasks.delete(id);
+    }
   }
 }

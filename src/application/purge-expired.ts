@@ -7,7 +7,10 @@ import { IDEMPOTENCY_KEY_TTL_MS } from './ports/idempotency-store.js';
 import type { Clock } from './ports/system.js';
 
 export interface RetentionPolicy {
-  /** Emails (status, history, request) older than this many days are deleted. */
+  /**
+   * Emails (status, history, request) older than this many days are deleted once they are sent
+   * or failed; one still queued or retrying is kept until it is.
+   */
   readonly retentionDays: number;
   /** Rows deleted by one statement: small, so a purge never holds long locks. */
   readonly batchSize: number;
@@ -23,7 +26,10 @@ export interface Purged {
 
 /**
  * Deletes what is older than the retention period, in small batches: emails by their acceptance
- * time, idempotency keys after their 24 hours, ledger entries with the emails they guard.
+ * time once their delivery is over (sent or failed), idempotency keys after their 24 hours,
+ * ledger entries with the emails they guard. An email still queued or retrying is never deleted,
+ * however old: its task is still coming, and the worker would otherwise write a new entry for it
+ * without its request (nothing to show, nothing to send again).
  */
 export class PurgeExpired {
   constructor(

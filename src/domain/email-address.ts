@@ -16,6 +16,8 @@ export interface EmailAddressBrand {
 
 export type AddressRejection =
   | 'empty'
+  | 'not-unicode'
+  | 'nul-character'
   | 'control-character'
   | 'line-break'
   | 'comment'
@@ -55,6 +57,8 @@ const octets = (s: string): number => new TextEncoder().encode(s).length;
 
 const messages: Record<AddressRejection, string> = {
   empty: 'is empty',
+  'not-unicode': 'is not valid Unicode (a lone surrogate)',
+  'nul-character': 'contains a NUL character, which is never allowed in an address',
   'control-character': 'contains a control character',
   'line-break': 'contains a line break (CR or LF), which is never allowed in an address',
   comment: 'contains a comment in parentheses; write the address without it',
@@ -107,8 +111,24 @@ function splitDisplayName(
   return E.right({ name: rawName, spec });
 }
 
+/**
+ * A UTF-16 code unit of a surrogate pair standing alone: no character at all, which no UTF-8
+ * consumer (PostgreSQL, an SMTP server, a MIME header) can store or carry.
+ */
+export const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * True when `s` cannot be any part of a valid address (it holds a control character, NUL and
+ * line breaks included, or a lone surrogate): a search for it can only find nothing.
+ */
+export const foreignToAddresses = (s: string): boolean =>
+  // eslint-disable-next-line no-control-regex
+  LONE_SURROGATE.test(s) || /[\u0000-\u001f\u007f-\u009f]/.test(s);
+
 function checkWhole(input: string): AddressRejection | undefined {
   if (input.trim() === '') return 'empty';
+  if (LONE_SURROGATE.test(input)) return 'not-unicode';
+  if (input.includes('\u0000')) return 'nul-character';
   if (/[\r\n]/.test(input)) return 'line-break';
   // C0, DEL and C1 (NEL and the like): control characters have no place in a header field.
   // eslint-disable-next-line no-control-regex

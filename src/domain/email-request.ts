@@ -1,6 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { EmailAddress, parseEmailAddress } from './email-address.js';
+import { EmailAddress, LONE_SURROGATE, parseEmailAddress } from './email-address.js';
 
 export const MAX_RECIPIENTS = 50;
 export const MAX_SUBJECT_CHARS = 998; // RFC 5322 §2.1.1 line limit
@@ -9,10 +9,38 @@ export const MAX_BODY_OCTETS = 500_000;
 
 const octets = (s: string): number => new TextEncoder().encode(s).length;
 
-const truncate = (s: string): string =>
-  (s.length > 80 ? `${s.slice(0, 77)}...` : s).replace(/[\r\n]/g, (c) =>
-    c === '\r' ? '\\r' : '\\n',
-  );
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f]|\p{Surrogate}/u;
+
+/** One code point as a person can read it in an error message: `\r`, `\n`, `\u0000`. */
+const visible = (c: string): string =>
+  c === '\r'
+    ? '\\r'
+    : c === '\n'
+      ? '\\n'
+      : UNPRINTABLE.test(c)
+        ? `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`
+        : c;
+
+/**
+ * Part of a person's input quoted back in a message: at most 80 characters, cut between code
+ * points (a cut pair would itself be broken Unicode), with invisible characters spelled out.
+ */
+const truncate = (s: string): string => {
+  const chars = [...s];
+  const kept = chars.length > 80 ? chars.slice(0, 77) : chars;
+  return kept.map(visible).join('') + (chars.length > 80 ? '...' : '');
+};
+
+// Text a UTF-8 store can keep: PostgreSQL refuses NUL in text and jsonb (22021, 22P05), and a
+// lone surrogate has no UTF-8 form at all. Refused here, a client is told what to fix (400)
+// instead of being told to try again (503) forever.
+const textProblem = (value: string): string | undefined =>
+  LONE_SURROGATE.test(value)
+    ? 'is not valid Unicode (a lone surrogate)'
+    : value.includes('\u0000')
+      ? 'must not contain NUL characters'
+      : undefined;
 
 // Each rule once, as what is wrong in words a person can act on (undefined: nothing). The codecs
 // check a value with them; the parser reports them field by field.
@@ -28,6 +56,8 @@ const recipientCountProblem = (count: number): string | undefined =>
 function subjectProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return value === undefined ? 'is required' : 'must be a string';
   if (value.trim() === '') return 'is required';
+  const text = textProblem(value);
+  if (text !== undefined) return text;
   if (/[\r\n]/.test(value)) return 'must be one line (no CR or LF)';
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) return 'must not contain control characters';
@@ -38,6 +68,8 @@ function subjectProblem(value: unknown): string | undefined {
 
 function bodyProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return 'must be a string';
+  const text = textProblem(value);
+  if (text !== undefined) return text;
   if (octets(value) > MAX_BODY_OCTETS) return `is larger than ${MAX_BODY_OCTETS} bytes`;
   return undefined;
 }

@@ -7,7 +7,9 @@ import type { Config } from '../adapters/config/config.js';
 import { describeProblems, loadConfig } from '../adapters/config/config.js';
 import { createLogger } from '../adapters/logging/logger.js';
 import { migrate, migrateSql } from '../adapters/postgres/migrate.js';
+import { redactDatabaseUrl } from '../adapters/postgres/pg-database.js';
 import { DataDirUnusable, PgliteDatabase } from '../adapters/postgres/pglite-database.js';
+import { isConnectionError, safeReason } from '../adapters/postgres/sql-client.js';
 import type { Running } from './runtime.js';
 import { DEAD_LETTERS_USAGE, parseDeadLettersArgs, runDeadLetters } from './dead-letters.js';
 import { startDev } from './dev.js';
@@ -83,17 +85,134 @@ async function migrateCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`email migrate: ${describeProblems(config.left)}\n`);
     return 2;
   }
-  const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'migrate', pino.destination(2));
-  const url = config.right.databaseUrl;
-  const { applied } = url
-    ? await migrate(url.reveal(), log)
-    : await migrateEmbedded(config.right.dataDir, log);
-  process.stdout.write(
-    applied.length === 0
-      ? 'The database is up to date.\n'
-      : `Applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.join(', ')}\n`,
+  const log = oneShotLogger(
+    createLogger(process.env.LOG_LEVEL ?? 'warn', 'migrate', pino.destination(2)),
   );
-  return 0;
+  const url = config.right.databaseUrl?.reveal();
+  try {
+    const { applied } = url
+      ? await migrate(url, log)
+      : await migrateEmbedded(config.right.dataDir, log);
+    process.stdout.write(
+      applied.length === 0
+        ? 'The database is up to date.\n'
+        : `Applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.join(', ')}\n`,
+    );
+    return 0;
+  } catch (err) {
+    return commandFailed('migrate', err, {
+      doing: `migrating ${url ? redactDatabaseUrl(url) : `the embedded database in DATA_DIR=${config.right.dataDir}`}`,
+      urls: [url],
+      database: true,
+    });
+  }
+}
+
+/**
+ * A one-shot command's logger: its outcome is the one line it prints, so what libraries report as
+ * errors on the way (node-pg-migrate logs the SQL that failed, with a caret under it) is detail
+ * for LOG_LEVEL=info, not a second, louder account of the same failure.
+ */
+const oneShotLogger = (log: Logger): Logger => ({
+  info: (fields, message) => log.info(fields, message),
+  warn: (fields, message) => log.info(fields, message),
+  error: (fields, message) => log.info(fields, message),
+});
+
+/** An error and the causes it carries, outermost first. */
+function causes(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  let e = err;
+  while (e !== undefined && e !== null && chain.length < 8) {
+    chain.push(e);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return chain;
+}
+
+/** The SQLSTATE a driver error carries (five digits or capitals), if any. */
+const sqlStateOf = (e: unknown): string | undefined =>
+  typeof e === 'object' &&
+  e !== null &&
+  'code' in e &&
+  typeof e.code === 'string' &&
+  /^[0-9A-Z]{5}$/.test(e.code)
+    ? e.code
+    : undefined;
+
+const firstLineOf = (e: unknown): string =>
+  (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
+
+const PERMISSION_DENIED =
+  'the database user may not create what the migrations need (permission denied, SQLSTATE 42501): migrate as the owner of the database, or grant this user CREATE on it and on its public schema';
+const NO_PASSWORD =
+  'the database asks for a password and DATABASE_URL gives none: put it in the URL, postgres://user:password@host/database';
+
+/**
+ * Why a command that needed the database failed, in fixed words that say what to do: never the
+ * driver's own message (it may quote names and SQL), a stack, or a password.
+ */
+function databaseReason(err: unknown): string {
+  const chain = causes(err);
+  const text = chain.map((e) => (e instanceof Error ? e.message : String(e))).join('\n');
+  const driver = chain.find((e) => sqlStateOf(e) !== undefined) ?? chain.find(isConnectionError);
+  // node-pg-migrate re-throws the driver's error inside a new one: code lost, stack in the text.
+  if (sqlStateOf(driver) === '42501' || /permission denied/i.test(text)) return PERMISSION_DENIED;
+  // pg's SCRAM client, asked for a password it was not given.
+  if (/client password must be a (non-empty )?string/.test(text)) return NO_PASSWORD;
+  if (driver !== undefined) return safeReason(driver);
+  // node-pg-migrate's own errors (a migration file missing or out of order) say what to fix, on
+  // their first line; the rest is a stack. The innermost: the outer ones are our wrappers.
+  const own = firstLineOf(chain.at(-1));
+  return own !== '' ? own : 'the database failed';
+}
+
+/** Everything in `url` that is a secret, so that a message can be scrubbed of it for certain. */
+function secretsOf(url: string | undefined): string[] {
+  if (url === undefined) return [];
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return [];
+  }
+  const decoded = (s: string): string => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  };
+  const values = [parsed.password, decoded(parsed.password)];
+  for (const name of ['password', 'sslpassword']) {
+    values.push(parsed.searchParams.get(name) ?? '');
+  }
+  return values.filter((v) => v !== '');
+}
+
+/** What a one-shot command was doing, for its failure line, and the URLs whose secrets it held. */
+interface CommandContext {
+  /** Says what failed: `migrating postgres://u:***@db/email`. */
+  readonly doing: string;
+  readonly urls: readonly (string | undefined)[];
+  /** The reason comes from the database (fixed words), or from a library's first line. */
+  readonly database: boolean;
+}
+
+/**
+ * Prints why a one-shot command failed as one line, `email <command>: <doing> failed: <reason>`,
+ * and answers its exit status: 2 for an unusable DATA_DIR (configuration, like a bad variable),
+ * else 1.
+ */
+function commandFailed(command: string, err: unknown, context: CommandContext): number {
+  const unusable = err instanceof DataDirUnusable;
+  let line = unusable
+    ? firstLineOf(err)
+    : `${context.doing} failed: ${context.database ? databaseReason(err) : firstLineOf(err)}`;
+  // Belt and braces: whatever a library put in a message, a password never goes out.
+  for (const secret of context.urls.flatMap(secretsOf)) line = line.split(secret).join('***');
+  process.stderr.write(`email ${command}: ${line}\n`);
+  return unusable ? 2 : 1;
 }
 
 /** The embedded database in DATA_DIR, the one `email dev` uses, brought up to date. */
@@ -121,7 +240,20 @@ async function deadLetters(args: readonly string[]): Promise<number> {
   }
   // Logs go to stderr so that `list --json` stays clean on stdout; only warnings by default.
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn', 'dead-letters', pino.destination(2));
-  return runDeadLetters(config.right, log, parsed);
+  const { amqpUrl, databaseUrl, dataDir } = config.right;
+  const url = databaseUrl?.reveal();
+  try {
+    return await runDeadLetters(config.right, oneShotLogger(log), parsed);
+  } catch (err) {
+    return commandFailed('dead-letters', err, {
+      doing:
+        amqpUrl !== undefined
+          ? 'reading the dead letters in RabbitMQ'
+          : `opening ${url ? redactDatabaseUrl(url) : `the embedded database in DATA_DIR=${dataDir}`}`,
+      urls: [url, amqpUrl?.reveal()],
+      database: amqpUrl === undefined,
+    });
+  }
 }
 
 main(process.argv.slice(2)).then(

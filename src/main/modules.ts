@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ContainerModule } from 'inversify';
 import { DeliverEmail } from '../application/deliver-email.js';
 import { recordAndAnnounce } from '../application/email-history.js';
@@ -76,7 +78,10 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
       'Logger',
     ],
     (sender, emails, events, ledger, policy, clock, log) =>
-      new DeliverEmail(sender, emails, events, ledger, policy, clock, log),
+      new DeliverEmail(sender, emails, events, ledger, policy, clock, log, {
+        // Its name on the send claims: a restarted process must not pass for the one that died.
+        holder: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+      }),
   );
   provide(
     bind,

@@ -107,17 +107,39 @@ export function listenProblem(
   }
 }
 
+/**
+ * How long a client may take to send one whole request, headers and body (a slowloris trickling
+ * a body is cut after it, with a 408). Only the request: an answer may stream for as long as it
+ * likes, so the status pages' event streams are not cut by it.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** The part of `REQUEST_TIMEOUT_MS` the headers alone may take. */
+const HEADERS_TIMEOUT_MS = 20_000;
+
+export interface ListenOptions {
+  /** `REQUEST_TIMEOUT_MS` unless a test needs a shorter one. */
+  readonly requestTimeoutMs?: number;
+}
+
 /** Listens on `host:port`; `variable` names the setting to change when the port is taken. */
 export async function listen(
   handler: Parameters<typeof createServer>[1],
   port: number,
   host: string,
   variable: 'PORT' | 'WORKER_PORT' = 'PORT',
+  options: ListenOptions = {},
 ): Promise<Listening> {
-  const server = createServer(handler);
-  // Slow clients must not hold sockets open forever (slowloris), but SSE streams are long-lived.
-  server.headersTimeout = 20_000;
-  server.requestTimeout = 0;
+  const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const server = createServer(
+    {
+      requestTimeout,
+      // Node requires headers to be due no later than the whole request.
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeout),
+      // Node looks for late requests this often (30 s by default, which would double the limit).
+      connectionsCheckingInterval: Math.min(1_000, requestTimeout),
+    },
+    handler,
+  );
   await new Promise<void>((resolve, reject) => {
     const fail = (error: unknown): void =>
       reject(new Error(listenProblem(error, host, port, variable)));
@@ -135,9 +157,15 @@ export async function listen(
     close: (graceMs) =>
       new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        // A connection whose answer ends after the close (an event stream ended because the
+        // server is stopping) only becomes idle then: close it as soon as it is, rather than
+        // waiting for the grace period or its keep-alive timeout.
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
         force.unref();
+        idle.unref();
         server.close(() => {
           clearTimeout(force);
+          clearInterval(idle);
           resolve();
         });
         server.closeIdleConnections();
@@ -145,30 +173,51 @@ export async function listen(
   };
 }
 
+/** A second signal this soon after the first is the same request to stop, not an insistence. */
+export const REPEATED_SIGNAL_MS = 1_000;
+
 /**
- * Calls `stop` once on the first SIGINT or SIGTERM, then exits; a second signal exits at once,
- * for the person who really means it.
+ * What a SIGINT or SIGTERM does: the first calls `stop` once, then `exit`s (0, or 1 if the stop
+ * failed); another one more than `REPEATED_SIGNAL_MS` later exits at once (130), for the person
+ * who really means it. One within that moment is ignored: `timeout -s INT` signals both the
+ * process and its group, and so does Ctrl-C under `npm start` (the terminal signals the group,
+ * npm passes its own on), so one request to stop arrives twice and must not skip the stop.
  */
-export function onShutdownSignal(log: Logger, stop: (signal: string) => Promise<void>): void {
-  let stopping = false;
-  const handle = (signal: NodeJS.Signals) => {
-    if (stopping) {
+export function shutdownSignalHandler(
+  log: Logger,
+  stop: (signal: string) => Promise<void>,
+  exit: (code: number) => void,
+  now: () => number = Date.now,
+): (signal: NodeJS.Signals) => void {
+  let firstAt: number | undefined;
+  return (signal) => {
+    if (firstAt !== undefined) {
+      if (now() - firstAt < REPEATED_SIGNAL_MS) {
+        log.info({ signal }, 'Signal repeated at once: still stopping gracefully');
+        return;
+      }
       log.warn({ signal }, 'Second signal: exiting now');
-      process.exit(130);
+      exit(130);
+      return;
     }
-    stopping = true;
+    firstAt = now();
     log.info({ signal }, 'Shutting down: finishing work in flight');
     stop(signal).then(
       () => {
         log.info({}, 'Stopped cleanly');
-        process.exit(0);
+        exit(0);
       },
       (error: unknown) => {
         log.error({ err: error }, 'Shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };
+}
+
+/** Stops the role gracefully on SIGINT or SIGTERM; see `shutdownSignalHandler`. */
+export function onShutdownSignal(log: Logger, stop: (signal: string) => Promise<void>): void {
+  const handle = shutdownSignalHandler(log, stop, (code) => process.exit(code));
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);
 }
@@ -200,7 +249,11 @@ export function readiness(container: Container): () => boolean {
   return () => broker() && stores();
 }
 
-/** The form, the API and the status pages, as `email server` and `email dev` both serve them. */
+/**
+ * The form, the API and the status pages, as `email server` and `email dev` both serve them.
+ * Its `close` first ends the live event streams (see `HttpDeps.closing`), so a stop with status
+ * pages open takes no longer than one without.
+ */
 export async function serveWeb(
   container: Container,
   config: Config,
@@ -209,6 +262,7 @@ export async function serveWeb(
 ): Promise<Listening> {
   const metrics = resolve(container, 'Metrics');
   const bus = resolve(container, 'EventBus');
+  const closing = new AbortController();
   const app = createHttpApp({
     requestEmail: resolve(container, 'RequestEmail'),
     emails: resolve(container, 'EmailLog'),
@@ -224,8 +278,15 @@ export async function serveWeb(
     metrics: () => metrics.render(),
     csrfSecret: csrfSecret(config),
     log,
+    closing: closing.signal,
   });
   const http = await listen(app.callback(), config.port, config.host);
   log.info({ url: http.url, ...fields }, `Listening on ${http.url}`);
-  return http;
+  return {
+    ...http,
+    close: (graceMs) => {
+      closing.abort();
+      return http.close(graceMs);
+    },
+  };
 }

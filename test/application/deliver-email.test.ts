@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
-import { DeliverEmail } from '../../src/application/deliver-email.js';
+import type { DeliverEmailOptions, Every } from '../../src/application/deliver-email.js';
+import { DeliverEmail, STORE_WAIT_LOG_EVERY_MS } from '../../src/application/deliver-email.js';
 import type { Disposition, EmailTask } from '../../src/application/ports/email-task-source.js';
 import {
   InMemoryDeliveryLedger,
@@ -11,6 +12,7 @@ import { permanent, sent, transient, uncertain } from '../../src/domain/delivery
 import type { DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
 import { aRequest, aTask } from '../support/builders.js';
+import { eventually, sleep } from '../support/waiting.js';
 import {
   RecordingEvents,
   RecordingLogger,
@@ -29,7 +31,7 @@ const request = aRequest({
 });
 const task = (attempt = 1): EmailTask => aTask({ request, attempt });
 
-async function setUp(outcomes: DeliveryOutcome[]) {
+async function setUp(outcomes: DeliveryOutcome[], options: Partial<DeliverEmailOptions> = {}) {
   const sender = new ScriptedSender(outcomes);
   const events = new RecordingEvents();
   const ledger = switchable(new InMemoryDeliveryLedger());
@@ -37,13 +39,43 @@ async function setUp(outcomes: DeliveryOutcome[]) {
   const log = new RecordingLogger();
   const clock = fixedClock();
   await emails.store.record(request)();
-  const useCase = new DeliverEmail(sender, emails.store, events, ledger.store, policy, clock, log);
+  /** A worker on the same provider, stores and clock: another process, as far as claims go. */
+  const worker = (holder: string, workerLog = new RecordingLogger()): DeliverEmail =>
+    new DeliverEmail(sender, emails.store, events, ledger.store, policy, clock, workerLog, {
+      ...options,
+      holder,
+    });
+  const useCase = worker('worker-a', log);
   const status = async (): Promise<EmailStatus> => {
     const found = await emails.store.get(request.id)();
     if (E.isLeft(found) || O.isNone(found.right)) return expect.fail('email not in the log');
     return found.right.value;
   };
-  return { sender, events, ledger, emails, log, clock, useCase, status };
+  return { sender, events, ledger, emails, log, clock, useCase, worker, status };
+}
+
+/** Holds every send at the provider until `open()`; `waiting` counts the sends held. */
+function gate(sender: ScriptedSender): { open(): void; waiting(): number } {
+  let open = (): void => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  let waiting = 0;
+  const send = sender.send.bind(sender);
+  sender.send = (r) => async () => {
+    waiting += 1;
+    await opened;
+    return send(r)();
+  };
+  return { open: () => open(), waiting: () => waiting };
+}
+
+/** Asks as a queue does after a Redeliver, until the answer is something else. */
+async function untilDecided(useCase: DeliverEmail, t: EmailTask): Promise<Disposition> {
+  for (let asks = 0; asks < 100; asks += 1) {
+    const disposition = await useCase.execute(t)();
+    if (disposition._tag !== 'Redeliver') return disposition;
+    await sleep(1);
+  }
+  return expect.fail('still Redeliver after 100 asks');
 }
 
 const expectTag = <T extends Disposition['_tag']>(
@@ -163,6 +195,8 @@ describe('DeliverEmail', () => {
     ledger.down = true;
     const wait = expectTag(await useCase.execute(task())(), 'Redeliver');
     expect(wait.reason).to.contain('not reachable');
+    // Nothing went out: the queue may hand this one back at a stop.
+    expect(wait).not.to.have.property('sent');
     expect(sender.sent).to.have.length(0);
     expect(log.text()).to.contain('tried again');
   });
@@ -175,7 +209,7 @@ describe('DeliverEmail', () => {
   });
 
   it('after a send the ledger could not record, records it on the redelivery instead of sending again', async () => {
-    const { useCase, sender, ledger, emails, status } = await setUp([sent('<p1@mailgun>')]);
+    const { useCase, sender, ledger, emails, log, status } = await setUp([sent('<p1@mailgun>')]);
     // The ledger goes down during the send: the provider accepted, nothing is recorded yet.
     const original = sender.send.bind(sender);
     sender.send = (request) => async () => {
@@ -184,13 +218,25 @@ describe('DeliverEmail', () => {
       emails.down = true;
       return outcome;
     };
-    expectTag(await useCase.execute(task())(), 'Redeliver');
+    // It says that the send went out, so that a stopping queue keeps it rather than hand it on.
+    expect(expectTag(await useCase.execute(task())(), 'Redeliver')).to.include({ sent: true });
     expect(sender.sent).to.have.length(1);
     expect(await ledger.store.sent(request.id)()).to.satisfy(E.isLeft);
 
     // Still down: the task comes back and waits again, and is still not sent a second time.
-    expectTag(await useCase.execute(task())(), 'Redeliver');
+    expect(expectTag(await useCase.execute(task())(), 'Redeliver')).to.include({ sent: true });
     expect(sender.sent).to.have.length(1);
+    // Named once, by id: if this worker dies now, another one sends it again.
+    const named = log.lines.filter((l) => l.level === 'warn' && 'sent' in l.fields);
+    expect(named.map((l) => l.fields)).to.deep.equal([
+      {
+        emailId: request.id,
+        attempt: 1,
+        reason: 'the database is not reachable (test)',
+        waiting: 1,
+        sent: true,
+      },
+    ]);
 
     ledger.down = false;
     emails.down = false;
@@ -198,5 +244,133 @@ describe('DeliverEmail', () => {
     expect(sender.sent).to.have.length(1);
     expect(await ledger.store.sent(request.id)()).to.deep.equal(E.right('<p1@mailgun>'));
     expect(await status()).to.include({ status: 'sent', providerId: '<p1@mailgun>' });
+  });
+});
+
+describe('DeliverEmail on two workers sharing one ledger', () => {
+  it('sends a task both were given at once only once: the other waits, then finds it sent', async () => {
+    const { worker, sender, events, status } = await setUp([sent('<p1@mailgun>')]);
+    const held = gate(sender);
+    const logB = new RecordingLogger();
+    const [a, b] = [worker('worker-a'), worker('worker-b', logB)];
+    const [byA, byB] = [a.execute(task())(), b.execute(task())()];
+    // One of them claimed the send and is at the provider; the other one is told to wait.
+    const waiting = expectTag(await byB, 'Redeliver');
+    expect(waiting.reason).to.match(/another worker \(worker-a\) is sending it/);
+    expect(waiting).not.to.have.property('sent');
+    await eventually(() => expect(held.waiting()).to.equal(1));
+    // Asked again while the send runs: still waiting, still not sending, logged once.
+    expectTag(await b.execute(task())(), 'Redeliver');
+    expect(logB.lines.map((l) => l.message)).to.deep.equal([
+      'Another worker is sending this email; waiting for its outcome',
+    ]);
+    held.open();
+    expect(await byA).to.deep.equal({ _tag: 'Done' });
+    expect(await b.execute(task())()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(1);
+    expect(events.events.map((e) => e.type)).to.deep.equal(['EmailSending', 'EmailSent']);
+    expect(await status()).to.include({ status: 'sent', providerId: '<p1@mailgun>' });
+  });
+
+  it('sends once when both race with no one holding the send, whatever the order', async () => {
+    const { worker, sender } = await setUp([]);
+    const workers = [worker('worker-a'), worker('worker-b'), worker('worker-c')];
+    const decided = await Promise.all(workers.map((w) => untilDecided(w, task())));
+    expect(decided).to.deep.equal(workers.map(() => ({ _tag: 'Done' })));
+    expect(sender.sent).to.have.length(1);
+  });
+
+  it("lets the waiting worker send when the other one's send failed and freed the claim", async () => {
+    const { worker, sender } = await setUp([transient('Mailgun 503'), sent('<p2@mailgun>')]);
+    const held = gate(sender);
+    const [a, b] = [worker('worker-a'), worker('worker-b')];
+    const byA = a.execute(task())();
+    await eventually(() => expect(held.waiting()).to.equal(1));
+    expectTag(await b.execute(task())(), 'Redeliver');
+    held.open();
+    expectTag(await byA, 'Retry');
+    // Nothing went out: the other task of this id sends at once, without waiting for a lease.
+    expect(await b.execute(task())()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(2);
+  });
+
+  it('takes over the claim of a worker that died mid-send once its lease ends', async () => {
+    const { useCase, ledger, clock, sender, status } = await setUp([sent('<p1@mailgun>')], {
+      claimLeaseMs: 15_000,
+    });
+    await ledger.store.claim(request.id, 'worker-dead', clock.now(), 15_000)();
+    clock.advance(14_999);
+    expectTag(await useCase.execute(task())(), 'Redeliver');
+    expect(sender.sent).to.have.length(0);
+    clock.advance(1);
+    // At least once: had the dead worker's send gone out, this is the second one.
+    expect(await useCase.execute(task())()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(1);
+    expect(await status()).to.include({ status: 'sent', providerId: '<p1@mailgun>' });
+  });
+
+  it('renews its claim while a send runs longer than the lease, and stops after', async () => {
+    const timers = new Set<() => void>();
+    const every: Every = (work, everyMs) => {
+      expect(everyMs).to.equal(1000 / 3);
+      timers.add(work);
+      return () => timers.delete(work);
+    };
+    const { worker, sender, clock } = await setUp([sent('<p1@mailgun>')], {
+      claimLeaseMs: 1000,
+      every,
+    });
+    const held = gate(sender);
+    const [a, b] = [worker('worker-a'), worker('worker-b')];
+    const byA = a.execute(task())();
+    await eventually(() => expect(held.waiting()).to.equal(1));
+    for (let renewal = 0; renewal < 5; renewal += 1) {
+      clock.advance(900);
+      for (const renew of timers) renew();
+      await sleep(1);
+      expectTag(await b.execute(task())(), 'Redeliver');
+    }
+    held.open();
+    expect(await byA).to.deep.equal({ _tag: 'Done' });
+    expect(timers.size).to.equal(0);
+    expect(await b.execute(task())()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(1);
+  });
+});
+
+describe('DeliverEmail during a store outage', () => {
+  it('logs the first wait, then at most a line every 10 s with how many tasks wait', async () => {
+    const { worker, ledger, clock, sender } = await setUp([]);
+    const log = new RecordingLogger();
+    const useCase = worker('worker-a', log);
+    const tasks = Array.from({ length: 50 }, () => aTask({ request: aRequest() }));
+    ledger.down = true;
+    for (let ask = 0; ask < 3; ask += 1) {
+      for (const t of tasks) expectTag(await useCase.execute(t)(), 'Redeliver');
+    }
+    const warnings = () => log.lines.filter((l) => l.level === 'warn');
+    expect(warnings()).to.have.length(1);
+    expect(warnings()[0]!.fields).to.include({ emailId: tasks[0]!.request.id, waiting: 1 });
+
+    clock.advance(STORE_WAIT_LOG_EVERY_MS - 1);
+    for (const t of tasks) await useCase.execute(t)();
+    expect(warnings()).to.have.length(1);
+    clock.advance(1);
+    for (const t of tasks) await useCase.execute(t)();
+    expect(warnings()).to.have.length(2);
+    expect(warnings()[1]!.fields).to.include({ waiting: 50 });
+    expect(warnings()[1]!.message).to.equal(
+      'A store did not answer; the task waits and is tried again',
+    );
+
+    ledger.down = false;
+    for (const t of tasks) expect(await useCase.execute(t)()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(50);
+    const over = log.lines.filter((l) => l.message.startsWith('The stores answer again'));
+    expect(over).to.have.length(1);
+    // A new outage is logged at once again.
+    ledger.down = true;
+    await useCase.execute(aTask({ request: aRequest() }))();
+    expect(warnings()).to.have.length(3);
   });
 });

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
 import { PurgeExpired } from '../../src/application/purge-expired.js';
 import { IDEMPOTENCY_KEY_TTL_MS } from '../../src/application/ports/idempotency-store.js';
 import {
@@ -7,15 +8,23 @@ import {
   InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../../src/adapters/memory/in-memory-stores.js';
-import { aRequest, anId } from '../support/builders.js';
+import type { EmailRequest } from '../../src/domain/email-request.js';
+import { aRequest, anEvent, anId } from '../support/builders.js';
 import { fixedClock, switchable } from '../support/fakes.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
 const request = (id: string, requestedAt: Date) => aRequest({ id, requestedAt });
 
+/** Records `r` in `emails` and takes it through one attempt to `sent`. */
+async function recordSent(emails: InMemoryEmailLog, r: EmailRequest): Promise<void> {
+  await emails.record(r)();
+  await emails.apply(anEvent.sending(r))();
+  await emails.apply(anEvent.sent(r))();
+}
+
 describe('PurgeExpired (retention)', () => {
-  it('deletes emails older than the retention period in batches, and expired keys and sends', async () => {
+  it('deletes sent and failed emails older than the retention period in batches, and expired keys and sends', async () => {
     const clock = fixedClock('2026-11-30T12:00:00.000Z');
     const now = clock.now().getTime();
     const emails = new InMemoryEmailLog();
@@ -26,15 +35,20 @@ describe('PurgeExpired (retention)', () => {
       request(`old-email-${i}`, new Date(now - 31 * DAY - i * 1000)),
     );
     for (const [i, r] of old.entries()) {
-      await emails.record(r)();
+      if (i % 2 === 0) {
+        await recordSent(emails, r);
+      } else {
+        await emails.record(r)();
+        await emails.apply(anEvent.failed(r))();
+      }
       await ledger.record(r.id, `<${i}@p>`, new Date(now - 31 * DAY))();
     }
     const [recent1, recent2] = [
       request('new-email-1', new Date(now - 29 * DAY)),
       request('new-email-2', new Date(now - 1000)),
     ];
-    await emails.record(recent1)();
-    await emails.record(recent2)();
+    await recordSent(emails, recent1);
+    await recordSent(emails, recent2);
     await ledger.record(recent2.id, '<n@p>', new Date(now - 1000))();
     await keys.claim('old-key', 'p', old[0]!.id, new Date(now - IDEMPOTENCY_KEY_TTL_MS - 1))();
     await keys.claim('new-key', 'p', recent2.id, new Date(now - 1000))();
@@ -64,7 +78,10 @@ describe('PurgeExpired (retention)', () => {
     const clock = fixedClock('2026-11-30T12:00:00.000Z');
     const emails = new InMemoryEmailLog();
     for (let i = 0; i < 5; i += 1) {
-      await emails.record(request(`old-email-${i}`, new Date(clock.now().getTime() - 40 * DAY)))();
+      await recordSent(
+        emails,
+        request(`old-email-${i}`, new Date(clock.now().getTime() - 40 * DAY)),
+      );
     }
     const purge = new PurgeExpired(
       emails,
@@ -77,6 +94,39 @@ describe('PurgeExpired (retention)', () => {
     expect(E.isRight(first) && first.right.emails).to.equal(4);
     const second = await purge.execute()();
     expect(E.isRight(second) && second.right.emails).to.equal(1);
+  });
+
+  it('keeps an old email still on its way, with its request, until it is sent', async () => {
+    const clock = fixedClock('2026-11-30T12:00:00.000Z');
+    const longAgo = new Date(clock.now().getTime() - 40 * DAY);
+    const emails = new InMemoryEmailLog();
+    const [queued, retrying, sent] = ['queued', 'retrying', 'sent'].map((s) =>
+      request(`${s}-email`, longAgo),
+    );
+    await emails.record(queued!)();
+    await emails.record(retrying!)();
+    await emails.apply(anEvent.sending(retrying!))();
+    await emails.apply(anEvent.retried(retrying!))();
+    await recordSent(emails, sent!);
+    const purge = new PurgeExpired(
+      emails,
+      new InMemoryIdempotencyStore(),
+      new InMemoryDeliveryLedger(),
+      { retentionDays: 30, batchSize: 1, maxBatches: 10 },
+      clock,
+    );
+
+    const first = await purge.execute()();
+    expect(E.isRight(first) && first.right.emails).to.equal(1);
+    // The worker will still send these: what it needs and what it writes are kept.
+    expect(await emails.request(queued!.id)()).to.deep.equal(E.right(O.some(queued)));
+    expect(await emails.request(retrying!.id)()).to.deep.equal(E.right(O.some(retrying)));
+
+    await emails.apply(anEvent.sent(retrying!, { attempt: 2 }))();
+    const second = await purge.execute()();
+    expect(E.isRight(second) && second.right.emails).to.equal(1);
+    expect(await emails.request(retrying!.id)()).to.deep.equal(E.right(O.none));
+    expect(await emails.request(queued!.id)()).to.deep.equal(E.right(O.some(queued)));
   });
 
   it('answers StoreUnavailable when the log is down, deleting nothing', async () => {

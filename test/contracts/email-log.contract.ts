@@ -7,9 +7,11 @@ import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
 import type {
   EmailLog,
   EmailQuery,
+  InvalidCursor,
   StoreUnavailable,
 } from '../../src/application/ports/email-log.js';
-import type { EmailId } from '../../src/domain/email-request.js';
+import { LISTABLE_TIMES } from '../../src/application/ports/email-log.js';
+import type { EmailId, EmailRequest } from '../../src/domain/email-request.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
 import type { DomainEvent } from '../../src/domain/events.js';
 import { aRequest, anEvent, anId, at } from '../support/builders.js';
@@ -22,12 +24,20 @@ export interface EmailLogFixture {
 }
 
 /** The Right of a store call; a Left fails the test with its reason. */
-export async function right<A>(call: TaskEither<StoreUnavailable, A>): Promise<A> {
+export async function right<A>(call: TaskEither<StoreUnavailable | InvalidCursor, A>): Promise<A> {
   const result = await call();
-  if (E.isLeft(result))
-    throw new Error(`the store answered StoreUnavailable: ${result.left.reason}`);
+  if (E.isLeft(result)) {
+    throw new Error(
+      result.left._tag === 'StoreUnavailable'
+        ? `the store answered StoreUnavailable: ${result.left.reason}`
+        : 'the store answered InvalidCursor',
+    );
+  }
   return result.right;
 }
+
+/** A cursor made by hand, in the shape the logs write theirs: base64url JSON. */
+const forged = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 export function some<A>(option: O.Option<A>): A {
   if (O.isNone(option)) throw new Error('expected Some, got None');
@@ -353,20 +363,85 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
         expect(page).not.to.have.property('nextCursor');
       });
 
-      it('reads an unreadable cursor as the first page', async () => {
-        for (const s of [1, 2]) await right(fx.log.record(aRequest({ requestedAt: s })));
-        const first = await right(fx.log.list({ limit: 1 }));
-        const garbled = await right(fx.log.list({ limit: 1, cursor: 'not a cursor' }));
-        expect(garbled.data).to.deep.equal(first.data);
+      it('answers InvalidCursor for a cursor it never wrote, and nothing else', async () => {
+        const r = aRequest({ requestedAt: 1 });
+        await right(fx.log.record(r));
+        const id = r.id;
+        const cursors = [
+          'not a cursor',
+          'bm90IGpzb24', // base64url, not JSON
+          forged({ at: 1, id }),
+          forged([1, id, 'extra']),
+          forged(['2026-11-28', id]),
+          forged([1e300, id]),
+          forged([-1, id]), // before 1970
+          forged([Date.UTC(0, 0, 1), id]), // year 0, which PostgreSQL does not have
+          forged([LISTABLE_TIMES.untilMs, id]), // the year 10000
+          forged([1.5, id]),
+          forged([1, 42]),
+          forged([1, 'a\u0000b-cdefgh']), // a NUL PostgreSQL would refuse
+          forged([1, 'short']),
+        ];
+        for (const cursor of cursors) {
+          const result = await fx.log.list({ limit: 10, cursor })();
+          expect(result, cursor).to.deep.equal(E.left({ _tag: 'InvalidCursor' }));
+        }
+      });
+
+      it('reads a well-formed cursor at either end of the listable times', async () => {
+        const r = aRequest({ requestedAt: 1 });
+        await right(fx.log.record(r));
+        const id = anId('cursor');
+        const latest = forged([LISTABLE_TIMES.untilMs - 1, id]);
+        expect(
+          (await right(fx.log.list({ limit: 10, cursor: latest }))).data.map((s) => s.id),
+        ).to.deep.equal([r.id]);
+        const earliest = forged([LISTABLE_TIMES.fromMs, id]);
+        expect((await right(fx.log.list({ limit: 10, cursor: earliest }))).data).to.deep.equal([]);
+        // The email a cursor names may be gone (retention): the page goes on after its place.
+        const gone = forged([Date.parse(at(2)), id]);
+        expect(
+          (await right(fx.log.list({ limit: 10, cursor: gone }))).data.map((s) => s.id),
+        ).to.deep.equal([r.id]);
+      });
+
+      it('filters by time at either end of the listable times', async () => {
+        const r = aRequest({ requestedAt: 1 });
+        await right(fx.log.record(r));
+        const since = new Date(LISTABLE_TIMES.fromMs);
+        const until = new Date(LISTABLE_TIMES.untilMs - 1);
+        expect(await ids({ since, until })).to.deep.equal([r.id]);
+        expect(await ids({ since: until })).to.deep.equal([]);
+        expect(await ids({ until: since })).to.deep.equal([]);
+      });
+
+      it('finds nothing for a recipient substring no address can hold', async () => {
+        const r = aRequest({ to: ['Zoë 😀 <zoe@example.org>', 'ada@example.com'] });
+        await right(fx.log.record(r));
+        for (const to of ['\u0000', 'zoe\u0000', '\n', 'example.org\nada', '\ud83d', '\t']) {
+          expect(await ids({ to }), JSON.stringify(to)).to.deep.equal([]);
+        }
+        expect(await ids({ to: '😀' })).to.deep.equal([r.id]);
       });
     });
 
     describe('purgeOlderThan', () => {
-      it('deletes in batches, oldest first, only what was accepted before the cutoff', async () => {
+      /** Records `request` and takes it to a final status: sent, or failed for an odd second. */
+      const finished = async (request: EmailRequest, seconds: number): Promise<void> => {
+        await right(fx.log.record(request));
+        await apply(anEvent.sending(request, { attempt: 1, at: at(seconds) }));
+        await apply(
+          seconds % 2 === 0
+            ? anEvent.sent(request, { attempt: 1, at: at(seconds) })
+            : anEvent.failed(request, { attempt: 1, at: at(seconds) }),
+        );
+      };
+
+      it('deletes in batches, oldest first, only final emails accepted before the cutoff', async () => {
         const old = [5, 1, 4, 2, 3].map((s) => aRequest({ requestedAt: s }));
         const atCutoff = aRequest({ requestedAt: 10 });
         const recent = aRequest({ requestedAt: 11 });
-        for (const r of [...old, atCutoff, recent]) await right(fx.log.record(r));
+        for (const r of [...old, atCutoff, recent]) await finished(r, 20);
         const byAge = [...old].sort((x, y) => (x.requestedAt < y.requestedAt ? -1 : 1));
         const cutoff = new Date(at(10));
 
@@ -379,6 +454,39 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
         expect(await right(fx.log.purgeOlderThan(cutoff, 2))).to.equal(0);
         expect(await ids()).to.deep.equal([recent.id, atCutoff.id]);
         expect(O.isNone(await right(fx.log.request(byAge[0]!.id)))).to.equal(true);
+      });
+
+      it('keeps an old email still queued, sending or retrying, with its request', async () => {
+        const sent = aRequest({ requestedAt: 1 });
+        const failed = aRequest({ requestedAt: 2 });
+        await finished(sent, 4);
+        await finished(failed, 5);
+        const queued = aRequest({ requestedAt: 1 });
+        const sending = aRequest({ requestedAt: 2 });
+        const retrying = aRequest({ requestedAt: 3 });
+        for (const r of [queued, sending, retrying]) await right(fx.log.record(r));
+        await apply(anEvent.sending(sending, { attempt: 1, at: at(4) }));
+        await apply(anEvent.sending(retrying, { attempt: 1, at: at(4) }));
+        await apply(anEvent.retried(retrying, { attempt: 1, at: at(5) }));
+        // An email a worker's event created before the API recorded it, still on its way.
+        const early = aRequest({ requestedAt: 1 });
+        await apply(anEvent.sending(early, { attempt: 1, at: at(1) }));
+
+        // A batch larger than everything: the pending ones are not merely left for later.
+        expect(await right(fx.log.purgeOlderThan(new Date(at(100)), 100))).to.equal(2);
+        expect((await ids()).sort()).to.deep.equal(
+          [queued.id, sending.id, retrying.id, early.id].sort(),
+        );
+        for (const r of [queued, sending, retrying]) {
+          expect(some(await right(fx.log.request(r.id)))).to.deep.equal(r);
+        }
+        expect(O.isNone(await right(fx.log.get(sent.id)))).to.equal(true);
+        expect(O.isNone(await right(fx.log.get(failed.id)))).to.equal(true);
+
+        // Once it is over, the next purge takes it.
+        await apply(anEvent.sent(retrying, { attempt: 2, at: at(6) }));
+        expect(await right(fx.log.purgeOlderThan(new Date(at(100)), 100))).to.equal(1);
+        expect(O.isNone(await right(fx.log.get(retrying.id)))).to.equal(true);
       });
     });
   });

@@ -11,6 +11,7 @@ import type {
 } from '../../src/application/ports/email-task-source.js';
 import type { EmailRequest } from '../../src/domain/email-request.js';
 import { aRequest, anAttempt } from '../support/builders.js';
+import type { RecordingLogger } from '../support/fakes.js';
 import { eventually, sleep } from '../support/waiting.js';
 
 /** Fixtures are opened with these, so that the cases below can rely on them. */
@@ -23,10 +24,15 @@ export interface QueueFixture {
   readonly dead: DeadLetterBox;
   /** Puts bytes on the tasks queue as a broken or foreign publisher would. */
   publishRaw(body: Buffer, headers?: Record<string, unknown>): Promise<void>;
+  /** What the source logs, when the fixture gave it a logger. */
+  readonly logger?: RecordingLogger;
   close(): Promise<void>;
 }
 
 const done: Disposition = { _tag: 'Done' };
+const storeDown: Disposition = { _tag: 'Redeliver', reason: 'the database is not reachable' };
+/** The provider accepted the email; the database did not take the record of it yet. */
+const sentButStoreDown: Disposition = { ...storeDown, sent: true };
 
 export function emailQueueContract(name: string, open: () => Promise<QueueFixture>): void {
   describe(`${name} honours the EmailQueue contract`, function () {
@@ -112,6 +118,70 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
         barrier.id,
       ]);
       expect(await fx.dead.list()()).to.deep.equal(E.right([]));
+    });
+
+    it('hands a task answered Redeliver back at stop() at once, to the next consumer', async () => {
+      const request = aRequest();
+      await publish(request);
+      const first = await consume(() => storeDown);
+      await eventually(() => expect(first).to.have.length.of.at.least(2));
+      const stopping = Date.now();
+      await fx.source.stop(10_000);
+      expect(Date.now() - stopping).to.be.below(2_000);
+      const asked = first.length;
+      const second = await consume();
+      await eventually(() => expect(second).to.have.length(1));
+      expect(second[0]).to.deep.equal({ request, attempt: 1, history: [] });
+      expect(first).to.have.length(asked);
+    });
+
+    it('keeps asking a task whose send went out during stop(), until it is done within the grace', async () => {
+      const [sent, plain] = [aRequest(), aRequest()];
+      await publish(sent, plain);
+      let databaseBack = false;
+      const first = await consume((task) => {
+        if (task.request.id === plain.id) return storeDown;
+        return databaseBack ? done : sentButStoreDown;
+      });
+      const asks = (id: string) => first.filter((t) => t.request.id === id).length;
+      await eventually(() => expect(Math.min(asks(sent.id), asks(plain.id))).to.be.at.least(1));
+      const started = Date.now();
+      const stopping = fx.source.stop(10_000);
+      await sleep(300);
+      const [sentAsks, plainAsks] = [asks(sent.id), asks(plain.id)];
+      // The database comes back within the grace period: the send gets recorded, here.
+      databaseBack = true;
+      await stopping;
+      expect(Date.now() - started).to.be.below(8_000);
+      expect(asks(sent.id)).to.be.above(sentAsks);
+      expect(asks(plain.id), 'the plain Redeliver asked after stop() began').to.equal(plainAsks);
+      const second = await consume();
+      await eventually(() => expect(second).to.have.length(1));
+      await sleep(300);
+      expect(second.map((t) => t.request.id)).to.deep.equal([plain.id]);
+    });
+
+    it('hands a task whose send went out back when the grace ends, naming it at error level', async () => {
+      const request = aRequest();
+      await publish(request);
+      const first = await consume(() => sentButStoreDown);
+      await eventually(() => expect(first).to.have.length(1));
+      const stopping = Date.now();
+      await fx.source.stop(500);
+      expect(Date.now() - stopping).to.be.at.least(450);
+      expect(first.length, 'asked again during the grace').to.be.above(1);
+      if (fx.logger) {
+        const errors = fx.logger.errors();
+        expect(errors.map((l) => [l.message, l.fields])).to.deep.equal([
+          [
+            'Stopping with emails sent but not recorded; another worker may send them again',
+            { emailIds: [request.id], graceMs: 500 },
+          ],
+        ]);
+      }
+      const second = await consume();
+      await eventually(() => expect(second).to.have.length(1));
+      expect(second[0]).to.deep.equal({ request, attempt: 1, history: [] });
     });
 
     it('delivers a retried task again after its delay, with the next attempt and the history', async () => {

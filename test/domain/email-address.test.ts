@@ -28,7 +28,11 @@ const invalid: readonly [string, AddressRejection][] = [
   ['ada@example.com\r\nBcc: eve@evil.com', 'line-break'],
   ['ada@example.com\nBcc: eve@evil.com', 'line-break'],
   ['Ada\r <ada@example.com>', 'line-break'],
-  ['ada\u0000@example.com', 'control-character'],
+  ['ada\u0000@example.com', 'nul-character'],
+  ['ada@example.com\u0000', 'nul-character'],
+  ['Ada\ud800 <ada@example.com>', 'not-unicode'],
+  ['"Ada \udc00" <ada@example.com>', 'not-unicode'],
+  ['ada\ud83d@example.com', 'not-unicode'],
   ['ada\t@example.com', 'control-character'],
   ['"Ada\u0085Bcc" <ada@example.com>', 'control-character'],
   ['ada\u009f@example.com', 'control-character'],
@@ -101,5 +105,20 @@ describe('EmailAddress', () => {
     expect(E.isRight(EmailAddress.decode(' ada@example.com'))).to.equal(false);
     expect(E.isRight(EmailAddress.decode('ada@example.com\r\nBcc: eve@evil.com'))).to.equal(false);
     expect(E.isRight(EmailAddress.decode(42))).to.equal(false);
+    expect(E.isRight(EmailAddress.decode('Ada\ud800 <ada@example.com>'))).to.equal(false);
+  });
+
+  it('says what is wrong with NUL and broken Unicode, and accepts a whole emoji', () => {
+    const message = (input: string): string => {
+      const parsed = parseEmailAddress(input);
+      return E.isLeft(parsed) ? parsed.left.message : 'accepted';
+    };
+    expect(message('ada@example.com\u0000')).to.contain('NUL');
+    expect(message('Ada\ud800 <ada@example.com>')).to.equal(
+      'is not valid Unicode (a lone surrogate)',
+    );
+    expect(parseEmailAddress('Ada 😀 <ada@example.com>')).to.deep.equal(
+      E.right('Ada 😀 <ada@example.com>'),
+    );
   });
 });

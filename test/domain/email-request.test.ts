@@ -85,6 +85,26 @@ describe('EmailRequest', () => {
       { to: 'a@example.com', subject: 's', html: 'é'.repeat(MAX_BODY_OCTETS / 2 + 1) },
       'html',
     ],
+    ['a NUL in the text', { to: 'a@example.com', subject: 's', text: 'a\u0000b' }, 'text'],
+    ['a NUL in the html', { to: 'a@example.com', subject: 's', html: '<p>\u0000</p>' }, 'html'],
+    [
+      'a lone surrogate in the text',
+      { to: 'a@example.com', subject: 's', text: 'x\ud800' },
+      'text',
+    ],
+    ['a lone surrogate in the html', { to: 'a@example.com', subject: 's', html: '\udfff' }, 'html'],
+    ['a NUL in the subject', { to: 'a@example.com', subject: 'a\u0000b', text: 't' }, 'subject'],
+    [
+      'a lone surrogate in the subject',
+      { to: 'a@example.com', subject: 'a\ud800', text: 't' },
+      'subject',
+    ],
+    ['a NUL in a recipient', { to: 'a@example.com\u0000', subject: 's', text: 't' }, 'to'],
+    [
+      'a lone surrogate in a recipient',
+      { to: ['Ada\ud800 <a@example.com>'], subject: 's', text: 't' },
+      'to[0]',
+    ],
     [
       'an unknown field',
       { to: 'a@example.com', subject: 's', text: 't', cc: 'x@example.com' },
@@ -97,6 +117,37 @@ describe('EmailRequest', () => {
       expect(fields).to.have.property(field).that.is.a('string').and.not.empty;
     });
   }
+
+  it('names NUL and broken Unicode in words, field by field', () => {
+    const fields = fieldsOf({
+      to: ['ok@example.com', 'Ada\ud800 <a@example.com>', 'b@example.com\u0000'],
+      subject: 'Hi \udc00',
+      text: 'a\u0000b',
+      html: '<p>\ud800</p>',
+    });
+    expect(fields).to.deep.equal({
+      'to[1]': '"Ada\\ud800 <a@example.com>" is not valid Unicode (a lone surrogate)',
+      'to[2]':
+        '"b@example.com\\u0000" contains a NUL character, which is never allowed in an address',
+      subject: 'is not valid Unicode (a lone surrogate)',
+      text: 'must not contain NUL characters',
+      html: 'is not valid Unicode (a lone surrogate)',
+    });
+    // Every message can itself be stored and shown: no lone surrogate survives into it.
+    expect(Object.values(fields).some((m) => /\p{Surrogate}/u.test(m))).to.equal(false);
+  });
+
+  it('quotes a long address cut between characters, never inside an emoji', () => {
+    const long = `${'a'.repeat(76)}😀${'b'.repeat(20)}@example.com`;
+    const fields = fieldsOf({ to: [long], subject: 's', text: 't' });
+    expect(fields['to[0]']).to.match(/^"a{76}😀\.\.\." /);
+    expect(/\p{Surrogate}/u.test(fields['to[0]']!)).to.equal(false);
+  });
+
+  it('accepts whole emoji in the subject and the bodies', () => {
+    const parsed = parseEmailDraft({ to: 'a@example.com', subject: '😀', text: '😀', html: '😀' });
+    expect(E.isRight(parsed)).to.equal(true);
+  });
 
   it('accepts a 998-character subject and unicode', () => {
     expect(
@@ -133,5 +184,8 @@ describe('EmailRequest', () => {
       E.isRight(EmailRequest.decode({ ...base, to: ['a@example.com\nBcc: e@evil.com'] })),
     ).to.equal(false);
     expect(E.isRight(EmailRequest.decode({ ...base, to: [] }))).to.equal(false);
+    // A task off the queue is held to the same rules as a form.
+    expect(E.isRight(EmailRequest.decode({ ...base, text: 'a\u0000' }))).to.equal(false);
+    expect(E.isRight(EmailRequest.decode({ ...base, subject: 's\ud800' }))).to.equal(false);
   });
 });

@@ -40,7 +40,7 @@ async function ledgerIds(databaseUrl: string): Promise<Set<string>> {
   await client.connect();
   try {
     const { rows } = await client.query<{ email_id: string }>(
-      'SELECT email_id FROM delivery_ledger',
+      'SELECT email_id FROM delivery_ledger WHERE provider_id IS NOT NULL',
     );
     return new Set(rows.map((r) => r.email_id));
   } finally {

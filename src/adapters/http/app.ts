@@ -28,17 +28,22 @@ export interface HttpDeps {
   readonly log: Logger;
   /** Largest JSON or form body accepted, in bytes. */
   readonly bodyLimitBytes?: number;
+  /**
+   * Aborted when the server is about to stop: live event streams end at once (a browser's
+   * EventSource reconnects by itself, to whichever instance is still there) instead of holding
+   * the stop until its grace period runs out and the connections are cut.
+   */
+  readonly closing?: AbortSignal;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1_000_000;
 
 const CLIENT_GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
-const isClientGone = (err: unknown): boolean =>
-  err instanceof Error &&
-  'code' in err &&
-  typeof err.code === 'string' &&
-  CLIENT_GONE.has(err.code);
+const errorCode = (err: unknown): string | undefined =>
+  err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+
+const isClientGone = (err: unknown): boolean => CLIENT_GONE.has(errorCode(err) ?? '');
 
 /** Builds the app without listening, so tests and the composition roots choose the server. */
 export function createHttpApp(deps: HttpDeps): Koa {
@@ -48,7 +53,12 @@ export function createHttpApp(deps: HttpDeps): Koa {
 
   mountFormRoutes(router, { requestEmail: deps.requestEmail, csrf, bodyLimitBytes, log: deps.log });
   mountApiRoutes(router, { requestEmail: deps.requestEmail, bodyLimitBytes, log: deps.log });
-  mountStatusRoutes(router, { emails: deps.emails, watch: deps.watch, log: deps.log });
+  mountStatusRoutes(router, {
+    emails: deps.emails,
+    watch: deps.watch,
+    log: deps.log,
+    ...(deps.closing ? { closing: deps.closing } : {}),
+  });
   mountOpsRoutes(router, {
     readiness: deps.readiness,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
@@ -89,6 +99,12 @@ function appWith(router: Router, log: Logger, bodyLimitBytes: number): Koa {
   // event stream is how such streams normally end, not a failure.
   app.on('error', (err: unknown) => {
     if (isClientGone(err)) return;
+    // Node's request timeout: a client too slow to send its request (a slowloris, or a very
+    // bad line) was answered 408 and disconnected. Ours working as meant, not a failure.
+    if (errorCode(err) === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      log.info({}, 'A request was not received in time: answered 408 and disconnected');
+      return;
+    }
     log.error({ err }, 'HTTP response failed after it started');
   });
   return app;

@@ -118,15 +118,45 @@ interface HttpErrorLike {
   readonly expose?: unknown;
   readonly type?: unknown;
   readonly message?: unknown;
+  readonly code?: unknown;
 }
 
 const asHttpError = (err: unknown): HttpErrorLike =>
   typeof err === 'object' && err !== null ? (err as HttpErrorLike) : {};
 
+/**
+ * zlib's own errors, raised while koa-body inflates a `Content-Encoding: gzip`, `deflate` or `br`
+ * body that is not what its header says (`Z_DATA_ERROR`, a truncated `Z_BUF_ERROR`, brotli's
+ * `ERR__ERROR_FORMAT_…`): the client's data, not our bug.
+ */
+const isDecompressionError = (e: HttpErrorLike): boolean =>
+  e.status === undefined && typeof e.code === 'string' && /^(Z_|ERR__ERROR_)/.test(e.code);
+
+/** inflation's words for an encoding it does not know; the encoding is the client's header. */
+const UNSUPPORTED_ENCODING = /^Unsupported Content-Encoding: /;
+
 /** Maps what libraries throw at bad input to a problem; anything else is a bug: 500. */
 function classify(err: unknown, bodyLimitBytes: number): Problem {
   const e = asHttpError(err);
+  if (isDecompressionError(e)) {
+    return {
+      status: 400,
+      code: 'malformed_body',
+      title: 'The request body could not be decompressed',
+      message:
+        'The body could not be decompressed: it is not valid data for its Content-Encoding. Send it uncompressed, or compressed whole with gzip, deflate or br.',
+    };
+  }
   const status = typeof e.status === 'number' ? e.status : 500;
+  if (status === 415 && typeof e.message === 'string' && UNSUPPORTED_ENCODING.test(e.message)) {
+    return {
+      status: 415,
+      code: 'unsupported_encoding',
+      title: 'Unsupported content encoding',
+      message:
+        'This Content-Encoding is not supported: send the body uncompressed, or with gzip, deflate or br.',
+    };
+  }
   // koa-body raises a bare SyntaxError, status 400 and not exposed, for a body that is not JSON.
   if (err instanceof SyntaxError && status === 400) {
     return {
@@ -189,6 +219,13 @@ export function errorHandler({ log, bodyLimitBytes }: ErrorHandlerOptions) {
         log.error(
           { err, method: ctx.method, path: ctx.path },
           'Unexpected error in an HTTP request',
+        );
+      } else {
+        // The client's mistake, answered in full: worth a line for whoever helps them, but no
+        // stack and no alarm (and never the body, which may hold anything).
+        log.info(
+          { code: problem.code, status: problem.status, method: ctx.method, path: ctx.path },
+          'HTTP request refused',
         );
       }
       if (ctx.headerSent || !ctx.writable) return;

@@ -12,6 +12,8 @@ import type {
   EmailTaskSource,
   TaskHandler,
 } from '../../application/ports/email-task-source.js';
+import { sentButUnrecorded } from '../../application/ports/email-task-source.js';
+import type { Logger } from '../../application/ports/system.js';
 import { withJitter } from '../../domain/delivery.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 import type { WireMessage } from '../messaging/task-message.js';
@@ -37,6 +39,8 @@ export interface InMemoryEmailQueueOptions {
   readonly now?: () => Date;
   /** Wait before a task whose handler rejected is offered again, so a bug is not a hot loop. */
   readonly redeliveryDelayMs?: number;
+  /** Where stop() says which sent emails it had to hand back unrecorded. */
+  readonly logger?: Logger;
 }
 
 interface Stored extends WireMessage {
@@ -45,8 +49,11 @@ interface Stored extends WireMessage {
 
 interface Delivery {
   readonly message: Stored;
+  readonly emailId: string;
   /** Set when stop() gave up waiting: the task went back to the queue, its outcome is ignored. */
   abandoned: boolean;
+  /** The handler's last answer was a Redeliver whose send went out (see Disposition). */
+  sentUnrecorded: boolean;
   done?: Promise<void>;
 }
 
@@ -74,6 +81,9 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
   private readonly now: () => Date;
   private readonly redeliveryDelayMs: number;
   private handler: TaskHandler | undefined;
+  /** Settles when stop() begins, so that a Redeliver pause ends at once. */
+  private stopped: Promise<void> = new Promise(() => undefined);
+  private signalStop = (): void => undefined;
 
   constructor(private readonly options: InMemoryEmailQueueOptions) {
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
@@ -93,11 +103,13 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
   async consume(handler: TaskHandler): Promise<void> {
     if (this.handler) throw new Error('InMemoryEmailQueue: already consuming');
     this.handler = handler;
+    this.stopped = new Promise((resolve) => (this.signalStop = resolve));
     this.pump();
   }
 
   async stop(graceMs: number): Promise<void> {
     this.handler = undefined;
+    this.signalStop();
     const pending = [...this.inFlight];
     if (pending.length > 0) {
       let cancel = (): void => undefined;
@@ -108,10 +120,18 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
       cancel();
     }
     // What did not finish goes back to the head of the queue, as a closed AMQP channel would.
+    const unrecorded: string[] = [];
     for (const delivery of [...this.inFlight].reverse()) {
       delivery.abandoned = true;
       this.inFlight.delete(delivery);
       this.ready.unshift({ ...delivery.message, redelivered: true });
+      if (delivery.sentUnrecorded) unrecorded.unshift(delivery.emailId);
+    }
+    if (unrecorded.length > 0) {
+      this.options.logger?.error(
+        { emailIds: unrecorded, graceMs },
+        'Stopping with emails sent but not recorded; another worker may send them again',
+      );
     }
   }
 
@@ -178,10 +198,16 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
       return;
     }
     const task = decoded.right;
-    const delivery: Delivery = { message, abandoned: false };
+    const delivery: Delivery = {
+      message,
+      emailId: task.request.id,
+      abandoned: false,
+      sentUnrecorded: false,
+    };
     this.inFlight.add(delivery);
+    const stopped = this.stopped;
     delivery.done = Promise.resolve()
-      .then(() => this.decide(task, handler, delivery))
+      .then(() => this.decide(task, handler, delivery, stopped))
       .then(
         (disposition) => ({ ok: true as const, disposition }),
         () => ({ ok: false as const }),
@@ -198,20 +224,29 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
   /**
    * Runs the handler until it decides. `Redeliver` (a store down) keeps the task here, in hand,
    * and asks again after a growing pause, as the RabbitMQ consumer does: the task neither spins
-   * nor spends an attempt while the database is away.
+   * nor spends an attempt while the database is away. Once stop() began, a Redeliver goes back
+   * at once, unless its send went out: that one is asked until stop() gives up on it.
    */
   private async decide(
     task: EmailTask,
     handler: TaskHandler,
     delivery: Delivery,
+    stopped: Promise<void>,
   ): Promise<Disposition> {
     for (let earlier = 0; ; earlier += 1) {
       const disposition = await handler(task);
-      if (disposition._tag !== 'Redeliver' || delivery.abandoned || this.handler !== handler) {
+      delivery.sentUnrecorded = sentButUnrecorded(disposition);
+      const leaving = this.handler !== handler && !delivery.sentUnrecorded;
+      if (disposition._tag !== 'Redeliver' || delivery.abandoned || leaving) return disposition;
+      const pauseMs = Math.min(this.redeliveryDelayMs * 2 ** Math.min(earlier, 10), 5_000);
+      let cancel = (): void => undefined;
+      const pause = new Promise<void>((resolve) => (cancel = this.setTimer(resolve, pauseMs)));
+      // A stop ends the pause of a task that goes back; one whose send went out keeps its pace.
+      await Promise.race(delivery.sentUnrecorded ? [pause] : [pause, stopped]);
+      cancel();
+      if (delivery.abandoned || (this.handler !== handler && !delivery.sentUnrecorded)) {
         return disposition;
       }
-      const pauseMs = Math.min(this.redeliveryDelayMs * 2 ** Math.min(earlier, 10), 5_000);
-      await new Promise<void>((resolve) => this.setTimer(resolve, pauseMs));
     }
   }
 

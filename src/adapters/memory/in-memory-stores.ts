@@ -1,22 +1,26 @@
 import { createHash } from 'node:crypto';
 import * as O from 'fp-ts/lib/Option.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
-import type { DeliveryLedger } from '../../application/ports/delivery-ledger.js';
+import type { DeliveryLedger, SendClaim } from '../../application/ports/delivery-ledger.js';
 import type {
   Applied,
   EmailLog,
   EmailPage,
   EmailQuery,
+  InvalidCursor,
   StoreUnavailable,
 } from '../../application/ports/email-log.js';
+import { invalidCursor, isListableTime } from '../../application/ports/email-log.js';
 import type { Claim, IdempotencyStore } from '../../application/ports/idempotency-store.js';
 import {
   IDEMPOTENCY_KEY_TTL_MS,
   IN_PROGRESS_TIMEOUT_MS,
 } from '../../application/ports/idempotency-store.js';
-import type { EmailId, EmailRequest } from '../../domain/email-request.js';
+import { foreignToAddresses } from '../../domain/email-address.js';
+import type { EmailRequest } from '../../domain/email-request.js';
+import { EmailId } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
-import { evolveStatus } from '../../domain/email-status.js';
+import { evolveStatus, isFinalStatus } from '../../domain/email-status.js';
 import type { DomainEvent } from '../../domain/events.js';
 
 /**
@@ -36,19 +40,24 @@ interface Entry {
 const cursorOf = (entry: Entry): string =>
   Buffer.from(JSON.stringify([entry.createdMs, entry.status.id])).toString('base64url');
 
-function parseCursor(cursor: string): [number, string] | undefined {
+/**
+ * The position a cursor names, or undefined when it is not one `cursorOf` could have written
+ * (the same rule as the SQL log's, so a cursor means the same to both).
+ */
+function parseCursor(cursor: string): [number, EmailId] | undefined {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (
       Array.isArray(value) &&
       value.length === 2 &&
       typeof value[0] === 'number' &&
-      typeof value[1] === 'string'
+      isListableTime(value[0]) &&
+      EmailId.is(value[1])
     ) {
       return [value[0], value[1]];
     }
   } catch {
-    // fall through: an unreadable cursor starts from the top, like an absent one
+    // not base64url JSON: as invalid as a well-formed cursor out of range
   }
   return undefined;
 }
@@ -106,9 +115,11 @@ export class InMemoryEmailLog implements EmailLog {
     return TE.fromIO(() => O.fromNullable(this.entries.get(id)?.request));
   }
 
-  list(query: EmailQuery): TE.TaskEither<StoreUnavailable, EmailPage> {
+  list(query: EmailQuery): TE.TaskEither<StoreUnavailable | InvalidCursor, EmailPage> {
+    const after = query.cursor !== undefined ? parseCursor(query.cursor) : undefined;
+    if (query.cursor !== undefined && after === undefined) return TE.left(invalidCursor);
+    if (query.to !== undefined && foreignToAddresses(query.to)) return TE.right({ data: [] });
     return TE.fromIO(() => {
-      const after = query.cursor !== undefined ? parseCursor(query.cursor) : undefined;
       const needle = query.to?.toLowerCase();
       const matches = [...this.entries.values()]
         .filter(
@@ -134,9 +145,10 @@ export class InMemoryEmailLog implements EmailLog {
 
   purgeOlderThan(cutoff: Date, batchSize: number): TE.TaskEither<StoreUnavailable, number> {
     return TE.fromIO(() => {
-      // Oldest first, as the SQL log deletes: a batch never skips past older emails.
+      // Oldest first, as the SQL log deletes: a batch never skips past older emails. Only final
+      // ones: an email still on its way keeps its request for the worker.
       const old = [...this.entries.values()]
-        .filter((e) => e.createdMs < cutoff.getTime())
+        .filter((e) => e.createdMs < cutoff.getTime() && isFinalStatus(e.status.status))
         .sort((a, b) => -newerFirst(a, b))
         .slice(0, batchSize);
       for (const e of old) this.entries.delete(e.status.id);
@@ -206,29 +218,67 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
   }
 }
 
-export class InMemoryDeliveryLedger implements DeliveryLedger {
-  private readonly sends = new Map<string, { providerId: string; atMs: number }>();
+/** A ledger row: a claim until the provider accepted the email, then the send. */
+type LedgerEntry =
+  | { readonly _tag: 'Claim'; readonly holder: string; readonly untilMs: number }
+  | { readonly _tag: 'Sent'; readonly providerId: string; readonly atMs: number };
 
-  sent(id: EmailId): TE.TaskEither<StoreUnavailable, string | undefined> {
-    return TE.fromIO(() => this.sends.get(id)?.providerId);
+/**
+ * The delivery ledger of one process. Each call runs to its end before another starts (no await
+ * inside), which makes a claim as atomic here as the upsert makes it in SQL.
+ */
+export class InMemoryDeliveryLedger implements DeliveryLedger {
+  private readonly entries = new Map<string, LedgerEntry>();
+
+  claim(
+    id: EmailId,
+    holder: string,
+    now: Date,
+    leaseMs: number,
+  ): TE.TaskEither<StoreUnavailable, SendClaim> {
+    return TE.fromIO((): SendClaim => {
+      const entry = this.entries.get(id);
+      if (entry?._tag === 'Sent') return { _tag: 'AlreadySent', providerId: entry.providerId };
+      if (entry && entry.holder !== holder && entry.untilMs > now.getTime()) {
+        return { _tag: 'Busy', holder: entry.holder, until: new Date(entry.untilMs) };
+      }
+      this.entries.set(id, { _tag: 'Claim', holder, untilMs: now.getTime() + leaseMs });
+      return { _tag: 'Claimed' };
+    });
   }
 
   record(id: EmailId, providerId: string, at: Date): TE.TaskEither<StoreUnavailable, void> {
     return TE.fromIO(() => {
-      if (!this.sends.has(id)) this.sends.set(id, { providerId, atMs: at.getTime() });
+      if (this.entries.get(id)?._tag === 'Sent') return;
+      this.entries.set(id, { _tag: 'Sent', providerId, atMs: at.getTime() });
+    });
+  }
+
+  release(id: EmailId, holder: string): TE.TaskEither<StoreUnavailable, void> {
+    return TE.fromIO(() => {
+      const entry = this.entries.get(id);
+      if (entry?._tag === 'Claim' && entry.holder === holder) this.entries.delete(id);
     });
   }
 
   purgeOlderThan(cutoff: Date): TE.TaskEither<StoreUnavailable, number> {
     return TE.fromIO(() => {
       let purged = 0;
-      for (const [id, entry] of this.sends) {
-        if (entry.atMs < cutoff.getTime()) {
-          this.sends.delete(id);
+      for (const [id, entry] of this.entries) {
+        if ((entry._tag === 'Sent' ? entry.atMs : entry.untilMs) < cutoff.getTime()) {
+          this.entries.delete(id);
           purged += 1;
         }
       }
       return purged;
+    });
+  }
+
+  /** The provider's id of a recorded send, without claiming anything: for tests. */
+  sent(id: EmailId): TE.TaskEither<StoreUnavailable, string | undefined> {
+    return TE.fromIO(() => {
+      const entry = this.entries.get(id);
+      return entry?._tag === 'Sent' ? entry.providerId : undefined;
     });
   }
 }

@@ -1,17 +1,19 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
-import type * as TE from 'fp-ts/lib/TaskEither.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
 import type {
   Applied,
   EmailLog,
   EmailPage,
   EmailQuery,
+  InvalidCursor,
   StoreUnavailable,
 } from '../../application/ports/email-log.js';
-import type { EmailId } from '../../domain/email-request.js';
-import { EmailRequest } from '../../domain/email-request.js';
+import { invalidCursor, isListableTime } from '../../application/ports/email-log.js';
+import { foreignToAddresses } from '../../domain/email-address.js';
+import { EmailId, EmailRequest } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
-import { evolveStatus } from '../../domain/email-status.js';
+import { STATUS_NAMES, evolveStatus, isFinalStatus } from '../../domain/email-status.js';
 import type { DomainEvent, EmailRequested } from '../../domain/events.js';
 import type { SqlClient } from './sql-client.js';
 import { attempt, sameJson, StoreFault } from './sql-client.js';
@@ -54,23 +56,31 @@ const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&');
 const cursorOf = (createdMs: number, id: string): string =>
   Buffer.from(JSON.stringify([createdMs, id])).toString('base64url');
 
-function parseCursor(cursor: string): readonly [number, string] | undefined {
+/**
+ * The position a cursor names, or undefined when it is not one `cursorOf` could have written:
+ * only a time PostgreSQL can compare (1970 to 9999) and a well-formed id ever reach the SQL, so a
+ * made-up cursor is the client's mistake (400), not a refused statement (503).
+ */
+function parseCursor(cursor: string): readonly [number, EmailId] | undefined {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (
       Array.isArray(value) &&
       value.length === 2 &&
       typeof value[0] === 'number' &&
-      Number.isFinite(value[0]) &&
-      typeof value[1] === 'string'
+      isListableTime(value[0]) &&
+      EmailId.is(value[1])
     ) {
       return [value[0], value[1]];
     }
   } catch {
-    // fall through: an unreadable cursor starts from the top, like the in-memory log
+    // not base64url JSON: as invalid as a well-formed cursor out of range
   }
   return undefined;
 }
+
+/** What retention may delete: only emails whose delivery is over. */
+const FINAL_STATUSES: readonly string[] = STATUS_NAMES.filter(isFinalStatus);
 
 /**
  * The email log in the `emails` table (see `migrations/`): one row per email with its folded
@@ -132,7 +142,9 @@ export class SqlEmailLog implements EmailLog {
     });
   }
 
-  list(query: EmailQuery): TE.TaskEither<StoreUnavailable, EmailPage> {
+  list(query: EmailQuery): TE.TaskEither<StoreUnavailable | InvalidCursor, EmailPage> {
+    const after = query.cursor !== undefined ? parseCursor(query.cursor) : undefined;
+    if (query.cursor !== undefined && after === undefined) return TE.left(invalidCursor);
     return attempt(async () => {
       const params: unknown[] = [];
       const param = (value: unknown): string => {
@@ -142,8 +154,11 @@ export class SqlEmailLog implements EmailLog {
       const where: string[] = [];
       if (query.status !== undefined) where.push(`status = ${param(query.status)}`);
       if (query.to !== undefined) {
+        // No address holds a control character or a lone surrogate, and PostgreSQL would refuse
+        // a NUL in the pattern (22021): such a needle finds nothing without asking. (A line
+        // break, the separator in `recipients`, would otherwise match across two addresses.)
         where.push(
-          query.to.includes('\n')
+          foreignToAddresses(query.to)
             ? 'false'
             : `recipients ILIKE ${param(`%${escapeLike(query.to)}%`)} ESCAPE '\\'`,
         );
@@ -155,7 +170,6 @@ export class SqlEmailLog implements EmailLog {
       if (query.until !== undefined) {
         where.push(`created_at < ${param(query.until.toISOString())}::timestamptz`);
       }
-      const after = query.cursor !== undefined ? parseCursor(query.cursor) : undefined;
       if (after !== undefined) {
         const at = param(new Date(after[0]).toISOString());
         where.push(`(created_at, id) < (${at}::timestamptz, ${param(after[1])})`);
@@ -184,12 +198,12 @@ export class SqlEmailLog implements EmailLog {
       const rows = await this.sql.query<{ purged: number }>(
         `WITH gone AS (
            DELETE FROM emails WHERE id IN (
-             SELECT id FROM emails WHERE created_at < $1::timestamptz
+             SELECT id FROM emails WHERE created_at < $1::timestamptz AND status = ANY($3::text[])
              ORDER BY created_at, id LIMIT $2
            ) RETURNING 1
          )
          SELECT count(*)::int AS purged FROM gone`,
-        [cutoff.toISOString(), batchSize],
+        [cutoff.toISOString(), batchSize, FINAL_STATUSES],
       );
       return rows[0]?.purged ?? 0;
     });

@@ -120,8 +120,9 @@ export class SqlEmailQueue implements EmailQueue, EmailTaskSource, DeadLetterBox
 
   /**
    * Takes nothing new, waits up to `graceMs` for the handlers in flight (a Redeliver pause ends
-   * at once), then releases the leases of what did not finish, so that the next start takes it
-   * at once. Never rejects: a lease it cannot release runs out by itself within `leaseMs`.
+   * at once, unless its send went out: that task is asked again until it is done or the grace
+   * period ends), then releases the leases of what did not finish, so that the next start takes
+   * it at once. Never rejects: a lease it cannot release runs out by itself within `leaseMs`.
    * consume() may be called again afterwards.
    */
   stop(graceMs: number): Promise<void> {

@@ -4,6 +4,7 @@ import type {
   EmailTask,
   TaskHandler,
 } from '../../application/ports/email-task-source.js';
+import { sentButUnrecorded } from '../../application/ports/email-task-source.js';
 import type { Logger } from '../../application/ports/system.js';
 import { withJitter } from '../../domain/delivery.js';
 import { decodeTask, undecodable } from '../messaging/task-message.js';
@@ -32,6 +33,8 @@ interface Delivery extends Take {
   readonly emailId: string | null;
   /** stop() gave up waiting and released the lease: the outcome must not touch the row. */
   abandoned: boolean;
+  /** The handler's last answer was a Redeliver whose send went out (see Disposition). */
+  sentUnrecorded: boolean;
   done: Promise<void>;
 }
 
@@ -95,7 +98,11 @@ export class SqlTaskConsumer {
     this.wake();
   }
 
-  /** Ends the poll loop; see SqlEmailQueue.stop. */
+  /**
+   * Ends the poll loop; see SqlEmailQueue.stop. A Redeliver whose send went out is asked again
+   * until the grace period ends (any other goes back at once); what is still unrecorded then is
+   * logged at error level by id.
+   */
   async stop(graceMs: number): Promise<void> {
     const session = this.session;
     if (!session) return;
@@ -115,6 +122,13 @@ export class SqlTaskConsumer {
     const unfinished = [...session.deliveries];
     session.deliveries.clear();
     for (const delivery of unfinished) delivery.abandoned = true;
+    const unrecorded = unfinished.filter((d) => d.sentUnrecorded).map((d) => d.emailId);
+    if (unrecorded.length > 0) {
+      this.settings.logger?.error(
+        { emailIds: unrecorded, graceMs },
+        'Stopping with emails sent but not recorded; another worker may send them again',
+      );
+    }
     if (unfinished.length > 0) await this.release(unfinished);
   }
 
@@ -177,6 +191,7 @@ export class SqlTaskConsumer {
       deliveries: row.deliveries,
       emailId: row.email_id,
       abandoned: false,
+      sentUnrecorded: false,
       done: Promise.resolve(),
     };
     session.deliveries.add(delivery);
@@ -226,7 +241,9 @@ export class SqlTaskConsumer {
   /**
    * Runs the handler until it decides. A Redeliver (a store down) keeps the task here, leased,
    * and asks again after a growing pause, as the other queues do: the task neither spins nor
-   * spends an attempt while the database the handler needs is away. Left is a rejection (a bug).
+   * spends an attempt while the database the handler needs is away. Once stop() began, a
+   * Redeliver goes back at once, unless its send went out: that one is asked until stop() gives
+   * up on it. Left is a rejection (a bug).
    */
   private async decide(
     session: Session,
@@ -240,15 +257,17 @@ export class SqlTaskConsumer {
       } catch (err) {
         return E.left(err);
       }
-      if (disposition._tag !== 'Redeliver' || delivery.abandoned || session.stopping) {
-        return E.right(disposition);
-      }
+      const sent = sentButUnrecorded(disposition);
+      delivery.sentUnrecorded = sent;
+      const leaving = delivery.abandoned || (session.stopping && !sent);
+      if (disposition._tag !== 'Redeliver' || leaving) return E.right(disposition);
       const pauseMs = Math.min(
         this.settings.redeliveryDelayMs * 2 ** Math.min(earlier, 10),
         MAX_REDELIVER_PAUSE_MS,
       );
-      await Promise.race([sleep(pauseMs), session.stopped]);
-      if (delivery.abandoned || session.stopping) return E.right(disposition);
+      // A stop ends the pause of a task that goes back; one whose send went out keeps its pace.
+      await Promise.race(sent ? [sleep(pauseMs)] : [sleep(pauseMs), session.stopped]);
+      if (delivery.abandoned || (session.stopping && !sent)) return E.right(disposition);
     }
   }
 

@@ -6,6 +6,7 @@ import type {
   EmailTaskSource,
   TaskHandler,
 } from '../../application/ports/email-task-source.js';
+import { sentButUnrecorded } from '../../application/ports/email-task-source.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { WireMessage } from '../messaging/task-message.js';
 import { HEADERS, decodeAttempt, decodeTask, undecodable } from '../messaging/task-message.js';
@@ -57,6 +58,13 @@ const sleep = (ms: number): Promise<void> =>
  */
 export class RabbitMqEmailTaskSource implements EmailTaskSource {
   private handler: TaskHandler | undefined;
+  /** stop() began: no new task runs, and only a Redeliver whose send went out is asked again. */
+  private stopping = false;
+  /** Settles when stop() begins, so that a Redeliver pause ends at once. */
+  private stopped: Promise<void> = new Promise(() => undefined);
+  private signalStop = (): void => undefined;
+  /** Tasks whose last answer was a Redeliver whose send went out, by email id (see stop()). */
+  private readonly unrecorded = new Map<ConsumeMessage, string>();
   private readonly subscription: ChannelKeeper<Subscription>;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly waitingForSlot: Array<() => void> = [];
@@ -84,11 +92,20 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
   async consume(handler: TaskHandler): Promise<void> {
     if (this.handler) throw new Error('RabbitMqEmailTaskSource: already consuming');
     this.handler = handler;
+    this.stopped = new Promise((resolve) => (this.signalStop = resolve));
     await this.subscription.keepOpen();
   }
 
+  /**
+   * Cancels the consumer and waits up to `graceMs` for the tasks in hand. A task answered
+   * Redeliver goes back at once, unless its send went out and is not recorded: that one is asked
+   * until it is done or the grace period ends, so that a database back within it records the
+   * send instead of another worker repeating it. Then the channel closes and the broker hands
+   * what is left to the next consumer.
+   */
   async stop(graceMs: number): Promise<void> {
-    this.handler = undefined;
+    this.stopping = true;
+    this.signalStop();
     const sub = await this.subscription.release()?.catch(() => undefined);
     if (sub) {
       if (sub.channel && sub.consumerTag && !sub.closed) {
@@ -98,11 +115,21 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     if (this.inFlight.size > 0) {
       await Promise.race([Promise.allSettled([...this.inFlight]), sleep(graceMs)]);
     }
+    const unrecorded = [...this.unrecorded.values()];
+    if (unrecorded.length > 0) {
+      this.options.logger.error(
+        { emailIds: unrecorded, graceMs },
+        'Stopping with emails sent but not recorded; another worker may send them again',
+      );
+      this.unrecorded.clear();
+    }
     if (sub) {
       sub.abandoned = true;
       // Closing the channel hands every unacked task back to the broker for the next consumer.
       if (sub.channel && !sub.closed) await sub.channel.close().catch(() => undefined);
     }
+    this.handler = undefined;
+    this.stopping = false;
   }
 
   private async open(model: ChannelModel, lost: () => void): Promise<Subscription> {
@@ -168,15 +195,26 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     let outcome = await this.run(task);
     // Redeliver: a store is down. The task stays here, unacked, and is tried again after a
     // growing pause; rejecting it would count toward the queue's delivery limit and could
-    // dead-letter a good email during a long database outage.
-    for (let earlier = 0; isRedeliver(outcome) && !sub.abandoned && !sub.closed; earlier += 1) {
-      await sleep(
-        Math.min((this.options.redeliveryDelayMs ?? 100) * 2 ** Math.min(earlier, 10), 5_000),
-      );
-      if (sub.abandoned || sub.closed || !this.handler) break;
-      outcome = await this.run(task);
+    // dead-letter a good email during a long database outage. At a stop only a task whose send
+    // went out stays (see stop()).
+    try {
+      for (let earlier = 0; isRedeliver(outcome); earlier += 1) {
+        const sent = E.isRight(outcome) && sentButUnrecorded(outcome.right);
+        if (sent) this.unrecorded.set(msg, task.request.id);
+        else this.unrecorded.delete(msg);
+        if (sub.abandoned || sub.closed || (this.stopping && !sent)) break;
+        const pause = sleep(
+          Math.min((this.options.redeliveryDelayMs ?? 100) * 2 ** Math.min(earlier, 10), 5_000),
+        );
+        await Promise.race(sent ? [pause] : [pause, this.stopped]);
+        if (sub.abandoned || sub.closed || (this.stopping && !sent)) break;
+        outcome = await this.run(task, true);
+      }
+    } finally {
+      this.unrecorded.delete(msg);
     }
-    if (sub.abandoned) return;
+    // Stopping: closing the channel hands it back at once, with no pause before a reject.
+    if (sub.abandoned || (this.stopping && isRedeliver(outcome))) return;
     if (isRedeliver(outcome)) return this.settle(sub, msg, E.left(undefined));
     if (E.isLeft(outcome)) {
       this.options.logger.warn(
@@ -195,15 +233,20 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     return this.settle(sub, msg, done);
   }
 
-  /** Runs the handler within the concurrency bound, even across a reconnect's overlap. */
-  private async run(task: EmailTask): Promise<E.Either<unknown, Disposition>> {
+  /**
+   * Runs the handler within the concurrency bound, even across a reconnect's overlap. Once
+   * stop() began, only a task already in hand (`again`) is handled.
+   */
+  private async run(task: EmailTask, again = false): Promise<E.Either<unknown, Disposition>> {
     if (this.running >= this.options.concurrency) {
       await new Promise<void>((resolve) => this.waitingForSlot.push(resolve));
     }
     this.running += 1;
     try {
       const handler = this.handler;
-      if (!handler) return E.left(new Error('stopped before the task was handled'));
+      if (!handler || (this.stopping && !again)) {
+        return E.left(new Error('stopped before the task was handled'));
+      }
       return E.right(await handler(task));
     } catch (err) {
       return E.left(err);

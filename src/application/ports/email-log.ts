@@ -16,16 +16,42 @@ export const storeUnavailable = (reason: string): StoreUnavailable => ({
   reason,
 });
 
+/**
+ * A `cursor` the log did not hand out: unreadable, or pointing outside any time it can hold.
+ * Expected (a client's mistake, or a cursor from an older version), and answered with 400; never
+ * read as "start from the top", which would show the first page again as if it were the next.
+ */
+export interface InvalidCursor {
+  readonly _tag: 'InvalidCursor';
+}
+
+export const invalidCursor: InvalidCursor = { _tag: 'InvalidCursor' };
+
+/**
+ * The times a query's `since` and `until`, and a cursor, may name: 1970 up to the end of 9999.
+ * Every adapter can store and compare those; PostgreSQL has no year 0 and JavaScript dates end
+ * in 275760, so a time outside would fail in one store and not in another.
+ */
+export const LISTABLE_TIMES = { fromMs: 0, untilMs: Date.UTC(10_000, 0, 1) } as const;
+
+/** True for a whole millisecond within `LISTABLE_TIMES`. */
+export const isListableTime = (ms: number): boolean =>
+  Number.isInteger(ms) && ms >= LISTABLE_TIMES.fromMs && ms < LISTABLE_TIMES.untilMs;
+
 /** The filters of `GET /emails`; every one optional, all of them together (AND). */
 export interface EmailQuery {
   readonly status?: StatusName;
-  /** A substring of any recipient's address, case-insensitive. */
+  /**
+   * A substring of any recipient's address, case-insensitive. One no address can contain (a
+   * control character such as NUL or a line break, a lone surrogate: `foreignToAddresses`)
+   * matches nothing.
+   */
   readonly to?: string;
   /** Emails that carry this tag. */
   readonly tag?: string;
-  /** Accepted at or after this time. */
+  /** Accepted at or after this time (within `LISTABLE_TIMES`). */
   readonly since?: Date;
-  /** Accepted before this time. */
+  /** Accepted before this time (within `LISTABLE_TIMES`). */
   readonly until?: Date;
   /** Opaque, from an earlier page's `nextCursor`: continue after its last email. */
   readonly cursor?: string;
@@ -67,8 +93,16 @@ export interface EmailLog {
   get(id: EmailId): TaskEither<StoreUnavailable, Option<EmailStatus>>;
   /** The request as it was accepted; none for an id never recorded (or deleted by retention). */
   request(id: EmailId): TaskEither<StoreUnavailable, Option<EmailRequest>>;
-  /** Newest first (by acceptance time, then id), filtered by `query`, a page at a time. */
-  list(query: EmailQuery): TaskEither<StoreUnavailable, EmailPage>;
-  /** Deletes up to `batchSize` emails accepted before `cutoff`; answers how many went. */
+  /**
+   * Newest first (by acceptance time, then id), filtered by `query`, a page at a time. A cursor
+   * that is not one this log's `nextCursor` could have been answers `InvalidCursor`.
+   */
+  list(query: EmailQuery): TaskEither<StoreUnavailable | InvalidCursor, EmailPage>;
+  /**
+   * Deletes up to `batchSize` emails accepted before `cutoff` that are in a final status (`sent`,
+   * `failed`), oldest first; answers how many went. An email still `queued`, `sending` or
+   * `retrying` is kept however old it is: its task may still be on the queue, and deleting it
+   * would lose its request while the worker later wrote a new entry without one.
+   */
   purgeOlderThan(cutoff: Date, batchSize: number): TaskEither<StoreUnavailable, number>;
 }

@@ -27,11 +27,21 @@ export type Disposition =
       readonly history: readonly AttemptRecord[];
     }
   /**
-   * No decision yet: a store the worker needs did not answer. The queue keeps the task in this
-   * worker, unacknowledged, and offers it to the handler again after a pause, so an outage of
-   * the database neither loses the task nor spends its attempts.
+   * No decision yet: a store the worker needs did not answer, or another worker is sending the
+   * same email. The queue keeps the task in this worker, unacknowledged, and offers it to the
+   * handler again after a pause, so an outage of the database neither loses the task nor spends
+   * its attempts.
+   *
+   * `sent` says the provider already accepted the email and only the record of it is missing
+   * (the worker remembers the send in memory). Handing such a task back would let the next
+   * worker send it again, so stop() keeps asking it until the grace period ends; any other
+   * Redeliver goes back at once.
    */
-  | { readonly _tag: 'Redeliver'; readonly reason: string };
+  | { readonly _tag: 'Redeliver'; readonly reason: string; readonly sent?: true };
+
+/** True for a Redeliver whose send went out but is not recorded yet (see Disposition). */
+export const sentButUnrecorded = (disposition: Disposition): boolean =>
+  disposition._tag === 'Redeliver' && disposition.sent === true;
 
 /**
  * Decides what becomes of a task. It answers every expected failure with a disposition; a
@@ -43,6 +53,11 @@ export type TaskHandler = (task: EmailTask) => Promise<Disposition>;
 export interface EmailTaskSource {
   /** Starts delivering tasks to `handler`, at most the configured number at once. */
   consume(handler: TaskHandler): Promise<void>;
-  /** Takes no new task; waits up to `graceMs` for those in hand, then lets the rest go back. */
+  /**
+   * Takes no new task; waits up to `graceMs` for those in hand, then lets the rest go back. A
+   * task answered Redeliver goes back at once, unless its send went out (`sent`): that one is
+   * asked again until it is done or the grace period ends, and if it still is not recorded then,
+   * its id is logged at error level before it goes back (another worker may send it again).
+   */
   stop(graceMs: number): Promise<void>;
 }

@@ -128,6 +128,52 @@ describe('HTTP form (GET / and POST /)', () => {
     expect(published(h)).to.deep.equal([]);
   });
 
+  it('refuses NUL in the fields as field errors, never as "try again"', async () => {
+    const form = await openForm(h);
+    const res = await postForm(
+      h,
+      {
+        to: 'ada@example.com\u0000',
+        subject: 'Hi\u0000',
+        text: 'Hello\u0000',
+        _csrf: form.token,
+        _nonce: form.nonce,
+      },
+      form.cookie,
+    );
+    const html = await res.text();
+    expect(res.status).to.equal(400);
+    expect(res.headers.get('retry-after')).to.equal(null);
+    expect(html).to.contain('To &quot;ada@example.com\\u0000&quot; contains a NUL character');
+    expect(html).to.contain('Subject must not contain NUL characters');
+    expect(html).to.contain('Text must not contain NUL characters');
+    expect(published(h)).to.deep.equal([]);
+  });
+
+  it('answers a corrupt gzip form with 400 and an unknown encoding with 415', async () => {
+    const form = await openForm(h);
+    const body = new URLSearchParams({ ...valid, _csrf: form.token, _nonce: form.nonce });
+    const send = (encoding: string) =>
+      fetch(`${h.url}/`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'content-encoding': encoding,
+          cookie: form.cookie,
+        },
+        body: body.toString(),
+      });
+    const corrupt = await send('gzip');
+    expect(corrupt.status).to.equal(400);
+    expect(await corrupt.text()).to.contain('could not be decompressed');
+    const unknown = await send('compress');
+    expect(unknown.status).to.equal(415);
+    expect(await unknown.text()).to.contain('Content-Encoding is not supported');
+    expect(published(h)).to.deep.equal([]);
+    expect(h.log.errors()).to.deep.equal([]);
+  });
+
   it('lets the corrected form through after an invalid submit', async () => {
     const form = await openForm(h);
     const bad = await postForm(

@@ -27,8 +27,19 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** The app on a real HTTP server on port 0, wired to the real RequestEmail over fakes. */
-export async function startHttp(overrides: Partial<HttpDeps> = {}): Promise<Harness> {
+/** The parts of a test app: what `createHttpApp` takes, and the fakes behind it to look at. */
+export interface TestApp {
+  readonly deps: HttpDeps;
+  readonly queue: RecordingQueue;
+  readonly emails: InMemoryEmailLog;
+  readonly bus: InMemoryDeliveryEvents;
+  readonly log: RecordingLogger;
+  readonly readiness: { ready: boolean };
+  change(event: DomainEvent): Promise<void>;
+}
+
+/** The real RequestEmail over fakes, wired as the composition roots wire the real thing. */
+export function testApp(overrides: Partial<HttpDeps> = {}): TestApp {
   const queue = new RecordingQueue();
   const emails = new InMemoryEmailLog();
   const log = new RecordingLogger();
@@ -44,7 +55,7 @@ export async function startHttp(overrides: Partial<HttpDeps> = {}): Promise<Harn
     log,
   );
   const record = recordAndAnnounce(emails, bus);
-  const app = createHttpApp({
+  const deps: HttpDeps = {
     requestEmail,
     emails,
     watch: (id, onChange) =>
@@ -58,21 +69,30 @@ export async function startHttp(overrides: Partial<HttpDeps> = {}): Promise<Harn
     csrfSecret: Buffer.from('test-secret-test-secret-test-sec'),
     log,
     ...overrides,
-  });
-  const server = createServer(app.callback());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  };
   return {
-    url: `http://127.0.0.1:${port}`,
+    deps,
     queue,
     emails,
     bus,
+    log,
+    readiness,
     async change(event) {
       const done = await record(event)();
       if (E.isLeft(done)) throw new Error(done.left.reason);
     },
-    log,
-    readiness,
+  };
+}
+
+/** The app on a real HTTP server on port 0, wired to the real RequestEmail over fakes. */
+export async function startHttp(overrides: Partial<HttpDeps> = {}): Promise<Harness> {
+  const { deps, ...parts } = testApp(overrides);
+  const server = createServer(createHttpApp(deps).callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    ...parts,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

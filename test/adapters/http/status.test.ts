@@ -1,9 +1,17 @@
 import { expect } from 'chai';
-import type { DomainEvent } from '../../../src/domain/events.js';
+import * as E from 'fp-ts/lib/Either.js';
+import type { EmailLog } from '../../../src/application/ports/email-log.js';
+import { EMAILS_PAGE_SIZE } from '../../../src/adapters/http/status-routes.js';
 import type { StatusJson } from '../../../src/adapters/http/status-page.js';
-import type { Harness } from './harness.js';
+import { InMemoryEmailLog } from '../../../src/adapters/memory/in-memory-stores.js';
+import { migrateSql } from '../../../src/adapters/postgres/migrate.js';
+import { PgliteDatabase } from '../../../src/adapters/postgres/pglite-database.js';
+import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
+import type { DomainEvent } from '../../../src/domain/events.js';
 import { aRequest, anEvent } from '../../support/builders.js';
+import { recordingLogger } from '../../support/fakes.js';
 import { eventually } from '../../support/waiting.js';
+import type { Harness } from './harness.js';
 import { startHttp } from './harness.js';
 
 const email = aRequest({
@@ -263,6 +271,42 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
     expect(await res.json()).to.include({ status: 'sent' });
   });
 
+  it('ends every event stream at once when the server stops, and a late one after its status', async () => {
+    const closing = new AbortController();
+    const stopping = await startHttp({ closing: closing.signal });
+    try {
+      await stopping.change(requested);
+      const streams = await Promise.all(
+        [1, 2].map(() => fetch(`${stopping.url}/emails/${id}/events`)),
+      );
+      const started = Date.now();
+      let heard = 0;
+      const reads = streams.map((res) =>
+        readEvents(res, () => {
+          heard += 1;
+          if (heard === 2) closing.abort();
+        }),
+      );
+      for (const { events, ended } of await Promise.all(reads)) {
+        expect(ended).to.equal(true);
+        expect(events.map((e) => e.status)).to.deep.equal(['queued']);
+      }
+      expect(Date.now() - started).to.be.below(1000);
+      await eventually(() => stopping.bus.subscribers === 0);
+      // Asked for while the server stops: the status as it is, then the end (the browser
+      // reconnects, to an instance that is still there).
+      const late = await readEvents(
+        await fetch(`${stopping.url}/emails/${id}/events`),
+        () => undefined,
+      );
+      expect(late).to.deep.include({ ended: true });
+      expect(late.events.map((e) => e.status)).to.deep.equal(['queued']);
+      expect(stopping.log.errors()).to.deep.equal([]);
+    } finally {
+      await stopping.close();
+    }
+  });
+
   it('stops watching when the client goes away', async () => {
     await changes(requested);
     const abort = new AbortController();
@@ -272,4 +316,148 @@ describe('HTTP status (GET /emails/:id and its event stream)', () => {
     await readEvents(res, () => abort.abort()).catch(() => undefined);
     await eventually(() => h.bus.subscribers === 0);
   });
+});
+
+interface ListError {
+  error: { code: string; fields?: Record<string, string> };
+}
+
+/** `GET /emails` with a raw query string, as a client might type it. */
+async function listWith(h: Harness, query: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${h.url}/emails?${query}`);
+  return { status: res.status, body: await res.json() };
+}
+
+/**
+ * The filters' edges, against a log on the embedded PostgreSQL as well as in memory: each bad
+ * query must be a 400 naming its parameter there too, never a statement PostgreSQL refuses (503).
+ */
+function queryEdges(
+  name: string,
+  emails: () => Promise<{ log: EmailLog; close(): Promise<void> }>,
+) {
+  describe(`GET /emails refuses bad filters by name (${name})`, function () {
+    this.timeout(60_000);
+    let h: Harness;
+    let store: { log: EmailLog; close(): Promise<void> };
+
+    before(async () => {
+      store = await emails();
+    });
+    after(() => store?.close());
+    beforeEach(async () => {
+      h = await startHttp({ emails: store.log });
+    });
+    afterEach(async () => {
+      expect(h.log.errors()).to.deep.equal([]);
+      await h.close();
+    });
+
+    const refused = async (query: string, field: string, message?: string | RegExp) => {
+      const { status, body } = await listWith(h, query);
+      expect(status, query).to.equal(400);
+      const fields = (body as ListError).error.fields ?? {};
+      expect(Object.keys(fields), query).to.deep.equal([field]);
+      if (typeof message === 'string') expect(fields[field], query).to.equal(message);
+      if (message instanceof RegExp) expect(fields[field], query).to.match(message);
+    };
+
+    it('refuses a recipient filter with NUL or other control characters', async () => {
+      await refused('to=%00', 'to', 'must not contain NUL characters');
+      await refused('to=ada%00', 'to', 'must not contain NUL characters');
+      await refused('to=a%0Ab', 'to', /control characters/);
+      await refused('to=a%7Fb', 'to', /control characters/);
+    });
+
+    it('takes times from 1970 to 9999 only, and only days that exist', async () => {
+      for (const since of ['0000-01-01', '1969-12-31T23:59:59Z', '10000-01-01', '+275760-09-13']) {
+        await refused(`since=${encodeURIComponent(since)}`, 'since');
+      }
+      await refused('until=9999-12-31T23:30:00-01:00', 'until', 'must be a time from 1970 to 9999');
+      await refused(
+        'since=1970-01-01T00:30:00%2B01:00',
+        'since',
+        'must be a time from 1970 to 9999',
+      );
+      await refused('since=2026-02-30', 'since', 'names a day that does not exist (2026-02-30)');
+      await refused('until=2025-02-29T10:00:00Z', 'until', /day that does not exist/);
+      await refused('since=2026-13-01', 'since', /day that does not exist/);
+      await refused('since=2026-11-30T24:00:00Z', 'since', /time of day that does not exist/);
+      await refused('since=2026-11-30T12:00:00%2B24:00', 'since', /time of day/);
+      await refused('since=yesterday', 'since', /RFC 3339/);
+      await refused('since=2026-11-30T12:00:00Zjunk', 'since', /RFC 3339/);
+      for (const ok of [
+        '1970-01-01',
+        '2024-02-29',
+        '9999-12-31T23:59:59.999Z',
+        '2026-11-30T12:00:00%2B01:00',
+        '2026-11-30T12:00Z',
+        '2026-11-30t12:00:00.123456789z',
+      ]) {
+        const { status } = await listWith(h, `since=${ok}&until=${ok}`);
+        expect(status, ok).to.equal(200);
+      }
+    });
+
+    it('refuses a cursor it never gave, however it was made', async () => {
+      const cursors = [
+        forged([1e300, 'a']),
+        forged([Date.UTC(0, 0, 1), 'email-00000001']),
+        forged([-1, 'email-00000001']),
+        forged([Date.parse('2026-01-01'), 'a\u0000bcdefghi']),
+        forged({ a: 1 }),
+        'bm90IGpzb24',
+        'garbage',
+        'x'.repeat(501),
+        'not%20base64url',
+      ];
+      for (const cursor of cursors) {
+        await refused(`cursor=${cursor}`, 'cursor', 'must be a next_cursor from an earlier page');
+      }
+    });
+
+    it('refuses a parameter given twice, in array form, or unknown, naming it', async () => {
+      await refused('status=sent&status=failed', 'status', 'is given more than once; give it once');
+      await refused('status[]=sent', 'status[]', /is not a known filter \(use status, to,/);
+      await refused('limit=5', 'limit', /is not a known filter/);
+      await refused('__proto__=x', '__proto__', /is not a known filter/);
+      await refused('to=a&to=b', 'to', /more than once/);
+      const { status, body } = await listWith(h, 'status=sent&tag=x&tag=y&page=2');
+      expect(status).to.equal(400);
+      expect(Object.keys((body as ListError).error.fields ?? {}).sort()).to.deep.equal([
+        'page',
+        'tag',
+      ]);
+    });
+
+    it('still answers good filters, and an empty one as absent', async () => {
+      const { status, body } = await listWith(h, 'status=&to=nobody&since=2026-01-01&tag=');
+      expect(status).to.equal(200);
+      expect(body).to.deep.equal({ data: [], next_cursor: null });
+    });
+
+    it('pages on with the next_cursor it gave', async () => {
+      for (let i = 0; i <= EMAILS_PAGE_SIZE; i += 1) {
+        expect(E.isRight(await store.log.record(aRequest({ requestedAt: i }))())).to.equal(true);
+      }
+      const first = (await listWith(h, '')).body as { data: unknown[]; next_cursor: string };
+      expect(first.data).to.have.length(EMAILS_PAGE_SIZE);
+      const second = await listWith(h, `cursor=${first.next_cursor}`);
+      expect(second.status).to.equal(200);
+      expect(second.body).to.have.property('data').with.length(1);
+    });
+  });
+}
+
+const forged = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+queryEdges('in memory', async () => ({
+  log: new InMemoryEmailLog(),
+  close: async () => undefined,
+}));
+
+queryEdges('SqlEmailLog on PGlite', async () => {
+  const db = await PgliteDatabase.open({ dataDir: 'memory' });
+  await migrateSql(db, recordingLogger());
+  return { log: new SqlEmailLog(db.client), close: () => db.close() };
 });

@@ -6,14 +6,17 @@ import type { SetTimer } from '../../../src/adapters/memory/in-memory-email-queu
 import { TestInMemoryEmailQueue } from '../../support/in-memory-email-queue.js';
 import { CONTRACT_CONCURRENCY, emailQueueContract } from '../../contracts/email-queue.contract.js';
 import { aRequest } from '../../support/builders.js';
+import { RecordingLogger } from '../../support/fakes.js';
 import { eventually } from '../../support/waiting.js';
 
 emailQueueContract('InMemoryEmailQueue', async () => {
-  const queue = new TestInMemoryEmailQueue({ concurrency: CONTRACT_CONCURRENCY });
+  const logger = new RecordingLogger();
+  const queue = new TestInMemoryEmailQueue({ concurrency: CONTRACT_CONCURRENCY, logger });
   return {
     queue,
     source: queue,
     dead: queue,
+    logger,
     publishRaw: (body, headers) => queue.publishRaw(body, headers),
     close: async () => {
       await queue.stop(0);

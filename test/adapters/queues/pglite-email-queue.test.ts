@@ -19,8 +19,9 @@ describe('SqlEmailQueue on PGlite', function () {
 
   after(() => db?.close());
 
-  emailQueueContract('SqlEmailQueue on PGlite', () => {
+  emailQueueContract('SqlEmailQueue on PGlite', async () => {
     if (!db) throw new Error('PGlite did not open');
-    return sqlQueueFixture(db.client);
+    const logger = new RecordingLogger();
+    return { ...(await sqlQueueFixture(db.client, { logger })), logger };
   });
 });

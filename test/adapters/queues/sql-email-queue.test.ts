@@ -59,7 +59,10 @@ describe('SqlEmailQueue on PostgreSQL', function () {
     await db?.drop();
   });
 
-  emailQueueContract('SqlEmailQueue', () => sqlQueueFixture(one.client));
+  emailQueueContract('SqlEmailQueue', async () => {
+    const logger = new RecordingLogger();
+    return { ...(await sqlQueueFixture(one.client, { logger })), logger };
+  });
 
   describe('beyond the contract', () => {
     const started: TestSqlEmailQueue[] = [];
