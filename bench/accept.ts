@@ -1,14 +1,27 @@
 // Phase 1, the accept path: POST /emails (or the bare equivalent) at each concurrency, our
 // roles next to the bare floors they are built on.
+import { randomBytes } from 'node:crypto';
+import { topologyNames } from '../src/adapters/rabbitmq/topology.js';
 import { BODY } from './clients.js';
-import type { LoadResult, Operation } from './load.js';
-import { httpPoster, measure, warm } from './load.js';
+import type { Block, LoadResult, Operation } from './load.js';
+import { httpPoster, measure, measureBlock, summarize, warm } from './load.js';
 import type { CpuMs, Pids } from './meter.js';
-import { countEml, cpuMsPer, cpuSeconds, rssMiB } from './meter.js';
+import { countEml, cpuMsPer, cpuSeconds, machineCpu, rssMiB } from './meter.js';
 import type { Child } from './procs.js';
 import { BASELINES, firstLine, spawnNode, stop, waitFor } from './procs.js';
-import type { Settings } from './roles.js';
+import type { Role, Settings } from './roles.js';
 import { outbox, startRole } from './roles.js';
+
+/** Row names, by the prefix the report finds them with. */
+export const SERVER_ALONE = '`email server` → PostgreSQL + RabbitMQ, no consumer';
+export const SERVER_KEY = '`email server` with a new Idempotency-Key each, no consumer';
+export const SERVER_WORKER = '`email server` → PostgreSQL + RabbitMQ, `email worker` draining';
+export const HTTP_PUB = 'bare node:http + confirmed publish';
+export const KOA = 'bare Koa + koa-body + confirmed publish';
+export const KOA_DB = 'bare Koa + koa-body + INSERT + confirmed publish';
+
+/** The one concurrency the Idempotency-Key rows run at. */
+export const KEYED_CONCURRENCY = 16;
 
 export interface AcceptRow {
   readonly target: string;
@@ -33,13 +46,100 @@ interface Target {
    * leave theirs uncounted (CPU is read after it), and RSS is read once all is done.
    */
   readonly settle?: (accepted: number) => Promise<void>;
+  /** Run at these concurrencies only (default: all of the settings'). */
+  readonly concurrencies?: readonly number[];
+}
+
+/** `rest`: the machine's CPU that none of the metered processes used. */
+function withRest(ms: CpuMs): CpuMs {
+  const ours = ['target', 'worker', 'broker', 'postgres', 'bench'];
+  const sum = (suffix: string) => ours.reduce((a, role) => a + (ms[`${role}${suffix}`] ?? 0), 0);
+  const machine = ms.machine ?? 0;
+  const user = ms['machine.user'] ?? 0;
+  return { ...ms, rest: machine - sum(''), 'rest.user': user - sum('.user') };
+}
+
+const metered = (settings: Settings, target: Target): Pids => ({
+  target: target.pid,
+  worker: target.workerPid,
+  broker: settings.brokerPid,
+  postgres: settings.database.cpu,
+  // The load generator, unless it is the target already; and the whole machine, so that what
+  // none of these used (kernel threads, other work on the machine) shows as the rest.
+  bench: target.pid === process.pid ? undefined : process.pid,
+  machine: machineCpu,
+});
+
+/** Blocks the measured requests of interleaved targets are cut into. */
+export const BLOCKS = 5;
+
+/**
+ * Targets compared with each other, all running at once and measured in turns: after each one's
+ * warm-up, its measured requests are cut into BLOCKS blocks, taken A B C, C B A, A B C, …, so
+ * that other work on this shared machine falls on all of them alike rather than on whichever
+ * happened to run at the time. Each target's rate is its requests over its measuring time.
+ * `settle` runs after the warm-up and after each block (a purge: none of these has a consumer).
+ */
+async function interleaved(settings: Settings, targets: readonly Target[]): Promise<AcceptRow[]> {
+  if (settings.requests % BLOCKS !== 0) throw new Error(`requests must divide by ${BLOCKS}`);
+  const rows: AcceptRow[][] = targets.map(() => []);
+  for (const concurrency of settings.concurrencies) {
+    const options = { concurrency, requests: settings.requests / BLOCKS, warmup: settings.warmup };
+    const turns: {
+      target: Target;
+      op: Operation;
+      close(): void;
+      warmupErrors: number;
+      blocks: Block[];
+      seconds: Record<string, number>;
+    }[] = [];
+    try {
+      for (const target of targets) {
+        const { op, close } = target.makeOp(concurrency);
+        turns.push({ target, op, close, warmupErrors: 0, blocks: [], seconds: {} });
+        turns[turns.length - 1]!.warmupErrors = await warm(op, options);
+        await target.settle?.(0);
+      }
+      for (let block = 0; block < BLOCKS; block += 1) {
+        for (const turn of block % 2 === 0 ? turns : [...turns].reverse()) {
+          const pids = metered(settings, turn.target);
+          const before = await cpuSeconds(pids);
+          turn.blocks.push(await measureBlock(turn.op, options));
+          await turn.target.settle?.(0);
+          for (const [role, s] of Object.entries(await cpuSeconds(pids))) {
+            turn.seconds[role] = (turn.seconds[role] ?? 0) + s - (before[role] ?? s);
+          }
+        }
+      }
+    } finally {
+      for (const turn of turns) turn.close();
+    }
+    for (const [i, turn] of turns.entries()) {
+      const result = summarize(turn.blocks, concurrency, turn.warmupErrors);
+      const perRequest = Object.entries(turn.seconds).map(([role, seconds]) => [
+        role,
+        (seconds * 1000) / result.requests,
+      ]);
+      const cpuMs = withRest(Object.fromEntries(perRequest) as CpuMs);
+      rows[i]!.push({
+        target: turn.target.name,
+        result,
+        cpuMs,
+        rssMiB: await rssMiB(turn.target.pid),
+      });
+      console.error(
+        `  ${turn.target.name}, ${concurrency} in flight: ${result.perSecond.toFixed(0)}/s`,
+      );
+    }
+  }
+  return rows.flat();
 }
 
 async function series(settings: Settings, target: Target): Promise<AcceptRow[]> {
   const rows: AcceptRow[] = [];
-  const pids: Pids = { target: target.pid, worker: target.workerPid, broker: settings.brokerPid };
+  const pids = metered(settings, target);
   let accepted = 0;
-  for (const concurrency of settings.concurrencies) {
+  for (const concurrency of target.concurrencies ?? settings.concurrencies) {
     const { op, close } = target.makeOp(concurrency);
     const options = { concurrency, requests: settings.requests, warmup: settings.warmup };
     const warmupErrors = await warm(op, options);
@@ -50,7 +150,7 @@ async function series(settings: Settings, target: Target): Promise<AcceptRow[]> 
     const result = await measure(op, options, warmupErrors).finally(close);
     accepted += settings.requests - result.errorCount;
     await target.settle?.(accepted);
-    const cpuMs = cpuMsPer(before, await cpuSeconds(pids), settings.requests);
+    const cpuMs = withRest(cpuMsPer(before, await cpuSeconds(pids), settings.requests));
     const rss = target.pid === process.pid ? undefined : await rssMiB(target.pid);
     rows.push({ target: target.name, result, cpuMs, rssMiB: rss });
     console.error(`  ${target.name}, ${concurrency} in flight: ${result.perSecond.toFixed(0)}/s`);
@@ -87,7 +187,7 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
   const dev = await startRole(settings, 'dev', { MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: dir });
   rows.push(
     ...(await series(settings, {
-      name: '`email dev` (in-memory queue, outbox)',
+      name: '`email dev` (embedded PostgreSQL, outbox)',
       makeOp: poster(`${dev.url}/emails`),
       pid: dev.proc.pid,
       settle: drained(dir, dev.proc),
@@ -109,7 +209,7 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
   const barePubUrl = String((await firstLine(barePub)).url);
   rows.push(
     ...(await series(settings, {
-      name: 'bare node:http + confirmed publish → 202',
+      name: `${HTTP_PUB} → 202`,
       makeOp: poster(barePubUrl),
       pid: barePub.pid,
       settle: purge,
@@ -117,16 +217,50 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
   );
   await stop(barePub);
 
-  const serverDir = outbox(settings, 'accept-server');
-  const worker = await startRole(settings, 'worker', {
-    MAIL_TRANSPORT: 'outbox',
-    OUTBOX_DIR: serverDir,
-  });
-  const server = await startRole(settings, 'server', {});
+  // The comparison of the headline, interleaved: Koa + koa-body + confirmed publish without and
+  // with one INSERT (what the database alone adds), and `email server` doing the same durable
+  // work, with nothing consuming its send queue (emptied like the bare queue). Then the server
+  // with an Idempotency-Key, then with a worker draining the queue meanwhile, as the rows before
+  // the database were measured.
+  const koaArgs = [BASELINES, 'koa', settings.amqpUrl, bareQueue];
+  const koa = spawnNode(KOA, koaArgs, {});
+  const koaDb = spawnNode(KOA_DB, [...koaArgs, settings.database.url], {});
+  let server: Role | undefined;
+  let worker: Role | undefined;
   try {
+    const koaUrl = String((await firstLine(koa)).url);
+    const koaDbUrl = String((await firstLine(koaDb)).url);
+    server = await startRole(settings, 'server', {});
+    const sendQueue = topologyNames(settings.prefix).sendQueue;
+    const alone = { pid: server.proc.pid, settle: () => settings.broker.purgeQueue(sendQueue) };
+    const url = `${server.url}/emails`;
+    rows.push(
+      ...(await interleaved(settings, [
+        { name: `${KOA} → 202`, makeOp: poster(koaUrl), pid: koa.pid, settle: purge },
+        { name: `${KOA_DB} → 202`, makeOp: poster(koaDbUrl), pid: koaDb.pid, settle: purge },
+        { name: SERVER_ALONE, makeOp: poster(url), ...alone },
+      ])),
+    );
+    await stop(koa);
+    await stop(koaDb);
+
+    const withKey = (concurrency: number) =>
+      httpPoster(url, BODY, concurrency, 202, () => ({
+        'Idempotency-Key': randomBytes(12).toString('base64url'),
+      }));
+    // At the lower concurrency only: it shows what the two extra statements cost per request,
+    // and the run stays short.
+    const keyed = { name: SERVER_KEY, makeOp: withKey, concurrencies: [KEYED_CONCURRENCY] };
+    rows.push(...(await series(settings, { ...keyed, ...alone })));
+
+    const serverDir = outbox(settings, 'accept-server');
+    worker = await startRole(settings, 'worker', {
+      MAIL_TRANSPORT: 'outbox',
+      OUTBOX_DIR: serverDir,
+    });
     const serverRows = await series(settings, {
-      name: '`email server` → RabbitMQ (+ `email worker` draining)',
-      makeOp: poster(`${server.url}/emails`),
+      name: SERVER_WORKER,
+      makeOp: poster(url),
       pid: server.proc.pid,
       workerPid: worker.proc.pid,
       settle: drained(serverDir, worker.proc),
@@ -134,8 +268,10 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
     const workerRss = await rssMiB(worker.proc.pid);
     rows.push(...serverRows.map((row) => ({ ...row, workerRssMiB: workerRss })));
   } finally {
-    await stop(server.proc);
-    await stop(worker.proc);
+    await stop(koa);
+    await stop(koaDb);
+    if (server) await stop(server.proc);
+    if (worker) await stop(worker.proc);
   }
   return rows;
 }

@@ -4,18 +4,23 @@
 //
 //   http URL?QUEUE?      parse the JSON body, answer 202; with URL and QUEUE, also publish the
 //                        task to QUEUE on a confirm channel and answer only once confirmed
+//   koa URL QUEUE DB?    Koa + koa-body: parse the JSON body; with DB (a postgres:// URL), INSERT
+//                        one row through a pg.Pool; then the same confirmed publish; answer 202
 //   consume URL QUEUE DIR PREFETCH
 //                        ack each message after writing it to DIR/<messageId>.eml, as durably as
 //                        the outbox does (temp file, fsync, rename, fsync of the directory)
 //   mailgun KEY DOMAIN   host the project's Mailgun stand-in; answers 'count'/'clear' over IPC
 import { connect } from 'amqplib';
 import type { ConfirmChannel } from 'amqplib';
+import Koa from 'koa';
+import { koaBody } from 'koa-body';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import pg from 'pg';
 import { startMailgunStandIn } from '../src/stand-ins/mailgun-stand-in.js';
 
 const announce = (fields: object): void => void process.stdout.write(`${JSON.stringify(fields)}\n`);
@@ -70,6 +75,60 @@ async function bareHttp(amqpUrl?: string, queue?: string): Promise<void> {
   });
 }
 
+/**
+ * The row a bare service would keep per email: id, time, status and the request as jsonb, with
+ * a primary key and no other index. (Our `emails` table also has a folded state, recipients,
+ * tags, a generated status column and three more indexes: see migrations/.)
+ */
+const BARE_TABLE = `CREATE TABLE IF NOT EXISTS bare_emails (
+  id text PRIMARY KEY,
+  created_at timestamptz NOT NULL,
+  status text NOT NULL,
+  request jsonb NOT NULL
+)`;
+
+/**
+ * The same durable work as our accept path, with nothing else: Koa and koa-body, one INSERT
+ * through a pg.Pool of the same size as ours (10), one confirmed publish, 202. No validation,
+ * no DI, no error mapping (Koa's default answers a failure with 500).
+ */
+async function bareKoa(amqpUrl: string, queue: string, databaseUrl?: string): Promise<void> {
+  const model = await connect(amqpUrl);
+  const channel = await model.createConfirmChannel();
+  const pool = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 10 }) : undefined;
+  await pool?.query(BARE_TABLE);
+  const app = new Koa();
+  // The options of our API route (src/adapters/http/api-routes.ts).
+  app.use(
+    koaBody({ json: true, jsonStrict: false, urlencoded: false, text: false, multipart: false }),
+  );
+  app.use(async (ctx) => {
+    if (ctx.method !== 'POST' || ctx.path !== '/emails') return; // Koa answers 404
+    const draft = ctx.request.body as Record<string, unknown>;
+    const id = randomBytes(16).toString('base64url');
+    const requestedAt = new Date();
+    const request = { ...draft, id, requestedAt: requestedAt.toISOString() };
+    await pool?.query(
+      'INSERT INTO bare_emails (id, created_at, status, request) VALUES ($1, $2, $3, $4)',
+      [id, requestedAt, 'queued', JSON.stringify(request)],
+    );
+    await confirmed(channel, queue, Buffer.from(JSON.stringify({ v: 1, request })), id);
+    ctx.status = 202;
+    ctx.set('Location', `/emails/${id}`);
+    ctx.body = { id, status: 'queued' };
+  });
+  const server: Server = await new Promise((resolve) => {
+    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+  });
+  const { port } = server.address() as AddressInfo;
+  announce({ url: `http://127.0.0.1:${port}/emails` });
+  onStop(async () => {
+    server.closeAllConnections();
+    await pool?.end();
+    await model.close();
+  });
+}
+
 // The same durable write as OutboxEmailSender (temp file, fsync, rename), written out again on
 // purpose: a baseline must not run our code, or it would measure us against ourselves.
 async function writeDurably(dir: string, name: string, content: Buffer): Promise<void> {
@@ -117,11 +176,13 @@ const [mode, ...args] = process.argv.slice(2);
 const started =
   mode === 'http'
     ? bareHttp(args[0], args[1])
-    : mode === 'consume'
-      ? bareConsumer(args[0]!, args[1]!, args[2]!, Number(args[3] ?? 32))
-      : mode === 'mailgun'
-        ? standInHost(args[0]!, args[1]!)
-        : Promise.reject(new Error(`unknown mode ${String(mode)}`));
+    : mode === 'koa'
+      ? bareKoa(args[0]!, args[1]!, args[2])
+      : mode === 'consume'
+        ? bareConsumer(args[0]!, args[1]!, args[2]!, Number(args[3] ?? 32))
+        : mode === 'mailgun'
+          ? standInHost(args[0]!, args[1]!)
+          : Promise.reject(new Error(`unknown mode ${String(mode)}`));
 started.catch((error: unknown) => {
   process.stderr.write(`baseline ${String(mode)} failed: ${String(error)}\n`);
   process.exit(1);

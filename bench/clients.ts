@@ -80,6 +80,8 @@ export interface BareBroker {
   publishTo(queue: string): Operation;
   /** A quorum queue of the bare baselines' own, emptied (it may hold an earlier run's tasks). */
   quorumQueue(name: string): Promise<void>;
+  /** Empties a queue that exists (our send queue, when nothing consumes it). */
+  purgeQueue(name: string): Promise<void>;
   deleteQueue(name: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -107,6 +109,9 @@ export async function bareBroker(url: string): Promise<BareBroker> {
     publishTo,
     async quorumQueue(name) {
       await channel.assertQueue(name, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      await channel.purgeQueue(name);
+    },
+    async purgeQueue(name) {
       await channel.purgeQueue(name);
     },
     async deleteQueue(name) {

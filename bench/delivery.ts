@@ -42,9 +42,11 @@ async function prePublish(settings: Settings, pre: PrePublish[], target: string,
   return settings.n - result.errorCount;
 }
 
-const delivering = (settings: Settings, proc: Child): Pids => ({
+/** The bare consumer uses no database: its PostgreSQL column stays empty. */
+const delivering = (settings: Settings, proc: Child, db = true): Pids => ({
   target: proc.pid,
   broker: settings.brokerPid,
+  ...(db ? { postgres: settings.database.cpu } : {}),
 });
 
 /** Spawn → N files: the worker meets a queue already holding N tasks. */
@@ -77,7 +79,7 @@ async function drainBare(settings: Settings, pre: PrePublish[], round: number) {
   const consumer = spawnNode('bare consumer', args, {});
   try {
     await firstLine(consumer);
-    const pids = delivering(settings, consumer);
+    const pids = delivering(settings, consumer, false);
     const timing = await timeUntil(() => countEml(dir), n, since, pids, consumer);
     const rss = await rssMiB(consumer.pid);
     const path = `${BARE_CONSUMER}, round ${round}`;
@@ -137,7 +139,12 @@ export async function deliveryPath(
   const worker = await startRole(settings, 'worker', { MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: dir });
   const server = await startRole(settings, 'server', {});
   try {
-    const pids = { target: worker.proc.pid, server: server.proc.pid, broker: settings.brokerPid };
+    const pids = {
+      target: worker.proc.pid,
+      server: server.proc.pid,
+      broker: settings.brokerPid,
+      postgres: settings.database.cpu,
+    };
     const row = await endToEnd(server.url, dir, settings.n, pids, worker.proc);
     rows.push({ path: '`email server` + `email worker` end to end', ...row });
   } finally {

@@ -67,23 +67,43 @@ export async function warm(op: Operation, options: LoadOptions): Promise<number>
   return sum(errors);
 }
 
-/** The measured part alone; `warmupErrors` is carried into the result. */
-export async function measure(
-  op: Operation,
-  options: LoadOptions,
-  warmupErrors = 0,
-): Promise<LoadResult> {
+/** One stretch of measured requests, before any statistics: blocks of one target add up. */
+export interface Block {
+  readonly requests: number;
+  readonly durationMs: number;
+  readonly latencies: readonly number[];
+  readonly errors: Readonly<Record<string, number>>;
+}
+
+export async function measureBlock(op: Operation, options: LoadOptions): Promise<Block> {
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
   const started = performance.now();
   await lanes(op, options.requests, options.concurrency, latencies, errors);
-  const durationMs = performance.now() - started;
-  latencies.sort((a, b) => a - b);
+  return { requests: options.requests, durationMs: performance.now() - started, latencies, errors };
+}
+
+/**
+ * The statistics of one or more blocks taken as one run: the rate is all requests over the time
+ * spent measuring (the gaps between blocks excluded), percentiles over all latencies.
+ */
+export function summarize(
+  blocks: readonly Block[],
+  concurrency: number,
+  warmupErrors = 0,
+): LoadResult {
+  const latencies = blocks.flatMap((b) => b.latencies).sort((a, b) => a - b);
+  const errors: Record<string, number> = {};
+  for (const block of blocks) {
+    for (const [label, n] of Object.entries(block.errors)) errors[label] = (errors[label] ?? 0) + n;
+  }
+  const requests = blocks.reduce((a, b) => a + b.requests, 0);
+  const durationMs = blocks.reduce((a, b) => a + b.durationMs, 0);
   return {
-    concurrency: options.concurrency,
-    requests: options.requests,
+    concurrency,
+    requests,
     durationMs,
-    perSecond: (options.requests / durationMs) * 1000,
+    perSecond: (requests / durationMs) * 1000,
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),
     p99: percentile(latencies, 99),
@@ -91,6 +111,15 @@ export async function measure(
     errorCount: sum(errors),
     warmupErrors,
   };
+}
+
+/** The measured part alone; `warmupErrors` is carried into the result. */
+export async function measure(
+  op: Operation,
+  options: LoadOptions,
+  warmupErrors = 0,
+): Promise<LoadResult> {
+  return summarize([await measureBlock(op, options)], options.concurrency, warmupErrors);
 }
 
 export const runLoad = async (op: Operation, options: LoadOptions): Promise<LoadResult> =>
@@ -104,11 +133,18 @@ export interface Poster {
 /**
  * POSTs the same JSON body to `url` over keep-alive sockets, one per lane (maxSockets equals
  * the concurrency, so no request waits for a socket inside the agent). Success is `expected`.
+ * `extra` adds headers to each request (a fresh Idempotency-Key).
  */
-export function httpPoster(url: string, body: Buffer, concurrency: number, expected = 202): Poster {
+export function httpPoster(
+  url: string,
+  body: Buffer,
+  concurrency: number,
+  expected = 202,
+  extra?: () => Record<string, string>,
+): Poster {
   const target = new URL(url);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const headers = { 'content-type': 'application/json', 'content-length': body.length };
+  const fixed = { 'content-type': 'application/json', 'content-length': body.length };
   const op: Operation = () =>
     new Promise((resolve) => {
       const req = request(
@@ -118,7 +154,7 @@ export function httpPoster(url: string, body: Buffer, concurrency: number, expec
           path: target.pathname,
           method: 'POST',
           agent,
-          headers,
+          headers: extra ? { ...fixed, ...extra() } : fixed,
         },
         (res) => {
           res.on('error', () => resolve('response error'));

@@ -49,7 +49,11 @@ export async function mailgunPath(settings: Settings): Promise<DeliveryRow[]> {
     });
     let ours: DeliveryRow;
     try {
-      const pids = { target: worker.proc.pid, broker: settings.brokerPid };
+      const pids = {
+        target: worker.proc.pid,
+        broker: settings.brokerPid,
+        postgres: settings.database.cpu,
+      };
       const timing = await timeUntil(() => ask(host, 'count'), n, since, pids, worker.proc);
       const rss = await rssMiB(worker.proc.pid);
       ours = { path: '`email worker`, mailgun → stand-in', n, from: 'spawn', timing, rssMiB: rss };

@@ -13,8 +13,16 @@ export async function rssMiB(pid: number): Promise<number> {
   return kb === undefined ? Number.NaN : Number(kb) / 1024;
 }
 
-/** Processes whose CPU time a run meters, by role ('target', 'worker', 'broker'). */
-export type Pids = Readonly<Record<string, number | undefined>>;
+/** Cumulative CPU seconds of something that is not one process (PostgreSQL's backends). */
+export interface Counter {
+  read(): Promise<{ readonly user: number; readonly total: number }>;
+}
+
+/**
+ * What a run meters, by role ('target', 'worker', 'broker', 'postgres'): a process id, or a
+ * counter for a changing set of processes.
+ */
+export type Pids = Readonly<Record<string, number | Counter | undefined>>;
 export type CpuMs = Readonly<Record<string, number>>;
 
 /**
@@ -26,7 +34,19 @@ export async function cpuSeconds(pids: Pids): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const [role, pid] of Object.entries(pids)) {
     if (pid === undefined) continue;
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    if (typeof pid !== 'number') {
+      const { user, total } = await pid.read();
+      out[role] = total;
+      out[`${role}.user`] = user;
+      continue;
+    }
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch((error: unknown) => {
+      // The broker is not ours: if it was restarted meanwhile, its column is left empty. A role
+      // or a baseline that is gone has failed, and that is said plainly.
+      if (role === 'broker') return undefined;
+      throw new Error(`the ${role} process (pid ${pid}) is gone: ${String(error)}`);
+    });
+    if (stat === undefined) continue;
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     out[role] = (Number(fields[11]) + Number(fields[12])) / 100;
     out[`${role}.user`] = Number(fields[11]) / 100;
@@ -103,4 +123,31 @@ export async function timeUntil(
     lastMs,
     cpuMs: first && items > 0 ? cpuMsPer(first.cpu, after, items) : {},
   };
+}
+
+/** CPU ticks of the whole machine from /proc/stat: busy (user, nice, system, irq, softirq). */
+async function machineTicks(): Promise<{ busy: number; user: number; total: number }> {
+  const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/);
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0] = cpu
+    .slice(1)
+    .map(Number);
+  const busy = user + nice + system + irq + softirq;
+  return { busy, user: user + nice, total: busy + idle + iowait };
+}
+
+/** Every process of the machine together, kernel threads included (CPU seconds so far). */
+export const machineCpu: Counter = {
+  read: async () => {
+    const { busy, user } = await machineTicks();
+    return { total: busy / 100, user: user / 100 };
+  },
+};
+
+/** The machine's busy share (0..1) over `ms`. */
+export async function machineBusy(ms = 1000): Promise<number> {
+  const before = await machineTicks();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = await machineTicks();
+  const total = after.total - before.total;
+  return total > 0 ? (after.busy - before.busy) / total : Number.NaN;
 }

@@ -133,3 +133,22 @@ export const firstLine = (proc: Child): Promise<Record<string, unknown>> =>
     `${proc.name} to start`,
     proc,
   );
+
+/** Spawns a command that ends by itself (`email migrate`) and waits for its exit status 0. */
+export async function runToEnd(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<string> {
+  const proc = spawnNode(name, args, env);
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+    proc.child.once('exit', (exitCode) => {
+      clearTimeout(timer);
+      resolve(exitCode);
+    });
+  });
+  if (code !== 0) throw new Error(`${name} exited with ${String(code)}:\n${proc.output()}`);
+  return proc.output().trim();
+}

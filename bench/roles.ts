@@ -1,6 +1,8 @@
 // The `email` roles as the bench starts them, and the settings every phase shares.
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { BareBroker } from './clients.js';
+import type { BenchDatabase } from './postgres.js';
 import type { Child } from './procs.js';
 import { CLI, freePort, spawnNode, waitReady } from './procs.js';
 
@@ -11,6 +13,8 @@ export interface Settings {
   /** A temporary directory holding every outbox; removed at the end. */
   readonly tmp: string;
   readonly broker: BareBroker;
+  /** `bench_<random>`: this run's own PostgreSQL database, dropped at the end. */
+  readonly database: BenchDatabase;
   readonly concurrencies: readonly number[];
   readonly requests: number;
   readonly warmup: number;
@@ -33,7 +37,8 @@ export interface Role {
 /**
  * Starts `email <role>` at LOG_LEVEL=warn (at info every email costs log lines, and logging
  * would be measured rather than our code) and returns once its /readyz answers 200, which for
- * server and worker means connected to the broker with the topology declared.
+ * server and worker means connected to the broker with the topology declared, and to this run's
+ * database with the migrations applied (for dev: its embedded database opened and migrated).
  */
 export async function startRole(
   settings: Settings,
@@ -42,7 +47,12 @@ export async function startRole(
 ): Promise<Role> {
   const port = await freePort();
   const workerPort = await freePort();
-  const broker: Record<string, string> = role === 'dev' ? {} : { AMQP_URL: settings.amqpUrl };
+  // `email dev` keeps its queue and stores in an embedded PostgreSQL (PGlite) in DATA_DIR, by
+  // default ./data of the checkout: each start gets a fresh folder in the run's temp dir instead.
+  const state: Record<string, string> =
+    role === 'dev'
+      ? { DATA_DIR: join(settings.tmp, `dev-data-${randomBytes(4).toString('hex')}`) }
+      : { AMQP_URL: settings.amqpUrl, DATABASE_URL: settings.database.url };
   const proc = spawnNode(`email ${role}`, [CLI, role], {
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
@@ -51,7 +61,7 @@ export async function startRole(
     QUEUE_PREFIX: settings.prefix,
     RETRY_DELAYS,
     SHUTDOWN_GRACE_MS: '5000',
-    ...broker,
+    ...state,
     ...env,
   });
   const url = `http://127.0.0.1:${role === 'worker' ? workerPort : port}`;

@@ -2,6 +2,8 @@
 // the method and the machine, and printed. Progress goes to stderr, the report to stdout.
 // It stops by itself: fixed request counts, a timeout on every wait, and a watchdog; on any
 // failure or signal, children are stopped, the broker objects deleted and temp dirs removed.
+import { connect } from 'amqplib';
+import type { ChannelModel } from 'amqplib';
 import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,26 +13,36 @@ import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { deleteTopology } from '../src/adapters/rabbitmq/topology.js';
+import { deleteTopology } from '../test/support/rabbitmq.js';
 import { acceptPath } from './accept.js';
 import { bareBroker } from './clients.js';
 import { deliveryPath } from './delivery.js';
 import { mailgunPath } from './mailgun.js';
-import { brokerPid } from './meter.js';
-import { killAll, stopAll } from './procs.js';
+import { brokerPid, machineBusy } from './meter.js';
+import type { BenchDatabase } from './postgres.js';
+import { createBenchDatabase } from './postgres.js';
+import { CLI, killAll, runToEnd, stopAll } from './procs.js';
 import { renderReport } from './report.js';
 import type { Settings } from './roles.js';
 import { RETRY_DELAYS_MS } from './roles.js';
 
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const OUTPUT = fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
-/** Well above a normal run (about a minute here): only a hang reaches it. */
+/** Well above a normal run (about two minutes and a half here): only a hang reaches it. */
 const WATCHDOG_MS = 6 * 60_000;
 const run = promisify(execFile);
 
 let settings: Settings | undefined;
+let database: BenchDatabase | undefined;
 let tmp: string | undefined;
-let cleaning: Promise<string> | undefined;
+let cleaning: Promise<Cleaned> | undefined;
+
+interface Cleaned {
+  /** What `rabbitmqctl list_queues name` found under the prefix afterwards. */
+  readonly queues: string;
+  /** Whether the run's database is gone. */
+  readonly database: string;
+}
 /** Set by a signal: what fails after it (children stopping under a run) is not news. */
 let interrupted = false;
 
@@ -48,22 +60,65 @@ async function leftovers(prefix: string): Promise<string> {
     : `${names.length} left over and deleted (${names.join(', ')})`;
 }
 
-/** Idempotent: the normal end, a failure and a signal all come through here. */
-function cleanup(): Promise<string> {
+/** Our topology and the bare queues; `model` is the bench's connection. */
+async function deleteOurs(model: ChannelModel, prefix: string): Promise<void> {
+  await deleteTopology(model, prefix, RETRY_DELAYS_MS);
+  const channel = await model.createChannel();
+  for (const queue of ['accept', 'deliver']) await channel.deleteQueue(`${prefix}.bare.${queue}`);
+  await channel.close();
+}
+
+/**
+ * Deletes what the run declared on the broker. If the bench's connection is gone (something
+ * restarted RabbitMQ mid-run: the process tests do), it reconnects and tries again for a while.
+ */
+async function teardown(model: ChannelModel, prefix: string): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  try {
+    await deleteOurs(model, prefix);
+    return;
+  } catch (error) {
+    console.error(`bench: deleting the topology failed (${String(error)}); reconnecting`);
+  }
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    try {
+      const fresh = await connect(AMQP_URL);
+      try {
+        await deleteOurs(fresh, prefix);
+        return;
+      } finally {
+        await fresh.close().catch(() => undefined);
+      }
+    } catch (error) {
+      if (performance.now() > deadline) throw error;
+    }
+  }
+}
+
+/**
+ * Idempotent: the normal end, a failure and a signal all come through here. Each step runs even
+ * if an earlier one failed (the database is dropped even when the broker is gone); the first
+ * failure is thrown at the end.
+ */
+function cleanup(): Promise<Cleaned> {
   cleaning ??= (async () => {
-    await stopAll();
-    let found = 'not checked';
+    const failures: unknown[] = [];
+    const step = <T>(p: Promise<T>): Promise<T | undefined> =>
+      p.catch((error: unknown) => void failures.push(error));
+    await step(stopAll());
+    // WITH (FORCE): connections a killed role left behind do not keep the database alive.
+    const db = database ? ((await step(database.drop())) ?? 'not dropped') : 'not created';
+    let queues = 'not checked';
     if (settings) {
       const { broker, prefix } = settings;
-      await deleteTopology(broker.model, prefix, RETRY_DELAYS_MS);
-      for (const queue of ['accept', 'deliver']) {
-        await broker.deleteQueue(`${prefix}.bare.${queue}`);
-      }
-      found = await leftovers(prefix);
-      await broker.close();
+      await step(teardown(broker.model, prefix));
+      queues = (await step(leftovers(prefix))) ?? queues;
+      await broker.close().catch(() => undefined); // already closed if the broker went away
     }
-    if (tmp) await rm(tmp, { recursive: true, force: true });
-    return found;
+    if (tmp) await step(rm(tmp, { recursive: true, force: true }));
+    if (failures.length > 0) throw failures[0];
+    return { queues, database: db };
   })();
   return cleaning;
 }
@@ -88,6 +143,10 @@ async function machine(): Promise<{ cores: number; os: string }> {
 }
 
 async function main(): Promise<void> {
+  const busyAtStart = await machineBusy();
+  if (busyAtStart > 0.2) {
+    console.error(`bench: the machine is ${(busyAtStart * 100).toFixed(0)}% busy already`);
+  }
   const started = performance.now();
   const watchdog = setTimeout(() => {
     console.error(`bench: still running after ${WATCHDOG_MS / 1000} s; giving up`);
@@ -97,11 +156,21 @@ async function main(): Promise<void> {
   const broker = await bareBroker(AMQP_URL).catch((error: unknown) => {
     throw new Error(`RabbitMQ is not reachable at 127.0.0.1:5672 (${String(error)})`);
   });
+  const id = randomBytes(4).toString('hex');
+  database = await createBenchDatabase(`bench_${id}`);
+  // Migrated once here, so a failing migration stops the run at once and with its message; the
+  // roles then find nothing to apply at start (they still wait for /readyz, which checks it).
+  const migrated = await runToEnd('email migrate', [CLI, 'migrate'], {
+    DATABASE_URL: database.url,
+    LOG_LEVEL: 'warn',
+  });
+  console.error(`bench: database ${database.name}: ${migrated}`);
   settings = {
     amqpUrl: AMQP_URL,
-    prefix: `bench-${randomBytes(4).toString('hex')}`,
+    prefix: `bench-${id}`,
     tmp,
     broker,
+    database,
     concurrencies: [16, 64],
     // 200 warm-up requests left even the bare server several times slower than once warm (V8
     // tiers code up over thousands of calls); 3000 are enough here, and 5000 measured requests
@@ -130,8 +199,11 @@ async function main(): Promise<void> {
       memoryGiB: totalmem() / 2 ** 30,
       node: process.version,
       rabbitmq: broker.version,
+      postgres: database.version,
       seconds: (performance.now() - started) / 1000,
-      leftovers: found,
+      busyAtStart,
+      leftovers: found.queues,
+      database: found.database,
     },
     { accept, pre, delivery, mailgun },
   );

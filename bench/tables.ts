@@ -5,8 +5,9 @@ import { steadyRate } from './delivery.js';
 import type { CpuMs } from './meter.js';
 import type { LoadResult } from './load.js';
 
+/** A number to `digits` places; '—' when unknown; never "-0.000". */
 export const f = (n: number | undefined, digits = 1): string =>
-  n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits);
+  n === undefined || Number.isNaN(n) ? '—' : n.toFixed(digits).replace(/^-(0\.?0*)$/, '$1');
 export const errors = (counts: Record<string, number>): string =>
   Object.entries(counts)
     .map(([label, count]) => `${count}× ${label}`)
@@ -28,12 +29,28 @@ export const loadColumns = (target: string, r: LoadResult): string[] => [
   errors(r.errors),
 ];
 
+/**
+ * A row whose "rest of the machine" is above 0.1 CPU ms per request and a fifth of what the
+ * metered processes used: something else ran on the machine meanwhile.
+ */
+export function overlapped(cpuMs: CpuMs): boolean {
+  const rest = cpuMs.rest ?? 0;
+  const metered = ['target', 'worker', 'broker', 'postgres', 'bench'].reduce(
+    (a, role) => a + (cpuMs[role] ?? 0),
+    0,
+  );
+  return rest > 0.1 && rest > metered / 5;
+}
+
 export function acceptTable(rows: AcceptRow[]): string {
   return table(
     ['target', 'in flight', 'req/s', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'].concat([
       'CPU ms/req: target',
       'worker',
       'RabbitMQ',
+      'PostgreSQL',
+      'bench',
+      'rest of the machine',
       'RSS MiB',
     ]),
     rows.map(({ target, result: r, cpuMs, rssMiB, workerRssMiB }) => [
@@ -41,6 +58,9 @@ export function acceptTable(rows: AcceptRow[]): string {
       cpu(cpuMs, 'target'),
       cpu(cpuMs, 'worker'),
       cpu(cpuMs, 'broker'),
+      cpu(cpuMs, 'postgres'),
+      cpu(cpuMs, 'bench'),
+      overlapped(cpuMs) ? `${cpu(cpuMs, 'rest')} ⚠` : cpu(cpuMs, 'rest'),
       workerRssMiB === undefined ? f(rssMiB) : `${f(rssMiB)} (worker ${f(workerRssMiB)})`,
     ]),
   );
@@ -52,6 +72,7 @@ export function deliveryTable(rows: DeliveryRow[]): string {
       'emails/s overall',
       'CPU ms/email: deliverer',
       'RabbitMQ',
+      'PostgreSQL',
       'RSS MiB',
     ]),
     rows.map(({ path, n, from, timing, rssMiB }, i) => [
@@ -66,6 +87,7 @@ export function deliveryTable(rows: DeliveryRow[]): string {
         ? cpu(timing.cpuMs, 'target')
         : `${cpu(timing.cpuMs, 'target')} (+ server ${cpu(timing.cpuMs, 'server')})`,
       cpu(timing.cpuMs, 'broker'),
+      cpu(timing.cpuMs, 'postgres'),
       f(rssMiB),
     ]),
   );

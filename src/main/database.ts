@@ -86,12 +86,7 @@ export async function openEmbeddedDatabase(dataDir: string, log: Logger): Promis
     throw err;
   }
   await database.start();
-  return {
-    client: database.client,
-    where: database.where,
-    ready: () => database.isReady(),
-    close: () => database.close(),
-  };
+  return opened(database, database.where);
 }
 
 /**
@@ -104,10 +99,13 @@ export async function openCommandDatabase(config: Config, log: Logger): Promise<
   await migrate(url, log);
   const database = new PgDatabase({ url, logger: log });
   await database.start();
-  return {
-    client: database.client,
-    where: database.redactedUrl,
-    ready: () => database.isReady(),
-    close: () => database.close(),
-  };
+  return opened(database, database.redactedUrl);
 }
+
+/** A database opened and migrated before use: ready whenever its engine answers. */
+const opened = (database: PgDatabase | PgliteDatabase, where: string): OpenDatabase => ({
+  client: database.client,
+  where,
+  ready: () => database.isReady(),
+  close: () => database.close(),
+});

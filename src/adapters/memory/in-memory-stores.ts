@@ -10,7 +10,11 @@ import type {
   InvalidCursor,
   StoreUnavailable,
 } from '../../application/ports/email-log.js';
-import { invalidCursor, isListableTime } from '../../application/ports/email-log.js';
+import {
+  decodeEmailCursor,
+  encodeEmailCursor,
+  invalidCursor,
+} from '../../application/ports/email-log.js';
 import type { Claim, IdempotencyStore } from '../../application/ports/idempotency-store.js';
 import {
   IDEMPOTENCY_KEY_TTL_MS,
@@ -18,7 +22,7 @@ import {
 } from '../../application/ports/idempotency-store.js';
 import { foreignToAddresses } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
-import { EmailId } from '../../domain/email-request.js';
+import type { EmailId } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
 import { evolveStatus, isFinalStatus } from '../../domain/email-status.js';
 import type { DomainEvent } from '../../domain/events.js';
@@ -35,31 +39,6 @@ interface Entry {
   /** Acceptance time in ms and a sequence, the list order (newest first). */
   readonly createdMs: number;
   readonly tags: readonly string[];
-}
-
-const cursorOf = (entry: Entry): string =>
-  Buffer.from(JSON.stringify([entry.createdMs, entry.status.id])).toString('base64url');
-
-/**
- * The position a cursor names, or undefined when it is not one `cursorOf` could have written
- * (the same rule as the SQL log's, so a cursor means the same to both).
- */
-function parseCursor(cursor: string): [number, EmailId] | undefined {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      typeof value[0] === 'number' &&
-      isListableTime(value[0]) &&
-      EmailId.is(value[1])
-    ) {
-      return [value[0], value[1]];
-    }
-  } catch {
-    // not base64url JSON: as invalid as a well-formed cursor out of range
-  }
-  return undefined;
 }
 
 /** Newest first: later acceptance, then the greater id. */
@@ -116,7 +95,7 @@ export class InMemoryEmailLog implements EmailLog {
   }
 
   list(query: EmailQuery): TE.TaskEither<StoreUnavailable | InvalidCursor, EmailPage> {
-    const after = query.cursor !== undefined ? parseCursor(query.cursor) : undefined;
+    const after = query.cursor !== undefined ? decodeEmailCursor(query.cursor) : undefined;
     if (query.cursor !== undefined && after === undefined) return TE.left(invalidCursor);
     if (query.to !== undefined && foreignToAddresses(query.to)) return TE.right({ data: [] });
     return TE.fromIO(() => {
@@ -138,7 +117,9 @@ export class InMemoryEmailLog implements EmailLog {
       const last = page.at(-1);
       return {
         data: page.map((e) => e.status),
-        ...(matches.length > query.limit && last ? { nextCursor: cursorOf(last) } : {}),
+        ...(matches.length > query.limit && last
+          ? { nextCursor: encodeEmailCursor(last.createdMs, last.status.id) }
+          : {}),
       };
     });
   }

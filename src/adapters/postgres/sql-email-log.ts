@@ -9,9 +9,14 @@ import type {
   InvalidCursor,
   StoreUnavailable,
 } from '../../application/ports/email-log.js';
-import { invalidCursor, isListableTime } from '../../application/ports/email-log.js';
+import {
+  decodeEmailCursor,
+  encodeEmailCursor,
+  invalidCursor,
+} from '../../application/ports/email-log.js';
 import { foreignToAddresses } from '../../domain/email-address.js';
-import { EmailId, EmailRequest } from '../../domain/email-request.js';
+import type { EmailId } from '../../domain/email-request.js';
+import { EmailRequest } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
 import { STATUS_NAMES, evolveStatus, isFinalStatus } from '../../domain/email-status.js';
 import type { DomainEvent, EmailRequested } from '../../domain/events.js';
@@ -52,32 +57,6 @@ const recipientsText = (to: readonly string[]): string => to.join('\n');
 
 /** `%`, `_` and the escape character itself are literal in the person's substring. */
 const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&');
-
-const cursorOf = (createdMs: number, id: string): string =>
-  Buffer.from(JSON.stringify([createdMs, id])).toString('base64url');
-
-/**
- * The position a cursor names, or undefined when it is not one `cursorOf` could have written:
- * only a time PostgreSQL can compare (1970 to 9999) and a well-formed id ever reach the SQL, so a
- * made-up cursor is the client's mistake (400), not a refused statement (503).
- */
-function parseCursor(cursor: string): readonly [number, EmailId] | undefined {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      typeof value[0] === 'number' &&
-      isListableTime(value[0]) &&
-      EmailId.is(value[1])
-    ) {
-      return [value[0], value[1]];
-    }
-  } catch {
-    // not base64url JSON: as invalid as a well-formed cursor out of range
-  }
-  return undefined;
-}
 
 /** What retention may delete: only emails whose delivery is over. */
 const FINAL_STATUSES: readonly string[] = STATUS_NAMES.filter(isFinalStatus);
@@ -143,7 +122,7 @@ export class SqlEmailLog implements EmailLog {
   }
 
   list(query: EmailQuery): TE.TaskEither<StoreUnavailable | InvalidCursor, EmailPage> {
-    const after = query.cursor !== undefined ? parseCursor(query.cursor) : undefined;
+    const after = query.cursor !== undefined ? decodeEmailCursor(query.cursor) : undefined;
     if (query.cursor !== undefined && after === undefined) return TE.left(invalidCursor);
     return attempt(async () => {
       const params: unknown[] = [];
@@ -187,7 +166,7 @@ export class SqlEmailLog implements EmailLog {
       return {
         data: page.map((row) => row.state),
         ...(rows.length > query.limit && last !== undefined
-          ? { nextCursor: cursorOf(new Date(last.created_at).getTime(), last.id) }
+          ? { nextCursor: encodeEmailCursor(new Date(last.created_at).getTime(), last.id) }
           : {}),
       };
     });

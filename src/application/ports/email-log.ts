@@ -1,6 +1,7 @@
 import type { Option } from 'fp-ts/lib/Option.js';
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
-import type { EmailId, EmailRequest } from '../../domain/email-request.js';
+import { EmailId } from '../../domain/email-request.js';
+import type { EmailRequest } from '../../domain/email-request.js';
 import type { EmailStatus, StatusName } from '../../domain/email-status.js';
 import type { DomainEvent } from '../../domain/events.js';
 
@@ -37,6 +38,36 @@ export const LISTABLE_TIMES = { fromMs: 0, untilMs: Date.UTC(10_000, 0, 1) } as 
 /** True for a whole millisecond within `LISTABLE_TIMES`. */
 export const isListableTime = (ms: number): boolean =>
   Number.isInteger(ms) && ms >= LISTABLE_TIMES.fromMs && ms < LISTABLE_TIMES.untilMs;
+
+/**
+ * The cursor every EmailLog adapter writes for "after this email": its acceptance time (ms) and
+ * id, as base64url JSON. One format, so a cursor means the same whichever store is behind.
+ */
+export const encodeEmailCursor = (createdMs: number, id: string): string =>
+  Buffer.from(JSON.stringify([createdMs, id])).toString('base64url');
+
+/**
+ * The position a cursor names, or undefined when `encodeEmailCursor` could not have written it:
+ * only a listable time and a well-formed id ever reach a store, so a made-up cursor is the
+ * client's mistake (400), not a refused statement (503).
+ */
+export function decodeEmailCursor(cursor: string): readonly [number, EmailId] | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === 'number' &&
+      isListableTime(value[0]) &&
+      EmailId.is(value[1])
+    ) {
+      return [value[0], value[1]];
+    }
+  } catch {
+    // not base64url JSON: as invalid as a well-formed cursor out of range
+  }
+  return undefined;
+}
 
 /** The filters of `GET /emails`; every one optional, all of them together (AND). */
 export interface EmailQuery {
