@@ -16,39 +16,33 @@ export function createMetrics(role: string): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ role });
   collectDefaultMetrics({ register: registry });
-  const requested = new Counter({
-    name: 'email_requested_total',
-    help: 'Emails accepted and queued',
-    registers: [registry],
-  });
-  const sent = new Counter({
-    name: 'email_sent_total',
-    help: 'Emails the provider accepted (not yet a delivery report)',
-    registers: [registry],
-  });
-  const retried = new Counter({
-    name: 'email_retries_total',
-    help: 'Send attempts that failed transiently and were scheduled again',
-    registers: [registry],
-  });
-  const failed = new Counter({
-    name: 'email_failed_total',
-    help: 'Emails dead-lettered (permanent failure or out of attempts)',
-    labelNames: ['outcome'],
-    registers: [registry],
-  });
+  const counter = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
+    new Counter<L>({ name, help, labelNames, registers: [registry] });
+  const requested = counter('email_requested_total', 'Emails accepted and queued');
+  const sent = counter(
+    'email_sent_total',
+    'Emails the provider accepted (not yet a delivery report)',
+  );
+  const retried = counter(
+    'email_retries_total',
+    'Send attempts that failed transiently and were scheduled again',
+  );
+  const failed = counter(
+    'email_failed_total',
+    'Emails dead-lettered (permanent failure or out of attempts)',
+    ['outcome'],
+  );
   const sendSeconds = new Histogram({
     name: 'email_send_duration_seconds',
     help: 'Time the provider took to accept an email',
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
-  const failovers = new Counter({
-    name: 'email_failover_total',
-    help: 'Sends moved from one transport to the next (transient failure or open circuit)',
-    labelNames: ['from', 'to'],
-    registers: [registry],
-  });
+  const failovers = counter(
+    'email_failover_total',
+    'Sends moved from one transport to the next (transient failure or open circuit)',
+    ['from', 'to'],
+  );
   return {
     registry,
     observe(event) {
