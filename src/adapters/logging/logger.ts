@@ -30,6 +30,9 @@ export function createLogger(
         censor: '[redacted]',
       },
     },
-    destination,
+    // Synchronous by default: pino's default stream buffers, and a process killed (OOM, SIGKILL)
+    // would lose its last lines, the ones an operator needs after a crash. A write is a few
+    // microseconds for the two lines an email costs.
+    destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }
