@@ -12,7 +12,7 @@ import type {
   EmailTaskSource,
   TaskHandler,
 } from '../../application/ports/email-task-source.js';
-import { sentButUnrecorded } from '../../application/ports/email-task-source.js';
+import { redeliverPauseMs, sentButUnrecorded } from '../../application/ports/email-task-source.js';
 import type { Logger } from '../../application/ports/system.js';
 import { withJitter } from '../../domain/delivery.js';
 import type { EmailRequest } from '../../domain/email-request.js';
@@ -238,7 +238,7 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
       delivery.sentUnrecorded = sentButUnrecorded(disposition);
       const leaving = this.handler !== handler && !delivery.sentUnrecorded;
       if (disposition._tag !== 'Redeliver' || delivery.abandoned || leaving) return disposition;
-      const pauseMs = Math.min(this.redeliveryDelayMs * 2 ** Math.min(earlier, 10), 5_000);
+      const pauseMs = redeliverPauseMs(this.redeliveryDelayMs, earlier);
       let cancel = (): void => undefined;
       const pause = new Promise<void>((resolve) => (cancel = this.setTimer(resolve, pauseMs)));
       // A stop ends the pause of a task that goes back; one whose send went out keeps its pace.

@@ -4,7 +4,7 @@ import type {
   EmailTask,
   TaskHandler,
 } from '../../application/ports/email-task-source.js';
-import { sentButUnrecorded } from '../../application/ports/email-task-source.js';
+import { redeliverPauseMs, sentButUnrecorded } from '../../application/ports/email-task-source.js';
 import type { Logger } from '../../application/ports/system.js';
 import { withJitter } from '../../domain/delivery.js';
 import { decodeTask, undecodable } from '../messaging/task-message.js';
@@ -25,9 +25,6 @@ export interface ConsumerSettings {
   readonly random: () => number;
   readonly workerName: string;
 }
-
-/** A Redeliver waits at most this long before the handler is asked again, as in every queue. */
-const MAX_REDELIVER_PAUSE_MS = 5_000;
 
 interface Delivery extends Take {
   readonly emailId: string | null;
@@ -261,10 +258,7 @@ export class SqlTaskConsumer {
       delivery.sentUnrecorded = sent;
       const leaving = delivery.abandoned || (session.stopping && !sent);
       if (disposition._tag !== 'Redeliver' || leaving) return E.right(disposition);
-      const pauseMs = Math.min(
-        this.settings.redeliveryDelayMs * 2 ** Math.min(earlier, 10),
-        MAX_REDELIVER_PAUSE_MS,
-      );
+      const pauseMs = redeliverPauseMs(this.settings.redeliveryDelayMs, earlier);
       // A stop ends the pause of a task that goes back; one whose send went out keeps its pace.
       await Promise.race(sent ? [sleep(pauseMs)] : [sleep(pauseMs), session.stopped]);
       if (delivery.abandoned || (session.stopping && !sent)) return E.right(disposition);

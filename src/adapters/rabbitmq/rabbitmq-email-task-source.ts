@@ -6,7 +6,7 @@ import type {
   EmailTaskSource,
   TaskHandler,
 } from '../../application/ports/email-task-source.js';
-import { sentButUnrecorded } from '../../application/ports/email-task-source.js';
+import { redeliverPauseMs, sentButUnrecorded } from '../../application/ports/email-task-source.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { WireMessage } from '../messaging/task-message.js';
 import { HEADERS, decodeAttempt, decodeTask, undecodable } from '../messaging/task-message.js';
@@ -203,9 +203,7 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
         if (sent) this.unrecorded.set(msg, task.request.id);
         else this.unrecorded.delete(msg);
         if (sub.abandoned || sub.closed || (this.stopping && !sent)) break;
-        const pause = sleep(
-          Math.min((this.options.redeliveryDelayMs ?? 100) * 2 ** Math.min(earlier, 10), 5_000),
-        );
+        const pause = sleep(redeliverPauseMs(this.options.redeliveryDelayMs ?? 100, earlier));
         await Promise.race(sent ? [pause] : [pause, this.stopped]);
         if (sub.abandoned || sub.closed || (this.stopping && !sent)) break;
         outcome = await this.run(task, true);

@@ -39,6 +39,17 @@ export type Disposition =
    */
   | { readonly _tag: 'Redeliver'; readonly reason: string; readonly sent?: true };
 
+/** The longest pause before a held task (Redeliver) is asked again. */
+export const MAX_REDELIVER_PAUSE_MS = 5_000;
+
+/**
+ * How long a task source waits before asking a Redeliver again, in milliseconds: `firstMs`,
+ * doubling with each `earlier` ask, at most `MAX_REDELIVER_PAUSE_MS`. One rule for every queue,
+ * so a database outage paces every adapter alike.
+ */
+export const redeliverPauseMs = (firstMs: number, earlier: number): number =>
+  Math.min(firstMs * 2 ** Math.min(earlier, 10), MAX_REDELIVER_PAUSE_MS);
+
 /** True for a Redeliver whose send went out but is not recorded yet (see Disposition). */
 export const sentButUnrecorded = (disposition: Disposition): boolean =>
   disposition._tag === 'Redeliver' && disposition.sent === true;

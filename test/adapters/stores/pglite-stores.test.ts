@@ -8,12 +8,10 @@ import { migrateSql } from '../../../src/adapters/postgres/migrate.js';
 import { PgliteDatabase } from '../../../src/adapters/postgres/pglite-database.js';
 import { SqlDeliveryLedger } from '../../../src/adapters/postgres/sql-delivery-ledger.js';
 import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
-import { SqlIdempotencyStore } from '../../../src/adapters/postgres/sql-idempotency-store.js';
-import { deliveryLedgerContract } from '../../contracts/delivery-ledger.contract.js';
-import { emailLogContract, right, some } from '../../contracts/email-log.contract.js';
-import { idempotencyStoreContract } from '../../contracts/idempotency-store.contract.js';
+import { right, some } from '../../contracts/email-log.contract.js';
 import { aRequest, anEvent, at } from '../../support/builders.js';
 import { recordingLogger } from '../../support/fakes.js';
+import { emptyStoreTables, sqlStoreContracts } from '../../support/sql-stores.js';
 
 const silent = recordingLogger();
 
@@ -29,31 +27,9 @@ describe('The SQL stores on PGlite', function () {
   });
   after(() => db?.close());
 
-  const clean = () => db.client.query('TRUNCATE emails, idempotency_keys, delivery_ledger');
-  const keepOpen = async (): Promise<void> => undefined;
-
-  emailLogContract('SqlEmailLog on PGlite', async () => {
-    await clean();
-    return { log: new SqlEmailLog(db.client), peer: new SqlEmailLog(db.client), close: keepOpen };
-  });
-
-  idempotencyStoreContract('SqlIdempotencyStore on PGlite', async () => {
-    await clean();
-    return {
-      store: new SqlIdempotencyStore(db.client),
-      peer: new SqlIdempotencyStore(db.client),
-      close: keepOpen,
-    };
-  });
-
-  deliveryLedgerContract('SqlDeliveryLedger on PGlite', async () => {
-    await clean();
-    return {
-      ledger: new SqlDeliveryLedger(db.client),
-      peer: new SqlDeliveryLedger(db.client),
-      close: keepOpen,
-    };
-  });
+  const clean = () => emptyStoreTables(db.client);
+  // One engine is one process: each store's `peer` is a second store over the same client.
+  sqlStoreContracts(' on PGlite', () => ({ client: db.client, peer: db.client }));
 
   describe('SqlEmailLog on PGlite', () => {
     beforeEach(clean);

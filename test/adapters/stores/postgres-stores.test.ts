@@ -7,12 +7,11 @@ import type { SqlClient } from '../../../src/adapters/postgres/sql-client.js';
 import { SqlDeliveryLedger } from '../../../src/adapters/postgres/sql-delivery-ledger.js';
 import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
 import { SqlIdempotencyStore } from '../../../src/adapters/postgres/sql-idempotency-store.js';
-import { deliveryLedgerContract } from '../../contracts/delivery-ledger.contract.js';
-import { emailLogContract, right } from '../../contracts/email-log.contract.js';
-import { idempotencyStoreContract } from '../../contracts/idempotency-store.contract.js';
+import { right } from '../../contracts/email-log.contract.js';
 import type { TestDatabase } from '../../support/postgres.js';
 import { aRequest, anEvent, at } from '../../support/builders.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
+import { emptyStoreTables, sqlStoreContracts } from '../../support/sql-stores.js';
 
 interface Statement {
   readonly sql: string;
@@ -53,31 +52,8 @@ describe('The PostgreSQL stores', function () {
     await db?.drop();
   });
 
-  const clean = () => one.client.query('TRUNCATE emails, idempotency_keys, delivery_ledger');
-  const keepOpen = async (): Promise<void> => undefined;
-
-  emailLogContract('SqlEmailLog', async () => {
-    await clean();
-    return { log: new SqlEmailLog(one.client), peer: new SqlEmailLog(two.client), close: keepOpen };
-  });
-
-  idempotencyStoreContract('SqlIdempotencyStore', async () => {
-    await clean();
-    return {
-      store: new SqlIdempotencyStore(one.client),
-      peer: new SqlIdempotencyStore(two.client),
-      close: keepOpen,
-    };
-  });
-
-  deliveryLedgerContract('SqlDeliveryLedger', async () => {
-    await clean();
-    return {
-      ledger: new SqlDeliveryLedger(one.client),
-      peer: new SqlDeliveryLedger(two.client),
-      close: keepOpen,
-    };
-  });
+  const clean = () => emptyStoreTables(one.client);
+  sqlStoreContracts('', () => ({ client: one.client, peer: two.client }));
 
   describe('SqlEmailLog on PostgreSQL', () => {
     beforeEach(clean);
