@@ -17,7 +17,7 @@ const forbid = (names, regexes, message) => ({
 const notPure = '^(?!\\.|fp-ts(/|$)|io-ts(/|$))';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'outbox/**'] },
+  { ignores: ['dist/**', 'dist-*/**', 'coverage/**', 'node_modules/**', 'outbox/**', 'artifacts/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

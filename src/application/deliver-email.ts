@@ -228,14 +228,37 @@ export class DeliverEmail {
           const outcome = await this.sendHoldingClaim(request);
           const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
           this.log.info(
-            { ...context, outcome: outcome._tag, durationMs },
+            {
+              ...context,
+              outcome: outcome._tag,
+              durationMs,
+              ...(outcome._tag === 'Sent' && outcome.hint !== undefined
+                ? { hint: outcome.hint }
+                : {}),
+            },
             `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
           );
+          this.warnHint(context, outcome);
           return { outcome, durationMs };
         }),
       ),
       TE.flatMap(({ outcome, durationMs }) => this.settle(task, outcome, durationMs)),
     );
+  }
+
+  /**
+   * The operator's half of a failure (which variable to check, the folder, the host that
+   * refused): it goes to this log and nowhere else, since the attempt stored and shown on the
+   * email's page keeps only the public reason (`outcomeDetail`). A send's hint (where the outbox
+   * wrote the file) is news, not a warning: it rides on the "Time to send" line. No `outcome`
+   * field here, so that whoever counts outcomes in the log counts one line per send.
+   */
+  private warnHint(
+    context: { emailId: EmailId; attempt: number; transport: string },
+    outcome: DeliveryOutcome,
+  ): void {
+    if (outcome._tag === 'Sent' || outcome.hint === undefined) return;
+    this.log.warn({ ...context, reason: outcome.reason }, outcome.hint);
   }
 
   /**

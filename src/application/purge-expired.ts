@@ -3,6 +3,7 @@ import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { DeliveryLedger } from './ports/delivery-ledger.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { IdempotencyStore } from './ports/idempotency-store.js';
+import type { SessionStore } from './ports/session-store.js';
 import { IDEMPOTENCY_KEY_TTL_MS } from './ports/idempotency-store.js';
 import type { Clock } from './ports/system.js';
 
@@ -22,12 +23,16 @@ export interface Purged {
   readonly emails: number;
   readonly idempotencyKeys: number;
   readonly ledgerEntries: number;
+  readonly sessions: number;
 }
+
+/** A web session unused for this long is over (see `Operators`), and its row is deleted. */
+export const SESSION_RETENTION_MS = 12 * 60 * 60 * 1000;
 
 /**
  * Deletes what is older than the retention period, in small batches: emails by their acceptance
  * time once their delivery is over (sent or failed), idempotency keys after their 24 hours,
- * ledger entries with the emails they guard. An email still queued or retrying is never deleted,
+ * ledger entries with the emails they guard, web sessions idle past their 12 hours. An email still queued or retrying is never deleted,
  * however old: its task is still coming, and the worker would otherwise write a new entry for it
  * without its request (nothing to show, nothing to send again).
  */
@@ -36,6 +41,7 @@ export class PurgeExpired {
     private readonly emails: EmailLog,
     private readonly idempotency: IdempotencyStore,
     private readonly ledger: DeliveryLedger,
+    private readonly sessions: SessionStore,
     private readonly policy: RetentionPolicy,
     private readonly clock: Clock,
   ) {}
@@ -50,6 +56,7 @@ export class PurgeExpired {
         this.idempotency.purgeOlderThan(new Date(now - IDEMPOTENCY_KEY_TTL_MS)),
       ),
       TE.bind('ledgerEntries', () => this.ledger.purgeOlderThan(cutoff)),
+      TE.bind('sessions', () => this.sessions.purgeIdleSince(new Date(now - SESSION_RETENTION_MS))),
     );
   }
 

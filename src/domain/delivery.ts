@@ -3,9 +3,16 @@ import * as t from 'io-ts';
 /**
  * What a sender reports. Senders answer with one of these and never throw: the decision of what
  * to do next belongs to the core, not to the adapter that happened to see the error.
+ *
+ * `reason` and a Sent's `providerId` are public: they are stored with the attempt and shown on
+ * the email's page and in its JSON to anyone who has its link. They say what happened in words a
+ * person can act on and never name a configuration variable, a file path, a host, an address or
+ * port, a URL, a stack frame or a credential (`publicText` takes out what a provider's answer may
+ * quote). What only an operator can act on (the variable to check, the folder, the host that
+ * refused) goes in `hint`: the worker logs it, and nothing stores or shows it.
  */
 export type DeliveryOutcome =
-  | { readonly _tag: 'Sent'; readonly providerId: string }
+  | { readonly _tag: 'Sent'; readonly providerId: string; readonly hint?: string }
   | {
       readonly _tag: 'Transient';
       readonly reason: string;
@@ -16,22 +23,88 @@ export type DeliveryOutcome =
        * it at its word.
        */
       readonly uncertain?: true;
+      /** For the worker's log only, never stored or shown: see `DeliveryOutcome`. */
+      readonly hint?: string;
     }
-  | { readonly _tag: 'Permanent'; readonly reason: string };
+  | {
+      readonly _tag: 'Permanent';
+      readonly reason: string;
+      /** For the worker's log only, never stored or shown: see `DeliveryOutcome`. */
+      readonly hint?: string;
+    };
 
-export const sent = (providerId: string): DeliveryOutcome => ({ _tag: 'Sent', providerId });
-export const transient = (reason: string, retryAfterMs?: number): DeliveryOutcome =>
-  retryAfterMs === undefined
-    ? { _tag: 'Transient', reason }
-    : { _tag: 'Transient', reason, retryAfterMs };
-export const permanent = (reason: string): DeliveryOutcome => ({ _tag: 'Permanent', reason });
+/** The outcome with the operator's hint, or as it was when there is none to add. */
+export const withHint = <O extends DeliveryOutcome>(outcome: O, hint: string | undefined): O =>
+  hint === undefined || hint === '' ? outcome : { ...outcome, hint };
+
+export const sent = (providerId: string, hint?: string): DeliveryOutcome =>
+  withHint({ _tag: 'Sent', providerId }, hint);
+export const transient = (reason: string, retryAfterMs?: number, hint?: string): DeliveryOutcome =>
+  withHint(
+    retryAfterMs === undefined
+      ? { _tag: 'Transient', reason }
+      : { _tag: 'Transient', reason, retryAfterMs },
+    hint,
+  );
+export const permanent = (reason: string, hint?: string): DeliveryOutcome =>
+  withHint({ _tag: 'Permanent', reason }, hint);
 /** A failure that may be permanent; see `FIRST_PERMANENT_UNCERTAIN_ATTEMPT`. */
-export const uncertain = (reason: string, retryAfterMs?: number): DeliveryOutcome => ({
-  ...(retryAfterMs === undefined
-    ? { _tag: 'Transient', reason }
-    : { _tag: 'Transient', reason, retryAfterMs }),
-  uncertain: true,
-});
+export const uncertain = (reason: string, retryAfterMs?: number, hint?: string): DeliveryOutcome =>
+  withHint(
+    {
+      ...(retryAfterMs === undefined
+        ? { _tag: 'Transient', reason }
+        : { _tag: 'Transient', reason, retryAfterMs }),
+      uncertain: true,
+    },
+    hint,
+  );
+
+/** What `publicText` puts where it took something out. */
+export const HIDDEN = '[hidden]';
+
+// Each kind of text a public reason may not show, in the order they are taken out: a URL before
+// the host and path inside it, an IPv6 address before the colons in it could read as a port.
+const NOT_PUBLIC: readonly RegExp[] = [
+  // A URL of any scheme, and a protocol-relative one.
+  /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]*/gi,
+  /(?<![\w:])\/\/[^\s"'<>]+/g,
+  // IPv6: in brackets (with a port), compressed (`::1`, `fe80::1%eth0`), or all eight groups.
+  /\[[0-9a-f:.%]*:[0-9a-f:.%]*\](?::\d{1,5})?/gi,
+  /(?<![\w:.])[0-9a-f:.]*::[0-9a-f:.]*(?:%[\w.-]+)?(?![\w:])/gi,
+  /(?<![\w:])(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}(?![\w:])/gi,
+  // IPv4, with its port.
+  /(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])/g,
+  // A host and port; the host has a letter, so a time of day (10:00:00) stays.
+  /(?<![\w.-])[a-z][\w-]*(?:\.[\w-]+)*:\d{1,5}(?!\w)/gi,
+  // A host name: two labels or more, the last of letters. An email address or a Message-ID
+  // stays (the recipient's, or ours), and so do `5.1.1` and `Apache/2.4`.
+  /(?<![\w.@-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9](?![\w@-]|\.[a-z0-9])/gi,
+  /(?<![\w.-])localhost(?![\w.-])/gi,
+  // A file path: absolute, home- or dot-relative, or on a Windows drive. `text/plain` and
+  // `Apache/2.4` stay: a path starts after a space or punctuation, not inside a word.
+  /(?<![\w.<>-])(?:~|\.{1,2})?\/[^\s"'<>()[\]]+/g,
+  /\b[a-z]:\\[^\s"'<>]*/gi,
+];
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * `text` fit for a public reason: URLs, IP addresses, hosts (with or without a port) and file
+ * paths become `[hidden]`, and so does each of `alsoHide` where it stands as a word of its own (a
+ * value from our configuration the patterns cannot know, such as a one-label host name). What
+ * stays is what a person can act on: a provider's status code and words, an email address. The
+ * adapter keeps the original for its hint.
+ */
+export function publicText(text: string, alsoHide: readonly string[] = []): string {
+  const literals = [...alsoHide]
+    .filter((s) => s.trim() !== '')
+    .sort((a, b) => b.length - a.length)
+    .map((s) => new RegExp(`(?<![\\w.@-])${escapeRegExp(s)}(?![\\w@-]|\\.[\\w])`, 'gi'));
+  return [...literals, ...NOT_PUBLIC]
+    .reduce((shown, pattern) => shown.replace(pattern, HIDDEN), text)
+    .replace(/(?:\[hidden\](?::\d{1,5}(?!\d))?)+/g, HIDDEN);
+}
 
 /**
  * An uncertain failure on this attempt or a later one is a refusal: two tries were given to a
@@ -55,6 +128,7 @@ export type AttemptRecord = t.TypeOf<typeof AttemptRecord>;
 export const outcomeName = (o: DeliveryOutcome): AttemptRecord['outcome'] =>
   o._tag === 'Sent' ? 'sent' : o._tag === 'Transient' ? 'transient' : 'permanent';
 
+/** The attempt's detail as stored and shown: the public part of the outcome, never its hint. */
 export const outcomeDetail = (o: DeliveryOutcome): string =>
   o._tag === 'Sent' ? o.providerId : o.reason;
 

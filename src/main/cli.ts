@@ -12,6 +12,17 @@ import { DataDirUnusable, PgliteDatabase } from '../adapters/postgres/pglite-dat
 import { isConnectionError, safeReason } from '../adapters/postgres/sql-client.js';
 import type { Running } from './runtime.js';
 import { DEAD_LETTERS_USAGE, parseDeadLettersArgs, runDeadLetters } from './dead-letters.js';
+import {
+  API_KEYS_USAGE,
+  USERS_USAGE,
+  parseApiKeysArgs,
+  parseUsersArgs,
+  runApiKeys,
+  runUsers,
+  withCommandDatabase,
+} from './access-commands.js';
+import type { CommandResult } from './access-commands.js';
+import type { OpenDatabase } from './database.js';
 import { startDev } from './dev.js';
 import { startServer } from './server.js';
 import { startWorker } from './worker.js';
@@ -39,6 +50,11 @@ Commands:
   dead-letters replay --id ID | --all  put dead letters back on the tasks queue
   dead-letters purge                   delete every dead letter
                            (RabbitMQ's with AMQP_URL; else the embedded queue's, as email dev)
+  api-keys create --name NAME [--scopes send,read,admin]   prints a new API key once
+  api-keys list [--json] | api-keys revoke NAME
+  users add NAME           adds a person who signs in to the pages (password on standard input)
+  users list [--json] | users remove NAME
+                           (in DATABASE_URL; else in DATA_DIR's embedded database, as email dev)
   --help                   this text
 
 Configuration is read from the environment; see README.md, "Configuration".
@@ -53,6 +69,18 @@ async function main(argv: readonly string[]): Promise<number | 'running'> {
   }
   if (command === 'dead-letters') return deadLetters(argv.slice(1));
   if (command === 'migrate') return migrateCommand(argv.slice(1));
+  if (command === 'api-keys') {
+    const parsed = parseApiKeysArgs(argv.slice(1));
+    return E.isLeft(parsed)
+      ? usageError(command, parsed.left, API_KEYS_USAGE)
+      : accessCommand(command, (db, log) => runApiKeys(parsed.right, db, log));
+  }
+  if (command === 'users') {
+    const parsed = parseUsersArgs(argv.slice(1));
+    return E.isLeft(parsed)
+      ? usageError(command, parsed.left, USERS_USAGE)
+      : accessCommand(command, (db, log) => runUsers(parsed.right, db, log, readPassword));
+  }
   const roles: Record<string, 'dev' | 'server' | 'worker'> = {
     dev: 'dev',
     server: 'server',
@@ -222,6 +250,84 @@ async function migrateEmbedded(dataDir: string, log: Logger): Promise<{ applied:
     return await migrateSql(database, log);
   } finally {
     await database.close();
+  }
+}
+
+function usageError(command: string, problem: string, usage: string): number {
+  process.stderr.write(`email ${command}: ${problem}\n\n${usage}`);
+  return 2;
+}
+
+/**
+ * `email api-keys …` and `email users …`: against DATABASE_URL, or DATA_DIR's embedded database
+ * (stop `npm start` first: the embedded database has one process at a time). Audit lines go to
+ * standard error as JSON; the key, the one thing to keep, alone on standard output.
+ */
+async function accessCommand(
+  command: 'api-keys' | 'users',
+  work: (db: OpenDatabase, log: Logger) => Promise<CommandResult>,
+): Promise<number> {
+  const config = loadConfig(process.env, 'migrate');
+  if (E.isLeft(config)) {
+    process.stderr.write(`email ${command}: ${describeProblems(config.left)}\n`);
+    return 2;
+  }
+  // The audit lines (a key created, a user removed) at info; the database's own news only when
+  // something is wrong, as in the other one-shot commands.
+  const log = createLogger(process.env.LOG_LEVEL ?? 'info', command, pino.destination(2));
+  const quiet = createLogger(process.env.LOG_LEVEL ?? 'warn', command, pino.destination(2));
+  const url = config.right.databaseUrl?.reveal();
+  try {
+    const result = await withCommandDatabase(config.right, oneShotLogger(quiet), (db) =>
+      work(db, log),
+    );
+    if (result.stdout) process.stdout.write(result.stdout);
+    if (result.stderr) {
+      process.stderr.write(
+        result.code === 0 ? result.stderr : `email ${command}: ${result.stderr}\n`,
+      );
+    }
+    return result.code;
+  } catch (err) {
+    return commandFailed(command, err, {
+      doing: `opening ${url ? redactDatabaseUrl(url) : `the embedded database in DATA_DIR=${config.right.dataDir}`}`,
+      urls: [url],
+      database: true,
+    });
+  }
+}
+
+/**
+ * The password for `users add`: typed at a terminal without echo, or piped (one line; a final
+ * newline is not part of it).
+ */
+async function readPassword(): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+    return Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
+  }
+  process.stderr.write('Password (12 characters or more, not shown): ');
+  stdin.setRawMode(true);
+  stdin.setEncoding('utf8');
+  let typed = '';
+  try {
+    for await (const chunk of stdin) {
+      for (const c of String(chunk)) {
+        if (c === '\r' || c === '\n') return typed;
+        if (c === '\u0003') throw new Error('cancelled');
+        if (c === '\u007f' || c === '\b') typed = [...typed].slice(0, -1).join('');
+        else typed += c;
+      }
+    }
+    return typed;
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
   }
 }
 

@@ -12,6 +12,7 @@ import { SqlEmailQueue } from '../adapters/postgres/sql-email-queue.js';
 import { openCommandDatabase } from './database.js';
 import { coreModule, rabbitMqModule } from './modules.js';
 import { resolve } from './services.js';
+import { formatRows } from './table.js';
 
 export const DEAD_LETTERS_USAGE = `Usage:
   email dead-letters list [--json]       show the dead letters (they stay in the queue)
@@ -53,13 +54,7 @@ export function formatTable(letters: readonly DeadLetter[]): string {
     l.failedAt,
   ]);
   const header = ['ID', 'RECIPIENTS', 'SUBJECT', 'REASON', 'ATTEMPTS', 'FAILED AT'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  return `${[line(header), ...rows.map(line)].join('\n')}\n${letters.length} dead letter${letters.length === 1 ? '' : 's'}.\n`;
+  return `${formatRows(header, rows)}${letters.length} dead letter${letters.length === 1 ? '' : 's'}.\n`;
 }
 
 /** What a command printed, and the id asked for if no dead letter had it (exit status 1). */

@@ -2,6 +2,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { Container } from 'inversify';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
+import { accessModule, guardedAccess, isLoopback } from './access.js';
 import type { OpenDatabase } from './database.js';
 import { openDatabase, openEmbeddedDatabase } from './database.js';
 import {
@@ -41,6 +42,7 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
     sqlStoresModule(db),
     sqlQueueModule(config, log, db),
     senderModule,
+    accessModule(config, db),
   );
   const tasks = resolve(container, 'EmailTaskSource');
   const queue = resolve(container, 'SqlEmailQueue');
@@ -50,7 +52,22 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
   const stopRetention = startRetention(container, log);
 
   const where = config.transports.includes('outbox') ? { outbox: config.outboxDir } : {};
-  const http = await serveWeb(container, config, log, { ...where, database: db.where });
+  // On this machine only, dev is a local tool like Mailpit: nothing to sign in to. Reachable
+  // from elsewhere, it is a relay like any server, and guarded like one.
+  const open = isLoopback(config.host);
+  if (!open) {
+    log.warn(
+      { host: config.host },
+      'HOST is not a loopback address: the API needs a key and the pages a sign-in, as in email server (see "email api-keys create" and "email users add")',
+    );
+  }
+  const http = await serveWeb(
+    container,
+    config,
+    log,
+    { ...where, database: db.where },
+    open ? { mode: 'open' } : guardedAccess(container, log),
+  );
   return {
     url: http.url,
     async stop() {

@@ -14,6 +14,9 @@ import { SqlEmailQueue } from '../adapters/postgres/sql-email-queue.js';
 import { SqlDeliveryLedger } from '../adapters/postgres/sql-delivery-ledger.js';
 import { SqlEmailLog } from '../adapters/postgres/sql-email-log.js';
 import { SqlIdempotencyStore } from '../adapters/postgres/sql-idempotency-store.js';
+import { SqlApiKeyStore } from '../adapters/postgres/sql-api-key-store.js';
+import { SqlOperatorStore } from '../adapters/postgres/sql-operator-store.js';
+import { SqlSessionStore } from '../adapters/postgres/sql-session-store.js';
 import { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import { RabbitMqDeadLetterBox } from '../adapters/rabbitmq/rabbitmq-dead-letter-box.js';
 import { RabbitMqDeliveryEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
@@ -86,12 +89,13 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
   provide(
     bind,
     'PurgeExpired',
-    ['EmailLog', 'IdempotencyStore', 'DeliveryLedger', 'Config', 'Clock'],
-    (emails, idempotency, ledger, config, clock) =>
+    ['EmailLog', 'IdempotencyStore', 'DeliveryLedger', 'SessionStore', 'Config', 'Clock'],
+    (emails, idempotency, ledger, sessions, config, clock) =>
       new PurgeExpired(
         emails,
         idempotency,
         ledger,
+        sessions,
         {
           retentionDays: config.retentionDays,
           batchSize: RETENTION_BATCH,
@@ -111,6 +115,9 @@ export const sqlStoresModule = (database: OpenDatabase) =>
     constant(bind, 'EmailLog', new SqlEmailLog(database.client));
     constant(bind, 'IdempotencyStore', new SqlIdempotencyStore(database.client));
     constant(bind, 'DeliveryLedger', new SqlDeliveryLedger(database.client));
+    constant(bind, 'ApiKeyStore', new SqlApiKeyStore(database.client));
+    constant(bind, 'OperatorStore', new SqlOperatorStore(database.client));
+    constant(bind, 'SessionStore', new SqlSessionStore(database.client));
     constant(bind, 'StoreReadiness', () => database.ready());
   });
 

@@ -7,7 +7,9 @@ import type { DeliverEmail } from '../application/deliver-email.js';
 import type { TaskHandler } from '../application/ports/email-task-source.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
+import type { AccessPolicy } from '../adapters/http/access.js';
 import { createHttpApp } from '../adapters/http/app.js';
+import { sessionSecret } from './access.js';
 import { Container } from 'inversify';
 import type { ContainerModule } from 'inversify';
 import type { OpenDatabase } from './database.js';
@@ -259,6 +261,7 @@ export async function serveWeb(
   config: Config,
   log: Logger,
   fields: object,
+  access: AccessPolicy = { mode: 'open' },
 ): Promise<Listening> {
   const metrics = resolve(container, 'Metrics');
   const bus = resolve(container, 'EventBus');
@@ -279,6 +282,9 @@ export async function serveWeb(
     csrfSecret: csrfSecret(config),
     log,
     closing: closing.signal,
+    access,
+    sessionSecret: sessionSecret(config),
+    trustProxy: config.trustProxy,
   });
   const http = await listen(app.callback(), config.port, config.host);
   log.info({ url: http.url, ...fields }, `Listening on ${http.url}`);

@@ -2,6 +2,7 @@ import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { subscribeToEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
 import type { EventKey } from '../domain/events.js';
+import { accessModule, guardedAccess } from './access.js';
 import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
 import { bridgeToBroker, brokerRoleContainer, serveWeb } from './runtime.js';
@@ -20,7 +21,7 @@ const WORKER_EVENTS: readonly EventKey[] = ['sending', 'sent', 'retrying', 'fail
  */
 export async function startServer(config: Config, log: Logger): Promise<Running> {
   const db = openDatabase(config, log);
-  const container = brokerRoleContainer(config, log, 'server', db);
+  const container = brokerRoleContainer(config, log, 'server', db, accessModule(config, db));
   const connection = resolve(container, 'RabbitMqConnection');
   const bus = resolve(container, 'EventBus');
   const unbridge = bridgeToBroker(container);
@@ -43,10 +44,13 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     }
   });
 
-  const http = await serveWeb(container, config, log, {
-    broker: connection.redactedUrl,
-    database: db.where,
-  });
+  const http = await serveWeb(
+    container,
+    config,
+    log,
+    { broker: connection.redactedUrl, database: db.where },
+    guardedAccess(container, log),
+  );
   return {
     url: http.url,
     async stop() {

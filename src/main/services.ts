@@ -19,6 +19,13 @@ import type { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import type { SenderHandle } from './senders.js';
 import type { RetryPolicy } from '../domain/delivery.js';
 import type { RabbitMqDeliveryEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
+import type { ApiKeys } from '../application/api-keys.js';
+import type { Operators } from '../application/operators.js';
+import type { ApiKeyStore } from '../application/ports/api-key-store.js';
+import type { SecretTokens } from '../application/ports/credentials.js';
+import type { OperatorStore } from '../application/ports/operator-store.js';
+import type { RateLimiter } from '../application/ports/rate-limiter.js';
+import type { SessionStore } from '../application/ports/session-store.js';
 
 /** Everything the container can hand out, by name: the one map from token to type. */
 export interface Services {
@@ -51,6 +58,16 @@ export interface Services {
   RabbitMqConnection: RabbitMqConnection;
   /** The embedded queue of `email dev`, for what the ports do not say (tasks left waiting). */
   SqlEmailQueue: SqlEmailQueue;
+  SecretTokens: SecretTokens;
+  ApiKeyStore: ApiKeyStore;
+  OperatorStore: OperatorStore;
+  SessionStore: SessionStore;
+  /** `RATE_LIMIT`: requests per API key, or per client address where no key is given. */
+  RequestLimiter: RateLimiter;
+  /** Failed sign-ins per user name and per client address. */
+  SignInFailures: RateLimiter;
+  ApiKeys: ApiKeys;
+  Operators: Operators;
 }
 
 export type ServiceName = keyof Services;

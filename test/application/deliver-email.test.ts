@@ -159,6 +159,51 @@ describe('DeliverEmail', () => {
     expect(now.attempts[0]).to.include({ outcome: 'transient', detail: 'Mailgun 503' });
   });
 
+  it("logs an outcome's hint for the operator and stores only its public reason", async () => {
+    const hint = 'Mailgun rejected the API key (401): check MAILGUN_API_KEY';
+    const refused = permanent('Mailgun refused our API credentials (401)', hint);
+    const { useCase, events, log, status } = await setUp([refused]);
+    const dead = expectTag(await useCase.execute(task())(), 'DeadLetter');
+    expect(log.lines.filter((l) => l.message === hint)).to.deep.equal([
+      {
+        level: 'warn',
+        fields: {
+          emailId: request.id,
+          attempt: 1,
+          transport: 'scripted',
+          reason: 'Mailgun refused our API credentials (401)',
+        },
+        message: hint,
+      },
+    ]);
+    // Neither the attempt, the events, the dead letter nor the email's log carry it.
+    expect(dead.history).to.deep.equal([
+      {
+        attempt: 1,
+        at: '2026-11-28T10:00:00.000Z',
+        outcome: 'permanent',
+        detail: 'Mailgun refused our API credentials (401)',
+        durationMs: 0,
+      },
+    ]);
+    const stored = JSON.stringify({ dead, events: events.events, status: await status() });
+    expect(stored).to.contain('Mailgun refused our API credentials (401)');
+    expect(stored).not.to.contain('MAILGUN_API_KEY');
+  });
+
+  it("logs a send's hint as news on its one line, not as a warning", async () => {
+    const { useCase, log, status } = await setUp([
+      sent('<p1@example.org>', 'written to /o/p1.eml'),
+    ]);
+    expect(await useCase.execute(task())()).to.deep.equal({ _tag: 'Done' });
+    const lines = log.lines.filter((l) => JSON.stringify(l).includes('/o/p1.eml'));
+    expect(lines.map((l) => [l.level, l.message])).to.deep.equal([
+      ['info', 'Time to send an email: 0.00s'],
+    ]);
+    expect(lines[0]?.fields).to.deep.include({ emailId: request.id, outcome: 'Sent' });
+    expect(JSON.stringify(await status())).not.to.contain('/o/p1.eml');
+  });
+
   it('dead-letters at once on a permanent failure', async () => {
     const { useCase, events, status } = await setUp([permanent('Mailgun 400: bad address')]);
     const dead = expectTag(await useCase.execute(task())(), 'DeadLetter');

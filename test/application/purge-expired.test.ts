@@ -8,11 +8,18 @@ import {
   InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../../src/adapters/memory/in-memory-stores.js';
+import {
+  InMemoryOperatorStore,
+  InMemorySessionStore,
+} from '../../src/adapters/memory/in-memory-auth-stores.js';
 import type { EmailRequest } from '../../src/domain/email-request.js';
 import { aRequest, anEvent, anId } from '../support/builders.js';
 import { fixedClock, switchable } from '../support/fakes.js';
 
 const DAY = 24 * 60 * 60 * 1000;
+const HOUR = 60 * 60 * 1000;
+
+const noSessions = () => new InMemorySessionStore(new InMemoryOperatorStore());
 
 const request = (id: string, requestedAt: Date) => aRequest({ id, requestedAt });
 
@@ -53,16 +60,36 @@ describe('PurgeExpired (retention)', () => {
     await keys.claim('old-key', 'p', old[0]!.id, new Date(now - IDEMPOTENCY_KEY_TTL_MS - 1))();
     await keys.claim('new-key', 'p', recent2.id, new Date(now - 1000))();
 
+    // Two sessions: one idle past its 12 hours, one used an hour ago.
+    const operators = new InMemoryOperatorStore();
+    const sessions = new InMemorySessionStore(operators);
+    await operators.add({
+      name: 'ada',
+      passwordHash: '$argon2id$x',
+      createdAt: new Date(now - DAY),
+    })();
+    for (const [digest, idleMs] of [
+      ['idle', 12 * HOUR + 1],
+      ['live', HOUR],
+    ] as const) {
+      const at = new Date(now - idleMs);
+      await sessions.create({ digest, operator: 'ada', createdAt: at, lastSeenAt: at })();
+    }
+
     const purge = new PurgeExpired(
       emails,
       keys,
       ledger,
+      sessions,
       { retentionDays: 30, batchSize: 3, maxBatches: 10 },
       clock,
     );
     expect(await purge.execute()()).to.deep.equal(
-      E.right({ emails: 7, idempotencyKeys: 1, ledgerEntries: 7 }),
+      E.right({ emails: 7, idempotencyKeys: 1, ledgerEntries: 7, sessions: 1 }),
     );
+    expect(await sessions.find('idle')()).to.deep.equal(E.right(O.none));
+    const live = await sessions.find('live')();
+    expect(E.isRight(live) && O.isSome(live.right), 'the session used an hour ago').to.equal(true);
     const left = await emails.list({ limit: 50 })();
     expect(E.isRight(left) && left.right.data.map((e) => e.id)).to.deep.equal([
       'new-email-2',
@@ -87,6 +114,7 @@ describe('PurgeExpired (retention)', () => {
       emails,
       new InMemoryIdempotencyStore(),
       new InMemoryDeliveryLedger(),
+      noSessions(),
       { retentionDays: 30, batchSize: 2, maxBatches: 2 },
       clock,
     );
@@ -112,6 +140,7 @@ describe('PurgeExpired (retention)', () => {
       emails,
       new InMemoryIdempotencyStore(),
       new InMemoryDeliveryLedger(),
+      noSessions(),
       { retentionDays: 30, batchSize: 1, maxBatches: 10 },
       clock,
     );
@@ -136,6 +165,7 @@ describe('PurgeExpired (retention)', () => {
       emails.store,
       new InMemoryIdempotencyStore(),
       new InMemoryDeliveryLedger(),
+      noSessions(),
       { retentionDays: 30, batchSize: 2, maxBatches: 2 },
       fixedClock(),
     );

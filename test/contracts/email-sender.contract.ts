@@ -28,6 +28,18 @@ export interface SenderFixture {
 const SLACK_MS = 2000;
 const lf = (s: string | undefined): string => (s ?? '').replace(/\r\n/g, '\n').trimEnd();
 
+/**
+ * An outcome's reason (or a send's provider id) is shown on the email's page: no configuration
+ * variable, IP address, host and port, URL, file path or stack frame (see `DeliveryOutcome`).
+ */
+const NOT_PUBLIC =
+  /MAILGUN_|SMTP_URL|OUTBOX_DIR|\d{1,3}(?:\.\d{1,3}){3}|localhost|:\/\/|[a-z]:\d{2,5}\b|(?:^|[\s('"=:])\/\w|\.js:|\n\s+at /i;
+const expectPublic = (o: DeliveryOutcome): void => {
+  expect(o._tag === 'Sent' ? o.providerId : o.reason, 'what the page shows').not.to.match(
+    NOT_PUBLIC,
+  );
+};
+
 /** One suite, run against every EmailSender adapter (STYLE.md "one contract suite per port"). */
 export function emailSenderContract(
   name: string,
@@ -49,6 +61,7 @@ export function emailSenderContract(
       const request = aRequest();
       const outcome = await send(request);
       expect(outcome._tag).to.equal('Sent');
+      expectPublic(outcome);
       const [got, ...more] = await fixture.received();
       expect(more).to.have.length(0);
       expect(got?.emailId).to.equal(request.id);
@@ -181,6 +194,7 @@ export function emailSenderContract(
         const started = Date.now();
         const outcome = await send();
         check(outcome);
+        expectPublic(outcome);
         if (kind === 'timeout') {
           expect(Date.now() - started).to.be.below((fixture.timeoutMs ?? 0) + SLACK_MS);
         }
@@ -203,6 +217,8 @@ export function emailSenderContract(
       await fixture.stopReceiver();
       const outcome = await send();
       expect(outcome._tag).to.equal('Transient');
+      // Where the receiver was (an address, a folder) is the operator's to know, not the page's.
+      expectPublic(outcome);
     });
 
     it('sends concurrently without mixing emails up', async () => {

@@ -86,7 +86,12 @@ describe('email dev (one process, in memory, outbox sender)', function () {
       { what: `GET /emails/${id} to say sent` },
     );
     expect(sent).to.include({ id, status: 'sent' });
-    expect(sent.provider_id).to.be.a('string').and.not.empty;
+    // The message's own id, which the file carries; where the file is, only the log says.
+    expect(sent.provider_id).to.equal(mail.messageId);
+    await waitForRecord(
+      proc,
+      (r) => r.emailId === id && r.hint === `written to ${join(outbox, `${id}.eml`)}`,
+    );
   });
 
   it('prints what the original example printed, as structured lines', async () => {

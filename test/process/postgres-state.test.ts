@@ -23,6 +23,7 @@ import { startListening, waitForRecord } from '../support/process.js';
 import { AMQP_URL, requireRabbitMq } from '../support/rabbitmq.js';
 import type { Posted, StatusView } from '../support/roles.js';
 import {
+  AUTHORIZED,
   MAILGUN_KEY,
   Roles,
   closed,
@@ -116,7 +117,7 @@ describe('email server + email worker with their state in PostgreSQL', function 
         expect(view).to.deep.equal(before[i]);
       }
       const list = await fetch(`${second.url}/emails?status=sent`, {
-        headers: { accept: 'application/json' },
+        headers: { accept: 'application/json', ...AUTHORIZED },
       });
       const listed = (await list.json()) as {
         data: StatusView[];
@@ -443,7 +444,7 @@ describe('email server + email worker with their state in PostgreSQL', function 
       );
       for (const answer of refused) expectStoreUnavailable(answer);
       const lookup = await fetch(`${server.url}/emails/${warmUp}`, {
-        headers: { accept: 'application/json' },
+        headers: { accept: 'application/json', ...AUTHORIZED },
       });
       expect(lookup.status, 'GET of a known id while the database is down').to.equal(503);
       await lookup.arrayBuffer();

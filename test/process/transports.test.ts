@@ -25,7 +25,8 @@ const statusOf = async (url: string, id: string) =>
   ).json()) as {
     status: string;
     provider_id?: string;
-    attempts: { outcome: string }[];
+    reason?: string;
+    attempts: { outcome: string; detail: string }[];
     failovers?: { from: string; to: string; reason: string }[];
   };
 
@@ -106,6 +107,11 @@ describe('email dev with MAIL_TRANSPORT set to a real transport', function () {
       return s.status === 'failed' ? s : undefined;
     });
     expect(status.attempts).to.have.length(1);
+    // The page says what happened; what to check is the operator's, in the log.
+    expect(status.attempts[0]?.detail).to.equal(
+      'permanent: Mailgun refused our API credentials (401)',
+    );
+    expect(JSON.stringify(status)).not.to.match(/MAILGUN_|127\.0\.0\.1/);
     await eventually(async () => (proc!.output().includes('MAILGUN_API_KEY') ? true : undefined), {
       timeoutMs: 10_000,
       what: 'the log to name MAILGUN_API_KEY',

@@ -80,10 +80,18 @@ export function runEmail(args: string[], env: Record<string, string | undefined>
 /** Starts a server-type role and returns its URL once it logs that it is listening. */
 export async function startListening(args: string[], env: Record<string, string | undefined>) {
   const proc = runEmail(args, { PORT: '0', WORKER_PORT: '0', ...env });
-  const line = await proc.waitForLog(
-    (r) => typeof r.url === 'string' && r.msg.startsWith('Listening'),
-  );
-  return { proc, url: String(line.url) };
+  try {
+    // An embedded database opens in seconds, but in many on a loaded machine.
+    const line = await proc.waitForLog(
+      (r) => typeof r.url === 'string' && r.msg.startsWith('Listening'),
+      45_000,
+    );
+    return { proc, url: String(line.url) };
+  } catch (error) {
+    // Never left behind: with --exit, a child the test lost would outlive mocha.
+    proc.child.kill('SIGKILL');
+    throw error;
+  }
 }
 
 /**

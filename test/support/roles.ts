@@ -23,6 +23,10 @@ export const RETRY_DELAYS = '200ms,400ms';
 export const RETRY_DELAYS_MS: readonly number[] = [200, 400];
 
 export const MAILGUN_KEY = 'key-roles-test-0123456789';
+/** The key every role of these tests accepts (`API_KEYS`), with every scope. */
+export const TEST_API_KEY = 'test-roles-key-0123456789abcdef';
+/** What an API request of these tests sends to be let in. */
+export const AUTHORIZED = { authorization: `Bearer ${TEST_API_KEY}` } as const;
 export const MAIL_FROM = 'Example <noreply@mg.example.com>';
 
 type Env = Record<string, string | undefined>;
@@ -102,6 +106,9 @@ export class Roles {
       RETRY_DELAYS,
       MAIL_FROM,
       SHUTDOWN_GRACE_MS: '10000',
+      API_KEYS: TEST_API_KEY,
+      // These tests post hundreds of emails a minute with one key: the limit has its own tests.
+      RATE_LIMIT: '1000000/min',
       ...(this.url !== undefined ? { DATABASE_URL: this.url } : {}),
       ...this.base,
       ...extra,
@@ -220,7 +227,7 @@ export async function postEmail(
   sequence += 1;
   const response = await fetch(`${url}/emails`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...AUTHORIZED, ...headers },
     body: JSON.stringify({
       to: 'ada@example.com',
       subject: `Hello ${sequence}`,
@@ -272,7 +279,9 @@ export interface StatusView {
 }
 
 export async function statusOf(url: string, id: string): Promise<StatusView | undefined> {
-  const response = await fetch(`${url}/emails/${id}`, { headers: { accept: 'application/json' } });
+  const response = await fetch(`${url}/emails/${id}`, {
+    headers: { accept: 'application/json', ...AUTHORIZED },
+  });
   if (response.status === 200) return (await response.json()) as StatusView;
   await response.arrayBuffer();
   return undefined;

@@ -1,21 +1,32 @@
-// The three store contract suites on SQL clients, as the PostgreSQL and PGlite tests run them.
+// The store contract suites on SQL clients, as the PostgreSQL and PGlite tests run them.
+import { sqlRateLimiter } from '../../src/adapters/ratelimit/flexible-rate-limiter.js';
+import { SqlApiKeyStore } from '../../src/adapters/postgres/sql-api-key-store.js';
 import { SqlDeliveryLedger } from '../../src/adapters/postgres/sql-delivery-ledger.js';
 import type { SqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { SqlEmailLog } from '../../src/adapters/postgres/sql-email-log.js';
 import { SqlIdempotencyStore } from '../../src/adapters/postgres/sql-idempotency-store.js';
+import { SqlOperatorStore } from '../../src/adapters/postgres/sql-operator-store.js';
+import { SqlSessionStore } from '../../src/adapters/postgres/sql-session-store.js';
+import { apiKeyStoreContract } from '../contracts/api-key-store.contract.js';
 import { deliveryLedgerContract } from '../contracts/delivery-ledger.contract.js';
 import { emailLogContract } from '../contracts/email-log.contract.js';
 import { idempotencyStoreContract } from '../contracts/idempotency-store.contract.js';
+import { operatorStoreContract } from '../contracts/operator-store.contract.js';
+import { rateLimiterContract } from '../contracts/rate-limiter.contract.js';
+import { sessionStoreContract } from '../contracts/session-store.contract.js';
 
 /** Empties the stores' tables: a millisecond, against seconds for a new database. */
 export const emptyStoreTables = (client: SqlClient): Promise<unknown> =>
-  client.query('TRUNCATE emails, idempotency_keys, delivery_ledger');
+  client.query(
+    `TRUNCATE emails, idempotency_keys, delivery_ledger,
+              api_keys, api_key_addresses, operators, sessions, rate_limits`,
+  );
 
 const keepOpen = async (): Promise<void> => undefined;
 
 /**
- * Registers the EmailLog, IdempotencyStore and DeliveryLedger contracts on `clients()`: each store
- * on `client`, its `peer` (a second process) on `peer`. Called at describe time; the clients are
+ * Registers every SQL store's contract (and the rate limiter's) on `clients()`: each store on
+ * `client`, its `peer` (a second process) on `peer`. Called at describe time; the clients are
  * read when a test runs, after the caller's `before` opened them.
  */
 export function sqlStoreContracts(
@@ -44,6 +55,31 @@ export function sqlStoreContracts(
     return {
       ledger: new SqlDeliveryLedger(client),
       peer: new SqlDeliveryLedger(peer),
+      close: keepOpen,
+    };
+  });
+  apiKeyStoreContract(`SqlApiKeyStore${suffix}`, async () => {
+    const { client, peer } = await open();
+    return { store: new SqlApiKeyStore(client), peer: new SqlApiKeyStore(peer), close: keepOpen };
+  });
+  const operatorsAndSessions = async () => {
+    const { client, peer } = await open();
+    return {
+      operators: new SqlOperatorStore(client),
+      sessions: new SqlSessionStore(client),
+      peer: { operators: new SqlOperatorStore(peer), sessions: new SqlSessionStore(peer) },
+      close: keepOpen,
+    };
+  };
+  operatorStoreContract(`SqlOperatorStore${suffix}`, operatorsAndSessions);
+  sessionStoreContract(`SqlSessionStore${suffix}`, operatorsAndSessions);
+  rateLimiterContract(`sqlRateLimiter${suffix}`, async () => {
+    const { client, peer } = await open();
+    return {
+      limiters: (settings) => ({
+        limiter: sqlRateLimiter(client, settings),
+        peer: sqlRateLimiter(peer, settings),
+      }),
       close: keepOpen,
     };
   });

@@ -54,7 +54,48 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Signs CSRF tokens; shared by every server instance behind one address. Random if unset. */
   readonly csrfSecret?: Secret;
+  /** Signs session cookies; shared by every server behind one address. Random if unset. */
+  readonly sessionSecret?: Secret;
+  /** `API_KEYS`: keys accepted with every scope besides those in the database. */
+  readonly apiKeys: readonly Secret[];
+  /** `RATE_LIMIT`: requests per API key (or client address) per window. */
+  readonly rateLimit: Rate;
+  /** `TRUST_PROXY`: believe X-Forwarded-For / -Proto. */
+  readonly trustProxy: boolean;
 }
+
+/** A rate such as `600/min`: at most `limit` per `windowMs`. */
+export interface Rate {
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
+const RATE_UNITS: Readonly<Record<string, number>> = {
+  s: 1000,
+  sec: 1000,
+  second: 1000,
+  m: 60_000,
+  min: 60_000,
+  minute: 60_000,
+  h: 3_600_000,
+  hour: 3_600_000,
+};
+
+/** `N/s`, `N/min` or `N/h` (N from 1 to 1,000,000), or undefined. */
+export function parseRate(raw: string): Rate | undefined {
+  const m = /^\s*(\d{1,7})\s*\/\s*([a-z]+)\s*$/.exec(raw);
+  const unit = m?.[2];
+  // Own names only: `constructor` is a name every object answers to.
+  const windowMs =
+    unit !== undefined && Object.hasOwn(RATE_UNITS, unit) ? RATE_UNITS[unit] : undefined;
+  const limit = Number(m?.[1]);
+  return windowMs !== undefined && limit >= 1 && limit <= 1_000_000
+    ? { limit, windowMs }
+    : undefined;
+}
+
+/** An `API_KEYS` entry: long enough to be a secret, and free of the list's separators. */
+const ENVIRONMENT_KEY = /^[\x21-\x2b\x2d-\x7e]{24,512}$/;
 
 /** One problem with one variable; `value` is omitted for secrets. */
 export interface ConfigProblem {
@@ -91,6 +132,10 @@ function envVar<A>(
 const aString = (u: unknown): u is string => typeof u === 'string';
 const aNumber = (u: unknown): u is number => typeof u === 'number';
 const aSecret = (u: unknown): u is Secret => u instanceof Secret;
+const aSecretList = (u: unknown): u is Secret[] => Array.isArray(u) && u.every(aSecret);
+const aRate = (u: unknown): u is Rate =>
+  typeof u === 'object' && u !== null && 'limit' in u && 'windowMs' in u;
+const aBoolean = (u: unknown): u is boolean => typeof u === 'boolean';
 const aDelayList = (u: unknown): u is [number, ...number[]] =>
   Array.isArray(u) && u.length > 0 && u.every(aNumber);
 const aTransportList = (u: unknown): u is [TransportName, ...TransportName[]] =>
@@ -181,6 +226,19 @@ const Always = t.exact(
       when((raw) => raw.trim() !== '', String),
       aString,
     ),
+    RATE_LIMIT: envVar(
+      'a rate such as 600/min, 10/s or 5000/h',
+      (raw) => E.fromNullable(undefined)(parseRate(raw)),
+      aRate,
+    ),
+    TRUST_PROXY: envVar(
+      'true or false',
+      when(
+        (raw) => /^(true|false|1|0)$/i.test(raw.trim()),
+        (raw) => /^(true|1)$/i.test(raw.trim()),
+      ),
+      aBoolean,
+    ),
   }),
 );
 
@@ -228,6 +286,24 @@ const Optional = t.exact(
       aSecret,
       true,
     ),
+    SESSION_SECRET: envVar(
+      'a random string of at least 32 characters',
+      when(
+        (raw) => raw.length >= 32,
+        (raw) => new Secret(raw),
+      ),
+      aSecret,
+      true,
+    ),
+    API_KEYS: envVar(
+      'a comma-separated list of keys, each 24 to 512 visible characters without commas',
+      when(
+        (raw) => raw.split(',').every((k) => ENVIRONMENT_KEY.test(k.trim())),
+        (raw) => raw.split(',').map((k) => new Secret(k.trim())),
+      ),
+      aSecretList,
+      true,
+    ),
   }),
 );
 
@@ -247,6 +323,8 @@ const DEFAULTS: Env = {
   SHUTDOWN_GRACE_MS: '25000',
   RETENTION_DAYS: '30',
   DATA_DIR: './data',
+  RATE_LIMIT: '600/min',
+  TRUST_PROXY: 'false',
 };
 
 /** io-ts errors as one line per variable: the key in the context, the codec's message or name. */
@@ -334,6 +412,10 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
       : {}),
     ...(v.SMTP_URL ? { smtpUrl: v.SMTP_URL } : {}),
     ...(v.CSRF_SECRET ? { csrfSecret: v.CSRF_SECRET } : {}),
+    ...(v.SESSION_SECRET ? { sessionSecret: v.SESSION_SECRET } : {}),
+    apiKeys: v.API_KEYS ?? [],
+    rateLimit: v.RATE_LIMIT,
+    trustProxy: v.TRUST_PROXY,
   });
 }
 

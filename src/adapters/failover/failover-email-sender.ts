@@ -13,7 +13,10 @@ export interface FailoverOptions {
   readonly log: Logger;
   readonly clock?: Pick<Clock, 'monotonicMs'>;
   readonly breaker?: Partial<BreakerOptions>;
-  /** Called on every move to the next sender: the composition root publishes it as an event. */
+  /**
+   * Called on every move to the next sender: the composition root publishes it as an event, which
+   * the email's page shows, so `reason` is the sender's public reason (never its hint).
+   */
   readonly onFailover?: (request: EmailRequest, from: string, to: string, reason: string) => void;
 }
 
@@ -23,6 +26,8 @@ interface Failure {
   readonly reason: string;
   readonly waitMs: number | undefined;
   readonly uncertain?: true;
+  /** For the worker's log only, like the outcome's. */
+  readonly hint?: string;
 }
 
 /**
@@ -30,7 +35,8 @@ interface Failure {
  * `permanent` is the message's fault (a refused recipient, a too-large body) that another
  * provider would refuse too, or a config error that must not be papered over. A circuit breaker
  * per sender spares a dead provider a timeout on every email. Every move to the next sender is
- * logged and reported, so running on the fallback is never silent.
+ * logged and reported, so running on the fallback is never silent. Each sender's hint is logged
+ * with its move, and kept in the outcome when none took the email.
  */
 export class FailoverEmailSender implements EmailSender {
   readonly name: string;
@@ -63,7 +69,7 @@ export class FailoverEmailSender implements EmailSender {
             reason,
             waitMs: entry.breaker.remainingMs() || undefined,
           });
-          if (next) this.failedOver(request, entry.key, next, reason);
+          if (next) this.failedOver(request, entry.key, next, { reason });
           continue;
         }
         const outcome = await entry.sender.send(request)();
@@ -74,19 +80,21 @@ export class FailoverEmailSender implements EmailSender {
           }
           return outcome;
         }
+        const hint = outcome.hint === undefined ? {} : { hint: outcome.hint };
         failures.push({
           key: entry.key,
           reason: outcome.reason,
           waitMs: outcome.retryAfterMs,
           ...(outcome.uncertain ? { uncertain: true as const } : {}),
+          ...hint,
         });
         if (entry.breaker.onFailure()) {
           this.options.log.warn(
-            { sender: entry.key, reason: outcome.reason },
+            { sender: entry.key, reason: outcome.reason, ...hint },
             `Circuit opened: skipping ${entry.key} for the cool-down`,
           );
         }
-        if (next) this.failedOver(request, entry.key, next, outcome.reason);
+        if (next) this.failedOver(request, entry.key, next, { reason: outcome.reason, ...hint });
       }
       return this.allFailed(failures);
     };
@@ -97,12 +105,17 @@ export class FailoverEmailSender implements EmailSender {
     return Object.fromEntries(this.entries.map((e) => [e.key, e.breaker.current()]));
   }
 
-  private failedOver(request: EmailRequest, from: string, to: string, reason: string): void {
+  private failedOver(
+    request: EmailRequest,
+    from: string,
+    to: string,
+    why: { reason: string; hint?: string },
+  ): void {
     this.options.log.warn(
-      { emailId: request.id, from, to, reason },
-      `Failing over from ${from} to ${to}: ${reason}`,
+      { emailId: request.id, from, to, ...why },
+      `Failing over from ${from} to ${to}: ${why.reason}`,
     );
-    this.options.onFailover?.(request, from, to, reason);
+    this.options.onFailover?.(request, from, to, why.reason);
   }
 
   /**
@@ -116,8 +129,12 @@ export class FailoverEmailSender implements EmailSender {
     const soonest = waits.every((w): w is number => w !== undefined)
       ? Math.min(...waits)
       : undefined;
+    const hints = failures.flatMap((f) => (f.hint === undefined ? [] : [`${f.key}: ${f.hint}`]));
+    const hint = hints.length > 0 ? hints.join('; ') : undefined;
     // Uncertain only if every sender was: one plain "try later" is a reason to keep trying.
     const all = `all senders failed: ${reason}`;
-    return failures.every((f) => f.uncertain) ? uncertain(all, soonest) : transient(all, soonest);
+    return failures.every((f) => f.uncertain)
+      ? uncertain(all, soonest, hint)
+      : transient(all, soonest, hint);
   }
 }

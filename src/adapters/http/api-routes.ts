@@ -4,10 +4,12 @@ import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
 import type { Logger } from '../../application/ports/system.js';
 import type { EmailRequester } from '../../application/ports/email-requester.js';
+import type { Guards } from './access.js';
 import { API_ROUTE, requestEmailProblem, sendProblem } from './errors.js';
 
 export interface ApiRoutesOptions {
   readonly requestEmail: EmailRequester;
+  readonly guards: Guards;
   readonly bodyLimitBytes: number;
   readonly log: Logger;
 }
@@ -62,11 +64,12 @@ function readIdempotencyKey() {
 }
 
 export function mountApiRoutes(router: Router, options: ApiRoutesOptions): void {
-  const { requestEmail, bodyLimitBytes, log } = options;
+  const { requestEmail, guards, bodyLimitBytes, log } = options;
 
   router.post(
     `${API_ROUTE}accept-email`,
     '/emails',
+    guards.key('send'),
     requireJson(),
     readIdempotencyKey(),
     // Not strict: a JSON string or number is valid JSON, and deserves "must be an object" (400

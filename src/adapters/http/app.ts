@@ -4,10 +4,13 @@ import compose from 'koa-compose';
 import type { EmailLog } from '../../application/ports/email-log.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { EmailRequester } from '../../application/ports/email-requester.js';
+import type { AccessPolicy } from './access.js';
+import { createGuards } from './access.js';
 import { mountApiRoutes } from './api-routes.js';
 import { createCsrf } from './csrf.js';
 import { emptyStatusPages, errorHandler } from './errors.js';
 import { mountFormRoutes } from './form-routes.js';
+import { mountLoginRoutes } from './login-routes.js';
 import { mountOpsRoutes } from './ops-routes.js';
 import { securityHeaders } from './security.js';
 import type { WatchEmail } from './status-routes.js';
@@ -34,6 +37,15 @@ export interface HttpDeps {
    * the stop until its grace period runs out and the connections are cut.
    */
   readonly closing?: AbortSignal;
+  /** Who may do what; open (no key, no sign-in, no limits) when absent. */
+  readonly access?: AccessPolicy;
+  /** Signs the session cookie (`SESSION_SECRET`); needed when access is guarded. */
+  readonly sessionSecret?: Buffer;
+  /**
+   * Believe `X-Forwarded-For` and `X-Forwarded-Proto` (`TRUST_PROXY`): the client's address for
+   * rate limits and audit lines, https for Secure cookies. Only behind a proxy that sets them.
+   */
+  readonly trustProxy?: boolean;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1_000_000;
@@ -50,10 +62,28 @@ export function createHttpApp(deps: HttpDeps): Koa {
   const bodyLimitBytes = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const csrf = createCsrf({ secret: deps.csrfSecret });
   const router = new Router();
+  const access = deps.access ?? { mode: 'open' };
+  const guards = createGuards(access);
 
-  mountFormRoutes(router, { requestEmail: deps.requestEmail, csrf, bodyLimitBytes, log: deps.log });
-  mountApiRoutes(router, { requestEmail: deps.requestEmail, bodyLimitBytes, log: deps.log });
+  if (access.mode === 'guarded') {
+    mountLoginRoutes(router, { operators: access.operators, guards, csrf, log: deps.log });
+  }
+  mountFormRoutes(router, {
+    requestEmail: deps.requestEmail,
+    csrf,
+    guards,
+    bodyLimitBytes,
+    log: deps.log,
+  });
+  mountApiRoutes(router, {
+    requestEmail: deps.requestEmail,
+    guards,
+    bodyLimitBytes,
+    log: deps.log,
+  });
   mountStatusRoutes(router, {
+    guards,
+    csrf,
     emails: deps.emails,
     watch: deps.watch,
     log: deps.log,
@@ -64,7 +94,16 @@ export function createHttpApp(deps: HttpDeps): Koa {
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
 
-  return appWith(router, deps.log, bodyLimitBytes);
+  const app = appWith(router, deps.log, bodyLimitBytes);
+  app.proxy = deps.trustProxy ?? false;
+  // One proxy in front: its own entry, the right-most, is the client. The left-most is whatever
+  // the client wrote, which a proxy that appends (nginx's $proxy_add_x_forwarded_for) passes on.
+  app.maxIpsCount = 1;
+  if (access.mode === 'guarded') {
+    if (deps.sessionSecret === undefined) throw new Error('Guarded access needs a session secret');
+    app.keys = [deps.sessionSecret.toString('base64')];
+  }
+  return app;
 }
 
 export type OpsDeps = Pick<HttpDeps, 'readiness' | 'metrics' | 'log'>;

@@ -6,6 +6,7 @@ import { koaBody } from 'koa-body';
 import type { Logger } from '../../application/ports/system.js';
 import type { RequestEmailError } from '../../application/request-email.js';
 import type { EmailRequester } from '../../application/ports/email-requester.js';
+import type { Guards } from './access.js';
 import type { Csrf } from './csrf.js';
 import { csrfRejectionMessages } from './csrf.js';
 import { RETRY_AFTER_SECONDS, requestEmailProblem, sendProblem } from './errors.js';
@@ -15,6 +16,7 @@ import { formPage, problemPage } from './pages.js';
 export interface FormRoutesOptions {
   readonly requestEmail: EmailRequester;
   readonly csrf: Csrf;
+  readonly guards: Guards;
   readonly bodyLimitBytes: number;
   readonly log: Logger;
 }
@@ -43,7 +45,9 @@ const keptValues = (body: FormBody): FormValues => ({
   ...(shown(body.text) !== undefined ? { text: shown(body.text) } : {}),
 });
 
-function renderForm(ctx: Context, status: number, view: FormView): void {
+function renderForm(ctx: Context, status: number, view: FormView, guards: Guards): void {
+  const operator = guards.operator(ctx);
+  if (operator !== undefined) view = { ...view, account: { operator, csrfToken: view.csrfToken } };
   ctx.status = status;
   ctx.type = 'html';
   // The page holds a CSRF token and a one-time key: neither may be served from a cache.
@@ -113,15 +117,16 @@ function formFailure(
 }
 
 export function mountFormRoutes(router: Router, options: FormRoutesOptions): void {
-  const { requestEmail, csrf, bodyLimitBytes, log } = options;
+  const { requestEmail, csrf, guards, bodyLimitBytes, log } = options;
 
-  router.get('/', async function showForm(ctx: Context): Promise<void> {
+  router.get('/', guards.page('send'), async function showForm(ctx: Context): Promise<void> {
     const sessionId = csrf.ensureSession(ctx);
-    renderForm(ctx, 200, { csrfToken: csrf.issue(sessionId), nonce: newNonce() });
+    renderForm(ctx, 200, { csrfToken: csrf.issue(sessionId), nonce: newNonce() }, guards);
   });
 
   router.post(
     '/',
+    guards.page('send'),
     requireUrlEncoded(),
     koaBody({
       urlencoded: true,
@@ -150,13 +155,18 @@ export function mountFormRoutes(router: Router, options: FormRoutesOptions): voi
       const csrfToken = csrf.issue(sessionId ?? csrf.ensureSession(ctx));
       const nonce = body._nonce;
       if (typeof nonce !== 'string' || !FORM_NONCE.test(nonce)) {
-        renderForm(ctx, 400, {
-          csrfToken,
-          nonce: newNonce(),
-          values,
-          banner:
-            'The form was incomplete, so nothing was sent. Please check it and press Send again.',
-        });
+        renderForm(
+          ctx,
+          400,
+          {
+            csrfToken,
+            nonce: newNonce(),
+            values,
+            banner:
+              'The form was incomplete, so nothing was sent. Please check it and press Send again.',
+          },
+          guards,
+        );
         return;
       }
       // Only the email's own fields reach the core: the token and nonce are the adapter's business.
@@ -170,7 +180,7 @@ export function mountFormRoutes(router: Router, options: FormRoutesOptions): voi
       const failure = formFailure(result.left, values, nonce);
       if (failure.status === 503) log.warn({ error: result.left }, 'Form submit not queued');
       if (failure.retryAfter !== undefined) ctx.set('Retry-After', String(failure.retryAfter));
-      renderForm(ctx, failure.status, { ...failure.view, csrfToken });
+      renderForm(ctx, failure.status, { ...failure.view, csrfToken }, guards);
     },
   );
 }

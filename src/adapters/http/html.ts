@@ -66,6 +66,9 @@ dd { margin: 0; overflow-wrap: anywhere; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #8884; vertical-align: top; }
 .hint { color: #777; font-size: .9rem; }
+.account { max-width: 40rem; margin: 0 auto 1rem; text-align: right; }
+.account form { display: flex; gap: 1rem; justify-content: flex-end; align-items: center; flex-wrap: wrap; }
+button.link { margin: 0; padding: .25rem .5rem; background: none; color: inherit; border: 1px solid #888; }
 `;
 
 export const STYLE_HASH = `sha256-${createHash('sha256').update(STYLE).digest('base64')}`;
@@ -77,9 +80,27 @@ export interface LayoutOptions {
   readonly body: Html;
   /** Extra elements for <head>, such as a refresh fallback for pages without JavaScript. */
   readonly head?: Html;
+  /** The signed-in operator, for "Signed in as …" and the sign-out button (a CSRF-checked post). */
+  readonly account?: Account;
 }
 
-export function layout({ title, body, head }: LayoutOptions): string {
+export interface Account {
+  readonly operator: string;
+  readonly csrfToken: string;
+}
+
+const accountBar = (account: Account | undefined): Html | string =>
+  account === undefined
+    ? ''
+    : markup`<header class="account">
+<form method="post" action="/logout">
+<input type="hidden" name="_csrf" value="${account.csrfToken}">
+<span>Signed in as ${account.operator}</span>
+<button type="submit" class="link">Sign out</button>
+</form>
+</header>`;
+
+export function layout({ title, body, head, account }: LayoutOptions): string {
   return markup`<!doctype html>
 <html lang="en">
 <head>
@@ -90,6 +111,7 @@ ${STYLE_ELEMENT}
 ${head}
 </head>
 <body>
+${accountBar(account)}
 ${body}
 </body>
 </html>

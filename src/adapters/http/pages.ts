@@ -1,6 +1,6 @@
 import type { FieldErrors } from '../../domain/email-request.js';
 import { MAX_SUBJECT_CHARS } from '../../domain/email-request.js';
-import type { Html } from './html.js';
+import type { Account, Html } from './html.js';
 import { layout, markup } from './html.js';
 
 export type FormField = 'to' | 'subject' | 'text';
@@ -19,6 +19,7 @@ export interface FormView {
   readonly errors?: FieldErrors;
   /** A problem that belongs to no single field: the queue is down, the form was sent before. */
   readonly banner?: string;
+  readonly account?: Account;
 }
 
 const LABELS: Readonly<Record<FormField, string>> = { to: 'To', subject: 'Subject', text: 'Text' };
@@ -74,7 +75,14 @@ ${errors.length > 0 ? markup`<p>Please correct the following:</p><ul>${items}</u
 </div>`;
 }
 
-export function formPage({ csrfToken, nonce, values = {}, errors = {}, banner }: FormView): string {
+export function formPage({
+  csrfToken,
+  nonce,
+  values = {},
+  errors = {},
+  banner,
+  account,
+}: FormView): string {
   const placed = placeErrors(errors);
   const to = fieldBlock(
     'to',
@@ -108,7 +116,7 @@ ${text}
 <button type="submit">Send</button>
 </form>
 </main>`;
-  return layout({ title: 'Send an email', body });
+  return layout({ title: 'Send an email', body, ...(account ? { account } : {}) });
 }
 
 export interface ProblemView {

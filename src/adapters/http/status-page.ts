@@ -6,7 +6,7 @@ import type {
   StatusName,
 } from '../../domain/email-status.js';
 import { isFinalStatus } from '../../domain/email-status.js';
-import type { Html } from './html.js';
+import type { Account, Html } from './html.js';
 import { layout, markup } from './html.js';
 
 /**
@@ -175,7 +175,8 @@ function failoversList(failovers: readonly StatusFailover[] | undefined): Html {
  * Complete without JavaScript (a refresh every few seconds stands in for the live updates);
  * with it, /static/status.js follows the event stream and swaps in the `#email-status` section.
  */
-export function statusPage(s: EmailStatus): string {
+/** The email's page; `account` adds "Signed in as …" and the sign-out button. */
+export function statusPage(s: EmailStatus, account?: Account): string {
   const final = isFinalStatus(s.status);
   const live = final
     ? markup``
@@ -197,7 +198,12 @@ ${final ? '' : markup`<script src="/static/status.js" defer></script>`}`;
   const head = final
     ? undefined
     : markup`<noscript><meta http-equiv="refresh" content="5"></noscript>`;
-  return layout({ title: `Email ${s.status}`, body, ...(head ? { head } : {}) });
+  return layout({
+    title: `Email ${s.status}`,
+    body,
+    ...(head ? { head } : {}),
+    ...(account ? { account } : {}),
+  });
 }
 
 /**

@@ -10,6 +10,8 @@ import type { Logger } from '../../application/ports/system.js';
 import { EmailId } from '../../domain/email-request.js';
 import type { EmailStatus, StatusName } from '../../domain/email-status.js';
 import { STATUS_NAMES, isFinalStatus } from '../../domain/email-status.js';
+import type { Guards } from './access.js';
+import type { Csrf } from './csrf.js';
 import type { Problem } from './errors.js';
 import { API_ROUTE, RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
 import { STATUS_SCRIPT, statusJson, statusPage } from './status-page.js';
@@ -22,6 +24,9 @@ import { STATUS_SCRIPT, statusJson, statusPage } from './status-page.js';
 export type WatchEmail = (id: string, onChange: () => void) => () => void;
 
 export interface StatusRoutesOptions {
+  readonly guards: Guards;
+  /** For the sign-out button on the email's page. */
+  readonly csrf: Csrf;
   readonly emails: Pick<EmailLog, 'get' | 'list'>;
   readonly watch: WatchEmail;
   readonly log: Logger;
@@ -191,28 +196,33 @@ const sseEvent = (status: EmailStatus): string =>
   `event: status\ndata: ${JSON.stringify(statusJson(status))}\n\n`;
 
 export function mountStatusRoutes(router: Router, options: StatusRoutesOptions): void {
-  const { emails, watch, log, heartbeatMs = 15_000, closing } = options;
+  const { guards, csrf, emails, watch, log, heartbeatMs = 15_000, closing } = options;
 
-  router.get(`${API_ROUTE}list-emails`, '/emails', async function listEmails(ctx): Promise<void> {
-    const query = parseQuery(ctx);
-    if (E.isLeft(query)) return sendProblem(ctx, invalidFilters(query.left));
-    const page = await emails.list(query.right)();
-    if (E.isLeft(page)) {
-      return sendProblem(
-        ctx,
-        page.left._tag === 'InvalidCursor'
-          ? invalidFilters({ cursor: CURSOR_PROBLEM })
-          : storeDown(page.left.reason),
-      );
-    }
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = {
-      data: page.right.data.map(statusJson),
-      next_cursor: page.right.nextCursor ?? null,
-    };
-  });
+  router.get(
+    `${API_ROUTE}list-emails`,
+    '/emails',
+    guards.key('read'),
+    async function listEmails(ctx): Promise<void> {
+      const query = parseQuery(ctx);
+      if (E.isLeft(query)) return sendProblem(ctx, invalidFilters(query.left));
+      const page = await emails.list(query.right)();
+      if (E.isLeft(page)) {
+        return sendProblem(
+          ctx,
+          page.left._tag === 'InvalidCursor'
+            ? invalidFilters({ cursor: CURSOR_PROBLEM })
+            : storeDown(page.left.reason),
+        );
+      }
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = {
+        data: page.right.data.map(statusJson),
+        next_cursor: page.right.nextCursor ?? null,
+      };
+    },
+  );
 
-  router.get('/emails/:id', async function showStatus(ctx): Promise<void> {
+  router.get('/emails/:id', guards.page('read'), async function showStatus(ctx): Promise<void> {
     const result = await lookup(emails, ctx.params.id);
     ctx.vary('Accept');
     if ('problem' in result) return sendProblem(ctx, result.problem);
@@ -221,63 +231,73 @@ export function mountStatusRoutes(router: Router, options: StatusRoutesOptions):
       ctx.body = statusJson(result.found);
     } else {
       ctx.type = 'html';
-      ctx.body = statusPage(result.found);
+      const operator = guards.operator(ctx);
+      ctx.body = statusPage(
+        result.found,
+        operator === undefined
+          ? undefined
+          : { operator, csrfToken: csrf.issue(csrf.ensureSession(ctx)) },
+      );
     }
   });
 
-  router.get('/emails/:id/events', async function streamStatus(ctx): Promise<void> {
-    const result = await lookup(emails, ctx.params.id);
-    if ('problem' in result) return sendProblem(ctx, result.problem);
-    const { id } = result.found;
+  router.get(
+    '/emails/:id/events',
+    guards.page('read'),
+    async function streamStatus(ctx): Promise<void> {
+      const result = await lookup(emails, ctx.params.id);
+      if ('problem' in result) return sendProblem(ctx, result.problem);
+      const { id } = result.found;
 
-    const stream = new PassThrough();
-    let closed = false;
-    let lastSent = '';
-    const send = (status: EmailStatus): void => {
-      const event = sseEvent(status);
-      if (closed || event === lastSent) return;
-      lastSent = event;
-      stream.write(event);
-      if (isFinalStatus(status.status)) close();
-    };
-    // Re-reads run one after another, so an older read never overwrites a newer one.
-    let reading = Promise.resolve();
-    const reread = (): void => {
-      reading = reading.then(async () => {
+      const stream = new PassThrough();
+      let closed = false;
+      let lastSent = '';
+      const send = (status: EmailStatus): void => {
+        const event = sseEvent(status);
+        if (closed || event === lastSent) return;
+        lastSent = event;
+        stream.write(event);
+        if (isFinalStatus(status.status)) close();
+      };
+      // Re-reads run one after another, so an older read never overwrites a newer one.
+      let reading = Promise.resolve();
+      const reread = (): void => {
+        reading = reading.then(async () => {
+          if (closed) return;
+          const again = await emails.get(id)();
+          if (E.isRight(again) && O.isSome(again.right)) send(again.right.value);
+          else if (E.isLeft(again)) {
+            log.warn({ emailId: id, reason: again.left.reason }, 'Could not re-read an email');
+          }
+        });
+      };
+      const unsubscribe = watch(id, reread);
+      const heartbeat = setInterval(() => !closed && stream.write(': keep-alive\n\n'), heartbeatMs);
+      function close(): void {
         if (closed) return;
-        const again = await emails.get(id)();
-        if (E.isRight(again) && O.isSome(again.right)) send(again.right.value);
-        else if (E.isLeft(again)) {
-          log.warn({ emailId: id, reason: again.left.reason }, 'Could not re-read an email');
-        }
-      });
-    };
-    const unsubscribe = watch(id, reread);
-    const heartbeat = setInterval(() => !closed && stream.write(': keep-alive\n\n'), heartbeatMs);
-    function close(): void {
-      if (closed) return;
-      closed = true;
-      clearInterval(heartbeat);
-      unsubscribe();
-      closing?.removeEventListener('abort', close);
-      stream.end();
-    }
-    // The browser went away (tab closed, navigated): stop listening for its sake.
-    ctx.res.once('close', close);
-    // The server is stopping: end the stream now, so the stop need not wait for it.
-    closing?.addEventListener('abort', close, { once: true });
+        closed = true;
+        clearInterval(heartbeat);
+        unsubscribe();
+        closing?.removeEventListener('abort', close);
+        stream.end();
+      }
+      // The browser went away (tab closed, navigated): stop listening for its sake.
+      ctx.res.once('close', close);
+      // The server is stopping: end the stream now, so the stop need not wait for it.
+      closing?.addEventListener('abort', close, { once: true });
 
-    ctx.status = 200;
-    ctx.type = 'text/event-stream';
-    ctx.set({ 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
-    ctx.req.socket.setNoDelay(true);
-    ctx.body = stream;
-    send(result.found);
-    // A stream asked for while the server stops gets the status as it is, and its end.
-    if (closing?.aborted) close();
-    // A change between the first read and the subscription would otherwise go unnoticed.
-    reread();
-  });
+      ctx.status = 200;
+      ctx.type = 'text/event-stream';
+      ctx.set({ 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+      ctx.req.socket.setNoDelay(true);
+      ctx.body = stream;
+      send(result.found);
+      // A stream asked for while the server stops gets the status as it is, and its end.
+      if (closing?.aborted) close();
+      // A change between the first read and the subscription would otherwise go unnoticed.
+      reread();
+    },
+  );
 
   router.get('/static/status.js', async function serveStatusScript(ctx): Promise<void> {
     ctx.type = 'application/javascript; charset=utf-8';

@@ -1,5 +1,5 @@
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { permanent, sent, transient, uncertain } from '../../domain/delivery.js';
+import { permanent, publicText, sent, transient, uncertain } from '../../domain/delivery.js';
 
 /** What came back from Mailgun, read defensively: a body may be JSON, plain text or HTML. */
 export interface MailgunReply {
@@ -9,8 +9,11 @@ export interface MailgunReply {
   readonly location?: string | null;
 }
 
+/** For the worker's log: a 401 is the key or the region (a key is valid in one region only). */
 export const UNAUTHORIZED_HINT =
   'Mailgun rejected the API key (401): check MAILGUN_API_KEY and that MAILGUN_API_BASE is the right region';
+/** For the page: what happened, without naming our configuration. */
+export const UNAUTHORIZED_REASON = 'Mailgun refused our API credentials (401)';
 
 const MAX_REASON_CHARS = 300;
 
@@ -31,12 +34,47 @@ export function jsonMessage(body: string): { json: boolean; message?: string; id
   }
 }
 
+const shortLine = (text: string): string => {
+  const line = text.replace(/\s+/g, ' ').trim();
+  if (line === '') return '(empty body)';
+  return line.length > MAX_REASON_CHARS ? `${line.slice(0, MAX_REASON_CHARS - 3)}...` : line;
+};
+
 /** Mailgun's own words for a refusal: its JSON message, else the text body, on one short line. */
 export function mailgunMessage(body: string): string {
+  return shortLine(jsonMessage(body).message ?? body);
+}
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+/**
+ * What a person reads of an HTML error page (a proxy's, a web server's): its title, else its
+ * text. The rest of such a page is server names and addresses, which are not theirs to see.
+ */
+function pageText(html: string): string {
+  const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(html)?.[1];
+  const text = (title ?? html.replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ')).replace(
+    /<[^>]*>/g,
+    ' ',
+  );
+  return text.replace(/&(#\d+|[a-z]+);/gi, (entity, name: string) =>
+    name.startsWith('#')
+      ? String.fromCharCode(Number(name.slice(1)))
+      : (ENTITIES[name.toLowerCase()] ?? entity),
+  );
+}
+
+const looksLikeHtml = (body: string): boolean => /^\s*<(!doctype|html|head|body)\b/i.test(body);
+
+/**
+ * Mailgun's words as a page may show them: its JSON message, or a text body, or an HTML page's
+ * title, with URLs, addresses, hosts and paths taken out (and `hide`, our configuration's host).
+ */
+export function shownMessage(body: string, hide: readonly string[] = []): string {
   const { message } = jsonMessage(body);
-  const text = (message ?? body).replace(/\s+/g, ' ').trim();
-  if (text === '') return '(empty body)';
-  return text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS - 3)}...` : text;
+  const text = message ?? (looksLikeHtml(body) ? pageText(body) : body);
+  // Shortened only after the patterns ran: a cut could split an address they would then miss.
+  return shortLine(publicText(text, hide));
 }
 
 /**
@@ -66,33 +104,52 @@ function retryAfterFromMessage(message: string, nowMs: number): number | undefin
  * 404 may be Mailgun saying "not yet" (it is eventually consistent): it is reported as an
  * uncertain failure, and the core decides how many times that is worth another try. A 404
  * without JSON is no Mailgun answer at all but a wrong URL, which no retry will fix.
+ *
+ * The reason is public (see `DeliveryOutcome`): Mailgun's own words for the refusal, without
+ * anything from our configuration (`hide`: the API's host). What the operator needs (which
+ * variable to check, where a redirect pointed, the body as it came) is the hint.
  */
-export function outcomeOf(reply: MailgunReply, nowMs: number): DeliveryOutcome {
+export function outcomeOf(
+  reply: MailgunReply,
+  nowMs: number,
+  hide: readonly string[] = [],
+): DeliveryOutcome {
   const { status, body } = reply;
   const message = mailgunMessage(body);
+  const shown = shownMessage(body, hide);
+  // The words as they came, when the page shows fewer of them.
+  const asItCame = shown === message ? undefined : `Mailgun ${status}: ${message}`;
   const after = parseRetryAfter(reply.retryAfter, nowMs);
   if (status >= 200 && status < 300) {
     // The id keeps its angle brackets, exactly as Mailgun reports it in events and logs.
     return sent(jsonMessage(body).id ?? `mailgun:${status} without an id`);
   }
-  if (status === 401) return permanent(UNAUTHORIZED_HINT);
+  if (status === 401) return permanent(UNAUTHORIZED_REASON, UNAUTHORIZED_HINT);
   if (status === 404) {
     if (!jsonMessage(body).json) {
-      return permanent(`Mailgun 404 without a JSON body: check MAILGUN_API_BASE (${message})`);
+      return permanent(
+        `Mailgun 404 (${shown}): the service is not set up with the right Mailgun address`,
+        `Mailgun 404 without a JSON body: check MAILGUN_API_BASE (${message})`,
+      );
     }
-    return uncertain(`Mailgun 404 (may be temporary): ${message}`, after);
+    return uncertain(`Mailgun 404 (may be temporary): ${shown}`, after, asItCame);
   }
   if (status === 420) {
-    return transient(`Mailgun 420: ${message}`, after ?? retryAfterFromMessage(message, nowMs));
+    return transient(
+      `Mailgun 420: ${shown}`,
+      after ?? retryAfterFromMessage(message, nowMs),
+      asItCame,
+    );
   }
   if (status === 429 || status >= 500 || status === 408) {
-    return transient(`Mailgun ${status}: ${message}`, after);
+    return transient(`Mailgun ${status}: ${shown}`, after, asItCame);
   }
   if (status >= 300 && status < 400) {
     return permanent(
+      `Mailgun answered a redirect (${status}): the service is not set up with the right Mailgun address`,
       `Mailgun answered a redirect (${status} to ${reply.location ?? '?'}): check MAILGUN_API_BASE`,
     );
   }
   // 400, 402, 403, 413 and any other refusal: sending the same request again gets the same answer.
-  return permanent(`Mailgun ${status}: ${message}`);
+  return permanent(`Mailgun ${status}: ${shown}`, asItCame);
 }

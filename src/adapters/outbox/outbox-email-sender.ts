@@ -6,10 +6,10 @@ import MailComposer from 'nodemailer/lib/mail-composer';
 import type { EmailSender } from '../../application/ports/email-sender.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { permanent, sent, transient } from '../../domain/delivery.js';
+import { permanent, publicText, sent, transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
-import { nodemailerMessage } from '../mime/mime-message.js';
+import { messageIdOf, nodemailerMessage } from '../mime/mime-message.js';
 
 export interface OutboxOptions {
   readonly dir: string;
@@ -32,6 +32,10 @@ export function composeMessage(request: EmailRequest, from: EmailAddress): Promi
  * `permanent` would dead-letter every email during a misconfiguration, while retries give the
  * operator until MAX_ATTEMPTS to fix it. Only a message that cannot be composed is permanent,
  * since composing it again gives the same result.
+ *
+ * Reasons and the provider id are public (see `DeliveryOutcome`): a sent email is known by its
+ * Message-ID, a failed write by its error code; the folder, the path and OUTBOX_DIR are for the
+ * worker's log, in the hint.
  */
 export class OutboxEmailSender implements EmailSender {
   readonly name = 'outbox';
@@ -49,21 +53,28 @@ export class OutboxEmailSender implements EmailSender {
       try {
         message = await composeMessage(request, this.options.from);
       } catch (error) {
-        return permanent(`could not compose the message: ${describe(error)}`);
+        const said = `could not compose the message: ${describe(error)}`;
+        const shown = publicText(said, [this.dir]);
+        return permanent(shown, shown === said ? undefined : said);
       }
       const path = join(this.dir, `${request.id}.eml`);
       try {
         await this.writeAtomically(path, message);
       } catch (error) {
         this.dirReady = undefined;
-        const reason = `could not write ${path}: ${describe(error)}`;
+        const code = codeOf(error);
+        const hint = `could not write ${path}: ${describe(error)}; check OUTBOX_DIR exists and is writable`;
         this.options.log.error(
-          { emailId: request.id, dir: this.dir, code: codeOf(error) },
-          `Outbox write failed (${reason}); check OUTBOX_DIR exists and is writable`,
+          { emailId: request.id, dir: this.dir, code },
+          `Outbox write failed: ${hint}`,
         );
-        return transient(reason);
+        return transient(
+          `could not write the message to the outbox (${code ?? 'error'})`,
+          undefined,
+          hint,
+        );
       }
-      return sent(`outbox:${path}`);
+      return sent(messageIdOf(request, this.options.from), `written to ${path}`);
     };
   }
 

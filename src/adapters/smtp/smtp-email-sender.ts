@@ -10,7 +10,7 @@ import type { EmailAddress } from '../../domain/email-address.js';
 import { mailbox } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 import { nodemailerMessage } from '../mime/mime-message.js';
-import type { SmtpFailure } from './smtp-outcome.js';
+import type { SmtpFailure, SmtpSuccess } from './smtp-outcome.js';
 import { outcomeOfError, outcomeOfInfo } from './smtp-outcome.js';
 
 export interface SmtpOptions {
@@ -30,16 +30,20 @@ export interface SmtpOptions {
  * Sends over SMTP with nodemailer 10. The envelope is given explicitly from our own parse, so
  * nodemailer never derives recipients by re-parsing header text (the injection it does not
  * guard against: CR/LF in an address field rewrote the envelope). The URL's password never leaves this class: nodemailer gets no
- * logger, and every reason is scrubbed of it before it is returned.
+ * logger, and every reason and hint is scrubbed of it before it is returned. Reasons are public
+ * (see `DeliveryOutcome`): the URL's host, which replies and errors quote, goes to the hint.
  */
 export class SmtpEmailSender implements EmailSender {
   readonly name = 'smtp';
   private readonly transporter: Transporter<SMTPSentMessageInfo>;
   private readonly secrets: readonly string[];
+  /** The URL's host, which no reason may show (a one-label name escapes the patterns). */
+  private readonly hosts: readonly string[];
 
   constructor(private readonly options: SmtpOptions) {
     const { url, timeoutMs } = options;
     this.secrets = secretsOf(url);
+    this.hosts = hostsOf(url);
     const common = {
       url,
       connectionTimeout: timeoutMs,
@@ -77,7 +81,7 @@ export class SmtpEmailSender implements EmailSender {
           xMailer: false,
           signal: controller.signal,
         });
-        const { outcome, rejected } = outcomeOfInfo(info);
+        const { outcome, rejected } = outcomeOfInfo(this.redactInfo(info), this.hosts);
         if (rejected.length > 0 && outcome._tag === 'Sent') {
           log.warn(
             { emailId: request.id, rejected, providerId: this.redact(outcome.providerId) },
@@ -89,10 +93,14 @@ export class SmtpEmailSender implements EmailSender {
       } catch (error) {
         // Aborting does not prove the server has not taken the message: at least once, as always.
         if (controller.signal.aborted) return transient(`timed out after ${timeoutMs}ms`);
-        const failure = failureOf(error);
-        const outcome = this.scrub(outcomeOfError(failure));
+        // Redacted before the mapping: hiding an address could cut a secret in two.
+        const failure = this.redactFailure(failureOf(error));
+        const outcome = this.scrub(outcomeOfError(failure, this.hosts));
         if (failure.code === 'EAUTH' && outcome._tag === 'Permanent') {
-          log.error({ emailId: request.id, responseCode: failure.responseCode }, outcome.reason);
+          log.error(
+            { emailId: request.id, responseCode: failure.responseCode },
+            outcome.hint ?? outcome.reason,
+          );
         }
         return outcome;
       } finally {
@@ -110,11 +118,35 @@ export class SmtpEmailSender implements EmailSender {
     return this.secrets.reduce((t, s) => t.split(s).join('[redacted]'), text);
   }
 
-  private scrub(outcome: DeliveryOutcome): DeliveryOutcome {
-    return outcome._tag === 'Sent'
-      ? { ...outcome, providerId: this.redact(outcome.providerId) }
-      : { ...outcome, reason: this.redact(outcome.reason) };
+  private redactFailure(failure: SmtpFailure): SmtpFailure {
+    const { response, message } = failure;
+    return {
+      ...failure,
+      ...(response === undefined ? {} : { response: this.redact(response) }),
+      ...(message === undefined ? {} : { message: this.redact(message) }),
+    };
   }
+
+  private redactInfo(info: SMTPSentMessageInfo): SmtpSuccess {
+    return {
+      ...info,
+      response: this.redact(info.response),
+      rejectedErrors: (info.rejectedErrors ?? []).map((e) => this.redactFailure(failureOf(e))),
+    };
+  }
+
+  private scrub(outcome: DeliveryOutcome): DeliveryOutcome {
+    const hint = outcome.hint === undefined ? {} : { hint: this.redact(outcome.hint) };
+    return outcome._tag === 'Sent'
+      ? { ...outcome, providerId: this.redact(outcome.providerId), ...hint }
+      : { ...outcome, reason: this.redact(outcome.reason), ...hint };
+  }
+}
+
+/** The host as the URL names it, with and without its port. */
+function hostsOf(url: string): string[] {
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  return parsed ? [parsed.host, parsed.hostname].filter((h) => h !== '') : [];
 }
 
 /** The password, raw and in the base64 forms AUTH PLAIN and AUTH LOGIN put on the wire. */

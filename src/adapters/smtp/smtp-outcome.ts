@@ -1,5 +1,5 @@
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { permanent, sent, transient } from '../../domain/delivery.js';
+import { permanent, publicText, sent, transient } from '../../domain/delivery.js';
 
 /** The parts of a nodemailer error this mapping reads (see nodemailer's NodemailerError). */
 export interface SmtpFailure {
@@ -34,8 +34,19 @@ const CONNECTION_CODES = new Set([
 // The same message would fail the same way on every attempt.
 const PERMANENT_CODES = new Set(['ECONFIG', 'EREQUIRETLS', 'EENVELOPE', 'EMAXRECIPIENTS']);
 
+/** For the worker's log: a refused login is our configuration's fault. */
 export const AUTH_HINT =
   'the SMTP server refused the credentials: check the user and password in SMTP_URL';
+
+// The network could not take us to the server at all (as opposed to a connection that broke).
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+]);
 
 const oneLine = (s: string | undefined): string => (s ?? '').replace(/\s+/g, ' ').trim();
 
@@ -48,28 +59,71 @@ function describe(e: SmtpFailure): string {
 }
 
 /**
+ * The error as a page may show it and, when that had to leave something out, as it came (the
+ * hint): a server's reply keeps its code and words, minus addresses, hosts and paths, and minus
+ * `hide`, the host our configuration names.
+ */
+function told(e: SmtpFailure, hide: readonly string[]): { shown: string; hint?: string } {
+  const said = describe(e);
+  const shown = publicText(said, hide);
+  return shown === said ? { shown } : { shown, hint: said };
+}
+
+/**
+ * A connection that failed before the server said anything. Node's own code (ECONNREFUSED) is in
+ * nodemailer's message (`connect ECONNREFUSED 127.0.0.1:2525`) next to the address, which only
+ * the log may show.
+ */
+function connectionFailure(e: SmtpFailure): DeliveryOutcome {
+  const said = describe(e);
+  const code = /\b(E[A-Z_]{4,})\b/.exec(oneLine(e.message))?.[1] ?? e.code ?? 'error';
+  if (UNREACHABLE.has(code) || e.code === 'EDNS') {
+    return transient(
+      `the SMTP server could not be reached (${code})`,
+      undefined,
+      `${said}: check the host and port in SMTP_URL`,
+    );
+  }
+  if (code === 'ETIMEDOUT') {
+    return transient('the SMTP server did not answer in time (ETIMEDOUT)', undefined, said);
+  }
+  if (e.code === 'ETLS') {
+    return transient(`TLS with the SMTP server failed (${code})`, undefined, said);
+  }
+  return transient(`the connection to the SMTP server broke (${code})`, undefined, said);
+}
+
+/**
  * A failed send as an outcome. RFC 5321: 4yz is transient, 5yz permanent. The exception, as in
  * nodemailer's own `isPermanentResponseCode`, is 503 (bad sequence of commands): it says the
  * session was in the wrong state, typically a pooled connection left half-way by an earlier
  * failure, not that the message is refused, so a new connection may well take it; MAX_ATTEMPTS
  * bounds the retries if it does not.
+ *
+ * The reason is public (see `DeliveryOutcome`): the server's reply, which a person can act on
+ * (`550 5.1.1 <x@example.org>: Recipient address rejected`), without addresses, hosts or paths
+ * (`hide`: our configuration's host). Which variable to check goes in the hint.
  */
-export function outcomeOfError(e: SmtpFailure): DeliveryOutcome {
+export function outcomeOfError(e: SmtpFailure, hide: readonly string[] = []): DeliveryOutcome {
   const code = e.responseCode;
+  const { shown, hint } = told(e, hide);
   if (e.code === 'EAUTH' || e.code === 'ENOAUTH') {
     // 454 "temporary authentication failure" is the server's problem, not our password.
     return code !== undefined && code >= 400 && code < 500
-      ? transient(`SMTP server could not check the credentials now (${describe(e)})`)
-      : permanent(`${AUTH_HINT} (${code ?? e.code})`);
+      ? transient(`the SMTP server could not check our credentials now (${shown})`, undefined, hint)
+      : permanent(
+          `the SMTP server refused our credentials (${code ?? e.code})`,
+          `${AUTH_HINT} (${describe(e)})`,
+        );
   }
   if (code !== undefined) {
-    if (code >= 500 && code !== 503) return permanent(describe(e));
-    return transient(describe(e));
+    if (code >= 500 && code !== 503) return permanent(shown, hint);
+    return transient(shown, undefined, hint);
   }
-  if (e.code && CONNECTION_CODES.has(e.code)) return transient(describe(e));
-  if (e.code && PERMANENT_CODES.has(e.code)) return permanent(describe(e));
+  if (e.code && CONNECTION_CODES.has(e.code)) return connectionFailure(e);
+  if (e.code && PERMANENT_CODES.has(e.code)) return permanent(shown, hint);
   // Unknown failures are retried: at worst a few extra attempts, bounded by MAX_ATTEMPTS.
-  return transient(describe(e));
+  return transient(shown, undefined, hint);
 }
 
 /**
@@ -77,25 +131,40 @@ export function outcomeOfError(e: SmtpFailure): DeliveryOutcome {
  * message is already on its way to those it took, so a retry would send it to them twice: it is
  * `sent`, with the refused recipients named in the provider id, and the caller logs a warning.
  * When it took none (nodemailer normally rejects then, but a server may still answer 250), the
- * outcome follows the refusals: permanent if any was a 5yz, else transient.
+ * outcome follows the refusals: permanent if any was a 5yz, else transient. The server's replies
+ * are public text here too, as in `outcomeOfError`.
  */
-export function outcomeOfInfo(info: SmtpSuccess): {
+export function outcomeOfInfo(
+  info: SmtpSuccess,
+  hide: readonly string[] = [],
+): {
   outcome: DeliveryOutcome;
   rejected: string[];
 } {
   const rejected = (info.rejected ?? []).map(String);
-  const reasons = (info.rejectedErrors ?? []).map(describe);
-  const id = info.messageId || oneLine(info.response) || 'smtp: accepted';
+  const reasons = (info.rejectedErrors ?? []).map((e) => told(e, hide));
+  const hints = reasons.flatMap((r) => (r.hint === undefined ? [] : [r.hint]));
+  const hint = hints.length > 0 ? hints.join('; ') : undefined;
+  const response = oneLine(info.response);
+  const shownResponse = publicText(response, hide);
+  const id = info.messageId || shownResponse || 'smtp: accepted';
   if (rejected.length === 0) {
-    const response = oneLine(info.response);
-    return { outcome: sent(response && info.messageId ? `${id} (${response})` : id), rejected };
+    const replyHint = shownResponse === response ? undefined : `SMTP ${response}`;
+    return {
+      outcome: sent(shownResponse && info.messageId ? `${id} (${shownResponse})` : id, replyHint),
+      rejected,
+    };
   }
-  const detail = `refused ${rejected.join(', ')}${reasons.length ? `: ${reasons.join('; ')}` : ''}`;
+  const shownReasons = reasons.map((r) => r.shown);
+  const detail = `refused ${rejected.join(', ')}${shownReasons.length ? `: ${shownReasons.join('; ')}` : ''}`;
   if ((info.accepted ?? []).length === 0) {
     const anyPermanent = (info.rejectedErrors ?? []).some(
       (e) => (e.responseCode ?? 0) >= 500 && e.responseCode !== 503,
     );
-    return { outcome: anyPermanent ? permanent(detail) : transient(detail), rejected };
+    return {
+      outcome: anyPermanent ? permanent(detail, hint) : transient(detail, undefined, hint),
+      rejected,
+    };
   }
-  return { outcome: sent(`${id} (partially delivered; ${detail})`), rejected };
+  return { outcome: sent(`${id} (partially delivered; ${detail})`, hint), rejected };
 }

@@ -150,3 +150,132 @@ describe('Configuration', () => {
     ).to.have.property('MAIL_TRANSPORT');
   });
 });
+
+describe('Configuration of access: SESSION_SECRET, API_KEYS, RATE_LIMIT, TRUST_PROXY', () => {
+  const SESSION_SECRET = 'S3ss10n-s3cr3t-0123456789abcdefXY';
+  const KEY_A = 'first-env-key-0123456789-SECRET';
+  const KEY_B = 'second~env!key#0123456789$SECRET';
+
+  const config = (env: Record<string, string>) => {
+    const result = loadConfig(env, 'dev');
+    if (E.isLeft(result)) expect.fail(describeProblems(result.left));
+    return result.right;
+  };
+
+  it('has no session secret and no keys, 600 requests a minute and no trusted proxy by default', () => {
+    const c = config({});
+    expect(c.sessionSecret).to.equal(undefined);
+    expect(c.apiKeys).to.deep.equal([]);
+    expect(c.rateLimit).to.deep.equal({ limit: 600, windowMs: 60_000 });
+    expect(c.trustProxy).to.equal(false);
+  });
+
+  it('reads a session secret, a list of keys, a rate and whether to trust a proxy', () => {
+    const c = config({
+      SESSION_SECRET,
+      API_KEYS: ` ${KEY_A} ,${KEY_B}`,
+      RATE_LIMIT: '10/s',
+      TRUST_PROXY: 'true',
+    });
+    expect(c.sessionSecret?.reveal()).to.equal(SESSION_SECRET);
+    expect(c.apiKeys.map((k) => k.reveal())).to.deep.equal([KEY_A, KEY_B]);
+    expect(c.rateLimit).to.deep.equal({ limit: 10, windowMs: 1000 });
+    expect(c.trustProxy).to.equal(true);
+
+    expect(config({ SESSION_SECRET: 'x'.repeat(32) }).sessionSecret?.reveal()).to.have.length(32);
+    const edges = config({ API_KEYS: `${'a'.repeat(24)},${'b'.repeat(512)}` }).apiKeys;
+    expect(edges.map((k) => k.reveal().length)).to.deep.equal([24, 512]);
+    const rates: [string, { limit: number; windowMs: number }][] = [
+      ['600/min', { limit: 600, windowMs: 60_000 }],
+      ['5000/h', { limit: 5000, windowMs: 3_600_000 }],
+      [' 7 / minute ', { limit: 7, windowMs: 60_000 }],
+      ['1/s', { limit: 1, windowMs: 1000 }],
+      ['1000000/hour', { limit: 1_000_000, windowMs: 3_600_000 }],
+    ];
+    for (const [raw, rate] of rates)
+      expect(config({ RATE_LIMIT: raw }).rateLimit, raw).to.deep.equal(rate);
+    for (const [raw, trust] of [
+      ['false', false],
+      ['FALSE', false],
+      ['0', false],
+      ['True', true],
+      ['1', true],
+    ] as const) {
+      expect(config({ TRUST_PROXY: raw }).trustProxy, raw).to.equal(trust);
+    }
+  });
+
+  it('refuses a short session secret, saying how long it must be', () => {
+    expect(problemsOf({ SESSION_SECRET: 'x'.repeat(31) }, 'dev')).to.deep.equal({
+      SESSION_SECRET: 'must be a random string of at least 32 characters',
+    });
+  });
+
+  it('refuses API_KEYS with any entry too short, too long, empty, or with a space or other character', () => {
+    for (const raw of [
+      'a'.repeat(23),
+      'b'.repeat(513),
+      `${KEY_A},`,
+      `${KEY_A},,${KEY_B}`,
+      `${KEY_A} ${KEY_B}`,
+      `${KEY_A}é`,
+      `${KEY_A}\t`.repeat(2),
+    ]) {
+      const problems = problemsOf({ API_KEYS: raw }, 'dev');
+      expect(Object.keys(problems), JSON.stringify(raw)).to.deep.equal(['API_KEYS']);
+      expect(problems.API_KEYS).to.match(/24 to 512 visible characters without commas/);
+    }
+  });
+
+  it('refuses a rate that is not a whole number per second, minute or hour, showing it', () => {
+    for (const raw of ['0/min', '600', '600/day', 'fast', '1000001/s', '1.5/s', '-1/s', '/min']) {
+      const problems = problemsOf({ RATE_LIMIT: raw }, 'dev');
+      expect(problems.RATE_LIMIT, raw).to.equal(
+        `must be a rate such as 600/min, 10/s or 5000/h (got "${raw}")`,
+      );
+    }
+  });
+
+  // Needs a fix in src/adapters/config/config.ts: parseRate looks the unit up with RATE_UNITS[unit]
+  // on an object literal, so `constructor` finds Object.prototype.constructor (a function) and
+  // `600/constructor` is accepted; the start then throws in the rate limiter instead of listing
+  // a problem. Object.hasOwn(RATE_UNITS, unit) (or a Map) fixes it.
+  it('refuses a unit that is only a name inherited by every object (600/constructor)', () => {
+    expect(problemsOf({ RATE_LIMIT: '600/constructor' }, 'dev')).to.have.property('RATE_LIMIT');
+  });
+
+  it('refuses TRUST_PROXY other than true or false', () => {
+    for (const raw of ['yes', 'on', 'truthy', '2']) {
+      expect(problemsOf({ TRUST_PROXY: raw }, 'dev'), raw).to.deep.equal({
+        TRUST_PROXY: `must be true or false (got "${raw}")`,
+      });
+    }
+  });
+
+  it('never echoes a session secret or an API key, valid or not', () => {
+    const bad = loadConfig(
+      {
+        SESSION_SECRET: 'sh0rt-S3CRET',
+        API_KEYS: `${KEY_A},tiny-S3CRET-key`,
+        RATE_LIMIT: 'often',
+      },
+      'server',
+    );
+    if (E.isRight(bad)) expect.fail('accepted');
+    const text = describeProblems(bad.left);
+    expect(text).to.contain('SESSION_SECRET').and.contain('API_KEYS').and.contain('"often"');
+    for (const secret of ['sh0rt-S3CRET', KEY_A, 'tiny-S3CRET-key', 'S3CRET']) {
+      expect(text).not.to.contain(secret);
+    }
+
+    const good = config({ SESSION_SECRET, API_KEYS: `${KEY_A},${KEY_B}` });
+    for (const shown of [
+      JSON.stringify(good),
+      inspect(good, { depth: 5 }),
+      String(good.sessionSecret),
+      good.apiKeys.join(','),
+    ]) {
+      for (const secret of [SESSION_SECRET, KEY_A, KEY_B]) expect(shown).not.to.contain(secret);
+    }
+  });
+});

@@ -150,6 +150,32 @@ describe('FailoverEmailSender', () => {
     expect(await send(oneWithout)).to.deep.equal(transient('all senders failed: a: x; b: y'));
   });
 
+  it('keeps hints out of the reasons it reports and logs them with each move', async () => {
+    const a = scripted('a', transient('a is down', undefined, 'a: check A_URL'));
+    const b = scripted('b', transient('b is down', 1000, 'b: check B_URL'));
+    const outcome = await send(failover(a, b));
+    expect(outcome).to.deep.equal(
+      transient(
+        'all senders failed: a: a is down; b: b is down',
+        undefined,
+        'a: a: check A_URL; b: b: check B_URL',
+      ),
+    );
+    // The page shows the move with the public reason; the log has the hint too.
+    expect(failovers).to.deep.equal([['a', 'b', 'a is down']]);
+    const move = log.lines.find((l) => l.message.startsWith('Failing over'));
+    expect(move?.fields).to.deep.include({ reason: 'a is down', hint: 'a: check A_URL' });
+  });
+
+  it('hands on the hint of the sender whose answer it returns', async () => {
+    const refused = permanent('the SMTP server refused our credentials (535)', 'check SMTP_URL');
+    const f = failover(
+      scripted('a', transient('down', undefined, 'a hint')),
+      scripted('b', refused),
+    );
+    expect(await send(f)).to.deep.equal(refused);
+  });
+
   it('answers transient when every circuit is open, retrying when the first cools down', async () => {
     const f = failover(scripted('a', transient('x')), scripted('b', transient('y')));
     for (let i = 0; i < 3; i++) await send(f);

@@ -62,14 +62,21 @@ describe('MailgunEmailSender', () => {
     });
   });
 
-  const table: [string, object, DeliveryOutcome['_tag'], RegExp][] = [
+  // The reason is what the email's page shows; the hint is what the worker's log adds to it.
+  const table: [string, object, DeliveryOutcome['_tag'], RegExp, RegExp?][] = [
     [
       '400',
       { status: 400, message: "'to' parameter is not a valid address" },
       'Permanent',
       /not a valid address/,
     ],
-    ['401', { status: 401 }, 'Permanent', /MAILGUN_API_KEY/],
+    [
+      '401',
+      { status: 401 },
+      'Permanent',
+      /^Mailgun refused our API credentials \(401\)$/,
+      /MAILGUN_API_KEY.*MAILGUN_API_BASE is the right region/,
+    ],
     ['402', { status: 402 }, 'Permanent', /Request failed/],
     ['403 (sandbox)', { status: 403 }, 'Permanent', /Sandbox subdomains/],
     ['413', { status: 413 }, 'Permanent', /25MB/],
@@ -78,7 +85,26 @@ describe('MailgunEmailSender', () => {
       '404 without JSON',
       { status: 404, json: false, message: '404 page not found' },
       'Permanent',
-      /MAILGUN_API_BASE/,
+      /^Mailgun 404 \(404 page not found\): the service is not set up with the right Mailgun address$/,
+      /check MAILGUN_API_BASE \(404 page not found\)/,
+    ],
+    [
+      '404 with an HTML page',
+      {
+        status: 404,
+        json: false,
+        message: '<html><head><title>404 Not Found</title></head></html>',
+      },
+      'Permanent',
+      /^Mailgun 404 \(404 Not Found\): /,
+      /check MAILGUN_API_BASE \(<html>/,
+    ],
+    [
+      '301 redirect',
+      { status: 301 },
+      'Permanent',
+      /^Mailgun answered a redirect \(301\): /,
+      /check MAILGUN_API_BASE/,
     ],
     ['420', { status: 420 }, 'Transient', /recipient limit/],
     ['429', { status: 429 }, 'Transient', /Too many requests/],
@@ -87,19 +113,37 @@ describe('MailgunEmailSender', () => {
       '502 (plain text)',
       { status: 502, message: '<html>Bad Gateway</html>' },
       'Transient',
-      /Bad Gateway/,
+      /^Mailgun 502: Bad Gateway$/,
+      /^Mailgun 502: <html>Bad Gateway<\/html>$/,
     ],
-    ['503', { status: 503 }, 'Transient', /503/],
-    ['504', { status: 504 }, 'Transient', /504/],
-    ['a dropped connection', { dropConnection: true }, 'Transient', /network error/],
+    // The stand-in's proxy names the host it stands in for, which only the log may show.
+    [
+      '503',
+      { status: 503 },
+      'Transient',
+      /^Mailgun 503: 503 error at \[hidden\]$/,
+      /^Mailgun 503: 503 error at mg\.example\.org$/,
+    ],
+    ['504', { status: 504 }, 'Transient', /^Mailgun 504: /, /error at mg\.example\.org$/],
+    [
+      'a dropped connection',
+      { dropConnection: true },
+      'Transient',
+      /^network error: the connection to Mailgun broke \(ECONNRESET\)$/,
+      /socket hang up/,
+    ],
     ['a hang', { hang: true }, 'Transient', /timed out after 400ms/],
   ];
-  for (const [what, fault, tag, reason] of table) {
+  for (const [what, fault, tag, reason, hint] of table) {
     it(`maps ${what} to ${tag.toLowerCase()}`, async () => {
       standIn.script(fault);
       const outcome = await sender.send(aRequest())();
       expect(outcome._tag).to.equal(tag);
-      expect(outcome._tag === 'Sent' ? '' : outcome.reason).to.match(reason);
+      const shown = outcome._tag === 'Sent' ? '' : outcome.reason;
+      expect(shown).to.match(reason);
+      expect(shown).not.to.match(/MAILGUN_|127\.0\.0\.1|https?:|<html>/);
+      if (hint) expect(outcome.hint).to.match(hint);
+      else expect(outcome).not.to.have.property('hint');
       expect(standIn.messages).to.have.length(0);
     });
   }
@@ -122,7 +166,7 @@ describe('MailgunEmailSender', () => {
     expect(outcome).to.include({ _tag: 'Transient', retryAfterMs: 3000 });
   });
 
-  it('says what to fix on 401 and never shows the key, in logs or in the outcome', async () => {
+  it('says what to fix on 401, in the log and the hint only, and never shows the key', async () => {
     const wrongKey = 'key-0123456789abcdef-THIS-IS-SECRET';
     const wrong = new MailgunEmailSender({
       apiBase: standIn.baseUrl,
@@ -133,7 +177,11 @@ describe('MailgunEmailSender', () => {
     });
     const outcome = await wrong.send(aRequest())();
     wrong.close();
-    expect(outcome._tag).to.equal('Permanent');
+    expect(outcome).to.deep.equal({
+      _tag: 'Permanent',
+      reason: 'Mailgun refused our API credentials (401)',
+      hint: 'Mailgun rejected the API key (401): check MAILGUN_API_KEY and that MAILGUN_API_BASE is the right region',
+    });
     const errors = log.lines.filter((l) => l.level === 'error').map((l) => l.message);
     expect(errors).to.deep.equal([
       'Mailgun rejected the API key (401): check MAILGUN_API_KEY and that MAILGUN_API_BASE is the right region',
@@ -155,6 +203,20 @@ describe('MailgunEmailSender', () => {
     expect(outcome._tag === 'Permanent' && outcome.reason).to.include('[redacted]');
   });
 
+  it("keeps Mailgun's words but not the URL or address it quotes, which go to the hint", async () => {
+    const url = `${standIn.baseUrl}/messages`;
+    standIn.script({
+      status: 400,
+      message: `'to' is not a valid address (POST ${url} from [::1]:4321)`,
+    });
+    const outcome = await sender.send(aRequest())();
+    expect(outcome).to.deep.equal({
+      _tag: 'Permanent',
+      reason: "Mailgun 400: 'to' is not a valid address (POST [hidden] from [hidden])",
+      hint: `Mailgun 400: 'to' is not a valid address (POST ${url} from [::1]:4321)`,
+    });
+  });
+
   it('answers transient when nothing listens, and drops credentials put in the base URL', async () => {
     const base = new URL(standIn.baseUrl);
     await standIn.close();
@@ -169,8 +231,14 @@ describe('MailgunEmailSender', () => {
     });
     const outcome = await gone.send(aRequest())();
     gone.close();
-    expect(outcome._tag).to.equal('Transient');
-    expect(outcome._tag === 'Transient' && outcome.reason).to.match(/ECONNREFUSED/);
+    expect(outcome).to.deep.include({
+      _tag: 'Transient',
+      reason: 'network error: could not reach Mailgun (ECONNREFUSED)',
+    });
+    // The operator learns where it tried; the page does not.
+    expect(outcome.hint).to.match(
+      new RegExp(`ECONNREFUSED ${base.host.replace(/\./g, '\\.')}; check MAILGUN_API_BASE$`),
+    );
     expect(JSON.stringify(outcome) + log.text()).to.not.include(MAILGUN_KEY);
   });
 });

@@ -57,7 +57,7 @@ describe('OutboxEmailSender', () => {
   });
   afterEach(() => rm(base, { recursive: true, force: true }));
 
-  it('writes {dir}/{id}.eml, creating the directory, and names the path', async () => {
+  it('writes {dir}/{id}.eml, creating the directory, and names the path only in the hint', async () => {
     const dir = join(base, 'a', 'b');
     const request = aRequest();
     const outcome = await new OutboxEmailSender({ dir, from: FROM, log: recordingLogger() }).send(
@@ -65,7 +65,8 @@ describe('OutboxEmailSender', () => {
     )();
     expect(outcome).to.deep.equal({
       _tag: 'Sent',
-      providerId: `outbox:${join(dir, `${request.id}.eml`)}`,
+      providerId: `<${request.id}@sender.example.org>`,
+      hint: `written to ${join(dir, `${request.id}.eml`)}`,
     });
     expect(await readdir(dir)).to.deep.equal([`${request.id}.eml`]);
   });
@@ -100,8 +101,12 @@ describe('OutboxEmailSender', () => {
     const log = recordingLogger();
     const outcome = await new OutboxEmailSender({ dir, from: FROM, log }).send(aRequest())();
     expect(outcome._tag).to.equal('Transient');
-    expect(outcome._tag === 'Transient' && outcome.reason).to.match(/EEXIST|ENOTDIR/);
+    expect(outcome._tag === 'Transient' && outcome.reason).to.match(
+      /^could not write the message to the outbox \((EEXIST|ENOTDIR)\)$/,
+    );
+    // The folder and what to check are the operator's: in the hint and the log.
+    expect(outcome.hint).to.include(dir).and.include('OUTBOX_DIR');
     expect(log.lines.map((l) => l.level)).to.deep.equal(['error']);
-    expect(log.lines[0]?.message).to.include('OUTBOX_DIR');
+    expect(log.lines[0]?.message).to.include('OUTBOX_DIR').and.include(dir);
   });
 });

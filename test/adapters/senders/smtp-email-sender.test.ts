@@ -95,8 +95,13 @@ describe('SmtpEmailSender', () => {
   it('answers a bad password with a permanent EAUTH that never shows the password', async () => {
     const password = 'wr0ng:P@ss/word SECRET';
     const outcome = await open(withAuth(password)).send(aRequest())();
-    expect(outcome._tag).to.equal('Permanent');
-    expect(outcome._tag === 'Permanent' && outcome.reason).to.match(/SMTP_URL/);
+    expect(outcome).to.deep.include({
+      _tag: 'Permanent',
+      reason: 'the SMTP server refused our credentials (535)',
+    });
+    // What to fix is for the operator: in the hint and the log, not in the public reason.
+    expect(outcome.hint).to.match(/check the user and password in SMTP_URL/);
+    expect(log.errors().map((l) => l.message)).to.deep.equal([outcome.hint]);
     expect(receiver.authAttempts.map((a) => a.pass)).to.include(password); // it was really tried
     const everything = JSON.stringify(outcome) + log.text();
     const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -109,6 +114,18 @@ describe('SmtpEmailSender', () => {
       expect(everything).to.not.include(secret);
     }
     expect(log.lines.filter((l) => l.level === 'error')).to.have.length(1);
+  });
+
+  it('says the server could not be reached, naming the address only in the hint', async () => {
+    const port = receiver.port;
+    await receiver.close();
+    const outcome = await open(`smtp://127.0.0.1:${port}`).send(aRequest())();
+    expect(outcome).to.deep.equal({
+      _tag: 'Transient',
+      reason: 'the SMTP server could not be reached (ECONNREFUSED)',
+      hint: `ESOCKET on CONN: connect ECONNREFUSED 127.0.0.1:${port}: check the host and port in SMTP_URL`,
+    });
+    receiver = await startSmtpReceiver();
   });
 });
 
@@ -135,6 +152,68 @@ describe('SMTP outcome mapping', () => {
   for (const [what, failure, tag] of table) {
     it(`maps ${what} to ${tag.toLowerCase()}`, () =>
       expect(outcomeOfError(failure)._tag).to.equal(tag));
+  }
+
+  // The reason is what the email's page shows; the hint is what the worker's log adds to it.
+  const words: [string, SmtpFailure, string, string?][] = [
+    [
+      "a recipient's refusal, kept as the server said it",
+      {
+        code: 'EENVELOPE',
+        responseCode: 550,
+        command: 'RCPT TO',
+        response: '550 5.1.1 <x@example.com>: Recipient address rejected: User unknown',
+      },
+      'SMTP 550 on RCPT TO: 550 5.1.1 <x@example.com>: Recipient address rejected: User unknown',
+    ],
+    [
+      'a reply that names hosts and addresses',
+      {
+        code: 'EPROTOCOL',
+        responseCode: 421,
+        command: 'CONN',
+        response: '421 4.7.0 mx1.relay.example.net Error: too many connections from 10.1.2.3',
+      },
+      'SMTP 421 on CONN: 421 4.7.0 [hidden] Error: too many connections from [hidden]',
+      'SMTP 421 on CONN: 421 4.7.0 mx1.relay.example.net Error: too many connections from 10.1.2.3',
+    ],
+    [
+      'a refused connection',
+      { code: 'ESOCKET', command: 'CONN', message: 'connect ECONNREFUSED ::1:2525' },
+      'the SMTP server could not be reached (ECONNREFUSED)',
+      'ESOCKET on CONN: connect ECONNREFUSED ::1:2525: check the host and port in SMTP_URL',
+    ],
+    [
+      'an unknown host',
+      { code: 'EDNS', command: 'CONN', message: 'getaddrinfo ENOTFOUND smtp.internal.example' },
+      'the SMTP server could not be reached (ENOTFOUND)',
+      'EDNS on CONN: getaddrinfo ENOTFOUND smtp.internal.example: check the host and port in SMTP_URL',
+    ],
+    [
+      'a closed connection',
+      { code: 'ECONNECTION', command: 'CONN', message: 'Connection closed unexpectedly' },
+      'the connection to the SMTP server broke (ECONNECTION)',
+      'ECONNECTION on CONN: Connection closed unexpectedly',
+    ],
+    [
+      'a wrong password',
+      { code: 'EAUTH', responseCode: 535, command: 'AUTH PLAIN', response: '535 5.7.8 Error' },
+      'the SMTP server refused our credentials (535)',
+      'the SMTP server refused the credentials: check the user and password in SMTP_URL (SMTP 535 on AUTH PLAIN: 535 5.7.8 Error)',
+    ],
+    [
+      'a host from our configuration that no pattern would catch',
+      { code: 'EMESSAGE', responseCode: 451, response: '451 relay busy, try again later' },
+      'SMTP 451: 451 [hidden] busy, try again later',
+      'SMTP 451: 451 relay busy, try again later',
+    ],
+  ];
+  for (const [what, failure, reason, hint] of words) {
+    it(`words ${what} for the page`, () => {
+      const outcome = outcomeOfError(failure, ['relay:25', 'relay']);
+      expect(outcome._tag === 'Sent' ? undefined : outcome.reason).to.equal(reason);
+      expect(outcome.hint).to.equal(hint);
+    });
   }
 
   it('maps a 250 with every recipient refused by the rejections', () => {

@@ -1,11 +1,21 @@
 import {
+  InMemoryApiKeyStore,
+  InMemoryOperatorStore,
+  InMemorySessionStore,
+} from '../../../src/adapters/memory/in-memory-auth-stores.js';
+import {
   InMemoryDeliveryLedger,
   InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../../../src/adapters/memory/in-memory-stores.js';
+import { memoryRateLimiter } from '../../../src/adapters/ratelimit/flexible-rate-limiter.js';
+import { apiKeyStoreContract } from '../../contracts/api-key-store.contract.js';
 import { deliveryLedgerContract } from '../../contracts/delivery-ledger.contract.js';
 import { emailLogContract } from '../../contracts/email-log.contract.js';
 import { idempotencyStoreContract } from '../../contracts/idempotency-store.contract.js';
+import { operatorStoreContract } from '../../contracts/operator-store.contract.js';
+import { rateLimiterContract } from '../../contracts/rate-limiter.contract.js';
+import { sessionStoreContract } from '../../contracts/session-store.contract.js';
 
 // One process holds one in-memory store: "another process" is the same object here.
 const nothingToClose = async (): Promise<void> => undefined;
@@ -24,3 +34,25 @@ deliveryLedgerContract('InMemoryDeliveryLedger', async () => {
   const ledger = new InMemoryDeliveryLedger();
   return { ledger, peer: ledger, close: nothingToClose };
 });
+
+apiKeyStoreContract('InMemoryApiKeyStore', async () => {
+  const store = new InMemoryApiKeyStore();
+  return { store, peer: store, close: nothingToClose };
+});
+
+// The session store is built on the operator store: its foreign key and its cascade.
+const operatorsAndSessions = async () => {
+  const operators = new InMemoryOperatorStore();
+  const sessions = new InMemorySessionStore(operators);
+  return { operators, sessions, peer: { operators, sessions }, close: nothingToClose };
+};
+operatorStoreContract('InMemoryOperatorStore', operatorsAndSessions);
+sessionStoreContract('InMemorySessionStore', operatorsAndSessions);
+
+rateLimiterContract('memoryRateLimiter', async () => ({
+  limiters: (settings) => {
+    const limiter = memoryRateLimiter(settings);
+    return { limiter, peer: limiter };
+  },
+  close: nothingToClose,
+}));

@@ -4,10 +4,18 @@ import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
 import type { InvalidCursor, StoreUnavailable } from '../../../src/application/ports/email-log.js';
 import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
 import type { SqlClient } from '../../../src/adapters/postgres/sql-client.js';
+import { SqlApiKeyStore } from '../../../src/adapters/postgres/sql-api-key-store.js';
 import { SqlDeliveryLedger } from '../../../src/adapters/postgres/sql-delivery-ledger.js';
 import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
 import { SqlIdempotencyStore } from '../../../src/adapters/postgres/sql-idempotency-store.js';
+import { SqlOperatorStore } from '../../../src/adapters/postgres/sql-operator-store.js';
+import { SqlSessionStore } from '../../../src/adapters/postgres/sql-session-store.js';
+import { sqlRateLimiter } from '../../../src/adapters/ratelimit/flexible-rate-limiter.js';
+import type { KeyNameTaken } from '../../../src/application/ports/api-key-store.js';
+import type { OperatorExists } from '../../../src/application/ports/operator-store.js';
 import { right } from '../../contracts/email-log.contract.js';
+import { anApiKey } from '../../contracts/api-key-store.contract.js';
+import { aSession, anOperator } from '../../contracts/operator-store.contract.js';
 import type { TestDatabase } from '../../support/postgres.js';
 import { aRequest, anEvent, at } from '../../support/builders.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
@@ -129,8 +137,15 @@ describe('The PostgreSQL stores', function () {
       const log = new SqlEmailLog(dead.client);
       const keys = new SqlIdempotencyStore(dead.client);
       const ledger = new SqlDeliveryLedger(dead.client);
+      const apiKeys = new SqlApiKeyStore(dead.client);
+      const operators = new SqlOperatorStore(dead.client);
+      const sessions = new SqlSessionStore(dead.client);
+      const limiter = sqlRateLimiter(dead.client, { keyPrefix: 'api', limit: 5, windowMs: 1000 });
       const now = new Date();
-      const calls: TaskEither<StoreUnavailable | InvalidCursor, unknown>[] = [
+      const calls: TaskEither<
+        StoreUnavailable | InvalidCursor | KeyNameTaken | OperatorExists,
+        unknown
+      >[] = [
         log.record(aRequest()),
         log.forget(id),
         log.apply(anEvent.sending(request, { at: at(1) })),
@@ -147,6 +162,23 @@ describe('The PostgreSQL stores', function () {
         ledger.record(id, 'p', now),
         ledger.release(id, 'worker-a'),
         ledger.purgeOlderThan(now),
+        apiKeys.create(anApiKey()),
+        apiKeys.find('k'),
+        apiKeys.list(),
+        apiKeys.revoke('ci', now),
+        apiKeys.touch('k', now),
+        apiKeys.noteAddress('k', '203.0.113.7', now),
+        operators.add(anOperator()),
+        operators.find('ada'),
+        operators.list(),
+        operators.remove('ada'),
+        sessions.create(aSession('ada')),
+        sessions.find('d'),
+        sessions.touch('d', now),
+        sessions.remove('d'),
+        sessions.purgeIdleSince(now),
+        limiter.consume('client'),
+        limiter.peek('client'),
       ];
       const started = Date.now();
       const results = await Promise.all(calls.map((call) => call()));
