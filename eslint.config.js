@@ -17,7 +17,16 @@ const forbid = (names, regexes, message) => ({
 const notPure = '^(?!\\.|fp-ts(/|$)|io-ts(/|$))';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-*/**', 'coverage/**', 'node_modules/**', 'outbox/**', 'artifacts/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'dist-*/**',
+      'coverage/**',
+      'node_modules/**',
+      'outbox/**',
+      'artifacts/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
