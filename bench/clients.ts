@@ -28,7 +28,7 @@ export const BODY = Buffer.from(JSON.stringify(DRAFT));
 
 /** A fresh EmailRequest (new id) built by the domain's own parser, as RequestEmail does. */
 export function newRequest(): EmailRequest {
-  const draft = parseEmailDraft(DRAFT);
+  const draft = parseEmailDraft(DRAFT, { now: new Date(), allowedFromDomains: [] });
   if (E.isLeft(draft)) throw new Error(`the bench draft is invalid: ${JSON.stringify(draft.left)}`);
   return toEmailRequest(draft.right, randomIds.next(), new Date());
 }

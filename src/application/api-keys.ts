@@ -18,7 +18,7 @@ const KEY_ID_BYTES = 9;
 const KEY_SECRET_BYTES = 32;
 
 /**
- * What the keys of `API_KEYS` are called in audit lines and rate limits (they share one count).
+ * What the keys of `API_KEYS` are called in audit lines (each is counted apart, see `Principal`).
  * No database key may take it, or it would be counted with them and look like them in the log.
  */
 export const ENVIRONMENT_KEY_NAME = 'API_KEYS';

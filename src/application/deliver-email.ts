@@ -12,6 +12,8 @@ import type { DeliveryLedger, SendClaim } from './ports/delivery-ledger.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { Disposition, EmailTask } from './ports/email-task-source.js';
 import type { EmailSender } from './ports/email-sender.js';
+import { recipientsOf } from '../domain/events.js';
+import { allRecipients } from '../domain/email-request.js';
 import type { Clock, Logger } from './ports/system.js';
 
 /**
@@ -221,8 +223,8 @@ export class DeliverEmail {
       TE.flatMap(() =>
         TE.fromTask(async () => {
           this.log.info(
-            { ...context, to: request.to.map(mailbox) },
-            `Initiating email send to ${request.to.map(mailbox).join(', ')}.`,
+            { ...context, to: allRecipients(request).map(mailbox) },
+            `Initiating email send to ${allRecipients(request).map(mailbox).join(', ')}.`,
           );
           const started = this.clock.monotonicMs();
           const outcome = await this.sendHoldingClaim(request);
@@ -395,7 +397,7 @@ export class DeliverEmail {
     return {
       id: request.id,
       at: at.toISOString(),
-      to: request.to,
+      ...recipientsOf(request),
       subject: request.subject,
       attempt,
     };

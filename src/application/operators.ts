@@ -55,6 +55,13 @@ export interface OperatorsDeps {
   readonly failures: RateLimiter;
 }
 
+/**
+ * What a client typed, as an audit line may quote it: a name is at most 64 characters, so more
+ * is not a name (perhaps a password typed in the wrong box), and an address from a proxy header
+ * is whatever the client wrote.
+ */
+const clip = (typed: string): string => (typed.length > 64 ? `${typed.slice(0, 64)}…` : typed);
+
 /** What is wrong with a new operator's name or password, if anything. */
 export function operatorProblem(name: string, password: string): string | undefined {
   if (!OPERATOR_NAME.test(name)) {
@@ -135,7 +142,10 @@ export class Operators {
       pipe(
         TE.sequenceArray(keys.map((k) => failures.consume(k))),
         TE.chainW(() => {
-          log.warn({ audit: 'sign-in-failed', user: name, address }, 'Sign-in failed');
+          log.warn(
+            { audit: 'sign-in-failed', user: clip(name), address: clip(address) },
+            'Sign-in failed',
+          );
           return TE.left<SignInRefusal>({ _tag: 'BadCredentials' });
         }),
       );
@@ -146,7 +156,7 @@ export class Operators {
         if (blocked.length > 0) {
           const retryAfterMs = Math.max(...blocked.map((s) => s.resetMs));
           log.warn(
-            { audit: 'sign-in-throttled', user: name, address },
+            { audit: 'sign-in-throttled', user: clip(name), address: clip(address) },
             'Sign-in refused: too many failures',
           );
           return TE.left({ _tag: 'TooManyAttempts', retryAfterMs });

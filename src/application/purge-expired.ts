@@ -1,5 +1,6 @@
 import { pipe } from 'fp-ts/lib/function.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
+import type { AttachmentStore } from './ports/attachment-store.js';
 import type { DeliveryLedger } from './ports/delivery-ledger.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { IdempotencyStore } from './ports/idempotency-store.js';
@@ -24,6 +25,8 @@ export interface Purged {
   readonly idempotencyKeys: number;
   readonly ledgerEntries: number;
   readonly sessions: number;
+  /** Stored attachments no email carries any more. */
+  readonly attachments: number;
 }
 
 /** A web session unused for this long is over (see `Operators`), and its row is deleted. */
@@ -32,9 +35,14 @@ export const SESSION_RETENTION_MS = 12 * 60 * 60 * 1000;
 /**
  * Deletes what is older than the retention period, in small batches: emails by their acceptance
  * time once their delivery is over (sent or failed), idempotency keys after their 24 hours,
- * ledger entries with the emails they guard, web sessions idle past their 12 hours. An email still queued or retrying is never deleted,
+ * ledger entries with the emails they guard, web sessions idle past their 12 hours, and the
+ * attachments no email carries any more. An email still queued or retrying is never deleted,
  * however old: its task is still coming, and the worker would otherwise write a new entry for it
  * without its request (nothing to show, nothing to send again).
+ *
+ * Attachments go after the emails, so that what the emails deleted in this run carried goes in
+ * this run too, and with the emails' cutoff: a file stored or linked since then may belong to an
+ * email the API has not recorded yet (it stores the files first).
  */
 export class PurgeExpired {
   constructor(
@@ -42,6 +50,7 @@ export class PurgeExpired {
     private readonly idempotency: IdempotencyStore,
     private readonly ledger: DeliveryLedger,
     private readonly sessions: SessionStore,
+    private readonly attachments: AttachmentStore,
     private readonly policy: RetentionPolicy,
     private readonly clock: Clock,
   ) {}
@@ -57,6 +66,7 @@ export class PurgeExpired {
       ),
       TE.bind('ledgerEntries', () => this.ledger.purgeOlderThan(cutoff)),
       TE.bind('sessions', () => this.sessions.purgeIdleSince(new Date(now - SESSION_RETENTION_MS))),
+      TE.bind('attachments', () => this.attachments.purgeOrphans(cutoff)),
     );
   }
 

@@ -1,6 +1,12 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { EmailAddress, LONE_SURROGATE, parseEmailAddress } from './email-address.js';
+import {
+  EmailAddress,
+  LONE_SURROGATE,
+  addressParts,
+  mailboxKey,
+  parseEmailAddress,
+} from './email-address.js';
 
 export const MAX_RECIPIENTS = 50;
 export const MAX_SUBJECT_CHARS = 998; // RFC 5322 §2.1.1 line limit
@@ -122,26 +128,112 @@ const Tags = t.refinement(
   'Tags',
 );
 
+const AddressList = t.readonlyArray(EmailAddress);
+
+/** `metadata`: up to 20 string pairs, reaching Mailgun as `v:` variables and the status JSON. */
+export const MAX_METADATA = 20;
+export const MAX_METADATA_KEY_CHARS = 40;
+export const MAX_METADATA_VALUE_CHARS = 500;
+const METADATA_KEY = /^[A-Za-z0-9_.-]{1,40}$/;
+/** Ours on every Mailgun message: a sender's metadata may not take it over. */
+const RESERVED_METADATA_KEYS = new Set(['email-id']);
+
+/** `attachments`: up to 20; each a file the worker fetches by its digest when it sends. */
+export const MAX_ATTACHMENTS = 20;
+const MAX_FILENAME_CHARS = 255;
+/** RFC 2045 §5.1 type/subtype, parameters allowed; nothing that could end the header. */
+const CONTENT_TYPE =
+  /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(?:\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(?:[\x21\x23-\x3a\x3c-\x7e]+|"[\x20\x21\x23-\x5b\x5d-\x7e]*"))*$/;
+/** A Content-ID's inside (RFC 2392): what `cid:` in the html names. */
+const CONTENT_ID = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,200}$/;
+/** SHA-256, lowercase hex: the attachment's name in the attachment store. */
+const DIGEST = /^[0-9a-f]{64}$/;
+
+/**
+ * An attachment as a request carries it: not its bytes (they are stored once, by digest, and
+ * fetched by the worker), but everything that goes in its MIME part.
+ */
+export const AttachmentRef = t.intersection([
+  t.type({
+    filename: t.refinement(t.string, (f) => filenameProblem(f) === undefined, 'Filename'),
+    digest: t.refinement(t.string, (d) => DIGEST.test(d), 'Digest'),
+    /** Octets of the decoded content. */
+    size: t.number,
+  }),
+  t.partial({
+    contentType: t.refinement(t.string, (c) => CONTENT_TYPE.test(c), 'ContentType'),
+    /** Present: the part is inline, for `cid:<contentId>` in the html. */
+    contentId: t.refinement(t.string, (c) => CONTENT_ID.test(c), 'ContentId'),
+  }),
+]);
+export type AttachmentRef = t.TypeOf<typeof AttachmentRef>;
+
+/**
+ * Extra header fields a sender may set (RFC 2369 List-*, RFC 8058 List-Unsubscribe-Post,
+ * RFC 5322 §3.6.4 In-Reply-To and References), and any `X-` field but our own.
+ */
+const NAMED_HEADERS = ['List-Unsubscribe', 'List-Unsubscribe-Post', 'In-Reply-To', 'References'];
+// Field names ignore case (RFC 5322 §1.2.2): `x-campaign` is as much an X- field as `X-Campaign`.
+const X_HEADER = /^X-[A-Za-z0-9-]{1,70}$/i;
+export const RESERVED_HEADERS = new Set(['x-email-id']);
+export const MAX_HEADERS = 20;
+
+const Headers = t.refinement(
+  t.record(t.string, t.string),
+  (h) => headersProblem(h) === undefined,
+  'Headers',
+);
+
+const Metadata = t.refinement(
+  t.record(t.string, t.string),
+  (m) => metadataProblem(m) === undefined,
+  'Metadata',
+);
+
 const EmailRequestShape = t.intersection([
   t.type({ id: EmailId, to: Recipients, subject: Subject, requestedAt: t.string }),
-  t.partial({ text: Body, html: Body, tags: Tags }),
+  t.partial({
+    /** Absent: the service's MAIL_FROM. */
+    from: EmailAddress,
+    cc: AddressList,
+    /** In the envelope only: never in a header of any transport. */
+    bcc: AddressList,
+    replyTo: AddressList,
+    text: Body,
+    html: Body,
+    headers: Headers,
+    attachments: t.readonlyArray(AttachmentRef),
+    tags: Tags,
+    metadata: Metadata,
+    /** RFC 3339: held until then (status `scheduled`), by us, not by the provider. */
+    sendAt: t.string,
+  }),
 ]);
 
 interface EmailRequestBrand {
   readonly EmailRequest: unique symbol;
 }
 /**
- * A request that can be sent as it is. The brand adds the rule no field carries alone (at least
- * one non-empty body), so a value of this type cannot exist invalid, whether it came from a form
- * or was decoded off a queue.
+ * A request that can be sent as it is. The brand adds the rules no field carries alone (at least
+ * one non-empty body; at most 50 distinct recipients in to, cc and bcc together), so a value of
+ * this type cannot exist invalid, whether it came from a form or was decoded off a queue.
  */
 export const EmailRequest = t.brand(
   EmailRequestShape,
   (r): r is t.Branded<t.TypeOf<typeof EmailRequestShape>, EmailRequestBrand> =>
-    (r.text ?? '').trim() !== '' || (r.html ?? '').trim() !== '',
+    ((r.text ?? '').trim() !== '' || (r.html ?? '').trim() !== '') &&
+    recipientCountProblem(allRecipients(r).length) === undefined &&
+    (r.attachments ?? []).length <= MAX_ATTACHMENTS,
   'EmailRequest',
 );
 export type EmailRequest = t.TypeOf<typeof EmailRequest>;
+
+/** Every recipient, as the envelope carries them: to, then cc, then bcc. */
+export const allRecipients = (r: {
+  readonly to: readonly EmailAddress[];
+  readonly cc?: readonly EmailAddress[];
+  readonly bcc?: readonly EmailAddress[];
+}): readonly EmailAddress[] => [...r.to, ...(r.cc ?? []), ...(r.bcc ?? [])];
 
 /** Field name → what is wrong with it, in words a person can act on. */
 export type FieldErrors = Readonly<Record<string, string>>;
@@ -151,52 +243,214 @@ export interface InvalidEmailRequest {
   readonly fields: FieldErrors;
 }
 
-/** What a person asked for, validated; the use case adds the id and the time. */
+/** An attachment as the API receives it: its content still base64, checked but not decoded. */
+export interface DraftAttachment {
+  readonly filename: string;
+  /** Standard base64 (RFC 4648 §4), padding required, whitespace allowed between lines. */
+  readonly content: string;
+  /** Decoded size in octets. */
+  readonly size: number;
+  readonly contentType?: string;
+  readonly contentId?: string;
+}
+
+/** What a person asked for, validated; the use case adds the id, the time and stores the files. */
 export interface EmailDraft {
+  readonly from?: EmailAddress;
   readonly to: readonly EmailAddress[];
+  readonly cc?: readonly EmailAddress[];
+  readonly bcc?: readonly EmailAddress[];
+  readonly replyTo?: readonly EmailAddress[];
   readonly subject: Subject;
   readonly text?: string;
   readonly html?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly attachments?: readonly DraftAttachment[];
   readonly tags?: readonly string[];
+  readonly metadata?: Readonly<Record<string, string>>;
+  readonly sendAt?: string;
 }
 
-const KNOWN_FIELDS = new Set(['to', 'subject', 'text', 'html', 'tags']);
+/** What the rules need besides the input: decided by configuration and the clock, not by us. */
+export interface DraftOptions {
+  /** The request's time: `send_at` must be after it and at most `MAX_SCHEDULE_MS` later. */
+  readonly now: Date;
+  /** `ALLOWED_FROM_DOMAINS`, lowercase ASCII (A-labels); empty: any `from` is refused. */
+  readonly allowedFromDomains: readonly string[];
+  /**
+   * Turns an address's domain into its ASCII form (UTS #46 ToASCII), or undefined when it is not
+   * a valid domain name: how internationalised domains are checked, compared and allowed.
+   * Without it, only ASCII domains are compared case-insensitively.
+   */
+  readonly domainToAscii?: (domain: string) => string | undefined;
+}
 
-function parseRecipients(value: unknown, errors: Record<string, string>): EmailAddress[] {
-  if (value === undefined || value === null || value === '') {
-    errors.to = TO_REQUIRED;
+export const MAX_SCHEDULE_MS = 30 * 24 * 60 * 60 * 1000;
+
+const KNOWN_FIELDS = [
+  'from',
+  'to',
+  'cc',
+  'bcc',
+  'reply_to',
+  'subject',
+  'text',
+  'html',
+  'headers',
+  'attachments',
+  'tags',
+  'metadata',
+  'send_at',
+];
+
+function filenameProblem(name: string): string | undefined {
+  if (name.trim() === '') return 'is required';
+  const text = textProblem(name);
+  if (text !== undefined) return text;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'must not contain control characters';
+  if (/[/\\]/.test(name)) return 'must be a file name, without / or \\';
+  if ([...name].length > MAX_FILENAME_CHARS) {
+    return `is longer than ${MAX_FILENAME_CHARS} characters`;
+  }
+  return undefined;
+}
+
+/** A header value: one line, printable, short enough to fold within RFC 5322's 998 octets. */
+function headerValueProblem(value: string): string | undefined {
+  const text = textProblem(value);
+  if (text !== undefined) return text;
+  if (/[\r\n]/.test(value)) return 'must be one line (no CR or LF)';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) return 'must not contain control characters';
+  if ([...value].length > MAX_SUBJECT_CHARS)
+    return `is longer than ${MAX_SUBJECT_CHARS} characters`;
+  return undefined;
+}
+
+const headerNameProblem = (name: string): string | undefined => {
+  if (RESERVED_HEADERS.has(name.toLowerCase())) return 'is set by this service';
+  if (X_HEADER.test(name) || NAMED_HEADERS.some((n) => n.toLowerCase() === name.toLowerCase())) {
+    return undefined;
+  }
+  return `is not a header you may set: use X-… or ${NAMED_HEADERS.join(', ')}`;
+};
+
+function headersProblem(headers: Readonly<Record<string, string>>): string | undefined {
+  const names = Object.keys(headers);
+  if (names.length > MAX_HEADERS) return `has ${names.length} headers; at most ${MAX_HEADERS}`;
+  const lower = names.map((n) => n.toLowerCase());
+  if (new Set(lower).size !== lower.length) return 'names a header twice (names ignore case)';
+  for (const [name, value] of Object.entries(headers)) {
+    const problem = headerNameProblem(name) ?? headerValueProblem(value);
+    if (problem !== undefined) return `${name} ${problem}`;
+  }
+  return undefined;
+}
+
+function metadataProblem(metadata: Readonly<Record<string, string>>): string | undefined {
+  const entries = Object.entries(metadata);
+  if (entries.length > MAX_METADATA) return `has ${entries.length} pairs; at most ${MAX_METADATA}`;
+  for (const [key, value] of entries) {
+    if (!METADATA_KEY.test(key)) {
+      return `key "${truncate(key)}" must be 1 to ${MAX_METADATA_KEY_CHARS} of A-Z, a-z, 0-9, _, . and -`;
+    }
+    if (RESERVED_METADATA_KEYS.has(key)) return `key "${key}" is used by this service`;
+    const text = textProblem(value);
+    if (text !== undefined) return `value of "${key}" ${text}`;
+    if ([...value].length > MAX_METADATA_VALUE_CHARS) {
+      return `value of "${key}" is longer than ${MAX_METADATA_VALUE_CHARS} characters`;
+    }
+  }
+  return undefined;
+}
+
+/** The base64 alphabet of RFC 4648 §4 with padding; line breaks (MIME style) are tolerated. */
+const BASE64_TEXT = /^[A-Za-z0-9+/]*={0,2}$/;
+/**
+ * Checked without a repeated group: V8 runs `(?:x{4})*` by recursion, which overflows the stack
+ * on a file of a few megabytes. One character class, then the length and the padding, is linear.
+ */
+const isBase64 = (b: string): boolean => b.length % 4 === 0 && BASE64_TEXT.test(b);
+
+/** Decoded octets of valid base64 `b` (whitespace already removed). */
+const base64Octets = (b: string): number =>
+  (b.length / 4) * 3 - (b.endsWith('==') ? 2 : b.endsWith('=') ? 1 : 0);
+
+/**
+ * About how many octets the message will have once encoded: attachments as base64 with its
+ * line breaks (4/3, plus CRLF every 76), bodies at their size plus a tenth for their encoding
+ * (real text stays close to its size in quoted-printable), a text part generated from an
+ * html-only body as large again as the html, and every header value (subject, addresses,
+ * extra headers, tags, metadata) with room for its encoding and folding.
+ */
+export function encodedSizeOf(draft: EmailDraft): number {
+  const html = octets(draft.html ?? '');
+  const bodies = octets(draft.text ?? '') + html + (draft.text === undefined ? html : 0);
+  const files = (draft.attachments ?? []).reduce(
+    (sum, a) => sum + Math.ceil((a.size * 4) / 3) * (78 / 76) + 300,
+    0,
+  );
+  const headerText = [
+    draft.subject,
+    ...[draft.from ?? '', ...draft.to, ...(draft.cc ?? []), ...(draft.replyTo ?? [])],
+    ...Object.entries(draft.headers ?? {}).flat(),
+    ...(draft.tags ?? []),
+    ...Object.entries(draft.metadata ?? {}).flat(),
+  ].reduce((sum, v) => sum + octets(v) + 4, 0);
+  return Math.ceil(bodies * 1.1 + files + headerText * 1.4 + 4096);
+}
+
+type Errors = Record<string, string>;
+
+function parseAddressField(
+  field: string,
+  value: unknown,
+  errors: Errors,
+  options: DraftOptions,
+  required: boolean,
+): EmailAddress[] {
+  if (
+    value === undefined ||
+    value === null ||
+    value === '' ||
+    (Array.isArray(value) && value.length === 0)
+  ) {
+    if (required) errors[field] = TO_REQUIRED;
     return [];
   }
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list) || !list.every((v) => typeof v === 'string')) {
-    errors.to = 'must be an address or a list of addresses (strings)';
+    errors[field] = 'must be an address or a list of addresses (strings)';
     return [];
   }
-  const count = recipientCountProblem(list.length);
-  if (count !== undefined) errors.to = count;
+  if (list.length > MAX_RECIPIENTS) {
+    errors[field] = `has ${list.length} addresses; at most ${MAX_RECIPIENTS} are allowed`;
+    return [];
+  }
   const addresses: EmailAddress[] = [];
   list.forEach((raw: string, i) => {
-    const parsed = parseEmailAddress(raw);
-    const key = typeof value === 'string' ? 'to' : `to[${i}]`;
+    const parsed = parseEmailAddress(raw, options.domainToAscii);
+    const key = typeof value === 'string' ? field : `${field}[${i}]`;
     if (E.isLeft(parsed)) errors[key] = `"${truncate(raw)}" ${parsed.left.message}`;
     else addresses.push(parsed.right);
   });
   return addresses;
 }
 
-function parseSubject(value: unknown, errors: Record<string, string>): Subject | undefined {
+function parseSubject(value: unknown, errors: Errors): Subject | undefined {
   const problem = subjectProblem(value);
   if (problem !== undefined) errors.subject = problem;
   return Subject.is(value) ? value : undefined;
 }
 
-function parseBody(name: 'text' | 'html', value: unknown, errors: Record<string, string>): void {
+function parseBody(name: 'text' | 'html', value: unknown, errors: Errors): void {
   if (value === undefined || value === null) return;
   const problem = bodyProblem(value);
   if (problem !== undefined) errors[name] = problem;
 }
 
-function parseTags(value: unknown, errors: Record<string, string>): string[] | undefined {
+function parseTags(value: unknown, errors: Errors): string[] | undefined {
   if (value === undefined || value === null) return undefined;
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
     errors.tags = 'must be a list of strings';
@@ -211,25 +465,213 @@ function parseTags(value: unknown, errors: Record<string, string>): string[] | u
 const isRecord = (u: unknown): u is Record<string, unknown> =>
   typeof u === 'object' && u !== null && !Array.isArray(u);
 
-/** Validates untrusted input (a decoded JSON body or form) and reports every problem at once. */
-export function parseEmailDraft(input: unknown): E.Either<InvalidEmailRequest, EmailDraft> {
+function parseStringRecord(
+  field: 'headers' | 'metadata',
+  value: unknown,
+  errors: Errors,
+  problem: (r: Readonly<Record<string, string>>) => string | undefined,
+): Record<string, string> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isRecord(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+    errors[field] = 'must be an object whose values are strings';
+    return undefined;
+  }
+  const record = value as Record<string, string>;
+  const found = problem(record);
+  if (found !== undefined) errors[field] = found;
+  return Object.keys(record).length > 0 ? { ...record } : undefined;
+}
+
+function parseAttachments(value: unknown, errors: Errors): DraftAttachment[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) {
+    errors.attachments = 'must be a list of {"filename", "content"} objects';
+    return undefined;
+  }
+  if (value.length > MAX_ATTACHMENTS) {
+    errors.attachments = `has ${value.length} attachments; at most ${MAX_ATTACHMENTS} are allowed`;
+    return undefined;
+  }
+  const parsed: DraftAttachment[] = [];
+  const contentIds = new Set<string>();
+  value.forEach((item: unknown, i) => {
+    const at = `attachments[${i}]`;
+    if (!isRecord(item)) {
+      errors[at] = 'must be an object with filename and content';
+      return;
+    }
+    const unknown = Object.keys(item).filter(
+      (k) => !['filename', 'content', 'content_type', 'content_id'].includes(k),
+    );
+    if (unknown.length > 0) {
+      errors[`${at}.${unknown[0]}`] =
+        'is not a known field (use filename, content, content_type, content_id)';
+      return;
+    }
+    const { filename, content, content_type: contentType, content_id: contentId } = item;
+    const nameProblem =
+      typeof filename === 'string' ? filenameProblem(filename) : 'is required (a string)';
+    if (nameProblem !== undefined) errors[`${at}.filename`] = nameProblem;
+    const compact = typeof content === 'string' ? content.replace(/[\r\n \t]/g, '') : undefined;
+    if (compact === undefined) errors[`${at}.content`] = 'is required: the file, base64-encoded';
+    else if (compact === '' || !isBase64(compact)) {
+      errors[`${at}.content`] =
+        compact === '' ? 'is empty' : 'is not valid base64 (RFC 4648, with padding)';
+    }
+    if (
+      contentType !== undefined &&
+      (typeof contentType !== 'string' || !CONTENT_TYPE.test(contentType))
+    ) {
+      errors[`${at}.content_type`] =
+        'must be a media type such as image/png or text/csv; charset=utf-8';
+    }
+    if (contentId !== undefined) {
+      if (typeof contentId !== 'string' || !CONTENT_ID.test(contentId)) {
+        errors[`${at}.content_id`] = "must be 1 to 200 letters, digits or !#$%&'*+/=?^_`{|}~.@-";
+      } else if (contentIds.has(contentId)) {
+        errors[`${at}.content_id`] =
+          `"${contentId}" is already the content_id of another attachment`;
+      } else contentIds.add(contentId);
+    }
+    if (
+      typeof filename === 'string' &&
+      compact !== undefined &&
+      !errors[`${at}.content`] &&
+      nameProblem === undefined
+    ) {
+      parsed.push({
+        filename,
+        content: compact,
+        size: base64Octets(compact),
+        ...(typeof contentType === 'string' ? { contentType } : {}),
+        ...(typeof contentId === 'string' ? { contentId } : {}),
+      });
+    }
+  });
+  return parsed.length > 0 ? parsed : undefined;
+}
+
+/** RFC 3339 date-time with an offset (§5.6): `2026-12-01T09:00:00Z`, `…+01:00`. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+
+/**
+ * Date.parse rolls a day the month does not have (`02-30`) and `24:00` over into the next ones;
+ * RFC 3339 §5.7 allows neither, and an email held until a day nobody asked for is worse than a 400.
+ */
+function isCalendarTime(value: string): boolean {
+  const month = Number(value.slice(5, 7)) - 1;
+  const day = Number(value.slice(8, 10));
+  // setUTCFullYear, not Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
+  const date = new Date(0);
+  date.setUTCFullYear(Number(value.slice(0, 4)), month, day);
+  const hour = Number(value.slice(11, 13));
+  return hour <= 23 && date.getUTCMonth() === month && date.getUTCDate() === day;
+}
+
+function parseSendAt(value: unknown, errors: Errors, now: Date): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const ms =
+    typeof value === 'string' && RFC3339.test(value) && isCalendarTime(value)
+      ? Date.parse(value)
+      : NaN;
+  if (typeof value !== 'string' || Number.isNaN(ms)) {
+    errors.send_at = 'must be an RFC 3339 time with its offset, such as 2026-12-01T09:00:00Z';
+    return undefined;
+  }
+  if (ms <= now.getTime()) {
+    errors.send_at = 'is in the past: give a time after now, or leave send_at out to send at once';
+    return undefined;
+  }
+  if (ms > now.getTime() + MAX_SCHEDULE_MS) {
+    errors.send_at = 'is more than 30 days ahead';
+    return undefined;
+  }
+  return new Date(ms).toISOString();
+}
+
+function checkFrom(from: EmailAddress | undefined, errors: Errors, options: DraftOptions): void {
+  if (from === undefined) return;
+  const { domain } = addressParts(from);
+  const ascii = (options.domainToAscii?.(domain) ?? domain).toLowerCase();
+  if (!options.allowedFromDomains.includes(ascii)) {
+    errors.from = `uses the domain ${domain}, which this service may not send from${
+      options.allowedFromDomains.length > 0
+        ? ` (allowed: ${options.allowedFromDomains.join(', ')})`
+        : ''
+    }`;
+  }
+}
+
+/**
+ * Keeps the first of each mailbox across to, cc and bcc (in that order): the same mailbox given
+ * twice, whatever its display name or the case of its domain, is one recipient.
+ */
+function distinct(
+  lists: readonly (readonly EmailAddress[])[],
+  toAscii: DraftOptions['domainToAscii'],
+): EmailAddress[][] {
+  const seen = new Set<string>();
+  return lists.map((list) =>
+    list.filter((a) => {
+      const key = mailboxKey(a, toAscii);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    }),
+  );
+}
+
+/**
+ * Validates untrusted input (a decoded JSON body or form, field names as the API spells them)
+ * and reports every problem at once, by field (`to[2]`, `attachments[0].content`).
+ */
+export function parseEmailDraft(
+  input: unknown,
+  options: DraftOptions,
+): E.Either<InvalidEmailRequest, EmailDraft> {
   if (!isRecord(input)) {
     return E.left({
       _tag: 'InvalidEmailRequest',
       fields: { body: 'must be an object with to, subject and text or html' },
     });
   }
-  const errors: Record<string, string> = {};
+  const errors: Errors = {};
   for (const key of Object.keys(input)) {
-    if (!KNOWN_FIELDS.has(key)) {
-      errors[key] = 'is not a known field (use to, subject, text, html, tags)';
+    if (!KNOWN_FIELDS.includes(key)) {
+      // Defined, not assigned: `errors.__proto__ = '…'` would be dropped without a word.
+      Object.defineProperty(errors, key, {
+        value: `is not a known field (use ${KNOWN_FIELDS.join(', ')})`,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
   }
-  const to = parseRecipients(input.to, errors);
+  const [from] = parseAddressField('from', input.from, errors, options, false);
+  // A list is refused as a list: its first domain's fate would only hide that.
+  if (Array.isArray(input.from)) errors.from = 'must be one address';
+  else checkFrom(from, errors, options);
+  const [to = [], cc = [], bcc = []] = distinct(
+    [
+      parseAddressField('to', input.to, errors, options, true),
+      parseAddressField('cc', input.cc, errors, options, false),
+      parseAddressField('bcc', input.bcc, errors, options, false),
+    ],
+    options.domainToAscii,
+  );
+  const count = to.length + cc.length + bcc.length;
+  if (count > MAX_RECIPIENTS && errors.to === undefined) {
+    errors.to = `has ${count} recipients with cc and bcc; at most ${MAX_RECIPIENTS} are allowed`;
+  }
+  const replyTo = parseAddressField('reply_to', input.reply_to, errors, options, false);
   const subject = parseSubject(input.subject, errors);
   parseBody('text', input.text, errors);
   parseBody('html', input.html, errors);
+  const headers = parseStringRecord('headers', input.headers, errors, headersProblem);
+  const metadata = parseStringRecord('metadata', input.metadata, errors, metadataProblem);
+  const attachments = parseAttachments(input.attachments, errors);
   const tags = parseTags(input.tags, errors);
+  const sendAt = parseSendAt(input.send_at, errors, options.now);
   const text = typeof input.text === 'string' && input.text.trim() !== '' ? input.text : undefined;
   const html = typeof input.html === 'string' && input.html.trim() !== '' ? input.html : undefined;
   if (text === undefined && html === undefined && !errors.text && !errors.html) {
@@ -239,17 +681,39 @@ export function parseEmailDraft(input: unknown): E.Either<InvalidEmailRequest, E
     return E.left({ _tag: 'InvalidEmailRequest', fields: errors });
   }
   return E.right({
+    ...(from !== undefined ? { from } : {}),
     to,
+    ...(cc.length > 0 ? { cc } : {}),
+    ...(bcc.length > 0 ? { bcc } : {}),
+    ...(replyTo.length > 0 ? { replyTo } : {}),
     subject,
     ...(text !== undefined ? { text } : {}),
     ...(html !== undefined ? { html } : {}),
+    ...(headers !== undefined ? { headers } : {}),
+    ...(attachments !== undefined ? { attachments } : {}),
     ...(tags !== undefined && tags.length > 0 ? { tags } : {}),
+    ...(metadata !== undefined ? { metadata } : {}),
+    ...(sendAt !== undefined ? { sendAt } : {}),
   });
 }
 
-/** Gives a draft its identity; a bug (not bad input) if the result does not decode. */
-export function toEmailRequest(draft: EmailDraft, id: EmailId, requestedAt: Date): EmailRequest {
-  const decoded = EmailRequest.decode({ ...draft, id, requestedAt: requestedAt.toISOString() });
+/**
+ * Gives a draft its identity, with its attachments replaced by what the store keeps of them; a
+ * bug (not bad input) if the result does not decode.
+ */
+export function toEmailRequest(
+  draft: EmailDraft,
+  id: EmailId,
+  requestedAt: Date,
+  attachments: readonly AttachmentRef[] = [],
+): EmailRequest {
+  const { attachments: _files, ...rest } = draft;
+  const decoded = EmailRequest.decode({
+    ...rest,
+    ...(attachments.length > 0 ? { attachments } : {}),
+    id,
+    requestedAt: requestedAt.toISOString(),
+  });
   if (E.isLeft(decoded)) throw new Error('a validated draft failed to decode as an EmailRequest');
   return decoded.right;
 }

@@ -6,14 +6,17 @@ import type { DomainEvent } from './events.js';
  * Where an email stands. `sent` means the provider accepted it (Mailgun's 200, SMTP's 250); a
  * provider's delivery report, when one arrives, is a later and separate step.
  */
-export type StatusName = 'queued' | 'sending' | 'sent' | 'retrying' | 'failed';
+export type StatusName =
+  'scheduled' | 'queued' | 'sending' | 'sent' | 'retrying' | 'failed' | 'cancelled';
 
 export const STATUS_NAMES: readonly StatusName[] = [
+  'scheduled',
   'queued',
   'sending',
   'sent',
   'retrying',
   'failed',
+  'cancelled',
 ];
 
 /** Who made a change: the API that accepted the email, or the worker that sent it. */
@@ -57,8 +60,14 @@ export interface EmailStatus {
   readonly id: EmailId;
   readonly status: StatusName;
   readonly to: readonly EmailAddress[];
+  readonly cc?: readonly EmailAddress[];
+  readonly bcc?: readonly EmailAddress[];
   readonly subject: string;
   readonly requestedAt?: string;
+  /** Held until then (status `scheduled`), RFC 3339. */
+  readonly sendAt?: string;
+  readonly tags?: readonly string[];
+  readonly metadata?: Readonly<Record<string, string>>;
   readonly recipients: readonly RecipientState[];
   readonly attempts: readonly StatusAttempt[];
   readonly history: readonly StatusChange[];
@@ -74,18 +83,33 @@ export interface EmailStatus {
 
 /** Nothing more will happen unless someone acts (replays a dead letter): pages stop updating. */
 export const isFinalStatus = (status: StatusName): boolean =>
-  status === 'sent' || status === 'failed';
+  status === 'sent' || status === 'failed' || status === 'cancelled';
 
 /** Requests come in through the API; everything after that is the worker's doing. */
 export const eventSource = (event: DomainEvent): ChangeSource =>
-  event.type === 'EmailRequested' ? 'api' : 'worker';
+  event.type === 'EmailRequested' ||
+  event.type === 'EmailScheduled' ||
+  event.type === 'EmailCancelled'
+    ? 'api'
+    : 'worker';
 
 /**
  * Sent is final. Failed is final for anything that happened before it, but a dead letter can be
  * replayed, and what happens after the failure (a retry, a send) is news.
  */
 const isSettledBefore = (status: EmailStatus, at: string): boolean =>
-  status.status === 'sent' || (status.status === 'failed' && at <= (status.failedAt ?? ''));
+  status.status === 'sent' ||
+  status.status === 'cancelled' ||
+  (status.status === 'failed' && at <= (status.failedAt ?? ''));
+
+/** The tags and metadata the first event of an email carries, for its status. */
+const labelsOf = (event: {
+  readonly tags?: readonly string[];
+  readonly metadata?: Readonly<Record<string, string>>;
+}): Pick<EmailStatus, 'tags' | 'metadata'> => ({
+  ...(event.tags !== undefined ? { tags: event.tags } : {}),
+  ...(event.metadata !== undefined ? { metadata: event.metadata } : {}),
+});
 
 const byTime = <T extends { readonly at: string }>(items: readonly T[]): T[] =>
   [...items].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
@@ -100,8 +124,13 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
     id: event.id,
     status: 'queued',
     to: event.to,
+    ...(event.cc !== undefined ? { cc: event.cc } : {}),
+    ...(event.bcc !== undefined ? { bcc: event.bcc } : {}),
     subject: event.subject,
-    recipients: event.to.map((address) => ({ address, status: 'queued' })),
+    recipients: [...event.to, ...(event.cc ?? []), ...(event.bcc ?? [])].map((address) => ({
+      address,
+      status: 'queued',
+    })),
     attempts: [],
     history: [],
   };
@@ -135,8 +164,36 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       return { ...base, failovers: [...known, failover] };
     }
     case 'EmailRequested':
-      // The first change of every email; a worker's news can come before it and stays current.
-      return { ...base, requestedAt: event.at, history: addChange('queued') };
+      // The first change of every email sent at once, or the release of a scheduled one; a
+      // worker's news can come before it and stays current. A cancelled email stays cancelled.
+      if (base.status === 'cancelled') return base;
+      return {
+        ...base,
+        ...labelsOf(event),
+        ...(base.status === 'scheduled' ? become('queued') : {}),
+        requestedAt: base.requestedAt ?? event.at,
+        history: addChange('queued'),
+      };
+    case 'EmailScheduled':
+      if (base.status !== 'queued' || base.history.length > 0) {
+        return {
+          ...base,
+          ...labelsOf(event),
+          sendAt: event.sendAt,
+          requestedAt: base.requestedAt ?? event.at,
+        };
+      }
+      return {
+        ...base,
+        ...labelsOf(event),
+        ...become('scheduled'),
+        sendAt: event.sendAt,
+        requestedAt: event.at,
+        history: addChange('scheduled', `send at ${event.sendAt}`),
+      };
+    case 'EmailCancelled':
+      if (base.status !== 'scheduled') return base;
+      return { ...base, ...become('cancelled'), history: addChange('cancelled') };
     case 'EmailSending': {
       // Only a settled state stops it: the worker's clock may run behind the server's, so a
       // take that looks older than the acceptance is still news.

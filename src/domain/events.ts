@@ -1,5 +1,6 @@
 import * as t from 'io-ts';
 import { EmailAddress } from './email-address.js';
+import type { EmailRequest } from './email-request.js';
 import { EmailId } from './email-request.js';
 
 /**
@@ -8,23 +9,47 @@ import { EmailId } from './email-request.js';
  * does not promise that `requested` arrives before `delivered` on another instance.
  */
 const common = { id: EmailId, at: t.string, to: t.readonlyArray(EmailAddress), subject: t.string };
+/** The other recipients, when there are any: every recipient has a state of its own. */
+const copies = t.partial({
+  cc: t.readonlyArray(EmailAddress),
+  bcc: t.readonlyArray(EmailAddress),
+});
+/** An event's own fields, with the recipients every event carries. */
+const event = <P extends t.Props>(props: P) => t.intersection([t.type(props), copies]);
 
-export const EmailRequested = t.type({ type: t.literal('EmailRequested'), ...common });
+/** What the first event of an email carries for its status besides the recipients. */
+const labels = t.partial({
+  tags: t.readonlyArray(t.string),
+  metadata: t.record(t.string, t.string),
+});
+
+/** Accepted for sending now: on the queue. Also the release of a scheduled email. */
+export const EmailRequested = t.intersection([
+  event({ type: t.literal('EmailRequested'), ...common }),
+  labels,
+]);
+/** Accepted, and held by us until `sendAt` (RFC 3339). */
+export const EmailScheduled = t.intersection([
+  event({ type: t.literal('EmailScheduled'), ...common, sendAt: t.string }),
+  labels,
+]);
+/** A scheduled email cancelled before it was released: it will never be sent. */
+export const EmailCancelled = event({ type: t.literal('EmailCancelled'), ...common });
 /** A worker took the task and is about to hand it to a transport. */
-export const EmailSending = t.type({
+export const EmailSending = event({
   type: t.literal('EmailSending'),
   ...common,
   attempt: t.number,
 });
 /** The provider accepted the email (Mailgun's 200, SMTP's 250): not yet a delivery report. */
-export const EmailSent = t.type({
+export const EmailSent = event({
   type: t.literal('EmailSent'),
   ...common,
   attempt: t.number,
   providerId: t.string,
   durationMs: t.number,
 });
-export const EmailDeliveryRetried = t.type({
+export const EmailDeliveryRetried = event({
   type: t.literal('EmailDeliveryRetried'),
   ...common,
   attempt: t.number,
@@ -34,7 +59,7 @@ export const EmailDeliveryRetried = t.type({
   delayMs: t.number,
   nextAttemptAt: t.string,
 });
-export const EmailDeliveryFailed = t.type({
+export const EmailDeliveryFailed = event({
   type: t.literal('EmailDeliveryFailed'),
   ...common,
   attempt: t.number,
@@ -46,7 +71,7 @@ export const EmailDeliveryFailed = t.type({
 });
 
 /** A transport failed for now and the next one was tried: running on a fallback is never silent. */
-export const EmailFailedOver = t.type({
+export const EmailFailedOver = event({
   type: t.literal('EmailFailedOver'),
   ...common,
   fromTransport: t.string,
@@ -56,6 +81,8 @@ export const EmailFailedOver = t.type({
 
 export const DomainEvent = t.union([
   EmailRequested,
+  EmailScheduled,
+  EmailCancelled,
   EmailSending,
   EmailSent,
   EmailDeliveryRetried,
@@ -64,19 +91,26 @@ export const DomainEvent = t.union([
 ]);
 export type DomainEvent = t.TypeOf<typeof DomainEvent>;
 export type EmailRequested = t.TypeOf<typeof EmailRequested>;
+export type EmailScheduled = t.TypeOf<typeof EmailScheduled>;
+export type EmailCancelled = t.TypeOf<typeof EmailCancelled>;
 export type EmailSending = t.TypeOf<typeof EmailSending>;
 export type EmailSent = t.TypeOf<typeof EmailSent>;
 export type EmailDeliveryRetried = t.TypeOf<typeof EmailDeliveryRetried>;
 export type EmailDeliveryFailed = t.TypeOf<typeof EmailDeliveryFailed>;
 export type EmailFailedOver = t.TypeOf<typeof EmailFailedOver>;
 
-export type EventKey = 'requested' | 'sending' | 'sent' | 'retrying' | 'failed' | 'failover';
+export type EventKey =
+  'requested' | 'scheduled' | 'cancelled' | 'sending' | 'sent' | 'retrying' | 'failed' | 'failover';
 
 /** The routing key on the events exchange. */
 export const eventKey = (e: DomainEvent): EventKey => {
   switch (e.type) {
     case 'EmailRequested':
       return 'requested';
+    case 'EmailScheduled':
+      return 'scheduled';
+    case 'EmailCancelled':
+      return 'cancelled';
     case 'EmailSending':
       return 'sending';
     case 'EmailSent':
@@ -89,3 +123,28 @@ export const eventKey = (e: DomainEvent): EventKey => {
       return 'failover';
   }
 };
+
+/** The recipient fields every event about `request` carries: to, and cc and bcc when given. */
+export const recipientsOf = (request: EmailRequest): Pick<EmailRequested, 'to' | 'cc' | 'bcc'> => ({
+  to: request.to,
+  ...(request.cc !== undefined ? { cc: request.cc } : {}),
+  ...(request.bcc !== undefined ? { bcc: request.bcc } : {}),
+});
+
+/**
+ * The first event of an accepted request, as the email log records it and the API announces it:
+ * held until its `sendAt` (scheduled), or on the queue at once (requested).
+ */
+export function acceptedEvent(request: EmailRequest): EmailRequested | EmailScheduled {
+  const common = {
+    id: request.id,
+    at: request.requestedAt,
+    ...recipientsOf(request),
+    subject: request.subject,
+    ...(request.tags !== undefined ? { tags: request.tags } : {}),
+    ...(request.metadata !== undefined ? { metadata: request.metadata } : {}),
+  };
+  return request.sendAt === undefined
+    ? { type: 'EmailRequested', ...common }
+    : { type: 'EmailScheduled', ...common, sendAt: request.sendAt };
+}

@@ -306,6 +306,8 @@ async function readPassword(): Promise<string> {
   if (!stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+    // One final line break is the end of the line, not the password; any other is refused by
+    // the password rules (one line, no control characters).
     return Buffer.concat(chunks)
       .toString('utf8')
       .replace(/\r?\n$/, '');
@@ -316,11 +318,15 @@ async function readPassword(): Promise<string> {
   let typed = '';
   try {
     for await (const chunk of stdin) {
-      for (const c of String(chunk)) {
-        if (c === '\r' || c === '\n') return typed;
+      // An arrow or function key arrives as an escape sequence: none of it is the password.
+      // eslint-disable-next-line no-control-regex
+      for (const c of String(chunk).replace(/\u001b(\[[0-9;]*[A-Za-z~]|O[A-Za-z]|.)?/g, '')) {
+        if (c === '\r' || c === '\n' || c === '\u0004') return typed;
         if (c === '\u0003') throw new Error('cancelled');
-        if (c === '\u007f' || c === '\b') typed = [...typed].slice(0, -1).join('');
-        else typed += c;
+        if (c === '\u0015') typed = '';
+        else if (c === '\u007f' || c === '\b') typed = [...typed].slice(0, -1).join('');
+        // eslint-disable-next-line no-control-regex
+        else if (!/[\u0000-\u001f]/.test(c)) typed += c;
       }
     }
     return typed;

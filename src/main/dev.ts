@@ -14,6 +14,7 @@ import {
 } from './modules.js';
 import type { Running } from './runtime.js';
 import { deliveryHandler, serveWeb, startRetention } from './runtime.js';
+import { startReleasingScheduled } from './scheduler.js';
 import { resolve } from './services.js';
 
 /**
@@ -50,6 +51,7 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
   log.info({ transport: sender.name, database: db.where }, 'Starting Queue Worker');
   await tasks.consume(deliveryHandler(resolve(container, 'DeliverEmail')));
   const stopRetention = startRetention(container, log);
+  const scheduler = startReleasingScheduled(container, log);
 
   const where = config.transports.includes('outbox') ? { outbox: config.outboxDir } : {};
   // On this machine only, dev is a local tool like Mailpit: nothing to sign in to. Reachable
@@ -74,6 +76,7 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
       // No new requests first, then the sends in flight; everything else stays in the database.
       stopRetention();
       await http.close(Math.min(config.shutdownGraceMs, 5000));
+      await scheduler.stop();
       await tasks.stop(config.shutdownGraceMs);
       const pending = await queue.pending()();
       if (E.isRight(pending)) {

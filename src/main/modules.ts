@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ContainerModule } from 'inversify';
+import { CancelEmail } from '../application/cancel-email.js';
 import { DeliverEmail } from '../application/deliver-email.js';
 import { recordAndAnnounce } from '../application/email-history.js';
 import { PurgeExpired } from '../application/purge-expired.js';
+import { ReleaseScheduled } from '../application/release-scheduled.js';
 import { RequestEmail } from '../application/request-email.js';
+import { RequestBatch } from '../application/request-batch.js';
 import type { DeliveryEvents } from '../application/ports/delivery-events.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
@@ -17,6 +20,9 @@ import { SqlIdempotencyStore } from '../adapters/postgres/sql-idempotency-store.
 import { SqlApiKeyStore } from '../adapters/postgres/sql-api-key-store.js';
 import { SqlOperatorStore } from '../adapters/postgres/sql-operator-store.js';
 import { SqlSessionStore } from '../adapters/postgres/sql-session-store.js';
+import { SqlScheduledEmails } from '../adapters/postgres/sql-scheduled-emails.js';
+import { SqlAttachmentStore } from '../adapters/postgres/sql-attachment-store.js';
+import { domainToAscii } from '../adapters/idna/idna.js';
 import { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import { RabbitMqDeadLetterBox } from '../adapters/rabbitmq/rabbitmq-dead-letter-box.js';
 import { RabbitMqDeliveryEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
@@ -64,9 +70,25 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
       'IdGenerator',
       'Clock',
       'Logger',
+      'ScheduledEmails',
+      'AttachmentStore',
+      'Config',
     ],
-    (queue, emails, events, idempotency, ids, clock, log) =>
-      new RequestEmail(queue, emails, events, idempotency, ids, clock, log),
+    (queue, emails, events, idempotency, ids, clock, log, scheduled, attachments, config) =>
+      new RequestEmail(queue, emails, events, idempotency, ids, clock, log, {
+        scheduled,
+        attachments,
+        allowedFromDomains: config.allowedFromDomains,
+        domainToAscii,
+        maxMessageBytes: config.maxMessageBytes,
+      }),
+  );
+  provide(
+    bind,
+    'RequestBatch',
+    ['RequestEmail', 'IdempotencyStore', 'IdGenerator', 'Clock', 'Logger'],
+    (requestEmail, idempotency, ids, clock, log) =>
+      new RequestBatch(requestEmail, idempotency, ids, clock, log),
   );
   provide(
     bind,
@@ -88,14 +110,37 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
   );
   provide(
     bind,
+    'ReleaseScheduled',
+    ['ScheduledEmails', 'EmailLog', 'EmailQueue', 'DeliveryEvents', 'Clock', 'Logger'],
+    (scheduled, emails, queue, events, clock, log) =>
+      new ReleaseScheduled(scheduled, emails, queue, events, clock, log),
+  );
+  provide(
+    bind,
+    'CancelEmail',
+    ['ScheduledEmails', 'EmailLog', 'DeliveryEvents', 'Clock', 'Logger'],
+    (scheduled, emails, events, clock, log) =>
+      new CancelEmail(scheduled, emails, events, clock, log),
+  );
+  provide(
+    bind,
     'PurgeExpired',
-    ['EmailLog', 'IdempotencyStore', 'DeliveryLedger', 'SessionStore', 'Config', 'Clock'],
-    (emails, idempotency, ledger, sessions, config, clock) =>
+    [
+      'EmailLog',
+      'IdempotencyStore',
+      'DeliveryLedger',
+      'SessionStore',
+      'AttachmentStore',
+      'Config',
+      'Clock',
+    ],
+    (emails, idempotency, ledger, sessions, attachments, config, clock) =>
       new PurgeExpired(
         emails,
         idempotency,
         ledger,
         sessions,
+        attachments,
         {
           retentionDays: config.retentionDays,
           batchSize: RETENTION_BATCH,
@@ -118,6 +163,8 @@ export const sqlStoresModule = (database: OpenDatabase) =>
     constant(bind, 'ApiKeyStore', new SqlApiKeyStore(database.client));
     constant(bind, 'OperatorStore', new SqlOperatorStore(database.client));
     constant(bind, 'SessionStore', new SqlSessionStore(database.client));
+    constant(bind, 'ScheduledEmails', new SqlScheduledEmails(database.client));
+    constant(bind, 'AttachmentStore', new SqlAttachmentStore(database.client, systemClock));
     constant(bind, 'StoreReadiness', () => database.ready());
   });
 
@@ -186,8 +233,8 @@ export const senderModule = new ContainerModule(({ bind }) => {
   provide(
     bind,
     'SenderHandle',
-    ['Config', 'Logger', 'Clock', 'EmailLog', 'DeliveryEvents'],
-    (config, log, clock, emails, events) => {
+    ['Config', 'Logger', 'Clock', 'EmailLog', 'DeliveryEvents', 'AttachmentStore'],
+    (config, log, clock, emails, events, attachments) => {
       const change = recordAndAnnounce(emails, events);
       const failovers: DeliveryEvents = {
         publish: (event) => async () => {
@@ -200,7 +247,7 @@ export const senderModule = new ContainerModule(({ bind }) => {
           }
         },
       };
-      return createSender(config, log, clock, failovers);
+      return createSender(config, log, clock, failovers, attachments);
     },
   );
   provide(bind, 'EmailSender', ['SenderHandle'], (handle) => handle.sender);

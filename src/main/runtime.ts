@@ -9,6 +9,11 @@ import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import type { AccessPolicy } from '../adapters/http/access.js';
 import { createHttpApp } from '../adapters/http/app.js';
+import type { RawMessage } from '../adapters/http/raw-routes.js';
+import { buildRawMessage, loadAttachments } from '../adapters/mime/mime-message.js';
+import * as O from 'fp-ts/lib/Option.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
+import { pipe } from 'fp-ts/lib/function.js';
 import { sessionSecret } from './access.js';
 import { Container } from 'inversify';
 import type { ContainerModule } from 'inversify';
@@ -252,6 +257,41 @@ export function readiness(container: Container): () => boolean {
 }
 
 /**
+ * `GET /emails/{id}/raw`: the request from the email log and its files from the attachment
+ * store, built by the same composer the SMTP and outbox senders use.
+ */
+function rawMessageOf(container: Container, config: Config): RawMessage {
+  const emails = resolve(container, 'EmailLog');
+  const attachments = resolve(container, 'AttachmentStore');
+  return (id) =>
+    pipe(
+      emails.request(id),
+      TE.mapLeft((e) => e.reason),
+      TE.flatMap(
+        O.match(
+          () => TE.right(O.none),
+          (request) =>
+            pipe(
+              loadAttachments(attachments, request),
+              TE.mapLeft((failure) =>
+                failure._tag === 'StoreUnavailable' ? failure.reason : 'an attachment is missing',
+              ),
+              TE.flatMap((bytes) =>
+                // A message that cannot be composed is a bug the worker would meet too; the
+                // page says so in plain words, the log has the error.
+                TE.tryCatch(
+                  () => buildRawMessage(request, config.mailFrom, bytes),
+                  () => 'the message could not be composed',
+                ),
+              ),
+              TE.map(O.some),
+            ),
+        ),
+      ),
+    );
+}
+
+/**
  * The form, the API and the status pages, as `email server` and `email dev` both serve them.
  * Its `close` first ends the live event streams (see `HttpDeps.closing`), so a stop with status
  * pages open takes no longer than one without.
@@ -268,6 +308,11 @@ export async function serveWeb(
   const closing = new AbortController();
   const app = createHttpApp({
     requestEmail: resolve(container, 'RequestEmail'),
+    cancelEmail: resolve(container, 'CancelEmail'),
+    requestBatch: resolve(container, 'RequestBatch'),
+    rawMessage: rawMessageOf(container, config),
+    // Attachments travel as base64 (a third larger), with the rest of the JSON around them.
+    jsonLimitBytes: Math.ceil(config.maxMessageBytes * 1.5),
     emails: resolve(container, 'EmailLog'),
     // Remote events too: the worker that sent an email is usually another process.
     watch: (id, onChange) =>

@@ -1,4 +1,6 @@
+import type { AttachmentStore } from '../application/ports/attachment-store.js';
 import type { DeliveryEvents } from '../application/ports/delivery-events.js';
+import { recipientsOf } from '../domain/events.js';
 import type { EmailSender } from '../application/ports/email-sender.js';
 import type { EmailRequest } from '../domain/email-request.js';
 import type { Clock, Logger } from '../application/ports/system.js';
@@ -8,11 +10,16 @@ import { MailgunEmailSender } from '../adapters/mailgun/mailgun-email-sender.js'
 import { OutboxEmailSender } from '../adapters/outbox/outbox-email-sender.js';
 import { SmtpEmailSender } from '../adapters/smtp/smtp-email-sender.js';
 
-function createOne(name: TransportName, config: Config, log: Logger): EmailSender {
+function createOne(
+  name: TransportName,
+  config: Config,
+  log: Logger,
+  attachments: AttachmentStore,
+): EmailSender {
   const from = config.mailFrom;
   switch (name) {
     case 'outbox':
-      return new OutboxEmailSender({ dir: config.outboxDir, from, log });
+      return new OutboxEmailSender({ dir: config.outboxDir, from, log, attachments });
     case 'mailgun':
       if (!config.mailgun) throw new Error('MAIL_TRANSPORT names mailgun but it is not configured');
       return new MailgunEmailSender({
@@ -21,6 +28,7 @@ function createOne(name: TransportName, config: Config, log: Logger): EmailSende
         from,
         timeoutMs: config.sendTimeoutMs,
         log,
+        attachments,
       });
     case 'smtp':
       if (!config.smtpUrl) throw new Error('MAIL_TRANSPORT names smtp but SMTP_URL is not set');
@@ -29,6 +37,7 @@ function createOne(name: TransportName, config: Config, log: Logger): EmailSende
         from,
         timeoutMs: config.sendTimeoutMs,
         log,
+        attachments,
       });
   }
 }
@@ -45,8 +54,9 @@ export function createSender(
   log: Logger,
   clock: Clock,
   events: DeliveryEvents,
+  attachments: AttachmentStore,
 ): SenderHandle {
-  const senders = config.transports.map((name) => createOne(name, config, log));
+  const senders = config.transports.map((name) => createOne(name, config, log, attachments));
   const close = async () => {
     await Promise.all(
       senders.map((s) => ('close' in s && typeof s.close === 'function' ? s.close() : undefined)),
@@ -60,7 +70,7 @@ export function createSender(
       type: 'EmailFailedOver',
       id: request.id,
       at: clock.now().toISOString(),
-      to: request.to,
+      ...recipientsOf(request),
       subject: request.subject,
       fromTransport: from,
       toTransport: to,

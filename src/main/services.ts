@@ -11,6 +11,11 @@ import type { IdempotencyStore } from '../application/ports/idempotency-store.js
 import type { Clock, IdGenerator, Logger } from '../application/ports/system.js';
 import type { PurgeExpired } from '../application/purge-expired.js';
 import type { RequestEmail } from '../application/request-email.js';
+import type { CancelEmail } from '../application/cancel-email.js';
+import type { ReleaseScheduled } from '../application/release-scheduled.js';
+import type { ScheduledEmails } from '../application/ports/scheduled-emails.js';
+import type { AttachmentStore } from '../application/ports/attachment-store.js';
+import type { RequestBatch } from '../application/request-batch.js';
 import type { Config } from '../adapters/config/config.js';
 import type { InMemoryDeliveryEvents } from '../adapters/memory/in-memory-delivery-events.js';
 import type { Metrics } from '../adapters/metrics/metrics.js';
@@ -50,6 +55,13 @@ export interface Services {
   RequestEmail: RequestEmail;
   DeliverEmail: DeliverEmail;
   PurgeExpired: PurgeExpired;
+  /** Emails held until their `send_at`, shared by every worker on the database. */
+  ScheduledEmails: ScheduledEmails;
+  /** Attachment bytes, stored once by digest. */
+  AttachmentStore: AttachmentStore;
+  RequestBatch: RequestBatch;
+  ReleaseScheduled: ReleaseScheduled;
+  CancelEmail: CancelEmail;
   Metrics: Metrics;
   /** True while the stores can be used (database reachable and migrated). */
   StoreReadiness: () => boolean;

@@ -12,6 +12,7 @@ import {
   readiness,
   startRetention,
 } from './runtime.js';
+import { startReleasingScheduled } from './scheduler.js';
 import { resolve } from './services.js';
 
 /**
@@ -41,6 +42,7 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
   );
   await tasks.consume(deliveryHandler(deliver));
   const stopRetention = startRetention(container, log);
+  const scheduler = startReleasingScheduled(container, log);
   // Listen at once (health checks, 503s) and only say so if the broker takes long to answer.
   void connection.whenReady(5000).then((ready) => {
     if (!ready) {
@@ -62,6 +64,8 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
     url: http.url,
     async stop() {
       stopRetention();
+      // Before the connection closes: a release in flight is publishing on it.
+      await scheduler.stop();
       await tasks.stop(config.shutdownGraceMs);
       await http.close(1000);
       await resolve(container, 'SenderHandle').close();

@@ -40,17 +40,27 @@ function plain(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(body);
 }
 
+/**
+ * The body, or undefined past 25 MB. The rest is still read (and dropped), so the client hears
+ * the answer instead of a reset while it is still writing.
+ */
 async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
     size += buf.length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(buf);
+    if (size <= MAX_BODY_BYTES) chunks.push(buf);
   }
-  return Buffer.concat(chunks);
+  return size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks);
 }
+
+// What the nginx in front of Mailgun answers to a body over its limit, before Mailgun sees it
+// (mailgun/mailgun-js-boland#67; mailgun/documentation#325 asks for the 413 to be documented).
+const TOO_LARGE_PAGE =
+  '<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n' +
+  '<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n' +
+  '</body>\r\n</html>\r\n';
 
 /** Mailgun's id shape: `<20261128103000.42.1f2e3d4c@domain>`. */
 const messageId = (domain: string, n: number): string =>
@@ -74,13 +84,16 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
     const body = await readBody(req);
     const fault = faults.next();
     if (fault && (await replyWithFault(fault, req, res, domain))) return;
+    // The proxy refuses an oversized body before Mailgun checks anything.
+    if (body === undefined) {
+      return void res.writeHead(413, { 'content-type': 'text/html' }).end(TOO_LARGE_PAGE);
+    }
     if (req.headers.authorization !== expected) return plain(res, 401, 'Forbidden');
     // Inferred from reported Mailgun answers: a valid key on a domain it does not hold.
     if (target !== domain) return json(res, 404, { message: `Domain not found: ${target}` });
-    if (body === undefined) return json(res, 413, { message: 'Message size exceeds 25MB' });
     const contentType = req.headers['content-type'] ?? '';
-    const fields = await readFields(contentType, body).catch(() => undefined);
-    const parsed = parseMessage(fields ?? []);
+    const form = await readFields(contentType, body).catch(() => undefined);
+    const parsed = parseMessage(form?.fields ?? [], form?.files);
     if (!parsed.ok) return json(res, 400, { message: parsed.error });
     const id = messageId(domain, ++count);
     messages.push({

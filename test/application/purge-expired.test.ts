@@ -12,7 +12,8 @@ import {
   InMemoryOperatorStore,
   InMemorySessionStore,
 } from '../../src/adapters/memory/in-memory-auth-stores.js';
-import type { EmailRequest } from '../../src/domain/email-request.js';
+import { InMemoryAttachmentStore } from '../../src/adapters/memory/in-memory-attachment-store.js';
+import type { EmailId, EmailRequest } from '../../src/domain/email-request.js';
 import { aRequest, anEvent, anId } from '../support/builders.js';
 import { fixedClock, switchable } from '../support/fakes.js';
 
@@ -20,6 +21,24 @@ const DAY = 24 * 60 * 60 * 1000;
 const HOUR = 60 * 60 * 1000;
 
 const noSessions = () => new InMemorySessionStore(new InMemoryOperatorStore());
+
+/** Attachments over `emails`, stored at `storedAt` (the clock the store reads on `put`). */
+const attachmentsOf = (emails: InMemoryEmailLog, storedAt = '2026-10-01T00:00:00.000Z') => {
+  const clock = fixedClock(storedAt);
+  return { store: new InMemoryAttachmentStore(emails, clock), clock };
+};
+
+/** Stores `text` for email `id`; answers its digest. */
+const putFile = async (store: InMemoryAttachmentStore, id: EmailId, text: string) => {
+  const stored = await store.put(id, new TextEncoder().encode(text))();
+  if (E.isLeft(stored)) throw new Error(stored.left.reason);
+  return stored.right.digest;
+};
+
+const isStored = async (store: InMemoryAttachmentStore, digest: string): Promise<boolean> => {
+  const found = await store.get(digest)();
+  return E.isRight(found) && O.isSome(found.right);
+};
 
 const request = (id: string, requestedAt: Date) => aRequest({ id, requestedAt });
 
@@ -76,16 +95,24 @@ describe('PurgeExpired (retention)', () => {
       await sessions.create({ digest, operator: 'ada', createdAt: at, lastSeenAt: at })();
     }
 
+    // Files stored 31 days ago: two carried only by old emails, one by an old and a recent one.
+    const attachments = attachmentsOf(emails, new Date(now - 31 * DAY).toISOString());
+    const onlyOld0 = await putFile(attachments.store, old[0]!.id, 'old-0');
+    const onlyOld1 = await putFile(attachments.store, old[1]!.id, 'old-1');
+    const shared = await putFile(attachments.store, old[2]!.id, 'shared');
+    await putFile(attachments.store, recent1.id, 'shared');
+
     const purge = new PurgeExpired(
       emails,
       keys,
       ledger,
       sessions,
+      attachments.store,
       { retentionDays: 30, batchSize: 3, maxBatches: 10 },
       clock,
     );
     expect(await purge.execute()()).to.deep.equal(
-      E.right({ emails: 7, idempotencyKeys: 1, ledgerEntries: 7, sessions: 1 }),
+      E.right({ emails: 7, idempotencyKeys: 1, ledgerEntries: 7, sessions: 1, attachments: 2 }),
     );
     expect(await sessions.find('idle')()).to.deep.equal(E.right(O.none));
     const live = await sessions.find('live')();
@@ -96,6 +123,11 @@ describe('PurgeExpired (retention)', () => {
       'new-email-1',
     ]);
     expect(await ledger.sent(recent2.id)()).to.deep.equal(E.right('<n@p>'));
+    expect(await isStored(attachments.store, onlyOld0)).to.equal(false);
+    expect(await isStored(attachments.store, onlyOld1)).to.equal(false);
+    expect(await isStored(attachments.store, shared), 'a file a recent email carries').to.equal(
+      true,
+    );
     // The recent key still answers as the first time.
     const again = await keys.claim('new-key', 'p', anId('other'), clock.now())();
     expect(E.isRight(again) && again.right._tag).to.equal('Conflict');
@@ -115,6 +147,7 @@ describe('PurgeExpired (retention)', () => {
       new InMemoryIdempotencyStore(),
       new InMemoryDeliveryLedger(),
       noSessions(),
+      attachmentsOf(emails).store,
       { retentionDays: 30, batchSize: 2, maxBatches: 2 },
       clock,
     );
@@ -141,6 +174,7 @@ describe('PurgeExpired (retention)', () => {
       new InMemoryIdempotencyStore(),
       new InMemoryDeliveryLedger(),
       noSessions(),
+      attachmentsOf(emails).store,
       { retentionDays: 30, batchSize: 1, maxBatches: 10 },
       clock,
     );
@@ -158,6 +192,44 @@ describe('PurgeExpired (retention)', () => {
     expect(await emails.request(queued!.id)()).to.deep.equal(E.right(O.some(queued)));
   });
 
+  it('keeps the files of an old email still on its way, and files whose email may be coming', async () => {
+    const clock = fixedClock('2026-11-30T12:00:00.000Z');
+    const now = clock.now().getTime();
+    const emails = new InMemoryEmailLog();
+    const [queued, sent] = ['queued', 'sent'].map((s) =>
+      request(`${s}-email`, new Date(now - 40 * DAY)),
+    );
+    await emails.record(queued!)();
+    await recordSent(emails, sent!);
+    const attachments = attachmentsOf(emails, new Date(now - 40 * DAY).toISOString());
+    const forQueued = await putFile(attachments.store, queued!.id, 'for the queued email');
+    const forSent = await putFile(attachments.store, sent!.id, 'for the sent email');
+    // Never recorded: long ago (the API failed after storing it), and a moment ago (the API may
+    // be recording its email right now).
+    const abandoned = await putFile(attachments.store, anId('abandoned'), 'abandoned');
+    attachments.clock.advance(40 * DAY - 1000);
+    const arriving = await putFile(attachments.store, anId('arriving'), 'arriving');
+    const purge = new PurgeExpired(
+      emails,
+      new InMemoryIdempotencyStore(),
+      new InMemoryDeliveryLedger(),
+      noSessions(),
+      attachments.store,
+      { retentionDays: 30, batchSize: 10, maxBatches: 10 },
+      clock,
+    );
+
+    // The sent email goes, and in the same run the file only it carried.
+    const purged = await purge.execute()();
+    expect(E.isRight(purged) && [purged.right.emails, purged.right.attachments]).to.deep.equal([
+      1, 2,
+    ]);
+    expect(await isStored(attachments.store, forSent)).to.equal(false);
+    expect(await isStored(attachments.store, abandoned)).to.equal(false);
+    expect(await isStored(attachments.store, forQueued)).to.equal(true);
+    expect(await isStored(attachments.store, arriving)).to.equal(true);
+  });
+
   it('answers StoreUnavailable when the log is down, deleting nothing', async () => {
     const emails = switchable(new InMemoryEmailLog());
     emails.down = true;
@@ -166,6 +238,7 @@ describe('PurgeExpired (retention)', () => {
       new InMemoryIdempotencyStore(),
       new InMemoryDeliveryLedger(),
       noSessions(),
+      attachmentsOf(new InMemoryEmailLog()).store,
       { retentionDays: 30, batchSize: 2, maxBatches: 2 },
       fixedClock(),
     );

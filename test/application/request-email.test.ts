@@ -1,14 +1,22 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
+import { createHash } from 'node:crypto';
 import { RequestEmail } from '../../src/application/request-email.js';
+import type { RequestEmailOptions } from '../../src/application/request-email.js';
+import type { AttachmentStore } from '../../src/application/ports/attachment-store.js';
 import type { IdempotencyStore } from '../../src/application/ports/idempotency-store.js';
 import { IN_PROGRESS_TIMEOUT_MS } from '../../src/application/ports/idempotency-store.js';
+import type { ScheduledEmails } from '../../src/application/ports/scheduled-emails.js';
+import { InMemoryAttachmentStore } from '../../src/adapters/memory/in-memory-attachment-store.js';
+import { InMemoryScheduledEmails } from '../../src/adapters/memory/in-memory-scheduled-emails.js';
 import {
   InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../../src/adapters/memory/in-memory-stores.js';
 import type { EmailId } from '../../src/domain/email-request.js';
+import { encodedSizeOf, parseEmailDraft } from '../../src/domain/email-request.js';
+import { draftOptions } from '../support/builders.js';
 import {
   RecordingEvents,
   RecordingLogger,
@@ -27,7 +35,18 @@ describe('RequestEmail', () => {
   let keys: { store: IdempotencyStore; down: boolean };
   let clock: ReturnType<typeof fixedClock>;
   let log: RecordingLogger;
+  let files: { store: AttachmentStore; down: boolean };
+  let held: { store: ScheduledEmails; down: boolean };
   let useCase: RequestEmail;
+
+  /** The use case as the composition root makes it, with these options on top. */
+  const build = (options: RequestEmailOptions = {}) =>
+    new RequestEmail(queue, emails.store, events, keys.store, sequentialIds(), clock, log, {
+      allowedFromDomains: ['example.com'],
+      attachments: files.store,
+      scheduled: held.store,
+      ...options,
+    });
 
   beforeEach(() => {
     queue = new RecordingQueue();
@@ -36,15 +55,9 @@ describe('RequestEmail', () => {
     keys = switchable<IdempotencyStore>(new InMemoryIdempotencyStore());
     clock = fixedClock();
     log = new RecordingLogger();
-    useCase = new RequestEmail(
-      queue,
-      emails.store,
-      events,
-      keys.store,
-      sequentialIds(),
-      clock,
-      log,
-    );
+    files = switchable<AttachmentStore>(new InMemoryAttachmentStore(emails.store, clock));
+    held = switchable<ScheduledEmails>(new InMemoryScheduledEmails());
+    useCase = build();
   });
 
   const statusOf = async (id: string) => {
@@ -54,7 +67,9 @@ describe('RequestEmail', () => {
 
   it('queues a valid request once and announces it', async () => {
     const result = await useCase.execute(input)();
-    expect(result).to.deep.equal(E.right({ id: 'email-00000001', repeated: false }));
+    expect(result).to.deep.equal(
+      E.right({ id: 'email-00000001', repeated: false, status: 'queued' }),
+    );
     expect(queue.published).to.have.length(1);
     expect(queue.published[0]).to.include({
       id: 'email-00000001',
@@ -97,8 +112,12 @@ describe('RequestEmail', () => {
   it('answers a repeated idempotency key with the first id and publishes nothing more', async () => {
     const first = await useCase.execute(input, 'key-1')();
     const again = await useCase.execute({ ...input }, 'key-1')();
-    expect(first).to.deep.equal(E.right({ id: 'email-00000001', repeated: false }));
-    expect(again).to.deep.equal(E.right({ id: 'email-00000001', repeated: true }));
+    expect(first).to.deep.equal(
+      E.right({ id: 'email-00000001', repeated: false, status: 'queued' }),
+    );
+    expect(again).to.deep.equal(
+      E.right({ id: 'email-00000001', repeated: true, status: 'queued' }),
+    );
     expect(queue.published).to.have.length(1);
   });
 
@@ -127,7 +146,9 @@ describe('RequestEmail', () => {
       return original(key);
     };
     const first = await useCase.execute(input, 'key-4')();
-    expect(first).to.deep.equal(E.right({ id: 'email-00000001', repeated: false }));
+    expect(first).to.deep.equal(
+      E.right({ id: 'email-00000001', repeated: false, status: 'queued' }),
+    );
     expect(queue.published).to.have.length(1);
     expect(log.text()).to.contain('could not be marked complete');
 
@@ -139,6 +160,207 @@ describe('RequestEmail', () => {
     expect(soon).to.deep.equal(E.left({ _tag: 'IdempotencyConflict', reason: 'in-progress' }));
     clock.advance(IN_PROGRESS_TIMEOUT_MS + 1);
     const later = await useCase.execute(input, 'key-4')();
-    expect(later).to.deep.equal(E.right({ id: 'email-00000001', repeated: false }));
+    expect(later).to.deep.equal(
+      E.right({ id: 'email-00000001', repeated: false, status: 'queued' }),
+    );
+  });
+  describe('with attachments', () => {
+    const pdf = Buffer.from('%PDF-1.7 the quarterly report\n'.repeat(40));
+    const logo = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 3]);
+    const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const withFiles = {
+      ...input,
+      html: '<img src="cid:logo@example.com">',
+      attachments: [
+        {
+          filename: 'report.pdf',
+          content: pdf.toString('base64'),
+          content_type: 'application/pdf',
+        },
+        {
+          filename: 'logo.png',
+          content: logo.toString('base64'),
+          content_type: 'image/png',
+          content_id: 'logo@example.com',
+        },
+      ],
+    };
+    const stored = async (digest: string) => {
+      const found = await files.store.get(digest)();
+      return E.isRight(found) ? O.toUndefined(found.right) : 'store down';
+    };
+
+    it('stores each file and queues refs to them, never their bytes', async () => {
+      const result = await useCase.execute(withFiles)();
+      expect(result).to.deep.equal(
+        E.right({ id: 'email-00000001', repeated: false, status: 'queued' }),
+      );
+      expect(queue.published).to.have.length(1);
+      expect(queue.published[0]?.attachments).to.deep.equal([
+        {
+          filename: 'report.pdf',
+          digest: sha256(pdf),
+          size: pdf.length,
+          contentType: 'application/pdf',
+        },
+        {
+          filename: 'logo.png',
+          digest: sha256(logo),
+          size: logo.length,
+          contentType: 'image/png',
+          contentId: 'logo@example.com',
+        },
+      ]);
+      expect(await stored(sha256(pdf))).to.deep.equal(new Uint8Array(pdf));
+      expect(await stored(sha256(logo))).to.deep.equal(new Uint8Array(logo));
+      const task = JSON.stringify(queue.published[0]);
+      expect(task).not.to.contain(pdf.toString('base64').slice(0, 40));
+      expect(task).not.to.contain('"content"');
+      expect(await statusOf('email-00000001')).to.equal('queued');
+    });
+
+    it('answers StoreUnavailable while the attachment store is down, and keeps nothing', async () => {
+      files.down = true;
+      const result = await useCase.execute(withFiles)();
+      expect(E.isLeft(result) && result.left._tag).to.equal('StoreUnavailable');
+      expect(await statusOf('email-00000001')).to.equal(undefined);
+      expect(queue.published).to.have.length(0);
+      expect(events.events).to.have.length(0);
+    });
+
+    it('frees the idempotency key when the files could not be stored', async () => {
+      files.down = true;
+      expect(E.isLeft(await useCase.execute(withFiles, 'key-files')())).to.equal(true);
+      files.down = false;
+      const retried = await useCase.execute(withFiles, 'key-files')();
+      expect(E.isRight(retried) && retried.right.repeated).to.equal(false);
+      expect(queue.published).to.have.length(1);
+    });
+
+    describe('over the largest message', () => {
+      const sizeOf = (request: unknown) => {
+        const draft = parseEmailDraft(request, draftOptions(clock.now()));
+        if (E.isLeft(draft)) expect.fail(JSON.stringify(draft.left.fields));
+        return encodedSizeOf(draft.right);
+      };
+
+      it('answers MessageTooLarge, naming the size and the limit, and stores nothing', async () => {
+        const size = sizeOf(withFiles);
+        // Counted as base64, a third larger than the files, not as their own size.
+        expect(size).to.be.greaterThan(((pdf.length + logo.length) * 4) / 3);
+        const result = await build({ maxMessageBytes: size - 1 }).execute(withFiles, 'key-big')();
+        expect(result).to.deep.equal(E.left({ _tag: 'MessageTooLarge', size, limit: size - 1 }));
+        expect(await stored(sha256(pdf))).to.equal(undefined);
+        expect(await statusOf('email-00000001')).to.equal(undefined);
+        expect(queue.published).to.have.length(0);
+        expect(events.events).to.have.length(0);
+      });
+
+      it('accepts a message of exactly the limit', async () => {
+        const size = sizeOf(withFiles);
+        const result = await build({ maxMessageBytes: size }).execute(withFiles)();
+        expect(E.isRight(result)).to.equal(true);
+      });
+
+      it('refuses in prepare, before anything is stored, for a batch to check every email', () => {
+        const prepared = build({ maxMessageBytes: 1000 }).prepare(withFiles);
+        expect(E.isLeft(prepared) && prepared.left._tag).to.equal('MessageTooLarge');
+      });
+    });
+  });
+
+  describe('with send_at', () => {
+    const sendAt = '2026-11-28T12:00:00.000Z';
+    const later = { ...input, send_at: '2026-11-28T13:00:00+01:00' };
+    const takeDue = async (at: string) => {
+      const due = await held.store.takeDue(new Date(at), 60_000, 10)();
+      return E.isRight(due) ? due.right : 'store down';
+    };
+
+    it('records it as scheduled, holds it until then, and does not queue it', async () => {
+      const result = await useCase.execute(later)();
+      expect(result).to.deep.equal(
+        E.right({ id: 'email-00000001', repeated: false, status: 'scheduled' }),
+      );
+      expect(queue.published).to.have.length(0);
+      expect(await statusOf('email-00000001')).to.equal('scheduled');
+      expect(await takeDue('2026-11-28T11:59:59.999Z')).to.deep.equal([]);
+      expect(await takeDue(sendAt)).to.deep.equal(['email-00000001']);
+      const request = await emails.store.request('email-00000001' as EmailId)();
+      expect(E.isRight(request) && O.toUndefined(request.right)?.sendAt).to.equal(sendAt);
+    });
+
+    it('announces EmailScheduled with its send time, and nothing else', async () => {
+      await useCase.execute(later)();
+      expect(events.events).to.deep.equal([
+        {
+          type: 'EmailScheduled',
+          id: 'email-00000001',
+          at: clock.now().toISOString(),
+          to: ['Ada <ada@example.com>'],
+          subject: 'Hello',
+          sendAt,
+        },
+      ]);
+    });
+
+    it('answers StoreUnavailable (503) when it cannot be held, and forgets the record', async () => {
+      held.down = true;
+      const result = await useCase.execute(later)();
+      expect(E.isLeft(result) && result.left._tag).to.equal('StoreUnavailable');
+      expect(await statusOf('email-00000001')).to.equal(undefined);
+      expect(queue.published).to.have.length(0);
+      expect(events.events).to.have.length(0);
+    });
+
+    it('answers a repeated idempotency key with the same id, still scheduled, held once', async () => {
+      const first = await useCase.execute(later, 'key-later')();
+      const again = await useCase.execute({ ...later }, 'key-later')();
+      expect(first).to.deep.equal(
+        E.right({ id: 'email-00000001', repeated: false, status: 'scheduled' }),
+      );
+      expect(again).to.deep.equal(
+        E.right({ id: 'email-00000001', repeated: true, status: 'scheduled' }),
+      );
+      expect(await takeDue(sendAt)).to.deep.equal(['email-00000001']);
+      expect(events.events).to.have.length(1);
+      expect(queue.published).to.have.length(0);
+    });
+
+    it('takes the same time in another offset as the same request', async () => {
+      await useCase.execute(later, 'key-offset')();
+      const again = await useCase.execute({ ...input, send_at: sendAt }, 'key-offset')();
+      expect(E.isRight(again) && again.right).to.include({ id: 'email-00000001', repeated: true });
+    });
+  });
+
+  it('takes the same key with fields in another order as a repeat, not a conflict', async () => {
+    const first = {
+      to: ['Ada <ada@example.com>', 'bob@example.com'],
+      subject: 'Hello',
+      text: 'Hi Ada',
+      headers: { 'X-Campaign': 'spring', 'X-Run': '7' },
+      metadata: { user: '42', plan: 'pro' },
+      tags: ['welcome'],
+    };
+    const reordered = {
+      tags: ['welcome'],
+      metadata: { plan: 'pro', user: '42' },
+      headers: { 'X-Run': '7', 'X-Campaign': 'spring' },
+      text: 'Hi Ada',
+      subject: 'Hello',
+      to: ['Ada <ada@example.com>', 'bob@example.com'],
+    };
+    await useCase.execute(first, 'key-order')();
+    const again = await useCase.execute(reordered, 'key-order')();
+    expect(again).to.deep.equal(
+      E.right({ id: 'email-00000001', repeated: true, status: 'queued' }),
+    );
+    expect(queue.published).to.have.length(1);
+    // The order of the recipients is not the order of fields: it is what the email says.
+    const swapped = await useCase.execute({ ...first, to: [...first.to].reverse() }, 'key-order')();
+    expect(swapped).to.deep.equal(
+      E.left({ _tag: 'IdempotencyConflict', reason: 'different-payload' }),
+    );
   });
 });

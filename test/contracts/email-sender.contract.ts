@@ -1,16 +1,74 @@
 // One suite for every EmailSender adapter: what the receiving side gets, and how each failure of
 // the receiver comes back as an outcome.
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
+import type { AttachmentStore } from '../../src/application/ports/attachment-store.js';
+import { storeUnavailable } from '../../src/application/ports/email-log.js';
 import type { EmailSender } from '../../src/application/ports/email-sender.js';
 import type { DeliveryOutcome } from '../../src/domain/delivery.js';
 import type { EmailAddress } from '../../src/domain/email-address.js';
 import { addressParts, mailbox } from '../../src/domain/email-address.js';
 import { EmailRequest, parseEmailDraft } from '../../src/domain/email-request.js';
-import { aRequest } from '../support/builders.js';
+import { aRequest, draftOptions } from '../support/builders.js';
 import type { ReceivedEmail } from '../support/mail-receivers.js';
 
 export type FailureKind = 'transient' | 'permanent' | 'timeout';
+
+/**
+ * The AttachmentStore the senders that load files are built with in these suites: bytes by
+ * their SHA-256, as the real stores keep them, and a switch that makes every read fail.
+ */
+export class FakeAttachments implements AttachmentStore {
+  readonly files = new Map<string, Uint8Array>();
+  down = false;
+
+  /** Keeps `content` and answers its digest, the name a request's AttachmentRef gives it. */
+  add(content: Uint8Array): string {
+    const digest = createHash('sha256').update(content).digest('hex');
+    this.files.set(digest, Uint8Array.from(content));
+    return digest;
+  }
+
+  put(_id: unknown, content: Uint8Array) {
+    return TE.right({ digest: this.add(content), size: content.byteLength });
+  }
+
+  get(digest: string) {
+    return this.down
+      ? TE.left(storeUnavailable('the attachment store is down'))
+      : TE.right(O.fromNullable(this.files.get(digest)));
+  }
+
+  purgeOrphans() {
+    return TE.right(0);
+  }
+}
+
+export interface AFile {
+  readonly filename: string;
+  readonly content: Uint8Array;
+  readonly contentType?: string;
+  readonly contentId?: string;
+}
+
+/** `request` with `files` attached: each kept in `store`, the request carrying its reference. */
+export function withFiles(
+  request: EmailRequest,
+  store: FakeAttachments,
+  files: readonly AFile[],
+): EmailRequest {
+  const attachments = files.map(({ content, ...file }) => ({
+    ...file,
+    digest: store.add(content),
+    size: content.byteLength,
+  }));
+  const decoded = EmailRequest.decode({ ...request, attachments });
+  if (E.isLeft(decoded)) throw new Error('withFiles: the codec refuses these attachments');
+  return decoded.right;
+}
 
 export interface SenderFixture {
   readonly sender: EmailSender;
@@ -115,31 +173,35 @@ export function emailSenderContract(
         { subject: 'Hi\r\nBcc: evil@evil.example' },
         { subject: 'Hi\nBcc: evil@evil.example' },
         { subject: 'Hi\rBcc: evil@evil.example' },
-        // Control characters other than CR and LF (NEL, U+0085, is one) are refused as well.
+        // Control characters other than CR and LF (NEL, U+0085, is one) are refused as well, and
+        // so are the Unicode line separators in an address.
         { to: ['"Trudy\u0085Bcc: evil@evil.example" <ok3@example.org>'] },
+        { to: ['"Trudy\u2028Bcc: evil@evil.example" <ok3@example.org>'] },
         { subject: 'Hi\u0085X-Injected: yes' },
         { subject: 'Hi\u0000there' },
       ];
       for (const fields of injections) {
-        const draft = parseEmailDraft({
-          to: 'ada@example.org',
-          subject: 'Hi',
-          text: 'x',
-          ...fields,
-        });
+        const draft = parseEmailDraft(
+          {
+            to: 'ada@example.org',
+            subject: 'Hi',
+            text: 'x',
+            ...fields,
+          },
+          draftOptions(),
+        );
         expect(E.isLeft(draft), `parsed ${JSON.stringify(fields)}`).to.equal(true);
         const decoded = EmailRequest.decode({ ...valid, ...fields });
         expect(E.isLeft(decoded), `decoded ${JSON.stringify(fields)}`).to.equal(true);
       }
 
       // What does get through: header syntax kept inside one quoted display name, and the
-      // Unicode line separator (U+2028, not a control character). The sender must carry each as
-      // text of its own field.
+      // Unicode line separator (U+2028, not a control character) in the subject. The sender must
+      // carry each as text of its own field.
       const request = aRequest({
         to: [
           '"Eve, Bcc: evil@evil.example" <ok@example.org>',
           '"Mallory \\"x\\"; Cc: evil@evil.example" <ok2@example.org>',
-          '"Trudy\u2028Bcc: evil@evil.example" <ok3@example.org>',
         ],
         subject: 'Hi\u2028Bcc: evil@evil.example\u2029X-Injected: yes',
       });
@@ -147,15 +209,10 @@ export function emailSenderContract(
       const all = await fixture.received();
       expect(all).to.have.length(1);
       const [got] = all;
-      expect(got?.recipients).to.deep.equal([
-        'ok@example.org',
-        'ok2@example.org',
-        'ok3@example.org',
-      ]);
+      expect(got?.recipients).to.deep.equal(['ok@example.org', 'ok2@example.org']);
       expect(got?.to).to.deep.equal([
         { name: 'Eve, Bcc: evil@evil.example', address: 'ok@example.org' },
         { name: 'Mallory "x"; Cc: evil@evil.example', address: 'ok2@example.org' },
-        { name: 'Trudy\u2028Bcc: evil@evil.example', address: 'ok3@example.org' },
       ]);
       expect(got?.subject).to.equal(request.subject);
       for (const header of ['bcc', 'cc', 'x-injected']) {

@@ -160,8 +160,15 @@ describe('email dev (one process, in memory, outbox sender)', function () {
       },
       { body: `{"to": "${victim}", `, type: 'application/json', status: 400 },
       { body: `to=${victim}`, type: 'text/plain', status: 415 },
+      // Within the JSON body limit (1.5 × MAX_MESSAGE_BYTES), but a text larger than a body may be.
       {
         body: JSON.stringify({ to: victim, subject: 's', text: 'x'.repeat(1_100_000) }),
+        type: 'application/json',
+        status: 400,
+      },
+      // Over the JSON body limit: refused before it is parsed.
+      {
+        body: JSON.stringify({ to: victim, subject: 's', text: 'x'.repeat(16_000_000) }),
         type: 'application/json',
         status: 413,
       },

@@ -8,7 +8,14 @@ import type { AttemptRecord } from '../../src/domain/delivery.js';
 import type { EmailAddress } from '../../src/domain/email-address.js';
 import { parseEmailAddress } from '../../src/domain/email-address.js';
 import type { EmailRequest } from '../../src/domain/email-request.js';
+import type { DraftOptions } from '../../src/domain/email-request.js';
 import { EmailId, parseEmailDraft, toEmailRequest } from '../../src/domain/email-request.js';
+
+/** What the API's rules are checked against in tests: now, and the example domains as senders. */
+export const draftOptions = (now: Date = new Date()): DraftOptions => ({
+  now,
+  allowedFromDomains: ['example.com', 'example.org', 'mg.example.com', 'localhost'],
+});
 import type {
   EmailDeliveryFailed,
   EmailDeliveryRetried,
@@ -71,12 +78,15 @@ export interface RequestSpec {
 export function aRequest(spec: RequestSpec = {}): EmailRequest {
   const n = (counter += 1);
   const { id = `req-${runId}-${String(n).padStart(5, '0')}`, requestedAt = T0, ...fields } = spec;
-  const draft = parseEmailDraft({
-    to: ['Ada Lovelace <ada@example.org>', 'bob@example.com'],
-    subject: `Hello number ${n}`,
-    text: 'Some text, with ünïcödé.',
-    ...fields,
-  });
+  const draft = parseEmailDraft(
+    {
+      to: ['Ada Lovelace <ada@example.org>', 'bob@example.com'],
+      subject: `Hello number ${n}`,
+      text: 'Some text, with ünïcödé.',
+      ...fields,
+    },
+    draftOptions(),
+  );
   if (E.isLeft(draft)) {
     throw new Error(`aRequest: the parser refuses ${JSON.stringify(draft.left.fields)}`);
   }

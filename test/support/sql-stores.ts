@@ -1,25 +1,30 @@
 // The store contract suites on SQL clients, as the PostgreSQL and PGlite tests run them.
 import { sqlRateLimiter } from '../../src/adapters/ratelimit/flexible-rate-limiter.js';
 import { SqlApiKeyStore } from '../../src/adapters/postgres/sql-api-key-store.js';
+import { SqlAttachmentStore } from '../../src/adapters/postgres/sql-attachment-store.js';
 import { SqlDeliveryLedger } from '../../src/adapters/postgres/sql-delivery-ledger.js';
 import type { SqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { SqlEmailLog } from '../../src/adapters/postgres/sql-email-log.js';
 import { SqlIdempotencyStore } from '../../src/adapters/postgres/sql-idempotency-store.js';
 import { SqlOperatorStore } from '../../src/adapters/postgres/sql-operator-store.js';
+import { SqlScheduledEmails } from '../../src/adapters/postgres/sql-scheduled-emails.js';
 import { SqlSessionStore } from '../../src/adapters/postgres/sql-session-store.js';
 import { apiKeyStoreContract } from '../contracts/api-key-store.contract.js';
+import { attachmentStoreContract } from '../contracts/attachment-store.contract.js';
 import { deliveryLedgerContract } from '../contracts/delivery-ledger.contract.js';
 import { emailLogContract } from '../contracts/email-log.contract.js';
 import { idempotencyStoreContract } from '../contracts/idempotency-store.contract.js';
 import { operatorStoreContract } from '../contracts/operator-store.contract.js';
 import { rateLimiterContract } from '../contracts/rate-limiter.contract.js';
+import { scheduledEmailsContract } from '../contracts/scheduled-emails.contract.js';
 import { sessionStoreContract } from '../contracts/session-store.contract.js';
 
 /** Empties the stores' tables: a millisecond, against seconds for a new database. */
 export const emptyStoreTables = (client: SqlClient): Promise<unknown> =>
   client.query(
     `TRUNCATE emails, idempotency_keys, delivery_ledger,
-              api_keys, api_key_addresses, operators, sessions, rate_limits`,
+              api_keys, api_key_addresses, operators, sessions, rate_limits,
+              attachments, email_attachments, scheduled_emails`,
   );
 
 const keepOpen = async (): Promise<void> => undefined;
@@ -73,6 +78,24 @@ export function sqlStoreContracts(
   };
   operatorStoreContract(`SqlOperatorStore${suffix}`, operatorsAndSessions);
   sessionStoreContract(`SqlSessionStore${suffix}`, operatorsAndSessions);
+  attachmentStoreContract(`SqlAttachmentStore${suffix}`, async (clock) => {
+    const { client, peer } = await open();
+    // Purge batches of two: the suite's purges then take several statements.
+    return {
+      store: new SqlAttachmentStore(client, clock, 2),
+      peer: new SqlAttachmentStore(peer, clock, 2),
+      emails: new SqlEmailLog(client),
+      close: keepOpen,
+    };
+  });
+  scheduledEmailsContract(`SqlScheduledEmails${suffix}`, async () => {
+    const { client, peer } = await open();
+    return {
+      schedule: new SqlScheduledEmails(client),
+      peer: new SqlScheduledEmails(peer),
+      close: keepOpen,
+    };
+  });
   rateLimiterContract(`sqlRateLimiter${suffix}`, async () => {
     const { client, peer } = await open();
     return {

@@ -2,7 +2,8 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import type { RetryPolicy } from '../../domain/delivery.js';
 import { parseDelays } from '../../domain/delivery.js';
-import { EmailAddress, parseEmailAddress } from '../../domain/email-address.js';
+import { EmailAddress, addressParts, parseEmailAddress } from '../../domain/email-address.js';
+import { domainToAscii } from '../idna/idna.js';
 
 /** A value that prints as `[redacted]` in logs, errors, JSON and util.inspect. */
 export class Secret {
@@ -62,6 +63,13 @@ export interface Config {
   readonly rateLimit: Rate;
   /** `TRUST_PROXY`: believe X-Forwarded-For / -Proto. */
   readonly trustProxy: boolean;
+  /** `MAX_MESSAGE_BYTES`: the largest encoded message the API accepts, attachments included. */
+  readonly maxMessageBytes: number;
+  /**
+   * `ALLOWED_FROM_DOMAINS`: the domains a request's `from` may use, lowercase ASCII (A-labels);
+   * by default MAIL_FROM's domain.
+   */
+  readonly allowedFromDomains: readonly string[];
 }
 
 /** A rate such as `600/min`: at most `limit` per `windowMs`. */
@@ -231,6 +239,11 @@ const Always = t.exact(
       (raw) => E.fromNullable(undefined)(parseRate(raw)),
       aRate,
     ),
+    MAX_MESSAGE_BYTES: intIn(
+      'a number of bytes from 1024 to 104857600 (100 MiB)',
+      1024,
+      104_857_600,
+    ),
     TRUST_PROXY: envVar(
       'true or false',
       when(
@@ -295,6 +308,20 @@ const Optional = t.exact(
       aSecret,
       true,
     ),
+    ALLOWED_FROM_DOMAINS: envVar(
+      'a comma-separated list of domains such as example.com,mg.example.com',
+      (raw) => {
+        const domains = raw
+          .split(',')
+          .map((d) => d.trim())
+          .filter((d) => d !== '');
+        const ascii = domains.map((d) => domainToAscii(d)?.toLowerCase());
+        return domains.length > 0 && ascii.every((d) => d !== undefined)
+          ? E.right(ascii as string[])
+          : E.left(undefined);
+      },
+      (u: unknown): u is string[] => Array.isArray(u) && u.every(aString),
+    ),
     API_KEYS: envVar(
       'a comma-separated list of keys, each 24 to 512 visible characters without commas',
       when(
@@ -324,6 +351,7 @@ const DEFAULTS: Env = {
   RETENTION_DAYS: '30',
   DATA_DIR: './data',
   RATE_LIMIT: '600/min',
+  MAX_MESSAGE_BYTES: '10485760',
   TRUST_PROXY: 'false',
 };
 
@@ -416,6 +444,11 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
     apiKeys: v.API_KEYS ?? [],
     rateLimit: v.RATE_LIMIT,
     trustProxy: v.TRUST_PROXY,
+    maxMessageBytes: v.MAX_MESSAGE_BYTES,
+    allowedFromDomains: v.ALLOWED_FROM_DOMAINS ?? [
+      domainToAscii(addressParts(v.MAIL_FROM).domain)?.toLowerCase() ??
+        addressParts(v.MAIL_FROM).domain.toLowerCase(),
+    ],
   });
 }
 

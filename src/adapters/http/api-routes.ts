@@ -5,6 +5,7 @@ import { koaBody } from 'koa-body';
 import type { Logger } from '../../application/ports/system.js';
 import type { EmailRequester } from '../../application/ports/email-requester.js';
 import type { Guards } from './access.js';
+import type { Problem } from './errors.js';
 import { API_ROUTE, requestEmailProblem, sendProblem } from './errors.js';
 
 export interface ApiRoutesOptions {
@@ -23,18 +24,21 @@ interface ApiState {
 
 export interface AcceptedBody {
   readonly id: string;
-  readonly status: 'queued';
+  readonly status: 'queued' | 'scheduled';
 }
 
-/** Only application/json (any charset parameter) is read; refusing early skips reading the body. */
-function requireJson() {
+/**
+ * Only application/json (any charset parameter) is read; refusing early skips reading the body.
+ * `what` says what to send: "the request", "the batch: a list of emails".
+ */
+export function requireJson(what = 'the request') {
   return async function requireJsonBody(ctx: Context, next: Next): Promise<void> {
     if (!ctx.is('application/json')) {
       sendProblem(ctx, {
         status: 415,
         code: 'unsupported_media_type',
         title: 'Unsupported content type',
-        message: 'Send the request as application/json.',
+        message: `Send ${what} as application/json.`,
       });
       return;
     }
@@ -42,23 +46,32 @@ function requireJson() {
   };
 }
 
-function readIdempotencyKey() {
-  return async function checkIdempotencyKey(ctx: Context, next: Next): Promise<void> {
-    const key = ctx.get('Idempotency-Key');
-    // Koa answers '' for an absent header; a present but empty one is as invalid as a long one.
-    if (ctx.request.headers['idempotency-key'] === undefined) return next();
-    if (!IDEMPOTENCY_KEY.test(key)) {
-      sendProblem(ctx, {
+/**
+ * The `Idempotency-Key` header in the API's namespace (`api:`, so that it can never collide with
+ * a form's one-time nonce, and the same key on one email and on a batch is one key), absent, or
+ * the 400 it deserves.
+ */
+export function idempotencyKeyOf(ctx: Context): E.Either<Problem, string | undefined> {
+  // Koa answers '' for an absent header; a present but empty one is as invalid as a long one.
+  if (ctx.request.headers['idempotency-key'] === undefined) return E.right(undefined);
+  const key = ctx.get('Idempotency-Key');
+  return IDEMPOTENCY_KEY.test(key)
+    ? E.right(`api:${key}`)
+    : E.left({
         status: 400,
         code: 'invalid_request',
         title: 'Invalid Idempotency-Key',
         message: 'The Idempotency-Key header must be 1 to 200 visible ASCII characters.',
         fields: { 'Idempotency-Key': 'must be 1 to 200 visible ASCII characters' },
       });
-      return;
-    }
+}
+
+function readIdempotencyKey() {
+  return async function checkIdempotencyKey(ctx: Context, next: Next): Promise<void> {
+    const key = idempotencyKeyOf(ctx);
+    if (E.isLeft(key)) return sendProblem(ctx, key.left);
     const state: ApiState = ctx.state;
-    state.idempotencyKey = key;
+    if (key.right !== undefined) state.idempotencyKey = key.right;
     await next();
   };
 }
@@ -84,17 +97,15 @@ export function mountApiRoutes(router: Router, options: ApiRoutesOptions): void 
     }),
     async function acceptEmail(ctx: Context): Promise<void> {
       const { idempotencyKey }: ApiState = ctx.state;
-      // Namespaced so that an API key can never collide with a form's one-time nonce.
-      const key = idempotencyKey === undefined ? undefined : `api:${idempotencyKey}`;
-      const result = await requestEmail.execute(ctx.request.body, key)();
+      const result = await requestEmail.execute(ctx.request.body, idempotencyKey)();
       if (E.isLeft(result)) {
         const problem = requestEmailProblem(result.left);
         if (problem.status >= 500) log.warn({ error: result.left }, 'Email request not queued');
         sendProblem(ctx, problem);
         return;
       }
-      const { id, repeated } = result.right;
-      const body: AcceptedBody = { id, status: 'queued' };
+      const { id, repeated, status } = result.right;
+      const body: AcceptedBody = { id, status };
       ctx.status = 202;
       ctx.set('Location', `/emails/${id}`);
       ctx.set('Cache-Control', 'no-store');

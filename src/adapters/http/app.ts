@@ -4,13 +4,20 @@ import compose from 'koa-compose';
 import type { EmailLog } from '../../application/ports/email-log.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { EmailRequester } from '../../application/ports/email-requester.js';
+import type { BatchRequester } from '../../application/request-batch.js';
 import type { AccessPolicy } from './access.js';
 import { createGuards } from './access.js';
 import { mountApiRoutes } from './api-routes.js';
+import { mountBatchRoutes } from './batch-routes.js';
+import type { EmailCanceller } from './cancel-routes.js';
+import { mountCancelRoutes } from './cancel-routes.js';
+import type { RawMessage } from './raw-routes.js';
+import { mountRawRoutes } from './raw-routes.js';
 import { createCsrf } from './csrf.js';
 import { emptyStatusPages, errorHandler } from './errors.js';
 import { mountFormRoutes } from './form-routes.js';
 import { mountLoginRoutes } from './login-routes.js';
+import { mountOpenApiRoute } from './openapi.js';
 import { mountOpsRoutes } from './ops-routes.js';
 import { securityHeaders } from './security.js';
 import type { WatchEmail } from './status-routes.js';
@@ -18,6 +25,10 @@ import { mountStatusRoutes } from './status-routes.js';
 
 export interface HttpDeps {
   readonly requestEmail: EmailRequester;
+  /** `POST /emails/batch`; without it, that path answers POST with 405. */
+  readonly requestBatch?: BatchRequester;
+  /** `DELETE /emails/:id` for scheduled emails; without it, that route is 405. */
+  readonly cancelEmail?: EmailCanceller;
   /** The email log: `get` for an email's page, `list` for `GET /emails`. */
   readonly emails: Pick<EmailLog, 'get' | 'list'>;
   /** Tells a live page to look again when its email may have changed. */
@@ -29,8 +40,15 @@ export interface HttpDeps {
   /** HMAC key for CSRF tokens; a new key invalidates forms already rendered, nothing else. */
   readonly csrfSecret: Buffer;
   readonly log: Logger;
+  /** `GET /emails/{id}/raw`; without it the route does not exist. */
+  readonly rawMessage?: RawMessage;
   /** Largest JSON or form body accepted, in bytes. */
   readonly bodyLimitBytes?: number;
+  /**
+   * Largest JSON body, in bytes: it carries attachments as base64, so it follows
+   * MAX_MESSAGE_BYTES (one and a half times it); forms keep `bodyLimitBytes`.
+   */
+  readonly jsonLimitBytes?: number;
   /**
    * Aborted when the server is about to stop: live event streams end at once (a browser's
    * EventSource reconnects by itself, to whichever instance is still there) instead of holding
@@ -50,7 +68,14 @@ export interface HttpDeps {
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1_000_000;
 
-const CLIENT_GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+// HPE_INVALID_EOF_STATE: the client closed before sending the body its Content-Length promised.
+const CLIENT_GONE = new Set([
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'HPE_INVALID_EOF_STATE',
+]);
 
 const errorCode = (err: unknown): string | undefined =>
   err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
@@ -60,6 +85,7 @@ const isClientGone = (err: unknown): boolean => CLIENT_GONE.has(errorCode(err) ?
 /** Builds the app without listening, so tests and the composition roots choose the server. */
 export function createHttpApp(deps: HttpDeps): Koa {
   const bodyLimitBytes = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const jsonLimitBytes = deps.jsonLimitBytes ?? bodyLimitBytes;
   const csrf = createCsrf({ secret: deps.csrfSecret });
   const router = new Router();
   const access = deps.access ?? { mode: 'open' };
@@ -78,9 +104,22 @@ export function createHttpApp(deps: HttpDeps): Koa {
   mountApiRoutes(router, {
     requestEmail: deps.requestEmail,
     guards,
-    bodyLimitBytes,
+    bodyLimitBytes: jsonLimitBytes,
     log: deps.log,
   });
+  // Before any `/emails/:id` route, so that `batch` is never taken for an id.
+  if (deps.requestBatch) {
+    mountBatchRoutes(router, {
+      requestBatch: deps.requestBatch,
+      guards,
+      bodyLimitBytes: jsonLimitBytes,
+      log: deps.log,
+    });
+  }
+  if (deps.cancelEmail) {
+    mountCancelRoutes(router, { cancelEmail: deps.cancelEmail, guards, log: deps.log });
+  }
+  if (deps.rawMessage) mountRawRoutes(router, { rawMessage: deps.rawMessage, guards });
   mountStatusRoutes(router, {
     guards,
     csrf,
@@ -93,8 +132,9 @@ export function createHttpApp(deps: HttpDeps): Koa {
     readiness: deps.readiness,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
+  mountOpenApiRoute(router);
 
-  const app = appWith(router, deps.log, bodyLimitBytes);
+  const app = appWith(router, deps.log, bodyLimitBytes, jsonLimitBytes);
   app.proxy = deps.trustProxy ?? false;
   // One proxy in front: its own entry, the right-most, is the client. The left-most is whatever
   // the client wrote, which a proxy that appends (nginx's $proxy_add_x_forwarded_for) passes on.
@@ -122,12 +162,17 @@ export function createOpsApp(deps: OpsDeps): Koa {
  * Both apps run one stack, composed once so they cannot drift apart: security headers on every
  * answer, the one error handler above everything else, a page for a bare status, then the routes.
  */
-function appWith(router: Router, log: Logger, bodyLimitBytes: number): Koa {
+function appWith(
+  router: Router,
+  log: Logger,
+  bodyLimitBytes: number,
+  jsonLimitBytes = bodyLimitBytes,
+): Koa {
   const app = new Koa();
   app.use(
     compose([
       securityHeaders(),
-      errorHandler({ log, bodyLimitBytes }),
+      errorHandler({ log, bodyLimitBytes, jsonLimitBytes }),
       emptyStatusPages(),
       router.routes(),
       router.allowedMethods(),

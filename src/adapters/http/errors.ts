@@ -82,6 +82,13 @@ export function requestEmailProblem(error: RequestEmailError): Problem {
         message: 'Some fields are missing or not valid; see fields.',
         fields: error.fields,
       };
+    case 'MessageTooLarge':
+      return {
+        status: 413,
+        code: 'too_large',
+        title: 'The email is too large',
+        message: `The encoded message would be about ${error.size} bytes, over the limit of ${error.limit} bytes (attachments count as base64, a third larger than the files). Send smaller or fewer attachments.`,
+      };
     case 'QueueUnavailable':
       return {
         status: 503,
@@ -202,6 +209,8 @@ function classify(err: unknown, bodyLimitBytes: number): Problem {
 export interface ErrorHandlerOptions {
   readonly log: Logger;
   readonly bodyLimitBytes: number;
+  /** The JSON API's own limit (it carries attachments), when it differs from forms'. */
+  readonly jsonLimitBytes?: number;
 }
 
 /**
@@ -209,12 +218,15 @@ export interface ErrorHandlerOptions {
  * handled by each route); what does is bad input caught by a library, or a bug, which is logged
  * with its stack and answered without a word about our internals.
  */
-export function errorHandler({ log, bodyLimitBytes }: ErrorHandlerOptions) {
+export function errorHandler({ log, bodyLimitBytes, jsonLimitBytes }: ErrorHandlerOptions) {
   return async function handleErrors(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
     } catch (err) {
-      const problem = classify(err, bodyLimitBytes);
+      const limit = ctx.is('application/json')
+        ? (jsonLimitBytes ?? bodyLimitBytes)
+        : bodyLimitBytes;
+      const problem = classify(err, limit);
       if (problem.status >= 500) {
         log.error(
           { err, method: ctx.method, path: ctx.path },

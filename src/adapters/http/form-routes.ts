@@ -6,12 +6,15 @@ import { koaBody } from 'koa-body';
 import type { Logger } from '../../application/ports/system.js';
 import type { RequestEmailError } from '../../application/request-email.js';
 import type { EmailRequester } from '../../application/ports/email-requester.js';
+import { describeListedAddress, parseAddressList } from '../../domain/email-address.js';
+import type { FieldErrors } from '../../domain/email-request.js';
+import { MAX_SUBJECT_CHARS } from '../../domain/email-request.js';
 import type { Guards } from './access.js';
 import type { Csrf } from './csrf.js';
 import { csrfRejectionMessages } from './csrf.js';
 import { RETRY_AFTER_SECONDS, requestEmailProblem, sendProblem } from './errors.js';
-import type { FormValues, FormView } from './pages.js';
-import { formPage, problemPage } from './pages.js';
+import type { FormError, FormField, FormValues, FormView } from './pages.js';
+import { LABELS, formPage, problemPage } from './pages.js';
 
 export interface FormRoutesOptions {
   readonly requestEmail: EmailRequester;
@@ -45,6 +48,63 @@ const keptValues = (body: FormBody): FormValues => ({
   ...(shown(body.text) !== undefined ? { text: shown(body.text) } : {}),
 });
 
+/**
+ * The To field: several mailboxes separated by commas (or semicolons), where a quoted display
+ * name keeps its comma (`"Lovelace, Ada" <ada@example.org>`). Split here, where a person typed
+ * one line; the core checks each address again, with the configuration's domain rules. A bad
+ * entry among several is named by its place; when the whole field is one entry, the core's own
+ * words say what is wrong with it.
+ */
+function splitRecipients(text: string): { readonly to: unknown; readonly errors: FormError[] } {
+  const list = parseAddressList(text);
+  if (E.isRight(list)) return { to: list.right, errors: [] };
+  const [first] = list.left;
+  if (list.left.length === 1 && first?.index === 0 && first.input.trim() === text.trim()) {
+    return { to: text, errors: [] };
+  }
+  return {
+    // No recipient: the core refuses the email, and still checks the other fields.
+    to: [],
+    errors: list.left.map((p) => ({ field: 'to', message: `To: ${describeListedAddress(p)}` })),
+  };
+}
+
+/** `to[2]` is about the To field; `html` about the body, which the form's Text holds. */
+function formField(key: string): FormField | undefined {
+  const name = key.replace(/\[\d+\]$/, '');
+  if (name === 'to' || name === 'subject' || name === 'text') return name;
+  return name === 'html' ? 'text' : undefined;
+}
+
+/**
+ * The core's field errors in the form's words: they name the API's fields (`to[1]`, "or give
+ * html"), the form has three. Each becomes a sentence that starts with the field's label.
+ */
+function formErrors(fields: FieldErrors, body: FormBody): FormError[] {
+  return Object.entries(fields).map(([key, message]): FormError => {
+    const field = formField(key);
+    if (field === undefined) return { message: `${key} ${message}` };
+    const label = LABELS[field];
+    const value = body[field];
+    // Only a hand-made request repeats a field; the browser sends each once.
+    if (Array.isArray(value) && field !== 'to') {
+      return { field, message: `${label} was sent more than once: send it once.` };
+    }
+    const typed = typeof value === 'string' ? value : '';
+    if (field === 'text' && typed.trim() === '') {
+      return { field, message: 'Text is required: write the message.' };
+    }
+    const length = [...typed].length;
+    if (field === 'subject' && length > MAX_SUBJECT_CHARS) {
+      return {
+        field,
+        message: `Subject is ${length} characters long; at most ${MAX_SUBJECT_CHARS} are allowed: shorten it.`,
+      };
+    }
+    return { field, message: `${label} ${message}` };
+  });
+}
+
 function renderForm(ctx: Context, status: number, view: FormView, guards: Guards): void {
   const operator = guards.operator(ctx);
   if (operator !== undefined) view = { ...view, account: { operator, csrfToken: view.csrfToken } };
@@ -76,11 +136,14 @@ function formFailure(
   error: RequestEmailError,
   values: FormValues,
   nonce: string,
+  describe: (fields: FieldErrors) => readonly FormError[],
 ): { status: number; view: Omit<FormView, 'csrfToken'>; retryAfter?: number } {
   switch (error._tag) {
     case 'InvalidEmailRequest':
       // Nothing was claimed under this nonce yet, so the corrected form may reuse it.
-      return { status: 400, view: { nonce, values, errors: error.fields } };
+      return { status: 400, view: { nonce, values, errors: describe(error.fields) } };
+    case 'MessageTooLarge':
+      return { status: 413, view: { nonce, values, banner: requestEmailProblem(error).message } };
     case 'QueueUnavailable':
     case 'StoreUnavailable':
       return {
@@ -170,14 +233,21 @@ export function mountFormRoutes(router: Router, options: FormRoutesOptions): voi
         return;
       }
       // Only the email's own fields reach the core: the token and nonce are the adapter's business.
-      const input = { to: body.to, subject: body.subject, text: body.text };
+      const recipients = splitRecipients(values.to ?? '');
+      const input = { to: recipients.to, subject: body.subject, text: body.text };
       const result = await requestEmail.execute(input, `form:${nonce}`)();
       if (E.isRight(result)) {
         ctx.status = 303;
         ctx.redirect(`/emails/${result.right.id}`);
         return;
       }
-      const failure = formFailure(result.left, values, nonce);
+      const failure = formFailure(result.left, values, nonce, (fields) => {
+        // The list's own errors name the bad entries; the core's "required" would only confuse.
+        const { to: _required, ...rest } = fields;
+        return recipients.errors.length > 0
+          ? [...recipients.errors, ...formErrors(rest, body)]
+          : formErrors(fields, body);
+      });
       if (failure.status === 503) log.warn({ error: result.left }, 'Form submit not queued');
       if (failure.retryAfter !== undefined) ctx.set('Retry-After', String(failure.retryAfter));
       renderForm(ctx, failure.status, { ...failure.view, csrfToken }, guards);

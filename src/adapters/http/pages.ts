@@ -1,5 +1,3 @@
-import type { FieldErrors } from '../../domain/email-request.js';
-import { MAX_SUBJECT_CHARS } from '../../domain/email-request.js';
 import type { Account, Html } from './html.js';
 import { layout, markup } from './html.js';
 
@@ -11,60 +9,59 @@ export interface FormValues {
   readonly text?: string;
 }
 
+/**
+ * One thing to correct, as a whole sentence about the form (the routes word it: the core's
+ * messages speak of the API's fields). Without a field it shows only in the summary.
+ */
+export interface FormError {
+  readonly field?: FormField;
+  readonly message: string;
+}
+
 export interface FormView {
   readonly csrfToken: string;
   /** The one-time key that makes a repeated submit of this rendering harmless. */
   readonly nonce: string;
   readonly values?: FormValues;
-  readonly errors?: FieldErrors;
+  readonly errors?: readonly FormError[];
   /** A problem that belongs to no single field: the queue is down, the form was sent before. */
   readonly banner?: string;
   readonly account?: Account;
 }
 
-const LABELS: Readonly<Record<FormField, string>> = { to: 'To', subject: 'Subject', text: 'Text' };
-
-/** `to[2]` is about the `to` field; `markup` is about the body, which the form's `text` holds. */
-const fieldOf = (key: string): FormField | undefined => {
-  if (key === 'to' || key.startsWith('to[')) return 'to';
-  if (key === 'subject') return 'subject';
-  if (key === 'text' || key === 'html') return 'text';
-  return undefined;
+export const LABELS: Readonly<Record<FormField, string>> = {
+  to: 'To',
+  subject: 'Subject',
+  text: 'Text',
 };
-
-interface PlacedError {
-  readonly field: FormField | undefined;
-  readonly message: string;
-}
-
-// The core's messages read as the rest of a sentence that starts with the field's name.
-const placeErrors = (errors: FieldErrors): PlacedError[] =>
-  Object.entries(errors).map(([key, message]) => {
-    const field = fieldOf(key);
-    return { field, message: `${field ? LABELS[field] : key} ${message}` };
-  });
 
 function fieldBlock(
   field: FormField,
-  errors: readonly PlacedError[],
+  errors: readonly FormError[],
   control: (aria: Html) => Html,
+  hint?: string,
 ): Html {
   const mine = errors.filter((e) => e.field === field);
+  const hintId = `${field}-hint`;
+  const hintBlock = hint !== undefined ? markup`<p class="hint" id="${hintId}">${hint}</p>` : '';
   if (mine.length === 0) {
     return markup`<div class="field">
 <label for="${field}">${LABELS[field]}</label>
-${control(markup``)}
+${hintBlock}
+${control(hint !== undefined ? markup` aria-describedby="${hintId}"` : markup``)}
 </div>`;
   }
   const errorId = `${field}-error`;
+  const described = hint !== undefined ? `${errorId} ${hintId}` : errorId;
   return markup`<div class="field">
 <label for="${field}">${LABELS[field]}</label>
+${hintBlock}
 <p class="error" id="${errorId}">${mine.map((e) => e.message).join(' ')}</p>
-${control(markup` aria-invalid="true" aria-describedby="${errorId}"`)}
+${control(markup` aria-invalid="true" aria-describedby="${described}"`)}
 </div>`;
 }
 
-function errorSummary(errors: readonly PlacedError[], banner: string | undefined): Html | string {
+function errorSummary(errors: readonly FormError[], banner: string | undefined): Html | string {
   if (errors.length === 0 && banner === undefined) return '';
   const items = errors.map(
     (e) => markup`<li>${e.field ? markup`<a href="#${e.field}">${e.message}</a>` : e.message}</li>`,
@@ -79,34 +76,36 @@ export function formPage({
   csrfToken,
   nonce,
   values = {},
-  errors = {},
+  errors = [],
   banner,
   account,
 }: FormView): string {
-  const placed = placeErrors(errors);
   const to = fieldBlock(
     'to',
-    placed,
+    errors,
     (aria) =>
       markup`<input id="to" name="to" type="text" inputmode="email" autocomplete="email" required value="${values.to ?? ''}"${aria}>`,
+    'One or more addresses, separated by commas: ada@example.com, "Lovelace, Ada" <ada@example.org>',
   );
+  // No maxlength: a browser would cut a longer subject without a word; the server refuses it
+  // with a message instead, and the person decides what to cut.
   const subject = fieldBlock(
     'subject',
-    placed,
+    errors,
     (aria) =>
-      markup`<input id="subject" name="subject" type="text" required maxlength="${MAX_SUBJECT_CHARS}" value="${values.subject ?? ''}"${aria}>`,
+      markup`<input id="subject" name="subject" type="text" required value="${values.subject ?? ''}"${aria}>`,
   );
   // The parser drops a newline right after <textarea>; the one we add keeps the text's own.
   const text = fieldBlock(
     'text',
-    placed,
+    errors,
     (aria) =>
       markup`<textarea id="text" name="text" required${aria}>${`\n${values.text ?? ''}`}</textarea>`,
   );
   const body = markup`<main>
 <h1>Send an email</h1>
 <p>The email is queued at once and sent in the background; the next page shows how it goes.</p>
-${errorSummary(placed, banner)}
+${errorSummary(errors, banner)}
 <form method="post" action="/">
 <input type="hidden" name="_csrf" value="${csrfToken}">
 <input type="hidden" name="_nonce" value="${nonce}">

@@ -17,8 +17,13 @@ export interface StatusJson {
   readonly id: string;
   readonly status: StatusName;
   readonly to: readonly string[];
+  readonly cc?: readonly string[];
+  readonly bcc?: readonly string[];
   readonly subject: string;
+  readonly tags?: readonly string[];
+  readonly metadata?: Readonly<Record<string, string>>;
   readonly created_at?: string;
+  readonly send_at?: string;
   readonly recipients: readonly { readonly address: string; readonly status: StatusName }[];
   readonly attempts: readonly {
     readonly attempt: number;
@@ -50,8 +55,13 @@ export function statusJson(s: EmailStatus): StatusJson {
     id: s.id,
     status: s.status,
     to: [...s.to],
+    ...(s.cc !== undefined ? { cc: [...s.cc] } : {}),
+    ...(s.bcc !== undefined ? { bcc: [...s.bcc] } : {}),
     subject: s.subject,
+    ...(s.tags !== undefined ? { tags: [...s.tags] } : {}),
+    ...(s.metadata !== undefined ? { metadata: { ...s.metadata } } : {}),
     ...optional('created_at', s.requestedAt),
+    ...optional('send_at', s.sendAt),
     recipients: s.recipients.map(({ address, status }) => ({ address, status })),
     attempts: s.attempts.map(({ attempt, at, outcome, detail, durationMs }) => ({
       attempt,
@@ -99,6 +109,10 @@ const OUTCOMES: Readonly<Record<StatusAttempt['outcome'], string>> = {
 
 function headline(s: EmailStatus): Html {
   switch (s.status) {
+    case 'scheduled':
+      return markup`Scheduled: held until ${s.sendAt !== undefined ? time(s.sendAt) : 'its time'}, then sent.`;
+    case 'cancelled':
+      return markup`Cancelled: it was never sent.`;
     case 'queued':
       return markup`Queued: waiting for a worker to send it.`;
     case 'sending':
@@ -121,9 +135,12 @@ function details(s: EmailStatus): Html {
   const rows: Array<[string, Html | string]> = [
     ['Id', markup`<code>${s.id}</code>`],
     ['To', s.to.join(', ')],
+    ...(s.cc !== undefined ? ([['Cc', s.cc.join(', ')]] as Array<[string, string]>) : []),
+    ...(s.bcc !== undefined ? ([['Bcc', s.bcc.join(', ')]] as Array<[string, string]>) : []),
     ['Subject', s.subject],
   ];
   if (s.requestedAt !== undefined) rows.push(['Requested', time(s.requestedAt)]);
+  if (s.sendAt !== undefined) rows.push(['Send at', time(s.sendAt)]);
   if (s.nextAttemptAt !== undefined) rows.push(['Next try', time(s.nextAttemptAt)]);
   if (s.providerId !== undefined) rows.push(['Provider id', markup`<code>${s.providerId}</code>`]);
   if (s.sentAt !== undefined) rows.push(['Sent', time(s.sentAt)]);

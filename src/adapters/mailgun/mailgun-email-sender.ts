@@ -1,26 +1,45 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import * as E from 'fp-ts/lib/Either.js';
+import { pipe } from 'fp-ts/lib/function.js';
+import * as O from 'fp-ts/lib/Option.js';
 import type { Task } from 'fp-ts/lib/Task.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
 import fetch from 'node-fetch';
+import type { AttachmentStore } from '../../application/ports/attachment-store.js';
 import type { EmailSender } from '../../application/ports/email-sender.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { publicText, transient } from '../../domain/delivery.js';
+import { permanent, publicText, transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
-import type { EmailRequest } from '../../domain/email-request.js';
+import type { AttachmentRef, EmailRequest } from '../../domain/email-request.js';
+import { asciiMailbox, domainToAscii } from '../idna/idna.js';
 import { EMAIL_ID_HEADER, messageIdOf } from '../mime/mime-message.js';
+import { textAlternative } from '../mime/text-alternative.js';
 import { outcomeOf, UNAUTHORIZED_HINT } from './mailgun-response.js';
 
 export interface MailgunOptions {
   /** `https://api.mailgun.net/v3/<domain>`; the sender POSTs to `<apiBase>/messages`. */
   readonly apiBase: string;
   readonly apiKey: string;
+  /** MAIL_FROM: the From of every request that does not name its own. */
   readonly from: EmailAddress;
   readonly timeoutMs: number;
+  /** Where attachment bytes are kept; needed only by requests that carry attachments. */
+  readonly attachments?: AttachmentStore;
   readonly log: Logger;
   /** Wall-clock milliseconds, to turn an HTTP-date Retry-After into a delay. */
   readonly now?: () => number;
 }
+
+/** A file of the request with its bytes, as it goes into the form. */
+interface LoadedFile {
+  readonly ref: AttachmentRef;
+  readonly bytes: Uint8Array;
+}
+
+/** What the email's page says when the files could not be read; the hint says why. */
+const FILES_UNREADABLE = "could not read the email's attachments from storage";
 
 /** Mailgun bodies are a line of JSON; anything far larger is not Mailgun talking. */
 const MAX_RESPONSE_BYTES = 1_000_000;
@@ -70,6 +89,11 @@ export class MailgunEmailSender implements EmailSender {
   send(request: EmailRequest): Task<DeliveryOutcome> {
     return async () => {
       const { log, timeoutMs } = this.options;
+      // Read before the clock starts: the timeout bounds Mailgun, not our own store.
+      const files = await this.files(request)();
+      if (E.isLeft(files)) return files.left;
+      const body = this.body(request, files.right);
+      if (E.isLeft(body)) return body.left;
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), timeoutMs);
       try {
@@ -77,10 +101,13 @@ export class MailgunEmailSender implements EmailSender {
           method: 'POST',
           headers: {
             Authorization: this.authorization,
-            'Content-Type': 'application/x-www-form-urlencoded',
+            // A FormData body brings its own multipart type, boundary included.
+            ...(body.right instanceof URLSearchParams
+              ? { 'Content-Type': 'application/x-www-form-urlencoded' }
+              : {}),
             Accept: 'application/json',
           },
-          body: this.form(request),
+          body: body.right,
           agent: this.agent,
           // A redirect means a wrong base; following it would turn the POST into a GET.
           redirect: 'manual',
@@ -88,13 +115,13 @@ export class MailgunEmailSender implements EmailSender {
           signal: controller.signal,
         });
         // Redacted before the mapping too: hiding an address could cut a secret in two.
-        const body = this.redact(await response.text());
+        const answer = this.redact(await response.text());
         const location = response.headers.get('location');
         const outcome = this.scrub(
           outcomeOf(
             {
               status: response.status,
-              body,
+              body: answer,
               retryAfter: response.headers.get('retry-after'),
               location: location === null ? null : this.redact(location),
             },
@@ -124,18 +151,106 @@ export class MailgunEmailSender implements EmailSender {
     this.agent.destroy();
   }
 
-  private form(request: EmailRequest): URLSearchParams {
-    const form = new URLSearchParams();
-    form.append('from', this.options.from);
-    // One field per recipient: a comma inside a quoted display name cannot split an address.
-    for (const to of request.to) form.append('to', to);
-    form.append('subject', request.subject);
-    if (request.text !== undefined) form.append('text', request.text);
-    if (request.html !== undefined) form.append('html', request.html);
-    form.append('v:email-id', request.id);
-    form.append('h:Message-Id', messageIdOf(request, this.options.from));
-    form.append(`h:${EMAIL_ID_HEADER}`, request.id);
-    return form;
+  /**
+   * Mailgun's Messages API form: url-encoded as before when there are no files, multipart when
+   * there are, as Mailgun requires for `attachment` and `inline`. Left: an address that has no
+   * ASCII form, which the API's parser should have refused (a bug, said as a refusal).
+   */
+  private body(
+    request: EmailRequest,
+    files: readonly LoadedFile[],
+  ): E.Either<DeliveryOutcome, URLSearchParams | FormData> {
+    let fields: (readonly [string, string])[];
+    try {
+      fields = this.fields(request);
+    } catch (error) {
+      return E.left(
+        permanent(
+          'an address of this email has a domain with no ASCII form, so it cannot be sent',
+          `mailgun form: ${describe(error)}`,
+        ),
+      );
+    }
+    const form = files.length === 0 ? new URLSearchParams() : new FormData();
+    for (const [name, value] of fields) form.append(name, value);
+    if (form instanceof URLSearchParams) return E.right(form);
+    for (const { ref, bytes } of files) {
+      const content = new Blob([bytes], { type: ref.contentType ?? 'application/octet-stream' });
+      if (ref.contentId === undefined) form.append('attachment', content, ref.filename);
+      // Mailgun makes an inline file's Content-ID out of its file name (`cid:logo.png` for
+      // `inline=@logo.png`) and has no field to set one apart, so the part is named after the
+      // Content-ID the html refers to; the original file name cannot travel with it.
+      else form.append('inline', content, ref.contentId);
+    }
+    return E.right(form);
+  }
+
+  /** Every field but the files, in the order Mailgun documents them. */
+  private fields(request: EmailRequest): (readonly [string, string])[] {
+    const from = request.from ?? this.options.from;
+    const text = textAlternative(request);
+    return [
+      ['from', formAddress(from)],
+      // One field per recipient: a comma inside a quoted display name cannot split an address.
+      ...request.to.map((a) => ['to', formAddress(a)] as const),
+      ...(request.cc ?? []).map((a) => ['cc', formAddress(a)] as const),
+      ...(request.bcc ?? []).map((a) => ['bcc', formAddress(a)] as const),
+      ['subject', request.subject],
+      ...(text !== undefined ? [['text', text] as const] : []),
+      ...(request.html !== undefined ? [['html', request.html] as const] : []),
+      ...(request.replyTo !== undefined && request.replyTo.length > 0
+        ? [['h:Reply-To', request.replyTo.map(formAddress).join(', ')] as const]
+        : []),
+      ['h:Message-Id', asciiMessageId(messageIdOf(request, from))],
+      [`h:${EMAIL_ID_HEADER}`, request.id],
+      ...Object.entries(request.headers ?? {}).map(
+        ([name, value]) => [`h:${name}`, value] as const,
+      ),
+      ...(request.tags ?? []).map((tag) => ['o:tag', tag] as const),
+      ...Object.entries(request.metadata ?? {}).map(([key, value]) => [`v:${key}`, value] as const),
+      ['v:email-id', request.id],
+    ];
+  }
+
+  /** The bytes of each attachment, in order; Left: the outcome that says why they are not here. */
+  private files(request: EmailRequest): TE.TaskEither<DeliveryOutcome, readonly LoadedFile[]> {
+    const refs = request.attachments ?? [];
+    if (refs.length === 0) return TE.right([]);
+    const store = this.options.attachments;
+    if (store === undefined) {
+      return TE.left(
+        transient(
+          FILES_UNREADABLE,
+          undefined,
+          'the Mailgun sender was built without an attachment store: pass `attachments` to MailgunEmailSender in src/main/senders.ts',
+        ),
+      );
+    }
+    // One at a time: twenty files of up to the message limit need not all be in flight at once.
+    return pipe(
+      refs,
+      TE.traverseSeqArrayWithIndex((i, ref) =>
+        pipe(
+          store.get(ref.digest),
+          TE.mapLeft((e) =>
+            transient(FILES_UNREADABLE, undefined, `attachment store unavailable: ${e.reason}`),
+          ),
+          TE.flatMap(
+            O.match(
+              () =>
+                TE.left(
+                  transient(
+                    `attachment ${i + 1} of ${refs.length} is not in the attachment store`,
+                    undefined,
+                    `no bytes stored under digest ${ref.digest} (attachment ${i + 1}, ${ref.size} octets)`,
+                  ),
+                ),
+              (bytes) => TE.right({ ref, bytes }),
+            ),
+          ),
+        ),
+      ),
+    );
   }
 
   /** node-fetch's message names the URL: the page gets the error's code, the log the rest. */
@@ -168,6 +283,23 @@ export class MailgunEmailSender implements EmailSender {
       : { ...outcome, reason: this.redact(outcome.reason), ...hint };
   }
 }
+
+/**
+ * An address as a Mailgun field: the mailbox with its domain's A-labels (`info@xn--bcher-kva.de`),
+ * the display name as the sender wrote it (Mailgun encodes it in the header it makes).
+ */
+function formAddress(address: EmailAddress): string {
+  const open = address.lastIndexOf('<');
+  const ascii = asciiMailbox(address);
+  return open === -1 ? ascii : `${address.slice(0, open)}<${ascii}>`;
+}
+
+/** A Message-ID's right-hand side in A-labels: a header field carries no raw Unicode domain. */
+const asciiMessageId = (id: string): string =>
+  id.replace(/@([^@>]+)>$/, (whole, domain: string) => {
+    const ascii = domainToAscii(domain);
+    return ascii === undefined ? whole : `@${ascii}>`;
+  });
 
 const codeOf = (error: unknown): string | undefined =>
   error instanceof Error && 'code' in error && typeof error.code === 'string'

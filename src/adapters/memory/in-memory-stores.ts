@@ -26,6 +26,7 @@ import type { EmailId } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
 import { evolveStatus, isFinalStatus } from '../../domain/email-status.js';
 import type { DomainEvent } from '../../domain/events.js';
+import { acceptedEvent } from '../../domain/events.js';
 
 /**
  * The in-memory stores: for unit tests, and for anything that must keep nothing. They honour the
@@ -52,13 +53,7 @@ export class InMemoryEmailLog implements EmailLog {
     return TE.fromIO(() => {
       const known = this.entries.get(request.id);
       if (known?.request !== undefined) return;
-      const event: DomainEvent = {
-        type: 'EmailRequested',
-        id: request.id,
-        at: request.requestedAt,
-        to: request.to,
-        subject: request.subject,
-      };
+      const event: DomainEvent = acceptedEvent(request);
       this.entries.set(request.id, {
         status: evolveStatus(known?.status, event),
         request,
@@ -104,7 +99,8 @@ export class InMemoryEmailLog implements EmailLog {
         .filter(
           (e) =>
             (query.status === undefined || e.status.status === query.status) &&
-            (needle === undefined || e.status.to.some((a) => a.toLowerCase().includes(needle))) &&
+            (needle === undefined ||
+              e.status.recipients.some((r) => r.address.toLowerCase().includes(needle))) &&
             (query.tag === undefined || e.tags.includes(query.tag)) &&
             (query.since === undefined || e.createdMs >= query.since.getTime()) &&
             (query.until === undefined || e.createdMs < query.until.getTime()) &&

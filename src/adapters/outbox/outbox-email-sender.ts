@@ -1,37 +1,42 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import * as E from 'fp-ts/lib/Either.js';
 import type { Task } from 'fp-ts/lib/Task.js';
-import MailComposer from 'nodemailer/lib/mail-composer';
+import type { AttachmentStore } from '../../application/ports/attachment-store.js';
 import type { EmailSender } from '../../application/ports/email-sender.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
 import { permanent, publicText, sent, transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
-import { messageIdOf, nodemailerMessage } from '../mime/mime-message.js';
+import {
+  attachmentsOutcome,
+  buildRawMessage,
+  loadAttachments,
+  messageIdOf,
+} from '../mime/mime-message.js';
 
 export interface OutboxOptions {
   readonly dir: string;
+  /** The service's MAIL_FROM, for a request without its own `from`. */
   readonly from: EmailAddress;
   readonly log: Logger;
-}
-
-/** Builds the RFC 5322 message every sender would put on the wire (see mime-message.ts). */
-export function composeMessage(request: EmailRequest, from: EmailAddress): Promise<Buffer> {
-  return new MailComposer(nodemailerMessage(request, from)).compile().build();
+  /** Where attachment bytes are; without it, an email with attachments is not written. */
+  readonly attachments?: AttachmentStore;
 }
 
 /**
  * Writes each email as `{dir}/{id}.eml`: the default transport, for trying the service without
- * an account. The write is atomic (temp file, fsync, rename), so a reader never sees half a file
- * and a second send of the same id replaces the first in one step.
+ * an account. The file holds exactly `buildRawMessage`'s octets, what SMTP would send. The write
+ * is atomic (temp file, fsync, rename), so a reader never sees half a file and a second send of
+ * the same id replaces the first in one step.
  *
  * Every file-system error is `transient`, ENOSPC and EACCES included: none depends on the email
  * (the same message is written fine once the disk is freed or the permission fixed), and
  * `permanent` would dead-letter every email during a misconfiguration, while retries give the
- * operator until MAX_ATTEMPTS to fix it. Only a message that cannot be composed is permanent,
- * since composing it again gives the same result.
+ * operator until MAX_ATTEMPTS to fix it. So is an attachment that cannot be loaded. Only a
+ * message that cannot be composed is permanent, since composing it again gives the same result.
  *
  * Reasons and the provider id are public (see `DeliveryOutcome`): a sent email is known by its
  * Message-ID, a failed write by its error code; the folder, the path and OUTBOX_DIR are for the
@@ -49,9 +54,11 @@ export class OutboxEmailSender implements EmailSender {
 
   send(request: EmailRequest): Task<DeliveryOutcome> {
     return async () => {
+      const loaded = await loadAttachments(this.options.attachments, request)();
+      if (E.isLeft(loaded)) return attachmentsOutcome(loaded.left);
       let message: Buffer;
       try {
-        message = await composeMessage(request, this.options.from);
+        message = await buildRawMessage(request, this.options.from, loaded.right);
       } catch (error) {
         const said = `could not compose the message: ${describe(error)}`;
         const shown = publicText(said, [this.dir]);

@@ -1,6 +1,7 @@
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import { storeUnavailable } from '../../application/ports/email-log.js';
+import { canonicalJson } from '../../domain/canonical-json.js';
 
 /**
  * The one SQL surface every SQL store adapter is written against. node-postgres (`PgDatabase`)
@@ -126,23 +127,8 @@ export const toStoreUnavailable = (err: unknown): StoreUnavailable =>
 export const attempt = <A>(work: () => Promise<A>): TE.TaskEither<StoreUnavailable, A> =>
   TE.tryCatch(work, toStoreUnavailable);
 
-/** A copy of `value` with object keys sorted, so equal JSON compares equal whatever its order. */
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([k, v]) => [k, canonical(v)]),
-    );
-  }
-  return value;
-}
-
 /**
  * Equality of two JSON values as a document store sees them: jsonb hands objects back with its
  * own key order, so comparing `JSON.stringify` outputs would call an unchanged status changed.
  */
-export const sameJson = (a: unknown, b: unknown): boolean =>
-  JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+export const sameJson = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonicalJson(b);

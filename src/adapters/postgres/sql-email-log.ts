@@ -19,7 +19,9 @@ import type { EmailId } from '../../domain/email-request.js';
 import { EmailRequest } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
 import { STATUS_NAMES, evolveStatus, isFinalStatus } from '../../domain/email-status.js';
-import type { DomainEvent, EmailRequested } from '../../domain/events.js';
+import type { DomainEvent } from '../../domain/events.js';
+import { acceptedEvent } from '../../domain/events.js';
+import { allRecipients } from '../../domain/email-request.js';
 import type { SqlClient } from './sql-client.js';
 import { attempt, sameJson, StoreFault } from './sql-client.js';
 
@@ -43,14 +45,6 @@ interface ListRow {
 
 /** The stored time is cut to milliseconds: cursors carry milliseconds, as JavaScript dates do. */
 const AT = (param: string): string => `date_trunc('milliseconds', ${param}::timestamptz)`;
-
-const requestedEvent = (request: EmailRequest): EmailRequested => ({
-  type: 'EmailRequested',
-  id: request.id,
-  at: request.requestedAt,
-  to: request.to,
-  subject: request.subject,
-});
 
 /** Addresses contain no line break, so a match can never span two of them. */
 const recipientsText = (to: readonly string[]): string => to.join('\n');
@@ -80,7 +74,7 @@ export class SqlEmailLog implements EmailLog {
    */
   record(request: EmailRequest): TE.TaskEither<StoreUnavailable, void> {
     return attempt(async () => {
-      const event = requestedEvent(request);
+      const event = acceptedEvent(request);
       if (await this.insert(this.sql, evolveStatus(undefined, event), event, request)) return;
       await this.fold(event, request);
     });
@@ -246,7 +240,7 @@ export class SqlEmailLog implements EmailLog {
               row.version,
               JSON.stringify(status),
               request.requestedAt,
-              recipientsText(request.to),
+              recipientsText(allRecipients(request)),
               request.tags ?? [],
               JSON.stringify(request),
             ],
@@ -269,7 +263,11 @@ export class SqlEmailLog implements EmailLog {
         event.id,
         request?.requestedAt ?? event.at,
         JSON.stringify(status),
-        recipientsText(request?.to ?? event.to),
+        recipientsText(
+          request !== undefined
+            ? allRecipients(request)
+            : [...event.to, ...(event.cc ?? []), ...(event.bcc ?? [])],
+        ),
         request?.tags ?? [],
         request === undefined ? null : JSON.stringify(request),
       ],

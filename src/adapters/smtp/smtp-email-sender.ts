@@ -1,21 +1,30 @@
 import type { ConnectionOptions } from 'node:tls';
+import * as E from 'fp-ts/lib/Either.js';
 import type { Task } from 'fp-ts/lib/Task.js';
 import type { SMTPSentMessageInfo, Transporter } from 'nodemailer';
 import nodemailer from 'nodemailer';
+import type { AttachmentStore } from '../../application/ports/attachment-store.js';
 import type { EmailSender } from '../../application/ports/email-sender.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { transient } from '../../domain/delivery.js';
+import { permanent, publicText, transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
-import { mailbox } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
-import { nodemailerMessage } from '../mime/mime-message.js';
+import { allRecipients } from '../../domain/email-request.js';
+import {
+  attachmentsOutcome,
+  buildRawMessage,
+  envelopeOf,
+  loadAttachments,
+  messageIdOf,
+} from '../mime/mime-message.js';
 import type { SmtpFailure, SmtpSuccess } from './smtp-outcome.js';
 import { outcomeOfError, outcomeOfInfo } from './smtp-outcome.js';
 
 export interface SmtpOptions {
   /** `smtp://user:pass@host:587` (STARTTLS when offered) or `smtps://…:465` (implicit TLS). */
   readonly url: string;
+  /** The service's MAIL_FROM, for a request without its own `from`. */
   readonly from: EmailAddress;
   readonly timeoutMs: number;
   readonly log: Logger;
@@ -24,12 +33,16 @@ export interface SmtpOptions {
   readonly tls?: ConnectionOptions;
   /** Never upgrade with STARTTLS; for a local test server with a self-signed certificate. */
   readonly ignoreTLS?: boolean;
+  /** Where attachment bytes are; without it, an email with attachments is not sent. */
+  readonly attachments?: AttachmentStore;
 }
 
 /**
- * Sends over SMTP with nodemailer 10. The envelope is given explicitly from our own parse, so
- * nodemailer never derives recipients by re-parsing header text (the injection it does not
- * guard against: CR/LF in an address field rewrote the envelope). The URL's password never leaves this class: nodemailer gets no
+ * Sends over SMTP with nodemailer 10. What goes in DATA is `buildRawMessage`'s octets, handed
+ * over raw, so the server gets exactly what `GET /emails/{id}/raw` shows. The envelope is given
+ * explicitly from our own parse (bcc only there), so nodemailer never derives recipients by
+ * re-parsing header text (the injection it does not guard against: CR/LF in an address field
+ * rewrote the envelope). The URL's password never leaves this class: nodemailer gets no
  * logger, and every reason and hint is scrubbed of it before it is returned. Reasons are public
  * (see `DeliveryOutcome`): the URL's host, which replies and errors quote, goes to the hint.
  */
@@ -70,22 +83,36 @@ export class SmtpEmailSender implements EmailSender {
   send(request: EmailRequest): Task<DeliveryOutcome> {
     return async () => {
       const { from, timeoutMs, log } = this.options;
+      const loaded = await loadAttachments(this.options.attachments, request)();
+      if (E.isLeft(loaded)) return attachmentsOutcome(loaded.left);
+      let raw: Buffer;
+      try {
+        raw = await buildRawMessage(request, from, loaded.right);
+      } catch (error) {
+        // Composing it again would fail the same way.
+        const said = `could not compose the message: ${failureOf(error).message ?? 'no details'}`;
+        const shown = publicText(said, this.hosts);
+        return permanent(shown, shown === said ? undefined : said);
+      }
       // The socket timeouts only see silence; this bounds the whole send, a queued wait for a
       // pooled connection and a server that trickles its replies included.
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), timeoutMs);
       try {
         const info = await this.transporter.sendMail({
-          ...nodemailerMessage(request, from),
-          envelope: { from: mailbox(from), to: request.to.map(mailbox) },
+          envelope: envelopeOf(request, from),
+          raw,
+          // Not written (the raw message has it already): what nodemailer reports as sent.
+          messageId: messageIdOf(request, from),
           xMailer: false,
           signal: controller.signal,
         });
         const { outcome, rejected } = outcomeOfInfo(this.redactInfo(info), this.hosts);
         if (rejected.length > 0 && outcome._tag === 'Sent') {
+          const all = allRecipients(request).length;
           log.warn(
             { emailId: request.id, rejected, providerId: this.redact(outcome.providerId) },
-            `SMTP server refused ${rejected.length} of ${request.to.length} recipients; the others ` +
+            `SMTP server refused ${rejected.length} of ${all} recipients; the others ` +
               'have the email, so it is not retried',
           );
         }

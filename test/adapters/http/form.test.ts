@@ -95,13 +95,91 @@ describe('HTTP form (GET / and POST /)', () => {
     );
     expect(html).to.match(/<p class="error" id="text-error">Text is required/);
     expect(html).to.match(
-      /id="to"[^>]*value="not-an-address"[^>]*aria-invalid="true" aria-describedby="to-error"/,
+      /id="to"[^>]*value="not-an-address"[^>]*aria-invalid="true" aria-describedby="to-error to-hint"/,
     );
     expect(html).to.contain('value="&lt;script&gt;alert(1)&lt;/script&gt;"');
     expect(html).not.to.contain('<script>alert(1)</script>');
     expect(html).to.contain('<a href="#to">');
     // The person can correct the form and send it: a fresh token, the same nonce.
     expect(html).to.contain(`name="_nonce" value="${form.nonce}"`);
+  });
+
+  it('sends to several recipients separated by commas, a quoted name keeping its comma', async () => {
+    const form = await openForm(h);
+    const res = await postForm(
+      h,
+      {
+        ...valid,
+        to: 'ada@example.com, "Lovelace, Ada" <ada@example.org>; bob@example.org,',
+        _csrf: form.token,
+        _nonce: form.nonce,
+      },
+      form.cookie,
+    );
+    expect(res.status).to.equal(303);
+    expect(h.queue.published[0]!.to).to.deep.equal([
+      'ada@example.com',
+      '"Lovelace, Ada" <ada@example.org>',
+      'bob@example.org',
+    ]);
+  });
+
+  it('names the bad recipient by its place, with the other fields checked too', async () => {
+    const form = await openForm(h);
+    const res = await postForm(
+      h,
+      {
+        to: 'ada@example.com, bob@, carol@example.org',
+        subject: '',
+        text: 'Hi',
+        _csrf: form.token,
+        _nonce: form.nonce,
+      },
+      form.cookie,
+    );
+    const html = await res.text();
+    expect(res.status).to.equal(400);
+    expect(html).to.contain(
+      '<p class="error" id="to-error">To: the 2nd address &quot;bob@&quot; needs the form name@domain</p>',
+    );
+    expect(html).not.to.contain('To is required');
+    expect(html).to.contain('<p class="error" id="subject-error">Subject is required</p>');
+    expect(html).to.contain('value="ada@example.com, bob@, carol@example.org"');
+    expect(published(h)).to.deep.equal([]);
+  });
+
+  it('speaks of the form fields only: no html, no field the form does not have', async () => {
+    const form = await openForm(h);
+    const res = await postForm(
+      h,
+      { ...valid, text: '   ', _csrf: form.token, _nonce: form.nonce },
+      form.cookie,
+    );
+    const html = await res.text();
+    expect(res.status).to.equal(400);
+    expect(html).to.contain(
+      '<p class="error" id="text-error">Text is required: write the message.</p>',
+    );
+    expect(html).not.to.match(/give html|html\)/);
+  });
+
+  it('refuses a subject over 998 characters with a message, never cutting it', async () => {
+    const page = await openForm(h);
+    expect(page.html).not.to.contain('maxlength');
+    const long = 'x'.repeat(1000);
+    const res = await postForm(
+      h,
+      { ...valid, subject: long, _csrf: page.token, _nonce: page.nonce },
+      page.cookie,
+    );
+    const html = await res.text();
+    expect(res.status).to.equal(400);
+    expect(html).to.contain(
+      'Subject is 1000 characters long; at most 998 are allowed: shorten it.',
+    );
+    // Given back whole, for the person to shorten where they choose.
+    expect(html).to.contain(`value="${long}"`);
+    expect(published(h)).to.deep.equal([]);
   });
 
   it('gives the text back exactly, leading newline included', async () => {

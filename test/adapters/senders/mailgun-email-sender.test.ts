@@ -1,6 +1,12 @@
 import { expect } from 'chai';
+import * as O from 'fp-ts/lib/Option.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
 import { outcomeOf, parseRetryAfter } from '../../../src/adapters/mailgun/mailgun-response.js';
 import { MailgunEmailSender } from '../../../src/adapters/mailgun/mailgun-email-sender.js';
+import type { AttachmentStore } from '../../../src/application/ports/attachment-store.js';
+import { storeUnavailable } from '../../../src/application/ports/email-log.js';
+import type { EmailRequest } from '../../../src/domain/email-request.js';
+import { EmailRequest as EmailRequestCodec } from '../../../src/domain/email-request.js';
 import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
 import { decide } from '../../../src/domain/delivery.js';
 import type { MailgunStandIn } from '../../../src/stand-ins/mailgun-stand-in.js';
@@ -9,6 +15,27 @@ import { aRequest } from '../../support/builders.js';
 import { recordingLogger } from '../../support/fakes.js';
 import { asReceived } from '../../support/mail-receivers.js';
 import { FROM, MAILGUN_KEY, mailgunFault, mailgunPair } from './support.js';
+
+const DIGEST = 'a'.repeat(64);
+
+/** The request with one attachment stored under `DIGEST`, through the codec as a queue reads it. */
+function withAttachment(request: EmailRequest): EmailRequest {
+  const decoded = EmailRequestCodec.decode({
+    ...request,
+    attachments: [
+      { filename: 'report.pdf', digest: DIGEST, size: 3, contentType: 'application/pdf' },
+    ],
+  });
+  if (decoded._tag === 'Left') throw new Error('the test request does not decode');
+  return decoded.right;
+}
+
+/** An attachment store that answers `get` with `answer` (the rest of the port is never used). */
+const storeAnswering = (answer: ReturnType<AttachmentStore['get']>): AttachmentStore => ({
+  put: () => TE.left(storeUnavailable('not used here')),
+  get: () => answer,
+  purgeOrphans: () => TE.right(0),
+});
 
 emailSenderContract('MailgunEmailSender (against the Mailgun stand-in)', async () => {
   const { standIn, sender } = await mailgunPair(recordingLogger(), 500);
@@ -60,6 +87,79 @@ describe('MailgunEmailSender', () => {
       fields: { emailId: request.id, status: 200, outcome: 'Sent', providerId: m?.id },
       message: 'API Response Status: 200.',
     });
+  });
+
+  it('sends the text made from the html of an html-only email, still url-encoded', async () => {
+    const request = aRequest({ text: undefined, html: '<p>Hello <b>there</b></p>' });
+    expect((await sender.send(request)())._tag).to.equal('Sent');
+    const [m] = standIn.messages;
+    expect(m?.text).to.equal('Hello there');
+    expect(m?.html).to.equal('<p>Hello <b>there</b></p>');
+    expect(m?.encoding).to.equal('urlencoded');
+  });
+
+  const attachmentFailures: [string, AttachmentStore | undefined, RegExp, RegExp][] = [
+    [
+      'no attachment store was given',
+      undefined,
+      /^could not read the email's attachments from storage$/,
+      /without an attachment store/,
+    ],
+    [
+      'the store does not have the bytes',
+      storeAnswering(TE.right(O.none)),
+      /^attachment 1 of 1 is not in the attachment store$/,
+      new RegExp(`digest ${DIGEST}`),
+    ],
+    [
+      'the store is unavailable',
+      storeAnswering(TE.left(storeUnavailable('database unreachable'))),
+      /^could not read the email's attachments from storage$/,
+      /attachment store unavailable: database unreachable/,
+    ],
+  ];
+  for (const [what, attachments, reason, hint] of attachmentFailures) {
+    it(`answers transient, and sends nothing, when ${what}`, async () => {
+      const withStore = new MailgunEmailSender({
+        apiBase: standIn.baseUrl,
+        apiKey: MAILGUN_KEY,
+        from: FROM,
+        timeoutMs: 1000,
+        log,
+        ...(attachments !== undefined ? { attachments } : {}),
+      });
+      const outcome = await withStore.send(withAttachment(aRequest()))();
+      withStore.close();
+      expect(outcome._tag).to.equal('Transient');
+      expect(outcome._tag !== 'Sent' && outcome.reason).to.match(reason);
+      expect(outcome.hint).to.match(hint);
+      expect(standIn.messages).to.have.length(0);
+    });
+  }
+
+  it("classifies the stand-in's own 400 for a bad address as permanent", async () => {
+    // Our API never sends a UTF-8 local part, so the form is made by hand, and what the stand-in
+    // answered is given to the sender's reading of Mailgun's answers and sent back by a fault.
+    const form = new URLSearchParams([
+      ['from', 'Sender <s@mg.example.org>'],
+      ['to', 'jürgen@example.org'],
+      ['subject', 'Hi'],
+      ['text', 'Hello'],
+    ]);
+    const res = await fetch(`${standIn.baseUrl}/messages`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`api:${MAILGUN_KEY}`).toString('base64')}` },
+      body: form,
+    });
+    const body = await res.text();
+    const expected = {
+      _tag: 'Permanent',
+      reason: "Mailgun 400: 'to' parameter is not a valid address. please check documentation",
+    };
+    expect(outcomeOf({ status: res.status, body }, Date.now())).to.deep.equal(expected);
+    const { message } = JSON.parse(body) as { message: string };
+    standIn.script({ status: res.status, json: true, message });
+    expect(await sender.send(aRequest())()).to.deep.equal(expected);
   });
 
   // The reason is what the email's page shows; the hint is what the worker's log adds to it.

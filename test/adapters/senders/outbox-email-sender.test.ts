@@ -3,8 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { simpleParser } from 'mailparser';
+import { buildRawMessage } from '../../../src/adapters/mime/mime-message.js';
 import { OutboxEmailSender } from '../../../src/adapters/outbox/outbox-email-sender.js';
-import { emailSenderContract } from '../../contracts/email-sender.contract.js';
+import {
+  FakeAttachments,
+  emailSenderContract,
+  withFiles,
+} from '../../contracts/email-sender.contract.js';
 import { aRequest } from '../../support/builders.js';
 import { recordingLogger } from '../../support/fakes.js';
 import { parseRaw } from '../../support/mail-receivers.js';
@@ -20,7 +25,12 @@ emailSenderContract(
   async () => {
     const base = await mkdtemp(join(tmpdir(), 'outbox-contract-'));
     const dir = join(base, 'outbox');
-    const sender = new OutboxEmailSender({ dir, from: FROM, log: recordingLogger() });
+    const sender = new OutboxEmailSender({
+      dir,
+      from: FROM,
+      log: recordingLogger(),
+      attachments: new FakeAttachments(),
+    });
     // A regular file where the directory should be: mkdir fails (ENOTDIR/EEXIST) even for root,
     // which a chmod would not achieve.
     const breakDir = async (): Promise<void> => {
@@ -93,6 +103,56 @@ describe('OutboxEmailSender', () => {
     expect(await head(plain.id)).to.match(/^Content-Type: text\/plain/m);
     expect(await head(both.id)).to.match(/^Content-Type: multipart\/alternative/m);
     expect(await head(both.id)).to.match(/^Date: /m);
+  });
+
+  it('writes exactly the octets buildRawMessage builds, attachments included', async () => {
+    const store = new FakeAttachments();
+    const sender = new OutboxEmailSender({
+      dir: base,
+      from: FROM,
+      log: recordingLogger(),
+      attachments: store,
+    });
+    const file = Uint8Array.from({ length: 256 }, (_, i) => i);
+    const request = withFiles(aRequest({ text: 'one\ntwo\rthree' }), store, [
+      { filename: 'bytes.bin', content: file, contentType: 'application/octet-stream' },
+    ]);
+    expect((await sender.send(request)())._tag).to.equal('Sent');
+    const written = await readFile(join(base, `${request.id}.eml`));
+    expect(written.equals(await buildRawMessage(request, FROM, new Map(store.files)))).to.equal(
+      true,
+    );
+    const mail = await simpleParser(written);
+    expect(Buffer.from(mail.attachments[0]?.content ?? []).equals(file)).to.equal(true);
+  });
+
+  it('answers transient, writing nothing, when an attachment cannot be loaded', async () => {
+    const store = new FakeAttachments();
+    const file = { filename: 'a.txt', content: new TextEncoder().encode('a file') };
+    const request = withFiles(aRequest(), store, [file]);
+    const open = (attachments?: FakeAttachments) =>
+      new OutboxEmailSender({
+        dir: base,
+        from: FROM,
+        log: recordingLogger(),
+        ...(attachments ? { attachments } : {}),
+      });
+    const missing = await open(new FakeAttachments()).send(request)();
+    const unwired = await open().send(request)();
+    store.down = true;
+    const down = await open(store).send(request)();
+    for (const [outcome, hint] of [
+      [missing, /is not in the attachment store/],
+      [unwired, /no attachment store/],
+      [down, /attachment store is unavailable/],
+    ] as const) {
+      expect(outcome).to.deep.include({
+        _tag: 'Transient',
+        reason: 'an attachment could not be loaded',
+      });
+      expect(outcome.hint).to.match(hint);
+    }
+    expect(await emlFiles(base)).to.deep.equal([]);
   });
 
   it('answers transient and logs what to fix when the directory cannot be written', async () => {

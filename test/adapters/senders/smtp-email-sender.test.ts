@@ -1,9 +1,17 @@
 import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import { simpleParser } from 'mailparser';
+import { buildRawMessage } from '../../../src/adapters/mime/mime-message.js';
 import { SmtpEmailSender } from '../../../src/adapters/smtp/smtp-email-sender.js';
 import type { SmtpFailure } from '../../../src/adapters/smtp/smtp-outcome.js';
 import { outcomeOfError, outcomeOfInfo } from '../../../src/adapters/smtp/smtp-outcome.js';
 import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
-import { emailSenderContract } from '../../contracts/email-sender.contract.js';
+import { EmailRequest } from '../../../src/domain/email-request.js';
+import {
+  FakeAttachments,
+  emailSenderContract,
+  withFiles,
+} from '../../contracts/email-sender.contract.js';
 import { aRequest } from '../../support/builders.js';
 import { recordingLogger } from '../../support/fakes.js';
 import type { SmtpReceiver } from '../../support/mail-receivers.js';
@@ -18,6 +26,7 @@ emailSenderContract('SmtpEmailSender (against an in-process smtp-server)', async
     timeoutMs: 800,
     log: recordingLogger(),
     ignoreTLS: true,
+    attachments: new FakeAttachments(),
   });
   return {
     sender,
@@ -33,11 +42,14 @@ emailSenderContract('SmtpEmailSender (against an in-process smtp-server)', async
   };
 });
 
+const PASSWORD = 'pa:ss w0rd/SECRET';
+
 describe('SmtpEmailSender', () => {
   let receiver: SmtpReceiver;
   let log: ReturnType<typeof recordingLogger>;
+  let store: FakeAttachments;
   const senders: SmtpEmailSender[] = [];
-  const open = (url = receiver.url(), pool?: boolean): SmtpEmailSender => {
+  const open = (url = withAuth(PASSWORD), pool?: boolean, withStore = true): SmtpEmailSender => {
     const s = new SmtpEmailSender({
       url,
       from: FROM,
@@ -45,13 +57,15 @@ describe('SmtpEmailSender', () => {
       log,
       ignoreTLS: true,
       ...(pool === undefined ? {} : { pool }),
+      ...(withStore ? { attachments: store } : {}),
     });
     senders.push(s);
     return s;
   };
   beforeEach(async () => {
     log = recordingLogger();
-    receiver = await startSmtpReceiver({ user: 'mailer', pass: 'pa:ss w0rd/SECRET' });
+    store = new FakeAttachments();
+    receiver = await startSmtpReceiver({ user: 'mailer', pass: PASSWORD });
   });
   afterEach(async () => {
     senders.splice(0).forEach((s) => s.close());
@@ -66,6 +80,51 @@ describe('SmtpEmailSender', () => {
     expect(outcome._tag === 'Sent' && outcome.providerId).to.match(
       new RegExp(`^<${request.id}@sender\\.example\\.org> \\(250 .*Queued as Q1\\)$`),
     );
+  });
+
+  it('sends in DATA exactly the octets buildRawMessage builds, with the bcc in the envelope only', async () => {
+    const file = Uint8Array.from([0, 13, 10, 255, 46, 13, 10, 46]);
+    const request = withFiles(
+      aRequest({ to: 'ada@example.org', text: 'line\n.\nafter a lone dot\rand a lone CR' }),
+      store,
+      [{ filename: 'data.bin', content: file }],
+    );
+    const withBcc = EmailRequest.decode({ ...request, bcc: ['hidden@example.org'] });
+    if (E.isLeft(withBcc)) throw new Error('the codec refuses a bcc');
+    expect((await open().send(withBcc.right)())._tag).to.equal('Sent');
+    const expected = await buildRawMessage(withBcc.right, FROM, new Map(store.files));
+    // smtp-server hands over DATA with the dot-stuffing undone: the message as composed.
+    expect(receiver.raw[0]?.equals(expected)).to.equal(true);
+    expect((await receiver.received())[0]?.recipients).to.deep.equal([
+      'ada@example.org',
+      'hidden@example.org',
+    ]);
+    const mail = await simpleParser(expected);
+    expect(mail.headerLines.map((h) => h.key)).not.to.include('bcc');
+    expect(expected.toString('latin1')).not.to.include('hidden@');
+    expect(Buffer.from(mail.attachments[0]?.content ?? []).equals(file)).to.equal(true);
+  });
+
+  it('answers transient, sending nothing, when an attachment cannot be loaded', async () => {
+    const file = { filename: 'a.txt', content: new TextEncoder().encode('a file') };
+    const request = withFiles(aRequest(), store, [file]);
+    const missing = withFiles(aRequest(), new FakeAttachments(), [
+      { filename: 'b.txt', content: new TextEncoder().encode('never stored here') },
+    ]);
+    const expectUnloaded = (outcome: DeliveryOutcome, hint: RegExp): void => {
+      expect(outcome).to.deep.include({
+        _tag: 'Transient',
+        reason: 'an attachment could not be loaded',
+      });
+      expect(outcome.hint).to.match(hint);
+    };
+    expectUnloaded(await open().send(missing)(), /is not in the attachment store/);
+    expectUnloaded(await open(undefined, undefined, false).send(request)(), /no attachment store/);
+    store.down = true;
+    expectUnloaded(await open().send(request)(), /attachment store is unavailable/);
+    expect(receiver.raw).to.have.length(0);
+    store.down = false;
+    expect((await open().send(request)())._tag).to.equal('Sent');
   });
 
   it('reports a partial rejection as sent, naming the refused recipient, and warns', async () => {

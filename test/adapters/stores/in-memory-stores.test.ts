@@ -3,6 +3,8 @@ import {
   InMemoryOperatorStore,
   InMemorySessionStore,
 } from '../../../src/adapters/memory/in-memory-auth-stores.js';
+import { InMemoryAttachmentStore } from '../../../src/adapters/memory/in-memory-attachment-store.js';
+import { InMemoryScheduledEmails } from '../../../src/adapters/memory/in-memory-scheduled-emails.js';
 import {
   InMemoryDeliveryLedger,
   InMemoryEmailLog,
@@ -10,11 +12,13 @@ import {
 } from '../../../src/adapters/memory/in-memory-stores.js';
 import { memoryRateLimiter } from '../../../src/adapters/ratelimit/flexible-rate-limiter.js';
 import { apiKeyStoreContract } from '../../contracts/api-key-store.contract.js';
+import { attachmentStoreContract } from '../../contracts/attachment-store.contract.js';
 import { deliveryLedgerContract } from '../../contracts/delivery-ledger.contract.js';
 import { emailLogContract } from '../../contracts/email-log.contract.js';
 import { idempotencyStoreContract } from '../../contracts/idempotency-store.contract.js';
 import { operatorStoreContract } from '../../contracts/operator-store.contract.js';
 import { rateLimiterContract } from '../../contracts/rate-limiter.contract.js';
+import { scheduledEmailsContract } from '../../contracts/scheduled-emails.contract.js';
 import { sessionStoreContract } from '../../contracts/session-store.contract.js';
 
 // One process holds one in-memory store: "another process" is the same object here.
@@ -48,6 +52,18 @@ const operatorsAndSessions = async () => {
 };
 operatorStoreContract('InMemoryOperatorStore', operatorsAndSessions);
 sessionStoreContract('InMemorySessionStore', operatorsAndSessions);
+
+// The attachments ask the email log which emails exist, as the SQL purge asks `emails`.
+attachmentStoreContract('InMemoryAttachmentStore', async (clock) => {
+  const emails = new InMemoryEmailLog();
+  const store = new InMemoryAttachmentStore(emails, clock);
+  return { store, peer: store, emails, close: nothingToClose };
+});
+
+scheduledEmailsContract('InMemoryScheduledEmails', async () => {
+  const schedule = new InMemoryScheduledEmails();
+  return { schedule, peer: schedule, close: nothingToClose };
+});
 
 rateLimiterContract('memoryRateLimiter', async () => ({
   limiters: (settings) => {

@@ -1,14 +1,17 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
 import type { InvalidCursor, StoreUnavailable } from '../../../src/application/ports/email-log.js';
 import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
 import type { SqlClient } from '../../../src/adapters/postgres/sql-client.js';
 import { SqlApiKeyStore } from '../../../src/adapters/postgres/sql-api-key-store.js';
+import { SqlAttachmentStore } from '../../../src/adapters/postgres/sql-attachment-store.js';
 import { SqlDeliveryLedger } from '../../../src/adapters/postgres/sql-delivery-ledger.js';
 import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
 import { SqlIdempotencyStore } from '../../../src/adapters/postgres/sql-idempotency-store.js';
 import { SqlOperatorStore } from '../../../src/adapters/postgres/sql-operator-store.js';
+import { SqlScheduledEmails } from '../../../src/adapters/postgres/sql-scheduled-emails.js';
 import { SqlSessionStore } from '../../../src/adapters/postgres/sql-session-store.js';
 import { sqlRateLimiter } from '../../../src/adapters/ratelimit/flexible-rate-limiter.js';
 import type { KeyNameTaken } from '../../../src/application/ports/api-key-store.js';
@@ -17,9 +20,10 @@ import { right } from '../../contracts/email-log.contract.js';
 import { anApiKey } from '../../contracts/api-key-store.contract.js';
 import { aSession, anOperator } from '../../contracts/operator-store.contract.js';
 import type { TestDatabase } from '../../support/postgres.js';
-import { aRequest, anEvent, at } from '../../support/builders.js';
+import { aRequest, anEvent, anId, at, later } from '../../support/builders.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
 import { emptyStoreTables, sqlStoreContracts } from '../../support/sql-stores.js';
+import { eventually } from '../../support/waiting.js';
 
 interface Statement {
   readonly sql: string;
@@ -123,6 +127,58 @@ describe('The PostgreSQL stores', function () {
     });
   });
 
+  // Two servers really at once, held mid-race by a transaction on the second pool: what the
+  // embedded engine (one connection, one statement at a time) cannot show.
+  describe('SqlAttachmentStore on PostgreSQL, racing the orphan purge', () => {
+    beforeEach(clean);
+    // Stored at T0, purged with a cutoff a minute later.
+    const store = () => new SqlAttachmentStore(one.client, { now: () => later(0) });
+    const cutoff = later(60_000);
+    const bytes = Uint8Array.from([7, 7, 7]);
+    /** Bytes put by an email that was never recorded: an orphan by the cutoff. */
+    const orphan = async (): Promise<string> => (await right(store().put(anId(), bytes))).digest;
+    const stored = async (digest: string) =>
+      (await one.client.query('SELECT 1 FROM attachments WHERE digest = $1', [digest])).length;
+
+    it('skips bytes a put is linking right now, and keeps them', async () => {
+      const digest = await orphan();
+      const purged = await two.client.transaction(async (tx) => {
+        // What a put does, left uncommitted: its link holds the bytes' row (FOR KEY SHARE).
+        await tx.query(
+          'INSERT INTO email_attachments (email_id, digest, linked_at) VALUES ($1, $2, $3)',
+          [anId(), digest, later(120_000)],
+        );
+        return right(store().purgeOrphans(cutoff));
+      });
+      expect(purged).to.equal(0);
+      expect(await stored(digest)).to.equal(1);
+      expect(await right(store().get(digest))).to.deep.equal(O.some(bytes));
+    });
+
+    it('stores the bytes again for a put that waited on a purge deleting them', async () => {
+      const digest = await orphan();
+      let put: Promise<unknown> | undefined;
+      await two.client.transaction(async (tx) => {
+        // What a purge does, left uncommitted while a put of the same bytes comes in.
+        await tx.query('DELETE FROM email_attachments WHERE digest = $1', [digest]);
+        await tx.query('DELETE FROM attachments WHERE digest = $1', [digest]);
+        put = right(store().put(anId(), bytes));
+        await eventually(
+          async () =>
+            (
+              await one.client.query(
+                `SELECT 1 FROM pg_stat_activity
+                  WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO attachments%'`,
+              )
+            ).length > 0,
+          { what: 'the put to wait on the purge' },
+        );
+      });
+      expect(await put).to.deep.equal({ digest, size: 3 });
+      expect(await right(store().get(digest))).to.deep.equal(O.some(bytes));
+    });
+  });
+
   describe('when the database cannot be reached', () => {
     let dead: PgDatabase;
     const url = 'postgres://postgres:s3cret-pw@127.0.0.1:1/nowhere';
@@ -140,6 +196,8 @@ describe('The PostgreSQL stores', function () {
       const apiKeys = new SqlApiKeyStore(dead.client);
       const operators = new SqlOperatorStore(dead.client);
       const sessions = new SqlSessionStore(dead.client);
+      const attachments = new SqlAttachmentStore(dead.client, { now: () => new Date() });
+      const schedule = new SqlScheduledEmails(dead.client);
       const limiter = sqlRateLimiter(dead.client, { keyPrefix: 'api', limit: 5, windowMs: 1000 });
       const now = new Date();
       const calls: TaskEither<
@@ -177,6 +235,14 @@ describe('The PostgreSQL stores', function () {
         sessions.touch('d', now),
         sessions.remove('d'),
         sessions.purgeIdleSince(now),
+        attachments.put(id, new Uint8Array([1, 2, 3])),
+        attachments.get('d'),
+        attachments.purgeOrphans(now),
+        schedule.hold(id, now),
+        schedule.takeDue(now, 1000, 10),
+        schedule.released(id),
+        schedule.cancel(id, now),
+        schedule.nextDue(),
         limiter.consume('client'),
         limiter.peek('client'),
       ];
