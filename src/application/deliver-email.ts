@@ -1,10 +1,13 @@
 import { pipe } from 'fp-ts/lib/function.js';
+import * as E from 'fp-ts/lib/Either.js';
 import * as T from 'fp-ts/lib/Task.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { AttemptRecord, DeliveryOutcome, RetryPolicy } from '../domain/delivery.js';
 import { decide, outcomeDetail, outcomeName } from '../domain/delivery.js';
+import type { DomainToAscii, EmailAddress } from '../domain/email-address.js';
 import { mailbox } from '../domain/email-address.js';
-import type { EmailId, EmailRequest } from '../domain/email-request.js';
+import { EmailRequest, allRecipients } from '../domain/email-request.js';
+import type { EmailId } from '../domain/email-request.js';
 import type { DomainEvent } from '../domain/events.js';
 import { recordAndAnnounce } from './email-history.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
@@ -12,8 +15,10 @@ import type { DeliveryLedger, SendClaim } from './ports/delivery-ledger.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { Disposition, EmailTask } from './ports/email-task-source.js';
 import type { EmailSender } from './ports/email-sender.js';
+import type { SuppressionList } from './ports/suppression-list.js';
+import type { Recipients } from './request-email.js';
+import { screenRecipients } from './request-email.js';
 import { recipientsOf } from '../domain/events.js';
-import { allRecipients } from '../domain/email-request.js';
 import type { Clock, Logger } from './ports/system.js';
 
 /**
@@ -43,6 +48,18 @@ export interface DeliverEmailOptions {
   readonly claimLeaseMs?: number;
   /** The timer that renews claims; injected by tests. */
   readonly every?: Every;
+  /** Recipients never sent to, looked up again before each send; without it, nobody is. */
+  readonly suppressions?: SuppressionList;
+  /** How recipients' domains are compared with the list's keys (A-labels). */
+  readonly domainToAscii?: DomainToAscii;
+}
+
+/** `request` addressed to `kept` only: fewer recipients, so as valid as it was. */
+function addressedTo(request: EmailRequest, kept: Recipients): EmailRequest {
+  const { cc: _cc, bcc: _bcc, ...rest } = request;
+  const decoded = EmailRequest.decode({ ...rest, ...kept });
+  if (E.isLeft(decoded)) throw new Error('a request left with fewer recipients failed to decode');
+  return decoded.right;
 }
 
 /** A send the provider accepted whose ledger entry could not be written yet. */
@@ -79,6 +96,8 @@ export class DeliverEmail {
   private readonly every: Every;
   private readonly storeWaits: Waiting;
   private readonly busyWaits: Waiting;
+  private readonly suppressions: SuppressionList | undefined;
+  private readonly domainToAscii: DomainToAscii | undefined;
 
   constructor(
     private readonly sender: EmailSender,
@@ -94,6 +113,8 @@ export class DeliverEmail {
     this.holder = options.holder;
     this.leaseMs = options.claimLeaseMs ?? SEND_CLAIM_LEASE_MS;
     this.every = options.every ?? everyInterval;
+    this.suppressions = options.suppressions;
+    this.domainToAscii = options.domainToAscii;
     this.storeWaits = new Waiting(clock);
     this.busyWaits = new Waiting(clock);
   }
@@ -146,7 +167,7 @@ export class DeliverEmail {
     switch (claim._tag) {
       case 'Claimed':
         this.busyWaits.answered(id);
-        return this.send(task);
+        return this.screenAndSend(task);
       case 'AlreadySent':
         this.busyWaits.answered(id);
         return this.alreadySent(task, claim.providerId);
@@ -209,6 +230,57 @@ export class DeliverEmail {
         providerId,
         durationMs: 0,
       }),
+      TE.map((): Disposition => ({ _tag: 'Done' })),
+    );
+  }
+
+  /**
+   * Looks the recipients up on the suppression list again (an address may have joined it since
+   * the email was accepted): sends to the rest, or, with nobody left, settles the email as
+   * `suppressed` without spending an attempt. The worker's events and log lines name only the
+   * recipients it sends to; the task itself is left whole.
+   */
+  private screenAndSend(task: EmailTask): TE.TaskEither<StoreUnavailable, Disposition> {
+    const { request } = task;
+    return pipe(
+      screenRecipients(this.suppressions, request, this.domainToAscii),
+      // Nothing went out: another worker need not wait for this claim to run out.
+      TE.tapError(() => TE.fromTask(this.release(request.id))),
+      TE.flatMap(({ kept, suppressed }) => {
+        if (suppressed.length === 0) return this.send(task);
+        const context = {
+          emailId: request.id,
+          attempt: task.attempt,
+          suppressed: suppressed.map(mailbox),
+        };
+        if (allRecipients(kept).length === 0) {
+          this.log.info(context, 'Every recipient is on the suppression list; not sending');
+          return this.suppress(task, suppressed);
+        }
+        this.log.info(context, 'Recipients on the suppression list dropped from this send');
+        return this.send({ ...task, request: addressedTo(request, kept) });
+      }),
+    );
+  }
+
+  /** Nobody left to send to: final, and the claim freed, since nothing went out. */
+  private suppress(
+    task: EmailTask,
+    suppressed: readonly EmailAddress[],
+  ): TE.TaskEither<StoreUnavailable, Disposition> {
+    const { request } = task;
+    return pipe(
+      TE.fromTask(this.release(request.id)),
+      TE.flatMap(() =>
+        this.change({
+          type: 'EmailSuppressed',
+          id: request.id,
+          at: this.clock.now().toISOString(),
+          ...recipientsOf(request),
+          subject: request.subject,
+          suppressed,
+        }),
+      ),
       TE.map((): Disposition => ({ _tag: 'Done' })),
     );
   }

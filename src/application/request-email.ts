@@ -1,5 +1,6 @@
 import { pipe } from 'fp-ts/lib/function.js';
 import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
 import * as T from 'fp-ts/lib/Task.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type {
@@ -10,8 +11,16 @@ import type {
   EmailRequest,
   InvalidEmailRequest,
 } from '../domain/email-request.js';
-import { encodedSizeOf, parseEmailDraft, toEmailRequest } from '../domain/email-request.js';
-import { acceptedEvent } from '../domain/events.js';
+import type { DomainToAscii, EmailAddress } from '../domain/email-address.js';
+import { mailboxKey } from '../domain/email-address.js';
+import {
+  allRecipients,
+  encodedSizeOf,
+  parseEmailDraft,
+  toEmailRequest,
+} from '../domain/email-request.js';
+import type { EmailRequested, EmailScheduled, EmailSuppressed } from '../domain/events.js';
+import { acceptedEvent, recipientsOf } from '../domain/events.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import type { AttachmentStore } from './ports/attachment-store.js';
 import type { ScheduledEmails } from './ports/scheduled-emails.js';
@@ -20,6 +29,7 @@ import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { EmailQueue, QueueUnavailable } from './ports/email-queue.js';
 import type { EmailRequester } from './ports/email-requester.js';
 import type { IdempotencyStore } from './ports/idempotency-store.js';
+import type { SuppressionList } from './ports/suppression-list.js';
 import type { Clock, IdGenerator, Logger } from './ports/system.js';
 
 export interface IdempotencyConflict {
@@ -35,15 +45,82 @@ export interface MessageTooLarge {
   readonly limit: number;
 }
 
+/** Every recipient is on the suppression list: nothing was stored or queued (422). */
+export interface AllRecipientsSuppressed {
+  readonly _tag: 'AllRecipientsSuppressed';
+  /** The recipients, as they were given. */
+  readonly suppressed: readonly EmailAddress[];
+}
+
 export type RequestEmailError =
-  InvalidEmailRequest | MessageTooLarge | QueueUnavailable | StoreUnavailable | IdempotencyConflict;
+  | InvalidEmailRequest
+  | MessageTooLarge
+  | QueueUnavailable
+  | StoreUnavailable
+  | IdempotencyConflict
+  | AllRecipientsSuppressed;
 
 export interface Accepted {
   readonly id: EmailId;
   /** True when an earlier request with the same idempotency key was answered instead. */
   readonly repeated: boolean;
-  /** `scheduled` when it is held until its `send_at`, else `queued`. */
-  readonly status: 'queued' | 'scheduled';
+  /**
+   * `scheduled` when it is held until its `send_at`, else `queued`; `suppressed` for an email of
+   * a batch whose every recipient is on the suppression list (recorded, never sent).
+   */
+  readonly status: 'queued' | 'scheduled' | 'suppressed';
+  /** The recipients dropped because they are on the suppression list; absent when none was. */
+  readonly suppressed?: readonly EmailAddress[];
+}
+
+/** The recipient fields of a request or a draft. */
+export interface Recipients {
+  readonly to: readonly EmailAddress[];
+  readonly cc?: readonly EmailAddress[];
+  readonly bcc?: readonly EmailAddress[];
+}
+
+/** Only the recipient fields of `r`, cc and bcc when they hold anyone. */
+const recipientFields = (r: Recipients): Recipients => ({
+  to: r.to,
+  ...(r.cc !== undefined && r.cc.length > 0 ? { cc: r.cc } : {}),
+  ...(r.bcc !== undefined && r.bcc.length > 0 ? { bcc: r.bcc } : {}),
+});
+
+/** Recipients split by the suppression list: those to send to, and those dropped. */
+export interface Screened {
+  readonly kept: Recipients;
+  readonly suppressed: readonly EmailAddress[];
+}
+
+/**
+ * Splits the recipients of `r` into those on `list` and the rest, in one look-up by mailbox key,
+ * so `info@Bücher.de` is found under `info@xn--bcher-kva.de`. Without a list nothing is dropped.
+ */
+export function screenRecipients(
+  list: SuppressionList | undefined,
+  r: Recipients,
+  domainToAscii?: DomainToAscii,
+): TE.TaskEither<StoreUnavailable, Screened> {
+  const everyone = allRecipients(r);
+  if (list === undefined) return TE.right({ kept: recipientFields(r), suppressed: [] });
+  const key = (address: EmailAddress): string => mailboxKey(address, domainToAscii);
+  return pipe(
+    list.suppressed([...new Set(everyone.map(key))]),
+    TE.map((found): Screened => {
+      const keep = (field: readonly EmailAddress[] = []) => field.filter((a) => !found.has(key(a)));
+      return {
+        kept: recipientFields({ to: keep(r.to), cc: keep(r.cc), bcc: keep(r.bcc) }),
+        suppressed: everyone.filter((a) => found.has(key(a))),
+      };
+    }),
+  );
+}
+
+/** `draft` addressed to `kept` only. */
+function addressedTo(draft: EmailDraft, kept: Recipients): EmailDraft {
+  const { cc: _cc, bcc: _bcc, ...rest } = draft;
+  return { ...rest, ...recipientFields(kept) };
 }
 
 /** What the rules need from configuration, and the stores beyond the always-needed ones. */
@@ -57,6 +134,8 @@ export interface RequestEmailOptions {
   readonly attachments?: AttachmentStore;
   /** Where scheduled emails wait; without it, `send_at` cannot be honoured. */
   readonly scheduled?: ScheduledEmails;
+  /** Recipients never sent to; without it, nobody is suppressed. */
+  readonly suppressions?: SuppressionList;
 }
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
@@ -82,7 +161,7 @@ export class RequestEmail implements EmailRequester {
       TE.fromEither(this.prepare(input)),
       TE.flatMap((draft) =>
         idempotencyKey === undefined
-          ? this.accept(draft, this.ids.next())
+          ? this.acceptOrRefuse(draft, this.ids.next())
           : this.enqueueOnce(draft, idempotencyKey),
       ),
     );
@@ -109,18 +188,105 @@ export class RequestEmail implements EmailRequester {
   }
 
   /**
-   * Accepts a prepared draft under `id`: its files stored, recorded, then queued (or held until
-   * its `sendAt`), then announced. Recorded before it is published, so a worker never finds a
-   * task the log does not know; a publish the queue refused is forgotten again, since the client
-   * hears 503 and it never was.
+   * Accepts a prepared draft under `id`: the recipients on the suppression list dropped, its
+   * files stored, recorded, then queued (or held until its `sendAt`), then announced. Recorded
+   * before it is published, so a worker never finds a task the log does not know; a publish the
+   * queue refused is forgotten again, since the client hears 503 and it never was.
+   *
+   * For a batch, where one email cannot refuse the rest: an email whose every recipient is
+   * suppressed is recorded as `suppressed` and never queued. One email alone is refused instead.
    */
   accept(
     draft: EmailDraft,
     id: EmailId,
   ): TE.TaskEither<QueueUnavailable | StoreUnavailable, Accepted> {
     return pipe(
+      this.screen(draft),
+      TE.flatMap(({ kept, suppressed }) =>
+        allRecipients(kept).length === 0
+          ? this.recordSuppressed(draft, id, suppressed)
+          : this.store(addressedTo(draft, kept), id, suppressed),
+      ),
+    );
+  }
+
+  /** As `accept`, but an email whose every recipient is suppressed is refused, nothing kept. */
+  private acceptOrRefuse(
+    draft: EmailDraft,
+    id: EmailId,
+  ): TE.TaskEither<QueueUnavailable | StoreUnavailable | AllRecipientsSuppressed, Accepted> {
+    return pipe(
+      this.screen(draft),
+      TE.flatMap(
+        ({
+          kept,
+          suppressed,
+        }): TE.TaskEither<
+          QueueUnavailable | StoreUnavailable | AllRecipientsSuppressed,
+          Accepted
+        > =>
+          allRecipients(kept).length === 0
+            ? TE.left({ _tag: 'AllRecipientsSuppressed', suppressed })
+            : this.store(addressedTo(draft, kept), id, suppressed),
+      ),
+    );
+  }
+
+  private screen(draft: EmailDraft): TE.TaskEither<StoreUnavailable, Screened> {
+    return screenRecipients(this.options.suppressions, draft, this.options.domainToAscii);
+  }
+
+  private store(
+    draft: EmailDraft,
+    id: EmailId,
+    suppressed: readonly EmailAddress[],
+  ): TE.TaskEither<QueueUnavailable | StoreUnavailable, Accepted> {
+    return pipe(
       this.storeAttachments(draft, id),
-      TE.flatMap((refs) => this.enqueue(toEmailRequest(draft, id, this.clock.now(), refs))),
+      TE.flatMap((refs) =>
+        this.enqueue(toEmailRequest(draft, id, this.clock.now(), refs), suppressed),
+      ),
+    );
+  }
+
+  /**
+   * An email of a batch with nobody left to send to: kept whole in the log (its request can be
+   * shown, and sent again once the list allows), settled as `suppressed` at once, never queued.
+   */
+  private recordSuppressed(
+    draft: EmailDraft,
+    id: EmailId,
+    suppressed: readonly EmailAddress[],
+  ): TE.TaskEither<StoreUnavailable, Accepted> {
+    return pipe(
+      this.storeAttachments(draft, id),
+      TE.map((refs) => toEmailRequest(draft, id, this.clock.now(), refs)),
+      TE.flatMap((request) => {
+        const settled: EmailSuppressed = {
+          type: 'EmailSuppressed',
+          id,
+          at: this.clock.now().toISOString(),
+          ...recipientsOf(request),
+          subject: request.subject,
+          suppressed,
+        };
+        return pipe(
+          this.emails.record(request),
+          TE.flatMap(() => this.emails.apply(settled)),
+          TE.orElse((refused) => this.forgetThen(id, refused)),
+          TE.tap(() => TE.fromTask(this.events.publish(acceptedEvent(request)))),
+          TE.tap(() => TE.fromTask(this.events.publish(settled))),
+          TE.map((): Accepted => ({ id, repeated: false, status: 'suppressed', suppressed })),
+        );
+      }),
+    );
+  }
+
+  /** Forgets `id` again (the client is told it never was), then answers `error`. */
+  private forgetThen<L, A>(id: EmailId, error: L): TE.TaskEither<L, A> {
+    return pipe(
+      this.emails.forget(id),
+      T.map(() => E.left<L, A>(error)),
     );
   }
 
@@ -150,27 +316,56 @@ export class RequestEmail implements EmailRequester {
 
   private enqueue(
     request: EmailRequest,
+    suppressed: readonly EmailAddress[],
   ): TE.TaskEither<QueueUnavailable | StoreUnavailable, Accepted> {
     const scheduled = request.sendAt !== undefined;
+    const accepted = acceptedEvent(request, suppressed);
     return pipe(
-      this.emails.record(request),
+      this.record(request, accepted),
       TE.flatMap(() =>
         pipe(
           scheduled ? this.hold(request) : this.queue.publish(request),
           TE.orElse((refused: QueueUnavailable | StoreUnavailable) =>
-            pipe(
-              this.emails.forget(request.id),
-              T.map(() => E.left<QueueUnavailable | StoreUnavailable, void>(refused)),
-            ),
+            this.forgetThen<QueueUnavailable | StoreUnavailable, void>(request.id, refused),
           ),
         ),
       ),
-      TE.tap(() => TE.fromTask(this.events.publish(acceptedEvent(request)))),
+      TE.tap(() => TE.fromTask(this.events.publish(accepted))),
       TE.map(() => ({
         id: request.id,
         repeated: false,
         status: scheduled ? ('scheduled' as const) : ('queued' as const),
+        ...(suppressed.length > 0 ? { suppressed } : {}),
       })),
+    );
+  }
+
+  /**
+   * Records the request, and the recipients dropped from it. The log's `record` builds the first
+   * status from the request alone, which no longer names them; so the entry is begun by the
+   * accepted event, which lists them as `suppressed`, and `record` completes it with the request,
+   * as it does when a worker's event got there first.
+   */
+  private record(
+    request: EmailRequest,
+    accepted: EmailRequested | EmailScheduled,
+  ): TE.TaskEither<StoreUnavailable, void> {
+    if (accepted.suppressed === undefined) return this.emails.record(request);
+    return pipe(
+      this.emails.request(request.id),
+      TE.flatMap(
+        O.match(
+          () =>
+            pipe(
+              this.emails.apply(accepted),
+              TE.flatMap(() => this.emails.record(request)),
+              TE.orElse((refused) => this.forgetThen<StoreUnavailable, void>(request.id, refused)),
+            ),
+          // An abandoned key taken over under the same id: recorded already, and as `record`
+          // would, this changes nothing (a second accepted event would add to its history).
+          () => TE.right<StoreUnavailable, void>(undefined),
+        ),
+      ),
     );
   }
 
@@ -189,12 +384,12 @@ export class RequestEmail implements EmailRequester {
       TE.flatMap((claim): TE.TaskEither<RequestEmailError, Accepted> => {
         switch (claim._tag) {
           case 'Repeat':
-            return TE.right({ id: claim.id, repeated: true, status });
+            return this.repeat(draft, claim.id, { id: claim.id, repeated: true, status });
           case 'Conflict':
             return TE.left({ _tag: 'IdempotencyConflict', reason: claim.reason });
           case 'New':
             return pipe(
-              this.accept(draft, claim.id),
+              this.acceptOrRefuse(draft, claim.id),
               TE.orElse((error) =>
                 pipe(
                   this.idempotency.release(key),
@@ -205,6 +400,32 @@ export class RequestEmail implements EmailRequester {
             );
         }
       }),
+    );
+  }
+
+  /**
+   * A repeat is answered as the first time, the recipients dropped then included: those of the
+   * draft the recorded request no longer names. (Looked up again, the list might say otherwise.)
+   */
+  private repeat(
+    draft: EmailDraft,
+    id: EmailId,
+    answer: Accepted,
+  ): TE.TaskEither<StoreUnavailable, Accepted> {
+    if (this.options.suppressions === undefined) return TE.right(answer);
+    const key = (address: EmailAddress): string => mailboxKey(address, this.options.domainToAscii);
+    return pipe(
+      this.emails.request(id),
+      TE.map(
+        O.match(
+          () => answer,
+          (request) => {
+            const kept = new Set(allRecipients(request).map(key));
+            const dropped = allRecipients(draft).filter((a) => !kept.has(key(a)));
+            return dropped.length > 0 ? { ...answer, suppressed: dropped } : answer;
+          },
+        ),
+      ),
     );
   }
 

@@ -143,7 +143,7 @@ export const MAX_ATTACHMENTS = 20;
 const MAX_FILENAME_CHARS = 255;
 /** RFC 2045 §5.1 type/subtype, parameters allowed; nothing that could end the header. */
 const CONTENT_TYPE =
-  /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(?:\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(?:[\x21\x23-\x3a\x3c-\x7e]+|"[\x20\x21\x23-\x5b\x5d-\x7e]*"))*$/;
+  /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(?:[ \t]*;[ \t]*[A-Za-z0-9!#$&^_.+-]+=(?:[\x21\x23-\x3a\x3c-\x7e]+|"[\x20\x21\x23-\x5b\x5d-\x7e]*"))*$/;
 /** A Content-ID's inside (RFC 2392): what `cid:` in the html names. */
 const CONTENT_ID = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,200}$/;
 /** SHA-256, lowercase hex: the attachment's name in the attachment store. */
@@ -176,6 +176,10 @@ const NAMED_HEADERS = ['List-Unsubscribe', 'List-Unsubscribe-Post', 'In-Reply-To
 // Field names ignore case (RFC 5322 §1.2.2): `x-campaign` is as much an X- field as `X-Campaign`.
 const X_HEADER = /^X-[A-Za-z0-9-]{1,70}$/i;
 export const RESERVED_HEADERS = new Set(['x-email-id']);
+/** Mailgun reads `X-Mailgun-*` fields as instructions (variables, tags, drop, deliver-by). */
+const RESERVED_HEADER_PREFIX = 'x-mailgun-';
+/** A message id no valid message can exceed, with room to fold it within 998 octets. */
+const MAX_MESSAGE_ID_CHARS = 900;
 export const MAX_HEADERS = 20;
 
 const Headers = t.refinement(
@@ -286,6 +290,8 @@ export interface DraftOptions {
 }
 
 export const MAX_SCHEDULE_MS = 30 * 24 * 60 * 60 * 1000;
+/** Entries one address field may list before duplicates are merged into at most 50. */
+const MAX_LISTED_ADDRESSES = 1000;
 
 const KNOWN_FIELDS = [
   'from',
@@ -330,11 +336,24 @@ function headerValueProblem(value: string): string | undefined {
 
 const headerNameProblem = (name: string): string | undefined => {
   if (RESERVED_HEADERS.has(name.toLowerCase())) return 'is set by this service';
+  if (name.toLowerCase().startsWith(RESERVED_HEADER_PREFIX)) {
+    return 'is an instruction to Mailgun, not a header you may set';
+  }
   if (X_HEADER.test(name) || NAMED_HEADERS.some((n) => n.toLowerCase() === name.toLowerCase())) {
     return undefined;
   }
   return `is not a header you may set: use X-… or ${NAMED_HEADERS.join(', ')}`;
 };
+
+/** In-Reply-To and References hold message ids (RFC 5322 §3.6.4): ASCII, each folded alone. */
+function messageIdsProblem(name: string, value: string): string | undefined {
+  if (!/^(in-reply-to|references)$/i.test(name)) return undefined;
+  if (/[^\x20-\x7e]/.test(value)) return 'must be message ids in ASCII, such as <id@example.com>';
+  const tooLong = value.split(/\s+/).find((id) => id.length > MAX_MESSAGE_ID_CHARS);
+  return tooLong === undefined
+    ? undefined
+    : `holds a message id longer than ${MAX_MESSAGE_ID_CHARS} characters`;
+}
 
 function headersProblem(headers: Readonly<Record<string, string>>): string | undefined {
   const names = Object.keys(headers);
@@ -342,7 +361,8 @@ function headersProblem(headers: Readonly<Record<string, string>>): string | und
   const lower = names.map((n) => n.toLowerCase());
   if (new Set(lower).size !== lower.length) return 'names a header twice (names ignore case)';
   for (const [name, value] of Object.entries(headers)) {
-    const problem = headerNameProblem(name) ?? headerValueProblem(value);
+    const problem =
+      headerNameProblem(name) ?? headerValueProblem(value) ?? messageIdsProblem(name, value);
     if (problem !== undefined) return `${name} ${problem}`;
   }
   return undefined;
@@ -424,8 +444,10 @@ function parseAddressField(
     errors[field] = 'must be an address or a list of addresses (strings)';
     return [];
   }
-  if (list.length > MAX_RECIPIENTS) {
-    errors[field] = `has ${list.length} addresses; at most ${MAX_RECIPIENTS} are allowed`;
+  // Counted again once duplicates are merged; this only keeps a huge list from being parsed.
+  if (list.length > MAX_LISTED_ADDRESSES) {
+    errors[field] =
+      `has ${list.length} addresses; at most ${MAX_RECIPIENTS} distinct recipients are allowed`;
     return [];
   }
   const addresses: EmailAddress[] = [];

@@ -1,13 +1,25 @@
 import type { EmailAddress } from './email-address.js';
+import { mailbox, mailboxKey } from './email-address.js';
 import type { EmailId } from './email-request.js';
-import type { DomainEvent } from './events.js';
+import type { DomainEvent, ProviderReported } from './events.js';
 
 /**
  * Where an email stands. `sent` means the provider accepted it (Mailgun's 200, SMTP's 250); a
- * provider's delivery report, when one arrives, is a later and separate step.
+ * provider's delivery report, when one arrives, is a later and separate step: `delivered`,
+ * `bounced` or `complained`, per recipient, and for the email once every recipient has one.
  */
 export type StatusName =
-  'scheduled' | 'queued' | 'sending' | 'sent' | 'retrying' | 'failed' | 'cancelled';
+  | 'scheduled'
+  | 'queued'
+  | 'sending'
+  | 'sent'
+  | 'retrying'
+  | 'failed'
+  | 'cancelled'
+  | 'suppressed'
+  | 'delivered'
+  | 'bounced'
+  | 'complained';
 
 export const STATUS_NAMES: readonly StatusName[] = [
   'scheduled',
@@ -17,10 +29,17 @@ export const STATUS_NAMES: readonly StatusName[] = [
   'retrying',
   'failed',
   'cancelled',
+  'suppressed',
+  'delivered',
+  'bounced',
+  'complained',
 ];
 
-/** Who made a change: the API that accepted the email, or the worker that sent it. */
-export type ChangeSource = 'api' | 'worker';
+/**
+ * Who made a change: the API that accepted the email, the worker that sent it, or the provider
+ * that reported on it afterwards (a webhook).
+ */
+export type ChangeSource = 'api' | 'worker' | 'provider';
 
 export interface StatusAttempt {
   readonly attempt: number;
@@ -46,7 +65,10 @@ export interface StatusChange {
   readonly detail?: string;
 }
 
-/** Each recipient's own state; until providers report per recipient, the email's. */
+/**
+ * Each recipient's own state: the email's until the provider reports on that recipient
+ * (`delivered`, `bounced`, `complained`), or `suppressed` when it was never sent to.
+ */
 export interface RecipientState {
   readonly address: EmailAddress;
   readonly status: StatusName;
@@ -81,25 +103,41 @@ export interface EmailStatus {
   readonly reason?: string;
 }
 
-/** Nothing more will happen unless someone acts (replays a dead letter): pages stop updating. */
-export const isFinalStatus = (status: StatusName): boolean =>
-  status === 'sent' || status === 'failed' || status === 'cancelled';
+/** What the provider says of a recipient after the send, each stronger than the one before. */
+const REPORTED: readonly StatusName[] = ['delivered', 'bounced', 'complained'];
+const isReported = (status: StatusName): boolean => REPORTED.includes(status);
 
-/** Requests come in through the API; everything after that is the worker's doing. */
+/** The provider has the email: sent, or reported on since. */
+const hasBeenSent = (status: StatusName): boolean => status === 'sent' || isReported(status);
+
+/**
+ * Nothing more will happen unless someone acts (replays a dead letter): pages stop updating, and
+ * the retention purge may take the email. `sent` stays final although a provider's report usually
+ * follows (SMTP and the outbox never send one), and so do `delivered` and `bounced` although a
+ * complaint can follow a delivery days later: such a report is still folded in when it comes and
+ * shows on the next look, but no page waits for it.
+ */
+export const isFinalStatus = (status: StatusName): boolean =>
+  hasBeenSent(status) || status === 'failed' || status === 'cancelled' || status === 'suppressed';
+
+/** Requests come in through the API, reports from the provider; the rest is the worker's doing. */
 export const eventSource = (event: DomainEvent): ChangeSource =>
   event.type === 'EmailRequested' ||
   event.type === 'EmailScheduled' ||
   event.type === 'EmailCancelled'
     ? 'api'
-    : 'worker';
+    : event.type === 'ProviderReported'
+      ? 'provider'
+      : 'worker';
 
 /**
  * Sent is final. Failed is final for anything that happened before it, but a dead letter can be
  * replayed, and what happens after the failure (a retry, a send) is news.
  */
 const isSettledBefore = (status: EmailStatus, at: string): boolean =>
-  status.status === 'sent' ||
+  hasBeenSent(status.status) ||
   status.status === 'cancelled' ||
+  status.status === 'suppressed' ||
   (status.status === 'failed' && at <= (status.failedAt ?? ''));
 
 /** The tags and metadata the first event of an email carries, for its status. */
@@ -115,6 +153,63 @@ const byTime = <T extends { readonly at: string }>(items: readonly T[]): T[] =>
   [...items].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
 
 /**
+ * The state a report puts its recipient in: an unsubscribe proves a delivery, and a deferral
+ * (the provider tries again) changes nothing yet.
+ */
+const REPORTED_STATE: Readonly<Record<ProviderReported['kind'], StatusName | undefined>> = {
+  delivered: 'delivered',
+  bounced: 'bounced',
+  complained: 'complained',
+  unsubscribed: 'delivered',
+  deferred: undefined,
+};
+
+/**
+ * A recipient takes the strongest state reported for it (see `REPORTED`), whatever order the
+ * reports come in: a complaint is not undone by a late delivery report. One never sent to
+ * (suppressed) stays so.
+ */
+const withReport = (r: RecipientState, state: StatusName): RecipientState =>
+  r.status === 'suppressed' || REPORTED.indexOf(r.status) >= REPORTED.indexOf(state)
+    ? r
+    : { ...r, status: state };
+
+/**
+ * Adds a report's line in time order. Reports of the same moment (one per recipient) go after
+ * our own lines and in the order of their text, so any order of arrival gives the same history.
+ */
+const withReportLine = (
+  history: readonly StatusChange[],
+  line: StatusChange,
+): readonly StatusChange[] => {
+  const reported = (c: StatusChange): number => (c.source === 'provider' ? 1 : 0);
+  const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return [...history, line].sort((x, y) =>
+    x.at !== y.at
+      ? x.at < y.at
+        ? -1
+        : 1
+      : reported(x) - reported(y) ||
+        (reported(x) === 1 ? byText(x.detail ?? '', y.detail ?? '') : 0),
+  );
+};
+
+/**
+ * The email's status once the provider has it: delivered (or complained) when every recipient
+ * not suppressed was reached, bounced when every one bounced, and sent while reports are missing
+ * or disagree.
+ */
+function rollUp(recipients: readonly RecipientState[]): StatusName {
+  const sentTo = recipients.filter((r) => r.status !== 'suppressed');
+  if (sentTo.length === 0) return 'sent';
+  if (sentTo.every((r) => r.status === 'bounced')) return 'bounced';
+  if (sentTo.every((r) => r.status === 'delivered' || r.status === 'complained')) {
+    return sentTo.some((r) => r.status === 'complained') ? 'complained' : 'delivered';
+  }
+  return 'sent';
+}
+
+/**
  * Folds one event into a status. Events can arrive late or twice (at-least-once everywhere), so
  * a settled state is not undone by older news, and an attempt or change already recorded is not
  * recorded again: folding the same event twice gives the same status.
@@ -127,10 +222,14 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
     ...(event.cc !== undefined ? { cc: event.cc } : {}),
     ...(event.bcc !== undefined ? { bcc: event.bcc } : {}),
     subject: event.subject,
-    recipients: [...event.to, ...(event.cc ?? []), ...(event.bcc ?? [])].map((address) => ({
-      address,
-      status: 'queued',
-    })),
+    recipients: [
+      ...[...event.to, ...(event.cc ?? []), ...(event.bcc ?? [])].map(
+        (address): RecipientState => ({ address, status: 'queued' }),
+      ),
+      ...('suppressed' in event && event.suppressed !== undefined ? event.suppressed : []).map(
+        (address): RecipientState => ({ address, status: 'suppressed' }),
+      ),
+    ],
     attempts: [],
     history: [],
   };
@@ -146,9 +245,13 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
           ...base.history,
           { at: event.at, status, source, ...(detail !== undefined ? { detail } : {}) },
         ]);
+  // A recipient dropped as suppressed stays so, whatever happens to the email, and so does what
+  // the provider reported (a report can be recorded before the worker's `sent`).
   const become = (status: StatusName): Pick<EmailStatus, 'status' | 'recipients'> => ({
     status,
-    recipients: base.recipients.map((r) => ({ ...r, status })),
+    recipients: base.recipients.map((r) =>
+      r.status === 'suppressed' || isReported(r.status) ? r : { ...r, status },
+    ),
   });
 
   switch (event.type) {
@@ -191,6 +294,18 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         requestedAt: event.at,
         history: addChange('scheduled', `send at ${event.sendAt}`),
       };
+    case 'EmailSuppressed': {
+      if (isSettledBefore(base, event.at)) return base;
+      const { nextAttemptAt: _n, ...rest } = base;
+      return {
+        ...rest,
+        ...become('suppressed'),
+        history: addChange(
+          'suppressed',
+          `every recipient is suppressed: ${event.suppressed.join(', ')}`,
+        ),
+      };
+    }
     case 'EmailCancelled':
       if (base.status !== 'scheduled') return base;
       return { ...base, ...become('cancelled'), history: addChange('cancelled') };
@@ -226,7 +341,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
     }
     case 'EmailSent': {
       // The same send reported again (a redelivered task found in the ledger): no news.
-      if (base.status === 'sent' && base.providerId === event.providerId) return base;
+      if (hasBeenSent(base.status) && base.providerId === event.providerId) return base;
       const attempts = addAttempt({
         attempt: event.attempt,
         at: event.at,
@@ -236,9 +351,12 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
       const { nextAttemptAt: _n, reason: _r, failedAt: _f, ...rest } = base;
+      const sent = become('sent');
       return {
         ...rest,
-        ...become('sent'),
+        ...sent,
+        // Reports that came first count from now on.
+        status: rollUp(sent.recipients),
         attempts,
         history: addChange('sent', event.providerId),
         providerId: event.providerId,
@@ -263,6 +381,32 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         history: addChange('failed', event.reason),
         failedAt: event.at,
         reason: event.reason,
+      };
+    }
+    case 'ProviderReported': {
+      const state = REPORTED_STATE[event.kind];
+      const key = mailboxKey(event.recipient);
+      const recipients =
+        state === undefined
+          ? base.recipients
+          : base.recipients.map((r) => (mailboxKey(r.address) === key ? withReport(r, state) : r));
+      // Before the worker's `sent` is recorded the email keeps its status: `sent` rolls it up.
+      const status = hasBeenSent(base.status) ? rollUp(recipients) : base.status;
+      // Its line says what the report says, whatever came before, so a repeat finds it.
+      const change: StatusChange = {
+        at: event.at,
+        status: state ?? 'sent',
+        source,
+        detail: `${mailbox(event.recipient)} ${event.kind}${event.reason !== undefined ? `: ${event.reason}` : ''}`,
+      };
+      const known = base.history.some(
+        (c) => c.at === change.at && c.source === change.source && c.detail === change.detail,
+      );
+      return {
+        ...base,
+        status,
+        recipients,
+        history: known ? base.history : withReportLine(base.history, change),
       };
     }
   }

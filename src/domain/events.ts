@@ -21,6 +21,8 @@ const event = <P extends t.Props>(props: P) => t.intersection([t.type(props), co
 const labels = t.partial({
   tags: t.readonlyArray(t.string),
   metadata: t.record(t.string, t.string),
+  /** Recipients dropped at accept time because they are on the suppression list. */
+  suppressed: t.readonlyArray(EmailAddress),
 });
 
 /** Accepted for sending now: on the queue. Also the release of a scheduled email. */
@@ -33,6 +35,15 @@ export const EmailScheduled = t.intersection([
   event({ type: t.literal('EmailScheduled'), ...common, sendAt: t.string }),
   labels,
 ]);
+/**
+ * Every recipient left was on the suppression list when a worker took the email: it is not sent.
+ * `suppressed` lists them (the rest of `to`, `cc`, `bcc` was dropped at accept time already).
+ */
+export const EmailSuppressed = event({
+  type: t.literal('EmailSuppressed'),
+  ...common,
+  suppressed: t.readonlyArray(EmailAddress),
+});
 /** A scheduled email cancelled before it was released: it will never be sent. */
 export const EmailCancelled = event({ type: t.literal('EmailCancelled'), ...common });
 /** A worker took the task and is about to hand it to a transport. */
@@ -79,28 +90,70 @@ export const EmailFailedOver = event({
   reason: t.string,
 });
 
+/** What a provider can tell about one recipient after it accepted the email. */
+export const ProviderReportKind = t.keyof({
+  delivered: null,
+  /** A permanent failure: the address will not take mail (Mailgun's `failed`, `permanent`). */
+  bounced: null,
+  complained: null,
+  unsubscribed: null,
+  /** A temporary failure: the provider keeps trying (Mailgun's `failed`, `temporary`). */
+  deferred: null,
+});
+export type ProviderReportKind = t.TypeOf<typeof ProviderReportKind>;
+
+/**
+ * A provider's report about one recipient (a Mailgun webhook). `at` is the provider's time of the
+ * event, `recipient` one of the email's own addresses when it could be matched, and
+ * `providerEventId` the provider's id of the event (the same report sent twice carries it twice).
+ */
+export const ProviderReported = t.intersection([
+  event({
+    type: t.literal('ProviderReported'),
+    ...common,
+    recipient: EmailAddress,
+    kind: ProviderReportKind,
+    source: t.literal('mailgun'),
+    providerEventId: t.string,
+  }),
+  t.partial({ reason: t.string }),
+]);
+
 export const DomainEvent = t.union([
   EmailRequested,
   EmailScheduled,
   EmailCancelled,
+  EmailSuppressed,
   EmailSending,
   EmailSent,
   EmailDeliveryRetried,
   EmailDeliveryFailed,
   EmailFailedOver,
+  ProviderReported,
 ]);
 export type DomainEvent = t.TypeOf<typeof DomainEvent>;
 export type EmailRequested = t.TypeOf<typeof EmailRequested>;
 export type EmailScheduled = t.TypeOf<typeof EmailScheduled>;
 export type EmailCancelled = t.TypeOf<typeof EmailCancelled>;
+export type EmailSuppressed = t.TypeOf<typeof EmailSuppressed>;
 export type EmailSending = t.TypeOf<typeof EmailSending>;
 export type EmailSent = t.TypeOf<typeof EmailSent>;
 export type EmailDeliveryRetried = t.TypeOf<typeof EmailDeliveryRetried>;
 export type EmailDeliveryFailed = t.TypeOf<typeof EmailDeliveryFailed>;
 export type EmailFailedOver = t.TypeOf<typeof EmailFailedOver>;
+export type ProviderReported = t.TypeOf<typeof ProviderReported>;
 
 export type EventKey =
-  'requested' | 'scheduled' | 'cancelled' | 'sending' | 'sent' | 'retrying' | 'failed' | 'failover';
+  | 'requested'
+  | 'scheduled'
+  | 'cancelled'
+  | 'suppressed'
+  | 'sending'
+  | 'sent'
+  | 'retrying'
+  | 'failed'
+  | 'failover'
+  | 'provider';
 
 /** The routing key on the events exchange. */
 export const eventKey = (e: DomainEvent): EventKey => {
@@ -111,6 +164,8 @@ export const eventKey = (e: DomainEvent): EventKey => {
       return 'scheduled';
     case 'EmailCancelled':
       return 'cancelled';
+    case 'EmailSuppressed':
+      return 'suppressed';
     case 'EmailSending':
       return 'sending';
     case 'EmailSent':
@@ -121,6 +176,8 @@ export const eventKey = (e: DomainEvent): EventKey => {
       return 'failed';
     case 'EmailFailedOver':
       return 'failover';
+    case 'ProviderReported':
+      return 'provider';
   }
 };
 
@@ -133,9 +190,13 @@ export const recipientsOf = (request: EmailRequest): Pick<EmailRequested, 'to' |
 
 /**
  * The first event of an accepted request, as the email log records it and the API announces it:
- * held until its `sendAt` (scheduled), or on the queue at once (requested).
+ * held until its `sendAt` (scheduled), or on the queue at once (requested). `suppressed` names
+ * the recipients dropped at accept time, which the request no longer carries.
  */
-export function acceptedEvent(request: EmailRequest): EmailRequested | EmailScheduled {
+export function acceptedEvent(
+  request: EmailRequest,
+  suppressed: readonly EmailAddress[] = [],
+): EmailRequested | EmailScheduled {
   const common = {
     id: request.id,
     at: request.requestedAt,
@@ -143,6 +204,7 @@ export function acceptedEvent(request: EmailRequest): EmailRequested | EmailSche
     subject: request.subject,
     ...(request.tags !== undefined ? { tags: request.tags } : {}),
     ...(request.metadata !== undefined ? { metadata: request.metadata } : {}),
+    ...(suppressed.length > 0 ? { suppressed } : {}),
   };
   return request.sendAt === undefined
     ? { type: 'EmailRequested', ...common }

@@ -23,6 +23,11 @@ import {
 } from './access-commands.js';
 import type { CommandResult } from './access-commands.js';
 import type { OpenDatabase } from './database.js';
+import {
+  SUPPRESSIONS_USAGE,
+  parseSuppressionsArgs,
+  runSuppressions,
+} from './suppression-commands.js';
 import { startDev } from './dev.js';
 import { startServer } from './server.js';
 import { startWorker } from './worker.js';
@@ -54,6 +59,9 @@ Commands:
   api-keys list [--json] | api-keys revoke NAME
   users add NAME           adds a person who signs in to the pages (password on standard input)
   users list [--json] | users remove NAME
+  suppressions add ADDRESS [--reason bounce|complaint|unsubscribe|manual]
+                           no email is sent to ADDRESS any more
+  suppressions list [--json] | suppressions remove ADDRESS
                            (in DATABASE_URL; else in DATA_DIR's embedded database, as email dev)
   --help                   this text
 
@@ -80,6 +88,12 @@ async function main(argv: readonly string[]): Promise<number | 'running'> {
     return E.isLeft(parsed)
       ? usageError(command, parsed.left, USERS_USAGE)
       : accessCommand(command, (db, log) => runUsers(parsed.right, db, log, readPassword));
+  }
+  if (command === 'suppressions') {
+    const parsed = parseSuppressionsArgs(argv.slice(1));
+    return E.isLeft(parsed)
+      ? usageError(command, parsed.left, SUPPRESSIONS_USAGE)
+      : accessCommand(command, (db, log) => runSuppressions(parsed.right, db, log));
   }
   const roles: Record<string, 'dev' | 'server' | 'worker'> = {
     dev: 'dev',
@@ -264,7 +278,7 @@ function usageError(command: string, problem: string, usage: string): number {
  * standard error as JSON; the key, the one thing to keep, alone on standard output.
  */
 async function accessCommand(
-  command: 'api-keys' | 'users',
+  command: 'api-keys' | 'users' | 'suppressions',
   work: (db: OpenDatabase, log: Logger) => Promise<CommandResult>,
 ): Promise<number> {
   const config = loadConfig(process.env, 'migrate');

@@ -22,6 +22,9 @@ import { SqlOperatorStore } from '../adapters/postgres/sql-operator-store.js';
 import { SqlSessionStore } from '../adapters/postgres/sql-session-store.js';
 import { SqlScheduledEmails } from '../adapters/postgres/sql-scheduled-emails.js';
 import { SqlAttachmentStore } from '../adapters/postgres/sql-attachment-store.js';
+import { SqlSuppressionList } from '../adapters/postgres/sql-suppression-list.js';
+import { SqlWebhookTokens } from '../adapters/postgres/sql-webhook-tokens.js';
+import { RecordProviderEvent } from '../application/record-provider-event.js';
 import { domainToAscii } from '../adapters/idna/idna.js';
 import { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import { RabbitMqDeadLetterBox } from '../adapters/rabbitmq/rabbitmq-dead-letter-box.js';
@@ -73,11 +76,25 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
       'ScheduledEmails',
       'AttachmentStore',
       'Config',
+      'SuppressionList',
     ],
-    (queue, emails, events, idempotency, ids, clock, log, scheduled, attachments, config) =>
+    (
+      queue,
+      emails,
+      events,
+      idempotency,
+      ids,
+      clock,
+      log,
+      scheduled,
+      attachments,
+      config,
+      suppressions,
+    ) =>
       new RequestEmail(queue, emails, events, idempotency, ids, clock, log, {
         scheduled,
         attachments,
+        suppressions,
         allowedFromDomains: config.allowedFromDomains,
         domainToAscii,
         maxMessageBytes: config.maxMessageBytes,
@@ -101,11 +118,14 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
       'RetryPolicy',
       'Clock',
       'Logger',
+      'SuppressionList',
     ],
-    (sender, emails, events, ledger, policy, clock, log) =>
+    (sender, emails, events, ledger, policy, clock, log, suppressions) =>
       new DeliverEmail(sender, emails, events, ledger, policy, clock, log, {
         // Its name on the send claims: a restarted process must not pass for the one that died.
         holder: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+        suppressions,
+        domainToAscii,
       }),
   );
   provide(
@@ -121,6 +141,13 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
     ['ScheduledEmails', 'EmailLog', 'DeliveryEvents', 'Clock', 'Logger'],
     (scheduled, emails, events, clock, log) =>
       new CancelEmail(scheduled, emails, events, clock, log),
+  );
+  provide(
+    bind,
+    'RecordProviderEvent',
+    ['EmailLog', 'DeliveryEvents', 'SuppressionList', 'Clock', 'Logger'],
+    (emails, events, suppressions, clock, log) =>
+      new RecordProviderEvent(emails, events, suppressions, clock, log, { domainToAscii }),
   );
   provide(
     bind,
@@ -165,6 +192,8 @@ export const sqlStoresModule = (database: OpenDatabase) =>
     constant(bind, 'SessionStore', new SqlSessionStore(database.client));
     constant(bind, 'ScheduledEmails', new SqlScheduledEmails(database.client));
     constant(bind, 'AttachmentStore', new SqlAttachmentStore(database.client, systemClock));
+    constant(bind, 'SuppressionList', new SqlSuppressionList(database.client));
+    constant(bind, 'WebhookTokens', new SqlWebhookTokens(database.client));
     constant(bind, 'StoreReadiness', () => database.ready());
   });
 

@@ -310,6 +310,7 @@ export async function serveWeb(
     requestEmail: resolve(container, 'RequestEmail'),
     cancelEmail: resolve(container, 'CancelEmail'),
     requestBatch: resolve(container, 'RequestBatch'),
+    suppressions: resolve(container, 'SuppressionList'),
     rawMessage: rawMessageOf(container, config),
     // Attachments travel as base64 (a third larger), with the rest of the JSON around them.
     jsonLimitBytes: Math.ceil(config.maxMessageBytes * 1.5),
@@ -330,6 +331,15 @@ export async function serveWeb(
     access,
     sessionSecret: sessionSecret(config),
     trustProxy: config.trustProxy,
+    ...(config.mailgunWebhookSigningKey
+      ? {
+          mailgunWebhooks: {
+            signingKey: Buffer.from(config.mailgunWebhookSigningKey.reveal(), 'utf8'),
+            record: resolve(container, 'RecordProviderEvent'),
+            tokens: resolve(container, 'WebhookTokens'),
+          },
+        }
+      : {}),
   });
   const http = await listen(app.callback(), config.port, config.host);
   log.info({ url: http.url, ...fields }, `Listening on ${http.url}`);

@@ -12,7 +12,15 @@ import { resolve } from './services.js';
  * What a server hears from the broker: the workers' news, for its live pages. Not `requested`:
  * a server writes what it accepts to the email log itself and never needs its events back.
  */
-const WORKER_EVENTS: readonly EventKey[] = ['sending', 'sent', 'retrying', 'failed', 'failover'];
+const WORKER_EVENTS: readonly EventKey[] = [
+  'sending',
+  'sent',
+  'retrying',
+  'failed',
+  'failover',
+  'suppressed',
+  'provider',
+];
 
 /**
  * `email server`: the form and the API, publishing to RabbitMQ, with every store in PostgreSQL.

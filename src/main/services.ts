@@ -31,6 +31,9 @@ import type { SecretTokens } from '../application/ports/credentials.js';
 import type { OperatorStore } from '../application/ports/operator-store.js';
 import type { RateLimiter } from '../application/ports/rate-limiter.js';
 import type { SessionStore } from '../application/ports/session-store.js';
+import type { SuppressionList } from '../application/ports/suppression-list.js';
+import type { WebhookTokens } from '../application/ports/webhook-tokens.js';
+import type { RecordProviderEvent } from '../application/record-provider-event.js';
 
 /** Everything the container can hand out, by name: the one map from token to type. */
 export interface Services {
@@ -59,6 +62,12 @@ export interface Services {
   ScheduledEmails: ScheduledEmails;
   /** Attachment bytes, stored once by digest. */
   AttachmentStore: AttachmentStore;
+  /** Addresses no email is sent to, shared by every server and worker on the database. */
+  SuppressionList: SuppressionList;
+  /** One-time tokens of signed webhooks seen lately, shared by every server. */
+  WebhookTokens: WebhookTokens;
+  /** A provider's report (Mailgun's webhooks) into the email log and the suppression list. */
+  RecordProviderEvent: RecordProviderEvent;
   RequestBatch: RequestBatch;
   ReleaseScheduled: ReleaseScheduled;
   CancelEmail: CancelEmail;

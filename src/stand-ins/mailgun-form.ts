@@ -161,9 +161,11 @@ export type Parsed =
     }
   | { readonly ok: false; readonly error: string };
 
+/** The address a recipient names, without its display name: `Jo <Jo@x.org>` → `Jo@x.org`. */
+export const bareAddress = (address: string): string => /<([^<>]*)>$/.exec(address)?.[1] ?? address;
+
 /** The mailbox a recipient names, as Mailgun compares them to drop duplicates. */
-const mailboxOf = (address: string): string =>
-  (/<([^<>]*)>$/.exec(address)?.[1] ?? address).toLowerCase();
+export const mailboxOf = (address: string): string => bareAddress(address).toLowerCase();
 
 const octets = (s: string): number => Buffer.byteLength(s, 'utf8');
 

@@ -1,3 +1,28 @@
+/**
+ * A local Mailgun: the Messages API, scriptable faults, and Mailgun's signed event webhooks.
+ *
+ * In-process: `startMailgunStandIn(options)` → `MailgunStandIn` (below). Options: `port`, `host`,
+ * `domain`, `apiKey`; `webhookUrl` (where events are POSTed), `webhookSigningKey` (the HMAC key;
+ * a random one when not given, readable as `standIn.webhookSigningKey`), `autoEvents:
+ * 'delivered'` (post `delivered` for each recipient of each accepted message, after the 200, with
+ * up to `webhookRetry.tries` tries `webhookRetry.delayMs` apart: 3 and 1 s), and
+ * `standIn.sendEvent({ emailId | messageId, recipient, event, severity?, reason?, code? })` →
+ * the receiver's `{ status, body }` (rejects: unknown message or recipient, no webhook URL,
+ * receiver unreachable). Every POST is recorded in `standIn.webhookDeliveries`.
+ *
+ * Over HTTP (no auth), for another process:
+ * - `POST /v3/:domain/messages`: Mailgun's Messages API.
+ * - `POST /__stand-in/faults`, `GET|DELETE /__stand-in/messages`: script faults, read the record.
+ * - `POST /__stand-in/events` `{"email_id" | "message_id", "recipient", "event", "severity"?,
+ *   "reason"?, "code"?}`: posts one event (no retries) and answers the receiver's status and
+ *   body; 400 for a bad body, 404 for an unknown message or recipient, 409 without a webhook
+ *   URL, 502 when the receiver cannot be reached.
+ * - `GET|DELETE /__stand-in/webhook-deliveries`: every attempt (url, event, recipient, status, at…).
+ *
+ * As a process: `PORT`, `HOST`, `MAILGUN_DOMAIN`, `MAILGUN_API_KEY`,
+ * `MAILGUN_STANDIN_WEBHOOK_URL`, `MAILGUN_STANDIN_WEBHOOK_SIGNING_KEY` (required with the URL),
+ * `MAILGUN_STANDIN_AUTO_EVENTS=delivered`; it prints the base URL on stdout.
+ */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
@@ -7,9 +32,26 @@ import type { ReceivedMessage } from './mailgun-form.js';
 import { parseMessage, readFields } from './mailgun-form.js';
 import type { Fault } from './stand-in-faults.js';
 import { FaultScript, parseFaultScript, replyWithFault } from './stand-in-faults.js';
+import type { EventScript, WebhookAnswer, WebhookDelivery } from './mailgun-webhooks.js';
+import {
+  WebhookPoster,
+  eventData,
+  findTarget,
+  newSigningKey,
+  parseEventScript,
+  recipientsOf,
+  whyUnreachable,
+} from './mailgun-webhooks.js';
 
 export type { ReceivedMessage } from './mailgun-form.js';
 export type { Fault } from './stand-in-faults.js';
+export type {
+  EventScript,
+  MailgunEventData,
+  MailgunWebhookPayload,
+  WebhookAnswer,
+  WebhookDelivery,
+} from './mailgun-webhooks.js';
 
 export interface MailgunStandIn {
   /** `http://127.0.0.1:PORT/v3/DOMAIN`: what MAILGUN_API_BASE is set to. */
@@ -19,7 +61,17 @@ export interface MailgunStandIn {
   script(...faults: Fault[]): void;
   /** The fault for every request once the queue is empty; undefined to behave again. */
   scriptDefault(fault: Fault | undefined): void;
+  /** Where events go; undefined: none are posted. */
+  readonly webhookUrl: string | undefined;
+  /** The key every event is signed with, given or generated. */
+  readonly webhookSigningKey: string;
+  /** Every POST to the webhook URL, retries included, in the order they were answered. */
+  readonly webhookDeliveries: readonly WebhookDelivery[];
+  /** Posts one event for a recorded message, once; resolves with the receiver's answer. */
+  sendEvent(script: EventScript): Promise<WebhookAnswer>;
+  /** Forgets messages, faults and webhook deliveries. */
   clear(): void;
+  /** Stops auto-event retries, then the server. */
   close(): Promise<void>;
 }
 
@@ -28,6 +80,13 @@ export interface StandInOptions {
   readonly host?: string;
   readonly domain?: string;
   readonly apiKey?: string;
+  readonly webhookUrl?: string;
+  /** Default: a fresh random key. */
+  readonly webhookSigningKey?: string;
+  /** `delivered`: post it for every recipient of every accepted message. Needs `webhookUrl`. */
+  readonly autoEvents?: 'delivered';
+  /** For auto events: tries per event, and the pause between two (default 3 tries, 1 s). */
+  readonly webhookRetry?: { readonly tries: number; readonly delayMs: number };
 }
 
 const MAX_BODY_BYTES = 25 * 1024 * 1024; // Mailgun's message size limit
@@ -79,6 +138,29 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
   const faults = new FaultScript();
   const sockets = new Set<Socket>();
   let count = 0;
+  const signingKey = options.webhookSigningKey ?? newSigningKey();
+  const poster = options.webhookUrl
+    ? new WebhookPoster(
+        validUrl(options.webhookUrl),
+        signingKey,
+        options.webhookRetry ?? { tries: 3, delayMs: 1000 },
+      )
+    : undefined;
+  if (options.autoEvents !== undefined && poster === undefined) {
+    throw new Error(`autoEvents '${options.autoEvents}' needs a webhookUrl`);
+  }
+  const noDeliveries: WebhookDelivery[] = [];
+  const deliveries = poster?.deliveries ?? noDeliveries;
+
+  /** The event ready to post, or why not (the status `POST /__stand-in/events` answers). */
+  function prepare(script: EventScript) {
+    const target = findTarget(messages, script);
+    if ('status' in target) return target;
+    if (poster === undefined) {
+      return { status: 409 as const, message: 'no webhook URL: start the stand-in with one' };
+    }
+    return { poster, data: eventData(target.message, target.recipient, script) };
+  }
 
   async function messagesRoute(req: IncomingMessage, res: ServerResponse, target: string) {
     const body = await readBody(req);
@@ -96,7 +178,7 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
     const parsed = parseMessage(form?.fields ?? [], form?.files);
     if (!parsed.ok) return json(res, 400, { message: parsed.error });
     const id = messageId(domain, ++count);
-    messages.push({
+    const message: ReceivedMessage = {
       id,
       domain,
       receivedAt: new Date().toISOString(),
@@ -108,8 +190,32 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
         ]),
       ),
       ...parsed.message,
-    });
+    };
+    messages.push(message);
     json(res, 200, { id, message: 'Queued. Thank you.' });
+    // After the answer, in the background: a slow or failing receiver never delays the sender.
+    if (options.autoEvents === 'delivered' && poster) {
+      for (const recipient of recipientsOf(message)) {
+        const script = { messageId: id, recipient, event: 'delivered' } as const;
+        poster.postWithRetries(eventData(message, recipient, script));
+      }
+    }
+  }
+
+  async function eventsRoute(req: IncomingMessage, res: ServerResponse) {
+    const script = parseEventScript((await readBody(req))?.toString('utf8') ?? '');
+    if ('status' in script) return json(res, script.status, { message: script.message });
+    const ready = prepare(script);
+    if ('status' in ready) return json(res, ready.status, { message: ready.message });
+    let answer: WebhookAnswer;
+    try {
+      answer = await ready.poster.post(ready.data);
+    } catch (error) {
+      const message = `webhook receiver at ${ready.poster.url} unreachable: ${whyUnreachable(error)}`;
+      return json(res, 502, { message });
+    }
+    const { status, body, contentType } = answer;
+    res.writeHead(status, contentType ? { 'content-type': contentType } : {}).end(body);
   }
 
   async function controlRoute(req: IncomingMessage, res: ServerResponse, path: string) {
@@ -124,6 +230,14 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
       faults.push(...script.queue);
       if (script.sticky !== undefined) faults.setDefault(script.sticky ?? undefined);
       return json(res, 200, { queued: faults.pending() });
+    }
+    if (path === '/__stand-in/events' && req.method === 'POST') return eventsRoute(req, res);
+    if (path === '/__stand-in/webhook-deliveries' && req.method === 'GET') {
+      return json(res, 200, deliveries);
+    }
+    if (path === '/__stand-in/webhook-deliveries' && req.method === 'DELETE') {
+      deliveries.length = 0;
+      return json(res, 200, { cleared: true });
     }
     plain(res, 404, '404 page not found');
   }
@@ -154,16 +268,54 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
     messages,
     script: (...list) => faults.push(...list),
     scriptDefault: (fault) => faults.setDefault(fault),
+    webhookUrl: poster?.url,
+    webhookSigningKey: signingKey,
+    webhookDeliveries: deliveries,
+    sendEvent: async (script) => {
+      const ready = prepare(script);
+      if ('status' in ready) throw new Error(`mailgun stand-in: ${ready.message}`);
+      return ready.poster.post(ready.data);
+    },
     clear: () => {
       messages.length = 0;
+      deliveries.length = 0;
       faults.reset();
     },
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await poster?.close();
+      await new Promise<void>((resolve) => {
         // Hung requests and keep-alive sockets would hold close() open forever.
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
-      }),
+      });
+    },
+  };
+}
+
+function validUrl(url: string): string {
+  if (!URL.canParse(url)) throw new Error(`the webhook URL is not a URL: ${url}`);
+  return url;
+}
+
+/** The webhook options from the environment, or the one line that says what to change. */
+function webhookEnv(env: NodeJS.ProcessEnv): Partial<StandInOptions> | string {
+  const url = env.MAILGUN_STANDIN_WEBHOOK_URL || undefined;
+  const key = env.MAILGUN_STANDIN_WEBHOOK_SIGNING_KEY || undefined;
+  const auto = env.MAILGUN_STANDIN_AUTO_EVENTS || 'none';
+  // A generated key would have to be printed for the receiver to verify anything: ask for one.
+  if (url && !key) {
+    return 'MAILGUN_STANDIN_WEBHOOK_URL needs MAILGUN_STANDIN_WEBHOOK_SIGNING_KEY, the key your receiver verifies signatures with';
+  }
+  if (auto !== 'none' && auto !== 'delivered') {
+    return `MAILGUN_STANDIN_AUTO_EVENTS must be delivered or none (got "${auto}")`;
+  }
+  if (auto === 'delivered' && !url) {
+    return 'MAILGUN_STANDIN_AUTO_EVENTS=delivered needs MAILGUN_STANDIN_WEBHOOK_URL';
+  }
+  return {
+    ...(url ? { webhookUrl: url } : {}),
+    ...(key ? { webhookSigningKey: key } : {}),
+    ...(auto === 'delivered' ? { autoEvents: auto } : {}),
   };
 }
 
@@ -171,18 +323,25 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const env = process.env;
   const port = Number(env.PORT ?? 0);
+  const webhooks = webhookEnv(env);
+  if (typeof webhooks === 'string') {
+    process.stderr.write(`mailgun stand-in: ${webhooks}\n`);
+    process.exit(1);
+  }
   const standIn = await startMailgunStandIn({
     port,
     ...(env.HOST ? { host: env.HOST } : {}),
     ...(env.MAILGUN_DOMAIN ? { domain: env.MAILGUN_DOMAIN } : {}),
     ...(env.MAILGUN_API_KEY ? { apiKey: env.MAILGUN_API_KEY } : {}),
+    ...webhooks,
   }).catch((error: unknown) => {
     // A person started this by hand: one line that says what to change, not a stack trace.
     const code = error instanceof Error && 'code' in error ? String(error.code) : '';
+    const why = code || (error instanceof Error ? error.message : String(error));
     process.stderr.write(
       code === 'EADDRINUSE'
         ? `mailgun stand-in: port ${port} is already in use; set PORT to another one (0 picks a free one)\n`
-        : `mailgun stand-in: could not start (${code || String(error)})\n`,
+        : `mailgun stand-in: could not start (${why})\n`,
     );
     process.exit(1);
   });

@@ -11,6 +11,9 @@ import {
 import { permanent, sent, transient, uncertain } from '../../src/domain/delivery.js';
 import type { DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
+import { InMemorySuppressionList } from '../../src/adapters/memory/in-memory-suppression-list.js';
+import { domainToAscii } from '../../src/adapters/idna/idna.js';
+import type { SuppressionList } from '../../src/application/ports/suppression-list.js';
 import { aRequest, aTask } from '../support/builders.js';
 import { eventually, sleep } from '../support/waiting.js';
 import {
@@ -289,6 +292,123 @@ describe('DeliverEmail', () => {
     expect(sender.sent).to.have.length(1);
     expect(await ledger.store.sent(request.id)()).to.deep.equal(E.right('<p1@mailgun>'));
     expect(await status()).to.include({ status: 'sent', providerId: '<p1@mailgun>' });
+  });
+});
+
+describe('DeliverEmail with a suppression list', () => {
+  /** The one email's recipients are ada@example.com and Bob <bob@example.org>. */
+  async function suppressing(...addresses: string[]) {
+    const list = switchable<SuppressionList>(new InMemorySuppressionList());
+    for (const address of addresses) {
+      await list.store.add({ address, reason: 'complaint', createdAt: new Date(0) })();
+    }
+    const fx = await setUp([sent('<p1@mailgun>')], { suppressions: list.store, domainToAscii });
+    /** Whether another worker could take the send now: the claim is free. */
+    const claimFree = async () => {
+      const claim = await fx.ledger.store.claim(request.id, 'worker-z', fx.clock.now(), 1000)();
+      return E.isRight(claim) && claim.right._tag === 'Claimed';
+    };
+    return { ...fx, list, claimFree };
+  }
+
+  it('sends to the recipients not on the list, under the same id', async () => {
+    const { useCase, sender, events, log, status } = await suppressing('bob@example.org');
+    expect(await useCase.execute(task())()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(1);
+    expect(sender.sent[0]).to.include({ id: request.id, subject: request.subject });
+    expect(sender.sent[0]?.to).to.deep.equal(['ada@example.com']);
+    expect(events.events.map((e) => e.type)).to.deep.equal(['EmailSending', 'EmailSent']);
+    expect((await status()).status).to.equal('sent');
+    expect(log.text()).to.contain('Initiating email send to ada@example.com.');
+    expect(log.lines.find((l) => l.message.includes('dropped'))?.fields).to.deep.include({
+      suppressed: ['bob@example.org'],
+    });
+  });
+
+  it('settles an email with nobody left as suppressed: final, no attempt, nothing sent', async () => {
+    const { useCase, sender, events, status, claimFree } = await suppressing(
+      'ada@example.com',
+      'bob@example.org',
+    );
+    expect(await useCase.execute(task())()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(0);
+    expect(events.events).to.have.length(1);
+    expect(events.events[0]).to.deep.include({
+      type: 'EmailSuppressed',
+      id: request.id,
+      suppressed: ['ada@example.com', 'Bob <bob@example.org>'],
+    });
+    const now = await status();
+    expect(now.status).to.equal('suppressed');
+    expect(now.attempts).to.deep.equal([]);
+    expect(now.recipients.map((r) => r.status)).to.deep.equal(['suppressed', 'suppressed']);
+    expect(now.history.map((c) => c.status)).to.deep.equal(['queued', 'suppressed']);
+    expect(await claimFree()).to.equal(true);
+  });
+
+  it('asks for a redelivery, sending nothing, while the list does not answer', async () => {
+    const { useCase, sender, list, events, claimFree } = await suppressing('bob@example.org');
+    list.down = true;
+    const wait = expectTag(await useCase.execute(task())(), 'Redeliver');
+    expect(wait.reason).to.contain('not reachable');
+    expect(wait).not.to.have.property('sent');
+    expect(sender.sent).to.have.length(0);
+    expect(events.events).to.have.length(0);
+    // Nothing went out: another worker need not wait for this one's claim to run out.
+    expect(await claimFree()).to.equal(true);
+  });
+
+  it('sends once the list answers again, to the recipients it allows', async () => {
+    const { useCase, sender, list } = await suppressing('bob@example.org');
+    list.down = true;
+    expectTag(await useCase.execute(task())(), 'Redeliver');
+    list.down = false;
+    expect(await untilDecided(useCase, task())).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent.map((r) => r.to)).to.deep.equal([['ada@example.com']]);
+  });
+
+  it('matches an internationalised domain by its ASCII form, whatever its case', async () => {
+    const idn = aRequest({ id: 'deliver-idn-1', to: ['info@Bücher.DE', 'ada@example.com'] });
+    const list = new InMemorySuppressionList();
+    await list.add({
+      address: 'info@xn--bcher-kva.de',
+      reason: 'bounce',
+      createdAt: new Date(0),
+    })();
+    const sender = new ScriptedSender([]);
+    const emails = new InMemoryEmailLog();
+    await emails.record(idn)();
+    const useCase = new DeliverEmail(
+      sender,
+      emails,
+      new RecordingEvents(),
+      new InMemoryDeliveryLedger(),
+      policy,
+      fixedClock(),
+      new RecordingLogger(),
+      { holder: 'worker-a', suppressions: list, domainToAscii },
+    );
+    expect(await useCase.execute(aTask({ request: idn }))()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent.map((r) => r.to)).to.deep.equal([['ada@example.com']]);
+  });
+
+  it('does not take back a send the ledger knows, whatever the list says since', async () => {
+    const { useCase, sender, list, events, status } = await suppressing();
+    await useCase.execute(task())();
+    await list.store.add({
+      address: 'ada@example.com',
+      reason: 'bounce',
+      createdAt: new Date(0),
+    })();
+    await list.store.add({
+      address: 'bob@example.org',
+      reason: 'bounce',
+      createdAt: new Date(0),
+    })();
+    expect(await useCase.execute(task(2))()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(1);
+    expect(events.events.map((e) => e.type)).to.deep.equal(['EmailSending', 'EmailSent']);
+    expect((await status()).status).to.equal('sent');
   });
 });
 

@@ -1,22 +1,27 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
 import { createHash } from 'node:crypto';
 import { RequestEmail } from '../../src/application/request-email.js';
 import type { RequestEmailOptions } from '../../src/application/request-email.js';
 import type { AttachmentStore } from '../../src/application/ports/attachment-store.js';
 import type { IdempotencyStore } from '../../src/application/ports/idempotency-store.js';
 import { IN_PROGRESS_TIMEOUT_MS } from '../../src/application/ports/idempotency-store.js';
+import { storeUnavailable } from '../../src/application/ports/email-log.js';
 import type { ScheduledEmails } from '../../src/application/ports/scheduled-emails.js';
 import { InMemoryAttachmentStore } from '../../src/adapters/memory/in-memory-attachment-store.js';
 import { InMemoryScheduledEmails } from '../../src/adapters/memory/in-memory-scheduled-emails.js';
+import { InMemorySuppressionList } from '../../src/adapters/memory/in-memory-suppression-list.js';
+import { domainToAscii } from '../../src/adapters/idna/idna.js';
+import type { SuppressionList } from '../../src/application/ports/suppression-list.js';
 import {
   InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../../src/adapters/memory/in-memory-stores.js';
 import type { EmailId } from '../../src/domain/email-request.js';
 import { encodedSizeOf, parseEmailDraft } from '../../src/domain/email-request.js';
-import { draftOptions } from '../support/builders.js';
+import { T0, draftOptions } from '../support/builders.js';
 import {
   RecordingEvents,
   RecordingLogger,
@@ -362,5 +367,217 @@ describe('RequestEmail', () => {
     expect(swapped).to.deep.equal(
       E.left({ _tag: 'IdempotencyConflict', reason: 'different-payload' }),
     );
+  });
+  describe('with a suppression list', () => {
+    let list: { store: SuppressionList; down: boolean };
+    let suppressing: RequestEmail;
+
+    const suppress = async (...addresses: string[]) => {
+      for (const address of addresses) {
+        await list.store.add({ address, reason: 'bounce', createdAt: T0 })();
+      }
+    };
+    const statusOfEmail = async (id: string) => {
+      const found = await emails.store.get(id as EmailId)();
+      return E.isRight(found) ? O.toUndefined(found.right) : undefined;
+    };
+
+    beforeEach(() => {
+      list = switchable<SuppressionList>(new InMemorySuppressionList());
+      suppressing = build({ suppressions: list.store, domainToAscii });
+    });
+
+    const three = {
+      to: ['Ada <ada@example.com>', 'bob@example.com'],
+      cc: ['carol@example.com'],
+      bcc: ['dan@example.com'],
+      subject: 'Hello',
+      text: 'Hi all',
+    };
+
+    it('drops the suppressed recipients from to, cc and bcc, and sends to the rest', async () => {
+      await suppress('bob@example.com', 'dan@example.com');
+      const result = await suppressing.execute(three)();
+      expect(result).to.deep.equal(
+        E.right({
+          id: 'email-00000001',
+          repeated: false,
+          status: 'queued',
+          suppressed: ['bob@example.com', 'dan@example.com'],
+        }),
+      );
+      expect(queue.published).to.have.length(1);
+      const queued = queue.published[0];
+      expect([queued?.to, queued?.cc, queued?.bcc]).to.deep.equal([
+        ['Ada <ada@example.com>'],
+        ['carol@example.com'],
+        undefined,
+      ]);
+      expect(events.events).to.have.length(1);
+      expect(events.events[0]).to.deep.include({
+        type: 'EmailRequested',
+        to: ['Ada <ada@example.com>'],
+        suppressed: ['bob@example.com', 'dan@example.com'],
+      });
+      const status = await statusOfEmail('email-00000001');
+      expect(status?.status).to.equal('queued');
+      expect(status?.recipients).to.deep.equal([
+        { address: 'Ada <ada@example.com>', status: 'queued' },
+        { address: 'carol@example.com', status: 'queued' },
+        { address: 'bob@example.com', status: 'suppressed' },
+        { address: 'dan@example.com', status: 'suppressed' },
+      ]);
+      // The log keeps the request as it is sent: the worker reads it to send it again.
+      const kept = await emails.store.request('email-00000001' as EmailId)();
+      expect(E.isRight(kept) && O.toUndefined(kept.right)?.to).to.deep.equal([
+        'Ada <ada@example.com>',
+      ]);
+    });
+
+    it('answers as before, without a suppressed list, when nobody is on the list', async () => {
+      await suppress('zed@example.com');
+      const result = await suppressing.execute(three)();
+      expect(result).to.deep.equal(
+        E.right({ id: 'email-00000001', repeated: false, status: 'queued' }),
+      );
+      expect(queue.published[0]?.bcc).to.deep.equal(['dan@example.com']);
+      expect(events.events[0]).not.to.have.property('suppressed');
+    });
+
+    it('refuses an email whose every recipient is suppressed, and keeps nothing', async () => {
+      await suppress('bob@example.com');
+      const result = await suppressing.execute(
+        { ...input, to: 'Bob <bob@example.com>' },
+        'k-all',
+      )();
+      expect(result).to.deep.equal(
+        E.left({ _tag: 'AllRecipientsSuppressed', suppressed: ['Bob <bob@example.com>'] }),
+      );
+      expect(queue.published).to.have.length(0);
+      expect(events.events).to.have.length(0);
+      expect(await statusOf('email-00000001')).to.equal(undefined);
+      // The key was let go: once the address is off the list, the same request is accepted.
+      await list.store.remove('bob@example.com')();
+      const retried = await suppressing.execute(
+        { ...input, to: 'Bob <bob@example.com>' },
+        'k-all',
+      )();
+      expect(E.isRight(retried) && retried.right.repeated).to.equal(false);
+      expect(queue.published).to.have.length(1);
+    });
+
+    it('finds an internationalised domain in either form and in any case, the local part exactly', async () => {
+      await suppress('info@xn--bcher-kva.de', 'sales@bücher.de');
+      for (const to of ['info@bücher.de', 'Info Desk <info@BÜCHER.DE>', 'info@XN--BCHER-KVA.de']) {
+        const result = await suppressing.execute({ ...input, to })();
+        expect(E.isLeft(result) && result.left._tag, to).to.equal('AllRecipientsSuppressed');
+      }
+      // Keys are made by the caller: an entry typed with a U-label is never found.
+      const sales = await suppressing.execute({ ...input, to: 'sales@bücher.de' })();
+      expect(E.isRight(sales)).to.equal(true);
+      // RFC 5321 lets the receiving host tell the local part's case apart.
+      const other = await suppressing.execute({ ...input, to: 'INFO@bücher.de' })();
+      expect(E.isRight(other) && other.right.suppressed).to.equal(undefined);
+    });
+
+    it('answers a repeated key as the first time, the dropped recipients included', async () => {
+      await suppress('bob@example.com');
+      const first = await suppressing.execute(three, 'k-repeat')();
+      // What the list says now does not change what was accepted then.
+      await list.store.remove('bob@example.com')();
+      await suppress('carol@example.com');
+      const again = await suppressing.execute(three, 'k-repeat')();
+      expect(first).to.deep.equal(
+        E.right({
+          id: 'email-00000001',
+          repeated: false,
+          status: 'queued',
+          suppressed: ['bob@example.com'],
+        }),
+      );
+      expect(again).to.deep.equal(
+        E.right({
+          id: 'email-00000001',
+          repeated: true,
+          status: 'queued',
+          suppressed: ['bob@example.com'],
+        }),
+      );
+      expect(queue.published).to.have.length(1);
+    });
+
+    it('records a taken-over key once: the same recipients, one queued change', async () => {
+      await suppress('bob@example.com');
+      const original = keys.store.complete.bind(keys.store);
+      keys.store.complete = () => TE.left(storeUnavailable('the database is not reachable'));
+      await suppressing.execute(three, 'k-takeover')();
+      keys.store.complete = original;
+      clock.advance(IN_PROGRESS_TIMEOUT_MS + 1);
+      const later = await suppressing.execute(three, 'k-takeover')();
+      expect(E.isRight(later) && later.right).to.deep.include({
+        id: 'email-00000001',
+        repeated: false,
+        suppressed: ['bob@example.com'],
+      });
+      const status = await statusOfEmail('email-00000001');
+      expect(status?.history.map((c) => c.status)).to.deep.equal(['queued']);
+      expect(status?.recipients.map((r) => r.status)).to.deep.equal([
+        'queued',
+        'queued',
+        'queued',
+        'suppressed',
+      ]);
+    });
+
+    it('answers StoreUnavailable while the list does not answer, and keeps nothing', async () => {
+      list.down = true;
+      const result = await suppressing.execute(input, 'k-down')();
+      expect(E.isLeft(result) && result.left._tag).to.equal('StoreUnavailable');
+      expect(queue.published).to.have.length(0);
+      expect(events.events).to.have.length(0);
+      expect(await statusOf('email-00000001')).to.equal(undefined);
+      list.down = false;
+      const retried = await suppressing.execute(input, 'k-down')();
+      expect(E.isRight(retried) && retried.right.repeated).to.equal(false);
+    });
+
+    it('keeps the dropped recipients of a scheduled email as suppressed while it waits', async () => {
+      await suppress('bob@example.com');
+      const sendAt = new Date(clock.now().getTime() + 3_600_000).toISOString();
+      const result = await suppressing.execute({ ...three, cc: [], bcc: [], send_at: sendAt })();
+      expect(E.isRight(result) && result.right).to.deep.include({
+        status: 'scheduled',
+        suppressed: ['bob@example.com'],
+      });
+      const status = await statusOfEmail('email-00000001');
+      expect(status?.status).to.equal('scheduled');
+      expect(status?.recipients).to.deep.equal([
+        { address: 'Ada <ada@example.com>', status: 'scheduled' },
+        { address: 'bob@example.com', status: 'suppressed' },
+      ]);
+      expect(queue.published).to.have.length(0);
+    });
+
+    it('records a batch email whose every recipient is suppressed as suppressed, never queued', async () => {
+      await suppress('bob@example.com');
+      const draft = suppressing.prepare({ ...input, to: 'bob@example.com' });
+      if (E.isLeft(draft)) return expect.fail('the draft is valid');
+      const result = await suppressing.accept(draft.right, 'batch-1-0' as EmailId)();
+      expect(result).to.deep.equal(
+        E.right({
+          id: 'batch-1-0',
+          repeated: false,
+          status: 'suppressed',
+          suppressed: ['bob@example.com'],
+        }),
+      );
+      expect(queue.published).to.have.length(0);
+      expect(events.events.map((e) => e.type)).to.deep.equal(['EmailRequested', 'EmailSuppressed']);
+      const status = await statusOfEmail('batch-1-0');
+      expect(status?.status).to.equal('suppressed');
+      expect(status?.recipients).to.deep.equal([
+        { address: 'bob@example.com', status: 'suppressed' },
+      ]);
+    });
   });
 });

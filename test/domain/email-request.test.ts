@@ -308,7 +308,9 @@ describe('EmailRequest', () => {
       refusedOn({ ...valid, bcc: ['nope', 'd@example.com'] }, ['bcc[0]']);
       refusedOn({ ...valid, bcc: 7 }, ['bcc']);
       refusedOn({ ...valid, cc: { to: 'c@example.com' } }, ['cc']);
-      refusedOn({ ...valid, bcc: addresses(51) }, ['bcc']);
+      refusedOn({ ...valid, bcc: addresses(1001) }, ['bcc']);
+      // 51 distinct recipients in all: counted once merged, and named on `to`.
+      refusedOn({ ...valid, bcc: addresses(51) }, ['to']);
     });
 
     it('does not take cc or bcc in place of to', () => {
@@ -864,6 +866,49 @@ describe('EmailRequest', () => {
       expect(decodes({ ...base, headers: { Bcc: 'eve@evil.com' } })).to.equal(false);
       expect(decodes({ ...base, headers: { 'X-A': 'a\r\nBcc: eve@evil.com' } })).to.equal(false);
       expect(decodes({ ...base, metadata: { 'email-id': 'x' } })).to.equal(false);
+    });
+  });
+
+  describe('what a review found', () => {
+    it('refuses X-Mailgun-* headers: Mailgun reads them as instructions', () => {
+      for (const name of ['X-Mailgun-Variables', 'x-mailgun-drop-message', 'X-Mailgun-Tag']) {
+        expect(fieldsOf({ ...valid, headers: { [name]: 'x' } }).headers).to.match(/Mailgun/);
+      }
+    });
+
+    it('refuses a content_type with a line break or a line separator', () => {
+      for (const contentType of [
+        'text/plain;\r\n\r\nx=y',
+        'text/plain\u2028;x=y',
+        'text/plain;\nx=y',
+      ]) {
+        const fields = fieldsOf(withAttachments(anAttachment({ content_type: contentType })));
+        expect(fields['attachments[0].content_type'], JSON.stringify(contentType)).to.be.a(
+          'string',
+        );
+      }
+      expect(
+        draftOf(withAttachments(anAttachment({ content_type: 'text/plain; charset=utf-8' }))),
+      ).to.have.property('attachments');
+    });
+
+    it('refuses In-Reply-To and References that could not be sent whole', () => {
+      const long = `<${'a'.repeat(990)}@b>`;
+      expect(fieldsOf({ ...valid, headers: { 'In-Reply-To': long } }).headers).to.match(/900/);
+      const almost = `<${'r'.repeat(905)}@b>`;
+      expect(fieldsOf({ ...valid, headers: { References: `<x@y> ${almost}` } }).headers).to.match(
+        /900/,
+      );
+      expect(fieldsOf({ ...valid, headers: { References: '<€@x>' } }).headers).to.match(/ASCII/);
+      expect(draftOf({ ...valid, headers: { References: '<a@x> <b@y>' } }).headers).to.deep.equal({
+        References: '<a@x> <b@y>',
+      });
+    });
+
+    it('counts distinct recipients: 50 addresses and a repeat of one in the same field are 50', () => {
+      const fifty = addresses(50);
+      const draft = draftOf({ ...valid, to: [...fifty, fifty[0]] });
+      expect(draft.to).to.have.length(50);
     });
   });
 });

@@ -9,6 +9,8 @@ import { SqlIdempotencyStore } from '../../src/adapters/postgres/sql-idempotency
 import { SqlOperatorStore } from '../../src/adapters/postgres/sql-operator-store.js';
 import { SqlScheduledEmails } from '../../src/adapters/postgres/sql-scheduled-emails.js';
 import { SqlSessionStore } from '../../src/adapters/postgres/sql-session-store.js';
+import { SqlSuppressionList } from '../../src/adapters/postgres/sql-suppression-list.js';
+import { SqlWebhookTokens } from '../../src/adapters/postgres/sql-webhook-tokens.js';
 import { apiKeyStoreContract } from '../contracts/api-key-store.contract.js';
 import { attachmentStoreContract } from '../contracts/attachment-store.contract.js';
 import { deliveryLedgerContract } from '../contracts/delivery-ledger.contract.js';
@@ -18,13 +20,16 @@ import { operatorStoreContract } from '../contracts/operator-store.contract.js';
 import { rateLimiterContract } from '../contracts/rate-limiter.contract.js';
 import { scheduledEmailsContract } from '../contracts/scheduled-emails.contract.js';
 import { sessionStoreContract } from '../contracts/session-store.contract.js';
+import { suppressionListContract } from '../contracts/suppression-list.contract.js';
+import { webhookTokensContract } from '../contracts/webhook-tokens.contract.js';
 
 /** Empties the stores' tables: a millisecond, against seconds for a new database. */
 export const emptyStoreTables = (client: SqlClient): Promise<unknown> =>
   client.query(
     `TRUNCATE emails, idempotency_keys, delivery_ledger,
               api_keys, api_key_addresses, operators, sessions, rate_limits,
-              attachments, email_attachments, scheduled_emails`,
+              attachments, email_attachments, scheduled_emails, suppressions,
+              webhook_tokens`,
   );
 
 const keepOpen = async (): Promise<void> => undefined;
@@ -93,6 +98,22 @@ export function sqlStoreContracts(
     return {
       schedule: new SqlScheduledEmails(client),
       peer: new SqlScheduledEmails(peer),
+      close: keepOpen,
+    };
+  });
+  suppressionListContract(`SqlSuppressionList${suffix}`, async () => {
+    const { client, peer } = await open();
+    return {
+      list: new SqlSuppressionList(client),
+      peer: new SqlSuppressionList(peer),
+      close: keepOpen,
+    };
+  });
+  webhookTokensContract(`SqlWebhookTokens${suffix}`, async () => {
+    const { client, peer } = await open();
+    return {
+      tokens: new SqlWebhookTokens(client),
+      peer: new SqlWebhookTokens(peer),
       close: keepOpen,
     };
   });

@@ -46,6 +46,11 @@ export interface Config {
   readonly transports: readonly [TransportName, ...TransportName[]];
   readonly mailFrom: EmailAddress;
   readonly mailgun?: { readonly apiKey: Secret; readonly apiBase: string };
+  /**
+   * `MAILGUN_WEBHOOK_SIGNING_KEY`: verifies `POST /webhooks/mailgun`; without it that route does
+   * not exist (404).
+   */
+  readonly mailgunWebhookSigningKey?: Secret;
   readonly smtpUrl?: Secret;
   readonly outboxDir: string;
   readonly workerConcurrency: number;
@@ -240,8 +245,8 @@ const Always = t.exact(
       aRate,
     ),
     MAX_MESSAGE_BYTES: intIn(
-      'a number of bytes from 1024 to 104857600 (100 MiB)',
-      1024,
+      'a number of bytes from 65536 (64 KiB) to 104857600 (100 MiB)',
+      65_536,
       104_857_600,
     ),
     TRUST_PROXY: envVar(
@@ -274,6 +279,15 @@ const Optional = t.exact(
       'your Mailgun API key',
       when(
         (raw) => raw.trim() !== '',
+        (raw) => new Secret(raw.trim()),
+      ),
+      aSecret,
+      true,
+    ),
+    MAILGUN_WEBHOOK_SIGNING_KEY: envVar(
+      'the webhook signing key of your Mailgun domain (not the API key)',
+      when(
+        (raw) => /^[\x21-\x7e]{8,512}$/.test(raw.trim()),
         (raw) => new Secret(raw.trim()),
       ),
       aSecret,
@@ -437,6 +451,9 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
     ...(v.DATABASE_URL ? { databaseUrl: v.DATABASE_URL } : {}),
     ...(v.MAILGUN_API_KEY && v.MAILGUN_API_BASE
       ? { mailgun: { apiKey: v.MAILGUN_API_KEY, apiBase: v.MAILGUN_API_BASE } }
+      : {}),
+    ...(v.MAILGUN_WEBHOOK_SIGNING_KEY
+      ? { mailgunWebhookSigningKey: v.MAILGUN_WEBHOOK_SIGNING_KEY }
       : {}),
     ...(v.SMTP_URL ? { smtpUrl: v.SMTP_URL } : {}),
     ...(v.CSRF_SECRET ? { csrfSecret: v.CSRF_SECRET } : {}),

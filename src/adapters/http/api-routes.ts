@@ -5,7 +5,8 @@ import { koaBody } from 'koa-body';
 import type { Logger } from '../../application/ports/system.js';
 import type { EmailRequester } from '../../application/ports/email-requester.js';
 import type { Guards } from './access.js';
-import type { Problem } from './errors.js';
+import type { Accepted } from '../../application/request-email.js';
+import type { ApiErrorBody, Problem } from './errors.js';
 import { API_ROUTE, requestEmailProblem, sendProblem } from './errors.js';
 
 export interface ApiRoutesOptions {
@@ -24,7 +25,21 @@ interface ApiState {
 
 export interface AcceptedBody {
   readonly id: string;
-  readonly status: 'queued' | 'scheduled';
+  readonly status: 'queued' | 'scheduled' | 'suppressed';
+  /** The recipients dropped because they are on the suppression list, when any were. */
+  readonly suppressed?: readonly string[];
+}
+
+/** The answer's body for an accepted email: `suppressed` only when someone was dropped. */
+export const acceptedBody = ({ id, status, suppressed }: Accepted): AcceptedBody => ({
+  id,
+  status,
+  ...(suppressed !== undefined && suppressed.length > 0 ? { suppressed } : {}),
+});
+
+/** The 422 of an email whose every recipient is suppressed: the error, and who they are. */
+export interface SuppressedBody extends ApiErrorBody {
+  readonly error: ApiErrorBody['error'] & { readonly suppressed: readonly string[] };
 }
 
 /**
@@ -45,6 +60,20 @@ export function requireJson(what = 'the request') {
     await next();
   };
 }
+
+/**
+ * The JSON body of an API route, up to `limitBytes`. Not strict: a JSON string or number is
+ * valid JSON, and deserves "must be an object" (400 with a field) rather than "malformed".
+ */
+export const jsonBody = (limitBytes: number) =>
+  koaBody({
+    json: true,
+    jsonStrict: false,
+    urlencoded: false,
+    text: false,
+    multipart: false,
+    jsonLimit: limitBytes,
+  });
 
 /**
  * The `Idempotency-Key` header in the API's namespace (`api:`, so that it can never collide with
@@ -85,16 +114,7 @@ export function mountApiRoutes(router: Router, options: ApiRoutesOptions): void 
     guards.key('send'),
     requireJson(),
     readIdempotencyKey(),
-    // Not strict: a JSON string or number is valid JSON, and deserves "must be an object" (400
-    // invalid_request with a field) rather than "malformed".
-    koaBody({
-      json: true,
-      jsonStrict: false,
-      urlencoded: false,
-      text: false,
-      multipart: false,
-      jsonLimit: bodyLimitBytes,
-    }),
+    jsonBody(bodyLimitBytes),
     async function acceptEmail(ctx: Context): Promise<void> {
       const { idempotencyKey }: ApiState = ctx.state;
       const result = await requestEmail.execute(ctx.request.body, idempotencyKey)();
@@ -102,10 +122,21 @@ export function mountApiRoutes(router: Router, options: ApiRoutesOptions): void 
         const problem = requestEmailProblem(result.left);
         if (problem.status >= 500) log.warn({ error: result.left }, 'Email request not queued');
         sendProblem(ctx, problem);
+        if (result.left._tag === 'AllRecipientsSuppressed') {
+          // Who, for a program to read, besides the message for a person.
+          const suppressed: SuppressedBody = {
+            error: {
+              code: problem.code,
+              message: problem.message,
+              suppressed: result.left.suppressed,
+            },
+          };
+          ctx.body = suppressed;
+        }
         return;
       }
-      const { id, repeated, status } = result.right;
-      const body: AcceptedBody = { id, status };
+      const { id, repeated } = result.right;
+      const body = acceptedBody(result.right);
       ctx.status = 202;
       ctx.set('Location', `/emails/${id}`);
       ctx.set('Cache-Control', 'no-store');

@@ -3,6 +3,7 @@ import Koa from 'koa';
 import compose from 'koa-compose';
 import type { EmailLog } from '../../application/ports/email-log.js';
 import type { Logger } from '../../application/ports/system.js';
+import type { SuppressionList } from '../../application/ports/suppression-list.js';
 import type { EmailRequester } from '../../application/ports/email-requester.js';
 import type { BatchRequester } from '../../application/request-batch.js';
 import type { AccessPolicy } from './access.js';
@@ -17,9 +18,12 @@ import { createCsrf } from './csrf.js';
 import { emptyStatusPages, errorHandler } from './errors.js';
 import { mountFormRoutes } from './form-routes.js';
 import { mountLoginRoutes } from './login-routes.js';
+import type { MailgunWebhooks } from './mailgun-webhook-routes.js';
+import { mountMailgunWebhookRoutes } from './mailgun-webhook-routes.js';
 import { mountOpenApiRoute } from './openapi.js';
 import { mountOpsRoutes } from './ops-routes.js';
 import { securityHeaders } from './security.js';
+import { mountSuppressionRoutes } from './suppression-routes.js';
 import type { WatchEmail } from './status-routes.js';
 import { mountStatusRoutes } from './status-routes.js';
 
@@ -64,6 +68,13 @@ export interface HttpDeps {
    * rate limits and audit lines, https for Secure cookies. Only behind a proxy that sets them.
    */
   readonly trustProxy?: boolean;
+  /** `GET`, `POST /suppressions` and `DELETE /suppressions/{address}`; without it, none exists. */
+  readonly suppressions?: SuppressionList;
+  /**
+   * `POST /webhooks/mailgun`, Mailgun's signed event webhooks; without it (no
+   * MAILGUN_WEBHOOK_SIGNING_KEY) the route does not exist.
+   */
+  readonly mailgunWebhooks?: MailgunWebhooks;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1_000_000;
@@ -120,6 +131,12 @@ export function createHttpApp(deps: HttpDeps): Koa {
     mountCancelRoutes(router, { cancelEmail: deps.cancelEmail, guards, log: deps.log });
   }
   if (deps.rawMessage) mountRawRoutes(router, { rawMessage: deps.rawMessage, guards });
+  if (deps.suppressions) {
+    mountSuppressionRoutes(router, { suppressions: deps.suppressions, guards, log: deps.log });
+  }
+  if (deps.mailgunWebhooks) {
+    mountMailgunWebhookRoutes(router, { webhooks: deps.mailgunWebhooks, guards, log: deps.log });
+  }
   mountStatusRoutes(router, {
     guards,
     csrf,

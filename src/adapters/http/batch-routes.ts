@@ -1,13 +1,13 @@
 import type Router from '@koa/router';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Context } from 'koa';
-import { koaBody } from 'koa-body';
 import { IN_PROGRESS_TIMEOUT_MS } from '../../application/ports/idempotency-store.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { BatchRequester, RequestBatchError } from '../../application/request-batch.js';
 import type { Accepted } from '../../application/request-email.js';
 import type { Guards } from './access.js';
-import { idempotencyKeyOf, requireJson } from './api-routes.js';
+import type { AcceptedBody } from './api-routes.js';
+import { acceptedBody, idempotencyKeyOf, requireJson, jsonBody } from './api-routes.js';
 import type { ApiErrorBody, Problem } from './errors.js';
 import { API_ROUTE, RETRY_AFTER_SECONDS, requestEmailProblem, sendProblem } from './errors.js';
 
@@ -22,7 +22,7 @@ export interface BatchRoutesOptions {
 /** As for `POST /emails`: visible ASCII, stored and compared as it is. */
 
 export interface AcceptedBatchBody {
-  readonly data: readonly { readonly id: string; readonly status: 'queued' | 'scheduled' }[];
+  readonly data: readonly AcceptedBody[];
 }
 
 /** The 503 of an interrupted batch: the error body, plus the emails that stay accepted. */
@@ -31,7 +31,7 @@ export interface InterruptedBatchBody extends ApiErrorBody {
 }
 
 const asData = (accepted: readonly Accepted[]): AcceptedBatchBody['data'] =>
-  accepted.map(({ id, status }) => ({ id, status }));
+  accepted.map(acceptedBody);
 
 /** What stays accepted, by index and id, and how to send the rest without sending any twice. */
 function interruptedMessage(accepted: readonly Accepted[], keyed: boolean): string {
@@ -91,15 +91,7 @@ export function mountBatchRoutes(router: Router, options: BatchRoutesOptions): v
     '/emails/batch',
     guards.key('send'),
     requireJson('the batch: a list of emails'),
-    // Not strict, as for one email: a body that is JSON but no list deserves a field error.
-    koaBody({
-      json: true,
-      jsonStrict: false,
-      urlencoded: false,
-      text: false,
-      multipart: false,
-      jsonLimit: bodyLimitBytes,
-    }),
+    jsonBody(bodyLimitBytes),
     async function acceptBatch(ctx: Context): Promise<void> {
       const key = idempotencyKeyOf(ctx);
       if (E.isLeft(key)) return sendProblem(ctx, key.left);

@@ -87,7 +87,7 @@ export function requestEmailProblem(error: RequestEmailError): Problem {
         status: 413,
         code: 'too_large',
         title: 'The email is too large',
-        message: `The encoded message would be about ${error.size} bytes, over the limit of ${error.limit} bytes (attachments count as base64, a third larger than the files). Send smaller or fewer attachments.`,
+        message: `The encoded message would be about ${error.size} bytes, over the limit of ${error.limit} bytes (attachments count as base64, a third larger than the files). Send a shorter body, or smaller or fewer attachments.`,
       };
     case 'QueueUnavailable':
       return {
@@ -106,6 +106,13 @@ export function requestEmailProblem(error: RequestEmailError): Problem {
         title: 'The email could not be queued',
         message: 'The request could not be recorded; nothing was sent. Try again in a few seconds.',
         retryAfterSeconds: RETRY_AFTER_SECONDS,
+      };
+    case 'AllRecipientsSuppressed':
+      return {
+        status: 422,
+        code: 'all_recipients_suppressed',
+        title: 'Every recipient is on the suppression list',
+        message: `Every recipient is on the suppression list (${error.suppressed.join(', ')}), so the email was not accepted. An operator can remove an address from the list if it should get email again.`,
       };
     case 'IdempotencyConflict':
       return {

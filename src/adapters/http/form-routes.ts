@@ -144,6 +144,9 @@ function formFailure(
       return { status: 400, view: { nonce, values, errors: describe(error.fields) } };
     case 'MessageTooLarge':
       return { status: 413, view: { nonce, values, banner: requestEmailProblem(error).message } };
+    case 'AllRecipientsSuppressed':
+      // Nothing was kept under this nonce: the form with other recipients may reuse it.
+      return { status: 422, view: { nonce, values, banner: requestEmailProblem(error).message } };
     case 'QueueUnavailable':
     case 'StoreUnavailable':
       return {

@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import { MAX_BATCH } from '../../application/request-batch.js';
 import { SCOPES } from '../../application/ports/api-key-store.js';
 import { IDEMPOTENCY_KEY_TTL_MS } from '../../application/ports/idempotency-store.js';
+import { SUPPRESSION_REASONS } from '../../application/ports/suppression-list.js';
 import { MAX_ADDRESS_OCTETS } from '../../domain/email-address.js';
 import {
   MAX_ATTACHMENTS,
@@ -16,7 +17,9 @@ import {
   MAX_TAGS,
 } from '../../domain/email-request.js';
 import { STATUS_NAMES } from '../../domain/email-status.js';
+import { WEBHOOK_MAX_SKEW_MS } from './mailgun-webhook-routes.js';
 import { EMAILS_PAGE_SIZE } from './status-routes.js';
+import { MAX_DETAIL_CHARS, SUPPRESSIONS_PAGE_SIZE } from './suppression-routes.js';
 
 // The document is built from the constants the rules use, so a limit changed in the domain is
 // changed here too. Written as JSON Schema 2020-12, which OpenAPI 3.1 uses as it is.
@@ -40,13 +43,13 @@ const strings = (description: string): Json => ({
   description,
 });
 
-/** Optional address fields take one address or a list; `to` needs at least one. */
+/**
+ * Optional address fields take one address or a list; `to` needs at least one. No `maxItems`: the
+ * same mailbox given twice counts once, so the limit is on distinct recipients (see EmailRequest).
+ */
 const addresses = (description: string, minItems: number): Json => ({
   description,
-  oneOf: [
-    ref('Address'),
-    { type: 'array', items: ref('Address'), minItems, maxItems: MAX_RECIPIENTS },
-  ],
+  oneOf: [ref('Address'), { type: 'array', items: ref('Address'), minItems }],
 });
 
 const EMAIL_ID = '^[A-Za-z0-9_-]{8,64}$';
@@ -84,7 +87,7 @@ const schemas: Record<string, Json> = {
   },
   EmailRequest: {
     type: 'object',
-    description: `One email. Every problem is reported at once, by field (\`to[1]\`, \`attachments[0].content\`). At most ${MAX_RECIPIENTS} distinct recipients in to, cc and bcc together.`,
+    description: `One email. Every problem is reported at once, by field (\`to[1]\`, \`attachments[0].content\`). At most ${MAX_RECIPIENTS} distinct recipients in to, cc and bcc together (the same mailbox twice counts once). Recipients on the suppression list are dropped at acceptance and listed in the answer's \`suppressed\`.`,
     required: ['to', 'subject'],
     // A body that is more than white space: text, html or both.
     anyOf: ['text', 'html'].map((body) => ({
@@ -157,7 +160,18 @@ const schemas: Record<string, Json> = {
     additionalProperties: false,
     properties: {
       id: ref('EmailId'),
-      status: { enum: ['queued', 'scheduled'] },
+      status: {
+        enum: ['queued', 'scheduled', 'suppressed'],
+        description:
+          '`queued`, or `scheduled` with a send_at. `suppressed` only in a batch: every recipient of that email is on the suppression list, so it is recorded and never sent (one email alone is refused with 422 instead).',
+      },
+      suppressed: {
+        type: 'array',
+        minItems: 1,
+        items: { type: 'string' },
+        description:
+          'The recipients dropped because they are on the suppression list, as they were given; absent when none was. The email goes to the others.',
+      },
     },
   },
   AcceptedBatch: {
@@ -169,7 +183,11 @@ const schemas: Record<string, Json> = {
     },
   },
   EmailId: { type: 'string', pattern: EMAIL_ID },
-  StatusName: { enum: [...STATUS_NAMES] },
+  StatusName: {
+    enum: [...STATUS_NAMES],
+    description:
+      '`sent`: the provider accepted it. `delivered`, `bounced`, `complained`: what the provider reported afterwards (Mailgun webhooks), per recipient, and for the email once every recipient has a report. `suppressed`: every recipient is on the suppression list, so it was never sent (a recipient alone may be `suppressed` too).',
+  },
   EmailStatus: {
     type: 'object',
     required: ['id', 'status', 'to', 'subject', 'recipients', 'attempts', 'events'],
@@ -219,7 +237,11 @@ const schemas: Record<string, Json> = {
           properties: {
             at: time('When.'),
             status: ref('StatusName'),
-            source: { enum: ['api', 'worker'] },
+            source: {
+              enum: ['api', 'worker', 'provider'],
+              description:
+                '`api` accepted it, `worker` sent it, `provider` reported on it afterwards (a Mailgun webhook).',
+            },
             detail: { type: 'string' },
           },
         },
@@ -274,7 +296,7 @@ const schemas: Record<string, Json> = {
           code: {
             type: 'string',
             description:
-              'Stable, for programs: invalid_request, malformed_json, unauthorized, forbidden, not_found, idempotency_conflict, not_cancellable, too_large, unsupported_media_type, rate_limited, queue_unavailable, store_unavailable, …',
+              'Stable, for programs: invalid_request, malformed_json, unauthorized, forbidden, not_found, idempotency_conflict, not_cancellable, all_recipients_suppressed, too_large, unsupported_media_type, rate_limited, queue_unavailable, store_unavailable; for the Mailgun webhook invalid_webhook, invalid_signature, stale_timestamp, replayed_token; …',
           },
           message: { type: 'string', description: 'For people: what happened and what to do.' },
           fields: {
@@ -282,6 +304,28 @@ const schemas: Record<string, Json> = {
             additionalProperties: { type: 'string' },
             description:
               'What is wrong, by field: `to[1]`, `attachments[0].content`; in a batch `<index>.<field>` (`0.to`, `2.subject`, `1.size` for an email over the message size limit), and `body` for the batch itself.',
+          },
+        },
+      },
+    },
+  },
+  AllSuppressed: {
+    type: 'object',
+    required: ['error'],
+    additionalProperties: false,
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message', 'suppressed'],
+        additionalProperties: false,
+        properties: {
+          code: { const: 'all_recipients_suppressed' },
+          message: { type: 'string' },
+          suppressed: {
+            type: 'array',
+            minItems: 1,
+            items: { type: 'string' },
+            description: 'Every recipient, as given: each is on the suppression list.',
           },
         },
       },
@@ -306,6 +350,118 @@ const schemas: Record<string, Json> = {
               'The emails before the one that failed: they stay accepted, and will be sent.',
           },
         },
+      },
+    },
+  },
+  SuppressionReason: {
+    enum: [...SUPPRESSION_REASONS],
+    description:
+      '`bounce`, `complaint`, `unsubscribe`: added by a provider report (a permanent bounce, a spam complaint, an unsubscribe); `manual`: added by an operator.',
+  },
+  Suppression: {
+    type: 'object',
+    required: ['address', 'reason', 'created_at'],
+    additionalProperties: false,
+    properties: {
+      address: {
+        type: 'string',
+        description:
+          'The mailbox key: the local part as given and the domain in lowercase ASCII (A-labels), so `info@Bücher.de` is `info@xn--bcher-kva.de`.',
+      },
+      reason: ref('SuppressionReason'),
+      detail: {
+        type: 'string',
+        description: 'The id of the email whose report put it there, or the operator’s note.',
+      },
+      created_at: time('When it was added.'),
+    },
+  },
+  NewSuppression: {
+    type: 'object',
+    required: ['address'],
+    additionalProperties: false,
+    properties: {
+      address: {
+        type: 'string',
+        description:
+          'One address, as a person types it (a display name is allowed and dropped); kept as its mailbox key.',
+      },
+      reason: { ...ref('SuppressionReason'), description: 'Absent: `manual`.' },
+      detail: {
+        type: 'string',
+        maxLength: MAX_DETAIL_CHARS,
+        description: `A note, at most ${MAX_DETAIL_CHARS} characters, no NUL.`,
+      },
+    },
+  },
+  SuppressionList: {
+    type: 'object',
+    required: ['data', 'next_cursor'],
+    additionalProperties: false,
+    properties: {
+      data: { type: 'array', maxItems: SUPPRESSIONS_PAGE_SIZE, items: ref('Suppression') },
+      next_cursor: { type: ['string', 'null'], description: 'Give as `cursor` for the next page.' },
+    },
+  },
+  SuppressedAddress: {
+    type: 'object',
+    required: ['address'],
+    additionalProperties: false,
+    properties: { address: { type: 'string', description: 'The mailbox key.' } },
+  },
+  MailgunWebhook: {
+    type: 'object',
+    required: ['signature', 'event-data'],
+    description:
+      'Mailgun’s event webhook as Mailgun posts it (only the fields read here are described).',
+    properties: {
+      signature: {
+        type: 'object',
+        required: ['timestamp', 'token', 'signature'],
+        properties: {
+          timestamp: {
+            type: 'string',
+            pattern: '^[0-9]{1,12}$',
+            description: `Unix seconds; refused when more than ${WEBHOOK_MAX_SKEW_MS / 60_000} minutes from the server’s time.`,
+          },
+          token: {
+            type: 'string',
+            pattern: '^[\\x21-\\x7e]{1,200}$',
+            description: 'Random, once: a token seen before is refused as a replay.',
+          },
+          signature: {
+            type: 'string',
+            pattern: '^[0-9a-fA-F]{64}$',
+            description:
+              'Hex HMAC-SHA256 of timestamp followed by token, under the domain’s webhook signing key (`MAILGUN_WEBHOOK_SIGNING_KEY`).',
+          },
+        },
+      },
+      'event-data': {
+        type: 'object',
+        required: ['event'],
+        description:
+          'Read: `event` (delivered, failed with `severity` permanent or temporary, complained, unsubscribed; any other is ignored), `id`, `timestamp` (Unix seconds, a number), `recipient`, `user-variables.email-id` (our id, sent as `v:email-id`), and for failures `delivery-status` and `reason`.',
+        properties: {
+          event: { type: 'string' },
+          severity: { type: 'string' },
+          id: { type: 'string' },
+          timestamp: { type: 'number' },
+          recipient: { type: 'string' },
+          'user-variables': { type: 'object' },
+        },
+      },
+    },
+  },
+  WebhookResult: {
+    type: 'object',
+    required: ['result'],
+    additionalProperties: false,
+    properties: {
+      result: {
+        enum: ['recorded', 'repeated', 'unknown', 'ignored'],
+        description:
+          '`recorded`: news, written; `repeated`: known already; `unknown`: not an email of this service (or one deleted since); `ignored`: an event this service does not follow (opened, clicked, accepted…).',
       },
     },
   },
@@ -389,7 +545,10 @@ const paths: Record<string, Json> = {
       },
       responses: {
         '202': {
-          ...json(ref('Accepted'), 'Accepted: the queue (or the schedule) holds it.'),
+          ...json(
+            ref('Accepted'),
+            'Accepted: the queue (or the schedule) holds it. Recipients on the suppression list were dropped, and are listed in `suppressed`.',
+          ),
           headers: {
             Location: { schema: { type: 'string' }, description: '/emails/{id}' },
             'Idempotent-Replayed': {
@@ -403,6 +562,10 @@ const paths: Record<string, Json> = {
         '409': response('Conflict'),
         '413': response('TooLarge'),
         '415': response('UnsupportedMediaType'),
+        '422': json(
+          ref('AllSuppressed'),
+          'Every recipient is on the suppression list: nothing was accepted or kept.',
+        ),
         '503': response('Unavailable'),
       },
     },
@@ -437,7 +600,10 @@ const paths: Record<string, Json> = {
       requestBody: { required: true, content: { 'application/json': { schema: ref('Batch') } } },
       responses: {
         '202': {
-          ...json(ref('AcceptedBatch'), 'Every email accepted, in the order sent.'),
+          ...json(
+            ref('AcceptedBatch'),
+            'Every email accepted, in the order sent; each lists the recipients dropped as suppressed, and one with nobody left is `suppressed` (recorded, never sent).',
+          ),
           headers: { 'Idempotent-Replayed': { schema: { const: 'true' } } },
         },
         '400': response('Invalid'),
@@ -519,6 +685,97 @@ const paths: Record<string, Json> = {
         },
         ...refusals,
         '404': response('NotFound'),
+      },
+    },
+  },
+  '/suppressions': {
+    get: {
+      operationId: 'listSuppressions',
+      summary: `The suppression list, newest first, ${SUPPRESSIONS_PAGE_SIZE} a page`,
+      description:
+        'Addresses no email is sent to: dropped from an email when it is accepted, and again just before it is sent.',
+      security: guarded('admin'),
+      parameters: [filter('cursor', 'The next_cursor of the page before.')],
+      responses: {
+        '200': json(ref('SuppressionList'), 'A page of entries.'),
+        '400': response('Invalid'),
+        ...refusals,
+        '503': response('Unavailable'),
+      },
+    },
+    post: {
+      operationId: 'addSuppression',
+      summary: 'Put an address on the suppression list',
+      security: guarded('admin'),
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: ref('NewSuppression') } },
+      },
+      responses: {
+        '201': json(ref('Suppression'), 'Added.'),
+        '200': json(
+          ref('SuppressedAddress'),
+          'On the list already: the first entry (its reason and time) stands.',
+        ),
+        '400': response('Invalid'),
+        ...refusals,
+        '413': response('TooLarge'),
+        '415': response('UnsupportedMediaType'),
+        '503': response('Unavailable'),
+      },
+    },
+  },
+  '/suppressions/{address}': {
+    parameters: [
+      {
+        name: 'address',
+        in: 'path',
+        required: true,
+        schema: { type: 'string' },
+        description:
+          'The address, URL-encoded; any spelling of the mailbox (`info@bücher.de` or `info@xn--bcher-kva.de`).',
+      },
+    ],
+    delete: {
+      operationId: 'removeSuppression',
+      summary: 'Take an address off the suppression list: email may be sent to it again',
+      security: guarded('admin'),
+      responses: {
+        '200': json(ref('SuppressedAddress'), 'Removed.'),
+        '400': response('Invalid'),
+        ...refusals,
+        '404': error('This address is not on the suppression list.'),
+        '503': response('Unavailable'),
+      },
+    },
+  },
+  '/webhooks/mailgun': {
+    post: {
+      operationId: 'receiveMailgunEvent',
+      summary: 'Mailgun’s event webhooks: delivered, failed, complained, unsubscribed',
+      description: `Only with MAILGUN_WEBHOOK_SIGNING_KEY set; otherwise 404. No API key: the request is trusted once \`signature\` checks out (HMAC-SHA256 of timestamp + token under the signing key, a timestamp within ${WEBHOOK_MAX_SKEW_MS / 60_000} minutes, a token not seen before); nothing is recorded on any refusal. Counted per client address. A permanent failure puts the recipient on the suppression list (\`bounce\`), a complaint (\`complaint\`) and an unsubscribe (\`unsubscribe\`) too. Mailgun retries any answer but 200 and 406, so an email this service does not know is a 200.`,
+      security: [],
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: ref('MailgunWebhook') } },
+      },
+      responses: {
+        '200': json(ref('WebhookResult'), 'Taken: recorded, or nothing to record.'),
+        '400': error('Not a Mailgun event webhook: see `error.fields`.'),
+        '401': {
+          ...error(
+            'Not signed: `invalid_signature`, `stale_timestamp` or `replayed_token`. Nothing was recorded.',
+          ),
+          headers: { 'WWW-Authenticate': { schema: { const: 'Mailgun-Signature realm="email"' } } },
+        },
+        '404': error('Webhooks are not configured on this service.'),
+        '413': response('TooLarge'),
+        '415': response('UnsupportedMediaType'),
+        '429': response('RateLimited'),
+        '503': {
+          ...error('The event could not be recorded; Mailgun sends it again later.'),
+          headers: { 'Retry-After': { schema: { type: 'integer' } } },
+        },
       },
     },
   },

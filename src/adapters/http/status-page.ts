@@ -113,6 +113,8 @@ function headline(s: EmailStatus): Html {
       return markup`Scheduled: held until ${s.sendAt !== undefined ? time(s.sendAt) : 'its time'}, then sent.`;
     case 'cancelled':
       return markup`Cancelled: it was never sent.`;
+    case 'suppressed':
+      return markup`Suppressed: every recipient is on the suppression list, so it was not sent.`;
     case 'queued':
       return markup`Queued: waiting for a worker to send it.`;
     case 'sending':
@@ -126,6 +128,12 @@ function headline(s: EmailStatus): Html {
     }
     case 'sent':
       return markup`Sent: the provider accepted it.`;
+    case 'delivered':
+      return markup`Delivered: the provider reports that every recipient's server took it.`;
+    case 'bounced':
+      return markup`Bounced: no recipient's server would take it; the addresses are now suppressed.`;
+    case 'complained':
+      return markup`Complained: it was delivered, and a recipient marked it as spam.`;
     case 'failed':
       return markup`Failed: it will not be sent.`;
   }
@@ -167,6 +175,7 @@ function attemptsTable(attempts: readonly StatusAttempt[]): Html {
 const SOURCES: Readonly<Record<StatusChange['source'], string>> = {
   api: 'accepted by the API',
   worker: 'worker',
+  provider: 'reported by the provider',
 };
 
 function historyList(history: readonly StatusChange[]): Html {

@@ -43,6 +43,11 @@ export function createMetrics(role: string): Metrics {
     'Sends moved from one transport to the next (transient failure or open circuit)',
     ['from', 'to'],
   );
+  const providerEvents = counter(
+    'email_provider_events_total',
+    'Provider reports recorded, by kind (delivered, bounced, complained, unsubscribed, deferred)',
+    ['event'],
+  );
   return {
     registry,
     observe(event) {
@@ -63,6 +68,8 @@ export function createMetrics(role: string): Metrics {
         case 'EmailFailedOver':
           // A fallback must never hide an outage: count every move to the next transport.
           return failovers.inc({ from: event.fromTransport, to: event.toTransport });
+        case 'ProviderReported':
+          return providerEvents.inc({ event: event.kind });
       }
     },
     async render() {

@@ -209,11 +209,19 @@ export function nodemailerMessage(
     ...(text !== undefined ? { text: crlf(text) } : {}),
     ...(request.html !== undefined ? { html: crlf(request.html) } : {}),
     attachments: (request.attachments ?? []).map((ref) => attachmentPart(ref, attachments)),
-    date: new Date(request.requestedAt),
+    // A scheduled email is dated when it was meant to go, not weeks before; either way the same
+    // on every attempt, so a re-send builds the same message.
+    date: new Date(request.sendAt ?? request.requestedAt),
     messageId: messageIdOf(request, defaultFrom),
     headers: [
       header('Subject', request.subject),
-      ...Object.entries(headers).map(([key, value]) => header(key, value)),
+      // By name: the request's headers pass through jsonb (the email log) on the way to a
+      // scheduled send and to /raw, and jsonb does not keep the order keys came in.
+      ...Object.entries(headers)
+        .sort(([a], [b]) =>
+          a.toLowerCase() < b.toLowerCase() ? -1 : a.toLowerCase() > b.toLowerCase() ? 1 : 0,
+        )
+        .map(([key, value]) => header(key, value)),
       { key: EMAIL_ID_HEADER, value: request.id },
     ],
     envelope: envelopeOf(request, defaultFrom),

@@ -278,4 +278,12 @@ describe('Configuration of access: SESSION_SECRET, API_KEYS, RATE_LIMIT, TRUST_P
       for (const secret of [SESSION_SECRET, KEY_A, KEY_B]) expect(shown).not.to.contain(secret);
     }
   });
+
+  it('takes MAX_MESSAGE_BYTES from 64 KiB: below it, no email could pass the size check', () => {
+    expect(Object.keys(problemsOf({ MAX_MESSAGE_BYTES: '1024' }, 'dev'))).to.deep.equal([
+      'MAX_MESSAGE_BYTES',
+    ]);
+    const config = loadConfig({ MAX_MESSAGE_BYTES: '65536' }, 'dev');
+    expect(E.isRight(config) && config.right.maxMessageBytes).to.equal(65_536);
+  });
 });

@@ -6,12 +6,17 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import * as TE from 'fp-ts/lib/TaskEither.js';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { HttpDeps } from '../../../src/adapters/http/app.js';
+import { domainToAscii } from '../../../src/adapters/idna/idna.js';
 import {
   InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../../../src/adapters/memory/in-memory-stores.js';
+import { InMemorySuppressionList } from '../../../src/adapters/memory/in-memory-suppression-list.js';
+import { InMemoryWebhookTokens } from '../../../src/adapters/memory/in-memory-webhook-tokens.js';
 import { queueUnavailable } from '../../../src/application/ports/email-queue.js';
+import { RecordProviderEvent } from '../../../src/application/record-provider-event.js';
 import { RequestBatch } from '../../../src/application/request-batch.js';
 import { RequestEmail } from '../../../src/application/request-email.js';
 import type { EmailRequest } from '../../../src/domain/email-request.js';
@@ -106,6 +111,31 @@ class FillingQueue extends RecordingQueue {
   }
 }
 
+const SIGNING_KEY = 'openapi-test-webhook-signing-key';
+
+/** A Mailgun webhook body, signed now with `key`, as Mailgun posts it. */
+function mailgunEvent(emailId: string, recipient: string, key = SIGNING_KEY) {
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const token = randomBytes(25).toString('hex');
+  const signature = createHmac('sha256', key)
+    .update(timestamp + token)
+    .digest('hex');
+  return {
+    signature: { timestamp, token, signature },
+    'event-data': {
+      event: 'failed',
+      severity: 'permanent',
+      reason: 'bounce',
+      id: randomBytes(16).toString('base64url'),
+      timestamp: Date.now() / 1000,
+      recipient,
+      'user-variables': { 'email-id': emailId },
+      'delivery-status': { code: 550, message: 'No such user', description: '' },
+    },
+  };
+}
+
+/** The app as the composition roots wire it, with the suppression list and Mailgun's webhooks. */
 async function startApp(overrides: Partial<HttpDeps> = {}) {
   const queue = new FillingQueue();
   const emails = new InMemoryEmailLog();
@@ -113,6 +143,7 @@ async function startApp(overrides: Partial<HttpDeps> = {}) {
   const ids = sequentialIds();
   const clock = fixedClock('2030-01-02T03:04:05.000Z');
   const log = new RecordingLogger();
+  const suppressions = new InMemorySuppressionList();
   const requestEmail = new RequestEmail(
     queue,
     emails,
@@ -121,12 +152,25 @@ async function startApp(overrides: Partial<HttpDeps> = {}) {
     ids,
     clock,
     log,
-    {
-      allowedFromDomains: ['example.com'],
-    },
+    { allowedFromDomains: ['example.com'], suppressions, domainToAscii },
   );
   const requestBatch = new RequestBatch(requestEmail, keys, ids, clock, log);
-  const h = await startHttp({ requestEmail, requestBatch, emails, log, ...overrides });
+  const record = new RecordProviderEvent(emails, new RecordingEvents(), suppressions, clock, log, {
+    domainToAscii,
+  });
+  const h = await startHttp({
+    requestEmail,
+    requestBatch,
+    emails,
+    log,
+    suppressions,
+    mailgunWebhooks: {
+      signingKey: Buffer.from(SIGNING_KEY),
+      record,
+      tokens: new InMemoryWebhookTokens(),
+    },
+    ...overrides,
+  });
   return { h, queue, emails };
 }
 
@@ -150,6 +194,10 @@ const documentedPaths = [
   ['get', '/emails/{id}'],
   ['delete', '/emails/{id}'],
   ['get', '/emails/{id}/raw'],
+  ['get', '/suppressions'],
+  ['post', '/suppressions'],
+  ['delete', '/suppressions/{address}'],
+  ['post', '/webhooks/mailgun'],
   ['get', '/healthz'],
   ['get', '/readyz'],
 ] as const;
@@ -191,6 +239,12 @@ describe('OpenAPI document (GET /openapi.json)', () => {
       expect(at(doc, 'paths', '/emails', 'post', 'security')).to.deep.equal([{ apiKey: ['send'] }]);
       expect(at(doc, 'paths', '/emails', 'get', 'security')).to.deep.equal([{ apiKey: ['read'] }]);
       expect(at(doc, 'paths', '/healthz', 'get', 'security')).to.deep.equal([]);
+      for (const method of ['get', 'post']) {
+        expect(at(doc, 'paths', '/suppressions', method, 'security')).to.deep.equal([
+          { apiKey: ['admin'] },
+        ]);
+      }
+      expect(at(doc, 'paths', '/webhooks/mailgun', 'post', 'security')).to.deep.equal([]);
     });
 
     it('resolves every $ref, and every schema compiles as JSON Schema 2020-12', () => {
@@ -303,6 +357,111 @@ describe('OpenAPI document (GET /openapi.json)', () => {
       await expectDocumented(missing, 'get', '/emails/{id}', 404);
     });
 
+    it('suppressed recipients: dropped and listed in the 202, and 422 when none is left', async () => {
+      const add = await post('/suppressions', { address: 'bob@example.org', reason: 'bounce' });
+      await expectDocumented(add, 'post', '/suppressions', 201);
+      const one = await post('/emails', valid);
+      const accepted = await expectDocumented(one, 'post', '/emails', 202);
+      expect(at(accepted, 'suppressed')).to.deep.equal(['bob@example.org']);
+      const nobody = await post('/emails', { ...valid, to: 'bob@example.org', cc: [] });
+      const refused = await expectDocumented(nobody, 'post', '/emails', 422);
+      expect(at(refused, 'error', 'suppressed')).to.deep.equal(['bob@example.org']);
+      const batch = await post('/emails/batch', [
+        valid,
+        { ...valid, to: 'bob@example.org', cc: [] },
+      ]);
+      const data = at(await expectDocumented(batch, 'post', '/emails/batch', 202), 'data');
+      expect((data as unknown[]).map((item) => at(item, 'status'))).to.deep.equal([
+        'queued',
+        'suppressed',
+      ]);
+    });
+
+    it('/suppressions: add, list, remove, and their refusals', async () => {
+      const entry = { address: 'Ada <ada@Bücher.de>', detail: 'asked by phone' };
+      const added = await expectDocumented(
+        await post('/suppressions', entry),
+        'post',
+        '/suppressions',
+        201,
+      );
+      expect(at(added, 'address')).to.equal('ada@xn--bcher-kva.de');
+      await expectDocumented(await post('/suppressions', entry), 'post', '/suppressions', 200);
+      await expectDocumented(
+        await post('/suppressions', { address: 'nope', reason: 'whim' }),
+        'post',
+        '/suppressions',
+        400,
+      );
+      const page = await expectDocumented(
+        await fetch(`${h.url}/suppressions`),
+        'get',
+        '/suppressions',
+        200,
+      );
+      expect(at(page, 'data')).to.have.length(1);
+      await expectDocumented(
+        await fetch(`${h.url}/suppressions?limit=5`),
+        'get',
+        '/suppressions',
+        400,
+      );
+      const remove = (address: string) =>
+        fetch(`${h.url}/suppressions/${encodeURIComponent(address)}`, { method: 'DELETE' });
+      await expectDocumented(
+        await remove('ada@bücher.de'),
+        'delete',
+        '/suppressions/{address}',
+        200,
+      );
+      await expectDocumented(
+        await remove('ada@bücher.de'),
+        'delete',
+        '/suppressions/{address}',
+        404,
+      );
+    });
+
+    it('POST /webhooks/mailgun: 200 recorded, 401 unsigned, 400 malformed', async () => {
+      await post('/emails', valid);
+      const [request] = queue.published;
+      await emails.apply(anEvent.sent(request!, { at: '2030-01-02T03:05:06.000Z' }))();
+      const event = mailgunEvent(request!.id, 'bob@example.org');
+      const taken = await expectDocumented(
+        await post('/webhooks/mailgun', event),
+        'post',
+        '/webhooks/mailgun',
+        200,
+      );
+      expect(at(taken, 'result')).to.equal('recorded');
+      const replayed = await post('/webhooks/mailgun', event);
+      expect(replayed.headers.get('www-authenticate')).to.match(/^Mailgun-Signature/);
+      await expectDocumented(replayed, 'post', '/webhooks/mailgun', 401);
+      const forged = mailgunEvent(request!.id, 'bob@example.org', 'another-signing-key');
+      await expectDocumented(
+        await post('/webhooks/mailgun', forged),
+        'post',
+        '/webhooks/mailgun',
+        401,
+      );
+      const { signature } = mailgunEvent(request!.id, 'bob@example.org');
+      await expectDocumented(
+        await post('/webhooks/mailgun', { signature, 'event-data': 'delivered' }),
+        'post',
+        '/webhooks/mailgun',
+        400,
+      );
+      // The bounce is in the email's history, with its source, and the address is suppressed.
+      const status = await fetch(`${h.url}/emails/${request!.id}`, {
+        headers: { accept: 'application/json' },
+      });
+      const body = await expectDocumented(status, 'get', '/emails/{id}', 200);
+      expect((at(body, 'events') as unknown[]).map((e) => at(e, 'source'))).to.include('provider');
+      const page = await fetch(`${h.url}/suppressions`);
+      const list = await expectDocumented(page, 'get', '/suppressions', 200);
+      expect((at(list, 'data') as unknown[]).map((e) => at(e, 'reason'))).to.deep.equal(['bounce']);
+    });
+
     it('/healthz and /readyz', async () => {
       await expectDocumented(await fetch(`${h.url}/healthz`), 'get', '/healthz', 200);
       await expectDocumented(await fetch(`${h.url}/readyz`), 'get', '/readyz', 200);
@@ -314,7 +473,7 @@ describe('OpenAPI document (GET /openapi.json)', () => {
       expect(validate({ ...((await res.json()) as object), extra: true })).to.equal(false);
     });
 
-    it('401 without a key when guarded, while the document stays open', async () => {
+    it('401 without a key and 403 without the scope when guarded; the document and the webhook stay open', async () => {
       const fx = guardedAccess();
       const guarded = await startApp(fx.deps);
       try {
@@ -328,6 +487,19 @@ describe('OpenAPI document (GET /openapi.json)', () => {
         await expectDocumented(unsigned, 'post', '/emails', 401);
         const list = await fetch(`${guarded.h.url}/emails`);
         await expectDocumented(list, 'get', '/emails', 401);
+        // The suppression list is for admin keys; Mailgun's webhook needs its signature alone.
+        const sender = await fx.key('sender', ['send', 'read']);
+        const notAdmin = await fetch(`${guarded.h.url}/suppressions`, {
+          headers: { authorization: `Bearer ${sender}` },
+        });
+        await expectDocumented(notAdmin, 'get', '/suppressions', 403);
+        const unsignedWebhook = await fetch(`${guarded.h.url}/webhooks/mailgun`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(mailgunEvent('unknown-email-1', 'ada@example.com')),
+        });
+        const answer = await expectDocumented(unsignedWebhook, 'post', '/webhooks/mailgun', 200);
+        expect(at(answer, 'result')).to.equal('unknown');
       } finally {
         await guarded.h.close();
       }

@@ -84,11 +84,26 @@ const mailbox = (local: string) =>
     );
 
 const headerValue = text(20).map((s) => oneLine(s, 998));
-const headers = fc.dictionary(
-  fc.constantFrom('X-Note', 'X-Trace', 'List-Unsubscribe', 'In-Reply-To', 'References'),
-  headerValue,
-  { maxKeys: 4 },
-);
+/** In-Reply-To and References hold ASCII message ids, as the API requires. */
+const messageIds = fc
+  .array(fc.stringMatching(/^<[A-Za-z0-9._%+-]{1,40}@[a-z0-9.-]{1,30}>$/), {
+    minLength: 1,
+    maxLength: 4,
+  })
+  .map((ids) => ids.join(' '));
+const headers = fc
+  .tuple(
+    fc.dictionary(fc.constantFrom('X-Note', 'X-Trace', 'List-Unsubscribe'), headerValue, {
+      maxKeys: 3,
+    }),
+    fc.option(messageIds, { nil: undefined }),
+    fc.option(messageIds, { nil: undefined }),
+  )
+  .map(([named, inReplyTo, references]) => ({
+    ...named,
+    ...(inReplyTo !== undefined ? { 'In-Reply-To': inReplyTo } : {}),
+    ...(references !== undefined ? { References: references } : {}),
+  }));
 
 const attachment = fc.record({
   filename: fc.constantFrom('a.pdf', 'b.txt', 'Grüße März.csv', `${'n'.repeat(200)}.bin`, 'x'),

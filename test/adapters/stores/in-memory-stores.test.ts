@@ -5,6 +5,8 @@ import {
 } from '../../../src/adapters/memory/in-memory-auth-stores.js';
 import { InMemoryAttachmentStore } from '../../../src/adapters/memory/in-memory-attachment-store.js';
 import { InMemoryScheduledEmails } from '../../../src/adapters/memory/in-memory-scheduled-emails.js';
+import { InMemorySuppressionList } from '../../../src/adapters/memory/in-memory-suppression-list.js';
+import { InMemoryWebhookTokens } from '../../../src/adapters/memory/in-memory-webhook-tokens.js';
 import {
   InMemoryDeliveryLedger,
   InMemoryEmailLog,
@@ -20,6 +22,8 @@ import { operatorStoreContract } from '../../contracts/operator-store.contract.j
 import { rateLimiterContract } from '../../contracts/rate-limiter.contract.js';
 import { scheduledEmailsContract } from '../../contracts/scheduled-emails.contract.js';
 import { sessionStoreContract } from '../../contracts/session-store.contract.js';
+import { suppressionListContract } from '../../contracts/suppression-list.contract.js';
+import { webhookTokensContract } from '../../contracts/webhook-tokens.contract.js';
 
 // One process holds one in-memory store: "another process" is the same object here.
 const nothingToClose = async (): Promise<void> => undefined;
@@ -63,6 +67,16 @@ attachmentStoreContract('InMemoryAttachmentStore', async (clock) => {
 scheduledEmailsContract('InMemoryScheduledEmails', async () => {
   const schedule = new InMemoryScheduledEmails();
   return { schedule, peer: schedule, close: nothingToClose };
+});
+
+suppressionListContract('InMemorySuppressionList', async () => {
+  const list = new InMemorySuppressionList();
+  return { list, peer: list, close: nothingToClose };
+});
+
+webhookTokensContract('InMemoryWebhookTokens', async () => {
+  const tokens = new InMemoryWebhookTokens();
+  return { tokens, peer: tokens, close: nothingToClose };
 });
 
 rateLimiterContract('memoryRateLimiter', async () => ({

@@ -1,0 +1,72 @@
+import * as TE from 'fp-ts/lib/TaskEither.js';
+import type { StoreUnavailable } from '../../application/ports/email-log.js';
+import type { Suppression, SuppressionList } from '../../application/ports/suppression-list.js';
+
+type Page = { readonly entries: readonly Suppression[]; readonly nextCursor?: string };
+
+/** Newest first, ties by the addresses' code units (mailbox keys are ASCII: as SQL's "C"). */
+const newestFirst = (a: Suppression, b: Suppression): number =>
+  b.createdAt.getTime() - a.createdAt.getTime() ||
+  (a.address < b.address ? 1 : a.address > b.address ? -1 : 0);
+
+const encodeCursor = (entry: Suppression): string =>
+  Buffer.from(JSON.stringify([entry.createdAt.getTime(), entry.address])).toString('base64url');
+
+function decodeCursor(cursor: string): Suppression | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === 'string'
+    ) {
+      return { address: value[1], reason: 'manual', createdAt: new Date(Number(value[0])) };
+    }
+  } catch {
+    // not base64url JSON: no cursor this list wrote
+  }
+  return undefined;
+}
+
+/**
+ * The suppression list of one process: for unit tests and `memory` runs. It passes the same
+ * contract suite as `SqlSuppressionList` (`test/contracts/`): the first entry of an address
+ * stands, and pages follow the same order and end the same way on a cursor it never wrote.
+ */
+export class InMemorySuppressionList implements SuppressionList {
+  private readonly entries = new Map<string, Suppression>();
+
+  add(entry: Suppression): TE.TaskEither<StoreUnavailable, boolean> {
+    return TE.fromIO(() => {
+      if (this.entries.has(entry.address)) return false;
+      this.entries.set(entry.address, { ...entry, createdAt: new Date(entry.createdAt) });
+      return true;
+    });
+  }
+
+  remove(address: string): TE.TaskEither<StoreUnavailable, boolean> {
+    return TE.fromIO(() => this.entries.delete(address));
+  }
+
+  suppressed(addresses: readonly string[]): TE.TaskEither<StoreUnavailable, ReadonlySet<string>> {
+    return TE.fromIO(() => new Set(addresses.filter((a) => this.entries.has(a))));
+  }
+
+  list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable, Page> {
+    return TE.fromIO((): Page => {
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      if (cursor !== undefined && after === undefined) return { entries: [] };
+      const sorted = [...this.entries.values()]
+        .filter((e) => after === undefined || newestFirst(after, e) < 0)
+        .sort(newestFirst);
+      const entries = sorted
+        .slice(0, limit)
+        .map((e) => ({ ...e, createdAt: new Date(e.createdAt) }));
+      const last = entries.at(-1);
+      return sorted.length > limit && last !== undefined
+        ? { entries, nextCursor: encodeCursor(last) }
+        : { entries };
+    });
+  }
+}

@@ -1,0 +1,115 @@
+import type * as TE from 'fp-ts/lib/TaskEither.js';
+import type { StoreUnavailable } from '../../application/ports/email-log.js';
+import type {
+  Suppression,
+  SuppressionList,
+  SuppressionReason,
+} from '../../application/ports/suppression-list.js';
+import { SUPPRESSION_REASONS } from '../../application/ports/suppression-list.js';
+import type { SqlClient } from './sql-client.js';
+import { StoreFault, attempt } from './sql-client.js';
+
+interface SuppressionRow {
+  readonly address: string;
+  readonly reason: string;
+  readonly detail: string | null;
+  readonly created_at: Date;
+}
+
+type Page = { readonly entries: readonly Suppression[]; readonly nextCursor?: string };
+
+/** "After this entry": its time (ms) and address, as base64url JSON. */
+const encodeCursor = (entry: Suppression): string =>
+  Buffer.from(JSON.stringify([entry.createdAt.getTime(), entry.address])).toString('base64url');
+
+function decodeCursor(cursor: string): readonly [Date, string] | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === 'string'
+    ) {
+      const at = new Date(Number(value[0]));
+      if (!Number.isNaN(at.getTime())) return [at, value[1]];
+    }
+  } catch {
+    // not base64url JSON: no cursor this list wrote
+  }
+  return undefined;
+}
+
+const isReason = (s: string): s is SuppressionReason => SUPPRESSION_REASONS.some((r) => r === s);
+
+function toSuppression(row: SuppressionRow): Suppression {
+  if (!isReason(row.reason)) throw new StoreFault('a stored suppression has an unknown reason');
+  return {
+    address: row.address,
+    reason: row.reason,
+    createdAt: new Date(row.created_at),
+    ...(row.detail !== null ? { detail: row.detail } : {}),
+  };
+}
+
+/**
+ * The suppression list in `suppressions`, one row per mailbox key. Each call is one statement:
+ * of two processes adding one address, the primary key lets exactly one entry in, and the first
+ * one stands. `list` pages by keyset on (created_at, address), never by offset.
+ */
+export class SqlSuppressionList implements SuppressionList {
+  constructor(private readonly sql: SqlClient) {}
+
+  add(entry: Suppression): TE.TaskEither<StoreUnavailable, boolean> {
+    return attempt(async () => {
+      const rows = await this.sql.query(
+        `INSERT INTO suppressions (address, reason, detail, created_at)
+         VALUES ($1, $2, $3, $4::timestamptz)
+         ON CONFLICT (address) DO NOTHING RETURNING address`,
+        [entry.address, entry.reason, entry.detail ?? null, entry.createdAt.toISOString()],
+      );
+      return rows.length > 0;
+    });
+  }
+
+  remove(address: string): TE.TaskEither<StoreUnavailable, boolean> {
+    return attempt(async () => {
+      const rows = await this.sql.query(
+        'DELETE FROM suppressions WHERE address = $1 RETURNING address',
+        [address],
+      );
+      return rows.length > 0;
+    });
+  }
+
+  suppressed(addresses: readonly string[]): TE.TaskEither<StoreUnavailable, ReadonlySet<string>> {
+    return attempt(async () => {
+      if (addresses.length === 0) return new Set<string>();
+      const rows = await this.sql.query<{ address: string }>(
+        'SELECT address FROM suppressions WHERE address = ANY($1::text[])',
+        [[...new Set(addresses)]],
+      );
+      return new Set(rows.map((row) => row.address));
+    });
+  }
+
+  /** A cursor this list never wrote ends the list: an empty last page, not the first again. */
+  list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable, Page> {
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    return attempt(async (): Promise<Page> => {
+      if (cursor !== undefined && after === undefined) return { entries: [] };
+      const rows = await this.sql.query<SuppressionRow>(
+        `SELECT address, reason, detail, created_at FROM suppressions
+          ${after === undefined ? '' : 'WHERE (created_at, address) < ($2::timestamptz, $3)'}
+          ORDER BY created_at DESC, address DESC
+          LIMIT $1`,
+        after === undefined ? [limit + 1] : [limit + 1, after[0].toISOString(), after[1]],
+      );
+      const entries = rows.slice(0, limit).map(toSuppression);
+      const last = entries.at(-1);
+      return rows.length > limit && last !== undefined
+        ? { entries, nextCursor: encodeCursor(last) }
+        : { entries };
+    });
+  }
+}

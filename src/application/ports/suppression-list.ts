@@ -1,0 +1,42 @@
+import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
+import type { StoreUnavailable } from './email-log.js';
+
+/** Why an address is on the list: a provider's report, or an operator's hand. */
+export const SUPPRESSION_REASONS = ['bounce', 'complaint', 'unsubscribe', 'manual'] as const;
+export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
+
+/**
+ * One suppressed address. `address` is the mailbox key: the local part as given and the domain
+ * in lowercase ASCII (A-labels), so `Ada@Bücher.de` and `Ada@xn--bcher-kva.de` are one entry.
+ */
+export interface Suppression {
+  readonly address: string;
+  readonly reason: SuppressionReason;
+  readonly createdAt: Date;
+  /** The email whose report put it there, or the operator's note. */
+  readonly detail?: string;
+}
+
+/**
+ * Addresses no email is sent to any more: added by permanent bounces, complaints and
+ * unsubscribes (provider events) and by hand, removed by hand. Shared by every server and worker.
+ */
+export interface SuppressionList {
+  /** Adds `entry` (a second add of an address keeps the first entry); answers whether it was new. */
+  add(entry: Suppression): TaskEither<StoreUnavailable, boolean>;
+  /** Removes the address; answers whether it was there. */
+  remove(address: string): TaskEither<StoreUnavailable, boolean>;
+  /** Those of `addresses` (mailbox keys) that are suppressed, in one look-up. */
+  suppressed(addresses: readonly string[]): TaskEither<StoreUnavailable, ReadonlySet<string>>;
+  /**
+   * Entries newest first, `limit` a page; `cursor` is the previous page's `nextCursor` (opaque,
+   * the store's own); `nextCursor` is absent on the last page.
+   */
+  list(
+    limit: number,
+    cursor?: string,
+  ): TaskEither<
+    StoreUnavailable,
+    { readonly entries: readonly Suppression[]; readonly nextCursor?: string }
+  >;
+}
