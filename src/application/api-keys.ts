@@ -37,19 +37,20 @@ export const TOUCH_EVERY_MS = 60_000;
 const SEEN_ADDRESSES_MAX = 10_000;
 
 /** Who made a request: a key from the store or from `API_KEYS`, or a signed-in operator. */
-export type Principal =
-  | {
-      readonly _tag: 'Key';
-      /**
-       * What the key's requests are counted under: its key id, which no other key ever has
-       * (a name may pass to a new key after a revocation); for an `API_KEYS` key, `env:` and
-       * the start of its digest, so each of them has its own count.
-       */
-      readonly id: string;
-      readonly name: string;
-      readonly scopes: readonly Scope[];
-    }
-  | { readonly _tag: 'Operator'; readonly name: string };
+/** A request made with a live API key. */
+export interface KeyPrincipal {
+  readonly _tag: 'Key';
+  /**
+   * What the key's requests are counted under: its key id, which no other key ever has (a name
+   * may pass to a new key after a revocation); for an `API_KEYS` key, `env:` and the start of its
+   * digest, so each of them has its own count.
+   */
+  readonly id: string;
+  readonly name: string;
+  readonly scopes: readonly Scope[];
+}
+
+export type Principal = KeyPrincipal | { readonly _tag: 'Operator'; readonly name: string };
 
 export type KeyRefusal =
   /** No key, or not one of ours (malformed, unknown, revoked): 401. */
@@ -180,7 +181,7 @@ export class ApiKeys {
     presented: string | undefined,
     scope: Scope,
     address: string,
-  ): TE.TaskEither<StoreUnavailable | KeyRefusal, Principal> {
+  ): TE.TaskEither<StoreUnavailable | KeyRefusal, KeyPrincipal> {
     if (presented === undefined || presented === '') return TE.left({ _tag: 'Unauthenticated' });
     const { tokens } = this.deps;
     const digest = tokens.digest(presented);
@@ -212,7 +213,7 @@ export class ApiKeys {
         if (!key.scopes.includes(scope)) {
           return TE.left<KeyRefusal>({ _tag: 'MissingScope', name: key.name, scope });
         }
-        return TE.right<KeyRefusal, Principal>({
+        return TE.right<KeyRefusal, KeyPrincipal>({
           _tag: 'Key',
           id: key.keyId,
           name: key.name,

@@ -1,5 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
+import { utf8Length } from './utf8.js';
 
 /**
  * A mailbox that has been parsed strictly (RFC 5322 §3.4): `ada@example.com`,
@@ -64,7 +65,7 @@ const BARE_DISPLAY_NAME = /^[^"<>,;:()\\[\]@]+$/;
 // eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\u0000-\u007f]/;
 
-const octets = (s: string): number => new TextEncoder().encode(s).length;
+const octets = utf8Length;
 const codePoints = (s: string): number => [...s].length;
 
 const messages: Record<AddressRejection, string> = {

@@ -1,5 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
+import { utf8Length } from './utf8.js';
 import {
   EmailAddress,
   LONE_SURROGATE,
@@ -13,7 +14,7 @@ export const MAX_SUBJECT_CHARS = 998; // RFC 5322 §2.1.1 line limit
 /** Each body part, in UTF-8 octets; two of them still fit the 1 MB request limit. */
 export const MAX_BODY_OCTETS = 500_000;
 
-const octets = (s: string): number => new TextEncoder().encode(s).length;
+const octets = utf8Length;
 
 // eslint-disable-next-line no-control-regex
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f]|\p{Surrogate}/u;

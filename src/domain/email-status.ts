@@ -1,6 +1,7 @@
 import type { EmailAddress } from './email-address.js';
 import { mailbox, mailboxKey } from './email-address.js';
 import type { EmailId } from './email-request.js';
+import { allRecipients } from './email-request.js';
 import type { DomainEvent, ProviderReported } from './events.js';
 
 /**
@@ -223,9 +224,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
     ...(event.bcc !== undefined ? { bcc: event.bcc } : {}),
     subject: event.subject,
     recipients: [
-      ...[...event.to, ...(event.cc ?? []), ...(event.bcc ?? [])].map(
-        (address): RecipientState => ({ address, status: 'queued' }),
-      ),
+      ...allRecipients(event).map((address): RecipientState => ({ address, status: 'queued' })),
       ...('suppressed' in event && event.suppressed !== undefined ? event.suppressed : []).map(
         (address): RecipientState => ({ address, status: 'suppressed' }),
       ),

@@ -10,9 +10,9 @@ import { NodeSecretTokens } from '../adapters/crypto/node-secret-tokens.js';
 import { SqlApiKeyStore } from '../adapters/postgres/sql-api-key-store.js';
 import { SqlOperatorStore } from '../adapters/postgres/sql-operator-store.js';
 import { SqlSessionStore } from '../adapters/postgres/sql-session-store.js';
-import { sqlRateLimiter } from '../adapters/ratelimit/flexible-rate-limiter.js';
 import { systemClock } from '../adapters/system/system.js';
 import type { OpenDatabase } from './database.js';
+import { signInFailures } from './access.js';
 import { openCommandDatabase } from './database.js';
 import { formatRows } from './table.js';
 
@@ -183,11 +183,7 @@ export async function runUsers(
     tokens: new NodeSecretTokens(),
     clock: systemClock,
     log,
-    failures: sqlRateLimiter(db.client, {
-      keyPrefix: 'sign-in-failures',
-      limit: 5,
-      windowMs: 60_000,
-    }),
+    failures: signInFailures(db),
   });
   switch (command.kind) {
     case 'add':

@@ -14,7 +14,11 @@ import type { OpenDatabase } from './database.js';
 import { constant, provide, resolve } from './services.js';
 
 /** Five failed sign-ins a minute, per user name and per client address. */
-const SIGN_IN_FAILURES = { limit: 5, windowMs: 60_000 } as const;
+const SIGN_IN_FAILURES = { keyPrefix: 'sign-in-failures', limit: 5, windowMs: 60_000 } as const;
+
+/** The count of failed sign-ins in `database`, as every server and command sees it. */
+export const signInFailures = (database: Pick<OpenDatabase, 'client'>) =>
+  sqlRateLimiter(database.client, SIGN_IN_FAILURES);
 
 /**
  * API keys, operators and the request counts, over the stores of `sqlStoresModule`: all in the
@@ -29,11 +33,7 @@ export const accessModule = (config: Config, database: OpenDatabase) =>
       'RequestLimiter',
       sqlRateLimiter(database.client, { keyPrefix: 'requests', ...config.rateLimit }),
     );
-    constant(
-      bind,
-      'SignInFailures',
-      sqlRateLimiter(database.client, { keyPrefix: 'sign-in-failures', ...SIGN_IN_FAILURES }),
-    );
+    constant(bind, 'SignInFailures', signInFailures(database));
     provide(bind, 'ApiKeys', ['ApiKeyStore', 'Clock', 'Logger'], (store, clock, log) => {
       return new ApiKeys({
         store,

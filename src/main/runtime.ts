@@ -10,7 +10,7 @@ import type { Config } from '../adapters/config/config.js';
 import type { AccessPolicy } from '../adapters/http/access.js';
 import { createHttpApp } from '../adapters/http/app.js';
 import type { RawMessage } from '../adapters/http/raw-routes.js';
-import { buildRawMessage, loadAttachments } from '../adapters/mime/mime-message.js';
+import { composeMessage } from '../adapters/mime/mime-message.js';
 import * as O from 'fp-ts/lib/Option.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import { pipe } from 'fp-ts/lib/function.js';
@@ -272,17 +272,14 @@ function rawMessageOf(container: Container, config: Config): RawMessage {
           () => TE.right(O.none),
           (request) =>
             pipe(
-              loadAttachments(attachments, request),
+              composeMessage(attachments, request, config.mailFrom),
               TE.mapLeft((failure) =>
-                failure._tag === 'StoreUnavailable' ? failure.reason : 'an attachment is missing',
-              ),
-              TE.flatMap((bytes) =>
-                // A message that cannot be composed is a bug the worker would meet too; the
-                // page says so in plain words, the log has the error.
-                TE.tryCatch(
-                  () => buildRawMessage(request, config.mailFrom, bytes),
-                  () => 'the message could not be composed',
-                ),
+                failure._tag === 'StoreUnavailable'
+                  ? failure.reason
+                  : failure._tag === 'Uncomposable'
+                    ? // A bug the worker would meet too; the page says so in plain words.
+                      'the message could not be composed'
+                    : 'an attachment is missing',
               ),
               TE.map(O.some),
             ),

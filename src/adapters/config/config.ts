@@ -185,6 +185,17 @@ function parseTransports(
     : E.left(undefined);
 }
 
+/** A key that signs tokens or cookies, shared by every server behind one address. */
+const SigningSecret = envVar(
+  'a random string of at least 32 characters',
+  when(
+    (raw) => raw.length >= 32,
+    (raw) => new Secret(raw),
+  ),
+  aSecret,
+  true,
+);
+
 const Port = intIn('a port number from 0 to 65535 (0: any free port)', 0, 65535);
 
 /** The variables that always have a value (a default when unset). */
@@ -304,24 +315,8 @@ const Optional = t.exact(
       aSecret,
       true,
     ),
-    CSRF_SECRET: envVar(
-      'a random string of at least 32 characters',
-      when(
-        (raw) => raw.length >= 32,
-        (raw) => new Secret(raw),
-      ),
-      aSecret,
-      true,
-    ),
-    SESSION_SECRET: envVar(
-      'a random string of at least 32 characters',
-      when(
-        (raw) => raw.length >= 32,
-        (raw) => new Secret(raw),
-      ),
-      aSecret,
-      true,
-    ),
+    CSRF_SECRET: SigningSecret,
+    SESSION_SECRET: SigningSecret,
     ALLOWED_FROM_DOMAINS: envVar(
       'a comma-separated list of domains such as example.com,mg.example.com',
       (raw) => {

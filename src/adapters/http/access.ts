@@ -179,7 +179,7 @@ export function createGuards(policy: AccessPolicy): Guards {
       }
     }
     const principal = result.right;
-    if (!(await count(ctx, `key:${principal._tag === 'Key' ? principal.id : ''}`))) return;
+    if (!(await count(ctx, `key:${principal.id}`))) return;
     const state: AccessState = ctx.state;
     state.principal = principal;
     await next();

@@ -115,6 +115,10 @@ function renderForm(ctx: Context, status: number, view: FormView, guards: Guards
   ctx.body = formPage(view);
 }
 
+/** A url-encoded form's fields, up to `limitBytes`; every other body type is left unread. */
+export const urlencodedBody = (limitBytes: number) =>
+  koaBody({ urlencoded: true, json: false, text: false, multipart: false, formLimit: limitBytes });
+
 /** Forms come url-encoded; multipart would mean parsing files we never want. */
 function requireUrlEncoded() {
   return async function requireUrlEncodedBody(ctx: Context, next: Next): Promise<void> {
@@ -194,13 +198,7 @@ export function mountFormRoutes(router: Router, options: FormRoutesOptions): voi
     '/',
     guards.page('send'),
     requireUrlEncoded(),
-    koaBody({
-      urlencoded: true,
-      json: false,
-      text: false,
-      multipart: false,
-      formLimit: bodyLimitBytes,
-    }),
+    urlencodedBody(bodyLimitBytes),
     async function submitForm(ctx: Context): Promise<void> {
       const body = formBody(ctx);
       const sessionId = csrf.session(ctx);

@@ -1,7 +1,6 @@
 import type Router from '@koa/router';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Context } from 'koa';
-import { koaBody } from 'koa-body';
 import type { Operators } from '../../application/operators.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { Guards } from './access.js';
@@ -11,6 +10,7 @@ import { csrfRejectionMessages } from './csrf.js';
 import { RETRY_AFTER_SECONDS } from './errors.js';
 import type { LoginView } from './login-page.js';
 import { loginPage } from './login-page.js';
+import { urlencodedBody } from './form-routes.js';
 import { problemPage } from './pages.js';
 
 export interface LoginRoutesOptions {
@@ -77,13 +77,7 @@ export function mountLoginRoutes(router: Router, options: LoginRoutesOptions): v
   router.post(
     '/login',
     guards.open(),
-    koaBody({
-      urlencoded: true,
-      json: false,
-      text: false,
-      multipart: false,
-      formLimit: LOGIN_FORM_LIMIT,
-    }),
+    urlencodedBody(LOGIN_FORM_LIMIT),
     async function signIn(ctx: Context): Promise<void> {
       const body: unknown = ctx.request.body;
       const next = localPath(field(body, 'next'));
@@ -159,13 +153,7 @@ export function mountLoginRoutes(router: Router, options: LoginRoutesOptions): v
 
   router.post(
     '/logout',
-    koaBody({
-      urlencoded: true,
-      json: false,
-      text: false,
-      multipart: false,
-      formLimit: LOGIN_FORM_LIMIT,
-    }),
+    urlencodedBody(LOGIN_FORM_LIMIT),
     async function signOut(ctx: Context): Promise<void> {
       const verdict = csrf.verify(csrf.session(ctx), field(ctx.request.body, '_csrf'));
       if (E.isLeft(verdict)) {

@@ -1,33 +1,20 @@
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
-import type { Suppression, SuppressionList } from '../../application/ports/suppression-list.js';
-
-type Page = { readonly entries: readonly Suppression[]; readonly nextCursor?: string };
+import type {
+  Suppression,
+  SuppressionList,
+  SuppressionPage as Page,
+  SuppressionPosition,
+} from '../../application/ports/suppression-list.js';
+import {
+  decodeSuppressionCursor as decodeCursor,
+  encodeSuppressionCursor as encodeCursor,
+} from '../../application/ports/suppression-list.js';
 
 /** Newest first, ties by the addresses' code units (mailbox keys are ASCII: as SQL's "C"). */
-const newestFirst = (a: Suppression, b: Suppression): number =>
+const newestFirst = (a: SuppressionPosition, b: SuppressionPosition): number =>
   b.createdAt.getTime() - a.createdAt.getTime() ||
   (a.address < b.address ? 1 : a.address > b.address ? -1 : 0);
-
-const encodeCursor = (entry: Suppression): string =>
-  Buffer.from(JSON.stringify([entry.createdAt.getTime(), entry.address])).toString('base64url');
-
-function decodeCursor(cursor: string): Suppression | undefined {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      Number.isSafeInteger(value[0]) &&
-      typeof value[1] === 'string'
-    ) {
-      return { address: value[1], reason: 'manual', createdAt: new Date(Number(value[0])) };
-    }
-  } catch {
-    // not base64url JSON: no cursor this list wrote
-  }
-  return undefined;
-}
 
 /**
  * The suppression list of one process: for unit tests and `memory` runs. It passes the same

@@ -283,6 +283,32 @@ export function loadAttachments(
   );
 }
 
+/** The composer threw for this request: it would on every try (a bug, or an input we missed). */
+export interface Uncomposable {
+  readonly _tag: 'Uncomposable';
+  readonly error: unknown;
+}
+
+/**
+ * The message of `request` with its files loaded from `store`: what SMTP sends, the outbox
+ * writes and `/emails/{id}/raw` shows, from one place so that they cannot differ.
+ */
+export function composeMessage(
+  store: AttachmentStore | undefined,
+  request: EmailRequest,
+  defaultFrom: EmailAddress,
+): TE.TaskEither<AttachmentsUnavailable | Uncomposable, Buffer> {
+  return pipe(
+    loadAttachments(store, request),
+    TE.flatMap((bytes) =>
+      TE.tryCatch(
+        () => buildRawMessage(request, defaultFrom, bytes),
+        (error): AttachmentsUnavailable | Uncomposable => ({ _tag: 'Uncomposable', error }),
+      ),
+    ),
+  );
+}
+
 /**
  * The outcome of a send that could not load its attachments: transient, since a store comes
  * back and a wiring is fixed. The reason is public; which store and which file is the hint's.

@@ -10,12 +10,7 @@ import type { DeliveryOutcome } from '../../domain/delivery.js';
 import { permanent, publicText, sent, transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
-import {
-  attachmentsOutcome,
-  buildRawMessage,
-  loadAttachments,
-  messageIdOf,
-} from '../mime/mime-message.js';
+import { attachmentsOutcome, composeMessage, messageIdOf } from '../mime/mime-message.js';
 
 export interface OutboxOptions {
   readonly dir: string;
@@ -54,16 +49,15 @@ export class OutboxEmailSender implements EmailSender {
 
   send(request: EmailRequest): Task<DeliveryOutcome> {
     return async () => {
-      const loaded = await loadAttachments(this.options.attachments, request)();
-      if (E.isLeft(loaded)) return attachmentsOutcome(loaded.left);
-      let message: Buffer;
-      try {
-        message = await buildRawMessage(request, this.options.from, loaded.right);
-      } catch (error) {
-        const said = `could not compose the message: ${describe(error)}`;
+      const composed = await composeMessage(this.options.attachments, request, this.options.from)();
+      if (E.isLeft(composed)) {
+        const failure = composed.left;
+        if (failure._tag !== 'Uncomposable') return attachmentsOutcome(failure);
+        const said = `could not compose the message: ${describe(failure.error)}`;
         const shown = publicText(said, [this.dir]);
         return permanent(shown, shown === said ? undefined : said);
       }
+      const message = composed.right;
       const path = join(this.dir, `${request.id}.eml`);
       try {
         await this.writeAtomically(path, message);

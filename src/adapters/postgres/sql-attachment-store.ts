@@ -9,7 +9,7 @@ import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { Clock } from '../../application/ports/system.js';
 import type { EmailId } from '../../domain/email-request.js';
 import type { SqlClient } from './sql-client.js';
-import { attempt, StoreFault } from './sql-client.js';
+import { attempt, StoreFault, countDeleted } from './sql-client.js';
 
 /** A `put` or a purge batch tries again when the other one won a race; never this many times. */
 const RACE_ROUNDS = 5;
@@ -109,45 +109,39 @@ export class SqlAttachmentStore implements AttachmentStore {
     return attempt(async () => {
       const before = cutoff.toISOString();
       await this.inBatches(
-        `WITH gone AS (
-           DELETE FROM email_attachments WHERE (email_id, digest) IN (
-             SELECT l.email_id, l.digest FROM email_attachments AS l
-              WHERE l.linked_at < $1::timestamptz
-                AND NOT EXISTS (SELECT 1 FROM emails AS e WHERE e.id = l.email_id)
-              ORDER BY l.linked_at
-              LIMIT $2
-                FOR UPDATE SKIP LOCKED
-           ) RETURNING 1
-         )
-         SELECT count(*)::int AS purged FROM gone`,
+        `DELETE FROM email_attachments WHERE (email_id, digest) IN (
+           SELECT l.email_id, l.digest FROM email_attachments AS l
+            WHERE l.linked_at < $1::timestamptz
+              AND NOT EXISTS (SELECT 1 FROM emails AS e WHERE e.id = l.email_id)
+            ORDER BY l.linked_at
+            LIMIT $2
+              FOR UPDATE SKIP LOCKED
+         )`,
         before,
       );
       return this.inBatches(
-        `WITH gone AS (
-           DELETE FROM attachments WHERE digest IN (
-             SELECT a.digest FROM attachments AS a
-              WHERE a.created_at < $1::timestamptz
-                AND NOT EXISTS (SELECT 1 FROM email_attachments AS l WHERE l.digest = a.digest)
-              ORDER BY a.created_at
-              LIMIT $2
-                FOR UPDATE SKIP LOCKED
-           ) RETURNING 1
-         )
-         SELECT count(*)::int AS purged FROM gone`,
+        `DELETE FROM attachments WHERE digest IN (
+           SELECT a.digest FROM attachments AS a
+            WHERE a.created_at < $1::timestamptz
+              AND NOT EXISTS (SELECT 1 FROM email_attachments AS l WHERE l.digest = a.digest)
+            ORDER BY a.created_at
+            LIMIT $2
+              FOR UPDATE SKIP LOCKED
+         )`,
         before,
       );
     });
   }
 
   /** Runs a counting DELETE until a batch comes back short; answers the rows deleted. */
-  private async inBatches(sql: string, before: string): Promise<number> {
+  /** Runs `deleteStatement` (`$1` the cutoff, `$2` the batch size) until a batch comes up short. */
+  private async inBatches(deleteStatement: string, before: string): Promise<number> {
     let total = 0;
     for (;;) {
-      const rows = await settlingRaces(
-        () => this.sql.query<{ purged: number }>(sql, [before, this.batchSize]),
+      const purged = await settlingRaces(
+        () => countDeleted(this.sql, deleteStatement, [before, this.batchSize]),
         'purging attachments',
       );
-      const purged = rows[0]?.purged ?? 0;
       total += purged;
       if (purged < this.batchSize) return total;
     }

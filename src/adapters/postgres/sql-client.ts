@@ -123,6 +123,22 @@ export function safeReason(err: unknown): string {
 export const toStoreUnavailable = (err: unknown): StoreUnavailable =>
   storeUnavailable(safeReason(err));
 
+/**
+ * Runs `deleteStatement` (a DELETE without RETURNING) and answers how many rows it deleted: the
+ * count comes back from PostgreSQL in one statement, the rows themselves never do.
+ */
+export async function countDeleted(
+  sql: SqlClient,
+  deleteStatement: string,
+  params: readonly unknown[] = [],
+): Promise<number> {
+  const rows = await sql.query<{ deleted: number }>(
+    `WITH gone AS (${deleteStatement} RETURNING 1) SELECT count(*)::int AS deleted FROM gone`,
+    params,
+  );
+  return rows[0]?.deleted ?? 0;
+}
+
 /** A store call as a TaskEither that never rejects: every failure is `StoreUnavailable`. */
 export const attempt = <A>(work: () => Promise<A>): TE.TaskEither<StoreUnavailable, A> =>
   TE.tryCatch(work, toStoreUnavailable);

@@ -3,7 +3,7 @@ import type { DeliveryLedger, SendClaim } from '../../application/ports/delivery
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { EmailId } from '../../domain/email-request.js';
 import type { SqlClient } from './sql-client.js';
-import { attempt, StoreFault } from './sql-client.js';
+import { attempt, StoreFault, countDeleted } from './sql-client.js';
 
 interface ClaimRow {
   readonly claimed: boolean;
@@ -100,16 +100,13 @@ export class SqlDeliveryLedger implements DeliveryLedger {
 
   purgeOlderThan(cutoff: Date): TE.TaskEither<StoreUnavailable, number> {
     return attempt(async () => {
-      const rows = await this.sql.query<{ purged: number }>(
-        `WITH gone AS (
-           DELETE FROM delivery_ledger
-            WHERE sent_at < $1::timestamptz
-               OR (provider_id IS NULL AND claimed_until < $1::timestamptz)
-           RETURNING 1)
-         SELECT count(*)::int AS purged FROM gone`,
+      return countDeleted(
+        this.sql,
+        `DELETE FROM delivery_ledger
+          WHERE sent_at < $1::timestamptz
+             OR (provider_id IS NULL AND claimed_until < $1::timestamptz)`,
         [cutoff.toISOString()],
       );
-      return rows[0]?.purged ?? 0;
     });
   }
 

@@ -23,7 +23,7 @@ import type { DomainEvent } from '../../domain/events.js';
 import { acceptedEvent } from '../../domain/events.js';
 import { allRecipients } from '../../domain/email-request.js';
 import type { SqlClient } from './sql-client.js';
-import { attempt, sameJson, StoreFault } from './sql-client.js';
+import { attempt, sameJson, StoreFault, countDeleted } from './sql-client.js';
 
 /** Lost races before `apply` stops re-reading and takes the row lock instead. */
 const OPTIMISTIC_ROUNDS = 4;
@@ -168,17 +168,14 @@ export class SqlEmailLog implements EmailLog {
 
   purgeOlderThan(cutoff: Date, batchSize: number): TE.TaskEither<StoreUnavailable, number> {
     return attempt(async () => {
-      const rows = await this.sql.query<{ purged: number }>(
-        `WITH gone AS (
-           DELETE FROM emails WHERE id IN (
-             SELECT id FROM emails WHERE created_at < $1::timestamptz AND status = ANY($3::text[])
-             ORDER BY created_at, id LIMIT $2
-           ) RETURNING 1
-         )
-         SELECT count(*)::int AS purged FROM gone`,
+      return countDeleted(
+        this.sql,
+        `DELETE FROM emails WHERE id IN (
+           SELECT id FROM emails WHERE created_at < $1::timestamptz AND status = ANY($3::text[])
+           ORDER BY created_at, id LIMIT $2
+         )`,
         [cutoff.toISOString(), batchSize, FINAL_STATUSES],
       );
-      return rows[0]?.purged ?? 0;
     });
   }
 
@@ -263,11 +260,7 @@ export class SqlEmailLog implements EmailLog {
         event.id,
         request?.requestedAt ?? event.at,
         JSON.stringify(status),
-        recipientsText(
-          request !== undefined
-            ? allRecipients(request)
-            : [...event.to, ...(event.cc ?? []), ...(event.bcc ?? [])],
-        ),
+        recipientsText(allRecipients(request ?? event)),
         request?.tags ?? [],
         request === undefined ? null : JSON.stringify(request),
       ],

@@ -14,7 +14,7 @@ import type { EmailRequest } from '../../domain/email-request.js';
 import type { WireMessage } from '../messaging/task-message.js';
 import { encodeNewTask, replayOf } from '../messaging/task-message.js';
 import type { SqlClient } from './sql-client.js';
-import { safeReason } from './sql-client.js';
+import { safeReason, countDeleted } from './sql-client.js';
 import { SqlTaskConsumer } from './sql-task-consumer.js';
 import type { DeadLetterRow, PendingRow } from './sql-task-statements.js';
 import * as sql from './sql-task-statements.js';
@@ -171,13 +171,7 @@ export class SqlEmailQueue implements EmailQueue, EmailTaskSource, DeadLetterBox
 
   /** Deletes every dead letter; answers how many. */
   purge(): TE.TaskEither<QueueUnavailable, number> {
-    return TE.tryCatch(async () => {
-      const rows = await this.sql.query<{ purged: number }>(
-        `WITH gone AS (DELETE FROM email_dead_letters RETURNING 1)
-         SELECT count(*)::int AS purged FROM gone`,
-      );
-      return rows[0]?.purged ?? 0;
-    }, unavailable);
+    return TE.tryCatch(() => countDeleted(this.sql, 'DELETE FROM email_dead_letters'), unavailable);
   }
 
   /** Stores any wire message (the tests' foreign publisher's too) and wakes the consumer. */

@@ -8,7 +8,7 @@ import {
 } from '../../application/ports/idempotency-store.js';
 import type { EmailId } from '../../domain/email-request.js';
 import type { SqlClient } from './sql-client.js';
-import { attempt, StoreFault } from './sql-client.js';
+import { attempt, StoreFault, countDeleted } from './sql-client.js';
 
 /** A claim re-reads after each lost race; a key cannot keep changing for longer than this. */
 const CLAIM_ROUNDS = 5;
@@ -100,14 +100,11 @@ export class SqlIdempotencyStore implements IdempotencyStore {
 
   purgeOlderThan(cutoff: Date): TE.TaskEither<StoreUnavailable, number> {
     return attempt(async () => {
-      const rows = await this.sql.query<{ purged: number }>(
-        `WITH gone AS (
-           DELETE FROM idempotency_keys WHERE claimed_at < $1::timestamptz RETURNING 1
-         )
-         SELECT count(*)::int AS purged FROM gone`,
+      return countDeleted(
+        this.sql,
+        'DELETE FROM idempotency_keys WHERE claimed_at < $1::timestamptz',
         [cutoff.toISOString()],
       );
-      return rows[0]?.purged ?? 0;
     });
   }
 }

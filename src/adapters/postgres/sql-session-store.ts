@@ -3,7 +3,7 @@ import type * as TE from 'fp-ts/lib/TaskEither.js';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { Session, SessionStore } from '../../application/ports/session-store.js';
 import type { SqlClient } from './sql-client.js';
-import { attempt, StoreFault } from './sql-client.js';
+import { attempt, StoreFault, countDeleted } from './sql-client.js';
 
 interface SessionRow {
   readonly digest: string;
@@ -92,14 +92,9 @@ export class SqlSessionStore implements SessionStore {
 
   purgeIdleSince(cutoff: Date): TE.TaskEither<StoreUnavailable, number> {
     return attempt(async () => {
-      const rows = await this.sql.query<{ purged: number }>(
-        `WITH gone AS (
-           DELETE FROM sessions WHERE last_seen_at < $1::timestamptz RETURNING 1
-         )
-         SELECT count(*)::int AS purged FROM gone`,
-        [cutoff.toISOString()],
-      );
-      return rows[0]?.purged ?? 0;
+      return countDeleted(this.sql, 'DELETE FROM sessions WHERE last_seen_at < $1::timestamptz', [
+        cutoff.toISOString(),
+      ]);
     });
   }
 }

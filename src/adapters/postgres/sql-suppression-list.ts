@@ -3,9 +3,14 @@ import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type {
   Suppression,
   SuppressionList,
+  SuppressionPage as Page,
   SuppressionReason,
 } from '../../application/ports/suppression-list.js';
-import { SUPPRESSION_REASONS } from '../../application/ports/suppression-list.js';
+import {
+  SUPPRESSION_REASONS,
+  decodeSuppressionCursor as decodeCursor,
+  encodeSuppressionCursor as encodeCursor,
+} from '../../application/ports/suppression-list.js';
 import type { SqlClient } from './sql-client.js';
 import { StoreFault, attempt } from './sql-client.js';
 
@@ -14,30 +19,6 @@ interface SuppressionRow {
   readonly reason: string;
   readonly detail: string | null;
   readonly created_at: Date;
-}
-
-type Page = { readonly entries: readonly Suppression[]; readonly nextCursor?: string };
-
-/** "After this entry": its time (ms) and address, as base64url JSON. */
-const encodeCursor = (entry: Suppression): string =>
-  Buffer.from(JSON.stringify([entry.createdAt.getTime(), entry.address])).toString('base64url');
-
-function decodeCursor(cursor: string): readonly [Date, string] | undefined {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      Number.isSafeInteger(value[0]) &&
-      typeof value[1] === 'string'
-    ) {
-      const at = new Date(Number(value[0]));
-      if (!Number.isNaN(at.getTime())) return [at, value[1]];
-    }
-  } catch {
-    // not base64url JSON: no cursor this list wrote
-  }
-  return undefined;
 }
 
 const isReason = (s: string): s is SuppressionReason => SUPPRESSION_REASONS.some((r) => r === s);
@@ -103,7 +84,9 @@ export class SqlSuppressionList implements SuppressionList {
           ${after === undefined ? '' : 'WHERE (created_at, address) < ($2::timestamptz, $3)'}
           ORDER BY created_at DESC, address DESC
           LIMIT $1`,
-        after === undefined ? [limit + 1] : [limit + 1, after[0].toISOString(), after[1]],
+        after === undefined
+          ? [limit + 1]
+          : [limit + 1, after.createdAt.toISOString(), after.address],
       );
       const entries = rows.slice(0, limit).map(toSuppression);
       const last = entries.at(-1);

@@ -13,9 +13,8 @@ import type { EmailRequest } from '../../domain/email-request.js';
 import { allRecipients } from '../../domain/email-request.js';
 import {
   attachmentsOutcome,
-  buildRawMessage,
   envelopeOf,
-  loadAttachments,
+  composeMessage,
   messageIdOf,
 } from '../mime/mime-message.js';
 import type { SmtpFailure, SmtpSuccess } from './smtp-outcome.js';
@@ -83,17 +82,16 @@ export class SmtpEmailSender implements EmailSender {
   send(request: EmailRequest): Task<DeliveryOutcome> {
     return async () => {
       const { from, timeoutMs, log } = this.options;
-      const loaded = await loadAttachments(this.options.attachments, request)();
-      if (E.isLeft(loaded)) return attachmentsOutcome(loaded.left);
-      let raw: Buffer;
-      try {
-        raw = await buildRawMessage(request, from, loaded.right);
-      } catch (error) {
+      const composed = await composeMessage(this.options.attachments, request, from)();
+      if (E.isLeft(composed)) {
+        const failure = composed.left;
+        if (failure._tag !== 'Uncomposable') return attachmentsOutcome(failure);
         // Composing it again would fail the same way.
-        const said = `could not compose the message: ${failureOf(error).message ?? 'no details'}`;
+        const said = `could not compose the message: ${failureOf(failure.error).message ?? 'no details'}`;
         const shown = publicText(said, this.hosts);
         return permanent(shown, shown === said ? undefined : said);
       }
+      const raw = composed.right;
       // The socket timeouts only see silence; this bounds the whole send, a queued wait for a
       // pooled connection and a server that trickles its replies included.
       const controller = new AbortController();

@@ -17,6 +17,42 @@ export interface Suppression {
   readonly detail?: string;
 }
 
+/** One page of `SuppressionList.list`. */
+export interface SuppressionPage {
+  readonly entries: readonly Suppression[];
+  /** Absent on the last page. */
+  readonly nextCursor?: string;
+}
+
+/** Where a page ends: the last entry's time and address. */
+export type SuppressionPosition = Pick<Suppression, 'createdAt' | 'address'>;
+
+/**
+ * The cursor every SuppressionList adapter writes for "after this entry": its time (ms) and
+ * address, as base64url JSON. One format, so a cursor means the same whichever store is behind.
+ */
+export const encodeSuppressionCursor = (entry: SuppressionPosition): string =>
+  Buffer.from(JSON.stringify([entry.createdAt.getTime(), entry.address])).toString('base64url');
+
+/** The position a cursor names, or undefined when `encodeSuppressionCursor` did not write it. */
+export function decodeSuppressionCursor(cursor: string): SuppressionPosition | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === 'string'
+    ) {
+      const createdAt = new Date(Number(value[0]));
+      if (!Number.isNaN(createdAt.getTime())) return { createdAt, address: value[1] };
+    }
+  } catch {
+    // not base64url JSON: no cursor a list wrote
+  }
+  return undefined;
+}
+
 /**
  * Addresses no email is sent to any more: added by permanent bounces, complaints and
  * unsubscribes (provider events) and by hand, removed by hand. Shared by every server and worker.
@@ -32,11 +68,5 @@ export interface SuppressionList {
    * Entries newest first, `limit` a page; `cursor` is the previous page's `nextCursor` (opaque,
    * the store's own); `nextCursor` is absent on the last page.
    */
-  list(
-    limit: number,
-    cursor?: string,
-  ): TaskEither<
-    StoreUnavailable,
-    { readonly entries: readonly Suppression[]; readonly nextCursor?: string }
-  >;
+  list(limit: number, cursor?: string): TaskEither<StoreUnavailable, SuppressionPage>;
 }

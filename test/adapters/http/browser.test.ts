@@ -1,21 +1,9 @@
-import { existsSync } from 'node:fs';
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
-import { chromium } from 'playwright-core';
 import { anEvent } from '../../support/builders.js';
+import { collectProblems, launchChromium } from '../../support/browser.js';
 import type { Harness } from './harness.js';
 import { startHttp } from './harness.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-  '--disable-sync',
-];
 
 /**
  * What only a browser can show: that the CSP lets our own script and style through, that the
@@ -29,9 +17,7 @@ describe('HTTP pages in a real browser', function () {
   let problems: string[];
 
   before(async () => {
-    // Fails rather than skips: a missing browser must be visible in CI (apt-get install chromium).
-    expect(existsSync(CHROMIUM), `${CHROMIUM} is needed for the browser tests`).to.equal(true);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    browser = await launchChromium();
   });
 
   after(async () => {
@@ -41,13 +27,7 @@ describe('HTTP pages in a real browser', function () {
   beforeEach(async () => {
     h = await startHttp();
     page = await browser.newPage();
-    problems = [];
-    // Every 4xx page (and the absent favicon) is a console error too; anything else is a problem.
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
-        problems.push(m.text());
-    });
-    page.on('pageerror', (e) => problems.push(e.message));
+    problems = collectProblems(page);
   });
 
   afterEach(async () => {

@@ -1,26 +1,14 @@
-import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { expect } from 'chai';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { chromium } from 'playwright-core';
 import { OPERATOR_COOKIE } from '../../../src/adapters/http/access.js';
 import type { AccessFixture } from '../../support/access.js';
 import { guardedAccess } from '../../support/access.js';
 import { anEvent } from '../../support/builders.js';
+import { collectProblems, launchChromium } from '../../support/browser.js';
 import type { Harness } from './harness.js';
 import { startHttp } from './harness.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-  '--disable-sync',
-];
 
 /** Where a reviewer finds what the pages looked like (`artifacts/` is git-ignored). */
 const SHOTS = resolve('artifacts', 'screenshots', 'sign-in');
@@ -77,9 +65,7 @@ describe('Signing in to the pages in a real browser', function () {
     (await context.cookies(h.url)).filter((c) => c.name.startsWith(OPERATOR_COOKIE));
 
   before(async () => {
-    // Fails rather than skips: a missing browser must be visible in CI (apt-get install chromium).
-    expect(existsSync(CHROMIUM), `${CHROMIUM} is needed for the browser tests`).to.equal(true);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    browser = await launchChromium();
     // Only this run's pictures: a stale one from an earlier run would mislead a reviewer.
     await rm(SHOTS, { recursive: true, force: true });
     await mkdir(SHOTS, { recursive: true });
@@ -96,13 +82,7 @@ describe('Signing in to the pages in a real browser', function () {
     h = await startHttp(fx.deps);
     context = await browser.newContext();
     page = await context.newPage();
-    problems = [];
-    // Every 4xx page (a refused sign-in is a 401) is a console error too; anything else is one.
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
-        problems.push(m.text());
-    });
-    page.on('pageerror', (e) => problems.push(e.message));
+    problems = collectProblems(page);
   });
 
   afterEach(async () => {
