@@ -24,10 +24,22 @@ const ldh = (domain: string): boolean =>
  * `xn--a.com` (broken punycode), `-bücher.de` and `bü cher.de` → undefined.
  */
 export const domainToAscii: DomainToAscii = (domain) => {
+  // An address's domain is converted when it is parsed, merged with duplicates, checked against
+  // the allowed senders and the suppression list, and put on the wire: the same few domains,
+  // many times a request. The answer depends on the domain alone, so it is kept.
+  const known = converted.get(domain);
+  if (known !== undefined) return known === null ? undefined : known;
   const ascii = toASCII(domain, { ...options, verifyDNSLength: true });
   // The hyphen rule applies to the labels as a person reads them: `-bücher` is `xn---bcher-4ya`.
-  return ascii !== null && ldh(ascii) && ldh(toUnicode(ascii, options).domain) ? ascii : undefined;
+  const valid = ascii !== null && ldh(ascii) && ldh(toUnicode(ascii, options).domain);
+  if (converted.size >= MAX_CONVERTED) converted.clear();
+  converted.set(domain, valid ? ascii : null);
+  return valid ? ascii : undefined;
 };
+
+/** Domains converted so far (null: not a host name), forgotten all at once when it is full. */
+const converted = new Map<string, string | null>();
+const MAX_CONVERTED = 10_000;
 
 /** A domain as a person reads it: `xn--bcher-kva.de` → `bücher.de` (unchanged if not an IDN). */
 export const domainToUnicode = (domain: string): string => {
