@@ -14,7 +14,8 @@ import type { DeliveryEvents } from './ports/delivery-events.js';
 import type { DeliveryLedger, SendClaim } from './ports/delivery-ledger.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { Disposition, EmailTask } from './ports/email-task-source.js';
-import type { EmailSender } from './ports/email-sender.js';
+import type { EmailSender, NamedOutcome } from './ports/email-sender.js';
+import { sendNamed } from './ports/email-sender.js';
 import type { SuppressionList } from './ports/suppression-list.js';
 import type { Recipients } from './request-email.js';
 import { screenRecipients } from './request-email.js';
@@ -67,6 +68,8 @@ interface UnrecordedSend {
   readonly providerId: string;
   readonly at: Date;
   readonly durationMs: number;
+  /** The transport that took it (with failover, the one that answered). */
+  readonly transport: string;
 }
 
 /**
@@ -299,7 +302,7 @@ export class DeliverEmail {
             `Initiating email send to ${allRecipients(request).map(mailbox).join(', ')}.`,
           );
           const started = this.clock.monotonicMs();
-          const outcome = await this.sendHoldingClaim(request);
+          const { outcome, transport } = await this.sendHoldingClaim(request);
           const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
           this.log.info(
             {
@@ -313,10 +316,12 @@ export class DeliverEmail {
             `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
           );
           this.warnHint(context, outcome);
-          return { outcome, durationMs };
+          return { outcome, durationMs, transport };
         }),
       ),
-      TE.flatMap(({ outcome, durationMs }) => this.settle(task, outcome, durationMs)),
+      TE.flatMap(({ outcome, durationMs, transport }) =>
+        this.settle(task, outcome, durationMs, transport),
+      ),
     );
   }
 
@@ -340,13 +345,13 @@ export class DeliverEmail {
    * soon. The renewals run one after another, and the last one is over before the outcome is
    * settled: a late renewal must not bring back a claim the settle released.
    */
-  private async sendHoldingClaim(request: EmailRequest): Promise<DeliveryOutcome> {
+  private async sendHoldingClaim(request: EmailRequest): Promise<NamedOutcome> {
     let renewals: Promise<void> = Promise.resolve();
     const stop = this.every(() => {
       renewals = renewals.then(() => this.renew(request.id));
     }, this.leaseMs / 3);
     try {
-      return await this.sender.send(request)();
+      return await sendNamed(this.sender, request)();
     } finally {
       stop();
       await renewals;
@@ -385,6 +390,7 @@ export class DeliverEmail {
           ...this.about(task, send.at),
           providerId: send.providerId,
           durationMs: send.durationMs,
+          transport: send.transport,
         });
       }),
       TE.map((): Disposition => ({ _tag: 'Done' })),
@@ -395,6 +401,7 @@ export class DeliverEmail {
     task: EmailTask,
     outcome: DeliveryOutcome,
     durationMs: number,
+    transport: string,
   ): TE.TaskEither<StoreUnavailable, Disposition> {
     const { request, attempt } = task;
     const now = this.clock.now();
@@ -412,7 +419,7 @@ export class DeliverEmail {
       case 'Delivered': {
         // Remembered first: if the ledger cannot take it now, the task comes back here to
         // record it, not to send it again.
-        const send = { providerId: decision.providerId, at: now, durationMs };
+        const send = { providerId: decision.providerId, at: now, durationMs, transport };
         this.unrecorded.set(request.id, send);
         return this.recordSend(task, send);
       }

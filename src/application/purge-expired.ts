@@ -6,6 +6,7 @@ import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { IdempotencyStore } from './ports/idempotency-store.js';
 import type { SessionStore } from './ports/session-store.js';
 import { IDEMPOTENCY_KEY_TTL_MS } from './ports/idempotency-store.js';
+import type { WebhookDeliveries } from './ports/webhook-deliveries.js';
 import type { Clock } from './ports/system.js';
 
 export interface RetentionPolicy {
@@ -27,6 +28,8 @@ export interface Purged {
   readonly sessions: number;
   /** Stored attachments no email carries any more. */
   readonly attachments: number;
+  /** Outgoing webhook deliveries made before the cutoff and no longer pending. */
+  readonly webhookDeliveries: number;
 }
 
 /** A web session unused for this long is over (see `Operators`), and its row is deleted. */
@@ -53,6 +56,8 @@ export class PurgeExpired {
     private readonly attachments: AttachmentStore,
     private readonly policy: RetentionPolicy,
     private readonly clock: Clock,
+    /** Where webhooks are delivered; without it there are none to purge. */
+    private readonly webhooks?: Pick<WebhookDeliveries, 'purgeOlderThan'>,
   ) {}
 
   execute(): TE.TaskEither<StoreUnavailable, Purged> {
@@ -60,27 +65,36 @@ export class PurgeExpired {
     const cutoff = new Date(now - this.policy.retentionDays * 24 * 60 * 60 * 1000);
     return pipe(
       TE.Do,
-      TE.bind('emails', () => this.purgeEmails(cutoff, 0, 0)),
+      TE.bind('emails', () =>
+        this.inBatches((size) => this.emails.purgeOlderThan(cutoff, size), 0, 0),
+      ),
       TE.bind('idempotencyKeys', () =>
         this.idempotency.purgeOlderThan(new Date(now - IDEMPOTENCY_KEY_TTL_MS)),
       ),
       TE.bind('ledgerEntries', () => this.ledger.purgeOlderThan(cutoff)),
       TE.bind('sessions', () => this.sessions.purgeIdleSince(new Date(now - SESSION_RETENTION_MS))),
       TE.bind('attachments', () => this.attachments.purgeOrphans(cutoff)),
+      TE.bind('webhookDeliveries', () => {
+        const webhooks = this.webhooks;
+        return webhooks === undefined
+          ? TE.right(0)
+          : this.inBatches((size) => webhooks.purgeOlderThan(cutoff, size), 0, 0);
+      }),
     );
   }
 
-  private purgeEmails(
-    cutoff: Date,
+  /** Runs `purge` a batch at a time until a batch comes back short, or `maxBatches`. */
+  private inBatches(
+    purge: (batchSize: number) => TE.TaskEither<StoreUnavailable, number>,
     batches: number,
     total: number,
   ): TE.TaskEither<StoreUnavailable, number> {
     return pipe(
-      this.emails.purgeOlderThan(cutoff, this.policy.batchSize),
+      purge(this.policy.batchSize),
       TE.flatMap((deleted) =>
         deleted < this.policy.batchSize || batches + 1 >= this.policy.maxBatches
           ? TE.right(total + deleted)
-          : this.purgeEmails(cutoff, batches + 1, total + deleted),
+          : this.inBatches(purge, batches + 1, total + deleted),
       ),
     );
   }

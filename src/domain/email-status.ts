@@ -1,3 +1,4 @@
+import { formatDelay } from './delivery.js';
 import type { EmailAddress } from './email-address.js';
 import { mailbox, mailboxKey } from './email-address.js';
 import type { EmailId } from './email-request.js';
@@ -37,6 +38,16 @@ export const STATUS_NAMES: readonly StatusName[] = [
 ];
 
 /**
+ * What a line of an email's history can say: a status the email took, or `unconfirmed`, the
+ * watchdog's note that the provider reported nothing within `CONFIRM_DEADLINE` of the send. That
+ * note changes no status (the email stays `sent`), so it is a history name and not a status.
+ */
+export type HistoryName = StatusName | 'unconfirmed';
+
+/** Every name a history line may carry, for the API's description of it. */
+export const HISTORY_NAMES: readonly HistoryName[] = [...STATUS_NAMES, 'unconfirmed'];
+
+/**
  * Who made a change: the API that accepted the email, the worker that sent it, or the provider
  * that reported on it afterwards (a webhook).
  */
@@ -61,7 +72,7 @@ export interface StatusFailover {
 /** One line of an email's history: every change of status, when, and who made it. */
 export interface StatusChange {
   readonly at: string;
-  readonly status: StatusName;
+  readonly status: HistoryName;
   readonly source: ChangeSource;
   readonly detail?: string;
 }
@@ -99,6 +110,11 @@ export interface EmailStatus {
   readonly nextAttemptAt?: string;
   readonly providerId?: string;
   readonly sentAt?: string;
+  /**
+   * The transport that took it (`mailgun`, `smtp`, `outbox`), from its `EmailSent`; absent when
+   * the event did not say (older events, a send found in the ledger on a redelivery).
+   */
+  readonly sentBy?: string;
   readonly durationMs?: number;
   readonly failedAt?: string;
   readonly reason?: string;
@@ -121,7 +137,19 @@ const hasBeenSent = (status: StatusName): boolean => status === 'sent' || isRepo
 export const isFinalStatus = (status: StatusName): boolean =>
   hasBeenSent(status) || status === 'failed' || status === 'cancelled' || status === 'suppressed';
 
-/** Requests come in through the API, reports from the provider; the rest is the worker's doing. */
+/**
+ * The provider accepted the email and has said nothing since, about any recipient, and the
+ * watchdog has not flagged it yet: what `EmailUnconfirmed` applies to, and what
+ * `EmailLog.unconfirmed` looks for (among the emails sent before its deadline).
+ */
+export const awaitsReport = (status: EmailStatus): boolean =>
+  status.status === 'sent' &&
+  !status.history.some((c) => c.source === 'provider' || c.status === 'unconfirmed');
+
+/**
+ * Requests come in through the API, reports from the provider; the rest is the worker's doing,
+ * the watchdog's `EmailUnconfirmed` included (it runs in the workers).
+ */
 export const eventSource = (event: DomainEvent): ChangeSource =>
   event.type === 'EmailRequested' ||
   event.type === 'EmailScheduled' ||
@@ -237,7 +265,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
     base.attempts.some((x) => x.attempt === a.attempt && x.outcome === a.outcome && x.at === a.at)
       ? base.attempts
       : byTime([...base.attempts, a]).sort((x, y) => (x.at === y.at ? x.attempt - y.attempt : 0));
-  const addChange = (status: StatusName, detail?: string): readonly StatusChange[] =>
+  const addChange = (status: HistoryName, detail?: string): readonly StatusChange[] =>
     base.history.some((c) => c.at === event.at && c.status === status)
       ? base.history
       : byTime([
@@ -361,6 +389,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         providerId: event.providerId,
         sentAt: event.at,
         durationMs: event.durationMs,
+        ...(event.transport !== undefined ? { sentBy: event.transport } : {}),
       };
     }
     case 'EmailDeliveryFailed': {
@@ -406,6 +435,19 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         status,
         recipients,
         history: known ? base.history : withReportLine(base.history, change),
+      };
+    }
+    case 'EmailUnconfirmed': {
+      // News only while the silence lasts: once any recipient has a report, or the email left
+      // `sent`, there is nothing to flag; and one note is enough, whichever worker's sweep (and
+      // clock) made the second one.
+      if (!awaitsReport(base)) return base;
+      return {
+        ...base,
+        history: addChange(
+          'unconfirmed',
+          `no report from ${event.transport} on any recipient within ${formatDelay(event.deadlineMs)}`,
+        ),
       };
     }
   }

@@ -52,14 +52,22 @@ export const EmailSending = event({
   ...common,
   attempt: t.number,
 });
-/** The provider accepted the email (Mailgun's 200, SMTP's 250): not yet a delivery report. */
-export const EmailSent = event({
-  type: t.literal('EmailSent'),
-  ...common,
-  attempt: t.number,
-  providerId: t.string,
-  durationMs: t.number,
-});
+/**
+ * The provider accepted the email (Mailgun's 200, SMTP's 250): not yet a delivery report.
+ * `transport` names the one that took it (`mailgun`, `smtp`, `outbox`; with failover, the one
+ * that answered, not the chain). Optional: events recorded before it existed have none, and a
+ * send found in the ledger on a redelivery does not say.
+ */
+export const EmailSent = t.intersection([
+  event({
+    type: t.literal('EmailSent'),
+    ...common,
+    attempt: t.number,
+    providerId: t.string,
+    durationMs: t.number,
+  }),
+  t.partial({ transport: t.string }),
+]);
 export const EmailDeliveryRetried = event({
   type: t.literal('EmailDeliveryRetried'),
   ...common,
@@ -119,6 +127,18 @@ export const ProviderReported = t.intersection([
   t.partial({ reason: t.string }),
 ]);
 
+/**
+ * The watchdog's finding: `transport` accepted the email and then reported nothing on any
+ * recipient within `deadlineMs` (milliseconds) of the send. A provider that says yes and then
+ * nothing is an outage no peer notices; the email's status does not change, its history says so.
+ */
+export const EmailUnconfirmed = event({
+  type: t.literal('EmailUnconfirmed'),
+  ...common,
+  transport: t.string,
+  deadlineMs: t.number,
+});
+
 export const DomainEvent = t.union([
   EmailRequested,
   EmailScheduled,
@@ -130,6 +150,7 @@ export const DomainEvent = t.union([
   EmailDeliveryFailed,
   EmailFailedOver,
   ProviderReported,
+  EmailUnconfirmed,
 ]);
 export type DomainEvent = t.TypeOf<typeof DomainEvent>;
 export type EmailRequested = t.TypeOf<typeof EmailRequested>;
@@ -142,6 +163,7 @@ export type EmailDeliveryRetried = t.TypeOf<typeof EmailDeliveryRetried>;
 export type EmailDeliveryFailed = t.TypeOf<typeof EmailDeliveryFailed>;
 export type EmailFailedOver = t.TypeOf<typeof EmailFailedOver>;
 export type ProviderReported = t.TypeOf<typeof ProviderReported>;
+export type EmailUnconfirmed = t.TypeOf<typeof EmailUnconfirmed>;
 
 export type EventKey =
   | 'requested'
@@ -153,7 +175,8 @@ export type EventKey =
   | 'retrying'
   | 'failed'
   | 'failover'
-  | 'provider';
+  | 'provider'
+  | 'unconfirmed';
 
 /** The routing key on the events exchange. */
 export const eventKey = (e: DomainEvent): EventKey => {
@@ -178,6 +201,8 @@ export const eventKey = (e: DomainEvent): EventKey => {
       return 'failover';
     case 'ProviderReported':
       return 'provider';
+    case 'EmailUnconfirmed':
+      return 'unconfirmed';
   }
 };
 

@@ -28,6 +28,7 @@ import {
   parseSuppressionsArgs,
   runSuppressions,
 } from './suppression-commands.js';
+import { WEBHOOKS_USAGE, parseWebhooksArgs, runWebhooks } from './webhook-commands.js';
 import { startDev } from './dev.js';
 import { startServer } from './server.js';
 import { startWorker } from './worker.js';
@@ -62,6 +63,9 @@ Commands:
   suppressions add ADDRESS [--reason bounce|complaint|unsubscribe|manual]
                            no email is sent to ADDRESS any more
   suppressions list [--json] | suppressions remove ADDRESS
+  webhooks add URL [--events sent,bounced]
+                           a webhook endpoint; prints its id and signing secret (shown once)
+  webhooks list [--json] | webhooks remove ID
                            (in DATABASE_URL; else in DATA_DIR's embedded database, as email dev)
   --help                   this text
 
@@ -94,6 +98,12 @@ async function main(argv: readonly string[]): Promise<number | 'running'> {
     return E.isLeft(parsed)
       ? usageError(command, parsed.left, SUPPRESSIONS_USAGE)
       : accessCommand(command, (db, log) => runSuppressions(parsed.right, db, log));
+  }
+  if (command === 'webhooks') {
+    const parsed = parseWebhooksArgs(argv.slice(1));
+    return E.isLeft(parsed)
+      ? usageError(command, parsed.left, WEBHOOKS_USAGE)
+      : accessCommand(command, (db, log) => runWebhooks(parsed.right, db, log));
   }
   const roles: Record<string, 'dev' | 'server' | 'worker'> = {
     dev: 'dev',
@@ -278,7 +288,7 @@ function usageError(command: string, problem: string, usage: string): number {
  * standard error as JSON; the key, the one thing to keep, alone on standard output.
  */
 async function accessCommand(
-  command: 'api-keys' | 'users' | 'suppressions',
+  command: 'api-keys' | 'users' | 'suppressions' | 'webhooks',
   work: (db: OpenDatabase, log: Logger) => Promise<CommandResult>,
 ): Promise<number> {
   const config = loadConfig(process.env, 'migrate');

@@ -15,6 +15,8 @@ import {
 import type { Running } from './runtime.js';
 import { deliveryHandler, serveWeb, startRetention } from './runtime.js';
 import { startReleasingScheduled } from './scheduler.js';
+import { startWatchingConfirmations } from './watchdog.js';
+import { startWebhooks, webhookDeliveryModule } from './webhooks.js';
 import { resolve } from './services.js';
 
 /**
@@ -43,6 +45,7 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
     sqlStoresModule(db),
     sqlQueueModule(config, log, db),
     senderModule,
+    webhookDeliveryModule,
     accessModule(config, db),
   );
   const tasks = resolve(container, 'EmailTaskSource');
@@ -50,8 +53,10 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
   const sender = resolve(container, 'EmailSender');
   log.info({ transport: sender.name, database: db.where }, 'Starting Queue Worker');
   await tasks.consume(deliveryHandler(resolve(container, 'DeliverEmail')));
+  const webhooks = await startWebhooks(container, log, { inProcessEvents: true });
   const stopRetention = startRetention(container, log);
   const scheduler = startReleasingScheduled(container, log);
+  const watchdog = startWatchingConfirmations(container, log);
 
   const where = config.transports.includes('outbox') ? { outbox: config.outboxDir } : {};
   // On this machine only, dev is a local tool like Mailpit: nothing to sign in to. Reachable
@@ -77,7 +82,9 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
       stopRetention();
       await http.close(Math.min(config.shutdownGraceMs, 5000));
       await scheduler.stop();
+      await watchdog.stop();
       await tasks.stop(config.shutdownGraceMs);
+      await webhooks.stop(config.shutdownGraceMs);
       const pending = await queue.pending()();
       if (E.isRight(pending)) {
         const { ready, scheduled, leased } = pending.right;

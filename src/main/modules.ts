@@ -24,7 +24,11 @@ import { SqlScheduledEmails } from '../adapters/postgres/sql-scheduled-emails.js
 import { SqlAttachmentStore } from '../adapters/postgres/sql-attachment-store.js';
 import { SqlSuppressionList } from '../adapters/postgres/sql-suppression-list.js';
 import { SqlWebhookTokens } from '../adapters/postgres/sql-webhook-tokens.js';
+import { SqlWebhookEndpoints } from '../adapters/postgres/sql-webhook-endpoints.js';
+import { SqlWebhookDeliveries } from '../adapters/postgres/sql-webhook-deliveries.js';
+import { WebhookSubscriptions } from '../application/webhook-subscriptions.js';
 import { RecordProviderEvent } from '../application/record-provider-event.js';
+import { WatchConfirmations } from '../application/watch-confirmations.js';
 import { domainToAscii } from '../adapters/idna/idna.js';
 import { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import { RabbitMqDeadLetterBox } from '../adapters/rabbitmq/rabbitmq-dead-letter-box.js';
@@ -32,10 +36,19 @@ import { RabbitMqDeliveryEvents } from '../adapters/rabbitmq/rabbitmq-delivery-e
 import { RabbitMqEmailQueue } from '../adapters/rabbitmq/rabbitmq-email-queue.js';
 import { RabbitMqEmailTaskSource } from '../adapters/rabbitmq/rabbitmq-email-task-source.js';
 import { RabbitMqPublisher } from '../adapters/rabbitmq/rabbitmq-publisher.js';
+import { RabbitMqWebhookQueue } from '../adapters/rabbitmq/rabbitmq-webhook-queue.js';
+import { SqlWebhookQueue } from '../adapters/postgres/sql-webhook-queue.js';
 import { randomIds, systemClock } from '../adapters/system/system.js';
 import type { OpenDatabase } from './database.js';
 import { createSender } from './senders.js';
 import { constant, provide } from './services.js';
+import { countingSuppressionList } from './counted-suppressions.js';
+
+/**
+ * Webhook jobs (and events) a worker handles at once. Each holds its slot for at most the 10 s
+ * timeout of one POST, so a few receivers that never answer cannot stall the others.
+ */
+export const WEBHOOK_CONCURRENCY = 16;
 
 /** Emails deleted by one statement of the retention purge, and most statements a run. */
 const RETENTION_BATCH = 500;
@@ -149,6 +162,20 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
     (emails, events, suppressions, clock, log) =>
       new RecordProviderEvent(emails, events, suppressions, clock, log, { domainToAscii }),
   );
+  // SecretTokens comes with the access module: resolved only by the roles that serve the API.
+  provide(
+    bind,
+    'WebhookSubscriptions',
+    ['WebhookEndpoints', 'SecretTokens', 'Clock'],
+    (endpoints, tokens, clock) => new WebhookSubscriptions(endpoints, tokens, clock),
+  );
+  provide(
+    bind,
+    'WatchConfirmations',
+    ['EmailLog', 'DeliveryEvents', 'Clock', 'Config'],
+    (emails, events, clock, config) =>
+      new WatchConfirmations(emails, events, clock, config.confirmDeadlineMs),
+  );
   provide(
     bind,
     'PurgeExpired',
@@ -160,8 +187,9 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
       'AttachmentStore',
       'Config',
       'Clock',
+      'WebhookDeliveries',
     ],
-    (emails, idempotency, ledger, sessions, attachments, config, clock) =>
+    (emails, idempotency, ledger, sessions, attachments, config, clock, webhooks) =>
       new PurgeExpired(
         emails,
         idempotency,
@@ -174,6 +202,7 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
           maxBatches: RETENTION_MAX_BATCHES,
         },
         clock,
+        webhooks,
       ),
   );
 });
@@ -192,8 +221,13 @@ export const sqlStoresModule = (database: OpenDatabase) =>
     constant(bind, 'SessionStore', new SqlSessionStore(database.client));
     constant(bind, 'ScheduledEmails', new SqlScheduledEmails(database.client));
     constant(bind, 'AttachmentStore', new SqlAttachmentStore(database.client, systemClock));
-    constant(bind, 'SuppressionList', new SqlSuppressionList(database.client));
+    // Counted in this process's metrics: every role that loads the stores loads coreModule too.
+    provide(bind, 'SuppressionList', ['Metrics'], (metrics) =>
+      countingSuppressionList(new SqlSuppressionList(database.client), metrics),
+    );
     constant(bind, 'WebhookTokens', new SqlWebhookTokens(database.client));
+    constant(bind, 'WebhookEndpoints', new SqlWebhookEndpoints(database.client));
+    constant(bind, 'WebhookDeliveries', new SqlWebhookDeliveries(database.client));
     constant(bind, 'StoreReadiness', () => database.ready());
   });
 
@@ -212,6 +246,11 @@ export const sqlQueueModule = (config: Config, log: Logger, database: OpenDataba
     constant(bind, 'EmailQueue', queue);
     constant(bind, 'EmailTaskSource', queue);
     constant(bind, 'DeadLetterBox', queue);
+    constant(
+      bind,
+      'WebhookJobs',
+      new SqlWebhookQueue(database.client, { concurrency: WEBHOOK_CONCURRENCY, logger: log }),
+    );
     // The queue lives in the database: the stores' readiness already says whether it answers.
     constant(bind, 'BrokerReadiness', () => true);
   });
@@ -228,7 +267,11 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
     const prefix = config.queuePrefix;
     const connection = new RabbitMqConnection({
       url: config.amqpUrl.reveal(),
-      topology: { prefix, retryDelaysMs: config.retry.delaysMs },
+      topology: {
+        prefix,
+        retryDelaysMs: config.retry.delaysMs,
+        webhookRetryDelaysMs: config.webhookRetryDelaysMs,
+      },
       logger: log,
       name: `email ${role} (pid ${process.pid})`,
     });
@@ -238,6 +281,18 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
     constant(bind, 'DeadLetterBox', new RabbitMqDeadLetterBox({ publisher, prefix }));
     constant(bind, 'BrokerEvents', new RabbitMqDeliveryEvents({ publisher, prefix, logger: log }));
     constant(bind, 'BrokerReadiness', () => connection.isReady());
+    constant(
+      bind,
+      'WebhookJobs',
+      new RabbitMqWebhookQueue({
+        connection,
+        publisher,
+        prefix,
+        concurrency: WEBHOOK_CONCURRENCY,
+        retryDelaysMs: config.webhookRetryDelaysMs,
+        logger: log,
+      }),
+    );
     provide(
       bind,
       'EmailTaskSource',

@@ -308,10 +308,12 @@ export async function serveWeb(
     cancelEmail: resolve(container, 'CancelEmail'),
     requestBatch: resolve(container, 'RequestBatch'),
     suppressions: resolve(container, 'SuppressionList'),
+    webhookSubscriptions: resolve(container, 'WebhookSubscriptions'),
     rawMessage: rawMessageOf(container, config),
     // Attachments travel as base64 (a third larger), with the rest of the JSON around them.
     jsonLimitBytes: Math.ceil(config.maxMessageBytes * 1.5),
     emails: resolve(container, 'EmailLog'),
+    webhookDeliveries: resolve(container, 'WebhookDeliveries'),
     // Remote events too: the worker that sent an email is usually another process.
     watch: (id, onChange) =>
       bus.subscribe(

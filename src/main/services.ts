@@ -28,12 +28,20 @@ import type { ApiKeys } from '../application/api-keys.js';
 import type { Operators } from '../application/operators.js';
 import type { ApiKeyStore } from '../application/ports/api-key-store.js';
 import type { SecretTokens } from '../application/ports/credentials.js';
+import type { WebhookJobSource, WebhookQueue } from '../application/ports/webhook-queue.js';
+import type { HttpWebhookTransport } from '../adapters/webhooks/http-webhook-transport.js';
+import type { FanOutWebhooks } from '../application/fan-out-webhooks.js';
+import type { DeliverWebhook } from '../application/deliver-webhook.js';
 import type { OperatorStore } from '../application/ports/operator-store.js';
 import type { RateLimiter } from '../application/ports/rate-limiter.js';
 import type { SessionStore } from '../application/ports/session-store.js';
 import type { SuppressionList } from '../application/ports/suppression-list.js';
 import type { WebhookTokens } from '../application/ports/webhook-tokens.js';
+import type { WebhookEndpoints } from '../application/ports/webhook-endpoints.js';
+import type { WebhookDeliveries } from '../application/ports/webhook-deliveries.js';
+import type { WebhookSubscriptions } from '../application/webhook-subscriptions.js';
 import type { RecordProviderEvent } from '../application/record-provider-event.js';
+import type { WatchConfirmations } from '../application/watch-confirmations.js';
 
 /** Everything the container can hand out, by name: the one map from token to type. */
 export interface Services {
@@ -66,11 +74,19 @@ export interface Services {
   SuppressionList: SuppressionList;
   /** One-time tokens of signed webhooks seen lately, shared by every server. */
   WebhookTokens: WebhookTokens;
+  /** The outgoing webhook endpoints (with their secrets), shared by every server and worker. */
+  WebhookEndpoints: WebhookEndpoints;
+  /** Every outgoing webhook delivery and its attempts, shared by every worker. */
+  WebhookDeliveries: WebhookDeliveries;
+  /** Operators' management of the endpoints: the admin API's `/webhooks` routes. */
+  WebhookSubscriptions: WebhookSubscriptions;
   /** A provider's report (Mailgun's webhooks) into the email log and the suppression list. */
   RecordProviderEvent: RecordProviderEvent;
   RequestBatch: RequestBatch;
   ReleaseScheduled: ReleaseScheduled;
   CancelEmail: CancelEmail;
+  /** The watchdog's sweep: emails a provider accepted and never reported on (CONFIRM_DEADLINE). */
+  WatchConfirmations: WatchConfirmations;
   Metrics: Metrics;
   /** True while the stores can be used (database reachable and migrated). */
   StoreReadiness: () => boolean;
@@ -80,6 +96,11 @@ export interface Services {
   /** The embedded queue of `email dev`, for what the ports do not say (tasks left waiting). */
   SqlEmailQueue: SqlEmailQueue;
   SecretTokens: SecretTokens;
+  /** The webhook queue: where jobs are published and, in a worker, consumed. */
+  WebhookJobs: WebhookQueue & WebhookJobSource;
+  WebhookTransport: HttpWebhookTransport;
+  FanOutWebhooks: FanOutWebhooks;
+  DeliverWebhook: DeliverWebhook;
   ApiKeyStore: ApiKeyStore;
   OperatorStore: OperatorStore;
   SessionStore: SessionStore;

@@ -13,6 +13,8 @@ import {
   startRetention,
 } from './runtime.js';
 import { startReleasingScheduled } from './scheduler.js';
+import { startWatchingConfirmations } from './watchdog.js';
+import { startWebhooks, webhookDeliveryModule } from './webhooks.js';
 import { resolve } from './services.js';
 
 /**
@@ -22,7 +24,14 @@ import { resolve } from './services.js';
  */
 export async function startWorker(config: Config, log: Logger): Promise<Running> {
   const db = openDatabase(config, log);
-  const container = brokerRoleContainer(config, log, 'worker', db, senderModule);
+  const container = brokerRoleContainer(
+    config,
+    log,
+    'worker',
+    db,
+    senderModule,
+    webhookDeliveryModule,
+  );
   const connection = resolve(container, 'RabbitMqConnection');
   const metrics = resolve(container, 'Metrics');
   const tasks = resolve(container, 'EmailTaskSource');
@@ -41,8 +50,11 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
     'Starting Queue Worker',
   );
   await tasks.consume(deliveryHandler(deliver));
+  // Its own channel and prefetch: a receiver that never answers cannot slow down sending.
+  const webhooks = await startWebhooks(container, log, { inProcessEvents: false });
   const stopRetention = startRetention(container, log);
   const scheduler = startReleasingScheduled(container, log);
+  const watchdog = startWatchingConfirmations(container, log);
   // Listen at once (health checks, 503s) and only say so if the broker takes long to answer.
   void connection.whenReady(5000).then((ready) => {
     if (!ready) {
@@ -66,7 +78,9 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
       stopRetention();
       // Before the connection closes: a release in flight is publishing on it.
       await scheduler.stop();
+      await watchdog.stop();
       await tasks.stop(config.shutdownGraceMs);
+      await webhooks.stop(config.shutdownGraceMs);
       await http.close(1000);
       await resolve(container, 'SenderHandle').close();
       unbridge();

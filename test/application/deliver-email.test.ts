@@ -90,6 +90,13 @@ const expectTag = <T extends Disposition['_tag']>(
 };
 
 describe('DeliverEmail', () => {
+  it('says which transport took the email, on the event and in the status', async () => {
+    const { useCase, events, status } = await setUp([sent('<p1@mailgun>')]);
+    expectTag(await useCase.execute(task())(), 'Done');
+    expect(events.events[1]).to.include({ type: 'EmailSent', transport: 'scripted' });
+    expect((await status()).sentBy).to.equal('scripted');
+  });
+
   it('sends, records the send in the ledger and the log, and says Done', async () => {
     const { useCase, events, sender, log, ledger, status } = await setUp([sent('<p1@mailgun>')]);
     const result = await useCase.execute(task())();

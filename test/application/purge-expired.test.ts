@@ -112,7 +112,14 @@ describe('PurgeExpired (retention)', () => {
       clock,
     );
     expect(await purge.execute()()).to.deep.equal(
-      E.right({ emails: 7, idempotencyKeys: 1, ledgerEntries: 7, sessions: 1, attachments: 2 }),
+      E.right({
+        emails: 7,
+        idempotencyKeys: 1,
+        ledgerEntries: 7,
+        sessions: 1,
+        attachments: 2,
+        webhookDeliveries: 0,
+      }),
     );
     expect(await sessions.find('idle')()).to.deep.equal(E.right(O.none));
     const live = await sessions.find('live')();

@@ -13,8 +13,8 @@ import type {
 import { LISTABLE_TIMES } from '../../src/application/ports/email-log.js';
 import type { EmailId, EmailRequest } from '../../src/domain/email-request.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
-import type { DomainEvent } from '../../src/domain/events.js';
-import { aRequest, anEvent, anId, at } from '../support/builders.js';
+import type { DomainEvent, ProviderReported } from '../../src/domain/events.js';
+import { aRequest, anAddress, anEvent, anId, at } from '../support/builders.js';
 
 export interface EmailLogFixture {
   readonly log: EmailLog;
@@ -487,6 +487,123 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
         await apply(anEvent.sent(retrying, { attempt: 2, at: at(6) }));
         expect(await right(fx.log.purgeOlderThan(new Date(at(100)), 100))).to.equal(1);
         expect(O.isNone(await right(fx.log.get(retrying.id)))).to.equal(true);
+      });
+    });
+
+    describe('unconfirmed', () => {
+      /** Records `request` and has `transport` accept it at `seconds` (none: unnamed). */
+      const sentBy = async (
+        transport: string | undefined,
+        seconds: number,
+        request: EmailRequest = aRequest(),
+      ): Promise<EmailRequest> => {
+        await right(fx.log.record(request));
+        await apply(anEvent.sending(request, { at: at(seconds) }));
+        await apply(
+          anEvent.sent(request, {
+            at: at(seconds),
+            ...(transport !== undefined ? { transport } : {}),
+          }),
+        );
+        return request;
+      };
+      const reported = (
+        request: EmailRequest,
+        recipient: string,
+        kind: ProviderReported['kind'],
+        seconds: number,
+      ): DomainEvent => ({
+        type: 'ProviderReported',
+        id: request.id,
+        at: at(seconds),
+        to: request.to,
+        subject: request.subject,
+        recipient: anAddress(recipient),
+        kind,
+        source: 'mailgun',
+        providerEventId: `${request.id}-${recipient}-${kind}`,
+      });
+      const unconfirmed = (request: EmailRequest, seconds: number): DomainEvent => ({
+        type: 'EmailUnconfirmed',
+        id: request.id,
+        at: at(seconds),
+        to: request.to,
+        subject: request.subject,
+        transport: 'mailgun',
+        deadlineMs: 60_000,
+      });
+      const found = async (before: number, limit = 100): Promise<string[]> =>
+        (await right(fx.log.unconfirmed('mailgun', new Date(at(before)), limit))).map((s) => s.id);
+
+      it('finds what the transport sent before the cutoff with no report, oldest send first', async () => {
+        const twoSeconds = aRequest({ requestedAt: 0 });
+        const fiveSeconds = await sentBy('mailgun', 5);
+        // Sent at the same moment: the id decides, in byte order (made in this order).
+        const fiveSecondsToo = await sentBy('mailgun', 5);
+        const tenSeconds = await sentBy('mailgun', 10);
+        await sentBy('mailgun', 2, twoSeconds);
+        const atCutoff = await sentBy('mailgun', 15);
+        const later = await sentBy('mailgun', 20);
+
+        expect(await found(15)).to.deep.equal(
+          [twoSeconds, fiveSeconds, fiveSecondsToo, tenSeconds].map((r) => r.id),
+        );
+        expect(await found(15, 2)).to.deep.equal([twoSeconds.id, fiveSeconds.id]);
+        expect(await found(3)).to.deep.equal([twoSeconds.id]);
+        expect(await found(2)).to.deep.equal([]);
+        expect(await found(21)).to.include.members([atCutoff.id, later.id]);
+        // The whole status, as `get` answers it.
+        const [first] = await right(fx.log.unconfirmed('mailgun', new Date(at(15)), 1));
+        expect(first).to.deep.equal(await get(twoSeconds.id));
+        expect(first?.sentBy).to.equal('mailgun');
+      });
+
+      it('leaves out other transports, unnamed ones, and emails not sent', async () => {
+        const smtp = await sentBy('smtp', 1);
+        await sentBy('outbox', 1);
+        await sentBy(undefined, 1);
+        const sending = aRequest();
+        await right(fx.log.record(sending));
+        await apply(anEvent.sending(sending, { at: at(1) }));
+        const failed = aRequest();
+        await right(fx.log.record(failed));
+        await apply(anEvent.failed(failed, { at: at(1) }));
+
+        expect(await found(100)).to.deep.equal([]);
+        expect(
+          (await right(fx.log.unconfirmed('smtp', new Date(at(100)), 10))).map((s) => s.id),
+        ).to.deep.equal([smtp.id]);
+      });
+
+      it('leaves out an email with any report, or with the watchdog note already', async () => {
+        const two = { to: ['ada@example.org', 'bob@example.com'] };
+        const deferred = await sentBy('mailgun', 1, aRequest(two));
+        await apply(reported(deferred, 'ada@example.org', 'deferred', 2));
+        const halfDelivered = await sentBy('mailgun', 1, aRequest(two));
+        await apply(reported(halfDelivered, 'bob@example.com', 'delivered', 2));
+        const delivered = await sentBy('mailgun', 1, aRequest(two));
+        await apply(reported(delivered, 'ada@example.org', 'delivered', 2));
+        await apply(reported(delivered, 'bob@example.com', 'delivered', 2));
+        // A report recorded before the worker's `sent` counts too.
+        const early = aRequest(two);
+        await right(fx.log.record(early));
+        await apply(reported(early, 'ada@example.org', 'delivered', 1));
+        await sentBy('mailgun', 2, early);
+        const flagged = await sentBy('mailgun', 1);
+        const flaggedNote = await apply(unconfirmed(flagged, 70));
+        expect(flaggedNote.changed).to.equal(true);
+        const silent = await sentBy('mailgun', 1);
+
+        expect((await get(halfDelivered.id)).status).to.equal('sent');
+        expect((await get(early.id)).status).to.equal('sent');
+        expect(await found(100)).to.deep.equal([silent.id]);
+
+        // The note itself: one per email, whoever writes it and when.
+        const note = await apply(unconfirmed(silent, 80));
+        expect(note.changed).to.equal(true);
+        expect(note.status.status).to.equal('sent');
+        expect((await apply(unconfirmed(silent, 90))).changed).to.equal(false);
+        expect(await found(100)).to.deep.equal([]);
       });
     });
   });

@@ -27,7 +27,10 @@ describe('the email command', () => {
     const { code } = await proc.exited;
     await proc.closed; // and its last output read
     expect(code).to.equal(0);
-    expect(proc.output()).to.contain('Usage: email <command>').and.contain('dead-letters');
+    expect(proc.output())
+      .to.contain('Usage: email <command>')
+      .and.contain('dead-letters')
+      .and.contain('webhooks add URL');
   });
 
   it('names PORT when the port is taken, in one line, and exits 1', async () => {

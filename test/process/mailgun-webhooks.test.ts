@@ -1,62 +1,13 @@
 import { expect } from 'chai';
-import { createServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import type { EmailProcess } from '../support/process.js';
 import { startListening } from '../support/process.js';
+import { startRelay } from '../support/relay.js';
 import { eventually } from '../support/waiting.js';
 
 const API_KEY = 'key-webhooks-process-0123456789';
 const SIGNING_KEY = 'whk-process-test-6f0c2a9d8e7b5a41';
-
-/**
- * Where the stand-in posts: it needs its webhook URL when it starts, and `email dev` learns its
- * port (PORT=0) only after, so the stand-in posts here and this passes each request on, body and
- * answer untouched. It answers 503 until it knows where to (Mailgun then tries again).
- */
-async function startRelay(): Promise<{
-  url: string;
-  target: { url?: string };
-  close(): Promise<void>;
-}> {
-  const target: { url?: string } = {};
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (target.url === undefined) {
-        res.writeHead(503).end();
-        return;
-      }
-      fetch(`${target.url}${req.url ?? '/'}`, {
-        method: req.method ?? 'POST',
-        headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
-        body: Buffer.concat(chunks),
-      }).then(
-        async (answer) =>
-          res
-            .writeHead(answer.status, {
-              'content-type': answer.headers.get('content-type') ?? 'text/plain',
-            })
-            .end(Buffer.from(await answer.arrayBuffer())),
-        () => res.writeHead(502).end(),
-      );
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    target,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 interface EmailJson {
   readonly status: string;

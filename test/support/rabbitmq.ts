@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { redactUrl } from '../../src/adapters/rabbitmq/connection.js';
 import { topologyNames } from '../../src/adapters/rabbitmq/topology.js';
+import { WEBHOOK_RETRY_DELAYS_MS } from '../../src/domain/webhook.js';
 
 export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -80,6 +81,7 @@ export async function deleteTopology(
   target: string | ChannelModel,
   prefix: string,
   retryDelaysMs: readonly number[],
+  webhookRetryDelaysMs: readonly number[] = WEBHOOK_RETRY_DELAYS_MS,
 ): Promise<void> {
   const model = typeof target === 'string' ? await connect(target) : target;
   model.on('error', () => undefined);
@@ -91,6 +93,8 @@ export async function deleteTopology(
       names.sendQueue,
       names.deadQueue,
       ...[...new Set(retryDelaysMs)].map((delayMs) => names.retryQueue(delayMs)),
+      names.webhooksQueue,
+      ...[...new Set(webhookRetryDelaysMs)].map((delayMs) => names.webhookRetryQueue(delayMs)),
     ];
     // deleteQueue and deleteExchange succeed when the object is already gone.
     for (const queue of queues) await channel.deleteQueue(queue);

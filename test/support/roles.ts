@@ -21,6 +21,9 @@ import { eventually } from './waiting.js';
 /** Short retry steps, so a retry test takes a fraction of a second; teardown deletes these. */
 export const RETRY_DELAYS = '200ms,400ms';
 export const RETRY_DELAYS_MS: readonly number[] = [200, 400];
+/** Outgoing webhooks retried quickly too: three attempts within a second. */
+export const WEBHOOK_RETRY_DELAYS = '300ms,600ms';
+export const WEBHOOK_RETRY_DELAYS_MS: readonly number[] = [300, 600];
 
 export const MAILGUN_KEY = 'key-roles-test-0123456789';
 /** The key every role of these tests accepts (`API_KEYS`), with every scope. */
@@ -104,6 +107,7 @@ export class Roles {
       AMQP_URL,
       QUEUE_PREFIX: this.prefix,
       RETRY_DELAYS,
+      WEBHOOK_RETRY_DELAYS,
       MAIL_FROM,
       SHUTDOWN_GRACE_MS: '10000',
       API_KEYS: TEST_API_KEY,
@@ -170,7 +174,7 @@ export class Roles {
     this.processes.clear();
     try {
       if (deleteBrokerObjects) {
-        await deleteTopology(AMQP_URL, this.prefix, RETRY_DELAYS_MS);
+        await deleteTopology(AMQP_URL, this.prefix, RETRY_DELAYS_MS, WEBHOOK_RETRY_DELAYS_MS);
         await deleteEventQueues(this.prefix);
       }
     } finally {

@@ -10,6 +10,8 @@ import { SqlOperatorStore } from '../../src/adapters/postgres/sql-operator-store
 import { SqlScheduledEmails } from '../../src/adapters/postgres/sql-scheduled-emails.js';
 import { SqlSessionStore } from '../../src/adapters/postgres/sql-session-store.js';
 import { SqlSuppressionList } from '../../src/adapters/postgres/sql-suppression-list.js';
+import { SqlWebhookDeliveries } from '../../src/adapters/postgres/sql-webhook-deliveries.js';
+import { SqlWebhookEndpoints } from '../../src/adapters/postgres/sql-webhook-endpoints.js';
 import { SqlWebhookTokens } from '../../src/adapters/postgres/sql-webhook-tokens.js';
 import { apiKeyStoreContract } from '../contracts/api-key-store.contract.js';
 import { attachmentStoreContract } from '../contracts/attachment-store.contract.js';
@@ -21,6 +23,8 @@ import { rateLimiterContract } from '../contracts/rate-limiter.contract.js';
 import { scheduledEmailsContract } from '../contracts/scheduled-emails.contract.js';
 import { sessionStoreContract } from '../contracts/session-store.contract.js';
 import { suppressionListContract } from '../contracts/suppression-list.contract.js';
+import { webhookDeliveriesContract } from '../contracts/webhook-deliveries.contract.js';
+import { webhookEndpointsContract } from '../contracts/webhook-endpoints.contract.js';
 import { webhookTokensContract } from '../contracts/webhook-tokens.contract.js';
 
 /** Empties the stores' tables: a millisecond, against seconds for a new database. */
@@ -29,7 +33,7 @@ export const emptyStoreTables = (client: SqlClient): Promise<unknown> =>
     `TRUNCATE emails, idempotency_keys, delivery_ledger,
               api_keys, api_key_addresses, operators, sessions, rate_limits,
               attachments, email_attachments, scheduled_emails, suppressions,
-              webhook_tokens`,
+              webhook_tokens, webhook_endpoints, webhook_deliveries, webhook_jobs`,
   );
 
 const keepOpen = async (): Promise<void> => undefined;
@@ -114,6 +118,22 @@ export function sqlStoreContracts(
     return {
       tokens: new SqlWebhookTokens(client),
       peer: new SqlWebhookTokens(peer),
+      close: keepOpen,
+    };
+  });
+  webhookEndpointsContract(`SqlWebhookEndpoints${suffix}`, async () => {
+    const { client, peer } = await open();
+    return {
+      endpoints: new SqlWebhookEndpoints(client),
+      peer: new SqlWebhookEndpoints(peer),
+      close: keepOpen,
+    };
+  });
+  webhookDeliveriesContract(`SqlWebhookDeliveries${suffix}`, async () => {
+    const { client, peer } = await open();
+    return {
+      deliveries: new SqlWebhookDeliveries(client),
+      peer: new SqlWebhookDeliveries(peer),
       close: keepOpen,
     };
   });

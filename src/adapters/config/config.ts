@@ -55,6 +55,16 @@ export interface Config {
   readonly outboxDir: string;
   readonly workerConcurrency: number;
   readonly retry: RetryPolicy;
+  /**
+   * `CONFIRM_DEADLINE`, in milliseconds: an email Mailgun accepted with no report on any
+   * recipient this long after its send is flagged `unconfirmed` by the workers' watchdog.
+   */
+  readonly confirmDeadlineMs: number;
+  /**
+   * `WEBHOOK_RETRY_DELAYS`, in milliseconds: the wait before each retry of an outgoing webhook
+   * (one retry per step, no repeat), by default 5s,5m,30m,2h,5h,10h,10h.
+   */
+  readonly webhookRetryDelaysMs: readonly number[];
   readonly sendTimeoutMs: number;
   readonly logLevel: string;
   readonly shutdownGraceMs: number;
@@ -169,6 +179,11 @@ const intIn = (expected: string, min: number, max: number) =>
 const urlOf = (schemes: string) => (raw: string) =>
   new RegExp(`^(${schemes})://\\S+$`).test(raw) && URL.canParse(raw);
 
+/** The shortest `CONFIRM_DEADLINE`, in milliseconds: the watchdog sweeps a second apart at best. */
+export const MIN_CONFIRM_DEADLINE_MS = 1000;
+/** The longest `CONFIRM_DEADLINE`, in milliseconds: a week. */
+export const MAX_CONFIRM_DEADLINE_MS = 7 * 24 * 3_600_000;
+
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const TRANSPORTS: readonly TransportName[] = ['outbox', 'mailgun', 'smtp'];
 
@@ -237,6 +252,27 @@ const Always = t.exact(
       'a list of delays such as 1s,5s,30s,2m,10m,30m,1h',
       (raw) => E.fromNullable(undefined)(parseDelays(raw)),
       aDelayList,
+    ),
+    WEBHOOK_RETRY_DELAYS: envVar(
+      'a list of delays such as 5s,5m,30m,2h,5h,10h,10h',
+      (raw) => E.fromNullable(undefined)(parseDelays(raw)),
+      aDelayList,
+    ),
+    CONFIRM_DEADLINE: envVar(
+      'one duration such as 30s, 15m or 1h, from 1s to 168h (7 days)',
+      (raw) => {
+        // The same notation as one step of RETRY_DELAYS. Under a second the watchdog's sweeps
+        // (at least a second apart) could not keep it; Mailgun stops retrying an event after
+        // 8 hours, so a deadline of more than a week is a typo, not a policy.
+        const [deadline, ...more] = parseDelays(raw) ?? [];
+        return deadline !== undefined &&
+          more.length === 0 &&
+          deadline >= MIN_CONFIRM_DEADLINE_MS &&
+          deadline <= MAX_CONFIRM_DEADLINE_MS
+          ? E.right(deadline)
+          : E.left(undefined);
+      },
+      aNumber,
     ),
     LOG_LEVEL: envVar(
       LEVELS.join(', '),
@@ -355,6 +391,8 @@ const DEFAULTS: Env = {
   MAX_ATTEMPTS: '8',
   SEND_TIMEOUT_MS: '15000',
   RETRY_DELAYS: '1s,5s,30s,2m,10m,30m,1h',
+  CONFIRM_DEADLINE: '1h',
+  WEBHOOK_RETRY_DELAYS: '5s,5m,30m,2h,5h,10h,10h',
   LOG_LEVEL: 'info',
   SHUTDOWN_GRACE_MS: '25000',
   RETENTION_DAYS: '30',
@@ -442,6 +480,8 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
     retentionDays: v.RETENTION_DAYS,
     dataDir: v.DATA_DIR,
     retry: { maxAttempts: v.MAX_ATTEMPTS, delaysMs: v.RETRY_DELAYS },
+    confirmDeadlineMs: v.CONFIRM_DEADLINE,
+    webhookRetryDelaysMs: v.WEBHOOK_RETRY_DELAYS,
     ...(v.AMQP_URL ? { amqpUrl: v.AMQP_URL } : {}),
     ...(v.DATABASE_URL ? { databaseUrl: v.DATABASE_URL } : {}),
     ...(v.MAILGUN_API_KEY && v.MAILGUN_API_BASE

@@ -1,5 +1,6 @@
 import type { Task } from 'fp-ts/lib/Task.js';
-import type { EmailSender } from '../../application/ports/email-sender.js';
+import type { EmailSender, NamedOutcome } from '../../application/ports/email-sender.js';
+import { sendNamed } from '../../application/ports/email-sender.js';
 import type { Clock, Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
 import { transient, uncertain } from '../../domain/delivery.js';
@@ -58,6 +59,15 @@ export class FailoverEmailSender implements EmailSender {
   }
 
   send(request: EmailRequest): Task<DeliveryOutcome> {
+    return async () => (await this.sendNamed(request)()).outcome;
+  }
+
+  /**
+   * `send`, naming the sender that answered: the one that took (or refused) the email, by its
+   * own name (`mailgun`, not `mailgun#2` nor this chain's), or this chain's name when every
+   * sender failed for now.
+   */
+  sendNamed(request: EmailRequest): Task<NamedOutcome> {
     return async () => {
       const failures: Failure[] = [];
       for (const [i, entry] of this.entries.entries()) {
@@ -72,13 +82,13 @@ export class FailoverEmailSender implements EmailSender {
           if (next) this.failedOver(request, entry.key, next, { reason });
           continue;
         }
-        const outcome = await entry.sender.send(request)();
+        const { outcome, transport } = await sendNamed(entry.sender, request)();
         if (outcome._tag !== 'Transient') {
           const before = entry.breaker.onSuccess();
           if (before !== 'closed') {
             this.options.log.info({ sender: entry.key }, `Circuit closed: ${entry.key} is back`);
           }
-          return outcome;
+          return { outcome, transport };
         }
         const hint = outcome.hint === undefined ? {} : { hint: outcome.hint };
         failures.push({
@@ -96,7 +106,7 @@ export class FailoverEmailSender implements EmailSender {
         }
         if (next) this.failedOver(request, entry.key, next, { reason: outcome.reason, ...hint });
       }
-      return this.allFailed(failures);
+      return { outcome: this.allFailed(failures), transport: this.name };
     };
   }
 

@@ -1,3 +1,4 @@
+import type { WebhookDeliveries } from '../../application/ports/webhook-deliveries.js';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
@@ -24,6 +25,8 @@ import { mountOpenApiRoute } from './openapi.js';
 import { mountOpsRoutes } from './ops-routes.js';
 import { securityHeaders } from './security.js';
 import { mountSuppressionRoutes } from './suppression-routes.js';
+import type { WebhookRoutesOptions } from './webhook-routes.js';
+import { mountWebhookRoutes } from './webhook-routes.js';
 import type { WatchEmail } from './status-routes.js';
 import { mountStatusRoutes } from './status-routes.js';
 
@@ -35,6 +38,8 @@ export interface HttpDeps {
   readonly cancelEmail?: EmailCanceller;
   /** The email log: `get` for an email's page, `list` for `GET /emails`. */
   readonly emails: Pick<EmailLog, 'get' | 'list'>;
+  /** An email's outgoing webhook deliveries, for its page and JSON (none: not shown). */
+  readonly webhookDeliveries?: Pick<WebhookDeliveries, 'forEmail'>;
   /** Tells a live page to look again when its email may have changed. */
   readonly watch: WatchEmail;
   /** Answers /readyz: true only while the broker and the database are reachable. */
@@ -70,6 +75,11 @@ export interface HttpDeps {
   readonly trustProxy?: boolean;
   /** `GET`, `POST /suppressions` and `DELETE /suppressions/{address}`; without it, none exists. */
   readonly suppressions?: SuppressionList;
+  /**
+   * `GET`, `POST /webhooks` and `DELETE /webhooks/{id}`: the outgoing webhook endpoints, for
+   * admin keys; without it, none exists.
+   */
+  readonly webhookSubscriptions?: WebhookRoutesOptions['subscriptions'];
   /**
    * `POST /webhooks/mailgun`, Mailgun's signed event webhooks; without it (no
    * MAILGUN_WEBHOOK_SIGNING_KEY) the route does not exist.
@@ -134,6 +144,13 @@ export function createHttpApp(deps: HttpDeps): Koa {
   if (deps.suppressions) {
     mountSuppressionRoutes(router, { suppressions: deps.suppressions, guards, log: deps.log });
   }
+  if (deps.webhookSubscriptions) {
+    mountWebhookRoutes(router, {
+      subscriptions: deps.webhookSubscriptions,
+      guards,
+      log: deps.log,
+    });
+  }
   if (deps.mailgunWebhooks) {
     mountMailgunWebhookRoutes(router, { webhooks: deps.mailgunWebhooks, guards, log: deps.log });
   }
@@ -141,6 +158,7 @@ export function createHttpApp(deps: HttpDeps): Koa {
     guards,
     csrf,
     emails: deps.emails,
+    ...(deps.webhookDeliveries ? { webhooks: deps.webhookDeliveries } : {}),
     watch: deps.watch,
     log: deps.log,
     ...(deps.closing ? { closing: deps.closing } : {}),

@@ -16,10 +16,12 @@ import {
   MAX_SUBJECT_CHARS,
   MAX_TAGS,
 } from '../../domain/email-request.js';
-import { STATUS_NAMES } from '../../domain/email-status.js';
+import { HISTORY_NAMES, STATUS_NAMES } from '../../domain/email-status.js';
 import { WEBHOOK_MAX_SKEW_MS } from './mailgun-webhook-routes.js';
 import { EMAILS_PAGE_SIZE } from './status-routes.js';
 import { MAX_DETAIL_CHARS, SUPPRESSIONS_PAGE_SIZE } from './suppression-routes.js';
+import { MAX_WEBHOOK_URL_CHARS } from '../../application/webhook-subscriptions.js';
+import { WEBHOOK_EVENT_TYPES } from '../../domain/webhook.js';
 
 // The document is built from the constants the rules use, so a limit changed in the domain is
 // changed here too. Written as JSON Schema 2020-12, which OpenAPI 3.1 uses as it is.
@@ -236,7 +238,11 @@ const schemas: Record<string, Json> = {
           additionalProperties: false,
           properties: {
             at: time('When.'),
-            status: ref('StatusName'),
+            status: {
+              enum: [...HISTORY_NAMES],
+              description:
+                'The status the email took, or `unconfirmed`: the provider accepted it and then reported nothing on any recipient within the confirmation deadline (an hour unless configured otherwise); the status stays `sent`.',
+            },
             source: {
               enum: ['api', 'worker', 'provider'],
               description:
@@ -266,6 +272,48 @@ const schemas: Record<string, Json> = {
       next_attempt_at: time('When it is tried again.'),
       failed_at: time('When it failed for good.'),
       reason: { type: 'string' },
+      webhooks: {
+        type: 'array',
+        description:
+          'Only in `GET /emails/{id}`: the outgoing webhook deliveries of this email, oldest first, one per subscribed endpoint and change.',
+        items: {
+          type: 'object',
+          required: ['id', 'url', 'type', 'state', 'created_at', 'attempts'],
+          additionalProperties: false,
+          properties: {
+            id: {
+              type: 'string',
+              description: 'The `webhook-id` header, the same on every attempt.',
+            },
+            url: { type: 'string', description: "The endpoint's URL when the delivery was made." },
+            type: { type: 'string', description: 'The change, e.g. `email.delivered`.' },
+            state: {
+              enum: ['pending', 'delivered', 'failed'],
+              description: '`failed`: every attempt of the retry schedule failed.',
+            },
+            created_at: time('When the change was made into a delivery.'),
+            next_attempt_at: time('When it is tried again, while pending.'),
+            attempts: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['attempt', 'at', 'duration_ms'],
+                additionalProperties: false,
+                properties: {
+                  attempt: { type: 'integer', minimum: 1 },
+                  at: time('When the request started.'),
+                  duration_ms: { type: 'number', minimum: 0 },
+                  status_code: { type: 'integer', description: "The receiver's answer." },
+                  error: {
+                    type: 'string',
+                    description: 'Why there was no answer (refused, timed out, …).',
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
     },
   },
   EmailList: {
@@ -401,6 +449,68 @@ const schemas: Record<string, Json> = {
     properties: {
       data: { type: 'array', maxItems: SUPPRESSIONS_PAGE_SIZE, items: ref('Suppression') },
       next_cursor: { type: ['string', 'null'], description: 'Give as `cursor` for the next page.' },
+    },
+  },
+  WebhookEndpoint: {
+    type: 'object',
+    required: ['id', 'url', 'events', 'created_at'],
+    additionalProperties: false,
+    description: 'An outgoing webhook endpoint, as every list shows it: never with its secret.',
+    properties: {
+      id: { type: 'string', pattern: '^we_[A-Za-z0-9_-]{16}$' },
+      url: {
+        type: 'string',
+        maxLength: MAX_WEBHOOK_URL_CHARS,
+        description: 'Where each change is POSTed, signed (Standard Webhooks).',
+      },
+      events: {
+        type: 'array',
+        items: { enum: [...WEBHOOK_EVENT_TYPES] },
+        description: 'The types it gets; empty: every type.',
+      },
+      created_at: time('When it was added.'),
+    },
+  },
+  CreatedWebhookEndpoint: {
+    type: 'object',
+    required: ['id', 'url', 'events', 'created_at', 'secret'],
+    additionalProperties: false,
+    properties: {
+      id: { type: 'string', pattern: '^we_[A-Za-z0-9_-]{16}$' },
+      url: { type: 'string', maxLength: MAX_WEBHOOK_URL_CHARS },
+      events: { type: 'array', items: { enum: [...WEBHOOK_EVENT_TYPES] } },
+      created_at: time('When it was added.'),
+      secret: {
+        type: 'string',
+        pattern: '^whsec_[A-Za-z0-9+/]+={0,2}$',
+        description:
+          'The signing secret: `whsec_` and the base64 of 24 random bytes, as the Standard Webhooks libraries take it (`new Webhook(secret).verify(body, headers)`). Shown in this answer only; to change it, add a new endpoint and remove this one.',
+      },
+    },
+  },
+  NewWebhookEndpoint: {
+    type: 'object',
+    required: ['url'],
+    additionalProperties: false,
+    properties: {
+      url: {
+        type: 'string',
+        maxLength: MAX_WEBHOOK_URL_CHARS,
+        description: `An absolute \`https:\` (or \`http:\`) URL, at most ${MAX_WEBHOOK_URL_CHARS} characters, without user:password and without a fragment; kept as the WHATWG URL parser writes it.`,
+      },
+      events: {
+        type: 'array',
+        items: { type: 'string' },
+        description: `Statuses to get: ${STATUS_NAMES.join(', ')}, with or without \`email.\`, in any case. Absent or empty: every type.`,
+      },
+    },
+  },
+  WebhookEndpointList: {
+    type: 'object',
+    required: ['data'],
+    additionalProperties: false,
+    properties: {
+      data: { type: 'array', items: ref('WebhookEndpoint'), description: 'Oldest first.' },
     },
   },
   SuppressedAddress: {
@@ -745,6 +855,61 @@ const paths: Record<string, Json> = {
         '400': response('Invalid'),
         ...refusals,
         '404': error('This address is not on the suppression list.'),
+        '503': response('Unavailable'),
+      },
+    },
+  },
+  '/webhooks': {
+    get: {
+      operationId: 'listWebhookEndpoints',
+      summary: 'The outgoing webhook endpoints, oldest first (never their secrets)',
+      security: guarded('admin'),
+      responses: {
+        '200': json(ref('WebhookEndpointList'), 'Every endpoint.'),
+        '400': response('Invalid'),
+        ...refusals,
+        '503': response('Unavailable'),
+      },
+    },
+    post: {
+      operationId: 'addWebhookEndpoint',
+      summary: 'Add an endpoint that gets each email status change, signed (Standard Webhooks)',
+      security: guarded('admin'),
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: ref('NewWebhookEndpoint') } },
+      },
+      responses: {
+        '201': {
+          ...json(ref('CreatedWebhookEndpoint'), 'Added: the secret is in this answer only.'),
+          headers: { Location: { schema: { type: 'string' }, description: '/webhooks/{id}' } },
+        },
+        '400': response('Invalid'),
+        ...refusals,
+        '413': response('TooLarge'),
+        '415': response('UnsupportedMediaType'),
+        '503': response('Unavailable'),
+      },
+    },
+  },
+  '/webhooks/{id}': {
+    parameters: [
+      {
+        name: 'id',
+        in: 'path',
+        required: true,
+        schema: { type: 'string', pattern: '^we_[A-Za-z0-9_-]+$' },
+        description: 'The endpoint’s id, `we_…`.',
+      },
+    ],
+    delete: {
+      operationId: 'removeWebhookEndpoint',
+      summary: 'Remove an endpoint: nothing more is sent to it',
+      security: guarded('admin'),
+      responses: {
+        '204': { description: 'Removed.' },
+        ...refusals,
+        '404': error('No webhook endpoint has this id.'),
         '503': response('Unavailable'),
       },
     },

@@ -1,5 +1,7 @@
+import type { WebhookDelivery } from '../../application/ports/webhook-deliveries.js';
 import type {
   EmailStatus,
+  HistoryName,
   StatusAttempt,
   StatusChange,
   StatusFailover,
@@ -34,7 +36,8 @@ export interface StatusJson {
   }[];
   readonly events: readonly {
     readonly at: string;
-    readonly status: StatusName;
+    /** A status, or `unconfirmed`: the provider said nothing within CONFIRM_DEADLINE. */
+    readonly status: HistoryName;
     readonly source: string;
     readonly detail?: string;
   }[];
@@ -127,7 +130,11 @@ function headline(s: EmailStatus): Html {
       return markup`Retrying: ${which} failed for now.${next}`;
     }
     case 'sent':
-      return markup`Sent: the provider accepted it.`;
+      // The watchdog's note is the one thing after `sent` that changes no status: say it here,
+      // where a person looks first, not only in the history.
+      return s.history.some((c) => c.status === 'unconfirmed')
+        ? markup`Sent, unconfirmed: the provider accepted it and has reported nothing since on any recipient.`
+        : markup`Sent: the provider accepted it.`;
     case 'delivered':
       return markup`Delivered: the provider reports that every recipient's server took it.`;
     case 'bounced':
@@ -201,8 +208,88 @@ function failoversList(failovers: readonly StatusFailover[] | undefined): Html {
  * Complete without JavaScript (a refresh every few seconds stands in for the live updates);
  * with it, /static/status.js follows the event stream and swaps in the `#email-status` section.
  */
-/** The email's page; `account` adds "Signed in as …" and the sign-out button. */
-export function statusPage(s: EmailStatus, account?: Account): string {
+/**
+ * The email's webhook deliveries as JSON (`GET /emails/{id}`, field `webhooks`): each with its
+ * endpoint's URL, the change's type, its state and every attempt (status code or error, time,
+ * duration in ms).
+ */
+export const webhooksJson = (deliveries: readonly WebhookDelivery[]): readonly WebhookJson[] =>
+  deliveries.map((d) => ({
+    id: d.id,
+    url: d.url,
+    type: d.type,
+    state: d.state,
+    created_at: d.createdAt.toISOString(),
+    ...optional('next_attempt_at', d.nextAttemptAt?.toISOString()),
+    attempts: d.attempts.map((a) => ({
+      attempt: a.attempt,
+      at: a.at.toISOString(),
+      duration_ms: a.durationMs,
+      ...optional('status_code', a.statusCode),
+      ...optional('error', a.error),
+    })),
+  }));
+
+/** One webhook delivery as `webhooksJson` writes it. */
+export interface WebhookJson {
+  readonly id: string;
+  readonly url: string;
+  readonly type: string;
+  readonly state: string;
+  readonly created_at: string;
+  readonly next_attempt_at?: string;
+  readonly attempts: readonly {
+    readonly attempt: number;
+    readonly at: string;
+    readonly duration_ms: number;
+    readonly status_code?: number;
+    readonly error?: string;
+  }[];
+}
+
+const DELIVERY_STATES: Readonly<Record<WebhookDelivery['state'], string>> = {
+  pending: 'pending',
+  delivered: 'delivered',
+  failed: 'failed: out of attempts',
+};
+
+/**
+ * The webhooks section: one row per delivery, its attempts in the last cell. Undefined
+ * deliveries (the store did not answer) say so rather than pass for none.
+ */
+function webhooksTable(deliveries: readonly WebhookDelivery[] | undefined): Html {
+  if (deliveries === undefined) {
+    return markup`<h2>Webhooks</h2>
+<p>The webhook deliveries could not be read just now.</p>`;
+  }
+  if (deliveries.length === 0) return markup``;
+  const rows = deliveries.map((d) => {
+    const attempts = d.attempts.map(
+      (a) =>
+        markup`<li>${time(a.at.toISOString())}: ${a.statusCode !== undefined ? `HTTP ${a.statusCode}` : (a.error ?? '')} in ${seconds(a.durationMs)}</li>`,
+    );
+    const next =
+      d.state === 'pending' && d.nextAttemptAt !== undefined
+        ? markup`<p>Next try ${time(d.nextAttemptAt.toISOString())}</p>`
+        : markup``;
+    return markup`<tr><td><code>${d.type}</code></td><td class="url">${d.url}</td><td>${DELIVERY_STATES[d.state]}</td><td>${attempts.length > 0 ? markup`<ol class="webhook-attempts">${attempts}</ol>` : 'not tried yet'}${next}</td></tr>`;
+  });
+  return markup`<h2>Webhooks</h2>
+<table class="webhooks">
+<thead><tr><th scope="col">Event</th><th scope="col">Endpoint</th><th scope="col">State</th><th scope="col">Attempts</th></tr></thead>
+<tbody>${rows}</tbody>
+</table>`;
+}
+
+/**
+ * The email's page; `account` adds "Signed in as …" and the sign-out button, `webhooks` the
+ * email's webhook deliveries (undefined: they could not be read).
+ */
+export function statusPage(
+  s: EmailStatus,
+  account?: Account,
+  webhooks: readonly WebhookDelivery[] | undefined = [],
+): string {
   const final = isFinalStatus(s.status);
   const live = final
     ? markup``
@@ -216,6 +303,7 @@ ${details(s)}
 ${attemptsTable(s.attempts)}
 ${failoversList(s.failovers)}
 ${historyList(s.history)}
+${webhooksTable(webhooks)}
 ${live}
 </section>
 <p><a href="/">Send another email</a></p>

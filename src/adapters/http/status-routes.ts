@@ -14,7 +14,11 @@ import type { Guards } from './access.js';
 import type { Csrf } from './csrf.js';
 import type { Problem } from './errors.js';
 import { API_ROUTE, RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
-import { STATUS_SCRIPT, statusJson, statusPage } from './status-page.js';
+import { STATUS_SCRIPT, statusJson, statusPage, webhooksJson } from './status-page.js';
+import type {
+  WebhookDeliveries,
+  WebhookDelivery,
+} from '../../application/ports/webhook-deliveries.js';
 
 /**
  * Calls `onChange` whenever something may have changed about email `id` (an event of this
@@ -28,6 +32,8 @@ export interface StatusRoutesOptions {
   /** For the sign-out button on the email's page. */
   readonly csrf: Csrf;
   readonly emails: Pick<EmailLog, 'get' | 'list'>;
+  /** The email's webhook deliveries, shown on its page and in its JSON (none: not shown). */
+  readonly webhooks?: Pick<WebhookDeliveries, 'forEmail'>;
   readonly watch: WatchEmail;
   readonly log: Logger;
   /** Comment lines that keep idle proxies from closing a quiet event stream. */
@@ -64,6 +70,22 @@ async function lookup(
   const result = await emails.get(id)();
   if (E.isLeft(result)) return { problem: storeDown(result.left.reason) };
   return O.isSome(result.right) ? { found: result.right.value } : { problem: NOT_FOUND };
+}
+
+/**
+ * The email's webhook deliveries: `served: false` where webhooks are not served (no field, no
+ * section), `deliveries: undefined` when the store did not answer (the page says so; the email
+ * itself is still shown).
+ */
+async function deliveriesOf(
+  options: StatusRoutesOptions,
+  id: EmailStatus['id'],
+): Promise<{ readonly served: boolean; readonly deliveries?: readonly WebhookDelivery[] }> {
+  if (options.webhooks === undefined) return { served: false, deliveries: [] };
+  const found = await options.webhooks.forEmail(id)();
+  if (E.isRight(found)) return { served: true, deliveries: found.right };
+  options.log.warn({ emailId: id, reason: found.left.reason }, 'Could not read webhook deliveries');
+  return { served: true };
 }
 
 /** The filters `GET /emails` reads; anything else in the query string is a mistake worth naming. */
@@ -227,8 +249,14 @@ export function mountStatusRoutes(router: Router, options: StatusRoutesOptions):
     ctx.vary('Accept');
     if ('problem' in result) return sendProblem(ctx, result.problem);
     ctx.set('Cache-Control', 'no-store');
+    const webhooks = await deliveriesOf(options, result.found.id);
     if (ctx.accepts('html', 'json') === 'json') {
-      ctx.body = statusJson(result.found);
+      ctx.body = {
+        ...statusJson(result.found),
+        ...(webhooks.served && webhooks.deliveries !== undefined
+          ? { webhooks: webhooksJson(webhooks.deliveries) }
+          : {}),
+      };
     } else {
       ctx.type = 'html';
       const operator = guards.operator(ctx);
@@ -237,6 +265,7 @@ export function mountStatusRoutes(router: Router, options: StatusRoutesOptions):
         operator === undefined
           ? undefined
           : { operator, csrfToken: csrf.issue(csrf.ensureSession(ctx)) },
+        webhooks.deliveries,
       );
     }
   });

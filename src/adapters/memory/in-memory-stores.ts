@@ -24,7 +24,7 @@ import { foreignToAddresses } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 import type { EmailId } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
-import { evolveStatus, isFinalStatus } from '../../domain/email-status.js';
+import { awaitsReport, evolveStatus, isFinalStatus } from '../../domain/email-status.js';
 import type { DomainEvent } from '../../domain/events.js';
 import { acceptedEvent } from '../../domain/events.js';
 
@@ -130,6 +130,24 @@ export class InMemoryEmailLog implements EmailLog {
         .slice(0, batchSize);
       for (const e of old) this.entries.delete(e.status.id);
       return old.length;
+    });
+  }
+
+  unconfirmed(
+    transport: string,
+    sentBefore: Date,
+    limit: number,
+  ): TE.TaskEither<StoreUnavailable, readonly EmailStatus[]> {
+    return TE.fromIO(() => {
+      const sentMs = (s: EmailStatus): number => Date.parse(s.sentAt ?? '');
+      // Oldest send first, then the id in byte order, as the SQL log orders them.
+      return [...this.entries.values()]
+        .map((e) => e.status)
+        .filter(
+          (s) => s.sentBy === transport && sentMs(s) < sentBefore.getTime() && awaitsReport(s),
+        )
+        .sort((a, b) => sentMs(a) - sentMs(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        .slice(0, limit);
     });
   }
 }

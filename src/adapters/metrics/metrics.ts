@@ -1,5 +1,7 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DomainEvent } from '../../domain/events.js';
+import type { SuppressionReason } from '../../application/ports/suppression-list.js';
+import { SUPPRESSION_REASONS } from '../../application/ports/suppression-list.js';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -9,7 +11,19 @@ export interface Metrics {
    * counted twice.
    */
   observe(event: DomainEvent): void;
+  /**
+   * Counts an address this process put on the suppression list that was not on it before
+   * (`SuppressionList.add` answered true), by why it was added.
+   */
+  suppressionAdded(reason: SuppressionReason): void;
   render(): Promise<{ contentType: string; body: string }>;
+  /** Counts one recorded webhook attempt by what it came to: delivered, retrying or failed. */
+  webhookAttempt(outcome: 'delivered' | 'retrying' | 'failed'): void;
+  /**
+   * Reports the age of the oldest webhook delivery still pending, read from `oldestPending`
+   * on each scrape (undefined: none pending, so 0; a rejection leaves the gauge as it was).
+   */
+  watchWebhookBacklog(oldestPending: () => Promise<Date | undefined>): void;
 }
 
 export function createMetrics(role: string): Metrics {
@@ -48,6 +62,35 @@ export function createMetrics(role: string): Metrics {
     'Provider reports recorded, by kind (delivered, bounced, complained, unsubscribed, deferred)',
     ['event'],
   );
+  const unconfirmed = counter(
+    'email_unconfirmed_total',
+    'Emails the provider accepted and then reported nothing on, for any recipient, within CONFIRM_DEADLINE',
+  );
+  const suppressionsAdded = counter(
+    'email_suppressions_added_total',
+    'Addresses added to the suppression list by this process, by reason (bounce, complaint, unsubscribe, manual)',
+    ['reason'],
+  );
+  // Every reason from the start, at 0: a rate over a series that appears only with its first
+  // increment misses that increment.
+  for (const reason of SUPPRESSION_REASONS) suppressionsAdded.inc({ reason }, 0);
+  const webhookAttempts = counter(
+    'email_webhook_deliveries_total',
+    'Outgoing webhook attempts, by outcome (delivered, retrying, failed: out of attempts)',
+    ['outcome'],
+  );
+  let oldestPending: (() => Promise<Date | undefined>) | undefined;
+  new Gauge({
+    name: 'email_webhook_oldest_pending_seconds',
+    help: 'Age of the oldest outgoing webhook delivery not yet delivered nor given up (0: none)',
+    registers: [registry],
+    async collect() {
+      if (oldestPending === undefined) return;
+      const oldest = await oldestPending().catch(() => null);
+      if (oldest === null) return;
+      this.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest.getTime()) / 1000));
+    },
+  });
   return {
     registry,
     observe(event) {
@@ -70,10 +113,22 @@ export function createMetrics(role: string): Metrics {
           return failovers.inc({ from: event.fromTransport, to: event.toTransport });
         case 'ProviderReported':
           return providerEvents.inc({ event: event.kind });
+        case 'EmailUnconfirmed':
+          // News once per email (the fold takes one note), so this counts emails.
+          return unconfirmed.inc();
       }
+    },
+    suppressionAdded(reason) {
+      suppressionsAdded.inc({ reason });
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+    webhookAttempt(outcome) {
+      webhookAttempts.inc({ outcome });
+    },
+    watchWebhookBacklog(read) {
+      oldestPending = read;
     },
   };
 }

@@ -180,6 +180,32 @@ export class SqlEmailLog implements EmailLog {
   }
 
   /**
+   * One index range scan: the conditions are written as the partial index
+   * `emails_awaiting_report` states them (migrations/1768348800000_unconfirmed.sql), which the
+   * planner needs in order to use it. `awaitsReport` is the same rule in the domain.
+   */
+  unconfirmed(
+    transport: string,
+    sentBefore: Date,
+    limit: number,
+  ): TE.TaskEither<StoreUnavailable, readonly EmailStatus[]> {
+    return attempt(async () => {
+      const rows = await this.sql.query<{ state: EmailStatus }>(
+        `SELECT state FROM emails
+         WHERE status = 'sent'
+           AND NOT (state -> 'history' @> '[{"source": "provider"}]'::jsonb)
+           AND NOT (state -> 'history' @> '[{"status": "unconfirmed"}]'::jsonb)
+           AND state ->> 'sentBy' = $1
+           AND (state ->> 'sentAt') COLLATE "C" < $2
+         ORDER BY (state ->> 'sentAt') COLLATE "C", id
+         LIMIT $3`,
+        [transport, sentBefore.toISOString(), limit],
+      );
+      return rows.map((row) => row.state);
+    });
+  }
+
+  /**
    * Folds `event` (and, from `record`, fills the request of a row an early event created).
    * Optimistic rounds first, then the same step under `SELECT … FOR UPDATE`.
    */

@@ -21,6 +21,8 @@ export interface PublishOptions {
   /** Unroutable = failure (default). Events turn it off: nobody listening is not an error. */
   readonly mandatory?: boolean;
   readonly persistent?: boolean;
+  /** The AMQP `type` property, when a queue carries more than one kind of message. */
+  readonly type?: string;
 }
 
 /** Correlates a `basic.return` with its publish; the broker sends it before the confirm. */
@@ -105,6 +107,7 @@ export class RabbitMqPublisher {
           ...WIRE_PROPERTIES,
           persistent: options.persistent ?? true,
           mandatory: options.mandatory ?? true,
+          ...(options.type !== undefined ? { type: options.type } : {}),
           ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
           headers: { ...message.headers, [PUBLISH_ID]: id },
         },

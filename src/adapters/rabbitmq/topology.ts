@@ -1,5 +1,7 @@
 import type { Channel } from 'amqplib';
 import { formatDelay } from '../../domain/delivery.js';
+import type { EventKey } from '../../domain/events.js';
+import { WEBHOOK_RETRY_DELAYS_MS } from '../../domain/webhook.js';
 
 /**
  * The broker's layout under one prefix (docs/architecture.md, the topology table). Everything is a quorum queue, checked on
@@ -27,8 +29,28 @@ export interface TopologyNames {
   readonly deadExchange: string;
   readonly deadQueue: string;
   readonly eventsExchange: string;
+  /** Outgoing webhooks: their jobs, and the events they are made from (see WEBHOOK_EVENT_KEYS). */
+  readonly webhooksQueue: string;
   retryQueue(delayMs: number): string;
+  /** One per step of WEBHOOK_RETRY_DELAYS_MS, dead-lettering back to `webhooksQueue`. */
+  webhookRetryQueue(delayMs: number): string;
 }
+
+/**
+ * The events the webhooks queue hears: every change that can make a webhook (`webhookNotice`).
+ * A failover changes no status, so it is left on the exchange.
+ */
+export const WEBHOOK_EVENT_KEYS: readonly EventKey[] = [
+  'requested',
+  'scheduled',
+  'cancelled',
+  'suppressed',
+  'sending',
+  'sent',
+  'retrying',
+  'failed',
+  'provider',
+];
 
 export function topologyNames(prefix: string): TopologyNames {
   return {
@@ -37,7 +59,9 @@ export function topologyNames(prefix: string): TopologyNames {
     deadExchange: `${prefix}.dead`,
     deadQueue: `${prefix}.dead`,
     eventsExchange: `${prefix}.events`,
+    webhooksQueue: `${prefix}.webhooks`,
     retryQueue: (delayMs) => `${prefix}.retry.${formatDelay(delayMs)}`,
+    webhookRetryQueue: (delayMs) => `${prefix}.webhooks.retry.${formatDelay(delayMs)}`,
   };
 }
 
@@ -45,6 +69,8 @@ export interface TopologyOptions {
   readonly prefix: string;
   readonly retryDelaysMs: readonly number[];
   readonly deliveryLimit?: number;
+  /** WEBHOOK_RETRY_DELAYS: one webhook retry queue each (default WEBHOOK_RETRY_DELAYS_MS). */
+  readonly webhookRetryDelaysMs?: readonly number[];
 }
 
 const quorum = { 'x-queue-type': 'quorum' } as const;
@@ -88,6 +114,44 @@ export async function declareTopology(channel: Channel, options: TopologyOptions
         'x-message-ttl': delayMs,
         'x-dead-letter-exchange': names.tasksExchange,
         'x-dead-letter-routing-key': SEND_ROUTING_KEY,
+      },
+    });
+  }
+  await declareWebhookQueues(
+    channel,
+    names,
+    options.webhookRetryDelaysMs ?? WEBHOOK_RETRY_DELAYS_MS,
+  );
+}
+
+/**
+ * `<prefix>.webhooks` holds webhook jobs and hears the events webhooks are made from, so a
+ * change announced while no worker runs waits there. Its retry queues dead-letter through the
+ * default exchange, by the queue's name, straight back to it. No dead-letter exchange: a job
+ * handled badly again and again is dropped after its delivery limit rather than looping, and
+ * its delivery stays pending in the database, where the metrics show it.
+ */
+async function declareWebhookQueues(
+  channel: Channel,
+  names: TopologyNames,
+  retryDelaysMs: readonly number[],
+): Promise<void> {
+  await channel.assertQueue(names.webhooksQueue, {
+    durable: true,
+    arguments: { ...quorum, 'x-delivery-limit': DEFAULT_DELIVERY_LIMIT },
+  });
+  for (const key of WEBHOOK_EVENT_KEYS) {
+    await channel.bindQueue(names.webhooksQueue, names.eventsExchange, key);
+  }
+  for (const delayMs of new Set(retryDelaysMs)) {
+    await channel.assertQueue(names.webhookRetryQueue(delayMs), {
+      durable: true,
+      arguments: {
+        ...quorum,
+        ...atLeastOnce,
+        'x-message-ttl': delayMs,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': names.webhooksQueue,
       },
     });
   }

@@ -136,4 +136,15 @@ export interface EmailLog {
    * would lose its request while the worker later wrote a new entry without one.
    */
   purgeOlderThan(cutoff: Date, batchSize: number): TaskEither<StoreUnavailable, number>;
+  /**
+   * The emails the confirmation watchdog flags: up to `limit` whose status is `sent`, which
+   * `transport` took (`EmailStatus.sentBy`) before `sentBefore` (their `sentAt`), and whose
+   * history has no provider line (no report on any recipient) and no `unconfirmed` line yet
+   * (`awaitsReport`); oldest send first, then by id.
+   */
+  unconfirmed(
+    transport: string,
+    sentBefore: Date,
+    limit: number,
+  ): TaskEither<StoreUnavailable, readonly EmailStatus[]>;
 }

@@ -15,6 +15,9 @@ import {
 } from '../../../src/adapters/memory/in-memory-stores.js';
 import { InMemorySuppressionList } from '../../../src/adapters/memory/in-memory-suppression-list.js';
 import { InMemoryWebhookTokens } from '../../../src/adapters/memory/in-memory-webhook-tokens.js';
+import { InMemoryWebhookEndpoints } from '../../../src/adapters/memory/in-memory-webhook-stores.js';
+import { NodeSecretTokens } from '../../../src/adapters/crypto/node-secret-tokens.js';
+import { WebhookSubscriptions } from '../../../src/application/webhook-subscriptions.js';
 import { queueUnavailable } from '../../../src/application/ports/email-queue.js';
 import { RecordProviderEvent } from '../../../src/application/record-provider-event.js';
 import { RequestBatch } from '../../../src/application/request-batch.js';
@@ -164,6 +167,11 @@ async function startApp(overrides: Partial<HttpDeps> = {}) {
     emails,
     log,
     suppressions,
+    webhookSubscriptions: new WebhookSubscriptions(
+      new InMemoryWebhookEndpoints(),
+      new NodeSecretTokens(),
+      clock,
+    ),
     mailgunWebhooks: {
       signingKey: Buffer.from(SIGNING_KEY),
       record,
@@ -197,6 +205,9 @@ const documentedPaths = [
   ['get', '/suppressions'],
   ['post', '/suppressions'],
   ['delete', '/suppressions/{address}'],
+  ['get', '/webhooks'],
+  ['post', '/webhooks'],
+  ['delete', '/webhooks/{id}'],
   ['post', '/webhooks/mailgun'],
   ['get', '/healthz'],
   ['get', '/readyz'],
@@ -243,6 +254,13 @@ describe('OpenAPI document (GET /openapi.json)', () => {
         expect(at(doc, 'paths', '/suppressions', method, 'security')).to.deep.equal([
           { apiKey: ['admin'] },
         ]);
+      }
+      for (const [path, method] of [
+        ['/webhooks', 'get'],
+        ['/webhooks', 'post'],
+        ['/webhooks/{id}', 'delete'],
+      ] as const) {
+        expect(at(doc, 'paths', path, method, 'security')).to.deep.equal([{ apiKey: ['admin'] }]);
       }
       expect(at(doc, 'paths', '/webhooks/mailgun', 'post', 'security')).to.deep.equal([]);
     });
@@ -422,6 +440,37 @@ describe('OpenAPI document (GET /openapi.json)', () => {
       );
     });
 
+    it('/webhooks: add, list, remove, and their refusals', async () => {
+      const added = await expectDocumented(
+        await post('/webhooks', { url: 'https://example.com/hooks', events: ['sent'] }),
+        'post',
+        '/webhooks',
+        201,
+      );
+      const id = String(at(added, 'id'));
+      for (const bad of [{ url: 'ftp://example.com/' }, { url: '/relative' }, { events: 'x' }]) {
+        await expectDocumented(await post('/webhooks', bad), 'post', '/webhooks', 400);
+      }
+      const notJson = await fetch(`${h.url}/webhooks`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: 'https://example.com/',
+      });
+      await expectDocumented(notJson, 'post', '/webhooks', 415);
+      const list = await expectDocumented(
+        await fetch(`${h.url}/webhooks`),
+        'get',
+        '/webhooks',
+        200,
+      );
+      expect((at(list, 'data') as unknown[]).map((e) => at(e, 'id'))).to.deep.equal([id]);
+      const remove = () => fetch(`${h.url}/webhooks/${id}`, { method: 'DELETE' });
+      const removed = await remove();
+      expect(removed.status).to.equal(204);
+      expect(at(doc, 'paths', '/webhooks/{id}', 'delete', 'responses', '204')).to.be.an('object');
+      await expectDocumented(await remove(), 'delete', '/webhooks/{id}', 404);
+    });
+
     it('POST /webhooks/mailgun: 200 recorded, 401 unsigned, 400 malformed', async () => {
       await post('/emails', valid);
       const [request] = queue.published;
@@ -493,6 +542,11 @@ describe('OpenAPI document (GET /openapi.json)', () => {
           headers: { authorization: `Bearer ${sender}` },
         });
         await expectDocumented(notAdmin, 'get', '/suppressions', 403);
+        const hooks = await fetch(`${guarded.h.url}/webhooks`, {
+          headers: { authorization: `Bearer ${sender}` },
+        });
+        await expectDocumented(hooks, 'get', '/webhooks', 403);
+        await expectDocumented(await fetch(`${guarded.h.url}/webhooks`), 'get', '/webhooks', 401);
         const unsignedWebhook = await fetch(`${guarded.h.url}/webhooks/mailgun`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },

@@ -190,4 +190,24 @@ describe('FailoverEmailSender', () => {
     expect(f.name).to.equal('failover(smtp,smtp#2)');
     expect(f.states()).to.deep.equal({ smtp: 'closed', 'smtp#2': 'closed' });
   });
+
+  it('names the sender that answered, for the watchdog to know who may report back', async () => {
+    const named = (f: FailoverEmailSender) => f.sendNamed(aRequest())();
+    expect(
+      await named(failover(scripted('mailgun', sent('m-id')), scripted('smtp', sent('s-id')))),
+    ).to.deep.equal({ outcome: sent('m-id'), transport: 'mailgun' });
+    expect(
+      await named(failover(scripted('mailgun', transient('503')), scripted('smtp', sent('s-id')))),
+    ).to.deep.equal({ outcome: sent('s-id'), transport: 'smtp' });
+    // A refusal is the refusing sender's; a second sender of one kind keeps its kind's name.
+    expect(
+      await named(failover(scripted('smtp', transient('421')), scripted('smtp', permanent('550')))),
+    ).to.deep.equal({ outcome: permanent('550'), transport: 'smtp' });
+    // Nobody took it: the chain answered.
+    const none = await named(
+      failover(scripted('a', transient('x')), scripted('b', transient('y'))),
+    );
+    expect(none.transport).to.equal('failover(a,b)');
+    expect(none.outcome._tag).to.equal('Transient');
+  });
 });

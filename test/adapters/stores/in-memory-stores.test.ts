@@ -8,6 +8,10 @@ import { InMemoryScheduledEmails } from '../../../src/adapters/memory/in-memory-
 import { InMemorySuppressionList } from '../../../src/adapters/memory/in-memory-suppression-list.js';
 import { InMemoryWebhookTokens } from '../../../src/adapters/memory/in-memory-webhook-tokens.js';
 import {
+  InMemoryWebhookDeliveries,
+  InMemoryWebhookEndpoints,
+} from '../../../src/adapters/memory/in-memory-webhook-stores.js';
+import {
   InMemoryDeliveryLedger,
   InMemoryEmailLog,
   InMemoryIdempotencyStore,
@@ -24,6 +28,8 @@ import { scheduledEmailsContract } from '../../contracts/scheduled-emails.contra
 import { sessionStoreContract } from '../../contracts/session-store.contract.js';
 import { suppressionListContract } from '../../contracts/suppression-list.contract.js';
 import { webhookTokensContract } from '../../contracts/webhook-tokens.contract.js';
+import { webhookEndpointsContract } from '../../contracts/webhook-endpoints.contract.js';
+import { webhookDeliveriesContract } from '../../contracts/webhook-deliveries.contract.js';
 
 // One process holds one in-memory store: "another process" is the same object here.
 const nothingToClose = async (): Promise<void> => undefined;
@@ -77,6 +83,16 @@ suppressionListContract('InMemorySuppressionList', async () => {
 webhookTokensContract('InMemoryWebhookTokens', async () => {
   const tokens = new InMemoryWebhookTokens();
   return { tokens, peer: tokens, close: nothingToClose };
+});
+
+webhookEndpointsContract('InMemoryWebhookEndpoints', async () => {
+  const endpoints = new InMemoryWebhookEndpoints();
+  return { endpoints, peer: endpoints, close: nothingToClose };
+});
+
+webhookDeliveriesContract('InMemoryWebhookDeliveries', async () => {
+  const deliveries = new InMemoryWebhookDeliveries();
+  return { deliveries, peer: deliveries, close: nothingToClose };
 });
 
 rateLimiterContract('memoryRateLimiter', async () => ({

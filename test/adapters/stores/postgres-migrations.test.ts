@@ -64,6 +64,9 @@ describe('The PostgreSQL migrations', function () {
         'delivery_ledger',
         'emails',
         'idempotency_keys',
+        'webhook_deliveries',
+        'webhook_endpoints',
+        'webhook_jobs',
       ]);
     } finally {
       await database.close();

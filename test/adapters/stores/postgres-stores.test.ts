@@ -14,6 +14,8 @@ import { SqlOperatorStore } from '../../../src/adapters/postgres/sql-operator-st
 import { SqlScheduledEmails } from '../../../src/adapters/postgres/sql-scheduled-emails.js';
 import { SqlSessionStore } from '../../../src/adapters/postgres/sql-session-store.js';
 import { SqlSuppressionList } from '../../../src/adapters/postgres/sql-suppression-list.js';
+import { SqlWebhookDeliveries } from '../../../src/adapters/postgres/sql-webhook-deliveries.js';
+import { SqlWebhookEndpoints } from '../../../src/adapters/postgres/sql-webhook-endpoints.js';
 import { SqlWebhookTokens } from '../../../src/adapters/postgres/sql-webhook-tokens.js';
 import { sqlRateLimiter } from '../../../src/adapters/ratelimit/flexible-rate-limiter.js';
 import type { KeyNameTaken } from '../../../src/application/ports/api-key-store.js';
@@ -21,6 +23,8 @@ import type { OperatorExists } from '../../../src/application/ports/operator-sto
 import { right } from '../../contracts/email-log.contract.js';
 import { anApiKey } from '../../contracts/api-key-store.contract.js';
 import { aSession, anOperator } from '../../contracts/operator-store.contract.js';
+import { aWebhookDelivery } from '../../contracts/webhook-deliveries.contract.js';
+import { aWebhookEndpoint } from '../../contracts/webhook-endpoints.contract.js';
 import type { TestDatabase } from '../../support/postgres.js';
 import { aRequest, anEvent, anId, at, later } from '../../support/builders.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
@@ -125,6 +129,26 @@ describe('The PostgreSQL stores', function () {
       plans.forEach((plan, i) => expect(plan).to.include(expected[i]!).and.not.include('Seq Scan'));
       expect(plans[3]).to.match(/Index Scan (using|on) emails_(status_)?newest/);
     });
+
+    it('finds unconfirmed emails in the partial index of emails awaiting a report', async () => {
+      const { client, statements } = recording(one.client);
+      const log = new SqlEmailLog(client);
+      for (let i = 0; i < 5; i += 1) {
+        const r = aRequest();
+        await right(log.record(r));
+        await right(log.apply(anEvent.sent(r, { at: at(i), transport: 'mailgun' })));
+      }
+      statements.length = 0;
+      expect(await right(log.unconfirmed('mailgun', new Date(at(3)), 2))).to.have.length(2);
+      expect(statements).to.have.length(1);
+      const s = statements[0]!;
+      const plan = await one.client.transaction(async (tx) => {
+        await tx.query('SET LOCAL enable_seqscan = off');
+        return tx.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${s.sql}`, s.params);
+      });
+      const text = plan.map((line) => line['QUERY PLAN']).join('\n');
+      expect(text).to.include('emails_awaiting_report').and.not.include('Seq Scan');
+    });
   });
 
   describe('SqlSuppressionList on PostgreSQL', () => {
@@ -227,6 +251,8 @@ describe('The PostgreSQL stores', function () {
       const schedule = new SqlScheduledEmails(dead.client);
       const suppressions = new SqlSuppressionList(dead.client);
       const webhookTokens = new SqlWebhookTokens(dead.client);
+      const webhookEndpoints = new SqlWebhookEndpoints(dead.client);
+      const webhookDeliveries = new SqlWebhookDeliveries(dead.client);
       const limiter = sqlRateLimiter(dead.client, { keyPrefix: 'api', limit: 5, windowMs: 1000 });
       const now = new Date();
       const calls: TaskEither<
@@ -278,6 +304,22 @@ describe('The PostgreSQL stores', function () {
         suppressions.list(50),
         webhookTokens.remember('token', now),
         webhookTokens.forget('token'),
+        webhookEndpoints.add(aWebhookEndpoint()),
+        webhookEndpoints.remove('we_x'),
+        webhookEndpoints.list(),
+        webhookEndpoints.subscribedTo('email.sent'),
+        webhookEndpoints.get('we_x'),
+        webhookDeliveries.create([aWebhookDelivery()]),
+        webhookDeliveries.get('msg_x'),
+        webhookDeliveries.recordAttempt(
+          'msg_x',
+          { attempt: 1, at: now, durationMs: 1, statusCode: 200 },
+          { state: 'delivered' },
+        ),
+        webhookDeliveries.forEmail(id),
+        webhookDeliveries.recent(10),
+        webhookDeliveries.oldestPending(),
+        webhookDeliveries.purgeOlderThan(now, 10),
         limiter.consume('client'),
         limiter.peek('client'),
       ];

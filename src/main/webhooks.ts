@@ -1,0 +1,125 @@
+import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
+import { ContainerModule } from 'inversify';
+import type { Container } from 'inversify';
+import { DeliverWebhook } from '../application/deliver-webhook.js';
+import { FanOutWebhooks } from '../application/fan-out-webhooks.js';
+import type { Logger } from '../application/ports/system.js';
+import type { WebhookWork } from '../application/ports/webhook-queue.js';
+import { NodeSecretTokens } from '../adapters/crypto/node-secret-tokens.js';
+import { HttpWebhookTransport } from '../adapters/webhooks/http-webhook-transport.js';
+import { StandardWebhookSigner } from '../adapters/webhooks/standard-webhook-signer.js';
+import type { DomainEvent } from '../domain/events.js';
+import { provide, resolve } from './services.js';
+
+/** Sent as `User-Agent` with every webhook, so a receiver's logs say who called. */
+const USER_AGENT = 'queued-email-webhooks/1';
+
+/**
+ * What a role that delivers webhooks (worker, dev) needs besides the stores and the queue: the
+ * HTTP transport, the signer, and the two use cases.
+ */
+export const webhookDeliveryModule = new ContainerModule(({ bind }) => {
+  provide(bind, 'WebhookTransport', [], () => new HttpWebhookTransport());
+  provide(
+    bind,
+    'FanOutWebhooks',
+    ['WebhookEndpoints', 'WebhookDeliveries', 'EmailLog', 'WebhookJobs', 'Clock', 'Logger'],
+    (endpoints, deliveries, emails, queue, clock, log) =>
+      new FanOutWebhooks(endpoints, deliveries, emails, queue, new NodeSecretTokens(), clock, log),
+  );
+  provide(
+    bind,
+    'DeliverWebhook',
+    [
+      'WebhookEndpoints',
+      'WebhookDeliveries',
+      'WebhookJobs',
+      'WebhookTransport',
+      'Clock',
+      'Logger',
+      'Metrics',
+      'Config',
+    ],
+    (endpoints, deliveries, queue, transport, clock, log, metrics, config) =>
+      new DeliverWebhook(
+        endpoints,
+        deliveries,
+        queue,
+        transport,
+        new StandardWebhookSigner(),
+        clock,
+        log,
+        {
+          onAttempt: (outcome) => metrics.webhookAttempt(outcome),
+          userAgent: USER_AGENT,
+          retryDelaysMs: config.webhookRetryDelaysMs,
+        },
+      ),
+  );
+});
+
+/** How many times `email dev` asks again about an event whose deliveries could not be made. */
+const IN_PROCESS_TRIES = 8;
+
+export interface WebhookRunner {
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * Starts delivering webhooks: consumes the webhook queue and reports its backlog in /metrics.
+ * With `inProcessEvents` (`email dev`, whose queue hears no events), the changes of this process
+ * are fanned out as they are announced on its bus: without holding up whoever announced them,
+ * and asked again a few times, with a growing pause, while the database does not answer.
+ */
+export async function startWebhooks(
+  container: Container,
+  log: Logger,
+  options: { readonly inProcessEvents: boolean },
+): Promise<WebhookRunner> {
+  const jobs = resolve(container, 'WebhookJobs');
+  const fanOut = resolve(container, 'FanOutWebhooks');
+  const deliver = resolve(container, 'DeliverWebhook');
+  const deliveries = resolve(container, 'WebhookDeliveries');
+  resolve(container, 'Metrics').watchWebhookBacklog(async () => {
+    const oldest = await deliveries.oldestPending()();
+    if (E.isLeft(oldest)) throw new Error(oldest.left.reason);
+    return O.toUndefined(oldest.right);
+  });
+  await jobs.consume({
+    job: (job) => deliver.handle(job),
+    event: (event) => fanOut.handle(event),
+  });
+
+  const fanningOut = new Set<Promise<void>>();
+  let stopping = false;
+  const unsubscribe = options.inProcessEvents
+    ? resolve(container, 'EventBus').subscribe((event) => {
+        const work = fanOutInProcess(event).finally(() => fanningOut.delete(work));
+        fanningOut.add(work);
+        return Promise.resolve();
+      })
+    : () => undefined;
+
+  async function fanOutInProcess(event: DomainEvent): Promise<void> {
+    for (let tries = 0; tries < IN_PROCESS_TRIES && !stopping; tries += 1) {
+      if (tries > 0) await new Promise((r) => setTimeout(r, 250 * 2 ** tries).unref());
+      const work: WebhookWork = await fanOut.handle(event).catch(() => 'redeliver' as const);
+      if (work === 'done') return;
+    }
+    log.error(
+      { emailId: event.id, event: event.type },
+      'Gave up making the webhook deliveries of a change: the database did not answer',
+    );
+  }
+
+  return {
+    async stop(graceMs) {
+      unsubscribe();
+      stopping = true;
+      await Promise.allSettled([...fanningOut]);
+      await jobs.stop(graceMs);
+      resolve(container, 'WebhookTransport').close();
+    },
+  };
+}
