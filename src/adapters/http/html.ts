@@ -1,3 +1,4 @@
+import { STYLE } from './styles/index.js';
 import { createHash } from 'node:crypto';
 
 const ENTITIES: Record<string, string> = {
@@ -40,37 +41,6 @@ export function markup(strings: TemplateStringsArray, ...values: readonly HtmlVa
   );
 }
 
-// The one stylesheet, inline so a page is a single request; the CSP allows it by hash.
-const STYLE = `
-:root { color-scheme: light dark; --accent: #2457d6; --error: #b3261e; --ok: #1e7d32; }
-* { box-sizing: border-box; }
-body { font: 16px/1.5 system-ui, sans-serif; margin: 0; padding: 2rem 1rem; }
-main { max-width: 40rem; margin: 0 auto; }
-h1 { font-size: 1.6rem; margin: 0 0 1rem; overflow-wrap: anywhere; }
-label { display: block; font-weight: 600; margin-top: 1rem; }
-input, textarea { width: 100%; font: inherit; padding: .5rem; border: 1px solid #888; border-radius: 4px; }
-textarea { min-height: 12rem; resize: vertical; }
-input:focus, textarea:focus, button:focus { outline: 3px solid var(--accent); outline-offset: 1px; }
-[aria-invalid="true"] { border-color: var(--error); }
-button { margin-top: 1.25rem; font: inherit; padding: .6rem 1.4rem; border: 0; border-radius: 4px;
-  background: var(--accent); color: #fff; cursor: pointer; }
-.error { color: var(--error); margin: .25rem 0 0; }
-.banner { border-left: 4px solid var(--error); padding: .5rem 1rem; margin-bottom: 1rem; }
-.banner ul { margin: .25rem 0 0; padding-left: 1.2rem; }
-.status { font-size: 1.2rem; font-weight: 600; }
-.status-sent { color: var(--ok); }
-.status-failed { color: var(--error); }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
-dt { font-weight: 600; }
-dd { margin: 0; overflow-wrap: anywhere; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #8884; vertical-align: top; }
-.hint { color: #777; font-size: .9rem; }
-.account { max-width: 40rem; margin: 0 auto 1rem; text-align: right; }
-.account form { display: flex; gap: 1rem; justify-content: flex-end; align-items: center; flex-wrap: wrap; }
-button.link { margin: 0; padding: .25rem .5rem; background: none; color: inherit; border: 1px solid #888; }
-`;
-
 export const STYLE_HASH = `sha256-${createHash('sha256').update(STYLE).digest('base64')}`;
 // Built once, outside any template a formatter might reflow: one changed space breaks the hash.
 const STYLE_ELEMENT = new Html(`<style>${STYLE}</style>`);
@@ -82,7 +52,31 @@ export interface LayoutOptions {
   readonly head?: Html;
   /** The signed-in operator, for "Signed in as …" and the sign-out button (a CSRF-checked post). */
   readonly account?: Account;
+  /**
+   * The dashboard section this page belongs to: the navigation (Send, Emails, Dead letters,
+   * Suppressions, Webhooks) is shown, with this one marked current. Absent: no navigation (the
+   * sign-in page).
+   */
+  readonly section?: Section;
 }
+
+/** The sections of the dashboard, in the navigation's order. */
+export const SECTIONS = [
+  { id: 'send', href: '/', label: 'Send' },
+  { id: 'emails', href: '/emails', label: 'Emails' },
+  { id: 'dead-letters', href: '/dead-letters', label: 'Dead letters' },
+  { id: 'suppressions', href: '/suppressions', label: 'Suppressions' },
+  { id: 'webhooks', href: '/webhooks', label: 'Webhooks' },
+] as const;
+export type Section = (typeof SECTIONS)[number]['id'];
+
+const navigation = (section: Section | undefined): Html | string =>
+  section === undefined
+    ? ''
+    : markup`<nav class="sections" aria-label="Dashboard"><ul>${SECTIONS.map(
+        (s) =>
+          markup`<li><a href="${s.href}"${s.id === section ? markup` aria-current="page"` : ''}>${s.label}</a></li>`,
+      )}</ul></nav>`;
 
 export interface Account {
   readonly operator: string;
@@ -100,7 +94,7 @@ const accountBar = (account: Account | undefined): Html | string =>
 </form>
 </header>`;
 
-export function layout({ title, body, head, account }: LayoutOptions): string {
+export function layout({ title, body, head, account, section }: LayoutOptions): string {
   return markup`<!doctype html>
 <html lang="en">
 <head>
@@ -112,6 +106,7 @@ ${head}
 </head>
 <body>
 ${accountBar(account)}
+${navigation(section)}
 ${body}
 </body>
 </html>

@@ -1,0 +1,2 @@
+/** The rules of the list of emails (`/emails`). */
+export const LIST_STYLE = ``;
