@@ -4,6 +4,7 @@ import { ContainerModule } from 'inversify';
 import type { Container } from 'inversify';
 import { DeliverWebhook } from '../application/deliver-webhook.js';
 import { FanOutWebhooks } from '../application/fan-out-webhooks.js';
+import { RequeueOverdueWebhooks } from '../application/requeue-overdue-webhooks.js';
 import type { Logger } from '../application/ports/system.js';
 import type { WebhookWork } from '../application/ports/webhook-queue.js';
 import { NodeSecretTokens } from '../adapters/crypto/node-secret-tokens.js';
@@ -59,6 +60,9 @@ export const webhookDeliveryModule = new ContainerModule(({ bind }) => {
   );
 });
 
+/** How often a worker looks for deliveries whose job was lost (ms). */
+const OVERDUE_SWEEP_MS = 60_000;
+
 /** How many times `email dev` asks again about an event whose deliveries could not be made. */
 const IN_PROCESS_TRIES = 8;
 
@@ -90,6 +94,12 @@ export async function startWebhooks(
     job: (job) => deliver.handle(job),
     event: (event) => fanOut.handle(event),
   });
+  const requeue = new RequeueOverdueWebhooks(deliveries, jobs, resolve(container, 'Clock'), log);
+  let sweeping: Promise<number> | undefined;
+  const sweeper = setInterval(() => {
+    sweeping ??= requeue.sweep().finally(() => (sweeping = undefined));
+  }, OVERDUE_SWEEP_MS);
+  sweeper.unref();
 
   const fanningOut = new Set<Promise<void>>();
   let stopping = false;
@@ -115,6 +125,8 @@ export async function startWebhooks(
 
   return {
     async stop(graceMs) {
+      clearInterval(sweeper);
+      await sweeping;
       unsubscribe();
       stopping = true;
       await Promise.allSettled([...fanningOut]);

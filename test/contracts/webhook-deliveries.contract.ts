@@ -380,6 +380,32 @@ export function webhookDeliveriesContract(
         expect(await right(fx.deliveries.recent(0))).to.deep.equal([]);
       });
 
+      it('answers pending deliveries whose attempt was due before a time, most overdue first', async () => {
+        await stored(aWebhookDelivery(1), 'delivered');
+        await stored(aWebhookDelivery(2), 'failed');
+        // Never tried: due when it was made.
+        const fresh = await stored(aWebhookDelivery(3_000));
+        // Tried once, its next attempt due at 2 s: more overdue than the one made at 3 s.
+        const retried = await stored(aWebhookDelivery(1_000));
+        await record(retried.id, anAttempt(1, 1_100, { statusCode: 500 }), {
+          state: 'pending',
+          nextAttemptAt: later(2_000),
+        });
+        // Tried once, next attempt due later than the cutoff: not overdue.
+        const waiting = await stored(aWebhookDelivery(500));
+        await record(waiting.id, anAttempt(1, 600, { statusCode: 500 }), {
+          state: 'pending',
+          nextAttemptAt: later(60_000),
+        });
+        const overdue = await right(fx.peer.overdue(later(10_000), 10));
+        expect(ids(overdue)).to.deep.equal([retried.id, fresh.id]);
+        expect(overdue[0]?.attempts).to.have.length(1);
+        expect(ids(await right(fx.deliveries.overdue(later(10_000), 1)))).to.deep.equal([
+          retried.id,
+        ]);
+        expect(await right(fx.deliveries.overdue(later(1_500), 10))).to.deep.equal([]);
+      });
+
       it('answers when the oldest pending delivery was made, whatever the finished ones', async () => {
         expect(await right(fx.deliveries.oldestPending())).to.deep.equal(O.none);
         await stored(aWebhookDelivery(1), 'delivered');

@@ -199,6 +199,20 @@ export class InMemoryWebhookDeliveries implements WebhookDeliveries {
     );
   }
 
+  overdue(
+    dueBefore: Date,
+    limit: number,
+  ): TE.TaskEither<StoreUnavailable, readonly WebhookDelivery[]> {
+    return TE.fromIO(() => {
+      const due = (d: WebhookDelivery): number => (d.nextAttemptAt ?? d.createdAt).getTime();
+      return [...this.deliveries.values()]
+        .filter((d) => d.state === 'pending' && due(d) < dueBefore.getTime())
+        .sort((a, b) => due(a) - due(b) || byId(a.id, b.id))
+        .slice(0, Math.max(0, limit))
+        .map(copyDelivery);
+    });
+  }
+
   oldestPending(): TE.TaskEither<StoreUnavailable, O.Option<Date>> {
     return TE.fromIO(() => {
       let oldest: number | undefined;

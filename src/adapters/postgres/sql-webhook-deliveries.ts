@@ -268,6 +268,21 @@ export class SqlWebhookDeliveries implements WebhookDeliveries {
     });
   }
 
+  overdue(
+    dueBefore: Date,
+    limit: number,
+  ): TE.TaskEither<StoreUnavailable, readonly WebhookDelivery[]> {
+    return attempt(async () => {
+      const rows = await this.sql.query<DeliveryRow>(
+        `SELECT ${COLUMNS} FROM webhook_deliveries
+         WHERE state = 'pending' AND coalesce(next_attempt_at, created_at) < $1::timestamptz
+         ORDER BY coalesce(next_attempt_at, created_at), id LIMIT $2`,
+        [dueBefore.toISOString(), atMost(limit)],
+      );
+      return rows.map(toDelivery);
+    });
+  }
+
   oldestPending(): TE.TaskEither<StoreUnavailable, O.Option<Date>> {
     return attempt(async () => {
       const rows = await this.sql.query<{ oldest: Date | null }>(

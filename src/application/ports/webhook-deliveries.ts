@@ -78,6 +78,11 @@ export interface WebhookDeliveries {
   forEmail(emailId: EmailId): TaskEither<StoreUnavailable, readonly WebhookDelivery[]>;
   /** The newest `limit` deliveries of every endpoint, newest first. */
   recent(limit: number): TaskEither<StoreUnavailable, readonly WebhookDelivery[]>;
+  /**
+   * Up to `limit` deliveries still pending whose next attempt was due before `dueBefore` (the
+   * time it was made, for one not tried yet), most overdue first: those whose job was lost.
+   */
+  overdue(dueBefore: Date, limit: number): TaskEither<StoreUnavailable, readonly WebhookDelivery[]>;
   /** When the oldest delivery still pending was made; none when nothing is pending. */
   oldestPending(): TaskEither<StoreUnavailable, Option<Date>>;
   /**

@@ -319,6 +319,7 @@ describe('The PostgreSQL stores', function () {
         webhookDeliveries.forEmail(id),
         webhookDeliveries.recent(10),
         webhookDeliveries.oldestPending(),
+        webhookDeliveries.overdue(now, 10),
         webhookDeliveries.purgeOlderThan(now, 10),
         limiter.consume('client'),
         limiter.peek('client'),
