@@ -3,7 +3,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as T from 'fp-ts/lib/Task.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { AttemptRecord, DeliveryOutcome, RetryPolicy } from '../domain/delivery.js';
-import { decide, outcomeDetail, outcomeName } from '../domain/delivery.js';
+import { decide, outcomeDetail, outcomeName, throttlePauseMs } from '../domain/delivery.js';
 import type { DomainToAscii, EmailAddress } from '../domain/email-address.js';
 import { mailbox } from '../domain/email-address.js';
 import { EmailRequest, allRecipients } from '../domain/email-request.js';
@@ -14,8 +14,10 @@ import type { DeliveryEvents } from './ports/delivery-events.js';
 import type { DeliveryLedger, SendClaim } from './ports/delivery-ledger.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { Disposition, EmailTask } from './ports/email-task-source.js';
-import type { EmailSender, NamedOutcome } from './ports/email-sender.js';
-import { sendNamed } from './ports/email-sender.js';
+import type { EmailSender, NamedOutcome, Throttle } from './ports/email-sender.js';
+import { sendNamed, throttledBy, transportsOf } from './ports/email-sender.js';
+import type { PacingObserver, SendPacer } from './ports/send-pacer.js';
+import type { TransportPauses } from './ports/transport-pauses.js';
 import type { SuppressionList } from './ports/suppression-list.js';
 import type { Recipients } from './request-email.js';
 import { screenRecipients } from './request-email.js';
@@ -31,6 +33,29 @@ export const SEND_CLAIM_LEASE_MS = 15_000;
 
 /** A waiting task is summarised in at most one log line this often. */
 export const STORE_WAIT_LOG_EVERY_MS = 10_000;
+
+/**
+ * The longest a send waits in the worker for its transport (its pace, or a pause after a
+ * throttle), in milliseconds. A longer wait hands the task back to the queue, due when the wait
+ * ends, so that it does not hold a prefetch slot idle meanwhile.
+ */
+export const MAX_WAIT_IN_HAND_MS = 1000;
+
+/** Slots missed in a row (the worker held up past a slot's grace) before the task goes back. */
+export const MAX_REBOOKS = 3;
+
+/**
+ * Slots a transport's first send in a process books (it leaves on the first, the others stay
+ * empty). That send opens the connection and runs its code for the first time: it reaches the
+ * provider later than the ones after it (60 to 100 ms more, with Mailgun's client, in the
+ * process tests), which one empty slot behind it absorbs.
+ */
+export const COLD_SEND_SLOTS = 2;
+
+/** How long a transport's pause, as read from the shared store, is trusted in this process. */
+export const PAUSE_CACHE_MS = 1000;
+
+const sleepFor = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs `work` every `everyMs` until the returned function is called. */
 export type Every = (work: () => void, everyMs: number) => () => void;
@@ -53,7 +78,44 @@ export interface DeliverEmailOptions {
   readonly suppressions?: SuppressionList;
   /** How recipients' domains are compared with the list's keys (A-labels). */
   readonly domainToAscii?: DomainToAscii;
+  /**
+   * Transports paused after a throttle, shared by every worker. Without it a throttle pauses
+   * the transport in this process only; the email waits without spending its attempt either way.
+   */
+  readonly pauses?: TransportPauses;
+  /** Each transport's pace (MAILGUN_RATE, SMTP_RATE); without it, nothing is paced. */
+  readonly pacer?: SendPacer;
+  /** Where pacing is shown (the worker's /metrics). */
+  readonly pacing?: PacingObserver;
+  /** Default MAX_WAIT_IN_HAND_MS. */
+  readonly maxWaitInHandMs?: number;
+  /** Default PAUSE_CACHE_MS. */
+  readonly pauseCacheMs?: number;
+  /** Waits in the worker (a pace, a short pause); injected by tests. */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
+
+/**
+ * Whether a send may go at `goAtMs` (monotonic ms; `skip`: the transports of a failover chain
+ * that are paused, with the milliseconds each has left), or must wait `waitMs` longer than a
+ * worker holds a task.
+ */
+type Turn =
+  | {
+      readonly _tag: 'Now';
+      /** The transport paced (a failover chain's first one not paused). */
+      readonly transport: string;
+      readonly goAtMs: number;
+      /** How late after `goAtMs` the send may still leave (`PaceSlot.graceMs`); none: any. */
+      readonly graceMs?: number;
+      readonly skip: ReadonlyMap<string, number>;
+    }
+  | {
+      readonly _tag: 'Later';
+      readonly transport: string;
+      readonly waitMs: number;
+      readonly why: 'paused' | 'paced';
+    };
 
 /** `request` addressed to `kept` only: fewer recipients, so as valid as it was. */
 function addressedTo(request: EmailRequest, kept: Recipients): EmailRequest {
@@ -89,6 +151,12 @@ interface UnrecordedSend {
  * instead of sending again. Delivery stays at least once: if this process dies after the
  * provider accepted and before the ledger recorded, the claim runs out and another worker sends
  * the email again.
+ *
+ * The provider's limits (docs/architecture.md, "Pacing"): before the send it waits for the
+ * transport's turn, a pause after a throttle (`TransportPauses`) and its pace (`SendPacer`),
+ * in the worker when the wait is short and in the queue when it is long; a throttled answer
+ * pauses the transport for every worker and is tried again with the same attempt. Neither
+ * spends an attempt.
  */
 export class DeliverEmail {
   private readonly unrecorded = new Map<EmailId, UnrecordedSend>();
@@ -101,6 +169,29 @@ export class DeliverEmail {
   private readonly busyWaits: Waiting;
   private readonly suppressions: SuppressionList | undefined;
   private readonly domainToAscii: DomainToAscii | undefined;
+  private readonly emails: EmailLog;
+  private readonly pauses: TransportPauses | undefined;
+  private readonly pacer: SendPacer | undefined;
+  private readonly pacing: PacingObserver | undefined;
+  private readonly maxWaitInHandMs: number;
+  private readonly pauseCacheMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly paceWaits: Waiting;
+  /**
+   * Transport → the end of its latest pause this process knows of (its own throttles, and the
+   * store's answer), and when the store was last read (monotonic ms; undefined: never).
+   */
+  private readonly knownPauses = new Map<
+    string,
+    { until: Date | undefined; readAtMs: number | undefined }
+  >();
+  /**
+   * Transport → the earliest its next slot may be free (monotonic ms), from the pacer's last
+   * answer: slots are only ever booked further ahead, so it is a bound the pacer would agree to.
+   */
+  private readonly knownSlots = new Map<string, number>();
+  /** The transports this process has booked a send on (see COLD_SEND_SLOTS). */
+  private readonly warm = new Set<string>();
 
   constructor(
     private readonly sender: EmailSender,
@@ -113,6 +204,7 @@ export class DeliverEmail {
     options: DeliverEmailOptions,
   ) {
     this.change = recordAndAnnounce(emails, events);
+    this.emails = emails;
     this.holder = options.holder;
     this.leaseMs = options.claimLeaseMs ?? SEND_CLAIM_LEASE_MS;
     this.every = options.every ?? everyInterval;
@@ -120,6 +212,13 @@ export class DeliverEmail {
     this.domainToAscii = options.domainToAscii;
     this.storeWaits = new Waiting(clock);
     this.busyWaits = new Waiting(clock);
+    this.pauses = options.pauses;
+    this.pacer = options.pacer;
+    this.pacing = options.pacing;
+    this.maxWaitInHandMs = options.maxWaitInHandMs ?? MAX_WAIT_IN_HAND_MS;
+    this.pauseCacheMs = options.pauseCacheMs ?? PAUSE_CACHE_MS;
+    this.sleep = options.sleep ?? sleepFor;
+    this.paceWaits = new Waiting(clock);
   }
 
   execute(task: EmailTask): T.Task<Disposition> {
@@ -141,11 +240,23 @@ export class DeliverEmail {
   private decide(task: EmailTask): T.Task<Disposition> {
     const { request } = task;
     const pending = this.unrecorded.get(request.id);
+    // Before any store call: a transport this worker knows is not free soon (paused, or its
+    // slots booked further ahead than it waits in hand) sends the task back to the queue at
+    // once, so that tasks going round while a transport is at its rate cost the database nothing.
+    const known = pending === undefined ? this.knownWait() : undefined;
+    if (known !== undefined) return T.of(this.waitInQueue(task, known));
     const decision = pending
       ? this.recordSend(task, pending)
       : pipe(
-          this.ledger.claim(request.id, this.holder, this.clock.now(), this.leaseMs),
-          TE.flatMap((claim) => this.onClaim(task, claim)),
+          this.superseded(task),
+          TE.flatMap((stale) =>
+            stale
+              ? TE.right<StoreUnavailable, Disposition>({ _tag: 'Done' })
+              : pipe(
+                  this.ledger.claim(request.id, this.holder, this.clock.now(), this.leaseMs),
+                  TE.flatMap((claim) => this.onClaim(task, claim)),
+                ),
+          ),
         );
     return pipe(
       decision,
@@ -162,6 +273,30 @@ export class DeliverEmail {
           return disposition;
         },
       ),
+    );
+  }
+
+  /**
+   * True for the waiting task of an attempt an operator brought forward with a copy ("Retry
+   * now" on RabbitMQ): the copy made that attempt, and this one would start a second chain of
+   * retries. Only a retry can be brought forward, and the copy itself is marked, so a first
+   * attempt or a copy costs no read; a copy redelivered after a crash is still acted on.
+   */
+  private superseded(task: EmailTask): TE.TaskEither<StoreUnavailable, boolean> {
+    if (task.expedited === true || task.attempt <= 1) return TE.right(false);
+    const { id } = task.request;
+    return pipe(
+      this.emails.get(id),
+      TE.map((found) => {
+        const stale = found._tag === 'Some' && (found.value.expedited ?? []).includes(task.attempt);
+        if (stale) {
+          this.log.info(
+            { emailId: id, attempt: task.attempt },
+            'Dropping a waiting retry: an operator brought this attempt forward with a copy, which takes its place',
+          );
+        }
+        return stale;
+      }),
     );
   }
 
@@ -288,41 +423,311 @@ export class DeliverEmail {
     );
   }
 
+  /**
+   * Waits for the transport's turn (its pace, a pause after a throttle), then sends. A wait
+   * longer than MAX_WAIT_IN_HAND_MS hands the task back to the queue instead, due when the wait
+   * is over, with the same attempt: waiting for a provider's limit spends no attempt.
+   */
   private send(task: EmailTask): TE.TaskEither<StoreUnavailable, Disposition> {
+    return pipe(
+      () => this.turn(task),
+      // Nothing went out: another worker need not wait for this claim to run out.
+      TE.tapError(() => TE.fromTask(this.release(task.request.id))),
+      TE.flatMap((turn) =>
+        turn._tag === 'Later' ? this.handBack(task, turn) : this.markAndSend(task, turn),
+      ),
+    );
+  }
+
+  /**
+   * Records `sending`, then sends on the slot. The wait for the slot runs while `sending` is
+   * written, so that the send leaves at its slot and not a database round trip after it.
+   */
+  private markAndSend(
+    task: EmailTask,
+    turn: Extract<Turn, { _tag: 'Now' }>,
+  ): TE.TaskEither<StoreUnavailable, Disposition> {
+    const { request } = task;
+    this.paceWaits.answered(request.id);
+    const waitMs = turn.goAtMs - this.clock.monotonicMs();
+    const slot = waitMs > 0 ? this.sleep(waitMs) : Promise.resolve();
+    return pipe(
+      this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) }),
+      TE.flatMap(() => () => slot.then(() => this.onTime(turn))),
+      // Nothing went out: another worker need not wait for this claim to run out.
+      TE.tapError(() => TE.fromTask(this.release(request.id))),
+      TE.flatMap((ready) =>
+        ready._tag === 'Later' ? this.handBack(task, ready) : this.sendNow(task, ready),
+      ),
+    );
+  }
+
+  /**
+   * The booked slot, kept or replaced. A send whose worker was held up past the slot's grace
+   * (writing `sending` took longer than the wait, a busy event loop) must not leave late, where
+   * it would crowd the sends booked after it at the provider: it books the next free slot, and
+   * the one it missed stays unused, a gap in the pace rather than a burst. After MAX_REBOOKS
+   * missed slots in a row the task goes back to the queue (its page says `sending` until it
+   * comes back; it was not sent).
+   */
+  private async onTime(
+    turn: Extract<Turn, { _tag: 'Now' }>,
+  ): Promise<E.Either<StoreUnavailable, Turn>> {
+    let current: Turn = turn;
+    for (let rebooks = 0; current._tag === 'Now'; rebooks += 1) {
+      const { transport, goAtMs, graceMs, skip } = current;
+      if (graceMs === undefined || this.clock.monotonicMs() - goAtMs <= graceMs) {
+        return E.right(current);
+      }
+      if (rebooks === MAX_REBOOKS) {
+        return E.right({ _tag: 'Later', transport, waitMs: graceMs, why: 'paced' });
+      }
+      const again = await this.book(transport, skip);
+      if (E.isLeft(again)) return again;
+      current = again.right;
+      if (current._tag === 'Now') {
+        const waitMs = current.goAtMs - this.clock.monotonicMs();
+        if (waitMs > 0) await this.sleep(waitMs);
+      }
+    }
+    return E.right(current);
+  }
+
+  private sendNow(
+    task: EmailTask,
+    { skip }: Extract<Turn, { _tag: 'Now' }>,
+  ): TE.TaskEither<StoreUnavailable, Disposition> {
     const { request, attempt } = task;
     const context = { emailId: request.id, attempt, transport: this.sender.name };
     return pipe(
-      this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) }),
-      // Nothing went out: another worker need not wait for this claim to run out.
-      TE.tapError(() => TE.fromTask(this.release(request.id))),
-      TE.flatMap(() =>
-        TE.fromTask(async () => {
-          this.log.info(
-            { ...context, to: allRecipients(request).map(mailbox) },
-            `Initiating email send to ${allRecipients(request).map(mailbox).join(', ')}.`,
-          );
-          const started = this.clock.monotonicMs();
-          const { outcome, transport } = await this.sendHoldingClaim(request);
-          const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
-          this.log.info(
-            {
-              ...context,
-              outcome: outcome._tag,
-              durationMs,
-              ...(outcome._tag === 'Sent' && outcome.hint !== undefined
-                ? { hint: outcome.hint }
-                : {}),
-            },
-            `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
-          );
-          this.warnHint(context, outcome);
-          return { outcome, durationMs, transport };
-        }),
-      ),
+      TE.fromTask(async () => {
+        this.log.info(
+          { ...context, to: allRecipients(request).map(mailbox) },
+          `Initiating email send to ${allRecipients(request).map(mailbox).join(', ')}.`,
+        );
+        const started = this.clock.monotonicMs();
+        const named = await this.sendHoldingClaim(request, skip);
+        const { outcome, transport } = named;
+        const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
+        this.log.info(
+          {
+            ...context,
+            outcome: outcome._tag,
+            durationMs,
+            ...(outcome._tag === 'Sent' && outcome.hint !== undefined
+              ? { hint: outcome.hint }
+              : {}),
+          },
+          `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
+        );
+        this.warnHint(context, outcome);
+        await this.pauseThrottled(task, throttledBy(named));
+        return { outcome, durationMs, transport };
+      }),
       TE.flatMap(({ outcome, durationMs, transport }) =>
         this.settle(task, outcome, durationMs, transport),
       ),
     );
+  }
+
+  /**
+   * When the send may go. Paused transports (a throttle's Retry-After, shared by every worker)
+   * are left out; with every transport paused the send waits for the soonest end. The transport
+   * that will be tried (the first one not paused: a failover chain's open circuits are the
+   * chain's own business) then books its slot with the pacer. A wait up to MAX_WAIT_IN_HAND_MS
+   * is waited in the worker (a pause here, a slot in `markAndSend`), a longer one is `Later`. A
+   * pause is waited in hand at most once: one that still holds after it (another worker
+   * extended it) goes back to the queue.
+   */
+  private async turn(task: EmailTask): Promise<E.Either<StoreUnavailable, Turn>> {
+    const transports = transportsOf(this.sender);
+    for (let round = 0; ; round += 1) {
+      const paused = await this.pausedNow(task, transports);
+      const next = transports.find((t) => !paused.has(t));
+      if (next !== undefined) return this.book(next, paused);
+      const waitMs = Math.min(...paused.values());
+      const transport = transports.find((t) => paused.get(t) === waitMs) ?? this.sender.name;
+      if (round > 0 || waitMs > this.maxWaitInHandMs) {
+        return E.right({ _tag: 'Later', transport, waitMs, why: 'paused' });
+      }
+      this.pacing?.pacingWaited(transport, waitMs);
+      await this.sleep(waitMs);
+    }
+  }
+
+  /**
+   * Books `transport`'s next slot with the pacer (COLD_SEND_SLOTS of them for its first send in
+   * this process): `Now` with the time to go (the pacer's wait counted from its answer, so that
+   * the time its answer took to come back is never a reason to go early), or `Later` when the
+   * slot is further than MAX_WAIT_IN_HAND_MS (nothing booked).
+   */
+  private async book(
+    transport: string,
+    skip: ReadonlyMap<string, number>,
+  ): Promise<E.Either<StoreUnavailable, Turn>> {
+    if (this.pacer === undefined) {
+      return E.right({ _tag: 'Now', transport, goAtMs: this.clock.monotonicMs(), skip });
+    }
+    const slots = this.warm.has(transport) ? 1 : COLD_SEND_SLOTS;
+    const slot = await this.pacer.acquire(transport, this.maxWaitInHandMs, slots)();
+    if (E.isLeft(slot)) return slot;
+    const now = this.clock.monotonicMs();
+    const { waitMs, booked, tokens, graceMs } = slot.right;
+    this.knownSlots.set(transport, now + waitMs);
+    if (tokens !== undefined) this.pacing?.pacingTokens(transport, tokens);
+    if (!booked) return E.right({ _tag: 'Later', transport, waitMs, why: 'paced' });
+    // One send is enough to warm up: the next one leaves a slot after it, when it is underway.
+    this.warm.add(transport);
+    if (waitMs > 0) this.pacing?.pacingWaited(transport, waitMs);
+    return E.right({
+      _tag: 'Now',
+      transport,
+      goAtMs: now + waitMs,
+      skip,
+      ...(graceMs === undefined ? {} : { graceMs }),
+    });
+  }
+
+  /** The transports paused now, each with the milliseconds it has left. */
+  private async pausedNow(
+    task: EmailTask,
+    transports: readonly string[],
+  ): Promise<Map<string, number>> {
+    const paused = new Map<string, number>();
+    for (const transport of transports) {
+      const until = await this.knownPause(task, transport);
+      const leftMs = until === undefined ? 0 : until.getTime() - this.clock.now().getTime();
+      if (leftMs > 0) paused.set(transport, leftMs);
+    }
+    return paused;
+  }
+
+  /**
+   * The end of `transport`'s latest pause: what this process knows, read again from the shared
+   * store at most every PAUSE_CACHE_MS, so that a busy worker asks once a second per transport,
+   * not once per send. A store that does not answer is no reason to hold the send: what was
+   * known is kept (a pause is an economy, the pacer and the provider still guard the rate).
+   */
+  private async knownPause(task: EmailTask, transport: string): Promise<Date | undefined> {
+    const known = this.knownPauses.get(transport) ?? { until: undefined, readAtMs: undefined };
+    const now = this.clock.monotonicMs();
+    const fresh = known.readAtMs !== undefined && now - known.readAtMs < this.pauseCacheMs;
+    if (this.pauses === undefined || fresh) return known.until;
+    const read = await this.pauses.pausedUntil(transport)();
+    if (E.isLeft(read)) {
+      this.log.warn(
+        { emailId: task.request.id, transport, reason: read.left.reason },
+        'Could not read whether the transport is paused; going by what this worker knows',
+      );
+      this.knownPauses.set(transport, { ...known, readAtMs: now });
+      return known.until;
+    }
+    const until = later(known.until, read.right);
+    this.knownPauses.set(transport, { until, readAtMs: now });
+    if (until !== undefined && until > this.clock.now()) {
+      this.pacing?.transportPaused(transport, until);
+    }
+    return until;
+  }
+
+  /**
+   * What this worker already knows, without asking any store: `Later` when every transport is
+   * paused past MAX_WAIT_IN_HAND_MS, or when the one that would be tried has its slots booked
+   * that far ahead. Pauses only ever grow and slots are only ever booked further ahead, so what
+   * is known is never sooner than the truth; `turn` asks the stores for the rest.
+   */
+  private knownWait(): Extract<Turn, { _tag: 'Later' }> | undefined {
+    const transports = transportsOf(this.sender);
+    const now = this.clock.now().getTime();
+    const pausedMs = (t: string): number => (this.knownPauses.get(t)?.until?.getTime() ?? 0) - now;
+    const next = transports.find((t) => pausedMs(t) <= 0);
+    if (next === undefined) {
+      const waits = transports.map(pausedMs);
+      const waitMs = Math.min(...waits);
+      const transport = transports[waits.indexOf(waitMs)] ?? this.sender.name;
+      return waitMs > this.maxWaitInHandMs
+        ? { _tag: 'Later', transport, waitMs, why: 'paused' }
+        : undefined;
+    }
+    const freeAt = this.knownSlots.get(next);
+    const waitMs = freeAt === undefined ? 0 : freeAt - this.clock.monotonicMs();
+    return waitMs > this.maxWaitInHandMs
+      ? { _tag: 'Later', transport: next, waitMs, why: 'paced' }
+      : undefined;
+  }
+
+  /** `waitInQueue` for a task whose claim this worker holds: the claim is freed first. */
+  private handBack(
+    task: EmailTask,
+    turn: Extract<Turn, { _tag: 'Later' }>,
+  ): TE.TaskEither<StoreUnavailable, Disposition> {
+    return pipe(
+      TE.fromTask(this.release(task.request.id)),
+      TE.map(() => this.waitInQueue(task, turn)),
+    );
+  }
+
+  /**
+   * The task waits in the queue, not here, with the same attempt and history: due after
+   * `handBackDelay` of its wait, to ask again then (what this worker learnt meanwhile sends it
+   * round once more without a store call, should its turn still be far). Logged when waits
+   * begin, then summarised at most every STORE_WAIT_LOG_EVERY_MS with how many tasks wait: a
+   * transport at its rate may hold back thousands of tasks, each going round the queue several
+   * times (/metrics counts every wait).
+   */
+  private waitInQueue(task: EmailTask, turn: Extract<Turn, { _tag: 'Later' }>): Disposition {
+    const { request, attempt } = task;
+    const { transport, waitMs, why } = turn;
+    const delayMs = handBackDelay(this.policy.delaysMs, waitMs);
+    this.pacing?.pacingWaited(transport, waitMs);
+    const { waiting, summarise } = this.paceWaits.waits(request.id);
+    if (summarise) {
+      this.log.info(
+        { emailId: request.id, attempt, transport, why, delayMs, waiting },
+        why === 'paused'
+          ? `${transport} is paused after a throttle; the email waits in the queue, its attempt unspent`
+          : `${transport} is at its rate; the email waits in the queue for its turn, its attempt unspent`,
+      );
+    }
+    return {
+      _tag: 'Retry',
+      attempt,
+      delayMs,
+      history: task.history,
+      ...(task.expedited === true ? { expedited: true as const } : {}),
+    };
+  }
+
+  /**
+   * Pauses each transport that throttled this send, for every worker, for its Retry-After (or
+   * the retry step of this attempt; at least MIN_THROTTLE_PAUSE_MS). This process knows at once;
+   * a store that does not take it leaves the pause to this process (logged), since the outcome
+   * of the send itself must still be settled.
+   */
+  private async pauseThrottled(task: EmailTask, throttles: readonly Throttle[]): Promise<void> {
+    for (const { transport, retryAfterMs } of throttles) {
+      const pauseMs = throttlePauseMs(this.policy, task.attempt, retryAfterMs);
+      const until = new Date(this.clock.now().getTime() + pauseMs);
+      const known = this.knownPauses.get(transport);
+      this.knownPauses.set(transport, {
+        until: later(known?.until, until),
+        readAtMs: known?.readAtMs,
+      });
+      this.pacing?.transportThrottled(transport);
+      this.pacing?.transportPaused(transport, until);
+      this.log.warn(
+        { emailId: task.request.id, attempt: task.attempt, transport, pauseMs },
+        `${transport} throttled us; pausing it for every worker until ${until.toISOString()}`,
+      );
+      if (this.pauses === undefined) continue;
+      const paused = await this.pauses.pause(transport, until)();
+      if (E.isLeft(paused)) {
+        this.log.warn(
+          { emailId: task.request.id, transport, reason: paused.left.reason },
+          'Could not share the pause with the other workers; this worker keeps it',
+        );
+      }
+    }
   }
 
   /**
@@ -345,13 +750,16 @@ export class DeliverEmail {
    * soon. The renewals run one after another, and the last one is over before the outcome is
    * settled: a late renewal must not bring back a claim the settle released.
    */
-  private async sendHoldingClaim(request: EmailRequest): Promise<NamedOutcome> {
+  private async sendHoldingClaim(
+    request: EmailRequest,
+    skip: ReadonlyMap<string, number>,
+  ): Promise<NamedOutcome> {
     let renewals: Promise<void> = Promise.resolve();
     const stop = this.every(() => {
       renewals = renewals.then(() => this.renew(request.id));
     }, this.leaseMs / 3);
     try {
-      return await sendNamed(this.sender, request)();
+      return await sendNamed(this.sender, request, skip.size > 0 ? { skip } : undefined)();
     } finally {
       stop();
       await renewals;
@@ -414,7 +822,10 @@ export class DeliverEmail {
     };
     const history = [...task.history, record];
     const about = this.about(task, now);
-    const decision = decide(outcome, attempt, this.policy);
+    const throttledBefore = task.history.filter(
+      (line) => line.attempt === attempt && line.throttled === true,
+    ).length;
+    const decision = decide(outcome, attempt, this.policy, throttledBefore);
     switch (decision._tag) {
       case 'Delivered': {
         // Remembered first: if the ledger cannot take it now, the task comes back here to
@@ -446,6 +857,43 @@ export class DeliverEmail {
             attempt: decision.nextAttempt,
             delayMs: decision.delayMs,
             history,
+          })),
+        );
+      }
+      case 'Throttled': {
+        // The same attempt again after the pause: the provider's limit is not the email's fault.
+        const nextAttemptAt = new Date(now.getTime() + decision.delayMs).toISOString();
+        this.log.warn(
+          {
+            emailId: request.id,
+            attempt,
+            transport,
+            reason: decision.reason,
+            delayMs: decision.delayMs,
+          },
+          `Throttled; attempt ${attempt} again at ${nextAttemptAt}, not counted`,
+        );
+        return pipe(
+          TE.fromTask(this.release(request.id)),
+          TE.flatMap(() =>
+            this.change({
+              type: 'EmailDeliveryRetried',
+              ...about,
+              reason: decision.reason,
+              durationMs,
+              delayMs: decision.delayMs,
+              nextAttemptAt,
+            }),
+          ),
+          TE.map((): Disposition => ({
+            _tag: 'Retry',
+            attempt: decision.attempt,
+            delayMs: decision.delayMs,
+            history: [
+              ...task.history,
+              { ...record, detail: decision.reason, throttled: true as const },
+            ],
+            ...(task.expedited === true ? { expedited: true as const } : {}),
           })),
         );
       }
@@ -482,6 +930,23 @@ export class DeliverEmail {
     };
   }
 }
+
+/**
+ * How long a task handed back for its transport waits in the queue, in milliseconds: the longest
+ * step of the retry schedule that is not longer than its wait, or the wait itself when every
+ * step is longer. RabbitMQ delays a task only by one of its fixed retry queues, and rounds any
+ * other delay up to the next one: a wait of 1.2 s would become 5 s with the default schedule,
+ * and the tasks handed back together would come back together, long after their turn, leaving
+ * the pace unused meanwhile. Rounded down, a task comes back before its turn and asks again.
+ */
+export function handBackDelay(steps: readonly number[], waitMs: number): number {
+  const within = steps.filter((step) => step <= waitMs);
+  return within.length > 0 ? Math.max(...within) : Math.max(1, Math.ceil(waitMs));
+}
+
+/** The later of two ends of a pause (undefined: none). */
+const later = (a: Date | undefined, b: Date | undefined): Date | undefined =>
+  a === undefined ? b : b === undefined || a >= b ? a : b;
 
 /** A task asks again within a few seconds while it waits; one silent this long went elsewhere. */
 const FORGET_WAITING_AFTER_MS = 60_000;

@@ -1,6 +1,10 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
-import { WEBHOOK_TIMEOUT_MS, webhookRetryDelayMs } from '../domain/webhook.js';
+import {
+  WEBHOOK_RETRY_DELAYS_MS,
+  WEBHOOK_TIMEOUT_MS,
+  webhookRetryDelayMs,
+} from '../domain/webhook.js';
 import type { Clock, Logger } from './ports/system.js';
 import type {
   WebhookAttempt,
@@ -8,7 +12,7 @@ import type {
   WebhookDeliveries,
   WebhookDelivery,
 } from './ports/webhook-deliveries.js';
-import type { WebhookEndpoints } from './ports/webhook-endpoints.js';
+import type { SigningWebhookEndpoint, WebhookEndpoints } from './ports/webhook-endpoints.js';
 import type { WebhookJob, WebhookQueue, WebhookWork } from './ports/webhook-queue.js';
 import type { WebhookSigner, WebhookTransport } from './ports/webhook-transport.js';
 
@@ -22,7 +26,16 @@ export interface DeliverWebhookOptions {
   readonly userAgent?: string;
   /** The wait before each retry, ms (default `WEBHOOK_RETRY_DELAYS_MS`); its length bounds the retries. */
   readonly retryDelaysMs?: readonly number[];
+  /**
+   * POSTs to one endpoint in flight at once in this process (default 4). A job beyond it is put
+   * back for the first step of the schedule, its attempt unspent, so that a receiver that never
+   * answers holds at most this many of the worker's slots and the other endpoints keep theirs.
+   */
+  readonly perEndpoint?: number;
 }
+
+/** See `DeliverWebhookOptions.perEndpoint`. */
+export const DEFAULT_PER_ENDPOINT = 4;
 
 /** A final state's record: nothing more to do unless a store did not answer. */
 const settled = (recorded: WebhookWork | 'recorded'): WebhookWork =>
@@ -42,6 +55,9 @@ const is2xx = (status: number): boolean => status >= 200 && status < 300;
  * `webhook-id`), and never moves a delivery back.
  */
 export class DeliverWebhook {
+  /** POSTs in flight per endpoint id. */
+  private readonly posting = new Map<string, number>();
+
   constructor(
     private readonly endpoints: WebhookEndpoints,
     private readonly deliveries: WebhookDeliveries,
@@ -67,7 +83,21 @@ export class DeliverWebhook {
       return this.queueNext(delivery, job.attempt, 0);
     }
     if (delivery.attempts.length !== job.attempt - 1) return 'done';
+    const busy = this.posting.get(delivery.endpointId) ?? 0;
+    if (busy >= (this.options.perEndpoint ?? DEFAULT_PER_ENDPOINT)) return this.defer(job);
+    // Taken before the first await, so that jobs handled at once cannot all pass the check.
+    this.posting.set(delivery.endpointId, busy + 1);
+    try {
+      return await this.toEndpoint(job, delivery);
+    } finally {
+      const left = (this.posting.get(delivery.endpointId) ?? 1) - 1;
+      if (left > 0) this.posting.set(delivery.endpointId, left);
+      else this.posting.delete(delivery.endpointId);
+    }
+  }
 
+  /** Finds the delivery's endpoint and makes the attempt; a removed endpoint fails it. */
+  private async toEndpoint(job: WebhookJob, delivery: WebhookDelivery): Promise<WebhookWork> {
     const endpoint = await this.endpoints.get(delivery.endpointId)();
     if (E.isLeft(endpoint)) return this.unavailable(job, endpoint.left.reason);
     if (O.isNone(endpoint.right)) {
@@ -85,16 +115,19 @@ export class DeliverWebhook {
         ),
       );
     }
+    return this.attempt(job, delivery, endpoint.right.value);
+  }
 
+  /** POSTs the attempt, records it, and queues the next one if the answer was no. */
+  private async attempt(
+    job: WebhookJob,
+    delivery: WebhookDelivery,
+    endpoint: SigningWebhookEndpoint,
+  ): Promise<WebhookWork> {
     const at = this.clock.now();
-    const signature = this.signer.sign(
-      endpoint.right.value.secret,
-      delivery.id,
-      at,
-      delivery.payload,
-    );
+    const signature = this.signer.sign(endpoint.secret, delivery.id, at, delivery.payload);
     const response = await this.transport.post({
-      url: endpoint.right.value.url,
+      url: endpoint.url,
       headers: {
         'content-type': 'application/json',
         'user-agent': this.options.userAgent ?? 'queued-email-webhooks',
@@ -182,6 +215,14 @@ export class DeliverWebhook {
     if (E.isLeft(queued)) {
       return this.unavailable({ deliveryId: delivery.id, attempt }, queued.left.reason);
     }
+    return 'done';
+  }
+
+  /** Puts the job back for the first step, unspent: its endpoint has enough POSTs in flight. */
+  private async defer(job: WebhookJob): Promise<WebhookWork> {
+    const [first = 5_000] = this.options.retryDelaysMs ?? WEBHOOK_RETRY_DELAYS_MS;
+    const queued = await this.queue.publish(job, first)();
+    if (E.isLeft(queued)) return this.unavailable(job, queued.left.reason);
     return 'done';
   }
 

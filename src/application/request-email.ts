@@ -210,10 +210,25 @@ export class RequestEmail implements EmailRequester {
     );
   }
 
+  /**
+   * Accepts `draft` under `id` as a resend of email `resendOf` (an operator's "Resend", see
+   * ResendEmail): as `execute` accepts a request, recipients on the suppression list dropped and
+   * nobody left refused, and its accepted event names `resendOf`, which the new email's status
+   * keeps. The draft should have passed `prepare`.
+   */
+  resend(
+    draft: EmailDraft,
+    id: EmailId,
+    resendOf: EmailId,
+  ): TE.TaskEither<QueueUnavailable | StoreUnavailable | AllRecipientsSuppressed, Accepted> {
+    return this.acceptOrRefuse(draft, id, resendOf);
+  }
+
   /** As `accept`, but an email whose every recipient is suppressed is refused, nothing kept. */
   private acceptOrRefuse(
     draft: EmailDraft,
     id: EmailId,
+    resendOf?: EmailId,
   ): TE.TaskEither<QueueUnavailable | StoreUnavailable | AllRecipientsSuppressed, Accepted> {
     return pipe(
       this.screen(draft),
@@ -227,7 +242,7 @@ export class RequestEmail implements EmailRequester {
         > =>
           allRecipients(kept).length === 0
             ? TE.left({ _tag: 'AllRecipientsSuppressed', suppressed })
-            : this.store(addressedTo(draft, kept), id, suppressed),
+            : this.store(addressedTo(draft, kept), id, suppressed, resendOf),
       ),
     );
   }
@@ -240,11 +255,12 @@ export class RequestEmail implements EmailRequester {
     draft: EmailDraft,
     id: EmailId,
     suppressed: readonly EmailAddress[],
+    resendOf?: EmailId,
   ): TE.TaskEither<QueueUnavailable | StoreUnavailable, Accepted> {
     return pipe(
       this.storeAttachments(draft, id),
       TE.flatMap((refs) =>
-        this.enqueue(toEmailRequest(draft, id, this.clock.now(), refs), suppressed),
+        this.enqueue(toEmailRequest(draft, id, this.clock.now(), refs), suppressed, resendOf),
       ),
     );
   }
@@ -317,9 +333,10 @@ export class RequestEmail implements EmailRequester {
   private enqueue(
     request: EmailRequest,
     suppressed: readonly EmailAddress[],
+    resendOf?: EmailId,
   ): TE.TaskEither<QueueUnavailable | StoreUnavailable, Accepted> {
     const scheduled = request.sendAt !== undefined;
-    const accepted = acceptedEvent(request, suppressed);
+    const accepted = acceptedEvent(request, suppressed, resendOf);
     return pipe(
       this.record(request, accepted),
       TE.flatMap(() =>
@@ -342,15 +359,18 @@ export class RequestEmail implements EmailRequester {
 
   /**
    * Records the request, and the recipients dropped from it. The log's `record` builds the first
-   * status from the request alone, which no longer names them; so the entry is begun by the
-   * accepted event, which lists them as `suppressed`, and `record` completes it with the request,
-   * as it does when a worker's event got there first.
+   * status from the request alone, which no longer names them (nor the email it resends); so the
+   * entry is begun by the accepted event, which lists them as `suppressed` (and names
+   * `resendOf`), and `record` completes it with the request, as it does when a worker's event
+   * got there first.
    */
   private record(
     request: EmailRequest,
     accepted: EmailRequested | EmailScheduled,
   ): TE.TaskEither<StoreUnavailable, void> {
-    if (accepted.suppressed === undefined) return this.emails.record(request);
+    if (accepted.suppressed === undefined && accepted.resendOf === undefined) {
+      return this.emails.record(request);
+    }
     return pipe(
       this.emails.request(request.id),
       TE.flatMap(

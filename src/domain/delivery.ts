@@ -23,6 +23,13 @@ export type DeliveryOutcome =
        * it at its word.
        */
       readonly uncertain?: true;
+      /**
+       * The provider refused for its rate, not for the email (Mailgun's 429, an SMTP 421/451/452
+       * that speaks of a rate): `decide` pauses the transport until `retryAfterMs` and the
+       * attempt does not count (docs/architecture.md, "Pacing"). Anything that does not know
+       * the flag (a failover moving to the next transport) reads it as the transient it is.
+       */
+      readonly throttled?: true;
       /** For the worker's log only, never stored or shown: see `DeliveryOutcome`. */
       readonly hint?: string;
     }
@@ -59,6 +66,23 @@ export const uncertain = (reason: string, retryAfterMs?: number, hint?: string):
     },
     hint,
   );
+/**
+ * The provider asked us to slow down (`reason` its public words, `retryAfterMs` its Retry-After
+ * in milliseconds when it gave one): a transient failure with the `throttled` flag.
+ */
+export const throttled = (reason: string, retryAfterMs?: number, hint?: string): DeliveryOutcome =>
+  withHint(
+    {
+      ...(retryAfterMs === undefined
+        ? { _tag: 'Transient', reason }
+        : { _tag: 'Transient', reason, retryAfterMs }),
+      throttled: true,
+    },
+    hint,
+  );
+/** True for an outcome made by `throttled`. */
+export const isThrottled = (o: DeliveryOutcome): boolean =>
+  o._tag === 'Transient' && o.throttled === true;
 
 /** What `publicText` puts where it took something out. */
 export const HIDDEN = '[hidden]';
@@ -113,6 +137,20 @@ export function publicText(text: string, alsoHide: readonly string[] = []): stri
  */
 export const FIRST_PERMANENT_UNCERTAIN_ATTEMPT = 3;
 
+/**
+ * Throttles on one attempt before that attempt counts after all: a throttle does not spend an
+ * attempt, but a provider that never stops throttling must not hold an email for ever. With
+ * pauses shared by every worker an email meets a throttle only when a pause ran out and the
+ * provider still refused, so ten in a row means its limit is not one of seconds.
+ */
+export const MAX_THROTTLES_PER_ATTEMPT = 10;
+
+/**
+ * The shortest pause after a throttle, in milliseconds: a provider that says "too many" with a
+ * Retry-After of 0 (or an SMTP server, which gives none) is not asked again at once.
+ */
+export const MIN_THROTTLE_PAUSE_MS = 1000;
+
 /** One line of an email's history, as kept in dead-letter headers and the status page. */
 export const AttemptRecord = t.intersection([
   t.type({
@@ -121,7 +159,8 @@ export const AttemptRecord = t.intersection([
     outcome: t.union([t.literal('sent'), t.literal('transient'), t.literal('permanent')]),
     detail: t.string,
   }),
-  t.partial({ durationMs: t.number }),
+  // `throttled`: the provider asked us to slow down, and this line did not spend its attempt.
+  t.partial({ durationMs: t.number, throttled: t.literal(true) }),
 ]);
 export type AttemptRecord = t.TypeOf<typeof AttemptRecord>;
 
@@ -181,13 +220,41 @@ export type DeliveryDecision =
       readonly delayMs: number;
       readonly reason: string;
     }
-  | { readonly _tag: 'GiveUp'; readonly reason: string };
+  | { readonly _tag: 'GiveUp'; readonly reason: string }
+  /**
+   * The provider throttled us: the transport pauses for `delayMs` (milliseconds) and the same
+   * `attempt` is made again after it, so MAX_ATTEMPTS is not spent on the provider's limit.
+   */
+  | {
+      readonly _tag: 'Throttled';
+      readonly attempt: number;
+      readonly delayMs: number;
+      readonly reason: string;
+    };
 
-/** The delivery policy in one place: what an outcome of attempt `attempt` leads to. */
+/**
+ * How long a transport pauses after a throttle, in milliseconds: the provider's Retry-After, or
+ * without one the step of the retry schedule this attempt would have waited; never less than
+ * MIN_THROTTLE_PAUSE_MS.
+ */
+export function throttlePauseMs(
+  policy: RetryPolicy,
+  attempt: number,
+  retryAfterMs?: number,
+): number {
+  return Math.max(MIN_THROTTLE_PAUSE_MS, retryAfterMs ?? retryDelay(policy, attempt));
+}
+
+/**
+ * The delivery policy in one place: what an outcome of attempt `attempt` leads to.
+ * `throttledBefore` counts the throttles this attempt already met (its history's lines with
+ * `throttled`): from MAX_THROTTLES_PER_ATTEMPT on, a throttle counts as the transient it is.
+ */
 export function decide(
   outcome: DeliveryOutcome,
   attempt: number,
   policy: RetryPolicy,
+  throttledBefore = 0,
 ): DeliveryDecision {
   switch (outcome._tag) {
     case 'Sent':
@@ -195,6 +262,14 @@ export function decide(
     case 'Permanent':
       return { _tag: 'GiveUp', reason: `permanent: ${outcome.reason}` };
     case 'Transient':
+      if (outcome.throttled === true && throttledBefore < MAX_THROTTLES_PER_ATTEMPT) {
+        return {
+          _tag: 'Throttled',
+          attempt,
+          delayMs: throttlePauseMs(policy, attempt, outcome.retryAfterMs),
+          reason: `throttled: ${outcome.reason}`,
+        };
+      }
       if (outcome.uncertain === true && attempt >= FIRST_PERMANENT_UNCERTAIN_ATTEMPT) {
         return {
           _tag: 'GiveUp',

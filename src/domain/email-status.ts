@@ -38,14 +38,21 @@ export const STATUS_NAMES: readonly StatusName[] = [
 ];
 
 /**
- * What a line of an email's history can say: a status the email took, or `unconfirmed`, the
- * watchdog's note that the provider reported nothing within `CONFIRM_DEADLINE` of the send. That
- * note changes no status (the email stays `sent`), so it is a history name and not a status.
+ * What a line of an email's history can say: a status the email took, or a note that changes
+ * none: `unconfirmed`, the watchdog's note that the provider reported nothing within
+ * `CONFIRM_DEADLINE` of the send (the email stays `sent`); `expedited`, an operator's "Retry
+ * now" (the email stays `retrying`, its next attempt due now); `resent`, an operator's "Resend"
+ * (the email keeps its status; the new email has its own id).
  */
-export type HistoryName = StatusName | 'unconfirmed';
+export type HistoryName = StatusName | 'unconfirmed' | 'expedited' | 'resent';
 
 /** Every name a history line may carry, for the API's description of it. */
-export const HISTORY_NAMES: readonly HistoryName[] = [...STATUS_NAMES, 'unconfirmed'];
+export const HISTORY_NAMES: readonly HistoryName[] = [
+  ...STATUS_NAMES,
+  'unconfirmed',
+  'expedited',
+  'resent',
+];
 
 /**
  * Who made a change: the API that accepted the email, the worker that sent it, or the provider
@@ -118,6 +125,15 @@ export interface EmailStatus {
   readonly durationMs?: number;
   readonly failedAt?: string;
   readonly reason?: string;
+  /** The email this one is a resend of (its accepted event's `resendOf`). */
+  readonly resendOf?: EmailId;
+  /** The emails this one was resent as, oldest first (`EmailResent`). */
+  readonly resentAs?: readonly EmailId[];
+  /**
+   * The attempts an operator brought forward by copying their task (`EmailRetryExpedited` with
+   * `copied`): the waiting task of such an attempt is a stale copy, and the worker drops it.
+   */
+  readonly expedited?: readonly number[];
 }
 
 /** What the provider says of a recipient after the send, each stronger than the one before. */
@@ -153,7 +169,9 @@ export const awaitsReport = (status: EmailStatus): boolean =>
 export const eventSource = (event: DomainEvent): ChangeSource =>
   event.type === 'EmailRequested' ||
   event.type === 'EmailScheduled' ||
-  event.type === 'EmailCancelled'
+  event.type === 'EmailCancelled' ||
+  event.type === 'EmailRetryExpedited' ||
+  event.type === 'EmailResent'
     ? 'api'
     : event.type === 'ProviderReported'
       ? 'provider'
@@ -169,13 +187,15 @@ const isSettledBefore = (status: EmailStatus, at: string): boolean =>
   status.status === 'suppressed' ||
   (status.status === 'failed' && at <= (status.failedAt ?? ''));
 
-/** The tags and metadata the first event of an email carries, for its status. */
+/** The tags, metadata and origin the first event of an email carries, for its status. */
 const labelsOf = (event: {
   readonly tags?: readonly string[];
   readonly metadata?: Readonly<Record<string, string>>;
-}): Pick<EmailStatus, 'tags' | 'metadata'> => ({
+  readonly resendOf?: EmailId;
+}): Pick<EmailStatus, 'tags' | 'metadata' | 'resendOf'> => ({
   ...(event.tags !== undefined ? { tags: event.tags } : {}),
   ...(event.metadata !== undefined ? { metadata: event.metadata } : {}),
+  ...(event.resendOf !== undefined ? { resendOf: event.resendOf } : {}),
 });
 
 const byTime = <T extends { readonly at: string }>(items: readonly T[]): T[] =>
@@ -435,6 +455,33 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         status,
         recipients,
         history: known ? base.history : withReportLine(base.history, change),
+      };
+    }
+    case 'EmailRetryExpedited': {
+      // The stale copy is marked whatever came since: it may still be waiting in its queue.
+      const known = base.expedited ?? [];
+      const expedited =
+        event.copied && !known.includes(event.attempt)
+          ? [...known, event.attempt].sort((a, b) => a - b)
+          : known;
+      // Due now only while that attempt is still the next one: the copy may have been taken,
+      // and its outcome recorded, before this note was.
+      const waiting =
+        base.status === 'retrying' && !base.attempts.some((a) => a.attempt >= event.attempt);
+      return {
+        ...base,
+        ...(expedited.length > 0 ? { expedited } : {}),
+        ...(waiting ? { nextAttemptAt: event.at } : {}),
+        history: addChange('expedited', `attempt ${event.attempt} brought forward to now`),
+      };
+    }
+    case 'EmailResent': {
+      const known = base.resentAs ?? [];
+      if (known.includes(event.resentAs)) return base;
+      return {
+        ...base,
+        resentAs: [...known, event.resentAs],
+        history: addChange('resent', `as ${event.resentAs}`),
       };
     }
     case 'EmailUnconfirmed': {

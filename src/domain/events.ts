@@ -23,6 +23,8 @@ const labels = t.partial({
   metadata: t.record(t.string, t.string),
   /** Recipients dropped at accept time because they are on the suppression list. */
   suppressed: t.readonlyArray(EmailAddress),
+  /** The email this one is a resend of (an operator's "Resend"): the same request, a new id. */
+  resendOf: EmailId,
 });
 
 /** Accepted for sending now: on the queue. Also the release of a scheduled email. */
@@ -139,6 +141,25 @@ export const EmailUnconfirmed = event({
   deadlineMs: t.number,
 });
 
+/**
+ * An operator asked for the waiting retry of attempt `attempt` now ("Retry now"). `copied`: the
+ * queue holds a copy of the task due now (RabbitMQ, whose TTL queues cannot be reordered), and
+ * the waiting task of that attempt is dropped by the worker when it arrives; false: the waiting
+ * task itself was made due now (the SQL queue), so there is nothing to drop.
+ */
+export const EmailRetryExpedited = event({
+  type: t.literal('EmailRetryExpedited'),
+  ...common,
+  attempt: t.number,
+  copied: t.boolean,
+});
+
+/**
+ * The email was sent again as a new email, `resentAs` (an operator's "Resend"): the same request
+ * under a new id, whose own accepted event names this one as `resendOf`. Changes no status.
+ */
+export const EmailResent = event({ type: t.literal('EmailResent'), ...common, resentAs: EmailId });
+
 export const DomainEvent = t.union([
   EmailRequested,
   EmailScheduled,
@@ -151,6 +172,8 @@ export const DomainEvent = t.union([
   EmailFailedOver,
   ProviderReported,
   EmailUnconfirmed,
+  EmailRetryExpedited,
+  EmailResent,
 ]);
 export type DomainEvent = t.TypeOf<typeof DomainEvent>;
 export type EmailRequested = t.TypeOf<typeof EmailRequested>;
@@ -164,6 +187,8 @@ export type EmailDeliveryFailed = t.TypeOf<typeof EmailDeliveryFailed>;
 export type EmailFailedOver = t.TypeOf<typeof EmailFailedOver>;
 export type ProviderReported = t.TypeOf<typeof ProviderReported>;
 export type EmailUnconfirmed = t.TypeOf<typeof EmailUnconfirmed>;
+export type EmailRetryExpedited = t.TypeOf<typeof EmailRetryExpedited>;
+export type EmailResent = t.TypeOf<typeof EmailResent>;
 
 export type EventKey =
   | 'requested'
@@ -176,7 +201,9 @@ export type EventKey =
   | 'failed'
   | 'failover'
   | 'provider'
-  | 'unconfirmed';
+  | 'unconfirmed'
+  | 'expedited'
+  | 'resent';
 
 /** The routing key on the events exchange. */
 export const eventKey = (e: DomainEvent): EventKey => {
@@ -203,6 +230,10 @@ export const eventKey = (e: DomainEvent): EventKey => {
       return 'provider';
     case 'EmailUnconfirmed':
       return 'unconfirmed';
+    case 'EmailRetryExpedited':
+      return 'expedited';
+    case 'EmailResent':
+      return 'resent';
   }
 };
 
@@ -216,11 +247,13 @@ export const recipientsOf = (request: EmailRequest): Pick<EmailRequested, 'to' |
 /**
  * The first event of an accepted request, as the email log records it and the API announces it:
  * held until its `sendAt` (scheduled), or on the queue at once (requested). `suppressed` names
- * the recipients dropped at accept time, which the request no longer carries.
+ * the recipients dropped at accept time, which the request no longer carries; `resendOf` the
+ * email this one resends, when it is a resend.
  */
 export function acceptedEvent(
   request: EmailRequest,
   suppressed: readonly EmailAddress[] = [],
+  resendOf?: EmailId,
 ): EmailRequested | EmailScheduled {
   const common = {
     id: request.id,
@@ -230,6 +263,7 @@ export function acceptedEvent(
     ...(request.tags !== undefined ? { tags: request.tags } : {}),
     ...(request.metadata !== undefined ? { metadata: request.metadata } : {}),
     ...(suppressed.length > 0 ? { suppressed } : {}),
+    ...(resendOf !== undefined ? { resendOf } : {}),
   };
   return request.sendAt === undefined
     ? { type: 'EmailRequested', ...common }

@@ -71,7 +71,12 @@ const notice = (
   type,
   at,
   ...extra,
-  key: [type, at, extra.recipient === undefined ? '' : mailboxKey(extra.recipient)].join(' '),
+  // A provider's report names a recipient: its state changes once per kind (a second complaint
+  // about the same recipient is the same news), so the report's time is no part of its key.
+  key:
+    extra.recipient === undefined
+      ? [type, at, ''].join(' ')
+      : [type, 'recipient', mailboxKey(extra.recipient)].join(' '),
 });
 
 /**
@@ -104,6 +109,11 @@ export function webhookNotice(event: DomainEvent): WebhookNotice | undefined {
     case 'EmailFailedOver':
       return undefined;
     case 'EmailUnconfirmed':
+      return undefined;
+    // An operator's note on an email, no change of its status: the changes that follow (the
+    // attempt, the new email's own `email.queued`) make their webhooks.
+    case 'EmailRetryExpedited':
+    case 'EmailResent':
       return undefined;
     case 'ProviderReported': {
       const state = REPORTED_TYPES[event.kind];
@@ -183,8 +193,11 @@ export const WEBHOOK_TIMEOUT_MS = 10_000;
 
 /**
  * The wait before attempt `attempt + 1` after attempt `attempt` (1-based) failed, in ms: its
- * step of `delaysMs` (`WEBHOOK_RETRY_DELAYS` or the default schedule), or the receiver's `Retry-After` when that is longer (RFC
- * 9110 §10.2.3), up to the longest step. Undefined when `attempt` was the last.
+ * step of `delaysMs` (`WEBHOOK_RETRY_DELAYS` or the default schedule); when the receiver's
+ * `Retry-After` (RFC 9110 §10.2.3) is longer, the shortest step of the schedule at least that
+ * long, or the longest step. Always one of the steps, so a queue that holds jobs in one
+ * fixed-delay queue per step (RabbitMQ) waits exactly what the delivery says. Undefined when
+ * `attempt` was the last.
  */
 export function webhookRetryDelayMs(
   attempt: number,
@@ -193,6 +206,7 @@ export function webhookRetryDelayMs(
 ): number | undefined {
   const step = delaysMs[attempt - 1];
   if (step === undefined) return undefined;
-  const longest = Math.max(...delaysMs);
-  return Math.min(Math.max(step, retryAfterMs ?? 0), longest);
+  const wanted = Math.max(step, retryAfterMs ?? 0);
+  const longEnough = delaysMs.filter((d) => d >= wanted);
+  return longEnough.length > 0 ? Math.min(...longEnough) : Math.max(...delaysMs);
 }

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ContainerModule } from 'inversify';
 import { CancelEmail } from '../application/cancel-email.js';
+import { RetryNow } from '../application/retry-now.js';
+import { ResendEmail } from '../application/resend-email.js';
 import { DeliverEmail } from '../application/deliver-email.js';
 import { recordAndAnnounce } from '../application/email-history.js';
 import { PurgeExpired } from '../application/purge-expired.js';
@@ -23,6 +25,8 @@ import { SqlSessionStore } from '../adapters/postgres/sql-session-store.js';
 import { SqlScheduledEmails } from '../adapters/postgres/sql-scheduled-emails.js';
 import { SqlAttachmentStore } from '../adapters/postgres/sql-attachment-store.js';
 import { SqlSuppressionList } from '../adapters/postgres/sql-suppression-list.js';
+import { SqlTransportPauses } from '../adapters/postgres/sql-transport-pauses.js';
+import { SqlSendPacer } from '../adapters/postgres/sql-send-pacer.js';
 import { SqlWebhookTokens } from '../adapters/postgres/sql-webhook-tokens.js';
 import { SqlWebhookEndpoints } from '../adapters/postgres/sql-webhook-endpoints.js';
 import { SqlWebhookDeliveries } from '../adapters/postgres/sql-webhook-deliveries.js';
@@ -132,13 +136,19 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
       'Clock',
       'Logger',
       'SuppressionList',
+      'TransportPauses',
+      'SendPacer',
+      'Metrics',
     ],
-    (sender, emails, events, ledger, policy, clock, log, suppressions) =>
+    (sender, emails, events, ledger, policy, clock, log, suppressions, pauses, pacer, metrics) =>
       new DeliverEmail(sender, emails, events, ledger, policy, clock, log, {
         // Its name on the send claims: a restarted process must not pass for the one that died.
         holder: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
         suppressions,
         domainToAscii,
+        pauses,
+        pacer,
+        pacing: metrics,
       }),
   );
   provide(
@@ -154,6 +164,28 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
     ['ScheduledEmails', 'EmailLog', 'DeliveryEvents', 'Clock', 'Logger'],
     (scheduled, emails, events, clock, log) =>
       new CancelEmail(scheduled, emails, events, clock, log),
+  );
+  provide(
+    bind,
+    'RetryNow',
+    ['RetryQueue', 'EmailLog', 'DeliveryEvents', 'Clock', 'Logger'],
+    (queue, emails, events, clock, log) => new RetryNow(queue, emails, events, clock, log),
+  );
+  provide(
+    bind,
+    'ResendEmail',
+    [
+      'RequestEmail',
+      'EmailLog',
+      'AttachmentStore',
+      'IdempotencyStore',
+      'DeliveryEvents',
+      'IdGenerator',
+      'Clock',
+      'Logger',
+    ],
+    (requestEmail, emails, attachments, idempotency, events, ids, clock, log) =>
+      new ResendEmail(requestEmail, emails, attachments, idempotency, events, ids, clock, log),
   );
   provide(
     bind,
@@ -226,6 +258,13 @@ export const sqlStoresModule = (database: OpenDatabase) =>
       countingSuppressionList(new SqlSuppressionList(database.client), metrics),
     );
     constant(bind, 'WebhookTokens', new SqlWebhookTokens(database.client));
+    constant(bind, 'TransportPauses', new SqlTransportPauses(database.client));
+    provide(
+      bind,
+      'SendPacer',
+      ['Config'],
+      (config) => new SqlSendPacer(database.client, config.sendRates ?? {}),
+    );
     constant(bind, 'WebhookEndpoints', new SqlWebhookEndpoints(database.client));
     constant(bind, 'WebhookDeliveries', new SqlWebhookDeliveries(database.client));
     constant(bind, 'StoreReadiness', () => database.ready());
@@ -244,6 +283,7 @@ export const sqlQueueModule = (config: Config, log: Logger, database: OpenDataba
     });
     constant(bind, 'SqlEmailQueue', queue);
     constant(bind, 'EmailQueue', queue);
+    constant(bind, 'RetryQueue', queue);
     constant(bind, 'EmailTaskSource', queue);
     constant(bind, 'DeadLetterBox', queue);
     constant(
@@ -277,7 +317,9 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
     });
     const publisher = new RabbitMqPublisher({ connection, logger: log });
     constant(bind, 'RabbitMqConnection', connection);
-    constant(bind, 'EmailQueue', new RabbitMqEmailQueue({ publisher, prefix }));
+    const emailQueue = new RabbitMqEmailQueue({ publisher, prefix });
+    constant(bind, 'EmailQueue', emailQueue);
+    constant(bind, 'RetryQueue', emailQueue);
     constant(bind, 'DeadLetterBox', new RabbitMqDeadLetterBox({ publisher, prefix }));
     constant(bind, 'BrokerEvents', new RabbitMqDeliveryEvents({ publisher, prefix, logger: log }));
     constant(bind, 'BrokerReadiness', () => connection.isReady());

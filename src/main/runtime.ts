@@ -10,6 +10,7 @@ import type { Config } from '../adapters/config/config.js';
 import type { AccessPolicy } from '../adapters/http/access.js';
 import { createHttpApp } from '../adapters/http/app.js';
 import type { RawMessage } from '../adapters/http/raw-routes.js';
+import type { StoredMessages } from '../adapters/http/message-routes.js';
 import { composeMessage } from '../adapters/mime/mime-message.js';
 import * as O from 'fp-ts/lib/Option.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
@@ -288,6 +289,17 @@ function rawMessageOf(container: Container, config: Config): RawMessage {
     );
 }
 
+/** An email's message for its page and `GET /emails/{id}/html`: the log's request, the files. */
+function messagesOf(container: Container, config: Config): StoredMessages {
+  const emails = resolve(container, 'EmailLog');
+  const attachments = resolve(container, 'AttachmentStore');
+  return {
+    request: (id) => emails.request(id),
+    attachment: (digest) => attachments.get(digest),
+    defaultFrom: config.mailFrom,
+  };
+}
+
 /**
  * The form, the API and the status pages, as `email server` and `email dev` both serve them.
  * Its `close` first ends the live event streams (see `HttpDeps.closing`), so a stop with status
@@ -310,10 +322,16 @@ export async function serveWeb(
     suppressions: resolve(container, 'SuppressionList'),
     webhookSubscriptions: resolve(container, 'WebhookSubscriptions'),
     rawMessage: rawMessageOf(container, config),
+    messages: messagesOf(container, config),
+    retryNow: resolve(container, 'RetryNow'),
+    resendEmail: resolve(container, 'ResendEmail'),
     // Attachments travel as base64 (a third larger), with the rest of the JSON around them.
     jsonLimitBytes: Math.ceil(config.maxMessageBytes * 1.5),
     emails: resolve(container, 'EmailLog'),
     webhookDeliveries: resolve(container, 'WebhookDeliveries'),
+    recentWebhookDeliveries: resolve(container, 'WebhookDeliveries'),
+    // RabbitMQ's dead queue in `email server`, the embedded queue's table in `email dev`.
+    deadLetters: resolve(container, 'DeadLetterBox'),
     // Remote events too: the worker that sent an email is usually another process.
     watch: (id, onChange) =>
       bus.subscribe(
@@ -322,6 +340,8 @@ export async function serveWeb(
         },
         { remote: true },
       ),
+    // The list of emails follows every email, remote events too, as the status pages do.
+    watchAll: (onChange) => bus.subscribe(async (event) => onChange(event.id), { remote: true }),
     readiness: readiness(container),
     metrics: () => metrics.render(),
     csrfSecret: csrfSecret(config),

@@ -12,6 +12,9 @@ import type { Clock, IdGenerator, Logger } from '../application/ports/system.js'
 import type { PurgeExpired } from '../application/purge-expired.js';
 import type { RequestEmail } from '../application/request-email.js';
 import type { CancelEmail } from '../application/cancel-email.js';
+import type { RetryNow } from '../application/retry-now.js';
+import type { ResendEmail } from '../application/resend-email.js';
+import type { RetryQueue } from '../application/ports/retry-queue.js';
 import type { ReleaseScheduled } from '../application/release-scheduled.js';
 import type { ScheduledEmails } from '../application/ports/scheduled-emails.js';
 import type { AttachmentStore } from '../application/ports/attachment-store.js';
@@ -36,6 +39,8 @@ import type { OperatorStore } from '../application/ports/operator-store.js';
 import type { RateLimiter } from '../application/ports/rate-limiter.js';
 import type { SessionStore } from '../application/ports/session-store.js';
 import type { SuppressionList } from '../application/ports/suppression-list.js';
+import type { TransportPauses } from '../application/ports/transport-pauses.js';
+import type { SendPacer } from '../application/ports/send-pacer.js';
 import type { WebhookTokens } from '../application/ports/webhook-tokens.js';
 import type { WebhookEndpoints } from '../application/ports/webhook-endpoints.js';
 import type { WebhookDeliveries } from '../application/ports/webhook-deliveries.js';
@@ -72,6 +77,10 @@ export interface Services {
   AttachmentStore: AttachmentStore;
   /** Addresses no email is sent to, shared by every server and worker on the database. */
   SuppressionList: SuppressionList;
+  /** Transports paused after a provider's throttle, shared by every worker on the database. */
+  TransportPauses: TransportPauses;
+  /** MAILGUN_RATE and SMTP_RATE, held across every worker on the database. */
+  SendPacer: SendPacer;
   /** One-time tokens of signed webhooks seen lately, shared by every server. */
   WebhookTokens: WebhookTokens;
   /** The outgoing webhook endpoints (with their secrets), shared by every server and worker. */
@@ -85,6 +94,12 @@ export interface Services {
   RequestBatch: RequestBatch;
   ReleaseScheduled: ReleaseScheduled;
   CancelEmail: CancelEmail;
+  /** The queue's waiting retries, for "Retry now": the same instance as EmailQueue. */
+  RetryQueue: RetryQueue;
+  /** An operator's "Retry now" on a `retrying` email. */
+  RetryNow: RetryNow;
+  /** An operator's "Resend": the same request as a new email. */
+  ResendEmail: ResendEmail;
   /** The watchdog's sweep: emails a provider accepted and never reported on (CONFIRM_DEADLINE). */
   WatchConfirmations: WatchConfirmations;
   Metrics: Metrics;

@@ -61,20 +61,21 @@ export function parseWebhooksArgs(args: readonly string[]): E.Either<string, Web
   }
   if (verb === 'add' && rest[0] !== undefined && !rest[0].startsWith('--')) {
     const [url, ...flags] = rest;
-    let events: readonly WebhookEventType[] = [];
+    // `--events` may be given more than once: the names add up.
+    const names: string[] = [];
     for (let i = 0; i < flags.length; i += 2) {
       const [flag, value] = [flags[i], flags[i + 1]];
       if (flag !== '--events') return E.left(`unknown option ${flag}`);
       if (value === undefined) return E.left(`${flag} needs a value, such as sent,bounced`);
-      const names = value.split(',');
-      if (names.every((n) => n.trim() === '')) {
+      const given = value.split(',');
+      if (given.every((n) => n.trim() === '')) {
         return E.left('--events needs at least one event name; leave it out for every event');
       }
-      const parsed = parseWebhookEventTypes(names);
-      if (E.isLeft(parsed)) return parsed;
-      events = parsed.right;
+      names.push(...given);
     }
-    return E.right({ kind: 'add', url, events });
+    const events = parseWebhookEventTypes(names);
+    if (E.isLeft(events)) return events;
+    return E.right({ kind: 'add', url, events: events.right });
   }
   return E.left('expected add URL, list or remove ID');
 }

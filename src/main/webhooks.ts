@@ -63,8 +63,8 @@ export const webhookDeliveryModule = new ContainerModule(({ bind }) => {
 /** How often a worker looks for deliveries whose job was lost (ms). */
 const OVERDUE_SWEEP_MS = 60_000;
 
-/** How many times `email dev` asks again about an event whose deliveries could not be made. */
-const IN_PROCESS_TRIES = 8;
+/** The longest pause between two tries of an event whose deliveries could not be made (ms). */
+const MAX_FAN_OUT_PAUSE_MS = 30_000;
 
 export interface WebhookRunner {
   stop(graceMs: number): Promise<void>;
@@ -112,14 +112,19 @@ export async function startWebhooks(
     : () => undefined;
 
   async function fanOutInProcess(event: DomainEvent): Promise<void> {
-    for (let tries = 0; tries < IN_PROCESS_TRIES && !stopping; tries += 1) {
-      if (tries > 0) await new Promise((r) => setTimeout(r, 250 * 2 ** tries).unref());
+    // Until it is done or the process stops: the change is in no queue but this one.
+    for (let tries = 0; !stopping; tries += 1) {
+      if (tries > 0) {
+        const pause = Math.min(250 * 2 ** Math.min(tries, 10), MAX_FAN_OUT_PAUSE_MS);
+        await new Promise((r) => setTimeout(r, pause).unref());
+        if (stopping) break;
+      }
       const work: WebhookWork = await fanOut.handle(event).catch(() => 'redeliver' as const);
       if (work === 'done') return;
     }
     log.error(
       { emailId: event.id, event: event.type },
-      'Gave up making the webhook deliveries of a change: the database did not answer',
+      'Stopped before the webhook deliveries of a change could be made: the database did not answer',
     );
   }
 

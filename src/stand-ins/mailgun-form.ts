@@ -21,6 +21,11 @@ export interface ReceivedMessage {
   readonly id: string;
   readonly domain: string;
   readonly receivedAt: string;
+  /**
+   * When its request reached the stand-in, in milliseconds since the epoch (before the body was
+   * read, so a large body does not move it): what a provider's rate limit would count.
+   */
+  readonly arrivedAtMs: number;
   readonly encoding: 'urlencoded' | 'multipart';
   readonly from: string;
   /** Every `to` field, comma-separated values split, in order. */
@@ -156,7 +161,7 @@ export type Parsed =
       readonly ok: true;
       readonly message: Omit<
         ReceivedMessage,
-        'id' | 'domain' | 'receivedAt' | 'encoding' | 'requestHeaders'
+        'id' | 'domain' | 'receivedAt' | 'arrivedAtMs' | 'encoding' | 'requestHeaders'
       >;
     }
   | { readonly ok: false; readonly error: string };

@@ -163,6 +163,7 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
   }
 
   async function messagesRoute(req: IncomingMessage, res: ServerResponse, target: string) {
+    const arrivedAtMs = Date.now();
     const body = await readBody(req);
     const fault = faults.next();
     if (fault && (await replyWithFault(fault, req, res, domain))) return;
@@ -182,6 +183,7 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
       id,
       domain,
       receivedAt: new Date().toISOString(),
+      arrivedAtMs,
       encoding: /multipart/i.test(contentType) ? 'multipart' : 'urlencoded',
       requestHeaders: Object.fromEntries(
         Object.entries(req.headers).map(([k, v]) => [

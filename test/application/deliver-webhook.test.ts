@@ -217,6 +217,37 @@ describe('DeliverWebhook', () => {
     expect(fx.queue.published).to.deep.equal([]);
   });
 
+  it('puts back, unspent, a job for an endpoint that has enough POSTs in flight', async () => {
+    const t = setup({ perEndpoint: 1 });
+    const first = await t.aDelivery();
+    const [second] = await right(
+      t.deliveries.store.create([
+        { ...first, id: `${first.id}x`, noticeKey: 'another change', createdAt: t.clock.now() },
+      ]),
+    );
+    // The first POST hangs until the second job has been handled.
+    let release = (): void => undefined;
+    const hanging = new Promise<void>((resolve) => (release = resolve));
+    let entered = (): void => undefined;
+    const posting = new Promise<void>((resolve) => (entered = resolve));
+    t.transport.during = () => {
+      entered();
+      return hanging;
+    };
+    const firstDone = t.useCase.handle(job(first, 1));
+    await posting;
+    expect(await t.useCase.handle(job(second!, 1))).to.equal('done');
+    expect(t.transport.posted).to.have.length(1);
+    expect(t.queue.take()).to.deep.equal([{ job: job(second!, 1), delayMs: 5_000 }]);
+    expect((await t.stored(second!.id)).attempts).to.deep.equal([]);
+    release();
+    expect(await firstDone).to.equal('done');
+    // Its slot is free again: the job put back goes through.
+    t.transport.during = undefined;
+    expect(await t.useCase.handle(job(second!, 1))).to.equal('done');
+    expect((await t.stored(second!.id)).state).to.equal('delivered');
+  });
+
   it('takes any 2xx as delivered', async () => {
     const fx = setup();
     const delivery = await fx.aDelivery();
@@ -303,17 +334,18 @@ describe('DeliverWebhook', () => {
     expect(fx.outcomes).to.deep.equal(['retrying', 'retrying', 'delivered']);
   });
 
-  it("waits as long as the receiver's Retry-After asks when that is longer than the step", async () => {
+  it("waits for the first step at least as long as the receiver's Retry-After when that is longer", async () => {
     const fx = setup();
     const delivery = await fx.aDelivery();
     fx.transport.answer(answered(503, 600_000));
 
     expect(await fx.useCase.handle(job(delivery, 1))).to.equal('done');
 
-    expect(fx.queue.published).to.deep.equal([{ job: job(delivery, 2), delayMs: 600_000 }]);
+    // 10 minutes asked: the 30-minute step, the first one that long (the queue's own delays).
+    expect(fx.queue.published).to.deep.equal([{ job: job(delivery, 2), delayMs: 1_800_000 }]);
     const after = await fx.stored(delivery.id);
     expect(after.attempts).to.deep.equal([{ attempt: 1, at: T0, durationMs: 30, statusCode: 503 }]);
-    expect(after.nextAttemptAt).to.deep.equal(later(30 + 600_000));
+    expect(after.nextAttemptAt).to.deep.equal(later(30 + 1_800_000));
     expect(fx.outcomes).to.deep.equal(['retrying']);
   });
 

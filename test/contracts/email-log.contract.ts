@@ -13,6 +13,7 @@ import type {
 import { LISTABLE_TIMES } from '../../src/application/ports/email-log.js';
 import type { EmailId, EmailRequest } from '../../src/domain/email-request.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
+import { STATUS_NAMES } from '../../src/domain/email-status.js';
 import type { DomainEvent, ProviderReported } from '../../src/domain/events.js';
 import { aRequest, anAddress, anEvent, anId, at } from '../support/builders.js';
 
@@ -422,6 +423,69 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
           expect(await ids({ to }), JSON.stringify(to)).to.deep.equal([]);
         }
         expect(await ids({ to: '😀' })).to.deep.equal([r.id]);
+      });
+    });
+
+    describe('countByStatus', () => {
+      const counts = (query = {}) => right(fx.log.countByStatus(query));
+      /** Only the statuses with emails: the rest must be there, at 0. */
+      const nonZero = (all: Readonly<Record<string, number>>): Record<string, number> =>
+        Object.fromEntries(Object.entries(all).filter(([, n]) => n > 0));
+
+      it('names every status, at 0 in an empty log', async () => {
+        const all = await counts();
+        expect(Object.keys(all).sort()).to.deep.equal([...STATUS_NAMES].sort());
+        expect(Object.values(all)).to.deep.equal(STATUS_NAMES.map(() => 0));
+      });
+
+      it('counts the emails in each status, as they are now', async () => {
+        const [a, b, c, d] = [aRequest(), aRequest(), aRequest(), aRequest()];
+        for (const r of [a!, b!, c!, d!]) await right(fx.log.record(r));
+        await apply(anEvent.sending(b!, { attempt: 1, at: at(1) }));
+        await apply(anEvent.sending(c!, { attempt: 1, at: at(1) }));
+        await apply(anEvent.sent(c!, { attempt: 1, at: at(2) }));
+        expect(nonZero(await counts())).to.deep.equal({ queued: 2, sending: 1, sent: 1 });
+        await apply(anEvent.sending(d!, { attempt: 1, at: at(3) }));
+        await apply(anEvent.failed(d!, { attempt: 1, at: at(4) }));
+        expect(nonZero(await counts())).to.deep.equal({
+          queued: 1,
+          sending: 1,
+          sent: 1,
+          failed: 1,
+        });
+      });
+
+      it('counts what list would show for the same recipient, tag and time filters', async () => {
+        const hit = aRequest({ tags: ['promo'], to: ['dora@example.org'], requestedAt: 5 });
+        const sentHit = aRequest({
+          tags: ['promo'],
+          to: ['Dora <DORA@example.org>'],
+          requestedAt: 6,
+        });
+        const wrongTag = aRequest({ tags: ['other'], to: ['dora@example.org'], requestedAt: 5 });
+        const wrongTo = aRequest({ tags: ['promo'], to: ['eve@example.org'], requestedAt: 5 });
+        const tooOld = aRequest({ tags: ['promo'], to: ['dora@example.org'], requestedAt: 1 });
+        const tooNew = aRequest({ tags: ['promo'], to: ['dora@example.org'], requestedAt: 9 });
+        for (const r of [hit, sentHit, wrongTag, wrongTo, tooOld, tooNew]) {
+          await right(fx.log.record(r));
+        }
+        await apply(anEvent.sending(sentHit, { attempt: 1, at: at(7) }));
+        await apply(anEvent.sent(sentHit, { attempt: 1, at: at(8) }));
+        const query = { tag: 'promo', to: 'dora@', since: new Date(at(2)), until: new Date(at(9)) };
+        expect(nonZero(await counts(query))).to.deep.equal({ queued: 1, sent: 1 });
+        expect((await ids(query)).sort()).to.deep.equal([hit.id, sentHit.id].sort());
+        expect(nonZero(await counts({ to: '%' }))).to.deep.equal({});
+        expect(nonZero(await counts({ tag: 'other' }))).to.deep.equal({ queued: 1 });
+        expect(nonZero(await counts({ since: new Date(at(9)) }))).to.deep.equal({ queued: 1 });
+        expect(nonZero(await counts({ until: new Date(at(2)) }))).to.deep.equal({ queued: 1 });
+      });
+
+      it('counts nothing for a recipient substring no address can hold', async () => {
+        await right(fx.log.record(aRequest({ to: ['ada@example.com'] })));
+        for (const to of ['\u0000', 'ada\u0000', '\n', '\ud83d']) {
+          expect(nonZero(await counts({ to })), JSON.stringify(to)).to.deep.equal({});
+        }
+        expect(nonZero(await counts({ to: 'ADA' }))).to.deep.equal({ queued: 1 });
       });
     });
 

@@ -190,19 +190,20 @@ describe('Outgoing webhooks', () => {
       expect(webhookNotice(unconfirmed)).to.equal(undefined);
     });
 
-    it('keys a change by type, time and recipient: the same event heard twice has one key', () => {
+    it('keys a report by type and recipient: the same news heard twice, or again later, has one key', () => {
       const bounce = report(ada, 'bounced', { reason: '550' });
       const key = noticeOf(bounce).key;
       // Heard again, as a copy and even under another provider event id.
       expect(noticeOf({ ...bounce }).key).to.equal(key);
       expect(noticeOf({ ...bounce, providerEventId: 'another-id' }).key).to.equal(key);
-      // Another recipient, another time, another kind: another change.
+      // Another recipient, another kind: another change.
       const others = [
         noticeOf(report('bob@example.com', 'bounced', { reason: '550' })).key,
-        noticeOf(report(ada, 'bounced', { at: at(11), reason: '550' })).key,
         noticeOf(report(ada, 'complained')).key,
       ];
-      expect(new Set([key, ...others]).size).to.equal(4);
+      expect(new Set([key, ...others]).size).to.equal(3);
+      // A second report of the same kind later (a new provider event) is no new change.
+      expect(noticeOf(report(ada, 'bounced', { at: at(11), reason: '550' })).key).to.equal(key);
 
       const sent = anEvent.sent(email, { at: at(2) });
       expect(noticeOf(sent).key).to.equal(noticeOf({ ...sent, durationMs: 99 }).key);
@@ -311,8 +312,9 @@ describe('Outgoing webhooks', () => {
       expect(webhookRetryDelayMs(9)).to.equal(undefined);
     });
 
-    it('waits for a Retry-After longer than the step, up to the longest step', () => {
-      expect(webhookRetryDelayMs(1, 10 * MINUTE)).to.equal(10 * MINUTE);
+    it('waits for a Retry-After longer than the step: the first step that long, or the longest', () => {
+      expect(webhookRetryDelayMs(1, 10 * MINUTE)).to.equal(30 * MINUTE);
+      expect(webhookRetryDelayMs(1, 5 * MINUTE)).to.equal(5 * MINUTE);
       expect(webhookRetryDelayMs(2, 1 * SECOND)).to.equal(5 * MINUTE);
       expect(webhookRetryDelayMs(2, 0)).to.equal(5 * MINUTE);
       expect(webhookRetryDelayMs(1, 100 * HOUR)).to.equal(10 * HOUR);
@@ -326,7 +328,8 @@ describe('Outgoing webhooks', () => {
       expect(webhookRetryDelayMs(2, undefined, schedule)).to.equal(3_000);
       expect(webhookRetryDelayMs(3, undefined, schedule)).to.equal(2_000);
       expect(webhookRetryDelayMs(4, undefined, schedule)).to.equal(undefined);
-      expect(webhookRetryDelayMs(1, 2_500, schedule)).to.equal(2_500);
+      expect(webhookRetryDelayMs(1, 2_500, schedule)).to.equal(3_000);
+      expect(webhookRetryDelayMs(1, 1_500, schedule)).to.equal(2_000);
       expect(webhookRetryDelayMs(1, 60_000, schedule)).to.equal(3_000);
       expect(webhookRetryDelayMs(1, undefined, [])).to.equal(undefined);
     });

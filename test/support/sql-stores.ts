@@ -13,6 +13,10 @@ import { SqlSuppressionList } from '../../src/adapters/postgres/sql-suppression-
 import { SqlWebhookDeliveries } from '../../src/adapters/postgres/sql-webhook-deliveries.js';
 import { SqlWebhookEndpoints } from '../../src/adapters/postgres/sql-webhook-endpoints.js';
 import { SqlWebhookTokens } from '../../src/adapters/postgres/sql-webhook-tokens.js';
+import { SqlTransportPauses } from '../../src/adapters/postgres/sql-transport-pauses.js';
+import { SqlSendPacer } from '../../src/adapters/postgres/sql-send-pacer.js';
+import { transportPausesContract } from '../contracts/transport-pauses.contract.js';
+import { sendPacerContract } from '../contracts/send-pacer.contract.js';
 import { apiKeyStoreContract } from '../contracts/api-key-store.contract.js';
 import { attachmentStoreContract } from '../contracts/attachment-store.contract.js';
 import { deliveryLedgerContract } from '../contracts/delivery-ledger.contract.js';
@@ -33,7 +37,8 @@ export const emptyStoreTables = (client: SqlClient): Promise<unknown> =>
     `TRUNCATE emails, idempotency_keys, delivery_ledger,
               api_keys, api_key_addresses, operators, sessions, rate_limits,
               attachments, email_attachments, scheduled_emails, suppressions,
-              webhook_tokens, webhook_endpoints, webhook_deliveries, webhook_jobs`,
+              webhook_tokens, webhook_endpoints, webhook_deliveries, webhook_jobs,
+              transport_pauses, send_pacing`,
   );
 
 const keepOpen = async (): Promise<void> => undefined;
@@ -134,6 +139,24 @@ export function sqlStoreContracts(
     return {
       deliveries: new SqlWebhookDeliveries(client),
       peer: new SqlWebhookDeliveries(peer),
+      close: keepOpen,
+    };
+  });
+  transportPausesContract(`SqlTransportPauses${suffix}`, async () => {
+    const { client, peer } = await open();
+    return {
+      pauses: new SqlTransportPauses(client),
+      peer: new SqlTransportPauses(peer),
+      close: keepOpen,
+    };
+  });
+  sendPacerContract(`SqlSendPacer${suffix}`, async () => {
+    const { client, peer } = await open();
+    return {
+      pacers: (rates) => ({
+        pacer: new SqlSendPacer(client, rates),
+        peer: new SqlSendPacer(peer, rates),
+      }),
       close: keepOpen,
     };
   });

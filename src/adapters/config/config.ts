@@ -76,6 +76,11 @@ export interface Config {
   readonly apiKeys: readonly Secret[];
   /** `RATE_LIMIT`: requests per API key (or client address) per window. */
   readonly rateLimit: Rate;
+  /**
+   * `MAILGUN_RATE`, `SMTP_RATE`: sends per window to that transport, held across every worker
+   * (docs/architecture.md, "Pacing"). A transport without one is not paced.
+   */
+  readonly sendRates?: Readonly<Partial<Record<TransportName, Rate>>>;
   /** `TRUST_PROXY`: believe X-Forwarded-For / -Proto. */
   readonly trustProxy: boolean;
   /** `MAX_MESSAGE_BYTES`: the largest encoded message the API accepts, attachments included. */
@@ -159,6 +164,21 @@ const aSecretList = (u: unknown): u is Secret[] => Array.isArray(u) && u.every(a
 const aRate = (u: unknown): u is Rate =>
   typeof u === 'object' && u !== null && 'limit' in u && 'windowMs' in u;
 const aBoolean = (u: unknown): u is boolean => typeof u === 'boolean';
+/**
+ * The longest step a retry queue can hold: RabbitMQ takes an `x-message-ttl` below 2^32 ms
+ * (about 49 days) and refuses the queue otherwise, which would leave a worker unable to start
+ * consuming; 1000 hours is a round number below it.
+ */
+export const MAX_QUEUE_DELAY_MS = 1000 * 3_600_000;
+
+/** A delay list every step of which a retry queue can hold. */
+const queueDelays = (raw: string): E.Either<undefined, [number, ...number[]]> => {
+  const delays = parseDelays(raw);
+  return delays !== undefined && delays.every((d) => d <= MAX_QUEUE_DELAY_MS)
+    ? E.right(delays)
+    : E.left(undefined);
+};
+
 const aDelayList = (u: unknown): u is [number, ...number[]] =>
   Array.isArray(u) && u.length > 0 && u.every(aNumber);
 const aTransportList = (u: unknown): u is [TransportName, ...TransportName[]] =>
@@ -249,13 +269,13 @@ const Always = t.exact(
     MAX_ATTEMPTS: intIn('a whole number from 1 to 100', 1, 100),
     SEND_TIMEOUT_MS: intIn('milliseconds, from 100 to 600000', 100, 600_000),
     RETRY_DELAYS: envVar(
-      'a list of delays such as 1s,5s,30s,2m,10m,30m,1h',
-      (raw) => E.fromNullable(undefined)(parseDelays(raw)),
+      'a list of delays such as 1s,5s,30s,2m,10m,30m,1h, each at most 1000h',
+      queueDelays,
       aDelayList,
     ),
     WEBHOOK_RETRY_DELAYS: envVar(
-      'a list of delays such as 5s,5m,30m,2h,5h,10h,10h',
-      (raw) => E.fromNullable(undefined)(parseDelays(raw)),
+      'a list of delays such as 5s,5m,30m,2h,5h,10h,10h, each at most 1000h',
+      queueDelays,
       aDelayList,
     ),
     CONFIRM_DEADLINE: envVar(
@@ -366,6 +386,16 @@ const Optional = t.exact(
           : E.left(undefined);
       },
       (u: unknown): u is string[] => Array.isArray(u) && u.every(aString),
+    ),
+    MAILGUN_RATE: envVar(
+      'a rate such as 20/s, 600/min or 10000/h',
+      (raw) => E.fromNullable(undefined)(parseRate(raw)),
+      aRate,
+    ),
+    SMTP_RATE: envVar(
+      'a rate such as 20/s, 600/min or 10000/h',
+      (raw) => E.fromNullable(undefined)(parseRate(raw)),
+      aRate,
     ),
     API_KEYS: envVar(
       'a comma-separated list of keys, each 24 to 512 visible characters without commas',
@@ -495,6 +525,14 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
     ...(v.SESSION_SECRET ? { sessionSecret: v.SESSION_SECRET } : {}),
     apiKeys: v.API_KEYS ?? [],
     rateLimit: v.RATE_LIMIT,
+    ...(v.MAILGUN_RATE || v.SMTP_RATE
+      ? {
+          sendRates: {
+            ...(v.MAILGUN_RATE ? { mailgun: v.MAILGUN_RATE } : {}),
+            ...(v.SMTP_RATE ? { smtp: v.SMTP_RATE } : {}),
+          },
+        }
+      : {}),
     trustProxy: v.TRUST_PROXY,
     maxMessageBytes: v.MAX_MESSAGE_BYTES,
     allowedFromDomains: v.ALLOWED_FROM_DOMAINS ?? [

@@ -1,9 +1,14 @@
 import type { Task } from 'fp-ts/lib/Task.js';
-import type { EmailSender, NamedOutcome } from '../../application/ports/email-sender.js';
+import type {
+  EmailSender,
+  NamedOutcome,
+  SendOptions,
+  Throttle,
+} from '../../application/ports/email-sender.js';
 import { sendNamed } from '../../application/ports/email-sender.js';
 import type { Clock, Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { transient, uncertain } from '../../domain/delivery.js';
+import { throttled, transient, uncertain } from '../../domain/delivery.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 import type { BreakerOptions, BreakerState } from './circuit-breaker.js';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
@@ -27,6 +32,8 @@ interface Failure {
   readonly reason: string;
   readonly waitMs: number | undefined;
   readonly uncertain?: true;
+  /** Throttled, or skipped while paused after a throttle. */
+  readonly throttled?: true;
   /** For the worker's log only, like the outcome's. */
   readonly hint?: string;
 }
@@ -38,9 +45,17 @@ interface Failure {
  * per sender spares a dead provider a timeout on every email. Every move to the next sender is
  * logged and reported, so running on the fallback is never silent. Each sender's hint is logged
  * with its move, and kept in the outcome when none took the email.
+ *
+ * Pacing (docs/architecture.md, "Pacing"): a `throttled` answer moves on like a transient one
+ * (failover may take over while the throttled transport pauses), but it is no failure for the
+ * circuit breaker: the provider answered, it is up. Every throttle is listed in the answer, so
+ * the core pauses that transport even when the next one took the email. A transport the core
+ * says is paused (`skip`) is passed over like an open circuit, and that move is reported too.
  */
 export class FailoverEmailSender implements EmailSender {
   readonly name: string;
+  /** Each sender's own name, in order: what the core paces and pauses. */
+  readonly transports: readonly string[];
   private readonly entries: { key: string; sender: EmailSender; breaker: CircuitBreaker }[];
 
   constructor(private readonly options: FailoverOptions) {
@@ -56,22 +71,31 @@ export class FailoverEmailSender implements EmailSender {
       return { key, sender, breaker: new CircuitBreaker(breaker, () => clock.monotonicMs()) };
     });
     this.name = `failover(${this.entries.map((e) => e.key).join(',')})`;
+    this.transports = this.entries.map((e) => e.sender.name);
   }
 
-  send(request: EmailRequest): Task<DeliveryOutcome> {
-    return async () => (await this.sendNamed(request)()).outcome;
+  send(request: EmailRequest, options?: SendOptions): Task<DeliveryOutcome> {
+    return async () => (await this.sendNamed(request, options)()).outcome;
   }
 
   /**
    * `send`, naming the sender that answered: the one that took (or refused) the email, by its
    * own name (`mailgun`, not `mailgun#2` nor this chain's), or this chain's name when every
-   * sender failed for now.
+   * sender failed for now. `throttled` lists every sender that throttled on the way.
    */
-  sendNamed(request: EmailRequest): Task<NamedOutcome> {
+  sendNamed(request: EmailRequest, options?: SendOptions): Task<NamedOutcome> {
     return async () => {
       const failures: Failure[] = [];
+      const throttles: Throttle[] = [];
       for (const [i, entry] of this.entries.entries()) {
         const next = this.entries[i + 1]?.key;
+        const pausedMs = options?.skip?.get(entry.sender.name);
+        if (pausedMs !== undefined) {
+          const reason = `paused after a throttle (${Math.ceil(pausedMs / 1000)}s left)`;
+          failures.push({ key: entry.key, reason, waitMs: pausedMs, throttled: true });
+          if (next) this.failedOver(request, entry.key, next, { reason });
+          continue;
+        }
         if (!entry.breaker.tryAcquire()) {
           const reason = `circuit open (${Math.ceil(entry.breaker.remainingMs() / 1000)}s left)`;
           failures.push({
@@ -83,12 +107,18 @@ export class FailoverEmailSender implements EmailSender {
           continue;
         }
         const { outcome, transport } = await sendNamed(entry.sender, request)();
-        if (outcome._tag !== 'Transient') {
+        const isThrottle = outcome._tag === 'Transient' && outcome.throttled === true;
+        if (outcome._tag !== 'Transient' || isThrottle) {
           const before = entry.breaker.onSuccess();
           if (before !== 'closed') {
             this.options.log.info({ sender: entry.key }, `Circuit closed: ${entry.key} is back`);
           }
-          return { outcome, transport };
+          if (outcome._tag !== 'Transient') return this.named(outcome, transport, throttles);
+          throttles.push(
+            outcome.retryAfterMs === undefined
+              ? { transport: entry.sender.name }
+              : { transport: entry.sender.name, retryAfterMs: outcome.retryAfterMs },
+          );
         }
         const hint = outcome.hint === undefined ? {} : { hint: outcome.hint };
         failures.push({
@@ -96,9 +126,10 @@ export class FailoverEmailSender implements EmailSender {
           reason: outcome.reason,
           waitMs: outcome.retryAfterMs,
           ...(outcome.uncertain ? { uncertain: true as const } : {}),
+          ...(isThrottle ? { throttled: true as const } : {}),
           ...hint,
         });
-        if (entry.breaker.onFailure()) {
+        if (!isThrottle && entry.breaker.onFailure()) {
           this.options.log.warn(
             { sender: entry.key, reason: outcome.reason, ...hint },
             `Circuit opened: skipping ${entry.key} for the cool-down`,
@@ -106,8 +137,19 @@ export class FailoverEmailSender implements EmailSender {
         }
         if (next) this.failedOver(request, entry.key, next, { reason: outcome.reason, ...hint });
       }
-      return { outcome: this.allFailed(failures), transport: this.name };
+      return this.named(this.allFailed(failures), this.name, throttles);
     };
+  }
+
+  /** The answer, listing the throttles on the way when there were any. */
+  private named(
+    outcome: DeliveryOutcome,
+    transport: string,
+    throttles: readonly Throttle[],
+  ): NamedOutcome {
+    return throttles.length > 0
+      ? { outcome, transport, throttled: throttles }
+      : { outcome, transport };
   }
 
   /** Each sender's circuit, for /readyz and /metrics. */
@@ -143,6 +185,8 @@ export class FailoverEmailSender implements EmailSender {
     const hint = hints.length > 0 ? hints.join('; ') : undefined;
     // Uncertain only if every sender was: one plain "try later" is a reason to keep trying.
     const all = `all senders failed: ${reason}`;
+    // Throttled only if every sender was (or was paused for it): then waiting spends nothing.
+    if (failures.every((f) => f.throttled)) return throttled(all, soonest, hint);
     return failures.every((f) => f.uncertain)
       ? uncertain(all, soonest, hint)
       : transient(all, soonest, hint);

@@ -15,9 +15,14 @@ import type { EmailCanceller } from './cancel-routes.js';
 import { mountCancelRoutes } from './cancel-routes.js';
 import type { RawMessage } from './raw-routes.js';
 import { mountRawRoutes } from './raw-routes.js';
+import type { ResendAction, RetryNowAction } from './email-action-routes.js';
+import { mountEmailActionRoutes } from './email-action-routes.js';
+import type { StoredMessages } from './message-routes.js';
+import { emailPageSections, mountMessageRoutes } from './message-routes.js';
 import { createCsrf } from './csrf.js';
 import { emptyStatusPages, errorHandler } from './errors.js';
 import { mountFormRoutes } from './form-routes.js';
+import { mountLayoutRoutes } from './layout-routes.js';
 import { mountLoginRoutes } from './login-routes.js';
 import type { MailgunWebhooks } from './mailgun-webhook-routes.js';
 import { mountMailgunWebhookRoutes } from './mailgun-webhook-routes.js';
@@ -25,10 +30,14 @@ import { mountOpenApiRoute } from './openapi.js';
 import { mountOpsRoutes } from './ops-routes.js';
 import { securityHeaders } from './security.js';
 import { mountSuppressionRoutes } from './suppression-routes.js';
+import type { DeadLetterBox } from '../../application/ports/dead-letter-box.js';
+import { mountDeadLetterRoutes } from './dead-letter-routes.js';
 import type { WebhookRoutesOptions } from './webhook-routes.js';
 import { mountWebhookRoutes } from './webhook-routes.js';
 import type { WatchEmail } from './status-routes.js';
 import { mountStatusRoutes } from './status-routes.js';
+import type { WatchAllEmails } from './email-list-routes.js';
+import { mountEmailListRoutes } from './email-list-routes.js';
 
 export interface HttpDeps {
   readonly requestEmail: EmailRequester;
@@ -36,12 +45,14 @@ export interface HttpDeps {
   readonly requestBatch?: BatchRequester;
   /** `DELETE /emails/:id` for scheduled emails; without it, that route is 405. */
   readonly cancelEmail?: EmailCanceller;
-  /** The email log: `get` for an email's page, `list` for `GET /emails`. */
-  readonly emails: Pick<EmailLog, 'get' | 'list'>;
+  /** The email log: `get` for an email's page, `list` and `countByStatus` for `GET /emails`. */
+  readonly emails: Pick<EmailLog, 'get' | 'list' | 'countByStatus'>;
   /** An email's outgoing webhook deliveries, for its page and JSON (none: not shown). */
   readonly webhookDeliveries?: Pick<WebhookDeliveries, 'forEmail'>;
   /** Tells a live page to look again when its email may have changed. */
   readonly watch: WatchEmail;
+  /** Tells the live list of emails to look again when any email may have changed (none: not live). */
+  readonly watchAll?: WatchAllEmails;
   /** Answers /readyz: true only while the broker and the database are reachable. */
   readonly readiness: () => boolean;
   /** Prometheus text for /metrics; without it /metrics is 404. */
@@ -80,11 +91,27 @@ export interface HttpDeps {
    * admin keys; without it, none exists.
    */
   readonly webhookSubscriptions?: WebhookRoutesOptions['subscriptions'];
+  /** The newest deliveries of every endpoint, for the `/webhooks` page; without it, not shown. */
+  readonly recentWebhookDeliveries?: Pick<WebhookDeliveries, 'recent'>;
+  /**
+   * `GET /dead-letters`, `POST /dead-letters/replay` and `/purge` (JSON for admin keys, a page
+   * for operators): RabbitMQ's dead queue, or the embedded queue's; without it, none exists.
+   */
+  readonly deadLetters?: DeadLetterBox;
   /**
    * `POST /webhooks/mailgun`, Mailgun's signed event webhooks; without it (no
    * MAILGUN_WEBHOOK_SIGNING_KEY) the route does not exist.
    */
   readonly mailgunWebhooks?: MailgunWebhooks;
+  /**
+   * An email's message on its page, and `GET /emails/{id}/html` (its html part, for the page's
+   * sandboxed frame); without it, neither.
+   */
+  readonly messages?: StoredMessages;
+  /** "Retry now" on a retrying email's page; without it, not offered. */
+  readonly retryNow?: RetryNowAction;
+  /** "Resend" on a failed, bounced, suppressed or cancelled email's page; without it, not offered. */
+  readonly resendEmail?: ResendAction;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1_000_000;
@@ -141,19 +168,47 @@ export function createHttpApp(deps: HttpDeps): Koa {
     mountCancelRoutes(router, { cancelEmail: deps.cancelEmail, guards, log: deps.log });
   }
   if (deps.rawMessage) mountRawRoutes(router, { rawMessage: deps.rawMessage, guards });
+  if (deps.messages) mountMessageRoutes(router, { messages: deps.messages, guards, log: deps.log });
+  mountEmailActionRoutes(router, {
+    emails: deps.emails,
+    csrf,
+    guards,
+    log: deps.log,
+    ...(deps.cancelEmail ? { cancelEmail: deps.cancelEmail } : {}),
+    ...(deps.retryNow ? { retryNow: deps.retryNow } : {}),
+    ...(deps.resendEmail ? { resendEmail: deps.resendEmail } : {}),
+  });
   if (deps.suppressions) {
-    mountSuppressionRoutes(router, { suppressions: deps.suppressions, guards, log: deps.log });
+    mountSuppressionRoutes(router, {
+      suppressions: deps.suppressions,
+      guards,
+      log: deps.log,
+      csrf,
+    });
   }
   if (deps.webhookSubscriptions) {
     mountWebhookRoutes(router, {
       subscriptions: deps.webhookSubscriptions,
       guards,
       log: deps.log,
+      csrf,
+      ...(deps.recentWebhookDeliveries ? { deliveries: deps.recentWebhookDeliveries } : {}),
     });
+  }
+  if (deps.deadLetters) {
+    mountDeadLetterRoutes(router, { deadLetters: deps.deadLetters, guards, csrf, log: deps.log });
   }
   if (deps.mailgunWebhooks) {
     mountMailgunWebhookRoutes(router, { webhooks: deps.mailgunWebhooks, guards, log: deps.log });
   }
+  // Before the status routes: `/emails/events` is the list's stream, not an email's page.
+  mountEmailListRoutes(router, {
+    guards,
+    csrf,
+    emails: deps.emails,
+    ...(deps.watchAll ? { watchAll: deps.watchAll } : {}),
+    ...(deps.closing ? { closing: deps.closing } : {}),
+  });
   mountStatusRoutes(router, {
     guards,
     csrf,
@@ -162,12 +217,23 @@ export function createHttpApp(deps: HttpDeps): Koa {
     watch: deps.watch,
     log: deps.log,
     ...(deps.closing ? { closing: deps.closing } : {}),
+    sections: emailPageSections({
+      ...(deps.messages ? { messages: deps.messages } : {}),
+      raw: deps.rawMessage !== undefined,
+      offered: {
+        cancel: deps.cancelEmail !== undefined,
+        retry: deps.retryNow !== undefined,
+        resend: deps.resendEmail !== undefined,
+      },
+      log: deps.log,
+    }),
   });
   mountOpsRoutes(router, {
     readiness: deps.readiness,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
   mountOpenApiRoute(router);
+  mountLayoutRoutes(router);
 
   const app = appWith(router, deps.log, bodyLimitBytes, jsonLimitBytes);
   app.proxy = deps.trustProxy ?? false;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Context, Next } from 'koa';
@@ -15,6 +15,7 @@ import { csrfRejectionMessages } from './csrf.js';
 import { RETRY_AFTER_SECONDS, requestEmailProblem, sendProblem } from './errors.js';
 import type { FormError, FormField, FormValues, FormView } from './pages.js';
 import { LABELS, formPage, problemPage } from './pages.js';
+import { flashAlreadySent } from './status-routes.js';
 
 export interface FormRoutesOptions {
   readonly requestEmail: EmailRequester;
@@ -28,6 +29,55 @@ const FORM_NONCE = /^[A-Za-z0-9_-]{22,64}$/;
 const newNonce = (): string => randomBytes(16).toString('base64url');
 
 type FormBody = Readonly<Record<string, unknown>>;
+
+/**
+ * What this browser sent with the form lately, in an HttpOnly cookie: up to `SENT_KEPT` entries
+ * `id.fingerprint`, newest first, for `SENT_MAX_AGE_MS`. Back to the form after sending shows a
+ * fresh page (its nonce is new: the page is `no-store`), but the browser fills the fields in
+ * again as they were typed; pressing Send would then make a second email without a word. With
+ * this list the form sees that these very values were sent, says so and links to that email
+ * (see `FormView.sentBefore`). Signed when the app has keys (guarded access); unsigned it is
+ * still only a hint about the browser's own posts, never a permission.
+ */
+const SENT_COOKIE = 'email_form_sent';
+const SENT_KEPT = 5;
+const SENT_MAX_AGE_MS = 12 * 3_600_000;
+const SENT_ENTRY = /^([A-Za-z0-9_-]{8,64})\.([A-Za-z0-9_-]{22})$/;
+
+interface SentEntry {
+  readonly id: string;
+  readonly fingerprint: string;
+}
+
+/**
+ * 22 base64url characters of SHA-256 over the session and the three fields as typed: equal for
+ * the same values from the same browser session, and revealing nothing readable in the cookie.
+ */
+const fingerprintOf = (sessionId: string, values: FormValues): string =>
+  createHash('sha256')
+    .update(JSON.stringify([sessionId, values.to ?? '', values.subject ?? '', values.text ?? '']))
+    .digest('base64url')
+    .slice(0, 22);
+
+const sentEntries = (ctx: Context): SentEntry[] =>
+  (ctx.cookies.get(SENT_COOKIE) ?? '')
+    .split('~')
+    .map((entry) => SENT_ENTRY.exec(entry))
+    .flatMap((m) =>
+      m?.[1] !== undefined && m[2] !== undefined ? [{ id: m[1], fingerprint: m[2] }] : [],
+    );
+
+function rememberSent(ctx: Context, entry: SentEntry): void {
+  const kept = [entry, ...sentEntries(ctx).filter((e) => e.fingerprint !== entry.fingerprint)];
+  ctx.cookies.set(
+    SENT_COOKIE,
+    kept
+      .slice(0, SENT_KEPT)
+      .map((e) => `${e.id}.${e.fingerprint}`)
+      .join('~'),
+    { httpOnly: true, sameSite: 'strict', path: '/', secure: ctx.secure, maxAge: SENT_MAX_AGE_MS },
+  );
+}
 
 const formBody = (ctx: Context): FormBody => {
   const body: unknown = ctx.request.body;
@@ -233,11 +283,24 @@ export function mountFormRoutes(router: Router, options: FormRoutesOptions): voi
         );
         return;
       }
+      // The same values again from a fresh rendering (Back, then Send): ask before a second email.
+      const fingerprint = fingerprintOf(sessionId ?? '', values);
+      const earlier = sentEntries(ctx).find((e) => e.fingerprint === fingerprint);
+      if (earlier !== undefined && body._again !== fingerprint) {
+        // A fresh nonce: the next Send is a new email, on purpose, even from a reused rendering.
+        const sentBefore = { id: earlier.id, again: fingerprint };
+        renderForm(ctx, 409, { csrfToken, nonce: newNonce(), values, sentBefore }, guards);
+        return;
+      }
       // Only the email's own fields reach the core: the token and nonce are the adapter's business.
       const recipients = splitRecipients(values.to ?? '');
       const input = { to: recipients.to, subject: body.subject, text: body.text };
       const result = await requestEmail.execute(input, `form:${nonce}`)();
       if (E.isRight(result)) {
+        rememberSent(ctx, { id: result.right.id, fingerprint });
+        // This rendering was sent before (a double click, a page restored as it was): the same
+        // email's page, which says that nothing was sent again.
+        if (result.right.repeated) flashAlreadySent(ctx, result.right.id);
         ctx.status = 303;
         ctx.redirect(`/emails/${result.right.id}`);
         return;

@@ -18,8 +18,9 @@ import {
 } from '../../domain/email-request.js';
 import { HISTORY_NAMES, STATUS_NAMES } from '../../domain/email-status.js';
 import { WEBHOOK_MAX_SKEW_MS } from './mailgun-webhook-routes.js';
-import { EMAILS_PAGE_SIZE } from './status-routes.js';
+import { EMAILS_PAGE_SIZE } from './email-list-routes.js';
 import { MAX_DETAIL_CHARS, SUPPRESSIONS_PAGE_SIZE } from './suppression-routes.js';
+import { REASON_KINDS } from './dead-letter-page.js';
 import { MAX_WEBHOOK_URL_CHARS } from '../../application/webhook-subscriptions.js';
 import { WEBHOOK_EVENT_TYPES } from '../../domain/webhook.js';
 
@@ -241,7 +242,7 @@ const schemas: Record<string, Json> = {
             status: {
               enum: [...HISTORY_NAMES],
               description:
-                'The status the email took, or `unconfirmed`: the provider accepted it and then reported nothing on any recipient within the confirmation deadline (an hour unless configured otherwise); the status stays `sent`.',
+                'The status the email took, or a note that changes none: `unconfirmed`, the provider accepted it and then reported nothing on any recipient within the confirmation deadline (an hour unless configured otherwise), the status stays `sent`; `expedited`, an operator brought the waiting retry forward to now (source `api`); `resent`, an operator sent it again as a new email (source `api`, the detail names the new id).',
             },
             source: {
               enum: ['api', 'worker', 'provider'],
@@ -450,6 +451,95 @@ const schemas: Record<string, Json> = {
       data: { type: 'array', maxItems: SUPPRESSIONS_PAGE_SIZE, items: ref('Suppression') },
       next_cursor: { type: ['string', 'null'], description: 'Give as `cursor` for the next page.' },
     },
+  },
+  DeadLetterReasonKind: {
+    enum: [...REASON_KINDS],
+    description:
+      'Why it is a dead letter: `permanent` (the provider refused it), `out_of_attempts` (MAX_ATTEMPTS failures that could be retried), `malformed` (a task that does not decode), `broker` (RabbitMQ dead-lettered it itself), `other`.',
+  },
+  DeadLetter: {
+    type: 'object',
+    required: ['id', 'to', 'subject', 'reason', 'reason_kind', 'attempts', 'failed_at'],
+    additionalProperties: false,
+    properties: {
+      id: {
+        type: 'string',
+        description:
+          'The email’s id (its page is /emails/{id}); `unknown` for a letter that does not decode.',
+      },
+      to: { type: 'array', items: { type: 'string' } },
+      subject: { type: 'string' },
+      reason: { type: 'string', description: 'The worker’s words, such as `permanent: …`.' },
+      reason_kind: ref('DeadLetterReasonKind'),
+      attempts: { type: 'integer', minimum: 0, description: 'Attempts of its last run.' },
+      failed_at: {
+        type: 'string',
+        description: 'RFC 3339; empty when the letter does not say.',
+      },
+    },
+  },
+  DeadLetterList: {
+    type: 'object',
+    required: ['data', 'counts'],
+    additionalProperties: false,
+    properties: {
+      data: { type: 'array', items: ref('DeadLetter'), description: 'Oldest first.' },
+      counts: {
+        type: 'object',
+        required: ['total', 'by_reason'],
+        additionalProperties: false,
+        properties: {
+          total: { type: 'integer', minimum: 0 },
+          by_reason: {
+            type: 'object',
+            required: [...REASON_KINDS],
+            additionalProperties: false,
+            properties: Object.fromEntries(
+              REASON_KINDS.map((k) => [k, { type: 'integer', minimum: 0 }]),
+            ),
+          },
+        },
+      },
+    },
+  },
+  DeadLetterReplay: {
+    oneOf: [
+      {
+        type: 'object',
+        required: ['id'],
+        additionalProperties: false,
+        properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
+      },
+      {
+        type: 'object',
+        required: ['all'],
+        additionalProperties: false,
+        properties: {
+          all: { const: true },
+          reason: { ...ref('DeadLetterReasonKind'), description: 'Only the letters of this kind.' },
+        },
+      },
+    ],
+  },
+  DeadLetterPurge: {
+    type: 'object',
+    required: ['confirm'],
+    additionalProperties: false,
+    properties: {
+      confirm: { const: true, description: 'Required: a body without it purges nothing (400).' },
+    },
+  },
+  Replayed: {
+    type: 'object',
+    required: ['replayed'],
+    additionalProperties: false,
+    properties: { replayed: { type: 'integer', minimum: 0 } },
+  },
+  Purged: {
+    type: 'object',
+    required: ['purged'],
+    additionalProperties: false,
+    properties: { purged: { type: 'integer', minimum: 0 } },
   },
   WebhookEndpoint: {
     type: 'object',
@@ -682,6 +772,8 @@ const paths: Record<string, Json> = {
     get: {
       operationId: 'listEmails',
       summary: `Emails, newest first, ${EMAILS_PAGE_SIZE} a page`,
+      description:
+        'JSON unless the client asks for text/html first (a browser): then the page of the same list for a person, which needs a signed-in operator where access is guarded.',
       security: guarded('read'),
       parameters: [
         filter('status', 'Only emails in this status.', ref('StatusName')),
@@ -803,7 +895,7 @@ const paths: Record<string, Json> = {
       operationId: 'listSuppressions',
       summary: `The suppression list, newest first, ${SUPPRESSIONS_PAGE_SIZE} a page`,
       description:
-        'Addresses no email is sent to: dropped from an email when it is accepted, and again just before it is sent.',
+        'Addresses no email is sent to: dropped from an email when it is accepted, and again just before it is sent. JSON unless the client asks for text/html first without a key (a browser): then the page, which needs a signed-in operator where access is guarded.',
       security: guarded('admin'),
       parameters: [filter('cursor', 'The next_cursor of the page before.')],
       responses: {
@@ -863,6 +955,8 @@ const paths: Record<string, Json> = {
     get: {
       operationId: 'listWebhookEndpoints',
       summary: 'The outgoing webhook endpoints, oldest first (never their secrets)',
+      description:
+        'JSON unless the client asks for text/html first without a key (a browser): then the page, with the recent deliveries, which needs a signed-in operator where access is guarded.',
       security: guarded('admin'),
       responses: {
         '200': json(ref('WebhookEndpointList'), 'Every endpoint.'),
@@ -910,6 +1004,64 @@ const paths: Record<string, Json> = {
         '204': { description: 'Removed.' },
         ...refusals,
         '404': error('No webhook endpoint has this id.'),
+        '503': response('Unavailable'),
+      },
+    },
+  },
+  '/dead-letters': {
+    get: {
+      operationId: 'listDeadLetters',
+      summary: 'The dead letters (as `email dead-letters list`), with counts by reason',
+      description:
+        'What the worker could not deliver, left where it is. JSON unless the client asks for text/html first without a key (a browser): then the page, which needs a signed-in operator where access is guarded. While the queue does not answer: 503.',
+      security: guarded('admin'),
+      responses: {
+        '200': json(ref('DeadLetterList'), 'Every dead letter.'),
+        '400': response('Invalid'),
+        ...refusals,
+        '503': response('Unavailable'),
+      },
+    },
+  },
+  '/dead-letters/replay': {
+    post: {
+      operationId: 'replayDeadLetters',
+      summary: 'Put dead letters back on the queue (as `email dead-letters replay`)',
+      description:
+        'One email’s letter (`id`), every letter (`all`), or every letter of one kind (`all` and `reason`). Each email is tried again from a first attempt, with a fresh attempt budget.',
+      security: guarded('admin'),
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: ref('DeadLetterReplay') } },
+      },
+      responses: {
+        '200': json(ref('Replayed'), 'How many letters went back on the queue.'),
+        '400': response('Invalid'),
+        ...refusals,
+        '404': error('No dead letter has this id (it may have been replayed or purged already).'),
+        '413': response('TooLarge'),
+        '415': response('UnsupportedMediaType'),
+        '503': response('Unavailable'),
+      },
+    },
+  },
+  '/dead-letters/purge': {
+    post: {
+      operationId: 'purgeDeadLetters',
+      summary: 'Delete every dead letter for good (as `email dead-letters purge`)',
+      description:
+        'Only with the body `{"confirm": true}`, so that a stray POST purges nothing. The emails stay failed.',
+      security: guarded('admin'),
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: ref('DeadLetterPurge') } },
+      },
+      responses: {
+        '200': json(ref('Purged'), 'How many letters were deleted.'),
+        '400': response('Invalid'),
+        ...refusals,
+        '413': response('TooLarge'),
+        '415': response('UnsupportedMediaType'),
         '503': response('Unavailable'),
       },
     },

@@ -26,6 +26,12 @@ export interface FormView {
   readonly errors?: readonly FormError[];
   /** A problem that belongs to no single field: the queue is down, the form was sent before. */
   readonly banner?: string;
+  /**
+   * These very values were sent from this browser lately, as email `id` (a Back to the
+   * form and Send again, say): the page says so and links to it, and the next Send, carrying
+   * `again`, sends them as a new email on purpose.
+   */
+  readonly sentBefore?: { readonly id: string; readonly again: string };
   readonly account?: Account;
 }
 
@@ -61,23 +67,45 @@ ${control(markup` aria-invalid="true" aria-describedby="${described}"`)}
 </div>`;
 }
 
+/**
+ * The summary above the form after a refused submit. It takes the focus when the page loads
+ * (`autofocus` on a `tabindex="-1"` block: no script needed), so that a screen reader reads it
+ * first and a keyboard user starts from it; each item links to its field (the GOV.UK pattern,
+ * WCAG 2.2 SC 3.3.1 Error Identification).
+ */
 function errorSummary(errors: readonly FormError[], banner: string | undefined): Html | string {
   if (errors.length === 0 && banner === undefined) return '';
   const items = errors.map(
     (e) => markup`<li>${e.field ? markup`<a href="#${e.field}">${e.message}</a>` : e.message}</li>`,
   );
-  return markup`<div class="banner" role="alert" id="problems">
+  return markup`<div class="banner" id="problems" tabindex="-1" autofocus>
+<h2>The email was not sent</h2>
 ${banner !== undefined ? markup`<p>${banner}</p>` : ''}
 ${errors.length > 0 ? markup`<p>Please correct the following:</p><ul>${items}</ul>` : ''}
 </div>`;
 }
 
+/** Says that these values were sent already, and how to send them again on purpose. */
+function sentBeforeSummary(id: string): Html {
+  return markup`<div class="banner" id="problems" tabindex="-1" autofocus>
+<h2>This email was already sent</h2>
+<p>This browser already sent an email with these same recipients, subject and text: <a href="/emails/${id}">see that email and how it went</a>. Nothing was sent this time.</p>
+<p>To send it once more, as a second email, press Send.</p>
+</div>`;
+}
+
+/**
+ * The form (`GET /`): To, Subject and Text, each labelled, with its hint and error tied to it by
+ * `aria-describedby`; the CSRF token and the one-time nonce as hidden fields; after a refused
+ * submit, the summary above it (see `errorSummary`).
+ */
 export function formPage({
   csrfToken,
   nonce,
   values = {},
   errors = [],
   banner,
+  sentBefore,
   account,
 }: FormView): string {
   const to = fieldBlock(
@@ -104,18 +132,19 @@ export function formPage({
   );
   const body = markup`<main>
 <h1>Send an email</h1>
-<p>The email is queued at once and sent in the background; the next page shows how it goes.</p>
-${errorSummary(errors, banner)}
+<p>The email is queued at once and sent in the background; the next page shows how it goes. Every email sent so far is in <a href="/emails">the list of emails</a>.</p>
+${sentBefore !== undefined ? sentBeforeSummary(sentBefore.id) : errorSummary(errors, banner)}
 <form method="post" action="/">
 <input type="hidden" name="_csrf" value="${csrfToken}">
 <input type="hidden" name="_nonce" value="${nonce}">
+${sentBefore !== undefined ? markup`<input type="hidden" name="_again" value="${sentBefore.again}">` : ''}
 ${to}
 ${subject}
 ${text}
 <button type="submit">Send</button>
 </form>
 </main>`;
-  return layout({ title: 'Send an email', body, ...(account ? { account } : {}) });
+  return layout({ title: 'Send an email', body, section: 'send', ...(account ? { account } : {}) });
 }
 
 export interface ProblemView {

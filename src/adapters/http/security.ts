@@ -11,6 +11,8 @@ const CONTENT_SECURITY_POLICY = [
   `style-src '${STYLE_HASH}'`,
   "connect-src 'self'",
   "img-src 'self'",
+  // An email's html part, in a sandboxed frame on its page (message-routes.ts), is ours.
+  "frame-src 'self'",
   "form-action 'self'",
   "base-uri 'none'",
   "frame-ancestors 'none'",

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import * as E from 'fp-ts/lib/Either.js';
 import { pipe } from 'fp-ts/lib/function.js';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type {
   Suppression,
   SuppressionList,
@@ -13,9 +13,25 @@ import { LONE_SURROGATE, mailboxKey, parseEmailAddress } from '../../domain/emai
 import type { FieldErrors } from '../../domain/email-request.js';
 import { domainToAscii } from '../idna/idna.js';
 import type { Guards } from './access.js';
+import {
+  answerAsPage,
+  confirmationPage,
+  field,
+  formContext,
+  formOf,
+  negotiate,
+  readForm,
+  renderProblem,
+  seeOther,
+  sendPage,
+  wantsAdminPage,
+} from './admin-pages.js';
 import { requireJson, jsonBody } from './api-routes.js';
+import type { Csrf } from './csrf.js';
 import type { Problem } from './errors.js';
 import { API_ROUTE, RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
+import type { SuppressionField, SuppressionForm, SuppressionsView } from './suppression-page.js';
+import { SUPPRESSION_LABELS, removeConfirmation, suppressionsPage } from './suppression-page.js';
 
 export interface SuppressionRoutesOptions {
   readonly suppressions: SuppressionList;
@@ -23,6 +39,11 @@ export interface SuppressionRoutesOptions {
   readonly log: Logger;
   /** When an entry is added; the system clock unless a test says otherwise. */
   readonly now?: () => Date;
+  /**
+   * For the page (`GET /suppressions` for a browser, its add and remove forms): their CSRF
+   * tokens. Without it there is no page: every request is the API's.
+   */
+  readonly csrf?: Csrf;
 }
 
 /** Entries a page of `GET /suppressions`. */
@@ -145,39 +166,67 @@ function principalName(ctx: Context): string | undefined {
  * `SUPPRESSIONS_PAGE_SIZE` a page), `POST /suppressions`, `DELETE /suppressions/{address}`.
  * Addresses are taken as a person types them and kept as mailbox keys, so `info@Bücher.de`
  * and `info@xn--bcher-kva.de` are one entry.
+ *
+ * With `csrf`, a browser's `GET /suppressions` (see `wantsAdminPage`) is the page, for a signed-in
+ * operator: the entries a page at a time (`?cursor=`), an add form (`POST /suppressions/add`,
+ * refused with the API's messages by field) and a remove button each (`GET
+ * /suppressions/remove?address=` confirms, `POST /suppressions/remove` removes); each change
+ * `303`s back with a notice (`?added=`, `?listed=`, `?removed=`, `?absent=`).
  */
 export function mountSuppressionRoutes(router: Router, options: SuppressionRoutesOptions): void {
   const { suppressions, guards, log, now = () => new Date() } = options;
 
+  const listSuppressions = async function listSuppressions(ctx: Context): Promise<void> {
+    const unknown = Object.keys(ctx.query).filter((name) => name !== 'cursor');
+    const cursor = ctx.query.cursor;
+    if (unknown.length > 0 || (cursor !== undefined && typeof cursor !== 'string')) {
+      const fields: Record<string, string> = {};
+      for (const name of unknown) {
+        Object.defineProperty(fields, name, {
+          value: 'is not a known parameter (use cursor)',
+          enumerable: true,
+        });
+      }
+      if (cursor !== undefined && typeof cursor !== 'string') fields.cursor = 'must be given once';
+      return sendProblem(ctx, invalid(fields));
+    }
+    const page = await suppressions.list(SUPPRESSIONS_PAGE_SIZE, cursor)();
+    if (E.isLeft(page)) return sendProblem(ctx, storeDown(page.left.reason));
+    const body: SuppressionPageBody = {
+      data: page.right.entries.map(asBody),
+      next_cursor: page.right.nextCursor ?? null,
+    };
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = body;
+  };
+
+  // A browser's GET is the page (a signed-in operator); everything else the API (an admin key).
+  const pages = options.csrf === undefined ? undefined : suppressionPages(options, options.csrf);
   router.get(
     `${API_ROUTE}list-suppressions`,
     '/suppressions',
-    guards.key('admin'),
-    async function listSuppressions(ctx: Context): Promise<void> {
-      const unknown = Object.keys(ctx.query).filter((name) => name !== 'cursor');
-      const cursor = ctx.query.cursor;
-      if (unknown.length > 0 || (cursor !== undefined && typeof cursor !== 'string')) {
-        const fields: Record<string, string> = {};
-        for (const name of unknown) {
-          Object.defineProperty(fields, name, {
-            value: 'is not a known parameter (use cursor)',
-            enumerable: true,
-          });
-        }
-        if (cursor !== undefined && typeof cursor !== 'string')
-          fields.cursor = 'must be given once';
-        return sendProblem(ctx, invalid(fields));
-      }
-      const page = await suppressions.list(SUPPRESSIONS_PAGE_SIZE, cursor)();
-      if (E.isLeft(page)) return sendProblem(ctx, storeDown(page.left.reason));
-      const body: SuppressionPageBody = {
-        data: page.right.entries.map(asBody),
-        next_cursor: page.right.nextCursor ?? null,
-      };
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = body;
-    },
+    ...(pages === undefined
+      ? [guards.key('admin'), listSuppressions]
+      : [
+          negotiate(
+            wantsAdminPage,
+            [guards.page('admin'), pages.show],
+            [guards.key('admin'), listSuppressions],
+          ),
+        ]),
   );
+  if (pages !== undefined) {
+    // Paths of their own: the API's POST /suppressions answers 415 to a form, as it always has.
+    router.get('/suppressions/remove', answerAsPage(), guards.page('admin'), pages.confirmRemove);
+    router.post('/suppressions/add', answerAsPage(), guards.page('admin'), pages.form, pages.add);
+    router.post(
+      '/suppressions/remove',
+      answerAsPage(),
+      guards.page('admin'),
+      pages.form,
+      pages.remove,
+    );
+  }
 
   router.post(
     `${API_ROUTE}add-suppression`,
@@ -235,4 +284,192 @@ export function mountSuppressionRoutes(router: Router, options: SuppressionRoute
       ctx.body = { address: address.right };
     },
   );
+}
+
+/** The page's handlers: the list, the add form, and the removal with its confirmation. */
+interface SuppressionPages {
+  readonly show: Middleware;
+  readonly confirmRemove: Middleware;
+  /** Reads a form and checks its CSRF token, for `add` and `remove`. */
+  readonly form: Middleware;
+  readonly add: Middleware;
+  readonly remove: Middleware;
+}
+
+/** A query parameter given once, or undefined. */
+const queryValue = (ctx: Context, name: string): string | undefined => {
+  const value = ctx.query[name];
+  return typeof value === 'string' ? value : undefined;
+};
+
+/** An address of a notice, shown only when it is a mailbox key (what the list keeps). */
+const listedAddress = (raw: string | undefined): string | undefined => {
+  if (raw === undefined) return undefined;
+  const key = keyOf(raw);
+  return E.isRight(key) && key.right === raw ? raw : undefined;
+};
+
+/** The sentence a 303 back to the list carries: `?added=`, `?listed=`, `?removed=`, `?absent=`. */
+function suppressionNotice(ctx: Context): string | undefined {
+  const notices: ReadonlyArray<[string, (address: string) => string]> = [
+    ['added', (a) => `Added ${a} to the suppression list: no email is sent to it any more.`],
+    ['listed', (a) => `${a} was on the suppression list already; its first entry stands.`],
+    ['removed', (a) => `Removed ${a} from the suppression list: email may be sent to it again.`],
+    ['absent', (a) => `${a} was not on the suppression list (it may have been removed already).`],
+  ];
+  for (const [name, words] of notices) {
+    const address = listedAddress(queryValue(ctx, name));
+    if (address !== undefined) return words(address);
+  }
+  return undefined;
+}
+
+const isFormField = (name: string): name is SuppressionField =>
+  name === 'address' || name === 'reason' || name === 'detail';
+
+/**
+ * The API's field errors as the form's sentences: the same messages, each after its field's
+ * label ("Address must be …"); a field the form does not have is a problem of the form.
+ */
+function formErrors(fields: FieldErrors): SuppressionForm['errors'] {
+  const errors: Partial<Record<SuppressionField | 'form', string>> = {};
+  for (const [name, message] of Object.entries(fields)) {
+    if (isFormField(name)) errors[name] = `${SUPPRESSION_LABELS[name]} ${message}.`;
+    else errors.form = `${errors.form ?? ''}${errors.form ? ' ' : ''}${name} ${message}.`;
+  }
+  return errors;
+}
+
+function suppressionPages(options: SuppressionRoutesOptions, csrf: Csrf): SuppressionPages {
+  const { suppressions, guards, log, now = () => new Date() } = options;
+  const back = { href: '/suppressions', label: 'Back to the suppression list' };
+  const problem = (ctx: Context, p: Problem): void =>
+    renderProblem(ctx, guards, csrf, 'suppressions', {
+      status: p.status,
+      title: p.title,
+      message: p.message,
+      link: back,
+      ...(p.retryAfterSeconds !== undefined ? { retryAfterSeconds: p.retryAfterSeconds } : {}),
+    });
+
+  /**
+   * The list's page at `cursor` with `extra` (a notice, a refused form); a 503 page when the
+   * list does not answer.
+   */
+  async function render(
+    ctx: Context,
+    status: number,
+    cursor: string | undefined,
+    extra: Partial<Pick<SuppressionsView, 'notice' | 'form'>> = {},
+  ): Promise<void> {
+    const page = await suppressions.list(SUPPRESSIONS_PAGE_SIZE, cursor)();
+    if (E.isLeft(page)) {
+      log.warn({ reason: page.left.reason }, 'Suppression list not read');
+      return problem(ctx, storeDown(page.left.reason));
+    }
+    const { csrfToken, account } = formContext(ctx, guards, csrf);
+    const view: SuppressionsView = {
+      entries: page.right.entries,
+      paged: cursor !== undefined,
+      ...(page.right.nextCursor !== undefined ? { nextCursor: page.right.nextCursor } : {}),
+      ...extra,
+      csrfToken,
+      ...(account ? { account } : {}),
+    };
+    sendPage(ctx, status, suppressionsPage(view));
+  }
+
+  return {
+    show: async function showSuppressions(ctx: Context): Promise<void> {
+      const cursor = queryValue(ctx, 'cursor');
+      const notice = suppressionNotice(ctx);
+      await render(ctx, 200, cursor === '' ? undefined : cursor, notice ? { notice } : {});
+    },
+
+    confirmRemove: async function confirmRemoval(ctx: Context): Promise<void> {
+      const address = keyOf(queryValue(ctx, 'address'));
+      if (E.isLeft(address)) {
+        return problem(ctx, {
+          status: 400,
+          code: 'invalid_request',
+          title: 'Not an address',
+          message: `The address to remove ${address.left}.`,
+        });
+      }
+      const { csrfToken, account } = formContext(ctx, guards, csrf);
+      sendPage(
+        ctx,
+        200,
+        confirmationPage(removeConfirmation(address.right), 'suppressions', csrfToken, account),
+      );
+    },
+
+    form: readForm({
+      csrf,
+      guards,
+      section: 'suppressions',
+      back,
+      onRefused: (reason) => log.warn({ reason }, 'Suppression form refused: CSRF check failed'),
+    }),
+
+    add: async function addFromForm(ctx: Context): Promise<void> {
+      const form = formOf(ctx);
+      const values = {
+        address: field(form, 'address') ?? '',
+        reason: field(form, 'reason') ?? 'manual',
+        detail: field(form, 'detail') ?? '',
+      };
+      const entry = parseEntry(values, now());
+      if (E.isLeft(entry)) {
+        return render(ctx, 400, undefined, {
+          form: { values, errors: formErrors(entry.left) },
+        });
+      }
+      const added = await suppressions.add(entry.right)();
+      if (E.isLeft(added)) {
+        log.warn({ reason: added.left.reason }, 'Suppression not added');
+        return problem(ctx, storeDown(added.left.reason));
+      }
+      const address = encodeURIComponent(entry.right.address);
+      if (!added.right) return seeOther(ctx, `/suppressions?listed=${address}`);
+      log.info(
+        {
+          audit: 'suppression-added',
+          address: entry.right.address,
+          reason: entry.right.reason,
+          by: principalName(ctx),
+        },
+        'Address added to the suppression list',
+      );
+      seeOther(ctx, `/suppressions?added=${address}`);
+    },
+
+    remove: async function removeFromForm(ctx: Context): Promise<void> {
+      const form = formOf(ctx);
+      const address = keyOf(field(form, 'address'));
+      if (E.isLeft(address)) {
+        return problem(ctx, {
+          status: 400,
+          code: 'invalid_request',
+          title: 'Not an address',
+          message: `The address to remove ${address.left}.`,
+        });
+      }
+      const key = encodeURIComponent(address.right);
+      // Not confirmed (a hand-made post): the confirmation first.
+      if (field(form, 'confirm') !== 'yes')
+        return seeOther(ctx, `/suppressions/remove?address=${key}`);
+      const removed = await suppressions.remove(address.right)();
+      if (E.isLeft(removed)) {
+        log.warn({ reason: removed.left.reason }, 'Suppression not removed');
+        return problem(ctx, storeDown(removed.left.reason));
+      }
+      if (!removed.right) return seeOther(ctx, `/suppressions?absent=${key}`);
+      log.info(
+        { audit: 'suppression-removed', address: address.right, by: principalName(ctx) },
+        'Address removed from the suppression list',
+      );
+      seeOther(ctx, `/suppressions?removed=${key}`);
+    },
+  };
 }

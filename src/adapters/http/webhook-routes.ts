@@ -1,8 +1,10 @@
 import type Router from '@koa/router';
+import { randomBytes } from 'node:crypto';
 import * as E from 'fp-ts/lib/Either.js';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { Logger } from '../../application/ports/system.js';
+import type { WebhookDeliveries } from '../../application/ports/webhook-deliveries.js';
 import type { WebhookEndpoint } from '../../application/ports/webhook-endpoints.js';
 import type {
   InvalidWebhookEndpoint,
@@ -11,9 +13,31 @@ import type {
 import type { FieldErrors } from '../../domain/email-request.js';
 import type { WebhookEventType } from '../../domain/webhook.js';
 import type { Guards } from './access.js';
+import {
+  answerAsPage,
+  confirmationPage,
+  field,
+  fields as fieldValues,
+  formContext,
+  formOf,
+  negotiate,
+  readForm,
+  renderProblem,
+  seeOther,
+  sendPage,
+  wantsAdminPage,
+} from './admin-pages.js';
 import { jsonBody, requireJson } from './api-routes.js';
+import type { Csrf } from './csrf.js';
 import type { Problem } from './errors.js';
 import { API_ROUTE, RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
+import type { WebhookForm, WebhooksView } from './webhook-page.js';
+import {
+  RECENT_DELIVERIES,
+  createdPage,
+  removeEndpointConfirmation,
+  webhooksPage,
+} from './webhook-page.js';
 
 /** What the webhook endpoint routes need. */
 export interface WebhookRoutesOptions {
@@ -21,6 +45,13 @@ export interface WebhookRoutesOptions {
   readonly guards: Guards;
   /** The audit lines: who added or removed which endpoint (never a secret, never a whole URL). */
   readonly log: Logger;
+  /**
+   * For the page (`GET /webhooks` for a browser, its add and remove forms): their CSRF tokens.
+   * Without it there is no page: every request is the API's.
+   */
+  readonly csrf?: Csrf;
+  /** The recent deliveries of every endpoint, for the page; without it, no such section. */
+  readonly deliveries?: Pick<WebhookDeliveries, 'recent'>;
 }
 
 /** A body of a URL (2048 characters at most) and a dozen event names: a few kilobytes at most. */
@@ -167,30 +198,52 @@ const hostOf = (url: string): string => {
  *
  * The id route matches `we_…` only, so that `/webhooks/mailgun` (Mailgun's own route, or its 404
  * when that is not configured) is never taken for an id.
+ *
+ * With `csrf`, a browser's `GET /webhooks` (see `wantsAdminPage`) is the page, for a signed-in
+ * operator: the endpoints, an add form (`POST /webhooks/add`, answered with the new secret once),
+ * a remove button each (`GET /webhooks/remove?id=` confirms, `POST /webhooks/remove` removes and
+ * `303`s back with a notice), and the recent deliveries when `deliveries` is given.
  */
 export function mountWebhookRoutes(router: Router, options: WebhookRoutesOptions): void {
   const { subscriptions, guards, log } = options;
 
+  const listWebhookEndpoints = async function listWebhookEndpoints(ctx: Context): Promise<void> {
+    const unknown = Object.keys(ctx.query);
+    if (unknown.length > 0) {
+      const fields: Record<string, string> = {};
+      for (const name of unknown) {
+        put(fields, name, `${name} is not a known parameter: GET /webhooks takes none.`);
+      }
+      return sendProblem(ctx, invalid(fields));
+    }
+    const all = await subscriptions.list()();
+    if (E.isLeft(all)) return sendProblem(ctx, storeDown(all.left.reason));
+    const body: WebhookEndpointListBody = { data: all.right.map(asBody) };
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = body;
+  };
+
+  // A browser's GET is the page (a signed-in operator); everything else the API (an admin key).
+  const pages = options.csrf === undefined ? undefined : webhookPages(options, options.csrf);
   router.get(
     `${API_ROUTE}list-webhook-endpoints`,
     '/webhooks',
-    guards.key('admin'),
-    async function listWebhookEndpoints(ctx: Context): Promise<void> {
-      const unknown = Object.keys(ctx.query);
-      if (unknown.length > 0) {
-        const fields: Record<string, string> = {};
-        for (const name of unknown) {
-          put(fields, name, `${name} is not a known parameter: GET /webhooks takes none.`);
-        }
-        return sendProblem(ctx, invalid(fields));
-      }
-      const all = await subscriptions.list()();
-      if (E.isLeft(all)) return sendProblem(ctx, storeDown(all.left.reason));
-      const body: WebhookEndpointListBody = { data: all.right.map(asBody) };
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = body;
-    },
+    ...(pages === undefined
+      ? [guards.key('admin'), listWebhookEndpoints]
+      : [
+          negotiate(
+            wantsAdminPage,
+            [guards.page('admin'), pages.show],
+            [guards.key('admin'), listWebhookEndpoints],
+          ),
+        ]),
   );
+  if (pages !== undefined) {
+    // Paths of their own: the API's POST /webhooks answers 415 to a form, as it always has.
+    router.get('/webhooks/remove', answerAsPage(), guards.page('admin'), pages.confirmRemove);
+    router.post('/webhooks/add', answerAsPage(), guards.page('admin'), pages.form, pages.add);
+    router.post('/webhooks/remove', answerAsPage(), guards.page('admin'), pages.form, pages.remove);
+  }
 
   router.post(
     `${API_ROUTE}add-webhook-endpoint`,
@@ -248,4 +301,229 @@ export function mountWebhookRoutes(router: Router, options: WebhookRoutesOptions
       ctx.status = 204;
     },
   );
+}
+
+/** The page's handlers: the list, the add form and its one-time answer, and the removal. */
+interface WebhookPages {
+  readonly show: Middleware;
+  readonly confirmRemove: Middleware;
+  /** Reads a form and checks its CSRF token, for `add` and `remove`. */
+  readonly form: Middleware;
+  readonly add: Middleware;
+  readonly remove: Middleware;
+}
+
+const FORM_NONCE = /^[A-Za-z0-9_-]{22}$/;
+const newNonce = (): string => randomBytes(16).toString('base64url');
+
+/** How long, and how many, add forms this process remembers as used. */
+const USED_NONCE_MS = 2 * 3_600_000;
+const USED_NONCE_MAX = 10_000;
+
+/**
+ * The add forms this process has carried out, by their one-time key: the answer to an add holds
+ * the secret and cannot be a redirect, so a reload of it posts the form again, which must not
+ * add a second endpoint. Kept for as long as a CSRF token lives; per process (a reload behind a
+ * load balancer that lands on another instance is not caught: docs/architecture.md, Known
+ * limits).
+ */
+class UsedNonces {
+  private readonly used = new Map<string, number>();
+
+  /** Marks `nonce` used; false when it was already. */
+  take(nonce: string, now = Date.now()): boolean {
+    for (const [key, at] of this.used) {
+      if (now - at < USED_NONCE_MS && this.used.size < USED_NONCE_MAX) break;
+      this.used.delete(key);
+    }
+    if (this.used.has(nonce)) return false;
+    this.used.set(nonce, now);
+    return true;
+  }
+
+  /** Makes `nonce` usable again (the add did not happen). */
+  release(nonce: string): void {
+    this.used.delete(nonce);
+  }
+}
+
+/** A query parameter given once, or undefined. */
+const queryValue = (ctx: Context, name: string): string | undefined => {
+  const value = ctx.query[name];
+  return typeof value === 'string' ? value : undefined;
+};
+
+const ENDPOINT_ID = /^we_[A-Za-z0-9_-]{16}$/;
+
+/** The sentence a 303 back to the page carries: `?removed=we_…` or `?absent=we_…`. */
+function webhookNotice(ctx: Context): string | undefined {
+  const removed = queryValue(ctx, 'removed');
+  if (removed !== undefined && ENDPOINT_ID.test(removed)) {
+    return `Removed the endpoint ${removed}: nothing more is sent to it.`;
+  }
+  const absent = queryValue(ctx, 'absent');
+  if (absent !== undefined && ENDPOINT_ID.test(absent)) {
+    return `There was no endpoint ${absent} (it may have been removed already).`;
+  }
+  return undefined;
+}
+
+function webhookPages(options: WebhookRoutesOptions, csrf: Csrf): WebhookPages {
+  const { subscriptions, guards, log, deliveries } = options;
+  const nonces = new UsedNonces();
+  const back = { href: '/webhooks', label: 'Back to the webhooks' };
+  const problem = (ctx: Context, p: Problem): void =>
+    renderProblem(ctx, guards, csrf, 'webhooks', {
+      status: p.status,
+      title: p.title,
+      message: p.message,
+      link: back,
+      ...(p.retryAfterSeconds !== undefined ? { retryAfterSeconds: p.retryAfterSeconds } : {}),
+    });
+
+  /** The page with `extra`; the endpoints must answer (503 page otherwise), deliveries may not. */
+  async function render(
+    ctx: Context,
+    status: number,
+    extra: Partial<Pick<WebhooksView, 'notice' | 'form' | 'nonce'>> = {},
+  ): Promise<void> {
+    const endpoints = await subscriptions.list()();
+    if (E.isLeft(endpoints)) {
+      log.warn({ reason: endpoints.left.reason }, 'Webhook endpoints not read');
+      return problem(ctx, storeDown(endpoints.left.reason));
+    }
+    let recent: WebhooksView['deliveries'];
+    if (deliveries !== undefined) {
+      const read = await deliveries.recent(RECENT_DELIVERIES)();
+      if (E.isRight(read)) recent = read.right;
+      else log.warn({ reason: read.left.reason }, 'Recent webhook deliveries not read');
+    }
+    const { csrfToken, account } = formContext(ctx, guards, csrf);
+    sendPage(
+      ctx,
+      status,
+      webhooksPage({
+        endpoints: endpoints.right,
+        deliveries: recent,
+        showDeliveries: deliveries !== undefined,
+        nonce: newNonce(),
+        ...extra,
+        csrfToken,
+        ...(account ? { account } : {}),
+      }),
+    );
+  }
+
+  /** The endpoint `id` names, or the page (400, 404, 503) already sent. */
+  async function endpointFor(
+    ctx: Context,
+    id: string | undefined,
+  ): Promise<WebhookEndpoint | undefined> {
+    const all = await subscriptions.list()();
+    if (E.isLeft(all)) {
+      problem(ctx, storeDown(all.left.reason));
+      return undefined;
+    }
+    const endpoint = all.right.find((e) => e.id === id);
+    if (endpoint === undefined) problem(ctx, NOT_FOUND);
+    return endpoint;
+  }
+
+  return {
+    show: async function showWebhooks(ctx: Context): Promise<void> {
+      const notice = webhookNotice(ctx);
+      await render(ctx, 200, notice !== undefined ? { notice } : {});
+    },
+
+    confirmRemove: async function confirmEndpointRemoval(ctx: Context): Promise<void> {
+      const endpoint = await endpointFor(ctx, queryValue(ctx, 'id'));
+      if (endpoint === undefined) return;
+      const { csrfToken, account } = formContext(ctx, guards, csrf);
+      sendPage(
+        ctx,
+        200,
+        confirmationPage(removeEndpointConfirmation(endpoint), 'webhooks', csrfToken, account),
+      );
+    },
+
+    form: readForm({
+      csrf,
+      guards,
+      section: 'webhooks',
+      back,
+      onRefused: (reason) => log.warn({ reason }, 'Webhook form refused: CSRF check failed'),
+    }),
+
+    add: async function addFromForm(ctx: Context): Promise<void> {
+      const form = formOf(ctx);
+      const url = field(form, 'url') ?? '';
+      const events = fieldValues(form, 'events');
+      const nonce = field(form, '_nonce');
+      if (nonce === undefined || !FORM_NONCE.test(nonce)) {
+        return render(ctx, 400, {
+          form: {
+            url,
+            events,
+            errors: {
+              form: 'The form was incomplete, so nothing was added: press Add endpoint again.',
+            },
+          },
+        });
+      }
+      if (!nonces.take(nonce)) {
+        return problem(ctx, {
+          status: 409,
+          code: 'already_added',
+          title: 'This form was sent already',
+          message:
+            'The endpoint of this form was added when it was first sent, and its secret was shown then, once. It is in the list of endpoints; if its secret was not copied, remove it and add it again.',
+        });
+      }
+      const added = await subscriptions.add(url, events)();
+      if (E.isLeft(added)) {
+        // Nothing was added under this key: the corrected form may reuse it.
+        nonces.release(nonce);
+        if (added.left._tag === 'StoreUnavailable') {
+          log.warn({ reason: added.left.reason }, 'Webhook endpoint not added');
+          return problem(ctx, storeDown(added.left.reason));
+        }
+        const errors: WebhookForm['errors'] = { [added.left.field]: added.left.message };
+        return render(ctx, 400, { form: { url, events, errors }, nonce });
+      }
+      const { endpoint, secret } = added.right;
+      log.info(
+        {
+          audit: 'webhook-endpoint-added',
+          id: endpoint.id,
+          host: hostOf(endpoint.url),
+          events: endpoint.events,
+          by: principalName(ctx),
+        },
+        'Webhook endpoint added',
+      );
+      const { account } = formContext(ctx, guards, csrf);
+      // The secret is in this answer alone: sendPage forbids every cache to keep it.
+      sendPage(ctx, 201, createdPage(endpoint, secret, account));
+    },
+
+    remove: async function removeFromForm(ctx: Context): Promise<void> {
+      const form = formOf(ctx);
+      const id = field(form, 'id') ?? '';
+      // Not confirmed (a hand-made post): the confirmation first.
+      if (field(form, 'confirm') !== 'yes') {
+        return seeOther(ctx, `/webhooks/remove?id=${encodeURIComponent(id)}`);
+      }
+      const removed = await subscriptions.remove(id)();
+      if (E.isLeft(removed)) {
+        log.warn({ reason: removed.left.reason }, 'Webhook endpoint not removed');
+        return problem(ctx, storeDown(removed.left.reason));
+      }
+      if (!removed.right) return seeOther(ctx, `/webhooks?absent=${encodeURIComponent(id)}`);
+      log.info(
+        { audit: 'webhook-endpoint-removed', id, by: principalName(ctx) },
+        'Webhook endpoint removed',
+      );
+      seeOther(ctx, `/webhooks?removed=${encodeURIComponent(id)}`);
+    },
+  };
 }

@@ -1,5 +1,12 @@
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { permanent, publicText, sent, transient, uncertain } from '../../domain/delivery.js';
+import {
+  permanent,
+  publicText,
+  sent,
+  throttled,
+  transient,
+  uncertain,
+} from '../../domain/delivery.js';
 
 /** What came back from Mailgun, read defensively: a body may be JSON, plain text or HTML. */
 export interface MailgunReply {
@@ -141,7 +148,10 @@ export function outcomeOf(
       asItCame,
     );
   }
-  if (status === 429 || status >= 500 || status === 408) {
+  // Mailgun's documentation: 429 is "Too many requests", its rate limit, with Retry-After
+  // saying when to come back. A pause for the transport, not an attempt spent on the email.
+  if (status === 429) return throttled(`Mailgun 429: ${shown}`, after, asItCame);
+  if (status >= 500 || status === 408) {
     return transient(`Mailgun ${status}: ${shown}`, after, asItCame);
   }
   if (status >= 300 && status < 400) {

@@ -6,6 +6,8 @@ import type {
   ReplaySelector,
 } from '../../application/ports/dead-letter-box.js';
 import type { EmailQueue, QueueUnavailable } from '../../application/ports/email-queue.js';
+import type { Expedited, RetryQueue } from '../../application/ports/retry-queue.js';
+import type { AttemptRecord } from '../../domain/delivery.js';
 import type {
   Disposition,
   EmailTask,
@@ -70,7 +72,7 @@ const defaultSetTimer: SetTimer = (fn, ms) => {
  * delivery, wait for a consumer, are offered again when a handler fails, and are never lost by
  * stop(). Retries wait in timers as they would in a TTL queue.
  */
-export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLetterBox {
+export class InMemoryEmailQueue implements EmailQueue, RetryQueue, EmailTaskSource, DeadLetterBox {
   /** Tasks waiting for a consumer; protected, like enqueue(), for the tests' subclass. */
   protected readonly ready: Stored[] = [];
   private readonly dead: WireMessage[] = [];
@@ -97,6 +99,18 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
 
   publish(request: EmailRequest): TE.TaskEither<QueueUnavailable, void> {
     return TE.rightIO(() => this.enqueue(encodeNewTask(request)));
+  }
+
+  /** As RabbitMQ does it: a marked copy due now, the waiting retry left to its timer. */
+  expedite(
+    request: EmailRequest,
+    attempt: number,
+    history: readonly AttemptRecord[],
+  ): TE.TaskEither<QueueUnavailable, Expedited> {
+    return TE.rightIO(() => {
+      this.enqueue(encodeTask({ request, attempt, history, expedited: true }));
+      return 'copied';
+    });
   }
 
   // async so that a misuse rejects, as RabbitMQ's consume() does, instead of throwing.
@@ -264,6 +278,7 @@ export class InMemoryEmailQueue implements EmailQueue, EmailTaskSource, DeadLett
           request: task.request,
           attempt: disposition.attempt,
           history: disposition.history,
+          ...(disposition.expedited === true ? { expedited: true as const } : {}),
         });
         this.later(() => this.enqueue(next), withJitter(disposition.delayMs, this.random));
         return;

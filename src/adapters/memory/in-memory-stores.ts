@@ -4,16 +4,19 @@ import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { DeliveryLedger, SendClaim } from '../../application/ports/delivery-ledger.js';
 import type {
   Applied,
+  EmailCountQuery,
   EmailLog,
   EmailPage,
   EmailQuery,
   InvalidCursor,
+  StatusCounts,
   StoreUnavailable,
 } from '../../application/ports/email-log.js';
 import {
   decodeEmailCursor,
   encodeEmailCursor,
   invalidCursor,
+  noStatusCounts,
 } from '../../application/ports/email-log.js';
 import type { Claim, IdempotencyStore } from '../../application/ports/idempotency-store.js';
 import {
@@ -41,6 +44,20 @@ interface Entry {
   readonly createdMs: number;
   readonly tags: readonly string[];
 }
+
+/**
+ * The filters `list` and `countByStatus` share (recipient substring, tag, time range), as one
+ * predicate: the counts above the list must count exactly what the list would show.
+ */
+const matching = (query: EmailCountQuery): ((e: Entry) => boolean) => {
+  const needle = query.to?.toLowerCase();
+  return (e) =>
+    (needle === undefined ||
+      e.status.recipients.some((r) => r.address.toLowerCase().includes(needle))) &&
+    (query.tag === undefined || e.tags.includes(query.tag)) &&
+    (query.since === undefined || e.createdMs >= query.since.getTime()) &&
+    (query.until === undefined || e.createdMs < query.until.getTime());
+};
 
 /** Newest first: later acceptance, then the greater id. */
 const newerFirst = (a: Entry, b: Entry): number =>
@@ -94,16 +111,12 @@ export class InMemoryEmailLog implements EmailLog {
     if (query.cursor !== undefined && after === undefined) return TE.left(invalidCursor);
     if (query.to !== undefined && foreignToAddresses(query.to)) return TE.right({ data: [] });
     return TE.fromIO(() => {
-      const needle = query.to?.toLowerCase();
+      const chosen = matching(query);
       const matches = [...this.entries.values()]
         .filter(
           (e) =>
+            chosen(e) &&
             (query.status === undefined || e.status.status === query.status) &&
-            (needle === undefined ||
-              e.status.recipients.some((r) => r.address.toLowerCase().includes(needle))) &&
-            (query.tag === undefined || e.tags.includes(query.tag)) &&
-            (query.since === undefined || e.createdMs >= query.since.getTime()) &&
-            (query.until === undefined || e.createdMs < query.until.getTime()) &&
             (after === undefined ||
               e.createdMs < after[0] ||
               (e.createdMs === after[0] && e.status.id < after[1])),
@@ -117,6 +130,18 @@ export class InMemoryEmailLog implements EmailLog {
           ? { nextCursor: encodeEmailCursor(last.createdMs, last.status.id) }
           : {}),
       };
+    });
+  }
+
+  countByStatus(query: EmailCountQuery): TE.TaskEither<StoreUnavailable, StatusCounts> {
+    return TE.fromIO(() => {
+      const counts = noStatusCounts();
+      if (query.to !== undefined && foreignToAddresses(query.to)) return counts;
+      const chosen = matching(query);
+      for (const e of this.entries.values()) {
+        if (chosen(e)) counts[e.status.status] += 1;
+      }
+      return counts;
     });
   }
 

@@ -21,6 +21,8 @@ export const HEADERS = {
   deadReason: 'x-dead-reason',
   attempts: 'x-attempts',
   failedAt: 'x-failed-at',
+  /** Present (true) on a copy an operator's "Retry now" queued ahead of the waiting task. */
+  expedited: 'x-expedited',
 } as const;
 
 export type Headers = Record<string, unknown>;
@@ -46,6 +48,7 @@ export function encodeTask(task: EmailTask): WireMessage {
     headers: {
       [HEADERS.attempt]: task.attempt,
       [HEADERS.history]: encodeHistory(task.history),
+      ...(task.expedited === true ? { [HEADERS.expedited]: true } : {}),
     },
   };
 }
@@ -68,6 +71,8 @@ export function decodeTask(
       request,
       attempt: decodeAttempt(headers?.[HEADERS.attempt]),
       history: decodeHistory(headers?.[HEADERS.history]),
+      // Only our own mark counts: anything else is an ordinary task, acted on as one.
+      ...(headers?.[HEADERS.expedited] === true ? { expedited: true as const } : {}),
     })),
   );
 }

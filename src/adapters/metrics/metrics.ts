@@ -2,8 +2,16 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { DomainEvent } from '../../domain/events.js';
 import type { SuppressionReason } from '../../application/ports/suppression-list.js';
 import { SUPPRESSION_REASONS } from '../../application/ports/suppression-list.js';
+import type { PacingObserver } from '../../application/ports/send-pacer.js';
 
-export interface Metrics {
+/**
+ * The process's Prometheus metrics. As a `PacingObserver` it shows pacing (docs/architecture.md,
+ * "Pacing"): `email_pacing_waits_total{transport}` and `email_pacing_wait_seconds` (sends that
+ * waited for a transport's pace or pause, and how long), `email_pacing_tokens{transport}` (sends
+ * still free in the coming window), `email_throttled_total{transport}` and
+ * `email_transport_paused_until_seconds{transport}` (Unix seconds; in the past: not paused).
+ */
+export interface Metrics extends PacingObserver {
   readonly registry: Registry;
   /**
    * Counts an event. Fed only with this process's own events, and only with those that changed
@@ -74,6 +82,34 @@ export function createMetrics(role: string): Metrics {
   // Every reason from the start, at 0: a rate over a series that appears only with its first
   // increment misses that increment.
   for (const reason of SUPPRESSION_REASONS) suppressionsAdded.inc({ reason }, 0);
+  const pacingWaits = counter(
+    'email_pacing_waits_total',
+    'Sends that waited for their transport (its MAILGUN_RATE/SMTP_RATE pace, or a pause after a throttle), in the worker or handed back to the queue',
+    ['transport'],
+  );
+  const pacingWaitSeconds = new Histogram({
+    name: 'email_pacing_wait_seconds',
+    help: 'How long a send waited for its transport (pace or pause)',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const pacingTokens = new Gauge({
+    name: 'email_pacing_tokens',
+    help: "Sends still free in the transport's coming window at its rate, as the pacer last answered this process",
+    labelNames: ['transport'],
+    registers: [registry],
+  });
+  const throttled = counter(
+    'email_throttled_total',
+    'Sends the provider answered with a throttle (Mailgun 429, SMTP 421/451/452 about a rate)',
+    ['transport'],
+  );
+  const pausedUntil = new Gauge({
+    name: 'email_transport_paused_until_seconds',
+    help: "When the transport's latest known pause after a throttle ends, in Unix seconds (past: not paused)",
+    labelNames: ['transport'],
+    registers: [registry],
+  });
   const webhookAttempts = counter(
     'email_webhook_deliveries_total',
     'Outgoing webhook attempts, by outcome (delivered, retrying, failed: out of attempts)',
@@ -116,6 +152,10 @@ export function createMetrics(role: string): Metrics {
         case 'EmailUnconfirmed':
           // News once per email (the fold takes one note), so this counts emails.
           return unconfirmed.inc();
+        // An operator's actions: what follows (an attempt, the new email's request) is counted.
+        case 'EmailRetryExpedited':
+        case 'EmailResent':
+          return;
       }
     },
     suppressionAdded(reason) {
@@ -129,6 +169,19 @@ export function createMetrics(role: string): Metrics {
     },
     watchWebhookBacklog(read) {
       oldestPending = read;
+    },
+    pacingWaited(transport, waitMs) {
+      pacingWaits.inc({ transport });
+      pacingWaitSeconds.observe(waitMs / 1000);
+    },
+    pacingTokens(transport, tokens) {
+      pacingTokens.set({ transport }, tokens);
+    },
+    transportThrottled(transport) {
+      throttled.inc({ transport });
+    },
+    transportPaused(transport, until) {
+      pausedUntil.set({ transport }, until.getTime() / 1000);
     },
   };
 }

@@ -3,21 +3,24 @@ import * as O from 'fp-ts/lib/Option.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type {
   Applied,
+  EmailCountQuery,
   EmailLog,
   EmailPage,
   EmailQuery,
   InvalidCursor,
+  StatusCounts,
   StoreUnavailable,
 } from '../../application/ports/email-log.js';
 import {
   decodeEmailCursor,
   encodeEmailCursor,
   invalidCursor,
+  noStatusCounts,
 } from '../../application/ports/email-log.js';
 import { foreignToAddresses } from '../../domain/email-address.js';
 import type { EmailId } from '../../domain/email-request.js';
 import { EmailRequest } from '../../domain/email-request.js';
-import type { EmailStatus } from '../../domain/email-status.js';
+import type { EmailStatus, StatusName } from '../../domain/email-status.js';
 import { STATUS_NAMES, evolveStatus, isFinalStatus } from '../../domain/email-status.js';
 import type { DomainEvent } from '../../domain/events.js';
 import { acceptedEvent } from '../../domain/events.js';
@@ -51,6 +54,46 @@ const recipientsText = (to: readonly string[]): string => to.join('\n');
 
 /** `%`, `_` and the escape character itself are literal in the person's substring. */
 const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&');
+
+/**
+ * The conditions of the filters `list` and `countByStatus` share (recipient substring, tag, time
+ * range), each value added to the statement's parameters through `param`.
+ */
+function sharedFilters(query: EmailCountQuery, param: (value: unknown) => string): string[] {
+  const where: string[] = [];
+  if (query.to !== undefined) {
+    // No address holds a control character or a lone surrogate, and PostgreSQL would refuse
+    // a NUL in the pattern (22021): such a needle finds nothing without asking. (A line
+    // break, the separator in `recipients`, would otherwise match across two addresses.)
+    where.push(
+      foreignToAddresses(query.to)
+        ? 'false'
+        : `recipients ILIKE ${param(`%${escapeLike(query.to)}%`)} ESCAPE '\\'`,
+    );
+  }
+  if (query.tag !== undefined) where.push(`tags @> ARRAY[${param(query.tag)}::text]`);
+  if (query.since !== undefined) {
+    where.push(`created_at >= ${param(query.since.toISOString())}::timestamptz`);
+  }
+  if (query.until !== undefined) {
+    where.push(`created_at < ${param(query.until.toISOString())}::timestamptz`);
+  }
+  return where;
+}
+
+/** A statement's parameters, and `param` that adds one and answers its placeholder (`$n`). */
+function parameters(): { readonly params: unknown[]; param(value: unknown): string } {
+  const params: unknown[] = [];
+  return {
+    params,
+    param: (value) => {
+      params.push(value);
+      return `$${params.length}`;
+    },
+  };
+}
+
+const isStatusName = (name: string): name is StatusName => STATUS_NAMES.some((n) => n === name);
 
 /** What retention may delete: only emails whose delivery is over. */
 const FINAL_STATUSES: readonly string[] = STATUS_NAMES.filter(isFinalStatus);
@@ -119,30 +162,10 @@ export class SqlEmailLog implements EmailLog {
     const after = query.cursor !== undefined ? decodeEmailCursor(query.cursor) : undefined;
     if (query.cursor !== undefined && after === undefined) return TE.left(invalidCursor);
     return attempt(async () => {
-      const params: unknown[] = [];
-      const param = (value: unknown): string => {
-        params.push(value);
-        return `$${params.length}`;
-      };
+      const { params, param } = parameters();
       const where: string[] = [];
       if (query.status !== undefined) where.push(`status = ${param(query.status)}`);
-      if (query.to !== undefined) {
-        // No address holds a control character or a lone surrogate, and PostgreSQL would refuse
-        // a NUL in the pattern (22021): such a needle finds nothing without asking. (A line
-        // break, the separator in `recipients`, would otherwise match across two addresses.)
-        where.push(
-          foreignToAddresses(query.to)
-            ? 'false'
-            : `recipients ILIKE ${param(`%${escapeLike(query.to)}%`)} ESCAPE '\\'`,
-        );
-      }
-      if (query.tag !== undefined) where.push(`tags @> ARRAY[${param(query.tag)}::text]`);
-      if (query.since !== undefined) {
-        where.push(`created_at >= ${param(query.since.toISOString())}::timestamptz`);
-      }
-      if (query.until !== undefined) {
-        where.push(`created_at < ${param(query.until.toISOString())}::timestamptz`);
-      }
+      where.push(...sharedFilters(query, param));
       if (after !== undefined) {
         const at = param(new Date(after[0]).toISOString());
         where.push(`(created_at, id) < (${at}::timestamptz, ${param(after[1])})`);
@@ -163,6 +186,30 @@ export class SqlEmailLog implements EmailLog {
           ? { nextCursor: encodeEmailCursor(new Date(last.created_at).getTime(), last.id) }
           : {}),
       };
+    });
+  }
+
+  /**
+   * One `GROUP BY status` over the rows `list` would show. Unfiltered, it reads the index
+   * `emails_status_newest` (status first) rather than the table; the time filters are its second
+   * column. Either way it counts every email the log keeps, which retention bounds
+   * (`RETENTION_DAYS`).
+   */
+  countByStatus(query: EmailCountQuery): TE.TaskEither<StoreUnavailable, StatusCounts> {
+    return attempt(async () => {
+      const { params, param } = parameters();
+      const where = sharedFilters(query, param);
+      const rows = await this.sql.query<{ status: string; count: number }>(
+        `SELECT status, count(*)::int AS count FROM emails
+         ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+         GROUP BY status`,
+        params,
+      );
+      const counts = noStatusCounts();
+      for (const row of rows) {
+        if (isStatusName(row.status)) counts[row.status] += Number(row.count);
+      }
+      return counts;
     });
   }
 

@@ -9,6 +9,7 @@ import type {
 import type { EmailQueue, QueueUnavailable } from '../../application/ports/email-queue.js';
 import { queueUnavailable } from '../../application/ports/email-queue.js';
 import type { EmailTaskSource, TaskHandler } from '../../application/ports/email-task-source.js';
+import type { Expedited, RetryQueue } from '../../application/ports/retry-queue.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 import type { WireMessage } from '../messaging/task-message.js';
@@ -78,7 +79,7 @@ const unavailable = (err: unknown): QueueUnavailable => queueUnavailable(safeRea
  * Publishing and consuming through one instance in one process wakes the consumer at once;
  * across processes the poll interval bounds the wait.
  */
-export class SqlEmailQueue implements EmailQueue, EmailTaskSource, DeadLetterBox {
+export class SqlEmailQueue implements EmailQueue, RetryQueue, EmailTaskSource, DeadLetterBox {
   /** The value of `locked_by` on the rows this instance holds. */
   readonly workerName: string;
   private readonly consumer: SqlTaskConsumer;
@@ -108,6 +109,21 @@ export class SqlEmailQueue implements EmailQueue, EmailTaskSource, DeadLetterBox
   /** Right once the INSERT is committed; QueueUnavailable, never a rejection, otherwise. */
   publish(request: EmailRequest): TE.TaskEither<QueueUnavailable, void> {
     return TE.tryCatch(() => this.store(encodeNewTask(request)), unavailable);
+  }
+
+  /**
+   * "Retry now": the row waiting for `attempt` is made due now and the consumer woken, so this
+   * process (`email dev`) takes it at once. `moved`, or `not-waiting` when no free row of that
+   * attempt waits for later (a worker holds it, or it is done). The history stays the row's own.
+   */
+  expedite(request: EmailRequest, attempt: number): TE.TaskEither<QueueUnavailable, Expedited> {
+    return TE.tryCatch(async () => {
+      const statement = sql.expediteRetry(request.id, attempt);
+      const rows = await this.sql.query(statement.sql, statement.params);
+      if (rows.length === 0) return 'not-waiting';
+      this.consumer.wake();
+      return 'moved';
+    }, unavailable);
   }
 
   /**

@@ -158,6 +158,21 @@ export const scheduleRetry = (
   what: 'Retry',
 });
 
+/**
+ * "Retry now": the waiting retry of `attempt` of email `emailId` made due now, the same row, so
+ * no copy exists to drop later. Only a free row waiting for a later time moves: one a worker
+ * holds is being attempted already. A scan of the tasks table (no index by email), fine for an
+ * operator's click on a table of pending tasks.
+ */
+export const expediteRetry = (emailId: string, attempt: number): Statement => ({
+  sql: `UPDATE email_tasks SET available_at = now()
+         WHERE email_id = $1 AND attempt = $2 AND available_at > now()
+           AND (locked_until IS NULL OR locked_until <= now())
+     RETURNING 1 AS moved`,
+  params: [emailId, attempt],
+  what: 'expedite',
+});
+
 /** Offered again in `delayMs`, attempt and history unchanged: what a failed handler gets. */
 export const releaseLater = (take: Take, delayMs: number): Statement => ({
   sql: `UPDATE email_tasks

@@ -49,6 +49,7 @@ export class Dispositions {
           request: task.request,
           attempt: disposition.attempt,
           history: disposition.history,
+          ...(disposition.expedited === true ? { expedited: true as const } : {}),
         });
         // Through the default exchange, straight to the queue of that delay (see topology.ts).
         return this.options.publisher.publish('', this.names.retryQueue(step), next);

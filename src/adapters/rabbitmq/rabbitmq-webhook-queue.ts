@@ -25,9 +25,24 @@ import { topologyNames } from './topology.js';
 /** The AMQP `type` of a job; events on the same queue come from the events exchange without one. */
 export const WEBHOOK_JOB_TYPE = 'webhook.job';
 
+/**
+ * A delivery id as a store can take it: printable ASCII, at most 200 characters. A NUL or a
+ * control character would be refused by PostgreSQL on every try, holding a slot for nothing.
+ */
+const DeliveryId = t.refinement(t.string, (s) => /^[\x21-\x7e]{1,200}$/.test(s), 'DeliveryId');
+
+/**
+ * How many times one message is handled in hand before it goes back to the queue (about two
+ * and a half minutes of pauses). Each return counts toward the queue's delivery limit, so a
+ * message that can never be handled (a store that refuses it every time) ends after about 50
+ * minutes instead of holding a slot for good; an outage of the database shorter than that
+ * loses nothing.
+ */
+const TRIES_IN_HAND = 30;
+
 const JobBody = t.type({
   v: t.literal(1),
-  deliveryId: t.string,
+  deliveryId: DeliveryId,
   attempt: t.refinement(t.number, (n) => Number.isInteger(n) && n >= 1, 'Attempt'),
 });
 
@@ -177,6 +192,14 @@ export class RabbitMqWebhookQueue implements WebhookQueue, WebhookJobSource {
       if (this.stopping || sub.closed) return; // unacked: back to the broker with the channel
       await sleep(redeliverPauseMs(this.options.redeliveryDelayMs ?? 100, earlier));
       if (this.stopping || sub.closed) return;
+      if (earlier + 1 >= TRIES_IN_HAND) {
+        this.options.logger.warn(
+          { messageId: msg.properties.messageId as unknown },
+          'Handing a webhook message back to the queue after failing to handle it for a while',
+        );
+        sub.channel?.reject(msg, true);
+        return;
+      }
       work = await run();
     }
     if (!sub.closed) sub.channel?.ack(msg);

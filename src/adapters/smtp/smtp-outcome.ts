@@ -1,5 +1,5 @@
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { permanent, publicText, sent, transient } from '../../domain/delivery.js';
+import { permanent, publicText, sent, throttled, transient } from '../../domain/delivery.js';
 
 /** The parts of a nodemailer error this mapping reads (see nodemailer's NodemailerError). */
 export interface SmtpFailure {
@@ -50,6 +50,35 @@ const UNREACHABLE = new Set([
 
 const oneLine = (s: string | undefined): string => (s ?? '').replace(/\s+/g, ' ').trim();
 
+/**
+ * The replies a server may give when it limits us rather than refuses the message: RFC 5321
+ * §4.2.5 lets 421 close the session ("service not available") and §4.2.3 gives 451 (local error)
+ * and 452 (insufficient storage) as the transient refusals, and servers use all three for their
+ * limits. Gmail: `421-4.7.28 … an unusual rate of unsolicited mail … temporarily rate limited`;
+ * Postfix: `421 4.7.0 … Error: too many connections`; others say "throttled", "limit exceeded",
+ * "slow down".
+ */
+const THROTTLE_CODES = new Set([421, 451, 452]);
+const THROTTLE_WORDS = /\b(?:rate|ratelimit\w*|too many|throttl\w*|limit\w*|slow down)\b/i;
+/**
+ * Limits of one message, not of our pace: RFC 5321 §4.5.3.1.10 has a server that takes no more
+ * RCPT TO in one transaction answer 452, and Gmail says `452 4.5.3 Your message has too many
+ * recipients` (and names its "sending limits"); a pause would not change that message, and a
+ * throttle does not spend attempts, so it must not read as one.
+ */
+const MESSAGE_LIMIT_WORDS = /too many recipients|recipients? per|per (?:transaction|message)/i;
+// "try (again) later" alone is not a limit: Postfix says it for a local problem of its own.
+
+/** True when a 421, 451 or 452 reply speaks of our rate (see THROTTLE_WORDS). */
+export function isThrottleReply(code: number | undefined, text: string): boolean {
+  return (
+    code !== undefined &&
+    THROTTLE_CODES.has(code) &&
+    THROTTLE_WORDS.test(text) &&
+    !MESSAGE_LIMIT_WORDS.test(text)
+  );
+}
+
 function describe(e: SmtpFailure): string {
   const on = e.command ? ` on ${e.command}` : '';
   const text = oneLine(e.response) || oneLine(e.message) || 'no details';
@@ -94,7 +123,8 @@ function connectionFailure(e: SmtpFailure): DeliveryOutcome {
 }
 
 /**
- * A failed send as an outcome. RFC 5321: 4yz is transient, 5yz permanent. The exception, as in
+ * A failed send as an outcome. RFC 5321: 4yz is transient, 5yz permanent; a 421, 451 or 452 that
+ * speaks of a rate is `throttled` (`isThrottleReply`). The exception, as in
  * nodemailer's own `isPermanentResponseCode`, is 503 (bad sequence of commands): it says the
  * session was in the wrong state, typically a pooled connection left half-way by an earlier
  * failure, not that the message is refused, so a new connection may well take it; MAX_ATTEMPTS
@@ -118,6 +148,10 @@ export function outcomeOfError(e: SmtpFailure, hide: readonly string[] = []): De
   }
   if (code !== undefined) {
     if (code >= 500 && code !== 503) return permanent(shown, hint);
+    // SMTP has no Retry-After: the core pauses the transport for its own retry step.
+    if (isThrottleReply(code, oneLine(e.response) || oneLine(e.message))) {
+      return throttled(shown, undefined, hint);
+    }
     return transient(shown, undefined, hint);
   }
   if (e.code && CONNECTION_CODES.has(e.code)) return connectionFailure(e);

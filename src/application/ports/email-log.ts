@@ -3,6 +3,7 @@ import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
 import { EmailId } from '../../domain/email-request.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 import type { EmailStatus, StatusName } from '../../domain/email-status.js';
+import { STATUS_NAMES } from '../../domain/email-status.js';
 import type { DomainEvent } from '../../domain/events.js';
 
 /** A store did not answer (database down, timed out). Expected, and answered with 503 or a redelivery. */
@@ -90,6 +91,19 @@ export interface EmailQuery {
   readonly limit: number;
 }
 
+/**
+ * The filters `countByStatus` takes: those of `EmailQuery` that choose emails, without the status
+ * (every status is counted) or the page (`cursor`, `limit`): the counts are of every match.
+ */
+export type EmailCountQuery = Omit<EmailQuery, 'status' | 'cursor' | 'limit'>;
+
+/** How many emails are in each status: every status is a key, 0 where there is none. */
+export type StatusCounts = Readonly<Record<StatusName, number>>;
+
+/** Every status at 0, for an adapter to add its counts to. */
+export const noStatusCounts = (): Record<StatusName, number> =>
+  Object.fromEntries(STATUS_NAMES.map((name) => [name, 0])) as Record<StatusName, number>;
+
 /** One page of the log, newest first; `nextCursor` is absent on the last page. */
 export interface EmailPage {
   readonly data: readonly EmailStatus[];
@@ -129,6 +143,12 @@ export interface EmailLog {
    * that is not one this log's `nextCursor` could have been answers `InvalidCursor`.
    */
   list(query: EmailQuery): TaskEither<StoreUnavailable | InvalidCursor, EmailPage>;
+  /**
+   * How many emails in each status match `query`, with the same rules as `list` for each filter
+   * (a recipient substring no address can hold matches none): the counts above the list of
+   * emails, where each status links to its own list.
+   */
+  countByStatus(query: EmailCountQuery): TaskEither<StoreUnavailable, StatusCounts>;
   /**
    * Deletes up to `batchSize` emails accepted before `cutoff` that are in a final status (`sent`,
    * `failed`), oldest first; answers how many went. An email still `queued`, `sending` or

@@ -7,6 +7,11 @@ export interface EmailTask {
   /** 1 for the first try. */
   readonly attempt: number;
   readonly history: readonly AttemptRecord[];
+  /**
+   * A copy an operator's "Retry now" put on the queue ahead of the waiting task (see
+   * `RetryQueue`): the worker acts on it, and drops the waiting task of the same attempt.
+   */
+  readonly expedited?: true;
 }
 
 /**
@@ -20,6 +25,12 @@ export type Disposition =
       readonly attempt: number;
       readonly delayMs: number;
       readonly history: readonly AttemptRecord[];
+      /**
+       * Set when an expedited task (see `EmailTask`) is retried with the same attempt (a throttle,
+       * a wait for its transport's pace): the copy keeps its mark, or it would come back looking
+       * like the waiting task it replaced and be dropped as that one is.
+       */
+      readonly expedited?: true;
     }
   | {
       readonly _tag: 'DeadLetter';

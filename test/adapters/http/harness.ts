@@ -65,6 +65,7 @@ export function testApp(overrides: Partial<HttpDeps> = {}): TestApp {
         },
         { remote: true },
       ),
+    watchAll: (onChange) => bus.subscribe(async (event) => onChange(event.id), { remote: true }),
     readiness: () => readiness.ready,
     csrfSecret: Buffer.from('test-secret-test-secret-test-sec'),
     log,

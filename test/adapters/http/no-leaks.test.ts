@@ -475,9 +475,12 @@ function leaksIn(text: string, p: Parts): string[] {
     ...p.ports.map((port) => `:${port}`),
   ];
   const found = literals.filter((l) => text.includes(l));
-  // A path: a slash after a space, quote or bracket, not a closing tag and not a link of ours.
+  // A path: a slash after a space, quote or bracket, not a closing tag and not a link of ours
+  // (the navigation's sections and the favicon are on every page).
   for (const [path] of text.matchAll(/(?<![<\w])\/[^\s"'<>()[\]/]+/g)) {
-    if (!/^\/(emails|static)$/.test(path)) found.push(`a path (${path})`);
+    if (!/^\/(emails|static|dead-letters|suppressions|webhooks|favicon\.svg)$/.test(path)) {
+      found.push(`a path (${path})`);
+    }
   }
   for (const [host] of text.matchAll(/(?<![\w.-])[a-z][\w-]*(?:\.[\w-]+)*:\d{2,5}\b/gi)) {
     found.push(`a host and port (${host})`);

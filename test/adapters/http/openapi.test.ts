@@ -34,6 +34,7 @@ import {
 } from '../../support/fakes.js';
 import type { Harness } from './harness.js';
 import { startHttp } from './harness.js';
+import { FakeDeadLetterBox, aDeadLetter } from './admin-fixtures.js';
 
 type Doc = Record<string, unknown>;
 
@@ -209,6 +210,9 @@ const documentedPaths = [
   ['post', '/webhooks'],
   ['delete', '/webhooks/{id}'],
   ['post', '/webhooks/mailgun'],
+  ['get', '/dead-letters'],
+  ['post', '/dead-letters/replay'],
+  ['post', '/dead-letters/purge'],
   ['get', '/healthz'],
   ['get', '/readyz'],
 ] as const;
@@ -259,6 +263,9 @@ describe('OpenAPI document (GET /openapi.json)', () => {
         ['/webhooks', 'get'],
         ['/webhooks', 'post'],
         ['/webhooks/{id}', 'delete'],
+        ['/dead-letters', 'get'],
+        ['/dead-letters/replay', 'post'],
+        ['/dead-letters/purge', 'post'],
       ] as const) {
         expect(at(doc, 'paths', path, method, 'security')).to.deep.equal([{ apiKey: ['admin'] }]);
       }
@@ -509,6 +516,59 @@ describe('OpenAPI document (GET /openapi.json)', () => {
       const page = await fetch(`${h.url}/suppressions`);
       const list = await expectDocumented(page, 'get', '/suppressions', 200);
       expect((at(list, 'data') as unknown[]).map((e) => at(e, 'reason'))).to.deep.equal(['bounce']);
+    });
+
+    it('/dead-letters: list, replay, purge, and their refusals', async () => {
+      const box = new FakeDeadLetterBox([
+        aDeadLetter(),
+        aDeadLetter({ reason: 'out of attempts (8 of 8): a 503' }),
+      ]);
+      const app = await startApp({ deadLetters: box });
+      const url = (path: string) => `${app.h.url}${path}`;
+      const postTo = (path: string, body: unknown) =>
+        fetch(url(path), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      try {
+        const listed = await fetch(url('/dead-letters'));
+        const body = await expectDocumented(listed, 'get', '/dead-letters', 200);
+        expect(at(body, 'counts', 'total')).to.equal(2);
+        await expectDocumented(await fetch(url('/dead-letters?x=1')), 'get', '/dead-letters', 400);
+        const [first] = box.letters;
+        const replay = '/dead-letters/replay';
+        await expectDocumented(await postTo(replay, { id: first!.id }), 'post', replay, 200);
+        await expectDocumented(await postTo(replay, { id: first!.id }), 'post', replay, 404);
+        await expectDocumented(
+          await postTo(replay, { all: true, reason: 'out_of_attempts' }),
+          'post',
+          replay,
+          200,
+        );
+        await expectDocumented(await postTo(replay, { all: 'yes' }), 'post', replay, 400);
+        const notJson = await fetch(url(replay), {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain' },
+          body: 'all',
+        });
+        await expectDocumented(notJson, 'post', replay, 415);
+        const purge = '/dead-letters/purge';
+        await expectDocumented(await postTo(purge, {}), 'post', purge, 400);
+        await expectDocumented(await postTo(purge, { confirm: true }), 'post', purge, 200);
+        box.down = 'not connected to RabbitMQ';
+        await expectDocumented(await fetch(url('/dead-letters')), 'get', '/dead-letters', 503);
+        await expectDocumented(await postTo(replay, { all: true }), 'post', replay, 503);
+        await expectDocumented(await postTo(purge, { confirm: true }), 'post', purge, 503);
+        const v = validators(doc);
+        const replayBody = v.request('post', replay);
+        expect(replayBody({ id: 'abc' })).to.equal(true);
+        expect(replayBody({ all: true, reason: 'permanent' })).to.equal(true);
+        expect(replayBody({ id: 'abc', all: true })).to.equal(false);
+        expect(v.request('post', purge)({})).to.equal(false);
+      } finally {
+        await app.h.close();
+      }
     });
 
     it('/healthz and /readyz', async () => {

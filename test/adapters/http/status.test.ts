@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import type { EmailLog } from '../../../src/application/ports/email-log.js';
-import { EMAILS_PAGE_SIZE } from '../../../src/adapters/http/status-routes.js';
+import { EMAILS_PAGE_SIZE } from '../../../src/adapters/http/email-list-routes.js';
 import type { StatusJson } from '../../../src/adapters/http/status-page.js';
 import { InMemoryEmailLog } from '../../../src/adapters/memory/in-memory-stores.js';
 import { migrateSql } from '../../../src/adapters/postgres/migrate.js';

@@ -17,6 +17,10 @@ import {
   InMemoryIdempotencyStore,
 } from '../../../src/adapters/memory/in-memory-stores.js';
 import { memoryRateLimiter } from '../../../src/adapters/ratelimit/flexible-rate-limiter.js';
+import { InMemoryTransportPauses } from '../../../src/adapters/memory/in-memory-transport-pauses.js';
+import { InMemorySendPacer } from '../../../src/adapters/memory/in-memory-send-pacer.js';
+import { transportPausesContract } from '../../contracts/transport-pauses.contract.js';
+import { sendPacerContract } from '../../contracts/send-pacer.contract.js';
 import { apiKeyStoreContract } from '../../contracts/api-key-store.contract.js';
 import { attachmentStoreContract } from '../../contracts/attachment-store.contract.js';
 import { deliveryLedgerContract } from '../../contracts/delivery-ledger.contract.js';
@@ -94,6 +98,19 @@ webhookDeliveriesContract('InMemoryWebhookDeliveries', async () => {
   const deliveries = new InMemoryWebhookDeliveries();
   return { deliveries, peer: deliveries, close: nothingToClose };
 });
+
+transportPausesContract('InMemoryTransportPauses', async () => {
+  const pauses = new InMemoryTransportPauses();
+  return { pauses, peer: pauses, close: nothingToClose };
+});
+
+sendPacerContract('InMemorySendPacer', async () => ({
+  pacers: (rates) => {
+    const pacer = new InMemorySendPacer(rates);
+    return { pacer, peer: pacer };
+  },
+  close: nothingToClose,
+}));
 
 rateLimiterContract('memoryRateLimiter', async () => ({
   limiters: (settings) => {

@@ -1,0 +1,85 @@
+import * as TE from 'fp-ts/lib/TaskEither.js';
+import type { StoreUnavailable } from '../../application/ports/email-log.js';
+import type { PaceSlot, SendPacer, SendRate } from '../../application/ports/send-pacer.js';
+import { graceMs, slotMs, tokensLeft } from '../../application/ports/send-pacer.js';
+import type { SqlClient } from './sql-client.js';
+import { attempt } from './sql-client.js';
+
+/**
+ * Books the next slot of one transport in one statement. `$2` is the length booked (one slot, or
+ * several in a row) and `$3` how far ahead the caller would wait, both in (fractional)
+ * milliseconds. The upsert locks the
+ * transport's row, so concurrent workers book one after another, each from the end the previous
+ * one left; a slot further than `$3` is not booked (the `WHERE` of `DO UPDATE` leaves the row as
+ * it was and returns nothing). Times are the database's `clock_timestamp()`, read when the row is
+ * locked, so a worker that waited for the lock is not given a slot in its past, and the workers'
+ * own clocks play no part. The main query reads the row as it was before (a data-modifying CTE's
+ * change is not visible to it): how far away the next free slot was when nothing was booked.
+ */
+const BOOK_SLOT = `
+WITH booked AS (
+  INSERT INTO send_pacing AS p (transport, next_slot_at)
+  VALUES ($1::text, clock_timestamp() + $2::float8 * interval '1 millisecond')
+  ON CONFLICT (transport) DO UPDATE
+     SET next_slot_at = greatest(p.next_slot_at, clock_timestamp()) + $2::float8 * interval '1 millisecond'
+   WHERE p.next_slot_at <= clock_timestamp() + $3::float8 * interval '1 millisecond'
+  RETURNING p.next_slot_at
+)
+SELECT
+  (SELECT (1000 * extract(epoch FROM b.next_slot_at - clock_timestamp()))::float8 FROM booked b)
+    AS booked_end_ms,
+  (SELECT (1000 * extract(epoch FROM s.next_slot_at - clock_timestamp()))::float8
+     FROM send_pacing s WHERE s.transport = $1::text)
+    AS free_in_ms`;
+
+interface BookingRow {
+  /** Milliseconds from now to the end of the slot booked; null when none was. */
+  readonly booked_end_ms: number | null;
+  /** Milliseconds from now to the next free slot, as it was before this statement. */
+  readonly free_in_ms: number | null;
+}
+
+/**
+ * The pacer of every worker on the database: `send_pacing` holds, per transport with a rate, the
+ * time its next slot is free (a generic cell rate algorithm, with no burst). rate-limiter-flexible,
+ * which counts the API's requests, is not used here: its windows are fixed (a burst at the end of
+ * one and the start of the next puts up to twice the limit in one second), timed by each worker's
+ * clock, and a refused request books nothing, so waiting workers could only poll.
+ */
+export class SqlSendPacer implements SendPacer {
+  constructor(
+    private readonly sql: SqlClient,
+    /** Transport name → its rate; a transport not named here is not paced. */
+    private readonly rates: Readonly<Record<string, SendRate>>,
+  ) {}
+
+  acquire(
+    transport: string,
+    withinMs: number,
+    slots = 1,
+  ): TE.TaskEither<StoreUnavailable, PaceSlot> {
+    const rate = Object.hasOwn(this.rates, transport) ? this.rates[transport] : undefined;
+    if (rate === undefined) return TE.right({ waitMs: 0, booked: true });
+    const slot = slotMs(rate) * Math.max(1, Math.floor(slots));
+    return attempt(async (): Promise<PaceSlot> => {
+      const [row] = await this.sql.query<BookingRow>(BOOK_SLOT, [transport, slot, withinMs]);
+      const bookedEnd = row?.booked_end_ms ?? null;
+      if (bookedEnd !== null) {
+        return {
+          waitMs: Math.max(0, bookedEnd - slot),
+          booked: true,
+          tokens: tokensLeft(rate, bookedEnd),
+          graceMs: graceMs(rate),
+        };
+      }
+      // A row another worker inserted while this statement ran is not in its snapshot.
+      const freeIn = Math.max(row?.free_in_ms ?? slot, withinMs + 1);
+      return {
+        waitMs: freeIn,
+        booked: false,
+        tokens: tokensLeft(rate, freeIn),
+        graceMs: graceMs(rate),
+      };
+    });
+  }
+}

@@ -1,0 +1,104 @@
+import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
+import type { StoreUnavailable } from './email-log.js';
+
+/** A provider's limit, as MAILGUN_RATE and SMTP_RATE give it: `limit` sends per `windowMs`. */
+export interface SendRate {
+  /** Sends per window: a whole number, at least 1. */
+  readonly limit: number;
+  /** The window, in milliseconds (1000 for `N/s`, 60000 for `N/min`, 3600000 for `N/h`). */
+  readonly windowMs: number;
+}
+
+/**
+ * How far under the rate the pacer keeps, as a fraction. A send leaves at its slot but reaches
+ * the provider some milliseconds later, more or less (the event loop, a cold connection, the
+ * network): spaced exactly at the rate, a late send followed by prompt ones would put `limit + 1`
+ * sends in one of the provider's windows. 10% under leaves a tenth of a window (100 ms at `20/s`)
+ * for that spread: a quarter of it for a send to leave late (`graceMs`), the rest for the way.
+ */
+export const PACING_MARGIN = 0.1;
+
+/**
+ * The time between two sends at `rate`, in milliseconds (fractional): the window spread evenly
+ * over its sends, plus PACING_MARGIN. No bursts: `20/s` is one send every 55 ms, never twenty
+ * at once, so no window of the provider's, wherever it starts, sees more than `limit`.
+ */
+export const slotMs = (rate: SendRate): number =>
+  // In whole percent, so that 2/s is 550 ms and not 550.0000000000001.
+  (rate.windowMs * Math.round(100 * (1 + PACING_MARGIN))) / (100 * rate.limit);
+
+/**
+ * How late after its slot a send may still leave, in milliseconds. Sends that reach the provider
+ * between 0 and `s` milliseconds after their slots put at most `limit` in any of its windows as
+ * long as `s` stays under `windowMs × PACING_MARGIN`; a quarter of that is for leaving late, the
+ * rest for the way to the provider. Never more than one slot, so a late send does not land on
+ * the next one (a provider may count in finer windows than its rate says). At `20/s`: 25 ms.
+ */
+export const graceMs = (rate: SendRate): number =>
+  Math.min(slotMs(rate), (rate.windowMs * PACING_MARGIN) / 4);
+
+/**
+ * The sends still free in the coming window at `rate`, when the next free slot is `aheadMs`
+ * (milliseconds) from now: `limit` when nothing is booked, 0 when a whole window is booked ahead.
+ * What `email_pacing_tokens` shows, as a token bucket of `limit` tokens would.
+ */
+export const tokensLeft = (rate: SendRate, aheadMs: number): number =>
+  Math.max(0, Math.min(rate.limit, rate.limit - Math.ceil(Math.max(0, aheadMs) / slotMs(rate))));
+
+/** The pacer's answer for one send. */
+export interface PaceSlot {
+  /** Milliseconds to wait before sending (0: now); when not `booked`, until a slot may be free. */
+  readonly waitMs: number;
+  /**
+   * True when a slot was booked for this send: it goes after `waitMs`. False when the next free
+   * slot is further than the caller would wait: nothing was booked (a slot booked and not used
+   * would leave a hole in the pace), and the caller asks again after `waitMs`.
+   */
+  readonly booked: boolean;
+  /** `tokensLeft` after this answer; absent for a transport without a rate. */
+  readonly tokens?: number;
+  /**
+   * `graceMs` of the transport's rate: a booked send that cannot leave within this many
+   * milliseconds after its slot must not leave on it (its worker was held up) and books another.
+   * Absent for a transport without a rate.
+   */
+  readonly graceMs?: number;
+}
+
+/**
+ * Keeps each transport's sends to its rate (MAILGUN_RATE, SMTP_RATE) across every worker: one
+ * slot per send, booked in turn where every worker sees it, spaced `slotMs` apart (a generic cell
+ * rate algorithm: the store keeps, per transport, the time the next slot is free). A transport
+ * without a rate is answered at once (`{ waitMs: 0, booked: true }`), without a store call.
+ */
+export interface SendPacer {
+  /**
+   * Books the next slot of `transport` if it comes within `withinMs` milliseconds, and says how
+   * long to wait for it; otherwise books nothing and says how long until one may be free.
+   * `slots` (default 1) books that many in a row for one send, which leaves on the first: the
+   * others stay empty, room for a send expected to reach the provider late.
+   */
+  acquire(
+    transport: string,
+    withinMs: number,
+    slots?: number,
+  ): TaskEither<StoreUnavailable, PaceSlot>;
+}
+
+/**
+ * What pacing shows on /metrics; the worker's metrics implement it. Each method is told about
+ * this process's sends only.
+ */
+export interface PacingObserver {
+  /**
+   * A send waited `waitMs` milliseconds for `transport` (its pace or its pause): in the worker
+   * before it went, or in the queue, handed back because the wait was long.
+   */
+  pacingWaited(transport: string, waitMs: number): void;
+  /** The sends still free in `transport`'s coming window, as the pacer last answered. */
+  pacingTokens(transport: string, tokens: number): void;
+  /** `transport` answered a send with `throttled`. */
+  transportThrottled(transport: string): void;
+  /** `transport` is paused until `until`, as this process last learnt. */
+  transportPaused(transport: string, until: Date): void;
+}

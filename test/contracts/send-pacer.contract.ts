@@ -1,0 +1,132 @@
+// One suite for every SendPacer: one slot per send, `slotMs` apart, booked in turn by every
+// worker; a slot further than the caller would wait is not booked; a transport without a rate
+// is never held. Time is the store's own clock (the database's for SQL), so the bounds below
+// allow for the real time the calls themselves take, measured around them.
+import { expect } from 'chai';
+import type { PaceSlot, SendPacer, SendRate } from '../../src/application/ports/send-pacer.js';
+import { slotMs } from '../../src/application/ports/send-pacer.js';
+import { right } from './email-log.contract.js';
+
+export interface SendPacerFixture {
+  /**
+   * A pacer with these rates, and `peer`: the pacer another worker builds with the same rates on
+   * its own connections (in memory, the same one).
+   */
+  pacers(rates: Readonly<Record<string, SendRate>>): {
+    readonly pacer: SendPacer;
+    readonly peer: SendPacer;
+  };
+  close(): Promise<void>;
+}
+
+/** Far enough that no test waits for a slot on a slow machine: one a minute is 66 s apart. */
+const PER_MINUTE: SendRate = { limit: 1, windowMs: 60_000 };
+const TWENTY_A_SECOND: SendRate = { limit: 20, windowMs: 1000 };
+
+export function sendPacerContract(name: string, open: () => Promise<SendPacerFixture>): void {
+  describe(`${name} honours the SendPacer contract`, function () {
+    this.timeout(30_000);
+    let fx: SendPacerFixture;
+
+    beforeEach(async () => {
+      fx = await open();
+    });
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    /** Acquires, and says how much real time passed since `since` once it answered. */
+    const acquire = async (
+      pacer: SendPacer,
+      transport: string,
+      withinMs: number,
+      since: number,
+      slots = 1,
+    ): Promise<PaceSlot & { elapsedMs: number }> => {
+      const slot = await right(pacer.acquire(transport, withinMs, slots));
+      return { ...slot, elapsedMs: performance.now() - since };
+    };
+
+    it('never holds a transport without a rate', async () => {
+      const { pacer } = fx.pacers({ mailgun: TWENTY_A_SECOND });
+      for (let i = 0; i < 5; i += 1) {
+        expect(await right(pacer.acquire('smtp', 0))).to.deep.equal({ waitMs: 0, booked: true });
+      }
+    });
+
+    it('books one slot per send, a slot apart, across workers', async () => {
+      const { pacer, peer } = fx.pacers({ mailgun: TWENTY_A_SECOND });
+      const slot = slotMs(TWENTY_A_SECOND);
+      const start = performance.now();
+      const slots: (PaceSlot & { elapsedMs: number })[] = [];
+      for (let k = 0; k < 8; k += 1) {
+        slots.push(await acquire(k % 2 === 0 ? pacer : peer, 'mailgun', 60_000, start));
+      }
+      slots.forEach((s, k) => {
+        expect(s.booked, `slot ${k} booked`).to.equal(true);
+        // Never sooner than k slots after the first, however the calls were timed ...
+        expect(s.waitMs + s.elapsedMs, `slot ${k} not early`).to.be.at.least(k * slot - 1);
+        // ... and never later than that: each slot follows the previous one directly.
+        expect(s.waitMs, `slot ${k} not late`).to.be.at.most(k * slot + 1);
+      });
+      expect(slots[0]?.tokens).to.equal(TWENTY_A_SECOND.limit - 1);
+      expect(slots[7]?.tokens).to.be.below(slots[0]?.tokens ?? 0);
+    });
+
+    it('books nothing beyond what the caller would wait, and says how long until a slot', async () => {
+      const { pacer, peer } = fx.pacers({ mailgun: PER_MINUTE });
+      const slot = slotMs(PER_MINUTE);
+      const start = performance.now();
+      expect(await acquire(pacer, 'mailgun', 1000, start)).to.include({ booked: true, waitMs: 0 });
+      for (const asker of [peer, pacer, peer]) {
+        const refused = await acquire(asker, 'mailgun', 1000, start);
+        expect(refused.booked).to.equal(false);
+        // The slot after the first is still free: the refusals booked nothing.
+        expect(refused.waitMs)
+          .to.be.above(1000)
+          .and.at.most(slot + 1);
+        expect(refused.waitMs + refused.elapsedMs).to.be.at.least(slot - 1);
+        expect(refused.tokens).to.equal(0);
+      }
+      const next = await acquire(peer, 'mailgun', 2 * slot, start);
+      expect(next.booked).to.equal(true);
+      expect(next.waitMs).to.be.at.most(slot + 1);
+      expect(next.waitMs + next.elapsedMs).to.be.at.least(slot - 1);
+    });
+
+    it('books several slots in a row for one send when asked, leaving the others empty', async () => {
+      const { pacer, peer } = fx.pacers({ mailgun: PER_MINUTE });
+      const slot = slotMs(PER_MINUTE);
+      const start = performance.now();
+      expect(await acquire(pacer, 'mailgun', 10 * slot, start, 2)).to.include({
+        booked: true,
+        waitMs: 0,
+      });
+      const next = await acquire(peer, 'mailgun', 10 * slot, start);
+      expect(next.booked).to.equal(true);
+      expect(next.waitMs).to.be.at.most(2 * slot + 1);
+      expect(next.waitMs + next.elapsedMs).to.be.at.least(2 * slot - 1);
+    });
+
+    it('paces each transport on its own', async () => {
+      const { pacer } = fx.pacers({ mailgun: PER_MINUTE, smtp: PER_MINUTE });
+      expect(await right(pacer.acquire('mailgun', 1000))).to.include({ booked: true, waitMs: 0 });
+      expect(await right(pacer.acquire('smtp', 1000))).to.include({ booked: true, waitMs: 0 });
+      expect((await right(pacer.acquire('mailgun', 1000))).booked).to.equal(false);
+    });
+
+    it('gives every one of many concurrent askers its own slot', async () => {
+      const { pacer, peer } = fx.pacers({ mailgun: TWENTY_A_SECOND });
+      const slot = slotMs(TWENTY_A_SECOND);
+      const slots = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          right((i % 2 ? pacer : peer).acquire('mailgun', 60_000)),
+        ),
+      );
+      const waits = slots.map((s) => s.waitMs).sort((a, b) => a - b);
+      expect(slots.every((s) => s.booked)).to.equal(true);
+      // Twelve distinct slots: each wait at least (nearly) one slot after the one before.
+      waits.slice(1).forEach((w, i) => expect(w - (waits[i] ?? 0)).to.be.above(slot / 2));
+    });
+  });
+}
