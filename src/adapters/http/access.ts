@@ -8,10 +8,11 @@ import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { RateLimiter, RateLimitState } from '../../application/ports/rate-limiter.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { Problem } from './errors.js';
+import { OPERATOR_SESSION_COOKIE } from './csrf.js';
 import { RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
 
 /** The cookie of a signed-in browser; signed with SESSION_SECRET (Koa's keys). */
-export const OPERATOR_COOKIE = 'email_session';
+export const OPERATOR_COOKIE = OPERATOR_SESSION_COOKIE;
 const SESSION_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 /**

@@ -3,6 +3,12 @@ import * as E from 'fp-ts/lib/Either.js';
 import type { Context } from 'koa';
 
 export const SESSION_COOKIE = 'sid';
+
+/**
+ * The signed-in operator's session cookie (see access.ts `OPERATOR_COOKIE`, which re-exports
+ * this), named here so that the CSRF tokens can be bound to it without an import cycle.
+ */
+export const OPERATOR_SESSION_COOKIE = 'email_session';
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 const TOKEN_NONCE = /^[A-Za-z0-9_-]{22}$/;
 const ISSUED_AT = /^\d{1,15}$/;
@@ -49,9 +55,20 @@ export function createCsrf({ secret, ttlMs = 2 * 3_600_000, now = Date.now }: Cs
   const mac = (sessionId: string, issuedAt: string, nonce: string): Buffer =>
     createHmac('sha256', secret).update(`${sessionId}|${issuedAt}|${nonce}`).digest();
 
+  /**
+   * What a token is bound to: the browser's `sid`, and the signed-in operator's session cookie
+   * when there is one. A token handed to a signed-out visitor (say, an attacker who planted the
+   * same `sid` in an operator's browser, from a sibling subdomain or over plain http) then
+   * verifies for nobody signed in, and signing in (a new operator cookie) voids older tokens.
+   */
+  const bound = (ctx: Context, sid: string): string => {
+    const operator = ctx.cookies.get(OPERATOR_SESSION_COOKIE);
+    return operator === undefined || operator === '' ? sid : `${sid}.${operator}`;
+  };
+
   const session = (ctx: Context): string | undefined => {
     const value = ctx.cookies.get(SESSION_COOKIE);
-    return value !== undefined && SESSION_ID.test(value) ? value : undefined;
+    return value !== undefined && SESSION_ID.test(value) ? bound(ctx, value) : undefined;
   };
 
   return {
@@ -68,7 +85,7 @@ export function createCsrf({ secret, ttlMs = 2 * 3_600_000, now = Date.now }: Cs
         signed: false,
         overwrite: true,
       });
-      return created;
+      return bound(ctx, created);
     },
     issue(sessionId) {
       const issuedAt = String(now());

@@ -31,6 +31,25 @@ describe('CSRF tokens', () => {
     expect(csrf.verify(sid, token)).to.deep.equal(E.left('expired-token'));
   });
 
+  it('binds a token to the signed-in operator too: one issued to a signed-out visitor with the same sid is refused', () => {
+    // What the routes see: the browser's cookies, nothing else.
+    const browser = (cookies: Record<string, string>) =>
+      ({
+        cookies: { get: (name: string) => cookies[name], set: () => undefined },
+        secure: false,
+      }) as unknown as Parameters<typeof csrf.session>[0];
+    const attacker = browser({ sid });
+    const operator = browser({ sid, email_session: 'operator-session-token' });
+    const planted = csrf.issue(csrf.ensureSession(attacker));
+    expect(csrf.verify(csrf.session(operator), planted)).to.deep.equal(E.left('wrong-token'));
+    // The operator's own pages issue tokens that do verify.
+    const own = csrf.issue(csrf.ensureSession(operator));
+    expect(csrf.verify(csrf.session(operator), own)).to.deep.equal(E.right(undefined));
+    // Signing in again (another session cookie) voids the tokens issued before.
+    const again = browser({ sid, email_session: 'a-new-session-token' });
+    expect(csrf.verify(csrf.session(again), own)).to.deep.equal(E.left('wrong-token'));
+  });
+
   it('refuses a token whose time was changed, since the time is signed too', () => {
     const [issuedAt, nonce, mac] = Buffer.from(csrf.issue(sid), 'base64url').toString().split('.');
     const moved = Buffer.from(`${Number(issuedAt) + 50_000}.${nonce}.${mac}`).toString('base64url');
