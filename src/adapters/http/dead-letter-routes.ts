@@ -506,7 +506,19 @@ export function mountDeadLetterRoutes(router: Router, options: DeadLetterRoutesO
   async function replayForm(ctx: Context): Promise<void> {
     const form = formOf(ctx);
     const all = field(form, 'all') === 'yes';
-    const selection = selectionOf(all ? undefined : field(form, 'id'), field(form, 'reason'));
+    const id = field(form, 'id');
+    // One letter and all of them at once is no form of ours: replaying all would be the wrong
+    // guess for a post that named one (the JSON route refuses the same).
+    if (all && id !== undefined && id !== '') {
+      return pageProblem(ctx, {
+        status: 400,
+        code: 'invalid_request',
+        title: 'Nothing to replay',
+        message:
+          'The form named one dead letter and all of them: open the dead letters again and press Replay on one, or Replay all.',
+      });
+    }
+    const selection = selectionOf(all ? undefined : id, field(form, 'reason'));
     if (E.isLeft(selection) || (!all && selection.right.kind === 'all')) {
       return pageProblem(ctx, {
         status: 400,

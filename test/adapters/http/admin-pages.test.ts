@@ -178,6 +178,21 @@ describe('the operator pages over HTTP', () => {
       );
     });
 
+    it('dead letters: a form naming one letter and all of them replays nothing', async () => {
+      const letter = aDeadLetter();
+      s.box.letters = [letter, aDeadLetter()];
+      const token = hidden(await page(`/dead-letters/replay?id=${letter.id}`), '_csrf');
+      const both = await browser.post('/dead-letters/replay', {
+        _csrf: token,
+        id: letter.id,
+        all: 'yes',
+        confirm: 'yes',
+      });
+      expect(both.status).to.equal(400);
+      expect(both.text).to.contain('named one dead letter and all of them');
+      expect(s.box.replays).to.deep.equal([]);
+    });
+
     it('dead letters: a replay of one reason names how many in its confirmation', async () => {
       const refused = [aDeadLetter(), aDeadLetter()];
       const exhausted = aDeadLetter({ reason: OUT_OF_ATTEMPTS });
