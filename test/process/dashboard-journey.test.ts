@@ -513,11 +513,11 @@ describe('The operator’s journey through the dashboard, in a real browser on r
       );
       // A mark on this document: gone if the page reloads instead of updating itself.
       await page.evaluate('window.notReloaded = true');
-      await page.waitForFunction(
-        `document.querySelector(${JSON.stringify(`.follow-status[data-email="${id}"]`)})?.textContent === 'sent'`,
-        undefined,
-        { timeout: 20_000 },
-      );
+      // A locator wait, not waitForFunction: that one compiles its predicate in the page, which
+      // the page's CSP (no 'unsafe-eval') refuses whenever the first check does not settle it.
+      await page
+        .locator(`.follow-status[data-email="${id}"]`, { hasText: /^sent$/ })
+        .waitFor({ timeout: 20_000 });
       expect(await page.evaluate('window.notReloaded')).to.equal(true);
       expect(await page.locator(`.follow-status.status-sent[data-email="${id}"]`).count()).to.equal(
         1,
