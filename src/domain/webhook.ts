@@ -1,4 +1,5 @@
 import * as E from 'fp-ts/lib/Either.js';
+import { retryStep } from './delivery.js';
 import { mailbox, mailboxKey } from './email-address.js';
 import type { EmailAddress } from './email-address.js';
 import type { EmailStatus, StatusName } from './email-status.js';
@@ -206,7 +207,6 @@ export function webhookRetryDelayMs(
 ): number | undefined {
   const step = delaysMs[attempt - 1];
   if (step === undefined) return undefined;
-  const wanted = Math.max(step, retryAfterMs ?? 0);
-  const longEnough = delaysMs.filter((d) => d >= wanted);
-  return longEnough.length > 0 ? Math.min(...longEnough) : Math.max(...delaysMs);
+  // The same rounding as the email tasks' retry queues: the shortest step long enough.
+  return retryStep([step, ...delaysMs], Math.max(step, retryAfterMs ?? 0));
 }

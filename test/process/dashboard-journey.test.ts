@@ -15,7 +15,7 @@ import { simpleParser } from 'mailparser';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
-import { collectProblems, launchChromium } from '../support/browser.js';
+import { collectProblems, launchChromium, seriousViolations } from '../support/browser.js';
 import { AA_TEXT, textContrasts } from '../support/contrast.js';
 import { requirePostgres } from '../support/postgres.js';
 import { CLI, EmailProcess, startListening } from '../support/process.js';
@@ -273,9 +273,7 @@ describe('The operator’s journey through the dashboard, in a real browser on r
           .exclude('iframe.message-frame')
           .options({ iframes: false })
           .analyze();
-        const serious = violations
-          .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-          .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);
+        const serious = seriousViolations(violations);
         expect(serious, `${name}, ${colorScheme}: axe`).to.deep.equal([]);
         await shot(`${name}-${colorScheme}`, on);
       }

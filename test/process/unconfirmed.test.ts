@@ -2,9 +2,6 @@
 // email Mailgun accepted and never reported on is flagged `unconfirmed` and counted; one it
 // reported on is left alone.
 import { expect } from 'chai';
-import { createServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import type { EmailProcess } from '../support/process.js';
@@ -17,6 +14,7 @@ import {
   stopMailgunRoles,
   waitForStatus,
 } from '../support/roles.js';
+import { startRelay } from '../support/relay.js';
 import { eventually } from '../support/waiting.js';
 
 const API_KEY = 'key-unconfirmed-process-0123456789';
@@ -91,7 +89,9 @@ describe('the confirmation watchdog (CONFIRM_DEADLINE)', function () {
     });
 
     it('leaves a delivered email alone, while it flags one with no report', async () => {
-      relay = await startRelay();
+      // Events about SILENT are refused with 406, which makes the stand-in give up on them, as
+      // Mailgun does.
+      relay = await startRelay((body) => (recipientOf(body) === SILENT ? 406 : undefined));
       mailgun = await startMailgunStandIn({
         domain: 'mg.example.com',
         apiKey: API_KEY,
@@ -142,59 +142,6 @@ const send = async (url: string, to: string): Promise<string> => {
   }
   return body.id;
 };
-
-/**
- * Where the stand-in posts (as in mailgun-webhooks.test.ts): it needs its webhook URL when it
- * starts, and `email dev` learns its port only after, so the stand-in posts here and this passes
- * each request on, answering 503 until it knows where to. Events about `SILENT` are answered 406,
- * which makes the stand-in give up on them, as Mailgun does.
- */
-async function startRelay(): Promise<{
-  url: string;
-  target: { url?: string };
-  close(): Promise<void>;
-}> {
-  const target: { url?: string } = {};
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      if (target.url === undefined) {
-        res.writeHead(503).end();
-        return;
-      }
-      if (recipientOf(body) === SILENT) {
-        res.writeHead(406).end();
-        return;
-      }
-      fetch(`${target.url}${req.url ?? '/'}`, {
-        method: req.method ?? 'POST',
-        headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
-        body,
-      }).then(
-        async (answer) =>
-          res
-            .writeHead(answer.status, {
-              'content-type': answer.headers.get('content-type') ?? 'text/plain',
-            })
-            .end(Buffer.from(await answer.arrayBuffer())),
-        () => res.writeHead(502).end(),
-      );
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    target,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** The recipient of a Mailgun event body (`event-data.recipient`), if it is one. */
 function recipientOf(body: Buffer): string | undefined {

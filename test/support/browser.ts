@@ -35,3 +35,20 @@ export function collectProblems(page: Page): string[] {
   page.on('pageerror', (e) => problems.push(e.message));
   return problems;
 }
+
+/** What the tests read of an axe result (`@axe-core/playwright`'s `analyze()`). */
+interface AxeViolation {
+  readonly id: string;
+  readonly help: string;
+  readonly impact?: string | null;
+  readonly nodes: readonly { readonly target: readonly unknown[] }[];
+}
+
+/**
+ * The serious and critical violations of an axe scan, one line each (rule, help, where), for an
+ * assertion that lists them all when it fails: minor and moderate ones are not the bar.
+ */
+export const seriousViolations = (violations: readonly AxeViolation[]): string[] =>
+  violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);

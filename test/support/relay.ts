@@ -8,7 +8,10 @@ import type { AddressInfo } from 'node:net';
  * port (PORT=0) only after, so the stand-in posts here and this passes each request on, body and
  * answer untouched. It answers 503 until it knows where to (Mailgun then tries again).
  */
-export async function startRelay(): Promise<{
+export async function startRelay(
+  /** A status to answer instead of passing the request on (e.g. 406: the sender gives up). */
+  refuse: (body: Buffer) => number | undefined = () => undefined,
+): Promise<{
   url: string;
   target: { url?: string };
   close(): Promise<void>;
@@ -20,6 +23,11 @@ export async function startRelay(): Promise<{
     req.on('end', () => {
       if (target.url === undefined) {
         res.writeHead(503).end();
+        return;
+      }
+      const refused = refuse(Buffer.concat(chunks));
+      if (refused !== undefined) {
+        res.writeHead(refused).end();
         return;
       }
       fetch(`${target.url}${req.url ?? '/'}`, {

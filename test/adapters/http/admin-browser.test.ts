@@ -14,7 +14,7 @@ import type { EmailRequest } from '../../../src/domain/email-request.js';
 import type { AccessFixture } from '../../support/access.js';
 import { guardedAccess } from '../../support/access.js';
 import { aRequest, anEvent } from '../../support/builders.js';
-import { collectProblems, launchChromium } from '../../support/browser.js';
+import { collectProblems, launchChromium, seriousViolations } from '../../support/browser.js';
 import { fixedClock } from '../../support/fakes.js';
 import { FakeDeadLetterBox, aDeadLetter } from './admin-fixtures.js';
 import type { Harness } from './harness.js';
@@ -55,9 +55,7 @@ describe('The operator pages (dead letters, suppressions, webhooks) in a real br
     for (const colorScheme of ['light', 'dark'] as const) {
       await page.emulateMedia({ colorScheme });
       const { violations } = await new AxeBuilder({ page }).analyze();
-      const serious = violations
-        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);
+      const serious = seriousViolations(violations);
       expect(serious, `${what}, ${colorScheme}: axe`).to.deep.equal([]);
     }
     await page.emulateMedia({ colorScheme: 'light' });

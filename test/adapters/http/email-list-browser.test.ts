@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { EmailRequest } from '../../../src/domain/email-request.js';
 import { anEvent } from '../../support/builders.js';
-import { launchChromium } from '../../support/browser.js';
+import { launchChromium, seriousViolations } from '../../support/browser.js';
 import { eventually } from '../../support/waiting.js';
 import type { Harness } from './harness.js';
 import { postJson, startHttp } from './harness.js';
@@ -95,9 +95,7 @@ describe('The list of emails in a real browser', function () {
     for (const colorScheme of ['light', 'dark'] as const) {
       await page.emulateMedia({ colorScheme });
       const { violations } = await new AxeBuilder({ page }).analyze();
-      const serious = violations
-        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);
+      const serious = seriousViolations(violations);
       expect(serious, `${what}, ${colorScheme}: axe`).to.deep.equal([]);
     }
     await page.emulateMedia({ colorScheme: 'light' });

@@ -11,7 +11,7 @@ import { AxeBuilder } from '@axe-core/playwright';
 import { expect } from 'chai';
 import { simpleParser } from 'mailparser';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { collectProblems, launchChromium } from '../../support/browser.js';
+import { collectProblems, launchChromium, seriousViolations } from '../../support/browser.js';
 import type { EmailPageApp } from './email-page-app.js';
 import { refusingSender, startEmailPageApp } from './email-page-app.js';
 
@@ -53,9 +53,7 @@ describe('An email’s page in a real browser', function () {
         .exclude('iframe.message-frame')
         .options({ iframes: false })
         .analyze();
-      const serious = violations
-        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);
+      const serious = seriousViolations(violations);
       expect(serious, `${what}, ${colorScheme}: axe`).to.deep.equal([]);
     }
     await page.emulateMedia({ colorScheme: 'light' });

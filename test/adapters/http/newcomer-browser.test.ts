@@ -13,7 +13,7 @@ import { createHttpApp } from '../../../src/adapters/http/app.js';
 import type { EmailRequest } from '../../../src/domain/email-request.js';
 import { guardedAccess } from '../../support/access.js';
 import { anEvent } from '../../support/builders.js';
-import { launchChromium } from '../../support/browser.js';
+import { launchChromium, seriousViolations } from '../../support/browser.js';
 import type { Contrast } from '../../support/contrast.js';
 import { CONTRASTS, RATIO_OF } from '../../support/contrast.js';
 import { eventually } from '../../support/waiting.js';
@@ -133,9 +133,7 @@ describe('The pages after a newcomer tried them, in a real browser', function ()
       await page.emulateMedia({ colorScheme });
       expect(await lowContrast(), `${what}, ${colorScheme}: text under 4.5:1`).to.deep.equal([]);
       const { violations } = await new AxeBuilder({ page }).analyze();
-      const serious = violations
-        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);
+      const serious = seriousViolations(violations);
       expect(serious, `${what}, ${colorScheme}: axe`).to.deep.equal([]);
     }
     await page.emulateMedia({ colorScheme: 'light' });
