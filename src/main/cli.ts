@@ -121,9 +121,11 @@ async function main(argv: readonly string[]): Promise<number | 'running'> {
     return 2;
   }
   const log = createLogger(config.right.logLevel, role);
-  const start = starters[role];
-  const running = await start(config.right, log);
-  onShutdownSignal(log, () => running.stop());
+  // The handler goes in before the role starts: a role logs that it listens before its start
+  // returns, and a signal sent on that line must stop it gracefully, not kill it.
+  const starting = starters[role](config.right, log);
+  onShutdownSignal(log, async () => (await starting).stop());
+  await starting;
   return 'running';
 }
 
