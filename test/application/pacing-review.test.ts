@@ -10,6 +10,7 @@ import type { Expedited, RetryQueue } from '../../src/application/ports/retry-qu
 import { RetryNow } from '../../src/application/retry-now.js';
 import { FailoverEmailSender } from '../../src/adapters/failover/failover-email-sender.js';
 import { outcomeOf } from '../../src/adapters/mailgun/mailgun-response.js';
+import { isThrottleReply } from '../../src/adapters/smtp/smtp-outcome.js';
 import { InMemorySendPacer } from '../../src/adapters/memory/in-memory-send-pacer.js';
 import {
   InMemoryDeliveryLedger,
@@ -155,5 +156,13 @@ describe('pacing review', () => {
     };
     await new RetryNow(queue, emails, events, clock, new RecordingLogger()).execute(t.request.id)();
     expect(asked).to.deep.equal([1]);
+  });
+
+  // THROTTLE_WORDS matches any "limit…": a full mailbox or an oversized message (a limit of one
+  // recipient or one message) reads as a throttle, pauses SMTP for every worker and spends no
+  // attempt on up to MAX_THROTTLES_PER_ATTEMPT tries per attempt.
+  it('GAP: an SMTP 452/451 about a mailbox or message size limit is not a throttle', () => {
+    expect(isThrottleReply(452, '452 4.2.2 Mailbox size limit exceeded')).to.equal(false);
+    expect(isThrottleReply(451, '451 4.3.0 Message size exceeds fixed limit')).to.equal(false);
   });
 });

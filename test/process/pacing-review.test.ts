@@ -434,4 +434,72 @@ describe('pacing review (process)', function () {
       await mg.close();
     }
   });
+
+  // After a 429 the worker knows the pause at once, but the sends that already booked a slot
+  // (up to a second of slots, waiting in hand in markAndSend/onTime) do not look again and go
+  // to the paused provider anyway; so do the other worker's until it re-reads (PAUSE_CACHE_MS).
+  it('GAP: after a 429 with Retry-After: 10, at most a couple of requests reach Mailgun during the pause', async () => {
+    let pausedAt = 0;
+    const mg = await fakeMailgun(18136, (n, now) => {
+      if (n === 3) {
+        pausedAt = now;
+        return { status: 429, retryAfter: '10' };
+      }
+      return { status: 200 };
+    });
+    const roles = new Roles({
+      MAIL_TRANSPORT: 'mailgun',
+      MAILGUN_API_BASE: mg.url,
+      MAILGUN_API_KEY: KEY,
+      MAILGUN_RATE: '20/s',
+      RETRY_DELAYS: '1s,5s',
+    });
+    try {
+      const server = await roles.startReady('server', { PORT: '18109' });
+      const ids = await post(server, 40, 'Paused');
+      await roles.startReady('worker', { WORKER_PORT: '18137' });
+      await roles.startReady('worker', { WORKER_PORT: '18138' });
+      await eventually(() => (mg.hits.length >= ids.length + 1 ? true : undefined), {
+        timeoutMs: 60_000,
+        what: 'every send',
+      });
+      const during = mg.hits.filter((h) => h.atMs > pausedAt && h.atMs < pausedAt + 9_000).length;
+      console.log(`      requests during the 10 s pause: ${during}`);
+      expect(during).to.be.at.most(2);
+    } finally {
+      await roles.cleanup();
+      await deleteTopology(AMQP_URL, roles.prefix, [1000, 5000]);
+      await mg.close();
+    }
+  });
+
+  // send_pacing keeps the next free slot as a time, booked at the rate of the worker that
+  // booked it: a rate set too low by mistake (1/h for 1/s) and then corrected still holds every
+  // send back until the slots booked at the old rate run out (here: two hours, COLD_SEND_SLOTS).
+  it('BUG: a corrected MAILGUN_RATE takes effect at the restart (1/h, then 20/s)', async () => {
+    const mg = await fakeMailgun(18139, () => ({ status: 200 }));
+    const roles = new Roles({
+      MAIL_TRANSPORT: 'mailgun',
+      MAILGUN_API_BASE: mg.url,
+      MAILGUN_API_KEY: KEY,
+      RETRY_DELAYS: '1s,5s',
+    });
+    try {
+      const server = await roles.startReady('server', { PORT: '18140' });
+      const slow = await roles.startReady('worker', { WORKER_PORT: '18141', MAILGUN_RATE: '1/h' });
+      await post(server, 1, 'Before');
+      await eventually(() => (mg.hits.length >= 1 ? true : undefined), { what: 'first send' });
+      await slow.proc.stop('SIGTERM');
+      await roles.startReady('worker', { WORKER_PORT: '18142', MAILGUN_RATE: '20/s' });
+      const ids = await post(server, 5, 'After');
+      await sleep(15_000);
+      const vs = await views(server, ids);
+      console.log(`      after the fix: ${JSON.stringify(vs.map((v) => v.status))}`);
+      expect(vs.filter((v) => v.status === 'sent')).to.have.length(5);
+    } finally {
+      await roles.cleanup();
+      await deleteTopology(AMQP_URL, roles.prefix, [1000, 5000]);
+      await mg.close();
+    }
+  });
 });
