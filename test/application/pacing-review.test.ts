@@ -40,10 +40,15 @@ class Transport implements EmailSender {
   }
 }
 
-function setUp(sender: EmailSender, options: Partial<DeliverEmailOptions> = {}) {
+function setUp(
+  sender: EmailSender,
+  {
+    clock = fixedClock(),
+    ...options
+  }: Partial<DeliverEmailOptions> & { clock?: ReturnType<typeof fixedClock> } = {},
+) {
   const emails = new InMemoryEmailLog();
   const events = new RecordingEvents();
-  const clock = fixedClock();
   const pauses = new InMemoryTransportPauses();
   const useCase = new DeliverEmail(
     sender,
@@ -74,7 +79,11 @@ describe('pacing review', () => {
   // task handler rejects ("Task handler failed"), nothing is recorded (no throttle line, so
   // MAX_THROTTLES_PER_ATTEMPT never counts), and the task is redelivered as long as it lasts.
   it('BUG: an absurd Retry-After still gives a disposition (no RangeError from a send)', async () => {
-    const reply = { status: 429, body: '{"message":"Too many"}', retryAfter: '99999999999999999999' };
+    const reply = {
+      status: 429,
+      body: '{"message":"Too many"}',
+      retryAfter: '99999999999999999999',
+    };
     const mailgun = new Transport('mailgun', [outcomeOf(reply, Date.now())]);
     const { useCase, task } = setUp(mailgun);
     let result: Disposition | Error;
@@ -164,5 +173,32 @@ describe('pacing review', () => {
   it('GAP: an SMTP 452/451 about a mailbox or message size limit is not a throttle', () => {
     expect(isThrottleReply(452, '452 4.2.2 Mailbox size limit exceeded')).to.equal(false);
     expect(isThrottleReply(451, '451 4.3.0 Message size exceeds fixed limit')).to.equal(false);
+  });
+
+  // README: `email_pacing_wait_seconds` "(sends that waited, and how long)". Each hand-back is
+  // counted as a wait of the whole time still to go, so one email that waits 132 s and goes
+  // round the queue every 30 s counts five waits summing ~400 s.
+  it('DOC: one email that waited once is counted as one wait of about its wait', async () => {
+    const waits: number[] = [];
+    const pacing = {
+      pacingWaited: (_t: string, ms: number) => void waits.push(ms),
+      pacingTokens: () => undefined,
+      transportThrottled: () => undefined,
+      transportPaused: () => undefined,
+    };
+    const clock = fixedClock();
+    const pacer = new InMemorySendPacer({ mailgun: { limit: 1, windowMs: 60_000 } }, () =>
+      clock.monotonicMs(),
+    );
+    const mailgun = new Transport('mailgun');
+    const { useCase, task } = setUp(mailgun, { pacer, pacing, clock });
+    await useCase.execute(await task())();
+    const second = await task();
+    for (let i = 0; i < 10 && mailgun.sent.length < 2; i += 1) {
+      await useCase.execute(second)();
+      clock.advance(30_000);
+    }
+    expect(mailgun.sent).to.have.length(2);
+    expect(waits.length, JSON.stringify(waits)).to.equal(1);
   });
 });

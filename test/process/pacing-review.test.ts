@@ -33,8 +33,10 @@ async function fakeMailgun(
     req.on('end', () => {
       const atMs = Date.now();
       const body = Buffer.concat(chunks).toString('latin1');
-      const emailId = /email-id"?\r?\n\r?\n([^\r\n]+)/.exec(body)?.[1] ??
-        /v%3Aemail-id=([^&]+)/.exec(body)?.[1] ?? '?';
+      const emailId =
+        /email-id"?\r?\n\r?\n([^\r\n]+)/.exec(body)?.[1] ??
+        /v%3Aemail-id=([^&]+)/.exec(body)?.[1] ??
+        '?';
       const a = answer(n++, atMs);
       hits.push({ atMs, status: a.status, emailId: decodeURIComponent(emailId) });
       const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -123,7 +125,8 @@ describe('pacing review (process)', function () {
       const during = mg.hits.filter((h) => h.atMs - startMs < STORM_MS).length;
       console.log(`      requests during the storm: ${during}; after: ${mg.hits.length - during}`);
       console.log(`      ${JSON.stringify(summary)}`);
-      for (const w of workers) console.log('      ', (await metric(w, 'email_throttled_total')).join(' '));
+      for (const w of workers)
+        console.log('      ', (await metric(w, 'email_throttled_total')).join(' '));
       expect(vs.map((v) => v.status)).to.deep.equal(ids.map(() => 'sent'));
     } finally {
       await roles.cleanup();
@@ -152,7 +155,9 @@ describe('pacing review (process)', function () {
         await sleep(20_000);
         const vs = await views(server, ids);
         const sendingLines = vs.map((v) => v.events.filter((e) => e.status === 'sending').length);
-        console.log(`      requests: ${mg.hits.length}; statuses ${JSON.stringify(vs.map((v) => v.status))}`);
+        console.log(
+          `      requests: ${mg.hits.length}; statuses ${JSON.stringify(vs.map((v) => v.status))}`,
+        );
         console.log(`      'sending' events per email: ${JSON.stringify(sendingLines)}`);
         console.log('      ', (await metric(worker, 'email_pacing_waits_total')).join(' '));
         expect(vs.filter((v) => v.status === 'sent').length).to.equal(20);
@@ -187,8 +192,15 @@ describe('pacing review (process)', function () {
       const gaps = mg.hits.slice(1).map((h, i) => h.atMs - (mg.hits[i]?.atMs ?? 0));
       console.log(`      gaps between sends (ms): ${JSON.stringify(gaps)}`);
       const vs = await views(server, ids);
-      console.log(`      'sending' events per email: ${JSON.stringify(vs.map((v) => v.events.filter((e) => e.status === 'sending').length))}`);
-      for (const name of ['email_pacing_waits_total', 'email_pacing_wait_seconds_sum', 'email_pacing_wait_seconds_count', 'email_pacing_tokens']) {
+      console.log(
+        `      'sending' events per email: ${JSON.stringify(vs.map((v) => v.events.filter((e) => e.status === 'sending').length))}`,
+      );
+      for (const name of [
+        'email_pacing_waits_total',
+        'email_pacing_wait_seconds_sum',
+        'email_pacing_wait_seconds_count',
+        'email_pacing_tokens',
+      ]) {
         console.log('      ', (await metric(worker, name)).join(' '));
       }
       expect(gaps[0]).to.be.below(15_000);
@@ -225,7 +237,9 @@ describe('pacing review (process)', function () {
         busiest = Math.max(busiest, j - i);
       }
       const span = (times.at(-1) ?? 0) - (times[0] ?? 0);
-      console.log(`      span ${span} ms, busiest second ${busiest}, distinct ids ${new Set(mg.hits.map((h) => h.emailId)).size}`);
+      console.log(
+        `      span ${span} ms, busiest second ${busiest}, distinct ids ${new Set(mg.hits.map((h) => h.emailId)).size}`,
+      );
       expect(new Set(mg.hits.map((h) => h.emailId)).size).to.equal(ids.length);
       expect(mg.hits.length).to.equal(200);
       expect(span).to.be.at.least(9500);
@@ -270,7 +284,9 @@ describe('pacing review (process)', function () {
       await eventually(
         async () => {
           const vs = await views(server, ids);
-          return vs.length === ids.length && vs.every((v) => v.status === 'sent') ? true : undefined;
+          return vs.length === ids.length && vs.every((v) => v.status === 'sent')
+            ? true
+            : undefined;
         },
         { timeoutMs: 60_000, what: 'every email sent' },
       );
@@ -318,7 +334,9 @@ describe('pacing review (process)', function () {
         while (j < arrivals.length && (arrivals[j] ?? 0) < (arrivals[i] ?? 0) + 1000) j += 1;
         busiest = Math.max(busiest, j - i);
       }
-      console.log(`      mailgun requests ${mg.hits.length}; smtp gaps ${JSON.stringify(arrivals.slice(1).map((t, i) => t - (arrivals[i] ?? 0)))}; busiest ${busiest}`);
+      console.log(
+        `      mailgun requests ${mg.hits.length}; smtp gaps ${JSON.stringify(arrivals.slice(1).map((t, i) => t - (arrivals[i] ?? 0)))}; busiest ${busiest}`,
+      );
       expect(busiest).to.be.at.most(2);
     } finally {
       clearInterval(timer);
@@ -343,10 +361,14 @@ describe('pacing review (process)', function () {
           n += 1;
           const subject = session.envelope.rcptTo.map((r) => r.address).join(',');
           if (n <= 3) {
-            return callback(Object.assign(new Error('4.7.0 Too many messages, slow down'), { responseCode: 421 }));
+            return callback(
+              Object.assign(new Error('4.7.0 Too many messages, slow down'), { responseCode: 421 }),
+            );
           }
           if (n === 4) {
-            return callback(Object.assign(new Error('4.3.2 Service shutting down'), { responseCode: 421 }));
+            return callback(
+              Object.assign(new Error('4.3.2 Service shutting down'), { responseCode: 421 }),
+            );
           }
           received.push(subject);
           callback(null, 'Queued');
@@ -369,7 +391,9 @@ describe('pacing review (process)', function () {
         { timeoutMs: 60_000, what: 'sent' },
       );
       const [v] = await views(server, ids);
-      console.log(`      ${JSON.stringify(v?.attempts.map((a) => [a.attempt, a.outcome, a.detail]))}`);
+      console.log(
+        `      ${JSON.stringify(v?.attempts.map((a) => [a.attempt, a.outcome, a.detail]))}`,
+      );
       expect(v?.attempts.map((a) => a.attempt)).to.deep.equal([1, 1, 1, 1, 2]);
     } finally {
       await roles.cleanup();
@@ -406,7 +430,8 @@ describe('pacing review (process)', function () {
       const tookS = (Date.now() - began) / 1000;
       let waits = 0;
       for (const w of workers) {
-        for (const l of await metric(w, 'email_pacing_waits_total')) waits += Number(l.split(' ').at(-1));
+        for (const l of await metric(w, 'email_pacing_waits_total'))
+          waits += Number(l.split(' ').at(-1));
       }
       const times = mg.hits.map((h) => h.atMs).sort((a, b) => a - b);
       let busiest = 0;
@@ -414,7 +439,9 @@ describe('pacing review (process)', function () {
         while (j < times.length && (times[j] ?? 0) < (times[i] ?? 0) + 1000) j += 1;
         busiest = Math.max(busiest, j - i);
       }
-      console.log(`      ${ids.length} sends in ${tookS.toFixed(1)} s, busiest second ${busiest}, waits counted ${waits} (${(waits / tookS).toFixed(0)}/s)`);
+      console.log(
+        `      ${ids.length} sends in ${tookS.toFixed(1)} s, busiest second ${busiest}, waits counted ${waits} (${(waits / tookS).toFixed(0)}/s)`,
+      );
       const { default: pg } = await import('pg');
       const db = new pg.Client({ connectionString: await roles.database() });
       await db.connect();
@@ -425,7 +452,7 @@ describe('pacing review (process)', function () {
       await db.end();
       console.log(`      writes by table: ${JSON.stringify(stats.rows)}`);
       expect(busiest).to.be.at.most(20);
-      // One wait per email and a few more would be the "round trip when the turn comes"; 
+      // One wait per email and a few more would be the "round trip when the turn comes";
       // a hand-back per second of wait is O(backlog) broker traffic per second.
       expect(waits).to.be.below(ids.length * 3);
     } finally {
