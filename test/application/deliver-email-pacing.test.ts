@@ -344,13 +344,13 @@ describe('DeliverEmail, paced (MAILGUN_RATE)', () => {
       paced({ limit: 4, windowMs: 1000 }),
     );
     for (let i = 0; i < 3; i += 1) expectTag(await useCase.execute(await taskFor())(), 'Done');
-    // The first send of the process books two slots (COLD_SEND_SLOTS): the next one waits for
-    // the third; from then on, one slot each.
-    expect(sleeps).to.deep.equal([550, 275]);
+    // The first send of the process books two slots (COLD_SEND_SLOTS), the second one no more
+    // than MAX_EXTRA_ROOM_MS: the next send waits 375 ms; from then on, one slot each.
+    expect(sleeps).to.deep.equal([375, 275]);
     expect(mailgun.sent).to.have.length(3);
     expect(pacing.calls).to.deep.include.members([
       ['tokens', 'mailgun', 2],
-      ['waited', 'mailgun', 550],
+      ['waited', 'mailgun', 375],
       ['waited', 'mailgun', 275],
     ]);
   });
@@ -371,15 +371,16 @@ describe('DeliverEmail, paced (MAILGUN_RATE)', () => {
     expectTag(await useCase.execute(await taskFor())(), 'Done');
     const second = await taskFor({ attempt: 2, history: [anAttempt(1)] });
     const retry = expectTag(await useCase.execute(second)(), 'Retry');
-    // The next slot is 2.2 s away (the first send took two): back after the 2 s retry step.
-    expect(retry).to.deep.include({ attempt: 2, delayMs: 2000 });
+    // The next slot is 1.2 s away (the first send took one and MAX_EXTRA_ROOM_MS): no retry
+    // step is that short, so it is back after its wait.
+    expect(retry).to.deep.include({ attempt: 2, delayMs: 1200 });
     expect(retry.history).to.deep.equal([anAttempt(1)]);
     expect(sleeps).to.deep.equal([]);
     expect(mailgun.sent).to.have.length(1);
     // What the pacer said is remembered: the next task goes back without asking it again.
     expect(asks).to.equal(2);
     const third = expectTag(await useCase.execute(await taskFor())(), 'Retry');
-    expect(third.delayMs).to.equal(2000);
+    expect(third.delayMs).to.equal(1200);
     expect(asks).to.equal(2);
   });
 

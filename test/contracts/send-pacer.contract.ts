@@ -4,15 +4,18 @@
 // allow for the real time the calls themselves take, measured around them.
 import { expect } from 'chai';
 import type { PaceSlot, SendPacer, SendRate } from '../../src/application/ports/send-pacer.js';
-import { slotMs } from '../../src/application/ports/send-pacer.js';
+import { MAX_EXTRA_ROOM_MS, slotMs } from '../../src/application/ports/send-pacer.js';
 import { right } from './email-log.contract.js';
 
 export interface SendPacerFixture {
   /**
-   * A pacer with these rates, and `peer`: the pacer another worker builds with the same rates on
-   * its own connections (in memory, the same one).
+   * A pacer with these rates, and `peer`: the pacer another worker builds on its own connections
+   * (in memory, on the same slots) with `peerRates`, by default the same rates.
    */
-  pacers(rates: Readonly<Record<string, SendRate>>): {
+  pacers(
+    rates: Readonly<Record<string, SendRate>>,
+    peerRates?: Readonly<Record<string, SendRate>>,
+  ): {
     readonly pacer: SendPacer;
     readonly peer: SendPacer;
   };
@@ -94,7 +97,21 @@ export function sendPacerContract(name: string, open: () => Promise<SendPacerFix
       expect(next.waitMs + next.elapsedMs).to.be.at.least(slot - 1);
     });
 
-    it('books several slots in a row for one send when asked, leaving the others empty', async () => {
+    it('books several slots in a row for one send when asked, the extra ones at most MAX_EXTRA_ROOM_MS', async () => {
+      const { pacer, peer } = fx.pacers({ mailgun: TWENTY_A_SECOND });
+      const slot = slotMs(TWENTY_A_SECOND);
+      const start = performance.now();
+      expect(await acquire(pacer, 'mailgun', 60_000, start, 2)).to.include({
+        booked: true,
+        waitMs: 0,
+      });
+      const next = await acquire(peer, 'mailgun', 60_000, start);
+      expect(next.booked).to.equal(true);
+      expect(next.waitMs).to.be.at.most(2 * slot + 1);
+      expect(next.waitMs + next.elapsedMs).to.be.at.least(2 * slot - 1);
+    });
+
+    it('at a low rate, books one slot and MAX_EXTRA_ROOM_MS for a send of several, not whole slots', async () => {
       const { pacer, peer } = fx.pacers({ mailgun: PER_MINUTE });
       const slot = slotMs(PER_MINUTE);
       const start = performance.now();
@@ -104,8 +121,42 @@ export function sendPacerContract(name: string, open: () => Promise<SendPacerFix
       });
       const next = await acquire(peer, 'mailgun', 10 * slot, start);
       expect(next.booked).to.equal(true);
-      expect(next.waitMs).to.be.at.most(2 * slot + 1);
-      expect(next.waitMs + next.elapsedMs).to.be.at.least(2 * slot - 1);
+      expect(next.waitMs).to.be.at.most(slot + MAX_EXTRA_ROOM_MS + 1);
+      expect(next.waitMs + next.elapsedMs).to.be.at.least(slot + MAX_EXTRA_ROOM_MS - 1);
+    });
+
+    it('holds a corrected rate from its first send: slots booked at an old, slower rate do not hold it back', async () => {
+      const fast = TWENTY_A_SECOND;
+      const { pacer: slow, peer } = fx.pacers({ mailgun: PER_MINUTE }, { mailgun: fast });
+      // The slow rate books its next slot a minute ahead (two of them: an hour at 1/h).
+      expect(await right(slow.acquire('mailgun', 1000, 2))).to.include({ booked: true, waitMs: 0 });
+      const start = performance.now();
+      const first = await acquire(peer, 'mailgun', 1000, start);
+      // Booked, no further than the corrected rate could have booked it: its wait plus a slot.
+      expect(first.booked).to.equal(true);
+      expect(first.waitMs).to.be.at.most(1000 + slotMs(fast) + 1);
+      const second = await acquire(peer, 'mailgun', 10_000, start);
+      expect(second.booked).to.equal(true);
+      // The next one a slot of the new rate later, not a minute.
+      expect(second.waitMs + second.elapsedMs - (first.waitMs + first.elapsedMs))
+        .to.be.at.least(slotMs(fast) - 1)
+        .and.at.most(slotMs(fast) + 50);
+    });
+
+    it('keeps the slots booked at its own rate up to what the caller would wait', async () => {
+      const twice: SendRate = { limit: 2, windowMs: 1000 };
+      const { pacer, peer } = fx.pacers({ mailgun: twice });
+      let booked = 0;
+      while ((await right(pacer.acquire('mailgun', 1000, booked === 0 ? 2 : 1))).booked) {
+        booked += 1;
+      }
+      // Slots at 0 (and its extra room) and 650 ms: the next one, 1200 ms ahead, is further than
+      // a second but no further than this rate books; the peer at the same rate is refused, not
+      // let in as if it were stale.
+      expect(booked).to.equal(2);
+      const refused = await right(peer.acquire('mailgun', 1000));
+      expect(refused.booked).to.equal(false);
+      expect(refused.waitMs).to.be.above(1000);
     });
 
     it('paces each transport on its own', async () => {

@@ -153,9 +153,9 @@ export function sqlStoreContracts(
   sendPacerContract(`SqlSendPacer${suffix}`, async () => {
     const { client, peer } = await open();
     return {
-      pacers: (rates) => ({
+      pacers: (rates, peerRates) => ({
         pacer: new SqlSendPacer(client, rates),
-        peer: new SqlSendPacer(peer, rates),
+        peer: new SqlSendPacer(peer, peerRates ?? rates),
       }),
       close: keepOpen,
     };

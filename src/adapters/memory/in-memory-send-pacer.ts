@@ -1,7 +1,7 @@
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { PaceSlot, SendPacer, SendRate } from '../../application/ports/send-pacer.js';
-import { graceMs, slotMs, tokensLeft } from '../../application/ports/send-pacer.js';
+import { bookingMs, graceMs, slotMs, tokensLeft } from '../../application/ports/send-pacer.js';
 
 /**
  * The pacer of one process, for unit tests and runs without a database: the same generic cell
@@ -9,13 +9,21 @@ import { graceMs, slotMs, tokensLeft } from '../../application/ports/send-pacer.
  * transport kept in a map and timed by `nowMs` (monotonic milliseconds).
  */
 export class InMemorySendPacer implements SendPacer {
-  private readonly nextSlotAt = new Map<string, number>();
-
   constructor(
     /** Transport name → its rate; a transport not named here is not paced. */
     private readonly rates: Readonly<Record<string, SendRate>>,
     private readonly nowMs: () => number = () => performance.now(),
+    /** Transport → its next free slot (`nowMs` time), shared with `withRates`' pacers. */
+    private readonly nextSlotAt = new Map<string, number>(),
   ) {}
+
+  /**
+   * Another worker's pacer on the same slots, with its own rates (a worker started with a
+   * corrected rate, in tests).
+   */
+  withRates(rates: Readonly<Record<string, SendRate>>): InMemorySendPacer {
+    return new InMemorySendPacer(rates, this.nowMs, this.nextSlotAt);
+  }
 
   acquire(
     transport: string,
@@ -26,13 +34,17 @@ export class InMemorySendPacer implements SendPacer {
     if (rate === undefined) return TE.right({ waitMs: 0, booked: true });
     return TE.fromIO(() => {
       const now = this.nowMs();
-      const free = Math.max(this.nextSlotAt.get(transport) ?? now, now);
+      const stored = this.nextSlotAt.get(transport) ?? now;
+      // Further than this rate could have booked: booked at another, slower one (see `acquire`).
+      const furthest = now + withinMs + slotMs(rate);
+      const stale = stored > furthest;
+      const free = Math.max(Math.min(stored, furthest), now);
       const waitMs = free - now;
       const grace = graceMs(rate);
-      if (waitMs > withinMs) {
+      if (waitMs > withinMs && !stale) {
         return { waitMs, booked: false, tokens: tokensLeft(rate, waitMs), graceMs: grace };
       }
-      const end = free + slotMs(rate) * Math.max(1, Math.floor(slots));
+      const end = free + bookingMs(rate, slots);
       this.nextSlotAt.set(transport, end);
       return { waitMs, booked: true, tokens: tokensLeft(rate, end - now), graceMs: grace };
     });

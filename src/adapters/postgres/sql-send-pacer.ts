@@ -1,28 +1,38 @@
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { PaceSlot, SendPacer, SendRate } from '../../application/ports/send-pacer.js';
-import { graceMs, slotMs, tokensLeft } from '../../application/ports/send-pacer.js';
+import { bookingMs, graceMs, slotMs, tokensLeft } from '../../application/ports/send-pacer.js';
 import type { SqlClient } from './sql-client.js';
 import { attempt } from './sql-client.js';
 
 /**
  * Books the next slot of one transport in one statement. `$2` is the length booked (one slot, or
- * several in a row) and `$3` how far ahead the caller would wait, both in (fractional)
- * milliseconds. The upsert locks the
- * transport's row, so concurrent workers book one after another, each from the end the previous
- * one left; a slot further than `$3` is not booked (the `WHERE` of `DO UPDATE` leaves the row as
- * it was and returns nothing). Times are the database's `clock_timestamp()`, read when the row is
- * locked, so a worker that waited for the lock is not given a slot in its past, and the workers'
- * own clocks play no part. The main query reads the row as it was before (a data-modifying CTE's
- * change is not visible to it): how far away the next free slot was when nothing was booked.
+ * several in a row: `bookingMs`), `$3` how far ahead the caller would wait and `$4` one slot at
+ * the caller's rate, all in (fractional) milliseconds. The upsert locks the transport's row, so
+ * concurrent workers book one after another, each from the end the previous one left; a slot
+ * further than `$3` is not booked (the `WHERE` of `DO UPDATE` leaves the row as it was and
+ * returns nothing). A next free slot further than `$3 + $4` cannot have been booked at the
+ * caller's rate (a rate since corrected, see `SendPacer.acquire`): it is taken as `$3 + $4` away
+ * and booked, so that a slot booked at the old rate does not hold the new one back. Times are
+ * the database's `clock_timestamp()`, read when the row is locked, so a worker that waited for
+ * the lock is not given a slot in its past, and the workers' own clocks play no part. The main
+ * query reads the row as it was before (a data-modifying CTE's change is not visible to it): how
+ * far away the next free slot was when nothing was booked.
  */
 const BOOK_SLOT = `
 WITH booked AS (
   INSERT INTO send_pacing AS p (transport, next_slot_at)
   VALUES ($1::text, clock_timestamp() + $2::float8 * interval '1 millisecond')
   ON CONFLICT (transport) DO UPDATE
-     SET next_slot_at = greatest(p.next_slot_at, clock_timestamp()) + $2::float8 * interval '1 millisecond'
+     SET next_slot_at = greatest(
+           least(
+             p.next_slot_at,
+             clock_timestamp() + ($3::float8 + $4::float8) * interval '1 millisecond'
+           ),
+           clock_timestamp()
+         ) + $2::float8 * interval '1 millisecond'
    WHERE p.next_slot_at <= clock_timestamp() + $3::float8 * interval '1 millisecond'
+      OR p.next_slot_at > clock_timestamp() + ($3::float8 + $4::float8) * interval '1 millisecond'
   RETURNING p.next_slot_at
 )
 SELECT
@@ -60,9 +70,14 @@ export class SqlSendPacer implements SendPacer {
   ): TE.TaskEither<StoreUnavailable, PaceSlot> {
     const rate = Object.hasOwn(this.rates, transport) ? this.rates[transport] : undefined;
     if (rate === undefined) return TE.right({ waitMs: 0, booked: true });
-    const slot = slotMs(rate) * Math.max(1, Math.floor(slots));
+    const slot = bookingMs(rate, slots);
     return attempt(async (): Promise<PaceSlot> => {
-      const [row] = await this.sql.query<BookingRow>(BOOK_SLOT, [transport, slot, withinMs]);
+      const [row] = await this.sql.query<BookingRow>(BOOK_SLOT, [
+        transport,
+        slot,
+        withinMs,
+        slotMs(rate),
+      ]);
       const bookedEnd = row?.booked_end_ms ?? null;
       if (bookedEnd !== null) {
         return {
@@ -72,8 +87,12 @@ export class SqlSendPacer implements SendPacer {
           graceMs: graceMs(rate),
         };
       }
-      // A row another worker inserted while this statement ran is not in its snapshot.
-      const freeIn = Math.max(row?.free_in_ms ?? slot, withinMs + 1);
+      // A row another worker inserted while this statement ran is not in its snapshot; one a
+      // worker at a slower rate had booked far ahead is no further than this rate would book.
+      const freeIn = Math.min(
+        Math.max(row?.free_in_ms ?? slot, withinMs + 1),
+        withinMs + slotMs(rate),
+      );
       return {
         waitMs: freeIn,
         booked: false,

@@ -28,14 +28,42 @@ export const slotMs = (rate: SendRate): number =>
   (rate.windowMs * Math.round(100 * (1 + PACING_MARGIN))) / (100 * rate.limit);
 
 /**
+ * The least grace a send is given, in milliseconds, whatever its rate. A worker cannot time a
+ * send finer than its event loop and timers do (a millisecond at best, several on a busy
+ * machine): with a grace of one slot at a very high rate (1.1 ms at `1000/s`) nearly every send
+ * would miss its slot, book another and miss that too, and nothing would go. Ten milliseconds is
+ * a tenth of the margin (`windowMs × PACING_MARGIN`, 100 ms for a rate per second), so sends
+ * leaving that late still put at most `limit` in any window of the provider's.
+ */
+export const MIN_GRACE_MS = 10;
+
+/**
  * How late after its slot a send may still leave, in milliseconds. Sends that reach the provider
  * between 0 and `s` milliseconds after their slots put at most `limit` in any of its windows as
  * long as `s` stays under `windowMs × PACING_MARGIN`; a quarter of that is for leaving late, the
- * rest for the way to the provider. Never more than one slot, so a late send does not land on
- * the next one (a provider may count in finer windows than its rate says). At `20/s`: 25 ms.
+ * rest for the way to the provider. No more than one slot, so a late send does not land on the
+ * next one (a provider may count in finer windows than its rate says), except that it is never
+ * under MIN_GRACE_MS (rates above about 110/s, whose slots are shorter than a worker can time).
+ * At `20/s`: 25 ms; at `1000/s`: 10 ms.
  */
 export const graceMs = (rate: SendRate): number =>
-  Math.min(slotMs(rate), (rate.windowMs * PACING_MARGIN) / 4);
+  Math.max(MIN_GRACE_MS, Math.min(slotMs(rate), (rate.windowMs * PACING_MARGIN) / 4));
+
+/**
+ * The most room, in milliseconds, that the extra slots of a booking of several (`acquire`'s
+ * `slots`) add after its own slot. They are room for a send expected to reach the provider late
+ * (a process's first send, opening its connection: 60 to 100 ms later than the sends after it, in
+ * the process tests); at a low rate a whole extra slot would throw away far more than that (11 s
+ * at `6/min`, an hour at `1/h`) at every worker start.
+ */
+export const MAX_EXTRA_ROOM_MS = 100;
+
+/**
+ * How long a booking of `slots` slots at `rate` holds the transport, in (fractional)
+ * milliseconds: one slot, plus the others up to MAX_EXTRA_ROOM_MS in all.
+ */
+export const bookingMs = (rate: SendRate, slots = 1): number =>
+  slotMs(rate) + Math.min((Math.max(1, Math.floor(slots)) - 1) * slotMs(rate), MAX_EXTRA_ROOM_MS);
 
 /**
  * The sends still free in the coming window at `rate`, when the next free slot is `aheadMs`
@@ -76,7 +104,17 @@ export interface SendPacer {
    * Books the next slot of `transport` if it comes within `withinMs` milliseconds, and says how
    * long to wait for it; otherwise books nothing and says how long until one may be free.
    * `slots` (default 1) books that many in a row for one send, which leaves on the first: the
-   * others stay empty, room for a send expected to reach the provider late.
+   * others stay empty, room for a send expected to reach the provider late, at most
+   * MAX_EXTRA_ROOM_MS of it (`bookingMs`).
+   *
+   * The next free slot the store keeps may have been booked at another rate (a rate corrected
+   * from `1/h` to `20/s`, workers restarted with it): never further ahead than this rate could
+   * have booked it, `withinMs` plus one of its slots. A free slot further than that is taken as
+   * that far, and booked (so its wait may be up to one slot more than `withinMs`): every send
+   * booked before it leaves within `withinMs` of its booking, so one slot after that is still a
+   * slot after the last of them, and the corrected rate holds from its first send. Every worker
+   * asks with the same `withinMs` (MAX_WAIT_IN_HAND_MS), or slots one booked further ahead than
+   * another would wait could be taken as stale by that other.
    */
   acquire(
     transport: string,

@@ -105,9 +105,9 @@ transportPausesContract('InMemoryTransportPauses', async () => {
 });
 
 sendPacerContract('InMemorySendPacer', async () => ({
-  pacers: (rates) => {
+  pacers: (rates, peerRates) => {
     const pacer = new InMemorySendPacer(rates);
-    return { pacer, peer: pacer };
+    return { pacer, peer: peerRates === undefined ? pacer : pacer.withRates(peerRates) };
   },
   close: nothingToClose,
 }));
