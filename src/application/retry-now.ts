@@ -4,8 +4,10 @@ import * as O from 'fp-ts/lib/Option.js';
 import * as T from 'fp-ts/lib/Task.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { AttemptRecord } from '../domain/delivery.js';
+import { isThrottledDetail } from '../domain/delivery.js';
 import type { EmailId, EmailRequest } from '../domain/email-request.js';
 import type { EmailStatus, StatusName } from '../domain/email-status.js';
+import { waitingAttempt } from '../domain/email-status.js';
 import type { EmailRetryExpedited } from '../domain/events.js';
 import type { NotFound } from './cancel-email.js';
 import { recordAndAnnounce } from './email-history.js';
@@ -47,7 +49,10 @@ export interface RetriedNow {
   readonly how: 'moved' | 'copied';
 }
 
-/** The email's attempts as a task carries them: its history, oldest first. */
+/**
+ * The email's attempts as a task carries them: its history, oldest first, each throttle marked
+ * as such (so that a copy counts them towards MAX_THROTTLES_PER_ATTEMPT as its twin does).
+ */
 const historyOf = (status: EmailStatus): readonly AttemptRecord[] =>
   status.attempts.map(({ attempt, at, outcome, detail, durationMs }) => ({
     attempt,
@@ -55,6 +60,7 @@ const historyOf = (status: EmailStatus): readonly AttemptRecord[] =>
     outcome,
     detail,
     ...(durationMs !== undefined ? { durationMs } : {}),
+    ...(outcome === 'transient' && isThrottledDetail(detail) ? { throttled: true as const } : {}),
   }));
 
 /**
@@ -113,9 +119,7 @@ export class RetryNow {
     status: EmailStatus,
     request: EmailRequest,
   ): TE.TaskEither<RetryNowError, RetriedNow> {
-    // The attempt that waits is the one after the last recorded: `retrying` is recorded with
-    // the attempt that failed.
-    const attempt = Math.max(0, ...status.attempts.map((a) => a.attempt)) + 1;
+    const attempt = waitingAttempt(status.attempts);
     return pipe(
       this.queue.expedite(request, attempt, historyOf(status)),
       TE.flatMap((how): TE.TaskEither<RetryNowError, RetriedNow> => {

@@ -151,6 +151,24 @@ export const MAX_THROTTLES_PER_ATTEMPT = 10;
  */
 export const MIN_THROTTLE_PAUSE_MS = 1000;
 
+/**
+ * The longest pause after a throttle, in milliseconds: one hour. A pause holds the transport for
+ * every worker and only ever grows, so a Retry-After of a day (or an HTTP date in 9999, or a
+ * garbled header read as a huge number) would stop every send for that long on one answer. After
+ * an hour the transport is tried again: a provider still at its limit throttles again and
+ * pauses it again, and MAX_THROTTLES_PER_ATTEMPT bounds how often one email meets that.
+ */
+export const MAX_THROTTLE_PAUSE_MS = 3_600_000;
+
+/**
+ * How an email's history line says its attempt was throttled (`decide`'s reason for it): the
+ * `throttled` flag of an `AttemptRecord` is carried by the task, the email log keeps this text.
+ */
+export const THROTTLED_PREFIX = 'throttled: ';
+
+/** True for a history line (`detail`, as the email log keeps it) that recorded a throttle. */
+export const isThrottledDetail = (detail: string): boolean => detail.startsWith(THROTTLED_PREFIX);
+
 /** One line of an email's history, as kept in dead-letter headers and the status page. */
 export const AttemptRecord = t.intersection([
   t.type({
@@ -235,14 +253,17 @@ export type DeliveryDecision =
 /**
  * How long a transport pauses after a throttle, in milliseconds: the provider's Retry-After, or
  * without one the step of the retry schedule this attempt would have waited; never less than
- * MIN_THROTTLE_PAUSE_MS.
+ * MIN_THROTTLE_PAUSE_MS nor more than MAX_THROTTLE_PAUSE_MS (a Retry-After that is no finite
+ * number counts as the most).
  */
 export function throttlePauseMs(
   policy: RetryPolicy,
   attempt: number,
   retryAfterMs?: number,
 ): number {
-  return Math.max(MIN_THROTTLE_PAUSE_MS, retryAfterMs ?? retryDelay(policy, attempt));
+  const asked = retryAfterMs ?? retryDelay(policy, attempt);
+  const bounded = Number.isFinite(asked) ? asked : MAX_THROTTLE_PAUSE_MS;
+  return Math.min(MAX_THROTTLE_PAUSE_MS, Math.max(MIN_THROTTLE_PAUSE_MS, bounded));
 }
 
 /**
@@ -267,7 +288,7 @@ export function decide(
           _tag: 'Throttled',
           attempt,
           delayMs: throttlePauseMs(policy, attempt, outcome.retryAfterMs),
-          reason: `throttled: ${outcome.reason}`,
+          reason: `${THROTTLED_PREFIX}${outcome.reason}`,
         };
       }
       if (outcome.uncertain === true && attempt >= FIRST_PERMANENT_UNCERTAIN_ATTEMPT) {

@@ -1,4 +1,4 @@
-import { formatDelay } from './delivery.js';
+import { formatDelay, isThrottledDetail } from './delivery.js';
 import type { EmailAddress } from './email-address.js';
 import { mailbox, mailboxKey } from './email-address.js';
 import type { EmailId } from './email-request.js';
@@ -466,8 +466,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
           : known;
       // Due now only while that attempt is still the next one: the copy may have been taken,
       // and its outcome recorded, before this note was.
-      const waiting =
-        base.status === 'retrying' && !base.attempts.some((a) => a.attempt >= event.attempt);
+      const waiting = base.status === 'retrying' && waitingAttempt(base.attempts) <= event.attempt;
       return {
         ...base,
         ...(expedited.length > 0 ? { expedited } : {}),
@@ -498,4 +497,18 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       };
     }
   }
+}
+
+/**
+ * The attempt an email that is `retrying` waits to make, from its `attempts`: the one after its
+ * last recorded (`retrying` is recorded with the attempt that failed), except after a throttle,
+ * which spends no attempt: the same attempt is made again (`decide`, "Throttled"). A throttle's
+ * line is known by its detail (`isThrottledDetail`), the one place the email log keeps it.
+ */
+export function waitingAttempt(attempts: readonly StatusAttempt[]): number {
+  const last = Math.max(0, ...attempts.map((a) => a.attempt));
+  const isThrottle = (a: StatusAttempt): boolean =>
+    a.outcome === 'transient' && isThrottledDetail(a.detail);
+  const ofLast = attempts.filter((a) => a.attempt === last);
+  return last > 0 && ofLast.length > 0 && ofLast.every(isThrottle) ? last : last + 1;
 }

@@ -16,6 +16,7 @@ import type {
 } from '../../src/application/ports/send-pacer.js';
 import type { TransportPauses } from '../../src/application/ports/transport-pauses.js';
 import { FailoverEmailSender } from '../../src/adapters/failover/failover-email-sender.js';
+import { outcomeOf } from '../../src/adapters/mailgun/mailgun-response.js';
 import { InMemorySendPacer } from '../../src/adapters/memory/in-memory-send-pacer.js';
 import {
   InMemoryDeliveryLedger,
@@ -25,8 +26,10 @@ import { InMemoryTransportPauses } from '../../src/adapters/memory/in-memory-tra
 import type { AttemptRecord, DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
 import {
   MAX_THROTTLES_PER_ATTEMPT,
+  MAX_THROTTLE_PAUSE_MS,
   MIN_THROTTLE_PAUSE_MS,
   decide,
+  throttlePauseMs,
   sent,
   throttled,
   transient,
@@ -238,6 +241,30 @@ describe('DeliverEmail, throttled by the provider', () => {
     expect(await pausedUntil(pauses.inner, 'mailgun')).to.equal(new Date(now + 3000).toISOString());
     expect(await pausedUntil(pauses.inner, 'smtp')).to.equal(new Date(now + 6000).toISOString());
   });
+
+  it('pauses for at most MAX_THROTTLE_PAUSE_MS (an hour), whatever the Retry-After', async () => {
+    const year = 365 * 24 * 3_600_000;
+    const mailgun = new Transport('mailgun', [throttled('Mailgun 429: Too many requests', year)]);
+    const { useCase, clock, pauses, taskFor } = await setUp(mailgun);
+    const now = clock.now().getTime();
+    const retry = expectTag(await useCase.execute(await taskFor())(), 'Retry');
+    expect(retry).to.deep.include({ attempt: 1, delayMs: MAX_THROTTLE_PAUSE_MS });
+    expect(await pausedUntil(pauses.inner, 'mailgun')).to.equal(
+      new Date(now + MAX_THROTTLE_PAUSE_MS).toISOString(),
+    );
+  });
+
+  it('settles a send answered with an absurd Retry-After (twenty digits) like any throttle', async () => {
+    const reply = {
+      status: 429,
+      body: '{"message":"Too many"}',
+      retryAfter: '99999999999999999999',
+    };
+    const mailgun = new Transport('mailgun', [outcomeOf(reply, Date.now())]);
+    const { useCase, taskFor } = await setUp(mailgun);
+    const retry = expectTag(await useCase.execute(await taskFor())(), 'Retry');
+    expect(retry).to.deep.include({ attempt: 1, delayMs: MAX_THROTTLE_PAUSE_MS });
+  });
 });
 
 describe('DeliverEmail, a paused transport', () => {
@@ -427,6 +454,14 @@ describe('decide, on a throttle', () => {
         reason: 'throttled: 429',
       });
     }
+  });
+
+  it('pauses at least MIN_THROTTLE_PAUSE_MS and at most MAX_THROTTLE_PAUSE_MS', () => {
+    expect(throttlePauseMs(policy, 1, 0)).to.equal(MIN_THROTTLE_PAUSE_MS);
+    expect(throttlePauseMs(policy, 1, 86_400_000)).to.equal(MAX_THROTTLE_PAUSE_MS);
+    expect(throttlePauseMs(policy, 1, Infinity)).to.equal(MAX_THROTTLE_PAUSE_MS);
+    expect(throttlePauseMs(policy, 1, 1e23)).to.equal(MAX_THROTTLE_PAUSE_MS);
+    expect(throttlePauseMs(policy, 2)).to.equal(5000);
   });
 
   it('is a plain transient failure once the attempt met MAX_THROTTLES_PER_ATTEMPT', () => {

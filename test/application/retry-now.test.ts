@@ -13,8 +13,8 @@ import type { EmailLog } from '../../src/application/ports/email-log.js';
 import { queueUnavailable } from '../../src/application/ports/email-queue.js';
 import type { Expedited, RetryQueue } from '../../src/application/ports/retry-queue.js';
 import { RetryNow } from '../../src/application/retry-now.js';
-import { sent, transient } from '../../src/domain/delivery.js';
-import type { DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
+import { sent, throttled, transient } from '../../src/domain/delivery.js';
+import type { AttemptRecord, DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
 import type { EmailRequest } from '../../src/domain/email-request.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
 import { aRequest, anEvent, at } from '../support/builders.js';
@@ -158,6 +158,61 @@ describe('RetryNow', () => {
     expect(log.errors().map((l) => l.message)).to.deep.equal([
       'Retry brought forward, but the email log could not be told: the waiting task may be attempted too',
     ]);
+  });
+
+  it('brings forward the attempt that waits after a throttle: the same one, its throttles marked', async () => {
+    const emails = new InMemoryEmailLog();
+    const events = new RecordingEvents();
+    const deliver = new DeliverEmail(
+      new ScriptedSender([throttled('Mailgun 429: Too many requests', 60_000)]),
+      emails,
+      events,
+      new InMemoryDeliveryLedger(),
+      { maxAttempts: 3, delaysMs: [2000, 5000] },
+      clock,
+      new RecordingLogger(),
+      { holder: 'worker-a', sleep: async () => undefined },
+    );
+    const request = aRequest();
+    await emails.record(request)();
+    const retry = await deliver.execute({ request, attempt: 1, history: [] })();
+    // A throttle spends no attempt: the task that waits is attempt 1 again.
+    expect(retry).to.deep.include({ _tag: 'Retry', attempt: 1 });
+    const queue = new ScriptedRetryQueue('copied');
+    const asked: Array<readonly AttemptRecord[]> = [];
+    const recording: RetryQueue = {
+      expedite: (r, attempt, history) => {
+        asked.push(history);
+        return queue.expedite(r, attempt, history);
+      },
+    };
+    const result = await new RetryNow(
+      recording,
+      emails,
+      events,
+      clock,
+      new RecordingLogger(),
+    ).execute(request.id)();
+    expect(result).to.deep.equal(E.right({ attempt: 1, how: 'copied' }));
+    expect(queue.asked.map((a) => a.attempt)).to.deep.equal([1]);
+    // The copy carries the throttle as its twin does, so it counts towards the same bound.
+    expect(asked[0]?.map((line) => line.throttled)).to.deep.equal([true]);
+    const status = await statusOf(emails, request.id);
+    expect(status.nextAttemptAt).to.equal(clock.now().toISOString());
+    expect(status.expedited).to.deep.equal([1]);
+  });
+
+  it('after a throttle and then a failure of the same attempt, brings forward the next one', async () => {
+    const emails = new InMemoryEmailLog();
+    const request = aRequest({ requestedAt: 0 });
+    await emails.record(request)();
+    await emails.apply(anEvent.retried(request, { at: at(2), reason: 'throttled: Mailgun 429' }))();
+    await emails.apply(anEvent.retried(request, { at: at(3), reason: 'Mailgun 503' }))();
+    const queue = new ScriptedRetryQueue('moved');
+    await new RetryNow(queue, emails, new RecordingEvents(), clock, new RecordingLogger()).execute(
+      request.id,
+    )();
+    expect(queue.asked.map((a) => a.attempt)).to.deep.equal([2]);
   });
 });
 

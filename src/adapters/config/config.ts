@@ -122,6 +122,25 @@ export function parseRate(raw: string): Rate | undefined {
     : undefined;
 }
 
+/**
+ * The fastest MAILGUN_RATE or SMTP_RATE accepted, in sends a second: pacing spaces sends a slot
+ * apart, timed by a worker's event loop and timers, which time nothing finer than a millisecond
+ * or so (`MIN_GRACE_MS`); at a rate faster than this the slots would be shorter than that.
+ */
+export const MAX_SEND_RATE_PER_S = 1000;
+
+/** MAILGUN_RATE, SMTP_RATE: a rate (`parseRate`) no faster than MAX_SEND_RATE_PER_S. */
+function parseSendRate(raw: string): E.Either<string | undefined, Rate> {
+  const rate = parseRate(raw);
+  if (rate === undefined) return E.left(undefined);
+  if (rate.limit * 1000 > MAX_SEND_RATE_PER_S * rate.windowMs) {
+    return E.left(
+      `must be at most ${MAX_SEND_RATE_PER_S}/s (or ${MAX_SEND_RATE_PER_S * 60}/min): sends cannot be paced any faster (got "${raw.length > 60 ? `${raw.slice(0, 57)}...` : raw}")`,
+    );
+  }
+  return E.right(rate);
+}
+
 /** An `API_KEYS` entry: long enough to be a secret, and free of the list's separators. */
 const ENVIRONMENT_KEY = /^[\x21-\x2b\x2d-\x7e]{24,512}$/;
 
@@ -387,16 +406,8 @@ const Optional = t.exact(
       },
       (u: unknown): u is string[] => Array.isArray(u) && u.every(aString),
     ),
-    MAILGUN_RATE: envVar(
-      'a rate such as 20/s, 600/min or 10000/h',
-      (raw) => E.fromNullable(undefined)(parseRate(raw)),
-      aRate,
-    ),
-    SMTP_RATE: envVar(
-      'a rate such as 20/s, 600/min or 10000/h',
-      (raw) => E.fromNullable(undefined)(parseRate(raw)),
-      aRate,
-    ),
+    MAILGUN_RATE: envVar('a rate such as 20/s, 600/min or 10000/h', parseSendRate, aRate),
+    SMTP_RATE: envVar('a rate such as 20/s, 600/min or 10000/h', parseSendRate, aRate),
     API_KEYS: envVar(
       'a comma-separated list of keys, each 24 to 512 visible characters without commas',
       when(

@@ -2,6 +2,7 @@ import { isResendable } from '../../application/resend-email.js';
 import type { EmailAddress } from '../../domain/email-address.js';
 import type { AttachmentRef, EmailRequest } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
+import { waitingAttempt } from '../../domain/email-status.js';
 import { textAlternative } from '../mime/text-alternative.js';
 import type { Account, Html } from './html.js';
 import { layout, markup } from './html.js';
@@ -268,7 +269,7 @@ const CONFIRM_TEXT: Readonly<
     title: 'Retry this email now?',
     button: 'Yes, retry now',
     explain: (s) => {
-      const next = Math.max(0, ...s.attempts.map((a) => a.attempt)) + 1;
+      const next = waitingAttempt(s.attempts);
       return markup`<p>Attempt ${next} is due at ${time(s.nextAttemptAt)}. Retrying now makes that attempt at once instead; it is still attempt ${next}, and if it fails for now again, the retries go on from there as before.</p>`;
     },
   },

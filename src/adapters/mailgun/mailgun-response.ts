@@ -85,8 +85,17 @@ export function shownMessage(body: string, hide: readonly string[] = []): string
 }
 
 /**
- * `Retry-After` as milliseconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
- * Undefined when absent or unreadable, so a garbled header falls back to our own schedule.
+ * The longest `Retry-After` read, in milliseconds: a week. RFC 9110 sets no bound, and a header of
+ * twenty digits is 10^23 ms, a time no `Date` can hold (its `toISOString` throws). What is read
+ * only chooses a retry step or a pause, which have their own, shorter bounds
+ * (MAX_THROTTLE_PAUSE_MS): a week is past any of them.
+ */
+export const MAX_RETRY_AFTER_MS = 7 * 24 * 3_600_000;
+
+/**
+ * `Retry-After` as milliseconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3), at
+ * most MAX_RETRY_AFTER_MS. Undefined when absent or unreadable, so a garbled header falls back
+ * to our own schedule.
  */
 export function parseRetryAfter(
   value: string | null | undefined,
@@ -94,10 +103,10 @@ export function parseRetryAfter(
 ): number | undefined {
   if (value === null || value === undefined) return undefined;
   const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  if (/^\d+$/.test(trimmed)) return Math.min(MAX_RETRY_AFTER_MS, Number(trimmed) * 1000);
   if (!/[a-z]/i.test(trimmed)) return undefined; // Date.parse('-1') would read it as a year
   const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+  return Number.isNaN(at) ? undefined : Math.min(MAX_RETRY_AFTER_MS, Math.max(0, at - nowMs));
 }
 
 /** 420 says when in its text: `… try again after Fri, 28 Nov 2026 10:00:00 UTC`. */
@@ -141,8 +150,12 @@ export function outcomeOf(
     }
     return uncertain(`Mailgun 404 (may be temporary): ${shown}`, after, asItCame);
   }
+  // 420 is Mailgun's sending limit of a domain ("… is not allowed to send: recipient limit
+  // exceeded, try again after <date>", mailgun/mailgun-java#50): a rate limit, like 429, with
+  // its time in the text when not in Retry-After. The pause it makes is capped
+  // (MAX_THROTTLE_PAUSE_MS), so a limit of a day is tried again hourly, not waited out blind.
   if (status === 420) {
-    return transient(
+    return throttled(
       `Mailgun 420: ${shown}`,
       after ?? retryAfterFromMessage(message, nowMs),
       asItCame,

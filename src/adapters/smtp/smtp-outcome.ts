@@ -67,15 +67,38 @@ const THROTTLE_WORDS = /\b(?:rate|ratelimit\w*|too many|throttl\w*|limit\w*|slow
  * throttle does not spend attempts, so it must not read as one.
  */
 const MESSAGE_LIMIT_WORDS = /too many recipients|recipients? per|per (?:transaction|message)/i;
+/**
+ * Limits of a mailbox or of a message's size, not of our pace: `452 4.2.2 Mailbox size limit
+ * exceeded` (Postfix's words for a full mailbox), `451 4.3.0 Message size exceeds fixed limit`
+ * (Exim's), "over quota". The recipient's mailbox stays full and the message as big after a pause.
+ */
+const SIZE_LIMIT_WORDS =
+  /\b(?:size|quota|mailbox (?:is )?full|too (?:big|large)|insufficient (?:system )?storage)\b/i;
+/**
+ * RFC 3463 enhanced status codes of a mailbox's or a message's limit (class.subject.detail, the
+ * class left out): 2.2 mailbox full, 2.3 message length exceeds an administrative limit, 3.4
+ * message too big for the system, 5.3 too many recipients. A server's code is a stronger sign
+ * than its words: with one of these, the reply is no throttle whatever it says.
+ */
+const MESSAGE_LIMIT_CODES = new Set(['2.2', '2.3', '3.4', '5.3']);
+/** The enhanced status code at the start of a reply's text (`452 4.2.2 …`, `452-4.5.3 …`). */
+const ENHANCED_CODE = /^\s*(?:\d{3}[ -])?\s*[245]\.(\d{1,3}\.\d{1,3})\b/;
 // "try (again) later" alone is not a limit: Postfix says it for a local problem of its own.
 
-/** True when a 421, 451 or 452 reply speaks of our rate (see THROTTLE_WORDS). */
+/**
+ * True when a 421, 451 or 452 reply speaks of our rate (see THROTTLE_WORDS), and neither its
+ * enhanced status code nor its words say the limit is a mailbox's or a message's (see
+ * MESSAGE_LIMIT_CODES, MESSAGE_LIMIT_WORDS, SIZE_LIMIT_WORDS).
+ */
 export function isThrottleReply(code: number | undefined, text: string): boolean {
+  const enhanced = ENHANCED_CODE.exec(text)?.[1];
   return (
     code !== undefined &&
     THROTTLE_CODES.has(code) &&
+    !(enhanced !== undefined && MESSAGE_LIMIT_CODES.has(enhanced)) &&
     THROTTLE_WORDS.test(text) &&
-    !MESSAGE_LIMIT_WORDS.test(text)
+    !MESSAGE_LIMIT_WORDS.test(text) &&
+    !SIZE_LIMIT_WORDS.test(text)
   );
 }
 

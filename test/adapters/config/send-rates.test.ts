@@ -34,4 +34,18 @@ describe('Configuration: MAILGUN_RATE and SMTP_RATE', () => {
       'must be a rate such as 20/s, 600/min or 10000/h (got "0/s")',
     );
   });
+
+  it('refuses a rate faster than 1000 sends a second, naming the limit', () => {
+    expect(load({ MAILGUN_RATE: '1000/s', SMTP_RATE: '60000/min' }).sendRates).to.deep.equal({
+      mailgun: { limit: 1000, windowMs: 1000 },
+      smtp: { limit: 60_000, windowMs: 60_000 },
+    });
+    const result = loadConfig({ MAILGUN_RATE: '1000000/s', SMTP_RATE: '60001/min' }, 'worker');
+    if (E.isRight(result)) return expect.fail('accepted a rate too fast to pace');
+    const problems = Object.fromEntries(result.left.map((p) => [p.variable, p.message]));
+    expect(problems.MAILGUN_RATE).to.equal(
+      'must be at most 1000/s (or 60000/min): sends cannot be paced any faster (got "1000000/s")',
+    );
+    expect(problems.SMTP_RATE).to.match(/^must be at most 1000\/s .*\(got "60001\/min"\)$/);
+  });
 });

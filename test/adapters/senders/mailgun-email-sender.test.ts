@@ -1,7 +1,11 @@
 import { expect } from 'chai';
 import * as O from 'fp-ts/lib/Option.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
-import { outcomeOf, parseRetryAfter } from '../../../src/adapters/mailgun/mailgun-response.js';
+import {
+  MAX_RETRY_AFTER_MS,
+  outcomeOf,
+  parseRetryAfter,
+} from '../../../src/adapters/mailgun/mailgun-response.js';
 import { MailgunEmailSender } from '../../../src/adapters/mailgun/mailgun-email-sender.js';
 import type { AttachmentStore } from '../../../src/application/ports/attachment-store.js';
 import { storeUnavailable } from '../../../src/application/ports/email-log.js';
@@ -354,7 +358,11 @@ describe('parseRetryAfter', () => {
     const message =
       'Domain x is not allowed to send: try again after Sat, 28 Nov 2026 11:00:00 UTC';
     const outcome = outcomeOf({ status: 420, body: JSON.stringify({ message }) }, now);
-    expect(outcome).to.include({ _tag: 'Transient', retryAfterMs: 3_600_000 });
+    expect(outcome).to.include({ _tag: 'Transient', retryAfterMs: 3_600_000, throttled: true });
+  });
+  it('reads at most a week, however far the header says', () => {
+    expect(parseRetryAfter('99999999999999999999', now)).to.equal(MAX_RETRY_AFTER_MS);
+    expect(parseRetryAfter('Fri, 31 Dec 9999 23:59:59 GMT', now)).to.equal(MAX_RETRY_AFTER_MS);
   });
   it('ignores what it cannot read', () => {
     for (const bad of [null, undefined, '', 'soon', '-1', '1.5']) {

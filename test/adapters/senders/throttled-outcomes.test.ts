@@ -2,7 +2,7 @@
 // about a rate), and how the failover chain moves past a throttled or paused transport.
 import { expect } from 'chai';
 import { FailoverEmailSender } from '../../../src/adapters/failover/failover-email-sender.js';
-import { outcomeOf } from '../../../src/adapters/mailgun/mailgun-response.js';
+import { MAX_RETRY_AFTER_MS, outcomeOf } from '../../../src/adapters/mailgun/mailgun-response.js';
 import type { SmtpFailure } from '../../../src/adapters/smtp/smtp-outcome.js';
 import { isThrottleReply, outcomeOfError } from '../../../src/adapters/smtp/smtp-outcome.js';
 import type { EmailSender } from '../../../src/application/ports/email-sender.js';
@@ -33,11 +33,24 @@ describe('Mailgun 429', () => {
     expect(outcome).not.to.have.property('retryAfterMs');
   });
 
-  it('leaves 420, 503 and 408 transient, not throttled', () => {
-    for (const status of [420, 503, 408]) {
+  it('leaves 503 and 408 transient, not throttled', () => {
+    for (const status of [503, 408]) {
       const outcome = outcomeOf({ status, body: '{"message": "busy"}' }, NOW);
       expect(outcome._tag, String(status)).to.equal('Transient');
       expect(isThrottled(outcome), String(status)).to.equal(false);
+    }
+  });
+
+  it('reads an absurd Retry-After as at most a week (MAX_RETRY_AFTER_MS)', () => {
+    for (const retryAfter of [
+      '99999999999999999999',
+      '9'.repeat(400),
+      'Fri, 31 Dec 9999 23:59:59 GMT',
+    ]) {
+      expect(outcomeOf({ ...reply, retryAfter }, NOW), retryAfter.slice(0, 30)).to.include({
+        retryAfterMs: MAX_RETRY_AFTER_MS,
+        throttled: true,
+      });
     }
   });
 
@@ -52,6 +65,38 @@ describe('Mailgun 429', () => {
       sender.close();
       await standIn.close();
     }
+  });
+});
+
+describe('Mailgun 420', () => {
+  // Mailgun's per-domain sending limit (mailgun/mailgun-java#50): its time is in the text.
+  it('"limit exceeded, try again after …" is a throttle, paused until that time', () => {
+    const now = Date.parse('2026-11-30T21:00:00Z');
+    const outcome = outcomeOf(
+      {
+        status: 420,
+        body: JSON.stringify({
+          message:
+            'Domain mg.example.com is not allowed to send: recipient limit exceeded, try again after Mon, 30 Nov 2026 21:10:00 UTC',
+        }),
+      },
+      now,
+    );
+    expect(outcome).to.include({ _tag: 'Transient', retryAfterMs: 600_000, throttled: true });
+  });
+
+  it('is a throttle without a time too, and its Retry-After header comes first', () => {
+    const now = Date.parse('2026-11-30T21:00:00Z');
+    const bare = outcomeOf({ status: 420, body: '{"message": "busy"}' }, now);
+    expect(isThrottled(bare)).to.equal(true);
+    expect(bare).not.to.have.property('retryAfterMs');
+    const body = JSON.stringify({
+      message: 'limit exceeded, try again after Mon, 30 Nov 2026 22:00:00 UTC',
+    });
+    expect(outcomeOf({ status: 420, body, retryAfter: '30' }, now)).to.include({
+      retryAfterMs: 30_000,
+      throttled: true,
+    });
   });
 });
 
@@ -108,6 +153,18 @@ describe('SMTP replies about a rate', () => {
       false,
     ],
     ['a 5xx about a rate', 550, '550 5.7.1 Daily sending rate limit exceeded', false],
+    // A full mailbox or a message too big: the limit is the mailbox's or the message's, whatever
+    // the words, and above all when the enhanced status code (RFC 3463) says so.
+    ['Postfix 452 4.2.2 (mailbox full)', 452, '452 4.2.2 Mailbox size limit exceeded', false],
+    ['Exim 451 (message size)', 451, '451 4.3.0 Message size exceeds fixed limit', false],
+    ['452 4.3.4 (message too big, by its code)', 452, '452 4.3.4 Limit exceeded', false],
+    [
+      '452-4.2.2 (mailbox full, by its code)',
+      452,
+      '452-4.2.2 Rate limit of this mailbox reached',
+      false,
+    ],
+    ['a relay over its hourly count', 452, '452 4.3.1 Too many messages this hour', true],
   ];
   for (const [what, code, response, expected] of table) {
     it(`reads ${what} as ${expected ? 'throttled' : 'not throttled'}`, () => {
