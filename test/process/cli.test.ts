@@ -76,6 +76,16 @@ describe('the email command', () => {
     expect(err).not.to.contain('hunter2');
   });
 
+  it('refuses a MAILGUN_RATE too fast to pace, exits 2, and names the variable and the limit', async () => {
+    const proc = runEmail(['dev'], { MAIL_TRANSPORT: 'mailgun', MAILGUN_RATE: '1000000/s' });
+    const { code } = await proc.exited;
+    await proc.closed; // and its last output read
+    expect(code).to.equal(2);
+    expect(proc.stderr.join('')).to.contain(
+      'MAILGUN_RATE must be at most 1000/s (or 60000/min): sends cannot be paced any faster (got "1000000/s")',
+    );
+  });
+
   it('says what a transport needs when it is missing', async () => {
     const proc = runEmail(['dev'], { MAIL_TRANSPORT: 'smtp' });
     const { code } = await proc.exited;

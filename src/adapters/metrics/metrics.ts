@@ -6,9 +6,12 @@ import type { PacingObserver } from '../../application/ports/send-pacer.js';
 
 /**
  * The process's Prometheus metrics. As a `PacingObserver` it shows pacing (docs/architecture.md,
- * "Pacing"): `email_pacing_waits_total{transport}` and `email_pacing_wait_seconds` (sends that
- * waited for a transport's pace or pause, and how long), `email_pacing_tokens{transport}` (sends
- * still free in the coming window), `email_throttled_total{transport}` and
+ * "Pacing"): `email_pacing_waits_total{transport}` (pacing decisions that made a send wait for
+ * its transport's pace or pause: each wait in the worker and each hand-back to the queue, so an
+ * email handed back several times counts each time) and `email_pacing_wait_seconds` (the wait each
+ * of them announced: for a hand-back, the whole wait still to go then, so one email's hand-backs
+ * overlap), `email_pacing_tokens{transport}` (sends still free in the coming window as the pacer
+ * last answered this process: not refilled while it books nothing), `email_throttled_total{transport}` and
  * `email_transport_paused_until_seconds{transport}` (Unix seconds; in the past: not paused).
  */
 export interface Metrics extends PacingObserver {
@@ -84,24 +87,24 @@ export function createMetrics(role: string): Metrics {
   for (const reason of SUPPRESSION_REASONS) suppressionsAdded.inc({ reason }, 0);
   const pacingWaits = counter(
     'email_pacing_waits_total',
-    'Sends that waited for their transport (its MAILGUN_RATE/SMTP_RATE pace, or a pause after a throttle), in the worker or handed back to the queue',
+    'Pacing decisions that made a send wait for its transport (its MAILGUN_RATE/SMTP_RATE pace, or a pause after a throttle): each wait in the worker and each hand-back to the queue, so one email may count several times',
     ['transport'],
   );
   const pacingWaitSeconds = new Histogram({
     name: 'email_pacing_wait_seconds',
-    help: 'How long a send waited for its transport (pace or pause)',
+    help: "The wait each pacing decision announced (pace or pause); for a hand-back to the queue, the whole wait still to go, so one email's hand-backs overlap",
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
   });
   const pacingTokens = new Gauge({
     name: 'email_pacing_tokens',
-    help: "Sends still free in the transport's coming window at its rate, as the pacer last answered this process",
+    help: "Sends still free in the transport's coming window at its rate, as the pacer last answered this process (not refilled while it books nothing)",
     labelNames: ['transport'],
     registers: [registry],
   });
   const throttled = counter(
     'email_throttled_total',
-    'Sends the provider answered with a throttle (Mailgun 429, SMTP 421/451/452 about a rate)',
+    'Sends the provider answered with a throttle (Mailgun 429 or 420, SMTP 421/451/452 about a rate)',
     ['transport'],
   );
   const pausedUntil = new Gauge({

@@ -129,11 +129,16 @@ export interface SendPacer {
  */
 export interface PacingObserver {
   /**
-   * A send waited `waitMs` milliseconds for `transport` (its pace or its pause): in the worker
-   * before it went, or in the queue, handed back because the wait was long.
+   * A pacing decision made a send wait `waitMs` milliseconds for `transport` (its pace or its
+   * pause): in the worker before it went, or in the queue, handed back because the wait was long.
+   * Told once per decision, not once per send: a task handed back several times is told each
+   * time, with the whole wait still to go then.
    */
   pacingWaited(transport: string, waitMs: number): void;
-  /** The sends still free in `transport`'s coming window, as the pacer last answered. */
+  /**
+   * The sends still free in `transport`'s coming window, as the pacer last answered; told only
+   * when this process books, so it is not refilled while the process is idle.
+   */
   pacingTokens(transport: string, tokens: number): void;
   /** `transport` answered a send with `throttled`. */
   transportThrottled(transport: string): void;
