@@ -13,6 +13,21 @@ export async function rssMiB(pid: number): Promise<number> {
   return kb === undefined ? Number.NaN : Number(kb) / 1024;
 }
 
+/** Resident memory now (`VmRSS`) and at its peak so far (`VmHWM`), in MiB. */
+export interface Memory {
+  readonly rss: number;
+  readonly hwm: number;
+}
+
+export async function memoryMiB(pid: number): Promise<Memory> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const field = (name: string) => {
+    const kb = new RegExp(`${name}:\\s+(\\d+)\\s+kB`).exec(status)?.[1];
+    return kb === undefined ? Number.NaN : Number(kb) / 1024;
+  };
+  return { rss: field('VmRSS'), hwm: field('VmHWM') };
+}
+
 /** Cumulative CPU seconds of something that is not one process (PostgreSQL's backends). */
 export interface Counter {
   read(): Promise<{ readonly user: number; readonly total: number }>;

@@ -10,12 +10,26 @@ import {
   SERVER_KEY,
   SERVER_WORKER,
 } from './accept.js';
+import type { BrokerWork } from './broker-work.js';
+import { COUNTERS, PROMETHEUS_URL } from './broker-work.js';
 import { BODY } from './clients.js';
+import type { MailgunResults } from './mailgun.js';
+import { CONCURRENCY, LATENCY_MS } from './mailgun.js';
+import {
+  BROKER_SLACK,
+  LATENCY_CEILING,
+  LATENCY_RATIO,
+  costTable,
+  mean,
+  scaleSentences,
+  verdicts,
+  verdictTable,
+} from './targets.js';
 import type { DeliveryRow, PrePublish } from './delivery.js';
-import { BARE_CONSUMER, WORKER_OUTBOX, steadyRate } from './delivery.js';
+import { BARE_CONSUMER, WORKER_OUTBOX } from './delivery.js';
 import { acceptTable, cpu, deliveryTable, f, loadColumns, overlapped, table } from './tables.js';
 import type { Settings } from './roles.js';
-import { RETRY_DELAYS } from './roles.js';
+import { RATE_LIMIT, RETRY_DELAYS } from './roles.js';
 
 export interface Meta {
   readonly date: string;
@@ -49,7 +63,8 @@ export interface Results {
   readonly accept: AcceptRow[];
   readonly pre: PrePublish[];
   readonly delivery: DeliveryRow[];
-  readonly mailgun: DeliveryRow[];
+  readonly mailgun: MailgunResults;
+  readonly broker: BrokerWork;
 }
 
 const find = (rows: AcceptRow[], prefix: string, c: number) =>
@@ -141,41 +156,67 @@ function headline(settings: Settings, results: Results): string {
       ` included, against ${ms(floor, 'target')}.`
     );
   });
-  /** Means over the rounds of one path: rate first→last and the deliverer's CPU per email. */
-  const mean = (rows: DeliveryRow[], path: string) => {
-    const of = rows.filter((r) => r.path.startsWith(path));
-    const avg = (v: (r: DeliveryRow) => number | undefined) =>
-      of.length === 0 ? undefined : of.reduce((a, r) => a + (v(r) ?? Number.NaN), 0) / of.length;
-    return of.length === 0
-      ? undefined
-      : {
-          rate: avg(steadyRate),
-          cpuMs: avg((r) => r.timing.cpuMs.target),
-          userMs: avg((r) => r.timing.cpuMs['target.user']),
-          rounds: of.length,
-        };
-  };
   const vs = (ours: ReturnType<typeof mean>, base: ReturnType<typeof mean>, what: string) =>
     ours && base
       ? `${f(ours.rate, 0)} emails/s, ${pct(ours.rate, base.rate)} of ${what} (${f(base.rate, 0)});` +
-        ` CPU ms per email ${f(ours.cpuMs, 3)} (${f(ours.userMs, 3)}) against` +
-        ` ${f(base.cpuMs, 3)} (${f(base.userMs, 3)})` +
+        ` CPU ms per email ${cpu(ours.cpuMs, 'target')} against ${cpu(base.cpuMs, 'target')}` +
         (ours.rounds > 1 ? ` (means of ${ours.rounds} rounds).` : '.')
       : '—';
-  const { delivery, mailgun } = results;
+  const { delivery } = results;
   lines.push(
-    `- Outbox delivery: \`email worker\` ${vs(mean(delivery, WORKER_OUTBOX), mean(delivery, BARE_CONSUMER), 'the bare consumer')}`,
+    `- Outbox delivery: \`email worker\` ${vs(mean(delivery, WORKER_OUTBOX), mean(delivery, BARE_CONSUMER), 'the bare durable-file consumer')}`,
   );
-  if (mailgun.length > 0) {
-    const [ours, bare] = mailgun.map((row) => mean([row], row.path));
-    lines.push(`- Mailgun stand-in: \`email worker\` ${vs(ours, bare, 'the bare POST loop')}`);
-  }
   return lines.join('\n');
+}
+
+/** Section 4: the broker's counters around each side, or why they could not be read. */
+function brokerSection(work: BrokerWork): string {
+  const head = `## 4. Broker work per email
+
+RabbitMQ's own global counters (\`rabbitmq_prometheus\`, ${PROMETHEUS_URL}): messages published to
+the broker (*received*), routed to a queue, delivered to a consumer, and acknowledged, read before
+and after N emails go through \`email server\` + \`email worker\` (outbox; no status page open,
+no webhook endpoint; POST with 16 in flight, then until the N-th file and half a second more for the
+last acks and events), and through a bare confirm publish (the bench process) + the bare consumer of
+section 2. The counters are the whole broker's, and other engineers' tests use it too: each side
+starts with an idle second whose counts are shown, and subtracted at that rate over the run. The
+target: per email, at most the task and one event published (and routed), and the task delivered
+and acknowledged; met within ${BROKER_SLACK} per email of noise.`;
+  if (!work.measured) return `${head}\n\nNot measured in this run: ${work.why}.`;
+  const cells = (c: Record<string, number>, digits: number) => COUNTERS.map((k) => f(c[k], digits));
+  return `${head} (${work.how}.)
+
+${table(
+  [
+    'side',
+    'N',
+    's',
+    ...COUNTERS.map((k) => `${k} per email`),
+    'counted during the run: received / routed / delivered / acked',
+    'in the idle second before',
+  ],
+  work.rows.map((r) => [
+    r.side,
+    String(r.n),
+    f(r.seconds, 1),
+    ...cells(r.perEmail as unknown as Record<string, number>, 2),
+    cells(r.during as unknown as Record<string, number>, 0).join(' / '),
+    cells(r.idle as unknown as Record<string, number>, 0).join(' / '),
+  ]),
+)}`;
 }
 
 export function renderReport(settings: Settings, meta: Meta, results: Results): string {
   const { requests, warmup, n } = settings;
-  const pre = results.pre.map(({ target, result }) => loadColumns(target, result));
+  const pre = [...results.pre, ...results.mailgun.pre].map(({ target, result }) =>
+    loadColumns(target, result),
+  );
+  const targetResults = {
+    accept: results.accept,
+    delivery: results.delivery,
+    mailgun: results.mailgun,
+    broker: results.broker,
+  };
   return `# Benchmarks
 
 Generated by \`npm run bench\` (bench/run.ts) on ${meta.date}, in one run of ${f(meta.seconds, 0)} s.
@@ -195,13 +236,33 @@ One run on a small shared machine: compare rows of the same run, not numbers acr
 - The machine was ${f(meta.busyAtStart * 100, 0)}% busy in the second before the run (\`/proc/stat\`):
   other work on it (tests, builds) slows whatever row it overlaps.
 
+## Targets
+
+Every target of the issue, judged on this run alone (ours and bare measured in the same run,
+alternated; ✔ met, ✘ not met). Ratios are ours ÷ bare. The method of each row is in its section
+below; CPU per email of the same rows is in the table after this one.
+
+${verdictTable(verdicts(settings, targetResults))}
+
+CPU ms per email (user + system, from \`/proc\`) of the rows the ratios compare, by process: the
+server or worker (ours) or the bare process, RabbitMQ, PostgreSQL (this database's backends and
+the shared WAL writer, checkpointer and background writer) and the Mailgun stand-in; *all* is
+their sum. Percentiles are per request, nearest-rank.
+
+${costTable(settings, targetResults)}
+
 ## Headline
 
-The accept path (no Idempotency-Key, nothing consuming the queue) against the bare server
-doing the same durable work: Koa + koa-body, one PostgreSQL INSERT, one confirmed publish, 202;
-in the same run, with the same load generator and concurrency, interleaved in blocks so that
-other work on this shared machine falls on both alike (⚠ marks a row that overlapped some; CPU
-per email depends much less on it than rates do).
+The accept path (no Idempotency-Key, nothing consuming the queue; the run's API key required
+by \`email server\` and sent by the load to every target, \`RATE_LIMIT=${RATE_LIMIT}\` so that
+no request is refused with 429, each still counted in PostgreSQL) against the bare server doing
+the same durable work: Koa + koa-body, one PostgreSQL INSERT, one confirmed publish, 202; and
+against the same without the INSERT (bare Koa + amqplib: the issue allows our status write to be
+batched or deferred there, but \`email server\` still INSERTs the email and counts the request
+in PostgreSQL before its 202, so that row compares a path that writes to the database with one
+that does not). In the same run, with the same load generator and concurrency, interleaved in
+blocks so that other work on this shared machine falls on all alike (⚠ marks a row that
+overlapped some; CPU per email depends much less on it than rates do).
 
 ${acceptHeadline(settings, results).join('\n')}
 
@@ -301,12 +362,59 @@ ${deliveryTable(results.delivery)}
 
 ## 3. Mailgun path: worker → Mailgun stand-in
 
-The project's stand-in (\`startMailgunStandIn\`, no latency, no faults) in a child process. Our
-worker (MAIL_TRANSPORT=mailgun) drains N pre-published tasks, counted by the stand-in; the
-baseline is a node-fetch loop in the bench process posting the same urlencoded form, 32 requests
-in flight (WORKER_CONCURRENCY's default).
+The project's stand-in (\`startMailgunStandIn\`, no faults) in a child process of its own,
+counting what it accepts. Before each drain, N = ${n} emails are recorded the way they are in use:
+an \`email server\` (API key, nothing consuming) accepts them, so that each has its row in
+\`emails\` and its task on the send queue, and stops; then \`email worker\`
+(MAIL_TRANSPORT=mailgun, WORKER_CONCURRENCY=${CONCURRENCY}) is spawned and drains them. The
+baseline gets the same: N rows INSERTed into a table of its own (\`bare_deliveries\`: id,
+status, updated_at, request) and N tasks naming them on a quorum queue; then a bare amqplib
+consumer (prefetch ${CONCURRENCY}) is spawned that, per message, POSTs the same urlencoded form
+with node-fetch on a keep-alive agent (as our sender does), runs one \`UPDATE bare_deliveries SET
+status = 'sent', updated_at = now() WHERE id = $1\` through a \`pg.Pool\` of 10, and acks. Rounds
+alternate ours, bare, bare, ours; *first→last* is the rate once running, CPU is metered from the
+first message the stand-in holds to the last (the stand-in's own CPU in its column).
 
-${results.mailgun.length > 0 ? deliveryTable(results.mailgun) : '(not run)'}
+${deliveryTable(results.mailgun.rows)}
+
+### At ${LATENCY_MS} ms provider latency
+
+The stand-in answers every send ${LATENCY_MS} ms late (its sticky \`latencyMs\` fault, set over
+IPC), so that ${CONCURRENCY} sends in flight give at most ${CONCURRENCY} / ${LATENCY_MS / 1000} s =
+${f(LATENCY_CEILING, 1)} emails/s; the target is ${LATENCY_RATIO}× that. ${settings.latencyN} emails,
+recorded as above. A batch of sends lands together one latency after it left, so the rate here is
+N over the time from the first send (the first message the stand-in holds, minus ${LATENCY_MS} ms)
+to the last.
+
+${deliveryTable(results.mailgun.latency)}
+
+${brokerSection(results.broker)}
+
+## 5. Scale-out
+
+Two \`email worker\`s against one, on the one broker and database, draining the same N = ${n}
+recorded emails into the stand-in (rounds: one, two, two, one); and two \`email server\`s against
+one, the load's requests alternating between the two ports, at
+${settings.concurrencies[settings.concurrencies.length - 1]} in flight in all, interleaved in blocks
+as in section 1 (the first server's rows are in that table too).
+
+${deliveryTable(results.mailgun.scale)}
+
+Where it stops growing: the CPU per email of every process the emails go through, times the rate,
+against what the machine has. Once that product is close to ${meta.cores * 100}%, a second process has
+no core of its own to run on, and only takes turns with the first (and with RabbitMQ and
+PostgreSQL, which every email needs too):
+
+${scaleSentences(settings, targetResults, meta.cores).join('\n')}
+
+## Memory
+
+RSS (\`VmRSS\`, from \`/proc/<pid>/status\`) of each role after its load, and its peak so far
+(\`VmHWM\`), on which the targets are judged: \`email server\` after every accept row of the process
+(its last at ${settings.concurrencies[settings.concurrencies.length - 1]} in flight), \`email worker\` after
+draining N into the stand-in (the largest of its runs), \`email dev\` after its accept rows and after
+end to end. The tables above give the rest (RSS MiB, peak in brackets). The targets are in MB
+(10⁶ bytes), the tables in MiB.
 
 ## Settings, caveats and cleanup
 
