@@ -169,6 +169,14 @@ function headline(settings: Settings, results: Results): string {
   return lines.join('\n');
 }
 
+/** "two rounds (ours, bare, bare, ours)", or "one round (ours, bare)". */
+function rounds(count: number, pair: string, capital = false): string {
+  const [a, b] = pair.split(', ');
+  const order = Array.from({ length: count }, (_, i) => (i % 2 === 0 ? [a, b] : [b, a])).flat();
+  const text = `${count === 1 ? 'one round' : `${count} rounds`} (${order.join(', ')})`;
+  return capital ? text[0]!.toUpperCase() + text.slice(1) : text;
+}
+
 /** Section 4: the broker's counters around each side, or why they could not be read. */
 function brokerSection(work: BrokerWork): string {
   const head = `## 4. Broker work per email
@@ -179,7 +187,8 @@ and after N emails go through \`email server\` + \`email worker\` (outbox; no st
 no webhook endpoint; POST with 16 in flight, then until the N-th file and half a second more for the
 last acks and events), and through a bare confirm publish (the bench process) + the bare consumer of
 section 2. The counters are the whole broker's, and other engineers' tests use it too: each side
-starts with an idle second whose counts are shown, and subtracted at that rate over the run. The
+starts with an idle window (one second) whose counts are shown, and subtracted at that rate over the
+run. *routed* counts once per queue a message reaches (an event bound to two queues: 2). The
 target: per email, at most the task and one event published (and routed), and the task delivered
 and acknowledged; met within ${BROKER_SLACK} per email of noise.`;
   if (!work.measured) return `${head}\n\nNot measured in this run: ${work.why}.`;
@@ -193,7 +202,7 @@ ${table(
     's',
     ...COUNTERS.map((k) => `${k} per email`),
     'counted during the run: received / routed / delivered / acked',
-    'in the idle second before',
+    'in the idle window before',
   ],
   work.rows.map((r) => [
     r.side,
@@ -330,6 +339,14 @@ ${acceptTable(results.accept)}
   during the measurement, read from \`/proc\`) plus the WAL writer, checkpointer and background
   writer, which are shared with any other database of this server. Rows that use no database show
   what those background processes did meanwhile.
+- *API key*: every \`email server\` of the run requires one (\`API_KEYS\`, a key of 35
+  characters) and the load sends it to every target as \`Authorization: Bearer …\`; the bare
+  servers and \`email dev\` (open on 127.0.0.1) ignore it. \`RATE_LIMIT=${RATE_LIMIT}\`, the highest
+  the setting takes, so that none of the bench's requests meets a 429: each is still counted, in
+  PostgreSQL, before the email is accepted.
+- *scale-out*: a second \`email server\` on the same broker and database, and the load's
+  requests alternating between the two (the CPU column shows both servers, first + second),
+  interleaved with the first server alone at the same concurrency.
 - *bench*: the bench process itself (the load generator), when it is not the target. *rest of the
   machine*: the CPU time of the whole machine (\`/proc/stat\`) minus every column before it:
   kernel threads (I/O completion, the file system's journal) and whatever else ran on the machine
@@ -344,7 +361,7 @@ ${table(['publisher', 'in flight', 'msgs/s', 'p50 ms', 'p95 ms', 'p99 ms', 'erro
 
 ## 2. Delivery path: N queued emails → N \`.eml\` files
 
-N = ${n}, in two rounds (ours, bare, bare, ours). For the worker and the bare consumer, N tasks
+N = ${n}, in ${rounds(settings.rounds, 'ours, bare')}. For the worker and the bare consumer, N tasks
 wait in the queue, then the process is spawned: *all N* counts from the spawn (loading modules
 and connecting included), *first→last* is the rate once running, and CPU is metered from the
 first file to the last. Files are counted by polling the directory every 20 ms. The bare
@@ -371,8 +388,7 @@ baseline gets the same: N rows INSERTed into a table of its own (\`bare_deliveri
 status, updated_at, request) and N tasks naming them on a quorum queue; then a bare amqplib
 consumer (prefetch ${CONCURRENCY}) is spawned that, per message, POSTs the same urlencoded form
 with node-fetch on a keep-alive agent (as our sender does), runs one \`UPDATE bare_deliveries SET
-status = 'sent', updated_at = now() WHERE id = $1\` through a \`pg.Pool\` of 10, and acks. Rounds
-alternate ours, bare, bare, ours; *first→last* is the rate once running, CPU is metered from the
+status = 'sent', updated_at = now() WHERE id = $1\` through a \`pg.Pool\` of 10, and acks. ${rounds(settings.rounds, 'ours, bare', true)}; *first→last* is the rate once running, CPU is metered from the
 first message the stand-in holds to the last (the stand-in's own CPU in its column).
 
 ${deliveryTable(results.mailgun.rows)}
@@ -393,7 +409,7 @@ ${brokerSection(results.broker)}
 ## 5. Scale-out
 
 Two \`email worker\`s against one, on the one broker and database, draining the same N = ${n}
-recorded emails into the stand-in (rounds: one, two, two, one); and two \`email server\`s against
+recorded emails into the stand-in (${rounds(settings.rounds, 'one, two')}); and two \`email server\`s against
 one, the load's requests alternating between the two ports, at
 ${settings.concurrencies[settings.concurrencies.length - 1]} in flight in all, interleaved in blocks
 as in section 1 (the first server's rows are in that table too).
@@ -419,8 +435,9 @@ end to end. The tables above give the rest (RSS MiB, peak in brackets). The targ
 ## Settings, caveats and cleanup
 
 - Roles run with \`LOG_LEVEL=warn\` so that logging does not dominate (at \`info\` every email costs
-  several JSON lines); \`RETRY_DELAYS=${RETRY_DELAYS}\`, \`SHUTDOWN_GRACE_MS=5000\`, defaults otherwise
-  (WORKER_CONCURRENCY 32).
+  several JSON lines); \`RETRY_DELAYS=${RETRY_DELAYS}\`, \`SHUTDOWN_GRACE_MS=5000\`, \`API_KEYS\` (one
+  key, sent by the load), \`RATE_LIMIT=${RATE_LIMIT}\`, \`WORKER_CONCURRENCY=${CONCURRENCY}\` (the
+  default) for the Mailgun runs, defaults otherwise.
 - File creation on this machine's ext4 slows down for a while after many files were deleted
   (perf shows the kernel in ext4's \`recently_deleted\` inode scan), so the delivery rates of two
   runs close together can differ several-fold, and the speed drifts within a run. The bench

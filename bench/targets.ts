@@ -1,7 +1,16 @@
 // The issue's targets, each judged on this run's numbers: the table at the top of BENCHMARKS.md,
 // the cost table under it, and the scale-out sentences.
 import type { AcceptRow } from './accept.js';
-import { DEV, KOA, KOA_DB, ONE_SERVER, SERVER_ALONE, TWO_SERVERS } from './accept.js';
+import {
+  DEV,
+  KOA,
+  KOA_DB,
+  ONE_SERVER,
+  SERVER_ALONE,
+  SERVER_KEY,
+  SERVER_WORKER,
+  TWO_SERVERS,
+} from './accept.js';
 import type { BrokerCounters, BrokerWork } from './broker-work.js';
 import { BARE_SIDE, OURS_SIDE } from './broker-work.js';
 import type { DeliveryRow } from './delivery.js';
@@ -75,8 +84,6 @@ export function mean(rows: readonly DeliveryRow[], path: string) {
     rate: avg(steadyRate),
     cpuMs: cpuMs as CpuMs,
     rounds: of.length,
-    rss: Math.max(...of.map((r) => r.rssMiB ?? Number.NaN)),
-    hwm: Math.max(...of.map((r) => r.hwmMiB ?? Number.NaN)),
   };
 }
 
@@ -180,29 +187,33 @@ function memoryVerdict(
   };
 }
 
-function memoryVerdicts(settings: Settings, r: TargetResults): Verdict[] {
-  const top = settings.concurrencies[settings.concurrencies.length - 1]!;
-  const server = find(r.accept, SERVER_ALONE, top);
+/** The largest of some readings; undefined when there are none. */
+const largest = (values: readonly (number | undefined)[]): number | undefined => {
+  const known = values.filter((v): v is number => v !== undefined && !Number.isNaN(v));
+  return known.length === 0 ? undefined : Math.max(...known);
+};
+
+function memoryVerdicts(r: TargetResults): Verdict[] {
+  // Every accept row `email server` answered, in the order they ran: the last one's RSS is the
+  // RSS after the load, and the peak only grows.
+  const server = r.accept.filter((row) =>
+    [SERVER_ALONE, SERVER_KEY, SERVER_WORKER, ONE_SERVER].some((p) => row.target.startsWith(p)),
+  );
+  const last = server[server.length - 1];
   const dev = r.accept.filter((row) => row.target.startsWith(DEV));
   const devE2e = r.delivery.filter((row) => row.path.startsWith('`email dev`'));
-  const devRss = Math.max(
-    ...dev.map((row) => row.rssMiB ?? 0),
-    ...devE2e.map((x) => x.rssMiB ?? 0),
+  const devRss = largest([...dev.map((row) => row.rssMiB), ...devE2e.map((x) => x.rssMiB)]);
+  const devHwm = largest([...dev.map((row) => row.hwmMiB), ...devE2e.map((x) => x.hwmMiB)]);
+  const workers = [...r.mailgun.rows, ...r.mailgun.latency, ...r.mailgun.scale].filter((row) =>
+    [WORKER_MAILGUN, ONE_WORKER, TWO_WORKERS].some((p) => row.path.startsWith(p)),
   );
-  const devHwm = Math.max(
-    ...dev.map((row) => row.hwmMiB ?? 0),
-    ...devE2e.map((x) => x.hwmMiB ?? 0),
-  );
-  const workers = [...r.mailgun.rows, ...r.mailgun.latency].filter((row) =>
-    row.path.startsWith(WORKER_MAILGUN),
-  );
-  const workerRss = Math.max(...workers.map((w) => w.rssMiB ?? 0));
-  const workerHwm = Math.max(...workers.map((w) => w.hwmMiB ?? 0));
+  const workerRss = largest(workers.map((w) => w.rssMiB));
+  const workerHwm = largest(workers.map((w) => w.hwmMiB));
   return [
     memoryVerdict(
       '`email server` RSS after the accept load (every accept row of the process)',
-      server?.rssMiB,
-      server?.hwmMiB,
+      last?.rssMiB,
+      largest(server.map((row) => row.hwmMiB)),
       RSS_LIMITS.server,
     ),
     memoryVerdict(
@@ -253,7 +264,7 @@ export function verdicts(settings: Settings, r: TargetResults): Verdict[] {
     ...acceptVerdicts(settings, r.accept),
     ...workerVerdicts(r.mailgun),
     brokerVerdict(r.broker),
-    ...memoryVerdicts(settings, r),
+    ...memoryVerdicts(r),
     ...scaleVerdicts(settings, r),
   ];
 }
