@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
+import { topologyNames } from '../src/adapters/rabbitmq/topology.js';
 import { BODY } from './clients.js';
 import { httpPoster, runLoad } from './load.js';
 import { countEml } from './meter.js';
@@ -164,6 +165,8 @@ export async function brokerWork(settings: Settings): Promise<BrokerWork> {
     startRole(settings, 'server', {}),
   ]);
   try {
+    // Events an earlier phase's worker left unconsumed would be counted as this run's work.
+    await settings.broker.purgeQueue(topologyNames(settings.prefix).webhooksQueue);
     rows.push(
       await counted(OURS_SIDE, n, idleMs, async () => {
         const poster = httpPoster(`${server.url}/emails`, BODY, 16, 202, undefined, AUTHORIZATION);

@@ -127,7 +127,8 @@ export async function timeUntil(
       const n = goal();
       return n !== undefined && seen >= n ? performance.now() - since : undefined;
     },
-    120_000,
+    // Long enough for N = 2000 at a few dozen a second on a busy machine; the watchdog bounds the run.
+    300_000,
     'the deliveries',
     proc,
   );
