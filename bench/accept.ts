@@ -249,7 +249,7 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
       // minutes, for a row that only has its memory judged.
       counts: {
         warmup: Math.min(settings.warmup, 1000),
-        requests: Math.min(settings.requests, 2000),
+        requests: Math.min(settings.requests, 1000),
       },
       makeOp: poster(`${dev.url}/emails`),
       pid: dev.proc.pid,

@@ -291,7 +291,7 @@ Closed-loop load from the bench process (node:http, keep-alive Agent, one socket
 lane sends its next request when its previous one is answered. Per target and concurrency,
 ${warmup} warm-up requests (not counted: with 200, V8 had not yet optimised even the bare server,
 several times slower than warm), then ${requests} measured ones (\`email dev\`, a few hundred a second
-at best: ${Math.min(warmup, 1000)} and ${Math.min(requests, 2000)}). The body is the same JSON (one
+at best: ${Math.min(warmup, 1000)} and ${Math.min(requests, 1000)}). The body is the same JSON (one
 recipient, ${BODY.length} bytes); success is \`202\`, anything else (or a network error) is an error.
 Percentiles are nearest-rank. For \`email dev\` and \`email server\` with its worker, the bench
 waits after the warm-up and after the measured requests until every accepted email is an \`.eml\`
