@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { BareBroker } from './clients.js';
+import type { Counter } from './meter.js';
 import type { BenchDatabase } from './postgres.js';
 import type { Child } from './procs.js';
 import { CLI, freePort, spawnNode, waitReady } from './procs.js';
@@ -28,8 +29,8 @@ export interface Settings {
   readonly rounds: number;
   /** BENCH_SMOKE: a tiny run that only checks the scripts work. */
   readonly smoke: boolean;
-  /** RabbitMQ's process, when it runs on this machine: its CPU time is metered too. */
-  readonly brokerPid: number | undefined;
+  /** RabbitMQ's process, when it runs on this machine: its CPU time is metered too (`brokerCpu`). */
+  readonly brokerPid: Counter | undefined;
 }
 
 /** Short retry steps: nothing in a bench retries, and fewer retry queues to declare and delete. */

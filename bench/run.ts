@@ -19,7 +19,7 @@ import { brokerWork } from './broker-work.js';
 import { bareBroker } from './clients.js';
 import { deliveryPath } from './delivery.js';
 import { mailgunPath } from './mailgun.js';
-import { brokerPid, machineBusy } from './meter.js';
+import { brokerCpu, machineBusy } from './meter.js';
 import type { BenchDatabase } from './postgres.js';
 import { createBenchDatabase } from './postgres.js';
 import { CLI, killAll, runToEnd, stopAll } from './procs.js';
@@ -148,6 +148,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** A count from the environment (BENCH_REQUESTS, BENCH_WARMUP, BENCH_N), else `otherwise`. */
+function count(name: string, otherwise: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return otherwise;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number`);
+  return value;
+}
+
 async function machine(): Promise<{ cores: number; os: string }> {
   const cores = Number((await run('nproc')).stdout.trim());
   const release = await readFile('/etc/os-release', 'utf8').catch(() => '');
@@ -189,15 +198,15 @@ async function main(): Promise<void> {
     // tiers code up over thousands of calls); 2000 are enough here, and 2500 measured requests
     // keep a fast target's run long enough (a fraction of a second) to be more than noise, and
     // the whole run within minutes now that every target runs in several comparisons.
-    requests: SMOKE ? 50 : 2500,
-    warmup: SMOKE ? 20 : 2000,
-    n: SMOKE ? 40 : 1000,
+    requests: count('BENCH_REQUESTS', SMOKE ? 50 : 2500),
+    warmup: count('BENCH_WARMUP', SMOKE ? 20 : 2000),
+    n: count('BENCH_N', SMOKE ? 40 : 1000),
     // 15 batches of 32 at 670 ms: about 10 s.
     latencyN: SMOKE ? 64 : 480,
     brokerN: SMOKE ? 20 : 300,
     rounds: SMOKE ? 1 : 2,
     smoke: SMOKE,
-    brokerPid: await brokerPid(),
+    brokerPid: brokerCpu(),
   };
   console.error(`bench: prefix ${settings.prefix}, outboxes in ${tmp}`);
   console.error('1/4 accept path');
