@@ -1,16 +1,17 @@
 // Phase 1, the accept path: POST /emails (or the bare equivalent) at each concurrency, our
 // roles next to the bare floors they are built on.
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { topologyNames } from '../src/adapters/rabbitmq/topology.js';
 import { BODY } from './clients.js';
 import type { Block, LoadResult, Operation } from './load.js';
 import { httpPoster, measure, measureBlock, summarize, warm } from './load.js';
 import type { CpuMs, Pids } from './meter.js';
-import { countEml, cpuMsPer, cpuSeconds, machineCpu, rssMiB } from './meter.js';
+import { countEml, cpuMsPer, cpuSeconds, machineCpu, memoryMiB } from './meter.js';
 import type { Child } from './procs.js';
-import { BASELINES, firstLine, spawnNode, stop, waitFor } from './procs.js';
+import { BASELINES, firstLine, sleep, spawnNode, stop } from './procs.js';
 import type { Role, Settings } from './roles.js';
-import { outbox, startRole } from './roles.js';
+import { AUTHORIZATION, outbox, startRole } from './roles.js';
 
 /** Row names, by the prefix the report finds them with. */
 export const SERVER_ALONE = '`email server` → PostgreSQL + RabbitMQ, no consumer';
@@ -19,6 +20,9 @@ export const SERVER_WORKER = '`email server` → PostgreSQL + RabbitMQ, `email w
 export const HTTP_PUB = 'bare node:http + confirmed publish';
 export const KOA = 'bare Koa + koa-body + confirmed publish';
 export const KOA_DB = 'bare Koa + koa-body + INSERT + confirmed publish';
+export const DEV = '`email dev` (embedded PostgreSQL, outbox)';
+export const ONE_SERVER = 'scale-out: one `email server`, no consumer';
+export const TWO_SERVERS = 'scale-out: two `email server`s, the requests alternating, no consumer';
 
 /** The one concurrency the Idempotency-Key rows run at. */
 export const KEYED_CONCURRENCY = 16;
@@ -30,6 +34,8 @@ export interface AcceptRow {
   readonly cpuMs: CpuMs;
   /** RSS of the process that answered, after the run; undefined when that is the bench itself. */
   readonly rssMiB: number | undefined;
+  /** Its peak RSS so far (`VmHWM`): warm-up and every earlier row of the process included. */
+  readonly hwmMiB?: number;
   /** For `email server`: the RSS of the worker that drained its queue meanwhile. */
   readonly workerRssMiB?: number;
 }
@@ -40,6 +46,8 @@ interface Target {
   /** The process that answers; the bench itself for the in-process baseline. */
   readonly pid: number;
   readonly workerPid?: number;
+  /** More processes that answer (a second server): metered as `target2`, … */
+  readonly more?: readonly number[];
   /**
    * Runs after the warm-up and after the measured requests: for our roles it waits until every
    * accepted email is delivered, so that the measured requests neither inherit a backlog nor
@@ -48,11 +56,13 @@ interface Target {
   readonly settle?: (accepted: number) => Promise<void>;
   /** Run at these concurrencies only (default: all of the settings'). */
   readonly concurrencies?: readonly number[];
+  /** Fewer requests than the settings' for a slow target (`email dev`): {warmup, requests}. */
+  readonly counts?: { readonly warmup: number; readonly requests: number };
 }
 
 /** `rest`: the machine's CPU that none of the metered processes used. */
 function withRest(ms: CpuMs): CpuMs {
-  const ours = ['target', 'worker', 'broker', 'postgres', 'bench'];
+  const ours = ['target', 'target2', 'worker', 'broker', 'postgres', 'bench'];
   const sum = (suffix: string) => ours.reduce((a, role) => a + (ms[`${role}${suffix}`] ?? 0), 0);
   const machine = ms.machine ?? 0;
   const user = ms['machine.user'] ?? 0;
@@ -61,6 +71,7 @@ function withRest(ms: CpuMs): CpuMs {
 
 const metered = (settings: Settings, target: Target): Pids => ({
   target: target.pid,
+  ...Object.fromEntries((target.more ?? []).map((pid, i) => [`target${i + 2}`, pid])),
   worker: target.workerPid,
   broker: settings.brokerPid,
   postgres: settings.database.cpu,
@@ -80,10 +91,14 @@ export const BLOCKS = 5;
  * happened to run at the time. Each target's rate is its requests over its measuring time.
  * `settle` runs after the warm-up and after each block (a purge: none of these has a consumer).
  */
-async function interleaved(settings: Settings, targets: readonly Target[]): Promise<AcceptRow[]> {
+async function interleaved(
+  settings: Settings,
+  targets: readonly Target[],
+  concurrencies = settings.concurrencies,
+): Promise<AcceptRow[]> {
   if (settings.requests % BLOCKS !== 0) throw new Error(`requests must divide by ${BLOCKS}`);
   const rows: AcceptRow[][] = targets.map(() => []);
-  for (const concurrency of settings.concurrencies) {
+  for (const concurrency of concurrencies) {
     const options = { concurrency, requests: settings.requests / BLOCKS, warmup: settings.warmup };
     const turns: {
       target: Target;
@@ -121,11 +136,13 @@ async function interleaved(settings: Settings, targets: readonly Target[]): Prom
         (seconds * 1000) / result.requests,
       ]);
       const cpuMs = withRest(Object.fromEntries(perRequest) as CpuMs);
+      const memory = await memoryMiB(turn.target.pid);
       rows[i]!.push({
         target: turn.target.name,
         result,
         cpuMs,
-        rssMiB: await rssMiB(turn.target.pid),
+        rssMiB: memory.rss,
+        hwmMiB: memory.hwm,
       });
       console.error(
         `  ${turn.target.name}, ${concurrency} in flight: ${result.perSecond.toFixed(0)}/s`,
@@ -141,34 +158,74 @@ async function series(settings: Settings, target: Target): Promise<AcceptRow[]> 
   let accepted = 0;
   for (const concurrency of target.concurrencies ?? settings.concurrencies) {
     const { op, close } = target.makeOp(concurrency);
-    const options = { concurrency, requests: settings.requests, warmup: settings.warmup };
+    const { warmup, requests } = target.counts ?? settings;
+    const options = { concurrency, requests, warmup };
     const warmupErrors = await warm(op, options);
-    accepted += settings.warmup - warmupErrors;
+    accepted += warmup - warmupErrors;
     await target.settle?.(accepted);
     // From here until the last measured email is delivered, all CPU is these requests' cost.
     const before = await cpuSeconds(pids);
     const result = await measure(op, options, warmupErrors).finally(close);
-    accepted += settings.requests - result.errorCount;
+    accepted += requests - result.errorCount;
     await target.settle?.(accepted);
-    const cpuMs = withRest(cpuMsPer(before, await cpuSeconds(pids), settings.requests));
-    const rss = target.pid === process.pid ? undefined : await rssMiB(target.pid);
-    rows.push({ target: target.name, result, cpuMs, rssMiB: rss });
+    const cpuMs = withRest(cpuMsPer(before, await cpuSeconds(pids), requests));
+    const memory = target.pid === process.pid ? undefined : await memoryMiB(target.pid);
+    rows.push({
+      target: target.name,
+      result,
+      cpuMs,
+      rssMiB: memory?.rss,
+      ...(memory ? { hwmMiB: memory.hwm } : {}),
+    });
     console.error(`  ${target.name}, ${concurrency} in flight: ${result.perSecond.toFixed(0)}/s`);
   }
   return rows;
 }
 
-const poster = (url: string) => (concurrency: number) => httpPoster(url, BODY, concurrency);
+/** POSTs with the run's API key (the bare servers ignore it: they get the same bytes). */
+const poster = (url: string) => (concurrency: number) =>
+  httpPoster(url, BODY, concurrency, 202, undefined, AUTHORIZATION);
 
-/** Every accepted email has become a `.eml` file in `dir`. */
-const drained = (dir: string, proc: Child) => (accepted: number) =>
-  waitFor(
-    async () => ((await countEml(dir)) >= accepted ? true : undefined),
-    60_000,
-    `${accepted} emails in ${dir}`,
-    proc,
-    50,
-  ).then(() => undefined);
+/** The requests of one load alternate between two servers. */
+const split = (a: string, b: string) => (concurrency: number) => {
+  const [one, two] = [poster(a)(concurrency), poster(b)(concurrency)];
+  let turn = 0;
+  const op: Operation = () => ((turn += 1) % 2 === 0 ? one.op() : two.op());
+  return {
+    op,
+    close() {
+      one.close();
+      two.close();
+    },
+  };
+};
+
+/** How long a backlog may go without a single delivery before the run gives up. */
+const STALL_MS = 30_000;
+
+/**
+ * Every accepted email has become a `.eml` file in `dir`. A backlog of thousands takes a while on
+ * a busy machine, so the wait lasts as long as files keep coming, and fails after STALL_MS
+ * without one (the watchdog bounds the whole run).
+ */
+const drained = (dir: string, proc: Child) => async (accepted: number) => {
+  let seen = -1;
+  let since = performance.now();
+  for (;;) {
+    const exited = proc.child.exitCode ?? proc.child.signalCode;
+    if (exited !== null) throw new Error(`${proc.name} exited (${exited}):\n${proc.output()}`);
+    const count = await countEml(dir);
+    if (count >= accepted) return;
+    if (count !== seen) {
+      seen = count;
+      since = performance.now();
+    } else if (performance.now() - since > STALL_MS) {
+      const tail = `${proc.name} printed:\n${proc.output()}`;
+      throw new Error(`${count} of ${accepted} emails in ${dir}, none for ${STALL_MS} ms; ${tail}`);
+    }
+    await sleep(50);
+  }
+};
 
 export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
   const rows: AcceptRow[] = [];
@@ -187,7 +244,13 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
   const dev = await startRole(settings, 'dev', { MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: dir });
   rows.push(
     ...(await series(settings, {
-      name: '`email dev` (embedded PostgreSQL, outbox)',
+      name: DEV,
+      // A few hundred a second at best, its deliveries included: the settings' counts would take
+      // minutes, for a row that only has its memory judged.
+      counts: {
+        warmup: Math.min(settings.warmup, 1000),
+        requests: Math.min(settings.requests, 1000),
+      },
       makeOp: poster(`${dev.url}/emails`),
       pid: dev.proc.pid,
       settle: drained(dir, dev.proc),
@@ -227,12 +290,19 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
   const koaDb = spawnNode(KOA_DB, [...koaArgs, settings.database.url], {});
   let server: Role | undefined;
   let worker: Role | undefined;
+  let second: Role | undefined;
   try {
     const koaUrl = String((await firstLine(koa)).url);
     const koaDbUrl = String((await firstLine(koaDb)).url);
     server = await startRole(settings, 'server', {});
-    const sendQueue = topologyNames(settings.prefix).sendQueue;
-    const alone = { pid: server.proc.pid, settle: () => settings.broker.purgeQueue(sendQueue) };
+    // With no worker, the tasks and the events the webhooks queue hears (`requested`) pile up:
+    // both are emptied, or a worker started later would inherit the backlog.
+    const { sendQueue, webhooksQueue } = topologyNames(settings.prefix);
+    const purgeOurs = async () => {
+      await settings.broker.purgeQueue(sendQueue);
+      await settings.broker.purgeQueue(webhooksQueue);
+    };
+    const alone = { pid: server.proc.pid, settle: purgeOurs };
     const url = `${server.url}/emails`;
     rows.push(
       ...(await interleaved(settings, [
@@ -245,9 +315,14 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
     await stop(koaDb);
 
     const withKey = (concurrency: number) =>
-      httpPoster(url, BODY, concurrency, 202, () => ({
-        'Idempotency-Key': randomBytes(12).toString('base64url'),
-      }));
+      httpPoster(
+        url,
+        BODY,
+        concurrency,
+        202,
+        () => ({ 'Idempotency-Key': randomBytes(12).toString('base64url') }),
+        AUTHORIZATION,
+      );
     // At the lower concurrency only: it shows what the two extra statements cost per request,
     // and the run stays short.
     const keyed = { name: SERVER_KEY, makeOp: withKey, concurrencies: [KEYED_CONCURRENCY] };
@@ -265,12 +340,34 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
       workerPid: worker.proc.pid,
       settle: drained(serverDir, worker.proc),
     });
-    const workerRss = await rssMiB(worker.proc.pid);
+    const workerRss = (await memoryMiB(worker.proc.pid)).rss;
     rows.push(...serverRows.map((row) => ({ ...row, workerRssMiB: workerRss })));
+    await stop(worker.proc);
+
+    // Scale-out: one server against two sharing the load (the same broker and database), at the
+    // highest concurrency, interleaved like the comparison above.
+    second = await startRole(settings, 'server', {});
+    const top = [settings.concurrencies[settings.concurrencies.length - 1]!];
+    rows.push(
+      ...(await interleaved(
+        settings,
+        [
+          { name: ONE_SERVER, makeOp: poster(url), ...alone },
+          {
+            name: TWO_SERVERS,
+            makeOp: split(url, `${second.url}/emails`),
+            ...alone,
+            more: [second.proc.pid],
+          },
+        ],
+        top,
+      )),
+    );
   } finally {
     await stop(koa);
     await stop(koaDb);
     if (server) await stop(server.proc);
+    if (second) await stop(second.proc);
     if (worker) await stop(worker.proc);
   }
   return rows;

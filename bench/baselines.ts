@@ -9,19 +9,26 @@
 //   consume URL QUEUE DIR PREFETCH
 //                        ack each message after writing it to DIR/<messageId>.eml, as durably as
 //                        the outbox does (temp file, fsync, rename, fsync of the directory)
-//   mailgun KEY DOMAIN   host the project's Mailgun stand-in; answers 'count'/'clear' over IPC
+//   mailgun-consume URL QUEUE DB BASE KEY FROM TO PREFETCH
+//                        per message: POST the Mailgun form to BASE/messages with node-fetch
+//                        (keep-alive agent, as our sender), UPDATE its row of DB's
+//                        bare_deliveries, ack
+//   mailgun KEY DOMAIN   host the project's Mailgun stand-in; answers 'count', 'clear' and
+//                        {latencyMs} (every later send answered that late) over IPC
 import { connect } from 'amqplib';
 import type { ConfirmChannel } from 'amqplib';
 import Koa from 'koa';
 import { koaBody } from 'koa-body';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { Agent, createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import fetch from 'node-fetch';
 import pg from 'pg';
 import { startMailgunStandIn } from '../src/stand-ins/mailgun-stand-in.js';
+import { mailgunForm } from './bare.js';
 
 const announce = (fields: object): void => void process.stdout.write(`${JSON.stringify(fields)}\n`);
 
@@ -162,10 +169,73 @@ async function bareConsumer(url: string, queue: string, dir: string, prefetch: n
   onStop(() => model.close());
 }
 
+/**
+ * The same work as `email worker` with MAIL_TRANSPORT=mailgun, with nothing else: per message,
+ * the provider call (node-fetch on a keep-alive agent, as our sender), one UPDATE of the email's
+ * row, the ack; `prefetch` messages at a time, like WORKER_CONCURRENCY. A failed send or update
+ * is requeued. No validation, no ledger, no events, no retry policy.
+ */
+async function bareMailgunConsumer(
+  url: string,
+  queue: string,
+  databaseUrl: string,
+  base: string,
+  apiKey: string,
+  from: string,
+  to: string,
+  prefetch: number,
+) {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const authorization = `Basic ${Buffer.from(`api:${apiKey}`).toString('base64')}`;
+  const model = await connect(url);
+  const channel = await model.createChannel();
+  await channel.prefetch(prefetch);
+  const deliver = async (id: string, content: Buffer) => {
+    const { request } = JSON.parse(content.toString('utf8')) as {
+      request: { subject: string; text: string };
+    };
+    const response = await fetch(`${base}/messages`, {
+      method: 'POST',
+      headers: {
+        Authorization: authorization,
+        'Content-Type': 'application/x-www-form-urlencoded',
+        Accept: 'application/json',
+      },
+      body: mailgunForm(from, to, request.subject, request.text, id),
+      agent,
+    });
+    await response.text();
+    if (response.status !== 200) throw new Error(`the provider answered ${response.status}`);
+    await pool.query(
+      "UPDATE bare_deliveries SET status = 'sent', updated_at = now() WHERE id = $1",
+      [id],
+    );
+  };
+  await channel.consume(queue, (msg) => {
+    if (msg === null) return;
+    deliver(String(msg.properties.messageId), msg.content).then(
+      () => channel.ack(msg),
+      () => channel.reject(msg, true),
+    );
+  });
+  announce({ consuming: queue });
+  onStop(async () => {
+    await model.close();
+    await pool.end();
+    agent.destroy();
+  });
+}
+
 async function standInHost(apiKey: string, domain: string): Promise<void> {
   const standIn = await startMailgunStandIn({ apiKey, domain });
   process.on('message', (message) => {
     if (message === 'clear') standIn.clear();
+    if (typeof message === 'object' && message !== null && 'latencyMs' in message) {
+      const { latencyMs } = message as { latencyMs: number };
+      // The stand-in's sticky fault: every send waits this long, then succeeds.
+      standIn.scriptDefault(latencyMs > 0 ? { latencyMs } : undefined);
+    }
     process.send?.({ count: standIn.messages.length });
   });
   announce({ url: standIn.baseUrl });
@@ -182,7 +252,18 @@ const started =
         ? bareConsumer(args[0]!, args[1]!, args[2]!, Number(args[3] ?? 32))
         : mode === 'mailgun'
           ? standInHost(args[0]!, args[1]!)
-          : Promise.reject(new Error(`unknown mode ${String(mode)}`));
+          : mode === 'mailgun-consume'
+            ? bareMailgunConsumer(
+                args[0]!,
+                args[1]!,
+                args[2]!,
+                args[3]!,
+                args[4]!,
+                args[5]!,
+                args[6]!,
+                Number(args[7] ?? 32),
+              )
+            : Promise.reject(new Error(`unknown mode ${String(mode)}`));
 started.catch((error: unknown) => {
   process.stderr.write(`baseline ${String(mode)} failed: ${String(error)}\n`);
   process.exit(1);

@@ -5,8 +5,6 @@ import { connect } from 'amqplib';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import * as E from 'fp-ts/lib/Either.js';
 import { randomBytes } from 'node:crypto';
-import { Agent } from 'node:http';
-import fetch from 'node-fetch';
 import type { Logger } from '../src/application/ports/system.js';
 import { encodeTask, WIRE_PROPERTIES } from '../src/adapters/messaging/task-message.js';
 import type { WireMessage } from '../src/adapters/messaging/task-message.js';
@@ -76,8 +74,11 @@ export async function projectPublisher(
 export interface BareBroker {
   readonly model: ChannelModel;
   readonly version: string;
-  /** Publishes one task to `queue`: persistent, mandatory, resolved on the broker's confirm. */
-  publishTo(queue: string): Operation;
+  /**
+   * Publishes one task to `queue`: persistent, mandatory, resolved on the broker's confirm; its
+   * messageId from `nextId` (a row the consumer updates), else random.
+   */
+  publishTo(queue: string, nextId?: () => string): Operation;
   /** A quorum queue of the bare baselines' own, emptied (it may hold an earlier run's tasks). */
   quorumQueue(name: string): Promise<void>;
   /** Empties a queue that exists (our send queue, when nothing consumes it). */
@@ -94,10 +95,10 @@ export async function bareBroker(url: string): Promise<BareBroker> {
   // names its file after it). The body keeps the first id inside; the broker does not look.
   const task = newTask();
   const publishTo =
-    (queue: string): Operation =>
+    (queue: string, nextId?: () => string): Operation =>
     () =>
       new Promise((resolve) => {
-        const messageId = randomBytes(16).toString('base64url');
+        const messageId = nextId?.() ?? randomBytes(16).toString('base64url');
         const options = { ...WIRE_PROPERTIES, mandatory: true, messageId, headers: task.headers };
         channel.sendToQueue(queue, task.body, options, (err: unknown) =>
           resolve(err ? String(err) : null),
@@ -119,31 +120,4 @@ export async function bareBroker(url: string): Promise<BareBroker> {
     },
     close: () => model.close(),
   };
-}
-
-/** The fields our Mailgun sender posts, with node-fetch on a keep-alive agent, nothing else. */
-export function bareMailgunClient(baseUrl: string, apiKey: string, from: string) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const authorization = `Basic ${Buffer.from(`api:${apiKey}`).toString('base64')}`;
-  const [to] = DRAFT.to;
-  const op: Operation = async () => {
-    const id = randomBytes(16).toString('base64url');
-    const form = new URLSearchParams({ from, to: to!, subject: DRAFT.subject, text: DRAFT.text });
-    form.append('v:email-id', id);
-    form.append('h:Message-Id', `<${id}@bench.example.org>`);
-    form.append('h:X-Email-Id', id);
-    const response = await fetch(`${baseUrl}/messages`, {
-      method: 'POST',
-      headers: {
-        Authorization: authorization,
-        'Content-Type': 'application/x-www-form-urlencoded',
-        Accept: 'application/json',
-      },
-      body: form,
-      agent,
-    });
-    await response.text();
-    return response.status === 200 ? null : String(response.status);
-  };
-  return { op, close: () => agent.destroy() };
 }

@@ -133,7 +133,8 @@ export interface Poster {
 /**
  * POSTs the same JSON body to `url` over keep-alive sockets, one per lane (maxSockets equals
  * the concurrency, so no request waits for a socket inside the agent). Success is `expected`.
- * `extra` adds headers to each request (a fresh Idempotency-Key).
+ * `headers` go with every request (the API key), `extra` adds headers made for each request (a
+ * fresh Idempotency-Key).
  */
 export function httpPoster(
   url: string,
@@ -141,10 +142,11 @@ export function httpPoster(
   concurrency: number,
   expected = 202,
   extra?: () => Record<string, string>,
+  headers: Readonly<Record<string, string>> = {},
 ): Poster {
   const target = new URL(url);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const fixed = { 'content-type': 'application/json', 'content-length': body.length };
+  const fixed = { ...headers, 'content-type': 'application/json', 'content-length': body.length };
   const op: Operation = () =>
     new Promise((resolve) => {
       const req = request(

@@ -1,23 +1,57 @@
-// Phase 3, the Mailgun path: `email worker` with MAIL_TRANSPORT=mailgun draining N tasks into
-// the project's Mailgun stand-in (no latency, no faults), against a bare node-fetch POST loop
-// to the same stand-in. The stand-in runs in a child of its own so that neither side shares an
-// event loop with it; it reports how many messages it holds over IPC.
+// Phase 3, the Mailgun path: `email worker` with MAIL_TRANSPORT=mailgun draining N emails into
+// the project's Mailgun stand-in, against a bare amqplib consumer doing the same provider call,
+// one UPDATE and the ack; then both at 670 ms of provider latency; then one worker against two
+// (scale-out). The stand-in runs in a child of its own so that neither side shares an event
+// loop with it; it reports how many messages it holds over IPC.
+//
+// Our emails are recorded first through the path they take in use: an `email server` (with the
+// run's API key) accepts them with nothing consuming, then stops; the worker starts on a send
+// queue holding N tasks whose rows are in `emails`. The bare side gets the same: N rows in a
+// table of its own, N tasks naming them.
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { bareMailgunClient, projectPublisher } from './clients.js';
-import { runLoad } from './load.js';
-import { cpuMsPer, cpuSeconds, rssMiB, timeUntil } from './meter.js';
+import pg from 'pg';
+import { topologyNames } from '../src/adapters/rabbitmq/topology.js';
+import { BARE_DELIVERIES } from './bare.js';
+import { BODY, DRAFT } from './clients.js';
+import type { DeliveryRow, PrePublish } from './delivery.js';
+import { httpPoster, runLoad } from './load.js';
+import type { Pids } from './meter.js';
+import { memoryMiB, timeUntil } from './meter.js';
 import type { Child } from './procs.js';
 import { BASELINES, firstLine, spawnNode, stop } from './procs.js';
-import type { DeliveryRow } from './delivery.js';
 import type { Settings } from './roles.js';
-import { RETRY_DELAYS_MS, startRole } from './roles.js';
+import { AUTHORIZATION, startRole } from './roles.js';
 
 const KEY = 'key-bench-0123456789abcdef';
 const DOMAIN = 'mg.bench.example.org';
 const FROM = `Bench <noreply@${DOMAIN}>`;
+/** WORKER_CONCURRENCY of our worker (its default), and the bare consumer's prefetch. */
+export const CONCURRENCY = 32;
+/** The provider latency of the issue's target: 0.95 × WORKER_CONCURRENCY / 0.67 s. */
+export const LATENCY_MS = 670;
+
+export const WORKER_MAILGUN = '`email worker`, mailgun → stand-in';
+export const BARE_MAILGUN = `bare amqplib consumer: node-fetch POST, UPDATE, ack (prefetch ${CONCURRENCY})`;
+export const SLOW = `, ${LATENCY_MS} ms provider latency`;
+export const ONE_WORKER = 'scale-out: one `email worker`, mailgun → stand-in';
+export const TWO_WORKERS = 'scale-out: two `email worker`s, mailgun → stand-in';
+
+export interface MailgunResults {
+  /** No latency: ours and bare, alternated (ours, bare, bare, ours). */
+  readonly rows: DeliveryRow[];
+  /** At LATENCY_MS: ours, then bare. */
+  readonly latency: DeliveryRow[];
+  /** One worker against two, draining the same N. */
+  readonly scale: DeliveryRow[];
+  /** How the emails were recorded before each drain. */
+  readonly pre: PrePublish[];
+}
+
+type Message = 'count' | 'clear' | { latencyMs: number };
 
 /** Asks the stand-in host how many messages it holds ('clear' empties it first). */
-function ask(host: Child, message: 'count' | 'clear'): Promise<number> {
+function ask(host: Child, message: Message): Promise<number> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the stand-in did not answer')), 5000);
     host.child.once('message', (reply: { count: number }) => {
@@ -28,65 +62,186 @@ function ask(host: Child, message: 'count' | 'clear'): Promise<number> {
   });
 }
 
-export async function mailgunPath(settings: Settings): Promise<DeliveryRow[]> {
-  const host = spawnNode('mailgun stand-in', [BASELINES, 'mailgun', KEY, DOMAIN], {}, true);
-  try {
-    const baseUrl = String((await firstLine(host)).url);
-    const publisher = await projectPublisher(settings.amqpUrl, settings.prefix, RETRY_DELAYS_MS);
-    const pre = await runLoad(publisher.op, {
-      concurrency: 64,
-      requests: settings.n,
-      warmup: 0,
-    }).finally(publisher.close);
-    const n = settings.n - pre.errorCount;
+/** Empties the stand-in and sets its latency for every send from now on (0: none). */
+async function reset(host: Child, latencyMs: number): Promise<void> {
+  await ask(host, 'clear'); // forgets the faults too
+  await ask(host, { latencyMs });
+}
 
-    const since = performance.now();
-    const worker = await startRole(settings, 'worker', {
-      MAIL_TRANSPORT: 'mailgun',
-      MAILGUN_API_KEY: KEY,
-      MAILGUN_API_BASE: baseUrl,
-      MAIL_FROM: FROM,
-    });
-    let ours: DeliveryRow;
-    try {
-      const pids = {
-        target: worker.proc.pid,
-        broker: settings.brokerPid,
-        postgres: settings.database.cpu,
-      };
-      const timing = await timeUntil(() => ask(host, 'count'), n, since, pids, worker.proc);
-      const rss = await rssMiB(worker.proc.pid);
-      ours = { path: '`email worker`, mailgun → stand-in', n, from: 'spawn', timing, rssMiB: rss };
-    } finally {
-      await stop(worker.proc);
+/** N emails through `email server` with nothing consuming: rows in `emails`, N tasks queued. */
+async function record(settings: Settings, pre: PrePublish[], n: number, what: string) {
+  // Whatever an earlier phase left there is not this drain's work; its own events are.
+  await settings.broker.purgeQueue(topologyNames(settings.prefix).webhooksQueue);
+  const server = await startRole(settings, 'server', {});
+  try {
+    const poster = httpPoster(`${server.url}/emails`, BODY, 64, 202, undefined, AUTHORIZATION);
+    const result = await runLoad(poster.op, { concurrency: 64, requests: n, warmup: 0 }).finally(
+      poster.close,
+    );
+    pre.push({ target: `\`email server\` POST /emails (recording), ${what}`, result });
+    return n - result.errorCount;
+  } finally {
+    // Before the worker starts: a server left running would hear the worker's events.
+    await stop(server.proc);
+  }
+}
+
+/** N rows in `bare_deliveries` and N tasks naming them on the bare queue. */
+async function recordBare(settings: Settings, pre: PrePublish[], n: number, what: string) {
+  const queue = `${settings.prefix}.bare.mailgun`;
+  await settings.broker.quorumQueue(queue);
+  const ids = Array.from({ length: n }, () => randomBytes(16).toString('base64url'));
+  const client = new pg.Client({ connectionString: settings.database.url });
+  await client.connect();
+  try {
+    await client.query(BARE_DELIVERIES);
+    await client.query(
+      `INSERT INTO bare_deliveries (id, status, updated_at, request)
+       SELECT id, 'queued', now(), $2::jsonb FROM unnest($1::text[]) AS id`,
+      [ids, JSON.stringify(DRAFT)],
+    );
+  } finally {
+    await client.end();
+  }
+  let next = 0;
+  const op = settings.broker.publishTo(queue, () => ids[next++]!);
+  const result = await runLoad(op, { concurrency: 64, requests: n, warmup: 0 });
+  pre.push({ target: `bare confirm publish (INSERTed first), ${what}`, result });
+  return { queue, n: n - result.errorCount };
+}
+
+const metering = (settings: Settings, host: Child, procs: readonly Child[]): Pids => ({
+  target: procs[0]!.pid,
+  ...Object.fromEntries(procs.slice(1).map((p, i) => [`target${i + 2}`, p.pid])),
+  broker: settings.brokerPid,
+  postgres: settings.database.cpu,
+  standin: host.pid,
+});
+
+/** Peak RSS of the deliverers, and their RSS at the end. */
+async function memories(procs: readonly Child[]) {
+  const all = await Promise.all(procs.map((p) => memoryMiB(p.pid)));
+  return {
+    rssMiB: Math.max(...all.map((m) => m.rss)),
+    hwmMiB: Math.max(...all.map((m) => m.hwm)),
+  };
+}
+
+async function drainOurs(
+  settings: Settings,
+  host: Child,
+  pre: PrePublish[],
+  o: { n: number; path: string; workers: number; latencyMs: number },
+): Promise<DeliveryRow> {
+  await reset(host, o.latencyMs);
+  const n = await record(settings, pre, o.n, o.path);
+  const baseUrl = String((JSON.parse(host.lines[0]!) as { url: string }).url);
+  const since = performance.now();
+  const env = {
+    MAIL_TRANSPORT: 'mailgun',
+    MAILGUN_API_KEY: KEY,
+    MAILGUN_API_BASE: baseUrl,
+    MAIL_FROM: FROM,
+    WORKER_CONCURRENCY: String(CONCURRENCY),
+  };
+  const workers: Child[] = [];
+  try {
+    const started = await Promise.all(
+      Array.from({ length: o.workers }, () => startRole(settings, 'worker', env)),
+    );
+    workers.push(...started.map((r) => r.proc));
+    const pids = metering(settings, host, workers);
+    const timing = await timeUntil(() => ask(host, 'count'), n, since, pids, workers[0]);
+    return {
+      path: o.path,
+      n,
+      from: 'spawn',
+      timing,
+      ...(await memories(workers)),
+      ...(o.latencyMs > 0 ? { latencyMs: o.latencyMs } : {}),
+    };
+  } finally {
+    for (const w of workers) await stop(w);
+  }
+}
+
+async function drainBare(
+  settings: Settings,
+  host: Child,
+  pre: PrePublish[],
+  o: { n: number; path: string; latencyMs: number },
+): Promise<DeliveryRow> {
+  await reset(host, o.latencyMs);
+  const { queue, n } = await recordBare(settings, pre, o.n, o.path);
+  const baseUrl = String((JSON.parse(host.lines[0]!) as { url: string }).url);
+  const since = performance.now();
+  const args = [BASELINES, 'mailgun-consume', settings.amqpUrl, queue, settings.database.url];
+  args.push(baseUrl, KEY, FROM, DRAFT.to[0]!, String(CONCURRENCY));
+  const consumer = spawnNode('bare mailgun consumer', args, {});
+  try {
+    await firstLine(consumer);
+    const pids = metering(settings, host, [consumer]);
+    const timing = await timeUntil(() => ask(host, 'count'), n, since, pids, consumer);
+    return {
+      path: o.path,
+      n,
+      from: 'spawn',
+      timing,
+      ...(await memories([consumer])),
+      ...(o.latencyMs > 0 ? { latencyMs: o.latencyMs } : {}),
+    };
+  } finally {
+    await stop(consumer);
+  }
+}
+
+export async function mailgunPath(settings: Settings): Promise<MailgunResults> {
+  const host = spawnNode('mailgun stand-in', [BASELINES, 'mailgun', KEY, DOMAIN], {}, true);
+  const pre: PrePublish[] = [];
+  try {
+    await firstLine(host);
+    const { n, latencyN, rounds } = settings;
+    // Ours, bare, bare, ours, …: whatever drifts during the run falls on both alike.
+    const rows: DeliveryRow[] = [];
+    for (let round = 1; round <= rounds; round += 1) {
+      const order = round % 2 === 1 ? ['ours', 'bare'] : ['bare', 'ours'];
+      for (const side of order) {
+        if (side === 'ours') {
+          const path = `${WORKER_MAILGUN}, round ${round}`;
+          rows.push(await drainOurs(settings, host, pre, { n, path, workers: 1, latencyMs: 0 }));
+        } else {
+          const path = `${BARE_MAILGUN}, round ${round}`;
+          rows.push(await drainBare(settings, host, pre, { n, path, latencyMs: 0 }));
+        }
+        console.error(`  ${rows[rows.length - 1]!.path}`);
+      }
     }
 
-    // The same form, 32 requests in flight like WORKER_CONCURRENCY's default, nothing else.
-    await ask(host, 'clear');
-    const client = bareMailgunClient(baseUrl, KEY, FROM);
-    // The bench process does nothing else meanwhile: its CPU is the client's.
-    const self = { target: process.pid };
-    const cpuBefore = await cpuSeconds(self);
-    const started = performance.now();
-    let firstMs: number | undefined;
-    const op = async (): Promise<string | null> => {
-      const error = await client.op();
-      if (error === null) firstMs ??= performance.now() - started;
-      return error;
-    };
-    const result = await runLoad(op, { concurrency: 32, requests: settings.n, warmup: 0 });
-    const lastMs = performance.now() - started;
-    const cpuMs = cpuMsPer(cpuBefore, await cpuSeconds(self), settings.n);
-    client.close();
-    const bare: DeliveryRow = {
-      path: 'bare node-fetch POST loop → stand-in (32 in flight)',
-      n: settings.n - result.errorCount,
-      from: 'first POST',
-      timing: { firstMs: firstMs ?? lastMs, lastMs, cpuMs },
-      rssMiB: undefined,
-    };
-    if ((await ask(host, 'count')) !== bare.n) throw new Error('the stand-in missed messages');
-    return [ours, bare];
+    const latency = [
+      await drainOurs(settings, host, pre, {
+        n: latencyN,
+        path: `${WORKER_MAILGUN}${SLOW}`,
+        workers: 1,
+        latencyMs: LATENCY_MS,
+      }),
+      await drainBare(settings, host, pre, {
+        n: latencyN,
+        path: `${BARE_MAILGUN}${SLOW}`,
+        latencyMs: LATENCY_MS,
+      }),
+    ];
+    console.error(`  ${LATENCY_MS} ms latency: done`);
+
+    // One worker, two, two, one, …: the same N each time, from a queue recorded beforehand.
+    const scale: DeliveryRow[] = [];
+    for (let round = 1; round <= rounds; round += 1) {
+      for (const workers of round % 2 === 1 ? [1, 2] : [2, 1]) {
+        const path = `${workers === 1 ? ONE_WORKER : TWO_WORKERS}, round ${round}`;
+        scale.push(await drainOurs(settings, host, pre, { n, path, workers, latencyMs: 0 }));
+      }
+    }
+    console.error('  scale-out: done');
+    return { rows, latency, scale, pre };
   } finally {
     await stop(host);
   }

@@ -118,7 +118,9 @@ export async function waitFor<T>(
 export const waitReady = (url: string, proc: Child): Promise<true> =>
   waitFor(
     async () => ((await fetch(url)).status === 200 ? true : undefined),
-    20_000,
+    // `email dev` opens and migrates its embedded database first: twenty seconds and more while
+    // the other engineers' tests load this machine.
+    60_000,
     url,
     proc,
     50,
@@ -129,7 +131,7 @@ export const firstLine = (proc: Child): Promise<Record<string, unknown>> =>
   waitFor(
     async () =>
       proc.lines[0] ? (JSON.parse(proc.lines[0]) as Record<string, unknown>) : undefined,
-    15_000,
+    60_000,
     `${proc.name} to start`,
     proc,
   );

@@ -10,12 +10,26 @@ import {
   SERVER_KEY,
   SERVER_WORKER,
 } from './accept.js';
+import type { BrokerWork } from './broker-work.js';
+import { COUNTERS, PROMETHEUS_URL } from './broker-work.js';
 import { BODY } from './clients.js';
+import type { MailgunResults } from './mailgun.js';
+import { CONCURRENCY, LATENCY_MS } from './mailgun.js';
+import {
+  BROKER_SLACK,
+  LATENCY_CEILING,
+  LATENCY_RATIO,
+  costTable,
+  mean,
+  scaleSentences,
+  verdicts,
+  verdictTable,
+} from './targets.js';
 import type { DeliveryRow, PrePublish } from './delivery.js';
-import { BARE_CONSUMER, WORKER_OUTBOX, steadyRate } from './delivery.js';
+import { BARE_CONSUMER, WORKER_OUTBOX } from './delivery.js';
 import { acceptTable, cpu, deliveryTable, f, loadColumns, overlapped, table } from './tables.js';
 import type { Settings } from './roles.js';
-import { RETRY_DELAYS } from './roles.js';
+import { RATE_LIMIT, RETRY_DELAYS } from './roles.js';
 
 export interface Meta {
   readonly date: string;
@@ -49,7 +63,8 @@ export interface Results {
   readonly accept: AcceptRow[];
   readonly pre: PrePublish[];
   readonly delivery: DeliveryRow[];
-  readonly mailgun: DeliveryRow[];
+  readonly mailgun: MailgunResults;
+  readonly broker: BrokerWork;
 }
 
 const find = (rows: AcceptRow[], prefix: string, c: number) =>
@@ -141,41 +156,76 @@ function headline(settings: Settings, results: Results): string {
       ` included, against ${ms(floor, 'target')}.`
     );
   });
-  /** Means over the rounds of one path: rate first→last and the deliverer's CPU per email. */
-  const mean = (rows: DeliveryRow[], path: string) => {
-    const of = rows.filter((r) => r.path.startsWith(path));
-    const avg = (v: (r: DeliveryRow) => number | undefined) =>
-      of.length === 0 ? undefined : of.reduce((a, r) => a + (v(r) ?? Number.NaN), 0) / of.length;
-    return of.length === 0
-      ? undefined
-      : {
-          rate: avg(steadyRate),
-          cpuMs: avg((r) => r.timing.cpuMs.target),
-          userMs: avg((r) => r.timing.cpuMs['target.user']),
-          rounds: of.length,
-        };
-  };
   const vs = (ours: ReturnType<typeof mean>, base: ReturnType<typeof mean>, what: string) =>
     ours && base
       ? `${f(ours.rate, 0)} emails/s, ${pct(ours.rate, base.rate)} of ${what} (${f(base.rate, 0)});` +
-        ` CPU ms per email ${f(ours.cpuMs, 3)} (${f(ours.userMs, 3)}) against` +
-        ` ${f(base.cpuMs, 3)} (${f(base.userMs, 3)})` +
+        ` CPU ms per email ${cpu(ours.cpuMs, 'target')} against ${cpu(base.cpuMs, 'target')}` +
         (ours.rounds > 1 ? ` (means of ${ours.rounds} rounds).` : '.')
       : '—';
-  const { delivery, mailgun } = results;
+  const { delivery } = results;
   lines.push(
-    `- Outbox delivery: \`email worker\` ${vs(mean(delivery, WORKER_OUTBOX), mean(delivery, BARE_CONSUMER), 'the bare consumer')}`,
+    `- Outbox delivery: \`email worker\` ${vs(mean(delivery, WORKER_OUTBOX), mean(delivery, BARE_CONSUMER), 'the bare durable-file consumer')}`,
   );
-  if (mailgun.length > 0) {
-    const [ours, bare] = mailgun.map((row) => mean([row], row.path));
-    lines.push(`- Mailgun stand-in: \`email worker\` ${vs(ours, bare, 'the bare POST loop')}`);
-  }
   return lines.join('\n');
+}
+
+/** "two rounds (ours, bare, bare, ours)", or "one round (ours, bare)". */
+function rounds(count: number, pair: string, capital = false): string {
+  const [a, b] = pair.split(', ');
+  const order = Array.from({ length: count }, (_, i) => (i % 2 === 0 ? [a, b] : [b, a])).flat();
+  const text = `${count === 1 ? 'one round' : `${count} rounds`} (${order.join(', ')})`;
+  return capital ? text[0]!.toUpperCase() + text.slice(1) : text;
+}
+
+/** Section 4: the broker's counters around each side, or why they could not be read. */
+function brokerSection(work: BrokerWork): string {
+  const head = `## 4. Broker work per email
+
+RabbitMQ's own global counters (\`rabbitmq_prometheus\`, ${PROMETHEUS_URL}): messages published to
+the broker (*received*), routed to a queue, delivered to a consumer, and acknowledged, read before
+and after N emails go through \`email server\` + \`email worker\` (outbox; no status page open,
+no webhook endpoint; POST with 16 in flight, then until the N-th file and half a second more for the
+last acks and events), and through a bare confirm publish (the bench process) + the bare consumer of
+section 2. The counters are the whole broker's, and other engineers' tests use it too: each side
+starts with an idle window (one second) whose counts are shown, and subtracted at that rate over the
+run. *routed* counts once per queue a message reaches (an event bound to two queues: 2). The
+target: per email, at most the task and one event published (and routed), and the task delivered
+and acknowledged; met within ${BROKER_SLACK} per email of noise.`;
+  if (!work.measured) return `${head}\n\nNot measured in this run: ${work.why}.`;
+  const cells = (c: Record<string, number>, digits: number) => COUNTERS.map((k) => f(c[k], digits));
+  return `${head} (${work.how}.)
+
+${table(
+  [
+    'side',
+    'N',
+    's',
+    ...COUNTERS.map((k) => `${k} per email`),
+    'counted during the run: received / routed / delivered / acked',
+    'in the idle window before',
+  ],
+  work.rows.map((r) => [
+    r.side,
+    String(r.n),
+    f(r.seconds, 1),
+    ...cells(r.perEmail as unknown as Record<string, number>, 2),
+    cells(r.during as unknown as Record<string, number>, 0).join(' / '),
+    cells(r.idle as unknown as Record<string, number>, 0).join(' / '),
+  ]),
+)}`;
 }
 
 export function renderReport(settings: Settings, meta: Meta, results: Results): string {
   const { requests, warmup, n } = settings;
-  const pre = results.pre.map(({ target, result }) => loadColumns(target, result));
+  const pre = [...results.pre, ...results.mailgun.pre].map(({ target, result }) =>
+    loadColumns(target, result),
+  );
+  const targetResults = {
+    accept: results.accept,
+    delivery: results.delivery,
+    mailgun: results.mailgun,
+    broker: results.broker,
+  };
   return `# Benchmarks
 
 Generated by \`npm run bench\` (bench/run.ts) on ${meta.date}, in one run of ${f(meta.seconds, 0)} s.
@@ -195,13 +245,33 @@ One run on a small shared machine: compare rows of the same run, not numbers acr
 - The machine was ${f(meta.busyAtStart * 100, 0)}% busy in the second before the run (\`/proc/stat\`):
   other work on it (tests, builds) slows whatever row it overlaps.
 
+## Targets
+
+Every target of the issue, judged on this run alone (ours and bare measured in the same run,
+alternated; ✔ met, ✘ not met). Ratios are ours ÷ bare. The method of each row is in its section
+below; CPU per email of the same rows is in the table after this one.
+
+${verdictTable(verdicts(settings, targetResults))}
+
+CPU ms per email (user + system, from \`/proc\`) of the rows the ratios compare, by process: the
+server or worker (ours) or the bare process, RabbitMQ, PostgreSQL (this database's backends and
+the shared WAL writer, checkpointer and background writer) and the Mailgun stand-in; *all* is
+their sum. Percentiles are per request, nearest-rank.
+
+${costTable(settings, targetResults)}
+
 ## Headline
 
-The accept path (no Idempotency-Key, nothing consuming the queue) against the bare server
-doing the same durable work: Koa + koa-body, one PostgreSQL INSERT, one confirmed publish, 202;
-in the same run, with the same load generator and concurrency, interleaved in blocks so that
-other work on this shared machine falls on both alike (⚠ marks a row that overlapped some; CPU
-per email depends much less on it than rates do).
+The accept path (no Idempotency-Key, nothing consuming the queue; the run's API key required
+by \`email server\` and sent by the load to every target, \`RATE_LIMIT=${RATE_LIMIT}\` so that
+no request is refused with 429, each still counted in PostgreSQL) against the bare server doing
+the same durable work: Koa + koa-body, one PostgreSQL INSERT, one confirmed publish, 202; and
+against the same without the INSERT (bare Koa + amqplib: the issue allows our status write to be
+batched or deferred there, but \`email server\` still INSERTs the email and counts the request
+in PostgreSQL before its 202, so that row compares a path that writes to the database with one
+that does not). In the same run, with the same load generator and concurrency, interleaved in
+blocks so that other work on this shared machine falls on all alike (⚠ marks a row that
+overlapped some; CPU per email depends much less on it than rates do).
 
 ${acceptHeadline(settings, results).join('\n')}
 
@@ -220,7 +290,8 @@ ${headline(settings, results)}
 Closed-loop load from the bench process (node:http, keep-alive Agent, one socket per lane): each
 lane sends its next request when its previous one is answered. Per target and concurrency,
 ${warmup} warm-up requests (not counted: with 200, V8 had not yet optimised even the bare server,
-several times slower than warm), then ${requests} measured ones. The body is the same JSON (one
+several times slower than warm), then ${requests} measured ones (\`email dev\`, a few hundred a second
+at best: ${Math.min(warmup, 1000)} and ${Math.min(requests, 1000)}). The body is the same JSON (one
 recipient, ${BODY.length} bytes); success is \`202\`, anything else (or a network error) is an error.
 Percentiles are nearest-rank. For \`email dev\` and \`email server\` with its worker, the bench
 waits after the warm-up and after the measured requests until every accepted email is an \`.eml\`
@@ -269,6 +340,14 @@ ${acceptTable(results.accept)}
   during the measurement, read from \`/proc\`) plus the WAL writer, checkpointer and background
   writer, which are shared with any other database of this server. Rows that use no database show
   what those background processes did meanwhile.
+- *API key*: every \`email server\` of the run requires one (\`API_KEYS\`, a key of 35
+  characters) and the load sends it to every target as \`Authorization: Bearer …\`; the bare
+  servers and \`email dev\` (open on 127.0.0.1) ignore it. \`RATE_LIMIT=${RATE_LIMIT}\`, the highest
+  the setting takes, so that none of the bench's requests meets a 429: each is still counted, in
+  PostgreSQL, before the email is accepted.
+- *scale-out*: a second \`email server\` on the same broker and database, and the load's
+  requests alternating between the two (the CPU column shows both servers, first + second),
+  interleaved with the first server alone at the same concurrency.
 - *bench*: the bench process itself (the load generator), when it is not the target. *rest of the
   machine*: the CPU time of the whole machine (\`/proc/stat\`) minus every column before it:
   kernel threads (I/O completion, the file system's journal) and whatever else ran on the machine
@@ -283,7 +362,7 @@ ${table(['publisher', 'in flight', 'msgs/s', 'p50 ms', 'p95 ms', 'p99 ms', 'erro
 
 ## 2. Delivery path: N queued emails → N \`.eml\` files
 
-N = ${n}, in two rounds (ours, bare, bare, ours). For the worker and the bare consumer, N tasks
+N = ${n}, in ${rounds(settings.rounds, 'ours, bare')}. For the worker and the bare consumer, N tasks
 wait in the queue, then the process is spawned: *all N* counts from the spawn (loading modules
 and connecting included), *first→last* is the rate once running, and CPU is metered from the
 first file to the last. Files are counted by polling the directory every 20 ms. The bare
@@ -301,18 +380,65 @@ ${deliveryTable(results.delivery)}
 
 ## 3. Mailgun path: worker → Mailgun stand-in
 
-The project's stand-in (\`startMailgunStandIn\`, no latency, no faults) in a child process. Our
-worker (MAIL_TRANSPORT=mailgun) drains N pre-published tasks, counted by the stand-in; the
-baseline is a node-fetch loop in the bench process posting the same urlencoded form, 32 requests
-in flight (WORKER_CONCURRENCY's default).
+The project's stand-in (\`startMailgunStandIn\`, no faults) in a child process of its own,
+counting what it accepts. Before each drain, N = ${n} emails are recorded the way they are in use:
+an \`email server\` (API key, nothing consuming) accepts them, so that each has its row in
+\`emails\` and its task on the send queue, and stops; then \`email worker\`
+(MAIL_TRANSPORT=mailgun, WORKER_CONCURRENCY=${CONCURRENCY}) is spawned and drains them. The
+baseline gets the same: N rows INSERTed into a table of its own (\`bare_deliveries\`: id,
+status, updated_at, request) and N tasks naming them on a quorum queue; then a bare amqplib
+consumer (prefetch ${CONCURRENCY}) is spawned that, per message, POSTs the same urlencoded form
+with node-fetch on a keep-alive agent (as our sender does), runs one \`UPDATE bare_deliveries SET
+status = 'sent', updated_at = now() WHERE id = $1\` through a \`pg.Pool\` of 10, and acks. ${rounds(settings.rounds, 'ours, bare', true)}; *first→last* is the rate once running, CPU is metered from the
+first message the stand-in holds to the last (the stand-in's own CPU in its column).
 
-${results.mailgun.length > 0 ? deliveryTable(results.mailgun) : '(not run)'}
+${deliveryTable(results.mailgun.rows)}
+
+### At ${LATENCY_MS} ms provider latency
+
+The stand-in answers every send ${LATENCY_MS} ms late (its sticky \`latencyMs\` fault, set over
+IPC), so that ${CONCURRENCY} sends in flight give at most ${CONCURRENCY} / ${LATENCY_MS / 1000} s =
+${f(LATENCY_CEILING, 1)} emails/s; the target is ${LATENCY_RATIO}× that. ${settings.latencyN} emails,
+recorded as above. A batch of sends lands together one latency after it left, so the rate here is
+N over the time from the first send (the first message the stand-in holds, minus ${LATENCY_MS} ms)
+to the last.
+
+${deliveryTable(results.mailgun.latency)}
+
+${brokerSection(results.broker)}
+
+## 5. Scale-out
+
+Two \`email worker\`s against one, on the one broker and database, draining the same N = ${n}
+recorded emails into the stand-in (${rounds(settings.rounds, 'one, two')}); and two \`email server\`s against
+one, the load's requests alternating between the two ports, at
+${settings.concurrencies[settings.concurrencies.length - 1]} in flight in all, interleaved in blocks
+as in section 1 (the first server's rows are in that table too).
+
+${deliveryTable(results.mailgun.scale)}
+
+Where it stops growing: the CPU per email of every process the emails go through, times the rate,
+against what the machine has. Once that product is close to ${meta.cores * 100}%, a second process has
+no core of its own to run on, and only takes turns with the first (and with RabbitMQ and
+PostgreSQL, which every email needs too):
+
+${scaleSentences(settings, targetResults, meta.cores).join('\n')}
+
+## Memory
+
+RSS (\`VmRSS\`, from \`/proc/<pid>/status\`) of each role after its load, and its peak so far
+(\`VmHWM\`), on which the targets are judged: \`email server\` after every accept row of the process
+(its last at ${settings.concurrencies[settings.concurrencies.length - 1]} in flight), \`email worker\` after
+draining N into the stand-in (the largest of its runs), \`email dev\` after its accept rows and after
+end to end. The tables above give the rest (RSS MiB, peak in brackets). The targets are in MB
+(10⁶ bytes), the tables in MiB.
 
 ## Settings, caveats and cleanup
 
 - Roles run with \`LOG_LEVEL=warn\` so that logging does not dominate (at \`info\` every email costs
-  several JSON lines); \`RETRY_DELAYS=${RETRY_DELAYS}\`, \`SHUTDOWN_GRACE_MS=5000\`, defaults otherwise
-  (WORKER_CONCURRENCY 32).
+  several JSON lines); \`RETRY_DELAYS=${RETRY_DELAYS}\`, \`SHUTDOWN_GRACE_MS=5000\`, \`API_KEYS\` (one
+  key, sent by the load), \`RATE_LIMIT=${RATE_LIMIT}\`, \`WORKER_CONCURRENCY=${CONCURRENCY}\` (the
+  default) for the Mailgun runs, defaults otherwise.
 - File creation on this machine's ext4 slows down for a while after many files were deleted
   (perf shows the kernel in ext4's \`recently_deleted\` inode scan), so the delivery rates of two
   runs close together can differ several-fold, and the speed drifts within a run. The bench

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { BareBroker } from './clients.js';
+import type { Counter } from './meter.js';
 import type { BenchDatabase } from './postgres.js';
 import type { Child } from './procs.js';
 import { CLI, freePort, spawnNode, waitReady } from './procs.js';
@@ -20,13 +21,35 @@ export interface Settings {
   readonly warmup: number;
   /** Emails per delivery run. */
   readonly n: number;
-  /** RabbitMQ's process, when it runs on this machine: its CPU time is metered too. */
-  readonly brokerPid: number | undefined;
+  /** Emails of the run at 670 ms provider latency. */
+  readonly latencyN: number;
+  /** Emails whose broker work is counted, per side. */
+  readonly brokerN: number;
+  /** Ours-bare rounds of the delivery comparisons (ours, bare, bare, ours for 2). */
+  readonly rounds: number;
+  /** BENCH_SMOKE: a tiny run that only checks the scripts work. */
+  readonly smoke: boolean;
+  /** RabbitMQ's process, when it runs on this machine: its CPU time is metered too (`brokerCpu`). */
+  readonly brokerPid: Counter | undefined;
 }
 
 /** Short retry steps: nothing in a bench retries, and fewer retry queues to declare and delete. */
 export const RETRY_DELAYS = '1s,5s';
 export const RETRY_DELAYS_MS: readonly number[] = [1000, 5000];
+
+/**
+ * The API key every `email server` (and `email dev`) of a run requires, from API_KEYS; the load
+ * sends it as a bearer token on every request, the bare servers' requests included (they ignore
+ * it). `email dev` on 127.0.0.1 is open and does not check it.
+ */
+export const API_KEY = 'bench-key-0123456789abcdefghijklmnop';
+export const AUTHORIZATION = { authorization: `Bearer ${API_KEY}` } as const;
+/**
+ * RATE_LIMIT, the request count per key: the highest the setting takes, far above what this
+ * machine serves (a few thousand a second), so that no request of the bench is refused with a
+ * 429. It is still counted: one statement per request on the shared PostgreSQL store.
+ */
+export const RATE_LIMIT = '1000000/s';
 
 export interface Role {
   readonly proc: Child;
@@ -61,6 +84,8 @@ export async function startRole(
     QUEUE_PREFIX: settings.prefix,
     RETRY_DELAYS,
     SHUTDOWN_GRACE_MS: '5000',
+    API_KEYS: API_KEY,
+    RATE_LIMIT,
     ...state,
     ...env,
   });

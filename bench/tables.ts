@@ -35,7 +35,7 @@ export const loadColumns = (target: string, r: LoadResult): string[] => [
  */
 export function overlapped(cpuMs: CpuMs): boolean {
   const rest = cpuMs.rest ?? 0;
-  const metered = ['target', 'worker', 'broker', 'postgres', 'bench'].reduce(
+  const metered = ['target', 'target2', 'worker', 'broker', 'postgres', 'bench'].reduce(
     (a, role) => a + (cpuMs[role] ?? 0),
     0,
   );
@@ -51,31 +51,45 @@ export function acceptTable(rows: AcceptRow[]): string {
       'PostgreSQL',
       'bench',
       'rest of the machine',
-      'RSS MiB',
+      'RSS MiB (peak)',
     ]),
-    rows.map(({ target, result: r, cpuMs, rssMiB, workerRssMiB }) => [
+    rows.map(({ target, result: r, cpuMs, rssMiB, hwmMiB, workerRssMiB }) => [
       ...loadColumns(target, r),
-      cpu(cpuMs, 'target'),
+      cpuMs.target2 === undefined
+        ? cpu(cpuMs, 'target')
+        : `${cpu(cpuMs, 'target')} + ${cpu(cpuMs, 'target2')}`,
       cpu(cpuMs, 'worker'),
       cpu(cpuMs, 'broker'),
       cpu(cpuMs, 'postgres'),
       cpu(cpuMs, 'bench'),
       overlapped(cpuMs) ? `${cpu(cpuMs, 'rest')} ⚠` : cpu(cpuMs, 'rest'),
-      workerRssMiB === undefined ? f(rssMiB) : `${f(rssMiB)} (worker ${f(workerRssMiB)})`,
+      (hwmMiB === undefined ? f(rssMiB) : `${f(rssMiB)} (${f(hwmMiB)})`) +
+        (workerRssMiB === undefined ? '' : `; worker ${f(workerRssMiB)}`),
     ]),
   );
 }
 
+/** The deliverer's column: a second worker and the server are added in brackets. */
+function deliverer(ms: CpuMs): string {
+  const more = [
+    ms.target2 === undefined ? '' : ` (+ second worker ${cpu(ms, 'target2')})`,
+    ms.server === undefined ? '' : ` (+ server ${cpu(ms, 'server')})`,
+  ];
+  return cpu(ms, 'target') + more.join('');
+}
+
 export function deliveryTable(rows: DeliveryRow[]): string {
+  const standIn = rows.some((r) => r.timing.cpuMs.standin !== undefined);
   return table(
     ['path', 'N', 'clock from', 'first (s)', 'all N (s)', 'emails/s first→last'].concat([
       'emails/s overall',
       'CPU ms/email: deliverer',
       'RabbitMQ',
       'PostgreSQL',
-      'RSS MiB',
+      ...(standIn ? ['stand-in'] : []),
+      'RSS MiB (peak)',
     ]),
-    rows.map(({ path, n, from, timing, rssMiB }, i) => [
+    rows.map(({ path, n, from, timing, rssMiB, hwmMiB }, i) => [
       path,
       String(n),
       from,
@@ -83,12 +97,11 @@ export function deliveryTable(rows: DeliveryRow[]): string {
       f(timing.lastMs / 1000, 2),
       f(steadyRate(rows[i]!), 0),
       f((n / timing.lastMs) * 1000, 0),
-      timing.cpuMs.server === undefined
-        ? cpu(timing.cpuMs, 'target')
-        : `${cpu(timing.cpuMs, 'target')} (+ server ${cpu(timing.cpuMs, 'server')})`,
+      deliverer(timing.cpuMs),
       cpu(timing.cpuMs, 'broker'),
       cpu(timing.cpuMs, 'postgres'),
-      f(rssMiB),
+      ...(standIn ? [cpu(timing.cpuMs, 'standin')] : []),
+      hwmMiB === undefined ? f(rssMiB) : `${f(rssMiB)} (${f(hwmMiB)})`,
     ]),
   );
 }
