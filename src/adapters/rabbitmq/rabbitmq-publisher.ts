@@ -1,7 +1,6 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import * as E from 'fp-ts/lib/Either.js';
 import type * as TE from 'fp-ts/lib/TaskEither.js';
-import { randomUUID } from 'node:crypto';
 import type { QueueUnavailable } from '../../application/ports/email-queue.js';
 import { queueUnavailable } from '../../application/ports/email-queue.js';
 import type { Logger } from '../../application/ports/system.js';
@@ -38,8 +37,10 @@ const PUBLISH_ID = 'x-publish-id';
 export class RabbitMqPublisher {
   private readonly channel: ChannelKeeper<ConfirmChannel>;
   private drained: Promise<void> = Promise.resolve();
-  /** Publishes awaiting their confirm → why the broker returned them, if it did. */
+  /** Mandatory publishes awaiting their confirm → why the broker returned them, if it did. */
   private readonly pending = new Map<string, string | undefined>();
+  /** Numbers the mandatory publishes: a return names its publish by it (`PUBLISH_ID`). */
+  private published = 0;
 
   constructor(private readonly options: RabbitMqPublisherOptions) {
     this.channel = new ChannelKeeper(options.connection, (model, lost) =>
@@ -74,15 +75,17 @@ export class RabbitMqPublisher {
           timeoutMs,
         );
       });
-      const id = randomUUID();
-      this.pending.set(id, undefined);
+      // Only a mandatory publish can come back (`basic.return`): the others need no name.
+      const mandatory = options.mandatory ?? true;
+      const id = mandatory ? String((this.published += 1)) : undefined;
+      if (id !== undefined) this.pending.set(id, undefined);
       return Promise.race([this.send(model, exchange, routingKey, message, options, id), timeout])
         .catch((err: unknown) =>
           E.left(queueUnavailable(`RabbitMQ publish failed: ${errorText(err)}`)),
         )
         .finally(() => {
           clearTimeout(timer);
-          this.pending.delete(id);
+          if (id !== undefined) this.pending.delete(id);
         });
     };
   }
@@ -93,7 +96,7 @@ export class RabbitMqPublisher {
     routingKey: string,
     message: WireMessage,
     options: PublishOptions,
-    id: string,
+    id: string | undefined,
   ): Promise<E.Either<QueueUnavailable, void>> {
     const channel = await this.channel.acquire(model);
     // A full socket buffer: wait until it drains rather than pile more on.
@@ -106,10 +109,10 @@ export class RabbitMqPublisher {
         {
           ...WIRE_PROPERTIES,
           persistent: options.persistent ?? true,
-          mandatory: options.mandatory ?? true,
+          mandatory: id !== undefined,
           ...(options.type !== undefined ? { type: options.type } : {}),
           ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
-          headers: { ...message.headers, [PUBLISH_ID]: id },
+          headers: id === undefined ? message.headers : { ...message.headers, [PUBLISH_ID]: id },
         },
         (err: unknown) => resolve(err),
       );
@@ -122,7 +125,7 @@ export class RabbitMqPublisher {
     });
     const err = await confirmed;
     if (err) return E.left(queueUnavailable(`RabbitMQ did not confirm: ${errorText(err)}`));
-    const returned = this.pending.get(id);
+    const returned = id === undefined ? undefined : this.pending.get(id);
     if (returned !== undefined) {
       return E.left(queueUnavailable(`RabbitMQ could not route the message: ${returned}`));
     }
