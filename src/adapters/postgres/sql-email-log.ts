@@ -365,6 +365,7 @@ export class SqlEmailLog implements EmailLog {
        VALUES ${valuesList(rows.length)}
        ON CONFLICT (id) DO NOTHING RETURNING id`,
       rows.flat(),
+      { prepared: true },
     );
     const fresh = new Set(created.map((row) => row.id));
     return rows.map(([id]) => fresh.delete(id));

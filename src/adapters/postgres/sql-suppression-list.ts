@@ -84,6 +84,7 @@ export class SqlSuppressionList implements SuppressionList {
     const rows = await this.sql.query<{ address: string }>(
       'SELECT address FROM suppressions WHERE address = ANY($1::text[])',
       [[...new Set(lists.flat())]],
+      { prepared: true },
     );
     if (rows.length === 0) return lists.map(() => NONE);
     const found = new Set(rows.map((row) => row.address));

@@ -167,9 +167,12 @@ interface LibraryQuery {
 export function sqlRateLimiter(sql: SqlClient, settings: RateLimitSettings): RateLimiter {
   const { keyPrefix, limit, windowMs } = checked(settings);
   const storeClient = {
-    // The library reads `rows`, and `rowCount` to tell "no such key" from a key.
+    // The library reads `rows`, and `rowCount` to tell "no such key" from a key. Its few texts
+    // are fixed (the upsert of every count among them): prepared once per connection.
     query: (q: LibraryQuery) =>
-      sql.query(q.text, q.values ?? []).then((rows) => ({ rows, rowCount: rows.length })),
+      sql
+        .query(q.text, q.values ?? [], { prepared: true })
+        .then((rows) => ({ rows, rowCount: rows.length })),
   };
   const limiter = new RateLimiterPostgres({
     storeClient,
