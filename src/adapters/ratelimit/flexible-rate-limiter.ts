@@ -157,8 +157,9 @@ interface LibraryQuery {
 
 /**
  * A limiter whose counts are rows of `rate_limits` (created by the migrations, hence
- * `tableCreated: true`), shared by every server on the database: one atomic upsert per key for the requests counted together.
- * Windows are fixed and timed by each server's clock (`Date.now()`, as the library does).
+ * `tableCreated: true`), shared by every server on the database: one atomic upsert per key for
+ * the requests counted together. Windows are fixed and timed by each server's clock
+ * (`Date.now()`, as the library does).
  *
  * Expired rows: the library deletes rows expired over an hour ago every five minutes, per limiter,
  * on an unref'd timer that never rejects (a failed delete is ignored), so it neither keeps the
