@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { PoolClient } from 'pg';
 import type { Logger } from '../../application/ports/system.js';
-import type { SqlClient } from './sql-client.js';
+import type { QueryOptions, SqlClient } from './sql-client.js';
 import { StoreFault, isConnectionError, safeReason } from './sql-client.js';
 
 export interface PgDatabaseOptions {
@@ -20,6 +20,9 @@ export interface PgDatabaseOptions {
   /** Shown in `pg_stat_activity` (default `queued-email`). */
   readonly applicationName?: string;
 }
+
+/** Named statements one database keeps per connection, at most (see `QueryOptions.prepared`). */
+const MAX_PREPARED = 500;
 
 /** `postgres://user:***@host:5432/db`: a URL fit for a log line (a `?password=` is masked too). */
 export function redactDatabaseUrl(url: string): string {
@@ -62,6 +65,8 @@ export class PgDatabase {
   private timer: NodeJS.Timeout | undefined;
   /** What the log last said, so that only changes are logged, not every failed ping. */
   private reported: boolean | undefined;
+  /** The names of prepared statements, by text (see `QueryOptions.prepared`). */
+  private readonly prepared = new Map<string, string>();
 
   constructor(options: PgDatabaseOptions) {
     this.redactedUrl = redactDatabaseUrl(options.url);
@@ -167,6 +172,27 @@ export class PgDatabase {
     return err;
   }
 
+  /**
+   * The statement for node-postgres: named when prepared (the name stands for its text, the same
+   * on every connection, which node-postgres prepares on first use), else unnamed.
+   */
+  private statement(
+    text: string,
+    params: readonly unknown[],
+    options: QueryOptions | undefined,
+  ): pg.QueryConfig {
+    const values = [...params];
+    if (options?.prepared !== true) return { text, values };
+    let name = this.prepared.get(text);
+    if (name === undefined) {
+      // A bug would show as ever more names: past the bound, statements run unnamed.
+      if (this.prepared.size >= MAX_PREPARED) return { text, values };
+      name = `queued_email_${this.prepared.size + 1}`;
+      this.prepared.set(text, name);
+    }
+    return { name, text, values };
+  }
+
   private async run<Row>(query: () => Promise<pg.QueryResult>): Promise<readonly Row[]> {
     try {
       const result = await query();
@@ -180,7 +206,8 @@ export class PgDatabase {
 
   private poolClient(): SqlClient {
     return {
-      query: (sql, params = []) => this.run(() => this.pool.query(sql, [...params])),
+      query: (sql, params = [], options) =>
+        this.run(() => this.pool.query(this.statement(sql, params, options))),
       transaction: (work) => this.transaction(work),
     };
   }
@@ -217,7 +244,8 @@ export class PgDatabase {
 
   private txClient(client: PoolClient, depth: number): SqlClient {
     return {
-      query: (sql, params = []) => this.run(() => client.query(sql, [...params])),
+      query: (sql, params = [], options) =>
+        this.run(() => client.query(this.statement(sql, params, options))),
       transaction: async (work) => {
         const savepoint = `sp_${depth + 1}`;
         await this.run(() => client.query(`SAVEPOINT ${savepoint}`));

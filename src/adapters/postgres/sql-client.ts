@@ -10,13 +10,30 @@ import { canonicalJson } from '../../domain/canonical-json.js';
  * plain PostgreSQL 15.
  */
 export interface SqlClient {
-  /** Runs one statement; rejects on any failure (the stores turn that into `StoreUnavailable`). */
-  query<Row>(sql: string, params?: readonly unknown[]): Promise<readonly Row[]>;
+  /**
+   * Runs one statement; rejects on any failure (the stores turn that into `StoreUnavailable`).
+   * `options.prepared`: see `QueryOptions`.
+   */
+  query<Row>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<readonly Row[]>;
   /**
    * Runs `work` in one transaction on one connection: committed if it resolves, rolled back if
    * it rejects (the rejection is passed on). Nested calls on `tx` use a savepoint.
    */
   transaction<T>(work: (tx: SqlClient) => Promise<T>): Promise<T>;
+}
+
+/** How a statement is run; every option may be ignored by an engine that has no use for it. */
+export interface QueryOptions {
+  /**
+   * A statement of the accept path, run over and over with one text: PostgreSQL prepares it once
+   * per connection (a named statement) and skips parsing and planning it on every later run. For
+   * fixed texts only (a few per store), never for texts built from a request's filters.
+   */
+  readonly prepared?: boolean;
 }
 
 /** Socket-level codes: the database is not there, or the path to it broke. */

@@ -25,6 +25,7 @@ import { STATUS_NAMES, evolveStatus, isFinalStatus } from '../../domain/email-st
 import type { DomainEvent } from '../../domain/events.js';
 import { acceptedEvent } from '../../domain/events.js';
 import { allRecipients } from '../../domain/email-request.js';
+import { Batcher, isDataError } from './batcher.js';
 import type { SqlClient } from './sql-client.js';
 import { attempt, sameJson, StoreFault, countDeleted } from './sql-client.js';
 
@@ -45,6 +46,16 @@ interface ListRow {
   readonly created_at: Date;
   readonly id: string;
 }
+
+/** One new row of `emails`, its values as the INSERT binds them (six parameters). */
+type NewRow = readonly [
+  id: string,
+  createdAt: string,
+  state: string,
+  recipients: string,
+  tags: readonly string[],
+  request: string | null,
+];
 
 /** The stored time is cut to milliseconds: cursors carry milliseconds, as JavaScript dates do. */
 const AT = (param: string): string => `date_trunc('milliseconds', ${param}::timestamptz)`;
@@ -108,17 +119,27 @@ const FINAL_STATUSES: readonly string[] = STATUS_NAMES.filter(isFinalStatus);
  * never both build on the same old state.
  */
 export class SqlEmailLog implements EmailLog {
-  constructor(private readonly sql: SqlClient) {}
+  /**
+   * The accept path's INSERTs: the records of concurrent requests go in one multi-row INSERT, one
+   * round trip and one commit (see `Batcher`). A row the database refuses for its values is
+   * written again alone, so it fails its own request only.
+   */
+  private readonly inserts: Batcher<NewRow, boolean>;
+
+  constructor(private readonly sql: SqlClient) {
+    this.inserts = new Batcher({ write: (rows) => this.insertMany(rows), retryAlone: isDataError });
+  }
 
   /**
-   * One round trip when the id is new (the accept path). When a worker's event got there first,
-   * the row is completed with the request and the `EmailRequested` fold, under the same
-   * optimistic rule as `apply`.
+   * Committed when Right. One multi-row INSERT for every request recorded at the same time, when
+   * the ids are new (the accept path). When a worker's event got there first, the row is completed
+   * with the request and the `EmailRequested` fold, under the same optimistic rule as `apply`.
    */
   record(request: EmailRequest): TE.TaskEither<StoreUnavailable, void> {
     return attempt(async () => {
       const event = acceptedEvent(request);
-      if (await this.insert(this.sql, evolveStatus(undefined, event), event, request)) return;
+      const row = newRow(evolveStatus(undefined, event), event, request);
+      if (await this.inserts.run(row)) return;
       await this.fold(event, request);
     });
   }
@@ -327,17 +348,54 @@ export class SqlEmailLog implements EmailLog {
   ): Promise<boolean> {
     const rows = await sql.query(
       `INSERT INTO emails (id, created_at, state, recipients, tags, request)
-       VALUES ($1, ${AT('$2')}, $3::jsonb, $4, $5::text[], $6::jsonb)
+       VALUES ${valuesList(1)}
        ON CONFLICT (id) DO NOTHING RETURNING id`,
-      [
-        event.id,
-        request?.requestedAt ?? event.at,
-        JSON.stringify(status),
-        recipientsText(allRecipients(request ?? event)),
-        request?.tags ?? [],
-        request === undefined ? null : JSON.stringify(request),
-      ],
+      newRow(status, event, request),
     );
     return rows.length > 0;
   }
+
+  /**
+   * Inserts the rows whose id is new, in one statement; for each row, true if it created it. Of
+   * two rows with one id, the first is the one created: the other was not, as if it came later.
+   */
+  private async insertMany(rows: readonly NewRow[]): Promise<boolean[]> {
+    const created = await this.sql.query<{ id: string }>(
+      `INSERT INTO emails (id, created_at, state, recipients, tags, request)
+       VALUES ${valuesList(rows.length)}
+       ON CONFLICT (id) DO NOTHING RETURNING id`,
+      rows.flat(),
+      { prepared: true },
+    );
+    const fresh = new Set(created.map((row) => row.id));
+    return rows.map(([id]) => fresh.delete(id));
+  }
 }
+
+/** The values of a new row: the request's when there is one, else what the event says. */
+function newRow(
+  status: EmailStatus,
+  event: DomainEvent,
+  request: EmailRequest | undefined,
+): NewRow {
+  return [
+    event.id,
+    request?.requestedAt ?? event.at,
+    JSON.stringify(status),
+    recipientsText(allRecipients(request ?? event)),
+    request?.tags ?? [],
+    request === undefined ? null : JSON.stringify(request),
+  ];
+}
+
+/** The placeholders of row `i` (from 0) of a multi-row INSERT of `NewRow`s. */
+const rowValues = (i: number): string => {
+  const p = (n: number) => `$${i * 6 + n}`;
+  return `(${p(1)}, ${AT(p(2))}, ${p(3)}::jsonb, ${p(4)}, ${p(5)}::text[], ${p(6)}::jsonb)`;
+};
+
+/** The VALUES lists by row count, each built once: a batch of n rows is always one text. */
+const VALUES: string[] = [];
+
+const valuesList = (rows: number): string =>
+  (VALUES[rows] ??= Array.from({ length: rows }, (_, i) => rowValues(i)).join(', '));

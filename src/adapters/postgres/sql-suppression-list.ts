@@ -11,6 +11,7 @@ import {
   decodeSuppressionCursor as decodeCursor,
   encodeSuppressionCursor as encodeCursor,
 } from '../../application/ports/suppression-list.js';
+import { Batcher } from './batcher.js';
 import type { SqlClient } from './sql-client.js';
 import { StoreFault, attempt } from './sql-client.js';
 
@@ -20,6 +21,9 @@ interface SuppressionRow {
   readonly detail: string | null;
   readonly created_at: Date;
 }
+
+/** The answer of almost every look-up, shared: nobody is suppressed. */
+const NONE: ReadonlySet<string> = new Set();
 
 const isReason = (s: string): s is SuppressionReason => SUPPRESSION_REASONS.some((r) => r === s);
 
@@ -39,7 +43,12 @@ function toSuppression(row: SuppressionRow): Suppression {
  * one stands. `list` pages by keyset on (created_at, address), never by offset.
  */
 export class SqlSuppressionList implements SuppressionList {
-  constructor(private readonly sql: SqlClient) {}
+  /** The look-ups of concurrent requests, as one `= ANY($1)` for all their addresses. */
+  private readonly lookups: Batcher<readonly string[], ReadonlySet<string>>;
+
+  constructor(private readonly sql: SqlClient) {
+    this.lookups = new Batcher({ write: (lists) => this.lookUp(lists) });
+  }
 
   add(entry: Suppression): TE.TaskEither<StoreUnavailable, boolean> {
     return attempt(async () => {
@@ -63,15 +72,23 @@ export class SqlSuppressionList implements SuppressionList {
     });
   }
 
+  /** One statement for the look-ups of every request made at the same time (see `Batcher`). */
   suppressed(addresses: readonly string[]): TE.TaskEither<StoreUnavailable, ReadonlySet<string>> {
-    return attempt(async () => {
-      if (addresses.length === 0) return new Set<string>();
-      const rows = await this.sql.query<{ address: string }>(
-        'SELECT address FROM suppressions WHERE address = ANY($1::text[])',
-        [[...new Set(addresses)]],
-      );
-      return new Set(rows.map((row) => row.address));
-    });
+    return attempt(async () =>
+      addresses.length === 0 ? new Set<string>() : this.lookups.run(addresses),
+    );
+  }
+
+  /** Each list's suppressed addresses, from one look-up of them all. */
+  private async lookUp(lists: readonly (readonly string[])[]): Promise<ReadonlySet<string>[]> {
+    const rows = await this.sql.query<{ address: string }>(
+      'SELECT address FROM suppressions WHERE address = ANY($1::text[])',
+      [[...new Set(lists.flat())]],
+      { prepared: true },
+    );
+    if (rows.length === 0) return lists.map(() => NONE);
+    const found = new Set(rows.map((row) => row.address));
+    return lists.map((list) => new Set(list.filter((address) => found.has(address))));
   }
 
   /** A cursor this list never wrote ends the list: an empty last page, not the first again. */

@@ -2,6 +2,7 @@ import type { ChannelModel } from 'amqplib';
 import { connect } from 'amqplib';
 import type { Logger } from '../../application/ports/system.js';
 import { withJitter } from '../../domain/delivery.js';
+import { corkWrites } from './cork-writes.js';
 import type { TopologyOptions } from './topology.js';
 import { declareTopology } from './topology.js';
 
@@ -122,6 +123,8 @@ export class RabbitMqConnection {
         clientProperties: { connection_name: this.options.name ?? 'queued-email' },
       });
       this.watch(model);
+      // The publishes of one event-loop turn leave in one socket write.
+      corkWrites(model);
       const channel = await model.createChannel();
       channel.on('error', () => undefined); // the failed call rejects; that is reported below
       await declareTopology(channel, this.options.topology).catch((err: unknown) => {

@@ -1,7 +1,6 @@
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import * as E from 'fp-ts/lib/Either.js';
 import type * as TE from 'fp-ts/lib/TaskEither.js';
-import { randomUUID } from 'node:crypto';
 import type { QueueUnavailable } from '../../application/ports/email-queue.js';
 import { queueUnavailable } from '../../application/ports/email-queue.js';
 import type { Logger } from '../../application/ports/system.js';
@@ -37,9 +36,12 @@ const PUBLISH_ID = 'x-publish-id';
  */
 export class RabbitMqPublisher {
   private readonly channel: ChannelKeeper<ConfirmChannel>;
-  private drained: Promise<void> = Promise.resolve();
-  /** Publishes awaiting their confirm → why the broker returned them, if it did. */
+  /** While the socket buffer is full: settles once it drained (or the channel closed). */
+  private draining: Promise<void> | undefined;
+  /** Mandatory publishes awaiting their confirm → why the broker returned them, if it did. */
   private readonly pending = new Map<string, string | undefined>();
+  /** Numbers the mandatory publishes: a return names its publish by it (`PUBLISH_ID`). */
+  private published = 0;
 
   constructor(private readonly options: RabbitMqPublisherOptions) {
     this.channel = new ChannelKeeper(options.connection, (model, lost) =>
@@ -57,34 +59,34 @@ export class RabbitMqPublisher {
     message: WireMessage,
     options: PublishOptions = {},
   ): TE.TaskEither<QueueUnavailable, void> {
-    return () => {
-      const model = this.options.connection.current();
-      if (!model) return Promise.resolve(E.left(queueUnavailable('not connected to RabbitMQ')));
-      if (this.options.connection.isBlocked()) {
-        return Promise.resolve(
-          E.left(queueUnavailable('RabbitMQ is blocking publishers (a resource alarm)')),
-        );
-      }
-      const timeoutMs = this.options.confirmTimeoutMs ?? 5000;
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<E.Either<QueueUnavailable, void>>((resolve) => {
-        timer = setTimeout(
-          () =>
-            resolve(E.left(queueUnavailable(`no confirm from RabbitMQ within ${timeoutMs} ms`))),
+    return () =>
+      new Promise<E.Either<QueueUnavailable, void>>((resolve) => {
+        const model = this.options.connection.current();
+        if (!model) return resolve(E.left(queueUnavailable('not connected to RabbitMQ')));
+        if (this.options.connection.isBlocked()) {
+          return resolve(
+            E.left(queueUnavailable('RabbitMQ is blocking publishers (a resource alarm)')),
+          );
+        }
+        const timeoutMs = this.options.confirmTimeoutMs ?? 5000;
+        // Only a mandatory publish can come back (`basic.return`): the others need no name.
+        const mandatory = options.mandatory ?? true;
+        const id = mandatory ? String((this.published += 1)) : undefined;
+        if (id !== undefined) this.pending.set(id, undefined);
+        // The first answer stands: the broker's (confirm, nack, return), a failure, or the timeout.
+        const answer = (result: E.Either<QueueUnavailable, void>): void => {
+          clearTimeout(timer);
+          if (id !== undefined) this.pending.delete(id);
+          resolve(result);
+        };
+        const timer = setTimeout(
+          () => answer(E.left(queueUnavailable(`no confirm from RabbitMQ within ${timeoutMs} ms`))),
           timeoutMs,
         );
+        this.send(model, exchange, routingKey, message, options, id).then(answer, (err: unknown) =>
+          answer(E.left(queueUnavailable(`RabbitMQ publish failed: ${errorText(err)}`))),
+        );
       });
-      const id = randomUUID();
-      this.pending.set(id, undefined);
-      return Promise.race([this.send(model, exchange, routingKey, message, options, id), timeout])
-        .catch((err: unknown) =>
-          E.left(queueUnavailable(`RabbitMQ publish failed: ${errorText(err)}`)),
-        )
-        .finally(() => {
-          clearTimeout(timer);
-          this.pending.delete(id);
-        });
-    };
   }
 
   private async send(
@@ -93,11 +95,11 @@ export class RabbitMqPublisher {
     routingKey: string,
     message: WireMessage,
     options: PublishOptions,
-    id: string,
+    id: string | undefined,
   ): Promise<E.Either<QueueUnavailable, void>> {
     const channel = await this.channel.acquire(model);
     // A full socket buffer: wait until it drains rather than pile more on.
-    await this.drained;
+    if (this.draining !== undefined) await this.draining;
     const confirmed = new Promise<unknown>((resolve) => {
       const written = channel.publish(
         exchange,
@@ -106,23 +108,26 @@ export class RabbitMqPublisher {
         {
           ...WIRE_PROPERTIES,
           persistent: options.persistent ?? true,
-          mandatory: options.mandatory ?? true,
+          mandatory: id !== undefined,
           ...(options.type !== undefined ? { type: options.type } : {}),
           ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
-          headers: { ...message.headers, [PUBLISH_ID]: id },
+          headers: id === undefined ? message.headers : { ...message.headers, [PUBLISH_ID]: id },
         },
         (err: unknown) => resolve(err),
       );
-      if (!written) {
-        this.drained = new Promise((done) => {
+      if (!written && this.draining === undefined) {
+        const draining = new Promise<void>((done) => {
           channel.once('drain', done);
           channel.once('close', done);
+        }).then(() => {
+          if (this.draining === draining) this.draining = undefined;
         });
+        this.draining = draining;
       }
     });
     const err = await confirmed;
     if (err) return E.left(queueUnavailable(`RabbitMQ did not confirm: ${errorText(err)}`));
-    const returned = this.pending.get(id);
+    const returned = id === undefined ? undefined : this.pending.get(id);
     if (returned !== undefined) {
       return E.left(queueUnavailable(`RabbitMQ could not route the message: ${returned}`));
     }

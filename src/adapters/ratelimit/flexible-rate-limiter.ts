@@ -4,6 +4,7 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { RateLimiter, RateLimitState } from '../../application/ports/rate-limiter.js';
+import { Batcher } from '../postgres/batcher.js';
 import type { SqlClient } from '../postgres/sql-client.js';
 import { attempt } from '../postgres/sql-client.js';
 
@@ -79,26 +80,63 @@ const fresh = (settings: RateLimitSettings): RateLimitState => ({
 });
 
 /**
- * The port over any rate-limiter-flexible limiter. Its `consume` rejects in two ways: with a
- * `RateLimiterRes` when the key is over its limit (an answer: `allowed: false`), and with the
- * store's `Error` when the store failed (no insurance limiter is set), which `attempt` turns into
- * `StoreUnavailable`.
+ * The states of `n` requests of one key counted together: the store added `n` and answered the
+ * window's count `res.consumedPoints` after it, so they were the requests numbered `total - n + 1`
+ * to `total` of the window, each allowed while its number is within the limit.
+ */
+function statesOf(settings: RateLimitSettings, res: RateLimiterRes, n: number): RateLimitState[] {
+  const first = res.consumedPoints - n + 1;
+  return Array.from({ length: n }, (_, i) => {
+    const number = first + i;
+    return {
+      ...toState(settings, res, number <= settings.limit),
+      remaining: Math.max(0, Math.min(settings.limit, settings.limit - number)),
+    };
+  });
+}
+
+/**
+ * Counts `keys` (stored keys, repeats included), one `consume(key, n)` per distinct key, and
+ * answers each request's state in order. The library's `consume` rejects in two ways: with a
+ * `RateLimiterRes` when the key is over its limit (an answer: the requests past it refused), and
+ * with the store's `Error` when the store failed (no insurance limiter is set), which fails the
+ * batch and so each of its requests (`StoreUnavailable`).
+ */
+async function countAll(
+  settings: RateLimitSettings,
+  limiter: RateLimiterAbstract,
+  keys: readonly string[],
+): Promise<RateLimitState[]> {
+  const perKey = new Map<string, number>();
+  for (const key of keys) perKey.set(key, (perKey.get(key) ?? 0) + 1);
+  const counted = new Map<string, RateLimitState[]>();
+  await Promise.all(
+    [...perKey].map(async ([key, n]) => {
+      const res = await limiter.consume(key, n).catch((err: unknown) => {
+        if (err instanceof RateLimiterRes) return err;
+        throw err;
+      });
+      counted.set(key, statesOf(settings, res, n));
+    }),
+  );
+  return keys.map((key) => counted.get(key)!.shift()!);
+}
+
+/**
+ * The port over any rate-limiter-flexible limiter. The requests counted at the same time go
+ * together (see `Batcher`): one atomic add of their number per key, rather than one per request,
+ * so the count is as exact as one add per request and costs one statement per key and batch.
  */
 function flexible(settings: RateLimitSettings, limiter: RateLimiterAbstract): RateLimiter {
   const key = (k: string): string => storedKey(settings.keyPrefix, k);
+  const requests = new Batcher<string, RateLimitState>({
+    write: (keys) => countAll(settings, limiter, keys),
+  });
   return {
     limit: settings.limit,
     windowMs: settings.windowMs,
     consume: (k: string): TE.TaskEither<StoreUnavailable, RateLimitState> =>
-      attempt(() =>
-        limiter.consume(key(k)).then(
-          (res) => toState(settings, res, true),
-          (err: unknown) => {
-            if (err instanceof RateLimiterRes) return toState(settings, err, false);
-            throw err;
-          },
-        ),
-      ),
+      attempt(() => requests.run(key(k))),
     peek: (k: string): TE.TaskEither<StoreUnavailable, RateLimitState> =>
       attempt(async () => {
         const res = await limiter.get(key(k));
@@ -119,8 +157,9 @@ interface LibraryQuery {
 
 /**
  * A limiter whose counts are rows of `rate_limits` (created by the migrations, hence
- * `tableCreated: true`), shared by every server on the database: one atomic upsert per request.
- * Windows are fixed and timed by each server's clock (`Date.now()`, as the library does).
+ * `tableCreated: true`), shared by every server on the database: one atomic upsert per key for
+ * the requests counted together. Windows are fixed and timed by each server's clock
+ * (`Date.now()`, as the library does).
  *
  * Expired rows: the library deletes rows expired over an hour ago every five minutes, per limiter,
  * on an unref'd timer that never rejects (a failed delete is ignored), so it neither keeps the
@@ -129,9 +168,12 @@ interface LibraryQuery {
 export function sqlRateLimiter(sql: SqlClient, settings: RateLimitSettings): RateLimiter {
   const { keyPrefix, limit, windowMs } = checked(settings);
   const storeClient = {
-    // The library reads `rows`, and `rowCount` to tell "no such key" from a key.
+    // The library reads `rows`, and `rowCount` to tell "no such key" from a key. Its few texts
+    // are fixed (the upsert of every count among them): prepared once per connection.
     query: (q: LibraryQuery) =>
-      sql.query(q.text, q.values ?? []).then((rows) => ({ rows, rowCount: rows.length })),
+      sql
+        .query(q.text, q.values ?? [], { prepared: true })
+        .then((rows) => ({ rows, rowCount: rows.length })),
   };
   const limiter = new RateLimiterPostgres({
     storeClient,

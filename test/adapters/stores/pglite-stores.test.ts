@@ -11,6 +11,7 @@ import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
 import { right, some } from '../../contracts/email-log.contract.js';
 import { aRequest, anEvent, at } from '../../support/builders.js';
 import { recordingLogger } from '../../support/fakes.js';
+import { batchedWritesSuite } from '../../support/batched-writes.js';
 import { emptyStoreTables, sqlStoreContracts } from '../../support/sql-stores.js';
 
 const silent = recordingLogger();
@@ -30,6 +31,7 @@ describe('The SQL stores on PGlite', function () {
   const clean = () => emptyStoreTables(db.client);
   // One engine is one process: each store's `peer` is a second store over the same client.
   sqlStoreContracts(' on PGlite', () => ({ client: db.client, peer: db.client }));
+  batchedWritesSuite(' on PGlite', () => db.client);
 
   describe('SqlEmailLog on PGlite', () => {
     beforeEach(clean);

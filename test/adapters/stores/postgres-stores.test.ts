@@ -28,6 +28,7 @@ import { aWebhookEndpoint } from '../../contracts/webhook-endpoints.contract.js'
 import type { TestDatabase } from '../../support/postgres.js';
 import { aRequest, anEvent, anId, at, later } from '../../support/builders.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
+import { batchedWritesSuite } from '../../support/batched-writes.js';
 import { emptyStoreTables, sqlStoreContracts } from '../../support/sql-stores.js';
 import { eventually } from '../../support/waiting.js';
 
@@ -72,6 +73,7 @@ describe('The PostgreSQL stores', function () {
 
   const clean = () => emptyStoreTables(one.client);
   sqlStoreContracts('', () => ({ client: one.client, peer: two.client }));
+  batchedWritesSuite(' on PostgreSQL', () => one.client);
 
   describe('SqlEmailLog on PostgreSQL', () => {
     beforeEach(clean);

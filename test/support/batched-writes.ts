@@ -1,0 +1,163 @@
+// The accept path's batched statements (src/adapters/postgres/batcher.ts) on a real engine: the
+// email log's INSERTs, the suppression look-ups and the rate-limit counts of concurrent requests.
+// Registered by the PostgreSQL and the PGlite store tests, on their own clients.
+import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
+import type { SqlClient } from '../../src/adapters/postgres/sql-client.js';
+import { SqlEmailLog } from '../../src/adapters/postgres/sql-email-log.js';
+import { SqlSuppressionList } from '../../src/adapters/postgres/sql-suppression-list.js';
+import { sqlRateLimiter } from '../../src/adapters/ratelimit/flexible-rate-limiter.js';
+import type { EmailRequest } from '../../src/domain/email-request.js';
+import { right, some } from '../contracts/email-log.contract.js';
+import { aRequest, anEvent, anId, at } from './builders.js';
+import { emptyStoreTables } from './sql-stores.js';
+
+/** `inner`, noting every statement's text; those for which `fail` is true reject instead. */
+function watched(inner: SqlClient, fail: (sql: string) => boolean = () => false) {
+  const statements: string[] = [];
+  const client: SqlClient = {
+    query: (sql, params) => {
+      statements.push(sql);
+      return fail(sql)
+        ? Promise.reject(new Error('the database went away'))
+        : inner.query(sql, params);
+    },
+    transaction: (work) => inner.transaction(work),
+  };
+  return { client, statements };
+}
+
+const inserts = (statements: readonly string[]) =>
+  statements.filter((sql) => sql.includes('INSERT INTO emails'));
+
+/** The next turn of the event loop: calls made after it are not in the same turn's batch. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export function batchedWritesSuite(suffix: string, open: () => SqlClient): void {
+  describe(`The accept path's batched statements${suffix}`, function () {
+    this.timeout(30_000);
+    let sql: SqlClient;
+    beforeEach(async () => {
+      sql = open();
+      await emptyStoreTables(sql);
+    });
+
+    const stored = async (log: SqlEmailLog, r: EmailRequest) =>
+      some(await right(log.request(r.id))).subject;
+
+    it('records the emails of concurrent requests in one INSERT, each its own row', async () => {
+      const { client, statements } = watched(sql);
+      const log = new SqlEmailLog(client);
+      const requests = Array.from({ length: 12 }, () => aRequest());
+      const results = await Promise.all(requests.map((r) => log.record(r)()));
+      expect(results.every(E.isRight)).to.equal(true);
+      expect(inserts(statements)).to.have.length(1);
+      for (const r of requests) expect(await stored(log, r)).to.equal(r.subject);
+      const status = some(await right(log.get(requests[3]!.id)));
+      expect(status).to.include({ id: requests[3]!.id, status: 'queued' });
+    });
+
+    it('fails every caller of a batch the database did not take, and keeps none', async () => {
+      const { client } = watched(sql, (text) => text.includes('INSERT INTO emails'));
+      const log = new SqlEmailLog(client);
+      const requests = Array.from({ length: 5 }, () => aRequest());
+      const results = await Promise.all(requests.map((r) => log.record(r)()));
+      for (const result of results) {
+        expect(result).to.deep.include({ _tag: 'Left' });
+        if (E.isLeft(result)) expect(result.left._tag).to.equal('StoreUnavailable');
+      }
+      const reader = new SqlEmailLog(sql);
+      for (const r of requests) expect(await right(reader.get(r.id))).to.deep.equal(O.none);
+    });
+
+    it('fails only the row refused for its values, writing the others', async () => {
+      const log = new SqlEmailLog(sql);
+      // jsonb takes no NUL character: a value the parser would refuse, made here by hand.
+      const bad = { ...aRequest(), text: 'a\u0000b' } as EmailRequest;
+      const good = [aRequest(), aRequest()];
+      const results = await Promise.all([good[0]!, bad, good[1]!].map((r) => log.record(r)()));
+      expect(results.map((r) => r._tag)).to.deep.equal(['Right', 'Left', 'Right']);
+      for (const r of good) expect(await stored(log, r)).to.equal(r.subject);
+      expect(await right(log.get(bad.id))).to.deep.equal(O.none);
+    });
+
+    it('takes the calls of later turns, made while a batch is written, in the next batch', async () => {
+      const { client, statements } = watched(sql);
+      const log = new SqlEmailLog(client);
+      const requests = Array.from({ length: 9 }, () => aRequest());
+      const calls: Promise<E.Either<unknown, void>>[] = [];
+      for (const [i, r] of requests.entries()) {
+        calls.push(log.record(r)());
+        if (i % 3 === 2) await nextTurn();
+      }
+      expect((await Promise.all(calls)).every(E.isRight)).to.equal(true);
+      expect(inserts(statements).length).to.be.within(1, 3);
+      for (const r of requests) expect(await stored(log, r)).to.equal(r.subject);
+    });
+
+    it('records one row for an id given twice in a batch: the first request', async () => {
+      const log = new SqlEmailLog(sql);
+      const id = anId('twice');
+      const [a, b] = [aRequest({ id, subject: 'first' }), aRequest({ id, subject: 'second' })];
+      const results = await Promise.all([log.record(a)(), log.record(b)()]);
+      expect(results.every(E.isRight)).to.equal(true);
+      expect(await stored(log, a)).to.equal('first');
+      const rows = await sql.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM emails WHERE id = $1',
+        [id],
+      );
+      expect(rows[0]!.n).to.equal(1);
+    });
+
+    it('completes a row an early event created, next to new ones in the same batch', async () => {
+      const log = new SqlEmailLog(sql);
+      const early = aRequest();
+      await right(log.apply(anEvent.sending(early, { at: at(1) })));
+      const others = [aRequest(), aRequest()];
+      const results = await Promise.all([early, ...others].map((r) => log.record(r)()));
+      expect(results.every(E.isRight)).to.equal(true);
+      expect(await stored(log, early)).to.equal(early.subject);
+      expect(some(await right(log.get(early.id))).status).to.equal('sending');
+      for (const r of others) expect(await stored(log, r)).to.equal(r.subject);
+    });
+
+    it('looks up the recipients of concurrent requests in one statement, each its own', async () => {
+      const { client, statements } = watched(sql);
+      const list = new SqlSuppressionList(client);
+      const createdAt = new Date(at(0));
+      for (const address of ['a@example.org', 'c@example.org']) {
+        await right(list.add({ address, reason: 'bounce', createdAt }));
+      }
+      statements.length = 0;
+      const [one, two, three] = await Promise.all([
+        right(list.suppressed(['a@example.org', 'b@example.org'])),
+        right(list.suppressed(['b@example.org'])),
+        right(list.suppressed(['c@example.org', 'a@example.org'])),
+      ]);
+      expect(statements).to.have.length(1);
+      expect([[...one], [...two], [...three].sort()]).to.deep.equal([
+        ['a@example.org'],
+        [],
+        ['a@example.org', 'c@example.org'],
+      ]);
+    });
+
+    it('counts the concurrent requests of one key in one statement, numbered in turn', async () => {
+      const { client, statements } = watched(sql);
+      const limiter = sqlRateLimiter(client, { keyPrefix: 'api', limit: 3, windowMs: 60_000 });
+      const key = `key:${anId('rl')}`;
+      const states = await Promise.all(
+        Array.from({ length: 5 }, () => right(limiter.consume(key))),
+      );
+      expect(statements).to.have.length(1);
+      expect(states.map((s) => [s.allowed, s.remaining])).to.deep.equal([
+        [true, 2],
+        [true, 1],
+        [true, 0],
+        [false, 0],
+        [false, 0],
+      ]);
+    });
+  });
+}
