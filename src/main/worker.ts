@@ -51,7 +51,18 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
   );
   await tasks.consume(deliveryHandler(deliver));
   // Its own channel and prefetch: a receiver that never answers cannot slow down sending.
-  const webhooks = await startWebhooks(container, log, { inProcessEvents: false });
+  const webhooks = await startWebhooks(container, log, {
+    inProcessEvents: false,
+    routeEvents: {
+      onConnected: (run) => {
+        const unregister = connection.onReady(async () => {
+          run();
+        });
+        if (connection.isReady()) run();
+        return unregister;
+      },
+    },
+  });
   const stopRetention = startRetention(container, log);
   const scheduler = startReleasingScheduled(container, log);
   const watchdog = startWatchingConfirmations(container, log);
