@@ -305,12 +305,22 @@ function messagesOf(container: Container, config: Config): StoredMessages {
  * Its `close` first ends the live event streams (see `HttpDeps.closing`), so a stop with status
  * pages open takes no longer than one without.
  */
+/**
+ * The events of other processes, for the live pages: held while a page's stream is open (see
+ * OnDemandEventFeed); `onBound` is called when they begin to arrive only then, for the stream
+ * to read again what it read before. `email dev` has none: its bus hears every change.
+ */
+export interface RemoteEvents {
+  hold(onBound: () => void): () => void;
+}
+
 export async function serveWeb(
   container: Container,
   config: Config,
   log: Logger,
   fields: object,
   access: AccessPolicy = { mode: 'open' },
+  remote?: RemoteEvents,
 ): Promise<Listening> {
   const metrics = resolve(container, 'Metrics');
   const bus = resolve(container, 'EventBus');
@@ -332,16 +342,30 @@ export async function serveWeb(
     recentWebhookDeliveries: resolve(container, 'WebhookDeliveries'),
     // RabbitMQ's dead queue in `email server`, the embedded queue's table in `email dev`.
     deadLetters: resolve(container, 'DeadLetterBox'),
-    // Remote events too: the worker that sent an email is usually another process.
-    watch: (id, onChange) =>
-      bus.subscribe(
+    // Remote events too: the worker that sent an email is usually another process. Its own
+    // changes reach the page through the bus, the others' once the feed is bound.
+    watch: (id, onChange) => {
+      const unsubscribe = bus.subscribe(
         async (event) => {
           if (event.id === id) onChange();
         },
         { remote: true },
-      ),
+      );
+      const release = remote?.hold(onChange);
+      return () => {
+        unsubscribe();
+        release?.();
+      };
+    },
     // The list of emails follows every email, remote events too, as the status pages do.
-    watchAll: (onChange) => bus.subscribe(async (event) => onChange(event.id), { remote: true }),
+    watchAll: (onChange) => {
+      const unsubscribe = bus.subscribe(async (event) => onChange(event.id), { remote: true });
+      const release = remote?.hold(() => onChange(undefined));
+      return () => {
+        unsubscribe();
+        release?.();
+      };
+    },
     readiness: readiness(container),
     metrics: () => metrics.render(),
     csrfSecret: csrfSecret(config),

@@ -1,6 +1,6 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
-import { subscribeToEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
+import { OnDemandEventFeed } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
 import type { EventKey } from '../domain/events.js';
 import { accessModule, guardedAccess } from './access.js';
 import { openDatabase } from './database.js';
@@ -34,14 +34,15 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const bus = resolve(container, 'EventBus');
   const unbridge = bridgeToBroker(container);
   connection.start();
-  // Every instance hears the workers' events, so any of them can keep any email's page live.
-  const events = await subscribeToEvents(
+  // Any instance can keep any email's page live, hearing the workers' events while it does:
+  // with no page open, no event is routed to it at all.
+  const events = new OnDemandEventFeed({
     connection,
-    config.queuePrefix,
-    (event) => bus.relay(event)(),
-    log,
-    WORKER_EVENTS,
-  );
+    prefix: config.queuePrefix,
+    logger: log,
+    routingKeys: WORKER_EVENTS,
+    handler: (event) => bus.relay(event)(),
+  });
   // Listen at once (health checks, 503s) and only say so if the broker takes long to answer.
   void connection.whenReady(5000).then((ready) => {
     if (!ready) {
@@ -58,6 +59,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     log,
     { broker: connection.redactedUrl, database: db.where },
     guardedAccess(container, log),
+    events,
   );
   return {
     url: http.url,
