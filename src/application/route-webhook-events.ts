@@ -20,6 +20,7 @@ type Routed = E.Either<StoreUnavailable | QueueUnavailable, readonly WebhookEven
 export class RouteWebhookEvents {
   private running: Promise<Routed> | undefined;
   private next: Promise<Routed> | undefined;
+  private lastRead: readonly WebhookEventType[] | undefined;
 
   constructor(
     private readonly endpoints: Pick<WebhookEndpoints, 'list'>,
@@ -31,6 +32,14 @@ export class RouteWebhookEvents {
    * overlap, or an older read applied last would undo a newer one: a call made during a run
    * waits for the next run, which starts after it and serves every call made meanwhile.
    */
+  /**
+   * The types the endpoints wanted at the last read of the store (undefined before the first):
+   * what a publisher may leave unannounced when no endpoint wants it.
+   */
+  get wanted(): readonly WebhookEventType[] | undefined {
+    return this.lastRead;
+  }
+
   execute(): Task<Routed> {
     return () => {
       if (this.running === undefined) return this.start();
@@ -53,7 +62,10 @@ export class RouteWebhookEvents {
   private once(): TE.TaskEither<StoreUnavailable | QueueUnavailable, readonly WebhookEventType[]> {
     return pipe(
       this.endpoints.list(),
-      TE.map((endpoints) => wantedWebhookTypes(endpoints.map((endpoint) => endpoint.events))),
+      TE.map((endpoints) => {
+        this.lastRead = wantedWebhookTypes(endpoints.map((endpoint) => endpoint.events));
+        return this.lastRead;
+      }),
       TE.flatMap((types) =>
         pipe(
           this.routing.hearOnly(types),

@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as E from 'fp-ts/lib/Either.js';
 import type { DeliverEmail } from '../application/deliver-email.js';
+import type { DomainEvent } from '../domain/events.js';
 import type { TaskHandler } from '../application/ports/email-task-source.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
@@ -240,13 +241,18 @@ export function csrfSecret(config: Config): Buffer {
 
 /**
  * Sends this process's own events to the broker's events exchange, for other processes' live
- * pages (and, later, webhooks). Not awaited: the change is in the email log already, and a 202
- * must not wait for an event's confirm. Returns the function that stops it.
+ * pages and the webhooks queue: those `routable` says some queue may take (see `mayBeRouted`),
+ * since an event no queue takes still costs the broker a receive, a confirm and a drop. Not
+ * awaited: the change is in the email log already, and a 202 must not wait for an event's
+ * confirm. Returns the function that stops it.
  */
-export function bridgeToBroker(container: Container): () => void {
+export function bridgeToBroker(
+  container: Container,
+  routable: (event: DomainEvent) => boolean = () => true,
+): () => void {
   const broker = resolve(container, 'BrokerEvents');
   return resolve(container, 'EventBus').subscribe(async (event) => {
-    void broker.publish(event)();
+    if (routable(event)) void broker.publish(event)();
   });
 }
 

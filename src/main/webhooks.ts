@@ -11,6 +11,7 @@ import { NodeSecretTokens } from '../adapters/crypto/node-secret-tokens.js';
 import { HttpWebhookTransport } from '../adapters/webhooks/http-webhook-transport.js';
 import { StandardWebhookSigner } from '../adapters/webhooks/standard-webhook-signer.js';
 import type { DomainEvent } from '../domain/events.js';
+import type { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import { provide, resolve } from './services.js';
 
 /** Sent as `User-Agent` with every webhook, so a receiver's logs say who called. */
@@ -83,6 +84,20 @@ export interface WebhookRoutingOptions {
   readonly onConnected?: (run: () => void) => () => void;
 }
 
+/**
+ * `WebhookRoutingOptions.onConnected` for a role on RabbitMQ: a run after every (re)connect,
+ * once the topology is declared, and one now if already connected.
+ */
+export const onEveryConnect =
+  (connection: RabbitMqConnection) =>
+  (run: () => void): (() => void) => {
+    const unregister = connection.onReady(async () => {
+      run();
+    });
+    if (connection.isReady()) run();
+    return unregister;
+  };
+
 export interface WebhookRunner {
   stop(graceMs: number): Promise<void>;
 }
@@ -125,7 +140,7 @@ export async function startWebhooks(
   }, OVERDUE_SWEEP_MS);
   sweeper.unref();
   const stopRouting = options.routeEvents
-    ? keepRouting(container, log, options.routeEvents)
+    ? keepRoutingWebhookEvents(container, log, options.routeEvents)
     : undefined;
 
   const fanningOut = new Set<Promise<void>>();
@@ -174,7 +189,7 @@ export async function startWebhooks(
  * returns is called (which waits for a run in progress). A failure is logged once until a run
  * succeeds again: while the broker is away every run fails the same way.
  */
-function keepRouting(
+export function keepRoutingWebhookEvents(
   container: Container,
   log: Logger,
   options: WebhookRoutingOptions,

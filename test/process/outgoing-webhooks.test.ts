@@ -300,6 +300,24 @@ describe('the webhooks queue hears only what some endpoint wants (email server, 
     expect(await boundKeys(roles.prefix)).to.deep.equal([]);
   });
 
+  it('announces `requested` once an endpoint wants email.queued, and delivers its webhook', async () => {
+    // With no endpoint wanting it, the server does not publish `requested` at all; the endpoint
+    // added here through this server is wanted from its 201 on.
+    const receiver = await startWebhookReceiver();
+    try {
+      const endpoint = await subscribe(server.url, receiver.url, ['queued']);
+      const id = await queueEmail(server.url, { to: 'queued@example.org' });
+      const [call] = await eventually(() => {
+        const got = ofEmail(receiver, id, 'email.queued');
+        return got.length > 0 ? got : undefined;
+      });
+      expect(verified(endpoint.secret, call as ReceivedWebhook).type).to.equal('email.queued');
+      await remove(endpoint.id);
+    } finally {
+      await receiver.close();
+    }
+  });
+
   it("binds for an endpoint added by `email webhooks add` (no broker) at the worker's next routing", async () => {
     const added = await roles.cli([
       'webhooks',

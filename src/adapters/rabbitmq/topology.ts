@@ -1,6 +1,7 @@
 import type { Channel } from 'amqplib';
 import { formatDelay } from '../../domain/delivery.js';
 import type { EventKey } from '../../domain/events.js';
+import type { WebhookEventType } from '../../domain/webhook.js';
 import {
   WEBHOOK_EVENT_TYPES,
   WEBHOOK_RETRY_DELAYS_MS,
@@ -46,6 +47,36 @@ export interface TopologyNames {
  * A failover changes no status, so it is never among them.
  */
 export const WEBHOOK_EVENT_KEYS: readonly EventKey[] = webhookEventKeys(WEBHOOK_EVENT_TYPES);
+
+/**
+ * What a server's events queue is bound to while one of its live pages is open: the news of
+ * other processes that moves an email's page (the workers' mostly). Not `requested`: a server
+ * writes what it accepts to the email log itself and never needs its events back.
+ */
+export const LIVE_PAGE_EVENT_KEYS: readonly EventKey[] = [
+  'sending',
+  'sent',
+  'retrying',
+  'failed',
+  'failover',
+  'suppressed',
+  'provider',
+];
+
+/**
+ * Whether some queue may be bound to `key` now, given the webhook types the endpoints want
+ * (undefined: not known yet, so any). A live page anywhere may want LIVE_PAGE_EVENT_KEYS at any
+ * moment; any other key is routed only to the webhooks queue, and only when an endpoint wants
+ * one of the types its events make. An event under a key no queue can be bound to is better not
+ * published: the broker still receives, confirms and drops it.
+ */
+export function mayBeRouted(
+  key: EventKey,
+  wantedWebhookTypes: readonly WebhookEventType[] | undefined,
+): boolean {
+  if (LIVE_PAGE_EVENT_KEYS.includes(key) || wantedWebhookTypes === undefined) return true;
+  return webhookEventKeys(wantedWebhookTypes).includes(key);
+}
 
 export function topologyNames(prefix: string): TopologyNames {
   return {

@@ -9,7 +9,12 @@ import {
   RabbitMqWebhookQueue,
   WEBHOOK_JOB_TYPE,
 } from '../../../src/adapters/rabbitmq/rabbitmq-webhook-queue.js';
-import { WEBHOOK_EVENT_KEYS, topologyNames } from '../../../src/adapters/rabbitmq/topology.js';
+import {
+  LIVE_PAGE_EVENT_KEYS,
+  WEBHOOK_EVENT_KEYS,
+  mayBeRouted,
+  topologyNames,
+} from '../../../src/adapters/rabbitmq/topology.js';
 import { WEBHOOK_EVENT_TYPES } from '../../../src/domain/webhook.js';
 import type {
   WebhookHandlers,
@@ -420,5 +425,20 @@ describe('RabbitMqWebhookQueue (on the real broker)', function () {
       .to.be.an('error')
       .with.property('message')
       .that.matches(/already consuming/);
+  });
+});
+
+describe('mayBeRouted (what is worth publishing to the events exchange)', () => {
+  it('publishes what a live page may want whatever the endpoints, and the rest only when wanted', () => {
+    for (const key of LIVE_PAGE_EVENT_KEYS) expect(mayBeRouted(key, []), key).to.equal(true);
+    expect(mayBeRouted('requested', [])).to.equal(false);
+    expect(mayBeRouted('requested', ['email.sent'])).to.equal(false);
+    expect(mayBeRouted('requested', ['email.queued'])).to.equal(true);
+    expect(mayBeRouted('cancelled', WEBHOOK_EVENT_TYPES)).to.equal(true);
+    // No queue is ever bound to these.
+    expect(mayBeRouted('unconfirmed', WEBHOOK_EVENT_TYPES)).to.equal(false);
+    expect(mayBeRouted('resent', WEBHOOK_EVENT_TYPES)).to.equal(false);
+    // Before the endpoints were read: everything, rather than lose a webhook.
+    expect(mayBeRouted('requested', undefined)).to.equal(true);
   });
 });
