@@ -307,11 +307,6 @@ function messagesOf(container: Container, config: Config): StoredMessages {
 }
 
 /**
- * The form, the API and the status pages, as `email server` and `email dev` both serve them.
- * Its `close` first ends the live event streams (see `HttpDeps.closing`), so a stop with status
- * pages open takes no longer than one without.
- */
-/**
  * The events of other processes, for the live pages: held while a page's stream is open (see
  * OnDemandEventFeed); `onBound` is called when they begin to arrive only then, for the stream
  * to read again what it read before. `email dev` has none: its bus hears every change.
@@ -320,6 +315,12 @@ export interface RemoteEvents {
   hold(onBound: () => void): () => void;
 }
 
+/**
+ * The form, the API and the status pages, as `email server` and `email dev` both serve them.
+ * Its `close` first ends the live event streams (see `HttpDeps.closing`), so a stop with status
+ * pages open takes no longer than one without. `remote` (`email server`) brings other processes'
+ * events to the live pages while they are open.
+ */
 export async function serveWeb(
   container: Container,
   config: Config,

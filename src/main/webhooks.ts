@@ -68,9 +68,9 @@ const OVERDUE_SWEEP_MS = 60_000;
 const MAX_FAN_OUT_PAUSE_MS = 30_000;
 
 /**
- * How often a worker makes the webhook queue's routing follow the endpoints (ms): the longest a
- * new endpoint added by `email webhooks add` (which has no broker) waits for the events it
- * wants, and a removed one goes on costing the broker its events.
+ * How often a worker or a server makes the webhook queue's routing follow the endpoints (ms): the
+ * longest a new endpoint added by `email webhooks add` (which has no broker) waits for the events
+ * it wants, and a removed one goes on costing the broker its events.
  */
 export const WEBHOOK_ROUTING_EVERY_MS = 10_000;
 
@@ -185,9 +185,9 @@ export async function startWebhooks(
 }
 
 /**
- * Runs RouteWebhookEvents at once (or on connecting), after every connect and every `everyMs`, until the function it
- * returns is called (which waits for a run in progress). A failure is logged once until a run
- * succeeds again: while the broker is away every run fails the same way.
+ * Runs RouteWebhookEvents at once (or on connecting), after every connect and every `everyMs`,
+ * until the function it returns is called (which waits for a run in progress). A failure is
+ * logged once until a run succeeds again: while the broker is away every run fails the same way.
  */
 export function keepRoutingWebhookEvents(
   container: Container,

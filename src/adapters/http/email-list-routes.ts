@@ -354,11 +354,10 @@ export function mountEmailListRoutes(router: Router, options: EmailListRoutesOpt
         const stream = new PassThrough();
         let closed = false;
         const unsubscribe = watchAll((id) => {
+          if (closed) return;
           // No id: whatever the page shows may be out of date.
-          if (!closed)
-            stream.write(
-              `event: change\ndata: ${JSON.stringify(id === undefined ? {} : { id })}\n\n`,
-            );
+          const data = JSON.stringify(id === undefined ? {} : { id });
+          stream.write(`event: change\ndata: ${data}\n\n`);
         });
         const heartbeat = setInterval(
           () => !closed && stream.write(': keep-alive\n\n'),
