@@ -16,7 +16,7 @@ export interface BrokerCounterOptions {
    * Publishes through the default exchange (webhook jobs) have no prefix and are not in them.
    */
   readonly prefix?: string;
-  /** The broker's pid for `cpu_ms`; default: the `beam.smp` found in /proc, if exactly one. */
+  /** The broker's pid for `cpu_ms`; default: the oldest `beam.smp` in /proc, if any. */
   readonly brokerPid?: number;
 }
 
@@ -64,14 +64,23 @@ async function get(url: string): Promise<string> {
   return res.text();
 }
 
+/**
+ * The broker's `beam.smp`: the one started first, since `rabbitmqctl` and `rabbitmq-plugins` run
+ * a short-lived `beam.smp` of their own while they work.
+ */
 async function findBeam(): Promise<number | undefined> {
-  const found: number[] = [];
+  let oldest: { pid: number; start: number } | undefined;
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const comm = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '');
-    if (comm.trim() === 'beam.smp') found.push(Number(entry));
+    if (comm.trim() !== 'beam.smp') continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => undefined);
+    // starttime is field 22 of stat(5); 20 once pid and comm are cut.
+    const start = Number(stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    if (!Number.isFinite(start)) continue;
+    if (oldest === undefined || start < oldest.start) oldest = { pid: Number(entry), start };
   }
-  return found.length === 1 ? found[0] : undefined;
+  return oldest?.pid;
 }
 
 /** User + system CPU of `pid` in ms (USER_HZ is 100 on Linux). */
