@@ -4,7 +4,7 @@ import { mailbox, mailboxKey } from './email-address.js';
 import type { EmailAddress } from './email-address.js';
 import type { EmailStatus, StatusName } from './email-status.js';
 import { STATUS_NAMES } from './email-status.js';
-import type { DomainEvent } from './events.js';
+import type { DomainEvent, EventKey } from './events.js';
 
 /**
  * The `type` of an outgoing webhook: `email.` and the status the change is about
@@ -136,6 +136,44 @@ const REPORTED_TYPES: Readonly<
   unsubscribed: undefined,
   deferred: undefined,
 };
+
+/**
+ * The routing key of the events each webhook type is made from (see `webhookNotice`): a queue
+ * that is to make webhooks of some types need hear only these keys. Every provider report
+ * travels under `provider`, whatever its kind.
+ */
+export const WEBHOOK_TYPE_EVENT_KEYS: Readonly<Record<WebhookEventType, EventKey>> = {
+  'email.scheduled': 'scheduled',
+  'email.queued': 'requested',
+  'email.sending': 'sending',
+  'email.sent': 'sent',
+  'email.retrying': 'retrying',
+  'email.failed': 'failed',
+  'email.cancelled': 'cancelled',
+  'email.suppressed': 'suppressed',
+  'email.delivered': 'provider',
+  'email.bounced': 'provider',
+  'email.complained': 'provider',
+};
+
+/**
+ * The webhook types some endpoint wants, given every endpoint's filter (an empty filter wants
+ * every type); none for no endpoints. In the order of `WEBHOOK_EVENT_TYPES`.
+ */
+export function wantedWebhookTypes(
+  filters: readonly (readonly WebhookEventType[])[],
+): readonly WebhookEventType[] {
+  return WEBHOOK_EVENT_TYPES.filter((type) => filters.some((events) => subscribes(events, type)));
+}
+
+/** The routing keys of the events that make webhooks of `types`, each once, in a stable order. */
+export function webhookEventKeys(types: readonly WebhookEventType[]): readonly EventKey[] {
+  return [
+    ...new Set(
+      WEBHOOK_EVENT_TYPES.filter((t) => types.includes(t)).map((t) => WEBHOOK_TYPE_EVENT_KEYS[t]),
+    ),
+  ];
+}
 
 /**
  * The body of an outgoing webhook: `type`, `timestamp` (the change's time, RFC 3339) and `data`,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import * as TE from 'fp-ts/lib/TaskEither.js';
 import { ContainerModule } from 'inversify';
 import { CancelEmail } from '../application/cancel-email.js';
 import { RetryNow } from '../application/retry-now.js';
@@ -31,6 +32,8 @@ import { SqlWebhookTokens } from '../adapters/postgres/sql-webhook-tokens.js';
 import { SqlWebhookEndpoints } from '../adapters/postgres/sql-webhook-endpoints.js';
 import { SqlWebhookDeliveries } from '../adapters/postgres/sql-webhook-deliveries.js';
 import { WebhookSubscriptions } from '../application/webhook-subscriptions.js';
+import { RouteWebhookEvents } from '../application/route-webhook-events.js';
+import type { WebhookEndpoints } from '../application/ports/webhook-endpoints.js';
 import { RecordProviderEvent } from '../application/record-provider-event.js';
 import { WatchConfirmations } from '../application/watch-confirmations.js';
 import { domainToAscii } from '../adapters/idna/idna.js';
@@ -198,8 +201,15 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
   provide(
     bind,
     'WebhookSubscriptions',
-    ['WebhookEndpoints', 'SecretTokens', 'Clock'],
-    (endpoints, tokens, clock) => new WebhookSubscriptions(endpoints, tokens, clock),
+    ['WebhookEndpoints', 'SecretTokens', 'Clock', 'RouteWebhookEvents', 'Logger'],
+    (endpoints, tokens, clock, route, log) =>
+      new WebhookSubscriptions(reroutingEndpoints(endpoints, route, log), tokens, clock),
+  );
+  provide(
+    bind,
+    'RouteWebhookEvents',
+    ['WebhookEndpoints', 'WebhookEventRouting'],
+    (endpoints, routing) => new RouteWebhookEvents(endpoints, routing),
   );
   provide(
     bind,
@@ -238,6 +248,43 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
       ),
   );
 });
+
+/**
+ * The endpoints store as the admin API changes it: once an endpoint is added or removed, the
+ * webhook queue's routing follows before the answer goes out, so the events announced after a
+ * 201 reach the new endpoint. A routing that fails is logged; the workers' periodic run
+ * (`startWebhooks`) makes up for it.
+ */
+function reroutingEndpoints(
+  endpoints: WebhookEndpoints,
+  route: RouteWebhookEvents,
+  log: Logger,
+): WebhookEndpoints {
+  const reroute = async (): Promise<void> => {
+    const routed = await route.execute()();
+    if (routed._tag === 'Left') {
+      log.warn(
+        { reason: routed.left.reason },
+        'Could not route the webhook events to the endpoints yet; the workers will',
+      );
+    }
+  };
+  return {
+    add: (endpoint) => async () => {
+      const added = await endpoints.add(endpoint)();
+      if (added._tag === 'Right') await reroute();
+      return added;
+    },
+    remove: (id) => async () => {
+      const removed = await endpoints.remove(id)();
+      if (removed._tag === 'Right' && removed.right) await reroute();
+      return removed;
+    },
+    list: () => endpoints.list(),
+    subscribedTo: (type) => endpoints.subscribedTo(type),
+    get: (id) => endpoints.get(id),
+  };
+}
 
 /**
  * Every store in one database (PostgreSQL, or the embedded PGlite of `email dev`), shared by all
@@ -291,6 +338,8 @@ export const sqlQueueModule = (config: Config, log: Logger, database: OpenDataba
       'WebhookJobs',
       new SqlWebhookQueue(database.client, { concurrency: WEBHOOK_CONCURRENCY, logger: log }),
     );
+    // Its webhook queue hears no events: the process fans out its own changes (startWebhooks).
+    constant(bind, 'WebhookEventRouting', { hearOnly: () => TE.right(undefined) });
     // The queue lives in the database: the stores' readiness already says whether it answers.
     constant(bind, 'BrokerReadiness', () => true);
   });
@@ -323,18 +372,16 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
     constant(bind, 'DeadLetterBox', new RabbitMqDeadLetterBox({ publisher, prefix }));
     constant(bind, 'BrokerEvents', new RabbitMqDeliveryEvents({ publisher, prefix, logger: log }));
     constant(bind, 'BrokerReadiness', () => connection.isReady());
-    constant(
-      bind,
-      'WebhookJobs',
-      new RabbitMqWebhookQueue({
-        connection,
-        publisher,
-        prefix,
-        concurrency: WEBHOOK_CONCURRENCY,
-        retryDelaysMs: config.webhookRetryDelaysMs,
-        logger: log,
-      }),
-    );
+    const webhookQueue = new RabbitMqWebhookQueue({
+      connection,
+      publisher,
+      prefix,
+      concurrency: WEBHOOK_CONCURRENCY,
+      retryDelaysMs: config.webhookRetryDelaysMs,
+      logger: log,
+    });
+    constant(bind, 'WebhookJobs', webhookQueue);
+    constant(bind, 'WebhookEventRouting', webhookQueue);
     provide(
       bind,
       'EmailTaskSource',

@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as E from 'fp-ts/lib/Either.js';
 import type { DeliverEmail } from '../application/deliver-email.js';
+import type { DomainEvent } from '../domain/events.js';
 import type { TaskHandler } from '../application/ports/email-task-source.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
@@ -240,13 +241,18 @@ export function csrfSecret(config: Config): Buffer {
 
 /**
  * Sends this process's own events to the broker's events exchange, for other processes' live
- * pages (and, later, webhooks). Not awaited: the change is in the email log already, and a 202
- * must not wait for an event's confirm. Returns the function that stops it.
+ * pages and the webhooks queue: those `routable` says some queue may take (see `mayBeRouted`),
+ * since an event no queue takes still costs the broker a receive, a confirm and a drop. Not
+ * awaited: the change is in the email log already, and a 202 must not wait for an event's
+ * confirm. Returns the function that stops it.
  */
-export function bridgeToBroker(container: Container): () => void {
+export function bridgeToBroker(
+  container: Container,
+  routable: (event: DomainEvent) => boolean = () => true,
+): () => void {
   const broker = resolve(container, 'BrokerEvents');
   return resolve(container, 'EventBus').subscribe(async (event) => {
-    void broker.publish(event)();
+    if (routable(event)) void broker.publish(event)();
   });
 }
 
@@ -301,9 +307,19 @@ function messagesOf(container: Container, config: Config): StoredMessages {
 }
 
 /**
+ * The events of other processes, for the live pages: held while a page's stream is open (see
+ * OnDemandEventFeed); `onBound` is called when they begin to arrive only then, for the stream
+ * to read again what it read before. `email dev` has none: its bus hears every change.
+ */
+export interface RemoteEvents {
+  hold(onBound: () => void): () => void;
+}
+
+/**
  * The form, the API and the status pages, as `email server` and `email dev` both serve them.
  * Its `close` first ends the live event streams (see `HttpDeps.closing`), so a stop with status
- * pages open takes no longer than one without.
+ * pages open takes no longer than one without. `remote` (`email server`) brings other processes'
+ * events to the live pages while they are open.
  */
 export async function serveWeb(
   container: Container,
@@ -311,6 +327,7 @@ export async function serveWeb(
   log: Logger,
   fields: object,
   access: AccessPolicy = { mode: 'open' },
+  remote?: RemoteEvents,
 ): Promise<Listening> {
   const metrics = resolve(container, 'Metrics');
   const bus = resolve(container, 'EventBus');
@@ -332,16 +349,30 @@ export async function serveWeb(
     recentWebhookDeliveries: resolve(container, 'WebhookDeliveries'),
     // RabbitMQ's dead queue in `email server`, the embedded queue's table in `email dev`.
     deadLetters: resolve(container, 'DeadLetterBox'),
-    // Remote events too: the worker that sent an email is usually another process.
-    watch: (id, onChange) =>
-      bus.subscribe(
+    // Remote events too: the worker that sent an email is usually another process. Its own
+    // changes reach the page through the bus, the others' once the feed is bound.
+    watch: (id, onChange) => {
+      const unsubscribe = bus.subscribe(
         async (event) => {
           if (event.id === id) onChange();
         },
         { remote: true },
-      ),
+      );
+      const release = remote?.hold(onChange);
+      return () => {
+        unsubscribe();
+        release?.();
+      };
+    },
     // The list of emails follows every email, remote events too, as the status pages do.
-    watchAll: (onChange) => bus.subscribe(async (event) => onChange(event.id), { remote: true }),
+    watchAll: (onChange) => {
+      const unsubscribe = bus.subscribe(async (event) => onChange(event.id), { remote: true });
+      const release = remote?.hold(() => onChange(undefined));
+      return () => {
+        unsubscribe();
+        release?.();
+      };
+    },
     readiness: readiness(container),
     metrics: () => metrics.render(),
     csrfSecret: csrfSecret(config),

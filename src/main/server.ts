@@ -1,26 +1,14 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
-import { subscribeToEvents } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
-import type { EventKey } from '../domain/events.js';
+import { OnDemandEventFeed } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
+import { eventKey } from '../domain/events.js';
+import { LIVE_PAGE_EVENT_KEYS, mayBeRouted } from '../adapters/rabbitmq/topology.js';
 import { accessModule, guardedAccess } from './access.js';
 import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
 import { bridgeToBroker, brokerRoleContainer, serveWeb } from './runtime.js';
 import { resolve } from './services.js';
-
-/**
- * What a server hears from the broker: the workers' news, for its live pages. Not `requested`:
- * a server writes what it accepts to the email log itself and never needs its events back.
- */
-const WORKER_EVENTS: readonly EventKey[] = [
-  'sending',
-  'sent',
-  'retrying',
-  'failed',
-  'failover',
-  'suppressed',
-  'provider',
-];
+import { keepRoutingWebhookEvents, onEveryConnect } from './webhooks.js';
 
 /**
  * `email server`: the form and the API, publishing to RabbitMQ, with every store in PostgreSQL.
@@ -32,16 +20,23 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const container = brokerRoleContainer(config, log, 'server', db, accessModule(config, db));
   const connection = resolve(container, 'RabbitMqConnection');
   const bus = resolve(container, 'EventBus');
-  const unbridge = bridgeToBroker(container);
+  const route = resolve(container, 'RouteWebhookEvents');
+  const unbridge = bridgeToBroker(container, (event) => mayBeRouted(eventKey(event), route.wanted));
   connection.start();
-  // Every instance hears the workers' events, so any of them can keep any email's page live.
-  const events = await subscribeToEvents(
+  // Knows which webhook types are wanted, for the bridge, and keeps the queue's bindings right
+  // even while no worker runs.
+  const stopRouting = keepRoutingWebhookEvents(container, log, {
+    onConnected: onEveryConnect(connection),
+  });
+  // Any instance can keep any email's page live, hearing the workers' events while it does:
+  // with no page open, no event is routed to it at all.
+  const events = new OnDemandEventFeed({
     connection,
-    config.queuePrefix,
-    (event) => bus.relay(event)(),
-    log,
-    WORKER_EVENTS,
-  );
+    prefix: config.queuePrefix,
+    logger: log,
+    routingKeys: LIVE_PAGE_EVENT_KEYS,
+    handler: (event) => bus.relay(event)(),
+  });
   // Listen at once (health checks, 503s) and only say so if the broker takes long to answer.
   void connection.whenReady(5000).then((ready) => {
     if (!ready) {
@@ -58,12 +53,14 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     log,
     { broker: connection.redactedUrl, database: db.where },
     guardedAccess(container, log),
+    events,
   );
   return {
     url: http.url,
     async stop() {
       await http.close(Math.min(config.shutdownGraceMs, 5000));
       unbridge();
+      await stopRouting();
       await events.close();
       await connection.close();
       await db.close();

@@ -31,7 +31,12 @@ import type { ApiKeys } from '../application/api-keys.js';
 import type { Operators } from '../application/operators.js';
 import type { ApiKeyStore } from '../application/ports/api-key-store.js';
 import type { SecretTokens } from '../application/ports/credentials.js';
-import type { WebhookJobSource, WebhookQueue } from '../application/ports/webhook-queue.js';
+import type {
+  WebhookEventRouting,
+  WebhookJobSource,
+  WebhookQueue,
+} from '../application/ports/webhook-queue.js';
+import type { RouteWebhookEvents } from '../application/route-webhook-events.js';
 import type { HttpWebhookTransport } from '../adapters/webhooks/http-webhook-transport.js';
 import type { FanOutWebhooks } from '../application/fan-out-webhooks.js';
 import type { DeliverWebhook } from '../application/deliver-webhook.js';
@@ -113,6 +118,10 @@ export interface Services {
   SecretTokens: SecretTokens;
   /** The webhook queue: where jobs are published and, in a worker, consumed. */
   WebhookJobs: WebhookQueue & WebhookJobSource;
+  /** Which changes the webhook queue hears (RabbitMQ's bindings; nothing to do in `email dev`). */
+  WebhookEventRouting: WebhookEventRouting;
+  /** The webhook queue's routing made to follow the endpoints. */
+  RouteWebhookEvents: RouteWebhookEvents;
   WebhookTransport: HttpWebhookTransport;
   FanOutWebhooks: FanOutWebhooks;
   DeliverWebhook: DeliverWebhook;

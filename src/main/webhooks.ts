@@ -11,6 +11,7 @@ import { NodeSecretTokens } from '../adapters/crypto/node-secret-tokens.js';
 import { HttpWebhookTransport } from '../adapters/webhooks/http-webhook-transport.js';
 import { StandardWebhookSigner } from '../adapters/webhooks/standard-webhook-signer.js';
 import type { DomainEvent } from '../domain/events.js';
+import type { RabbitMqConnection } from '../adapters/rabbitmq/connection.js';
 import { provide, resolve } from './services.js';
 
 /** Sent as `User-Agent` with every webhook, so a receiver's logs say who called. */
@@ -66,6 +67,37 @@ const OVERDUE_SWEEP_MS = 60_000;
 /** The longest pause between two tries of an event whose deliveries could not be made (ms). */
 const MAX_FAN_OUT_PAUSE_MS = 30_000;
 
+/**
+ * How often a worker or a server makes the webhook queue's routing follow the endpoints (ms): the
+ * longest a new endpoint added by `email webhooks add` (which has no broker) waits for the events
+ * it wants, and a removed one goes on costing the broker its events.
+ */
+export const WEBHOOK_ROUTING_EVERY_MS = 10_000;
+
+export interface WebhookRoutingOptions {
+  /** Between two runs (WEBHOOK_ROUTING_EVERY_MS by default). */
+  readonly everyMs?: number;
+  /**
+   * Registers a run after every (re)connect, and runs it now if connected; returns what
+   * unregisters it. Without it, the first run is at once.
+   */
+  readonly onConnected?: (run: () => void) => () => void;
+}
+
+/**
+ * `WebhookRoutingOptions.onConnected` for a role on RabbitMQ: a run after every (re)connect,
+ * once the topology is declared, and one now if already connected.
+ */
+export const onEveryConnect =
+  (connection: RabbitMqConnection) =>
+  (run: () => void): (() => void) => {
+    const unregister = connection.onReady(async () => {
+      run();
+    });
+    if (connection.isReady()) run();
+    return unregister;
+  };
+
 export interface WebhookRunner {
   stop(graceMs: number): Promise<void>;
 }
@@ -79,7 +111,14 @@ export interface WebhookRunner {
 export async function startWebhooks(
   container: Container,
   log: Logger,
-  options: { readonly inProcessEvents: boolean },
+  options: {
+    readonly inProcessEvents: boolean;
+    /**
+     * For a queue that hears events itself (RabbitMQ): keep its routing following the endpoints
+     * (RouteWebhookEvents), at once, on every connect and every `everyMs`.
+     */
+    readonly routeEvents?: WebhookRoutingOptions;
+  },
 ): Promise<WebhookRunner> {
   const jobs = resolve(container, 'WebhookJobs');
   const fanOut = resolve(container, 'FanOutWebhooks');
@@ -100,6 +139,9 @@ export async function startWebhooks(
     sweeping ??= requeue.sweep().finally(() => (sweeping = undefined));
   }, OVERDUE_SWEEP_MS);
   sweeper.unref();
+  const stopRouting = options.routeEvents
+    ? keepRoutingWebhookEvents(container, log, options.routeEvents)
+    : undefined;
 
   const fanningOut = new Set<Promise<void>>();
   let stopping = false;
@@ -131,6 +173,7 @@ export async function startWebhooks(
   return {
     async stop(graceMs) {
       clearInterval(sweeper);
+      await stopRouting?.();
       await sweeping;
       unsubscribe();
       stopping = true;
@@ -138,5 +181,47 @@ export async function startWebhooks(
       await jobs.stop(graceMs);
       resolve(container, 'WebhookTransport').close();
     },
+  };
+}
+
+/**
+ * Runs RouteWebhookEvents at once (or on connecting), after every connect and every `everyMs`,
+ * until the function it returns is called (which waits for a run in progress). A failure is
+ * logged once until a run succeeds again: while the broker is away every run fails the same way.
+ */
+export function keepRoutingWebhookEvents(
+  container: Container,
+  log: Logger,
+  options: WebhookRoutingOptions,
+): () => Promise<void> {
+  const route = resolve(container, 'RouteWebhookEvents');
+  let failing = false;
+  let last: Promise<void> = Promise.resolve();
+  const run = (): void => {
+    last = route
+      .execute()()
+      .then((routed) => {
+        if (routed._tag === 'Left') {
+          if (!failing) {
+            log.warn(
+              { reason: routed.left.reason },
+              'Could not route the webhook events to the endpoints; trying again',
+            );
+          }
+          failing = true;
+        } else {
+          if (failing) log.info({ types: routed.right }, 'Routed the webhook events again');
+          failing = false;
+        }
+      });
+  };
+  const timer = setInterval(run, options.everyMs ?? WEBHOOK_ROUTING_EVERY_MS);
+  timer.unref();
+  // A role that connects later runs on connecting, not now to fail and say so.
+  const unregister = options.onConnected ? options.onConnected(run) : (run(), undefined);
+  return async () => {
+    clearInterval(timer);
+    unregister?.();
+    await last;
   };
 }

@@ -14,8 +14,10 @@ import {
 } from './runtime.js';
 import { startReleasingScheduled } from './scheduler.js';
 import { startWatchingConfirmations } from './watchdog.js';
-import { startWebhooks, webhookDeliveryModule } from './webhooks.js';
+import { onEveryConnect, startWebhooks, webhookDeliveryModule } from './webhooks.js';
 import { resolve } from './services.js';
+import { eventKey } from '../domain/events.js';
+import { mayBeRouted } from '../adapters/rabbitmq/topology.js';
 
 /**
  * `email worker`: consumes tasks and sends them, writing every outcome to PostgreSQL. Its own
@@ -37,7 +39,8 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
   const tasks = resolve(container, 'EmailTaskSource');
   const sender = resolve(container, 'EmailSender');
   const deliver = resolve(container, 'DeliverEmail');
-  const unbridge = bridgeToBroker(container);
+  const route = resolve(container, 'RouteWebhookEvents');
+  const unbridge = bridgeToBroker(container, (event) => mayBeRouted(eventKey(event), route.wanted));
 
   connection.start();
   log.info(
@@ -51,7 +54,10 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
   );
   await tasks.consume(deliveryHandler(deliver));
   // Its own channel and prefetch: a receiver that never answers cannot slow down sending.
-  const webhooks = await startWebhooks(container, log, { inProcessEvents: false });
+  const webhooks = await startWebhooks(container, log, {
+    inProcessEvents: false,
+    routeEvents: { onConnected: onEveryConnect(connection) },
+  });
   const stopRetention = startRetention(container, log);
   const scheduler = startReleasingScheduled(container, log);
   const watchdog = startWatchingConfirmations(container, log);

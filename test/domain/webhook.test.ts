@@ -13,12 +13,16 @@ import type {
   EmailUnconfirmed,
   ProviderReported,
 } from '../../src/domain/events.js';
+import { eventKey } from '../../src/domain/events.js';
 import type { WebhookNotice } from '../../src/domain/webhook.js';
 import {
   WEBHOOK_EVENT_TYPES,
   WEBHOOK_RETRY_DELAYS_MS,
+  WEBHOOK_TYPE_EVENT_KEYS,
   parseWebhookEventTypes,
   subscribes,
+  wantedWebhookTypes,
+  webhookEventKeys,
   webhookNotice,
   webhookPayload,
   webhookRetryDelayMs,
@@ -214,6 +218,52 @@ describe('Outgoing webhooks', () => {
     it('keys one mailbox alike whatever the display name or the case of its domain', () => {
       const plain = noticeOf(report('ada@example.org', 'delivered')).key;
       expect(noticeOf(report('Ada Lovelace <ada@EXAMPLE.org>', 'delivered')).key).to.equal(plain);
+    });
+  });
+
+  describe('the routing keys of the webhook types', () => {
+    it('names, for every event that makes a webhook, the key it is published under', () => {
+      const events: DomainEvent[] = [
+        anEvent.requested(email),
+        scheduled,
+        cancelled,
+        suppressed,
+        anEvent.sending(email, { at: at(1) }),
+        anEvent.sent(email, { at: at(2) }),
+        anEvent.retried(email, { at: at(3), reason: 'a 503' }),
+        anEvent.failed(email, { at: at(4), reason: '550' }),
+        report('ada@example.org', 'delivered'),
+        report('ada@example.org', 'bounced'),
+        report('ada@example.org', 'complained'),
+      ];
+      const made = new Set<string>();
+      for (const event of events) {
+        const type = noticeOf(event).type;
+        made.add(type);
+        expect(WEBHOOK_TYPE_EVENT_KEYS[type], type).to.equal(eventKey(event));
+      }
+      expect([...made].sort(), 'every type is made by one of these').to.deep.equal(
+        [...WEBHOOK_EVENT_TYPES].sort(),
+      );
+    });
+
+    it('wants what any endpoint wants; an empty filter wants every type; no endpoint, none', () => {
+      expect(wantedWebhookTypes([])).to.deep.equal([]);
+      expect(wantedWebhookTypes([['email.bounced']])).to.deep.equal(['email.bounced']);
+      expect(wantedWebhookTypes([['email.sent'], ['email.queued', 'email.sent']])).to.deep.equal([
+        'email.queued',
+        'email.sent',
+      ]);
+      expect(wantedWebhookTypes([['email.sent'], []])).to.deep.equal(WEBHOOK_EVENT_TYPES);
+    });
+
+    it('routes the provider reports under one key, each key once', () => {
+      expect(webhookEventKeys(['email.bounced'])).to.deep.equal(['provider']);
+      expect(webhookEventKeys(['email.delivered', 'email.bounced', 'email.sent'])).to.deep.equal([
+        'sent',
+        'provider',
+      ]);
+      expect(webhookEventKeys([])).to.deep.equal([]);
     });
   });
 

@@ -9,7 +9,8 @@ import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import type { EmailProcess } from '../support/process.js';
 import { startListening } from '../support/process.js';
 import { requirePostgres } from '../support/postgres.js';
-import { requireRabbitMq } from '../support/rabbitmq.js';
+import { boundKeys, requireRabbitMq } from '../support/rabbitmq.js';
+import { WEBHOOK_EVENT_KEYS } from '../../src/adapters/rabbitmq/topology.js';
 import { startRelay } from '../support/relay.js';
 import type { StatusView } from '../support/roles.js';
 import {
@@ -17,7 +18,9 @@ import {
   MAILGUN_KEY,
   Roles,
   queueEmail,
+  startOutboxRoles,
   statusOf,
+  stopOutboxRoles,
   waitForStatus,
 } from '../support/roles.js';
 import type { ReceivedWebhook, WebhookReceiver } from '../support/webhook-receiver.js';
@@ -253,6 +256,83 @@ describe('outgoing webhooks with email server and email worker', function () {
     } finally {
       await receiver.close();
     }
+  });
+});
+
+describe('the webhooks queue hears only what some endpoint wants (email server, email worker)', function () {
+  this.timeout(90_000);
+  let roles: Roles;
+  let outbox: string;
+  let server: { proc: EmailProcess; url: string };
+
+  before(async function () {
+    await requireRabbitMq();
+    await requirePostgres();
+    ({ roles, outbox } = await startOutboxRoles());
+    server = await roles.startReady('server');
+    await roles.startReady('worker');
+  });
+  after(async () => {
+    await stopOutboxRoles(roles, outbox);
+  });
+
+  const remove = async (id: string): Promise<void> => {
+    const res = await fetch(`${server.url}/webhooks/${id}`, {
+      method: 'DELETE',
+      headers: AUTHORIZED,
+    });
+    expect(res.status).to.equal(204);
+  };
+
+  it('binds the keys of an endpoint added through the API before answering, and unbinds them when it goes', async () => {
+    // No endpoint: nothing is bound, so no event is written to the quorum queue.
+    expect(await boundKeys(roles.prefix)).to.deep.equal([]);
+    const bounced = await subscribe(server.url, 'https://example.com/hooks/a', ['bounced']);
+    expect(await boundKeys(roles.prefix)).to.deep.equal(['provider']);
+    const queued = await subscribe(server.url, 'https://example.com/hooks/b', ['queued', 'sent']);
+    expect(await boundKeys(roles.prefix)).to.deep.equal(['provider', 'requested', 'sent']);
+    const everything = await subscribe(server.url, 'https://example.com/hooks/c', []);
+    expect(await boundKeys(roles.prefix)).to.deep.equal([...WEBHOOK_EVENT_KEYS].sort());
+    await remove(everything.id);
+    expect(await boundKeys(roles.prefix)).to.deep.equal(['provider', 'requested', 'sent']);
+    await remove(queued.id);
+    await remove(bounced.id);
+    expect(await boundKeys(roles.prefix)).to.deep.equal([]);
+  });
+
+  it('announces `requested` once an endpoint wants email.queued, and delivers its webhook', async () => {
+    // With no endpoint wanting it, the server does not publish `requested` at all; the endpoint
+    // added here through this server is wanted from its 201 on.
+    const receiver = await startWebhookReceiver();
+    try {
+      const endpoint = await subscribe(server.url, receiver.url, ['queued']);
+      const id = await queueEmail(server.url, { to: 'queued@example.org' });
+      const [call] = await eventually(() => {
+        const got = ofEmail(receiver, id, 'email.queued');
+        return got.length > 0 ? got : undefined;
+      });
+      expect(verified(endpoint.secret, call as ReceivedWebhook).type).to.equal('email.queued');
+      await remove(endpoint.id);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it("binds for an endpoint added by `email webhooks add` (no broker) at the worker's next routing", async () => {
+    const added = await roles.cli([
+      'webhooks',
+      'add',
+      'https://example.com/hooks/cli',
+      '--events',
+      'failed',
+    ]);
+    expect(added.code, added.stderr).to.equal(0);
+    // The worker routes every WEBHOOK_ROUTING_EVERY_MS (10 s).
+    await eventually(async () => expect(await boundKeys(roles.prefix)).to.deep.equal(['failed']), {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      what: 'the worker to bind the key of the new endpoint',
+    });
   });
 });
 

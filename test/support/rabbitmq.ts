@@ -106,3 +106,40 @@ export async function deleteTopology(
     if (typeof target === 'string') await model.close();
   }
 }
+
+/**
+ * The routing keys binding the events exchange of `prefix` to `queue` (by default its webhooks
+ * queue), sorted, as `rabbitmqctl list_bindings` shows them: the broker's own word.
+ */
+export async function boundKeys(prefix: string, queue?: string): Promise<string[]> {
+  const names = topologyNames(prefix);
+  const { stdout } = await run('rabbitmqctl', [
+    'list_bindings',
+    'source_name',
+    'destination_name',
+    'routing_key',
+    '--no-table-headers',
+    '--quiet',
+  ]);
+  const target = queue ?? names.webhooksQueue;
+  return stdout
+    .split('\n')
+    .map((line) => line.split('\t'))
+    .filter(([source, destination]) => source === names.eventsExchange && destination === target)
+    .map(([, , key]) => key ?? '')
+    .sort();
+}
+
+/** The names of the per-process events queues of `prefix` (`<prefix>.events.<host>.<pid>…`). */
+export async function eventQueues(prefix: string): Promise<string[]> {
+  const { stdout } = await run('rabbitmqctl', [
+    'list_queues',
+    'name',
+    '--no-table-headers',
+    '--quiet',
+  ]);
+  return stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((name) => name.startsWith(`${prefix}.events.`));
+}

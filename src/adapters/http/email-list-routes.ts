@@ -24,10 +24,11 @@ import { statusJson } from './status-page.js';
 
 /**
  * Calls `onChange` with the id of any email that may have changed (an event of this process, or
- * one relayed from another), until the function it returns is called. A hint only: the list is
- * read again from the email log.
+ * one relayed from another), until the function it returns is called; with no id when any may
+ * have (the events of other processes began to arrive only now). A hint only: the list is read
+ * again from the email log.
  */
-export type WatchAllEmails = (onChange: (id: string) => void) => () => void;
+export type WatchAllEmails = (onChange: (id: string | undefined) => void) => () => void;
 
 export interface EmailListRoutesOptions {
   readonly guards: Guards;
@@ -353,7 +354,10 @@ export function mountEmailListRoutes(router: Router, options: EmailListRoutesOpt
         const stream = new PassThrough();
         let closed = false;
         const unsubscribe = watchAll((id) => {
-          if (!closed) stream.write(`event: change\ndata: ${JSON.stringify({ id })}\n\n`);
+          if (closed) return;
+          // No id: whatever the page shows may be out of date.
+          const data = JSON.stringify(id === undefined ? {} : { id });
+          stream.write(`event: change\ndata: ${data}\n\n`);
         });
         const heartbeat = setInterval(
           () => !closed && stream.write(': keep-alive\n\n'),

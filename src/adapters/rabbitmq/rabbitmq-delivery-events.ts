@@ -59,6 +59,14 @@ export interface EventSubscription {
   close(): Promise<void>;
 }
 
+export interface SubscribeOptions {
+  /**
+   * Called each time the queue is bound and consumed from: at first, and again after a
+   * reconnect or a reopened channel, when events may have gone by unheard.
+   */
+  readonly onBound?: () => void;
+}
+
 /**
  * Feeds events to `handler` through a queue of this process's own, bound to `routingKeys`
  * (every event by default): each server instance sees all of them. The queue is named rather than exclusive so that it outlives
@@ -71,6 +79,7 @@ export async function subscribeToEvents(
   handler: (event: DomainEvent) => void | Promise<void>,
   logger: Logger,
   routingKeys: readonly EventKey[] | '#' = '#',
+  options: SubscribeOptions = {},
 ): Promise<EventSubscription> {
   const exchange = topologyNames(prefix).eventsExchange;
   const queueName = `${exchange}.${hostname().slice(0, 60)}.${process.pid}.${randomBytes(4).toString('hex')}`;
@@ -110,11 +119,17 @@ export async function subscribeToEvents(
       await ch.bindQueue(queue, exchange, key);
     }
     await ch.consume(queue, deliver, { noAck: true });
+    options.onBound?.();
     return ch;
   };
 
-  // The connection is still up but the channel died: come back on our own.
-  const channel = new ChannelKeeper(connection, open, { reopenDelayMs: 1000 });
+  // The connection is still up but the channel died: come back on our own. A failed open is
+  // tried again the same way, so it is only logged.
+  const channel = new ChannelKeeper(connection, open, {
+    reopenDelayMs: 1000,
+    onOpenFailed: (err) =>
+      logger.warn({ err: errorText(err) }, 'Could not start consuming delivery events'),
+  });
   await channel.keepOpen();
 
   return {
@@ -124,4 +139,98 @@ export async function subscribeToEvents(
       await ch?.close().catch(() => undefined);
     },
   };
+}
+
+export interface OnDemandEventFeedOptions {
+  readonly connection: RabbitMqConnection;
+  readonly prefix: string;
+  readonly logger: Logger;
+  /** The keys its queue is bound to while held (see subscribeToEvents). */
+  readonly routingKeys: readonly EventKey[] | '#';
+  /** Every event heard while held. */
+  readonly handler: (event: DomainEvent) => void | Promise<void>;
+  /**
+   * How long the queue stays after the last holder let go (default 30 s): a page reloaded, or
+   * the next one opened, finds it still there instead of binding a queue again.
+   */
+  readonly lingerMs?: number;
+}
+
+/** How long an unheld feed keeps its queue by default (ms). */
+export const DEFAULT_FEED_LINGER_MS = 30_000;
+
+/**
+ * The events of other processes, heard only while someone here wants them (a live page): the
+ * first `hold` subscribes (subscribeToEvents: a queue of this process, bound to the events
+ * exchange), and the queue is deleted `lingerMs` after the last holder let go. While no one
+ * holds it, no event is routed to this process at all: the broker neither stores, delivers nor
+ * drops a copy for it.
+ */
+export class OnDemandEventFeed {
+  private readonly holders = new Set<() => void>();
+  private subscription: Promise<EventSubscription> | undefined;
+  private linger: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly options: OnDemandEventFeedOptions) {}
+
+  /**
+   * Holds the feed until the function it returns is called. `onBound` is called whenever the
+   * queue has just been bound while this holder holds it (not if it was bound already): what
+   * was read before then may have changed unheard, so the holder reads again.
+   */
+  hold(onBound: () => void): () => void {
+    // Its own function, so that one callback given twice is two holders.
+    const holder = (): void => onBound();
+    this.holders.add(holder);
+    clearTimeout(this.linger);
+    this.linger = undefined;
+    if (this.subscription === undefined && !this.closed) this.subscribe();
+    return () => {
+      if (!this.holders.delete(holder) || this.holders.size > 0 || this.closed) return;
+      this.linger = setTimeout(() => {
+        this.linger = undefined;
+        if (this.holders.size === 0) this.unsubscribe();
+      }, this.options.lingerMs ?? DEFAULT_FEED_LINGER_MS);
+      this.linger.unref();
+    };
+  }
+
+  /** Whether its queue exists (bound, or being bound): for tests and metrics. */
+  get subscribed(): boolean {
+    return this.subscription !== undefined;
+  }
+
+  /** Deletes its queue now, whoever holds it; no later `hold` subscribes again. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.linger);
+    this.unsubscribe();
+    await this.stopping;
+  }
+
+  private subscribe(): void {
+    const { connection, prefix, logger, routingKeys, handler } = this.options;
+    const subscription: Promise<EventSubscription> = this.stopping.then(() =>
+      subscribeToEvents(connection, prefix, handler, logger, routingKeys, {
+        onBound: () => {
+          if (this.subscription !== subscription) return;
+          for (const holder of [...this.holders]) holder();
+        },
+      }),
+    );
+    this.subscription = subscription;
+  }
+
+  private unsubscribe(): void {
+    const subscription = this.subscription;
+    if (subscription === undefined) return;
+    this.subscription = undefined;
+    // A new subscription waits for this one to be gone: one queue of this process at a time.
+    this.stopping = subscription.then(
+      (s) => s.close(),
+      () => undefined,
+    );
+  }
 }

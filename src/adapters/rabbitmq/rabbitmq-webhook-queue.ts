@@ -3,9 +3,11 @@ import * as E from 'fp-ts/lib/Either.js';
 import type * as TE from 'fp-ts/lib/TaskEither.js';
 import * as t from 'io-ts';
 import type { QueueUnavailable } from '../../application/ports/email-queue.js';
+import { queueUnavailable } from '../../application/ports/email-queue.js';
 import { redeliverPauseMs } from '../../application/ports/email-task-source.js';
 import type { Logger } from '../../application/ports/system.js';
 import type {
+  WebhookEventRouting,
   WebhookHandlers,
   WebhookJob,
   WebhookJobSource,
@@ -14,13 +16,14 @@ import type {
 } from '../../application/ports/webhook-queue.js';
 import { retryStep } from '../../domain/delivery.js';
 import { DomainEvent } from '../../domain/events.js';
-import { WEBHOOK_RETRY_DELAYS_MS } from '../../domain/webhook.js';
+import type { WebhookEventType } from '../../domain/webhook.js';
+import { WEBHOOK_RETRY_DELAYS_MS, webhookEventKeys } from '../../domain/webhook.js';
 import { ChannelKeeper } from './channel-keeper.js';
 import type { RabbitMqConnection } from './connection.js';
 import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
 import { errorText } from './rabbitmq-publisher.js';
 import type { TopologyNames } from './topology.js';
-import { topologyNames } from './topology.js';
+import { bindWebhookEvents, topologyNames } from './topology.js';
 
 /** The AMQP `type` of a job; events on the same queue come from the events exchange without one. */
 export const WEBHOOK_JOB_TYPE = 'webhook.job';
@@ -77,7 +80,7 @@ const sleep = (ms: number): Promise<void> =>
  * worker. A `redeliver` (a store down) is handled again here after a growing pause rather than
  * handed back, which would spend the queue's delivery limit during a long outage.
  */
-export class RabbitMqWebhookQueue implements WebhookQueue, WebhookJobSource {
+export class RabbitMqWebhookQueue implements WebhookQueue, WebhookJobSource, WebhookEventRouting {
   private readonly names: TopologyNames;
   private readonly subscription: ChannelKeeper<Subscription>;
   private handlers: WebhookHandlers | undefined;
@@ -116,6 +119,28 @@ export class RabbitMqWebhookQueue implements WebhookQueue, WebhookJobSource {
       },
       { mandatory: true, persistent: true, type: WEBHOOK_JOB_TYPE },
     );
+  }
+
+  /**
+   * Binds the webhooks queue to the keys of the events that make `types` and unbinds it from the
+   * rest, on a channel of its own: a failed binding closes that channel, not a consumer's.
+   */
+  hearOnly(types: readonly WebhookEventType[]): TE.TaskEither<QueueUnavailable, void> {
+    return async () => {
+      const model = this.options.connection.current();
+      if (model === undefined) return E.left(queueUnavailable('RabbitMQ is not connected'));
+      let channel: Channel | undefined;
+      try {
+        channel = await model.createChannel();
+        channel.on('error', () => undefined);
+        await bindWebhookEvents(channel, this.options.prefix, webhookEventKeys(types));
+        return E.right(undefined);
+      } catch (err) {
+        return E.left(queueUnavailable(`could not bind the webhooks queue: ${errorText(err)}`));
+      } finally {
+        await channel?.close().catch(() => undefined);
+      }
+    };
   }
 
   async consume(handlers: WebhookHandlers): Promise<void> {

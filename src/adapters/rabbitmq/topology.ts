@@ -1,7 +1,12 @@
 import type { Channel } from 'amqplib';
 import { formatDelay } from '../../domain/delivery.js';
 import type { EventKey } from '../../domain/events.js';
-import { WEBHOOK_RETRY_DELAYS_MS } from '../../domain/webhook.js';
+import type { WebhookEventType } from '../../domain/webhook.js';
+import {
+  WEBHOOK_EVENT_TYPES,
+  WEBHOOK_RETRY_DELAYS_MS,
+  webhookEventKeys,
+} from '../../domain/webhook.js';
 
 /**
  * The broker's layout under one prefix (docs/architecture.md, the topology table). Everything is a quorum queue, checked on
@@ -37,20 +42,41 @@ export interface TopologyNames {
 }
 
 /**
- * The events the webhooks queue hears: every change that can make a webhook (`webhookNotice`).
- * A failover changes no status, so it is left on the exchange.
+ * Every key the webhooks queue may be bound to: those of the events that can make a webhook
+ * (`webhookNotice`). Which of them it is bound to follows the endpoints (`bindWebhookEvents`).
+ * A failover changes no status, so it is never among them.
  */
-export const WEBHOOK_EVENT_KEYS: readonly EventKey[] = [
-  'requested',
-  'scheduled',
-  'cancelled',
-  'suppressed',
+export const WEBHOOK_EVENT_KEYS: readonly EventKey[] = webhookEventKeys(WEBHOOK_EVENT_TYPES);
+
+/**
+ * What a server's events queue is bound to while one of its live pages is open: the news of
+ * other processes that moves an email's page (the workers' mostly). Not `requested`: a server
+ * writes what it accepts to the email log itself and never needs its events back.
+ */
+export const LIVE_PAGE_EVENT_KEYS: readonly EventKey[] = [
   'sending',
   'sent',
   'retrying',
   'failed',
+  'failover',
+  'suppressed',
   'provider',
 ];
+
+/**
+ * Whether some queue may be bound to `key` now, given the webhook types the endpoints want
+ * (undefined: not known yet, so any). A live page anywhere may want LIVE_PAGE_EVENT_KEYS at any
+ * moment; any other key is routed only to the webhooks queue, and only when an endpoint wants
+ * one of the types its events make. An event under a key no queue can be bound to is better not
+ * published: the broker still receives, confirms and drops it.
+ */
+export function mayBeRouted(
+  key: EventKey,
+  wantedWebhookTypes: readonly WebhookEventType[] | undefined,
+): boolean {
+  if (LIVE_PAGE_EVENT_KEYS.includes(key) || wantedWebhookTypes === undefined) return true;
+  return webhookEventKeys(wantedWebhookTypes).includes(key);
+}
 
 export function topologyNames(prefix: string): TopologyNames {
   return {
@@ -125,8 +151,8 @@ export async function declareTopology(channel: Channel, options: TopologyOptions
 }
 
 /**
- * `<prefix>.webhooks` holds webhook jobs and hears the events webhooks are made from, so a
- * change announced while no worker runs waits there. Its retry queues dead-letter through the
+ * `<prefix>.webhooks` holds webhook jobs and hears the events webhooks are made from (bound by
+ * `bindWebhookEvents`, not here), so a change announced while no worker runs waits there. Its retry queues dead-letter through the
  * default exchange, by the queue's name, straight back to it. No dead-letter exchange: a job
  * handled badly again and again is dropped after its delivery limit rather than looping, and
  * its delivery stays pending in the database, where the metrics show it.
@@ -140,9 +166,6 @@ async function declareWebhookQueues(
     durable: true,
     arguments: { ...quorum, 'x-delivery-limit': DEFAULT_DELIVERY_LIMIT },
   });
-  for (const key of WEBHOOK_EVENT_KEYS) {
-    await channel.bindQueue(names.webhooksQueue, names.eventsExchange, key);
-  }
   for (const delayMs of new Set(retryDelaysMs)) {
     await channel.assertQueue(names.webhookRetryQueue(delayMs), {
       durable: true,
@@ -154,5 +177,25 @@ async function declareWebhookQueues(
         'x-dead-letter-routing-key': names.webhooksQueue,
       },
     });
+  }
+}
+
+/**
+ * Binds `<prefix>.webhooks` to the events exchange under `keys` and unbinds it from every other
+ * key of WEBHOOK_EVENT_KEYS: an event no endpoint can want is left unrouted, instead of being
+ * written to the quorum queue, delivered and acked for nothing. Durable bindings of a durable
+ * queue: they outlive a broker restart and a time with no worker. Both operations are
+ * idempotent (unbinding a binding that is not there is a no-op), so any process may apply the
+ * whole set at any time.
+ */
+export async function bindWebhookEvents(
+  channel: Channel,
+  prefix: string,
+  keys: readonly EventKey[],
+): Promise<void> {
+  const names = topologyNames(prefix);
+  for (const key of WEBHOOK_EVENT_KEYS) {
+    if (keys.includes(key)) await channel.bindQueue(names.webhooksQueue, names.eventsExchange, key);
+    else await channel.unbindQueue(names.webhooksQueue, names.eventsExchange, key);
   }
 }

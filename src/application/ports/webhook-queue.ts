@@ -1,5 +1,6 @@
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
 import type { DomainEvent } from '../../domain/events.js';
+import type { WebhookEventType } from '../../domain/webhook.js';
 import type { QueueUnavailable } from './email-queue.js';
 
 /** Try delivery `deliveryId` for the `attempt`-th time (1 for the first). */
@@ -44,4 +45,17 @@ export interface WebhookJobSource {
   consume(handlers: WebhookHandlers): Promise<void>;
   /** Takes nothing new; waits up to `graceMs` for what is in hand, then lets the rest go back. */
   stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * Which changes reach the webhook queue by themselves, where it hears events (RabbitMQ: the
+ * bindings of `<prefix>.webhooks`). A change that can make no wanted webhook is better never
+ * heard: on RabbitMQ each one heard is a quorum-queue write, a delivery and an ack.
+ */
+export interface WebhookEventRouting {
+  /**
+   * Hears from now on the changes that can make a webhook of one of `types`, and no other; empty
+   * (no endpoint): none. Changes announced before this took effect are not heard again.
+   */
+  hearOnly(types: readonly WebhookEventType[]): TaskEither<QueueUnavailable, void>;
 }

@@ -1,13 +1,25 @@
 import { RabbitMqConnection } from '../../../src/adapters/rabbitmq/connection.js';
+import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
 import {
+  OnDemandEventFeed,
   RabbitMqDeliveryEvents,
   subscribeToEvents,
 } from '../../../src/adapters/rabbitmq/rabbitmq-delivery-events.js';
+import { topologyNames } from '../../../src/adapters/rabbitmq/topology.js';
 import { RabbitMqPublisher } from '../../../src/adapters/rabbitmq/rabbitmq-publisher.js';
 import type { DomainEvent } from '../../../src/domain/events.js';
 import { deliveryEventsContract } from '../../contracts/delivery-events.contract.js';
+import { aRequest, anEvent } from '../../support/builders.js';
 import { RecordingLogger } from '../../support/fakes.js';
-import { AMQP_URL, deleteTopology, requireRabbitMq, uniquePrefix } from '../../support/rabbitmq.js';
+import {
+  AMQP_URL,
+  deleteEventQueues,
+  deleteTopology,
+  requireRabbitMq,
+  uniquePrefix,
+} from '../../support/rabbitmq.js';
+import { eventually } from '../../support/waiting.js';
 
 const DELAYS = [200];
 
@@ -54,5 +66,106 @@ describe('RabbitMqDeliveryEvents', () => {
         await listening.close();
       },
     };
+  });
+});
+
+describe('OnDemandEventFeed (on the real broker)', function () {
+  this.timeout(30_000);
+  const created = new Set<string>();
+  before(() => requireRabbitMq());
+  after(async () => {
+    for (const prefix of created) {
+      await deleteTopology(AMQP_URL, prefix, DELAYS).catch(() => undefined);
+      await deleteEventQueues(prefix).catch(() => undefined);
+    }
+  });
+
+  /** A feed bound to `sent` and a publisher, under a prefix of their own. */
+  async function openFeed(lingerMs: number) {
+    const prefix = uniquePrefix('feed');
+    created.add(prefix);
+    const logger = new RecordingLogger();
+    const connection = await connected(prefix, logger);
+    const publisher = new RabbitMqPublisher({ connection, logger });
+    const received: DomainEvent[] = [];
+    const feed = new OnDemandEventFeed({
+      connection,
+      prefix,
+      logger,
+      routingKeys: ['sent'],
+      handler: (event) => void received.push(event),
+      lingerMs,
+    });
+    const events = new RabbitMqDeliveryEvents({ publisher, prefix, logger });
+    /** Whether the broker routes a `sent` event anywhere now (a mandatory publish comes back). */
+    const routed = async (): Promise<boolean> => {
+      const sent = await publisher.publish(
+        topologyNames(prefix).eventsExchange,
+        'sent',
+        { body: Buffer.from('{}'), headers: {}, messageId: 'probe' },
+        { mandatory: true, persistent: false },
+      )();
+      return E.isRight(sent);
+    };
+    return {
+      prefix,
+      feed,
+      events,
+      received,
+      routed,
+      async close() {
+        await feed.close();
+        await connection.close();
+      },
+    };
+  }
+
+  it('has no queue until held, hears events while held, and unbinds after the linger', async () => {
+    const fx = await openFeed(200);
+    try {
+      expect(fx.feed.subscribed).to.equal(false);
+      expect(await fx.routed(), 'routed before anyone holds the feed').to.equal(false);
+      let bound = 0;
+      const release = fx.feed.hold(() => (bound += 1));
+      await eventually(() => bound === 1, { what: 'the holder told the queue is bound' });
+      expect(await fx.routed()).to.equal(true);
+      const sent = anEvent.sent(aRequest());
+      await fx.events.publish(sent)();
+      await eventually(() => fx.received.some((e) => e.type === 'EmailSent' && e.id === sent.id));
+      release();
+      // Lingers a while, then the queue is gone and the broker routes nothing to this process.
+      await eventually(async () => !(await fx.routed()), { what: 'the queue unbound' });
+      expect(fx.feed.subscribed).to.equal(false);
+      // Held again: bound again, and the holder told so again.
+      let again = 0;
+      const second = fx.feed.hold(() => (again += 1));
+      await eventually(() => again === 1, { what: 'bound again' });
+      expect(await fx.routed()).to.equal(true);
+      second();
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('keeps its queue while another holder holds it, and a holder joining then is not re-told', async () => {
+    const fx = await openFeed(60_000);
+    try {
+      let first = 0;
+      let second = 0;
+      const releaseFirst = fx.feed.hold(() => (first += 1));
+      await eventually(() => first === 1);
+      const releaseSecond = fx.feed.hold(() => (second += 1));
+      releaseFirst();
+      expect(await fx.routed()).to.equal(true);
+      releaseSecond();
+      // Within the (long) linger: still bound, still subscribed.
+      expect(fx.feed.subscribed).to.equal(true);
+      expect(await fx.routed()).to.equal(true);
+      expect(second, 'told of a binding that was already there').to.equal(0);
+      await fx.feed.close();
+      expect(await fx.routed()).to.equal(false);
+    } finally {
+      await fx.close();
+    }
   });
 });

@@ -9,7 +9,13 @@ import {
   RabbitMqWebhookQueue,
   WEBHOOK_JOB_TYPE,
 } from '../../../src/adapters/rabbitmq/rabbitmq-webhook-queue.js';
-import { topologyNames } from '../../../src/adapters/rabbitmq/topology.js';
+import {
+  LIVE_PAGE_EVENT_KEYS,
+  WEBHOOK_EVENT_KEYS,
+  mayBeRouted,
+  topologyNames,
+} from '../../../src/adapters/rabbitmq/topology.js';
+import { WEBHOOK_EVENT_TYPES } from '../../../src/domain/webhook.js';
 import type {
   WebhookHandlers,
   WebhookJob,
@@ -159,6 +165,28 @@ async function openFixture(): Promise<Fixture> {
   };
 }
 
+/**
+ * The keys of WEBHOOK_EVENT_KEYS under which the events exchange routes to some queue of the
+ * fixture's prefix, sorted: a mandatory publish under a key no queue is bound to comes back
+ * (Left), as the broker itself decides.
+ */
+function routedKeys(fx: Fixture): () => Promise<string[]> {
+  const exchange = topologyNames(fx.prefix).eventsExchange;
+  return async () => {
+    const routed: string[] = [];
+    for (const key of WEBHOOK_EVENT_KEYS) {
+      const sent = await fx.publisher.publish(
+        exchange,
+        key,
+        { body: Buffer.from('{}'), headers: {}, messageId: 'probe' },
+        { mandatory: true, persistent: false },
+      )();
+      if (E.isRight(sent)) routed.push(key);
+    }
+    return routed.sort();
+  };
+}
+
 /** Publishes `job` and fails the test unless the queue holds it (Right). */
 async function publishOk(queue: RabbitMqWebhookQueue, job: WebhookJob, delayMs = 0) {
   expect(await queue.publish(job, delayMs)()).to.deep.equal(E.right(undefined));
@@ -214,6 +242,7 @@ describe('RabbitMqWebhookQueue (on the real broker)', function () {
   it('hands an event from the events exchange to handlers.event, decoded', async () => {
     fx = await openFixture();
     const queue = fx.queue();
+    expect(await queue.hearOnly(WEBHOOK_EVENT_TYPES)()).to.deep.equal(E.right(undefined));
     const { handlers, seen } = recorder();
     await queue.consume(handlers);
     const events = new RabbitMqDeliveryEvents({
@@ -231,6 +260,7 @@ describe('RabbitMqWebhookQueue (on the real broker)', function () {
   it('does not hear the events that make no webhook (failover, unconfirmed)', async () => {
     fx = await openFixture();
     const queue = fx.queue();
+    expect(await queue.hearOnly(WEBHOOK_EVENT_TYPES)()).to.deep.equal(E.right(undefined));
     const { handlers, seen } = recorder();
     await queue.consume(handlers);
     const events = new RabbitMqDeliveryEvents({
@@ -254,6 +284,33 @@ describe('RabbitMqWebhookQueue (on the real broker)', function () {
     await events.publish(sent)();
     await eventually(() => expect(seen.events).to.have.length.at.least(1));
     expect(seen.events.map((e) => e.type)).to.deep.equal(['EmailSent']);
+  });
+
+  it('hears no event until told which types to hear, then only the keys that make them', async () => {
+    fx = await openFixture();
+    const queue = fx.queue();
+    const routed = routedKeys(fx);
+    // Declaring the topology binds nothing: no endpoint, no event is worth a queue write.
+    expect(await routed()).to.deep.equal([]);
+    expect(await queue.hearOnly(['email.bounced'])()).to.deep.equal(E.right(undefined));
+    expect(await routed()).to.deep.equal(['provider']);
+    expect(await queue.hearOnly(['email.queued', 'email.sent', 'email.delivered'])()).to.deep.equal(
+      E.right(undefined),
+    );
+    expect(await routed()).to.deep.equal(['provider', 'requested', 'sent']);
+    expect(await queue.hearOnly(WEBHOOK_EVENT_TYPES)()).to.deep.equal(E.right(undefined));
+    expect(await routed()).to.deep.equal([...WEBHOOK_EVENT_KEYS].sort());
+    // Removing the last endpoint: nothing is routed to the queue any more.
+    expect(await queue.hearOnly([])()).to.deep.equal(E.right(undefined));
+    expect(await routed()).to.deep.equal([]);
+  });
+
+  it('answers Left from hearOnly while the broker is not connected', async () => {
+    fx = await openFixture();
+    const queue = fx.queue();
+    await fx.connection.close();
+    const result = await queue.hearOnly(WEBHOOK_EVENT_TYPES)();
+    expect(E.isLeft(result) && result.left._tag).to.equal('QueueUnavailable');
   });
 
   it("calls the handler again after a 'redeliver', then acks: no third time", async () => {
@@ -368,5 +425,20 @@ describe('RabbitMqWebhookQueue (on the real broker)', function () {
       .to.be.an('error')
       .with.property('message')
       .that.matches(/already consuming/);
+  });
+});
+
+describe('mayBeRouted (what is worth publishing to the events exchange)', () => {
+  it('publishes what a live page may want whatever the endpoints, and the rest only when wanted', () => {
+    for (const key of LIVE_PAGE_EVENT_KEYS) expect(mayBeRouted(key, []), key).to.equal(true);
+    expect(mayBeRouted('requested', [])).to.equal(false);
+    expect(mayBeRouted('requested', ['email.sent'])).to.equal(false);
+    expect(mayBeRouted('requested', ['email.queued'])).to.equal(true);
+    expect(mayBeRouted('cancelled', WEBHOOK_EVENT_TYPES)).to.equal(true);
+    // No queue is ever bound to these.
+    expect(mayBeRouted('unconfirmed', WEBHOOK_EVENT_TYPES)).to.equal(false);
+    expect(mayBeRouted('resent', WEBHOOK_EVENT_TYPES)).to.equal(false);
+    // Before the endpoints were read: everything, rather than lose a webhook.
+    expect(mayBeRouted('requested', undefined)).to.equal(true);
   });
 });
