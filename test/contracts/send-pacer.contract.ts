@@ -159,6 +159,19 @@ export function sendPacerContract(name: string, open: () => Promise<SendPacerFix
       expect(refused.waitMs).to.be.above(1000);
     });
 
+    it('never takes the extra room of cold starts for a stale slot: a second holds its rate', async () => {
+      const slot = slotMs(TWENTY_A_SECOND);
+      const { pacer, peer } = fx.pacers({ mailgun: TWENTY_A_SECOND });
+      let booked = 0;
+      // Every worker's first send asks for extra room; were a booking that ends beyond one slot
+      // past the wait taken as booked at another rate, each ask would get the same slot.
+      for (let i = 0; i < 60; i += 1) {
+        if ((await right((i % 2 ? pacer : peer).acquire('mailgun', 1000, 2))).booked) booked += 1;
+      }
+      expect(booked).to.be.at.most(Math.ceil((1000 + slot) / slot));
+      expect(booked).to.be.at.least(2);
+    });
+
     it('paces each transport on its own', async () => {
       const { pacer } = fx.pacers({ mailgun: PER_MINUTE, smtp: PER_MINUTE });
       expect(await right(pacer.acquire('mailgun', 1000))).to.include({ booked: true, waitMs: 0 });

@@ -1,7 +1,13 @@
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { PaceSlot, SendPacer, SendRate } from '../../application/ports/send-pacer.js';
-import { bookingMs, graceMs, slotMs, tokensLeft } from '../../application/ports/send-pacer.js';
+import {
+  bookingMs,
+  graceMs,
+  slotMs,
+  staleBeyondMs,
+  tokensLeft,
+} from '../../application/ports/send-pacer.js';
 
 /**
  * The pacer of one process, for unit tests and runs without a database: the same generic cell
@@ -36,9 +42,8 @@ export class InMemorySendPacer implements SendPacer {
       const now = this.nowMs();
       const stored = this.nextSlotAt.get(transport) ?? now;
       // Further than this rate could have booked: booked at another, slower one (see `acquire`).
-      const furthest = now + withinMs + slotMs(rate);
-      const stale = stored > furthest;
-      const free = Math.max(Math.min(stored, furthest), now);
+      const stale = stored > now + staleBeyondMs(rate, withinMs);
+      const free = stale ? now + withinMs + slotMs(rate) : Math.max(stored, now);
       const waitMs = free - now;
       const grace = graceMs(rate);
       if (waitMs > withinMs && !stale) {

@@ -1,7 +1,13 @@
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { PaceSlot, SendPacer, SendRate } from '../../application/ports/send-pacer.js';
-import { bookingMs, graceMs, slotMs, tokensLeft } from '../../application/ports/send-pacer.js';
+import {
+  bookingMs,
+  graceMs,
+  slotMs,
+  staleBeyondMs,
+  tokensLeft,
+} from '../../application/ports/send-pacer.js';
 import type { SqlClient } from './sql-client.js';
 import { attempt } from './sql-client.js';
 
@@ -11,9 +17,10 @@ import { attempt } from './sql-client.js';
  * the caller's rate, all in (fractional) milliseconds. The upsert locks the transport's row, so
  * concurrent workers book one after another, each from the end the previous one left; a slot
  * further than `$3` is not booked (the `WHERE` of `DO UPDATE` leaves the row as it was and
- * returns nothing). A next free slot further than `$3 + $4` cannot have been booked at the
- * caller's rate (a rate since corrected, see `SendPacer.acquire`): it is taken as `$3 + $4` away
- * and booked, so that a slot booked at the old rate does not hold the new one back. Times are
+ * returns nothing). A next free slot further than `$5` (`staleBeyondMs`) cannot have been booked
+ * at the caller's rate (a rate since corrected, see `SendPacer.acquire`): it is taken as
+ * `$3 + $4` away and booked, so that a slot booked at the old rate does not hold the new one
+ * back; the booking then ends within `$5`, so the next caller is not taken in by it. Times are
  * the database's `clock_timestamp()`, read when the row is locked, so a worker that waited for
  * the lock is not given a slot in its past, and the workers' own clocks play no part. The main
  * query reads the row as it was before (a data-modifying CTE's change is not visible to it): how
@@ -32,7 +39,7 @@ WITH booked AS (
            clock_timestamp()
          ) + $2::float8 * interval '1 millisecond'
    WHERE p.next_slot_at <= clock_timestamp() + $3::float8 * interval '1 millisecond'
-      OR p.next_slot_at > clock_timestamp() + ($3::float8 + $4::float8) * interval '1 millisecond'
+      OR p.next_slot_at > clock_timestamp() + $5::float8 * interval '1 millisecond'
   RETURNING p.next_slot_at
 )
 SELECT
@@ -77,6 +84,7 @@ export class SqlSendPacer implements SendPacer {
         slot,
         withinMs,
         slotMs(rate),
+        staleBeyondMs(rate, withinMs),
       ]);
       const bookedEnd = row?.booked_end_ms ?? null;
       if (bookedEnd !== null) {

@@ -66,6 +66,17 @@ export const bookingMs = (rate: SendRate, slots = 1): number =>
   slotMs(rate) + Math.min((Math.max(1, Math.floor(slots)) - 1) * slotMs(rate), MAX_EXTRA_ROOM_MS);
 
 /**
+ * How far ahead (milliseconds from now) a next free slot must be before a pacer at `rate`, whose
+ * callers wait at most `withinMs`, takes it as booked at another, slower rate: further than any
+ * booking at this rate can reach (`withinMs`, plus one slot, plus the most `bookingMs` adds) and
+ * than the booking a stale slot is replaced by (`withinMs` plus two slots), so that neither a
+ * cold start's extra room nor the replacement itself is ever taken for stale, which would let
+ * every caller book the same slot.
+ */
+export const staleBeyondMs = (rate: SendRate, withinMs: number): number =>
+  withinMs + 2 * slotMs(rate) + MAX_EXTRA_ROOM_MS;
+
+/**
  * The sends still free in the coming window at `rate`, when the next free slot is `aheadMs`
  * (milliseconds) from now: `limit` when nothing is booked, 0 when a whole window is booked ahead.
  * What `email_pacing_tokens` shows, as a token bucket of `limit` tokens would.
@@ -108,9 +119,8 @@ export interface SendPacer {
    * MAX_EXTRA_ROOM_MS of it (`bookingMs`).
    *
    * The next free slot the store keeps may have been booked at another rate (a rate corrected
-   * from `1/h` to `20/s`, workers restarted with it): never further ahead than this rate could
-   * have booked it, `withinMs` plus one of its slots. A free slot further than that is taken as
-   * that far, and booked (so its wait may be up to one slot more than `withinMs`): every send
+   * from `1/h` to `20/s`, workers restarted with it). One further ahead than this rate could
+   * have booked (`staleBeyondMs`) is taken as `withinMs` plus one of its slots away, and booked (so its wait may be up to one slot more than `withinMs`): every send
    * booked before it leaves within `withinMs` of its booking, so one slot after that is still a
    * slot after the last of them, and the corrected rate holds from its first send. Every worker
    * asks with the same `withinMs` (MAX_WAIT_IN_HAND_MS), or slots one booked further ahead than
