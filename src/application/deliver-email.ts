@@ -12,7 +12,7 @@ import type { DomainEvent } from '../domain/events.js';
 import { recordAndAnnounce } from './email-history.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
 import type { DeliveryLedger, SendClaim } from './ports/delivery-ledger.js';
-import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
+import type { Applied, EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { Disposition, EmailTask } from './ports/email-task-source.js';
 import type { EmailSender, NamedOutcome, Throttle } from './ports/email-sender.js';
 import { sendNamed, throttledBy, transportsOf } from './ports/email-sender.js';
@@ -161,6 +161,8 @@ interface UnrecordedSend {
 export class DeliverEmail {
   private readonly unrecorded = new Map<EmailId, UnrecordedSend>();
   private readonly running = new Map<EmailId, Promise<Disposition>>();
+  /** The email log's answer to a decision's last change: the next one folds onto it. */
+  private readonly folded = new Map<EmailId, Applied>();
   private readonly change: (event: DomainEvent) => TE.TaskEither<StoreUnavailable, unknown>;
   private readonly holder: string;
   private readonly leaseMs: number;
@@ -203,7 +205,13 @@ export class DeliverEmail {
     private readonly log: Logger,
     options: DeliverEmailOptions,
   ) {
-    this.change = recordAndAnnounce(emails, events);
+    const change = recordAndAnnounce(emails, events);
+    // `sending` then `sent` is one read and two writes, not two of each: see EmailLog.apply.
+    this.change = (event) =>
+      TE.map((applied: Applied) => {
+        this.folded.set(event.id, applied);
+        return applied;
+      })(change(event, this.folded.get(event.id)));
     this.emails = emails;
     this.holder = options.holder;
     this.leaseMs = options.claimLeaseMs ?? SEND_CLAIM_LEASE_MS;
@@ -232,7 +240,9 @@ export class DeliverEmail {
       const next = previous.catch(() => undefined).then(() => this.decide(task)());
       this.running.set(id, next);
       return next.finally(() => {
-        if (this.running.get(id) === next) this.running.delete(id);
+        if (this.running.get(id) !== next) return;
+        this.running.delete(id);
+        this.folded.delete(id);
       });
     };
   }

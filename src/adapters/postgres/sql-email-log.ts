@@ -129,8 +129,12 @@ export class SqlEmailLog implements EmailLog {
     });
   }
 
-  apply(event: DomainEvent): TE.TaskEither<StoreUnavailable, Applied> {
-    return attempt(() => this.fold(event, undefined));
+  /** With a `basis` still current, one conditional UPDATE; otherwise read-fold-write. */
+  apply(event: DomainEvent, basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> {
+    return attempt(async () => {
+      const known = basis === undefined ? undefined : await this.onto(event, basis);
+      return known ?? this.fold(event, undefined);
+    });
   }
 
   get(id: EmailId): TE.TaskEither<StoreUnavailable, O.Option<EmailStatus>> {
@@ -253,6 +257,24 @@ export class SqlEmailLog implements EmailLog {
   }
 
   /**
+   * Folds `event` onto `basis` without reading: the write succeeds only while the row is still at
+   * `basis.version`. Undefined when it is not (another writer moved it, or the row is gone), or
+   * when the event is no news to the basis: the caller then reads, as without a basis.
+   */
+  private async onto(event: DomainEvent, basis: Applied): Promise<Applied | undefined> {
+    if (basis.version === undefined || basis.status.id !== event.id) return undefined;
+    const status = evolveStatus(basis.status, event);
+    if (sameJson(status, basis.status)) return undefined;
+    const rows = await this.sql.query<{ version: number }>(
+      `UPDATE emails SET state = $3::jsonb, version = version + 1, updated_at = now()
+       WHERE id = $1 AND version = $2 RETURNING version`,
+      [event.id, basis.version, JSON.stringify(status)],
+    );
+    const version = rows[0]?.version;
+    return version === undefined ? undefined : { status, changed: true, version };
+  }
+
+  /**
    * Folds `event` (and, from `record`, fills the request of a row an early event created).
    * Optimistic rounds first, then the same step under `SELECT … FOR UPDATE`.
    */
@@ -286,14 +308,16 @@ export class SqlEmailLog implements EmailLog {
     if (row === undefined) {
       const status = evolveStatus(undefined, event);
       return (await this.insert(sql, status, event, request))
-        ? { status, changed: true }
+        ? { status, changed: true, version: 1 }
         : undefined;
     }
+    const { version } = row;
     // Recording an id already recorded changes nothing, whatever the request says.
-    if (request !== undefined && row.recorded) return { status: row.state, changed: false };
+    if (request !== undefined && row.recorded)
+      return { status: row.state, changed: false, version };
     const status = evolveStatus(row.state, event);
     const changed = !sameJson(status, row.state);
-    if (!changed && request === undefined) return { status: row.state, changed };
+    if (!changed && request === undefined) return { status: row.state, changed, version };
     const updated =
       request === undefined
         ? await sql.query(
@@ -315,7 +339,7 @@ export class SqlEmailLog implements EmailLog {
               JSON.stringify(request),
             ],
           );
-    return updated.length > 0 ? { status, changed } : undefined;
+    return updated.length > 0 ? { status, changed, version: version + 1 } : undefined;
   }
 
   /** Inserts a new row unless the id exists; true if this call created it. */
