@@ -4,6 +4,7 @@ import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { EmailId } from '../../domain/email-request.js';
 import type { SqlClient } from './sql-client.js';
 import { attempt, StoreFault, countDeleted } from './sql-client.js';
+import { TickBatcher } from './tick-batcher.js';
 
 interface ClaimRow {
   readonly claimed: boolean;
@@ -35,6 +36,13 @@ const CLAIM = `
     FROM delivery_ledger
    WHERE email_id = $1 AND NOT EXISTS (SELECT 1 FROM taken)`;
 
+/** A send to record: `at` as ISO 8601. */
+interface RecordedSend {
+  readonly id: EmailId;
+  readonly providerId: string;
+  readonly at: string;
+}
+
 /** Rounds of a claim that lost a race to a row it could not see yet; one more always does. */
 const CLAIM_ROUNDS = 5;
 
@@ -44,7 +52,30 @@ const CLAIM_ROUNDS = 5;
  * makes "one holder at a time" and "the first entry wins" properties of the table.
  */
 export class SqlDeliveryLedger implements DeliveryLedger {
-  constructor(private readonly sql: SqlClient) {}
+  /**
+   * The sends recorded within one turn of the event loop, in one statement (`TickBatcher`): a
+   * worker's concurrent deliveries share the round trip and the commit. An email at most once a
+   * statement, since `ON CONFLICT DO UPDATE` may not touch a row twice.
+   */
+  private readonly records: TickBatcher<RecordedSend, undefined>;
+
+  constructor(private readonly sql: SqlClient) {
+    this.records = new TickBatcher<RecordedSend, undefined>(
+      async (sends) => {
+        // The claim's holder stays on the row: who sent it, for whoever traces a duplicate.
+        await this.sql.query(
+          `INSERT INTO delivery_ledger AS l (email_id, provider_id, sent_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+           ON CONFLICT (email_id) DO UPDATE
+              SET provider_id = EXCLUDED.provider_id, sent_at = EXCLUDED.sent_at
+            WHERE l.provider_id IS NULL`,
+          [sends.map((s) => s.id), sends.map((s) => s.providerId), sends.map((s) => s.at)],
+        );
+        return sends.map(() => undefined);
+      },
+      { key: (send) => send.id },
+    );
+  }
 
   claim(
     id: EmailId,
@@ -75,17 +106,7 @@ export class SqlDeliveryLedger implements DeliveryLedger {
   }
 
   record(id: EmailId, providerId: string, at: Date): TE.TaskEither<StoreUnavailable, void> {
-    return attempt(async () => {
-      // The claim's holder stays on the row: who sent it, for whoever traces a duplicate.
-      await this.sql.query(
-        `INSERT INTO delivery_ledger AS l (email_id, provider_id, sent_at)
-         VALUES ($1, $2, $3::timestamptz)
-         ON CONFLICT (email_id) DO UPDATE
-            SET provider_id = EXCLUDED.provider_id, sent_at = EXCLUDED.sent_at
-          WHERE l.provider_id IS NULL`,
-        [id, providerId, at.toISOString()],
-      );
-    });
+    return attempt(() => this.records.add({ id, providerId, at: at.toISOString() }));
   }
 
   release(id: EmailId, holder: string): TE.TaskEither<StoreUnavailable, void> {

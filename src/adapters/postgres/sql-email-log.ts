@@ -26,19 +26,14 @@ import type { DomainEvent } from '../../domain/events.js';
 import { acceptedEvent } from '../../domain/events.js';
 import { allRecipients } from '../../domain/email-request.js';
 import type { SqlClient } from './sql-client.js';
+import type { StateRow } from './sql-email-log-batches.js';
+import { EmailStateBatches } from './sql-email-log-batches.js';
 import { attempt, sameJson, StoreFault, countDeleted } from './sql-client.js';
 
 /** Lost races before `apply` stops re-reading and takes the row lock instead. */
 const OPTIMISTIC_ROUNDS = 4;
 /** Under the row lock a write can only lose to an insert or a delete of the same id. */
 const LOCKED_ROUNDS = 3;
-
-/** The state a write is based on: `version` is what the write must still find. */
-interface StateRow {
-  readonly state: EmailStatus;
-  readonly version: number;
-  readonly recorded: boolean;
-}
 
 interface ListRow {
   readonly state: EmailStatus;
@@ -108,7 +103,12 @@ const FINAL_STATUSES: readonly string[] = STATUS_NAMES.filter(isFinalStatus);
  * never both build on the same old state.
  */
 export class SqlEmailLog implements EmailLog {
-  constructor(private readonly sql: SqlClient) {}
+  /** Reads and writes of folds outside a transaction, shared with the calls of the same turn. */
+  private readonly batches: EmailStateBatches;
+
+  constructor(private readonly sql: SqlClient) {
+    this.batches = new EmailStateBatches(sql);
+  }
 
   /**
    * One round trip when the id is new (the accept path). When a worker's event got there first,
@@ -265,13 +265,13 @@ export class SqlEmailLog implements EmailLog {
     if (basis.version === undefined || basis.status.id !== event.id) return undefined;
     const status = evolveStatus(basis.status, event);
     if (sameJson(status, basis.status)) return undefined;
-    const rows = await this.sql.query<{ version: number }>(
-      `UPDATE emails SET state = $3::jsonb, version = version + 1, updated_at = now()
-       WHERE id = $1 AND version = $2 RETURNING version`,
-      [event.id, basis.version, JSON.stringify(status)],
-    );
-    const version = rows[0]?.version;
-    return version === undefined ? undefined : { status, changed: true, version };
+    const { version } = basis;
+    const written = await this.batches.write({
+      id: event.id,
+      version,
+      state: JSON.stringify(status),
+    });
+    return written ? { status, changed: true, version: version + 1 } : undefined;
   }
 
   /**
@@ -299,12 +299,17 @@ export class SqlEmailLog implements EmailLog {
     request: EmailRequest | undefined,
     lock: boolean,
   ): Promise<Applied | undefined> {
-    const rows = await sql.query<StateRow>(
-      `SELECT state, version, request IS NOT NULL AS recorded FROM emails WHERE id = $1
-       ${lock ? 'FOR UPDATE' : ''}`,
-      [event.id],
-    );
-    const row = rows[0];
+    // Outside a transaction, the read and the write are batched with this turn's others.
+    const batched = sql === this.sql && !lock;
+    const row = batched
+      ? await this.batches.read(event.id)
+      : (
+          await sql.query<StateRow>(
+            `SELECT state, version, request IS NOT NULL AS recorded FROM emails WHERE id = $1
+             ${lock ? 'FOR UPDATE' : ''}`,
+            [event.id],
+          )
+        )[0];
     if (row === undefined) {
       const status = evolveStatus(undefined, event);
       return (await this.insert(sql, status, event, request))
@@ -318,12 +323,17 @@ export class SqlEmailLog implements EmailLog {
     const status = evolveStatus(row.state, event);
     const changed = !sameJson(status, row.state);
     if (!changed && request === undefined) return { status: row.state, changed, version };
+    const state = JSON.stringify(status);
+    if (request === undefined && batched) {
+      const written = await this.batches.write({ id: event.id, version, state });
+      return written ? { status, changed, version: version + 1 } : undefined;
+    }
     const updated =
       request === undefined
         ? await sql.query(
             `UPDATE emails SET state = $3::jsonb, version = version + 1, updated_at = now()
              WHERE id = $1 AND version = $2 RETURNING id`,
-            [event.id, row.version, JSON.stringify(status)],
+            [event.id, row.version, state],
           )
         : await sql.query(
             `UPDATE emails SET state = $3::jsonb, version = version + 1, updated_at = now(),
@@ -332,7 +342,7 @@ export class SqlEmailLog implements EmailLog {
             [
               event.id,
               row.version,
-              JSON.stringify(status),
+              state,
               request.requestedAt,
               recipientsText(allRecipients(request)),
               request.tags ?? [],

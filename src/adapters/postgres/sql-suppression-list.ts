@@ -13,6 +13,7 @@ import {
 } from '../../application/ports/suppression-list.js';
 import type { SqlClient } from './sql-client.js';
 import { StoreFault, attempt } from './sql-client.js';
+import { TickBatcher } from './tick-batcher.js';
 
 interface SuppressionRow {
   readonly address: string;
@@ -39,7 +40,22 @@ function toSuppression(row: SuppressionRow): Suppression {
  * one stands. `list` pages by keyset on (created_at, address), never by offset.
  */
 export class SqlSuppressionList implements SuppressionList {
-  constructor(private readonly sql: SqlClient) {}
+  /**
+   * The lookups of one turn of the event loop in one statement (`TickBatcher`): each caller is
+   * answered the suppressed ones among its own addresses.
+   */
+  private readonly lookups: TickBatcher<readonly string[], ReadonlySet<string>>;
+
+  constructor(private readonly sql: SqlClient) {
+    this.lookups = new TickBatcher<readonly string[], ReadonlySet<string>>(async (lists) => {
+      const rows = await this.sql.query<{ address: string }>(
+        'SELECT address FROM suppressions WHERE address = ANY($1::text[])',
+        [[...new Set(lists.flat())]],
+      );
+      const found = new Set(rows.map((row) => row.address));
+      return lists.map((list) => new Set(list.filter((address) => found.has(address))));
+    });
+  }
 
   add(entry: Suppression): TE.TaskEither<StoreUnavailable, boolean> {
     return attempt(async () => {
@@ -66,11 +82,7 @@ export class SqlSuppressionList implements SuppressionList {
   suppressed(addresses: readonly string[]): TE.TaskEither<StoreUnavailable, ReadonlySet<string>> {
     return attempt(async () => {
       if (addresses.length === 0) return new Set<string>();
-      const rows = await this.sql.query<{ address: string }>(
-        'SELECT address FROM suppressions WHERE address = ANY($1::text[])',
-        [[...new Set(addresses)]],
-      );
-      return new Set(rows.map((row) => row.address));
+      return this.lookups.add(addresses);
     });
   }
 
