@@ -39,9 +39,11 @@ export class EmailStateBatches {
       return ids.map((id) => byId.get(id));
     });
     // One row at most once a statement (the key): an UPDATE … FROM joining a row twice writes
-    // one of the two and would report both.
+    // one of the two and would report both. In id order, as the ledger's batches: rows locked
+    // in one order by every worker's batches cannot leave two of them waiting for each other.
     this.writes = new TickBatcher(
-      async (writes) => {
+      async (unsorted) => {
+        const writes = [...unsorted].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         const rows = await sql.query<{ id: string }>(
           `UPDATE emails AS e
               SET state = w.state::jsonb, version = e.version + 1, updated_at = now()
@@ -51,7 +53,7 @@ export class EmailStateBatches {
           [writes.map((w) => w.id), writes.map((w) => w.version), writes.map((w) => w.state)],
         );
         const written = new Set(rows.map((row) => row.id));
-        return writes.map((w) => written.has(w.id));
+        return unsorted.map((w) => written.has(w.id));
       },
       { key: (w) => w.id },
     );

@@ -222,6 +222,22 @@ describe('The PostgreSQL stores', function () {
   describe('SqlDeliveryLedger on PostgreSQL', () => {
     beforeEach(clean);
 
+    it("claims one turn's emails in one statement, each answered its own outcome", async () => {
+      const { client, statements } = recording(one.client);
+      const ledger = new SqlDeliveryLedger(client);
+      const [fresh, sent, held] = [anId(), anId(), anId()];
+      const now = new Date(at(1));
+      await right(ledger.record(sent, '<s@mg>', now));
+      await right(new SqlDeliveryLedger(two.client).claim(held, 'worker-b', now, 15_000));
+      statements.length = 0;
+      const claims = await Promise.all(
+        [fresh, sent, held].map((id) => right(ledger.claim(id, 'worker-a', now, 15_000))),
+      );
+      expect(statements).to.have.length(1);
+      expect(claims.map((c) => c._tag)).to.deep.equal(['Claimed', 'AlreadySent', 'Busy']);
+      expect(claims[2]).to.include({ holder: 'worker-b' });
+    });
+
     it("records one turn's sends in one statement; a second record of an id keeps the first", async () => {
       const { client, statements } = recording(one.client);
       const ledger = new SqlDeliveryLedger(client);
