@@ -254,6 +254,31 @@ describe('The PostgreSQL stores', function () {
     });
   });
 
+  describe('SqlWebhookEndpoints on PostgreSQL', () => {
+    beforeEach(clean);
+
+    it("answers one turn's lookups in one statement, each with its own type's endpoints", async () => {
+      const { client, statements } = recording(one.client);
+      const endpoints = new SqlWebhookEndpoints(client);
+      const all = aWebhookEndpoint(1);
+      const sent = aWebhookEndpoint(2, { events: ['email.sent'] });
+      const failed = aWebhookEndpoint(3, { events: ['email.failed'] });
+      for (const e of [all, sent, failed]) await right(endpoints.add(e));
+      statements.length = 0;
+      const found = await Promise.all(
+        (['email.sent', 'email.failed', 'email.sending'] as const).map((type) =>
+          right(endpoints.subscribedTo(type)),
+        ),
+      );
+      expect(statements).to.have.length(1);
+      expect(found.map((list) => list.map((e) => e.id))).to.deep.equal([
+        [all.id, sent.id],
+        [all.id, failed.id],
+        [all.id],
+      ]);
+    });
+  });
+
   describe('SqlSuppressionList on PostgreSQL', () => {
     beforeEach(clean);
 
