@@ -529,25 +529,28 @@ export class DeliverEmail {
     const context = { emailId: request.id, attempt, transport: this.sender.name };
     return pipe(
       TE.fromTask(async () => {
-        this.log.info(
-          { ...context, to: allRecipients(request).map(mailbox) },
-          `Initiating email send to ${allRecipients(request).map(mailbox).join(', ')}.`,
-        );
+        // Two lines an email: at a level that drops them, not even built.
+        const chatty = this.log.isLevelEnabled?.('info') ?? true;
+        if (chatty) {
+          const to = allRecipients(request).map(mailbox);
+          this.log.info({ ...context, to }, `Initiating email send to ${to.join(', ')}.`);
+        }
         const started = this.clock.monotonicMs();
         const named = await this.sendHoldingClaim(request, skip);
         const { outcome, transport } = named;
         const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
-        this.log.info(
-          {
-            ...context,
-            outcome: outcome._tag,
-            durationMs,
-            ...(outcome._tag === 'Sent' && outcome.hint !== undefined
-              ? { hint: outcome.hint }
-              : {}),
-          },
-          `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
-        );
+        if (chatty)
+          this.log.info(
+            {
+              ...context,
+              outcome: outcome._tag,
+              durationMs,
+              ...(outcome._tag === 'Sent' && outcome.hint !== undefined
+                ? { hint: outcome.hint }
+                : {}),
+            },
+            `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
+          );
         this.warnHint(context, outcome);
         await this.pauseThrottled(task, throttledBy(named));
         return { outcome, durationMs, transport };

@@ -132,6 +132,23 @@ describe('DeliverEmail', () => {
     expect(bases).to.deep.equal([undefined, 'sending', undefined]);
   });
 
+  it('builds no info line when the logger drops them, and still warns', async () => {
+    const { worker } = await setUp([transient('a 503 from the provider')]);
+    const quiet = new (class extends RecordingLogger {
+      isLevelEnabled(level: string): boolean {
+        return level !== 'info';
+      }
+      override info(fields: object, message: string): void {
+        // The logger would drop it: a caller that checked never gets here for the send lines.
+        super.info(fields, message);
+      }
+    })();
+    expectTag(await worker('worker-q', quiet).execute(task())(), 'Retry');
+    expect(quiet.text()).not.to.contain('Initiating email send');
+    expect(quiet.text()).not.to.contain('Time to send');
+    expect(quiet.text()).to.contain('Send failed for now');
+  });
+
   it('does not send again an id the ledger knows, and announces nothing new', async () => {
     const { useCase, sender, events, status } = await setUp([sent('<p1@mailgun>')]);
     await useCase.execute(task())();
