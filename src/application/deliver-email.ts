@@ -12,17 +12,20 @@ import type { DomainEvent } from '../domain/events.js';
 import { recordAndAnnounce } from './email-history.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
 import type { DeliveryLedger, SendClaim } from './ports/delivery-ledger.js';
-import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
+import type { Applied, EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { Disposition, EmailTask } from './ports/email-task-source.js';
 import type { EmailSender, NamedOutcome, Throttle } from './ports/email-sender.js';
 import { sendNamed, throttledBy, transportsOf } from './ports/email-sender.js';
 import type { PacingObserver, SendPacer } from './ports/send-pacer.js';
 import type { TransportPauses } from './ports/transport-pauses.js';
 import type { SuppressionList } from './ports/suppression-list.js';
-import type { Recipients } from './request-email.js';
+import type { Recipients, Screened } from './request-email.js';
 import { screenRecipients } from './request-email.js';
 import { recipientsOf } from '../domain/events.js';
 import type { Clock, Logger } from './ports/system.js';
+import { STORE_WAIT_LOG_EVERY_MS, Waiting, handBackDelay, later } from './delivery-waits.js';
+
+export { STORE_WAIT_LOG_EVERY_MS, handBackDelay };
 
 /**
  * How long a send claim lives unless renewed. The sending worker renews it every third of this
@@ -30,9 +33,6 @@ import type { Clock, Logger } from './ports/system.js';
  * worker died mid-send waits before another worker takes it over (and sends it again).
  */
 export const SEND_CLAIM_LEASE_MS = 15_000;
-
-/** A waiting task is summarised in at most one log line this often. */
-export const STORE_WAIT_LOG_EVERY_MS = 10_000;
 
 /**
  * The longest a send waits in the worker for its transport (its pace, or a pause after a
@@ -161,6 +161,8 @@ interface UnrecordedSend {
 export class DeliverEmail {
   private readonly unrecorded = new Map<EmailId, UnrecordedSend>();
   private readonly running = new Map<EmailId, Promise<Disposition>>();
+  /** The email log's answer to a decision's last change: the next one folds onto it. */
+  private readonly folded = new Map<EmailId, Applied>();
   private readonly change: (event: DomainEvent) => TE.TaskEither<StoreUnavailable, unknown>;
   private readonly holder: string;
   private readonly leaseMs: number;
@@ -203,7 +205,13 @@ export class DeliverEmail {
     private readonly log: Logger,
     options: DeliverEmailOptions,
   ) {
-    this.change = recordAndAnnounce(emails, events);
+    const change = recordAndAnnounce(emails, events);
+    // `sending` then `sent` is one read and two writes, not two of each: see EmailLog.apply.
+    this.change = (event) =>
+      TE.map((applied: Applied) => {
+        this.folded.set(event.id, applied);
+        return applied;
+      })(change(event, this.folded.get(event.id)));
     this.emails = emails;
     this.holder = options.holder;
     this.leaseMs = options.claimLeaseMs ?? SEND_CLAIM_LEASE_MS;
@@ -232,7 +240,9 @@ export class DeliverEmail {
       const next = previous.catch(() => undefined).then(() => this.decide(task)());
       this.running.set(id, next);
       return next.finally(() => {
-        if (this.running.get(id) === next) this.running.delete(id);
+        if (this.running.get(id) !== next) return;
+        this.running.delete(id);
+        this.folded.delete(id);
       });
     };
   }
@@ -252,10 +262,7 @@ export class DeliverEmail {
           TE.flatMap((stale) =>
             stale
               ? TE.right<StoreUnavailable, Disposition>({ _tag: 'Done' })
-              : pipe(
-                  this.ledger.claim(request.id, this.holder, this.clock.now(), this.leaseMs),
-                  TE.flatMap((claim) => this.onClaim(task, claim)),
-                ),
+              : this.claimAndScreen(task),
           ),
         );
     return pipe(
@@ -300,12 +307,30 @@ export class DeliverEmail {
     );
   }
 
-  private onClaim(task: EmailTask, claim: SendClaim): TE.TaskEither<StoreUnavailable, Disposition> {
+  /**
+   * Claims the send while the suppression list is read: the two are independent, and the send
+   * needs both, so they cost one round trip of the task's time, not two. (A claim that is not
+   * `Claimed` leaves the list's answer unused.)
+   */
+  private claimAndScreen(task: EmailTask): TE.TaskEither<StoreUnavailable, Disposition> {
+    const { request } = task;
+    const screening = screenRecipients(this.suppressions, request, this.domainToAscii)();
+    return pipe(
+      this.ledger.claim(request.id, this.holder, this.clock.now(), this.leaseMs),
+      TE.flatMap((claim) => this.onClaim(task, claim, () => screening)),
+    );
+  }
+
+  private onClaim(
+    task: EmailTask,
+    claim: SendClaim,
+    screened: TE.TaskEither<StoreUnavailable, Screened>,
+  ): TE.TaskEither<StoreUnavailable, Disposition> {
     const { id } = task.request;
     switch (claim._tag) {
       case 'Claimed':
         this.busyWaits.answered(id);
-        return this.screenAndSend(task);
+        return this.screenAndSend(task, screened);
       case 'AlreadySent':
         this.busyWaits.answered(id);
         return this.alreadySent(task, claim.providerId);
@@ -378,10 +403,13 @@ export class DeliverEmail {
    * `suppressed` without spending an attempt. The worker's events and log lines name only the
    * recipients it sends to; the task itself is left whole.
    */
-  private screenAndSend(task: EmailTask): TE.TaskEither<StoreUnavailable, Disposition> {
+  private screenAndSend(
+    task: EmailTask,
+    screened: TE.TaskEither<StoreUnavailable, Screened>,
+  ): TE.TaskEither<StoreUnavailable, Disposition> {
     const { request } = task;
     return pipe(
-      screenRecipients(this.suppressions, request, this.domainToAscii),
+      screened,
       // Nothing went out: another worker need not wait for this claim to run out.
       TE.tapError(() => TE.fromTask(this.release(request.id))),
       TE.flatMap(({ kept, suppressed }) => {
@@ -501,25 +529,28 @@ export class DeliverEmail {
     const context = { emailId: request.id, attempt, transport: this.sender.name };
     return pipe(
       TE.fromTask(async () => {
-        this.log.info(
-          { ...context, to: allRecipients(request).map(mailbox) },
-          `Initiating email send to ${allRecipients(request).map(mailbox).join(', ')}.`,
-        );
+        // Two lines an email: at a level that drops them, not even built.
+        const chatty = this.log.isLevelEnabled?.('info') ?? true;
+        if (chatty) {
+          const to = allRecipients(request).map(mailbox);
+          this.log.info({ ...context, to }, `Initiating email send to ${to.join(', ')}.`);
+        }
         const started = this.clock.monotonicMs();
         const named = await this.sendHoldingClaim(request, skip);
         const { outcome, transport } = named;
         const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
-        this.log.info(
-          {
-            ...context,
-            outcome: outcome._tag,
-            durationMs,
-            ...(outcome._tag === 'Sent' && outcome.hint !== undefined
-              ? { hint: outcome.hint }
-              : {}),
-          },
-          `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
-        );
+        if (chatty)
+          this.log.info(
+            {
+              ...context,
+              outcome: outcome._tag,
+              durationMs,
+              ...(outcome._tag === 'Sent' && outcome.hint !== undefined
+                ? { hint: outcome.hint }
+                : {}),
+            },
+            `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
+          );
         this.warnHint(context, outcome);
         await this.pauseThrottled(task, throttledBy(named));
         return { outcome, durationMs, transport };
@@ -789,18 +820,22 @@ export class DeliverEmail {
     send: UnrecordedSend,
   ): TE.TaskEither<StoreUnavailable, Disposition> {
     const { id } = task.request;
-    return pipe(
+    // The ledger and the log are written at once: the task is done when both are. Should the
+    // ledger fail, the task comes back to record the send (the log then has it: no news); should
+    // the log fail, it comes back to find the send in the ledger (`alreadySent`).
+    const recorded = pipe(
       this.ledger.record(id, send.providerId, send.at),
-      TE.tap(() => {
-        this.unrecorded.delete(id);
-        return this.change({
-          type: 'EmailSent',
-          ...this.about(task, send.at),
-          providerId: send.providerId,
-          durationMs: send.durationMs,
-          transport: send.transport,
-        });
-      }),
+      TE.tap(() => TE.fromIO(() => this.unrecorded.delete(id))),
+    );
+    const logged = this.change({
+      type: 'EmailSent',
+      ...this.about(task, send.at),
+      providerId: send.providerId,
+      durationMs: send.durationMs,
+      transport: send.transport,
+    });
+    return pipe(
+      TE.sequenceArray<unknown, StoreUnavailable>([recorded, logged]),
       TE.map((): Disposition => ({ _tag: 'Done' })),
     );
   }
@@ -928,64 +963,5 @@ export class DeliverEmail {
       subject: request.subject,
       attempt,
     };
-  }
-}
-
-/**
- * How long a task handed back for its transport waits in the queue, in milliseconds: the longest
- * step of the retry schedule that is not longer than its wait, or the wait itself when every
- * step is longer. RabbitMQ delays a task only by one of its fixed retry queues, and rounds any
- * other delay up to the next one: a wait of 1.2 s would become 5 s with the default schedule,
- * and the tasks handed back together would come back together, long after their turn, leaving
- * the pace unused meanwhile. Rounded down, a task comes back before its turn and asks again.
- */
-export function handBackDelay(steps: readonly number[], waitMs: number): number {
-  const within = steps.filter((step) => step <= waitMs);
-  return within.length > 0 ? Math.max(...within) : Math.max(1, Math.ceil(waitMs));
-}
-
-/** The later of two ends of a pause (undefined: none). */
-const later = (a: Date | undefined, b: Date | undefined): Date | undefined =>
-  a === undefined ? b : b === undefined || a >= b ? a : b;
-
-/** A task asks again within a few seconds while it waits; one silent this long went elsewhere. */
-const FORGET_WAITING_AFTER_MS = 60_000;
-
-/**
- * The tasks waiting for something (a store, another worker's send), for logging: whether a task
- * just began to wait, how many wait, and whether the next summary line is due.
- */
-class Waiting {
-  /** Task id → when it last asked (monotonic ms). */
-  private readonly tasks = new Map<EmailId, number>();
-  private lastSummaryMs: number | undefined;
-
-  constructor(private readonly clock: Clock) {}
-
-  waits(id: EmailId): { first: boolean; waiting: number; summarise: boolean } {
-    const now = this.clock.monotonicMs();
-    this.forgetSilent(now);
-    const first = !this.tasks.has(id);
-    this.tasks.set(id, now);
-    const summarise =
-      this.lastSummaryMs === undefined || now - this.lastSummaryMs >= STORE_WAIT_LOG_EVERY_MS;
-    if (summarise) this.lastSummaryMs = now;
-    return { first, waiting: this.tasks.size, summarise };
-  }
-
-  /** The task waits no more; true when that ends a wait that was logged. */
-  answered(id: EmailId): boolean {
-    const waited = this.tasks.delete(id);
-    this.forgetSilent(this.clock.monotonicMs());
-    if (!waited || this.tasks.size > 0 || this.lastSummaryMs === undefined) return false;
-    this.lastSummaryMs = undefined;
-    return true;
-  }
-
-  // A task handed back to the queue (a stop, a lost channel) may never ask here again.
-  private forgetSilent(now: number): void {
-    for (const [id, seen] of this.tasks) {
-      if (now - seen > FORGET_WAITING_AFTER_MS) this.tasks.delete(id);
-    }
   }
 }

@@ -7,13 +7,13 @@ import type { Applied, EmailLog, StoreUnavailable } from './ports/email-log.js';
 /**
  * Writes a change to the email log, the source of truth, and only then announces it on the
  * event bus, and only if it was news: a redelivered task or a repeated event changes nothing
- * and is not counted twice by anything listening.
+ * and is not counted twice by anything listening. `basis`: see `EmailLog.apply`.
  */
 export const recordAndAnnounce =
   (emails: EmailLog, events: DeliveryEvents) =>
-  (event: DomainEvent): TE.TaskEither<StoreUnavailable, Applied> =>
+  (event: DomainEvent, basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> =>
     pipe(
-      emails.apply(event),
+      emails.apply(event, basis),
       TE.tap((applied) =>
         applied.changed ? TE.fromTask(events.publish(event)) : TE.right(undefined),
       ),

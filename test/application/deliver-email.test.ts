@@ -117,6 +117,38 @@ describe('DeliverEmail', () => {
     expect(log.text()).to.match(/Time to send an email: \d+\.\d\ds/);
   });
 
+  it("folds 'sent' onto the log's answer to 'sending', and forgets it once decided", async () => {
+    const { useCase, emails } = await setUp([sent('<p1@mailgun>')]);
+    const bases: unknown[] = [];
+    const apply = emails.store.apply.bind(emails.store);
+    emails.store.apply = (event, basis) => {
+      bases.push(basis?.status.status);
+      return apply(event, basis);
+    };
+    expectTag(await useCase.execute(task())(), 'Done');
+    expect(bases).to.deep.equal([undefined, 'sending']);
+    // A later task of the same id starts without a basis: the log may have moved meanwhile.
+    await useCase.execute(task(2))();
+    expect(bases).to.deep.equal([undefined, 'sending', undefined]);
+  });
+
+  it('builds no info line when the logger drops them, and still warns', async () => {
+    const { worker } = await setUp([transient('a 503 from the provider')]);
+    const quiet = new (class extends RecordingLogger {
+      isLevelEnabled(level: string): boolean {
+        return level !== 'info';
+      }
+      override info(fields: object, message: string): void {
+        // The logger would drop it: a caller that checked never gets here for the send lines.
+        super.info(fields, message);
+      }
+    })();
+    expectTag(await worker('worker-q', quiet).execute(task())(), 'Retry');
+    expect(quiet.text()).not.to.contain('Initiating email send');
+    expect(quiet.text()).not.to.contain('Time to send');
+    expect(quiet.text()).to.contain('Send failed for now');
+  });
+
   it('does not send again an id the ledger knows, and announces nothing new', async () => {
     const { useCase, sender, events, status } = await setUp([sent('<p1@mailgun>')]);
     await useCase.execute(task())();

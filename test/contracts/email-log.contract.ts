@@ -143,6 +143,40 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
         expect(await get(r.id)).to.deep.equal(sent.status);
       });
 
+      it('folds onto a current basis exactly as without one', async () => {
+        const r = aRequest();
+        const twin: EmailRequest = { ...r, id: anId() };
+        const fold = async (x: EmailRequest, withBasis: boolean) => {
+          await right(fx.log.record(x));
+          const sending = await apply(anEvent.sending(x, { attempt: 1, at: at(1) }));
+          const event = anEvent.sent(x, { attempt: 1, at: at(2), providerId: '<p@mg>' });
+          return right(fx.log.apply(event, withBasis ? sending : undefined));
+        };
+        const sent = await fold(r, true);
+        const plain = await fold(twin, false);
+        expect(sent.changed).to.equal(true);
+        expect({ ...sent.status, id: twin.id }).to.deep.equal({ ...plain.status, id: twin.id });
+        expect(await get(r.id)).to.deep.equal(sent.status);
+      });
+
+      it('folds onto what another process wrote, not onto a basis it outdated', async () => {
+        const r = aRequest();
+        await right(fx.log.record(r));
+        const sending = await apply(anEvent.sending(r, { attempt: 1, at: at(1) }));
+        await right(fx.peer.apply(anEvent.retried(r, { attempt: 1, at: at(2) })));
+        const next = anEvent.sending(r, { attempt: 2, at: at(62) });
+        const again = await right(fx.log.apply(next, sending));
+        expect(again.changed).to.equal(true);
+        expect(again.status.attempts.map((a) => [a.attempt, a.outcome])).to.deep.equal([
+          [1, 'transient'],
+        ]);
+        expect(await get(r.id)).to.deep.equal(again.status);
+        // The answer is a basis again: the next fold builds on it.
+        const sent = await right(fx.log.apply(anEvent.sent(r, { attempt: 2, at: at(63) }), again));
+        expect(sent.status.status).to.equal('sent');
+        expect(await get(r.id)).to.deep.equal(sent.status);
+      });
+
       it('folds a retry, then a permanent failure', async () => {
         const r = aRequest();
         await right(fx.log.record(r));

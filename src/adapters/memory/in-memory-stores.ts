@@ -86,7 +86,8 @@ export class InMemoryEmailLog implements EmailLog {
     });
   }
 
-  apply(event: DomainEvent): TE.TaskEither<StoreUnavailable, Applied> {
+  /** Folds onto the state held here: in one process it is always current, so `basis` is not needed. */
+  apply(event: DomainEvent, _basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> {
     return TE.fromIO(() => {
       const known = this.entries.get(event.id);
       const status = evolveStatus(known?.status, event);

@@ -4,36 +4,7 @@ import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type { EmailId } from '../../domain/email-request.js';
 import type { SqlClient } from './sql-client.js';
 import { attempt, StoreFault, countDeleted } from './sql-client.js';
-
-interface ClaimRow {
-  readonly claimed: boolean;
-  readonly provider_id: string | null;
-  readonly claimed_by: string | null;
-  readonly until_ms: number | null;
-}
-
-/**
- * One statement: take the claim (a new row, or the row of an expired or of our own claim), or
- * else say who has it. The upsert locks the row, so of two workers racing exactly one gets
- * `claimed`. The second SELECT reads the statement's snapshot: when the conflicting row was
- * committed by a concurrent claim after that snapshot, it answers nothing, and claim() asks again.
- */
-const CLAIM = `
-  WITH taken AS (
-    INSERT INTO delivery_ledger AS l (email_id, claimed_by, claimed_until)
-    VALUES ($1, $2, $4::timestamptz)
-    ON CONFLICT (email_id) DO UPDATE
-       SET claimed_by = EXCLUDED.claimed_by, claimed_until = EXCLUDED.claimed_until
-     WHERE l.provider_id IS NULL AND (l.claimed_until <= $3::timestamptz OR l.claimed_by = $2)
-    RETURNING 1
-  )
-  SELECT true AS claimed, NULL::text AS provider_id, NULL::text AS claimed_by,
-         NULL::float8 AS until_ms
-    FROM taken
-  UNION ALL
-  SELECT false, provider_id, claimed_by, (extract(epoch FROM claimed_until) * 1000)::float8
-    FROM delivery_ledger
-   WHERE email_id = $1 AND NOT EXISTS (SELECT 1 FROM taken)`;
+import { LedgerBatches } from './sql-ledger-batches.js';
 
 /** Rounds of a claim that lost a race to a row it could not see yet; one more always does. */
 const CLAIM_ROUNDS = 5;
@@ -44,7 +15,12 @@ const CLAIM_ROUNDS = 5;
  * makes "one holder at a time" and "the first entry wins" properties of the table.
  */
 export class SqlDeliveryLedger implements DeliveryLedger {
-  constructor(private readonly sql: SqlClient) {}
+  /** Claims and records, each batched with the calls of the same event-loop turn. */
+  private readonly batches: LedgerBatches;
+
+  constructor(private readonly sql: SqlClient) {
+    this.batches = new LedgerBatches(sql);
+  }
 
   claim(
     id: EmailId,
@@ -55,12 +31,12 @@ export class SqlDeliveryLedger implements DeliveryLedger {
     const until = new Date(now.getTime() + leaseMs);
     return attempt(async () => {
       for (let round = 0; round < CLAIM_ROUNDS; round += 1) {
-        const [row] = await this.sql.query<ClaimRow>(CLAIM, [
+        const row = await this.batches.claim({
           id,
           holder,
-          now.toISOString(),
-          until.toISOString(),
-        ]);
+          now: now.toISOString(),
+          until: until.toISOString(),
+        });
         if (row === undefined) continue;
         if (row.claimed) return { _tag: 'Claimed' };
         if (row.provider_id !== null) return { _tag: 'AlreadySent', providerId: row.provider_id };
@@ -75,17 +51,7 @@ export class SqlDeliveryLedger implements DeliveryLedger {
   }
 
   record(id: EmailId, providerId: string, at: Date): TE.TaskEither<StoreUnavailable, void> {
-    return attempt(async () => {
-      // The claim's holder stays on the row: who sent it, for whoever traces a duplicate.
-      await this.sql.query(
-        `INSERT INTO delivery_ledger AS l (email_id, provider_id, sent_at)
-         VALUES ($1, $2, $3::timestamptz)
-         ON CONFLICT (email_id) DO UPDATE
-            SET provider_id = EXCLUDED.provider_id, sent_at = EXCLUDED.sent_at
-          WHERE l.provider_id IS NULL`,
-        [id, providerId, at.toISOString()],
-      );
-    });
+    return attempt(() => this.batches.record({ id, providerId, at: at.toISOString() }));
   }
 
   release(id: EmailId, holder: string): TE.TaskEither<StoreUnavailable, void> {

@@ -27,19 +27,14 @@ import { acceptedEvent } from '../../domain/events.js';
 import { allRecipients } from '../../domain/email-request.js';
 import { Batcher, isDataError } from './batcher.js';
 import type { SqlClient } from './sql-client.js';
+import type { StateRow } from './sql-email-log-batches.js';
+import { EmailStateBatches } from './sql-email-log-batches.js';
 import { attempt, sameJson, StoreFault, countDeleted } from './sql-client.js';
 
 /** Lost races before `apply` stops re-reading and takes the row lock instead. */
 const OPTIMISTIC_ROUNDS = 4;
 /** Under the row lock a write can only lose to an insert or a delete of the same id. */
 const LOCKED_ROUNDS = 3;
-
-/** The state a write is based on: `version` is what the write must still find. */
-interface StateRow {
-  readonly state: EmailStatus;
-  readonly version: number;
-  readonly recorded: boolean;
-}
 
 interface ListRow {
   readonly state: EmailStatus;
@@ -125,9 +120,12 @@ export class SqlEmailLog implements EmailLog {
    * written again alone, so it fails its own request only.
    */
   private readonly inserts: Batcher<NewRow, boolean>;
+  /** Reads and writes of folds outside a transaction, shared with the calls of the same turn. */
+  private readonly batches: EmailStateBatches;
 
   constructor(private readonly sql: SqlClient) {
     this.inserts = new Batcher({ write: (rows) => this.insertMany(rows), retryAlone: isDataError });
+    this.batches = new EmailStateBatches(sql);
   }
 
   /**
@@ -150,8 +148,12 @@ export class SqlEmailLog implements EmailLog {
     });
   }
 
-  apply(event: DomainEvent): TE.TaskEither<StoreUnavailable, Applied> {
-    return attempt(() => this.fold(event, undefined));
+  /** With a `basis` still current, one conditional UPDATE; otherwise read-fold-write. */
+  apply(event: DomainEvent, basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> {
+    return attempt(async () => {
+      const known = basis === undefined ? undefined : await this.onto(event, basis);
+      return known ?? this.fold(event, undefined);
+    });
   }
 
   get(id: EmailId): TE.TaskEither<StoreUnavailable, O.Option<EmailStatus>> {
@@ -274,6 +276,24 @@ export class SqlEmailLog implements EmailLog {
   }
 
   /**
+   * Folds `event` onto `basis` without reading: the write succeeds only while the row is still at
+   * `basis.version`. Undefined when it is not (another writer moved it, or the row is gone), or
+   * when the event is no news to the basis: the caller then reads, as without a basis.
+   */
+  private async onto(event: DomainEvent, basis: Applied): Promise<Applied | undefined> {
+    if (basis.version === undefined || basis.status.id !== event.id) return undefined;
+    const status = evolveStatus(basis.status, event);
+    if (sameJson(status, basis.status)) return undefined;
+    const { version } = basis;
+    const written = await this.batches.write({
+      id: event.id,
+      version,
+      state: JSON.stringify(status),
+    });
+    return written ? { status, changed: true, version: version + 1 } : undefined;
+  }
+
+  /**
    * Folds `event` (and, from `record`, fills the request of a row an early event created).
    * Optimistic rounds first, then the same step under `SELECT … FOR UPDATE`.
    */
@@ -298,29 +318,41 @@ export class SqlEmailLog implements EmailLog {
     request: EmailRequest | undefined,
     lock: boolean,
   ): Promise<Applied | undefined> {
-    const rows = await sql.query<StateRow>(
-      `SELECT state, version, request IS NOT NULL AS recorded FROM emails WHERE id = $1
-       ${lock ? 'FOR UPDATE' : ''}`,
-      [event.id],
-    );
-    const row = rows[0];
+    // Outside a transaction, the read and the write are batched with this turn's others.
+    const batched = sql === this.sql && !lock;
+    const row = batched
+      ? await this.batches.read(event.id)
+      : (
+          await sql.query<StateRow>(
+            `SELECT state, version, request IS NOT NULL AS recorded FROM emails WHERE id = $1
+             ${lock ? 'FOR UPDATE' : ''}`,
+            [event.id],
+          )
+        )[0];
     if (row === undefined) {
       const status = evolveStatus(undefined, event);
       return (await this.insert(sql, status, event, request))
-        ? { status, changed: true }
+        ? { status, changed: true, version: 1 }
         : undefined;
     }
+    const { version } = row;
     // Recording an id already recorded changes nothing, whatever the request says.
-    if (request !== undefined && row.recorded) return { status: row.state, changed: false };
+    if (request !== undefined && row.recorded)
+      return { status: row.state, changed: false, version };
     const status = evolveStatus(row.state, event);
     const changed = !sameJson(status, row.state);
-    if (!changed && request === undefined) return { status: row.state, changed };
+    if (!changed && request === undefined) return { status: row.state, changed, version };
+    const state = JSON.stringify(status);
+    if (request === undefined && batched) {
+      const written = await this.batches.write({ id: event.id, version, state });
+      return written ? { status, changed, version: version + 1 } : undefined;
+    }
     const updated =
       request === undefined
         ? await sql.query(
             `UPDATE emails SET state = $3::jsonb, version = version + 1, updated_at = now()
              WHERE id = $1 AND version = $2 RETURNING id`,
-            [event.id, row.version, JSON.stringify(status)],
+            [event.id, row.version, state],
           )
         : await sql.query(
             `UPDATE emails SET state = $3::jsonb, version = version + 1, updated_at = now(),
@@ -329,14 +361,14 @@ export class SqlEmailLog implements EmailLog {
             [
               event.id,
               row.version,
-              JSON.stringify(status),
+              state,
               request.requestedAt,
               recipientsText(allRecipients(request)),
               request.tags ?? [],
               JSON.stringify(request),
             ],
           );
-    return updated.length > 0 ? { status, changed } : undefined;
+    return updated.length > 0 ? { status, changed, version: version + 1 } : undefined;
   }
 
   /** Inserts a new row unless the id exists; true if this call created it. */

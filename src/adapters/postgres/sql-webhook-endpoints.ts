@@ -10,6 +10,7 @@ import type { WebhookEventType } from '../../domain/webhook.js';
 import { WEBHOOK_EVENT_TYPES } from '../../domain/webhook.js';
 import type { SqlClient } from './sql-client.js';
 import { StoreFault, attempt } from './sql-client.js';
+import { TickBatcher } from './tick-batcher.js';
 
 interface EndpointRow {
   readonly id: string;
@@ -47,7 +48,28 @@ const OLDEST_FIRST = 'ORDER BY created_at, id';
  * that answer it (`subscribedTo`, `get`): `list` never selects it.
  */
 export class SqlWebhookEndpoints implements WebhookEndpoints {
-  constructor(private readonly sql: SqlClient) {}
+  /**
+   * The fan-out's lookups of one event-loop turn in one statement (`TickBatcher`): a worker hears
+   * events in bursts, and each asks which endpoints want its type. Each caller is answered the
+   * rows its own type selects, in the same order.
+   */
+  private readonly subscriptions: TickBatcher<WebhookEventType, readonly SigningEndpointRow[]>;
+
+  constructor(private readonly sql: SqlClient) {
+    this.subscriptions = new TickBatcher<WebhookEventType, readonly SigningEndpointRow[]>(
+      async (types) => {
+        const rows = await this.sql.query<SigningEndpointRow>(
+          `SELECT id, url, events, secret, created_at FROM webhook_endpoints
+            WHERE cardinality(events) = 0 OR events && $1::text[]
+            ${OLDEST_FIRST}`,
+          [[...new Set(types)]],
+        );
+        return types.map((type) =>
+          rows.filter((row) => row.events.length === 0 || row.events.includes(type)),
+        );
+      },
+    );
+  }
 
   /** A taken id is StoreUnavailable (a bug in whoever drew it); the first endpoint stays. */
   add(endpoint: SigningWebhookEndpoint): TE.TaskEither<StoreUnavailable, void> {
@@ -90,15 +112,7 @@ export class SqlWebhookEndpoints implements WebhookEndpoints {
   subscribedTo(
     type: WebhookEventType,
   ): TE.TaskEither<StoreUnavailable, readonly SigningWebhookEndpoint[]> {
-    return attempt(async () => {
-      const rows = await this.sql.query<SigningEndpointRow>(
-        `SELECT id, url, events, secret, created_at FROM webhook_endpoints
-          WHERE cardinality(events) = 0 OR $1 = ANY(events)
-          ${OLDEST_FIRST}`,
-        [type],
-      );
-      return rows.map(toSigningEndpoint);
-    });
+    return attempt(async () => (await this.subscriptions.add(type)).map(toSigningEndpoint));
   }
 
   get(id: string): TE.TaskEither<StoreUnavailable, O.Option<SigningWebhookEndpoint>> {

@@ -22,8 +22,13 @@ export interface RabbitMqEmailTaskSourceOptions {
   /** Carries out Retry and DeadLetter dispositions, with confirms, before the ack. */
   readonly publisher: RabbitMqPublisher;
   readonly prefix: string;
-  /** Handlers in flight at once; also the channel's prefetch. */
+  /** Handlers in flight at once. */
   readonly concurrency: number;
+  /**
+   * Tasks the broker hands over ahead of a free handler (default `prefetchHeadroom`): a handler
+   * that finishes starts the next task at once, not one ack-and-deliver round trip later.
+   */
+  readonly prefetchHeadroom?: number;
   /** RETRY_DELAYS: one retry queue each (see topology.ts). */
   readonly retryDelaysMs: readonly number[];
   readonly logger: Logger;
@@ -47,6 +52,16 @@ interface Subscription {
   /** stop() stopped waiting: whatever is still running must not touch the broker. */
   abandoned: boolean;
 }
+
+/**
+ * The default headroom: a quarter of the handlers (at least one). Enough for the tasks that
+ * finish during one round trip to the broker, few enough that a worker does not hoard tasks
+ * another worker could start.
+ */
+export const prefetchHeadroom = (concurrency: number): number => Math.ceil(concurrency / 4);
+
+/** A task still waiting for a handler when stop() began: handed back untouched, not a failure. */
+const NOT_STARTED = new Error('stopped before the task was handled');
 
 const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms).unref());
@@ -144,7 +159,10 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
         sub.closed = true;
         lost();
       });
-      await channel.prefetch(this.options.concurrency);
+      const { concurrency } = this.options;
+      await channel.prefetch(
+        concurrency + (this.options.prefetchHeadroom ?? prefetchHeadroom(concurrency)),
+      );
       const { consumerTag } = await channel.consume(this.queue, (msg) => this.onMessage(sub, msg), {
         noAck: false,
       });
@@ -212,7 +230,9 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
       this.unrecorded.delete(msg);
     }
     // Stopping: closing the channel hands it back at once, with no pause before a reject.
-    if (sub.abandoned || (this.stopping && isRedeliver(outcome))) return;
+    if (sub.abandoned || (this.stopping && (isRedeliver(outcome) || isNotStarted(outcome)))) {
+      return;
+    }
     if (isRedeliver(outcome)) return this.settle(sub, msg, E.left(undefined));
     if (E.isLeft(outcome)) {
       this.options.logger.warn(
@@ -243,7 +263,7 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     try {
       const handler = this.handler;
       if (!handler || (this.stopping && !again)) {
-        return E.left(new Error('stopped before the task was handled'));
+        return E.left(NOT_STARTED);
       }
       return E.right(await handler(task));
     } catch (err) {
@@ -285,6 +305,9 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     }
   }
 }
+
+const isNotStarted = (outcome: E.Either<unknown, Disposition>): boolean =>
+  E.isLeft(outcome) && outcome.left === NOT_STARTED;
 
 const isRedeliver = (outcome: E.Either<unknown, Disposition>): boolean =>
   E.isRight(outcome) && outcome.right._tag === 'Redeliver';

@@ -115,6 +115,11 @@ export interface Applied {
   readonly status: EmailStatus;
   /** False when the event was already known (a redelivery, an echo): announce nothing. */
   readonly changed: boolean;
+  /**
+   * The store's version of `status`, opaque to callers: handed back to `apply` as its `basis`,
+   * it lets the store write the next fold without reading first. Absent where a store has none.
+   */
+  readonly version?: number;
 }
 
 /**
@@ -133,8 +138,13 @@ export interface EmailLog {
   /**
    * Folds `event` into its email with `evolveStatus`, atomically per email, so two workers'
    * events never read the same old state. An event for an unknown id starts a new entry.
+   *
+   * `basis`, when given, is what this process's last `apply` for the same email answered: a hint
+   * only. The store may fold onto it without reading, in one conditional write that succeeds only
+   * if the email is still at `basis.version`; otherwise (another writer moved it, or no version)
+   * it reads and folds as without a basis. The answer is the same either way.
    */
-  apply(event: DomainEvent): TaskEither<StoreUnavailable, Applied>;
+  apply(event: DomainEvent, basis?: Applied): TaskEither<StoreUnavailable, Applied>;
   get(id: EmailId): TaskEither<StoreUnavailable, Option<EmailStatus>>;
   /** The request as it was accepted; none for an id never recorded (or deleted by retention). */
   request(id: EmailId): TaskEither<StoreUnavailable, Option<EmailRequest>>;

@@ -84,6 +84,74 @@ describe('The PostgreSQL stores', function () {
       expect(statements).to.have.length(1);
     });
 
+    it('folds onto a current basis in one statement, and reads again after a lost race', async () => {
+      const { client, statements } = recording(one.client);
+      const log = new SqlEmailLog(client);
+      const peer = new SqlEmailLog(two.client);
+      const r = aRequest();
+      await right(log.record(r));
+      const sending = await right(log.apply(anEvent.sending(r, { attempt: 1, at: at(1) })));
+      statements.length = 0;
+      const retrying = await right(
+        log.apply(anEvent.retried(r, { attempt: 1, at: at(2) }), sending),
+      );
+      expect(statements.map((st) => st.sql.trim().split(/\s+/)[0])).to.deep.equal(['UPDATE']);
+      // Another process writes in between: the write on the old basis finds nothing, and the
+      // fold is made again on what the other process wrote.
+      await right(peer.apply(anEvent.sending(r, { attempt: 2, at: at(62) })));
+      statements.length = 0;
+      const event = anEvent.failed(r, { attempt: 2, at: at(63) });
+      const failed = await right(log.apply(event, retrying));
+      expect(statements.map((st) => st.sql.trim().split(/\s+/)[0])).to.deep.equal([
+        'UPDATE',
+        'SELECT',
+        'UPDATE',
+      ]);
+      expect(failed.status.attempts.map((a) => [a.attempt, a.outcome])).to.deep.equal([
+        [1, 'transient'],
+        [2, 'permanent'],
+      ]);
+      expect(await right(log.get(r.id))).to.deep.equal(O.some(failed.status));
+    });
+
+    it("folds concurrent callers' events in one read and one write", async () => {
+      const { client, statements } = recording(one.client);
+      const log = new SqlEmailLog(client);
+      const requests = [aRequest(), aRequest(), aRequest()];
+      for (const r of requests) await right(log.record(r));
+      statements.length = 0;
+      const applied = await Promise.all(
+        requests.map((r) => right(log.apply(anEvent.sending(r, { attempt: 1, at: at(1) })))),
+      );
+      expect(applied.map((a) => a.status.status)).to.deep.equal(['sending', 'sending', 'sending']);
+      expect(statements).to.have.length(2);
+      for (const r of requests) {
+        const stored = O.toUndefined(await right(log.get(r.id)));
+        expect(stored?.status).to.equal('sending');
+      }
+    });
+
+    it('fails every caller of a batch the database refused, and writes none of it', async () => {
+      const refusing: SqlClient = {
+        query: async (sql, params) => {
+          if (/^\s*UPDATE emails AS e/.test(sql))
+            throw Object.assign(new Error('x'), { code: '40P01' });
+          return one.client.query(sql, params);
+        },
+        transaction: (work) => one.client.transaction(work),
+      };
+      const log = new SqlEmailLog(refusing);
+      const requests = [aRequest(), aRequest()];
+      for (const r of requests) await right(log.record(r));
+      const results = await Promise.all(
+        requests.map((r) => log.apply(anEvent.sending(r, { attempt: 1, at: at(1) }))()),
+      );
+      expect(results.map((x) => x._tag)).to.deep.equal(['Left', 'Left']);
+      for (const r of requests) {
+        expect(O.toUndefined(await right(log.get(r.id)))?.status).to.equal('queued');
+      }
+    });
+
     it('keeps the columns it filters on in step with the folded state', async () => {
       const log = new SqlEmailLog(one.client);
       const r = aRequest({ tags: ['a', 'b'], to: ['Ada <ADA@example.org>', 'bob@example.com'] });
@@ -150,6 +218,66 @@ describe('The PostgreSQL stores', function () {
       });
       const text = plan.map((line) => line['QUERY PLAN']).join('\n');
       expect(text).to.include('emails_awaiting_report').and.not.include('Seq Scan');
+    });
+  });
+
+  describe('SqlDeliveryLedger on PostgreSQL', () => {
+    beforeEach(clean);
+
+    it("claims one turn's emails in one statement, each answered its own outcome", async () => {
+      const { client, statements } = recording(one.client);
+      const ledger = new SqlDeliveryLedger(client);
+      const [fresh, sent, held] = [anId(), anId(), anId()];
+      const now = new Date(at(1));
+      await right(ledger.record(sent, '<s@mg>', now));
+      await right(new SqlDeliveryLedger(two.client).claim(held, 'worker-b', now, 15_000));
+      statements.length = 0;
+      const claims = await Promise.all(
+        [fresh, sent, held].map((id) => right(ledger.claim(id, 'worker-a', now, 15_000))),
+      );
+      expect(statements).to.have.length(1);
+      expect(claims.map((c) => c._tag)).to.deep.equal(['Claimed', 'AlreadySent', 'Busy']);
+      expect(claims[2]).to.include({ holder: 'worker-b' });
+    });
+
+    it("records one turn's sends in one statement; a second record of an id keeps the first", async () => {
+      const { client, statements } = recording(one.client);
+      const ledger = new SqlDeliveryLedger(client);
+      const [a, b] = [anId(), anId()];
+      await Promise.all([
+        right(ledger.record(a, '<a-1@mg>', new Date(at(1)))),
+        right(ledger.record(b, '<b-1@mg>', new Date(at(1)))),
+        right(ledger.record(a, '<a-2@mg>', new Date(at(2)))),
+      ]);
+      // The same id twice goes into a statement of its own: one statement may not touch a row twice.
+      expect(statements).to.have.length(2);
+      expect(await right(ledger.sent(a))).to.be.oneOf(['<a-1@mg>', '<a-2@mg>']);
+      expect(await right(ledger.sent(b))).to.equal('<b-1@mg>');
+    });
+  });
+
+  describe('SqlWebhookEndpoints on PostgreSQL', () => {
+    beforeEach(clean);
+
+    it("answers one turn's lookups in one statement, each with its own type's endpoints", async () => {
+      const { client, statements } = recording(one.client);
+      const endpoints = new SqlWebhookEndpoints(client);
+      const all = aWebhookEndpoint(1);
+      const sent = aWebhookEndpoint(2, { events: ['email.sent'] });
+      const failed = aWebhookEndpoint(3, { events: ['email.failed'] });
+      for (const e of [all, sent, failed]) await right(endpoints.add(e));
+      statements.length = 0;
+      const found = await Promise.all(
+        (['email.sent', 'email.failed', 'email.sending'] as const).map((type) =>
+          right(endpoints.subscribedTo(type)),
+        ),
+      );
+      expect(statements).to.have.length(1);
+      expect(found.map((list) => list.map((e) => e.id))).to.deep.equal([
+        [all.id, sent.id],
+        [all.id, failed.id],
+        [all.id],
+      ]);
     });
   });
 

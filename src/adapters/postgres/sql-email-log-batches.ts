@@ -1,0 +1,71 @@
+import type { EmailId } from '../../domain/email-request.js';
+import type { EmailStatus } from '../../domain/email-status.js';
+import type { SqlClient } from './sql-client.js';
+import { TickBatcher } from './tick-batcher.js';
+
+/** An email's folded state as read for a write: `version` is what the write must still find. */
+export interface StateRow {
+  readonly state: EmailStatus;
+  readonly version: number;
+  /** The row has its request (false: an early event created it). */
+  readonly recorded: boolean;
+}
+
+/** A fold to write: `state` (JSON text) replaces the row's only if it is still at `version`. */
+export interface StateWrite {
+  readonly id: EmailId;
+  readonly version: number;
+  readonly state: string;
+}
+
+/**
+ * The email log's two hot statements, each gathered across the calls of one event-loop turn
+ * (`TickBatcher`): the read of a state and its version, and the optimistic write of a fold. A
+ * worker's concurrent deliveries then share their round trips and commits. Arrays travel as
+ * `text[]` and are cast in the statement, which node-postgres and PGlite pass alike.
+ */
+export class EmailStateBatches {
+  private readonly reads: TickBatcher<EmailId, StateRow | undefined>;
+  private readonly writes: TickBatcher<StateWrite, boolean>;
+
+  constructor(sql: SqlClient) {
+    this.reads = new TickBatcher<EmailId, StateRow | undefined>(async (ids) => {
+      const rows = await sql.query<StateRow & { id: string }>(
+        `SELECT id, state, version, request IS NOT NULL AS recorded
+           FROM emails WHERE id = ANY($1::text[])`,
+        [[...new Set(ids)]],
+      );
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return ids.map((id) => byId.get(id));
+    });
+    // One row at most once a statement (the key): an UPDATE … FROM joining a row twice writes
+    // one of the two and would report both. In id order, as the ledger's batches: rows locked
+    // in one order by every worker's batches cannot leave two of them waiting for each other.
+    this.writes = new TickBatcher(
+      async (unsorted) => {
+        const writes = [...unsorted].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        const rows = await sql.query<{ id: string }>(
+          `UPDATE emails AS e
+              SET state = w.state::jsonb, version = e.version + 1, updated_at = now()
+             FROM unnest($1::text[], $2::int[], $3::text[]) AS w(id, version, state)
+            WHERE e.id = w.id AND e.version = w.version
+           RETURNING e.id`,
+          [writes.map((w) => w.id), writes.map((w) => w.version), writes.map((w) => w.state)],
+        );
+        const written = new Set(rows.map((row) => row.id));
+        return unsorted.map((w) => written.has(w.id));
+      },
+      { key: (w) => w.id },
+    );
+  }
+
+  /** The row of `id` (undefined: none), read in one statement with the others of this turn. */
+  read(id: EmailId): Promise<StateRow | undefined> {
+    return this.reads.add(id);
+  }
+
+  /** True if the row was still at `write.version` and now holds `write.state`, one version on. */
+  write(write: StateWrite): Promise<boolean> {
+    return this.writes.add(write);
+  }
+}
