@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
+import { SEND_CLAIM_LEASE_MS } from '../../src/application/deliver-email.js';
 import type { EmailProcess } from '../support/process.js';
 import { waitForRecord } from '../support/process.js';
 import { requirePostgres } from '../support/postgres.js';
@@ -104,7 +105,11 @@ describe('email server + email worker when things go wrong', function () {
         timeoutMs: 30_000,
         what: `all ${COUNT} emails at the stand-in`,
       });
-      const views = await mapLimit(ids, 10, (id) => waitForStatus(server.url, id, 'sent'));
+      // An email the first worker had claimed when it died is sent again only once its claim's
+      // lease (SEND_CLAIM_LEASE_MS, 15 s) has run out, and its status follows: wait past that.
+      const views = await mapLimit(ids, 10, (id) =>
+        waitForStatus(server.url, id, 'sent', SEND_CLAIM_LEASE_MS + 15_000),
+      );
       expect(views).to.have.length(COUNT);
       // Whatever the first worker had not sent when it died, the second one sent (its log
       // lines may still be in the pipe: wait for them).
