@@ -1,7 +1,7 @@
 import type { EmailId } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
 import type { SqlClient } from './sql-client.js';
-import { TickBatcher } from './tick-batcher.js';
+import { Batcher } from './batcher.js';
 
 /** An email's folded state as read for a write: `version` is what the write must still find. */
 export interface StateRow {
@@ -20,29 +20,33 @@ export interface StateWrite {
 
 /**
  * The email log's two hot statements, each gathered across the calls of one event-loop turn
- * (`TickBatcher`): the read of a state and its version, and the optimistic write of a fold. A
+ * (`Batcher`, `concurrent`): the read of a state and its version, and the optimistic write of a fold. A
  * worker's concurrent deliveries then share their round trips and commits. Arrays travel as
  * `text[]` and are cast in the statement, which node-postgres and PGlite pass alike.
  */
 export class EmailStateBatches {
-  private readonly reads: TickBatcher<EmailId, StateRow | undefined>;
-  private readonly writes: TickBatcher<StateWrite, boolean>;
+  private readonly reads: Batcher<EmailId, StateRow | undefined>;
+  private readonly writes: Batcher<StateWrite, boolean>;
 
   constructor(sql: SqlClient) {
-    this.reads = new TickBatcher<EmailId, StateRow | undefined>(async (ids) => {
-      const rows = await sql.query<StateRow & { id: string }>(
-        `SELECT id, state, version, request IS NOT NULL AS recorded
+    this.reads = new Batcher<EmailId, StateRow | undefined>({
+      write: async (ids) => {
+        const rows = await sql.query<StateRow & { id: string }>(
+          `SELECT id, state, version, request IS NOT NULL AS recorded
            FROM emails WHERE id = ANY($1::text[])`,
-        [[...new Set(ids)]],
-      );
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      return ids.map((id) => byId.get(id));
+          [[...new Set(ids)]],
+        );
+        const byId = new Map(rows.map((row) => [row.id, row]));
+        return ids.map((id) => byId.get(id));
+      },
+      concurrent: true,
+      maxBatch: 100,
     });
     // One row at most once a statement (the key): an UPDATE … FROM joining a row twice writes
     // one of the two and would report both. In id order, as the ledger's batches: rows locked
     // in one order by every worker's batches cannot leave two of them waiting for each other.
-    this.writes = new TickBatcher(
-      async (unsorted) => {
+    this.writes = new Batcher({
+      write: async (unsorted) => {
         const writes = [...unsorted].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         const rows = await sql.query<{ id: string }>(
           `UPDATE emails AS e
@@ -55,17 +59,19 @@ export class EmailStateBatches {
         const written = new Set(rows.map((row) => row.id));
         return unsorted.map((w) => written.has(w.id));
       },
-      { key: (w) => w.id },
-    );
+      key: (w) => w.id,
+      concurrent: true,
+      maxBatch: 100,
+    });
   }
 
   /** The row of `id` (undefined: none), read in one statement with the others of this turn. */
   read(id: EmailId): Promise<StateRow | undefined> {
-    return this.reads.add(id);
+    return this.reads.run(id);
   }
 
   /** True if the row was still at `write.version` and now holds `write.state`, one version on. */
   write(write: StateWrite): Promise<boolean> {
-    return this.writes.add(write);
+    return this.writes.run(write);
   }
 }

@@ -1,6 +1,6 @@
 import type { EmailId } from '../../domain/email-request.js';
 import type { SqlClient } from './sql-client.js';
-import { TickBatcher } from './tick-batcher.js';
+import { Batcher } from './batcher.js';
 
 /** A claim to take: for `holder`, when its lease ended by `now`, until `until` (ISO 8601). */
 export interface ClaimWanted {
@@ -70,17 +70,17 @@ const byId = <T extends { readonly id: EmailId }>(items: readonly T[]): T[] =>
 
 /**
  * The ledger's two per-email statements, each gathered across the calls of one event-loop turn
- * (`TickBatcher`): a worker's concurrent deliveries share their round trips and commits. An
+ * (`Batcher`, `concurrent`): a worker's concurrent deliveries share their round trips and commits. An
  * email at most once a statement (the key), since `ON CONFLICT DO UPDATE` may not touch a row
  * twice.
  */
 export class LedgerBatches {
-  private readonly claims: TickBatcher<ClaimWanted, ClaimRow | undefined>;
-  private readonly records: TickBatcher<RecordedSend, undefined>;
+  private readonly claims: Batcher<ClaimWanted, ClaimRow | undefined>;
+  private readonly records: Batcher<RecordedSend, undefined>;
 
   constructor(sql: SqlClient) {
-    this.claims = new TickBatcher<ClaimWanted, ClaimRow | undefined>(
-      async (wanted) => {
+    this.claims = new Batcher<ClaimWanted, ClaimRow | undefined>({
+      write: async (wanted) => {
         const sorted = byId(wanted);
         const rows = await sql.query<ClaimRow & { email_id: string }>(CLAIMS, [
           sorted.map((c) => c.id),
@@ -91,10 +91,12 @@ export class LedgerBatches {
         const found = new Map(rows.map((row) => [row.email_id, row]));
         return wanted.map((c) => found.get(c.id));
       },
-      { key: (c) => c.id },
-    );
-    this.records = new TickBatcher<RecordedSend, undefined>(
-      async (sends) => {
+      key: (c) => c.id,
+      concurrent: true,
+      maxBatch: 100,
+    });
+    this.records = new Batcher<RecordedSend, undefined>({
+      write: async (sends) => {
         const sorted = byId(sends);
         await sql.query(RECORDS, [
           sorted.map((s) => s.id),
@@ -103,16 +105,18 @@ export class LedgerBatches {
         ]);
         return sends.map(() => undefined);
       },
-      { key: (send) => send.id },
-    );
+      key: (send) => send.id,
+      concurrent: true,
+      maxBatch: 100,
+    });
   }
 
   /** The claim's outcome; undefined when the row changed under the statement (ask again). */
   claim(wanted: ClaimWanted): Promise<ClaimRow | undefined> {
-    return this.claims.add(wanted);
+    return this.claims.run(wanted);
   }
 
   record(send: RecordedSend): Promise<undefined> {
-    return this.records.add(send);
+    return this.records.run(send);
   }
 }

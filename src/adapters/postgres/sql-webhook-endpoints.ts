@@ -10,7 +10,7 @@ import type { WebhookEventType } from '../../domain/webhook.js';
 import { WEBHOOK_EVENT_TYPES } from '../../domain/webhook.js';
 import type { SqlClient } from './sql-client.js';
 import { StoreFault, attempt } from './sql-client.js';
-import { TickBatcher } from './tick-batcher.js';
+import { Batcher } from './batcher.js';
 
 interface EndpointRow {
   readonly id: string;
@@ -49,15 +49,15 @@ const OLDEST_FIRST = 'ORDER BY created_at, id';
  */
 export class SqlWebhookEndpoints implements WebhookEndpoints {
   /**
-   * The fan-out's lookups of one event-loop turn in one statement (`TickBatcher`): a worker hears
+   * The fan-out's lookups of one event-loop turn in one statement (`Batcher`, `concurrent`): a worker hears
    * events in bursts, and each asks which endpoints want its type. Each caller is answered the
    * rows its own type selects, in the same order.
    */
-  private readonly subscriptions: TickBatcher<WebhookEventType, readonly SigningEndpointRow[]>;
+  private readonly subscriptions: Batcher<WebhookEventType, readonly SigningEndpointRow[]>;
 
   constructor(private readonly sql: SqlClient) {
-    this.subscriptions = new TickBatcher<WebhookEventType, readonly SigningEndpointRow[]>(
-      async (types) => {
+    this.subscriptions = new Batcher<WebhookEventType, readonly SigningEndpointRow[]>({
+      write: async (types) => {
         const rows = await this.sql.query<SigningEndpointRow>(
           `SELECT id, url, events, secret, created_at FROM webhook_endpoints
             WHERE cardinality(events) = 0 OR events && $1::text[]
@@ -68,7 +68,9 @@ export class SqlWebhookEndpoints implements WebhookEndpoints {
           rows.filter((row) => row.events.length === 0 || row.events.includes(type)),
         );
       },
-    );
+      concurrent: true,
+      maxBatch: 100,
+    });
   }
 
   /** A taken id is StoreUnavailable (a bug in whoever drew it); the first endpoint stays. */
@@ -112,7 +114,7 @@ export class SqlWebhookEndpoints implements WebhookEndpoints {
   subscribedTo(
     type: WebhookEventType,
   ): TE.TaskEither<StoreUnavailable, readonly SigningWebhookEndpoint[]> {
-    return attempt(async () => (await this.subscriptions.add(type)).map(toSigningEndpoint));
+    return attempt(async () => (await this.subscriptions.run(type)).map(toSigningEndpoint));
   }
 
   get(id: string): TE.TaskEither<StoreUnavailable, O.Option<SigningWebhookEndpoint>> {
