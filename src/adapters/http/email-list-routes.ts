@@ -1,4 +1,3 @@
-import { PassThrough } from 'node:stream';
 import type Router from '@koa/router';
 import * as E from 'fp-ts/lib/Either.js';
 import type { Context, Middleware } from 'koa';
@@ -21,6 +20,7 @@ import {
 import type { Problem } from './errors.js';
 import { API_ROUTE, RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
 import { statusJson } from './status-page.js';
+import { openEventStream } from './event-stream.js';
 
 /**
  * Calls `onChange` with the id of any email that may have changed (an event of this process, or
@@ -351,39 +351,17 @@ export function mountEmailListRoutes(router: Router, options: EmailListRoutesOpt
       LIST_EVENTS_PATH,
       guards.page('read'),
       async function streamEmailChanges(ctx): Promise<void> {
-        const stream = new PassThrough();
-        let closed = false;
-        const unsubscribe = watchAll((id) => {
-          if (closed) return;
-          // No id: whatever the page shows may be out of date.
-          const data = JSON.stringify(id === undefined ? {} : { id });
-          stream.write(`event: change\ndata: ${data}\n\n`);
-        });
-        const heartbeat = setInterval(
-          () => !closed && stream.write(': keep-alive\n\n'),
-          heartbeatMs,
+        const events = openEventStream(ctx, { heartbeatMs, closing });
+        events.onClose(
+          watchAll((id) => {
+            // No id: whatever the page shows may be out of date.
+            const data = JSON.stringify(id === undefined ? {} : { id });
+            events.write(`event: change\ndata: ${data}\n\n`);
+          }),
         );
-        const close = (): void => {
-          if (closed) return;
-          closed = true;
-          clearInterval(heartbeat);
-          unsubscribe();
-          closing?.removeEventListener('abort', close);
-          stream.end();
-        };
-        // The browser went away (tab closed, navigated): stop listening for its sake.
-        ctx.res.once('close', close);
-        // The server is stopping: end the stream now, so the stop need not wait for it.
-        closing?.addEventListener('abort', close, { once: true });
-
-        ctx.status = 200;
-        ctx.type = 'text/event-stream';
-        ctx.set({ 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
-        ctx.req.socket.setNoDelay(true);
-        ctx.body = stream;
         // Something to send at once: the headers go out with it, and the browser's `open` fires.
-        stream.write(': listening\n\n');
-        if (closing?.aborted) close();
+        events.write(': listening\n\n');
+        if (closing?.aborted) events.close();
       },
     );
   }

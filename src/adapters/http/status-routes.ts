@@ -1,4 +1,3 @@
-import { PassThrough } from 'node:stream';
 import type Router from '@koa/router';
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
@@ -18,6 +17,7 @@ import type {
   WebhookDeliveries,
   WebhookDelivery,
 } from '../../application/ports/webhook-deliveries.js';
+import { openEventStream } from './event-stream.js';
 
 /**
  * Calls `onChange` whenever something may have changed about email `id` (an event of this
@@ -159,21 +159,20 @@ export function mountStatusRoutes(router: Router, options: StatusRoutesOptions):
       if ('problem' in result) return sendProblem(ctx, result.problem);
       const { id } = result.found;
 
-      const stream = new PassThrough();
-      let closed = false;
+      const events = openEventStream(ctx, { heartbeatMs, closing });
       let lastSent = '';
       const send = (status: EmailStatus): void => {
         const event = sseEvent(status);
-        if (closed || event === lastSent) return;
+        if (events.closed || event === lastSent) return;
         lastSent = event;
-        stream.write(event);
-        if (!watchedLive(status.status)) close();
+        events.write(event);
+        if (!watchedLive(status.status)) events.close();
       };
       // Re-reads run one after another, so an older read never overwrites a newer one.
       let reading = Promise.resolve();
       const reread = (): void => {
         reading = reading.then(async () => {
-          if (closed) return;
+          if (events.closed) return;
           const again = await emails.get(id)();
           if (E.isRight(again) && O.isSome(again.right)) send(again.right.value);
           else if (E.isLeft(again)) {
@@ -181,29 +180,10 @@ export function mountStatusRoutes(router: Router, options: StatusRoutesOptions):
           }
         });
       };
-      const unsubscribe = watch(id, reread);
-      const heartbeat = setInterval(() => !closed && stream.write(': keep-alive\n\n'), heartbeatMs);
-      function close(): void {
-        if (closed) return;
-        closed = true;
-        clearInterval(heartbeat);
-        unsubscribe();
-        closing?.removeEventListener('abort', close);
-        stream.end();
-      }
-      // The browser went away (tab closed, navigated): stop listening for its sake.
-      ctx.res.once('close', close);
-      // The server is stopping: end the stream now, so the stop need not wait for it.
-      closing?.addEventListener('abort', close, { once: true });
-
-      ctx.status = 200;
-      ctx.type = 'text/event-stream';
-      ctx.set({ 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
-      ctx.req.socket.setNoDelay(true);
-      ctx.body = stream;
+      events.onClose(watch(id, reread));
       send(result.found);
       // A stream asked for while the server stops gets the status as it is, and its end.
-      if (closing?.aborted) close();
+      if (closing?.aborted) events.close();
       // A change between the first read and the subscription would otherwise go unnoticed.
       reread();
     },
