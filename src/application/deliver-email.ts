@@ -840,6 +840,34 @@ export class DeliverEmail {
     );
   }
 
+  /**
+   * The attempt will be made again: the claim released (nothing went out this time), the retry
+   * recorded with when and why, then `retry` answered to the queue.
+   */
+  private retried(
+    about: ReturnType<DeliverEmail['about']>,
+    reason: string,
+    durationMs: number,
+    delayMs: number,
+    nextAttemptAt: string,
+    retry: Disposition,
+  ): TE.TaskEither<StoreUnavailable, Disposition> {
+    return pipe(
+      TE.fromTask(this.release(about.id)),
+      TE.flatMap(() =>
+        this.change({
+          type: 'EmailDeliveryRetried',
+          ...about,
+          reason,
+          durationMs,
+          delayMs,
+          nextAttemptAt,
+        }),
+      ),
+      TE.map(() => retry),
+    );
+  }
+
   private settle(
     task: EmailTask,
     outcome: DeliveryOutcome,
@@ -875,25 +903,12 @@ export class DeliverEmail {
           { emailId: request.id, attempt, reason: decision.reason, delayMs: decision.delayMs },
           `Send failed for now; attempt ${decision.nextAttempt} at ${nextAttemptAt}`,
         );
-        return pipe(
-          TE.fromTask(this.release(request.id)),
-          TE.flatMap(() =>
-            this.change({
-              type: 'EmailDeliveryRetried',
-              ...about,
-              reason: decision.reason,
-              durationMs,
-              delayMs: decision.delayMs,
-              nextAttemptAt,
-            }),
-          ),
-          TE.map((): Disposition => ({
-            _tag: 'Retry',
-            attempt: decision.nextAttempt,
-            delayMs: decision.delayMs,
-            history,
-          })),
-        );
+        return this.retried(about, decision.reason, durationMs, decision.delayMs, nextAttemptAt, {
+          _tag: 'Retry',
+          attempt: decision.nextAttempt,
+          delayMs: decision.delayMs,
+          history,
+        });
       }
       case 'Throttled': {
         // The same attempt again after the pause: the provider's limit is not the email's fault.
@@ -908,29 +923,13 @@ export class DeliverEmail {
           },
           `Throttled; attempt ${attempt} again at ${nextAttemptAt}, not counted`,
         );
-        return pipe(
-          TE.fromTask(this.release(request.id)),
-          TE.flatMap(() =>
-            this.change({
-              type: 'EmailDeliveryRetried',
-              ...about,
-              reason: decision.reason,
-              durationMs,
-              delayMs: decision.delayMs,
-              nextAttemptAt,
-            }),
-          ),
-          TE.map((): Disposition => ({
-            _tag: 'Retry',
-            attempt: decision.attempt,
-            delayMs: decision.delayMs,
-            history: [
-              ...task.history,
-              { ...record, detail: decision.reason, throttled: true as const },
-            ],
-            ...(task.expedited === true ? { expedited: true as const } : {}),
-          })),
-        );
+        return this.retried(about, decision.reason, durationMs, decision.delayMs, nextAttemptAt, {
+          _tag: 'Retry',
+          attempt: decision.attempt,
+          delayMs: decision.delayMs,
+          history: [...task.history, { ...record, detail: decision.reason, throttled: true }],
+          ...(task.expedited === true ? { expedited: true as const } : {}),
+        });
       }
       case 'GiveUp':
         this.log.error(
