@@ -10,6 +10,7 @@ import compose from 'koa-compose';
 import type { Guards } from './access.js';
 import type { Csrf } from './csrf.js';
 import { csrfRejectionMessages } from './csrf.js';
+import type { Problem } from './errors.js';
 import { API_ROUTE } from './errors.js';
 import { urlencodedBody } from './form-routes.js';
 import type { Account, Html, HtmlValue, Section } from './html.js';
@@ -236,6 +237,28 @@ export function renderProblem(
     problem.status,
     layout({ title: problem.title, body, section, ...(account ? { account } : {}) }),
   );
+}
+
+/**
+ * `renderProblem` for the problems the JSON routes answer (`Problem`: status, title, message,
+ * Retry-After), each page with the same way back (`link`) in its `section`.
+ */
+export function problemPages(
+  guards: Guards,
+  csrf: Csrf,
+  section: Section,
+  link: AdminProblem['link'],
+): (ctx: Context, problem: Problem) => void {
+  return (ctx, problem) =>
+    renderProblem(ctx, guards, csrf, section, {
+      status: problem.status,
+      title: problem.title,
+      message: problem.message,
+      link,
+      ...(problem.retryAfterSeconds !== undefined
+        ? { retryAfterSeconds: problem.retryAfterSeconds }
+        : {}),
+    });
 }
 
 /** A confirmation step: the question, what it is about, and the one button that does it. */

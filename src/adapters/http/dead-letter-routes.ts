@@ -16,7 +16,7 @@ import {
   isFormPost,
   negotiate,
   readForm,
-  renderProblem,
+  problemPages,
   seeOther,
   sendPage,
   wantsAdminPage,
@@ -318,16 +318,7 @@ export function mountDeadLetterRoutes(router: Router, options: DeadLetterRoutesO
   const { deadLetters, guards, csrf, log } = options;
   const back = { href: '/dead-letters', label: 'Back to the dead letters' };
 
-  const pageProblem = (ctx: Context, problem: Problem): void =>
-    renderProblem(ctx, guards, csrf, 'dead-letters', {
-      status: problem.status,
-      title: problem.title,
-      message: problem.message,
-      link: back,
-      ...(problem.retryAfterSeconds !== undefined
-        ? { retryAfterSeconds: problem.retryAfterSeconds }
-        : {}),
-    });
+  const pageProblem = problemPages(guards, csrf, 'dead-letters', back);
 
   /** Every letter, or the page's 503 already sent. */
   const listForPage = async (ctx: Context): Promise<readonly DeadLetter[] | undefined> => {

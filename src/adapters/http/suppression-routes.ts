@@ -21,7 +21,7 @@ import {
   formOf,
   negotiate,
   readForm,
-  renderProblem,
+  problemPages,
   seeOther,
   sendPage,
   wantsAdminPage,
@@ -343,14 +343,7 @@ function formErrors(fields: FieldErrors): SuppressionForm['errors'] {
 function suppressionPages(options: SuppressionRoutesOptions, csrf: Csrf): SuppressionPages {
   const { suppressions, guards, log, now = () => new Date() } = options;
   const back = { href: '/suppressions', label: 'Back to the suppression list' };
-  const problem = (ctx: Context, p: Problem): void =>
-    renderProblem(ctx, guards, csrf, 'suppressions', {
-      status: p.status,
-      title: p.title,
-      message: p.message,
-      link: back,
-      ...(p.retryAfterSeconds !== undefined ? { retryAfterSeconds: p.retryAfterSeconds } : {}),
-    });
+  const problem = problemPages(guards, csrf, 'suppressions', back);
 
   /**
    * The list's page at `cursor` with `extra` (a notice, a refused form); a 503 page when the

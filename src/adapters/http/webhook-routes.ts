@@ -22,7 +22,7 @@ import {
   formOf,
   negotiate,
   readForm,
-  renderProblem,
+  problemPages,
   seeOther,
   sendPage,
   wantsAdminPage,
@@ -372,14 +372,7 @@ function webhookPages(options: WebhookRoutesOptions, csrf: Csrf): WebhookPages {
   const { subscriptions, guards, log, deliveries } = options;
   const nonces = new UsedNonces();
   const back = { href: '/webhooks', label: 'Back to the webhooks' };
-  const problem = (ctx: Context, p: Problem): void =>
-    renderProblem(ctx, guards, csrf, 'webhooks', {
-      status: p.status,
-      title: p.title,
-      message: p.message,
-      link: back,
-      ...(p.retryAfterSeconds !== undefined ? { retryAfterSeconds: p.retryAfterSeconds } : {}),
-    });
+  const problem = problemPages(guards, csrf, 'webhooks', back);
 
   /** The page with `extra`; the endpoints must answer (503 page otherwise), deliveries may not. */
   async function render(
