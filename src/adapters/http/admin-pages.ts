@@ -59,6 +59,19 @@ export function negotiate(
 }
 
 /**
+ * The middleware of an admin list's GET: with `show` (the server serves pages), the page for a
+ * signed-in operator's browser and the JSON for an admin key (`negotiate`); without, the JSON.
+ */
+export function adminListRoute(
+  guards: Guards,
+  show: Middleware | undefined,
+  list: Middleware,
+): Middleware[] {
+  const api = [guards.key('admin'), list];
+  return show === undefined ? api : [negotiate(wantsAdminPage, [guards.page('admin'), show], api)];
+}
+
+/**
  * The error handler answers JSON on any path an API route matched (`API_ROUTE`, see errors.ts);
  * a page on such a path is no API route, so its refusals (a sign-in store that does not answer,
  * a body too large) must be pages. This takes the API's routes out of the matched list for this

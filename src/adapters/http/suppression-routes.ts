@@ -19,12 +19,11 @@ import {
   field,
   formContext,
   formOf,
-  negotiate,
   readForm,
+  adminListRoute,
   problemPages,
   seeOther,
   sendPage,
-  wantsAdminPage,
 } from './admin-pages.js';
 import { requireJson, jsonBody } from './api-routes.js';
 import type { Csrf } from './csrf.js';
@@ -205,15 +204,7 @@ export function mountSuppressionRoutes(router: Router, options: SuppressionRoute
   router.get(
     `${API_ROUTE}list-suppressions`,
     '/suppressions',
-    ...(pages === undefined
-      ? [guards.key('admin'), listSuppressions]
-      : [
-          negotiate(
-            wantsAdminPage,
-            [guards.page('admin'), pages.show],
-            [guards.key('admin'), listSuppressions],
-          ),
-        ]),
+    ...adminListRoute(guards, pages?.show, listSuppressions),
   );
   if (pages !== undefined) {
     // Paths of their own: the API's POST /suppressions answers 415 to a form, as it always has.

@@ -20,12 +20,11 @@ import {
   fields as fieldValues,
   formContext,
   formOf,
-  negotiate,
   readForm,
+  adminListRoute,
   problemPages,
   seeOther,
   sendPage,
-  wantsAdminPage,
 } from './admin-pages.js';
 import { jsonBody, requireJson } from './api-routes.js';
 import type { Csrf } from './csrf.js';
@@ -228,15 +227,7 @@ export function mountWebhookRoutes(router: Router, options: WebhookRoutesOptions
   router.get(
     `${API_ROUTE}list-webhook-endpoints`,
     '/webhooks',
-    ...(pages === undefined
-      ? [guards.key('admin'), listWebhookEndpoints]
-      : [
-          negotiate(
-            wantsAdminPage,
-            [guards.page('admin'), pages.show],
-            [guards.key('admin'), listWebhookEndpoints],
-          ),
-        ]),
+    ...adminListRoute(guards, pages?.show, listWebhookEndpoints),
   );
   if (pages !== undefined) {
     // Paths of their own: the API's POST /webhooks answers 415 to a form, as it always has.
