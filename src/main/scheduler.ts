@@ -54,8 +54,10 @@ export function startScheduler(
       return everyMs;
     }
     const inMs = next.right === undefined ? everyMs : next.right.getTime() - clock.now().getTime();
-    // Due already, yet not taken: leased by another worker, or waiting out a refused publish.
-    return inMs > 0 ? Math.min(inMs, everyMs) : everyMs;
+    // Due already, yet not taken: it fell due between the release and this read (then it goes
+    // at the next look), or it is leased by another worker, or waiting out a refused publish.
+    // Look again soon, not a whole poll later, yet not in a busy loop.
+    return inMs > 0 ? Math.min(inMs, everyMs) : Math.min(SCHEDULER_EVERY_MS, everyMs);
   };
 
   const once = async (): Promise<number> => {
