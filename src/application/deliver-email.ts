@@ -24,6 +24,7 @@ import { screenRecipients } from './request-email.js';
 import { recipientsOf } from '../domain/events.js';
 import type { Clock, Logger } from './ports/system.js';
 import { STORE_WAIT_LOG_EVERY_MS, Waiting, handBackDelay, later } from './delivery-waits.js';
+import type { SendSlots } from './send-slots.js';
 
 export { STORE_WAIT_LOG_EVERY_MS, handBackDelay };
 
@@ -93,6 +94,13 @@ export interface DeliverEmailOptions {
   readonly pauseCacheMs?: number;
   /** Waits in the worker (a pace, a short pause); injected by tests. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * WORKER_CONCURRENCY: how many of this worker's emails may be between their claim and their
+   * provider's answer at once (see SendSlots). A slot is taken before the claim and given back
+   * as soon as the provider answered, so recording the outcome and acking the task run outside
+   * it. Without it, no bound here: the task source's alone.
+   */
+  readonly sendSlots?: SendSlots;
 }
 
 /**
@@ -161,6 +169,9 @@ interface UnrecordedSend {
 export class DeliverEmail {
   private readonly unrecorded = new Map<EmailId, UnrecordedSend>();
   private readonly running = new Map<EmailId, Promise<Disposition>>();
+  /** The send slot a decision holds (see `sendSlots`), keyed like `running`: one per id. */
+  private readonly slots = new Map<EmailId, () => void>();
+  private readonly sendSlots: SendSlots | undefined;
   /** The email log's answer to a decision's last change: the next one folds onto it. */
   private readonly folded = new Map<EmailId, Applied>();
   private readonly change: (event: DomainEvent) => TE.TaskEither<StoreUnavailable, unknown>;
@@ -226,6 +237,7 @@ export class DeliverEmail {
     this.maxWaitInHandMs = options.maxWaitInHandMs ?? MAX_WAIT_IN_HAND_MS;
     this.pauseCacheMs = options.pauseCacheMs ?? PAUSE_CACHE_MS;
     this.sleep = options.sleep ?? sleepFor;
+    this.sendSlots = options.sendSlots;
     this.paceWaits = new Waiting(clock);
   }
 
@@ -257,12 +269,15 @@ export class DeliverEmail {
     if (known !== undefined) return T.of(this.waitInQueue(task, known));
     const decision = pending
       ? this.recordSend(task, pending)
-      : pipe(
-          this.superseded(task),
-          TE.flatMap((stale) =>
-            stale
-              ? TE.right<StoreUnavailable, Disposition>({ _tag: 'Done' })
-              : this.claimAndScreen(task),
+      : this.holdingSendSlot(
+          request.id,
+          pipe(
+            this.superseded(task),
+            TE.flatMap((stale) =>
+              stale
+                ? TE.right<StoreUnavailable, Disposition>({ _tag: 'Done' })
+                : this.claimAndScreen(task),
+            ),
           ),
         );
     return pipe(
@@ -281,6 +296,34 @@ export class DeliverEmail {
         },
       ),
     );
+  }
+
+  /**
+   * Runs `decision` holding one of the send slots (when there are any): `sendNow` gives it back
+   * as soon as the provider answered, and any other way out of the decision gives it back at
+   * the end.
+   */
+  private holdingSendSlot(
+    id: EmailId,
+    decision: TE.TaskEither<StoreUnavailable, Disposition>,
+  ): TE.TaskEither<StoreUnavailable, Disposition> {
+    const slots = this.sendSlots;
+    if (slots === undefined) return decision;
+    return async () => {
+      this.slots.set(id, await slots.take());
+      try {
+        return await decision();
+      } finally {
+        this.giveBackSendSlot(id);
+      }
+    };
+  }
+
+  private giveBackSendSlot(id: EmailId): void {
+    const release = this.slots.get(id);
+    if (release === undefined) return;
+    this.slots.delete(id);
+    release();
   }
 
   /**
@@ -537,6 +580,8 @@ export class DeliverEmail {
         }
         const started = this.clock.monotonicMs();
         const named = await this.sendHoldingClaim(request, skip);
+        // The provider answered: the next send may start while this one is recorded.
+        this.giveBackSendSlot(request.id);
         const { outcome, transport } = named;
         const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
         if (chatty)

@@ -48,6 +48,7 @@ import { SqlWebhookQueue } from '../adapters/postgres/sql-webhook-queue.js';
 import { randomIds, systemClock } from '../adapters/system/system.js';
 import type { OpenDatabase } from './database.js';
 import { createSender } from './senders.js';
+import { SendSlots } from '../application/send-slots.js';
 import { constant, provide } from './services.js';
 import { countingSuppressionList } from './counted-suppressions.js';
 
@@ -142,8 +143,22 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
       'TransportPauses',
       'SendPacer',
       'Metrics',
+      'Config',
     ],
-    (sender, emails, events, ledger, policy, clock, log, suppressions, pauses, pacer, metrics) =>
+    (
+      sender,
+      emails,
+      events,
+      ledger,
+      policy,
+      clock,
+      log,
+      suppressions,
+      pauses,
+      pacer,
+      metrics,
+      config,
+    ) =>
       new DeliverEmail(sender, emails, events, ledger, policy, clock, log, {
         // Its name on the send claims: a restarted process must not pass for the one that died.
         holder: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
@@ -152,6 +167,7 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
         pauses,
         pacer,
         pacing: metrics,
+        sendSlots: new SendSlots(config.workerConcurrency),
       }),
   );
   provide(
@@ -318,6 +334,15 @@ export const sqlStoresModule = (database: OpenDatabase) =>
   });
 
 /**
+ * Tasks a worker handles at once for WORKER_CONCURRENCY sends: twice as many, so that while one
+ * batch of sends records its outcomes and acks (outside their send slots, see SendSlots) as
+ * many tasks already wait for those slots, each taking one the moment it is free. Sends of
+ * equal latency finish together, so fewer waiting than sending would leave slots idle for a
+ * round trip. The sends themselves stay bounded by DeliverEmail's SendSlots.
+ */
+export const taskHandlers = (workerConcurrency: number): number => 2 * workerConcurrency;
+
+/**
  * `email dev` (and `email dead-letters` without a broker): the queue is a table in the same
  * database, committed before the 202, taken with `FOR UPDATE SKIP LOCKED`. One instance serves
  * as queue, task source and dead-letter box, so a publish wakes the consumer at once.
@@ -325,7 +350,7 @@ export const sqlStoresModule = (database: OpenDatabase) =>
 export const sqlQueueModule = (config: Config, log: Logger, database: OpenDatabase) =>
   new ContainerModule(({ bind }) => {
     const queue = new SqlEmailQueue(database.client, {
-      concurrency: config.workerConcurrency,
+      concurrency: taskHandlers(config.workerConcurrency),
       logger: log,
     });
     constant(bind, 'SqlEmailQueue', queue);
@@ -391,7 +416,7 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
           connection,
           publisher,
           prefix,
-          concurrency: config.workerConcurrency,
+          concurrency: taskHandlers(config.workerConcurrency),
           retryDelaysMs: config.retry.delaysMs,
           logger: log,
         }),
