@@ -4,12 +4,15 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as E from 'fp-ts/lib/Either.js';
 import type { DeliverEmail } from '../application/deliver-email.js';
-import type { DomainEvent } from '../domain/events.js';
+import { eventKey } from '../domain/events.js';
 import type { TaskHandler } from '../application/ports/email-task-source.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import type { AccessPolicy } from '../adapters/http/access.js';
 import { createHttpApp } from '../adapters/http/app.js';
+import type { EventWatchersOptions } from '../adapters/rabbitmq/event-watchers.js';
+import { EventWatchers } from '../adapters/rabbitmq/event-watchers.js';
+import { mayBeRouted } from '../adapters/rabbitmq/topology.js';
 import type { RawMessage } from '../adapters/http/raw-routes.js';
 import type { StoredMessages } from '../adapters/http/message-routes.js';
 import { composeMessage } from '../adapters/mime/mime-message.js';
@@ -241,19 +244,38 @@ export function csrfSecret(config: Config): Buffer {
 
 /**
  * Sends this process's own events to the broker's events exchange, for other processes' live
- * pages and the webhooks queue: those `routable` says some queue may take (see `mayBeRouted`),
- * since an event no queue takes still costs the broker a receive, a confirm and a drop. Not
- * awaited: the change is in the email log already, and a 202 must not wait for an event's
- * confirm. Returns the function that stops it.
+ * pages and the webhooks queue: only those some queue may take (`mayBeRouted`: the webhook
+ * types the endpoints want, as RouteWebhookEvents last read them, and whether a live page is
+ * open anywhere, as EventWatchers last checked), since an event no queue takes still costs the
+ * broker a receive, a confirm and a drop. Not awaited: the change is in the email log already,
+ * and a 202 must not wait for an event's confirm. The check of live pages is shown by
+ * `email_live_page_watchers`. Returns the function that stops both.
  */
 export function bridgeToBroker(
   container: Container,
-  routable: (event: DomainEvent) => boolean = () => true,
-): () => void {
+  config: Config,
+  log: Logger,
+  watchersOptions: Partial<EventWatchersOptions> = {},
+): () => Promise<void> {
   const broker = resolve(container, 'BrokerEvents');
-  return resolve(container, 'EventBus').subscribe(async (event) => {
-    if (routable(event)) void broker.publish(event)();
+  const route = resolve(container, 'RouteWebhookEvents');
+  const watchers = new EventWatchers({
+    connection: resolve(container, 'RabbitMqConnection'),
+    prefix: config.queuePrefix,
+    logger: log,
+    ...watchersOptions,
   });
+  resolve(container, 'Metrics').watchLivePages(() => watchers.consumers());
+  watchers.start();
+  const unsubscribe = resolve(container, 'EventBus').subscribe(async (event) => {
+    if (mayBeRouted(eventKey(event), route.wanted, watchers.watched())) {
+      void broker.publish(event)();
+    }
+  });
+  return async () => {
+    unsubscribe();
+    await watchers.stop();
+  };
 }
 
 /** Ready while both the queue and the stores can be used: what /readyz answers. */

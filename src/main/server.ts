@@ -1,8 +1,7 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { OnDemandEventFeed } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
-import { eventKey } from '../domain/events.js';
-import { LIVE_PAGE_EVENT_KEYS, mayBeRouted } from '../adapters/rabbitmq/topology.js';
+import { LIVE_PAGE_EVENT_KEYS } from '../adapters/rabbitmq/topology.js';
 import { accessModule, guardedAccess } from './access.js';
 import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
@@ -20,8 +19,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   const container = brokerRoleContainer(config, log, 'server', db, accessModule(config, db));
   const connection = resolve(container, 'RabbitMqConnection');
   const bus = resolve(container, 'EventBus');
-  const route = resolve(container, 'RouteWebhookEvents');
-  const unbridge = bridgeToBroker(container, (event) => mayBeRouted(eventKey(event), route.wanted));
+  const unbridge = bridgeToBroker(container, config, log);
   connection.start();
   // Knows which webhook types are wanted, for the bridge, and keeps the queue's bindings right
   // even while no worker runs.
@@ -59,7 +57,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     url: http.url,
     async stop() {
       await http.close(Math.min(config.shutdownGraceMs, 5000));
-      unbridge();
+      await unbridge();
       await stopRouting();
       await events.close();
       await connection.close();

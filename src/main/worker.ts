@@ -16,8 +16,6 @@ import { startReleasingScheduled } from './scheduler.js';
 import { startWatchingConfirmations } from './watchdog.js';
 import { onEveryConnect, startWebhooks, webhookDeliveryModule } from './webhooks.js';
 import { resolve } from './services.js';
-import { eventKey } from '../domain/events.js';
-import { mayBeRouted } from '../adapters/rabbitmq/topology.js';
 
 /**
  * `email worker`: consumes tasks and sends them, writing every outcome to PostgreSQL. Its own
@@ -39,8 +37,7 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
   const tasks = resolve(container, 'EmailTaskSource');
   const sender = resolve(container, 'EmailSender');
   const deliver = resolve(container, 'DeliverEmail');
-  const route = resolve(container, 'RouteWebhookEvents');
-  const unbridge = bridgeToBroker(container, (event) => mayBeRouted(eventKey(event), route.wanted));
+  const unbridge = bridgeToBroker(container, config, log);
 
   connection.start();
   log.info(
@@ -89,7 +86,7 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
       await webhooks.stop(config.shutdownGraceMs);
       await http.close(1000);
       await resolve(container, 'SenderHandle').close();
-      unbridge();
+      await unbridge();
       await connection.close();
       await db.close();
     },

@@ -1,9 +1,12 @@
 // A server's live pages on RabbitMQ: a server hears the workers' events only while one of its
-// pages is open. With none open, no event is routed to it (the broker keeps no queue of it); a
-// page opened later still follows its email live, and misses nothing from before the binding.
+// pages is open. With none open, no event is routed to it (the broker keeps no queue of it), and
+// workers do not even publish the events only pages follow; a page opened later still follows
+// its email live, and misses nothing from before the binding.
+import { connect } from 'amqplib';
 import { expect } from 'chai';
+import { topologyNames } from '../../src/adapters/rabbitmq/topology.js';
 import { requirePostgres } from '../support/postgres.js';
-import { boundKeys, eventQueues, requireRabbitMq } from '../support/rabbitmq.js';
+import { AMQP_URL, boundKeys, eventQueues, requireRabbitMq } from '../support/rabbitmq.js';
 import type { Roles, Started } from '../support/roles.js';
 import {
   AUTHORIZED,
@@ -83,6 +86,81 @@ describe('live pages of email server on RabbitMQ: events heard only while a page
       await eventually(() => statuses.includes('sent'), { what: 'sent, live on the page' });
     } finally {
       stream.abort();
+    }
+  });
+});
+
+describe("email worker on RabbitMQ: the live pages' events published only while a page is open", function () {
+  this.timeout(90_000);
+  let roles: Roles;
+  let outbox: string;
+  let server: Started;
+  let worker: Started;
+
+  before(async function () {
+    await requireRabbitMq();
+    await requirePostgres();
+    ({ roles, outbox } = await startOutboxRoles());
+    [server, worker] = await Promise.all([roles.startReady('server'), roles.startReady('worker')]);
+  });
+  after(async () => {
+    await stopOutboxRoles(roles, outbox);
+  });
+
+  /** Servers with a live page open as the worker last checked (`email_live_page_watchers`). */
+  async function watchersSeenByWorker(): Promise<number | undefined> {
+    const text = await (await fetch(`${worker.url}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('email_live_page_watchers'));
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+
+  it('publishes no sending or sent while no page is open, and both once one is', async () => {
+    // A queue of the test's own hears what is published under those keys. It is no watcher: the
+    // worker knows of pages by the consumers of the watchers queue only.
+    const model = await connect(AMQP_URL);
+    const stream = new AbortController();
+    try {
+      const ch = await model.createChannel();
+      const { queue } = await ch.assertQueue('', { exclusive: true });
+      const exchange = topologyNames(roles.prefix).eventsExchange;
+      for (const key of ['sending', 'sent']) await ch.bindQueue(queue, exchange, key);
+      const heard: string[] = [];
+      await ch.consume(
+        queue,
+        (msg) => {
+          if (msg === null) return;
+          const { id } = JSON.parse(msg.content.toString('utf8')) as { id: string };
+          heard.push(`${msg.fields.routingKey} ${id}`);
+        },
+        { noAck: true },
+      );
+
+      // Before its first answer the worker publishes everything; it read its (no) webhook
+      // endpoints as it connected, a second before that answer.
+      await eventually(async () => (await watchersSeenByWorker()) === 0, {
+        intervalMs: 100,
+        what: 'the worker to see no page open',
+      });
+      const unwatched = await queueEmail(server.url, { to: 'unwatched@example.org' });
+      await waitForStatus(server.url, unwatched, 'sent');
+
+      const res = await fetch(`${server.url}/emails/${unwatched}/events`, {
+        headers: AUTHORIZED,
+        signal: stream.signal,
+      });
+      expect(res.status).to.equal(200);
+      await eventually(async () => (await watchersSeenByWorker()) === 1, {
+        intervalMs: 100,
+        what: 'the worker to see the page open',
+      });
+      const watched = await queueEmail(server.url, { to: 'watched@example.org' });
+      await eventually(() => heard.includes(`sent ${watched}`), { what: 'the watched email sent' });
+      // The worker publishes on one channel, in order: the first email's events, had they been
+      // published, would have come first.
+      expect(heard).to.deep.equal([`sending ${watched}`, `sent ${watched}`]);
+    } finally {
+      stream.abort();
+      await model.close();
     }
   });
 });

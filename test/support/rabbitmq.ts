@@ -94,6 +94,7 @@ export async function deleteTopology(
       names.deadQueue,
       ...[...new Set(retryDelaysMs)].map((delayMs) => names.retryQueue(delayMs)),
       names.webhooksQueue,
+      names.watchersQueue,
       ...[...new Set(webhookRetryDelaysMs)].map((delayMs) => names.webhookRetryQueue(delayMs)),
     ];
     // deleteQueue and deleteExchange succeed when the object is already gone.

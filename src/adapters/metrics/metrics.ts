@@ -35,6 +35,12 @@ export interface Metrics extends PacingObserver {
    * on each scrape (undefined: none pending, so 0; a rejection leaves the gauge as it was).
    */
   watchWebhookBacklog(oldestPending: () => Promise<Date | undefined>): void;
+  /**
+   * Reports the servers with a live page open, as this process last checked the broker, read
+   * from `watchers` on each scrape (`email_live_page_watchers`; -1: not known, so the live
+   * pages' events are published; absent from a process that publishes none).
+   */
+  watchLivePages(watchers: () => number | undefined): void;
 }
 
 export function createMetrics(role: string): Metrics {
@@ -130,6 +136,7 @@ export function createMetrics(role: string): Metrics {
       this.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest.getTime()) / 1000));
     },
   });
+  let livePages: (() => number | undefined) | undefined;
   return {
     registry,
     observe(event) {
@@ -172,6 +179,20 @@ export function createMetrics(role: string): Metrics {
     },
     watchWebhookBacklog(read) {
       oldestPending = read;
+    },
+    watchLivePages(read) {
+      // Registered only here: a process that never checks (`email dev`) shows no such gauge.
+      if (livePages === undefined) {
+        new Gauge({
+          name: 'email_live_page_watchers',
+          help: 'Servers with a live page open, as this process last checked (-1: not known, so their events are published)',
+          registers: [registry],
+          collect() {
+            this.set(livePages?.() ?? -1);
+          },
+        });
+      }
+      livePages = read;
     },
     pacingWaited(transport, waitMs) {
       pacingWaits.inc({ transport });

@@ -12,7 +12,8 @@ import { ChannelKeeper } from './channel-keeper.js';
 import type { RabbitMqConnection } from './connection.js';
 import type { RabbitMqPublisher } from './rabbitmq-publisher.js';
 import { errorText } from './rabbitmq-publisher.js';
-import { topologyNames } from './topology.js';
+import { WATCHERS_REREAD_AFTER_MS } from './event-watchers.js';
+import { declareWatchersQueue, topologyNames } from './topology.js';
 
 export interface RabbitMqDeliveryEventsOptions {
   readonly publisher: RabbitMqPublisher;
@@ -65,6 +66,11 @@ export interface SubscribeOptions {
    * reconnect or a reopened channel, when events may have gone by unheard.
    */
   readonly onBound?: () => void;
+  /**
+   * Also hold a consumer on `<prefix>.watchers` on the same channel, from the binding on, so
+   * that publishers know a live page is open (see EventWatchers). It goes with the channel.
+   */
+  readonly watcher?: boolean;
 }
 
 /**
@@ -81,10 +87,11 @@ export async function subscribeToEvents(
   routingKeys: readonly EventKey[] | '#' = '#',
   options: SubscribeOptions = {},
 ): Promise<EventSubscription> {
-  const exchange = topologyNames(prefix).eventsExchange;
+  const names = topologyNames(prefix);
+  const exchange = names.eventsExchange;
   const queueName = `${exchange}.${hostname().slice(0, 60)}.${process.pid}.${randomBytes(4).toString('hex')}`;
   const deliver = (msg: ConsumeMessage | null): void => {
-    if (msg === null) return;
+    if (msg === null) return; // cancelled by the broker: see `open`
     let json: unknown;
     try {
       json = JSON.parse(msg.content.toString('utf8'));
@@ -105,6 +112,8 @@ export async function subscribeToEvents(
       .catch((err: unknown) => logger.error({ err: errorText(err) }, 'Event handler failed'));
   };
 
+  // Set by close(): its own deleteQueue cancels the consumer too.
+  let closing = false;
   const open = async (model: ChannelModel, lost: () => void): Promise<Channel> => {
     const ch = await model.createChannel();
     ch.on('error', (err: unknown) => logger.warn({ err: errorText(err) }, 'Events channel error'));
@@ -118,7 +127,24 @@ export async function subscribeToEvents(
     for (const key of routingKeys === '#' ? ['#'] : routingKeys) {
       await ch.bindQueue(queue, exchange, key);
     }
-    await ch.consume(queue, deliver, { noAck: true });
+    // A queue deleted under us cancels its consumer: close the channel, and it is opened again
+    // (queues declared, bound, consumed, onBound called) after reopenDelayMs.
+    const cancelled = (msg: ConsumeMessage | null): boolean => {
+      if (msg === null && !closing) void ch.close().catch(() => undefined);
+      return msg === null;
+    };
+    await ch.consume(
+      queue,
+      (msg) => {
+        if (!cancelled(msg)) deliver(msg);
+      },
+      { noAck: true },
+    );
+    if (options.watcher === true) {
+      // After the binding: a publisher that sees this consumer publishes into a bound queue.
+      await declareWatchersQueue(ch, prefix);
+      await ch.consume(names.watchersQueue, cancelled, { noAck: true });
+    }
     options.onBound?.();
     return ch;
   };
@@ -134,6 +160,7 @@ export async function subscribeToEvents(
 
   return {
     async close(): Promise<void> {
+      closing = true;
       const ch = await channel.release()?.catch(() => undefined);
       await ch?.deleteQueue(queueName).catch(() => undefined);
       await ch?.close().catch(() => undefined);
@@ -154,7 +181,20 @@ export interface OnDemandEventFeedOptions {
    * the next one opened, finds it still there instead of binding a queue again.
    */
   readonly lingerMs?: number;
+  /**
+   * How long after each binding its holders are told again (default WATCHERS_REREAD_AFTER_MS):
+   * until then, a publisher may still skip an event on an answer from before the binding.
+   */
+  readonly rereadAfterMs?: number;
+  /** Runs `callback` after `delayMs`, answering what cancels it (default: an unref'd timer). */
+  readonly later?: (callback: () => void, delayMs: number) => () => void;
 }
+
+const timerLater = (callback: () => void, delayMs: number): (() => void) => {
+  const timer = setTimeout(callback, delayMs);
+  timer.unref();
+  return () => clearTimeout(timer);
+};
 
 /** How long an unheld feed keeps its queue by default (ms). */
 export const DEFAULT_FEED_LINGER_MS = 30_000;
@@ -162,9 +202,16 @@ export const DEFAULT_FEED_LINGER_MS = 30_000;
 /**
  * The events of other processes, heard only while someone here wants them (a live page): the
  * first `hold` subscribes (subscribeToEvents: a queue of this process, bound to the events
- * exchange), and the queue is deleted `lingerMs` after the last holder let go. While no one
- * holds it, no event is routed to this process at all: the broker neither stores, delivers nor
- * drops a copy for it.
+ * exchange, and a consumer on the watchers queue), and both are gone `lingerMs` after the last
+ * holder let go. While no one holds it, no event is routed to this process at all: the broker
+ * neither stores, delivers nor drops a copy for it, and publishers that see no watcher do not
+ * publish the live pages' events at all (EventWatchers).
+ *
+ * What a holder is promised: it sees every change, as an event, or through a re-read. Its
+ * `onBound` is called when the queue has just been bound (the events before went unheard), and
+ * again `rereadAfterMs` later (with every holder then, including those that joined since): a
+ * publisher may have skipped events until it noticed the new watcher, and by then each skipped
+ * change is in the email log.
  */
 export class OnDemandEventFeed {
   private readonly holders = new Set<() => void>();
@@ -172,13 +219,16 @@ export class OnDemandEventFeed {
   private linger: NodeJS.Timeout | undefined;
   private stopping: Promise<void> = Promise.resolve();
   private closed = false;
+  /** The pending second calls of the current subscription. */
+  private readonly rereads = new Set<() => void>();
 
   constructor(private readonly options: OnDemandEventFeedOptions) {}
 
   /**
    * Holds the feed until the function it returns is called. `onBound` is called whenever the
-   * queue has just been bound while this holder holds it (not if it was bound already): what
-   * was read before then may have changed unheard, so the holder reads again.
+   * queue has just been bound while this holder holds it (not if it was bound already), and
+   * `rereadAfterMs` after each binding: what was read before then may have changed unheard, so
+   * the holder reads again.
    */
   hold(onBound: () => void): () => void {
     // Its own function, so that one callback given twice is two holders.
@@ -212,11 +262,21 @@ export class OnDemandEventFeed {
 
   private subscribe(): void {
     const { connection, prefix, logger, routingKeys, handler } = this.options;
+    const tellHolders = (): void => {
+      if (this.subscription !== subscription) return;
+      for (const holder of [...this.holders]) holder();
+    };
     const subscription: Promise<EventSubscription> = this.stopping.then(() =>
       subscribeToEvents(connection, prefix, handler, logger, routingKeys, {
+        watcher: true,
         onBound: () => {
           if (this.subscription !== subscription) return;
-          for (const holder of [...this.holders]) holder();
+          tellHolders();
+          const cancel = (this.options.later ?? timerLater)(() => {
+            this.rereads.delete(cancel);
+            tellHolders();
+          }, this.options.rereadAfterMs ?? WATCHERS_REREAD_AFTER_MS);
+          this.rereads.add(cancel);
         },
       }),
     );
@@ -227,6 +287,8 @@ export class OnDemandEventFeed {
     const subscription = this.subscription;
     if (subscription === undefined) return;
     this.subscription = undefined;
+    for (const cancel of this.rereads) cancel();
+    this.rereads.clear();
     // A new subscription waits for this one to be gone: one queue of this process at a time.
     this.stopping = subscription.then(
       (s) => s.close(),

@@ -34,6 +34,12 @@ export interface TopologyNames {
   readonly deadExchange: string;
   readonly deadQueue: string;
   readonly eventsExchange: string;
+  /**
+   * Presence of live pages: a server holds a consumer on it while one of its live pages is open
+   * (see OnDemandEventFeed), and publishers read its consumer count (see EventWatchers). No
+   * message is ever sent to it.
+   */
+  readonly watchersQueue: string;
   /** Outgoing webhooks: their jobs, and the events they are made from (see WEBHOOK_EVENT_KEYS). */
   readonly webhooksQueue: string;
   retryQueue(delayMs: number): string;
@@ -65,16 +71,21 @@ export const LIVE_PAGE_EVENT_KEYS: readonly EventKey[] = [
 
 /**
  * Whether some queue may be bound to `key` now, given the webhook types the endpoints want
- * (undefined: not known yet, so any). A live page anywhere may want LIVE_PAGE_EVENT_KEYS at any
- * moment; any other key is routed only to the webhooks queue, and only when an endpoint wants
- * one of the types its events make. An event under a key no queue can be bound to is better not
- * published: the broker still receives, confirms and drops it.
+ * (undefined: not known yet, so any) and whether a live page is open on some server (`watched`:
+ * the watchers queue has a consumer, or that is not known; see EventWatchers). A live page
+ * follows LIVE_PAGE_EVENT_KEYS; any key, those included, is routed to the webhooks queue only
+ * when an endpoint wants one of the types its events make. An event under a key no queue can be
+ * bound to is better not published: the broker still receives, confirms and drops it. A page
+ * opened while a publisher still thought no one watched re-reads the email log once the
+ * publisher must have noticed (see OnDemandEventFeed), so nothing it shows is missed.
  */
 export function mayBeRouted(
   key: EventKey,
   wantedWebhookTypes: readonly WebhookEventType[] | undefined,
+  watched: boolean,
 ): boolean {
-  if (LIVE_PAGE_EVENT_KEYS.includes(key) || wantedWebhookTypes === undefined) return true;
+  if (wantedWebhookTypes === undefined) return true;
+  if (watched && LIVE_PAGE_EVENT_KEYS.includes(key)) return true;
   return webhookEventKeys(wantedWebhookTypes).includes(key);
 }
 
@@ -85,6 +96,7 @@ export function topologyNames(prefix: string): TopologyNames {
     deadExchange: `${prefix}.dead`,
     deadQueue: `${prefix}.dead`,
     eventsExchange: `${prefix}.events`,
+    watchersQueue: `${prefix}.watchers`,
     webhooksQueue: `${prefix}.webhooks`,
     retryQueue: (delayMs) => `${prefix}.retry.${formatDelay(delayMs)}`,
     webhookRetryQueue: (delayMs) => `${prefix}.webhooks.retry.${formatDelay(delayMs)}`,
@@ -115,6 +127,7 @@ export async function declareTopology(channel: Channel, options: TopologyOptions
   // Fanout: the broker dead-letters with the task's own routing key, ours with any key.
   await channel.assertExchange(names.deadExchange, 'fanout', { durable: true });
   await channel.assertExchange(names.eventsExchange, 'topic', { durable: true });
+  await declareWatchersQueue(channel, options.prefix);
   await channel.assertQueue(names.deadQueue, {
     durable: true,
     arguments: { ...quorum, 'x-delivery-limit': DEAD_QUEUE_DELIVERY_LIMIT },
@@ -148,6 +161,21 @@ export async function declareTopology(channel: Channel, options: TopologyOptions
     names,
     options.webhookRetryDelaysMs ?? WEBHOOK_RETRY_DELAYS_MS,
   );
+}
+
+/**
+ * `<prefix>.watchers`, as both the topology and a server's events feed declare it (the feed too,
+ * so that a watchers queue deleted under a running server comes back with its next binding).
+ * Durable and classic: it holds no message and only its consumers matter, so it needs neither
+ * a quorum queue's replication nor to be declared again after a broker restart before anyone
+ * can watch; explicitly classic, so that a vhost whose default queue type is quorum declares
+ * the same queue.
+ */
+export async function declareWatchersQueue(channel: Channel, prefix: string): Promise<void> {
+  await channel.assertQueue(topologyNames(prefix).watchersQueue, {
+    durable: true,
+    arguments: { 'x-queue-type': 'classic' },
+  });
 }
 
 /**

@@ -429,16 +429,26 @@ describe('RabbitMqWebhookQueue (on the real broker)', function () {
 });
 
 describe('mayBeRouted (what is worth publishing to the events exchange)', () => {
-  it('publishes what a live page may want whatever the endpoints, and the rest only when wanted', () => {
-    for (const key of LIVE_PAGE_EVENT_KEYS) expect(mayBeRouted(key, []), key).to.equal(true);
-    expect(mayBeRouted('requested', [])).to.equal(false);
-    expect(mayBeRouted('requested', ['email.sent'])).to.equal(false);
-    expect(mayBeRouted('requested', ['email.queued'])).to.equal(true);
-    expect(mayBeRouted('cancelled', WEBHOOK_EVENT_TYPES)).to.equal(true);
+  it('publishes what a live page may want while one is open, and the rest only when wanted', () => {
+    for (const key of LIVE_PAGE_EVENT_KEYS) expect(mayBeRouted(key, [], true), key).to.equal(true);
+    expect(mayBeRouted('requested', [], true)).to.equal(false);
+    expect(mayBeRouted('requested', ['email.sent'], true)).to.equal(false);
+    expect(mayBeRouted('requested', ['email.queued'], false)).to.equal(true);
+    expect(mayBeRouted('cancelled', WEBHOOK_EVENT_TYPES, false)).to.equal(true);
     // No queue is ever bound to these.
-    expect(mayBeRouted('unconfirmed', WEBHOOK_EVENT_TYPES)).to.equal(false);
-    expect(mayBeRouted('resent', WEBHOOK_EVENT_TYPES)).to.equal(false);
+    expect(mayBeRouted('unconfirmed', WEBHOOK_EVENT_TYPES, true)).to.equal(false);
+    expect(mayBeRouted('resent', WEBHOOK_EVENT_TYPES, true)).to.equal(false);
     // Before the endpoints were read: everything, rather than lose a webhook.
-    expect(mayBeRouted('requested', undefined)).to.equal(true);
+    expect(mayBeRouted('requested', undefined, false)).to.equal(true);
+    expect(mayBeRouted('sent', undefined, false)).to.equal(true);
+  });
+
+  it("leaves out the live pages' events while none is open, unless an endpoint wants them", () => {
+    for (const key of LIVE_PAGE_EVENT_KEYS)
+      expect(mayBeRouted(key, [], false), key).to.equal(false);
+    expect(mayBeRouted('sent', ['email.sent'], false)).to.equal(true);
+    expect(mayBeRouted('sending', ['email.sent'], false)).to.equal(false);
+    // The three provider types share one key.
+    expect(mayBeRouted('provider', ['email.bounced'], false)).to.equal(true);
   });
 });
