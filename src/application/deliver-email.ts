@@ -95,10 +95,11 @@ export interface DeliverEmailOptions {
   /** Waits in the worker (a pace, a short pause); injected by tests. */
   readonly sleep?: (ms: number) => Promise<void>;
   /**
-   * WORKER_CONCURRENCY: how many of this worker's emails may be between their claim and their
-   * provider's answer at once (see SendSlots). A slot is taken before the claim and given back
-   * as soon as the provider answered, so recording the outcome and acking the task run outside
-   * it. Without it, no bound here: the task source's alone.
+   * WORKER_CONCURRENCY: how many of this worker's sends may be at the provider at once (see
+   * SendSlots). A slot is taken once the send is claimed and `sending` written (the claim is
+   * renewed while it waits), and given back as soon as the provider answered, so recording the
+   * outcome and acking the task run outside it. Without it, no bound here: the task source's
+   * alone.
    */
   readonly sendSlots?: SendSlots;
 }
@@ -299,24 +300,43 @@ export class DeliverEmail {
   }
 
   /**
-   * Runs `decision` holding one of the send slots (when there are any): `sendNow` gives it back
-   * as soon as the provider answered, and any other way out of the decision gives it back at
-   * the end.
+   * Runs `decision`, giving back at its end the send slot it may have taken (see
+   * `takeSendSlot`): `sendNow` gives it back as soon as the provider answered, and every other
+   * way out of the decision gives it back here.
    */
   private holdingSendSlot(
     id: EmailId,
     decision: TE.TaskEither<StoreUnavailable, Disposition>,
   ): TE.TaskEither<StoreUnavailable, Disposition> {
-    const slots = this.sendSlots;
-    if (slots === undefined) return decision;
+    if (this.sendSlots === undefined) return decision;
     return async () => {
-      this.slots.set(id, await slots.take());
       try {
         return await decision();
       } finally {
         this.giveBackSendSlot(id);
       }
     };
+  }
+
+  /**
+   * Waits for one of the send slots (when there are any), renewing the send claim meanwhile as
+   * a send does. Taken once the claim is held and `sending` written, so that a task waiting
+   * here goes the moment a slot is free, with no round trip between one send's answer and the
+   * next send.
+   */
+  private async takeSendSlot(id: EmailId): Promise<void> {
+    const slots = this.sendSlots;
+    if (slots === undefined) return;
+    let renewals: Promise<void> = Promise.resolve();
+    const stop = this.every(() => {
+      renewals = renewals.then(() => this.renew(id));
+    }, this.leaseMs / 3);
+    try {
+      this.slots.set(id, await slots.take());
+    } finally {
+      stop();
+      await renewals;
+    }
   }
 
   private giveBackSendSlot(id: EmailId): void {
@@ -524,7 +544,8 @@ export class DeliverEmail {
     const slot = waitMs > 0 ? this.sleep(waitMs) : Promise.resolve();
     return pipe(
       this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) }),
-      TE.flatMap(() => () => slot.then(() => this.onTime(turn))),
+      TE.flatMap(() => TE.fromTask(() => this.takeSendSlot(request.id).then(() => slot))),
+      TE.flatMap(() => () => this.onTime(turn)),
       // Nothing went out: another worker need not wait for this claim to run out.
       TE.tapError(() => TE.fromTask(this.release(request.id))),
       TE.flatMap((ready) =>

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
+import type { DeliverEmailOptions, Every } from '../../src/application/deliver-email.js';
 import { DeliverEmail } from '../../src/application/deliver-email.js';
+import type { EmailId } from '../../src/domain/email-request.js';
 import { SendSlots } from '../../src/application/send-slots.js';
 import type { Disposition } from '../../src/application/ports/email-task-source.js';
 import type { Applied } from '../../src/application/ports/email-log.js';
@@ -54,7 +56,12 @@ describe('DeliverEmail with send slots (WORKER_CONCURRENCY)', () => {
   const first = aRequest({ id: 'slots-0001', to: ['ada@example.com'] });
   const second = aRequest({ id: 'slots-0002', to: ['bob@example.org'] });
 
-  async function setUp() {
+  const statusOf = async (emails: InMemoryEmailLog, id: string) => {
+    const found = await emails.get(id as EmailId)();
+    return E.isRight(found) && found.right._tag === 'Some' ? found.right.value.status : undefined;
+  };
+
+  async function setUp(options: Partial<DeliverEmailOptions> = {}) {
     const emails = new InMemoryEmailLog();
     await emails.record(first)();
     await emails.record(second)();
@@ -67,25 +74,28 @@ describe('DeliverEmail with send slots (WORKER_CONCURRENCY)', () => {
       return send(request)();
     };
     const slots = new SendSlots(1);
+    const ledger = new InMemoryDeliveryLedger();
+    const clock = fixedClock();
     const useCase = new DeliverEmail(
       sender,
       emails,
       new RecordingEvents(),
-      new InMemoryDeliveryLedger(),
+      ledger,
       { maxAttempts: 3, delaysMs: [1000] },
-      fixedClock(),
+      clock,
       new RecordingLogger(),
-      { holder: 'worker-a', sendSlots: slots },
+      { holder: 'worker-a', sendSlots: slots, ...options },
     );
-    return { emails, atProvider, slots, useCase };
+    return { emails, atProvider, slots, useCase, ledger, clock };
   }
 
   it('holds a second email back while the first is at the provider', async () => {
-    const { atProvider, useCase } = await setUp();
+    const { emails, atProvider, useCase } = await setUp();
     const one = useCase.execute(aTask({ request: first }))();
     const two = useCase.execute(aTask({ request: second }))();
     await eventually(() => atProvider.length === 1);
-    // The second has not even claimed its send: no round trip is spent on a send that waits.
+    // The second is claimed and shows `sending`, ready to go the moment the slot is free.
+    await eventually(async () => (await statusOf(emails, second.id)) === 'sending');
     expect(atProvider.map((s) => s.request.id)).to.deep.equal(['slots-0001']);
     atProvider[0]!.answer();
     await eventually(() => atProvider.length === 2);
@@ -120,10 +130,34 @@ describe('DeliverEmail with send slots (WORKER_CONCURRENCY)', () => {
     recordFirstSent();
     expect(await one).to.deep.equal({ _tag: 'Done' });
     expect(slots.inUse).to.equal(0);
-    const status = await emails.get(first.id)();
-    expect(E.isRight(status) && status.right._tag === 'Some' && status.right.value.status).to.equal(
-      'sent',
-    );
+    expect(await statusOf(emails, first.id)).to.equal('sent');
+  });
+
+  it('renews the claim of an email waiting for a slot, so that no other worker takes it', async () => {
+    const timers = new Set<() => void>();
+    const every: Every = (work) => {
+      timers.add(work);
+      return () => timers.delete(work);
+    };
+    const { atProvider, useCase, ledger, clock } = await setUp({ claimLeaseMs: 1000, every });
+    const one = useCase.execute(aTask({ request: first }))();
+    const two = useCase.execute(aTask({ request: second }))();
+    await eventually(() => atProvider.length === 1);
+    // Long past the lease: the renewals (the first send's, and the waiting second's) keep both.
+    for (let renewal = 0; renewal < 5; renewal += 1) {
+      clock.advance(900);
+      for (const renew of [...timers]) renew();
+      await eventually(async () => {
+        const claim = await ledger.claim(second.id, 'worker-b', clock.now(), 1000)();
+        return E.isRight(claim) && claim.right._tag === 'Busy';
+      });
+    }
+    atProvider[0]!.answer();
+    await eventually(() => atProvider.length === 2);
+    atProvider[1]!.answer();
+    expect(await one).to.deep.equal({ _tag: 'Done' });
+    expect(await two).to.deep.equal({ _tag: 'Done' });
+    expect(timers.size).to.equal(0);
   });
 
   it('gives the slot back when a decision ends without a send', async () => {
