@@ -349,11 +349,15 @@ export class DeliverEmail {
   /**
    * True for the waiting task of an attempt an operator brought forward with a copy ("Retry
    * now" on RabbitMQ): the copy made that attempt, and this one would start a second chain of
-   * retries. Only a retry can be brought forward, and the copy itself is marked, so a first
-   * attempt or a copy costs no read; a copy redelivered after a crash is still acted on.
+   * retries. Only a waiting retry can be brought forward (a later attempt, or attempt 1 again
+   * after a throttle), and the copy itself is marked, so a fresh first attempt or a copy costs
+   * no read; a copy redelivered after a crash is still acted on.
    */
   private superseded(task: EmailTask): TE.TaskEither<StoreUnavailable, boolean> {
-    if (task.expedited === true || task.attempt <= 1) return TE.right(false);
+    // An attempt 1 waits to be retried only after a throttle (its history says so): any other
+    // first attempt cannot have been brought forward, and costs no read.
+    const waitedAsRetry = task.attempt > 1 || task.history.some((line) => line.throttled === true);
+    if (task.expedited === true || !waitedAsRetry) return TE.right(false);
     const { id } = task.request;
     return pipe(
       this.emails.get(id),

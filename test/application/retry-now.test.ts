@@ -266,7 +266,7 @@ describe('RetryNow with a queue that copies, and the worker', () => {
       next();
     };
     const status = () => statusOf(emails, request.id);
-    return { queue, emails, sender, log, request, retryNow, fireNextRetry, waiting, status };
+    return { queue, emails, sender, log, request, retryNow, fireNextRetry, waiting, status, clock };
   }
 
   it('sends once from the copy, and drops the waiting task when it comes', async () => {
@@ -291,6 +291,32 @@ describe('RetryNow with a queue that copies, and the worker', () => {
       [1, 'transient'],
       [2, 'sent'],
     ]);
+    await queue.stop(0);
+  });
+
+  it('drops the waiting twin of a throttled first attempt brought forward, keeping one chain', async () => {
+    const { sender, log, request, retryNow, fireNextRetry, waiting, status, queue, clock } =
+      await setUp([
+        throttled('throttled: 429 Too Many Requests', 30_000),
+        throttled('throttled: 429 again', 30_000),
+        sent('<p1@provider>'),
+      ]);
+    await eventually(async () => (await status()).status === 'retrying');
+    clock.advance(30_000); // the transport's pause is over
+    // A throttle spends no attempt: attempt 1 is what waits, and what the copy makes.
+    expect(await retryNow.execute(request.id)()).to.deep.equal(
+      E.right({ attempt: 1, how: 'copied' }),
+    );
+    // The copy is throttled too: its own attempt 1 waits, behind the stale twin.
+    await eventually(() => sender.sent.length === 2 && waiting.length === 2);
+    clock.advance(30_000);
+    fireNextRetry(); // the stale twin: dropped, not a second chain
+    await eventually(() => log.lines.some((l) => l.message.startsWith('Dropping a waiting retry')));
+    expect(sender.sent).to.have.length(2);
+    fireNextRetry(); // the copy's chain: sent
+    await eventually(async () => (await status()).status === 'sent');
+    expect(sender.sent).to.have.length(3);
+    expect(waiting).to.deep.equal([]);
     await queue.stop(0);
   });
 
