@@ -245,8 +245,9 @@ export interface SqlRateLimitOptions {
    * and this process allows its next requests of the key from them without a statement, until
    * they are spent or the window ends (unspent ones are lost with it). Every allowed request
    * still holds a number within the limit counted in the store, so all servers together never
-   * allow more than `limit` a window; a key may be refused up to the unspent tokens of the
-   * other live servers early (at most `reserve` each). Default `defaultReserve(limit)`; 0
+   * allow more than `limit` a window; a key may be refused early by up to the unspent tokens
+   * of the other servers (at most `reserve` each, a stopped server's included until the window
+   * ends). Default `defaultReserve(limit)`; 0
    * counts every batch in the store, as exact as one add per request.
    */
   readonly reserve?: number;
