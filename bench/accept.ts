@@ -348,6 +348,13 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
     // highest concurrency, interleaved like the comparison above.
     second = await startRole(settings, 'server', {});
     const top = [settings.concurrencies[settings.concurrencies.length - 1]!];
+    // The first server has served every row above; the second alone gets as many warm-up
+    // requests as a row does, or the comparison's split warm-up (half each) would leave it
+    // colder than the first, its JIT compiling while measured (it used twice the first's CPU).
+    const warmSecond = poster(`${second.url}/emails`)(top[0]!);
+    await warm(warmSecond.op, { concurrency: top[0]!, requests: 0, warmup: settings.warmup });
+    warmSecond.close();
+    await purgeOurs();
     rows.push(
       ...(await interleaved(
         settings,

@@ -345,7 +345,8 @@ ${acceptTable(results.accept)}
   servers and \`email dev\` (open on 127.0.0.1) ignore it. \`RATE_LIMIT=${RATE_LIMIT}\`, the highest
   the setting takes, so that none of the bench's requests meets a 429: each is still counted, in
   PostgreSQL, before the email is accepted.
-- *scale-out*: a second \`email server\` on the same broker and database, and the load's
+- *scale-out*: a second \`email server\` on the same broker and database, warmed alone with
+  the warm-up count first (as the first was by the rows before), and the load's
   requests alternating between the two (the CPU column shows both servers, first + second),
   interleaved with the first server alone at the same concurrency.
 - *bench*: the bench process itself (the load generator), when it is not the target. *rest of the

@@ -104,14 +104,22 @@ export function screenRecipients(
 ): TE.TaskEither<StoreUnavailable, Screened> {
   const everyone = allRecipients(r);
   if (list === undefined) return TE.right({ kept: recipientFields(r), suppressed: [] });
-  const key = (address: EmailAddress): string => mailboxKey(address, domainToAscii);
+  // Each address's key worked out once: it is looked up, then asked about for every field.
+  const keys = new Map(everyone.map((a) => [a, mailboxKey(a, domainToAscii)]));
+  const listed = (found: ReadonlySet<string>) => (a: EmailAddress) => found.has(keys.get(a)!);
   return pipe(
-    list.suppressed([...new Set(everyone.map(key))]),
+    list.suppressed([...new Set(keys.values())]),
     TE.map((found): Screened => {
-      const keep = (field: readonly EmailAddress[] = []) => field.filter((a) => !found.has(key(a)));
+      const isListed = listed(found);
+      const keep = (field: readonly EmailAddress[] = []) => field.filter((a) => !isListed(a));
+      const suppressed = everyone.filter(isListed);
       return {
-        kept: recipientFields({ to: keep(r.to), cc: keep(r.cc), bcc: keep(r.bcc) }),
-        suppressed: everyone.filter((a) => found.has(key(a))),
+        // Nobody listed (the usual case): the fields as they came.
+        kept:
+          suppressed.length === 0
+            ? recipientFields(r)
+            : recipientFields({ to: keep(r.to), cc: keep(r.cc), bcc: keep(r.bcc) }),
+        suppressed,
       };
     }),
   );

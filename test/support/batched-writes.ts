@@ -8,6 +8,7 @@ import type { SqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { SqlEmailLog } from '../../src/adapters/postgres/sql-email-log.js';
 import { SqlSuppressionList } from '../../src/adapters/postgres/sql-suppression-list.js';
 import { sqlRateLimiter } from '../../src/adapters/ratelimit/flexible-rate-limiter.js';
+import type { RateLimitState } from '../../src/application/ports/rate-limiter.js';
 import type { EmailRequest } from '../../src/domain/email-request.js';
 import { right, some } from '../contracts/email-log.contract.js';
 import { aRequest, anEvent, anId, at } from './builders.js';
@@ -141,6 +142,60 @@ export function batchedWritesSuite(suffix: string, open: () => SqlClient): void 
         [],
         ['a@example.org', 'c@example.org'],
       ]);
+    });
+
+    it('takes `reserve` tokens ahead: the next requests of the key cost no statement', async () => {
+      const { client, statements } = watched(sql);
+      const limiter = sqlRateLimiter(
+        client,
+        { keyPrefix: 'api', limit: 100, windowMs: 60_000 },
+        { reserve: 4 },
+      );
+      const key = `key:${anId('rl')}`;
+      const states: RateLimitState[] = [];
+      for (let i = 0; i < 10; i += 1) states.push(await right(limiter.consume(key)));
+      // 1 + 4 numbers per add: two statements for ten requests, numbered 1 … 10 all the same.
+      expect(statements).to.have.length(2);
+      expect(states.map((s) => [s.allowed, s.remaining])).to.deep.equal(
+        Array.from({ length: 10 }, (_, i) => [true, 99 - i]),
+      );
+      expect(states.every((s) => s.resetMs > 0 && s.resetMs <= 60_000)).to.equal(true);
+    });
+
+    it('never allows more than the limit on two servers taking tokens ahead, nor refuses before the other’s unspent tokens', async () => {
+      const settings = { keyPrefix: 'api', limit: 50, windowMs: 60_000 };
+      const reserve = 5;
+      const servers = [
+        sqlRateLimiter(sql, settings, { reserve }),
+        sqlRateLimiter(sql, settings, { reserve }),
+      ];
+      const key = `key:${anId('rl')}`;
+      const states: { server: number; state: RateLimitState }[] = [];
+      // Waves of racing requests, alternating between the servers, well past the limit.
+      for (let wave = 0; wave < 12; wave += 1) {
+        const calls = Array.from({ length: 7 }, async (_, i) => {
+          const server = (wave + i) % 2;
+          return { server, state: await right(servers[server]!.consume(key)) };
+        });
+        states.push(...(await Promise.all(calls)));
+        await nextTurn();
+      }
+      const allowed = states.filter((s) => s.state.allowed);
+      // At most the limit; at least the limit less the tokens one server may hold unspent.
+      expect(allowed.length)
+        .to.be.at.most(50)
+        .and.at.least(50 - reserve);
+      // Each allowed request held its own number of the window.
+      expect(new Set(allowed.map((s) => s.state.remaining)).size).to.equal(allowed.length);
+      expect(states.filter((s) => !s.state.allowed).every((s) => s.state.remaining === 0)).to.equal(
+        true,
+      );
+      // A server once refused stays refused: it holds no tokens past the limit.
+      for (const server of [0, 1]) {
+        const its = states.filter((s) => s.server === server).map((s) => s.state.allowed);
+        const refused = its.indexOf(false);
+        if (refused >= 0) expect(its.slice(refused)).to.not.include(true);
+      }
     });
 
     it('counts the concurrent requests of one key in one statement, numbered in turn', async () => {
