@@ -33,6 +33,7 @@ import { startDev } from './dev.js';
 import { startServer } from './server.js';
 import { startWorker } from './worker.js';
 import { onShutdownSignal } from './runtime.js';
+import { limitHeapGrowth } from './heap.js';
 
 const starters: Record<
   'dev' | 'server' | 'worker',
@@ -121,6 +122,7 @@ async function main(argv: readonly string[]): Promise<number | 'running'> {
     return 2;
   }
   const log = createLogger(config.right.logLevel, role);
+  limitHeapGrowth();
   // The handler goes in before the role starts: a role logs that it listens before its start
   // returns, and a signal sent on that line must stop it gracefully, not kill it.
   const starting = starters[role](config.right, log);
