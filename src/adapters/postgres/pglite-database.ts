@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Logger } from '../../application/ports/system.js';
 import { cannotOpen, isNewDataDir, lockDataDir, unlockDataDir } from './pglite-data-dir.js';
-import { startParams } from './pglite-engine.js';
+import { compileWasmWithLiftoffOnly, startParams } from './pglite-engine.js';
 import type { SqlClient } from './sql-client.js';
 import { isConnectionError, safeReason } from './sql-client.js';
 
@@ -152,6 +152,7 @@ export class PgliteDatabase {
     const lockPath = memory ? undefined : lockDataDir(where);
     let pglite: PGlite;
     let created = true;
+    compileWasmWithLiftoffOnly();
     try {
       if (memory) {
         pglite = await PGlite.create({ startParams: startParams() });

@@ -1,4 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
+import { setFlagsFromString } from 'node:v8';
 
 /**
  * PostgreSQL settings the embedded engine runs with, on top of PGlite's own start parameters.
@@ -24,3 +25,16 @@ export const startParams = (): string[] => [
   ...PGlite.defaultStartParams,
   ...ENGINE_SETTINGS.flatMap((setting) => ['-c', setting]),
 ];
+
+/**
+ * Has V8 compile WebAssembly with its baseline compiler (Liftoff) alone, from now on in this
+ * process, before the engine's module (9 MB of WASM) is compiled; the engine is the only WASM
+ * these processes run. By default V8 compiles every function with Liftoff, then again with
+ * TurboFan once it runs hot, and keeps both: 40 to 50 MB more resident, and the TurboFan
+ * compilations cost more CPU than they saved in `email dev`'s use. Measured here on 15 000 and
+ * 50 000 single-row INSERTs: CPU time the same or lower (12.7 s against 12.9 s for 50 000), the
+ * engine open in half the time, RSS 205 MiB against 250. Idempotent.
+ */
+export function compileWasmWithLiftoffOnly(): void {
+  setFlagsFromString('--liftoff-only');
+}

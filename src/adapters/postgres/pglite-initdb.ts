@@ -5,13 +5,14 @@
 // where in the long-running process they stayed resident for good (RSS 800 MB against 300 after
 // opening an existing folder). Any failure: its message on stderr, exit status 1.
 import { PGlite } from '@electric-sql/pglite';
-import { startParams } from './pglite-engine.js';
+import { compileWasmWithLiftoffOnly, startParams } from './pglite-engine.js';
 
 const dir = process.argv[2];
 if (dir === undefined) {
   process.stderr.write('usage: pglite-initdb <folder>\n');
   process.exit(2);
 }
+compileWasmWithLiftoffOnly();
 try {
   const pglite = await PGlite.create({ dataDir: dir, startParams: startParams() });
   await pglite.close();
