@@ -8,39 +8,26 @@ import { describeProblems, loadConfig } from '../adapters/config/config.js';
 import { createLogger } from '../adapters/logging/logger.js';
 import { migrate, migrateSql } from '../adapters/postgres/migrate.js';
 import { redactDatabaseUrl } from '../adapters/postgres/pg-database.js';
-import { DataDirUnusable, PgliteDatabase } from '../adapters/postgres/pglite-database.js';
+import { DataDirUnusable } from '../adapters/postgres/pglite-data-dir.js';
 import { isConnectionError, safeReason } from '../adapters/postgres/sql-client.js';
 import type { Running } from './runtime.js';
-import { DEAD_LETTERS_USAGE, parseDeadLettersArgs, runDeadLetters } from './dead-letters.js';
-import {
-  API_KEYS_USAGE,
-  USERS_USAGE,
-  parseApiKeysArgs,
-  parseUsersArgs,
-  runApiKeys,
-  runUsers,
-  withCommandDatabase,
-} from './access-commands.js';
 import type { CommandResult } from './access-commands.js';
 import type { OpenDatabase } from './database.js';
-import {
-  SUPPRESSIONS_USAGE,
-  parseSuppressionsArgs,
-  runSuppressions,
-} from './suppression-commands.js';
-import { WEBHOOKS_USAGE, parseWebhooksArgs, runWebhooks } from './webhook-commands.js';
-import { startDev } from './dev.js';
-import { startServer } from './server.js';
-import { startWorker } from './worker.js';
 import { onShutdownSignal } from './runtime.js';
+import { limitHeapGrowth } from './heap.js';
 
+/**
+ * Each role's module is loaded only when that role starts, and each command's when it runs:
+ * what one role needs and another does not (the worker's transports, the server's pages and
+ * argon2, the embedded database) stays out of the other's memory.
+ */
 const starters: Record<
   'dev' | 'server' | 'worker',
   (config: Config, log: Logger) => Promise<Running>
 > = {
-  dev: startDev,
-  server: startServer,
-  worker: startWorker,
+  dev: async (config, log) => (await import('./dev.js')).startDev(config, log),
+  server: async (config, log) => (await import('./server.js')).startServer(config, log),
+  worker: async (config, log) => (await import('./worker.js')).startWorker(config, log),
 };
 
 const USAGE = `Usage: email <command>
@@ -82,24 +69,30 @@ async function main(argv: readonly string[]): Promise<number | 'running'> {
   if (command === 'dead-letters') return deadLetters(argv.slice(1));
   if (command === 'migrate') return migrateCommand(argv.slice(1));
   if (command === 'api-keys') {
+    const { API_KEYS_USAGE, parseApiKeysArgs, runApiKeys } = await import('./access-commands.js');
     const parsed = parseApiKeysArgs(argv.slice(1));
     return E.isLeft(parsed)
       ? usageError(command, parsed.left, API_KEYS_USAGE)
       : accessCommand(command, (db, log) => runApiKeys(parsed.right, db, log));
   }
   if (command === 'users') {
+    const { USERS_USAGE, parseUsersArgs, runUsers } = await import('./access-commands.js');
     const parsed = parseUsersArgs(argv.slice(1));
     return E.isLeft(parsed)
       ? usageError(command, parsed.left, USERS_USAGE)
       : accessCommand(command, (db, log) => runUsers(parsed.right, db, log, readPassword));
   }
   if (command === 'suppressions') {
+    const { SUPPRESSIONS_USAGE, parseSuppressionsArgs, runSuppressions } =
+      await import('./suppression-commands.js');
     const parsed = parseSuppressionsArgs(argv.slice(1));
     return E.isLeft(parsed)
       ? usageError(command, parsed.left, SUPPRESSIONS_USAGE)
       : accessCommand(command, (db, log) => runSuppressions(parsed.right, db, log));
   }
   if (command === 'webhooks') {
+    const { WEBHOOKS_USAGE, parseWebhooksArgs, runWebhooks } =
+      await import('./webhook-commands.js');
     const parsed = parseWebhooksArgs(argv.slice(1));
     return E.isLeft(parsed)
       ? usageError(command, parsed.left, WEBHOOKS_USAGE)
@@ -121,6 +114,7 @@ async function main(argv: readonly string[]): Promise<number | 'running'> {
     return 2;
   }
   const log = createLogger(config.right.logLevel, role);
+  limitHeapGrowth();
   // The handler goes in before the role starts: a role logs that it listens before its start
   // returns, and a signal sent on that line must stop it gracefully, not kill it.
   const starting = starters[role](config.right, log);
@@ -271,6 +265,7 @@ function commandFailed(command: string, err: unknown, context: CommandContext): 
 
 /** The embedded database in DATA_DIR, the one `email dev` uses, brought up to date. */
 async function migrateEmbedded(dataDir: string, log: Logger): Promise<{ applied: string[] }> {
+  const { PgliteDatabase } = await import('../adapters/postgres/pglite-database.js');
   const database = await PgliteDatabase.open({ dataDir, logger: log });
   try {
     return await migrateSql(database, log);
@@ -303,6 +298,7 @@ async function accessCommand(
   const log = createLogger(process.env.LOG_LEVEL ?? 'info', command, pino.destination(2));
   const quiet = createLogger(process.env.LOG_LEVEL ?? 'warn', command, pino.destination(2));
   const url = config.right.databaseUrl?.reveal();
+  const { withCommandDatabase } = await import('./access-commands.js');
   try {
     const result = await withCommandDatabase(config.right, oneShotLogger(quiet), (db) =>
       work(db, log),
@@ -364,6 +360,8 @@ async function readPassword(): Promise<string> {
 }
 
 async function deadLetters(args: readonly string[]): Promise<number> {
+  const { DEAD_LETTERS_USAGE, parseDeadLettersArgs, runDeadLetters } =
+    await import('./dead-letters.js');
   const parsed = parseDeadLettersArgs(args);
   if (parsed === undefined) {
     process.stderr.write(

@@ -2,7 +2,7 @@ import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { migrate, migrateSql } from '../adapters/postgres/migrate.js';
 import { PgDatabase } from '../adapters/postgres/pg-database.js';
-import { PgliteDatabase } from '../adapters/postgres/pglite-database.js';
+import type { PgliteDatabase } from '../adapters/postgres/pglite-database.js';
 import type { SqlClient } from '../adapters/postgres/sql-client.js';
 
 /**
@@ -78,6 +78,8 @@ export function openDatabase(config: Config, log: Logger): OpenDatabase {
  * cannot be written, holds something else, or is in use by another process.
  */
 export async function openEmbeddedDatabase(dataDir: string, log: Logger): Promise<OpenDatabase> {
+  // Loaded here: `email server` and `email worker` never open the embedded engine.
+  const { PgliteDatabase } = await import('../adapters/postgres/pglite-database.js');
   const database = await PgliteDatabase.open({ dataDir, logger: log });
   try {
     await migrateSql(database, log);

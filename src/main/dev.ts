@@ -5,13 +5,8 @@ import type { Config } from '../adapters/config/config.js';
 import { accessModule, guardedAccess, isLoopback } from './access.js';
 import type { OpenDatabase } from './database.js';
 import { openDatabase, openEmbeddedDatabase } from './database.js';
-import {
-  coreModule,
-  senderModule,
-  sqlQueueModule,
-  sqlStoresModule,
-  useCasesModule,
-} from './modules.js';
+import { coreModule, sqlQueueModule, sqlStoresModule, useCasesModule } from './modules.js';
+import { senderModule } from './senders.js';
 import type { Running } from './runtime.js';
 import { deliveryHandler, serveWeb, startRetention } from './runtime.js';
 import { startReleasingScheduled } from './scheduler.js';

@@ -6,12 +6,10 @@ import { CancelEmail } from '../application/cancel-email.js';
 import { RetryNow } from '../application/retry-now.js';
 import { ResendEmail } from '../application/resend-email.js';
 import { DeliverEmail } from '../application/deliver-email.js';
-import { recordAndAnnounce } from '../application/email-history.js';
 import { PurgeExpired } from '../application/purge-expired.js';
 import { ReleaseScheduled } from '../application/release-scheduled.js';
 import { RequestEmail } from '../application/request-email.js';
 import { RequestBatch } from '../application/request-batch.js';
-import type { DeliveryEvents } from '../application/ports/delivery-events.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { InMemoryDeliveryEvents } from '../adapters/memory/in-memory-delivery-events.js';
@@ -47,7 +45,6 @@ import { RabbitMqWebhookQueue } from '../adapters/rabbitmq/rabbitmq-webhook-queu
 import { SqlWebhookQueue } from '../adapters/postgres/sql-webhook-queue.js';
 import { randomIds, systemClock } from '../adapters/system/system.js';
 import type { OpenDatabase } from './database.js';
-import { createSender } from './senders.js';
 import { SendSlots } from '../application/send-slots.js';
 import { constant, provide } from './services.js';
 import { countingSuppressionList } from './counted-suppressions.js';
@@ -422,31 +419,3 @@ export const rabbitMqModule = (config: Config, log: Logger, role: string) =>
         }),
     );
   });
-
-/**
- * The sender chosen by MAIL_TRANSPORT: the one line of configuration the core never sees. A
- * failover is written to the email log and announced like any change the core makes.
- */
-export const senderModule = new ContainerModule(({ bind }) => {
-  provide(
-    bind,
-    'SenderHandle',
-    ['Config', 'Logger', 'Clock', 'EmailLog', 'DeliveryEvents', 'AttachmentStore'],
-    (config, log, clock, emails, events, attachments) => {
-      const change = recordAndAnnounce(emails, events);
-      const failovers: DeliveryEvents = {
-        publish: (event) => async () => {
-          const done = await change(event)();
-          if (done._tag === 'Left') {
-            log.warn(
-              { emailId: event.id, reason: done.left.reason },
-              'Could not record a failover',
-            );
-          }
-        },
-      };
-      return createSender(config, log, clock, failovers, attachments);
-    },
-  );
-  provide(bind, 'EmailSender', ['SenderHandle'], (handle) => handle.sender);
-});

@@ -9,17 +9,14 @@ import type { TaskHandler } from '../application/ports/email-task-source.js';
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import type { AccessPolicy } from '../adapters/http/access.js';
-import { createHttpApp } from '../adapters/http/app.js';
 import type { EventWatchersOptions } from '../adapters/rabbitmq/event-watchers.js';
 import { EventWatchers } from '../adapters/rabbitmq/event-watchers.js';
 import { mayBeRouted } from '../adapters/rabbitmq/topology.js';
 import type { RawMessage } from '../adapters/http/raw-routes.js';
 import type { StoredMessages } from '../adapters/http/message-routes.js';
-import { composeMessage } from '../adapters/mime/mime-message.js';
 import * as O from 'fp-ts/lib/Option.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import { pipe } from 'fp-ts/lib/function.js';
-import { sessionSecret } from './access.js';
 import { Container } from 'inversify';
 import type { ContainerModule } from 'inversify';
 import type { OpenDatabase } from './database.js';
@@ -301,7 +298,12 @@ function rawMessageOf(container: Container, config: Config): RawMessage {
           () => TE.right(O.none),
           (request) =>
             pipe(
-              composeMessage(attachments, request, config.mailFrom),
+              // The composer (nodemailer's) is loaded on the first raw message asked for: the
+              // server sends nothing itself and needs it for this page alone.
+              TE.fromTask(() => import('../adapters/mime/mime-message.js')),
+              TE.flatMap(({ composeMessage }) =>
+                composeMessage(attachments, request, config.mailFrom),
+              ),
               TE.mapLeft((failure) =>
                 failure._tag === 'StoreUnavailable'
                   ? failure.reason
@@ -354,6 +356,12 @@ export async function serveWeb(
   const metrics = resolve(container, 'Metrics');
   const bus = resolve(container, 'EventBus');
   const closing = new AbortController();
+  // Loaded here, not at the top: the worker shares this module and serves none of it (the pages,
+  // the API and their parsers, argon2 for sign-ins).
+  const [{ createHttpApp }, { sessionSecret }] = await Promise.all([
+    import('../adapters/http/app.js'),
+    import('./access.js'),
+  ]);
   const app = createHttpApp({
     requestEmail: resolve(container, 'RequestEmail'),
     cancelEmail: resolve(container, 'CancelEmail'),

@@ -1,4 +1,6 @@
+import { ContainerModule } from 'inversify';
 import type { AttachmentStore } from '../application/ports/attachment-store.js';
+import { recordAndAnnounce } from '../application/email-history.js';
 import type { DeliveryEvents } from '../application/ports/delivery-events.js';
 import { recipientsOf } from '../domain/events.js';
 import type { EmailSender } from '../application/ports/email-sender.js';
@@ -9,6 +11,7 @@ import { FailoverEmailSender } from '../adapters/failover/failover-email-sender.
 import { MailgunEmailSender } from '../adapters/mailgun/mailgun-email-sender.js';
 import { OutboxEmailSender } from '../adapters/outbox/outbox-email-sender.js';
 import { SmtpEmailSender } from '../adapters/smtp/smtp-email-sender.js';
+import { provide } from './services.js';
 
 function createOne(
   name: TransportName,
@@ -78,3 +81,32 @@ export function createSender(
     })();
   return { sender: new FailoverEmailSender({ senders, log, clock, onFailover }), close };
 }
+
+/**
+ * The sender chosen by MAIL_TRANSPORT (worker and dev; here, not in modules.ts, so that
+ * `email server` loads no transport): the one line of configuration the core never sees. A
+ * failover is written to the email log and announced like any change the core makes.
+ */
+export const senderModule = new ContainerModule(({ bind }) => {
+  provide(
+    bind,
+    'SenderHandle',
+    ['Config', 'Logger', 'Clock', 'EmailLog', 'DeliveryEvents', 'AttachmentStore'],
+    (config, log, clock, emails, events, attachments) => {
+      const change = recordAndAnnounce(emails, events);
+      const failovers: DeliveryEvents = {
+        publish: (event) => async () => {
+          const done = await change(event)();
+          if (done._tag === 'Left') {
+            log.warn(
+              { emailId: event.id, reason: done.left.reason },
+              'Could not record a failover',
+            );
+          }
+        },
+      };
+      return createSender(config, log, clock, failovers, attachments);
+    },
+  );
+  provide(bind, 'EmailSender', ['SenderHandle'], (handle) => handle.sender);
+});

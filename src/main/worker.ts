@@ -1,9 +1,9 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
-import { createOpsApp } from '../adapters/http/app.js';
+import { createOpsApp } from '../adapters/http/ops-app.js';
 import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
-import { senderModule } from './modules.js';
+import { senderModule } from './senders.js';
 import {
   bridgeToBroker,
   brokerRoleContainer,

@@ -1,7 +1,6 @@
 import type { WebhookDeliveries } from '../../application/ports/webhook-deliveries.js';
 import Router from '@koa/router';
-import Koa from 'koa';
-import compose from 'koa-compose';
+import type Koa from 'koa';
 import type { EmailLog } from '../../application/ports/email-log.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { SuppressionList } from '../../application/ports/suppression-list.js';
@@ -20,7 +19,6 @@ import { mountEmailActionRoutes } from './email-action-routes.js';
 import type { StoredMessages } from './message-routes.js';
 import { emailPageSections, mountMessageRoutes } from './message-routes.js';
 import { createCsrf } from './csrf.js';
-import { emptyStatusPages, errorHandler } from './errors.js';
 import { mountFormRoutes } from './form-routes.js';
 import { mountLayoutRoutes } from './layout-routes.js';
 import { mountLoginRoutes } from './login-routes.js';
@@ -28,7 +26,7 @@ import type { MailgunWebhooks } from './mailgun-webhook-routes.js';
 import { mountMailgunWebhookRoutes } from './mailgun-webhook-routes.js';
 import { mountOpenApiRoute } from './openapi.js';
 import { mountOpsRoutes } from './ops-routes.js';
-import { securityHeaders } from './security.js';
+import { appWith } from './ops-app.js';
 import { mountSuppressionRoutes } from './suppression-routes.js';
 import type { DeadLetterBox } from '../../application/ports/dead-letter-box.js';
 import { mountDeadLetterRoutes } from './dead-letter-routes.js';
@@ -115,20 +113,6 @@ export interface HttpDeps {
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1_000_000;
-
-// HPE_INVALID_EOF_STATE: the client closed before sending the body its Content-Length promised.
-const CLIENT_GONE = new Set([
-  'ERR_STREAM_PREMATURE_CLOSE',
-  'ECONNRESET',
-  'EPIPE',
-  'ECONNABORTED',
-  'HPE_INVALID_EOF_STATE',
-]);
-
-const errorCode = (err: unknown): string | undefined =>
-  err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-
-const isClientGone = (err: unknown): boolean => CLIENT_GONE.has(errorCode(err) ?? '');
 
 /** Builds the app without listening, so tests and the composition roots choose the server. */
 export function createHttpApp(deps: HttpDeps): Koa {
@@ -247,50 +231,6 @@ export function createHttpApp(deps: HttpDeps): Koa {
   return app;
 }
 
-export type OpsDeps = Pick<HttpDeps, 'readiness' | 'metrics' | 'log'>;
-
-/** The worker's own listener: `/healthz`, `/readyz` and `/metrics`, nothing a user can reach. */
-export function createOpsApp(deps: OpsDeps): Koa {
-  const router = new Router();
-  mountOpsRoutes(router, {
-    readiness: deps.readiness,
-    ...(deps.metrics ? { metrics: deps.metrics } : {}),
-  });
-  return appWith(router, deps.log, 0);
-}
-
-/**
- * Both apps run one stack, composed once so they cannot drift apart: security headers on every
- * answer, the one error handler above everything else, a page for a bare status, then the routes.
- */
-function appWith(
-  router: Router,
-  log: Logger,
-  bodyLimitBytes: number,
-  jsonLimitBytes = bodyLimitBytes,
-): Koa {
-  const app = new Koa();
-  app.use(
-    compose([
-      securityHeaders(),
-      errorHandler({ log, bodyLimitBytes, jsonLimitBytes }),
-      emptyStatusPages(),
-      router.routes(),
-      router.allowedMethods(),
-    ]),
-  );
-  // Only what escapes the error handler lands here (a stream failing after its headers went
-  // out); logging it replaces Koa's default of printing to stderr. A client that leaves an
-  // event stream is how such streams normally end, not a failure.
-  app.on('error', (err: unknown) => {
-    if (isClientGone(err)) return;
-    // Node's request timeout: a client too slow to send its request (a slowloris, or a very
-    // bad line) was answered 408 and disconnected. Ours working as meant, not a failure.
-    if (errorCode(err) === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      log.info({}, 'A request was not received in time: answered 408 and disconnected');
-      return;
-    }
-    log.error({ err }, 'HTTP response failed after it started');
-  });
-  return app;
-}
+// The worker's listener lives in ops-app.ts, which loads none of the routes above.
+export { createOpsApp } from './ops-app.js';
+export type { OpsDeps } from './ops-app.js';

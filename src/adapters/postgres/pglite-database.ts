@@ -1,12 +1,15 @@
 import { PGlite } from '@electric-sql/pglite';
 import type { Transaction } from '@electric-sql/pglite';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Logger } from '../../application/ports/system.js';
 import { cannotOpen, isNewDataDir, lockDataDir, unlockDataDir } from './pglite-data-dir.js';
+import { compileWasmWithLiftoffOnly, startParams } from './pglite-engine.js';
 import type { SqlClient } from './sql-client.js';
 import { isConnectionError, safeReason } from './sql-client.js';
 
@@ -58,6 +61,32 @@ const prepared = (params: readonly unknown[]): unknown[] => params.map((p) => pr
 async function adoptPgParsers(pglite: PGlite): Promise<void> {
   const types = await pglite.query<{ oid: number }>('SELECT oid::int4 AS oid FROM pg_type');
   for (const { oid } of types.rows) pglite.parsers[oid] = pg.types.getTypeParser(oid, 'text');
+}
+
+const INITDB = fileURLToPath(new URL('./pglite-initdb.js', import.meta.url));
+
+/**
+ * Creates the database in the new, empty folder `dir` in a child process (`pglite-initdb.ts`
+ * says why), then exits it: `PGlite.create` on the folder afterwards only opens it. Takes a few
+ * seconds, as creating in this process did.
+ * @throws Error with the child's first line of error output when it fails.
+ */
+function createInChild(dir: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [INITDB, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      if (stderr.length < 4000) stderr += chunk;
+    });
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      if (code === 0) resolvePromise();
+      else {
+        const why = stderr.trim().split('\n')[0] || (signal ?? `exit status ${String(code)}`);
+        reject(new Error(`creating the embedded database failed: ${why}`));
+      }
+    });
+  });
 }
 
 /** What `query` may see inside `transaction(work)`: whether that transaction is still open. */
@@ -123,14 +152,18 @@ export class PgliteDatabase {
     const lockPath = memory ? undefined : lockDataDir(where);
     let pglite: PGlite;
     let created = true;
+    compileWasmWithLiftoffOnly();
     try {
       if (memory) {
-        pglite = await PGlite.create();
+        pglite = await PGlite.create({ startParams: startParams() });
       } else {
         created = isNewDataDir(where);
-        pglite = await PGlite.create({ dataDir: where }).catch((err: unknown) => {
-          throw created ? err : cannotOpen(where, err);
-        });
+        if (created) await createInChild(where);
+        pglite = await PGlite.create({ dataDir: where, startParams: startParams() }).catch(
+          (err: unknown) => {
+            throw created ? err : cannotOpen(where, err);
+          },
+        );
       }
       await adoptPgParsers(pglite);
     } catch (err) {

@@ -42,6 +42,17 @@ describe('PgliteDatabase', function () {
     expect(logger.lines.map((l) => l.message)).to.deep.equal(['the embedded database is open']);
   });
 
+  it('runs an in-memory engine with the same small caches as a folder', async () => {
+    const db = await PgliteDatabase.open({ dataDir: 'memory' });
+    try {
+      expect(await db.client.query("SELECT current_setting('shared_buffers') AS sb")).to.deep.equal(
+        [{ sb: '16MB' }],
+      );
+    } finally {
+      await db.close();
+    }
+  });
+
   describe('on one in-memory engine', () => {
     let db: PgliteDatabase;
     before(async () => {
@@ -228,6 +239,35 @@ describe('PgliteDatabase', function () {
         await db.close();
       }
       expect(existsSync(join(dir, LOCK_FILE))).to.equal(false);
+    });
+
+    it('creates a new folder (initdb in a child process) and runs it with the small caches', async () => {
+      const dir = join(parent, 'settings', 'data');
+      const db = await PgliteDatabase.open({ dataDir: dir });
+      try {
+        expect(db.created).to.equal(true);
+        expect(existsSync(join(dir, 'PG_VERSION'))).to.equal(true);
+        await db.client.query('CREATE TABLE kept (n int)');
+        await db.client.query('INSERT INTO kept VALUES (7)');
+        const shown = await db.client.query<{ sb: string; mwm: string; tb: string }>(
+          `SELECT current_setting('shared_buffers') AS sb,
+                  current_setting('maintenance_work_mem') AS mwm,
+                  current_setting('temp_buffers') AS tb`,
+        );
+        expect(shown).to.deep.equal([{ sb: '16MB', mwm: '16MB', tb: '1MB' }]);
+      } finally {
+        await db.close();
+      }
+      const again = await PgliteDatabase.open({ dataDir: dir });
+      try {
+        expect(again.created).to.equal(false);
+        expect(await again.client.query('SELECT n FROM kept')).to.deep.equal([{ n: 7 }]);
+        expect(
+          await again.client.query("SELECT current_setting('shared_buffers') AS sb"),
+        ).to.deep.equal([{ sb: '16MB' }]);
+      } finally {
+        await again.close();
+      }
     });
 
     it('is migrated once: after a reopen there is nothing to apply', async () => {
