@@ -1,5 +1,5 @@
-import { pipe } from 'fp-ts/lib/function.js';
-import * as TE from 'fp-ts/lib/TaskEither.js';
+import * as E from 'fp-ts/lib/Either.js';
+import type * as TE from 'fp-ts/lib/TaskEither.js';
 import type { DomainEvent } from '../domain/events.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
 import type { Applied, EmailLog, StoreUnavailable } from './ports/email-log.js';
@@ -11,10 +11,12 @@ import type { Applied, EmailLog, StoreUnavailable } from './ports/email-log.js';
  */
 export const recordAndAnnounce =
   (emails: EmailLog, events: DeliveryEvents) =>
-  (event: DomainEvent, basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> =>
-    pipe(
-      emails.apply(event, basis),
-      TE.tap((applied) =>
-        applied.changed ? TE.fromTask(events.publish(event)) : TE.right(undefined),
-      ),
-    );
+  (event: DomainEvent, basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> => {
+    const applying = emails.apply(event, basis);
+    // An async function rather than a pipeline: every change of every email passes here.
+    return async () => {
+      const applied = await applying();
+      if (E.isRight(applied) && applied.right.changed) await events.publish(event)();
+      return applied;
+    };
+  };

@@ -10,7 +10,8 @@
  */
 export class SendSlots {
   private free: number;
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: ((granted: boolean) => void)[] = [];
+  private isClosed = false;
 
   /** `limit`: a whole number ≥ 1, else a RangeError (a bug in the caller's configuration). */
   constructor(readonly limit: number) {
@@ -22,24 +23,41 @@ export class SendSlots {
 
   /**
    * Resolves once a slot is this caller's, with the function that gives it back (calling it
-   * again does nothing, so every exit path may call it).
+   * again does nothing, so every exit path may call it); undefined once `close` was called,
+   * for a caller waiting then or arriving after.
    */
-  async take(): Promise<() => void> {
+  async take(): Promise<(() => void) | undefined> {
+    if (this.isClosed) return undefined;
     if (this.free > 0) {
       this.free -= 1;
     } else {
       // The releaser hands its slot straight to this waiter: `free` stays 0 meanwhile, so no
       // caller arriving in between can overtake the queue.
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      const granted = await new Promise<boolean>((resolve) => this.waiting.push(resolve));
+      if (!granted) return undefined;
     }
     let held = true;
     return () => {
       if (!held) return;
       held = false;
       const next = this.waiting.shift();
-      if (next) next();
+      if (next) next(true);
       else this.free += 1;
     };
+  }
+
+  /**
+   * No slot is given out any more (the worker is stopping): every waiter is answered undefined
+   * at once, so that its task goes back to the queue unsent instead of starting a send after
+   * the task source gave up on it. Slots held now stay held until given back.
+   */
+  close(): void {
+    this.isClosed = true;
+    for (const waiter of this.waiting.splice(0)) waiter(false);
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
   }
 
   /** Slots taken now (0 … limit): for tests and metrics. */

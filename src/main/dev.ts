@@ -47,7 +47,8 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
   const queue = resolve(container, 'SqlEmailQueue');
   const sender = resolve(container, 'EmailSender');
   log.info({ transport: sender.name, database: db.where }, 'Starting Queue Worker');
-  await tasks.consume(deliveryHandler(resolve(container, 'DeliverEmail')));
+  const deliver = resolve(container, 'DeliverEmail');
+  await tasks.consume(deliveryHandler(deliver));
   const webhooks = await startWebhooks(container, log, { inProcessEvents: true });
   const stopRetention = startRetention(container, log);
   const scheduler = startReleasingScheduled(container, log);
@@ -78,6 +79,8 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
       await http.close(Math.min(config.shutdownGraceMs, 5000));
       await scheduler.stop();
       await watchdog.stop();
+      // Tasks still waiting for a send slot go back at once; the sends under way finish.
+      deliver.stopSending();
       await tasks.stop(config.shutdownGraceMs);
       await webhooks.stop(config.shutdownGraceMs);
       const pending = await queue.pending()();

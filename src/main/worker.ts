@@ -82,6 +82,8 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
       // Before the connection closes: a release in flight is publishing on it.
       await scheduler.stop();
       await watchdog.stop();
+      // Tasks still waiting for a send slot go back at once; the sends under way finish.
+      deliver.stopSending();
       await tasks.stop(config.shutdownGraceMs);
       await webhooks.stop(config.shutdownGraceMs);
       await http.close(1000);

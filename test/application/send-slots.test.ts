@@ -12,13 +12,17 @@ import {
 } from '../../src/adapters/memory/in-memory-stores.js';
 import type { EmailRequest } from '../../src/domain/email-request.js';
 import { aRequest, aTask } from '../support/builders.js';
-import { eventually } from '../support/waiting.js';
+import { eventually, sleep } from '../support/waiting.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
+import { storeUnavailable } from '../../src/application/ports/email-log.js';
+import type { SendPacer } from '../../src/application/ports/send-pacer.js';
+import { InMemorySendPacer } from '../../src/adapters/memory/in-memory-send-pacer.js';
 import { RecordingEvents, RecordingLogger, ScriptedSender, fixedClock } from '../support/fakes.js';
 
 describe('SendSlots', () => {
   it('gives out at most its limit, then serves waiters first come, first served', async () => {
     const slots = new SendSlots(2);
-    const a = await slots.take();
+    const a = (await slots.take())!;
     await slots.take();
     const order: string[] = [];
     const c = slots.take().then((release) => (order.push('c'), release));
@@ -27,14 +31,14 @@ describe('SendSlots', () => {
     expect(order).to.deep.equal([]);
     expect(slots.inUse).to.equal(2);
     a();
-    (await c)();
-    (await d)();
+    (await c)!();
+    (await d)!();
     expect(order).to.deep.equal(['c', 'd']);
   });
 
   it('ignores a slot given back twice: it cannot become two slots', async () => {
     const slots = new SendSlots(1);
-    const release = await slots.take();
+    const release = (await slots.take())!;
     release();
     release();
     expect(slots.inUse).to.equal(0);
@@ -44,6 +48,17 @@ describe('SendSlots', () => {
     void slots.take().then(() => (second = true));
     await Promise.resolve();
     expect(second).to.equal(false);
+  });
+
+  it('once closed, answers every waiter and every later caller with no slot', async () => {
+    const slots = new SendSlots(1);
+    const held = (await slots.take())!;
+    const waiter = slots.take();
+    slots.close();
+    expect(await waiter).to.equal(undefined);
+    expect(await slots.take()).to.equal(undefined);
+    held();
+    expect(slots.inUse).to.equal(0);
   });
 
   it('refuses a limit that is not a whole number of at least 1', () => {
@@ -76,6 +91,7 @@ describe('DeliverEmail with send slots (WORKER_CONCURRENCY)', () => {
     const slots = new SendSlots(1);
     const ledger = new InMemoryDeliveryLedger();
     const clock = fixedClock();
+    const log = new RecordingLogger();
     const useCase = new DeliverEmail(
       sender,
       emails,
@@ -83,10 +99,10 @@ describe('DeliverEmail with send slots (WORKER_CONCURRENCY)', () => {
       ledger,
       { maxAttempts: 3, delaysMs: [1000] },
       clock,
-      new RecordingLogger(),
+      log,
       { holder: 'worker-a', sendSlots: slots, ...options },
     );
-    return { emails, atProvider, slots, useCase, ledger, clock };
+    return { emails, atProvider, slots, useCase, ledger, clock, log };
   }
 
   it('holds a second email back while the first is at the provider', async () => {
@@ -171,6 +187,83 @@ describe('DeliverEmail with send slots (WORKER_CONCURRENCY)', () => {
       _tag: 'Done',
     });
     expect(atProvider).to.have.length(1);
+    expect(slots.inUse).to.equal(0);
+  });
+  it('does not send an email whose claim passed to another worker while it waited for a slot', async () => {
+    const timers = new Set<() => void>();
+    const every: Every = (work) => {
+      timers.add(work);
+      return () => timers.delete(work);
+    };
+    const { atProvider, useCase, ledger, clock, log } = await setUp({ claimLeaseMs: 1000, every });
+    let outage = false;
+    const claim = ledger.claim.bind(ledger);
+    ledger.claim = (id, holder, at, leaseMs) =>
+      outage && holder === 'worker-a'
+        ? TE.left(storeUnavailable('the ledger is down'))
+        : claim(id, holder, at, leaseMs);
+    const one = useCase.execute(aTask({ request: first }))();
+    const two = useCase.execute(aTask({ request: second }))();
+    await eventually(() => atProvider.length === 1 && timers.size === 2);
+    // worker-a cannot reach the ledger past the lease; worker-b takes the waiting email's claim.
+    outage = true;
+    clock.advance(1500);
+    for (const renew of [...timers]) renew();
+    const byB = await ledger.claim(second.id, 'worker-b', clock.now(), 1000)();
+    expect(E.isRight(byB) && byB.right._tag).to.equal('Claimed');
+    outage = false;
+    for (const renew of [...timers]) renew();
+    await eventually(() => log.text().includes('while waiting for a send slot'));
+    atProvider[0]!.answer();
+    expect(await one).to.deep.equal({ _tag: 'Done' });
+    const answer = await two;
+    expect(answer).to.include({ _tag: 'Redeliver' });
+    expect(JSON.stringify(answer)).to.contain('another worker');
+    expect(atProvider.map((s) => s.request.id)).to.deep.equal(['slots-0001']);
+  });
+
+  it('sends back the tasks waiting for a slot when the worker stops, unsent and unclaimed', async () => {
+    const { atProvider, useCase, ledger, clock } = await setUp();
+    const one = useCase.execute(aTask({ request: first }))();
+    const two = useCase.execute(aTask({ request: second }))();
+    await eventually(() => atProvider.length === 1);
+    useCase.stopSending();
+    expect(await two).to.deep.equal({
+      _tag: 'Redeliver',
+      reason: 'the worker is stopping; not sent',
+    });
+    // Its claim is free: another worker may send it at once.
+    const byB = await ledger.claim(second.id, 'worker-b', clock.now(), 1000)();
+    expect(E.isRight(byB) && byB.right._tag).to.equal('Claimed');
+    // The send under way finishes and is recorded.
+    atProvider[0]!.answer();
+    expect(await one).to.deep.equal({ _tag: 'Done' });
+    expect(atProvider).to.have.length(1);
+  });
+
+  it('with pacing, takes the send slot before booking a pace slot: one booking per send', async () => {
+    const base = new InMemorySendPacer({ scripted: { limit: 20, windowMs: 1000 } });
+    const bookings: string[] = [];
+    const pacer: SendPacer = {
+      acquire: (transport, maxWaitMs, slots) => {
+        bookings.push(transport);
+        return base.acquire(transport, maxWaitMs, slots);
+      },
+    };
+    const { atProvider, useCase, slots } = await setUp({ pacer });
+    const one = useCase.execute(aTask({ request: first }))();
+    const two = useCase.execute(aTask({ request: second }))();
+    await eventually(() => atProvider.length === 1);
+    // Real time passes at the provider, longer than a pace slot's grace (25 ms at 20/s): a pace
+    // slot booked by the waiting task now would be missed and booked again.
+    await sleep(300);
+    expect(bookings).to.have.length(1);
+    atProvider[0]!.answer();
+    await eventually(() => atProvider.length === 2);
+    atProvider[1]!.answer();
+    expect(await one).to.deep.equal({ _tag: 'Done' });
+    expect(await two).to.deep.equal({ _tag: 'Done' });
+    expect(bookings).to.have.length(2);
     expect(slots.inUse).to.equal(0);
   });
 });

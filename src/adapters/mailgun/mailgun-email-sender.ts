@@ -129,11 +129,14 @@ export class MailgunEmailSender implements EmailSender {
             this.hosts,
           ),
         );
-        const fields = { emailId: request.id, status: response.status, outcome: outcome._tag };
-        log.info(
-          outcome._tag === 'Sent' ? { ...fields, providerId: outcome.providerId } : fields,
-          `API Response Status: ${response.status}.`,
-        );
+        // A line per send: at a level that drops it, not even built.
+        if (log.isLevelEnabled?.('info') ?? true) {
+          const fields = { emailId: request.id, status: response.status, outcome: outcome._tag };
+          log.info(
+            outcome._tag === 'Sent' ? { ...fields, providerId: outcome.providerId } : fields,
+            `API Response Status: ${response.status}.`,
+          );
+        }
         if (response.status === 401) log.error({ emailId: request.id }, UNAUTHORIZED_HINT);
         return outcome;
       } catch (error) {

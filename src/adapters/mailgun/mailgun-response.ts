@@ -131,15 +131,17 @@ export function outcomeOf(
   hide: readonly string[] = [],
 ): DeliveryOutcome {
   const { status, body } = reply;
+  if (status >= 200 && status < 300) {
+    // The id keeps its angle brackets, exactly as Mailgun reports it in events and logs. An
+    // acceptance shows no words, so they are not worked out: this is every send's path, and the
+    // public-text patterns cost more than the rest of reading the answer.
+    return sent(jsonMessage(body).id ?? `mailgun:${status} without an id`);
+  }
   const message = mailgunMessage(body);
   const shown = shownMessage(body, hide);
   // The words as they came, when the page shows fewer of them.
   const asItCame = shown === message ? undefined : `Mailgun ${status}: ${message}`;
   const after = parseRetryAfter(reply.retryAfter, nowMs);
-  if (status >= 200 && status < 300) {
-    // The id keeps its angle brackets, exactly as Mailgun reports it in events and logs.
-    return sent(jsonMessage(body).id ?? `mailgun:${status} without an id`);
-  }
   if (status === 401) return permanent(UNAUTHORIZED_REASON, UNAUTHORIZED_HINT);
   if (status === 404) {
     if (!jsonMessage(body).json) {

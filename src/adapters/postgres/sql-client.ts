@@ -1,4 +1,5 @@
-import * as TE from 'fp-ts/lib/TaskEither.js';
+import * as E from 'fp-ts/lib/Either.js';
+import type * as TE from 'fp-ts/lib/TaskEither.js';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import { storeUnavailable } from '../../application/ports/email-log.js';
 import { canonicalJson } from '../../domain/canonical-json.js';
@@ -156,9 +157,20 @@ export async function countDeleted(
   return rows[0]?.deleted ?? 0;
 }
 
-/** A store call as a TaskEither that never rejects: every failure is `StoreUnavailable`. */
-export const attempt = <A>(work: () => Promise<A>): TE.TaskEither<StoreUnavailable, A> =>
-  TE.tryCatch(work, toStoreUnavailable);
+/**
+ * A store call as a TaskEither that never rejects: every failure is `StoreUnavailable`. What
+ * `TE.tryCatch` does, as a native async function: fp-ts's own is a down-levelled generator, and
+ * every statement of the worker's hot path goes through here.
+ */
+export const attempt =
+  <A>(work: () => Promise<A>): TE.TaskEither<StoreUnavailable, A> =>
+  async () => {
+    try {
+      return E.right(await work());
+    } catch (err) {
+      return E.left(toStoreUnavailable(err));
+    }
+  };
 
 /**
  * Equality of two JSON values as a document store sees them: jsonb hands objects back with its
