@@ -358,7 +358,7 @@ export class DeliverEmail {
   }
 
   /** What a task that could not get its send slot answers: asked again later, nothing sent. */
-  private noSlot(task: EmailTask): Disposition {
+  private noSlot(): Disposition {
     return {
       _tag: 'Redeliver',
       reason:
@@ -562,7 +562,7 @@ export class DeliverEmail {
       // waiting for a send slot (it would be booked again, the first one unused at the provider).
       if (this.pacer !== undefined && !(await this.takeSendSlot(task.request.id))) {
         await this.release(task.request.id)();
-        return E.right(this.noSlot(task));
+        return E.right(this.noSlot());
       }
       const turn = await this.turn(task);
       if (E.isLeft(turn)) {
@@ -598,7 +598,7 @@ export class DeliverEmail {
       }
       if (!(await this.takeSendSlot(request.id))) {
         await this.release(request.id)();
-        return E.right(this.noSlot(task));
+        return E.right(this.noSlot());
       }
       await slot;
       const ready = await this.onTime(turn);
