@@ -337,24 +337,14 @@ export class DeliverEmail {
   private async takeSendSlot(id: EmailId): Promise<boolean> {
     const slots = this.sendSlots;
     if (slots === undefined || this.slots.has(id)) return true;
-    let kept = true;
-    let renewals: Promise<void> = Promise.resolve();
-    const stop = this.every(() => {
-      renewals = renewals.then(async () => {
-        if (!(await this.renew(id))) kept = false;
-      });
-    }, this.leaseMs / 3);
-    let release: (() => void) | undefined;
-    try {
-      release = await slots.take();
-    } finally {
-      stop();
-      await renewals;
-    }
+    const { value: release, kept } = await this.holdingClaim(id, () => slots.take());
     if (release === undefined) return false;
+    if (!kept) {
+      release();
+      return false;
+    }
     this.slots.set(id, release);
-    if (!kept) this.giveBackSendSlot(id);
-    return kept;
+    return true;
   }
 
   /** What a task that could not get its send slot answers: asked again later, nothing sent. */
@@ -904,12 +894,30 @@ export class DeliverEmail {
     request: EmailRequest,
     skip: ReadonlyMap<string, number>,
   ): Promise<NamedOutcome> {
+    const options = skip.size > 0 ? { skip } : undefined;
+    return (await this.holdingClaim(request.id, sendNamed(this.sender, request, options))).value;
+  }
+
+  /**
+   * Runs `work` while renewing the send claim of `id` every third of its lease, one renewal
+   * after another; the last one is over before this resolves, so that a late renewal cannot
+   * bring back a claim the caller then releases. `kept`: false when a renewal found the claim
+   * in another worker's hands (logged by `renew`).
+   */
+  private async holdingClaim<T>(
+    id: EmailId,
+    work: () => Promise<T>,
+  ): Promise<{ value: T; kept: boolean }> {
+    let kept = true;
     let renewals: Promise<void> = Promise.resolve();
     const stop = this.every(() => {
-      renewals = renewals.then(async () => void (await this.renew(request.id)));
+      renewals = renewals.then(async () => {
+        if (!(await this.renew(id))) kept = false;
+      });
     }, this.leaseMs / 3);
     try {
-      return await sendNamed(this.sender, request, skip.size > 0 ? { skip } : undefined)();
+      const value = await work();
+      return { value, kept };
     } finally {
       stop();
       await renewals;

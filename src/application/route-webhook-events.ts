@@ -28,11 +28,6 @@ export class RouteWebhookEvents {
   ) {}
 
   /**
-   * Routes as the store stands now; answers the types now heard. Runs of one instance never
-   * overlap, or an older read applied last would undo a newer one: a call made during a run
-   * waits for the next run, which starts after it and serves every call made meanwhile.
-   */
-  /**
    * The types the endpoints wanted at the last read of the store (undefined before the first):
    * what a publisher may leave unannounced when no endpoint wants it.
    */
@@ -40,6 +35,11 @@ export class RouteWebhookEvents {
     return this.lastRead;
   }
 
+  /**
+   * Routes as the store stands now; answers the types now heard. Runs of one instance never
+   * overlap, or an older read applied last would undo a newer one: a call made during a run
+   * waits for the next run, which starts after it and serves every call made meanwhile.
+   */
   execute(): Task<Routed> {
     return () => {
       if (this.running === undefined) return this.start();

@@ -86,7 +86,22 @@ export function mayBeRouted(
 ): boolean {
   if (wantedWebhookTypes === undefined) return true;
   if (watched && LIVE_PAGE_EVENT_KEYS.includes(key)) return true;
-  return webhookEventKeys(wantedWebhookTypes).includes(key);
+  return wantedKeys(wantedWebhookTypes).includes(key);
+}
+
+/**
+ * The event keys of a list of wanted types, worked out once per list: asked for every event a
+ * process publishes, while the list itself (`RouteWebhookEvents.wanted`) is a new array only
+ * when the endpoints were read again.
+ */
+const keysOfWanted = new WeakMap<readonly WebhookEventType[], readonly EventKey[]>();
+function wantedKeys(types: readonly WebhookEventType[]): readonly EventKey[] {
+  let keys = keysOfWanted.get(types);
+  if (keys === undefined) {
+    keys = webhookEventKeys(types);
+    keysOfWanted.set(types, keys);
+  }
+  return keys;
 }
 
 export function topologyNames(prefix: string): TopologyNames {
