@@ -5,7 +5,8 @@ import { connect } from 'amqplib';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { redactUrl } from '../../src/adapters/rabbitmq/connection.js';
+import type { RabbitMqConnectionOptions } from '../../src/adapters/rabbitmq/connection.js';
+import { RabbitMqConnection, redactUrl } from '../../src/adapters/rabbitmq/connection.js';
 import { topologyNames } from '../../src/adapters/rabbitmq/topology.js';
 import { WEBHOOK_RETRY_DELAYS_MS } from '../../src/domain/webhook.js';
 
@@ -23,6 +24,19 @@ export async function requireRabbitMq(url = AMQP_URL): Promise<void> {
       { cause: err },
     );
   }
+}
+
+/**
+ * A started connection to AMQP_URL that has declared its topology, reconnecting after 100 ms
+ * (unless `options` says otherwise); fails the test when it is not ready within 10 s.
+ */
+export async function readyConnection(
+  options: Omit<RabbitMqConnectionOptions, 'url'>,
+): Promise<RabbitMqConnection> {
+  const connection = new RabbitMqConnection({ url: AMQP_URL, initialBackoffMs: 100, ...options });
+  connection.start();
+  if (!(await connection.whenReady(10_000))) throw new Error('RabbitMQ connection not ready');
+  return connection;
 }
 
 /** A QUEUE_PREFIX of its own for each fixture, so runs and tests never see each other's tasks. */

@@ -1,5 +1,5 @@
 import { connect } from 'amqplib';
-import { RabbitMqConnection } from '../../../src/adapters/rabbitmq/connection.js';
+import type { RabbitMqConnection } from '../../../src/adapters/rabbitmq/connection.js';
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import {
@@ -17,6 +17,7 @@ import {
   AMQP_URL,
   deleteEventQueues,
   deleteTopology,
+  readyConnection,
   requireRabbitMq,
   uniquePrefix,
 } from '../../support/rabbitmq.js';
@@ -25,18 +26,12 @@ import { eventually } from '../../support/waiting.js';
 const DELAYS = [200];
 
 /** A connection of its own for each side: the publisher's can go while the subscriber listens. */
-async function connected(prefix: string, logger: RecordingLogger): Promise<RabbitMqConnection> {
-  const connection = new RabbitMqConnection({
-    url: AMQP_URL,
+const connected = (prefix: string, logger: RecordingLogger): Promise<RabbitMqConnection> =>
+  readyConnection({
     topology: { prefix, retryDelaysMs: DELAYS },
     logger,
     name: `${prefix}-events`,
-    initialBackoffMs: 100,
   });
-  connection.start();
-  if (!(await connection.whenReady(10_000))) throw new Error('RabbitMQ connection not ready');
-  return connection;
-}
 
 describe('RabbitMqDeliveryEvents', () => {
   before(() => requireRabbitMq());

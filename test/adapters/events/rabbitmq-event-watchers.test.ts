@@ -2,7 +2,7 @@
 // `<prefix>.watchers`, which a server's events feed holds while it is bound.
 import { connect } from 'amqplib';
 import { expect } from 'chai';
-import { RabbitMqConnection } from '../../../src/adapters/rabbitmq/connection.js';
+import type { RabbitMqConnection } from '../../../src/adapters/rabbitmq/connection.js';
 import { EventWatchers } from '../../../src/adapters/rabbitmq/event-watchers.js';
 import { OnDemandEventFeed } from '../../../src/adapters/rabbitmq/rabbitmq-delivery-events.js';
 import { LIVE_PAGE_EVENT_KEYS, topologyNames } from '../../../src/adapters/rabbitmq/topology.js';
@@ -11,6 +11,7 @@ import {
   AMQP_URL,
   deleteEventQueues,
   deleteTopology,
+  readyConnection,
   requireRabbitMq,
   uniquePrefix,
 } from '../../support/rabbitmq.js';
@@ -18,18 +19,12 @@ import { eventually } from '../../support/waiting.js';
 
 const DELAYS = [200];
 
-async function connected(prefix: string, name: string): Promise<RabbitMqConnection> {
-  const connection = new RabbitMqConnection({
-    url: AMQP_URL,
+const connected = (prefix: string, name: string): Promise<RabbitMqConnection> =>
+  readyConnection({
     topology: { prefix, retryDelaysMs: DELAYS },
     logger: new RecordingLogger(),
     name: `${prefix}-${name}`,
-    initialBackoffMs: 100,
   });
-  connection.start();
-  if (!(await connection.whenReady(10_000))) throw new Error('RabbitMQ connection not ready');
-  return connection;
-}
 
 describe('EventWatchers (on the real broker)', function () {
   this.timeout(30_000);

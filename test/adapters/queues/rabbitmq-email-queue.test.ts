@@ -29,6 +29,7 @@ import {
   AMQP_URL,
   closeConnectionsNamed,
   deleteTopology,
+  readyConnection,
   requireRabbitMq,
   uniquePrefix,
 } from '../../support/rabbitmq.js';
@@ -50,15 +51,12 @@ async function openRabbit(options: { initialBackoffMs?: number; deliveryLimit?: 
   const prefix = uniquePrefix();
   created.add(prefix);
   const logger = new RecordingLogger();
-  const connection = new RabbitMqConnection({
-    url: AMQP_URL,
+  const connection = await readyConnection({
     topology: { prefix, retryDelaysMs: DELAYS, deliveryLimit: options.deliveryLimit ?? 20 },
     logger,
     name: prefix,
     initialBackoffMs: options.initialBackoffMs ?? 100,
   });
-  connection.start();
-  if (!(await connection.whenReady(10_000))) throw new Error('RabbitMQ connection not ready');
   const publisher = new RabbitMqPublisher({ connection, logger });
   const source = new RabbitMqEmailTaskSource({
     connection,

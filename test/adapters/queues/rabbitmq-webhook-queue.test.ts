@@ -2,7 +2,7 @@
 // queues, the events it hears from the events exchange, and what stop() leaves to the next worker.
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
-import { RabbitMqConnection } from '../../../src/adapters/rabbitmq/connection.js';
+import type { RabbitMqConnection } from '../../../src/adapters/rabbitmq/connection.js';
 import { RabbitMqDeliveryEvents } from '../../../src/adapters/rabbitmq/rabbitmq-delivery-events.js';
 import { RabbitMqPublisher } from '../../../src/adapters/rabbitmq/rabbitmq-publisher.js';
 import {
@@ -24,7 +24,13 @@ import type {
 import type { DomainEvent } from '../../../src/domain/events.js';
 import { aRequest, anEvent } from '../../support/builders.js';
 import { RecordingLogger } from '../../support/fakes.js';
-import { AMQP_URL, deleteTopology, requireRabbitMq, uniquePrefix } from '../../support/rabbitmq.js';
+import {
+  AMQP_URL,
+  deleteTopology,
+  readyConnection,
+  requireRabbitMq,
+  uniquePrefix,
+} from '../../support/rabbitmq.js';
 import { eventually } from '../../support/waiting.js';
 
 /** The email queue's retry steps (declared by the same topology; unused here). */
@@ -117,15 +123,11 @@ async function openFixture(): Promise<Fixture> {
   const prefix = uniquePrefix('webhooks');
   created.add(prefix);
   const logger = new RecordingLogger();
-  const connection = new RabbitMqConnection({
-    url: AMQP_URL,
+  const connection = await readyConnection({
     topology: { prefix, retryDelaysMs: DELAYS, webhookRetryDelaysMs: WEBHOOK_DELAYS },
     logger,
     name: prefix,
-    initialBackoffMs: 100,
   });
-  connection.start();
-  if (!(await connection.whenReady(10_000))) throw new Error('RabbitMQ connection not ready');
   const publisher = new RabbitMqPublisher({ connection, logger });
   const queues: RabbitMqWebhookQueue[] = [];
   const webhooks = topologyNames(prefix).webhooksQueue;
