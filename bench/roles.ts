@@ -1,6 +1,7 @@
 // The `email` roles as the bench starts them, and the settings every phase shares.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { DEV_NODE_OPTIONS } from '../src/main/heap.js';
 import type { BareBroker } from './clients.js';
 import type { Counter } from './meter.js';
 import type { BenchDatabase } from './postgres.js';
@@ -76,7 +77,9 @@ export async function startRole(
     role === 'dev'
       ? { DATA_DIR: join(settings.tmp, `dev-data-${randomBytes(4).toString('hex')}`) }
       : { AMQP_URL: settings.amqpUrl, DATABASE_URL: settings.database.url };
-  const proc = spawnNode(`email ${role}`, [CLI, role], {
+  // `email dev` with the node options `npm start` gives it; the other roles as `node cli.js`.
+  const nodeOptions = role === 'dev' ? DEV_NODE_OPTIONS : [];
+  const proc = spawnNode(`email ${role}`, [...nodeOptions, CLI, role], {
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
     PORT: String(port),

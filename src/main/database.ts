@@ -80,9 +80,16 @@ export function openDatabase(config: Config, log: Logger): OpenDatabase {
 export async function openEmbeddedDatabase(dataDir: string, log: Logger): Promise<OpenDatabase> {
   // Loaded here: `email server` and `email worker` never open the embedded engine.
   const { PgliteDatabase } = await import('../adapters/postgres/pglite-database.js');
-  const database = await PgliteDatabase.open({ dataDir, logger: log });
+  // A new folder is migrated by the child process that creates it (see migrateWhenCreated).
+  const database = await PgliteDatabase.open({ dataDir, logger: log, migrateWhenCreated: true });
   try {
-    await migrateSql(database, log);
+    if (database.migratedWhenCreated === undefined) await migrateSql(database, log);
+    else {
+      log.info(
+        { where: database.where, applied: database.migratedWhenCreated },
+        'database migrated',
+      );
+    }
   } catch (err) {
     await database.close();
     throw err;

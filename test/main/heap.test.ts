@@ -2,8 +2,10 @@
 // and without it, in child processes of their own (a V8 flag stays set for the whole process).
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DEV_NODE_OPTIONS } from '../../src/main/heap.js';
 
 const HEAP = new URL('../../src/main/heap.js', import.meta.url).href;
 
@@ -49,5 +51,49 @@ describe('limitHeapGrowth', function () {
     const limited = await peakOldSpace(true);
     const given = await peakOldSpace(true, ['--heap-growing-percent=300']);
     expect(given).to.be.above(limited * 1.5);
+  });
+});
+
+describe('DEV_NODE_OPTIONS', function () {
+  this.timeout(60_000);
+
+  it('are the options `npm start` runs `email dev` with', () => {
+    // Compiled, this file is dist/test/main/heap.test.js: the repository root is three up.
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
+    ) as {
+      scripts: { start: string };
+    };
+    expect(pkg.scripts.start).to.match(/&& node (.*) dist\/src\/main\/cli\.js dev$/);
+    const given = /&& node (.*) dist\/src\/main\/cli\.js dev$/.exec(pkg.scripts.start)![1]!;
+    expect(given.split(' ')).to.deep.equal([...DEV_NODE_OPTIONS]);
+  });
+
+  it('cap the young generation where V8 alone lets it grow to twice as much', async () => {
+    // Short-lived objects allocated fast: V8 grows its semi-spaces to their maximum.
+    const young = `
+      import v8 from 'node:v8';
+      const size = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+      let peak = 0;
+      let keep;
+      for (let i = 0; i < 3_000_000; i += 1) {
+        keep = { i, s: 'x-' + i };
+        if (i % 10_000 === 0) peak = Math.max(peak, size());
+      }
+      console.log(JSON.stringify({ peakMiB: peak / 2 ** 20, last: keep.i }));
+    `;
+    const peak = async (nodeArgs: readonly string[]) => {
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        ...nodeArgs,
+        '--input-type=module',
+        '-e',
+        young,
+      ]);
+      return (JSON.parse(stdout) as { peakMiB: number }).peakMiB;
+    };
+    const byDefault = await peak([]);
+    const capped = await peak(DEV_NODE_OPTIONS);
+    expect(capped).to.be.at.most(16);
+    expect(byDefault).to.be.above(capped * 1.5);
   });
 });

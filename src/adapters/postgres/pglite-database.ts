@@ -21,6 +21,13 @@ export interface PgliteOpenOptions {
   readonly dataDir: string;
   /** Opening, closing and engine failures are logged here (default: nowhere). */
   readonly logger?: Logger;
+  /**
+   * When the folder is new: also apply the migrations in the child process that creates it
+   * (`pglite-initdb.ts`), so that this process never loads node-pg-migrate (about 20 MB
+   * resident for the rest of its life) only to bring an empty database up to date. What it
+   * applied is `migratedWhenCreated`. Ignored for `'memory'` and for an existing folder.
+   */
+  readonly migrateWhenCreated?: boolean;
 }
 
 /**
@@ -64,6 +71,18 @@ async function adoptPgParsers(pglite: PGlite): Promise<void> {
 }
 
 const INITDB = fileURLToPath(new URL('./pglite-initdb.js', import.meta.url));
+/** `pglite-initdb.js <folder> --migrate`: create, then migrate, and print what was applied. */
+export const MIGRATE_FLAG = '--migrate';
+
+/** The child's one line of output with `--migrate`: `{"applied":["1767…_create-stores",…]}`. */
+function appliedIn(stdout: string): string[] {
+  const parsed: unknown = JSON.parse(stdout.trim().split('\n').at(-1) ?? '');
+  const applied = (parsed as { applied?: unknown }).applied;
+  if (!Array.isArray(applied) || !applied.every((n) => typeof n === 'string')) {
+    throw new Error(`creating the embedded database: unexpected output ${stdout.slice(0, 200)}`);
+  }
+  return applied;
+}
 
 /**
  * Creates the database in the new, empty folder `dir` in a child process (`pglite-initdb.ts`
@@ -71,16 +90,21 @@ const INITDB = fileURLToPath(new URL('./pglite-initdb.js', import.meta.url));
  * seconds, as creating in this process did.
  * @throws Error with the child's first line of error output when it fails.
  */
-function createInChild(dir: string): Promise<void> {
+function createInChild(dir: string, migrate: boolean): Promise<string[] | undefined> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [INITDB, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const args = migrate ? [INITDB, dir, MIGRATE_FLAG] : [INITDB, dir];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      if (stdout.length < 64_000) stdout += chunk;
+    });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       if (stderr.length < 4000) stderr += chunk;
     });
     child.once('error', reject);
     child.once('close', (code, signal) => {
-      if (code === 0) resolvePromise();
+      if (code === 0) resolvePromise(migrate ? appliedIn(stdout) : undefined);
       else {
         const why = stderr.trim().split('\n')[0] || (signal ?? `exit status ${String(code)}`);
         reject(new Error(`creating the embedded database failed: ${why}`));
@@ -115,6 +139,11 @@ export class PgliteDatabase {
   readonly created: boolean;
   /** How long `open` took, in milliseconds. */
   readonly openedInMs: number;
+  /**
+   * The migrations the creating child applied (`PgliteOpenOptions.migrateWhenCreated` on a new
+   * folder), in order; undefined when it did not migrate.
+   */
+  readonly migratedWhenCreated: readonly string[] | undefined;
   private readonly scope = new AsyncLocalStorage<Scope>();
   private started = false;
   private broken = false;
@@ -127,10 +156,12 @@ export class PgliteDatabase {
     openedInMs: number,
     private readonly lockPath: string | undefined,
     private readonly logger: Logger | undefined,
+    migratedWhenCreated?: readonly string[],
   ) {
     this.where = where;
     this.created = created;
     this.openedInMs = openedInMs;
+    this.migratedWhenCreated = migratedWhenCreated;
     this.client = {
       query: <Row>(sql: string, params: readonly unknown[] = []) =>
         this.outside(async () => (await this.pglite.query<Row>(sql, prepared(params))).rows),
@@ -152,13 +183,14 @@ export class PgliteDatabase {
     const lockPath = memory ? undefined : lockDataDir(where);
     let pglite: PGlite;
     let created = true;
+    let migrated: string[] | undefined;
     compileWasmWithLiftoffOnly();
     try {
       if (memory) {
         pglite = await PGlite.create({ startParams: startParams() });
       } else {
         created = isNewDataDir(where);
-        if (created) await createInChild(where);
+        if (created) migrated = await createInChild(where, options.migrateWhenCreated === true);
         pglite = await PGlite.create({ dataDir: where, startParams: startParams() }).catch(
           (err: unknown) => {
             throw created ? err : cannotOpen(where, err);
@@ -172,7 +204,16 @@ export class PgliteDatabase {
     }
     const ms = Math.round(performance.now() - began);
     options.logger?.info({ where, created, ms }, 'the embedded database is open');
-    return new PgliteDatabase(pglite, where, created, ms, lockPath, options.logger);
+    return new PgliteDatabase(pglite, where, created, ms, lockPath, options.logger, migrated);
+  }
+
+  /**
+   * An engine this process has just created and holds alone, under a data folder lock taken by
+   * its parent: for `pglite-initdb.ts`, which migrates the database it created (see
+   * `PgliteOpenOptions.migrateWhenCreated`). Takes no lock; `close()` closes the engine.
+   */
+  static adopt(pglite: PGlite, where: string): PgliteDatabase {
+    return new PgliteDatabase(pglite, where, true, 0, undefined, undefined);
   }
 
   /** True between `start()` and `close()` while the engine works: what `/readyz` reports. */

@@ -1,8 +1,21 @@
 import { expect } from 'chai';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MIGRATIONS_TABLE, migrateSql } from '../../../src/adapters/postgres/migrate.js';
+import {
+  MIGRATIONS_DIR,
+  MIGRATIONS_TABLE,
+  migrateSql,
+  schemaUpToDate,
+} from '../../../src/adapters/postgres/migrate.js';
 import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
 import { DATA_DIR_LOCK_FILE as LOCK_FILE } from '../../../src/adapters/postgres/pglite-data-dir.js';
 import { DataDirUnusable, PgliteDatabase } from '../../../src/adapters/postgres/pglite-database.js';
@@ -19,6 +32,18 @@ const rejection = async (promise: Promise<unknown>): Promise<unknown> =>
     },
     (err: unknown) => err,
   );
+
+/** The migration files by name, in the order they run. */
+const migrationFiles = (): string[] =>
+  readdirSync(MIGRATIONS_DIR)
+    .filter((file) => file.endsWith('.sql'))
+    .map((file) => file.slice(0, -'.sql'.length))
+    .sort();
+
+/** `schemaUpToDate` reads through `query(text)` answering `{ rows }`, as node-pg-migrate does. */
+const sessionOf = (db: PgliteDatabase) => ({
+  query: async (text: string) => ({ rows: await db.client.query(text) }),
+});
 
 const count = async (sql: SqlClient, table: string): Promise<string | undefined> =>
   (await sql.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`))[0]?.n;
@@ -46,7 +71,7 @@ describe('PgliteDatabase', function () {
     const db = await PgliteDatabase.open({ dataDir: 'memory' });
     try {
       expect(await db.client.query("SELECT current_setting('shared_buffers') AS sb")).to.deep.equal(
-        [{ sb: '16MB' }],
+        [{ sb: '8MB' }],
       );
     } finally {
       await db.close();
@@ -254,7 +279,7 @@ describe('PgliteDatabase', function () {
                   current_setting('maintenance_work_mem') AS mwm,
                   current_setting('temp_buffers') AS tb`,
         );
-        expect(shown).to.deep.equal([{ sb: '16MB', mwm: '16MB', tb: '1MB' }]);
+        expect(shown).to.deep.equal([{ sb: '8MB', mwm: '16MB', tb: '1MB' }]);
       } finally {
         await db.close();
       }
@@ -264,7 +289,36 @@ describe('PgliteDatabase', function () {
         expect(await again.client.query('SELECT n FROM kept')).to.deep.equal([{ n: 7 }]);
         expect(
           await again.client.query("SELECT current_setting('shared_buffers') AS sb"),
-        ).to.deep.equal([{ sb: '16MB' }]);
+        ).to.deep.equal([{ sb: '8MB' }]);
+      } finally {
+        await again.close();
+      }
+    });
+
+    it('is migrated by the child that creates it when asked, and says what it applied', async () => {
+      const dir = join(parent, 'migrated-at-creation');
+      const db = await PgliteDatabase.open({ dataDir: dir, migrateWhenCreated: true });
+      let applied: readonly string[];
+      try {
+        expect(db.created).to.equal(true);
+        applied = db.migratedWhenCreated ?? [];
+        expect(applied).to.deep.equal(migrationFiles());
+        const ran = await db.client.query<{ name: string }>(
+          `SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY id`,
+        );
+        expect(ran.map((r) => r.name)).to.deep.equal(applied);
+        expect(await count(db.client, 'emails')).to.equal('0');
+        // In this process there is nothing left to apply.
+        expect(await schemaUpToDate(sessionOf(db))).to.equal(true);
+        expect((await migrateSql(db, recordingLogger())).applied).to.deep.equal([]);
+      } finally {
+        await db.close();
+      }
+      // An existing folder is only opened: the option changes nothing there.
+      const again = await PgliteDatabase.open({ dataDir: dir, migrateWhenCreated: true });
+      try {
+        expect(again.created).to.equal(false);
+        expect(again.migratedWhenCreated).to.equal(undefined);
       } finally {
         await again.close();
       }

@@ -6,6 +6,7 @@ import {
   MIGRATIONS_DIR,
   MIGRATIONS_TABLE,
   migrate,
+  schemaUpToDate,
 } from '../../../src/adapters/postgres/migrate.js';
 import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
 import { recordingLogger } from '../../support/fakes.js';
@@ -79,6 +80,29 @@ describe('The PostgreSQL migrations', function () {
     expect((await migrate(db.url, logger)).applied).to.deep.equal(migrationNames());
     expect((await migrate(db.url, logger)).applied).to.deep.equal([]);
     expect(logger.lines.map((l) => l.message)).to.include('database schema up to date');
+  });
+
+  it('are up to date exactly when every file and nothing else has been applied', async () => {
+    const db = await fresh('uptodate');
+    const database = new PgDatabase({ url: db.url });
+    const session = {
+      query: async (text: string) => ({ rows: await database.client.query(text) }),
+    };
+    try {
+      expect(await schemaUpToDate(session), 'a new database').to.equal(false);
+      await migrate(db.url, recordingLogger());
+      expect(await schemaUpToDate(session), 'migrated').to.equal(true);
+      const last = migrationNames().at(-1)!;
+      await database.client.query(`DELETE FROM ${MIGRATIONS_TABLE} WHERE name = $1`, [last]);
+      expect(await schemaUpToDate(session), 'one file not applied').to.equal(false);
+      await database.client.query(
+        `INSERT INTO ${MIGRATIONS_TABLE} (name, run_on) VALUES ($1, now()), ($2, now())`,
+        [last, '9999999999999_from-a-newer-version'],
+      );
+      expect(await schemaUpToDate(session), 'one applied that no file has').to.equal(false);
+    } finally {
+      await database.close();
+    }
   });
 
   it('fail with a reason that shows no password when the database is down', async () => {
