@@ -22,7 +22,8 @@ export interface StateWrite {
  * The email log's two hot statements, each gathered across the calls of one event-loop turn
  * (`Batcher`, `concurrent`): the read of a state and its version, and the optimistic write of a fold. A
  * worker's concurrent deliveries then share their round trips and commits. Arrays travel as
- * `text[]` and are cast in the statement, which node-postgres and PGlite pass alike.
+ * `text[]` (the states as one JSON array) and are cast in the statement, which node-postgres and
+ * PGlite pass alike.
  */
 export class EmailStateBatches {
   private readonly reads: Batcher<EmailId, StateRow | undefined>;
@@ -48,13 +49,21 @@ export class EmailStateBatches {
     this.writes = new Batcher({
       write: async (unsorted) => {
         const writes = [...unsorted].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        // The states go as one JSON array, joined from their JSON texts, rather than as a
+        // `text[]`: the driver escapes every quote of every element of an array (a few per cent
+        // of a worker's CPU), while one text parameter travels as it is.
         const rows = await sql.query<{ id: string }>(
           `UPDATE emails AS e
-              SET state = w.state::jsonb, version = e.version + 1, updated_at = now()
-             FROM unnest($1::text[], $2::int[], $3::text[]) AS w(id, version, state)
+              SET state = s.state, version = e.version + 1, updated_at = now()
+             FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w(id, version, n)
+             JOIN jsonb_array_elements($3::jsonb) WITH ORDINALITY AS s(state, n) USING (n)
             WHERE e.id = w.id AND e.version = w.version
            RETURNING e.id`,
-          [writes.map((w) => w.id), writes.map((w) => w.version), writes.map((w) => w.state)],
+          [
+            writes.map((w) => w.id),
+            writes.map((w) => w.version),
+            `[${writes.map((w) => w.state).join(',')}]`,
+          ],
         );
         const written = new Set(rows.map((row) => row.id));
         return unsorted.map((w) => written.has(w.id));
