@@ -188,31 +188,37 @@ export class MailgunEmailSender implements EmailSender {
     return E.right(form);
   }
 
-  /** Every field but the files, in the order Mailgun documents them. */
+  /**
+   * Every field but the files, in the order Mailgun documents them. Pushed one by one rather
+   * than spread from mapped arrays: it runs for every send, and the spreads cost more than the
+   * fields themselves.
+   */
   private fields(request: EmailRequest): (readonly [string, string])[] {
     const from = request.from ?? this.options.from;
     const text = textAlternative(request);
-    return [
-      ['from', formAddress(from)],
-      // One field per recipient: a comma inside a quoted display name cannot split an address.
-      ...request.to.map((a) => ['to', formAddress(a)] as const),
-      ...(request.cc ?? []).map((a) => ['cc', formAddress(a)] as const),
-      ...(request.bcc ?? []).map((a) => ['bcc', formAddress(a)] as const),
-      ['subject', request.subject],
-      ...(text !== undefined ? [['text', text] as const] : []),
-      ...(request.html !== undefined ? [['html', request.html] as const] : []),
-      ...(request.replyTo !== undefined && request.replyTo.length > 0
-        ? [['h:Reply-To', request.replyTo.map(formAddress).join(', ')] as const]
-        : []),
-      ['h:Message-Id', asciiMessageId(messageIdOf(request, from))],
-      [`h:${EMAIL_ID_HEADER}`, request.id],
-      ...Object.entries(request.headers ?? {}).map(
-        ([name, value]) => [`h:${name}`, value] as const,
-      ),
-      ...(request.tags ?? []).map((tag) => ['o:tag', tag] as const),
-      ...Object.entries(request.metadata ?? {}).map(([key, value]) => [`v:${key}`, value] as const),
-      ['v:email-id', request.id],
-    ];
+    const fields: (readonly [string, string])[] = [['from', formAddress(from)]];
+    // One field per recipient: a comma inside a quoted display name cannot split an address.
+    for (const a of request.to) fields.push(['to', formAddress(a)]);
+    for (const a of request.cc ?? []) fields.push(['cc', formAddress(a)]);
+    for (const a of request.bcc ?? []) fields.push(['bcc', formAddress(a)]);
+    fields.push(['subject', request.subject]);
+    if (text !== undefined) fields.push(['text', text]);
+    if (request.html !== undefined) fields.push(['html', request.html]);
+    if (request.replyTo !== undefined && request.replyTo.length > 0) {
+      fields.push(['h:Reply-To', request.replyTo.map(formAddress).join(', ')]);
+    }
+    fields.push(['h:Message-Id', asciiMessageId(messageIdOf(request, from))]);
+    fields.push([`h:${EMAIL_ID_HEADER}`, request.id]);
+    if (request.headers !== undefined) {
+      for (const [name, value] of Object.entries(request.headers))
+        fields.push([`h:${name}`, value]);
+    }
+    for (const tag of request.tags ?? []) fields.push(['o:tag', tag]);
+    if (request.metadata !== undefined) {
+      for (const [key, value] of Object.entries(request.metadata)) fields.push([`v:${key}`, value]);
+    }
+    fields.push(['v:email-id', request.id]);
+    return fields;
   }
 
   /** The bytes of each attachment, in order; Left: the outcome that says why they are not here. */
