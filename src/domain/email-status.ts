@@ -202,6 +202,19 @@ const byTime = <T extends { readonly at: string }>(items: readonly T[]): T[] =>
   [...items].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
 
 /**
+ * `byTime([...items, item])`. Items in time order and an item not older than the last, as a
+ * new change nearly always is, sort to themselves with the item at the end: appended without a
+ * sort (every fold of every email adds a line).
+ */
+const addByTime = <T extends { readonly at: string }>(items: readonly T[], item: T): T[] => {
+  const last = items.at(-1);
+  const inOrder =
+    (last === undefined || last.at <= item.at) &&
+    items.every((x, i) => i === 0 || items[i - 1]!.at <= x.at);
+  return inOrder ? [...items, item] : byTime([...items, item]);
+};
+
+/**
  * The state a report puts its recipient in: an unsubscribe proves a delivery, and a deferral
  * (the provider tries again) changes nothing yet.
  */
@@ -259,6 +272,21 @@ function rollUp(recipients: readonly RecipientState[]): StatusName {
 }
 
 /**
+ * `status` without the fields `keys`: `status` itself when it has none of them, as it nearly
+ * always has not. A rest pattern would copy the whole state on every change of every email
+ * (most of a fold's time), only for the caller to copy it once more into the new state.
+ */
+function without<K extends keyof EmailStatus>(
+  status: EmailStatus,
+  ...keys: readonly K[]
+): Omit<EmailStatus, K> {
+  if (!keys.some((key) => key in status)) return status;
+  const copy: Partial<EmailStatus> = { ...status };
+  for (const key of keys) delete copy[key];
+  return copy as Omit<EmailStatus, K>;
+}
+
+/**
  * Folds one event into a status. Events can arrive late or twice (at-least-once everywhere), so
  * a settled state is not undone by older news, and an attempt or change already recorded is not
  * recorded again: folding the same event twice gives the same status.
@@ -284,14 +312,18 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
   const addAttempt = (a: StatusAttempt): readonly StatusAttempt[] =>
     base.attempts.some((x) => x.attempt === a.attempt && x.outcome === a.outcome && x.at === a.at)
       ? base.attempts
-      : byTime([...base.attempts, a]).sort((x, y) => (x.at === y.at ? x.attempt - y.attempt : 0));
+      : base.attempts.length === 0
+        ? [a]
+        : byTime([...base.attempts, a]).sort((x, y) => (x.at === y.at ? x.attempt - y.attempt : 0));
   const addChange = (status: HistoryName, detail?: string): readonly StatusChange[] =>
     base.history.some((c) => c.at === event.at && c.status === status)
       ? base.history
-      : byTime([
-          ...base.history,
-          { at: event.at, status, source, ...(detail !== undefined ? { detail } : {}) },
-        ]);
+      : addByTime(base.history, {
+          at: event.at,
+          status,
+          source,
+          ...(detail !== undefined ? { detail } : {}),
+        });
   // A recipient dropped as suppressed stays so, whatever happens to the email, and so does what
   // the provider reported (a report can be recorded before the worker's `sent`).
   const become = (status: StatusName): Pick<EmailStatus, 'status' | 'recipients'> => ({
@@ -343,7 +375,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       };
     case 'EmailSuppressed': {
       if (isSettledBefore(base, event.at)) return base;
-      const { nextAttemptAt: _n, ...rest } = base;
+      const rest = without(base, 'nextAttemptAt');
       return {
         ...rest,
         ...become('suppressed'),
@@ -360,7 +392,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       // Only a settled state stops it: the worker's clock may run behind the server's, so a
       // take that looks older than the acceptance is still news.
       if (isSettledBefore(base, event.at)) return base;
-      const { failedAt: _f, ...rest } = base;
+      const rest = without(base, 'failedAt');
       return {
         ...rest,
         ...become('sending'),
@@ -376,7 +408,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         durationMs: event.durationMs,
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
-      const { failedAt: _f, ...rest } = base;
+      const rest = without(base, 'failedAt');
       return {
         ...rest,
         ...become('retrying'),
@@ -397,7 +429,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         durationMs: event.durationMs,
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
-      const { nextAttemptAt: _n, reason: _r, failedAt: _f, ...rest } = base;
+      const rest = without(base, 'nextAttemptAt', 'reason', 'failedAt');
       const sent = become('sent');
       return {
         ...rest,
@@ -421,7 +453,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         durationMs: event.durationMs,
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
-      const { nextAttemptAt: _n, ...rest } = base;
+      const rest = without(base, 'nextAttemptAt');
       return {
         ...rest,
         ...become('failed'),
