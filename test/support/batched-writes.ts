@@ -123,6 +123,42 @@ export function batchedWritesSuite(suffix: string, open: () => SqlClient): void 
       for (const r of others) expect(await stored(log, r)).to.equal(r.subject);
     });
 
+    it('writes the folds of concurrent events in one UPDATE, each state on its own row', async () => {
+      const log = new SqlEmailLog(sql);
+      // Subjects a JSON text or an array literal must escape, and ids out of their sorted order:
+      // the states travel as one JSON array paired with the ids by position.
+      const subjects = [
+        'quote " and \\ backslash',
+        "comma, bracket ] brace } and ' apostrophe",
+        'unicode é 漢字 🎉, line\u2028separator',
+        '[1,2]',
+        '{"not":"a state"}',
+        'x'.repeat(900),
+      ];
+      const requests = Array.from({ length: 24 }, (_, i) =>
+        aRequest({ subject: `${subjects[i % subjects.length]!} #${i}` }),
+      );
+      for (const r of requests) expect(E.isRight(await log.record(r)())).to.equal(true);
+      const { client, statements } = watched(sql);
+      const folding = new SqlEmailLog(client);
+      const shuffled = [...requests].reverse();
+      const results = await Promise.all(
+        shuffled.map((r, i) =>
+          folding.apply(anEvent.sending(r, { at: at(1), attempt: 1 + (i % 3) }))(),
+        ),
+      );
+      expect(results.every(E.isRight)).to.equal(true);
+      expect(statements.filter((text) => text.includes('UPDATE emails'))).to.have.length(1);
+      for (const [i, r] of shuffled.entries()) {
+        const status = some(await right(log.get(r.id)));
+        expect(status).to.include({ id: r.id, status: 'sending', subject: r.subject });
+        expect(status.history.map((c) => [c.status, c.detail])).to.deep.equal([
+          ['queued', undefined],
+          ['sending', `attempt ${1 + (i % 3)}`],
+        ]);
+      }
+    });
+
     it('looks up the recipients of concurrent requests in one statement, each its own', async () => {
       const { client, statements } = watched(sql);
       const list = new SqlSuppressionList(client);

@@ -15,7 +15,7 @@ import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
 import { decide } from '../../../src/domain/delivery.js';
 import type { MailgunStandIn } from '../../../src/stand-ins/mailgun-stand-in.js';
 import { emailSenderContract } from '../../contracts/email-sender.contract.js';
-import { aRequest } from '../../support/builders.js';
+import { aRequest, anAddress } from '../../support/builders.js';
 import { recordingLogger } from '../../support/fakes.js';
 import { asReceived } from '../../support/mail-receivers.js';
 import { FROM, MAILGUN_KEY, mailgunFault, mailgunPair } from './support.js';
@@ -91,6 +91,44 @@ describe('MailgunEmailSender', () => {
       fields: { emailId: request.id, status: 200, outcome: 'Sent', providerId: m?.id },
       message: 'API Response Status: 200.',
     });
+  });
+
+  it('posts every field once, in the order Mailgun documents them', async () => {
+    const base = aRequest({ to: ['a@example.org', '"Doe, Jane" <jane@example.org>'] });
+    const request = {
+      ...base,
+      from: anAddress('Zoë <zoe@example.org>'),
+      cc: [anAddress('c@example.org')],
+      bcc: [anAddress('d@example.org'), anAddress('e@example.org')],
+      replyTo: [anAddress('r@example.org'), anAddress('S <s@example.org>')],
+      html: '<p>x</p>',
+      headers: { 'X-First': '1', 'X-Second': '2' },
+      tags: ['t1', 't2'],
+      metadata: { order: '42', k: 'v' },
+    } as EmailRequest;
+    expect((await sender.send(request)())._tag).to.equal('Sent');
+    const [m] = standIn.messages;
+    expect(m?.fields).to.deep.equal([
+      ['from', 'Zoë <zoe@example.org>'],
+      ['to', 'a@example.org'],
+      ['to', '"Doe, Jane" <jane@example.org>'],
+      ['cc', 'c@example.org'],
+      ['bcc', 'd@example.org'],
+      ['bcc', 'e@example.org'],
+      ['subject', base.subject],
+      ['text', base.text],
+      ['html', '<p>x</p>'],
+      ['h:Reply-To', 'r@example.org, S <s@example.org>'],
+      ['h:Message-Id', `<${request.id}@example.org>`],
+      ['h:X-Email-Id', request.id],
+      ['h:X-First', '1'],
+      ['h:X-Second', '2'],
+      ['o:tag', 't1'],
+      ['o:tag', 't2'],
+      ['v:order', '42'],
+      ['v:k', 'v'],
+      ['v:email-id', request.id],
+    ]);
   });
 
   it('sends the text made from the html of an html-only email, still url-encoded', async () => {
