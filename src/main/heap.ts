@@ -32,6 +32,10 @@ export function limitHeapGrowth(execArgv: readonly string[] = process.execArgv):
  *   scavenges). V8 sizes the young generation when the process starts, so unlike
  *   `--heap-growing-percent` this cannot be set from `limitHeapGrowth`; `email server` and
  *   `email worker` keep V8's default (more CPU matters more there), and an operator who prefers
- *   memory can give the same option in `NODE_OPTIONS`.
+ *   memory can give the same option in `NODE_OPTIONS`. V8 picks its own maximum from its heap
+ *   limit, which Node sets from the machine's (or the container's) memory: 16 MB where that
+ *   limit is over about 1 GB, less below (8 MB at 1 GB, 4 MB at 512 MB, 1 MB at 256 MB). With
+ *   about 4 GB of memory or less, this option saves nothing, and with less it allows more than
+ *   V8 would have taken.
  */
 export const DEV_NODE_OPTIONS: readonly string[] = ['--max-semi-space-size=8'];

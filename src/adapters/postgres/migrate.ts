@@ -56,7 +56,11 @@ export interface TextQuery {
  * first after an upgrade, and answering it with two small statements spares the process from
  * loading node-pg-migrate at all: importing it costs about 22 MB resident (its bundle, `glob`,
  * `mlly`), kept for the life of a long-running role. Any doubt (no table yet, a name missing or
- * unknown, the folder unreadable) answers false, and node-pg-migrate decides as before.
+ * unknown, the table or the folder unreadable) answers false, and node-pg-migrate decides as
+ * before. Two things node-pg-migrate would also refuse on every start are then not looked at:
+ * migrations applied in another order than the files' (its `checkOrder`), and a database user
+ * who may read its table but not lock it; both are met by the next migration that is pending.
+ * Run it outside any transaction: on PGlite a failed statement would abort the one it is in.
  */
 export async function schemaUpToDate(client: TextQuery): Promise<boolean> {
   try {
@@ -79,15 +83,11 @@ export async function schemaUpToDate(client: TextQuery): Promise<boolean> {
  * Applies every pending migration over an already connected client, in one transaction, under
  * node-pg-migrate's advisory lock in `wait` mode: concurrent callers (ten servers starting at
  * once) queue on the lock, and each one after the first finds nothing left to do. (Its default
- * mode, `fail`, would make every caller but one throw.) Answers the names it applied: none,
- * without loading node-pg-migrate, when `schemaUpToDate`.
+ * mode, `fail`, would make every caller but one throw.) Answers the names it applied. Loads
+ * node-pg-migrate: callers ask `schemaUpToDate` first.
  * Throws on any failure: migrations run at start-up, where an error must stop the process.
  */
-export async function migrateClient(
-  client: ClientBase,
-  log: Logger,
-): Promise<{ applied: string[] }> {
-  if (await schemaUpToDate(client)) return { applied: [] };
+async function migrateClient(client: ClientBase, log: Logger): Promise<{ applied: string[] }> {
   const { runner } = await import('node-pg-migrate');
   const ran = await runner({
     dbClient: client,
@@ -128,7 +128,9 @@ export async function migrate(databaseUrl: string, log: Logger): Promise<{ appli
   client.on('error', () => undefined);
   try {
     await client.connect();
-    const result = await migrateClient(client, log);
+    const result = (await schemaUpToDate(client))
+      ? { applied: [] }
+      : await migrateClient(client, log);
     log.info(
       { url: redactDatabaseUrl(databaseUrl), applied: result.applied },
       result.applied.length > 0 ? 'database migrated' : 'database schema up to date',
@@ -166,10 +168,14 @@ export async function migrateSql(
 ): Promise<{ applied: string[] }> {
   if (typeof target === 'string') return migrate(target, log);
   try {
+    // Asked on the engine's own client, outside the session's transaction (see schemaUpToDate).
+    const outside: TextQuery = {
+      query: async (text) => ({ rows: await target.client.query(text) }),
+    };
     // node-pg-migrate only calls `query` on the client it is given and reads `rows`.
-    const result = await target.session((session) =>
-      migrateClient(session as unknown as ClientBase, log),
-    );
+    const result = (await schemaUpToDate(outside))
+      ? { applied: [] }
+      : await target.session((session) => migrateClient(session as unknown as ClientBase, log));
     log.info(
       { where: target.where, applied: result.applied },
       result.applied.length > 0 ? 'database migrated' : 'database schema up to date',

@@ -71,44 +71,97 @@ async function adoptPgParsers(pglite: PGlite): Promise<void> {
 }
 
 const INITDB = fileURLToPath(new URL('./pglite-initdb.js', import.meta.url));
-/** `pglite-initdb.js <folder> --migrate`: create, then migrate, and print what was applied. */
+/** `pglite-initdb.js <folder> --migrate`: create, then migrate (see `InitdbReport`). */
 export const MIGRATE_FLAG = '--migrate';
 
-/** The child's one line of output with `--migrate`: `{"applied":["1767…_create-stores",…]}`. */
-function appliedIn(stdout: string): string[] {
-  const parsed: unknown = JSON.parse(stdout.trim().split('\n').at(-1) ?? '');
-  const applied = (parsed as { applied?: unknown }).applied;
-  if (!Array.isArray(applied) || !applied.every((n) => typeof n === 'string')) {
-    throw new Error(`creating the embedded database: unexpected output ${stdout.slice(0, 200)}`);
+/**
+ * What the child process writes on standard output, one JSON object a line, each tagged
+ * `initdb` so that anything else on that stream (a preload given in NODE_OPTIONS that prints) is
+ * told apart and skipped: node-pg-migrate's warnings and errors as they come, then either the
+ * migrations it applied or why it failed, a complete sentence.
+ */
+export type InitdbReport =
+  | { readonly initdb: 'log'; readonly level: 'warn' | 'error'; readonly message: string }
+  | { readonly initdb: 'applied'; readonly names: readonly string[] }
+  | { readonly initdb: 'failed'; readonly message: string };
+
+/** One line of the child's output as a report; undefined for anything else. */
+export function reportIn(line: string): InitdbReport | undefined {
+  if (!line.startsWith('{"initdb":')) return undefined;
+  try {
+    const report = JSON.parse(line) as Partial<Record<string, unknown>>;
+    const { initdb, message, names, level } = report;
+    if (initdb === 'applied' && Array.isArray(names) && names.every((n) => typeof n === 'string')) {
+      return { initdb, names: names as string[] };
+    }
+    if (initdb === 'failed' && typeof message === 'string') return { initdb, message };
+    if (
+      initdb === 'log' &&
+      typeof message === 'string' &&
+      (level === 'warn' || level === 'error')
+    ) {
+      return { initdb, level, message };
+    }
+  } catch {
+    // Not ours after all: skipped like any other line.
   }
-  return applied;
+  return undefined;
 }
+
+/** The most of the child's output kept: its reports are short; anything past it is dropped. */
+const MAX_CHILD_OUTPUT = 256 * 1024;
 
 /**
  * Creates the database in the new, empty folder `dir` in a child process (`pglite-initdb.ts`
- * says why), then exits it: `PGlite.create` on the folder afterwards only opens it. Takes a few
- * seconds, as creating in this process did.
- * @throws Error with the child's first line of error output when it fails.
+ * says why), with `migrate` migrates it there too, then exits it: `PGlite.create` on the folder
+ * afterwards only opens it. Takes a few seconds, as creating in this process did. Answers the
+ * migrations applied (undefined without `migrate`, or when the child said nothing of them: the
+ * caller then migrates as for an existing folder). The child's warnings go to `logger`.
+ * @throws Error with the child's own sentence (`creating …` or `migrating … failed: …`), else
+ *   the last line it wrote on standard error, when it fails.
  */
-function createInChild(dir: string, migrate: boolean): Promise<string[] | undefined> {
+function createInChild(
+  dir: string,
+  migrate: boolean,
+  logger: Logger | undefined,
+): Promise<string[] | undefined> {
   return new Promise((resolvePromise, reject) => {
     const args = migrate ? [INITDB, dir, MIGRATE_FLAG] : [INITDB, dir];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
+    // Standard input is a pipe the child watches: it ends when this process dies, and the child
+    // then stops instead of writing on in a folder whose lock names a dead process.
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let applied: string[] | undefined;
+    let failed: string | undefined;
+    let kept = 0;
+    let partial = '';
     let stderr = '';
+    const take = (line: string) => {
+      const report = reportIn(line);
+      if (report?.initdb === 'applied') applied = [...report.names];
+      else if (report?.initdb === 'failed') failed = report.message;
+      else if (report?.initdb === 'log') logger?.[report.level]({ where: dir }, report.message);
+    };
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      if (stdout.length < 64_000) stdout += chunk;
+      kept += chunk.length;
+      if (kept > MAX_CHILD_OUTPUT) return;
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) take(line);
     });
+    // Its tail: the last line says why, after whatever the engine printed before.
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      if (stderr.length < 4000) stderr += chunk;
+      stderr = (stderr + chunk).slice(-4000);
     });
     child.once('error', reject);
     child.once('close', (code, signal) => {
-      if (code === 0) resolvePromise(migrate ? appliedIn(stdout) : undefined);
-      else {
-        const why = stderr.trim().split('\n')[0] || (signal ?? `exit status ${String(code)}`);
-        reject(new Error(`creating the embedded database failed: ${why}`));
+      take(partial);
+      if (code === 0) {
+        resolvePromise(migrate ? applied : undefined);
+        return;
       }
+      const lastLine = stderr.trim().split('\n').at(-1);
+      const why = lastLine || (signal ?? `exit status ${String(code)}`);
+      reject(new Error(failed ?? `creating the embedded database failed: ${why}`));
     });
   });
 }
@@ -190,7 +243,10 @@ export class PgliteDatabase {
         pglite = await PGlite.create({ startParams: startParams() });
       } else {
         created = isNewDataDir(where);
-        if (created) migrated = await createInChild(where, options.migrateWhenCreated === true);
+        if (created) {
+          const migrate = options.migrateWhenCreated === true;
+          migrated = await createInChild(where, migrate, options.logger);
+        }
         pglite = await PGlite.create({ dataDir: where, startParams: startParams() }).catch(
           (err: unknown) => {
             throw created ? err : cannotOpen(where, err);

@@ -8,8 +8,10 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   MIGRATIONS_DIR,
   MIGRATIONS_TABLE,
@@ -18,7 +20,12 @@ import {
 } from '../../../src/adapters/postgres/migrate.js';
 import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
 import { DATA_DIR_LOCK_FILE as LOCK_FILE } from '../../../src/adapters/postgres/pglite-data-dir.js';
-import { DataDirUnusable, PgliteDatabase } from '../../../src/adapters/postgres/pglite-database.js';
+import {
+  DataDirUnusable,
+  MIGRATE_FLAG,
+  PgliteDatabase,
+  reportIn,
+} from '../../../src/adapters/postgres/pglite-database.js';
 import type { SqlClient } from '../../../src/adapters/postgres/sql-client.js';
 import { safeReason } from '../../../src/adapters/postgres/sql-client.js';
 import { recordingLogger } from '../../support/fakes.js';
@@ -32,6 +39,11 @@ const rejection = async (promise: Promise<unknown>): Promise<unknown> =>
     },
     (err: unknown) => err,
   );
+
+/** The child that creates (and migrates) a new data folder. */
+const INITDB = fileURLToPath(
+  new URL('../../../src/adapters/postgres/pglite-initdb.js', import.meta.url),
+);
 
 /** The migration files by name, in the order they run. */
 const migrationFiles = (): string[] =>
@@ -324,6 +336,39 @@ describe('PgliteDatabase', function () {
       }
     });
 
+    it("reads the creating child's reports among whatever else it prints (a preloaded agent, say)", async () => {
+      const dir = join(parent, 'noisy-child');
+      const before = process.env.NODE_OPTIONS;
+      // Something the child inherits that writes to standard output, before and as it exits.
+      const noise =
+        "process.stdout.write('agent: started\\n'); process.on('exit', () => process.stdout.write('agent: 3 spans flushed'))";
+      process.env.NODE_OPTIONS = `--import=data:text/javascript,${encodeURIComponent(noise)}`;
+      let db: PgliteDatabase;
+      try {
+        db = await PgliteDatabase.open({ dataDir: dir, migrateWhenCreated: true });
+      } finally {
+        if (before === undefined) delete process.env.NODE_OPTIONS;
+        else process.env.NODE_OPTIONS = before;
+      }
+      try {
+        expect(db.migratedWhenCreated).to.deep.equal(migrationFiles());
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('has the creating child stop when the process that started it is gone', async () => {
+      const dir = join(parent, 'orphan');
+      mkdirSync(dir);
+      // What the child's parent dying looks like to it: its standard input ends.
+      const child = spawn(process.execPath, [INITDB, dir, MIGRATE_FLAG], {
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+      child.stdin.end();
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).to.equal(3);
+    });
+
     it('is migrated once: after a reopen there is nothing to apply', async () => {
       const dir = join(parent, 'migrated');
       const first = await PgliteDatabase.open({ dataDir: dir });
@@ -389,5 +434,33 @@ describe('PgliteDatabase', function () {
       expect(unopened.message).to.include(`DATA_DIR=${old} holds a database (PostgreSQL 9.6 data)`);
       expect(existsSync(join(old, LOCK_FILE))).to.equal(false);
     });
+  });
+});
+
+describe("reportIn (the creating child's standard output)", () => {
+  it('reads its tagged lines and nothing else', () => {
+    expect(reportIn('{"initdb":"applied","names":["a","b"]}')).to.deep.equal({
+      initdb: 'applied',
+      names: ['a', 'b'],
+    });
+    expect(reportIn('{"initdb":"failed","message":"migrating … failed: x"}')).to.deep.equal({
+      initdb: 'failed',
+      message: 'migrating … failed: x',
+    });
+    expect(reportIn('{"initdb":"log","level":"warn","message":"m"}')).to.deep.equal({
+      initdb: 'log',
+      level: 'warn',
+      message: 'm',
+    });
+    for (const other of [
+      'agent: 3 spans flushed',
+      '{"applied":["a"]}',
+      '{"initdb":"applied","names":[1]}',
+      '{"initdb":"log","level":"info","message":"m"}',
+      '{"initdb":"failed"',
+      '',
+    ]) {
+      expect(reportIn(other), other).to.equal(undefined);
+    }
   });
 });
