@@ -752,6 +752,10 @@ export function addressedTo(
     readonly bcc?: readonly EmailAddress[];
   },
 ): EmailDraft {
+  const same = kept.to === draft.to && sameList(kept.cc, draft.cc) && sameList(kept.bcc, draft.bcc);
+  // Nobody dropped from a draft without cc and bcc (the usual email): the copy would be the draft
+  // again, field for field and in the same order.
+  if (same && !('cc' in draft) && !('bcc' in draft)) return draft;
   const { cc: _cc, bcc: _bcc, ...rest } = draft;
   const copy: EmailDraft = {
     ...rest,
@@ -759,11 +763,16 @@ export function addressedTo(
     ...(kept.cc !== undefined && kept.cc.length > 0 ? { cc: kept.cc } : {}),
     ...(kept.bcc !== undefined && kept.bcc.length > 0 ? { bcc: kept.bcc } : {}),
   };
-  if (parsed.has(draft) && kept.to === draft.to && copy.cc === draft.cc && copy.bcc === draft.bcc) {
-    parsed.add(copy);
-  }
+  if (same && parsed.has(draft)) parsed.add(copy);
   return copy;
 }
+
+/** The same list of a draft, kept whole: an absent or empty one is kept as absent. */
+const sameList = (
+  kept: readonly EmailAddress[] | undefined,
+  given: readonly EmailAddress[] | undefined,
+): boolean =>
+  kept === undefined || kept.length === 0 ? (given ?? []).length === 0 : kept === given;
 
 /**
  * Gives a draft its identity, with its attachments replaced by what the store keeps of them; a
@@ -776,9 +785,10 @@ export function toEmailRequest(
   attachments: readonly AttachmentRef[] = [],
 ): EmailRequest {
   if (draft.attachments === undefined && attachments.length === 0) {
-    // No files (most emails): the draft's fields in their order, then the id and the time; a
-    // spread that leaves a field out is many times slower than one that copies them all.
-    const request = { ...draft, id, requestedAt: requestedAt.toISOString() };
+    // No files (most emails): the draft's fields in their order, then the id and the time. Not
+    // `{ ...draft, id, … }`: V8 builds a literal that opens with a spread and goes on with more
+    // fields, or one whose spread leaves a field out, on a slow path (about 0.3 to 1 µs a time).
+    const request = Object.assign({}, draft, { id, requestedAt: requestedAt.toISOString() });
     if (parsed.has(draft)) {
       if (!EmailId.is(id)) throw new Error('a validated draft is not an EmailRequest');
       // The brand granted without asking again: the parser checked every other field by the
