@@ -115,12 +115,13 @@ async function screen(
   if (list === undefined) return E.right({ kept: recipientFields(r), suppressed: [] });
   const everyone = allRecipients(r);
   // Each address's key worked out once: it is looked up, then asked about for every field.
-  const keys = new Map(everyone.map((a) => [a, mailboxKey(a, domainToAscii)]));
-  const found = await list.suppressed([...new Set(keys.values())])();
+  const keys = everyone.map((a) => mailboxKey(a, domainToAscii));
+  const found = await list.suppressed(keys.length === 1 ? keys : [...new Set(keys)])();
   if (E.isLeft(found)) return found;
   // Nobody listed (the usual case): the fields as they came.
   if (found.right.size === 0) return E.right({ kept: recipientFields(r), suppressed: [] });
-  const isListed = (a: EmailAddress): boolean => found.right.has(keys.get(a)!);
+  const keyOf = new Map(everyone.map((a, i) => [a, keys[i]!]));
+  const isListed = (a: EmailAddress): boolean => found.right.has(keyOf.get(a)!);
   const keep = (field: readonly EmailAddress[] = []) => field.filter((a) => !isListed(a));
   const suppressed = everyone.filter(isListed);
   return E.right({
@@ -258,7 +259,7 @@ export class RequestEmail implements EmailRequester {
     const screened = await screen(this.options.suppressions, draft, this.options.domainToAscii);
     if (E.isLeft(screened)) return screened;
     const { kept, suppressed } = screened.right;
-    if (allRecipients(kept).length === 0) {
+    if (kept.to.length + (kept.cc?.length ?? 0) + (kept.bcc?.length ?? 0) === 0) {
       return nobodyLeft === 'refuse'
         ? E.left({ _tag: 'AllRecipientsSuppressed', suppressed })
         : this.recordSuppressed(draft, id, suppressed)();

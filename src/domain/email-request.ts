@@ -420,13 +420,23 @@ export function encodedSizeOf(draft: EmailDraft): number {
     (sum, a) => sum + Math.ceil((a.size * 4) / 3) * (78 / 76) + 300,
     0,
   );
-  const headerText = [
-    draft.subject,
-    ...[draft.from ?? '', ...draft.to, ...(draft.cc ?? []), ...(draft.replyTo ?? [])],
-    ...Object.entries(draft.headers ?? {}).flat(),
-    ...(draft.tags ?? []),
-    ...Object.entries(draft.metadata ?? {}).flat(),
-  ].reduce((sum, v) => sum + octets(v) + 4, 0);
+  // Each header value (an absent sender counted as an empty one) with room for its name: summed
+  // in place rather than gathered into one array first, as every request is measured.
+  let headerText = octets(draft.subject) + 4 + octets(draft.from ?? '') + 4;
+  const add = (values: readonly string[] | undefined): void => {
+    for (const v of values ?? []) headerText += octets(v) + 4;
+  };
+  const addPairs = (record: Readonly<Record<string, string>> | undefined): void => {
+    for (const [name, value] of Object.entries(record ?? {})) {
+      headerText += octets(name) + 4 + octets(value) + 4;
+    }
+  };
+  add(draft.to);
+  add(draft.cc);
+  add(draft.replyTo);
+  addPairs(draft.headers);
+  add(draft.tags);
+  addPairs(draft.metadata);
   return Math.ceil(bodies * 1.1 + files + headerText * 1.4 + 4096);
 }
 
