@@ -202,25 +202,20 @@ export class ApiKeys {
     const match = API_KEY_PATTERN.exec(presented);
     const keyId = match?.[1];
     if (keyId === undefined) return TE.left({ _tag: 'Unauthenticated' });
-    return pipe(
-      this.lookup(keyId),
-      TE.chainW((record) => {
-        if (O.isNone(record) || !tokens.same(record.value.digest, digest)) {
-          return TE.left<KeyRefusal>({ _tag: 'Unauthenticated' });
-        }
-        const key = record.value;
-        this.noteUse(key, address);
-        if (!key.scopes.includes(scope)) {
-          return TE.left<KeyRefusal>({ _tag: 'MissingScope', name: key.name, scope });
-        }
-        return TE.right<KeyRefusal, KeyPrincipal>({
-          _tag: 'Key',
-          id: key.keyId,
-          name: key.name,
-          scopes: key.scopes,
-        });
-      }),
-    );
+    // Plain async code rather than a pipe: every API request is checked here.
+    return async () => {
+      const found = await this.lookup(keyId)();
+      if (E.isLeft(found)) return found;
+      const record = found.right;
+      if (O.isNone(record) || !tokens.same(record.value.digest, digest)) {
+        return E.left({ _tag: 'Unauthenticated' });
+      }
+      const key = record.value;
+      this.noteUse(key, address);
+      if (!key.scopes.includes(scope))
+        return E.left({ _tag: 'MissingScope', name: key.name, scope });
+      return E.right({ _tag: 'Key', id: key.keyId, name: key.name, scopes: key.scopes });
+    };
   }
 
   private lookup(keyId: string): TE.TaskEither<StoreUnavailable, O.Option<ApiKeyRecord>> {

@@ -14,6 +14,7 @@ import type {
 import type { DomainToAscii, EmailAddress } from '../domain/email-address.js';
 import { mailboxKey } from '../domain/email-address.js';
 import {
+  addressedTo,
   allRecipients,
   encodedSizeOf,
   parseEmailDraft,
@@ -102,33 +103,34 @@ export function screenRecipients(
   r: Recipients,
   domainToAscii?: DomainToAscii,
 ): TE.TaskEither<StoreUnavailable, Screened> {
-  const everyone = allRecipients(r);
-  if (list === undefined) return TE.right({ kept: recipientFields(r), suppressed: [] });
-  // Each address's key worked out once: it is looked up, then asked about for every field.
-  const keys = new Map(everyone.map((a) => [a, mailboxKey(a, domainToAscii)]));
-  const listed = (found: ReadonlySet<string>) => (a: EmailAddress) => found.has(keys.get(a)!);
-  return pipe(
-    list.suppressed([...new Set(keys.values())]),
-    TE.map((found): Screened => {
-      const isListed = listed(found);
-      const keep = (field: readonly EmailAddress[] = []) => field.filter((a) => !isListed(a));
-      const suppressed = everyone.filter(isListed);
-      return {
-        // Nobody listed (the usual case): the fields as they came.
-        kept:
-          suppressed.length === 0
-            ? recipientFields(r)
-            : recipientFields({ to: keep(r.to), cc: keep(r.cc), bcc: keep(r.bcc) }),
-        suppressed,
-      };
-    }),
-  );
+  return () => screen(list, r, domainToAscii);
 }
 
-/** `draft` addressed to `kept` only. */
-function addressedTo(draft: EmailDraft, kept: Recipients): EmailDraft {
-  const { cc: _cc, bcc: _bcc, ...rest } = draft;
-  return { ...rest, ...recipientFields(kept) };
+/** `screenRecipients`, run: plain async code, since every accepted email passes here. */
+async function screen(
+  list: SuppressionList | undefined,
+  r: Recipients,
+  domainToAscii?: DomainToAscii,
+): Promise<E.Either<StoreUnavailable, Screened>> {
+  if (list === undefined) return E.right({ kept: recipientFields(r), suppressed: [] });
+  const everyone = allRecipients(r);
+  // Each address's key worked out once: it is looked up, then asked about for every field.
+  const keys = everyone.map((a) => mailboxKey(a, domainToAscii));
+  const found = await list.suppressed(keys.length === 1 ? keys : [...new Set(keys)])();
+  if (E.isLeft(found)) return found;
+  // Nobody listed (the usual case): the fields as they came.
+  if (found.right.size === 0) return E.right({ kept: recipientFields(r), suppressed: [] });
+  const keyOf = new Map(everyone.map((a, i) => [a, keys[i]!]));
+  const isListed = (a: EmailAddress): boolean => found.right.has(keyOf.get(a)!);
+  const keep = (field: readonly EmailAddress[] = []) => field.filter((a) => !isListed(a));
+  const suppressed = everyone.filter(isListed);
+  return E.right({
+    kept:
+      suppressed.length === 0
+        ? recipientFields(r)
+        : recipientFields({ to: keep(r.to), cc: keep(r.cc), bcc: keep(r.bcc) }),
+    suppressed,
+  });
 }
 
 /** What the rules need from configuration, and the stores beyond the always-needed ones. */
@@ -165,14 +167,15 @@ export class RequestEmail implements EmailRequester {
   ) {}
 
   execute(input: unknown, idempotencyKey?: string): TE.TaskEither<RequestEmailError, Accepted> {
-    return pipe(
-      TE.fromEither(this.prepare(input)),
-      TE.flatMap((draft) =>
-        idempotencyKey === undefined
-          ? this.acceptOrRefuse(draft, this.ids.next())
-          : this.enqueueOnce(draft, idempotencyKey),
-      ),
-    );
+    // Plain async code rather than a pipe: this runs for every request the API accepts, and each
+    // step of a pipe costs closures and promises of its own.
+    return async () => {
+      const draft = this.prepare(input);
+      if (E.isLeft(draft)) return draft;
+      return idempotencyKey === undefined
+        ? this.accepting(draft.right, this.ids.next(), 'refuse')
+        : this.enqueueOnce(draft.right, idempotencyKey)();
+    };
   }
 
   /**
@@ -181,18 +184,15 @@ export class RequestEmail implements EmailRequester {
    */
   prepare(input: unknown): E.Either<InvalidEmailRequest | MessageTooLarge, EmailDraft> {
     const { allowedFromDomains = [], domainToAscii, maxMessageBytes } = this.options;
-    return pipe(
-      parseEmailDraft(input, {
-        now: this.clock.now(),
-        allowedFromDomains,
-        ...(domainToAscii !== undefined ? { domainToAscii } : {}),
-      }),
-      E.flatMap((draft): E.Either<InvalidEmailRequest | MessageTooLarge, EmailDraft> => {
-        const size = encodedSizeOf(draft);
-        const limit = maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-        return size > limit ? E.left({ _tag: 'MessageTooLarge', size, limit }) : E.right(draft);
-      }),
-    );
+    const draft = parseEmailDraft(input, {
+      now: this.clock.now(),
+      allowedFromDomains,
+      ...(domainToAscii !== undefined ? { domainToAscii } : {}),
+    });
+    if (E.isLeft(draft)) return draft;
+    const size = encodedSizeOf(draft.right);
+    const limit = maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    return size > limit ? E.left({ _tag: 'MessageTooLarge', size, limit }) : draft;
   }
 
   /**
@@ -208,14 +208,7 @@ export class RequestEmail implements EmailRequester {
     draft: EmailDraft,
     id: EmailId,
   ): TE.TaskEither<QueueUnavailable | StoreUnavailable, Accepted> {
-    return pipe(
-      this.screen(draft),
-      TE.flatMap(({ kept, suppressed }) =>
-        allRecipients(kept).length === 0
-          ? this.recordSuppressed(draft, id, suppressed)
-          : this.store(addressedTo(draft, kept), id, suppressed),
-      ),
-    );
+    return () => this.accepting(draft, id, 'record');
   }
 
   /**
@@ -238,38 +231,51 @@ export class RequestEmail implements EmailRequester {
     id: EmailId,
     resendOf?: EmailId,
   ): TE.TaskEither<QueueUnavailable | StoreUnavailable | AllRecipientsSuppressed, Accepted> {
-    return pipe(
-      this.screen(draft),
-      TE.flatMap(
-        ({
-          kept,
-          suppressed,
-        }): TE.TaskEither<
-          QueueUnavailable | StoreUnavailable | AllRecipientsSuppressed,
-          Accepted
-        > =>
-          allRecipients(kept).length === 0
-            ? TE.left({ _tag: 'AllRecipientsSuppressed', suppressed })
-            : this.store(addressedTo(draft, kept), id, suppressed, resendOf),
-      ),
-    );
+    return () => this.accepting(draft, id, 'refuse', resendOf);
   }
 
-  private screen(draft: EmailDraft): TE.TaskEither<StoreUnavailable, Screened> {
-    return screenRecipients(this.options.suppressions, draft, this.options.domainToAscii);
-  }
-
-  private store(
+  /**
+   * `accept` (`nobodyLeft` = 'record') and `acceptOrRefuse` ('refuse'), run: the draft screened,
+   * then stored and queued under `id`, or, with every recipient suppressed, recorded as such or
+   * refused.
+   */
+  private accepting(
     draft: EmailDraft,
     id: EmailId,
-    suppressed: readonly EmailAddress[],
+    nobodyLeft: 'record',
+  ): Promise<E.Either<QueueUnavailable | StoreUnavailable, Accepted>>;
+  private accepting(
+    draft: EmailDraft,
+    id: EmailId,
+    nobodyLeft: 'refuse',
     resendOf?: EmailId,
-  ): TE.TaskEither<QueueUnavailable | StoreUnavailable, Accepted> {
-    return pipe(
-      this.storeAttachments(draft, id),
-      TE.flatMap((refs) =>
-        this.enqueue(toEmailRequest(draft, id, this.clock.now(), refs), suppressed, resendOf),
-      ),
+  ): Promise<E.Either<QueueUnavailable | StoreUnavailable | AllRecipientsSuppressed, Accepted>>;
+  private async accepting(
+    draft: EmailDraft,
+    id: EmailId,
+    nobodyLeft: 'record' | 'refuse',
+    resendOf?: EmailId,
+  ): Promise<E.Either<QueueUnavailable | StoreUnavailable | AllRecipientsSuppressed, Accepted>> {
+    const screened = await screen(this.options.suppressions, draft, this.options.domainToAscii);
+    if (E.isLeft(screened)) return screened;
+    const { kept, suppressed } = screened.right;
+    if (kept.to.length + (kept.cc?.length ?? 0) + (kept.bcc?.length ?? 0) === 0) {
+      return nobodyLeft === 'refuse'
+        ? E.left({ _tag: 'AllRecipientsSuppressed', suppressed })
+        : this.recordSuppressed(draft, id, suppressed)();
+    }
+    const addressed = addressedTo(draft, kept);
+    const files = addressed.attachments ?? [];
+    let refs: readonly AttachmentRef[] = [];
+    if (files.length > 0) {
+      const stored = await this.storeAttachments(addressed, id)();
+      if (E.isLeft(stored)) return stored;
+      refs = stored.right;
+    }
+    return this.enqueue(
+      toEmailRequest(addressed, id, this.clock.now(), refs),
+      suppressed,
+      resendOf,
     );
   }
 
@@ -338,31 +344,29 @@ export class RequestEmail implements EmailRequester {
     );
   }
 
-  private enqueue(
+  private async enqueue(
     request: EmailRequest,
     suppressed: readonly EmailAddress[],
     resendOf?: EmailId,
-  ): TE.TaskEither<QueueUnavailable | StoreUnavailable, Accepted> {
+  ): Promise<E.Either<QueueUnavailable | StoreUnavailable, Accepted>> {
     const scheduled = request.sendAt !== undefined;
     const accepted = acceptedEvent(request, suppressed, resendOf);
-    return pipe(
-      this.record(request, accepted),
-      TE.flatMap(() =>
-        pipe(
-          scheduled ? this.hold(request) : this.queue.publish(request),
-          TE.orElse((refused: QueueUnavailable | StoreUnavailable) =>
-            this.forgetThen<QueueUnavailable | StoreUnavailable, void>(request.id, refused),
-          ),
-        ),
-      ),
-      TE.tap(() => TE.fromTask(this.events.publish(accepted))),
-      TE.map(() => ({
-        id: request.id,
-        repeated: false,
-        status: scheduled ? ('scheduled' as const) : ('queued' as const),
-        ...(suppressed.length > 0 ? { suppressed } : {}),
-      })),
-    );
+    const recorded = await this.record(request, accepted)();
+    if (E.isLeft(recorded)) return recorded;
+    const queued: E.Either<QueueUnavailable | StoreUnavailable, void> = await (
+      scheduled ? this.hold(request) : this.queue.publish(request)
+    )();
+    if (E.isLeft(queued)) {
+      await this.emails.forget(request.id)();
+      return queued;
+    }
+    await this.events.publish(accepted)();
+    return E.right({
+      id: request.id,
+      repeated: false,
+      status: scheduled ? ('scheduled' as const) : ('queued' as const),
+      ...(suppressed.length > 0 ? { suppressed } : {}),
+    });
   }
 
   /**

@@ -1,6 +1,5 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { utf8Length } from './utf8.js';
 
 /**
  * A mailbox that has been parsed strictly (RFC 5322 §3.4): `ada@example.com`,
@@ -55,6 +54,9 @@ const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+";
 const DOT_ATOM = new RegExp(`^${ATEXT}(?:\\.${ATEXT})*$`);
 // An LDH label (RFC 1035 §2.3.1, RFC 1123 §2.1): what the DNS, and so the envelope, carries.
 const LABEL = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+// A whole host name of LDH labels, as `split('.').every(LABEL)` would judge it, in one match
+// without the array of labels: every domain of every address is checked this way.
+const LDH_HOST = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
 // A label with non-ASCII letters, checked by its shape only: letters, marks and digits with
 // inner hyphens, starting with a letter or digit. Whether it is a valid IDNA label is the
 // converter's call (UTS #46); this is what the codec can check without one.
@@ -65,7 +67,6 @@ const BARE_DISPLAY_NAME = /^[^"<>,;:()\\[\]@]+$/;
 // eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\u0000-\u007f]/;
 
-const octets = utf8Length;
 const codePoints = (s: string): number => [...s].length;
 
 const messages: Record<AddressRejection, string> = {
@@ -119,8 +120,16 @@ export const foreignToAddresses = (s: string): boolean =>
   // eslint-disable-next-line no-control-regex
   LONE_SURROGATE.test(s) || /[\u0000-\u001f\u007f-\u009f]/.test(s);
 
+// Anything `checkWhole` refuses besides emptiness: one search clears the usual address, and
+// only one that holds something is asked which rule it breaks.
+// eslint-disable-next-line no-control-regex
+const SUSPECT = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|\p{Surrogate}/u;
+/** True when `s` holds more than white space (`trim() !== ''` without the trimmed copy). */
+const NOT_BLANK = /\S/;
+
 function checkWhole(input: string): AddressRejection | undefined {
-  if (input.trim() === '') return 'empty';
+  if (!NOT_BLANK.test(input)) return 'empty';
+  if (!SUSPECT.test(input)) return undefined;
   if (LONE_SURROGATE.test(input)) return 'not-unicode';
   if (input.includes('\u0000')) return 'nul-character';
   // U+2028 and U+2029 are line breaks too, to any reader that follows Unicode.
@@ -208,16 +217,21 @@ function closingQuote(text: string): number {
  * without one (the io-ts codec has none).
  */
 function checkDomain(domain: string, toAscii?: DomainToAscii): E.Either<AddressRejection, number> {
-  const typed = codePoints(domain);
+  // An ASCII domain (nearly all) has as many code points as code units, and its labels are all
+  // LDH labels or it is no host name: one match, without spreading or splitting it.
+  const unicode = NON_ASCII.test(domain);
+  const typed = unicode ? codePoints(domain) : domain.length;
   if (typed > MAX_DOMAIN_OCTETS) return E.left('domain-too-long');
-  const shaped = domain
-    .split('.')
-    .every((label) => (NON_ASCII.test(label) ? UNICODE_LABEL : LABEL).test(label));
+  const shaped = unicode
+    ? domain
+        .split('.')
+        .every((label) => (NON_ASCII.test(label) ? UNICODE_LABEL : LABEL).test(label))
+    : LDH_HOST.test(domain);
   if (!shaped) return E.left('bad-domain');
   if (toAscii === undefined) return E.right(typed);
   const ascii = toAscii(domain);
-  if (ascii === undefined || NON_ASCII.test(ascii) || !ascii.split('.').every((l) => LABEL.test(l)))
-    return E.left('bad-domain');
+  // LDH_HOST admits ASCII only: a converter's answer with anything else is refused by it too.
+  if (ascii === undefined || !LDH_HOST.test(ascii)) return E.left('bad-domain');
   if (ascii.length > MAX_DOMAIN_OCTETS) return E.left('domain-too-long');
   return E.right(Math.max(typed, ascii.length));
 }
@@ -225,15 +239,17 @@ function checkDomain(domain: string, toAscii?: DomainToAscii): E.Either<AddressR
 /** An addr-spec (RFC 5322 §3.4.1) restricted to a dot-atom local part and a host name. */
 function checkSpec(spec: string, toAscii?: DomainToAscii): AddressRejection | undefined {
   if (spec.startsWith('"')) return 'quoted-local-part';
-  if (/[,;]/.test(spec) || (spec.match(/@/g) ?? []).length > 1) return 'several-addresses';
   const at = spec.lastIndexOf('@');
+  // Two `@`s: the first is not the last one.
+  if (/[,;]/.test(spec) || spec.indexOf('@') !== at) return 'several-addresses';
   if (at <= 0 || at === spec.length - 1) return 'missing-at';
   const local = spec.slice(0, at);
   if (!DOT_ATOM.test(local)) return 'bad-local-part';
-  if (octets(local) > MAX_LOCAL_PART_OCTETS) return 'local-part-too-long';
+  // A dot-atom is ASCII: its octets are its length.
+  if (local.length > MAX_LOCAL_PART_OCTETS) return 'local-part-too-long';
   const domain = checkDomain(spec.slice(at + 1), toAscii);
   if (E.isLeft(domain)) return domain.left;
-  if (octets(local) + 1 + domain.right > MAX_ADDRESS_OCTETS) return 'address-too-long';
+  if (local.length + 1 + domain.right > MAX_ADDRESS_OCTETS) return 'address-too-long';
   return undefined;
 }
 
@@ -242,31 +258,39 @@ function splitMailbox(
   text: string,
 ): E.Either<AddressRejection, { readonly name?: string; readonly spec: string }> {
   const { marks, unterminated } = scan(text);
-  if (positions(marks, '(').length > 0) return E.left('comment');
+  // The marks sorted by kind in one pass (every address of every request comes here).
+  let comment = false;
+  let separators = 0;
+  let lastSeparator = -1;
+  let ats = 0;
+  let opens = 0;
+  let open = -1;
+  let closes = 0;
+  let close = -1;
+  for (const { char, at } of marks) {
+    if (char === '(') comment = true;
+    else if (char === '<') {
+      if (opens++ === 0) open = at;
+    } else if (char === '>') {
+      if (closes++ === 0) close = at;
+    } else if (char === '@') ats++;
+    else {
+      separators++;
+      lastSeparator = at;
+    }
+  }
+  if (comment) return E.left('comment');
   // An unclosed quote hides the rest; without angle brackets it can only be a broken local part.
   if (unterminated)
     return text.includes('<') ? E.left('bad-display-name') : E.right({ spec: text });
-  const opens = positions(marks, '<');
-  const closes = positions(marks, '>');
-  const separators = positions(marks, ',;');
-  if (separators.length > 0) {
-    // `Lovelace, Ada <ada@example.com>` is one mailbox whose name wants quotes.
-    const open = opens[0];
-    const inName =
-      opens.length === 1 &&
-      open !== undefined &&
-      separators.every((at) => at < open) &&
-      positions(marks, '@').length === 1;
+  if (separators > 0) {
+    // `Lovelace, Ada <ada@example.com>` is one mailbox whose name wants quotes. Marks come in
+    // order, so every separator is before the `<` when the last one is.
+    const inName = opens === 1 && lastSeparator < open && ats === 1;
     return E.left(inName ? 'bad-display-name' : 'several-addresses');
   }
-  if (opens.length === 0 && closes.length === 0) return E.right({ spec: text });
-  const open = opens[0];
-  if (
-    open === undefined ||
-    opens.length !== 1 ||
-    closes.length !== 1 ||
-    closes[0] !== text.length - 1
-  ) {
+  if (opens === 0 && closes === 0) return E.right({ spec: text });
+  if (opens !== 1 || closes !== 1 || close !== text.length - 1) {
     return E.left('bad-display-name');
   }
   const name = parseDisplayName(text.slice(0, open).trim());

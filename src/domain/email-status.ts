@@ -349,13 +349,15 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       // The first change of every email sent at once, or the release of a scheduled one; a
       // worker's news can come before it and stays current. A cancelled email stays cancelled.
       if (base.status === 'cancelled') return base;
-      return {
-        ...base,
-        ...labelsOf(event),
-        ...(base.status === 'scheduled' ? become('queued') : {}),
-        requestedAt: base.requestedAt ?? event.at,
-        history: addChange('queued'),
-      };
+      // Object.assign, in the order a spread would: V8 builds a literal that opens with a
+      // spread on a slow path, and every accepted email is folded here.
+      return Object.assign(
+        {},
+        base,
+        labelsOf(event),
+        base.status === 'scheduled' ? become('queued') : {},
+        { requestedAt: base.requestedAt ?? event.at, history: addChange('queued') },
+      );
     case 'EmailScheduled':
       if (base.status !== 'queued' || base.history.length > 0) {
         return {

@@ -188,9 +188,11 @@ export function createGuards(policy: AccessPolicy): Guards {
 
   return {
     mode: 'guarded',
+    // Not an async function of its own: the promise of `withKey` is the answer, and one
+    // wrapper less on every API request.
     key: (scope) =>
-      async function requireKey(ctx, next) {
-        await withKey(ctx, next, scope);
+      function requireKey(ctx, next) {
+        return withKey(ctx, next, scope);
       },
     page: (scope) =>
       async function requireOperator(ctx, next) {

@@ -47,7 +47,8 @@ export interface SuppressedBody extends ApiErrorBody {
  * `what` says what to send: "the request", "the batch: a list of emails".
  */
 export function requireJson(what = 'the request') {
-  return async function requireJsonBody(ctx: Context, next: Next): Promise<void> {
+  // Not async: `next()`'s promise is the answer (koa-compose turns a throw into a rejection).
+  return function requireJsonBody(ctx: Context, next: Next): Promise<void> {
     if (!ctx.is('application/json')) {
       sendProblem(ctx, {
         status: 415,
@@ -55,9 +56,9 @@ export function requireJson(what = 'the request') {
         title: 'Unsupported content type',
         message: `Send ${what} as application/json.`,
       });
-      return;
+      return Promise.resolve();
     }
-    await next();
+    return next();
   };
 }
 
@@ -96,12 +97,16 @@ export function idempotencyKeyOf(ctx: Context): E.Either<Problem, string | undef
 }
 
 function readIdempotencyKey() {
-  return async function checkIdempotencyKey(ctx: Context, next: Next): Promise<void> {
+  // Not async: `next()`'s promise is the answer (koa-compose turns a throw into a rejection).
+  return function checkIdempotencyKey(ctx: Context, next: Next): Promise<void> {
     const key = idempotencyKeyOf(ctx);
-    if (E.isLeft(key)) return sendProblem(ctx, key.left);
+    if (E.isLeft(key)) {
+      sendProblem(ctx, key.left);
+      return Promise.resolve();
+    }
     const state: ApiState = ctx.state;
     if (key.right !== undefined) state.idempotencyKey = key.right;
-    await next();
+    return next();
   };
 }
 

@@ -33,8 +33,9 @@ export function applySecurityHeaders(ctx: Context): void {
 
 /** Sent on every answer: JSON and event streams gain nothing from exceptions to the rule. */
 export function securityHeaders() {
-  return async function securityHeadersMiddleware(ctx: Context, next: Next): Promise<void> {
+  // Not async: `next()`'s promise is the answer (koa-compose turns a throw into a rejection).
+  return function securityHeadersMiddleware(ctx: Context, next: Next): Promise<void> {
     applySecurityHeaders(ctx);
-    await next();
+    return next();
   };
 }

@@ -50,9 +50,12 @@ export class InMemoryDeliveryEvents implements DeliveryEvents {
   private deliver(event: DomainEvent, remote: boolean): Task<void> {
     return async () => {
       // A copy: a handler may unsubscribe (a stream that ends) while the others run.
-      const targets = [...this.handlers].filter(([, options]) => !remote || options.remote);
+      const targets: EventHandler[] = [];
+      for (const [handler, options] of this.handlers) {
+        if (!remote || options.remote === true) targets.push(handler);
+      }
       await Promise.all(
-        targets.map(async ([handler]) => {
+        targets.map(async (handler) => {
           try {
             await handler(event);
           } catch (error) {

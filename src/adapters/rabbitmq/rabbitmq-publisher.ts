@@ -105,13 +105,19 @@ export class RabbitMqPublisher {
         exchange,
         routingKey,
         message.body,
+        // Written out rather than spread from WIRE_PROPERTIES: V8 builds a literal that opens
+        // with a spread on a slow path, and every task and event is published here.
         {
-          ...WIRE_PROPERTIES,
-          persistent: options.persistent ?? true,
+          contentType: WIRE_PROPERTIES.contentType,
+          persistent: options.persistent ?? WIRE_PROPERTIES.persistent,
           mandatory: id !== undefined,
           ...(options.type !== undefined ? { type: options.type } : {}),
           ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
-          headers: id === undefined ? message.headers : { ...message.headers, [PUBLISH_ID]: id },
+          // The message's headers in their order, then ours (the same table, field for field).
+          headers:
+            id === undefined
+              ? message.headers
+              : Object.assign({}, message.headers, { [PUBLISH_ID]: id }),
         },
         (err: unknown) => resolve(err),
       );
