@@ -217,16 +217,11 @@ export class DeliverEmail {
     private readonly log: Logger,
     options: DeliverEmailOptions,
   ) {
-    const change = recordAndAnnounce(emails, events);
     // `sending` then `sent` is one read and two writes, not two of each: see EmailLog.apply.
-    this.change = (event) => {
-      const applying = change(event, this.folded.get(event.id));
-      return async () => {
-        const applied = await applying();
-        if (E.isRight(applied)) this.folded.set(event.id, applied.right);
-        return applied;
-      };
-    };
+    const change = recordAndAnnounce(emails, events, (event, applied) =>
+      this.folded.set(event.id, applied),
+    );
+    this.change = (event) => change(event, this.folded.get(event.id));
     this.emails = emails;
     this.holder = options.holder;
     this.leaseMs = options.claimLeaseMs ?? SEND_CLAIM_LEASE_MS;
@@ -251,9 +246,14 @@ export class DeliverEmail {
       // (a connection lost while its send was running) waits for that send, then finds it in
       // the ledger instead of being told Busy by its own claim.
       const id = task.request.id;
-      const previous = this.running.get(id) ?? Promise.resolve();
-      // A bug in the first run must not become the second run's failure.
-      const next = previous.catch(() => undefined).then(() => this.decide(task)());
+      const previous = this.running.get(id);
+      // A bug in the first run must not become the second run's failure. With no run before it
+      // (every task but a redelivery during its own send) it starts at once, without the two
+      // promises of the chain.
+      const next =
+        previous === undefined
+          ? this.decided(task)
+          : previous.catch(() => undefined).then(() => this.decide(task)());
       this.running.set(id, next);
       return next.finally(() => {
         if (this.running.get(id) !== next) return;
@@ -261,6 +261,15 @@ export class DeliverEmail {
         this.folded.delete(id);
       });
     };
+  }
+
+  /** `decide(task)()`, a bug thrown while building the decision answered as a rejection. */
+  private decided(task: EmailTask): Promise<Disposition> {
+    try {
+      return this.decide(task)();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -285,11 +294,13 @@ export class DeliverEmail {
     const decision = pending
       ? this.recordSend(task, pending)
       : this.holdingSendSlot(request.id, async () => {
-          const stale = await this.superseded(task)();
-          if (E.isLeft(stale)) return stale;
-          return stale.right
-            ? E.right<StoreUnavailable, Disposition>({ _tag: 'Done' })
-            : this.claimAndScreen(task)();
+          // Asked only of a task that may have been brought forward: not a first attempt's.
+          if (this.maybeSuperseded(task)) {
+            const stale = await this.superseded(task)();
+            if (E.isLeft(stale)) return stale;
+            if (stale.right) return E.right<StoreUnavailable, Disposition>({ _tag: 'Done' });
+          }
+          return this.claimAndScreen(task)();
         });
     return async () => {
       const decided = await decision();
@@ -337,6 +348,12 @@ export class DeliverEmail {
   private async takeSendSlot(id: EmailId): Promise<boolean> {
     const slots = this.sendSlots;
     if (slots === undefined || this.slots.has(id)) return true;
+    // A slot free now needs no renewal of the claim meanwhile: no timer set and cleared.
+    const free = slots.tryTake();
+    if (free !== undefined) {
+      this.slots.set(id, free);
+      return true;
+    }
     const { value: release, kept } = await this.holdingClaim(id, () => slots.take());
     if (release === undefined) return false;
     if (!kept) {
@@ -373,10 +390,7 @@ export class DeliverEmail {
    * no read; a copy redelivered after a crash is still acted on.
    */
   private superseded(task: EmailTask): TE.TaskEither<StoreUnavailable, boolean> {
-    // An attempt 1 waits to be retried only after a throttle (its history says so): any other
-    // first attempt cannot have been brought forward, and costs no read.
-    const waitedAsRetry = task.attempt > 1 || task.history.some((line) => line.throttled === true);
-    if (task.expedited === true || !waitedAsRetry) return TE.right(false);
+    if (!this.maybeSuperseded(task)) return TE.right(false);
     const { id } = task.request;
     return pipe(
       this.emails.get(id),
@@ -391,6 +405,14 @@ export class DeliverEmail {
         return stale;
       }),
     );
+  }
+
+  /** Whether `superseded` has to read: a waiting retry, not a copy. */
+  private maybeSuperseded(task: EmailTask): boolean {
+    // An attempt 1 waits to be retried only after a throttle (its history says so): any other
+    // first attempt cannot have been brought forward, and costs no read.
+    const waitedAsRetry = task.attempt > 1 || task.history.some((line) => line.throttled === true);
+    return task.expedited !== true && waitedAsRetry;
   }
 
   /**
@@ -735,11 +757,25 @@ export class DeliverEmail {
   ): Promise<Map<string, number>> {
     const paused = new Map<string, number>();
     for (const transport of transports) {
-      const until = await this.knownPause(task, transport);
+      // Read from the store at most once a PAUSE_CACHE_MS: the other sends, nearly all of
+      // them, know without waiting for a promise.
+      const known = this.pauseKnownNow(transport);
+      const until = known !== undefined ? known.until : await this.knownPause(task, transport);
       const leftMs = until === undefined ? 0 : until.getTime() - this.clock.now().getTime();
       if (leftMs > 0) paused.set(transport, leftMs);
     }
     return paused;
+  }
+
+  /**
+   * `knownPause` when it needs no store: `{ until }` (`until` undefined: not paused), or
+   * undefined when the store is to be read.
+   */
+  private pauseKnownNow(transport: string): { until: Date | undefined } | undefined {
+    const known = this.knownPauses.get(transport);
+    if (this.pauses === undefined) return { until: known?.until };
+    if (known?.readAtMs === undefined) return undefined;
+    return this.clock.monotonicMs() - known.readAtMs < this.pauseCacheMs ? known : undefined;
   }
 
   /**
@@ -909,9 +945,10 @@ export class DeliverEmail {
     work: () => Promise<T>,
   ): Promise<{ value: T; kept: boolean }> {
     let kept = true;
-    let renewals: Promise<void> = Promise.resolve();
+    // Nearly every send is over long before its first renewal: no chain until there is one.
+    let renewals: Promise<void> | undefined;
     const stop = this.every(() => {
-      renewals = renewals.then(async () => {
+      renewals = (renewals ?? Promise.resolve()).then(async () => {
         if (!(await this.renew(id))) kept = false;
       });
     }, this.leaseMs / 3);
@@ -920,7 +957,7 @@ export class DeliverEmail {
       return { value, kept };
     } finally {
       stop();
-      await renewals;
+      if (renewals !== undefined) await renewals;
     }
   }
 
@@ -1011,6 +1048,18 @@ export class DeliverEmail {
   ): TE.TaskEither<StoreUnavailable, Disposition> {
     const { request, attempt } = task;
     const now = this.clock.now();
+    const throttledBefore = task.history.filter(
+      (line) => line.attempt === attempt && line.throttled === true,
+    ).length;
+    const decision = decide(outcome, attempt, this.policy, throttledBefore);
+    if (decision._tag === 'Delivered') {
+      // Remembered first: if the ledger cannot take it now, the task comes back here to
+      // record it, not to send it again. (Before the history line and the event fields the
+      // other decisions need: this is every email's way out.)
+      const send = { providerId: decision.providerId, at: now, durationMs, transport };
+      this.unrecorded.set(request.id, send);
+      return this.recordSend(task, send);
+    }
     const record: AttemptRecord = {
       attempt,
       at: now.toISOString(),
@@ -1020,18 +1069,7 @@ export class DeliverEmail {
     };
     const history = [...task.history, record];
     const about = this.about(task, now);
-    const throttledBefore = task.history.filter(
-      (line) => line.attempt === attempt && line.throttled === true,
-    ).length;
-    const decision = decide(outcome, attempt, this.policy, throttledBefore);
     switch (decision._tag) {
-      case 'Delivered': {
-        // Remembered first: if the ledger cannot take it now, the task comes back here to
-        // record it, not to send it again.
-        const send = { providerId: decision.providerId, at: now, durationMs, transport };
-        this.unrecorded.set(request.id, send);
-        return this.recordSend(task, send);
-      }
       case 'RetryLater': {
         const nextAttemptAt = new Date(now.getTime() + decision.delayMs).toISOString();
         this.log.warn(

@@ -106,23 +106,25 @@ export function screenRecipients(
   if (list === undefined) return TE.right({ kept: recipientFields(r), suppressed: [] });
   // Each address's key worked out once: it is looked up, then asked about for every field.
   const keys = new Map(everyone.map((a) => [a, mailboxKey(a, domainToAscii)]));
-  const listed = (found: ReadonlySet<string>) => (a: EmailAddress) => found.has(keys.get(a)!);
-  return pipe(
-    list.suppressed([...new Set(keys.values())]),
-    TE.map((found): Screened => {
-      const isListed = listed(found);
-      const keep = (field: readonly EmailAddress[] = []) => field.filter((a) => !isListed(a));
-      const suppressed = everyone.filter(isListed);
-      return {
-        // Nobody listed (the usual case): the fields as they came.
-        kept:
-          suppressed.length === 0
-            ? recipientFields(r)
-            : recipientFields({ to: keep(r.to), cc: keep(r.cc), bcc: keep(r.bcc) }),
-        suppressed,
-      };
-    }),
-  );
+  const looking = list.suppressed([...new Set(keys.values())]);
+  // An async function rather than `TE.map`: every send of every email screens its recipients,
+  // and the combinator is a promise more.
+  return async () => {
+    const looked = await looking();
+    if (E.isLeft(looked)) return looked;
+    const found = looked.right;
+    const isListed = (a: EmailAddress): boolean => found.has(keys.get(a)!);
+    const keep = (field: readonly EmailAddress[] = []) => field.filter((a) => !isListed(a));
+    const suppressed = everyone.filter(isListed);
+    return E.right({
+      // Nobody listed (the usual case): the fields as they came.
+      kept:
+        suppressed.length === 0
+          ? recipientFields(r)
+          : recipientFields({ to: keep(r.to), cc: keep(r.cc), bcc: keep(r.bcc) }),
+      suppressed,
+    });
+  };
 }
 
 /** `draft` addressed to `kept` only. */

@@ -48,21 +48,31 @@ export class InMemoryDeliveryEvents implements DeliveryEvents {
   }
 
   private deliver(event: DomainEvent, remote: boolean): Task<void> {
-    return async () => {
-      // A copy: a handler may unsubscribe (a stream that ends) while the others run.
-      const targets = [...this.handlers].filter(([, options]) => !remote || options.remote);
-      await Promise.all(
-        targets.map(async ([handler]) => {
-          try {
-            await handler(event);
-          } catch (error) {
-            this.log.error(
-              { err: error, event: event.type, emailId: event.id },
-              'Event handler failed',
-            );
-          }
-        }),
-      );
+    return () => {
+      // A copy: a handler may unsubscribe (a stream that ends) while the others run. Every
+      // handler is called before any is awaited, as before, one after another; each event of
+      // every email passes here, so without the filtered and mapped copies, and without
+      // Promise.all for the one handler a worker usually has.
+      const targets = [...this.handlers.entries()];
+      const running: Promise<void>[] = [];
+      for (const [handler, options] of targets) {
+        if (remote && options.remote !== true) continue;
+        running.push(this.guarded(handler, event));
+      }
+      return running.length === 1 ? running[0]! : Promise.all(running).then(() => undefined);
     };
+  }
+
+  /** `handler(event)`, its failure (a throw or a rejection) logged: never a rejection. */
+  private async guarded(handler: EventHandler, event: DomainEvent): Promise<void> {
+    try {
+      await handler(event);
+    } catch (error) {
+      this.failed(error, event);
+    }
+  }
+
+  private failed(error: unknown, event: DomainEvent): void {
+    this.log.error({ err: error, event: event.type, emailId: event.id }, 'Event handler failed');
   }
 }
