@@ -207,7 +207,7 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
         'Dead-lettering a task that does not decode',
       );
       const done = await this.dispositions.deadLetter(wire, undecodable(headers, decoded.left))();
-      return this.settle(sub, msg, done);
+      return await this.settle(sub, msg, done);
     }
     const task = decoded.right;
     let outcome = await this.run(task);
@@ -233,13 +233,13 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     if (sub.abandoned || (this.stopping && (isRedeliver(outcome) || isNotStarted(outcome)))) {
       return;
     }
-    if (isRedeliver(outcome)) return this.settle(sub, msg, E.left(undefined));
+    if (isRedeliver(outcome)) return await this.settle(sub, msg, E.left(undefined));
     if (E.isLeft(outcome)) {
       this.options.logger.warn(
         { emailId: task.request.id, attempt: task.attempt, err: errorText(outcome.left) },
         'Task handler failed; the task will be delivered again',
       );
-      return this.settle(sub, msg, E.left(undefined));
+      return await this.settle(sub, msg, E.left(undefined));
     }
     const done = await this.dispositions.carryOut(wire, task, outcome.right)();
     if (E.isLeft(done)) {
@@ -248,7 +248,8 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
         `Could not carry out ${outcome.right._tag}; the task will be delivered again`,
       );
     }
-    return this.settle(sub, msg, done);
+    // Awaited: an async function that returns a promise settles a promise and two turns later.
+    return await this.settle(sub, msg, done);
   }
 
   /**
