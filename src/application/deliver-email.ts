@@ -347,15 +347,21 @@ export class DeliverEmail {
    * written, so that a task waiting here goes the moment a slot is free; with pacing, before
    * the pace slot is booked (see `send`).
    */
-  private async takeSendSlot(id: EmailId): Promise<boolean> {
+  private takeSendSlot(id: EmailId): true | Promise<boolean> {
     const slots = this.sendSlots;
     if (slots === undefined || this.slots.has(id)) return true;
-    // A slot free now needs no renewal of the claim meanwhile: no timer set and cleared.
+    // A slot free now is taken at once: no claim to renew meanwhile (no timer set and
+    // cleared), and no promise to wait for.
     const free = slots.tryTake();
     if (free !== undefined) {
       this.slots.set(id, free);
       return true;
     }
+    return this.waitForSendSlot(id, slots);
+  }
+
+  /** `takeSendSlot` when every slot is taken: waits for one, renewing the claim meanwhile. */
+  private async waitForSendSlot(id: EmailId, slots: SendSlots): Promise<boolean> {
     const { value: release, kept } = await this.holdingClaim(id, () => slots.take());
     if (release === undefined) return false;
     if (!kept) {
@@ -601,7 +607,7 @@ export class DeliverEmail {
     const { request } = task;
     this.paceWaits.answered(request.id);
     const waitMs = turn.goAtMs - this.clock.monotonicMs();
-    const slot = waitMs > 0 ? this.sleep(waitMs) : Promise.resolve();
+    const slot = waitMs > 0 ? this.sleep(waitMs) : undefined;
     const marking = this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) });
     return async () => {
       const marked = await marking();
@@ -610,12 +616,15 @@ export class DeliverEmail {
         await this.release(request.id)();
         return marked;
       }
-      if (!(await this.takeSendSlot(request.id))) {
+      // Awaited only when it had to wait: a slot free now answers `true` at once.
+      const took = this.takeSendSlot(request.id);
+      if (took !== true && !(await took)) {
         await this.release(request.id)();
         return E.right(this.noSlot());
       }
-      await slot;
-      const ready = await this.onTime(turn);
+      if (slot !== undefined) await slot;
+      // Without a grace (no pacer) the slot is kept whenever it leaves: nothing to await.
+      const ready = turn.graceMs === undefined ? E.right(turn) : await this.onTime(turn);
       if (E.isLeft(ready)) {
         await this.release(request.id)();
         return ready;
@@ -689,7 +698,8 @@ export class DeliverEmail {
           `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
         );
       this.warnHint(context, outcome);
-      await this.pauseThrottled(task, throttledBy(named));
+      const throttles = throttledBy(named);
+      if (throttles.length > 0) await this.pauseThrottled(task, throttles);
       return await this.settle(task, outcome, durationMs, transport)();
     };
   }
@@ -706,9 +716,13 @@ export class DeliverEmail {
   private async turn(task: EmailTask): Promise<E.Either<StoreUnavailable, Turn>> {
     const transports = transportsOf(this.sender);
     for (let round = 0; ; round += 1) {
-      const paused = await this.pausedNow(task, transports);
+      const pausedSoon = this.pausedNow(task, transports);
+      const paused = pausedSoon instanceof Map ? pausedSoon : await pausedSoon;
       const next = transports.find((t) => !paused.has(t));
-      if (next !== undefined) return await this.book(next, paused);
+      if (next !== undefined) {
+        // Unpaced, the send goes now: no pacer to wait for.
+        return this.pacer === undefined ? this.now(next, paused) : await this.book(next, paused);
+      }
       const waitMs = Math.min(...paused.values());
       const transport = transports.find((t) => paused.get(t) === waitMs) ?? this.sender.name;
       if (round > 0 || waitMs > this.maxWaitInHandMs) {
@@ -717,6 +731,11 @@ export class DeliverEmail {
       this.pacing?.pacingWaited(transport, waitMs);
       await this.sleep(waitMs);
     }
+  }
+
+  /** An unpaced send's turn: now. */
+  private now(transport: string, skip: ReadonlyMap<string, number>): E.Either<never, Turn> {
+    return E.right({ _tag: 'Now', transport, goAtMs: this.clock.monotonicMs(), skip });
   }
 
   /**
@@ -729,9 +748,7 @@ export class DeliverEmail {
     transport: string,
     skip: ReadonlyMap<string, number>,
   ): Promise<E.Either<StoreUnavailable, Turn>> {
-    if (this.pacer === undefined) {
-      return E.right({ _tag: 'Now', transport, goAtMs: this.clock.monotonicMs(), skip });
-    }
+    if (this.pacer === undefined) return this.now(transport, skip);
     const slots = this.warm.has(transport) ? 1 : COLD_SEND_SLOTS;
     const slot = await this.pacer.acquire(transport, this.maxWaitInHandMs, slots)();
     if (E.isLeft(slot)) return slot;
@@ -752,21 +769,41 @@ export class DeliverEmail {
     });
   }
 
-  /** The transports paused now, each with the milliseconds it has left. */
-  private async pausedNow(
+  /**
+   * The transports paused now, each with the milliseconds it has left: at once when every
+   * transport's pause is known without the store (read at most once a PAUSE_CACHE_MS, so
+   * nearly every send), else once the store answered.
+   */
+  private pausedNow(
+    task: EmailTask,
+    transports: readonly string[],
+  ): Map<string, number> | Promise<Map<string, number>> {
+    const paused = new Map<string, number>();
+    for (const transport of transports) {
+      const known = this.pauseKnownNow(transport);
+      if (known === undefined) return this.pausedAfterReading(task, transports);
+      this.addPause(paused, transport, known.until);
+    }
+    return paused;
+  }
+
+  /** `pausedNow` when a transport's pause is to be read from the store. */
+  private async pausedAfterReading(
     task: EmailTask,
     transports: readonly string[],
   ): Promise<Map<string, number>> {
     const paused = new Map<string, number>();
     for (const transport of transports) {
-      // Read from the store at most once a PAUSE_CACHE_MS: the other sends, nearly all of
-      // them, know without waiting for a promise.
       const known = this.pauseKnownNow(transport);
       const until = known !== undefined ? known.until : await this.knownPause(task, transport);
-      const leftMs = until === undefined ? 0 : until.getTime() - this.clock.now().getTime();
-      if (leftMs > 0) paused.set(transport, leftMs);
+      this.addPause(paused, transport, until);
     }
     return paused;
+  }
+
+  private addPause(paused: Map<string, number>, transport: string, until: Date | undefined): void {
+    const leftMs = until === undefined ? 0 : until.getTime() - this.clock.now().getTime();
+    if (leftMs > 0) paused.set(transport, leftMs);
   }
 
   /**
