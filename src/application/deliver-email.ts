@@ -255,12 +255,21 @@ export class DeliverEmail {
           ? this.decided(task)
           : previous.catch(() => undefined).then(() => this.decide(task)());
       this.running.set(id, next);
-      return next.finally(() => {
-        if (this.running.get(id) !== next) return;
+      return this.forgetWhenDone(id, next);
+    };
+  }
+
+  /** `next`, whose id is forgotten once it settles unless another run took its place. */
+  private async forgetWhenDone(id: EmailId, next: Promise<Disposition>): Promise<Disposition> {
+    // An async function rather than `finally`: one promise rather than two, for every task.
+    try {
+      return await next;
+    } finally {
+      if (this.running.get(id) === next) {
         this.running.delete(id);
         this.folded.delete(id);
-      });
-    };
+      }
+    }
   }
 
   /** `decide(task)()`, a bug thrown while building the decision answered as a rejection. */

@@ -185,11 +185,27 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
       void sub.channel?.close().catch(() => undefined);
       return;
     }
-    const work = this.handle(sub, msg).catch((err: unknown) =>
-      this.options.logger.error({ err: errorText(err) }, 'Bug while handling a task'),
-    );
+    const work: Promise<void> = this.handleLogged(sub, msg, () => this.inFlight.delete(work));
     this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  /**
+   * `handle`, a bug it throws logged, then `done` (which drops it from `inFlight`; it runs after
+   * an await, so after the caller added it). One async function rather than `catch` and
+   * `finally`: two promises less for every task.
+   */
+  private async handleLogged(
+    sub: Subscription,
+    msg: ConsumeMessage,
+    done: () => void,
+  ): Promise<void> {
+    try {
+      await this.handle(sub, msg);
+    } catch (err) {
+      this.options.logger.error({ err: errorText(err) }, 'Bug while handling a task');
+    } finally {
+      done();
+    }
   }
 
   private async handle(sub: Subscription, msg: ConsumeMessage): Promise<void> {
