@@ -1,6 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { utf8Length } from './utf8.js';
+import { codePointCount, utf8Length } from './utf8.js';
 
 /**
  * A mailbox that has been parsed strictly (RFC 5322 §3.4): `ada@example.com`,
@@ -66,7 +66,7 @@ const BARE_DISPLAY_NAME = /^[^"<>,;:()\\[\]@]+$/;
 const NON_ASCII = /[^\u0000-\u007f]/;
 
 const octets = utf8Length;
-const codePoints = (s: string): number => [...s].length;
+const codePoints = codePointCount;
 
 const messages: Record<AddressRejection, string> = {
   empty: 'is empty',

@@ -1,6 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { utf8Length } from './utf8.js';
+import { codePointCount, utf8Length } from './utf8.js';
 import {
   EmailAddress,
   LONE_SURROGATE,
@@ -68,7 +68,7 @@ function subjectProblem(value: unknown): string | undefined {
   if (/[\r\n]/.test(value)) return 'must be one line (no CR or LF)';
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) return 'must not contain control characters';
-  const chars = [...value].length;
+  const chars = codePointCount(value);
   if (chars > MAX_SUBJECT_CHARS) return `is longer than ${MAX_SUBJECT_CHARS} characters`;
   return undefined;
 }
@@ -317,7 +317,7 @@ function filenameProblem(name: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'must not contain control characters';
   if (/[/\\]/.test(name)) return 'must be a file name, without / or \\';
-  if ([...name].length > MAX_FILENAME_CHARS) {
+  if (codePointCount(name) > MAX_FILENAME_CHARS) {
     return `is longer than ${MAX_FILENAME_CHARS} characters`;
   }
   return undefined;
@@ -330,7 +330,7 @@ function headerValueProblem(value: string): string | undefined {
   if (/[\r\n]/.test(value)) return 'must be one line (no CR or LF)';
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) return 'must not contain control characters';
-  if ([...value].length > MAX_SUBJECT_CHARS)
+  if (codePointCount(value) > MAX_SUBJECT_CHARS)
     return `is longer than ${MAX_SUBJECT_CHARS} characters`;
   return undefined;
 }
@@ -379,7 +379,7 @@ function metadataProblem(metadata: Readonly<Record<string, string>>): string | u
     if (RESERVED_METADATA_KEYS.has(key)) return `key "${key}" is used by this service`;
     const text = textProblem(value);
     if (text !== undefined) return `value of "${key}" ${text}`;
-    if ([...value].length > MAX_METADATA_VALUE_CHARS) {
+    if (codePointCount(value) > MAX_METADATA_VALUE_CHARS) {
       return `value of "${key}" is longer than ${MAX_METADATA_VALUE_CHARS} characters`;
     }
   }
