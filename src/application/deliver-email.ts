@@ -217,16 +217,11 @@ export class DeliverEmail {
     private readonly log: Logger,
     options: DeliverEmailOptions,
   ) {
-    const change = recordAndAnnounce(emails, events);
     // `sending` then `sent` is one read and two writes, not two of each: see EmailLog.apply.
-    this.change = (event) => {
-      const applying = change(event, this.folded.get(event.id));
-      return async () => {
-        const applied = await applying();
-        if (E.isRight(applied)) this.folded.set(event.id, applied.right);
-        return applied;
-      };
-    };
+    const change = recordAndAnnounce(emails, events, (event, applied) =>
+      this.folded.set(event.id, applied),
+    );
+    this.change = (event) => change(event, this.folded.get(event.id));
     this.emails = emails;
     this.holder = options.holder;
     this.leaseMs = options.claimLeaseMs ?? SEND_CLAIM_LEASE_MS;
@@ -251,16 +246,39 @@ export class DeliverEmail {
       // (a connection lost while its send was running) waits for that send, then finds it in
       // the ledger instead of being told Busy by its own claim.
       const id = task.request.id;
-      const previous = this.running.get(id) ?? Promise.resolve();
-      // A bug in the first run must not become the second run's failure.
-      const next = previous.catch(() => undefined).then(() => this.decide(task)());
+      const previous = this.running.get(id);
+      // A bug in the first run must not become the second run's failure. With no run before it
+      // (every task but a redelivery during its own send) it starts at once, without the two
+      // promises of the chain.
+      const next =
+        previous === undefined
+          ? this.decided(task)
+          : previous.catch(() => undefined).then(() => this.decide(task)());
       this.running.set(id, next);
-      return next.finally(() => {
-        if (this.running.get(id) !== next) return;
+      return this.forgetWhenDone(id, next);
+    };
+  }
+
+  /** `next`, whose id is forgotten once it settles unless another run took its place. */
+  private async forgetWhenDone(id: EmailId, next: Promise<Disposition>): Promise<Disposition> {
+    // An async function rather than `finally`: one promise rather than two, for every task.
+    try {
+      return await next;
+    } finally {
+      if (this.running.get(id) === next) {
         this.running.delete(id);
         this.folded.delete(id);
-      });
-    };
+      }
+    }
+  }
+
+  /** `decide(task)()`, a bug thrown while building the decision answered as a rejection. */
+  private decided(task: EmailTask): Promise<Disposition> {
+    try {
+      return this.decide(task)();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -281,15 +299,19 @@ export class DeliverEmail {
     if (known !== undefined) return T.of(this.waitInQueue(task, known));
     // The steps of a send are written as async functions answering an Either rather than as
     // TaskEither pipelines: each combinator is a promise and a generator more, and this path
-    // runs for every email (a few per cent of the worker's CPU in a profile).
+    // runs for every email (a few per cent of the worker's CPU in a profile). A step that ends
+    // in the next one awaits it (`return await`): an async function that returns a promise
+    // settles through one promise and two turns of the microtask queue more.
     const decision = pending
       ? this.recordSend(task, pending)
       : this.holdingSendSlot(request.id, async () => {
-          const stale = await this.superseded(task)();
-          if (E.isLeft(stale)) return stale;
-          return stale.right
-            ? E.right<StoreUnavailable, Disposition>({ _tag: 'Done' })
-            : this.claimAndScreen(task)();
+          // Asked only of a task that may have been brought forward: not a first attempt's.
+          if (this.maybeSuperseded(task)) {
+            const stale = await this.superseded(task)();
+            if (E.isLeft(stale)) return stale;
+            if (stale.right) return E.right<StoreUnavailable, Disposition>({ _tag: 'Done' });
+          }
+          return await this.claimAndScreen(task)();
         });
     return async () => {
       const decided = await decision();
@@ -334,9 +356,21 @@ export class DeliverEmail {
    * written, so that a task waiting here goes the moment a slot is free; with pacing, before
    * the pace slot is booked (see `send`).
    */
-  private async takeSendSlot(id: EmailId): Promise<boolean> {
+  private takeSendSlot(id: EmailId): true | Promise<boolean> {
     const slots = this.sendSlots;
     if (slots === undefined || this.slots.has(id)) return true;
+    // A slot free now is taken at once: no claim to renew meanwhile (no timer set and
+    // cleared), and no promise to wait for.
+    const free = slots.tryTake();
+    if (free !== undefined) {
+      this.slots.set(id, free);
+      return true;
+    }
+    return this.waitForSendSlot(id, slots);
+  }
+
+  /** `takeSendSlot` when every slot is taken: waits for one, renewing the claim meanwhile. */
+  private async waitForSendSlot(id: EmailId, slots: SendSlots): Promise<boolean> {
     const { value: release, kept } = await this.holdingClaim(id, () => slots.take());
     if (release === undefined) return false;
     if (!kept) {
@@ -373,10 +407,7 @@ export class DeliverEmail {
    * no read; a copy redelivered after a crash is still acted on.
    */
   private superseded(task: EmailTask): TE.TaskEither<StoreUnavailable, boolean> {
-    // An attempt 1 waits to be retried only after a throttle (its history says so): any other
-    // first attempt cannot have been brought forward, and costs no read.
-    const waitedAsRetry = task.attempt > 1 || task.history.some((line) => line.throttled === true);
-    if (task.expedited === true || !waitedAsRetry) return TE.right(false);
+    if (!this.maybeSuperseded(task)) return TE.right(false);
     const { id } = task.request;
     return pipe(
       this.emails.get(id),
@@ -393,6 +424,14 @@ export class DeliverEmail {
     );
   }
 
+  /** Whether `superseded` has to read: a waiting retry, not a copy. */
+  private maybeSuperseded(task: EmailTask): boolean {
+    // An attempt 1 waits to be retried only after a throttle (its history says so): any other
+    // first attempt cannot have been brought forward, and costs no read.
+    const waitedAsRetry = task.attempt > 1 || task.history.some((line) => line.throttled === true);
+    return task.expedited !== true && waitedAsRetry;
+  }
+
   /**
    * Claims the send while the suppression list is read: the two are independent, and the send
    * needs both, so they cost one round trip of the task's time, not two. (A claim that is not
@@ -405,7 +444,7 @@ export class DeliverEmail {
     return async () => {
       const claim = await claiming();
       if (E.isLeft(claim)) return claim;
-      return this.onClaim(task, claim.right, () => screening)();
+      return await this.onClaim(task, claim.right, () => screening)();
     };
   }
 
@@ -504,7 +543,7 @@ export class DeliverEmail {
         return screen;
       }
       const { kept, suppressed } = screen.right;
-      if (suppressed.length === 0) return this.send(task)();
+      if (suppressed.length === 0) return await this.send(task)();
       const context = {
         emailId: request.id,
         attempt: task.attempt,
@@ -560,9 +599,9 @@ export class DeliverEmail {
         await this.release(task.request.id)();
         return turn;
       }
-      return turn.right._tag === 'Later'
+      return await (turn.right._tag === 'Later'
         ? this.handBack(task, turn.right)()
-        : this.markAndSend(task, turn.right)();
+        : this.markAndSend(task, turn.right)());
     };
   }
 
@@ -577,7 +616,7 @@ export class DeliverEmail {
     const { request } = task;
     this.paceWaits.answered(request.id);
     const waitMs = turn.goAtMs - this.clock.monotonicMs();
-    const slot = waitMs > 0 ? this.sleep(waitMs) : Promise.resolve();
+    const slot = waitMs > 0 ? this.sleep(waitMs) : undefined;
     const marking = this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) });
     return async () => {
       const marked = await marking();
@@ -586,19 +625,22 @@ export class DeliverEmail {
         await this.release(request.id)();
         return marked;
       }
-      if (!(await this.takeSendSlot(request.id))) {
+      // Awaited only when it had to wait: a slot free now answers `true` at once.
+      const took = this.takeSendSlot(request.id);
+      if (took !== true && !(await took)) {
         await this.release(request.id)();
         return E.right(this.noSlot());
       }
-      await slot;
-      const ready = await this.onTime(turn);
+      if (slot !== undefined) await slot;
+      // Without a grace (no pacer) the slot is kept whenever it leaves: nothing to await.
+      const ready = turn.graceMs === undefined ? E.right(turn) : await this.onTime(turn);
       if (E.isLeft(ready)) {
         await this.release(request.id)();
         return ready;
       }
-      return ready.right._tag === 'Later'
+      return await (ready.right._tag === 'Later'
         ? this.handBack(task, ready.right)()
-        : this.sendNow(task, ready.right)();
+        : this.sendNow(task, ready.right)());
     };
   }
 
@@ -665,8 +707,9 @@ export class DeliverEmail {
           `Time to send an email: ${(durationMs / 1000).toFixed(2)}s`,
         );
       this.warnHint(context, outcome);
-      await this.pauseThrottled(task, throttledBy(named));
-      return this.settle(task, outcome, durationMs, transport)();
+      const throttles = throttledBy(named);
+      if (throttles.length > 0) await this.pauseThrottled(task, throttles);
+      return await this.settle(task, outcome, durationMs, transport)();
     };
   }
 
@@ -682,9 +725,13 @@ export class DeliverEmail {
   private async turn(task: EmailTask): Promise<E.Either<StoreUnavailable, Turn>> {
     const transports = transportsOf(this.sender);
     for (let round = 0; ; round += 1) {
-      const paused = await this.pausedNow(task, transports);
+      const pausedSoon = this.pausedNow(task, transports);
+      const paused = pausedSoon instanceof Map ? pausedSoon : await pausedSoon;
       const next = transports.find((t) => !paused.has(t));
-      if (next !== undefined) return this.book(next, paused);
+      if (next !== undefined) {
+        // Unpaced, the send goes now: no pacer to wait for.
+        return this.pacer === undefined ? this.now(next, paused) : await this.book(next, paused);
+      }
       const waitMs = Math.min(...paused.values());
       const transport = transports.find((t) => paused.get(t) === waitMs) ?? this.sender.name;
       if (round > 0 || waitMs > this.maxWaitInHandMs) {
@@ -693,6 +740,11 @@ export class DeliverEmail {
       this.pacing?.pacingWaited(transport, waitMs);
       await this.sleep(waitMs);
     }
+  }
+
+  /** An unpaced send's turn: now. */
+  private now(transport: string, skip: ReadonlyMap<string, number>): E.Either<never, Turn> {
+    return E.right({ _tag: 'Now', transport, goAtMs: this.clock.monotonicMs(), skip });
   }
 
   /**
@@ -705,9 +757,7 @@ export class DeliverEmail {
     transport: string,
     skip: ReadonlyMap<string, number>,
   ): Promise<E.Either<StoreUnavailable, Turn>> {
-    if (this.pacer === undefined) {
-      return E.right({ _tag: 'Now', transport, goAtMs: this.clock.monotonicMs(), skip });
-    }
+    if (this.pacer === undefined) return this.now(transport, skip);
     const slots = this.warm.has(transport) ? 1 : COLD_SEND_SLOTS;
     const slot = await this.pacer.acquire(transport, this.maxWaitInHandMs, slots)();
     if (E.isLeft(slot)) return slot;
@@ -728,18 +778,52 @@ export class DeliverEmail {
     });
   }
 
-  /** The transports paused now, each with the milliseconds it has left. */
-  private async pausedNow(
+  /**
+   * The transports paused now, each with the milliseconds it has left: at once when every
+   * transport's pause is known without the store (read at most once a PAUSE_CACHE_MS, so
+   * nearly every send), else once the store answered.
+   */
+  private pausedNow(
+    task: EmailTask,
+    transports: readonly string[],
+  ): Map<string, number> | Promise<Map<string, number>> {
+    const paused = new Map<string, number>();
+    for (const transport of transports) {
+      const known = this.pauseKnownNow(transport);
+      if (known === undefined) return this.pausedAfterReading(task, transports);
+      this.addPause(paused, transport, known.until);
+    }
+    return paused;
+  }
+
+  /** `pausedNow` when a transport's pause is to be read from the store. */
+  private async pausedAfterReading(
     task: EmailTask,
     transports: readonly string[],
   ): Promise<Map<string, number>> {
     const paused = new Map<string, number>();
     for (const transport of transports) {
-      const until = await this.knownPause(task, transport);
-      const leftMs = until === undefined ? 0 : until.getTime() - this.clock.now().getTime();
-      if (leftMs > 0) paused.set(transport, leftMs);
+      const known = this.pauseKnownNow(transport);
+      const until = known !== undefined ? known.until : await this.knownPause(task, transport);
+      this.addPause(paused, transport, until);
     }
     return paused;
+  }
+
+  private addPause(paused: Map<string, number>, transport: string, until: Date | undefined): void {
+    const leftMs = until === undefined ? 0 : until.getTime() - this.clock.now().getTime();
+    if (leftMs > 0) paused.set(transport, leftMs);
+  }
+
+  /**
+   * `knownPause` when it needs no store: `{ until }` (`until` undefined: not paused), or
+   * undefined when the store is to be read.
+   */
+  private pauseKnownNow(transport: string): { until: Date | undefined } | undefined {
+    const known = this.knownPauses.get(transport);
+    if (this.pauses === undefined) return { until: known?.until };
+    if (known?.readAtMs === undefined) return undefined;
+    return this.clock.monotonicMs() - known.readAtMs < this.pauseCacheMs ? known : undefined;
   }
 
   /**
@@ -909,9 +993,10 @@ export class DeliverEmail {
     work: () => Promise<T>,
   ): Promise<{ value: T; kept: boolean }> {
     let kept = true;
-    let renewals: Promise<void> = Promise.resolve();
+    // Nearly every send is over long before its first renewal: no chain until there is one.
+    let renewals: Promise<void> | undefined;
     const stop = this.every(() => {
-      renewals = renewals.then(async () => {
+      renewals = (renewals ?? Promise.resolve()).then(async () => {
         if (!(await this.renew(id))) kept = false;
       });
     }, this.leaseMs / 3);
@@ -920,7 +1005,7 @@ export class DeliverEmail {
       return { value, kept };
     } finally {
       stop();
-      await renewals;
+      if (renewals !== undefined) await renewals;
     }
   }
 
@@ -955,11 +1040,6 @@ export class DeliverEmail {
     // ledger fail, the task comes back to record the send (the log then has it: no news); should
     // the log fail, it comes back to find the send in the ledger (`alreadySent`).
     const recording = this.ledger.record(id, send.providerId, send.at);
-    const recorded = async () => {
-      const done = await recording();
-      if (E.isRight(done)) this.unrecorded.delete(id);
-      return done;
-    };
     const logged = this.change({
       type: 'EmailSent',
       ...this.about(task, send.at),
@@ -968,7 +1048,13 @@ export class DeliverEmail {
       transport: send.transport,
     });
     return async () => {
-      const [inLedger, inLog] = await Promise.all([recorded(), logged()]);
+      // Both under way before either is awaited, then awaited one after the other rather than
+      // through Promise.all, which spares the combinator's promises on every email. The log
+      // first: the ledger's TaskEither never rejects, so it is never left rejected unwatched.
+      const inLedgerSoon = recording();
+      const inLog = await logged();
+      const inLedger = await inLedgerSoon;
+      if (E.isRight(inLedger)) this.unrecorded.delete(id);
       if (E.isLeft(inLedger)) return inLedger;
       if (E.isLeft(inLog)) return inLog;
       return E.right({ _tag: 'Done' });
@@ -1011,6 +1097,18 @@ export class DeliverEmail {
   ): TE.TaskEither<StoreUnavailable, Disposition> {
     const { request, attempt } = task;
     const now = this.clock.now();
+    const throttledBefore = task.history.filter(
+      (line) => line.attempt === attempt && line.throttled === true,
+    ).length;
+    const decision = decide(outcome, attempt, this.policy, throttledBefore);
+    if (decision._tag === 'Delivered') {
+      // Remembered first: if the ledger cannot take it now, the task comes back here to
+      // record it, not to send it again. (Before the history line and the event fields the
+      // other decisions need: this is every email's way out.)
+      const send = { providerId: decision.providerId, at: now, durationMs, transport };
+      this.unrecorded.set(request.id, send);
+      return this.recordSend(task, send);
+    }
     const record: AttemptRecord = {
       attempt,
       at: now.toISOString(),
@@ -1020,18 +1118,7 @@ export class DeliverEmail {
     };
     const history = [...task.history, record];
     const about = this.about(task, now);
-    const throttledBefore = task.history.filter(
-      (line) => line.attempt === attempt && line.throttled === true,
-    ).length;
-    const decision = decide(outcome, attempt, this.policy, throttledBefore);
     switch (decision._tag) {
-      case 'Delivered': {
-        // Remembered first: if the ledger cannot take it now, the task comes back here to
-        // record it, not to send it again.
-        const send = { providerId: decision.providerId, at: now, durationMs, transport };
-        this.unrecorded.set(request.id, send);
-        return this.recordSend(task, send);
-      }
       case 'RetryLater': {
         const nextAttemptAt = new Date(now.getTime() + decision.delayMs).toISOString();
         this.log.warn(

@@ -7,16 +7,25 @@ import type { Applied, EmailLog, StoreUnavailable } from './ports/email-log.js';
 /**
  * Writes a change to the email log, the source of truth, and only then announces it on the
  * event bus, and only if it was news: a redelivered task or a repeated event changes nothing
- * and is not counted twice by anything listening. `basis`: see `EmailLog.apply`.
+ * and is not counted twice by anything listening. `basis`: see `EmailLog.apply`. `onApplied`
+ * hears the log's answer as soon as it is written, before the announcement (the worker keeps
+ * it as the basis of the email's next change): a caller needs no layer of its own around this.
  */
 export const recordAndAnnounce =
-  (emails: EmailLog, events: DeliveryEvents) =>
+  (
+    emails: EmailLog,
+    events: DeliveryEvents,
+    onApplied?: (event: DomainEvent, applied: Applied) => void,
+  ) =>
   (event: DomainEvent, basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> => {
     const applying = emails.apply(event, basis);
     // An async function rather than a pipeline: every change of every email passes here.
     return async () => {
       const applied = await applying();
-      if (E.isRight(applied) && applied.right.changed) await events.publish(event)();
+      if (E.isRight(applied)) {
+        onApplied?.(event, applied.right);
+        if (applied.right.changed) await events.publish(event)();
+      }
       return applied;
     };
   };

@@ -36,6 +36,23 @@ export class SendSlots {
       const granted = await new Promise<boolean>((resolve) => this.waiting.push(resolve));
       if (!granted) return undefined;
     }
+    return this.giveBack();
+  }
+
+  /**
+   * `take` when a slot is free now (nobody waits then: a freed slot goes straight to a
+   * waiter), without waiting: the slot's give-back; undefined when none is free or the slots
+   * are closed, for the caller to `take` and wait. It spares a caller that usually finds a
+   * slot free whatever it does around a wait (a worker renews its send claim meanwhile).
+   */
+  tryTake(): (() => void) | undefined {
+    if (this.isClosed || this.free === 0) return undefined;
+    this.free -= 1;
+    return this.giveBack();
+  }
+
+  /** The give-back of a slot just taken; calling it again does nothing. */
+  private giveBack(): () => void {
     let held = true;
     return () => {
       if (!held) return;

@@ -1,5 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
+import { codePointCount } from './utf8.js';
 
 /**
  * A mailbox that has been parsed strictly (RFC 5322 §3.4): `ada@example.com`,
@@ -67,7 +68,7 @@ const BARE_DISPLAY_NAME = /^[^"<>,;:()\\[\]@]+$/;
 // eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\u0000-\u007f]/;
 
-const codePoints = (s: string): number => [...s].length;
+const codePoints = codePointCount;
 
 const messages: Record<AddressRejection, string> = {
   empty: 'is empty',

@@ -1,6 +1,6 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { utf8Length } from './utf8.js';
+import { codePointCount, utf8Length } from './utf8.js';
 import {
   EmailAddress,
   LONE_SURROGATE,
@@ -56,7 +56,7 @@ const hasText = (s: string): boolean => /\S/.test(s);
  * True when `s` has more than `max` code points. A string no longer than `max` code units has no
  * more code points, and is not spread into an array of them to be counted.
  */
-const longerThan = (s: string, max: number): boolean => s.length > max && [...s].length > max;
+const longerThan = (s: string, max: number): boolean => s.length > max && codePointCount(s) > max;
 
 // Each rule once, as what is wrong in words a person can act on (undefined: nothing). The codecs
 // check a value with them; the parser reports them field by field.

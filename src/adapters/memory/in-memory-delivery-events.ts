@@ -3,7 +3,15 @@ import type { DeliveryEvents } from '../../application/ports/delivery-events.js'
 import type { Logger } from '../../application/ports/system.js';
 import type { DomainEvent } from '../../domain/events.js';
 
-export type EventHandler = (event: DomainEvent) => Promise<void>;
+/**
+ * A subscriber: a promise when it has work to finish (`publish` waits for it), nothing when it
+ * was done when it returned (the metrics, the bridge to the broker), which spares the promises
+ * of every event it hears.
+ */
+export type EventHandler = (event: DomainEvent) => Promise<void> | void;
+
+/** What `publish` answers when every subscriber was done at once. */
+const DELIVERED: Promise<void> = Promise.resolve();
 
 export interface SubscribeOptions {
   /**
@@ -48,24 +56,41 @@ export class InMemoryDeliveryEvents implements DeliveryEvents {
   }
 
   private deliver(event: DomainEvent, remote: boolean): Task<void> {
-    return async () => {
-      // A copy: a handler may unsubscribe (a stream that ends) while the others run.
+    return () => {
+      // A copy: a handler may unsubscribe (a stream that ends) while the others run. Every
+      // handler is called before any is awaited, one after another. Each event of every email
+      // passes here: a handler that is done when it returns costs no promise, and one that is
+      // not, one more to log its failure.
       const targets: EventHandler[] = [];
       for (const [handler, options] of this.handlers) {
         if (!remote || options.remote === true) targets.push(handler);
       }
-      await Promise.all(
-        targets.map(async (handler) => {
-          try {
-            await handler(event);
-          } catch (error) {
-            this.log.error(
-              { err: error, event: event.type, emailId: event.id },
-              'Event handler failed',
-            );
-          }
-        }),
-      );
+      let running: Promise<void>[] | undefined;
+      for (const handler of targets) {
+        let result: Promise<void> | void;
+        try {
+          result = handler(event);
+        } catch (error) {
+          this.failed(error, event);
+          continue;
+        }
+        if (isPromiseLike(result)) {
+          (running ??= []).push(
+            result.then(undefined, (error: unknown) => this.failed(error, event)),
+          );
+        }
+      }
+      if (running === undefined) return DELIVERED;
+      return running.length === 1 ? running[0]! : Promise.all(running).then(() => undefined);
     };
   }
+
+  private failed(error: unknown, event: DomainEvent): void {
+    this.log.error({ err: error, event: event.type, emailId: event.id }, 'Event handler failed');
+  }
 }
+
+const isPromiseLike = (value: unknown): value is Promise<void> =>
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as { then?: unknown }).then === 'function';

@@ -173,24 +173,33 @@ export class PgDatabase {
   }
 
   /**
-   * The statement for node-postgres: named when prepared (the name stands for its text, the same
-   * on every connection, which node-postgres prepares on first use), else unnamed.
+   * Runs the statement on `on`: named when prepared (the name stands for its text, the same on
+   * every connection, which node-postgres prepares on first use), else unnamed. An unnamed one
+   * goes as its text and values rather than as a config object: node-postgres copies a config
+   * object through its property descriptors for every query (more than the rest of sending it,
+   * for a worker's batched statements), and a text it only wraps.
    */
-  private statement(
+  private submit(
+    on: pg.Pool | PoolClient,
     text: string,
     params: readonly unknown[],
     options: QueryOptions | undefined,
-  ): pg.QueryConfig {
+  ): Promise<pg.QueryResult> {
     const values = [...params];
-    if (options?.prepared !== true) return { text, values };
+    const name = options?.prepared === true ? this.preparedName(text) : undefined;
+    return name === undefined ? on.query(text, values) : on.query({ name, text, values });
+  }
+
+  /** The name of a prepared statement's text; undefined past MAX_PREPARED (run unnamed). */
+  private preparedName(text: string): string | undefined {
     let name = this.prepared.get(text);
     if (name === undefined) {
       // A bug would show as ever more names: past the bound, statements run unnamed.
-      if (this.prepared.size >= MAX_PREPARED) return { text, values };
+      if (this.prepared.size >= MAX_PREPARED) return undefined;
       name = `queued_email_${this.prepared.size + 1}`;
       this.prepared.set(text, name);
     }
-    return { name, text, values };
+    return name;
   }
 
   private async run<Row>(query: () => Promise<pg.QueryResult>): Promise<readonly Row[]> {
@@ -207,7 +216,7 @@ export class PgDatabase {
   private poolClient(): SqlClient {
     return {
       query: (sql, params = [], options) =>
-        this.run(() => this.pool.query(this.statement(sql, params, options))),
+        this.run(() => this.submit(this.pool, sql, params, options)),
       transaction: (work) => this.transaction(work),
     };
   }
@@ -245,7 +254,7 @@ export class PgDatabase {
   private txClient(client: PoolClient, depth: number): SqlClient {
     return {
       query: (sql, params = [], options) =>
-        this.run(() => client.query(this.statement(sql, params, options))),
+        this.run(() => this.submit(client, sql, params, options)),
       transaction: async (work) => {
         const savepoint = `sp_${depth + 1}`;
         await this.run(() => client.query(`SAVEPOINT ${savepoint}`));

@@ -29,7 +29,7 @@ import { Batcher, isDataError } from './batcher.js';
 import type { SqlClient } from './sql-client.js';
 import type { StateRow } from './sql-email-log-batches.js';
 import { EmailStateBatches } from './sql-email-log-batches.js';
-import { attempt, sameJson, StoreFault, countDeleted } from './sql-client.js';
+import { attempt, sameJson, StoreFault, countDeleted, toStoreUnavailable } from './sql-client.js';
 
 /** Lost races before `apply` stops re-reading and takes the row lock instead. */
 const OPTIMISTIC_ROUNDS = 4;
@@ -158,10 +158,16 @@ export class SqlEmailLog implements EmailLog {
 
   /** With a `basis` still current, one conditional UPDATE; otherwise read-fold-write. */
   apply(event: DomainEvent, basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> {
-    return attempt(async () => {
-      const known = basis === undefined ? undefined : await this.onto(event, basis);
-      return known ?? this.fold(event, undefined);
-    });
+    // `attempt` written out: one async function rather than two, for every change of every
+    // email a worker makes.
+    return async () => {
+      try {
+        const known = basis === undefined ? undefined : await this.onto(event, basis);
+        return E.right(known ?? (await this.fold(event, undefined)));
+      } catch (err) {
+        return E.left(toStoreUnavailable(err));
+      }
+    };
   }
 
   get(id: EmailId): TE.TaskEither<StoreUnavailable, O.Option<EmailStatus>> {

@@ -74,8 +74,10 @@ export class SqlSuppressionList implements SuppressionList {
 
   /** One statement for the look-ups of every request made at the same time (see `Batcher`). */
   suppressed(addresses: readonly string[]): TE.TaskEither<StoreUnavailable, ReadonlySet<string>> {
-    return attempt(async () =>
-      addresses.length === 0 ? new Set<string>() : this.lookups.run(addresses),
+    // Not an async function returning the batch's promise: that would settle through a
+    // thenable job, a promise more on every send's screening.
+    return attempt(() =>
+      addresses.length === 0 ? Promise.resolve(new Set<string>()) : this.lookups.run(addresses),
     );
   }
 

@@ -185,11 +185,27 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
       void sub.channel?.close().catch(() => undefined);
       return;
     }
-    const work = this.handle(sub, msg).catch((err: unknown) =>
-      this.options.logger.error({ err: errorText(err) }, 'Bug while handling a task'),
-    );
+    const work: Promise<void> = this.handleLogged(sub, msg, () => this.inFlight.delete(work));
     this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  /**
+   * `handle`, a bug it throws logged, then `done` (which drops it from `inFlight`; it runs after
+   * an await, so after the caller added it). One async function rather than `catch` and
+   * `finally`: two promises less for every task.
+   */
+  private async handleLogged(
+    sub: Subscription,
+    msg: ConsumeMessage,
+    done: () => void,
+  ): Promise<void> {
+    try {
+      await this.handle(sub, msg);
+    } catch (err) {
+      this.options.logger.error({ err: errorText(err) }, 'Bug while handling a task');
+    } finally {
+      done();
+    }
   }
 
   private async handle(sub: Subscription, msg: ConsumeMessage): Promise<void> {
@@ -207,7 +223,7 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
         'Dead-lettering a task that does not decode',
       );
       const done = await this.dispositions.deadLetter(wire, undecodable(headers, decoded.left))();
-      return this.settle(sub, msg, done);
+      return await this.settle(sub, msg, done);
     }
     const task = decoded.right;
     let outcome = await this.run(task);
@@ -233,13 +249,13 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
     if (sub.abandoned || (this.stopping && (isRedeliver(outcome) || isNotStarted(outcome)))) {
       return;
     }
-    if (isRedeliver(outcome)) return this.settle(sub, msg, E.left(undefined));
+    if (isRedeliver(outcome)) return await this.settle(sub, msg, E.left(undefined));
     if (E.isLeft(outcome)) {
       this.options.logger.warn(
         { emailId: task.request.id, attempt: task.attempt, err: errorText(outcome.left) },
         'Task handler failed; the task will be delivered again',
       );
-      return this.settle(sub, msg, E.left(undefined));
+      return await this.settle(sub, msg, E.left(undefined));
     }
     const done = await this.dispositions.carryOut(wire, task, outcome.right)();
     if (E.isLeft(done)) {
@@ -248,7 +264,8 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
         `Could not carry out ${outcome.right._tag}; the task will be delivered again`,
       );
     }
-    return this.settle(sub, msg, done);
+    // Awaited: an async function that returns a promise settles a promise and two turns later.
+    return await this.settle(sub, msg, done);
   }
 
   /**
