@@ -816,6 +816,28 @@ describe('EmailRequest', () => {
         toEmailRequest(draft, id, when, [refOf(Buffer.from('x'), { digest: 'abc' })]),
       ).to.throw();
     });
+
+    // Review (rev2): a draft parseEmailDraft made is no longer re-validated by toEmailRequest
+    // (the WeakSet `parsed`), but a draft is a plain mutable object: changed after parsing, it
+    // used to be refused here as a bug, and must still be, or the brand can be granted to an
+    // invalid request (no recipient, a header-injecting subject, no body) that the queue and the
+    // worker then take as valid.
+    for (const [what, change] of [
+      ['its recipients emptied', (d: Record<string, unknown>) => (d.to = [])],
+      ['a recipient that is no address', (d: Record<string, unknown>) => (d.to = ['nobody'])],
+      ['a subject with CR LF', (d: Record<string, unknown>) => (d.subject = 'a\r\nBcc: x@y.z')],
+      ['its body removed', (d: Record<string, unknown>) => delete d.text],
+    ] as const) {
+      it(`throws on a parsed draft changed afterwards: ${what}`, () => {
+        const draft = draftOf(valid);
+        try {
+          change(draft as unknown as Record<string, unknown>);
+        } catch {
+          return; // a frozen draft refuses the change itself: as good
+        }
+        expect(() => toEmailRequest(draft, id, when)).to.throw();
+      });
+    }
   });
 
   describe('the EmailRequest codec', () => {
