@@ -577,4 +577,41 @@ describe('DeliverEmail during a store outage', () => {
     await useCase.execute(aTask({ request: aRequest() }))();
     expect(warnings()).to.have.length(3);
   });
+  // Review (rev2): recordSend starts the ledger's write and the log's, then awaits the log first.
+  // Should the log's answer reject (a bug), the ledger's promise was never watched: rejecting too,
+  // it became an unhandled rejection, which ends a Node process. Promise.all watched both.
+  it('leaves no rejection unhandled when the log and the ledger both fail a send', async () => {
+    const sender = new ScriptedSender([sent('<p1@mailgun>')]);
+    const emails = new InMemoryEmailLog();
+    await emails.record(request)();
+    const apply = emails.apply.bind(emails);
+    emails.apply = (event, basis) =>
+      event.type === 'EmailSent' ? () => Promise.reject(new Error('log bug')) : apply(event, basis);
+    const ledger = new InMemoryDeliveryLedger();
+    ledger.record = () => () =>
+      new Promise((_, reject) => setTimeout(() => reject(new Error('ledger bug')), 5));
+    const useCase = new DeliverEmail(
+      sender,
+      emails,
+      new RecordingEvents(),
+      ledger,
+      policy,
+      fixedClock(),
+      new RecordingLogger(),
+      { holder: 'worker-a' },
+    );
+    const unhandled: unknown[] = [];
+    const theirs = process.listeners('unhandledRejection');
+    process.removeAllListeners('unhandledRejection');
+    const mine = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', mine);
+    try {
+      await useCase.execute(task())().catch(() => undefined);
+      await sleep(30);
+    } finally {
+      process.off('unhandledRejection', mine);
+      for (const listener of theirs) process.on('unhandledRejection', listener);
+    }
+    expect(unhandled.map(String)).to.deep.equal([]);
+  });
 });
