@@ -1040,6 +1040,11 @@ export class DeliverEmail {
     // ledger fail, the task comes back to record the send (the log then has it: no news); should
     // the log fail, it comes back to find the send in the ledger (`alreadySent`).
     const recording = this.ledger.record(id, send.providerId, send.at);
+    const recorded = async () => {
+      const done = await recording();
+      if (E.isRight(done)) this.unrecorded.delete(id);
+      return done;
+    };
     const logged = this.change({
       type: 'EmailSent',
       ...this.about(task, send.at),
@@ -1048,13 +1053,10 @@ export class DeliverEmail {
       transport: send.transport,
     });
     return async () => {
-      // Both under way before either is awaited, then awaited one after the other rather than
-      // through Promise.all, which spares the combinator's promises on every email. The log
-      // first: the ledger's TaskEither never rejects, so it is never left rejected unwatched.
-      const inLedgerSoon = recording();
-      const inLog = await logged();
-      const inLedger = await inLedgerSoon;
-      if (E.isRight(inLedger)) this.unrecorded.delete(id);
+      // Promise.all watches both: a port's TaskEither should not reject, but should one of them
+      // (a bug), the other's rejection is never left unhandled, and the unsent entry is dropped
+      // once the ledger has the send, whatever the log did.
+      const [inLedger, inLog] = await Promise.all([recorded(), logged()]);
       if (E.isLeft(inLedger)) return inLedger;
       if (E.isLeft(inLog)) return inLog;
       return E.right({ _tag: 'Done' });

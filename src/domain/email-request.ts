@@ -737,15 +737,30 @@ export function parseEmailDraft(
     ...(metadata !== undefined ? { metadata } : {}),
     ...(sendAt !== undefined ? { sendAt } : {}),
   };
-  parsed.add(draft);
+  parsed.add(frozen(draft));
   return E.right(draft);
+}
+
+/**
+ * `draft` frozen, with the lists and records it holds: a draft in `parsed` is trusted for what
+ * it held when it was checked, so it must not change afterwards (in strict mode, as every
+ * module here runs, a write to it throws). Its attachments are not frozen: a draft with
+ * attachments is checked again whole (`toEmailRequest`).
+ */
+function frozen(draft: EmailDraft): EmailDraft {
+  const { to, cc, bcc, replyTo, tags, headers, metadata } = draft;
+  for (const part of [to, cc, bcc, replyTo, tags, headers, metadata]) {
+    if (part !== undefined) Object.freeze(part);
+  }
+  return Object.freeze(draft);
 }
 
 /**
  * The drafts `parseEmailDraft` made (and their copies that only reorder or drop nothing): every
  * rule of `EmailRequest` they carry was checked on them already, with an IDNA converter, which
- * is stricter than the codec. `toEmailRequest` checks of them only what it adds. Held weakly: a
- * draft lives as long as its request.
+ * is stricter than the codec. `toEmailRequest` checks of them only what it adds. They are frozen
+ * (`frozen`), so what was checked is what they hold. Held weakly: a draft lives as long as its
+ * request.
  */
 const parsed = new WeakSet<EmailDraft>();
 
@@ -773,7 +788,8 @@ export function addressedTo(
     ...(kept.cc !== undefined && kept.cc.length > 0 ? { cc: kept.cc } : {}),
     ...(kept.bcc !== undefined && kept.bcc.length > 0 ? { bcc: kept.bcc } : {}),
   };
-  if (same && parsed.has(draft)) parsed.add(copy);
+  // The copy holds the draft's own (frozen) lists; frozen itself, it may be trusted as well.
+  if (same && parsed.has(draft)) parsed.add(Object.freeze(copy));
   return copy;
 }
 

@@ -606,7 +606,9 @@ describe('DeliverEmail during a store outage', () => {
     const mine = (reason: unknown): void => void unhandled.push(reason);
     process.on('unhandledRejection', mine);
     try {
-      await useCase.execute(task())().catch(() => undefined);
+      await useCase
+        .execute(task())()
+        .catch(() => undefined);
       await sleep(30);
     } finally {
       process.off('unhandledRejection', mine);

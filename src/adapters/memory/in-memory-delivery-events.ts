@@ -75,8 +75,10 @@ export class InMemoryDeliveryEvents implements DeliveryEvents {
           continue;
         }
         if (isPromiseLike(result)) {
+          // Promise.resolve: a thenable that is not a promise (or whose `then` throws) is
+          // adopted as one, so its failure is logged too, never thrown at the publisher.
           (running ??= []).push(
-            result.then(undefined, (error: unknown) => this.failed(error, event)),
+            Promise.resolve(result).then(undefined, (error: unknown) => this.failed(error, event)),
           );
         }
       }

@@ -57,6 +57,34 @@ describe('InMemoryDeliveryEvents, as the one event path in a process', () => {
     expect(logger.errors().map((l) => l.message)).to.deep.equal(['Event handler failed']);
   });
 
+  it('logs a subscriber that fails in any way, and never throws at the publisher', async () => {
+    const logger = new RecordingLogger();
+    const bus = new InMemoryDeliveryEvents(logger);
+    const heard: string[] = [];
+    bus.subscribe(() => {
+      throw new Error('at once');
+    });
+    // A thenable that is not a promise, whose `then` throws.
+    bus.subscribe(
+      () =>
+        ({
+          then() {
+            throw new Error('then threw');
+          },
+        }) as unknown as Promise<void>,
+    );
+    bus.subscribe(() => Promise.reject(new Error('later')));
+    bus.subscribe((e) => void heard.push(e.id));
+    const e = event();
+    await bus.publish(e)();
+    expect(heard).to.deep.equal([e.id]);
+    expect(logger.errors().map((l) => l.message)).to.deep.equal([
+      'Event handler failed',
+      'Event handler failed',
+      'Event handler failed',
+    ]);
+  });
+
   it('stops delivering to a subscriber that unsubscribed', async () => {
     const bus = new InMemoryDeliveryEvents(new RecordingLogger());
     const heard: string[] = [];
