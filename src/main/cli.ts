@@ -6,13 +6,14 @@ import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { describeProblems, loadConfig } from '../adapters/config/config.js';
 import { createLogger } from '../adapters/logging/logger.js';
-import { migrate, migrateSql } from '../adapters/postgres/migrate.js';
+import { migrate } from '../adapters/postgres/migrate.js';
 import { redactDatabaseUrl } from '../adapters/postgres/pg-database.js';
 import { DataDirUnusable } from '../adapters/postgres/pglite-data-dir.js';
 import { isConnectionError, safeReason } from '../adapters/postgres/sql-client.js';
 import type { Running } from './runtime.js';
 import type { CommandResult } from './access-commands.js';
 import type { OpenDatabase } from './database.js';
+import { migrateOpened } from './database.js';
 import { onShutdownSignal } from './runtime.js';
 import { limitHeapGrowth } from './heap.js';
 
@@ -266,9 +267,9 @@ function commandFailed(command: string, err: unknown, context: CommandContext): 
 /** The embedded database in DATA_DIR, the one `email dev` uses, brought up to date. */
 async function migrateEmbedded(dataDir: string, log: Logger): Promise<{ applied: string[] }> {
   const { PgliteDatabase } = await import('../adapters/postgres/pglite-database.js');
-  const database = await PgliteDatabase.open({ dataDir, logger: log });
+  const database = await PgliteDatabase.open({ dataDir, logger: log, migrateWhenCreated: true });
   try {
-    return await migrateSql(database, log);
+    return await migrateOpened(database, log);
   } finally {
     await database.close();
   }

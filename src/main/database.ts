@@ -72,6 +72,22 @@ export function openDatabase(config: Config, log: Logger): OpenDatabase {
 }
 
 /**
+ * Brings an embedded database opened with `migrateWhenCreated` up to date: a new folder was
+ * migrated by the child process that created it (its names are logged and answered, and this
+ * process loads no node-pg-migrate), an existing one is migrated here (`migrateSql`).
+ * Throws as `migrateSql` does.
+ */
+export async function migrateOpened(
+  database: PgliteDatabase,
+  log: Logger,
+): Promise<{ applied: string[] }> {
+  const applied = database.migratedWhenCreated;
+  if (applied === undefined) return migrateSql(database, log);
+  log.info({ where: database.where, applied }, 'database migrated');
+  return { applied: [...applied] };
+}
+
+/**
  * Opens the embedded PostgreSQL (PGlite) in `dataDir` (`memory`: nothing kept), creating the
  * folder on first use, and migrates it before answering: it is in this process, so there is
  * nothing to wait for. Rejects with `DataDirUnusable` (exit 2, naming DATA_DIR) when the folder
@@ -80,16 +96,9 @@ export function openDatabase(config: Config, log: Logger): OpenDatabase {
 export async function openEmbeddedDatabase(dataDir: string, log: Logger): Promise<OpenDatabase> {
   // Loaded here: `email server` and `email worker` never open the embedded engine.
   const { PgliteDatabase } = await import('../adapters/postgres/pglite-database.js');
-  // A new folder is migrated by the child process that creates it (see migrateWhenCreated).
   const database = await PgliteDatabase.open({ dataDir, logger: log, migrateWhenCreated: true });
   try {
-    if (database.migratedWhenCreated === undefined) await migrateSql(database, log);
-    else {
-      log.info(
-        { where: database.where, applied: database.migratedWhenCreated },
-        'database migrated',
-      );
-    }
+    await migrateOpened(database, log);
   } catch (err) {
     await database.close();
     throw err;
