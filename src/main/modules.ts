@@ -24,6 +24,7 @@ import { SqlSessionStore } from '../adapters/postgres/sql-session-store.js';
 import { SqlScheduledEmails } from '../adapters/postgres/sql-scheduled-emails.js';
 import { SqlAttachmentStore } from '../adapters/postgres/sql-attachment-store.js';
 import { SqlSuppressionList } from '../adapters/postgres/sql-suppression-list.js';
+import type { SuppressionList } from '../application/ports/suppression-list.js';
 import { SqlTransportPauses } from '../adapters/postgres/sql-transport-pauses.js';
 import { SqlSendPacer } from '../adapters/postgres/sql-send-pacer.js';
 import { SqlWebhookTokens } from '../adapters/postgres/sql-webhook-tokens.js';
@@ -304,9 +305,11 @@ function reroutingEndpoints(
 
 /**
  * Every store in one database (PostgreSQL, or the embedded PGlite of `email dev`), shared by all
- * servers and workers on it.
+ * servers and workers on it. `suppressions`: the suppression list to use instead of a
+ * SqlSuppressionList on `database.client` (`email server` keeps a copy in memory,
+ * CachedSuppressionList).
  */
-export const sqlStoresModule = (database: OpenDatabase) =>
+export const sqlStoresModule = (database: OpenDatabase, suppressions?: SuppressionList) =>
   new ContainerModule(({ bind }) => {
     constant(bind, 'EmailLog', new SqlEmailLog(database.client));
     constant(bind, 'IdempotencyStore', new SqlIdempotencyStore(database.client));
@@ -318,7 +321,7 @@ export const sqlStoresModule = (database: OpenDatabase) =>
     constant(bind, 'AttachmentStore', new SqlAttachmentStore(database.client, systemClock));
     // Counted in this process's metrics: every role that loads the stores loads coreModule too.
     provide(bind, 'SuppressionList', ['Metrics'], (metrics) =>
-      countingSuppressionList(new SqlSuppressionList(database.client), metrics),
+      countingSuppressionList(suppressions ?? new SqlSuppressionList(database.client), metrics),
     );
     constant(bind, 'WebhookTokens', new SqlWebhookTokens(database.client));
     constant(bind, 'TransportPauses', new SqlTransportPauses(database.client));

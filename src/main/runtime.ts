@@ -21,6 +21,7 @@ import { Container } from 'inversify';
 import type { ContainerModule } from 'inversify';
 import type { OpenDatabase } from './database.js';
 import { coreModule, rabbitMqModule, sqlStoresModule, useCasesModule } from './modules.js';
+import type { SuppressionList } from '../application/ports/suppression-list.js';
 import { resolve } from './services.js';
 
 /** Runs a task through DeliverEmail, which answers every expected failure with a disposition. */
@@ -60,20 +61,21 @@ export function startRetention(container: Container, log: Logger, everyMs = 3_60
 
 /**
  * The container of a role on RabbitMQ and PostgreSQL (`email server`, `email worker`): the
- * shared modules, and whatever the role adds (the worker's sender).
+ * shared modules, and whatever the role adds (the worker's sender). `db` may come with the
+ * suppression list the role uses instead of the plain SQL one (the server's copy in memory).
  */
 export function brokerRoleContainer(
   config: Config,
   log: Logger,
   role: 'server' | 'worker',
-  db: OpenDatabase,
+  db: OpenDatabase | { readonly db: OpenDatabase; readonly suppressions: SuppressionList },
   ...extra: ContainerModule[]
 ): Container {
   const container = new Container();
   container.load(
     coreModule(config, log, role),
     useCasesModule,
-    sqlStoresModule(db),
+    'suppressions' in db ? sqlStoresModule(db.db, db.suppressions) : sqlStoresModule(db),
     rabbitMqModule(config, log, role),
     ...extra,
   );

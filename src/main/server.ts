@@ -1,5 +1,7 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
+import { CachedSuppressionList } from '../adapters/postgres/cached-suppression-list.js';
+import { SqlSuppressionList } from '../adapters/postgres/sql-suppression-list.js';
 import { OnDemandEventFeed } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
 import { LIVE_PAGE_EVENT_KEYS } from '../adapters/rabbitmq/topology.js';
 import { accessModule, guardedAccess } from './access.js';
@@ -16,7 +18,21 @@ import { keepRoutingWebhookEvents, onEveryConnect } from './webhooks.js';
  */
 export async function startServer(config: Config, log: Logger): Promise<Running> {
   const db = openDatabase(config, log);
-  const container = brokerRoleContainer(config, log, 'server', db, accessModule(config, db));
+  // Every request's recipients are looked up in the suppression list: from a copy in memory,
+  // kept current by PostgreSQL's notifications. The worker still asks PostgreSQL before a send.
+  const suppressions = new CachedSuppressionList(new SqlSuppressionList(db.client), {
+    url: config.databaseUrl!.reveal(),
+    log,
+    ready: () => db.ready(),
+  });
+  void suppressions.start();
+  const container = brokerRoleContainer(
+    config,
+    log,
+    'server',
+    { db, suppressions },
+    accessModule(config, db),
+  );
   const connection = resolve(container, 'RabbitMqConnection');
   const bus = resolve(container, 'EventBus');
   const unbridge = bridgeToBroker(container, config, log);
@@ -61,6 +77,7 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
       await stopRouting();
       await events.close();
       await connection.close();
+      await suppressions.stop();
       await db.close();
     },
   };

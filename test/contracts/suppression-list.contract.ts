@@ -9,6 +9,11 @@ export interface SuppressionFixture {
   readonly list: SuppressionList;
   /** The same list as another process sees it (its own connections); in memory, the same one. */
   readonly peer: SuppressionList;
+  /**
+   * Resolves once `list` answers for `addresses` as `peer` does: at once for a list that asks
+   * the table; for one with a copy in memory, once the peer's changes were heard.
+   */
+  settle?(addresses: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,6 +105,7 @@ export function suppressionListContract(
       await add(entry('ada@example.org'));
       expect(await right(fx.peer.remove('ada@example.org'))).to.equal(true);
       expect(await right(fx.list.remove('ada@example.org'))).to.equal(false);
+      await fx.settle?.(['ada@example.org']);
       expect(await suppressed(['ada@example.org'])).to.deep.equal([]);
       expect((await right(fx.list.list(10))).entries).to.deep.equal([]);
       // Gone, it can be added again, as new.

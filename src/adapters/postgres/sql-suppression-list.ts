@@ -93,6 +93,20 @@ export class SqlSuppressionList implements SuppressionList {
     return lists.map((list) => new Set(list.filter((address) => found.has(address))));
   }
 
+  /**
+   * Every address on the list, when there are at most `max` of them; undefined when there are
+   * more (one statement, reading at most `max + 1` rows). For CachedSuppressionList's copy.
+   */
+  addressesUpTo(max: number): TE.TaskEither<StoreUnavailable, readonly string[] | undefined> {
+    return attempt(async () => {
+      const rows = await this.sql.query<{ address: string }>(
+        'SELECT address FROM suppressions LIMIT $1',
+        [max + 1],
+      );
+      return rows.length > max ? undefined : rows.map((row) => row.address);
+    });
+  }
+
   /** A cursor this list never wrote ends the list: an empty last page, not the first again. */
   list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable, Page> {
     const after = cursor === undefined ? undefined : decodeCursor(cursor);

@@ -1,0 +1,37 @@
+-- Up Migration
+
+-- Every change to the suppression list is announced on the channel `email_suppressions`, so
+-- that an `email server` can keep the list in memory (CachedSuppressionList) and screen each
+-- request without a query. The payload is JSON: {"op":"add"|"remove","address":…} for a row,
+-- {"op":"reload"} for a TRUNCATE, which fires no row trigger. NOTIFY is delivered when the
+-- transaction commits, in commit order, and not at all if it rolls back.
+CREATE FUNCTION announce_suppression_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    PERFORM pg_notify('email_suppressions', '{"op":"reload"}');
+    RETURN NULL;
+  END IF;
+  IF TG_OP IN ('DELETE', 'UPDATE') THEN
+    PERFORM pg_notify('email_suppressions', json_build_object('op', 'remove', 'address', OLD.address)::text);
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    PERFORM pg_notify('email_suppressions', json_build_object('op', 'add', 'address', NEW.address)::text);
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER suppressions_announce_rows
+  AFTER INSERT OR UPDATE OR DELETE ON suppressions
+  FOR EACH ROW EXECUTE FUNCTION announce_suppression_change();
+
+CREATE TRIGGER suppressions_announce_truncate
+  AFTER TRUNCATE ON suppressions
+  FOR EACH STATEMENT EXECUTE FUNCTION announce_suppression_change();
+
+-- Down Migration
+
+DROP TRIGGER suppressions_announce_truncate ON suppressions;
+DROP TRIGGER suppressions_announce_rows ON suppressions;
+DROP FUNCTION announce_suppression_change();
