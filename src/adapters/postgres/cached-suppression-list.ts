@@ -1,6 +1,7 @@
 import * as E from 'fp-ts/lib/Either.js';
-import * as TE from 'fp-ts/lib/TaskEither.js';
-import pgListen from 'pg-listen';
+import type * as TE from 'fp-ts/lib/TaskEither.js';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import type { StoreUnavailable } from '../../application/ports/email-log.js';
 import type {
   Suppression,
@@ -22,25 +23,43 @@ export const SUPPRESSION_CACHE_LIMIT = 100_000;
 /** The listening connection's `application_name`, as `pg_stat_activity` shows it. */
 export const LISTENER_NAME = 'queued-email (suppression listener)';
 
-/** How long to wait before loading the list again after a load failed, in milliseconds. */
-export const RELOAD_RETRY_MS = 2_000;
+/** Between two attempts to connect the listener, or to load the list, in milliseconds. */
+export const RETRY_MS = 2_000;
+/** How often the listening connection is checked with a `SELECT 1`, in milliseconds. */
+export const HEALTH_CHECK_MS = 10_000;
+/** How long a connection attempt or a check may take before the connection counts as lost. */
+export const CHECK_TIMEOUT_MS = 5_000;
+/** While the list is longer than the limit: how often it is counted again, in milliseconds. */
+export const RECHECK_MS = 60_000;
 
 /** What the triggers send: a row added or removed, or a TRUNCATE (everything may have gone). */
 type Change =
   { readonly op: 'add' | 'remove'; readonly address: string } | { readonly op: 'reload' };
 
-const NONE: ReadonlySet<string> = new Set();
+/** What a list sends itself after its own write (see `caughtUp`); every other list ignores it. */
+interface Mark {
+  readonly op: 'mark';
+  readonly list: string;
+  readonly id: number;
+}
 
-function parseChange(payload: unknown): Change | undefined {
-  if (typeof payload !== 'object' || payload === null) return undefined;
-  const { op, address } = payload as { op?: unknown; address?: unknown };
+const NONE: ReadonlySet<string> = new Set();
+const ignore = (): void => undefined;
+
+function parseChange(payload: string | undefined): Change | Mark | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload ?? '');
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { op, address, list, id } = value as Record<string, unknown>;
   if (op === 'reload') return { op };
+  if (op === 'mark' && typeof list === 'string' && typeof id === 'number') return { op, list, id };
   if ((op === 'add' || op === 'remove') && typeof address === 'string') return { op, address };
   return undefined;
 }
-
-// pg-listen is CommonJS with `exports.default`: the default import is the whole module.exports.
-const createSubscriber = pgListen.default;
 
 export interface CachedSuppressionListOptions {
   /** PostgreSQL's URL for the listening connection (one of its own, outside the pool). */
@@ -53,8 +72,11 @@ export interface CachedSuppressionListOptions {
   readonly ready?: () => boolean;
   /** SUPPRESSION_CACHE_LIMIT unless given (tests use a small one). */
   readonly limit?: number;
-  /** RELOAD_RETRY_MS unless given. */
+  /** RETRY_MS, HEALTH_CHECK_MS, CHECK_TIMEOUT_MS and RECHECK_MS unless given (tests: shorter). */
   readonly retryMs?: number;
+  readonly healthCheckMs?: number;
+  readonly checkTimeoutMs?: number;
+  readonly recheckMs?: number;
 }
 
 /** Where `suppressed` answers from right now: the copy in memory, or PostgreSQL. */
@@ -62,115 +84,95 @@ export type CacheMode = 'memory' | 'database';
 
 /**
  * The suppression list of `inner`, whose look-ups (`suppressed`) answer from a copy in memory
- * kept current by PostgreSQL's LISTEN/NOTIFY (through pg-listen, which reconnects and listens
- * again after a lost connection). Every other method is `inner`'s, and this process's own adds
- * and removes update the copy as soon as they are committed.
+ * kept current by PostgreSQL's LISTEN/NOTIFY (the `suppressions` table's triggers announce every
+ * change). Every other method is `inner`'s; this process's own add or remove answers once the
+ * copy has it: after the write commits, the listening connection notifies itself a mark and waits
+ * for it (notifications arrive in commit order, so the write's own came first). Applying a write
+ * directly instead could undo a later change by another process heard before the write's answer.
  *
  * How current the copy is: a change committed by another process is seen once its notification
- * arrives, a few milliseconds later (PostgreSQL delivers notifications after the commit, in
- * commit order). Until the copy is loaded, while the listening connection is lost (from the
- * moment pg-listen starts reconnecting until the list is copied again), and while the list has
- * more than `limit` addresses, each look-up asks PostgreSQL. Changes that arrive while the list
- * is being copied are applied after the copy, in order; applying a change again is harmless
- * (an add or remove of one address), so the copy ends as the table is.
+ * arrives, a few milliseconds later. The copy is loaded only after `LISTEN` has taken effect, so
+ * a change is in the copy, or announced to it, or both; the changes heard while it loads are
+ * applied after it, in order (applying one again is harmless: an add or remove of one address).
+ * Until the copy is loaded, from the moment the listening connection is lost (an error, its end,
+ * or a `SELECT 1` every `healthCheckMs` not answered within `checkTimeoutMs`, which finds a path
+ * gone silent) until it is connected again and the list copied anew, and while the list has more
+ * than `limit` addresses (counted again every `recheckMs`), each look-up asks PostgreSQL.
  *
  * For screening at accept time (`email server`): a recipient suppressed milliseconds before
  * may be accepted, as one suppressed milliseconds after would be, and the worker looks every
  * recipient up in PostgreSQL again before the send.
+ *
+ * The listening connection is a `pg.Client` of its own rather than pg-listen's: pg-listen 1.7's
+ * reconnection loop cannot be stopped (it leaked a connection per attempt when the first one was
+ * cut, and went on after `close()`), and its check has no timeout.
  */
 export class CachedSuppressionList implements SuppressionList {
   private readonly url: string;
-  private subscriber: ReturnType<typeof createSubscriber> | undefined;
+  private readonly log: Logger;
+  private readonly ready: () => boolean;
   private readonly limit: number;
   private readonly retryMs: number;
-  private readonly ready: () => boolean;
-  private readonly log: Logger;
+  private readonly healthCheckMs: number;
+  private readonly checkTimeoutMs: number;
+  private readonly recheckMs: number;
+  /** The listening connection, from its creation until it is lost or stopped. */
+  private client: pg.Client | undefined;
+  private health: NodeJS.Timeout | undefined;
+  /** The next connection attempt, or the next load. */
+  private timer: NodeJS.Timeout | undefined;
   /** The copy; undefined while look-ups ask PostgreSQL. */
   private keys: Set<string> | undefined;
   /** Changes heard while a copy is being loaded, applied after it in order. */
   private heard: Change[] | undefined;
+  /** This list's name in its marks, and the marks it waits for (see `caughtUp`). */
+  private readonly name = randomBytes(8).toString('hex');
+  private marks = 0;
+  private readonly waiting = new Map<number, () => void>();
+  /** The listening connection's queries, one at a time (pg warns of a query sent during another). */
+  private asking: Promise<unknown> = Promise.resolve();
+  private checking = false;
   /** Bumped by every new load and every lost connection: a load of an older one is dropped. */
   private generation = 0;
-  private retry: NodeJS.Timeout | undefined;
-  private overLimitLogged = false;
+  private down = false;
+  private overLimit = false;
   private stopped = false;
 
   constructor(
     private readonly inner: SqlSuppressionList,
     options: CachedSuppressionListOptions,
   ) {
-    this.limit = options.limit ?? SUPPRESSION_CACHE_LIMIT;
-    this.retryMs = options.retryMs ?? RELOAD_RETRY_MS;
-    this.ready = options.ready ?? (() => true);
-    this.log = options.log;
     this.url = options.url;
+    this.log = options.log;
+    this.ready = options.ready ?? (() => true);
+    this.limit = options.limit ?? SUPPRESSION_CACHE_LIMIT;
+    this.retryMs = options.retryMs ?? RETRY_MS;
+    this.healthCheckMs = options.healthCheckMs ?? HEALTH_CHECK_MS;
+    this.checkTimeoutMs = options.checkTimeoutMs ?? CHECK_TIMEOUT_MS;
+    this.recheckMs = options.recheckMs ?? RECHECK_MS;
   }
 
   /**
-   * Connects the listening connection and copies the list. Resolves once the first attempt is
-   * over, whatever its outcome: until the copy is there, look-ups ask PostgreSQL, and a failed
-   * connection is tried again every `retryMs` in the background.
+   * Connects the listening connection, then copies the list. Resolves once the first attempt to
+   * connect is over, whatever its outcome: look-ups ask PostgreSQL until the copy is there, and a
+   * failed connection is tried again every `retryMs` in the background.
    */
-  async start(): Promise<void> {
-    if (this.stopped || this.subscriber !== undefined) return;
-    const subscriber = this.listener();
-    this.subscriber = subscriber;
-    try {
-      // Listened to before connecting, so that pg-listen listens again on every new connection.
-      void subscriber.listenTo(SUPPRESSION_CHANNEL)?.catch(() => undefined);
-      await subscriber.connect();
-    } catch (error) {
-      this.log.warn(
-        { reason: error instanceof Error ? error.message : String(error) },
-        'Cannot listen for suppression list changes yet; look-ups ask PostgreSQL meanwhile',
-      );
-      // A client that failed to connect cannot connect again: a new listener, later.
-      this.subscriber = undefined;
-      await subscriber.close().catch(() => undefined);
-      if (this.stopped) return;
-      this.retry = setTimeout(() => void this.start(), this.retryMs);
-      this.retry.unref();
-    }
+  start(): Promise<void> {
+    return this.connect();
   }
 
-  /** Closes the listening connection; look-ups ask PostgreSQL from then on. */
+  /** Closes the listening connection and every timer; look-ups ask PostgreSQL from then on. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.forget();
-    clearTimeout(this.retry);
-    const subscriber = this.subscriber;
-    this.subscriber = undefined;
-    await subscriber?.close().catch(() => undefined);
+    clearTimeout(this.timer);
+    clearInterval(this.health);
+    const client = this.client;
+    this.client = undefined;
+    if (client !== undefined) await this.close(client);
   }
 
-  private listener(): ReturnType<typeof createSubscriber> {
-    const subscriber = createSubscriber(
-      { connectionString: this.url, application_name: LISTENER_NAME },
-      {
-        // Never give up reconnecting (pg-listen's default stops after 3 s, for good), at most
-        // one attempt every 5 s; a connection that died silently is found within 10 s.
-        retryTimeout: 0,
-        retryLimit: Infinity,
-        retryInterval: (attempt) => Math.min(5_000, 250 * 2 ** attempt),
-        paranoidChecking: 10_000,
-      },
-    );
-    subscriber.events.on('connected', () => this.reload());
-    subscriber.events.on('reconnect', (attempt) => {
-      // The connection is gone: changes from now on may never be heard.
-      if (attempt === 1) this.forget();
-    });
-    subscriber.events.on('error', (error) => {
-      this.log.warn(
-        { reason: error.message },
-        'Listening for suppression list changes failed; look-ups ask PostgreSQL meanwhile',
-      );
-    });
-    subscriber.notifications.on(SUPPRESSION_CHANNEL, (payload: unknown) => this.hear(payload));
-    return subscriber;
-  }
-
-  /** Where look-ups answer from now (for tests and `/metrics`). */
+  /** Where look-ups answer from now (for tests). */
   mode(): CacheMode {
     return this.keys === undefined ? 'database' : 'memory';
   }
@@ -181,17 +183,11 @@ export class CachedSuppressionList implements SuppressionList {
   }
 
   add(entry: Suppression): TE.TaskEither<StoreUnavailable, boolean> {
-    return TE.tap(this.inner.add(entry), () => {
-      this.apply({ op: 'add', address: entry.address });
-      return TE.right(undefined);
-    });
+    return this.writing(this.inner.add(entry));
   }
 
   remove(address: string): TE.TaskEither<StoreUnavailable, boolean> {
-    return TE.tap(this.inner.remove(address), () => {
-      this.apply({ op: 'remove', address });
-      return TE.right(undefined);
-    });
+    return this.writing(this.inner.remove(address));
   }
 
   suppressed(addresses: readonly string[]): TE.TaskEither<StoreUnavailable, ReadonlySet<string>> {
@@ -209,13 +205,131 @@ export class CachedSuppressionList implements SuppressionList {
     return this.inner.list(limit, cursor);
   }
 
+  /** `write`, answered once the copy has it (when there is a copy). */
+  private writing<A>(
+    write: TE.TaskEither<StoreUnavailable, A>,
+  ): TE.TaskEither<StoreUnavailable, A> {
+    return async () => {
+      const written = await write();
+      if (E.isRight(written)) await this.caughtUp();
+      return written;
+    };
+  }
+
+  /**
+   * Resolves once every change committed before the call is in the copy: the listening
+   * connection notifies a mark of this list's and waits to hear it. A mark not heard within
+   * `checkTimeoutMs` counts as a lost connection (the copy is dropped). At once when no copy is
+   * kept or being loaded.
+   */
+  private async caughtUp(): Promise<void> {
+    const client = this.client;
+    if (client === undefined || (this.keys === undefined && this.heard === undefined)) return;
+    this.marks += 1;
+    const id = this.marks;
+    let timeout: NodeJS.Timeout | undefined;
+    const heard = new Promise<boolean>((resolve) => {
+      this.waiting.set(id, () => resolve(true));
+      timeout = setTimeout(() => resolve(false), this.checkTimeoutMs);
+    });
+    const mark = JSON.stringify({ op: 'mark', list: this.name, id });
+    this.ask(client, 'SELECT pg_notify($1, $2)', [SUPPRESSION_CHANNEL, mark]).catch(ignore);
+    const ok = await heard;
+    clearTimeout(timeout);
+    this.waiting.delete(id);
+    if (!ok) this.lost(client, new Error('its own notification did not come back in time'));
+  }
+
+  /** A query on the listening connection, after the one before it. */
+  private ask(client: pg.Client, sql: string, params: unknown[] = []): Promise<unknown> {
+    const answer = this.asking.then(() => client.query(sql, params));
+    this.asking = answer.catch(ignore);
+    return answer;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: LISTENER_NAME,
+      keepAlive: true,
+      connectionTimeoutMillis: this.checkTimeoutMs,
+      query_timeout: this.checkTimeoutMs,
+    });
+    this.client = client;
+    client.on('error', (error) => this.lost(client, error));
+    client.on('end', () => this.lost(client));
+    client.on('notification', (message) => {
+      if (client === this.client && message.channel === SUPPRESSION_CHANNEL) {
+        this.hear(message.payload);
+      }
+    });
+    try {
+      await client.connect();
+      await this.ask(client, `LISTEN ${SUPPRESSION_CHANNEL}`);
+    } catch (error) {
+      return this.lost(client, error);
+    }
+    if (client !== this.client) return;
+    if (this.down) this.log.info({}, 'Listening for suppression list changes again');
+    this.down = false;
+    this.health = setInterval(() => {
+      if (this.checking) return;
+      this.checking = true;
+      this.ask(client, 'SELECT 1')
+        .catch((error: unknown) => this.lost(client, error))
+        .finally(() => {
+          this.checking = false;
+        });
+    }, this.healthCheckMs);
+    this.health.unref();
+    // Only now: every change committed from here on is announced to this connection.
+    this.reload();
+  }
+
+  /** The listening connection failed or ended: the copy is dropped, and a new one made later. */
+  private lost(client: pg.Client, error?: unknown): void {
+    if (client !== this.client) return;
+    this.client = undefined;
+    clearInterval(this.health);
+    this.forget();
+    void this.close(client);
+    if (this.stopped) return;
+    if (!this.down) {
+      this.down = true;
+      this.log.warn(
+        { reason: error instanceof Error ? error.message : 'the connection ended' },
+        'Not listening for suppression list changes; look-ups ask PostgreSQL until it is back',
+      );
+    }
+    this.timer = setTimeout(() => void this.connect(), this.retryMs);
+    this.timer.unref();
+  }
+
+  /** Ends a connection no longer used, waiting at most `checkTimeoutMs` (a silent path never answers). */
+  private async close(client: pg.Client): Promise<void> {
+    client.removeAllListeners('notification');
+    client.on('error', ignore);
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([
+      client.end().catch(ignore),
+      new Promise<void>((resolve) => {
+        timeout = setTimeout(resolve, this.checkTimeoutMs);
+        timeout.unref();
+      }),
+    ]);
+    clearTimeout(timeout);
+  }
+
   /** A notification: applied, or kept until the copy being loaded is there. */
-  private hear(payload: unknown): void {
+  private hear(payload: string | undefined): void {
     const change = parseChange(payload);
-    if (change === undefined) {
+    if (change?.op === 'mark') {
+      if (change.list === this.name) this.waiting.get(change.id)?.();
+    } else if (change === undefined) {
       this.log.warn(
         {},
-        'A suppression list notification was not understood; loading the list again',
+        'A suppression list notification was not understood; copying the list again',
       );
       this.reload();
     } else if (change.op === 'reload') {
@@ -229,18 +343,7 @@ export class CachedSuppressionList implements SuppressionList {
     if (this.heard !== undefined) this.heard.push(change);
     else if (this.keys === undefined || change.op === 'reload') return;
     else if (change.op === 'remove') this.keys.delete(change.address);
-    else if (this.keys.add(change.address).size > this.limit) this.overLimit();
-  }
-
-  /** The list grew past `limit`: look-ups ask PostgreSQL until a reload finds it shorter. */
-  private overLimit(): void {
-    this.forget();
-    if (this.overLimitLogged) return;
-    this.overLimitLogged = true;
-    this.log.info(
-      { limit: this.limit },
-      'The suppression list is longer than the copy kept in memory may be; look-ups ask PostgreSQL',
-    );
+    else if (this.keys.add(change.address).size > this.limit) this.tooLong();
   }
 
   /** Look-ups ask PostgreSQL until the next copy; a load under way is dropped. */
@@ -248,16 +351,15 @@ export class CachedSuppressionList implements SuppressionList {
     this.generation += 1;
     this.keys = undefined;
     this.heard = undefined;
-    clearTimeout(this.retry);
+    clearTimeout(this.timer);
   }
 
   /** Copies the list anew; the changes heard meanwhile are applied after it. */
   private reload(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.client === undefined) return;
     this.forget();
-    const generation = this.generation;
     this.heard = [];
-    void this.load(generation);
+    void this.load(this.generation);
   }
 
   private async load(generation: number): Promise<void> {
@@ -265,17 +367,36 @@ export class CachedSuppressionList implements SuppressionList {
       ? await this.inner.addressesUpTo(this.limit)()
       : E.left({ _tag: 'StoreUnavailable' as const, reason: 'the database is not migrated yet' });
     if (generation !== this.generation || this.stopped) return;
-    if (E.isLeft(loaded)) {
-      // Changes keep being heard meanwhile; the next attempt starts from nothing again.
-      this.heard = undefined;
-      this.retry = setTimeout(() => this.reload(), this.retryMs);
-      this.retry.unref();
-      return;
-    }
+    if (E.isLeft(loaded)) return this.reloadIn(this.retryMs);
+    if (loaded.right === undefined) return this.tooLong();
     const heard = this.heard ?? [];
     this.heard = undefined;
-    if (loaded.right === undefined) return this.overLimit();
     this.keys = new Set(loaded.right);
+    if (this.overLimit) {
+      this.overLimit = false;
+      this.log.info({ limit: this.limit }, 'The suppression list fits in memory again');
+    }
     for (const change of heard) this.apply(change);
+  }
+
+  /** The list is longer than `limit`: look-ups ask PostgreSQL, and it is counted again later. */
+  private tooLong(): void {
+    this.forget();
+    if (!this.overLimit) {
+      this.overLimit = true;
+      this.log.info(
+        { limit: this.limit },
+        'The suppression list is longer than the copy kept in memory may be; look-ups ask PostgreSQL',
+      );
+    }
+    this.reloadIn(this.recheckMs);
+  }
+
+  private reloadIn(ms: number): void {
+    // Changes are not kept meanwhile: the next load starts from the table again.
+    this.heard = undefined;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.reload(), ms);
+    this.timer.unref();
   }
 }

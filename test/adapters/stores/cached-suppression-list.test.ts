@@ -2,6 +2,7 @@
 // table through LISTEN/NOTIFY, and fall back to asking PostgreSQL whenever the copy cannot be
 // trusted (not loaded yet, the listening connection lost, the list too long).
 import { expect } from 'chai';
+import net from 'node:net';
 import pg from 'pg';
 import {
   CachedSuppressionList,
@@ -9,6 +10,8 @@ import {
 } from '../../../src/adapters/postgres/cached-suppression-list.js';
 import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
 import type { SqlClient } from '../../../src/adapters/postgres/sql-client.js';
+import type { StoreUnavailable } from '../../../src/application/ports/email-log.js';
+import type * as TE from 'fp-ts/lib/TaskEither.js';
 import { SqlSuppressionList } from '../../../src/adapters/postgres/sql-suppression-list.js';
 import type { Suppression } from '../../../src/application/ports/suppression-list.js';
 import type { Logger } from '../../../src/application/ports/system.js';
@@ -18,7 +21,7 @@ import { later } from '../../support/builders.js';
 import type { TestDatabase } from '../../support/postgres.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
 import { emptyStoreTables } from '../../support/sql-stores.js';
-import { eventually } from '../../support/waiting.js';
+import { eventually, sleep } from '../../support/waiting.js';
 
 const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -43,11 +46,88 @@ function countingLookUps(inner: SqlClient): { client: SqlClient; lookUps: () => 
   };
 }
 
+/**
+ * A TCP door to PostgreSQL that a test opens and shuts. Shut, it accepts connections and closes
+ * them at once (what a Docker published port or a proxy does while the database behind it is
+ * down) and cuts every link through it; frozen, every link goes silent both ways without being
+ * closed (a dead network path); slowed, what clients send reaches PostgreSQL `ms` later.
+ */
+interface Door {
+  readonly port: number;
+  /** Connections accepted so far, open or shut. */
+  accepted(): number;
+  open(): void;
+  shut(): void;
+  freeze(): void;
+  slowUp(ms: number): void;
+  close(): Promise<void>;
+}
+
+async function door(target: number): Promise<Door> {
+  let open = false;
+  let frozen = false;
+  let upDelay = 0;
+  let accepted = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    accepted += 1;
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(target, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (chunk) => {
+      if (frozen) return;
+      if (upDelay === 0) upstream.write(chunk);
+      else setTimeout(() => frozen || upstream.destroyed || upstream.write(chunk), upDelay);
+    });
+    upstream.on('data', (chunk) => frozen || client.write(chunk));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const socket of [client, upstream]) socket.on('error', end).on('close', end);
+  });
+  const port = await new Promise<number>((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)),
+  );
+  const cutAll = () => {
+    for (const socket of sockets) socket.destroy();
+    sockets.clear();
+  };
+  return {
+    port,
+    accepted: () => accepted,
+    open: () => {
+      open = true;
+    },
+    shut: () => {
+      open = false;
+      cutAll();
+    },
+    freeze: () => {
+      frozen = true;
+    },
+    slowUp: (ms) => {
+      upDelay = ms;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        cutAll();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 describe('CachedSuppressionList on PostgreSQL', function () {
   this.timeout(30_000);
   let db: TestDatabase | undefined;
   let one: PgDatabase;
   let two: PgDatabase;
+  let admin: pg.Client;
   const started: CachedSuppressionList[] = [];
 
   before(async () => {
@@ -55,8 +135,11 @@ describe('CachedSuppressionList on PostgreSQL', function () {
     db = await migratedDatabase('suppression_cache');
     one = new PgDatabase({ url: db.url, maxConnections: 5 });
     two = new PgDatabase({ url: db.url, maxConnections: 5 });
+    admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
   });
   after(async () => {
+    await admin?.end();
     await one?.close();
     await two?.close();
     await db?.drop();
@@ -67,12 +150,22 @@ describe('CachedSuppressionList on PostgreSQL', function () {
 
   /** A started cached list on pool one, its copy loaded. */
   async function cached(
-    options: { limit?: number; url?: string; ready?: () => boolean; client?: SqlClient } = {},
+    options: {
+      limit?: number;
+      url?: string;
+      ready?: () => boolean;
+      client?: SqlClient;
+      inner?: SqlSuppressionList;
+    } = {},
   ): Promise<CachedSuppressionList> {
-    const list = new CachedSuppressionList(new SqlSuppressionList(options.client ?? one.client), {
+    const inner = options.inner ?? new SqlSuppressionList(options.client ?? one.client);
+    const list = new CachedSuppressionList(inner, {
       url: options.url ?? db!.url,
       log: silent,
       retryMs: 50,
+      recheckMs: 50,
+      healthCheckMs: 200,
+      checkTimeoutMs: 500,
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
       ...(options.ready !== undefined ? { ready: options.ready } : {}),
     });
@@ -85,6 +178,40 @@ describe('CachedSuppressionList on PostgreSQL', function () {
   const suppressed = (list: CachedSuppressionList, addresses: readonly string[]) =>
     right(list.suppressed(addresses)).then((set) => [...set].sort());
   const peer = () => new SqlSuppressionList(two.client);
+  const table = (addresses: readonly string[]) =>
+    right(peer().suppressed(addresses)).then((set) => [...set].sort());
+  /** The copy answers for `addresses` from memory as the table does. */
+  async function settlesLikeTheTable(list: CachedSuppressionList, addresses: readonly string[]) {
+    const truth = await table(addresses);
+    await eventually(
+      async () => {
+        expect(list.mode(), 'answering from the copy').to.equal('memory');
+        expect(await suppressed(list, addresses), 'the copy').to.deep.equal(truth);
+        return true;
+      },
+      { what: `the copy to answer ${JSON.stringify(truth)} like the table` },
+    );
+  }
+  /**
+   * Returns once every change committed before it was heard by `list`: notifications arrive in
+   * commit order, so once a marker added after them is in the copy (and its removal too), so is
+   * everything before.
+   */
+  async function heardEverything(list: CachedSuppressionList): Promise<void> {
+    const marker = `marker-${Math.random().toString(36).slice(2)}@example.org`;
+    await right(peer().add(entry(marker)));
+    await eventually(async () => (await suppressed(list, [marker])).length === 1);
+    await right(peer().remove(marker));
+    await eventually(async () => (await suppressed(list, [marker])).length === 0);
+  }
+  const listeners = async () => {
+    const { rows } = await admin.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = $1`,
+      [LISTENER_NAME],
+    );
+    return Number(rows[0]!.n);
+  };
 
   suppressionListContract('CachedSuppressionList', async () => {
     await emptyStoreTables(one.client);
@@ -171,31 +298,25 @@ describe('CachedSuppressionList on PostgreSQL', function () {
     it('copies the list again after its listening connection was lost', async () => {
       const list = await cached();
       await loaded(list);
-      const admin = new pg.Client({ connectionString: db!.url });
-      await admin.connect();
+      // A change nobody hears (its trigger off): the copy misses it until it is made again.
+      await admin.query('ALTER TABLE suppressions DISABLE TRIGGER suppressions_announce_rows');
       try {
-        // A change nobody hears (its trigger off): the copy misses it until it is made again.
-        await admin.query('ALTER TABLE suppressions DISABLE TRIGGER suppressions_announce_rows');
         await right(peer().add(entry('unheard@example.org')));
-        await admin.query('ALTER TABLE suppressions ENABLE TRIGGER suppressions_announce_rows');
-        expect(await suppressed(list, ['unheard@example.org'])).to.deep.equal([]);
-        const killed = await admin.query(
-          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE datname = current_database() AND application_name = $1`,
-          [LISTENER_NAME],
-        );
-        expect(killed.rowCount).to.equal(1);
       } finally {
-        await admin.end();
+        await admin.query('ALTER TABLE suppressions ENABLE TRIGGER suppressions_announce_rows');
       }
+      expect(await suppressed(list, ['unheard@example.org'])).to.deep.equal([]);
+      const killed = await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = $1`,
+        [LISTENER_NAME],
+      );
+      expect(killed.rowCount).to.equal(1);
       // Meanwhile look-ups ask PostgreSQL (and find it); then the new copy has it.
-      await eventually(async () => {
-        expect(list.mode()).to.equal('memory');
-        expect(await suppressed(list, ['unheard@example.org'])).to.deep.equal([
-          'unheard@example.org',
-        ]);
-        return true;
-      });
+      await settlesLikeTheTable(list, ['unheard@example.org']);
+      expect(await suppressed(list, ['unheard@example.org'])).to.deep.equal([
+        'unheard@example.org',
+      ]);
     });
 
     it('waits for the database to be migrated before copying it', async () => {
@@ -216,6 +337,236 @@ describe('CachedSuppressionList on PostgreSQL', function () {
       await right(peer().add(entry('ada@example.org')));
       expect(list.mode()).to.equal('database');
       expect(await suppressed(list, ['ada@example.org'])).to.deep.equal(['ada@example.org']);
+    });
+  });
+
+  describe('changes it must follow', () => {
+    beforeEach(() => emptyStoreTables(one.client));
+
+    it('follows an UPDATE of the address, ignores a rollback, and reloads on TRUNCATE then INSERT', async () => {
+      await right(peer().add(entry('old@example.org')));
+      const list = await cached();
+      await loaded(list);
+      await two.client.query(
+        `UPDATE suppressions SET address = 'new@example.org' WHERE address = 'old@example.org'`,
+      );
+      await settlesLikeTheTable(list, ['old@example.org', 'new@example.org']);
+      await two.client
+        .transaction(async (tx: SqlClient) => {
+          await tx.query('DELETE FROM suppressions');
+          await tx.query(
+            `INSERT INTO suppressions (address, reason, created_at) VALUES ('rb@example.org', 'manual', now())`,
+          );
+          throw new Error('roll back');
+        })
+        .catch(() => undefined);
+      await heardEverything(list);
+      await settlesLikeTheTable(list, ['new@example.org', 'rb@example.org']);
+      await two.client.transaction(async (tx: SqlClient) => {
+        await tx.query('TRUNCATE suppressions');
+        await tx.query(
+          `INSERT INTO suppressions (address, reason, created_at) VALUES ('t@example.org', 'manual', now())`,
+        );
+      });
+      await settlesLikeTheTable(list, ['new@example.org', 't@example.org']);
+    });
+
+    it('ends like the table when changes are committed before, during and after its load', async () => {
+      class Racing extends SqlSuppressionList {
+        override addressesUpTo(max: number) {
+          return async () => {
+            await right(peer().add(entry('before@example.org')));
+            await right(peer().add(entry('gone@example.org')));
+            const result = await super.addressesUpTo(max)();
+            await right(peer().remove('gone@example.org'));
+            await right(peer().add(entry('after@example.org')));
+            return result;
+          };
+        }
+      }
+      const list = await cached({ inner: new Racing(one.client) });
+      await loaded(list);
+      await heardEverything(list);
+      await settlesLikeTheTable(list, [
+        'before@example.org',
+        'gone@example.org',
+        'after@example.org',
+      ]);
+    });
+
+    it('follows 5,000 inserts and then their deletion, each in one transaction', async () => {
+      const list = await cached({ limit: 10_000 });
+      await loaded(list);
+      await two.client.query(
+        `INSERT INTO suppressions (address, reason, created_at)
+         SELECT 'n' || i || '@example.org', 'manual', now() FROM generate_series(1, 5000) i`,
+      );
+      await eventually(() => list.size() === 5000, { what: '5,000 in the copy' });
+      await two.client.query(`DELETE FROM suppressions WHERE address LIKE 'n%'`);
+      await eventually(() => list.size() === 0, { what: 'none in the copy' });
+      expect(list.mode()).to.equal('memory');
+    });
+
+    // PostgreSQL drops a notification equal to one the same transaction sent already: the
+    // payloads carry a sequence number so that none is.
+    it('follows a transaction that adds, removes and adds an address again', async () => {
+      const list = await cached();
+      await loaded(list);
+      await two.client.transaction(async (tx: SqlClient) => {
+        for (const sql of [
+          `INSERT INTO suppressions (address, reason, created_at) VALUES ('x@example.org', 'manual', now())`,
+          `DELETE FROM suppressions WHERE address = 'x@example.org'`,
+          `INSERT INTO suppressions (address, reason, created_at) VALUES ('x@example.org', 'bounce', now())`,
+        ]) {
+          await tx.query(sql);
+        }
+      });
+      expect(await table(['x@example.org'])).to.deep.equal(['x@example.org']);
+      await heardEverything(list);
+      await settlesLikeTheTable(list, ['x@example.org']);
+    });
+
+    it('follows a transaction that removes, adds and removes an address again', async () => {
+      await right(peer().add(entry('x@example.org')));
+      const list = await cached();
+      await loaded(list);
+      await two.client.transaction(async (tx: SqlClient) => {
+        for (const sql of [
+          `DELETE FROM suppressions WHERE address = 'x@example.org'`,
+          `INSERT INTO suppressions (address, reason, created_at) VALUES ('x@example.org', 'manual', now())`,
+          `DELETE FROM suppressions WHERE address = 'x@example.org'`,
+        ]) {
+          await tx.query(sql);
+        }
+      });
+      expect(await table(['x@example.org'])).to.deep.equal([]);
+      await heardEverything(list);
+      await settlesLikeTheTable(list, ['x@example.org']);
+    });
+
+    it('answers from memory again once the list is back within its limit', async () => {
+      const list = await cached({ limit: 2 });
+      await loaded(list);
+      for (const a of ['a', 'b', 'c']) await right(peer().add(entry(`${a}@example.org`)));
+      await eventually(() => list.mode() === 'database', { what: 'the copy given up' });
+      for (const a of ['b', 'c']) await right(peer().remove(`${a}@example.org`));
+      await settlesLikeTheTable(list, ['a@example.org', 'b@example.org']);
+    });
+  });
+
+  describe("this process's own writes racing another process's", () => {
+    beforeEach(() => emptyStoreTables(one.client));
+
+    /**
+     * A SqlSuppressionList whose add and remove, once committed, let `meanwhile` happen before
+     * they answer: what an event loop busy for a few milliseconds does, when the notification of
+     * a later commit elsewhere is read before the answer to our own statement.
+     */
+    class AnswersLate extends SqlSuppressionList {
+      meanwhile: () => Promise<void> = async () => undefined;
+      override add(e: Suppression): TE.TaskEither<StoreUnavailable, boolean> {
+        return async () => {
+          const result = await super.add(e)();
+          await this.meanwhile();
+          return result;
+        };
+      }
+      override remove(address: string): TE.TaskEither<StoreUnavailable, boolean> {
+        return async () => {
+          const result = await super.remove(address)();
+          await this.meanwhile();
+          return result;
+        };
+      }
+    }
+
+    it('does not keep its add when another process removed the address after it', async () => {
+      const inner = new AnswersLate(one.client);
+      const list = await cached({ inner });
+      await loaded(list);
+      inner.meanwhile = async () => {
+        await right(peer().remove('x@example.org'));
+        await heardEverything(list);
+      };
+      expect(await right(list.add(entry('x@example.org')))).to.equal(true);
+      expect(await table(['x@example.org'])).to.deep.equal([]);
+      expect(await suppressed(list, ['x@example.org'])).to.deep.equal([]);
+    });
+
+    it('does not keep its remove when another process added the address again after it', async () => {
+      await right(peer().add(entry('x@example.org')));
+      const inner = new AnswersLate(one.client);
+      const list = await cached({ inner });
+      await loaded(list);
+      inner.meanwhile = async () => {
+        await right(peer().add(entry('x@example.org', 1)));
+        await heardEverything(list);
+      };
+      expect(await right(list.remove('x@example.org'))).to.equal(true);
+      expect(await table(['x@example.org'])).to.deep.equal(['x@example.org']);
+      expect(await suppressed(list, ['x@example.org'])).to.deep.equal(['x@example.org']);
+    });
+  });
+
+  describe('its listening connection', () => {
+    let gate: Door;
+    beforeEach(async () => {
+      await emptyStoreTables(one.client);
+      gate = await door(Number(new URL(db!.url).port || 5432));
+    });
+    afterEach(() => gate.close());
+    const through = () => {
+      const url = new URL(db!.url);
+      url.port = String(gate.port);
+      return url.toString();
+    };
+
+    it('leaves no connection behind after first attempts the database end cut, nor after stop', async () => {
+      const list = await cached({ url: through() });
+      await eventually(() => gate.accepted() >= 4, { what: 'four attempts cut' });
+      gate.open();
+      await loaded(list);
+      expect(await listeners(), 'listening connections while running').to.equal(1);
+      await list.stop();
+      await eventually(async () => (await listeners()) === 0, {
+        what: 'no listening connection after stop()',
+      });
+    });
+
+    it('hears changes committed right after its first copy was loaded, on a slow link', async () => {
+      gate.open();
+      gate.slowUp(300);
+      const list = await cached({ url: through() });
+      await loaded(list);
+      await right(peer().add(entry('x@example.org')));
+      await heardEverything(list);
+      await settlesLikeTheTable(list, ['x@example.org']);
+    });
+
+    it('notices a connection that died silently, and asks PostgreSQL meanwhile', async () => {
+      gate.open();
+      const list = await cached({ url: through() });
+      await loaded(list);
+      gate.freeze();
+      await right(peer().add(entry('x@example.org')));
+      // Its check (every 200 ms here, 10 s by default) gets no answer within 500 ms (5 s).
+      await eventually(() => list.mode() === 'database', { what: 'the copy given up' });
+      expect(await suppressed(list, ['x@example.org'])).to.deep.equal(['x@example.org']);
+    });
+
+    it('opens no connection any more once stopped while reconnecting', async () => {
+      gate.open();
+      const list = await cached({ url: through() });
+      await loaded(list);
+      gate.shut();
+      await eventually(() => list.mode() === 'database', { what: 'the copy given up' });
+      await list.stop();
+      const attempts = gate.accepted();
+      gate.open();
+      // Real time must pass to show that nothing happens: ten retry periods.
+      await sleep(500);
+      expect(gate.accepted(), 'connection attempts after stop()').to.equal(attempts);
+      expect(await listeners(), 'listening connections after stop()').to.equal(0);
     });
   });
 });
