@@ -17,6 +17,11 @@ BEGIN
       json_build_object('op', 'reload', 'seq', nextval('suppression_changes'))::text);
     RETURN NULL;
   END IF;
+  -- An update that keeps the address changes nothing a copy holds: announced as a remove and
+  -- an add, a look-up between the two would miss an address that never left.
+  IF TG_OP = 'UPDATE' AND OLD.address = NEW.address THEN
+    RETURN NULL;
+  END IF;
   IF TG_OP IN ('DELETE', 'UPDATE') THEN
     PERFORM pg_notify('email_suppressions', json_build_object(
       'op', 'remove', 'address', OLD.address, 'seq', nextval('suppression_changes'))::text);

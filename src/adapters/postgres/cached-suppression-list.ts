@@ -9,6 +9,7 @@ import type {
   SuppressionPage,
 } from '../../application/ports/suppression-list.js';
 import type { Logger } from '../../application/ports/system.js';
+import { safeReason } from './sql-client.js';
 import type { SqlSuppressionList } from './sql-suppression-list.js';
 
 /** The channel the `suppressions` table's triggers announce every change on (migration 1768608000000). */
@@ -41,6 +42,13 @@ interface Mark {
   readonly op: 'mark';
   readonly list: string;
   readonly id: number;
+}
+
+/** A mark sent and not heard yet: the writes it answers, and its timeout once sent. */
+interface PendingMark {
+  readonly id: number;
+  readonly waiters: (() => void)[];
+  timer?: NodeJS.Timeout;
 }
 
 const NONE: ReadonlySet<string> = new Set();
@@ -125,10 +133,17 @@ export class CachedSuppressionList implements SuppressionList {
   private keys: Set<string> | undefined;
   /** Changes heard while a copy is being loaded, applied after it in order. */
   private heard: Change[] | undefined;
-  /** This list's name in its marks, and the marks it waits for (see `caughtUp`). */
+  /** This list's name in its marks (see `caughtUp`). */
   private readonly name = randomBytes(8).toString('hex');
   private marks = 0;
-  private readonly waiting = new Map<number, () => void>();
+  /** The mark sent and not heard yet, with the writes it answers. */
+  private mark: PendingMark | undefined;
+  /** Writes committed after that mark was sent: the next mark answers them. */
+  private waiters: (() => void)[] = [];
+  /** A load is under way; `again`: another must follow it (a reload was asked meanwhile). */
+  private loading = false;
+  private again = false;
+  private warnedPayload = false;
   /** The listening connection's queries, one at a time (pg warns of a query sent during another). */
   private asking: Promise<unknown> = Promise.resolve();
   private checking = false;
@@ -218,31 +233,72 @@ export class CachedSuppressionList implements SuppressionList {
 
   /**
    * Resolves once every change committed before the call is in the copy: the listening
-   * connection notifies a mark of this list's and waits to hear it. A mark not heard within
-   * `checkTimeoutMs` counts as a lost connection (the copy is dropped). At once when no copy is
-   * kept or being loaded.
+   * connection notifies a mark of this list's and waits to hear it (notifications arrive in
+   * commit order). One mark is in flight at a time, and answers every write that called before
+   * it was sent; the writes that call meanwhile wait for the next. A mark not heard within
+   * `checkTimeoutMs` of being sent counts as a lost connection. Every wait ends at once when the
+   * copy is dropped (a lost connection, `stop`): look-ups then ask PostgreSQL, which has the
+   * write. At once when no copy is kept or being loaded.
    */
-  private async caughtUp(): Promise<void> {
-    const client = this.client;
-    if (client === undefined || (this.keys === undefined && this.heard === undefined)) return;
-    this.marks += 1;
-    const id = this.marks;
-    let timeout: NodeJS.Timeout | undefined;
-    const heard = new Promise<boolean>((resolve) => {
-      this.waiting.set(id, () => resolve(true));
-      timeout = setTimeout(() => resolve(false), this.checkTimeoutMs);
+  private caughtUp(): Promise<void> {
+    if (this.client === undefined || (this.keys === undefined && this.heard === undefined)) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      this.sendMark();
     });
-    const mark = JSON.stringify({ op: 'mark', list: this.name, id });
-    this.ask(client, 'SELECT pg_notify($1, $2)', [SUPPRESSION_CHANNEL, mark]).catch(ignore);
-    const ok = await heard;
-    clearTimeout(timeout);
-    this.waiting.delete(id);
-    if (!ok) this.lost(client, new Error('its own notification did not come back in time'));
+  }
+
+  private sendMark(): void {
+    const client = this.client;
+    if (this.mark !== undefined || this.waiters.length === 0 || client === undefined) return;
+    this.marks += 1;
+    const mark: PendingMark = { id: this.marks, waiters: this.waiters };
+    this.mark = mark;
+    this.waiters = [];
+    const payload = JSON.stringify({ op: 'mark', list: this.name, id: mark.id });
+    this.ask(client, 'SELECT pg_notify($1, $2)', [SUPPRESSION_CHANNEL, payload], () => {
+      if (this.mark !== mark) return;
+      mark.timer = setTimeout(() => {
+        this.lost(client, new Error('its own notification did not come back in time'));
+      }, this.checkTimeoutMs);
+      mark.timer.unref();
+    }).catch((error: unknown) => this.lost(client, error));
+  }
+
+  /** The mark `id` came back: its writes are answered, and the next mark goes out. */
+  private markHeard(id: number): void {
+    const mark = this.mark;
+    if (mark === undefined || mark.id !== id) return;
+    clearTimeout(mark.timer);
+    this.mark = undefined;
+    for (const resolve of mark.waiters) resolve();
+    this.sendMark();
+  }
+
+  /** Ends every write's wait (the copy is dropped, or the list stopped). */
+  private releaseWaiters(): void {
+    const mark = this.mark;
+    this.mark = undefined;
+    clearTimeout(mark?.timer);
+    const waiters = [...(mark?.waiters ?? []), ...this.waiters];
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   /** A query on the listening connection, after the one before it. */
-  private ask(client: pg.Client, sql: string, params: unknown[] = []): Promise<unknown> {
-    const answer = this.asking.then(() => client.query(sql, params));
+  private ask(
+    client: pg.Client,
+    sql: string,
+    params: unknown[] = [],
+    onSent?: () => void,
+  ): Promise<unknown> {
+    const answer = this.asking.then(() => {
+      const query = client.query(sql, params);
+      onSent?.();
+      return query;
+    });
     this.asking = answer.catch(ignore);
     return answer;
   }
@@ -265,7 +321,11 @@ export class CachedSuppressionList implements SuppressionList {
       }
     });
     try {
-      await client.connect();
+      // pg never settles connect() for a client ended while connecting (stop()): its end does.
+      await new Promise<void>((resolve, reject) => {
+        client.once('end', () => reject(new Error('the connection ended while connecting')));
+        client.connect().then(() => resolve(), reject);
+      });
       await this.ask(client, `LISTEN ${SUPPRESSION_CHANNEL}`);
     } catch (error) {
       return this.lost(client, error);
@@ -298,7 +358,7 @@ export class CachedSuppressionList implements SuppressionList {
     if (!this.down) {
       this.down = true;
       this.log.warn(
-        { reason: error instanceof Error ? error.message : 'the connection ended' },
+        { reason: error === undefined ? 'the connection ended' : safeReason(error) },
         'Not listening for suppression list changes; look-ups ask PostgreSQL until it is back',
       );
     }
@@ -325,12 +385,16 @@ export class CachedSuppressionList implements SuppressionList {
   private hear(payload: string | undefined): void {
     const change = parseChange(payload);
     if (change?.op === 'mark') {
-      if (change.list === this.name) this.waiting.get(change.id)?.();
+      if (change.list === this.name) this.markHeard(change.id);
     } else if (change === undefined) {
-      this.log.warn(
-        {},
-        'A suppression list notification was not understood; copying the list again',
-      );
+      // Anyone may NOTIFY on the channel: said once, and the list copied again to be sure.
+      if (!this.warnedPayload) {
+        this.warnedPayload = true;
+        this.log.warn(
+          {},
+          'A suppression list notification was not understood; copying the list again',
+        );
+      }
       this.reload();
     } else if (change.op === 'reload') {
       this.reload();
@@ -346,19 +410,33 @@ export class CachedSuppressionList implements SuppressionList {
     else if (this.keys.add(change.address).size > this.limit) this.tooLong();
   }
 
-  /** Look-ups ask PostgreSQL until the next copy; a load under way is dropped. */
+  /** Look-ups ask PostgreSQL until the next copy; a load under way is dropped, waits ended. */
   private forget(): void {
     this.generation += 1;
     this.keys = undefined;
     this.heard = undefined;
+    this.loading = false;
+    this.again = false;
     clearTimeout(this.timer);
+    this.releaseWaiters();
   }
 
-  /** Copies the list anew; the changes heard meanwhile are applied after it. */
+  /**
+   * Copies the list anew; the changes heard meanwhile are applied after it. Asked during a load,
+   * one more load follows it (that one may have read the table before the change): a burst of
+   * TRUNCATEs costs two loads, not one each.
+   */
   private reload(): void {
     if (this.stopped || this.client === undefined) return;
-    this.forget();
+    this.keys = undefined;
+    if (this.loading) {
+      this.again = true;
+      return;
+    }
+    this.generation += 1;
+    clearTimeout(this.timer);
     this.heard = [];
+    this.loading = true;
     void this.load(this.generation);
   }
 
@@ -367,6 +445,11 @@ export class CachedSuppressionList implements SuppressionList {
       ? await this.inner.addressesUpTo(this.limit)()
       : E.left({ _tag: 'StoreUnavailable' as const, reason: 'the database is not migrated yet' });
     if (generation !== this.generation || this.stopped) return;
+    this.loading = false;
+    if (this.again) {
+      this.again = false;
+      return this.reload();
+    }
     if (E.isLeft(loaded)) return this.reloadIn(this.retryMs);
     if (loaded.right === undefined) return this.tooLong();
     const heard = this.heard ?? [];
