@@ -2,7 +2,6 @@
 // connection goes or the list stops, bursts of writes on a slow link, bursts of TRUNCATEs, a
 // stop while connecting, and updates that keep the address. Each test states what a caller sees.
 import { expect } from 'chai';
-import net from 'node:net';
 import { CachedSuppressionList } from '../../../src/adapters/postgres/cached-suppression-list.js';
 import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
 import type { SqlClient } from '../../../src/adapters/postgres/sql-client.js';
@@ -14,6 +13,8 @@ import { later } from '../../support/builders.js';
 import type { TestDatabase } from '../../support/postgres.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
 import { emptyStoreTables } from '../../support/sql-stores.js';
+import type { Door } from '../../support/door.js';
+import { door } from '../../support/door.js';
 import { eventually } from '../../support/waiting.js';
 
 const entry = (address: string): Suppression => ({
@@ -33,72 +34,6 @@ function recording(): Logger & { warnings: string[] } {
     },
     error: () => undefined,
   } as Logger & { warnings: string[] };
-}
-
-/** The TCP door of the first suite (open, shut, freeze, slow the way up). */
-interface Door {
-  readonly port: number;
-  open(): void;
-  shut(): void;
-  freeze(): void;
-  slowUp(ms: number): void;
-  close(): Promise<void>;
-}
-
-async function door(target: number): Promise<Door> {
-  let open = false;
-  let frozen = false;
-  let upDelay = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    if (!open) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(target, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    client.on('data', (chunk) => {
-      if (frozen) return;
-      if (upDelay === 0) upstream.write(chunk);
-      else setTimeout(() => frozen || upstream.destroyed || upstream.write(chunk), upDelay);
-    });
-    upstream.on('data', (chunk) => frozen || client.write(chunk));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    for (const socket of [client, upstream]) socket.on('error', end).on('close', end);
-  });
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)),
-  );
-  const cutAll = () => {
-    for (const socket of sockets) socket.destroy();
-    sockets.clear();
-  };
-  return {
-    port,
-    open: () => {
-      open = true;
-    },
-    shut: () => {
-      open = false;
-      cutAll();
-    },
-    freeze: () => {
-      frozen = true;
-    },
-    slowUp: (ms) => {
-      upDelay = ms;
-    },
-    close: () =>
-      new Promise((resolve) => {
-        cutAll();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 describe('CachedSuppressionList under faults and load', function () {

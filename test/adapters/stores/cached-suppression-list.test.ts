@@ -2,7 +2,6 @@
 // table through LISTEN/NOTIFY, and fall back to asking PostgreSQL whenever the copy cannot be
 // trusted (not loaded yet, the listening connection lost, the list too long).
 import { expect } from 'chai';
-import net from 'node:net';
 import pg from 'pg';
 import {
   CachedSuppressionList,
@@ -21,6 +20,8 @@ import { later } from '../../support/builders.js';
 import type { TestDatabase } from '../../support/postgres.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
 import { emptyStoreTables } from '../../support/sql-stores.js';
+import type { Door } from '../../support/door.js';
+import { door } from '../../support/door.js';
 import { eventually, sleep } from '../../support/waiting.js';
 
 const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -43,82 +44,6 @@ function countingLookUps(inner: SqlClient): { client: SqlClient; lookUps: () => 
       },
       transaction: (work) => inner.transaction(work),
     },
-  };
-}
-
-/**
- * A TCP door to PostgreSQL that a test opens and shuts. Shut, it accepts connections and closes
- * them at once (what a Docker published port or a proxy does while the database behind it is
- * down) and cuts every link through it; frozen, every link goes silent both ways without being
- * closed (a dead network path); slowed, what clients send reaches PostgreSQL `ms` later.
- */
-interface Door {
-  readonly port: number;
-  /** Connections accepted so far, open or shut. */
-  accepted(): number;
-  open(): void;
-  shut(): void;
-  freeze(): void;
-  slowUp(ms: number): void;
-  close(): Promise<void>;
-}
-
-async function door(target: number): Promise<Door> {
-  let open = false;
-  let frozen = false;
-  let upDelay = 0;
-  let accepted = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    accepted += 1;
-    if (!open) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(target, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    client.on('data', (chunk) => {
-      if (frozen) return;
-      if (upDelay === 0) upstream.write(chunk);
-      else setTimeout(() => frozen || upstream.destroyed || upstream.write(chunk), upDelay);
-    });
-    upstream.on('data', (chunk) => frozen || client.write(chunk));
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    for (const socket of [client, upstream]) socket.on('error', end).on('close', end);
-  });
-  const port = await new Promise<number>((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)),
-  );
-  const cutAll = () => {
-    for (const socket of sockets) socket.destroy();
-    sockets.clear();
-  };
-  return {
-    port,
-    accepted: () => accepted,
-    open: () => {
-      open = true;
-    },
-    shut: () => {
-      open = false;
-      cutAll();
-    },
-    freeze: () => {
-      frozen = true;
-    },
-    slowUp: (ms) => {
-      upDelay = ms;
-    },
-    close: () =>
-      new Promise((resolve) => {
-        cutAll();
-        server.close(() => resolve());
-      }),
   };
 }
 
