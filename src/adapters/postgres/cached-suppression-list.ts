@@ -34,8 +34,12 @@ export const CHECK_TIMEOUT_MS = 5_000;
 export const RECHECK_MS = 60_000;
 
 /** What the triggers send: a row added or removed, or a TRUNCATE (everything may have gone). */
-type Change =
-  { readonly op: 'add' | 'remove'; readonly address: string } | { readonly op: 'reload' };
+type Change = RowChange | { readonly op: 'reload' };
+/** A row added or removed: what the copy applies. */
+interface RowChange {
+  readonly op: 'add' | 'remove';
+  readonly address: string;
+}
 
 /** What a list sends itself after its own write (see `caughtUp`); every other list ignores it. */
 interface Mark {
@@ -132,7 +136,7 @@ export class CachedSuppressionList implements SuppressionList {
   /** The copy; undefined while look-ups ask PostgreSQL. */
   private keys: Set<string> | undefined;
   /** Changes heard while a copy is being loaded, applied after it in order. */
-  private heard: Change[] | undefined;
+  private heard: RowChange[] | undefined;
   /** This list's name in its marks (see `caughtUp`). */
   private readonly name = randomBytes(8).toString('hex');
   private marks = 0;
@@ -180,7 +184,6 @@ export class CachedSuppressionList implements SuppressionList {
   async stop(): Promise<void> {
     this.stopped = true;
     this.forget();
-    clearTimeout(this.timer);
     clearInterval(this.health);
     const client = this.client;
     this.client = undefined;
@@ -403,9 +406,9 @@ export class CachedSuppressionList implements SuppressionList {
     }
   }
 
-  private apply(change: Change): void {
+  private apply(change: RowChange): void {
     if (this.heard !== undefined) this.heard.push(change);
-    else if (this.keys === undefined || change.op === 'reload') return;
+    else if (this.keys === undefined) return;
     else if (change.op === 'remove') this.keys.delete(change.address);
     else if (this.keys.add(change.address).size > this.limit) this.tooLong();
   }

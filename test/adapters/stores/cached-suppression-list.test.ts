@@ -22,6 +22,7 @@ import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
 import { emptyStoreTables } from '../../support/sql-stores.js';
 import type { Door } from '../../support/door.js';
 import { door } from '../../support/door.js';
+import { recording } from '../../support/recording-client.js';
 import { eventually, sleep } from '../../support/waiting.js';
 
 const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -34,17 +35,8 @@ const entry = (address: string, ms = 0): Suppression => ({
 
 /** A SqlClient that counts the look-ups (`= ANY`) sent to PostgreSQL. */
 function countingLookUps(inner: SqlClient): { client: SqlClient; lookUps: () => number } {
-  let n = 0;
-  return {
-    lookUps: () => n,
-    client: {
-      query: (sql, params, options) => {
-        if (sql.includes('ANY(')) n += 1;
-        return inner.query(sql, params, options);
-      },
-      transaction: (work) => inner.transaction(work),
-    },
-  };
+  const { client, statements } = recording(inner);
+  return { client, lookUps: () => statements.filter((s) => s.sql.includes('ANY(')).length };
 }
 
 describe('CachedSuppressionList on PostgreSQL', function () {

@@ -30,27 +30,8 @@ import { aRequest, anEvent, anId, at, later } from '../../support/builders.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
 import { batchedWritesSuite } from '../../support/batched-writes.js';
 import { emptyStoreTables, sqlStoreContracts } from '../../support/sql-stores.js';
+import { recording } from '../../support/recording-client.js';
 import { eventually } from '../../support/waiting.js';
-
-interface Statement {
-  readonly sql: string;
-  readonly params: readonly unknown[];
-}
-
-/** A SqlClient that notes every statement sent outside a transaction. */
-function recording(inner: SqlClient): { client: SqlClient; statements: Statement[] } {
-  const statements: Statement[] = [];
-  return {
-    statements,
-    client: {
-      query: (sql, params = []) => {
-        statements.push({ sql, params });
-        return inner.query(sql, params);
-      },
-      transaction: (work) => inner.transaction(work),
-    },
-  };
-}
 
 describe('The PostgreSQL stores', function () {
   this.timeout(30_000);
