@@ -23,6 +23,7 @@
  * `MAILGUN_STANDIN_WEBHOOK_URL`, `MAILGUN_STANDIN_WEBHOOK_SIGNING_KEY` (required with the URL),
  * `MAILGUN_STANDIN_AUTO_EVENTS=delivered`; it prints the base URL on stdout.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
@@ -31,7 +32,12 @@ import { pathToFileURL } from 'node:url';
 import type { ReceivedMessage } from './mailgun-form.js';
 import { parseMessage, readFields } from './mailgun-form.js';
 import type { Fault } from './stand-in-faults.js';
-import { FaultScript, parseFaultScript, replyWithFault } from './stand-in-faults.js';
+import {
+  FaultScript,
+  parseFaultScript,
+  replacesAnswer,
+  replyWithFault,
+} from './stand-in-faults.js';
 import type { EventScript, WebhookAnswer, WebhookDelivery } from './mailgun-webhooks.js';
 import {
   WebhookPoster,
@@ -166,42 +172,66 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
     const arrivedAtMs = Date.now();
     const body = await readBody(req);
     const fault = faults.next();
-    if (fault && (await replyWithFault(fault, req, res, domain))) return;
+    // A provider's latency runs from the request's arrival, its own work inside it: the answer
+    // is read and checked during the wait, not after it. (After it, 32 sends landing together
+    // were each parsed in turn once their waits ended, and the last answer of a batch left
+    // about 20 ms late.)
+    const wait = fault?.latencyMs ? arrivedAtMs + fault.latencyMs - Date.now() : 0;
+    const due = wait > 0 ? delay(wait) : undefined;
+    const answer =
+      fault && replacesAnswer(fault) ? undefined : await messageAnswer(req, target, body);
+    await due;
+    if (fault && replyWithFault(fault, req, res, domain)) return;
+    answer?.(res, arrivedAtMs);
+  }
+
+  /** How the stand-in answers `/messages` once its latency has passed (see messagesRoute). */
+  async function messageAnswer(
+    req: IncomingMessage,
+    target: string,
+    body: Buffer | undefined,
+  ): Promise<(res: ServerResponse, arrivedAtMs: number) => void> {
     // The proxy refuses an oversized body before Mailgun checks anything.
     if (body === undefined) {
-      return void res.writeHead(413, { 'content-type': 'text/html' }).end(TOO_LARGE_PAGE);
+      return (res) => void res.writeHead(413, { 'content-type': 'text/html' }).end(TOO_LARGE_PAGE);
     }
-    if (req.headers.authorization !== expected) return plain(res, 401, 'Forbidden');
+    if (req.headers.authorization !== expected) return (res) => plain(res, 401, 'Forbidden');
     // Inferred from reported Mailgun answers: a valid key on a domain it does not hold.
-    if (target !== domain) return json(res, 404, { message: `Domain not found: ${target}` });
+    if (target !== domain) {
+      return (res) => json(res, 404, { message: `Domain not found: ${target}` });
+    }
     const contentType = req.headers['content-type'] ?? '';
     const form = await readFields(contentType, body).catch(() => undefined);
     const parsed = parseMessage(form?.fields ?? [], form?.files);
-    if (!parsed.ok) return json(res, 400, { message: parsed.error });
-    const id = messageId(domain, ++count);
-    const message: ReceivedMessage = {
-      id,
-      domain,
-      receivedAt: new Date().toISOString(),
-      arrivedAtMs,
-      encoding: /multipart/i.test(contentType) ? 'multipart' : 'urlencoded',
-      requestHeaders: Object.fromEntries(
-        Object.entries(req.headers).map(([k, v]) => [
-          k,
-          k === 'authorization' ? 'Basic ***' : Array.isArray(v) ? v.join(', ') : (v ?? ''),
-        ]),
-      ),
-      ...parsed.message,
-    };
-    messages.push(message);
-    json(res, 200, { id, message: 'Queued. Thank you.' });
-    // After the answer, in the background: a slow or failing receiver never delays the sender.
-    if (options.autoEvents === 'delivered' && poster) {
-      for (const recipient of recipientsOf(message)) {
-        const script = { messageId: id, recipient, event: 'delivered' } as const;
-        poster.postWithRetries(eventData(message, recipient, script));
+    if (!parsed.ok) return (res) => json(res, 400, { message: parsed.error });
+    const requestHeaders = Object.fromEntries(
+      Object.entries(req.headers).map(([k, v]) => [
+        k,
+        k === 'authorization' ? 'Basic ***' : Array.isArray(v) ? v.join(', ') : (v ?? ''),
+      ]),
+    );
+    // Held, numbered and answered together: a message is in the record once it is answered.
+    return (res, arrivedAtMs) => {
+      const id = messageId(domain, ++count);
+      const message: ReceivedMessage = {
+        id,
+        domain,
+        receivedAt: new Date().toISOString(),
+        arrivedAtMs,
+        encoding: /multipart/i.test(contentType) ? 'multipart' : 'urlencoded',
+        requestHeaders,
+        ...parsed.message,
+      };
+      messages.push(message);
+      json(res, 200, { id, message: 'Queued. Thank you.' });
+      // After the answer, in the background: a slow or failing receiver never delays the sender.
+      if (options.autoEvents === 'delivered' && poster) {
+        for (const recipient of recipientsOf(message)) {
+          const script = { messageId: id, recipient, event: 'delivered' } as const;
+          poster.postWithRetries(eventData(message, recipient, script));
+        }
       }
-    }
+    };
   }
 
   async function eventsRoute(req: IncomingMessage, res: ServerResponse) {

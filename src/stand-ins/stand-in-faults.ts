@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { setTimeout as delay } from 'node:timers/promises';
 
 /**
  * What the stand-in does instead of (or before) answering normally. Fields combine:
@@ -14,7 +13,7 @@ export interface Fault {
   readonly json?: boolean;
   /** The body's message; each status has a realistic default. */
   readonly message?: string;
-  /** Wait this long before answering. */
+  /** The answer leaves this long after the request arrived (the stand-in's own work included). */
   readonly latencyMs?: number;
   /** Never answer: for client timeouts. */
   readonly hang?: boolean;
@@ -61,14 +60,20 @@ const DEFAULTS: Record<number, { json: boolean; message: string }> = {
   500: { json: true, message: 'Internal Server Error' },
 };
 
-/** Answers with the fault; false when the fault was only a delay and the request goes on. */
-export async function replyWithFault(
+/** Whether the fault answers instead of the stand-in (a status, a hang, a dropped connection). */
+export const replacesAnswer = (fault: Fault): boolean =>
+  fault.status !== undefined || fault.hang === true || fault.dropConnection === true;
+
+/**
+ * Answers with the fault (its latency already waited by the caller); false when the fault was
+ * only a delay and the request is answered normally.
+ */
+export function replyWithFault(
   fault: Fault,
   req: IncomingMessage,
   res: ServerResponse,
   domain: string,
-): Promise<boolean> {
-  if (fault.latencyMs) await delay(fault.latencyMs);
+): boolean {
   if (fault.hang) return true;
   if (fault.dropConnection) {
     req.socket.destroy();

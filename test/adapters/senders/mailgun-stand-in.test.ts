@@ -105,6 +105,26 @@ describe('Mailgun stand-in', () => {
     expect((await post(form(valid))).status).to.equal(200);
   });
 
+  it('holds every answer of a latency fault, a refusal too, for its latency from arrival', async () => {
+    standIn.scriptDefault({ latencyMs: 150 });
+    const timed = async (send: () => Promise<Response>) => {
+      const started = performance.now();
+      const res = await send();
+      return { status: res.status, waitedMs: performance.now() - started };
+    };
+    const [refused, accepted, undecodable] = await Promise.all([
+      timed(() => post(form(valid), 'key-wrong')),
+      timed(() => post(form(valid))),
+      timed(() => post(form([['from', 'not an address']]))),
+    ]);
+    expect([refused.status, accepted.status, undecodable.status]).to.deep.equal([401, 200, 400]);
+    // A lower bound only: the wait starts when the request arrives, after the client sent it.
+    for (const answer of [refused, accepted, undecodable]) {
+      expect(answer.waitedMs).to.be.at.least(150);
+    }
+    expect(standIn.messages).to.have.length(1);
+  });
+
   it('can be scripted and read over HTTP by another process', async () => {
     const root = standIn.baseUrl.replace(/\/v3\/.*$/, '');
     const script = await fetch(`${root}/__stand-in/faults`, {
