@@ -33,6 +33,10 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     { db, suppressions },
     accessModule(config, db),
   );
+  // Whether look-ups are served from memory, for an operator: -1 while they ask PostgreSQL.
+  resolve(container, 'Metrics').watchSuppressionCopy(() =>
+    suppressions.mode() === 'memory' ? suppressions.size() : undefined,
+  );
   const connection = resolve(container, 'RabbitMqConnection');
   const bus = resolve(container, 'EventBus');
   const unbridge = bridgeToBroker(container, config, log);

@@ -44,6 +44,15 @@ const toAddresses = (mail: Awaited<ReturnType<typeof simpleParser>>): string[] =
     (a) => a.address ?? '',
   );
 
+/** The server's `email_suppression_list_cached_addresses` (undefined: not on its /metrics). */
+async function cachedAddresses(url: string): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('email_suppression_list_cached_addresses'));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 describe('email suppressions, and the server and worker that honour the list', function () {
   this.timeout(60_000);
   let roles: Roles;
@@ -132,6 +141,10 @@ describe('email suppressions, and the server and worker that honour the list', f
       expect(both.body).not.to.have.property('suppressed');
       expect((await email('add', 'carol@example.com', '--reason', 'complaint')).code).to.equal(0);
       expect((await email('add', 'dan@example.com', '--reason', 'unsubscribe')).code).to.equal(0);
+      // The server heard each of the command's adds: its copy in memory holds the three.
+      await eventually(async () => (await cachedAddresses(server.url)) === 3, {
+        what: 'email_suppression_list_cached_addresses at 3 on the server',
+      });
 
       await roles.startReady('worker');
       const bothId = String(both.body.id);

@@ -41,6 +41,12 @@ export interface Metrics extends PacingObserver {
    * pages' events are published; absent from a process that publishes none).
    */
   watchLivePages(watchers: () => number | undefined): void;
+  /**
+   * Reports the addresses of this server's suppression list in memory, read from `cached` on
+   * each scrape (`email_suppression_list_cached_addresses`; -1: no copy it can trust, so every
+   * look-up asks PostgreSQL; absent from a process that keeps no copy).
+   */
+  watchSuppressionCopy(cached: () => number | undefined): void;
 }
 
 export function createMetrics(role: string): Metrics {
@@ -137,6 +143,7 @@ export function createMetrics(role: string): Metrics {
     },
   });
   let livePages: (() => number | undefined) | undefined;
+  let suppressionCopy: (() => number | undefined) | undefined;
   return {
     registry,
     observe(event) {
@@ -193,6 +200,20 @@ export function createMetrics(role: string): Metrics {
         });
       }
       livePages = read;
+    },
+    watchSuppressionCopy(read) {
+      // Registered only here: the worker and `email dev` ask PostgreSQL, and show no such gauge.
+      if (suppressionCopy === undefined) {
+        new Gauge({
+          name: 'email_suppression_list_cached_addresses',
+          help: "Addresses in this server's in-memory copy of the suppression list (-1: no copy it can trust, so each look-up asks PostgreSQL)",
+          registers: [registry],
+          collect() {
+            this.set(suppressionCopy?.() ?? -1);
+          },
+        });
+      }
+      suppressionCopy = read;
     },
     pacingWaited(transport, waitMs) {
       pacingWaits.inc({ transport });

@@ -190,12 +190,12 @@ export class CachedSuppressionList implements SuppressionList {
     if (client !== undefined) await this.close(client);
   }
 
-  /** Where look-ups answer from now (for tests). */
+  /** Where look-ups answer from now (the server's /metrics, and tests). */
   mode(): CacheMode {
     return this.keys === undefined ? 'database' : 'memory';
   }
 
-  /** How many addresses the copy holds (0 while there is none). */
+  /** How many addresses the copy holds (0 while there is none; see `mode`). */
   size(): number {
     return this.keys?.size ?? 0;
   }
