@@ -44,6 +44,11 @@ export interface MailgunResults {
   readonly latency: DeliveryRow[];
   /** One worker against two, draining the same N. */
   readonly scale: DeliveryRow[];
+  /**
+   * One worker against two at LATENCY_MS, draining the same N (half the latency run's): waiting
+   * on the provider rather than on the cores, where a second worker's sends add to the first's.
+   */
+  readonly scaleLatency: DeliveryRow[];
   /** How the emails were recorded before each drain. */
   readonly pre: PrePublish[];
 }
@@ -241,7 +246,16 @@ export async function mailgunPath(settings: Settings): Promise<MailgunResults> {
       }
     }
     console.error('  scale-out: done');
-    return { rows, latency, scale, pre };
+
+    // At the provider's latency: one worker, then two (the cores idle most of the time here).
+    const scaleLatency: DeliveryRow[] = [];
+    for (const workers of [1, 2]) {
+      const path = `${workers === 1 ? ONE_WORKER : TWO_WORKERS}${SLOW}`;
+      const o = { n: latencyN / 2, path, workers, latencyMs: LATENCY_MS };
+      scaleLatency.push(await drainOurs(settings, host, pre, o));
+    }
+    console.error(`  scale-out at ${LATENCY_MS} ms latency: done`);
+    return { rows, latency, scale, scaleLatency, pre };
   } finally {
     await stop(host);
   }

@@ -426,7 +426,15 @@ as in section 1 (the first server's rows are in that table too).
 
 ${deliveryTable(results.mailgun.scale)}
 
-Where it stops growing: the CPU per email of every process the emails go through, times the rate,
+The same at ${LATENCY_MS} ms of provider latency, the Mailgun API's own order of magnitude: one
+worker, then two (each with WORKER_CONCURRENCY=${CONCURRENCY}), draining ${settings.latencyN / 2}
+recorded emails, the rate counted as in section 3's latency run. Here the workers wait on the
+provider and the cores are mostly idle, so a second worker's sends add to the first's: at most
+twice the rate, less the drain's fixed cost at its end, a larger share of the shorter drain.
+
+${deliveryTable(results.mailgun.scaleLatency)}
+
+Where it stops growing (without latency): the CPU per email of every process the emails go through, times the rate,
 against what the machine has. Once that product is close to ${meta.cores * 100}%, a second process has
 no core of its own to run on, and only takes turns with the first (and with RabbitMQ and
 PostgreSQL, which every email needs too):

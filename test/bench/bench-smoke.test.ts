@@ -25,7 +25,8 @@ const TARGET_ROWS = [
   '| `email server` RSS after the accept load',
   '| `email worker` RSS after draining N into the Mailgun stand-in',
   '| `email dev` RSS (embedded PostgreSQL)',
-  '| Scale-out: two `email worker`s vs one',
+  '| Scale-out: two `email worker`s vs one at 670 ms provider latency',
+  '| Scale-out: two `email worker`s vs one, no provider latency',
   '| Scale-out: two `email server`s vs one',
 ];
 
