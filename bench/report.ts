@@ -348,7 +348,8 @@ ${acceptTable(results.accept)}
   the setting takes, so that none of the bench's requests meets a 429: each is still counted, in
   PostgreSQL, before the email is accepted.
 - *scale-out*: a second \`email server\` on the same broker and database, warmed alone with
-  the warm-up count first (as the first was by the rows before), and the load's
+  as many requests as the first had answered in the rows before (a row's warm-up and measured
+  requests for each of its rows), so that both are as warm, and the load's
   requests alternating between the two (the CPU column shows both servers, first + second),
   interleaved with the first server alone at the same concurrency.
 - *bench*: the bench process itself (the load generator), when it is not the target. *rest of the
