@@ -409,9 +409,10 @@ ${f(LATENCY_CEILING, 1)} emails/s; the target is ${LATENCY_RATIO}× that. ${sett
 recorded as above. A batch of sends lands together one latency after it left, so the rate here is
 N over the time from the first send (the first message the stand-in holds, minus ${LATENCY_MS} ms)
 to the last. The sends of a batch leave one after another, as the answers of the batch before
-are handled, so the batches spread out over the first few (to a few hundred milliseconds on this
-machine) and the drain ends that much after the last batch's first answer: a cost once per
-drain, not per email, which is why N is ${settings.latencyN / CONCURRENCY} batches rather than a few.
+are handled, so the batches spread out over the first few (to about half a second in trial runs
+on this machine, 15 batches of 32) and the drain ends that much after the last batch's first
+answer: a cost once per drain, not per email, so the longer the drain the smaller its share
+(${settings.latencyN / CONCURRENCY} batches of ${CONCURRENCY} here).
 
 ${deliveryTable(results.mailgun.latency)}
 

@@ -144,6 +144,8 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
   const faults = new FaultScript();
   const sockets = new Set<Socket>();
   let count = 0;
+  /** close() began: a send still waiting out its latency is neither answered nor recorded. */
+  let closed = false;
   const signingKey = options.webhookSigningKey ?? newSigningKey();
   const poster = options.webhookUrl
     ? new WebhookPoster(
@@ -181,6 +183,8 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
     const answer =
       fault && replacesAnswer(fault) ? undefined : await messageAnswer(req, target, body);
     await due;
+    // Its socket is gone (close() destroyed it): Mailgun would not have taken it either.
+    if (closed) return;
     if (fault && replyWithFault(fault, req, res, domain)) return;
     answer?.(res, arrivedAtMs);
   }
@@ -210,7 +214,9 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
         k === 'authorization' ? 'Basic ***' : Array.isArray(v) ? v.join(', ') : (v ?? ''),
       ]),
     );
-    // Held, numbered and answered together: a message is in the record once it is answered.
+    // Held, numbered and answered together: a message is in the record once it is answered,
+    // even to a client that went away meanwhile (Mailgun keeps a message whose answer was lost,
+    // which is how a worker comes to send an email twice).
     return (res, arrivedAtMs) => {
       const id = messageId(domain, ++count);
       const message: ReceivedMessage = {
@@ -279,7 +285,7 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
     const route = /^\/v3\/([^/]+)\/messages\/?$/.exec(path);
     const handled =
       route && req.method === 'POST'
-        ? messagesRoute(req, res, decodeURIComponent(route[1] ?? ''))
+        ? messagesRoute(req, res, decodedDomain(route[1] ?? ''))
         : controlRoute(req, res, path);
     handled.catch((error: unknown) => {
       if (!res.headersSent) json(res, 500, { message: `stand-in error: ${String(error)}` });
@@ -314,6 +320,7 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
       faults.reset();
     },
     close: async () => {
+      closed = true;
       await poster?.close();
       await new Promise<void>((resolve) => {
         // Hung requests and keep-alive sockets would hold close() open forever.
@@ -322,6 +329,19 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
       });
     },
   };
+}
+
+/**
+ * The domain of a `/v3/{domain}/messages` path, percent-decoded; broken encoding (`%E0`) is kept
+ * as it came, so that the request is answered as for any domain the stand-in does not hold (404)
+ * rather than throwing in the request listener, which would end the process.
+ */
+function decodedDomain(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 function validUrl(url: string): string {

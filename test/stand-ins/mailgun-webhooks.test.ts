@@ -11,6 +11,7 @@ import type {
   StandInOptions,
 } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
+import { faultsTaken } from '../support/mail-receivers.js';
 import { eventually, sleep } from '../support/waiting.js';
 
 const KEY = 'key-webhooks-test';
@@ -239,6 +240,31 @@ describe('Mailgun stand-in: event webhooks', () => {
       standIn = undefined;
       expect(Date.now() - started).to.be.below(1_000);
       expect(receiver.received).to.have.length(1);
+    });
+  });
+
+  describe('auto delivered events and close()', () => {
+    it('neither posts nor lists an event after close(), for a send still waiting out its latency', async () => {
+      const mailgun = await start({ autoEvents: 'delivered' });
+      mailgun.script({ latencyMs: 200 });
+      const sent = fetch(`${mailgun.baseUrl}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`api:${KEY}`).toString('base64')}` },
+        body: new URLSearchParams([
+          ['from', 'Shop <shop@mg.example.org>'],
+          ['to', 'ann@example.org'],
+          ['subject', 'Hi'],
+          ['text', 'Hello'],
+        ]),
+      }).catch(() => undefined);
+      await faultsTaken(mailgun.baseUrl); // it arrived, and waits
+      await mailgun.close();
+      standIn = undefined;
+      expect(await sent).to.equal(undefined); // its socket was destroyed: no answer
+      // Real time past its latency: what its wait would have ended in, had close() not come.
+      await sleep(300);
+      expect(receiver.received).to.have.length(0);
+      expect(mailgun.webhookDeliveries).to.deep.equal([]);
     });
   });
 
@@ -511,6 +537,28 @@ describe('Mailgun stand-in: event webhooks', () => {
         await eventually(() => receiver.received.length === 1);
         expect(verifies(receiver.received[0]!, 'whsk-from-env')).to.equal(true);
         expect(proc.out()).to.not.contain('whsk-from-env');
+      } finally {
+        proc.child.kill('SIGTERM');
+        await proc.exited;
+      }
+    });
+
+    it('answers a domain that is not valid percent-encoding with a 404, and keeps running', async () => {
+      const proc = run({ MAILGUN_DOMAIN: 'mg.example.org', MAILGUN_API_KEY: KEY });
+      try {
+        const baseUrl = await eventually(() => /^(http:\S+)\n/.exec(proc.out())?.[1]);
+        // decodeURIComponent('%E0') throws in the request listener: an uncaught URIError.
+        const bad = baseUrl.replace('mg.example.org', '%E0');
+        const res = await fetch(`${bad}/messages`, {
+          method: 'POST',
+          headers: { authorization: `Basic ${Buffer.from(`api:${KEY}`).toString('base64')}` },
+          body: new URLSearchParams([['from', 'Shop <shop@mg.example.org>']]),
+        }).then(
+          (r) => r.status,
+          () => 'no answer',
+        );
+        expect(res, proc.err()).to.equal(404);
+        expect(proc.child.exitCode, proc.err()).to.equal(null);
       } finally {
         proc.child.kill('SIGTERM');
         await proc.exited;

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { addressParts, mailbox, parseEmailAddress } from '../../src/domain/email-address.js';
 import type { ReceivedMessage } from '../../src/stand-ins/mailgun-stand-in.js';
+import { eventually } from './waiting.js';
 
 export interface ReceivedAddress {
   readonly name: string;
@@ -170,4 +171,23 @@ export async function startSmtpReceiver(auth?: {
     refuseRecipient: (address, code) => void refused.set(address, code),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * Resolves once every fault queued on the Mailgun stand-in at `baseUrl` (its `/v3/DOMAIN` base)
+ * has been taken by a request: a send scripted to wait out a latency has arrived, read its body
+ * and begun its wait. Asked over the stand-in's own `/__stand-in/faults` route.
+ */
+export async function faultsTaken(baseUrl: string): Promise<void> {
+  const root = baseUrl.replace(/\/v3\/.*$/, '');
+  await eventually(
+    async () => {
+      const res = await fetch(`${root}/__stand-in/faults`, {
+        method: 'POST',
+        body: '{"queue":[]}',
+      });
+      return ((await res.json()) as { queued: number }).queued === 0;
+    },
+    { what: 'the stand-in to take its queued faults' },
+  );
 }

@@ -155,6 +155,8 @@ export class CachedSuppressionList implements SuppressionList {
   private generation = 0;
   private down = false;
   private overLimit = false;
+  /** The last load failed (said once per streak of failures). */
+  private loadFailing = false;
   private stopped = false;
 
   constructor(
@@ -453,7 +455,21 @@ export class CachedSuppressionList implements SuppressionList {
       this.again = false;
       return this.reload();
     }
-    if (E.isLeft(loaded)) return this.reloadIn(this.retryMs);
+    if (E.isLeft(loaded)) {
+      // Not yet migrated is the start's normal wait; a query that fails is news, said once.
+      if (this.ready() && !this.loadFailing) {
+        this.loadFailing = true;
+        this.log.warn(
+          { reason: loaded.left.reason, retryMs: this.retryMs },
+          'Could not copy the suppression list; look-ups ask PostgreSQL, and it is tried again',
+        );
+      }
+      return this.reloadIn(this.retryMs);
+    }
+    if (this.loadFailing) {
+      this.loadFailing = false;
+      this.log.info({}, 'Copied the suppression list again');
+    }
     if (loaded.right === undefined) return this.tooLong();
     const heard = this.heard ?? [];
     this.heard = undefined;

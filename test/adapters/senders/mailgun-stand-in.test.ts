@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import type { MailgunStandIn } from '../../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../../src/stand-ins/mailgun-stand-in.js';
 import { splitAddresses } from '../../../src/stand-ins/mailgun-form.js';
+import { faultsTaken } from '../../support/mail-receivers.js';
+import { sleep } from '../../support/waiting.js';
 
 const KEY = 'key-stand-in-test';
 const auth = (key = KEY): string => `Basic ${Buffer.from(`api:${key}`).toString('base64')}`;
@@ -123,6 +125,20 @@ describe('Mailgun stand-in', () => {
       expect(answer.waitedMs).to.be.at.least(150);
     }
     expect(standIn.messages).to.have.length(1);
+  });
+
+  it('records nothing after close(), not even a send that was waiting out its latency', async () => {
+    standIn.script({ latencyMs: 200 });
+    const sent = post(form(valid)).then(
+      (res) => res.status,
+      () => 'no answer',
+    );
+    await faultsTaken(standIn.baseUrl); // it arrived, and waits
+    await standIn.close();
+    expect(await sent).to.equal('no answer');
+    // Real time past its latency: what its wait would have ended in, had close() not come.
+    await sleep(300);
+    expect(standIn.messages).to.have.length(0);
   });
 
   it('can be scripted and read over HTTP by another process', async () => {

@@ -188,6 +188,40 @@ describe('CachedSuppressionList under faults and load', function () {
   });
 
   // pg's connect() never settles once end() was called on the client it is connecting.
+  it('says once that it cannot copy the list while the copy fails, and copies it once it can', async () => {
+    const log = recording();
+    let failing = false;
+    let failed = 0;
+    // The listening connection stays healthy; only the copy's query fails.
+    const failable: SqlClient = {
+      query: (sql, params, options) =>
+        failing && sql.startsWith('SELECT address FROM suppressions LIMIT')
+          ? Promise.reject(
+              new Error('canceling statement due to statement timeout', { cause: ++failed }),
+            )
+          : one.client.query(sql, params, options),
+      transaction: (work) => one.client.transaction(work),
+    };
+    const list = await cached({
+      checkTimeoutMs: 5_000,
+      inner: new SqlSuppressionList(failable),
+      log,
+    });
+    failing = true;
+    await two.client.query('TRUNCATE suppressions'); // announced as a reload: a new copy
+    await eventually(() => log.warnings.length > 0, { what: 'a warning' });
+    expect(list.mode()).to.equal('database');
+    // Tried again every retryMs (50 ms here), said once.
+    await eventually(() => failed >= 3, { what: 'three failed copies' });
+    expect(list.mode()).to.equal('database');
+    expect(log.warnings).to.deep.equal([
+      'Could not copy the suppression list; look-ups ask PostgreSQL, and it is tried again',
+    ]);
+    failing = false;
+    await eventually(() => list.mode() === 'memory', { what: 'the copy loaded again' });
+    expect(log.warnings).to.have.length(1);
+  });
+
   it('settles start() when stop() is called while it connects', async () => {
     gate.slowUp(300); // the connection takes a while to be made
     const list = new CachedSuppressionList(new SqlSuppressionList(one.client), {
