@@ -142,8 +142,26 @@ export function createMetrics(role: string): Metrics {
       this.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest.getTime()) / 1000));
     },
   });
-  let livePages: (() => number | undefined) | undefined;
-  let suppressionCopy: (() => number | undefined) | undefined;
+  /**
+   * A gauge set on each scrape from the function last given to the returned watcher (undefined:
+   * -1, not known), registered on the watcher's first call.
+   */
+  const readOnScrape = (name: string, help: string) => {
+    let read: (() => number | undefined) | undefined;
+    return (next: () => number | undefined): void => {
+      if (read === undefined) {
+        new Gauge({
+          name,
+          help,
+          registers: [registry],
+          collect() {
+            this.set(read?.() ?? -1);
+          },
+        });
+      }
+      read = next;
+    };
+  };
   return {
     registry,
     observe(event) {
@@ -187,34 +205,16 @@ export function createMetrics(role: string): Metrics {
     watchWebhookBacklog(read) {
       oldestPending = read;
     },
-    watchLivePages(read) {
-      // Registered only here: a process that never checks (`email dev`) shows no such gauge.
-      if (livePages === undefined) {
-        new Gauge({
-          name: 'email_live_page_watchers',
-          help: 'Servers with a live page open, as this process last checked (-1: not known, so their events are published)',
-          registers: [registry],
-          collect() {
-            this.set(livePages?.() ?? -1);
-          },
-        });
-      }
-      livePages = read;
-    },
-    watchSuppressionCopy(read) {
-      // Registered only here: the worker and `email dev` ask PostgreSQL, and show no such gauge.
-      if (suppressionCopy === undefined) {
-        new Gauge({
-          name: 'email_suppression_list_cached_addresses',
-          help: "Addresses in this server's in-memory copy of the suppression list (-1: no copy it can trust, so each look-up asks PostgreSQL)",
-          registers: [registry],
-          collect() {
-            this.set(suppressionCopy?.() ?? -1);
-          },
-        });
-      }
-      suppressionCopy = read;
-    },
+    // Each registered only when called: a process that never checks (`email dev`) shows no
+    // watchers, and only the server keeps a suppression list in memory.
+    watchLivePages: readOnScrape(
+      'email_live_page_watchers',
+      'Servers with a live page open, as this process last checked (-1: not known, so their events are published)',
+    ),
+    watchSuppressionCopy: readOnScrape(
+      'email_suppression_list_cached_addresses',
+      "Addresses in this server's in-memory copy of the suppression list (-1: no copy it can trust, so each look-up asks PostgreSQL)",
+    ),
     pacingWaited(transport, waitMs) {
       pacingWaits.inc({ transport });
       pacingWaitSeconds.observe(waitMs / 1000);
