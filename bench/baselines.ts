@@ -236,7 +236,9 @@ async function standInHost(apiKey: string, domain: string): Promise<void> {
       // The stand-in's sticky fault: every send waits this long, then succeeds.
       standIn.scriptDefault(latencyMs > 0 ? { latencyMs } : undefined);
     }
-    process.send?.({ count: standIn.messages.length });
+    // 'arrivals': when each message held arrived (ms since the epoch), for the slots' cycle.
+    const arrivals = message === 'arrivals' ? standIn.messages.map((m) => m.arrivedAtMs) : [];
+    process.send?.({ count: standIn.messages.length, arrivals });
   });
   announce({ url: standIn.baseUrl });
   onStop(() => standIn.close());

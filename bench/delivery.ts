@@ -23,6 +23,10 @@ export interface DeliveryRow {
   readonly hwmMiB?: number;
   /** The provider's latency, when the run had one (see steadyRate). */
   readonly latencyMs?: number;
+  /** With a latency: the median of a slot's send-to-next-send time (see `medianCycleMs`). */
+  readonly cycleMs?: number;
+  /** Sends in flight of that run (WORKER_CONCURRENCY × workers, or the bare prefetch). */
+  readonly slots?: number;
 }
 
 /**

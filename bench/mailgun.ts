@@ -53,18 +53,52 @@ export interface MailgunResults {
   readonly pre: PrePublish[];
 }
 
-type Message = 'count' | 'clear' | { latencyMs: number };
+type Message = 'count' | 'clear' | 'arrivals' | { latencyMs: number };
 
-/** Asks the stand-in host how many messages it holds ('clear' empties it first). */
-function ask(host: Child, message: Message): Promise<number> {
+interface Reply {
+  readonly count: number;
+  /** With 'arrivals': when each message held arrived, ms since the epoch. */
+  readonly arrivals: readonly number[];
+}
+
+/** Asks the stand-in host, which answers how many messages it holds ('clear' empties it first). */
+function tell(host: Child, message: Message): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the stand-in did not answer')), 5000);
-    host.child.once('message', (reply: { count: number }) => {
+    host.child.once('message', (reply: Reply) => {
       clearTimeout(timer);
-      resolve(reply.count);
+      resolve(reply);
     });
     host.child.send(message);
   });
+}
+
+/** How many messages the stand-in host holds ('clear' empties it first). */
+const ask = async (host: Child, message: Message): Promise<number> =>
+  (await tell(host, message)).count;
+
+/**
+ * The median time from a send's arrival at the stand-in to the next send of its slot, given the
+ * arrivals of a drain with `slots` sends in flight: sorted, the i-th and the (i + slots)-th are
+ * one slot's consecutive sends (a batch keeps its order). With a provider latency it is the
+ * latency plus what the deliverer takes between an answer and its next send; `slots` over it is
+ * the rate of a drain long enough that its start and end do not count. Undefined under three
+ * batches.
+ */
+export function medianCycleMs(arrivals: readonly number[], slots: number): number | undefined {
+  if (arrivals.length < 3 * slots) return undefined;
+  const sorted = [...arrivals].sort((a, b) => a - b);
+  const cycles: number[] = [];
+  for (let i = 0; i + slots < sorted.length; i += 1) cycles.push(sorted[i + slots]! - sorted[i]!);
+  cycles.sort((a, b) => a - b);
+  return cycles[Math.floor(cycles.length / 2)];
+}
+
+/** The median cycle of the drain just measured, with a latency; none without one. */
+async function cycleOf(host: Child, slots: number, latencyMs: number) {
+  if (latencyMs === 0) return {};
+  const cycleMs = medianCycleMs((await tell(host, 'arrivals')).arrivals, slots);
+  return cycleMs === undefined ? {} : { cycleMs, slots };
 }
 
 /** Empties the stand-in and sets its latency for every send from now on (0: none). */
@@ -164,6 +198,7 @@ async function drainOurs(
       timing,
       ...(await memories(workers)),
       ...(o.latencyMs > 0 ? { latencyMs: o.latencyMs } : {}),
+      ...(await cycleOf(host, CONCURRENCY * o.workers, o.latencyMs)),
     };
   } finally {
     for (const w of workers) await stop(w);
@@ -194,6 +229,7 @@ async function drainBare(
       timing,
       ...(await memories([consumer])),
       ...(o.latencyMs > 0 ? { latencyMs: o.latencyMs } : {}),
+      ...(await cycleOf(host, CONCURRENCY, o.latencyMs)),
     };
   } finally {
     await stop(consumer);

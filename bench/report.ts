@@ -216,6 +216,27 @@ ${table(
 )}`;
 }
 
+/**
+ * The slots' median cycle of each run with a latency, and the rate it gives: a cross-check of
+ * the drain's rate that does not depend on N (the drain's end counts in the rate, not here).
+ */
+function cycleSentence(rows: readonly DeliveryRow[]): string {
+  const parts = rows
+    .filter((row) => row.cycleMs !== undefined && row.slots !== undefined)
+    .map(
+      (row) =>
+        `${row.path}: ${f(row.cycleMs, 0)} ms, so ${row.slots} / ${f(row.cycleMs! / 1000, 3)} s = ` +
+        `${f((row.slots! / row.cycleMs!) * 1000, 1)} emails/s`,
+    );
+  if (parts.length === 0) return '';
+  return (
+    "Each slot's cycle, from a send's arrival at the stand-in to its slot's next (the median " +
+    'over the drain, from the arrival times the stand-in records; sorted, a batch keeps its ' +
+    `order), and the rate it gives once the drain's start and end no longer count: ` +
+    `${parts.join('; ')}.`
+  );
+}
+
 export function renderReport(settings: Settings, meta: Meta, results: Results): string {
   const { requests, warmup, n } = settings;
   const pre = [...results.pre, ...results.mailgun.pre].map(({ target, result }) =>
@@ -416,6 +437,8 @@ answer: a cost once per drain, not per email, so the longer the drain the smalle
 
 ${deliveryTable(results.mailgun.latency)}
 
+${cycleSentence(results.mailgun.latency)}
+
 ${brokerSection(results.broker)}
 
 ## 5. Scale-out
@@ -435,6 +458,8 @@ provider and the cores are mostly idle, so a second worker's sends add to the fi
 twice the rate, less the drain's fixed cost at its end, a larger share of the shorter drain.
 
 ${deliveryTable(results.mailgun.scaleLatency)}
+
+${cycleSentence(results.mailgun.scaleLatency)}
 
 Where it stops growing (without latency): the CPU per email of every process the emails go through, times the rate,
 against what the machine has. Once that product is close to ${meta.cores * 100}%, a second process has
