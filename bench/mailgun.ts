@@ -94,11 +94,14 @@ export function medianCycleMs(arrivals: readonly number[], slots: number): numbe
   return cycles[Math.floor(cycles.length / 2)];
 }
 
-/** The median cycle of the drain just measured, with a latency; none without one. */
-async function cycleOf(host: Child, slots: number, latencyMs: number) {
+/**
+ * A drain's row fields for its provider latency: none without one; with one, the latency and
+ * the median cycle of the drain just measured (`slots` sends in flight).
+ */
+async function latencyFields(host: Child, slots: number, latencyMs: number) {
   if (latencyMs === 0) return {};
   const cycleMs = medianCycleMs((await tell(host, 'arrivals')).arrivals, slots);
-  return cycleMs === undefined ? {} : { cycleMs, slots };
+  return cycleMs === undefined ? { latencyMs } : { latencyMs, cycleMs, slots };
 }
 
 /** Empties the stand-in and sets its latency for every send from now on (0: none). */
@@ -197,8 +200,7 @@ async function drainOurs(
       from: 'spawn',
       timing,
       ...(await memories(workers)),
-      ...(o.latencyMs > 0 ? { latencyMs: o.latencyMs } : {}),
-      ...(await cycleOf(host, CONCURRENCY * o.workers, o.latencyMs)),
+      ...(await latencyFields(host, CONCURRENCY * o.workers, o.latencyMs)),
     };
   } finally {
     for (const w of workers) await stop(w);
@@ -228,8 +230,7 @@ async function drainBare(
       from: 'spawn',
       timing,
       ...(await memories([consumer])),
-      ...(o.latencyMs > 0 ? { latencyMs: o.latencyMs } : {}),
-      ...(await cycleOf(host, CONCURRENCY, o.latencyMs)),
+      ...(await latencyFields(host, CONCURRENCY, o.latencyMs)),
     };
   } finally {
     await stop(consumer);

@@ -23,21 +23,16 @@
  * `MAILGUN_STANDIN_WEBHOOK_URL`, `MAILGUN_STANDIN_WEBHOOK_SIGNING_KEY` (required with the URL),
  * `MAILGUN_STANDIN_AUTO_EVENTS=delivered`; it prints the base URL on stdout.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import type { ReceivedMessage } from './mailgun-form.js';
 import { parseMessage, readFields } from './mailgun-form.js';
 import type { Fault } from './stand-in-faults.js';
-import {
-  FaultScript,
-  parseFaultScript,
-  replacesAnswer,
-  replyWithFault,
-} from './stand-in-faults.js';
+import { FaultScript, faultAnswer, parseFaultScript } from './stand-in-faults.js';
 import type { EventScript, WebhookAnswer, WebhookDelivery } from './mailgun-webhooks.js';
 import {
   WebhookPoster,
@@ -181,12 +176,12 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
     const wait = fault?.latencyMs ? arrivedAtMs + fault.latencyMs - Date.now() : 0;
     const due = wait > 0 ? delay(wait) : undefined;
     const answer =
-      fault && replacesAnswer(fault) ? undefined : await messageAnswer(req, target, body);
+      (fault && faultAnswer(fault, req, domain)) ??
+      (await messageAnswer(req, target, body, arrivedAtMs));
     await due;
     // Its socket is gone (close() destroyed it): Mailgun would not have taken it either.
     if (closed) return;
-    if (fault && replyWithFault(fault, req, res, domain)) return;
-    answer?.(res, arrivedAtMs);
+    answer(res);
   }
 
   /** How the stand-in answers `/messages` once its latency has passed (see messagesRoute). */
@@ -194,7 +189,8 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
     req: IncomingMessage,
     target: string,
     body: Buffer | undefined,
-  ): Promise<(res: ServerResponse, arrivedAtMs: number) => void> {
+    arrivedAtMs: number,
+  ): Promise<(res: ServerResponse) => void> {
     // The proxy refuses an oversized body before Mailgun checks anything.
     if (body === undefined) {
       return (res) => void res.writeHead(413, { 'content-type': 'text/html' }).end(TOO_LARGE_PAGE);
@@ -217,7 +213,7 @@ export async function startMailgunStandIn(options: StandInOptions = {}): Promise
     // Held, numbered and answered together: a message is in the record once it is answered,
     // even to a client that went away meanwhile (Mailgun keeps a message whose answer was lost,
     // which is how a worker comes to send an email twice).
-    return (res, arrivedAtMs) => {
+    return (res) => {
       const id = messageId(domain, ++count);
       const message: ReceivedMessage = {
         id,

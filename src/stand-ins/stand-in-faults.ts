@@ -60,37 +60,32 @@ const DEFAULTS: Record<number, { json: boolean; message: string }> = {
   500: { json: true, message: 'Internal Server Error' },
 };
 
-/** Whether the fault answers instead of the stand-in (a status, a hang, a dropped connection). */
-export const replacesAnswer = (fault: Fault): boolean =>
-  fault.status !== undefined || fault.hang === true || fault.dropConnection === true;
-
 /**
- * Answers with the fault (its latency already waited by the caller); false when the fault was
- * only a delay and the request is answered normally.
+ * How the fault answers instead of the stand-in, once its latency has passed (the caller waits
+ * it): a status, a hang (no answer at all) or a dropped connection. Undefined when the fault is
+ * only a delay, and the request is answered as usual.
  */
-export function replyWithFault(
+export function faultAnswer(
   fault: Fault,
   req: IncomingMessage,
-  res: ServerResponse,
   domain: string,
-): boolean {
-  if (fault.hang) return true;
-  if (fault.dropConnection) {
-    req.socket.destroy();
-    return true;
-  }
-  if (fault.status === undefined) return false;
-  const known = DEFAULTS[fault.status];
+): ((res: ServerResponse) => void) | undefined {
+  if (fault.hang) return () => undefined;
+  if (fault.dropConnection) return () => void req.socket.destroy();
+  const status = fault.status;
+  if (status === undefined) return undefined;
+  const known = DEFAULTS[status];
   const asJson = fault.json ?? known?.json ?? false;
-  const message = fault.message ?? known?.message ?? `${fault.status} error at ${domain}`;
-  res.writeHead(fault.status, {
-    'content-type': asJson ? 'application/json' : 'text/plain; charset=utf-8',
-    ...(fault.retryAfterSeconds !== undefined
-      ? { 'retry-after': String(fault.retryAfterSeconds) }
-      : {}),
-  });
-  res.end(asJson ? JSON.stringify({ message }) : message);
-  return true;
+  const message = fault.message ?? known?.message ?? `${status} error at ${domain}`;
+  return (res) => {
+    res.writeHead(status, {
+      'content-type': asJson ? 'application/json' : 'text/plain; charset=utf-8',
+      ...(fault.retryAfterSeconds !== undefined
+        ? { 'retry-after': String(fault.retryAfterSeconds) }
+        : {}),
+    });
+    res.end(asJson ? JSON.stringify({ message }) : message);
+  };
 }
 
 const isFault = (u: unknown): u is Fault =>

@@ -10,6 +10,7 @@ import { AMQP_URL, boundKeys, eventQueues, requireRabbitMq } from '../support/ra
 import type { Roles, Started } from '../support/roles.js';
 import {
   AUTHORIZED,
+  metricValue,
   queueEmail,
   startOutboxRoles,
   stopOutboxRoles,
@@ -109,9 +110,7 @@ describe("email worker on RabbitMQ: the live pages' events published only while 
 
   /** Servers with a live page open as the worker last checked (`email_live_page_watchers`). */
   async function watchersSeenByWorker(): Promise<number | undefined> {
-    const text = await (await fetch(`${worker.url}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith('email_live_page_watchers'));
-    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+    return metricValue(worker.url, 'email_live_page_watchers');
   }
 
   it('publishes no sending or sent while no page is open, and both once one is', async () => {

@@ -12,6 +12,7 @@ import { requirePostgres } from '../support/postgres.js';
 import { requireRabbitMq } from '../support/rabbitmq.js';
 import type { Roles, Started } from '../support/roles.js';
 import {
+  metricValue,
   postEmail,
   startOutboxRoles,
   statusOf,
@@ -43,15 +44,6 @@ const toAddresses = (mail: Awaited<ReturnType<typeof simpleParser>>): string[] =
   (Array.isArray(mail.to) ? mail.to.flatMap((a) => a.value) : (mail.to?.value ?? [])).map(
     (a) => a.address ?? '',
   );
-
-/** The server's `email_suppression_list_cached_addresses` (undefined: not on its /metrics). */
-async function cachedAddresses(url: string): Promise<number | undefined> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith('email_suppression_list_cached_addresses'));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 describe('email suppressions, and the server and worker that honour the list', function () {
   this.timeout(60_000);
@@ -142,9 +134,13 @@ describe('email suppressions, and the server and worker that honour the list', f
       expect((await email('add', 'carol@example.com', '--reason', 'complaint')).code).to.equal(0);
       expect((await email('add', 'dan@example.com', '--reason', 'unsubscribe')).code).to.equal(0);
       // The server heard each of the command's adds: its copy in memory holds the three.
-      await eventually(async () => (await cachedAddresses(server.url)) === 3, {
-        what: 'email_suppression_list_cached_addresses at 3 on the server',
-      });
+      await eventually(
+        async () =>
+          (await metricValue(server.url, 'email_suppression_list_cached_addresses')) === 3,
+        {
+          what: 'email_suppression_list_cached_addresses at 3 on the server',
+        },
+      );
 
       await roles.startReady('worker');
       const bothId = String(both.body.id);

@@ -426,3 +426,13 @@ export async function stopOutboxRoles(roles?: Roles, outbox?: string): Promise<v
   await roles?.cleanup();
   if (outbox) await rm(outbox, { recursive: true, force: true });
 }
+
+/**
+ * The value of the metric `name` that has one line (labels aside, such as the role) on the
+ * `/metrics` of the role at `url`; undefined when the process does not show it.
+ */
+export async function metricValue(url: string, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}

@@ -446,7 +446,8 @@ export class CachedSuppressionList implements SuppressionList {
   }
 
   private async load(generation: number): Promise<void> {
-    const loaded = this.ready()
+    const migrated = this.ready();
+    const loaded = migrated
       ? await this.inner.addressesUpTo(this.limit)()
       : E.left({ _tag: 'StoreUnavailable' as const, reason: 'the database is not migrated yet' });
     if (generation !== this.generation || this.stopped) return;
@@ -457,7 +458,7 @@ export class CachedSuppressionList implements SuppressionList {
     }
     if (E.isLeft(loaded)) {
       // Not yet migrated is the start's normal wait; a query that fails is news, said once.
-      if (this.ready() && !this.loadFailing) {
+      if (migrated && !this.loadFailing) {
         this.loadFailing = true;
         this.log.warn(
           { reason: loaded.left.reason, retryMs: this.retryMs },
