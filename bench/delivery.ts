@@ -68,6 +68,7 @@ async function drainOurs(settings: Settings, pre: PrePublish[], round: number) {
   const target = `our RabbitMqEmailQueue.publish (send queue), round ${round}`;
   const n = await prePublish(settings, pre, target, publisher.op).finally(publisher.close);
   const dir = outbox(settings, `deliver-worker-${round}`);
+  await settings.database.settle();
   const since = performance.now();
   const worker = await startRole(settings, 'worker', { MAIL_TRANSPORT: 'outbox', OUTBOX_DIR: dir });
   try {
@@ -87,6 +88,8 @@ async function drainBare(settings: Settings, pre: PrePublish[], round: number) {
   const target = `bare amqplib confirm publish (quorum queue), round ${round}`;
   const n = await prePublish(settings, pre, target, settings.broker.publishTo(queue));
   const dir = outbox(settings, `deliver-bare-${round}`);
+  // Not its database, but the same quiet start as ours.
+  await settings.database.settle();
   const since = performance.now();
   const args = [BASELINES, 'consume', settings.amqpUrl, queue, dir, '32'];
   const consumer = spawnNode('bare consumer', args, {});

@@ -17,6 +17,13 @@ export interface BenchDatabase {
   readonly version: string;
   /** Cumulative CPU seconds PostgreSQL spent for this database since it was created. */
   readonly cpu: Counter;
+  /**
+   * Before a measured drain: `VACUUM (ANALYZE)` of the database, then `CHECKPOINT`, so that the
+   * drain neither competes with autovacuum and the checkpointer working off the rows of an earlier
+   * phase nor is counted for them (a drain's own rows were written just before it). `CHECKPOINT`
+   * needs a superuser or `pg_checkpoint`; without either it is left out, said once on stderr.
+   */
+  settle(): Promise<void>;
   /** DROP DATABASE … WITH (FORCE), then checks that it is gone; says what it found. */
   drop(): Promise<string>;
 }
@@ -93,11 +100,30 @@ export async function createBenchDatabase(name: string): Promise<BenchDatabase> 
   const cpu = cpuCounter(admin, name);
   await cpu.read();
   let dropped: Promise<string> | undefined;
+  let checkpoints = true;
   return {
     name,
     url: url.toString(),
     version,
     cpu,
+    async settle() {
+      const client = new pg.Client({ connectionString: url.toString() });
+      await client.connect();
+      try {
+        await client.query('VACUUM (ANALYZE)');
+      } finally {
+        await client.end();
+      }
+      if (!checkpoints) return;
+      await admin.query('CHECKPOINT').catch((error: { code?: string }) => {
+        // 42501, insufficient privilege: the run goes on, its drains a little less alike.
+        if (error.code !== '42501') throw error;
+        checkpoints = false;
+        console.error(
+          `bench: CHECKPOINT refused to ${url.username || 'this user'}; drains skip it`,
+        );
+      });
+    },
     drop() {
       dropped ??= (async () => {
         await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

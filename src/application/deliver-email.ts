@@ -200,6 +200,12 @@ export class DeliverEmail {
     { until: Date | undefined; readAtMs: number | undefined }
   >();
   /**
+   * Transport → the read of its pause from the store in progress: the sends that find the known
+   * pause stale at once (every slot of a busy worker, when the cache runs out) share one read
+   * rather than each sending the same statement.
+   */
+  private readonly pauseReads = new Map<string, Promise<Date | undefined>>();
+  /**
    * Transport → the earliest its next slot may be free (monotonic ms), from the pacer's last
    * answer: slots are only ever booked further ahead, so it is a bound the pacer would agree to.
    */
@@ -832,12 +838,30 @@ export class DeliverEmail {
    * not once per send. A store that does not answer is no reason to hold the send: what was
    * known is kept (a pause is an economy, the pacer and the provider still guard the rate).
    */
-  private async knownPause(task: EmailTask, transport: string): Promise<Date | undefined> {
+  private knownPause(task: EmailTask, transport: string): Promise<Date | undefined> {
     const known = this.knownPauses.get(transport) ?? { until: undefined, readAtMs: undefined };
     const now = this.clock.monotonicMs();
     const fresh = known.readAtMs !== undefined && now - known.readAtMs < this.pauseCacheMs;
-    if (this.pauses === undefined || fresh) return known.until;
-    const read = await this.pauses.pausedUntil(transport)();
+    if (this.pauses === undefined || fresh) return Promise.resolve(known.until);
+    const reading = this.pauseReads.get(transport);
+    if (reading !== undefined) return reading;
+    const read = this.readPause(this.pauses, task, transport).finally(() =>
+      this.pauseReads.delete(transport),
+    );
+    this.pauseReads.set(transport, read);
+    return read;
+  }
+
+  /** `knownPause`'s read of the store, for every send waiting on it; never rejects. */
+  private async readPause(
+    pauses: TransportPauses,
+    task: EmailTask,
+    transport: string,
+  ): Promise<Date | undefined> {
+    const now = this.clock.monotonicMs();
+    const read = await pauses.pausedUntil(transport)();
+    // Taken after the read: a throttle of this process heard meanwhile is kept (`later`).
+    const known = this.knownPauses.get(transport) ?? { until: undefined, readAtMs: undefined };
     if (E.isLeft(read)) {
       this.log.warn(
         { emailId: task.request.id, transport, reason: read.left.reason },

@@ -1,9 +1,11 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
+import { CachedSuppressionList } from '../adapters/postgres/cached-suppression-list.js';
 import { migrate, migrateSql } from '../adapters/postgres/migrate.js';
 import { PgDatabase } from '../adapters/postgres/pg-database.js';
 import type { PgliteDatabase } from '../adapters/postgres/pglite-database.js';
 import type { SqlClient } from '../adapters/postgres/sql-client.js';
+import { SqlSuppressionList } from '../adapters/postgres/sql-suppression-list.js';
 
 /**
  * A role's database, whichever engine runs it: the SQL surface every store and the embedded
@@ -127,3 +129,24 @@ const opened = (database: PgDatabase | PgliteDatabase, where: string): OpenDatab
   ready: () => database.isReady(),
   close: () => database.close(),
 });
+
+/**
+ * The suppression list of a role on DATABASE_URL (`email server`, `email worker`), as a copy in
+ * memory kept current by PostgreSQL's notifications (`CachedSuppressionList`), started: its
+ * look-ups ask PostgreSQL until the copy is loaded (once `db` is migrated), and whenever it
+ * cannot be trusted. Stop it after the role's last look-up, before `db.close()`.
+ */
+export function suppressionCopy(
+  config: Config,
+  log: Logger,
+  db: OpenDatabase,
+): CachedSuppressionList {
+  if (!config.databaseUrl) throw new Error('DATABASE_URL is required (checked by loadConfig)');
+  const suppressions = new CachedSuppressionList(new SqlSuppressionList(db.client), {
+    url: config.databaseUrl.reveal(),
+    log,
+    ready: () => db.ready(),
+  });
+  void suppressions.start();
+  return suppressions;
+}

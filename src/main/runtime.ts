@@ -21,7 +21,7 @@ import { Container } from 'inversify';
 import type { ContainerModule } from 'inversify';
 import type { OpenDatabase } from './database.js';
 import { coreModule, rabbitMqModule, sqlStoresModule, useCasesModule } from './modules.js';
-import type { SuppressionList } from '../application/ports/suppression-list.js';
+import type { CachedSuppressionList } from '../adapters/postgres/cached-suppression-list.js';
 import { resolve } from './services.js';
 
 /** Runs a task through DeliverEmail, which answers every expected failure with a disposition. */
@@ -61,23 +61,29 @@ export function startRetention(container: Container, log: Logger, everyMs = 3_60
 
 /**
  * The container of a role on RabbitMQ and PostgreSQL (`email server`, `email worker`): the
- * shared modules, and whatever the role adds (the worker's sender). `db` may come with the
- * suppression list the role uses instead of the plain SQL one (the server's copy in memory).
+ * shared modules, over `db` and the role's copy of the suppression list in memory (see
+ * `suppressionCopy`), which its `/metrics` shows, and whatever the role adds (the worker's
+ * sender).
  */
 export function brokerRoleContainer(
   config: Config,
   log: Logger,
   role: 'server' | 'worker',
-  db: OpenDatabase | { readonly db: OpenDatabase; readonly suppressions: SuppressionList },
+  db: OpenDatabase,
+  suppressions: CachedSuppressionList,
   ...extra: ContainerModule[]
 ): Container {
   const container = new Container();
   container.load(
     coreModule(config, log, role),
     useCasesModule,
-    'suppressions' in db ? sqlStoresModule(db.db, db.suppressions) : sqlStoresModule(db),
+    sqlStoresModule(db, suppressions),
     rabbitMqModule(config, log, role),
     ...extra,
+  );
+  // Whether look-ups are served from memory, for an operator: -1 while they ask PostgreSQL.
+  resolve(container, 'Metrics').watchSuppressionCopy(() =>
+    suppressions.mode() === 'memory' ? suppressions.size() : undefined,
   );
   return container;
 }

@@ -1,11 +1,9 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
-import { CachedSuppressionList } from '../adapters/postgres/cached-suppression-list.js';
-import { SqlSuppressionList } from '../adapters/postgres/sql-suppression-list.js';
 import { OnDemandEventFeed } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
 import { LIVE_PAGE_EVENT_KEYS } from '../adapters/rabbitmq/topology.js';
 import { accessModule, guardedAccess } from './access.js';
-import { openDatabase } from './database.js';
+import { openDatabase, suppressionCopy } from './database.js';
 import type { Running } from './runtime.js';
 import { bridgeToBroker, brokerRoleContainer, serveWeb } from './runtime.js';
 import { resolve } from './services.js';
@@ -19,23 +17,15 @@ import { keepRoutingWebhookEvents, onEveryConnect } from './webhooks.js';
 export async function startServer(config: Config, log: Logger): Promise<Running> {
   const db = openDatabase(config, log);
   // Every request's recipients are looked up in the suppression list: from a copy in memory,
-  // kept current by PostgreSQL's notifications. The worker still asks PostgreSQL before a send.
-  const suppressions = new CachedSuppressionList(new SqlSuppressionList(db.client), {
-    url: config.databaseUrl!.reveal(),
-    log,
-    ready: () => db.ready(),
-  });
-  void suppressions.start();
+  // kept current by PostgreSQL's notifications.
+  const suppressions = suppressionCopy(config, log, db);
   const container = brokerRoleContainer(
     config,
     log,
     'server',
-    { db, suppressions },
+    db,
+    suppressions,
     accessModule(config, db),
-  );
-  // Whether look-ups are served from memory, for an operator: -1 while they ask PostgreSQL.
-  resolve(container, 'Metrics').watchSuppressionCopy(() =>
-    suppressions.mode() === 'memory' ? suppressions.size() : undefined,
   );
   const connection = resolve(container, 'RabbitMqConnection');
   const bus = resolve(container, 'EventBus');

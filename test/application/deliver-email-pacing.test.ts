@@ -344,6 +344,16 @@ describe('DeliverEmail, a paused transport', () => {
     expect(pauses.reads).to.equal(2);
   });
 
+  it('shares one read of the shared pauses among the sends that need it at once', async () => {
+    const mailgun = new Transport('mailgun');
+    const { useCase, pauses, taskFor } = await setUp(mailgun);
+    const tasks = await Promise.all(Array.from({ length: 8 }, () => taskFor()));
+    const done = await Promise.all(tasks.map((task) => useCase.execute(task)()));
+    expect(done.map((d) => d._tag)).to.deep.equal(Array.from({ length: 8 }, () => 'Done'));
+    expect(mailgun.sent).to.have.length(8);
+    expect(pauses.reads).to.equal(1);
+  });
+
   it('sends as usual when the pauses cannot be read, and says so', async () => {
     const broken: TransportPauses = {
       pause: () => TE.left({ _tag: 'StoreUnavailable', reason: 'down' }),

@@ -110,12 +110,14 @@ describe('email suppressions, and the server and worker that honour the list', f
 
   describe('with a server and a worker on the same database', () => {
     let server: Started;
+    let worker: Started | undefined;
 
     before(async () => {
       server = await roles.startReady('server');
     });
     after(async () => {
-      for (const address of ['bob@example.com', 'carol@example.com', 'dan@example.com']) {
+      const added = ['bob@example.com', 'carol@example.com', 'dan@example.com', 'erin@example.com'];
+      for (const address of added) {
         await email('remove', address);
       }
     });
@@ -142,7 +144,9 @@ describe('email suppressions, and the server and worker that honour the list', f
         },
       );
 
-      await roles.startReady('worker');
+      worker = await roles.startReady('worker');
+      // It checks each send against a copy of its own, loaded at start.
+      await copyHolds(worker, 3);
       const bothId = String(both.body.id);
       const aloneId = String(alone.body.id);
       const { raw, mail } = await emlFor(outbox, bothId);
@@ -161,8 +165,35 @@ describe('email suppressions, and the server and worker that honour the list', f
         'suppressed',
       ]);
     });
+
+    it('drops at send time an address listed while the email waited and the worker ran', async () => {
+      worker ??= await roles.startReady('worker');
+      const listedBefore = (await listed()).length;
+      // Held until then by the scheduler, with the worker running all along.
+      const sendAt = new Date(Date.now() + 6000).toISOString();
+      const posted = await postEmail(server.url, {
+        to: ['ada@example.com', 'erin@example.com'],
+        send_at: sendAt,
+      });
+      expect(posted.status).to.equal(202);
+      expect((await email('add', 'erin@example.com')).code).to.equal(0);
+      // The running worker's copy heard the add (else this test would not show the copy works).
+      await copyHolds(worker, listedBefore + 1);
+      const id = String(posted.body.id);
+      const { raw, mail } = await emlFor(outbox, id);
+      expect(toAddresses(mail)).to.deep.equal(['ada@example.com']);
+      expect(raw).not.to.contain('erin');
+      expect(Date.now()).to.be.at.least(Date.parse(sendAt));
+    });
   });
 });
+
+/** Waits until `role`'s copy of the suppression list in memory holds `n` addresses. */
+const copyHolds = (role: Started, n: number) =>
+  eventually(
+    async () => (await metricValue(role.url, 'email_suppression_list_cached_addresses')) === n,
+    { what: `email_suppression_list_cached_addresses at ${n}` },
+  );
 
 describe('email dev: the suppression list, open on loopback', function () {
   this.timeout(60_000);
