@@ -15,7 +15,7 @@ import type { BrokerWork } from './broker-work.js';
 import { COUNTERS, PROMETHEUS_URL } from './broker-work.js';
 import { BODY } from './clients.js';
 import type { MailgunResults } from './mailgun.js';
-import { CONCURRENCY, LATENCY_MS } from './mailgun.js';
+import { CONCURRENCY, LATENCY_MS, STAND_IN_WARMUP } from './mailgun.js';
 import {
   BROKER_SLACK,
   LATENCY_CEILING,
@@ -170,7 +170,7 @@ function headline(settings: Settings, results: Results): string {
   return lines.join('\n');
 }
 
-/** "two rounds (ours, bare, bare, ours)", or "one round (ours, bare)". */
+/** "3 rounds (ours, bare, bare, ours, ours, bare)", or "one round (ours, bare)". */
 function rounds(count: number, pair: string, capital = false): string {
   const [a, b] = pair.split(', ');
   const order = Array.from({ length: count }, (_, i) => (i % 2 === 0 ? [a, b] : [b, a])).flat();
@@ -408,7 +408,9 @@ ${deliveryTable(results.delivery)}
 ## 3. Mailgun path: worker → Mailgun stand-in
 
 The project's stand-in (\`startMailgunStandIn\`, no faults) in a child process of its own,
-counting what it accepts. Before each drain, N = ${n} emails are recorded the way they are in use:
+counting what it accepts, warmed with ${settings.smoke ? 20 : STAND_IN_WARMUP} sends of the same form before the first drain (fresh,
+it spent about three times the CPU per email while V8 tiered its code up, and the first drain
+is ours). Before each drain, N = ${n} emails are recorded the way they are in use:
 an \`email server\` (API key, nothing consuming) accepts them, so that each has its row in
 \`emails\` and its task on the send queue, and stops; then \`email worker\`
 (MAIL_TRANSPORT=mailgun, WORKER_CONCURRENCY=${CONCURRENCY}) is spawned and drains them. The
@@ -416,7 +418,10 @@ baseline gets the same: N rows INSERTed into a table of its own (\`bare_deliveri
 status, updated_at, request) and N tasks naming them on a quorum queue; then a bare amqplib
 consumer (prefetch ${CONCURRENCY}) is spawned that, per message, POSTs the same urlencoded form
 with node-fetch on a keep-alive agent (as our sender does), runs one \`UPDATE bare_deliveries SET
-status = 'sent', updated_at = now() WHERE id = $1\` through a \`pg.Pool\` of 10, and acks. ${rounds(settings.rounds, 'ours, bare', true)}; *first→last* is the rate once running, CPU is metered from the
+status = 'sent', updated_at = now() WHERE id = $1\` through a \`pg.Pool\` of 10, and acks. Between
+the recording and the spawn, every drain (this section's and section 2's) runs \`VACUUM (ANALYZE)\` on
+the run's database and a \`CHECKPOINT\`, so that no drain shares the cores with autovacuum or the
+checkpointer working off an earlier phase's rows. ${rounds(settings.rounds, 'ours, bare', true)}; *first→last* is the rate once running, CPU is metered from the
 first message the stand-in holds to the last (the stand-in's own CPU in its column).
 
 ${deliveryTable(results.mailgun.rows)}

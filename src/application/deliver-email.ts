@@ -144,6 +144,17 @@ interface UnrecordedSend {
 }
 
 /**
+ * Whether `task` is the first attempt of an email sent when it was accepted, with nothing in its
+ * history: its entry in the log is then most likely as `record` left it. Not a scheduled email
+ * (released, its entry moved on), nor an operator's copy, nor a retry.
+ */
+const asRecorded = (task: EmailTask): boolean =>
+  task.attempt === 1 &&
+  task.history.length === 0 &&
+  task.expedited !== true &&
+  task.request.sendAt === undefined;
+
+/**
  * Sends one task and decides what becomes of it: done, retry after a delay, or dead-letter. Every
  * change is written to the email log before it is announced.
  *
@@ -623,6 +634,12 @@ export class DeliverEmail {
     this.paceWaits.answered(request.id);
     const waitMs = turn.goAtMs - this.clock.monotonicMs();
     const slot = waitMs > 0 ? this.sleep(waitMs) : undefined;
+    // A first attempt's email is almost always as the server recorded it: `sending` is folded
+    // onto that without reading it first (one statement, not two; see EmailLog.recordedBasis).
+    if (!this.folded.has(request.id) && asRecorded(task)) {
+      const recorded = this.emails.recordedBasis(request);
+      if (recorded !== undefined) this.folded.set(request.id, recorded);
+    }
     const marking = this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) });
     return async () => {
       const marked = await marking();

@@ -11,10 +11,12 @@ import {
 import { permanent, sent, transient, uncertain } from '../../src/domain/delivery.js';
 import type { DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
+import { evolveStatus } from '../../src/domain/email-status.js';
+import { acceptedEvent } from '../../src/domain/events.js';
 import { InMemorySuppressionList } from '../../src/adapters/memory/in-memory-suppression-list.js';
 import { domainToAscii } from '../../src/adapters/idna/idna.js';
 import type { SuppressionList } from '../../src/application/ports/suppression-list.js';
-import { aRequest, aTask } from '../support/builders.js';
+import { aRequest, aTask, anAttempt } from '../support/builders.js';
 import { eventually, sleep } from '../support/waiting.js';
 import {
   RecordingEvents,
@@ -130,6 +132,30 @@ describe('DeliverEmail', () => {
     // A later task of the same id starts without a basis: the log may have moved meanwhile.
     await useCase.execute(task(2))();
     expect(bases).to.deep.equal([undefined, 'sending', undefined]);
+  });
+
+  it("folds a first attempt's 'sending' onto the entry as recorded, a retry's onto none", async () => {
+    const { useCase, emails } = await setUp([sent('<p1@mailgun>'), sent('<p2@mailgun>')]);
+    // A log that keeps versions, as the SQL one does: it can say what `record` left.
+    emails.store.recordedBasis = (r) => ({
+      status: evolveStatus(undefined, acceptedEvent(r)),
+      changed: true,
+      version: 1,
+    });
+    const bases: unknown[] = [];
+    const apply = emails.store.apply.bind(emails.store);
+    emails.store.apply = (event, basis) => {
+      bases.push([event.type, basis?.status.status, basis?.version]);
+      return apply(event, basis);
+    };
+    expectTag(await useCase.execute(task())(), 'Done');
+    expect(bases[0]).to.deep.equal(['EmailSending', 'queued', 1]);
+    bases.length = 0;
+    const retried = aRequest();
+    await emails.store.record(retried)();
+    const retry = aTask({ request: retried, attempt: 2, history: [anAttempt(1)] });
+    expectTag(await useCase.execute(retry)(), 'Done');
+    expect(bases[0]).to.deep.equal(['EmailSending', undefined, undefined]);
   });
 
   it('builds no info line when the logger drops them, and still warns', async () => {

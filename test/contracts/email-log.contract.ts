@@ -159,6 +159,41 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
         expect(await get(r.id)).to.deep.equal(sent.status);
       });
 
+      it('folds onto the basis of a recorded request exactly as without one, moved on or not', async () => {
+        const r = aRequest({ cc: ['carol@example.net'], tags: ['welcome'], metadata: { n: '1' } });
+        const twin: EmailRequest = { ...r, id: anId() };
+        const sending = async (x: EmailRequest, withBasis: boolean) =>
+          right(
+            fx.log.apply(
+              anEvent.sending(x, { attempt: 1, at: at(1) }),
+              withBasis ? fx.log.recordedBasis(x) : undefined,
+            ),
+          );
+        await right(fx.log.record(r));
+        await right(fx.log.record(twin));
+        const onto = await sending(r, true);
+        const plain = await sending(twin, false);
+        expect(onto.changed).to.equal(true);
+        expect({ ...onto.status, id: twin.id }).to.deep.equal({ ...plain.status, id: twin.id });
+        expect(await get(r.id)).to.deep.equal(onto.status);
+
+        // Another process moved it on since it was recorded: the fold builds on what it wrote.
+        const moved = aRequest();
+        await right(fx.log.record(moved));
+        await right(fx.peer.apply(anEvent.sending(moved, { attempt: 1, at: at(1) })));
+        await right(fx.peer.apply(anEvent.retried(moved, { attempt: 1, at: at(2) })));
+        const again = await right(
+          fx.log.apply(
+            anEvent.sending(moved, { attempt: 2, at: at(62) }),
+            fx.log.recordedBasis(moved),
+          ),
+        );
+        expect(again.status.attempts.map((a) => [a.attempt, a.outcome])).to.deep.equal([
+          [1, 'transient'],
+        ]);
+        expect(await get(moved.id)).to.deep.equal(again.status);
+      });
+
       it('folds onto what another process wrote, not onto a basis it outdated', async () => {
         const r = aRequest();
         await right(fx.log.record(r));

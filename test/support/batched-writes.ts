@@ -59,6 +59,25 @@ export function batchedWritesSuite(suffix: string, open: () => SqlClient): void 
       expect(status).to.include({ id: requests[3]!.id, status: 'queued' });
     });
 
+    it("writes a first attempt's `sending` onto the recorded entry in one UPDATE, no read", async () => {
+      const { client, statements } = watched(sql);
+      const log = new SqlEmailLog(client);
+      const [fresh, moved] = [aRequest(), aRequest()];
+      await right(log.record(fresh));
+      await right(log.record(moved));
+      await right(log.apply(anEvent.sending(moved, { attempt: 1, at: at(1) })));
+      statements.length = 0;
+      const sending = (r: EmailRequest) =>
+        right(log.apply(anEvent.sending(r, { attempt: 1, at: at(2) }), log.recordedBasis(r)));
+      expect((await sending(fresh)).status.status).to.equal('sending');
+      const verbs = () => statements.map((text) => text.trim().split(/\s/)[0]);
+      expect(verbs()).to.deep.equal(['UPDATE']);
+      // Moved on since: the conditional write finds nothing, then the read and the fold.
+      statements.length = 0;
+      await sending(moved);
+      expect(verbs()).to.deep.equal(['UPDATE', 'SELECT', 'UPDATE']);
+    });
+
     it('fails every caller of a batch the database did not take, and keeps none', async () => {
       const { client } = watched(sql, (text) => text.includes('INSERT INTO emails'));
       const log = new SqlEmailLog(client);

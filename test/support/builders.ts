@@ -66,6 +66,13 @@ export interface RequestSpec {
   readonly text?: string | undefined;
   readonly html?: string;
   readonly tags?: readonly string[];
+  /** The other fields of the JSON email, as the API takes them. */
+  readonly from?: string;
+  readonly cc?: string | readonly string[];
+  readonly bcc?: string | readonly string[];
+  readonly reply_to?: string | readonly string[];
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly metadata?: Readonly<Record<string, string>>;
   /** When it was accepted: a Date, or seconds after `T0`. */
   readonly requestedAt?: Date | number;
 }

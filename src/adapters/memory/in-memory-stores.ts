@@ -86,6 +86,11 @@ export class InMemoryEmailLog implements EmailLog {
     });
   }
 
+  /** None: `apply` folds onto the state held here, always current in one process. */
+  recordedBasis(_request: EmailRequest): Applied | undefined {
+    return undefined;
+  }
+
   /** Folds onto the state held here: in one process it is always current, so `basis` is not needed. */
   apply(event: DomainEvent, _basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> {
     return TE.fromIO(() => {

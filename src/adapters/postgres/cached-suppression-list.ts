@@ -26,6 +26,12 @@ export const LISTENER_NAME = 'queued-email (suppression listener)';
 
 /** Between two attempts to connect the listener, or to load the list, in milliseconds. */
 export const RETRY_MS = 2_000;
+/**
+ * While the database is not migrated yet (a role's start), how often the copy checks again, in
+ * milliseconds: a check costs no statement, and a worker that starts on a full queue would
+ * otherwise ask PostgreSQL for its first `RETRY_MS` of sends.
+ */
+export const MIGRATION_POLL_MS = 50;
 /** How often the listening connection is checked with a `SELECT 1`, in milliseconds. */
 export const HEALTH_CHECK_MS = 10_000;
 /** How long a connection attempt or a check may take before the connection counts as lost. */
@@ -465,7 +471,7 @@ export class CachedSuppressionList implements SuppressionList {
           'Could not copy the suppression list; look-ups ask PostgreSQL, and it is tried again',
         );
       }
-      return this.reloadIn(this.retryMs);
+      return this.reloadIn(migrated ? this.retryMs : Math.min(this.retryMs, MIGRATION_POLL_MS));
     }
     if (this.loadFailing) {
       this.loadFailing = false;

@@ -33,6 +33,8 @@ import { attempt, sameJson, StoreFault, countDeleted, toStoreUnavailable } from 
 
 /** Lost races before `apply` stops re-reading and takes the row lock instead. */
 const OPTIMISTIC_ROUNDS = 4;
+/** `emails.version` of a row just inserted: the column's default (the first migration). */
+const RECORDED_VERSION = 1;
 /** Under the row lock a write can only lose to an insert or a delete of the same id. */
 const LOCKED_ROUNDS = 3;
 
@@ -148,6 +150,18 @@ export class SqlEmailLog implements EmailLog {
       if (await this.inserts.run(row)) return;
       await this.fold(event, request);
     });
+  }
+
+  /**
+   * The row `insertMany` writes for `request` (`newRow`'s state, from the same `acceptedEvent`)
+   * at the version every INSERT gives (`RECORDED_VERSION`, the column's default).
+   */
+  recordedBasis(request: EmailRequest): Applied {
+    return {
+      status: evolveStatus(undefined, acceptedEvent(request)),
+      changed: true,
+      version: RECORDED_VERSION,
+    };
   }
 
   forget(id: EmailId): TE.TaskEither<StoreUnavailable, void> {

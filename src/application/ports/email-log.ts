@@ -145,6 +145,16 @@ export interface EmailLog {
    * it reads and folds as without a basis. The answer is the same either way.
    */
   apply(event: DomainEvent, basis?: Applied): TaskEither<StoreUnavailable, Applied>;
+  /**
+   * A `basis` for `apply` without reading: the entry `record(request)` makes when nothing came
+   * before it and nothing changed it since (as `record` leaves a request accepted whole, with no
+   * recipient dropped and no email it resends). Undefined where the store keeps no versions.
+   * Handed to `apply` for an entry that did move on (a scheduled email released, a suppressed
+   * recipient recorded with it, a second delivery), it costs the one conditional write that finds
+   * the version gone, then the read: worth it only where the entry is almost always as recorded,
+   * a first attempt.
+   */
+  recordedBasis(request: EmailRequest): Applied | undefined;
   get(id: EmailId): TaskEither<StoreUnavailable, Option<EmailStatus>>;
   /** The request as it was accepted; none for an id never recorded (or deleted by retention). */
   request(id: EmailId): TaskEither<StoreUnavailable, Option<EmailRequest>>;

@@ -21,6 +21,24 @@ describe('The task wire format', () => {
     expect(decodeTask(wire.body, wire.headers)).to.deep.equal(E.right(task));
   });
 
+  it('round-trips every field a request can hold, so the worker sees the request recorded', () => {
+    // The worker folds its first change onto the entry it works out from this request
+    // (EmailLog.recordedBasis): the request it decodes must be the one the server recorded.
+    const request = aRequest({
+      from: 'Shop <shop@example.org>',
+      cc: ['carol@example.net'],
+      bcc: ['dan@example.com'],
+      reply_to: ['help@example.org'],
+      html: '<p>Hello</p>',
+      headers: { 'X-Campaign': 'autumn', 'List-Unsubscribe': '<https://example.org/u>' },
+      tags: ['welcome', 'autumn_2026'],
+      metadata: { customer: '42', plan: 'pro' },
+    });
+    const task = aTask({ request });
+    const wire = encodeTask(task);
+    expect(decodeTask(wire.body, wire.headers)).to.deep.equal(E.right(task));
+  });
+
   it('keeps only the last attempts of a long history', () => {
     const history = Array.from({ length: MAX_HISTORY + 5 }, (_, i) => record(i + 1));
     const wire = encodeTask({ request: aRequest(), attempt: 26, history });
