@@ -394,8 +394,10 @@ first file to the last. Files are counted by polling the directory every 20 ms. 
 consumer writes the task bytes exactly as durably as our outbox (temp file, fsync, rename, fsync
 of the directory) and acks, with the same prefetch (32); our worker also decodes and re-validates
 the task, composes MIME with nodemailer, and goes through PostgreSQL: it claims the send in the
-delivery ledger while it looks the recipients up in the suppression list, folds \`EmailSending\`
-into the email log (read, then update), then records the send in the ledger and folds
+delivery ledger while it looks the recipients up in its copy of the suppression list, folds
+\`EmailSending\` into the email log (these tasks were published by the bench, not recorded by a
+server: the conditional update onto the entry a server records finds no row, then the fold reads
+and creates it), then records the send in the ledger and folds
 \`EmailSent\` (one conditional update on the version it holds) at once; each of these statements
 is shared with the other tasks that make it in the same turn of the event loop (about 1.1 commits
 per email under load), and events go out without waiting; then it acks. These are cold starts: V8 is still optimising

@@ -234,7 +234,9 @@ export class DeliverEmail {
     private readonly log: Logger,
     options: DeliverEmailOptions,
   ) {
-    // `sending` then `sent` is one read and two writes, not two of each: see EmailLog.apply.
+    // `sending` then `sent` is two writes and no read for a first attempt (the basis of `sending`
+    // is the entry as recorded, see markAndSend), one read and two writes for a retry: see
+    // EmailLog.apply.
     const change = recordAndAnnounce(emails, events, (event, applied) =>
       this.folded.set(event.id, applied),
     );
