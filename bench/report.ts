@@ -394,7 +394,7 @@ first file to the last. Files are counted by polling the directory every 20 ms. 
 consumer writes the task bytes exactly as durably as our outbox (temp file, fsync, rename, fsync
 of the directory) and acks, with the same prefetch (32); our worker also decodes and re-validates
 the task, composes MIME with nodemailer, and goes through PostgreSQL: it claims the send in the
-delivery ledger while it looks the recipients up in its copy of the suppression list, folds
+delivery ledger while it looks the recipients up in the suppression list, folds
 \`EmailSending\` into the email log (these tasks were published by the bench, not recorded by a
 server: the conditional update onto the entry a server records finds no row, then the fold reads
 and creates it), then records the send in the ledger and folds

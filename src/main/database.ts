@@ -131,7 +131,7 @@ const opened = (database: PgDatabase | PgliteDatabase, where: string): OpenDatab
 });
 
 /**
- * The suppression list of a role on DATABASE_URL (`email server`, `email worker`), as a copy in
+ * The suppression list of a role on DATABASE_URL (`email server`), as a copy in
  * memory kept current by PostgreSQL's notifications (`CachedSuppressionList`), started: its
  * look-ups ask PostgreSQL until the copy is loaded (once `db` is migrated), and whenever it
  * cannot be trusted. Stop it after the role's last look-up, before `db.close()`.

@@ -306,8 +306,8 @@ function reroutingEndpoints(
 /**
  * Every store in one database (PostgreSQL, or the embedded PGlite of `email dev`), shared by all
  * servers and workers on it. `suppressions`: the suppression list to use instead of a
- * SqlSuppressionList on `database.client` (`email server` and `email worker` keep a copy in
- * memory, CachedSuppressionList; `email dev` asks its embedded database).
+ * SqlSuppressionList on `database.client` (`email server` keeps a copy in memory,
+ * CachedSuppressionList; the worker and `email dev` ask the table).
  */
 export const sqlStoresModule = (database: OpenDatabase, suppressions?: SuppressionList) =>
   new ContainerModule(({ bind }) => {

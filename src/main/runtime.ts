@@ -61,16 +61,16 @@ export function startRetention(container: Container, log: Logger, everyMs = 3_60
 
 /**
  * The container of a role on RabbitMQ and PostgreSQL (`email server`, `email worker`): the
- * shared modules, over `db` and the role's copy of the suppression list in memory (see
- * `suppressionCopy`), which its `/metrics` shows, and whatever the role adds (the worker's
- * sender).
+ * shared modules over `db`, and whatever the role adds (the worker's sender). `suppressions`:
+ * the role's copy of the suppression list in memory (see `suppressionCopy`), which its
+ * `/metrics` then shows; without one (the worker), look-ups ask PostgreSQL.
  */
 export function brokerRoleContainer(
   config: Config,
   log: Logger,
   role: 'server' | 'worker',
   db: OpenDatabase,
-  suppressions: CachedSuppressionList,
+  suppressions: CachedSuppressionList | undefined,
   ...extra: ContainerModule[]
 ): Container {
   const container = new Container();
@@ -81,10 +81,12 @@ export function brokerRoleContainer(
     rabbitMqModule(config, log, role),
     ...extra,
   );
-  // Whether look-ups are served from memory, for an operator: -1 while they ask PostgreSQL.
-  resolve(container, 'Metrics').watchSuppressionCopy(() =>
-    suppressions.mode() === 'memory' ? suppressions.size() : undefined,
-  );
+  if (suppressions !== undefined) {
+    // Whether look-ups are served from memory, for an operator: -1 while they ask PostgreSQL.
+    resolve(container, 'Metrics').watchSuppressionCopy(() =>
+      suppressions.mode() === 'memory' ? suppressions.size() : undefined,
+    );
+  }
   return container;
 }
 

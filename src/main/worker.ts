@@ -1,7 +1,7 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
 import { createOpsApp } from '../adapters/http/ops-app.js';
-import { openDatabase, suppressionCopy } from './database.js';
+import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
 import { senderModule } from './senders.js';
 import {
@@ -24,15 +24,15 @@ import { resolve } from './services.js';
  */
 export async function startWorker(config: Config, log: Logger): Promise<Running> {
   const db = openDatabase(config, log);
-  // Each send's recipients are looked up again just before it (an address may have joined the
-  // list since the email was accepted): from a copy in memory, as the server's at accept time.
-  const suppressions = suppressionCopy(config, log, db);
+  // Each send's recipients are looked up in PostgreSQL just before it, not in a copy in memory
+  // as the server's at accept time: a copy hears another process's add only once its
+  // notification arrives, and an address whose add has returned must not be sent to.
   const container = brokerRoleContainer(
     config,
     log,
     'worker',
     db,
-    suppressions,
+    undefined,
     senderModule,
     webhookDeliveryModule,
   );
@@ -94,7 +94,6 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
       await resolve(container, 'SenderHandle').close();
       await unbridge();
       await connection.close();
-      await suppressions.stop();
       await db.close();
     },
   };

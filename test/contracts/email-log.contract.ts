@@ -194,6 +194,38 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
         expect(await get(moved.id)).to.deep.equal(again.status);
       });
 
+      it('folds onto the basis of a recorded request only while the entry is that very one', async () => {
+        // Each entry is at its first version, but is not what `recordedBasis` works out from the
+        // request the worker holds: the fold must build on what is stored, as without a basis.
+        const sendingOnto = (x: EmailRequest, at2: number) =>
+          right(
+            fx.log.apply(anEvent.sending(x, { attempt: 1, at: at(at2) }), fx.log.recordedBasis(x)),
+          );
+        // An abandoned idempotency key taken over: the same id, published with a later request.
+        const first = aRequest({ requestedAt: 0 });
+        await right(fx.log.record(first));
+        const later = await sendingOnto({ ...first, requestedAt: at(31) }, 32);
+        expect(later.status.requestedAt).to.equal(first.requestedAt);
+        expect(later.status.history[0]?.at).to.equal(first.requestedAt);
+        // The recipients the worker screened out of this send stay in the entry.
+        const both = aRequest({ to: ['ada@example.com', 'bob@example.com'] });
+        await right(fx.log.record(both));
+        const screened = await sendingOnto({ ...both, to: [both.to[0]!] }, 2);
+        expect(screened.status.to).to.deep.equal(both.to);
+        expect(screened.status.recipients.map((x) => x.address)).to.deep.equal([
+          'ada@example.com',
+          'bob@example.com',
+        ]);
+        // An entry an event began (a first delivery, its email forgotten by the server): kept.
+        const begun = aRequest();
+        await apply(anEvent.sending(begun, { attempt: 1, at: at(2) }));
+        const again = await sendingOnto(begun, 40);
+        expect(again.status.history.map((c) => c.at)).to.include(at(2));
+        expect(await get(first.id)).to.deep.equal(later.status);
+        expect(await get(both.id)).to.deep.equal(screened.status);
+        expect(await get(begun.id)).to.deep.equal(again.status);
+      });
+
       it('folds onto what another process wrote, not onto a basis it outdated', async () => {
         const r = aRequest();
         await right(fx.log.record(r));

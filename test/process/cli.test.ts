@@ -33,7 +33,10 @@ describe('the email command', () => {
       .and.contain('webhooks add URL');
   });
 
-  it('names PORT when the port is taken, in one line, and exits 1', async () => {
+  it('names PORT when the port is taken, in one line, and exits 1', async function () {
+    // `email dev` opens its embedded database first: in a fresh checkout that creates ./data
+    // (about 3 s alone, and several times that on a machine busy with other tests).
+    this.timeout(60_000);
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const { port } = taken.address() as AddressInfo;

@@ -42,7 +42,7 @@ export interface Metrics extends PacingObserver {
    */
   watchLivePages(watchers: () => number | undefined): void;
   /**
-   * Reports the addresses of this process's suppression list in memory, read from `cached` on
+   * Reports the addresses of this server's suppression list in memory, read from `cached` on
    * each scrape (`email_suppression_list_cached_addresses`; -1: no copy it can trust, so every
    * look-up asks PostgreSQL; absent from a process that keeps no copy).
    */
@@ -206,14 +206,14 @@ export function createMetrics(role: string): Metrics {
       oldestPending = read;
     },
     // Each registered only when called: a process that never checks (`email dev`) shows no
-    // watchers nor a suppression list in memory.
+    // watchers, and only the server keeps a suppression list in memory.
     watchLivePages: readOnScrape(
       'email_live_page_watchers',
       'Servers with a live page open, as this process last checked (-1: not known, so their events are published)',
     ),
     watchSuppressionCopy: readOnScrape(
       'email_suppression_list_cached_addresses',
-      "Addresses in this process's in-memory copy of the suppression list (-1: no copy it can trust, so each look-up asks PostgreSQL)",
+      "Addresses in this server's in-memory copy of the suppression list (-1: no copy it can trust, so each look-up asks PostgreSQL)",
     ),
     pacingWaited(transport, waitMs) {
       pacingWaits.inc({ transport });

@@ -11,11 +11,16 @@ export interface StateRow {
   readonly recorded: boolean;
 }
 
-/** A fold to write: `state` (JSON text) replaces the row's only if it is still at `version`. */
+/**
+ * A fold to write: `state` (JSON text) replaces the row's only if it is still at `version`, and,
+ * with `expected` (JSON text), only if the row's state equals it as `jsonb` (the fold was made
+ * onto a state worked out rather than read: see `SqlEmailLog.recordedBasis`).
+ */
 export interface StateWrite {
   readonly id: EmailId;
   readonly version: number;
   readonly state: string;
+  readonly expected?: string;
 }
 
 /**
@@ -52,17 +57,21 @@ export class EmailStateBatches {
         // The states go as one JSON array, joined from their JSON texts, rather than as a
         // `text[]`: the driver escapes every quote of every element of an array (a few per cent
         // of a worker's CPU), while one text parameter travels as it is.
+        // The expected states likewise, JSON null where a write expects none (a state never is).
         const rows = await sql.query<{ id: string }>(
           `UPDATE emails AS e
               SET state = s.state, version = e.version + 1, updated_at = now()
              FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS w(id, version, n)
              JOIN jsonb_array_elements($3::jsonb) WITH ORDINALITY AS s(state, n) USING (n)
+             JOIN jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(expected, n) USING (n)
             WHERE e.id = w.id AND e.version = w.version
+              AND (x.expected = 'null'::jsonb OR e.state = x.expected)
            RETURNING e.id`,
           [
             writes.map((w) => w.id),
             writes.map((w) => w.version),
             `[${writes.map((w) => w.state).join(',')}]`,
+            `[${writes.map((w) => w.expected ?? 'null').join(',')}]`,
           ],
         );
         const written = new Set(rows.map((row) => row.id));
@@ -79,7 +88,10 @@ export class EmailStateBatches {
     return this.reads.run(id);
   }
 
-  /** True if the row was still at `write.version` and now holds `write.state`, one version on. */
+  /**
+   * True if the row was still at `write.version` (and held `write.expected`, when given) and now
+   * holds `write.state`, one version on.
+   */
   write(write: StateWrite): Promise<boolean> {
     return this.writes.run(write);
   }

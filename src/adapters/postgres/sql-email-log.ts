@@ -132,6 +132,8 @@ export class SqlEmailLog implements EmailLog {
   private readonly inserts: Batcher<NewRow, boolean>;
   /** Reads and writes of folds outside a transaction, shared with the calls of the same turn. */
   private readonly batches: EmailStateBatches;
+  /** The bases `recordedBasis` worked out, not read: `onto` checks the row's state too. */
+  private readonly guesses = new WeakSet<Applied>();
 
   constructor(private readonly sql: SqlClient) {
     this.inserts = new Batcher({ write: (rows) => this.insertMany(rows), retryAlone: isDataError });
@@ -154,14 +156,20 @@ export class SqlEmailLog implements EmailLog {
 
   /**
    * The row `insertMany` writes for `request` (`newRow`'s state, from the same `acceptedEvent`)
-   * at the version every INSERT gives (`RECORDED_VERSION`, the column's default).
+   * at the version every INSERT gives (`RECORDED_VERSION`, the column's default). A guess: `onto`
+   * writes onto it only where the row still holds that very state (compared as `jsonb`), since a
+   * row at that version may hold another (an abandoned idempotency key taken over under the same
+   * id with a later request; a row an event created; a request whose recipients the worker then
+   * screened).
    */
   recordedBasis(request: EmailRequest): Applied {
-    return {
-      status: evolveStatus(undefined, acceptedEvent(request)),
-      changed: true,
-      version: RECORDED_VERSION,
-    };
+    // Through JSON, as a read would give it: what is compared is what was stored.
+    const status = JSON.parse(
+      JSON.stringify(evolveStatus(undefined, acceptedEvent(request))),
+    ) as EmailStatus;
+    const basis: Applied = { status, changed: true, version: RECORDED_VERSION };
+    this.guesses.add(basis);
+    return basis;
   }
 
   forget(id: EmailId): TE.TaskEither<StoreUnavailable, void> {
@@ -317,6 +325,7 @@ export class SqlEmailLog implements EmailLog {
       id: event.id,
       version,
       state: JSON.stringify(status),
+      ...(this.guesses.has(basis) ? { expected: JSON.stringify(basis.status) } : {}),
     });
     return written ? { status, changed: true, version: version + 1 } : undefined;
   }

@@ -149,10 +149,11 @@ export interface EmailLog {
    * A `basis` for `apply` without reading: the entry `record(request)` makes when nothing came
    * before it and nothing changed it since (as `record` leaves a request accepted whole, with no
    * recipient dropped and no email it resends). Undefined where the store keeps no versions.
-   * Handed to `apply` for an entry that did move on (a scheduled email released, a suppressed
-   * recipient recorded with it, a second delivery), it costs the one conditional write that finds
-   * the version gone, then the read: worth it only where the entry is almost always as recorded,
-   * a first attempt.
+   * Worked out, not read, so `apply` folds onto it only while the entry is exactly that (the same
+   * version and the same status); an entry that is not (moved on since, or recorded from another
+   * request under the same id, or begun by an event) costs the one conditional write that finds
+   * nothing, then the read: worth it only where the entry is almost always as recorded, a first
+   * attempt.
    */
   recordedBasis(request: EmailRequest): Applied | undefined;
   get(id: EmailId): TaskEither<StoreUnavailable, Option<EmailStatus>>;
