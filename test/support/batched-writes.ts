@@ -6,6 +6,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
 import type { SqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { SqlEmailLog } from '../../src/adapters/postgres/sql-email-log.js';
+import { decodeTask, encodeTask } from '../../src/adapters/messaging/task-message.js';
 import { SqlSuppressionList } from '../../src/adapters/postgres/sql-suppression-list.js';
 import { sqlRateLimiter } from '../../src/adapters/ratelimit/flexible-rate-limiter.js';
 import type { RateLimitState } from '../../src/application/ports/rate-limiter.js';
@@ -18,11 +19,11 @@ import { emptyStoreTables } from './sql-stores.js';
 function watched(inner: SqlClient, fail: (sql: string) => boolean = () => false) {
   const statements: string[] = [];
   const client: SqlClient = {
-    query: (sql, params) => {
+    query: (sql, params, options) => {
       statements.push(sql);
       return fail(sql)
         ? Promise.reject(new Error('the database went away'))
-        : inner.query(sql, params);
+        : inner.query(sql, params, options);
     },
     transaction: (work) => inner.transaction(work),
   };
@@ -62,8 +63,25 @@ export function batchedWritesSuite(suffix: string, open: () => SqlClient): void 
     it("writes a first attempt's `sending` onto the recorded entry in one UPDATE, no read", async () => {
       const { client, statements } = watched(sql);
       const log = new SqlEmailLog(client);
-      const [fresh, moved] = [aRequest(), aRequest()];
-      await right(log.record(fresh));
+      // Every field a request holds, and text jsonb might store otherwise than JSON.stringify.
+      const rich = aRequest({
+        from: 'Zoë Ärger <zoe@example.com>',
+        to: ['"Ada, Countess" <ada@example.org>', 'Jürgen <jurgen@bücher.example>'],
+        cc: ['Carol 🐈 <carol@example.net>'],
+        bcc: ['dan@example.net'],
+        reply_to: ['Help <help@example.com>'],
+        subject: 'Grüße ✓ 𝄞 e\u0301 "quoted" \\ back',
+        html: '<p>Hello</p>',
+        headers: { 'X-Campaign': 'Grüße-42' },
+        tags: ['welcome', 'b-2', 'A_1'],
+        metadata: { zeta: 'last', '10': 'a number-like key', n: '1e3', empty: '' },
+      });
+      // As the worker gets it: through the task's wire format.
+      const wire = encodeTask({ request: rich, attempt: 1, history: [] });
+      const decoded = decodeTask(wire.body, wire.headers);
+      if (E.isLeft(decoded)) return expect.fail(decoded.left);
+      const [fresh, moved] = [decoded.right.request, aRequest()];
+      await right(log.record(rich));
       await right(log.record(moved));
       await right(log.apply(anEvent.sending(moved, { attempt: 1, at: at(1) })));
       statements.length = 0;

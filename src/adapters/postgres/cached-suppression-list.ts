@@ -27,9 +27,9 @@ export const LISTENER_NAME = 'queued-email (suppression listener)';
 /** Between two attempts to connect the listener, or to load the list, in milliseconds. */
 export const RETRY_MS = 2_000;
 /**
- * While the database is not migrated yet (a role's start), how often the copy checks again, in
- * milliseconds: a check costs no statement, and a worker that starts on a full queue would
- * otherwise ask PostgreSQL for its first `RETRY_MS` of sends.
+ * While the database is not migrated yet (a server's start), how often the copy checks again, in
+ * milliseconds: a check costs no statement, and a server that takes requests at once would
+ * otherwise ask PostgreSQL for each batch of them for the first `RETRY_MS`.
  */
 export const MIGRATION_POLL_MS = 50;
 /** How often the listening connection is checked with a `SELECT 1`, in milliseconds. */

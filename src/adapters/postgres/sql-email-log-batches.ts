@@ -28,10 +28,10 @@ export interface StateWrite {
  * (`Batcher`, `concurrent`): the read of a state and its version, and the optimistic write of a fold. A
  * worker's concurrent deliveries then share their round trips and commits. Arrays travel as
  * `text[]` (the states as one JSON array) and are cast in the statement, which node-postgres and
- * PGlite pass alike. Both are prepared: their texts do not depend on the batch's size, and the
- * plans PostgreSQL then keeps (generic ones after five runs) look each row up by its primary key,
- * as the first plans do; parsing and planning was about a fifth of PostgreSQL's CPU per email in
- * the bench's drain.
+ * PGlite pass alike. Both are prepared (PGlite ignores it): their texts do not depend on the
+ * batch's size, so each connection parses them once. PostgreSQL still plans a small batch anew
+ * (its generic plan is costed for ten elements an array, so for fewer a custom plan looks
+ * cheaper); the generic plans it keeps for larger ones look each row up by its primary key.
  */
 export class EmailStateBatches {
   private readonly reads: Batcher<EmailId, StateRow | undefined>;

@@ -132,8 +132,12 @@ export class SqlEmailLog implements EmailLog {
   private readonly inserts: Batcher<NewRow, boolean>;
   /** Reads and writes of folds outside a transaction, shared with the calls of the same turn. */
   private readonly batches: EmailStateBatches;
-  /** The bases `recordedBasis` worked out, not read: `onto` checks the row's state too. */
-  private readonly guesses = new WeakSet<Applied>();
+  /**
+   * The answers `apply` gave: a state this log read or wrote at its version. Any other basis (one
+   * `recordedBasis` worked out, or a copy of an answer) is written onto only where the row's
+   * state is that very one, `onto` checks: a guard that fails closed.
+   */
+  private readonly answers = new WeakSet<Applied>();
 
   constructor(private readonly sql: SqlClient) {
     this.inserts = new Batcher({ write: (rows) => this.insertMany(rows), retryAlone: isDataError });
@@ -167,9 +171,7 @@ export class SqlEmailLog implements EmailLog {
     const status = JSON.parse(
       JSON.stringify(evolveStatus(undefined, acceptedEvent(request))),
     ) as EmailStatus;
-    const basis: Applied = { status, changed: true, version: RECORDED_VERSION };
-    this.guesses.add(basis);
-    return basis;
+    return { status, changed: true, version: RECORDED_VERSION };
   }
 
   forget(id: EmailId): TE.TaskEither<StoreUnavailable, void> {
@@ -185,7 +187,9 @@ export class SqlEmailLog implements EmailLog {
     return async () => {
       try {
         const known = basis === undefined ? undefined : await this.onto(event, basis);
-        return E.right(known ?? (await this.fold(event, undefined)));
+        const answer = known ?? (await this.fold(event, undefined));
+        this.answers.add(answer);
+        return E.right(answer);
       } catch (err) {
         return E.left(toStoreUnavailable(err));
       }
@@ -313,8 +317,10 @@ export class SqlEmailLog implements EmailLog {
 
   /**
    * Folds `event` onto `basis` without reading: the write succeeds only while the row is still at
-   * `basis.version`. Undefined when it is not (another writer moved it, or the row is gone), or
-   * when the event is no news to the basis: the caller then reads, as without a basis.
+   * `basis.version`, and, for a basis that is not one of this log's answers (`recordedBasis`),
+   * only while the row's state equals `basis.status` as `jsonb`. Undefined when it is not
+   * (another writer moved it, the row is gone, or it holds another state), or when the event is
+   * no news to the basis: the caller then reads, as without a basis.
    */
   private async onto(event: DomainEvent, basis: Applied): Promise<Applied | undefined> {
     if (basis.version === undefined || basis.status.id !== event.id) return undefined;
@@ -325,7 +331,7 @@ export class SqlEmailLog implements EmailLog {
       id: event.id,
       version,
       state: JSON.stringify(status),
-      ...(this.guesses.has(basis) ? { expected: JSON.stringify(basis.status) } : {}),
+      ...(this.answers.has(basis) ? {} : { expected: JSON.stringify(basis.status) }),
     });
     return written ? { status, changed: true, version: version + 1 } : undefined;
   }

@@ -83,7 +83,7 @@ export class LedgerBatches {
       write: async (wanted) => {
         const sorted = byId(wanted);
         // Prepared, as every statement of a worker's sends: one text whatever the batch's size
-        // (its arrays are parameters), so PostgreSQL parses and plans it once per connection.
+        // (its arrays are parameters), so each connection parses it once (see EmailStateBatches).
         const rows = await sql.query<ClaimRow & { email_id: string }>(
           CLAIMS,
           [
