@@ -9,6 +9,10 @@ export const BARE_DELIVERIES = `CREATE TABLE IF NOT EXISTS bare_deliveries (
   request jsonb NOT NULL
 )`;
 
+/** The `Authorization` header of a Mailgun API call: Basic, user `api`, the key as password. */
+export const mailgunAuthorization = (apiKey: string): string =>
+  `Basic ${Buffer.from(`api:${apiKey}`).toString('base64')}`;
+
 /** The urlencoded form our Mailgun sender posts for the bench's email, by hand. */
 export function mailgunForm(from: string, to: string, subject: string, text: string, id: string) {
   const form = new URLSearchParams({ from, to, subject, text });

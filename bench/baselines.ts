@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import fetch from 'node-fetch';
 import pg from 'pg';
 import { startMailgunStandIn } from '../src/stand-ins/mailgun-stand-in.js';
-import { mailgunForm } from './bare.js';
+import { mailgunAuthorization, mailgunForm } from './bare.js';
 
 const announce = (fields: object): void => void process.stdout.write(`${JSON.stringify(fields)}\n`);
 
@@ -187,7 +187,7 @@ async function bareMailgunConsumer(
 ) {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const authorization = `Basic ${Buffer.from(`api:${apiKey}`).toString('base64')}`;
+  const authorization = mailgunAuthorization(apiKey);
   const model = await connect(url);
   const channel = await model.createChannel();
   await channel.prefetch(prefetch);

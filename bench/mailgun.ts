@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { topologyNames } from '../src/adapters/rabbitmq/topology.js';
-import { BARE_DELIVERIES, mailgunForm } from './bare.js';
+import { BARE_DELIVERIES, mailgunAuthorization, mailgunForm } from './bare.js';
 import { BODY, DRAFT } from './clients.js';
 import type { DeliveryRow, PrePublish } from './delivery.js';
 import { httpPoster, runLoad } from './load.js';
@@ -104,6 +104,10 @@ async function latencyFields(host: Child, slots: number, latencyMs: number) {
   return cycleMs === undefined ? { latencyMs } : { latencyMs, cycleMs, slots };
 }
 
+/** The stand-in host's base URL, from the line it announced itself with. */
+const standInUrl = (host: Child): string =>
+  String((JSON.parse(host.lines[0]!) as { url: string }).url);
+
 /** Empties the stand-in and sets its latency for every send from now on (0: none). */
 async function reset(host: Child, latencyMs: number): Promise<void> {
   await ask(host, 'clear'); // forgets the faults too
@@ -178,7 +182,7 @@ async function drainOurs(
   await reset(host, o.latencyMs);
   const n = await record(settings, pre, o.n, o.path);
   await settings.database.settle();
-  const baseUrl = String((JSON.parse(host.lines[0]!) as { url: string }).url);
+  const baseUrl = standInUrl(host);
   const since = performance.now();
   const env = {
     MAIL_TRANSPORT: 'mailgun',
@@ -217,7 +221,7 @@ async function drainBare(
   await reset(host, o.latencyMs);
   const { queue, n } = await recordBare(settings, pre, o.n, o.path);
   await settings.database.settle();
-  const baseUrl = String((JSON.parse(host.lines[0]!) as { url: string }).url);
+  const baseUrl = standInUrl(host);
   const since = performance.now();
   const args = [BASELINES, 'mailgun-consume', settings.amqpUrl, queue, settings.database.url];
   args.push(baseUrl, KEY, FROM, DRAFT.to[0]!, String(CONCURRENCY));
@@ -249,7 +253,7 @@ export const STAND_IN_WARMUP = 5000;
  * two cores the drain shares. Without this, the first drain of the run (ours) paid for it alone.
  */
 async function warmStandIn(host: Child, count: number): Promise<void> {
-  const baseUrl = String((JSON.parse(host.lines[0]!) as { url: string }).url);
+  const baseUrl = standInUrl(host);
   const form = mailgunForm(FROM, DRAFT.to[0]!, DRAFT.subject, DRAFT.text, 'bench-warm-up');
   const poster = httpPoster(
     `${baseUrl}/messages`,
@@ -257,7 +261,7 @@ async function warmStandIn(host: Child, count: number): Promise<void> {
     CONCURRENCY,
     200,
     () => ({ 'content-type': 'application/x-www-form-urlencoded' }),
-    { authorization: `Basic ${Buffer.from(`api:${KEY}`).toString('base64')}` },
+    { authorization: mailgunAuthorization(KEY) },
   );
   const result = await runLoad(poster.op, {
     concurrency: CONCURRENCY,
