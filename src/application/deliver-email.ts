@@ -117,6 +117,8 @@ type Turn =
       readonly goAtMs: number;
       /** How late after `goAtMs` the send may still leave (`PaceSlot.graceMs`); none: any. */
       readonly graceMs?: number;
+      /** How much before `goAtMs` the slot is now known to begin (`PaceSlot.earlierByMs`). */
+      readonly earlierByMs?: () => number;
       readonly skip: ReadonlyMap<string, number>;
     }
   | {
@@ -671,7 +673,8 @@ export class DeliverEmail {
 
   /**
    * The booked slot, kept or replaced. A send whose worker was held up past the slot's grace
-   * (writing `sending` took longer than the wait, a busy event loop) must not leave late, where
+   * (writing `sending` took longer than the wait, a busy event loop, a slot the pacer has since
+   * placed earlier: `earlierByMs`) must not leave late, where
    * it would crowd the sends booked after it at the provider: it books the next free slot, and
    * the one it missed stays unused, a gap in the pace rather than a burst. After MAX_REBOOKS
    * missed slots in a row the task goes back to the queue (its page says `sending` until it
@@ -682,8 +685,10 @@ export class DeliverEmail {
   ): Promise<E.Either<StoreUnavailable, Turn>> {
     let current: Turn = turn;
     for (let rebooks = 0; current._tag === 'Now'; rebooks += 1) {
-      const { transport, goAtMs, graceMs, skip } = current;
-      if (graceMs === undefined || this.clock.monotonicMs() - goAtMs <= graceMs) {
+      const { transport, goAtMs, graceMs, earlierByMs, skip } = current;
+      // Late by as much as the slot is now known to begin before `goAtMs`, too.
+      const late = this.clock.monotonicMs() - goAtMs + (earlierByMs?.() ?? 0);
+      if (graceMs === undefined || late <= graceMs) {
         return E.right(current);
       }
       if (rebooks === MAX_REBOOKS) {
@@ -787,7 +792,7 @@ export class DeliverEmail {
     const slot = await this.pacer.acquire(transport, this.maxWaitInHandMs, slots)();
     if (E.isLeft(slot)) return slot;
     const now = this.clock.monotonicMs();
-    const { waitMs, booked, tokens, graceMs } = slot.right;
+    const { waitMs, booked, tokens, graceMs, earlierByMs } = slot.right;
     this.knownSlots.set(transport, now + waitMs);
     if (tokens !== undefined) this.pacing?.pacingTokens(transport, tokens);
     if (!booked) return E.right({ _tag: 'Later', transport, waitMs, why: 'paced' });
@@ -800,6 +805,7 @@ export class DeliverEmail {
       goAtMs: now + waitMs,
       skip,
       ...(graceMs === undefined ? {} : { graceMs }),
+      ...(earlierByMs === undefined ? {} : { earlierByMs }),
     });
   }
 

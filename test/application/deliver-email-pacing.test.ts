@@ -6,10 +6,11 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { DeliverEmailOptions } from '../../src/application/deliver-email.js';
-import { DeliverEmail, handBackDelay } from '../../src/application/deliver-email.js';
+import { DeliverEmail, MAX_REBOOKS, handBackDelay } from '../../src/application/deliver-email.js';
 import type { EmailSender } from '../../src/application/ports/email-sender.js';
 import type { Disposition, EmailTask } from '../../src/application/ports/email-task-source.js';
 import type {
+  PaceSlot,
   PacingObserver,
   SendPacer,
   SendRate,
@@ -419,6 +420,68 @@ describe('DeliverEmail, paced (MAILGUN_RATE)', () => {
     const third = expectTag(await useCase.execute(await taskFor())(), 'Retry');
     expect(third.delayMs).to.equal(1200);
     expect(asks).to.equal(2);
+  });
+
+  /** A pacer that answers from a script, booked each time, and counts the asks. */
+  const scripted = (answers: PaceSlot[]) => {
+    const asked: number[] = [];
+    const pacer: SendPacer = {
+      acquire: () => {
+        asked.push(asked.length);
+        return TE.right(answers.shift() ?? { waitMs: 0, booked: true, graceMs: 25 });
+      },
+    };
+    return { pacer, asked };
+  };
+
+  it('books another slot when the worker was held up past the grace, and leaves the missed one empty', async () => {
+    const mailgun = new Transport('mailgun');
+    const { pacer, asked } = scripted([
+      { waitMs: 100, booked: true, graceMs: 25 },
+      { waitMs: 55, booked: true, graceMs: 25 },
+    ]);
+    let held = 40; // the first wait ends 40 ms late: past the 25 ms grace
+    const sleeps: number[] = [];
+    let moveOn = (ms: number): void => void ms;
+    const { useCase, clock, taskFor } = await setUp(mailgun, {
+      pacer,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+        moveOn(ms + held);
+        held = 0;
+      },
+    });
+    moveOn = (ms) => clock.advance(ms);
+    expectTag(await useCase.execute(await taskFor())(), 'Done');
+    // Late for its slot, it asked again and went on the next one, on time.
+    expect(asked).to.have.length(2);
+    expect(sleeps).to.deep.equal([100, 55]);
+    expect(mailgun.sent).to.have.length(1);
+  });
+
+  it('books another slot when the pacer has since placed the slot earlier, past the grace', async () => {
+    const mailgun = new Transport('mailgun');
+    // Sent on time as the slot was placed when booked; placed 30 ms earlier since: past 25.
+    const { pacer, asked } = scripted([
+      { waitMs: 0, booked: true, graceMs: 25, earlierByMs: () => 30 },
+      { waitMs: 55, booked: true, graceMs: 25, earlierByMs: () => 20 },
+    ]);
+    const { useCase, sleeps, taskFor } = await setUp(mailgun, { pacer });
+    expectTag(await useCase.execute(await taskFor())(), 'Done');
+    expect(asked).to.have.length(2);
+    expect(sleeps).to.deep.equal([55]);
+    expect(mailgun.sent).to.have.length(1);
+  });
+
+  it('hands the task back, unsent and its attempt unspent, after MAX_REBOOKS missed slots in a row', async () => {
+    const mailgun = new Transport('mailgun');
+    const never = { waitMs: 0, booked: true, graceMs: 25, earlierByMs: () => 26 };
+    const { pacer, asked } = scripted(Array.from({ length: MAX_REBOOKS + 1 }, () => never));
+    const { useCase, taskFor } = await setUp(mailgun, { pacer });
+    const retry = expectTag(await useCase.execute(await taskFor())(), 'Retry');
+    expect(retry.attempt).to.equal(1);
+    expect(asked).to.have.length(MAX_REBOOKS + 1);
+    expect(mailgun.sent).to.deep.equal([]);
   });
 
   it('paces the transport a failover chain will try: the first one not paused', async () => {

@@ -225,9 +225,8 @@ async function fakeMailgun(
 
 /**
  * `fakeMailgun` answering every send 200, in a thread of its own: the arrival times are taken on
- * an event loop that nothing else shares. In this process, late in a full run, a pause of the
- * test runner's own (a collection of its large heap) held arrivals back and stamped them
- * together, which read as more than 20 sends in one second that the workers had spaced out.
+ * an event loop that nothing else shares, so a pause of the test runner's (a collection of its
+ * large heap, late in a full run) cannot hold arrivals back and stamp them together.
  */
 async function threadedMailgun(
   port: number,

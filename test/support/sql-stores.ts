@@ -1,9 +1,11 @@
-// The store contract suites on SQL clients, as the PostgreSQL and PGlite tests run them.
+// The store contract suites on SQL clients, as the PostgreSQL and PGlite tests run them, and
+// what the SQL stores promise beyond their ports.
+import { expect } from 'chai';
 import { sqlRateLimiter } from '../../src/adapters/ratelimit/flexible-rate-limiter.js';
 import { SqlApiKeyStore } from '../../src/adapters/postgres/sql-api-key-store.js';
 import { SqlAttachmentStore } from '../../src/adapters/postgres/sql-attachment-store.js';
 import { SqlDeliveryLedger } from '../../src/adapters/postgres/sql-delivery-ledger.js';
-import type { SqlClient } from '../../src/adapters/postgres/sql-client.js';
+import type { QueryOptions, SqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { SqlEmailLog } from '../../src/adapters/postgres/sql-email-log.js';
 import { SqlIdempotencyStore } from '../../src/adapters/postgres/sql-idempotency-store.js';
 import { SqlOperatorStore } from '../../src/adapters/postgres/sql-operator-store.js';
@@ -15,6 +17,7 @@ import { SqlWebhookEndpoints } from '../../src/adapters/postgres/sql-webhook-end
 import { SqlWebhookTokens } from '../../src/adapters/postgres/sql-webhook-tokens.js';
 import { SqlTransportPauses } from '../../src/adapters/postgres/sql-transport-pauses.js';
 import { SqlSendPacer } from '../../src/adapters/postgres/sql-send-pacer.js';
+import { slotMs } from '../../src/application/ports/send-pacer.js';
 import { transportPausesContract } from '../contracts/transport-pauses.contract.js';
 import { sendPacerContract } from '../contracts/send-pacer.contract.js';
 import { apiKeyStoreContract } from '../contracts/api-key-store.contract.js';
@@ -30,6 +33,8 @@ import { suppressionListContract } from '../contracts/suppression-list.contract.
 import { webhookDeliveriesContract } from '../contracts/webhook-deliveries.contract.js';
 import { webhookEndpointsContract } from '../contracts/webhook-endpoints.contract.js';
 import { webhookTokensContract } from '../contracts/webhook-tokens.contract.js';
+import { right } from '../contracts/email-log.contract.js';
+import { sleep } from './waiting.js';
 
 /** Empties the stores' tables: a millisecond, against seconds for a new database. */
 export const emptyStoreTables = (client: SqlClient): Promise<unknown> =>
@@ -160,6 +165,7 @@ export function sqlStoreContracts(
       close: keepOpen,
     };
   });
+  sqlSendPacerClock(suffix, open);
   rateLimiterContract(`sqlRateLimiter${suffix}`, async () => {
     const { client, peer } = await open();
     return {
@@ -169,5 +175,75 @@ export function sqlStoreContracts(
       }),
       close: keepOpen,
     };
+  });
+}
+
+/**
+ * SqlSendPacer's own promise, beyond the port's: its slots are in the database's time, and a
+ * booking whose answer is read late is not sent that much late.
+ */
+function sqlSendPacerClock(
+  suffix: string,
+  open: () => Promise<{ readonly client: SqlClient }>,
+): void {
+  describe(`SqlSendPacer${suffix} on this process's clock`, function () {
+    this.timeout(20_000);
+
+    /** A client on `client` whose answers are held back `holdMs` after the database gave them. */
+    const slowed = (client: SqlClient) => {
+      const hold = { ms: 0 };
+      const slow: SqlClient = {
+        query: async <Row>(text: string, params?: readonly unknown[], options?: QueryOptions) => {
+          const rows = await client.query<Row>(text, params, options);
+          // As a busy event loop or a wait for a pool connection would hold them.
+          if (hold.ms > 0) await sleep(hold.ms);
+          return rows;
+        },
+        transaction: (work) => client.transaction(work),
+      };
+      return { slow, hold };
+    };
+    const rate = { limit: 1, windowMs: 1000 }; // a slot every 1100 ms
+
+    /** Acquires, and says when the slot is here (monotonic ms) and how long the call took. */
+    const book = async (pacer: SqlSendPacer) => {
+      const start = performance.now();
+      const slot = await right(pacer.acquire('mailgun', 5000));
+      const answered = performance.now();
+      expect(slot.booked).to.equal(true);
+      return { slot, goesAt: answered + slot.waitMs, tookMs: answered - start };
+    };
+
+    it('waits as much less as its answer was read late: a slot is where the database put it', async () => {
+      const { client } = await open();
+      const { slow, hold } = slowed(client);
+      const pacer = new SqlSendPacer(slow, { mailgun: rate });
+      const first = await book(pacer);
+      hold.ms = 400;
+      const second = await book(pacer);
+      // The database put the second slot 1100 ms after the first. The first was placed here
+      // within its prompt exchange; the second, read 400 ms late, is placed by the first's clock
+      // reading, not 400 ms later (two milliseconds more either way: PGlite's clock reads whole
+      // milliseconds).
+      const apart = second.goesAt - first.goesAt;
+      expect(apart).to.be.at.most(slotMs(rate) + 2);
+      expect(apart).to.be.at.least(slotMs(rate) - first.tookMs - 2);
+    });
+
+    it('places a slot booked on a late answer earlier once a prompt exchange shows the clocks', async () => {
+      const { client } = await open();
+      const { slow, hold } = slowed(client);
+      const pacer = new SqlSendPacer(slow, { mailgun: rate });
+      hold.ms = 400;
+      const late = await book(pacer);
+      expect(late.slot.earlierByMs?.()).to.equal(0);
+      hold.ms = 0;
+      const prompt = await book(pacer);
+      // The late answer's slot may be up to its whole exchange earlier than it was placed; the
+      // prompt exchange shows it is at least the 400 ms hold earlier, less that exchange's time.
+      const earlier = late.slot.earlierByMs?.() ?? 0;
+      expect(earlier).to.be.at.least(400 - prompt.tookMs - 1);
+      expect(earlier).to.be.at.most(late.tookMs + 1);
+    });
   });
 }

@@ -8,6 +8,7 @@ import {
   staleBeyondMs,
   tokensLeft,
 } from '../../application/ports/send-pacer.js';
+import { ClockOffset } from './clock-offset.js';
 import type { SqlClient } from './sql-client.js';
 import { attempt } from './sql-client.js';
 
@@ -22,9 +23,10 @@ import { attempt } from './sql-client.js';
  * `$3 + $4` away and booked, so that a slot booked at the old rate does not hold the new one
  * back; the booking then ends within `$5`, so the next caller is not taken in by it. Times are
  * the database's `clock_timestamp()`, read when the row is locked, so a worker that waited for
- * the lock is not given a slot in its past, and the workers' own clocks play no part. The main
+ * the lock is not given a slot in its past, and the workers' wall clocks play no part. The main
  * query reads the row as it was before (a data-modifying CTE's change is not visible to it): how
- * far away the next free slot was when nothing was booked.
+ * far away the next free slot was when nothing was booked; and the database's clock, in epoch
+ * milliseconds, which ties its times to the worker's (`ClockOffset`).
  */
 const BOOK_SLOT = `
 WITH booked AS (
@@ -47,13 +49,16 @@ SELECT
     AS booked_end_ms,
   (SELECT (1000 * extract(epoch FROM s.next_slot_at - clock_timestamp()))::float8
      FROM send_pacing s WHERE s.transport = $1::text)
-    AS free_in_ms`;
+    AS free_in_ms,
+  (1000 * extract(epoch FROM clock_timestamp()))::float8 AS read_at`;
 
 interface BookingRow {
   /** Milliseconds from now to the end of the slot booked; null when none was. */
   readonly booked_end_ms: number | null;
   /** Milliseconds from now to the next free slot, as it was before this statement. */
   readonly free_in_ms: number | null;
+  /** The database's clock while the statement ran, in epoch milliseconds. */
+  readonly read_at: number;
 }
 
 /**
@@ -64,6 +69,12 @@ interface BookingRow {
  * clock, and a refused request books nothing, so waiting workers could only poll.
  */
 export class SqlSendPacer implements SendPacer {
+  /**
+   * The database's clock against this process's, from every booking's exchange; its tick is
+   * PGlite's whole millisecond, which is also more than enough for PostgreSQL's microsecond.
+   */
+  private readonly offset = new ClockOffset(1);
+
   constructor(
     private readonly sql: SqlClient,
     /** Transport name → its rate; a transport not named here is not paced. */
@@ -79,6 +90,7 @@ export class SqlSendPacer implements SendPacer {
     if (rate === undefined) return TE.right({ waitMs: 0, booked: true });
     const slot = bookingMs(rate, slots);
     return attempt(async (): Promise<PaceSlot> => {
+      const sentMs = performance.now();
       const [row] = await this.sql.query<BookingRow>(BOOK_SLOT, [
         transport,
         slot,
@@ -86,27 +98,36 @@ export class SqlSendPacer implements SendPacer {
         slotMs(rate),
         staleBeyondMs(rate, withinMs),
       ]);
-      const bookedEnd = row?.booked_end_ms ?? null;
-      if (bookedEnd !== null) {
+      const answeredMs = performance.now();
+      if (row === undefined) throw new Error('the booking statement returned no row');
+      // The slot is in the database's time. Counted from when its answer was read, a slow answer
+      // (a busy event loop, a wait for a pool connection) would put the send that much after its
+      // slot, into the next ones' at the provider: it is placed on this process's clock instead,
+      // at the latest it can be (never early), and placed again as later exchanges narrow that.
+      const { lo } = this.offset.observe(sentMs, answeredMs, row.read_at);
+      // The least time since the database read its clock, by the estimate: 0 when this exchange
+      // is the narrowest (anything else would be rounding of epoch milliseconds).
+      const readAgo = Math.max(0, answeredMs - (row.read_at - lo));
+      const grace = graceMs(rate);
+      if (row.booked_end_ms !== null) {
+        // A higher least offset puts every time of the database's earlier here by as much.
+        const earlierByMs = () => Math.max(0, (this.offset.current?.lo ?? lo) - lo);
         return {
-          waitMs: Math.max(0, bookedEnd - slot),
+          waitMs: Math.max(0, row.booked_end_ms - slot - readAgo),
           booked: true,
-          tokens: tokensLeft(rate, bookedEnd),
-          graceMs: graceMs(rate),
+          tokens: tokensLeft(rate, row.booked_end_ms),
+          graceMs: grace,
+          earlierByMs,
         };
       }
       // A row another worker inserted while this statement ran is not in its snapshot; one a
       // worker at a slower rate had booked far ahead is no further than this rate would book.
+      // Nothing was booked: this is only when to ask again, so the database's reading will do.
       const freeIn = Math.min(
-        Math.max(row?.free_in_ms ?? slot, withinMs + 1),
+        Math.max(row.free_in_ms ?? slot, withinMs + 1),
         withinMs + slotMs(rate),
       );
-      return {
-        waitMs: freeIn,
-        booked: false,
-        tokens: tokensLeft(rate, freeIn),
-        graceMs: graceMs(rate),
-      };
+      return { waitMs: freeIn, booked: false, tokens: tokensLeft(rate, freeIn), graceMs: grace };
     });
   }
 }

@@ -102,6 +102,13 @@ export interface PaceSlot {
    * Absent for a transport without a rate.
    */
   readonly graceMs?: number;
+  /**
+   * How much earlier than `waitMs` said the slot is known to begin, as of the call, in
+   * milliseconds (0 or more), when the store's clock is not this process's: later exchanges with
+   * the store may have placed its times more exactly on this process's clock (`SqlSendPacer`).
+   * A send that waited for its slot counts it as lateness against `graceMs`. Absent: always 0.
+   */
+  readonly earlierByMs?: () => number;
 }
 
 /**
