@@ -779,9 +779,10 @@ export class DeliverEmail {
 
   /**
    * Books `transport`'s next slot with the pacer (COLD_SEND_SLOTS of them for its first send in
-   * this process): `Now` with the time to go (the pacer's wait counted from its answer, so that
-   * the time its answer took to come back is never a reason to go early), or `Later` when the
-   * slot is further than MAX_WAIT_IN_HAND_MS (nothing booked).
+   * this process): `Now` with the time to go (the pacer's wait, counted from its answer: the
+   * pacer has already taken off what of it went by before the answer was read, and says with
+   * `earlierByMs` what it learns of that later), or `Later` when the slot is further than
+   * MAX_WAIT_IN_HAND_MS (nothing booked).
    */
   private async book(
     transport: string,

@@ -189,13 +189,17 @@ function sqlSendPacerClock(
   describe(`SqlSendPacer${suffix} on this process's clock`, function () {
     this.timeout(20_000);
 
-    /** A client on `client` whose answers are held back `holdMs` after the database gave them. */
+    /**
+     * A client on `client` whose statements are held `hold.before` ms before they reach the
+     * database (a wait for a pool connection) and whose answers are held `hold.ms` after it gave
+     * them (a busy event loop).
+     */
     const slowed = (client: SqlClient) => {
-      const hold = { ms: 0 };
+      const hold = { ms: 0, before: 0 };
       const slow: SqlClient = {
         query: async <Row>(text: string, params?: readonly unknown[], options?: QueryOptions) => {
+          if (hold.before > 0) await sleep(hold.before);
           const rows = await client.query<Row>(text, params, options);
-          // As a busy event loop or a wait for a pool connection would hold them.
           if (hold.ms > 0) await sleep(hold.ms);
           return rows;
         },
@@ -206,9 +210,9 @@ function sqlSendPacerClock(
     const rate = { limit: 1, windowMs: 1000 }; // a slot every 1100 ms
 
     /** Acquires, and says when the slot is here (monotonic ms) and how long the call took. */
-    const book = async (pacer: SqlSendPacer) => {
+    const book = async (pacer: SqlSendPacer, transport = 'mailgun') => {
       const start = performance.now();
-      const slot = await right(pacer.acquire('mailgun', 5000));
+      const slot = await right(pacer.acquire(transport, 5000));
       const answered = performance.now();
       expect(slot.booked).to.equal(true);
       return { slot, goesAt: answered + slot.waitMs, tookMs: answered - start };
@@ -230,17 +234,48 @@ function sqlSendPacerClock(
       expect(apart).to.be.at.least(slotMs(rate) - first.tookMs - 2);
     });
 
+    it('never places a slot early: a statement that waited before reaching the database', async () => {
+      const { client } = await open();
+      const first = await book(new SqlSendPacer(client, { mailgun: rate }));
+      // Another worker's pacer, whose only exchange waited 400 ms for a connection: the database
+      // read its clock at the end of that exchange, not the start, as far as this worker knows.
+      const { slow, hold } = slowed(client);
+      hold.before = 400;
+      const second = await book(new SqlSendPacer(slow, { mailgun: rate }));
+      // The second slot is 1100 ms after the first at the database; the first was placed at
+      // most its prompt exchange's time late, the second is never placed before its slot.
+      expect(second.goesAt - first.goesAt).to.be.at.least(slotMs(rate) - first.tookMs - 2);
+    });
+
+    it('counts the part of a slot that had gone by when its answer was read', async () => {
+      const { client } = await open();
+      const { slow, hold } = slowed(client);
+      const pacer = new SqlSendPacer(slow, { mailgun: rate, smtp: rate });
+      const prompt = await book(pacer);
+      hold.ms = 100;
+      // Nothing booked on smtp: its slot begins when the database books it, and its answer is
+      // read 100 ms later. It cannot be waited for; that it began earlier is reported instead.
+      const late = await book(pacer, 'smtp');
+      expect(late.slot.waitMs).to.equal(0);
+      const earlier = late.slot.earlierByMs?.() ?? 0;
+      expect(earlier).to.be.at.least(100 - prompt.tookMs - 1);
+      expect(earlier).to.be.at.most(late.tookMs + 1);
+    });
+
     it('places a slot booked on a late answer earlier once a prompt exchange shows the clocks', async () => {
       const { client } = await open();
       const { slow, hold } = slowed(client);
       const pacer = new SqlSendPacer(slow, { mailgun: rate });
       hold.ms = 400;
       const late = await book(pacer);
-      expect(late.slot.earlierByMs?.()).to.equal(0);
+      const before = late.slot.earlierByMs?.() ?? 0;
       hold.ms = 0;
       const prompt = await book(pacer);
-      // The late answer's slot may be up to its whole exchange earlier than it was placed; the
-      // prompt exchange shows it is at least the 400 ms hold earlier, less that exchange's time.
+      // By itself, the late answer looks on time: its exchange is all the pacer knows of the
+      // clocks (a millisecond at most: PGlite's clock reads whole ones). Its slot may be up to
+      // that whole exchange earlier than placed; the prompt exchange shows it is at least the
+      // 400 ms hold earlier, less that exchange's own time.
+      expect(before).to.be.below(2);
       const earlier = late.slot.earlierByMs?.() ?? 0;
       expect(earlier).to.be.at.least(400 - prompt.tookMs - 1);
       expect(earlier).to.be.at.most(late.tookMs + 1);

@@ -12,6 +12,15 @@ export const OFFSET_WINDOW_MS = 10_000;
 /** The most samples kept within OFFSET_WINDOW_MS; the oldest go first. */
 export const OFFSET_SAMPLES = 64;
 
+/**
+ * How fast the two clocks may drift apart, as a fraction (500 ppm): the most the kernel's NTP
+ * discipline changes a clock's frequency (Linux `MAXFREQ`, `include/uapi/linux/timex.h`), which
+ * bounds how fast a clock being slewed back into line moves against another. A sample's bounds
+ * widen by this much of its age, as NTP grows a sample's dispersion with its age (RFC 5905 §10,
+ * by `PHI`), so an old sample cannot hold the estimate where the clocks no longer are.
+ */
+export const MAX_DRIFT = 500e-6;
+
 interface Sample extends OffsetBounds {
   /** When it was answered, in this process's monotonic milliseconds. */
   readonly at: number;
@@ -20,17 +29,22 @@ interface Sample extends OffsetBounds {
 /**
  * What this process knows of another clock's offset from its own monotonic one (the database's
  * `clock_timestamp()` against `performance.now()`), from timed exchanges: Cristian's algorithm
- * (the remote reading was taken while the request was out), with the filter of recent samples
- * that NTP applies (RFC 5905 §8 for one exchange's offset and delay, §10 for the clock filter).
+ * (the remote reading was taken while the request was out), each exchange an interval the offset
+ * lies in, and the intervals intersected as Marzullo's algorithm does (NTP's selection of
+ * sources descends from it: RFC 5905 §11.2.1).
  *
  * An exchange sent at `sentMs` and answered at `answeredMs` (ours), whose answer carries the
  * remote clock's `remoteMs`, bounds the offset to `[remoteMs − answeredMs, remoteMs − sentMs]`
- * (the upper bound one remote tick more):
- * as wide as the exchange took, including any time the answer waited to be read (a pool
- * connection, a busy event loop). The bounds of every sample of the last OFFSET_WINDOW_MS are
- * intersected, so one prompt exchange narrows the estimate for the slow ones around it. The
- * window keeps a drift between the clocks out (100 ppm moves the offset 1 ms in 10 s); a sample
- * whose bounds do not meet the others' (a clock stepped) starts the estimate over from itself.
+ * (the upper bound one remote tick more, `tickMs`): as wide as the exchange took, including any
+ * time the answer waited to be read (a pool connection, a busy event loop). The bounds of every
+ * sample of the last OFFSET_WINDOW_MS, each widened by MAX_DRIFT of its age, are intersected, so
+ * one prompt exchange narrows the estimate for the slow ones around it. A sample whose bounds do
+ * not meet the others' (a clock stepped) starts the estimate over from itself.
+ *
+ * `lo` is where a remote time is placed at the latest: `remote − lo` here is never before the
+ * remote time, while the clocks drift apart no faster than MAX_DRIFT. It is later than the
+ * remote time by the least time, over the recent exchanges, from the remote reading to this
+ * process reading the answer: a constant for one process with a steady way to the database.
  */
 export class ClockOffset {
   private samples: Sample[] = [];
@@ -65,20 +79,21 @@ export class ClockOffset {
     const kept = this.samples.filter((s) => s.at > answeredMs - OFFSET_WINDOW_MS);
     kept.push(sample);
     if (kept.length > OFFSET_SAMPLES) kept.splice(0, kept.length - OFFSET_SAMPLES);
-    const bounds = intersect(kept);
+    const bounds = intersect(kept, answeredMs);
     this.samples = bounds === undefined ? [sample] : kept;
     this.bounds = bounds ?? { lo: sample.lo, hi: sample.hi };
     return this.bounds;
   }
 }
 
-/** The bounds every sample allows, or undefined when they allow none. */
-function intersect(samples: readonly OffsetBounds[]): OffsetBounds | undefined {
+/** The bounds every sample allows at `nowMs`, each widened by its age; undefined for none. */
+function intersect(samples: readonly Sample[], nowMs: number): OffsetBounds | undefined {
   let lo = -Infinity;
   let hi = Infinity;
   for (const s of samples) {
-    lo = Math.max(lo, s.lo);
-    hi = Math.min(hi, s.hi);
+    const drift = (nowMs - s.at) * MAX_DRIFT;
+    lo = Math.max(lo, s.lo - drift);
+    hi = Math.min(hi, s.hi + drift);
   }
   return lo <= hi ? { lo, hi } : undefined;
 }

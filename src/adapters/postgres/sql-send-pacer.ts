@@ -23,10 +23,12 @@ import { attempt } from './sql-client.js';
  * `$3 + $4` away and booked, so that a slot booked at the old rate does not hold the new one
  * back; the booking then ends within `$5`, so the next caller is not taken in by it. Times are
  * the database's `clock_timestamp()`, read when the row is locked, so a worker that waited for
- * the lock is not given a slot in its past, and the workers' wall clocks play no part. The main
- * query reads the row as it was before (a data-modifying CTE's change is not visible to it): how
- * far away the next free slot was when nothing was booked; and the database's clock, in epoch
- * milliseconds, which ties its times to the worker's (`ClockOffset`).
+ * the lock is not given a slot in its past, and the workers' wall clocks play no part. A booking
+ * comes back with the database's clock as it returned (epoch milliseconds) and the slot's end
+ * from that same reading, which ties the slot to the worker's clock (`ClockOffset`) whatever
+ * order the rest is read in. The main query reads the row as it was before (a data-modifying
+ * CTE's change is not visible to it): how far away the next free slot was when nothing was
+ * booked, and the clock once more for that case.
  */
 const BOOK_SLOT = `
 WITH booked AS (
@@ -42,19 +44,22 @@ WITH booked AS (
          ) + $2::float8 * interval '1 millisecond'
    WHERE p.next_slot_at <= clock_timestamp() + $3::float8 * interval '1 millisecond'
       OR p.next_slot_at > clock_timestamp() + $5::float8 * interval '1 millisecond'
-  RETURNING p.next_slot_at
+  RETURNING p.next_slot_at, clock_timestamp() AS read_at
 )
 SELECT
-  (SELECT (1000 * extract(epoch FROM b.next_slot_at - clock_timestamp()))::float8 FROM booked b)
+  (SELECT (1000 * extract(epoch FROM b.next_slot_at - b.read_at))::float8 FROM booked b)
     AS booked_end_ms,
+  (SELECT (1000 * extract(epoch FROM b.read_at))::float8 FROM booked b) AS booked_read_at,
   (SELECT (1000 * extract(epoch FROM s.next_slot_at - clock_timestamp()))::float8
      FROM send_pacing s WHERE s.transport = $1::text)
     AS free_in_ms,
   (1000 * extract(epoch FROM clock_timestamp()))::float8 AS read_at`;
 
 interface BookingRow {
-  /** Milliseconds from now to the end of the slot booked; null when none was. */
+  /** Milliseconds from `booked_read_at` to the end of the slot booked; null when none was. */
   readonly booked_end_ms: number | null;
+  /** The database's clock once the slot was booked, in epoch milliseconds; null: none was. */
+  readonly booked_read_at: number | null;
   /** Milliseconds from now to the next free slot, as it was before this statement. */
   readonly free_in_ms: number | null;
   /** The database's clock while the statement ran, in epoch milliseconds. */
@@ -104,16 +109,21 @@ export class SqlSendPacer implements SendPacer {
       // (a busy event loop, a wait for a pool connection) would put the send that much after its
       // slot, into the next ones' at the provider: it is placed on this process's clock instead,
       // at the latest it can be (never early), and placed again as later exchanges narrow that.
-      const { lo } = this.offset.observe(sentMs, answeredMs, row.read_at);
-      // The least time since the database read its clock, by the estimate: 0 when this exchange
-      // is the narrowest (anything else would be rounding of epoch milliseconds).
-      const readAgo = Math.max(0, answeredMs - (row.read_at - lo));
+      const read = row.booked_read_at ?? row.read_at;
+      const { lo } = this.offset.observe(sentMs, answeredMs, read);
       const grace = graceMs(rate);
       if (row.booked_end_ms !== null) {
+        // The least time since the database read its clock, by the estimate (0, not a rounding
+        // of epoch milliseconds, when this exchange gave the least offset).
+        const sinceRead = Math.max(0, answeredMs - (read - lo));
+        // Where the slot begins, in milliseconds from the answer; negative when it had begun
+        // (the answer read late, or the slot was the database's "now" when booked).
+        const startsIn = row.booked_end_ms - slot - sinceRead;
+        const overrun = Math.max(0, -startsIn);
         // A higher least offset puts every time of the database's earlier here by as much.
-        const earlierByMs = () => Math.max(0, (this.offset.current?.lo ?? lo) - lo);
+        const earlierByMs = () => overrun + Math.max(0, (this.offset.current?.lo ?? lo) - lo);
         return {
-          waitMs: Math.max(0, row.booked_end_ms - slot - readAgo),
+          waitMs: Math.max(0, startsIn),
           booked: true,
           tokens: tokensLeft(rate, row.booked_end_ms),
           graceMs: grace,

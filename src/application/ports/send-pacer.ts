@@ -103,10 +103,11 @@ export interface PaceSlot {
    */
   readonly graceMs?: number;
   /**
-   * How much earlier than `waitMs` said the slot is known to begin, as of the call, in
-   * milliseconds (0 or more), when the store's clock is not this process's: later exchanges with
-   * the store may have placed its times more exactly on this process's clock (`SqlSendPacer`).
-   * A send that waited for its slot counts it as lateness against `graceMs`. Absent: always 0.
+   * How much earlier than `waitMs` after the answer the slot is known to begin, as of the call,
+   * in milliseconds (0 or more), when the store's clock is not this process's: a slot that had
+   * begun before its answer was read (`waitMs` is then 0), and one that later exchanges with the
+   * store placed more exactly on this process's clock (`SqlSendPacer`). A send counts it as
+   * lateness against `graceMs` when it leaves. Absent: always 0.
    */
   readonly earlierByMs?: () => number;
 }
@@ -127,9 +128,10 @@ export interface SendPacer {
    *
    * The next free slot the store keeps may have been booked at another rate (a rate corrected
    * from `1/h` to `20/s`, workers restarted with it). One further ahead than this rate could
-   * have booked (`staleBeyondMs`) is taken as `withinMs` plus one of its slots away, and booked (so its wait may be up to one slot more than `withinMs`): every send
-   * booked before it leaves within `withinMs` of its booking, so one slot after that is still a
-   * slot after the last of them, and the corrected rate holds from its first send. Every worker
+   * have booked (`staleBeyondMs`) is taken as `withinMs` plus one of its slots away, and booked
+   * (so its wait may be up to one slot more than `withinMs`): every send booked before it leaves
+   * within `withinMs` of its booking, so one slot after that is still a slot after the last of
+   * them, and the corrected rate holds from its first send. Every worker
    * asks with the same `withinMs` (MAX_WAIT_IN_HAND_MS), or slots one booked further ahead than
    * another would wait could be taken as stale by that other.
    */
