@@ -271,11 +271,11 @@ function sqlSendPacerClock(
       const before = late.slot.earlierByMs?.() ?? 0;
       hold.ms = 0;
       const prompt = await book(pacer);
-      // By itself, the late answer looks on time: its exchange is all the pacer knows of the
-      // clocks (a millisecond at most: PGlite's clock reads whole ones). Its slot may be up to
-      // that whole exchange earlier than placed; the prompt exchange shows it is at least the
-      // 400 ms hold earlier, less that exchange's own time.
-      expect(before).to.be.below(2);
+      // By itself, the late answer looks on time, or nearly (the database's time from booking to
+      // reading its clock again): its exchange is all the pacer knows of the clocks. Its slot
+      // may be up to that whole exchange earlier than placed; the prompt exchange shows it is
+      // at least the 400 ms hold earlier, less that exchange's own time.
+      expect(before).to.be.below(50);
       const earlier = late.slot.earlierByMs?.() ?? 0;
       expect(earlier).to.be.at.least(400 - prompt.tookMs - 1);
       expect(earlier).to.be.at.most(late.tookMs + 1);

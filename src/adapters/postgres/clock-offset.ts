@@ -13,11 +13,14 @@ export const OFFSET_WINDOW_MS = 10_000;
 export const OFFSET_SAMPLES = 64;
 
 /**
- * How fast the two clocks may drift apart, as a fraction (500 ppm): the most the kernel's NTP
- * discipline changes a clock's frequency (Linux `MAXFREQ`, `include/uapi/linux/timex.h`), which
- * bounds how fast a clock being slewed back into line moves against another. A sample's bounds
- * widen by this much of its age, as NTP grows a sample's dispersion with its age (RFC 5905 §10,
- * by `PHI`), so an old sample cannot hold the estimate where the clocks no longer are.
+ * How fast the two clocks are assumed to drift apart at most, as a fraction (500 ppm): the most
+ * the kernel's NTP discipline sets a clock's frequency off (Linux `MAXFREQ`,
+ * `include/uapi/linux/timex.h`). An assumption, not a guarantee: a clock slewed harder (chrony
+ * can slew far faster) or stepped by less than the bounds' width can go unseen for up to
+ * OFFSET_WINDOW_MS. On one host both clocks are the same clock, and nothing drifts. A sample's
+ * bounds widen by this much of its age, as NTP grows a sample's dispersion with its age
+ * (RFC 5905 §10, by `PHI`), so an old sample cannot hold the estimate where the clocks no longer
+ * are.
  */
 export const MAX_DRIFT = 500e-6;
 
@@ -30,8 +33,9 @@ interface Sample extends OffsetBounds {
  * What this process knows of another clock's offset from its own monotonic one (the database's
  * `clock_timestamp()` against `performance.now()`), from timed exchanges: Cristian's algorithm
  * (the remote reading was taken while the request was out), each exchange an interval the offset
- * lies in, and the intervals intersected as Marzullo's algorithm does (NTP's selection of
- * sources descends from it: RFC 5905 §11.2.1).
+ * lies in, and the intervals intersected (the intersection that Marzullo's algorithm and NTP's
+ * selection of sources, RFC 5905 §11.2.1, build on; a sample that does not meet the others is
+ * not outvoted here, it starts the estimate over).
  *
  * An exchange sent at `sentMs` and answered at `answeredMs` (ours), whose answer carries the
  * remote clock's `remoteMs`, bounds the offset to `[remoteMs − answeredMs, remoteMs − sentMs]`
@@ -42,7 +46,7 @@ interface Sample extends OffsetBounds {
  * not meet the others' (a clock stepped) starts the estimate over from itself.
  *
  * `lo` is where a remote time is placed at the latest: `remote − lo` here is never before the
- * remote time, while the clocks drift apart no faster than MAX_DRIFT. It is later than the
+ * remote time, as long as the clocks drift apart no faster than MAX_DRIFT. It is later than the
  * remote time by the least time, over the recent exchanges, from the remote reading to this
  * process reading the answer: a constant for one process with a steady way to the database.
  */

@@ -113,8 +113,8 @@ export class SqlSendPacer implements SendPacer {
       const { lo } = this.offset.observe(sentMs, answeredMs, read);
       const grace = graceMs(rate);
       if (row.booked_end_ms !== null) {
-        // The least time since the database read its clock, by the estimate (0, not a rounding
-        // of epoch milliseconds, when this exchange gave the least offset).
+        // The least time since the database read its clock, by the estimate: 0, give or take a
+        // rounding of epoch milliseconds, when this exchange gave the least offset.
         const sinceRead = Math.max(0, answeredMs - (read - lo));
         // Where the slot begins, in milliseconds from the answer; negative when it had begun
         // (the answer read late, or the slot was the database's "now" when booked).
