@@ -8,7 +8,7 @@ import { openDatabase, openEmbeddedDatabase } from './database.js';
 import { coreModule, sqlQueueModule, sqlStoresModule, useCasesModule } from './modules.js';
 import { senderModule } from './senders.js';
 import type { Running } from './runtime.js';
-import { deliveryHandler, serveWeb, startRetention } from './runtime.js';
+import { deliveryHandler, portProblem, serveWeb, startRetention } from './runtime.js';
 import { startReleasingScheduled } from './scheduler.js';
 import { startWatchingConfirmations } from './watchdog.js';
 import { startWebhooks, webhookDeliveryModule } from './webhooks.js';
@@ -21,6 +21,9 @@ import { resolve } from './services.js';
  * loses nothing: what was waiting is taken again on the next start.
  */
 export async function startDev(config: Config, log: Logger): Promise<Running> {
+  // Said before the database is opened: that takes seconds on a fresh checkout, and creates it.
+  const taken = await portProblem(config.port, config.host);
+  if (taken !== undefined) throw new Error(taken);
   const db: OpenDatabase = config.databaseUrl
     ? openDatabase(config, log)
     : await openEmbeddedDatabase(config.dataDir, log);

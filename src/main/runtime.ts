@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as E from 'fp-ts/lib/Either.js';
 import type { DeliverEmail } from '../application/deliver-email.js';
@@ -138,6 +139,26 @@ const HEADERS_TIMEOUT_MS = 20_000;
 export interface ListenOptions {
   /** `REQUEST_TIMEOUT_MS` unless a test needs a shorter one. */
   readonly requestTimeoutMs?: number;
+}
+
+/**
+ * Why `host:port` could not be listened on now (`listenProblem`'s words), or undefined when it
+ * can: a listener opened and closed at once, before the slow part of a start (`email dev` opens
+ * its embedded database first, seconds on a fresh checkout, and creates DATA_DIR), so that a
+ * taken port is said at once and leaves nothing behind. Port 0 (a free one) is not tried. The
+ * port may still be taken between this and the real `listen`, which then says so itself.
+ */
+export async function portProblem(
+  port: number,
+  host: string,
+  variable: 'PORT' | 'WORKER_PORT' = 'PORT',
+): Promise<string | undefined> {
+  if (port === 0) return undefined;
+  const probe = createNetServer();
+  return new Promise((resolve) => {
+    probe.once('error', (error) => resolve(listenProblem(error, host, port, variable)));
+    probe.listen(port, host, () => probe.close(() => resolve(undefined)));
+  });
 }
 
 /** Listens on `host:port`; `variable` names the setting to change when the port is taken. */

@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,22 +35,24 @@ describe('the email command', () => {
       .and.contain('webhooks add URL');
   });
 
-  it('names PORT when the port is taken, in one line, and exits 1', async function () {
-    // `email dev` opens its embedded database first: in a fresh checkout that creates ./data
-    // (about 3 s alone, and several times that on a machine busy with other tests).
+  it('names PORT when the port is taken, in one line, exits 1, and creates no DATA_DIR', async function () {
     this.timeout(60_000);
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const { port } = taken.address() as AddressInfo;
+    const dataDir = join(tmpdir(), `email-taken-port-${randomBytes(4).toString('hex')}`);
     try {
-      const proc = runEmail(['dev'], { PORT: String(port), HOST: '127.0.0.1' });
+      const proc = runEmail(['dev'], { PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir });
       const { code } = await proc.exited;
       await proc.closed;
       expect(code).to.equal(1);
       expect(proc.stderr.join('')).to.equal(
         `email: 127.0.0.1:${port} is already in use: stop what listens there, or set PORT to another port (0 picks a free one)\n`,
       );
+      // Said before the embedded database was opened: nothing was created for it.
+      expect(existsSync(dataDir)).to.equal(false);
     } finally {
+      rmSync(dataDir, { recursive: true, force: true });
       await new Promise((resolve) => taken.close(resolve));
     }
   });
