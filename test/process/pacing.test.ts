@@ -9,6 +9,8 @@ import { Worker } from 'node:worker_threads';
 import { SMTPServer } from 'smtp-server';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { requirePostgres } from '../support/postgres.js';
+import type { Hit, MailgunAnswer } from '../support/recording-mailgun.js';
+import { recordingMailgun } from '../support/recording-mailgun.js';
 import { AMQP_URL, deleteTopology, requireRabbitMq } from '../support/rabbitmq.js';
 import type { Started, StatusView } from '../support/roles.js';
 import {
@@ -180,41 +182,13 @@ describe('pacing to the provider (email server + two workers, Mailgun stand-in)'
 // included, and answers any Retry-After text.
 const KEY = 'key-review-test-0123456789';
 
-interface Hit {
-  readonly atMs: number;
-  readonly status: number;
-  readonly emailId: string;
-}
-
 /** A Mailgun that answers `answer(n)` (n: 0-based request number) and records every request. */
 async function fakeMailgun(
   port: number,
-  answer: (n: number, nowMs: number) => { status: number; retryAfter?: string },
+  answer: MailgunAnswer,
 ): Promise<{ url: string; hits: Hit[]; close: () => Promise<void> }> {
   const hits: Hit[] = [];
-  let n = 0;
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const atMs = Date.now();
-      const body = Buffer.concat(chunks).toString('latin1');
-      const emailId =
-        /email-id"?\r?\n\r?\n([^\r\n]+)/.exec(body)?.[1] ??
-        /v%3Aemail-id=([^&]+)/.exec(body)?.[1] ??
-        '?';
-      const a = answer(n++, atMs);
-      hits.push({ atMs, status: a.status, emailId: decodeURIComponent(emailId) });
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      if (a.retryAfter !== undefined) headers['retry-after'] = a.retryAfter;
-      res.writeHead(a.status, headers);
-      res.end(
-        a.status === 200
-          ? JSON.stringify({ id: `<${atMs}.${n}@mg.example.com>`, message: 'Queued. Thank you.' })
-          : JSON.stringify({ message: 'Too many requests' }),
-      );
-    });
-  });
+  const server: Server = createServer(recordingMailgun(answer, (hit) => hits.push(hit)));
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${port}/v3/mg.example.com`,
@@ -232,28 +206,9 @@ async function threadedMailgun(
   port: number,
 ): Promise<{ url: string; hits: Hit[]; close: () => Promise<void> }> {
   const hits: Hit[] = [];
-  const thread = new Worker(
-    String.raw`const { createServer } = require('node:http');
-     const { parentPort, workerData } = require('node:worker_threads');
-     let n = 0;
-     const server = createServer((req, res) => {
-       const chunks = [];
-       req.on('data', (c) => chunks.push(c));
-       req.on('end', () => {
-         const atMs = Date.now();
-         const body = Buffer.concat(chunks).toString('latin1');
-         const emailId =
-           /email-id"?\r?\n\r?\n([^\r\n]+)/.exec(body)?.[1] ??
-           /v%3Aemail-id=([^&]+)/.exec(body)?.[1] ?? '?';
-         n += 1;
-         parentPort.postMessage({ atMs, status: 200, emailId: decodeURIComponent(emailId) });
-         res.writeHead(200, { 'content-type': 'application/json' });
-         res.end(JSON.stringify({ id: '<' + atMs + '.' + n + '@mg.example.com>', message: 'Queued. Thank you.' }));
-       });
-     });
-     server.listen(workerData.port, '127.0.0.1', () => parentPort.postMessage('listening'));`,
-    { eval: true, workerData: { port } },
-  );
+  const thread = new Worker(new URL('../support/recording-mailgun-thread.js', import.meta.url), {
+    workerData: { port },
+  });
   await new Promise<void>((resolve, reject) => {
     thread.once('error', reject);
     thread.on('message', (m: Hit | 'listening') => (m === 'listening' ? resolve() : hits.push(m)));
@@ -383,11 +338,7 @@ describe('pacing at its edges (email server and workers, a recording fake Mailgu
         what: '200 sends',
       });
       const times = mg.hits.map((h) => h.atMs).sort((a, b) => a - b);
-      let busiest = 0;
-      for (let i = 0, j = 0; i < times.length; i += 1) {
-        while (j < times.length && (times[j] ?? 0) < (times[i] ?? 0) + 1000) j += 1;
-        busiest = Math.max(busiest, j - i);
-      }
+      const busiest = busiestSecond(times);
       const span = (times.at(-1) ?? 0) - (times[0] ?? 0);
       console.log(
         `      span ${span} ms, busiest second ${busiest}, distinct ids ${new Set(mg.hits.map((h) => h.emailId)).size}`,
