@@ -16,6 +16,12 @@ import { AUTHORIZATION, outbox, startRole } from './roles.js';
 /** Row names, by the prefix the report finds them with. */
 export const SERVER_ALONE = '`email server` → PostgreSQL + RabbitMQ, no consumer';
 export const SERVER_KEY = '`email server` with a new Idempotency-Key each, no consumer';
+/**
+ * WRITE_BEHIND_MS of the server compared with the bare server without a database: its rows are
+ * written after the 202s, those of each 20 ms in one INSERT.
+ */
+export const WRITE_BEHIND_MS = 20;
+export const SERVER_BEHIND = `\`email server\` with WRITE_BEHIND_MS=${WRITE_BEHIND_MS} → RabbitMQ, its rows after the 202, no consumer`;
 export const SERVER_WORKER = '`email server` → PostgreSQL + RabbitMQ, `email worker` draining';
 export const HTTP_PUB = 'bare node:http + confirmed publish';
 export const KOA = 'bare Koa + koa-body + confirmed publish';
@@ -80,6 +86,23 @@ const metered = (settings: Settings, target: Target): Pids => ({
   bench: target.pid === process.pid ? undefined : process.pid,
   machine: machineCpu,
 });
+
+/**
+ * Resolves once the server at `url` holds no accepted email unwritten: its /metrics say
+ * `email_log_write_behind_pending` 0. Polls every 5 ms, for at most 10 s.
+ */
+async function writtenBehind(url: string): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('email_log_write_behind_pending'));
+    if (line !== undefined && Number(line.split(' ').pop()) === 0) return;
+    if (performance.now() > deadline) {
+      throw new Error(`${url} still holds unwritten rows after 10 s: ${String(line)}`);
+    }
+    await sleep(5);
+  }
+}
 
 /** Blocks the measured requests of interleaved targets are cut into. */
 export const BLOCKS = 5;
@@ -289,12 +312,15 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
   const koa = spawnNode(KOA, koaArgs, {});
   const koaDb = spawnNode(KOA_DB, [...koaArgs, settings.database.url], {});
   let server: Role | undefined;
+  let behind: Role | undefined;
   let worker: Role | undefined;
   let second: Role | undefined;
   try {
     const koaUrl = String((await firstLine(koa)).url);
     const koaDbUrl = String((await firstLine(koaDb)).url);
     server = await startRole(settings, 'server', {});
+    behind = await startRole(settings, 'server', { WRITE_BEHIND_MS: String(WRITE_BEHIND_MS) });
+    const behindUrl = behind.url;
     // With no worker, the tasks and the events the webhooks queue hears (`requested`) pile up:
     // both are emptied, or a worker started later would inherit the backlog.
     const { sendQueue, webhooksQueue } = topologyNames(settings.prefix);
@@ -309,10 +335,21 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
         { name: `${KOA} → 202`, makeOp: poster(koaUrl), pid: koa.pid, settle: purge },
         { name: `${KOA_DB} → 202`, makeOp: poster(koaDbUrl), pid: koaDb.pid, settle: purge },
         { name: SERVER_ALONE, makeOp: poster(url), ...alone },
+        {
+          name: SERVER_BEHIND,
+          makeOp: poster(`${behindUrl}/emails`),
+          pid: behind.proc.pid,
+          // Its rows are written once its block is over: their CPU is counted in the block.
+          settle: async () => {
+            await writtenBehind(behindUrl);
+            await purgeOurs();
+          },
+        },
       ])),
     );
     await stop(koa);
     await stop(koaDb);
+    await stop(behind.proc);
 
     const withKey = (concurrency: number) =>
       httpPoster(
@@ -352,7 +389,9 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
     // first, or it would be the colder of the two, its JIT still compiling while measured. With
     // only a row's warm-up (2000) it used a quarter more CPU per request than the first in the
     // split, and with as many as the first had served, the same.
-    const served = rows.filter((row) => row.target.startsWith('`email server`')).length;
+    const served = rows.filter(
+      (row) => row.target.startsWith('`email server`') && !row.target.startsWith(SERVER_BEHIND),
+    ).length;
     const warmSecond = poster(`${second.url}/emails`)(top[0]!);
     for (let row = 0; row < Math.max(1, served); row += 1) {
       const warmup = settings.warmup + settings.requests;
@@ -379,6 +418,7 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
     await stop(koa);
     await stop(koaDb);
     if (server) await stop(server.proc);
+    if (behind) await stop(behind.proc);
     if (second) await stop(second.proc);
     if (worker) await stop(worker.proc);
   }

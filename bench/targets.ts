@@ -7,9 +7,11 @@ import {
   KOA_DB,
   ONE_SERVER,
   SERVER_ALONE,
+  SERVER_BEHIND,
   SERVER_KEY,
   SERVER_WORKER,
   TWO_SERVERS,
+  WRITE_BEHIND_MS,
 } from './accept.js';
 import type { BrokerCounters, BrokerWork } from './broker-work.js';
 import { BARE_SIDE, OURS_SIDE } from './broker-work.js';
@@ -96,12 +98,18 @@ const perSecond = (n: number | undefined, unit: string) => `${f(n, 0)} ${unit}/s
 
 function acceptVerdicts(settings: Settings, rows: AcceptRow[]): Verdict[] {
   const out: Verdict[] = [];
-  for (const [prefix, what] of [
-    [KOA_DB, 'bare Koa + koa-body + INSERT + confirmed publish'],
-    [KOA, 'bare Koa + koa-body + confirmed publish (no database)'],
+  // Against the bare server without a database: the server that writes its rows behind, the
+  // status write the issue allows to be deferred.
+  for (const [prefix, server, what] of [
+    [KOA_DB, SERVER_ALONE, 'bare Koa + koa-body + INSERT + confirmed publish'],
+    [
+      KOA,
+      SERVER_BEHIND,
+      `bare Koa + koa-body + confirmed publish (no database), ours with WRITE_BEHIND_MS=${WRITE_BEHIND_MS}`,
+    ],
   ] as const) {
     for (const c of settings.concurrencies) {
-      const ours = find(rows, SERVER_ALONE, c)?.result.perSecond;
+      const ours = find(rows, server, c)?.result.perSecond;
       const bare = find(rows, prefix, c)?.result.perSecond;
       const r = ratioOf(ours, bare);
       out.push({
@@ -197,7 +205,9 @@ function memoryVerdicts(r: TargetResults): Verdict[] {
   // Every accept row `email server` answered, in the order they ran: the last one's RSS is the
   // RSS after the load, and the peak only grows.
   const server = r.accept.filter((row) =>
-    [SERVER_ALONE, SERVER_KEY, SERVER_WORKER, ONE_SERVER].some((p) => row.target.startsWith(p)),
+    [SERVER_ALONE, SERVER_BEHIND, SERVER_KEY, SERVER_WORKER, ONE_SERVER].some((p) =>
+      row.target.startsWith(p),
+    ),
   );
   const last = server[server.length - 1];
   const dev = r.accept.filter((row) => row.target.startsWith(DEV));
@@ -301,7 +311,7 @@ const sumOf = (ms: CpuMs, keys: readonly string[]) => keys.reduce((a, k) => a + 
 export function costTable(settings: Settings, r: TargetResults): string {
   const rows: string[][] = [];
   for (const c of settings.concurrencies) {
-    for (const prefix of [SERVER_ALONE, KOA_DB, KOA]) {
+    for (const prefix of [SERVER_ALONE, KOA_DB, SERVER_BEHIND, KOA]) {
       const row = find(r.accept, prefix, c);
       if (!row) continue;
       const { result: x, cpuMs } = row;

@@ -25,6 +25,7 @@ import { SqlScheduledEmails } from '../adapters/postgres/sql-scheduled-emails.js
 import { SqlAttachmentStore } from '../adapters/postgres/sql-attachment-store.js';
 import { SqlSuppressionList } from '../adapters/postgres/sql-suppression-list.js';
 import type { SuppressionList } from '../application/ports/suppression-list.js';
+import type { EmailLog } from '../application/ports/email-log.js';
 import { SqlTransportPauses } from '../adapters/postgres/sql-transport-pauses.js';
 import { SqlSendPacer } from '../adapters/postgres/sql-send-pacer.js';
 import { SqlWebhookTokens } from '../adapters/postgres/sql-webhook-tokens.js';
@@ -307,11 +308,17 @@ function reroutingEndpoints(
  * Every store in one database (PostgreSQL, or the embedded PGlite of `email dev`), shared by all
  * servers and workers on it. `suppressions`: the suppression list to use instead of a
  * SqlSuppressionList on `database.client` (`email server` keeps a copy in memory,
- * CachedSuppressionList; the worker and `email dev` ask the table).
+ * CachedSuppressionList; the worker and `email dev` ask the table). `emails`: the email log to
+ * use instead of a SqlEmailLog on `database.client` (`email server` with WRITE_BEHIND_MS wraps
+ * one in a WriteBehindEmailLog).
  */
-export const sqlStoresModule = (database: OpenDatabase, suppressions?: SuppressionList) =>
+export const sqlStoresModule = (
+  database: OpenDatabase,
+  suppressions?: SuppressionList,
+  emails: EmailLog = new SqlEmailLog(database.client),
+) =>
   new ContainerModule(({ bind }) => {
-    constant(bind, 'EmailLog', new SqlEmailLog(database.client));
+    constant(bind, 'EmailLog', emails);
     constant(bind, 'IdempotencyStore', new SqlIdempotencyStore(database.client));
     constant(bind, 'DeliveryLedger', new SqlDeliveryLedger(database.client));
     constant(bind, 'ApiKeyStore', new SqlApiKeyStore(database.client));

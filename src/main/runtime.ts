@@ -8,6 +8,7 @@ import type { DeliverEmail } from '../application/deliver-email.js';
 import { eventKey } from '../domain/events.js';
 import type { TaskHandler } from '../application/ports/email-task-source.js';
 import type { Logger } from '../application/ports/system.js';
+import type { EmailLog } from '../application/ports/email-log.js';
 import type { Config } from '../adapters/config/config.js';
 import type { AccessPolicy } from '../adapters/http/access.js';
 import type { EventWatchersOptions } from '../adapters/rabbitmq/event-watchers.js';
@@ -72,13 +73,14 @@ export function brokerRoleContainer(
   role: 'server' | 'worker',
   db: OpenDatabase,
   suppressions: CachedSuppressionList | undefined,
+  emails: EmailLog | undefined,
   ...extra: ContainerModule[]
 ): Container {
   const container = new Container();
   container.load(
     coreModule(config, log, role),
     useCasesModule,
-    sqlStoresModule(db, suppressions),
+    sqlStoresModule(db, suppressions, emails),
     rabbitMqModule(config, log, role),
     ...extra,
   );

@@ -1,5 +1,7 @@
 import type { Logger } from '../application/ports/system.js';
 import type { Config } from '../adapters/config/config.js';
+import { SqlEmailLog } from '../adapters/postgres/sql-email-log.js';
+import { WriteBehindEmailLog } from '../adapters/postgres/write-behind-email-log.js';
 import { OnDemandEventFeed } from '../adapters/rabbitmq/rabbitmq-delivery-events.js';
 import { LIVE_PAGE_EVENT_KEYS } from '../adapters/rabbitmq/topology.js';
 import { accessModule, guardedAccess } from './access.js';
@@ -19,14 +21,27 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   // Every request's recipients are looked up in the suppression list: from a copy in memory,
   // kept current by PostgreSQL's notifications.
   const suppressions = suppressionCopy(config, log, db);
+  // With WRITE_BEHIND_MS, an accepted email's row is written after its 202, with the others of
+  // that span (docs/architecture.md, "Write-behind").
+  const writeBehind =
+    config.writeBehindMs > 0
+      ? new WriteBehindEmailLog(new SqlEmailLog(db.client), {
+          delayMs: config.writeBehindMs,
+          logger: log,
+        })
+      : undefined;
   const container = brokerRoleContainer(
     config,
     log,
     'server',
     db,
     suppressions,
+    writeBehind,
     accessModule(config, db),
   );
+  if (writeBehind !== undefined) {
+    resolve(container, 'Metrics').watchWriteBehind(() => writeBehind.pending);
+  }
   const connection = resolve(container, 'RabbitMqConnection');
   const bus = resolve(container, 'EventBus');
   const unbridge = bridgeToBroker(container, config, log);
@@ -67,6 +82,8 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
     url: http.url,
     async stop() {
       await http.close(Math.min(config.shutdownGraceMs, 5000));
+      // Every request has been answered: what they accepted is written before the pool closes.
+      await writeBehind?.close();
       await unbridge();
       await stopRouting();
       await events.close();

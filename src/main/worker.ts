@@ -33,6 +33,7 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
     'worker',
     db,
     undefined,
+    undefined,
     senderModule,
     webhookDeliveryModule,
   );

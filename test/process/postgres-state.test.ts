@@ -207,6 +207,55 @@ describe('email server + email worker with their state in PostgreSQL', function 
     });
   });
 
+  describe('a server that writes behind (WRITE_BEHIND_MS)', function () {
+    this.timeout(60_000);
+    let roles: Roles;
+    let outbox: string;
+
+    beforeEach(async () => ({ roles, outbox } = await startOutboxRoles()));
+    afterEach(() => stopOutboxRoles(roles, outbox));
+
+    it('shows an email at once, and writes what it holds when it stops', async () => {
+      const server = await roles.startReady('server', { WRITE_BEHIND_MS: '1000' });
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        const posted = await postEmail(server.url, { subject: 'Held, then written' });
+        expect(posted.status).to.equal(202);
+        ids.push(String(posted.body.id));
+        // Read on the server that accepted it, well within the second it may hold the row.
+        expect((await statusOf(server.url, ids[i]!))?.status).to.equal('queued');
+      }
+      const stopped = await server.proc.stop('SIGTERM');
+      expect(stopped.code, server.proc.output()).to.equal(0);
+      // No worker ran: every row there was written by the stopping server.
+      const reader = await roles.startReady('server');
+      for (const id of ids) {
+        const view = await statusOf(reader.url, id);
+        expect(view?.status, id).to.equal('queued');
+        expect(view?.subject).to.equal('Held, then written');
+      }
+    });
+
+    it('loses no email when killed holding rows: the worker records each from its task', async () => {
+      await roles.startReady('worker');
+      const server = await roles.startReady('server', { WRITE_BEHIND_MS: '1000' });
+      const ids = await mapLimit(Array.from({ length: 40 }), 8, async () => {
+        const posted = await postEmail(server.url, { subject: 'Accepted, then killed' });
+        expect(posted.status).to.equal(202);
+        return String(posted.body.id);
+      });
+      server.proc.child.kill('SIGKILL');
+      expect((await server.proc.exited).signal).to.equal('SIGKILL');
+      const reader = await roles.startReady('server');
+      const sent = await mapLimit(ids, 10, (id) => waitForStatus(reader.url, id, 'sent', 30_000));
+      for (const view of sent) {
+        expect(story(view), view.id).to.deep.equal(ONE_SEND);
+        expect(view.subject).to.equal('Accepted, then killed');
+      }
+      await inOutbox(outbox, ids);
+    });
+  });
+
   describe('two servers on one database and one broker', function () {
     this.timeout(40_000);
     let a: Roles;

@@ -7,6 +7,7 @@ import { SqlAttachmentStore } from '../../src/adapters/postgres/sql-attachment-s
 import { SqlDeliveryLedger } from '../../src/adapters/postgres/sql-delivery-ledger.js';
 import type { QueryOptions, SqlClient } from '../../src/adapters/postgres/sql-client.js';
 import { SqlEmailLog } from '../../src/adapters/postgres/sql-email-log.js';
+import { WriteBehindEmailLog } from '../../src/adapters/postgres/write-behind-email-log.js';
 import { SqlIdempotencyStore } from '../../src/adapters/postgres/sql-idempotency-store.js';
 import { SqlOperatorStore } from '../../src/adapters/postgres/sql-operator-store.js';
 import { SqlScheduledEmails } from '../../src/adapters/postgres/sql-scheduled-emails.js';
@@ -34,6 +35,7 @@ import { webhookDeliveriesContract } from '../contracts/webhook-deliveries.contr
 import { webhookEndpointsContract } from '../contracts/webhook-endpoints.contract.js';
 import { webhookTokensContract } from '../contracts/webhook-tokens.contract.js';
 import { right } from '../contracts/email-log.contract.js';
+import { recordingLogger } from './fakes.js';
 import { sleep } from './waiting.js';
 
 /** Empties the stores' tables: a millisecond, against seconds for a new database. */
@@ -65,6 +67,19 @@ export function sqlStoreContracts(
   emailLogContract(`SqlEmailLog${suffix}`, async () => {
     const { client, peer } = await open();
     return { log: new SqlEmailLog(client), peer: new SqlEmailLog(peer), close: keepOpen };
+  });
+  // The server's log with WRITE_BEHIND_MS: it reads its own writes, so the same contract holds.
+  emailLogContract(`WriteBehindEmailLog over SqlEmailLog${suffix}`, async () => {
+    const { client, peer } = await open();
+    const log = new WriteBehindEmailLog(new SqlEmailLog(client), {
+      delayMs: 20,
+      logger: recordingLogger(),
+    });
+    return {
+      log,
+      peer: new SqlEmailLog(peer),
+      close: async () => void (await log.close()),
+    };
   });
   idempotencyStoreContract(`SqlIdempotencyStore${suffix}`, async () => {
     const { client, peer } = await open();

@@ -68,6 +68,13 @@ export interface Config {
   readonly sendTimeoutMs: number;
   readonly logLevel: string;
   readonly shutdownGraceMs: number;
+  /**
+   * `WRITE_BEHIND_MS`, in milliseconds, for `email server`: 0 (the default) writes an accepted
+   * email's row before its `202`; from 1 to 1000, the `202` follows the broker's confirm alone
+   * and the row is written within this long after it, with the others of that span in one
+   * INSERT (docs/architecture.md, "Write-behind").
+   */
+  readonly writeBehindMs: number;
   /** Signs CSRF tokens; shared by every server instance behind one address. Random if unset. */
   readonly csrfSecret?: Secret;
   /** Signs session cookies; shared by every server behind one address. Random if unset. */
@@ -218,6 +225,12 @@ const intIn = (expected: string, min: number, max: number) =>
 const urlOf = (schemes: string) => (raw: string) =>
   new RegExp(`^(${schemes})://\\S+$`).test(raw) && URL.canParse(raw);
 
+/**
+ * The longest `WRITE_BEHIND_MS`: a second. Longer, the list and the other servers would lag
+ * behind the `202`s by more than a person notices, for no fewer statements at any rate this
+ * service reaches (a batch is capped at 200 rows).
+ */
+export const MAX_WRITE_BEHIND_MS = 1000;
 /** The shortest `CONFIRM_DEADLINE`, in milliseconds: the watchdog sweeps a second apart at best. */
 export const MIN_CONFIRM_DEADLINE_MS = 1000;
 /** The longest `CONFIRM_DEADLINE`, in milliseconds: a week. */
@@ -319,6 +332,11 @@ const Always = t.exact(
       aString,
     ),
     SHUTDOWN_GRACE_MS: intIn('milliseconds, from 0 to 600000', 0, 600_000),
+    WRITE_BEHIND_MS: intIn(
+      'milliseconds, from 0 (write each row before its 202) to 1000',
+      0,
+      MAX_WRITE_BEHIND_MS,
+    ),
     RETENTION_DAYS: intIn('a whole number of days from 1 to 3650', 1, 3650),
     DATA_DIR: envVar(
       'a folder for the embedded database, or memory',
@@ -436,6 +454,7 @@ const DEFAULTS: Env = {
   WEBHOOK_RETRY_DELAYS: '5s,5m,30m,2h,5h,10h,10h',
   LOG_LEVEL: 'info',
   SHUTDOWN_GRACE_MS: '25000',
+  WRITE_BEHIND_MS: '0',
   RETENTION_DAYS: '30',
   DATA_DIR: './data',
   RATE_LIMIT: '600/min',
@@ -518,6 +537,7 @@ export function loadConfig(env: Env, role: Role): E.Either<readonly ConfigProble
     sendTimeoutMs: v.SEND_TIMEOUT_MS,
     logLevel: v.LOG_LEVEL,
     shutdownGraceMs: v.SHUTDOWN_GRACE_MS,
+    writeBehindMs: v.WRITE_BEHIND_MS,
     retentionDays: v.RETENTION_DAYS,
     dataDir: v.DATA_DIR,
     retry: { maxAttempts: v.MAX_ATTEMPTS, delaysMs: v.RETRY_DELAYS },

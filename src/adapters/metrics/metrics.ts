@@ -47,6 +47,13 @@ export interface Metrics extends PacingObserver {
    * look-up asks PostgreSQL; absent from a process that keeps no copy).
    */
   watchSuppressionCopy(cached: () => number | undefined): void;
+  /**
+   * Reports the accepted emails this server holds and has not yet written to the email log
+   * (`WRITE_BEHIND_MS`), read from `pending` on each scrape
+   * (`email_log_write_behind_pending`; absent from a process that writes each row before its
+   * `202`).
+   */
+  watchWriteBehind(pending: () => number | undefined): void;
 }
 
 export function createMetrics(role: string): Metrics {
@@ -214,6 +221,10 @@ export function createMetrics(role: string): Metrics {
     watchSuppressionCopy: readOnScrape(
       'email_suppression_list_cached_addresses',
       "Addresses in this server's in-memory copy of the suppression list (-1: no copy it can trust, so each look-up asks PostgreSQL)",
+    ),
+    watchWriteBehind: readOnScrape(
+      'email_log_write_behind_pending',
+      'Accepted emails this server holds and has not yet written to the email log (WRITE_BEHIND_MS)',
     ),
     pacingWaited(transport, waitMs) {
       pacingWaits.inc({ transport });

@@ -138,6 +138,11 @@ export class SqlEmailLog implements EmailLog {
    * state is that very one, `onto` checks: a guard that fails closed.
    */
   private readonly answers = new WeakSet<Applied>();
+  /**
+   * The request each `recordedBasis` answer was worked out from: an `apply` onto it that finds no
+   * row at all begins the row from it (see `step`).
+   */
+  private readonly recordedRequests = new WeakMap<Applied, EmailRequest>();
 
   constructor(private readonly sql: SqlClient) {
     this.inserts = new Batcher({ write: (rows) => this.insertMany(rows), retryAlone: isDataError });
@@ -165,13 +170,19 @@ export class SqlEmailLog implements EmailLog {
    * row at that version may hold another (an abandoned idempotency key taken over under the same
    * id with a later request; a row an event created; a request whose recipients the worker then
    * screened).
+   *
+   * An `apply` onto this basis that finds no row at all writes the whole row, the request
+   * included, as `record` would have begun it and then folded: the row of a server that writes
+   * behind (WRITE_BEHIND_MS) may come after the task, or, if that server died first, never.
    */
   recordedBasis(request: EmailRequest): Applied {
     // Through JSON, as a read would give it: what is compared is what was stored.
     const status = JSON.parse(
       JSON.stringify(evolveStatus(undefined, acceptedEvent(request))),
     ) as EmailStatus;
-    return { status, changed: true, version: RECORDED_VERSION };
+    const basis = { status, changed: true, version: RECORDED_VERSION };
+    this.recordedRequests.set(basis, request);
+    return basis;
   }
 
   forget(id: EmailId): TE.TaskEither<StoreUnavailable, void> {
@@ -187,7 +198,8 @@ export class SqlEmailLog implements EmailLog {
     return async () => {
       try {
         const known = basis === undefined ? undefined : await this.onto(event, basis);
-        const answer = known ?? (await this.fold(event, undefined));
+        const recorded = basis === undefined ? undefined : this.recordedRequests.get(basis);
+        const answer = known ?? (await this.fold(event, undefined, recorded));
         this.answers.add(answer);
         return E.right(answer);
       } catch (err) {
@@ -338,16 +350,21 @@ export class SqlEmailLog implements EmailLog {
 
   /**
    * Folds `event` (and, from `record`, fills the request of a row an early event created).
-   * Optimistic rounds first, then the same step under `SELECT … FOR UPDATE`.
+   * Optimistic rounds first, then the same step under `SELECT … FOR UPDATE`. `recorded`: the
+   * request a `recordedBasis` was worked out from, which begins a row that is not there.
    */
-  private async fold(event: DomainEvent, request: EmailRequest | undefined): Promise<Applied> {
+  private async fold(
+    event: DomainEvent,
+    request: EmailRequest | undefined,
+    recorded?: EmailRequest,
+  ): Promise<Applied> {
     for (let round = 0; round < OPTIMISTIC_ROUNDS; round += 1) {
-      const applied = await this.step(this.sql, event, request, false);
+      const applied = await this.step(this.sql, event, request, false, recorded);
       if (applied !== undefined) return applied;
     }
     return this.sql.transaction(async (tx) => {
       for (let round = 0; round < LOCKED_ROUNDS; round += 1) {
-        const applied = await this.step(tx, event, request, true);
+        const applied = await this.step(tx, event, request, true, recorded);
         if (applied !== undefined) return applied;
       }
       throw new StoreFault('the email log could not settle concurrent writes to one email');
@@ -360,6 +377,7 @@ export class SqlEmailLog implements EmailLog {
     event: DomainEvent,
     request: EmailRequest | undefined,
     lock: boolean,
+    recorded?: EmailRequest,
   ): Promise<Applied | undefined> {
     // Outside a transaction, the read and the write are batched with this turn's others.
     const batched = sql === this.sql && !lock;
@@ -373,8 +391,14 @@ export class SqlEmailLog implements EmailLog {
           )
         )[0];
     if (row === undefined) {
-      const status = evolveStatus(undefined, event);
-      return (await this.insert(sql, status, event, request))
+      // No row yet: begun from the recorded request when there is one (a worker ahead of a
+      // server that writes behind, or after it died), as `record` then this fold would have.
+      const begun =
+        request === undefined && recorded !== undefined
+          ? evolveStatus(undefined, acceptedEvent(recorded))
+          : undefined;
+      const status = evolveStatus(begun, event);
+      return (await this.insert(sql, status, event, request ?? recorded))
         ? { status, changed: true, version: 1 }
         : undefined;
     }

@@ -286,4 +286,19 @@ describe('Configuration of access: SESSION_SECRET, API_KEYS, RATE_LIMIT, TRUST_P
     const config = loadConfig({ MAX_MESSAGE_BYTES: '65536' }, 'dev');
     expect(E.isRight(config) && config.right.maxMessageBytes).to.equal(65_536);
   });
+
+  it('writes each row before its 202 by default; WRITE_BEHIND_MS takes 0 to 1000 ms', () => {
+    const off = loadConfig({ AMQP_URL: 'amqp://127.0.0.1', DATABASE_URL: DB }, 'server');
+    expect(E.isRight(off) && off.right.writeBehindMs).to.equal(0);
+    const on = loadConfig(
+      { AMQP_URL: 'amqp://127.0.0.1', DATABASE_URL: DB, WRITE_BEHIND_MS: '1000' },
+      'server',
+    );
+    expect(E.isRight(on) && on.right.writeBehindMs).to.equal(1000);
+    for (const bad of ['1001', '-1', '20ms', '0.5']) {
+      expect(problemsOf({ WRITE_BEHIND_MS: bad }, 'dev')).to.deep.equal({
+        WRITE_BEHIND_MS: `must be milliseconds, from 0 (write each row before its 202) to 1000 (got "${bad}")`,
+      });
+    }
+  });
 });

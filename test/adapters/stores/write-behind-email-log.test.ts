@@ -1,0 +1,189 @@
+// The server's email log with WRITE_BEHIND_MS, on PostgreSQL: what a client of the API and a
+// worker observe when the rows are written after the 202s. (The EmailLog contract runs on it in
+// postgres-stores.test.ts and pglite-stores.test.ts.)
+import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
+import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
+import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
+import { WriteBehindEmailLog } from '../../../src/adapters/postgres/write-behind-email-log.js';
+import type { EmailLog } from '../../../src/application/ports/email-log.js';
+import { right, some } from '../../contracts/email-log.contract.js';
+import { aRequest, anEvent, at } from '../../support/builders.js';
+import { recordingLogger, switchable } from '../../support/fakes.js';
+import type { TestDatabase } from '../../support/postgres.js';
+import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
+import { recording } from '../../support/recording-client.js';
+import { emptyStoreTables } from '../../support/sql-stores.js';
+import { eventually } from '../../support/waiting.js';
+
+describe('WriteBehindEmailLog on PostgreSQL', function () {
+  this.timeout(30_000);
+  let db: TestDatabase | undefined;
+  // Two pools stand for two processes: the server that writes behind, and the rest.
+  let one: PgDatabase;
+  let two: PgDatabase;
+  let others: SqlEmailLog;
+  const open: WriteBehindEmailLog[] = [];
+
+  before(async () => {
+    await requirePostgres();
+    db = await migratedDatabase('write_behind');
+    one = new PgDatabase({ url: db.url, maxConnections: 5 });
+    two = new PgDatabase({ url: db.url, maxConnections: 5 });
+    others = new SqlEmailLog(two.client);
+  });
+  beforeEach(() => emptyStoreTables(one.client));
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((log) => log.close()));
+  });
+  after(async () => {
+    await one?.close();
+    await two?.close();
+    await db?.drop();
+  });
+
+  const behind = (
+    inner: EmailLog,
+    options: Partial<ConstructorParameters<typeof WriteBehindEmailLog>[1]> = {},
+  ) => {
+    const logger = recordingLogger();
+    const log = new WriteBehindEmailLog(inner, { delayMs: 50, logger, ...options });
+    open.push(log);
+    return { log, logger };
+  };
+  const seen = async (log: EmailLog, id: string) => O.isSome(await right(log.get(id as never)));
+
+  it('answers each record before any statement, then writes the whole span in one INSERT', async () => {
+    const { client, statements } = recording(one.client);
+    const { log } = behind(new SqlEmailLog(client));
+    const requests = Array.from({ length: 30 }, () => aRequest());
+    await Promise.all(requests.map((r) => right(log.record(r))));
+    expect(statements).to.deep.equal([]);
+    expect(await seen(others, requests[0]!.id)).to.equal(false);
+    await eventually(async () => {
+      for (const r of requests) expect(await seen(others, r.id)).to.equal(true);
+      return true;
+    });
+    expect(statements.map((st) => st.sql.trim().split(/\s+/)[0])).to.deep.equal(['INSERT']);
+    expect(some(await right(others.request(requests[7]!.id)))).to.deep.equal(requests[7]);
+    expect(log.pending).to.equal(0);
+  });
+
+  it('reads its own writes at once: an email it holds, and the list', async () => {
+    const { log } = behind(new SqlEmailLog(one.client), { delayMs: 1000 });
+    const r = aRequest();
+    await right(log.record(r));
+    expect(log.pending).to.equal(1);
+    expect(some(await right(log.get(r.id))).status).to.equal('queued');
+    expect((await right(log.list({ limit: 10 }))).data.map((s) => s.id)).to.deep.equal([r.id]);
+    // Written to be read, well before the second was up: the others see it now.
+    expect(await seen(others, r.id)).to.equal(true);
+  });
+
+  it('writes what it holds when it stops, and from then on writes each record through', async () => {
+    const { log } = behind(new SqlEmailLog(one.client), { delayMs: 1000 });
+    const held = [aRequest(), aRequest(), aRequest()];
+    for (const r of held) await right(log.record(r));
+    expect(await log.close()).to.equal(0);
+    for (const r of held) expect(await seen(others, r.id)).to.equal(true);
+    const late = aRequest();
+    await right(log.record(late));
+    expect(await seen(others, late.id)).to.equal(true);
+  });
+
+  it('writes an email to be sent later before answering: only its row will carry it', async () => {
+    const { log } = behind(new SqlEmailLog(one.client), { delayMs: 1000 });
+    const later = { ...aRequest(), sendAt: new Date(Date.now() + 3_600_000).toISOString() };
+    await right(log.record(later));
+    expect(log.pending).to.equal(0);
+    expect(some(await right(others.request(later.id)))).to.deep.equal(later);
+  });
+
+  it('writes nothing for an email forgotten while it was held (the queue refused it)', async () => {
+    const { client, statements } = recording(one.client);
+    const { log } = behind(new SqlEmailLog(client), { delayMs: 1000 });
+    const refused = aRequest();
+    const kept = aRequest();
+    await right(log.record(refused));
+    await right(log.record(kept));
+    await right(log.forget(refused.id));
+    await log.close();
+    expect(await seen(others, refused.id)).to.equal(false);
+    expect(await seen(others, kept.id)).to.equal(true);
+    expect(statements.filter((st) => /DELETE/.test(st.sql))).to.deep.equal([]);
+  });
+
+  it('keeps what the database refused and writes it once the database is back', async () => {
+    const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
+    const { log, logger } = behind(inner.store, { delayMs: 10, retryMs: 30 });
+    inner.down = true;
+    const requests = [aRequest(), aRequest()];
+    for (const r of requests) await right(log.record(r));
+    await eventually(() =>
+      expect(logger.lines.map((l) => l.message)).to.include(
+        'Could not write accepted emails to the email log; trying again',
+      ),
+    );
+    expect(log.pending).to.equal(2);
+    expect(await seen(others, requests[0]!.id)).to.equal(false);
+    inner.down = false;
+    await eventually(async () => {
+      for (const r of requests) expect(await seen(others, r.id)).to.equal(true);
+      return true;
+    });
+    expect(logger.errors()).to.deep.equal([]);
+  });
+
+  it('answers StoreUnavailable once maxPending emails are held, and accepts again once written', async () => {
+    const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
+    const { log } = behind(inner.store, { delayMs: 10, retryMs: 30, maxPending: 2 });
+    inner.down = true;
+    await right(log.record(aRequest()));
+    await right(log.record(aRequest()));
+    const refused = await log.record(aRequest())();
+    expect(E.isLeft(refused) && refused.left.reason).to.equal(
+      '2 accepted emails are waiting to be written to the email log',
+    );
+    inner.down = false;
+    await eventually(() => expect(log.pending).to.equal(0));
+    await right(log.record(aRequest()));
+  });
+
+  it('gives up after maxWriteAttempts, naming the emails; the worker then records each whole', async () => {
+    const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
+    const { log, logger } = behind(inner.store, { delayMs: 5, retryMs: 10, maxWriteAttempts: 2 });
+    inner.down = true;
+    const r = aRequest({ tags: ['lost-row'] });
+    await right(log.record(r));
+    await eventually(() => expect(logger.errors()).to.have.length(1));
+    expect(logger.errors()[0]!.fields).to.deep.include({ count: 1, emailIds: [r.id] });
+    expect(log.pending).to.equal(0);
+    inner.down = false;
+    expect(await seen(others, r.id)).to.equal(false);
+    // A worker takes the task: its first change, onto the basis worked out from the task's
+    // request, finds no row and writes it whole, as the server would have.
+    const worker = new SqlEmailLog(two.client);
+    const sending = await right(
+      worker.apply(anEvent.sending(r, { attempt: 1, at: at(5) }), worker.recordedBasis(r)),
+    );
+    expect(sending.status.history.map((c) => [c.status, c.source])).to.deep.equal([
+      ['queued', 'api'],
+      ['sending', 'worker'],
+    ]);
+    expect(some(await right(others.request(r.id)))).to.deep.equal(r);
+    expect((await right(others.list({ limit: 10, tag: 'lost-row' }))).data).to.have.length(1);
+  });
+
+  it('leaves the row a worker wrote ahead of it as it is: the late write changes nothing', async () => {
+    const { log } = behind(new SqlEmailLog(one.client), { delayMs: 1000 });
+    const r = aRequest();
+    await right(log.record(r));
+    const worker = new SqlEmailLog(two.client);
+    const sending = await right(
+      worker.apply(anEvent.sending(r, { attempt: 1, at: at(5) }), worker.recordedBasis(r)),
+    );
+    await log.close();
+    expect(some(await right(others.get(r.id)))).to.deep.equal(sending.status);
+  });
+});
