@@ -41,15 +41,22 @@ const TaskBody = t.type({ v: t.literal(TASK_VERSION), request: EmailRequest });
 
 export const malformed = (what: string): string => `malformed: ${what}`;
 
+/**
+ * The body and headers of `task`. A first attempt with no history carries neither header: their
+ * absence decodes as attempt 1 and no history (`decodeAttempt`, `decodeHistory`), and every task
+ * the server accepts is one, so its publish encodes a smaller AMQP table.
+ */
 export function encodeTask(task: EmailTask): WireMessage {
+  const headers: Headers = {};
+  if (task.attempt !== 1 || task.history.length > 0) {
+    headers[HEADERS.attempt] = task.attempt;
+    headers[HEADERS.history] = encodeHistory(task.history);
+  }
+  if (task.expedited === true) headers[HEADERS.expedited] = true;
   return {
     body: Buffer.from(JSON.stringify({ v: TASK_VERSION, request: task.request })),
     messageId: task.request.id,
-    headers: {
-      [HEADERS.attempt]: task.attempt,
-      [HEADERS.history]: encodeHistory(task.history),
-      ...(task.expedited === true ? { [HEADERS.expedited]: true } : {}),
-    },
+    headers,
   };
 }
 
