@@ -387,8 +387,8 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
     const top = [settings.concurrencies[settings.concurrencies.length - 1]!];
     // The first server has served every row above; the second alone gets as many requests
     // first, or it would be the colder of the two, its JIT still compiling while measured. With
-    // only a row's warm-up (2000) it used a quarter more CPU per request than the first in the
-    // split, and with as many as the first had served, the same.
+    // only a row's warm-up (2000 requests, as it then was) it used a quarter more CPU per
+    // request than the first in the split, and with as many as the first had served, the same.
     const served = rows.filter(
       (row) => row.target.startsWith('`email server`') && !row.target.startsWith(SERVER_BEHIND),
     ).length;

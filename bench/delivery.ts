@@ -21,6 +21,11 @@ export interface DeliveryRow {
   readonly rssMiB: number | undefined;
   /** Peak RSS (`VmHWM`) of the deliverer (of the larger of two). */
   readonly hwmMiB?: number;
+  /**
+   * Deliveries before the measured N, drained by the same process to warm it up (V8 optimising
+   * its code): neither timed nor metered. Absent: none.
+   */
+  readonly warm?: number;
   /** The provider's latency, when the run had one (see steadyRate). */
   readonly latencyMs?: number;
   /** With a latency: the median of a slot's send-to-next-send time (see `medianCycleMs`). */
@@ -30,14 +35,16 @@ export interface DeliveryRow {
 }
 
 /**
- * Emails per second between the first and the last delivery: start-up excluded. With a provider
+ * Emails per second between the first delivery measured and the last: start-up (and the warm-up
+ * deliveries, `warm`) excluded, the deliveries already seen at the first one too. With a provider
  * latency, the first delivery lands one latency after the first sends left, with a whole batch
  * of them: the clock then starts at the first send (first delivery − latency) and counts all N.
  */
 export const steadyRate = (row: DeliveryRow): number => {
-  const { firstMs, lastMs } = row.timing;
+  const { firstMs, lastMs, firstSeen } = row.timing;
   if (row.latencyMs !== undefined) return (row.n / (lastMs - firstMs + row.latencyMs)) * 1000;
-  return lastMs > firstMs ? ((row.n - 1) / (lastMs - firstMs)) * 1000 : Number.NaN;
+  const after = (row.warm ?? 0) + row.n - firstSeen;
+  return lastMs > firstMs ? (after / (lastMs - firstMs)) * 1000 : Number.NaN;
 };
 
 export const WORKER_OUTBOX = '`email worker`, outbox';

@@ -137,9 +137,14 @@ export async function countEml(dir: string): Promise<number> {
 }
 
 export interface Drained {
-  /** Milliseconds from `since` to the first, and to the n-th, delivered email. */
+  /**
+   * Milliseconds from `since` to the first delivery seen past `warm` (the first delivered email
+   * when `warm` is 0), and to the n-th.
+   */
   readonly firstMs: number;
   readonly lastMs: number;
+  /** Deliveries counted at `firstMs` (polling sees them some at a time). */
+  readonly firstSeen: number;
   /** CPU ms per email of each metered process, from the first delivery seen to the last. */
   readonly cpuMs: CpuMs;
 }
@@ -148,7 +153,8 @@ export interface Drained {
  * Times `count() >= target()` from `since` (performance.now()), polling every 20 ms, metering
  * the CPU of `pids` from the first delivery seen to the last. The target may be unknown for a
  * while: end to end, polling starts with the first POST, and how many were accepted is known
- * only once the last one is answered.
+ * only once the last one is answered. `warm`: deliveries that warm the deliverer up, not
+ * measured: the clock and the CPU start once more than that many are seen.
  */
 export async function timeUntil(
   count: () => Promise<number>,
@@ -156,13 +162,14 @@ export async function timeUntil(
   since: number,
   pids: Pids,
   proc?: Child,
+  warm = 0,
 ): Promise<Drained> {
   let first: { ms: number; seen: number; cpu: Record<string, number> } | undefined;
   const goal = typeof target === 'number' ? () => target : target;
   const lastMs = await waitFor(
     async () => {
       const seen = await count();
-      if (seen > 0 && first === undefined) {
+      if (seen > warm && first === undefined) {
         first = { ms: performance.now() - since, seen, cpu: await cpuSeconds(pids) };
       }
       const n = goal();
@@ -178,6 +185,7 @@ export async function timeUntil(
   return {
     firstMs: first?.ms ?? lastMs,
     lastMs,
+    firstSeen: first?.seen ?? goal() ?? 0,
     cpuMs: first && items > 0 ? cpuMsPer(first.cpu, after, items) : {},
   };
 }

@@ -338,7 +338,9 @@ ${headline(settings, results)}
 Closed-loop load from the bench process (node:http, keep-alive Agent, one socket per lane): each
 lane sends its next request when its previous one is answered. Per target and concurrency,
 ${warmup} warm-up requests (not counted: with 200, V8 had not yet optimised even the bare server,
-several times slower than warm), then ${requests} measured ones (\`email dev\`, a few hundred a second
+several times slower than warm; with 2000, \`email server\`, more code for V8 to optimise, still
+spent about twice its steady CPU per request on the next 2500, and the bare Koa server a third
+more: both settle after about 5000), then ${requests} measured ones (\`email dev\`, a few hundred a second
 at best: ${Math.min(warmup, 1000)} and ${Math.min(requests, 1000)}). The body is the same JSON (one
 recipient, ${BODY.length} bytes); success is \`202\`, anything else (or a network error) is an error.
 Percentiles are nearest-rank. For \`email dev\` and \`email server\` with its worker, the bench
@@ -446,7 +448,7 @@ ${deliveryTable(results.delivery)}
 The project's stand-in (\`startMailgunStandIn\`, no faults) in a child process of its own,
 counting what it accepts, warmed with ${settings.smoke ? 20 : STAND_IN_WARMUP} sends of the same form before the first drain (fresh,
 it spent about three times the CPU per email while V8 tiered its code up, and the first drain
-is ours). Before each drain, N = ${n} emails are recorded the way they are in use:
+is ours). Before each drain, W + N = ${settings.warmN} + ${n} emails are recorded the way they are in use:
 an \`email server\` (API key, nothing consuming) accepts them, so that each has its row in
 \`emails\` and its task on the send queue, and stops; then \`email worker\`
 (MAIL_TRANSPORT=mailgun, WORKER_CONCURRENCY=${CONCURRENCY}) is spawned and drains them. The
@@ -457,8 +459,14 @@ with node-fetch on a keep-alive agent (as our sender does), runs one \`UPDATE ba
 status = 'sent', updated_at = now() WHERE id = $1\` through a \`pg.Pool\` of 10, and acks. Between
 the recording and the spawn, every drain (this section's and section 2's) runs \`VACUUM (ANALYZE)\` on
 the run's database and a \`CHECKPOINT\`, so that no drain shares the cores with autovacuum or the
-checkpointer working off an earlier phase's rows. ${rounds(settings.rounds, 'ours, bare', true)}; *first→last* is the rate once running, CPU is metered from the
-first message the stand-in holds to the last (the stand-in's own CPU in its column).
+checkpointer working off an earlier phase's rows. ${rounds(settings.rounds, 'ours, bare', true)}. Each deliverer
+delivers the first W = ${settings.warmN} unmeasured, to warm up: spawned for the drain, it spends its first
+thousands of sends with V8 still optimising its code (our worker, timed once by hand: 1.35 CPU
+ms per email over its first thousand, start-up included, 0.63 over its second, 0.30 to 0.35 from
+its fourth on: a drain of only N = ${n} from a spawn measured how soon V8 optimises more than
+what a running worker costs). *first→last* is the
+rate from the first message past W the stand-in holds to the last, and CPU is metered over
+the same span (the stand-in's own CPU in its column).
 
 ${deliveryTable(results.mailgun.rows)}
 
@@ -485,7 +493,7 @@ ${brokerSection(results.broker)}
 ## 5. Scale-out
 
 Two \`email worker\`s against one, on the one broker and database, draining the same N = ${n}
-recorded emails into the stand-in (${rounds(settings.rounds, 'one, two')}); and two \`email server\`s against
+recorded emails into the stand-in after W per worker unmeasured, as in section 3 (${rounds(settings.rounds, 'one, two')}); and two \`email server\`s against
 one, the load's requests alternating between the two ports, at
 ${settings.concurrencies[settings.concurrencies.length - 1]} in flight in all, interleaved in blocks
 as in section 1 (the first server's rows are in that table too).

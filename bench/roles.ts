@@ -22,6 +22,12 @@ export interface Settings {
   readonly warmup: number;
   /** Emails per delivery run. */
   readonly n: number;
+  /**
+   * Emails each Mailgun drain without latency delivers before its N, unmeasured: a deliverer
+   * spawned for the drain spends its first few thousand sends with V8 still optimising its code
+   * (our worker, timed once: 1.35 CPU ms per email over its first thousand, 0.3 from its fourth).
+   */
+  readonly warmN: number;
   /** Emails of the run at 670 ms provider latency. */
   readonly latencyN: number;
   /** Emails whose broker work is counted, per side. */

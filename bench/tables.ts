@@ -89,14 +89,14 @@ export function deliveryTable(rows: DeliveryRow[]): string {
       ...(standIn ? ['stand-in'] : []),
       'RSS MiB (peak)',
     ]),
-    rows.map(({ path, n, from, timing, rssMiB, hwmMiB }, i) => [
+    rows.map(({ path, n, warm = 0, from, timing, rssMiB, hwmMiB }, i) => [
       path,
-      String(n),
+      warm > 0 ? `${warm} + ${n}` : String(n),
       from,
       f(timing.firstMs / 1000, 2),
       f(timing.lastMs / 1000, 2),
       f(steadyRate(rows[i]!), 0),
-      f((n / timing.lastMs) * 1000, 0),
+      f(((warm + n) / timing.lastMs) * 1000, 0),
       deliverer(timing.cpuMs),
       cpu(timing.cpuMs, 'broker'),
       cpu(timing.cpuMs, 'postgres'),
