@@ -563,6 +563,9 @@ export class DeliverEmail {
         await this.release(request.id)();
         return screen;
       }
+      // Before any change, and from the request as queued: a send to fewer recipients, or none,
+      // is still folded onto the entry the server recorded for the whole request.
+      this.rememberRecorded(task);
       const { kept, suppressed } = screen.right;
       if (suppressed.length === 0) return await this.send(task)();
       const context = {
@@ -577,6 +580,18 @@ export class DeliverEmail {
       this.log.info(context, 'Recipients on the suppression list dropped from this send');
       return this.send({ ...task, request: addressedTo(request, kept) })();
     };
+  }
+
+  /**
+   * A first attempt's email is almost always as the server recorded it: its first change is
+   * folded onto that without reading it first (one statement, not two; see
+   * EmailLog.recordedBasis). Kept once per email, from the first task seen, so that a send
+   * narrowed by the suppression list still builds on the entry of the whole request.
+   */
+  private rememberRecorded(task: EmailTask): void {
+    if (this.folded.has(task.request.id) || !asRecorded(task)) return;
+    const recorded = this.emails.recordedBasis(task.request);
+    if (recorded !== undefined) this.folded.set(task.request.id, recorded);
   }
 
   /** Nobody left to send to: final, and the claim freed, since nothing went out. */
@@ -638,12 +653,7 @@ export class DeliverEmail {
     this.paceWaits.answered(request.id);
     const waitMs = turn.goAtMs - this.clock.monotonicMs();
     const slot = waitMs > 0 ? this.sleep(waitMs) : undefined;
-    // A first attempt's email is almost always as the server recorded it: `sending` is folded
-    // onto that without reading it first (one statement, not two; see EmailLog.recordedBasis).
-    if (!this.folded.has(request.id) && asRecorded(task)) {
-      const recorded = this.emails.recordedBasis(request);
-      if (recorded !== undefined) this.folded.set(request.id, recorded);
-    }
+    this.rememberRecorded(task);
     const marking = this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) });
     return async () => {
       const marked = await marking();

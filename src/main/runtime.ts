@@ -9,6 +9,7 @@ import { eventKey } from '../domain/events.js';
 import type { TaskHandler } from '../application/ports/email-task-source.js';
 import type { Logger } from '../application/ports/system.js';
 import type { EmailLog } from '../application/ports/email-log.js';
+import type { EmailId } from '../domain/email-request.js';
 import type { Config } from '../adapters/config/config.js';
 import type { AccessPolicy } from '../adapters/http/access.js';
 import type { EventWatchersOptions } from '../adapters/rabbitmq/event-watchers.js';
@@ -280,11 +281,17 @@ export function csrfSecret(config: Config): Buffer {
  * broker a receive, a confirm and a drop. Not awaited: the change is in the email log already,
  * and a 202 must not wait for an event's confirm. The check of live pages is shown by
  * `email_live_page_watchers`. Returns the function that stops both.
+ *
+ * `afterWritten`: for a server that writes its rows behind (WriteBehindEmailLog), where the
+ * change is *not* in the log yet: an event of an email it holds goes out once the row is
+ * written, since what hears it (the `requested` webhook, another server's live page) reads the
+ * row. True when it took the publish over.
  */
 export function bridgeToBroker(
   container: Container,
   config: Config,
   log: Logger,
+  afterWritten?: (id: EmailId, publish: () => void) => boolean,
   watchersOptions: Partial<EventWatchersOptions> = {},
 ): () => Promise<void> {
   const broker = resolve(container, 'BrokerEvents');
@@ -301,7 +308,8 @@ export function bridgeToBroker(
   // on it for every event.
   const unsubscribe = resolve(container, 'EventBus').subscribe((event) => {
     if (mayBeRouted(eventKey(event), route.wanted, watchers.watched())) {
-      void broker.publish(event)();
+      const publish = () => void broker.publish(event)();
+      if (afterWritten?.(event.id, publish) !== true) publish();
     }
   });
   return async () => {

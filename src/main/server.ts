@@ -44,7 +44,12 @@ export async function startServer(config: Config, log: Logger): Promise<Running>
   }
   const connection = resolve(container, 'RabbitMqConnection');
   const bus = resolve(container, 'EventBus');
-  const unbridge = bridgeToBroker(container, config, log);
+  const unbridge = bridgeToBroker(
+    container,
+    config,
+    log,
+    writeBehind === undefined ? undefined : (id, publish) => writeBehind.afterWritten(id, publish),
+  );
   connection.start();
   // Knows which webhook types are wanted, for the bridge, and keeps the queue's bindings right
   // even while no worker runs.

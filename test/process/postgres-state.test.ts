@@ -29,6 +29,7 @@ import {
   closed,
   httpStatus,
   mapLimit,
+  metricValue,
   postEmail,
   queueDepth,
   queueEmail,
@@ -42,6 +43,13 @@ import {
   waitForStatus,
 } from '../support/roles.js';
 import { eventually } from '../support/waiting.js';
+import { startWebhookReceiver } from '../support/webhook-receiver.js';
+
+/** The part of an outgoing webhook's body these tests read. */
+interface QueuedWebhook {
+  readonly type: string;
+  readonly data: { readonly id: string };
+}
 import { taskHandlers } from '../../src/main/modules.js';
 
 const run = promisify(execFile);
@@ -215,21 +223,31 @@ describe('email server + email worker with their state in PostgreSQL', function 
     beforeEach(async () => ({ roles, outbox } = await startOutboxRoles()));
     afterEach(() => stopOutboxRoles(roles, outbox));
 
-    it('shows an email at once, and writes what it holds when it stops', async () => {
-      const server = await roles.startReady('server', { WRITE_BEHIND_MS: '1000' });
+    /** Posts until the server says it holds a row unwritten (its timer may fire in between). */
+    const postHeld = async (url: string, subject: string): Promise<string[]> => {
       const ids: string[] = [];
       for (let i = 0; i < 5; i += 1) {
-        const posted = await postEmail(server.url, { subject: 'Held, then written' });
+        const posted = await postEmail(url, { subject });
         expect(posted.status).to.equal(202);
         ids.push(String(posted.body.id));
-        // Read on the server that accepted it, well within the second it may hold the row.
-        expect((await statusOf(server.url, ids[i]!))?.status).to.equal('queued');
+        if (((await metricValue(url, 'email_log_write_behind_pending')) ?? 0) > 0) return ids;
       }
+      return expect.fail('the server never held a row: is WRITE_BEHIND_MS set?');
+    };
+
+    it('shows an email at once on the server that took it, and writes what it holds when it stops', async () => {
+      const server = await roles.startReady('server', { WRITE_BEHIND_MS: '1000' });
+      const shown = await postEmail(server.url, { subject: 'Held, then written' });
+      expect(shown.status).to.equal(202);
+      // Read on the server that accepted it, well within the second it may hold the row.
+      expect((await statusOf(server.url, String(shown.body.id)))?.status).to.equal('queued');
+      // Then more, not read: held when the stop comes.
+      const held = await postHeld(server.url, 'Held, then written');
       const stopped = await server.proc.stop('SIGTERM');
       expect(stopped.code, server.proc.output()).to.equal(0);
       // No worker ran: every row there was written by the stopping server.
       const reader = await roles.startReady('server');
-      for (const id of ids) {
+      for (const id of [String(shown.body.id), ...held]) {
         const view = await statusOf(reader.url, id);
         expect(view?.status, id).to.equal('queued');
         expect(view?.subject).to.equal('Held, then written');
@@ -244,6 +262,7 @@ describe('email server + email worker with their state in PostgreSQL', function 
         expect(posted.status).to.equal(202);
         return String(posted.body.id);
       });
+      ids.push(...(await postHeld(server.url, 'Accepted, then killed')));
       server.proc.child.kill('SIGKILL');
       expect((await server.proc.exited).signal).to.equal('SIGKILL');
       const reader = await roles.startReady('server');
@@ -253,6 +272,38 @@ describe('email server + email worker with their state in PostgreSQL', function 
         expect(view.subject).to.equal('Accepted, then killed');
       }
       await inOutbox(outbox, ids);
+    });
+
+    it("tells a subscribed endpoint of each email it accepted: the webhook waits for the email's row", async () => {
+      await roles.startReady('worker');
+      const server = await roles.startReady('server', { WRITE_BEHIND_MS: '1000' });
+      const receiver = await startWebhookReceiver();
+      try {
+        const subscribed = await fetch(`${server.url}/webhooks`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...AUTHORIZED },
+          body: JSON.stringify({ url: receiver.url, events: ['queued'] }),
+        });
+        expect(subscribed.status).to.equal(201);
+        const ids = await mapLimit(Array.from({ length: 10 }), 5, async () => {
+          const posted = await postEmail(server.url, { subject: 'Announced once written' });
+          expect(posted.status).to.equal(202);
+          return String(posted.body.id);
+        });
+        const told = await eventually(
+          () => {
+            const bodies = receiver.received.map((r) => JSON.parse(r.body) as QueuedWebhook);
+            const of = new Set(
+              bodies.filter((b) => b.type === 'email.queued').map((b) => b.data.id),
+            );
+            return ids.every((id) => of.has(id)) ? of : undefined;
+          },
+          { timeoutMs: 20_000, what: 'an email.queued webhook for each of the 10 emails' },
+        );
+        expect([...told].sort()).to.deep.equal([...ids].sort());
+      } finally {
+        await receiver.close();
+      }
     });
   });
 

@@ -172,8 +172,9 @@ export class SqlEmailLog implements EmailLog {
    * screened).
    *
    * An `apply` onto this basis that finds no row at all writes the whole row, the request
-   * included, as `record` would have begun it and then folded: the row of a server that writes
-   * behind (WRITE_BEHIND_MS) may come after the task, or, if that server died first, never.
+   * included, as `record` would have begun it and then folded; one that finds a row an event
+   * began without its request fills the request in: the request of a server that writes behind
+   * (WRITE_BEHIND_MS) may come after the task, or, if that server died first, never.
    */
   recordedBasis(request: EmailRequest): Applied {
     // Through JSON, as a read would give it: what is compared is what was stored.
@@ -406,16 +407,19 @@ export class SqlEmailLog implements EmailLog {
     // Recording an id already recorded changes nothing, whatever the request says.
     if (request !== undefined && row.recorded)
       return { status: row.state, changed: false, version };
+    // A row an event began that still lacks its request (the server wrote that event through
+    // and holds the request behind, or died holding it): filled from the recorded request.
+    const filling = request ?? (row.recorded ? undefined : recorded);
     const status = evolveStatus(row.state, event);
     const changed = !sameStatus(status, row.state);
-    if (!changed && request === undefined) return { status: row.state, changed, version };
+    if (!changed && filling === undefined) return { status: row.state, changed, version };
     const state = JSON.stringify(status);
-    if (request === undefined && batched) {
+    if (filling === undefined && batched) {
       const written = await this.batches.write({ id: event.id, version, state });
       return written ? { status, changed, version: version + 1 } : undefined;
     }
     const updated =
-      request === undefined
+      filling === undefined
         ? await sql.query(
             `UPDATE emails SET state = $3::jsonb, version = version + 1, updated_at = now()
              WHERE id = $1 AND version = $2 RETURNING id`,
@@ -429,10 +433,10 @@ export class SqlEmailLog implements EmailLog {
               event.id,
               row.version,
               state,
-              request.requestedAt,
-              recipientsText(allRecipients(request)),
-              request.tags ?? [],
-              JSON.stringify(request),
+              filling.requestedAt,
+              recipientsText(allRecipients(filling)),
+              filling.tags ?? [],
+              JSON.stringify(filling),
             ],
           );
     return updated.length > 0 ? { status, changed, version: version + 1 } : undefined;

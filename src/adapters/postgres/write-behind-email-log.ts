@@ -30,26 +30,33 @@ export interface WriteBehindOptions {
    * a few MB, and several seconds of the fastest accept rate measured.
    */
   readonly maxPending?: number;
-  /** After a failed write, the wait before the next, in milliseconds (default 1000). */
+  /**
+   * After a failed write, the wait before the next, in milliseconds (default 1000). Reads of
+   * held emails within it do not write again: they go to the log as they are.
+   */
   readonly retryMs?: number;
   /**
-   * Failed writes a request survives before it is dropped from memory, logged as an error with
-   * its id (default 30: half a minute of retries at the default `retryMs`). Its task is on the
-   * queue already: the worker that takes it records it then (`SqlEmailLog.recordedBasis`).
+   * How long a request's writes may keep failing, from its first failure, before it is dropped
+   * from memory and logged as an error with its id, in milliseconds (default 30,000). Its task is
+   * on the queue already: the worker that takes it records it then (`SqlEmailLog.recordedBasis`).
    */
-  readonly maxWriteAttempts?: number;
+  readonly giveUpAfterMs?: number;
   readonly logger: Logger;
+  /** Monotonic milliseconds (default `performance.now`): when a write first failed. */
+  readonly monotonicMs?: () => number;
 }
 
 interface Waiting {
   readonly request: EmailRequest;
-  /** Failed writes so far. */
-  failures: number;
+  /** When its first write failed (monotonic ms); undefined while none has. */
+  failedSince: number | undefined;
+  /** Run once its write is over (written, or given up): see `afterWritten`. */
+  readonly then: (() => void)[];
 }
 
 const DEFAULT_MAX_PENDING = 10_000;
 const DEFAULT_RETRY_MS = 1000;
-const DEFAULT_MAX_WRITE_ATTEMPTS = 30;
+const DEFAULT_GIVE_UP_AFTER_MS = 30_000;
 
 /**
  * An EmailLog whose `record` answers at once and writes behind: the requests recorded within
@@ -59,9 +66,11 @@ const DEFAULT_MAX_WRITE_ATTEMPTS = 30;
  *
  * What it promises: the email is never lost, since its task is durable on the queue before the
  * `202`; this process reads its own writes (a read of an email it holds, and any list or count,
- * first waits for the held rows to be written); other processes see the row at most `delayMs`
- * later (plus the write's own time), or, if this process died first, when a worker records it
- * from the task it sends. A stop (`close`) writes what is held.
+ * first has every held row written, unless a write failed less than `retryMs` ago); other
+ * processes see the row `delayMs` later (plus the write's own time) while the log answers,
+ * later while it does not, or, if this process died first or gave up, when a worker records it
+ * from the task it sends. What must not reach other processes before the row can be read waits
+ * for it (`afterWritten`). A stop (`close`) writes what is held.
  *
  * Every other method is the inner log's, once the email it names (or, for lists and counts,
  * every held email) is written.
@@ -71,13 +80,18 @@ export class WriteBehindEmailLog implements EmailLog {
   private held = new Map<EmailId, Waiting>();
   /** Handed to the inner log by the write in flight. */
   private readonly writing = new Map<EmailId, Waiting>();
+  /** Ids `forget` asked for while being written: not held again if that write fails. */
+  private readonly forgotten = new Set<EmailId>();
   private timer: NodeJS.Timeout | undefined;
   /** The write in flight, if any: one at a time. */
   private flight: Promise<void> | undefined;
+  /** When the last write failed (monotonic ms), until one succeeds. */
+  private failedAt: number | undefined;
   private closed = false;
   private readonly maxPending: number;
   private readonly retryMs: number;
-  private readonly maxWriteAttempts: number;
+  private readonly giveUpAfterMs: number;
+  private readonly monotonicMs: () => number;
 
   /** Throws (a wiring bug) for a `delayMs` outside 1 to 1000 or a `maxPending` below 1. */
   constructor(
@@ -93,7 +107,8 @@ export class WriteBehindEmailLog implements EmailLog {
       throw new Error(`maxPending must be a positive whole number, got ${this.maxPending}`);
     }
     this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
-    this.maxWriteAttempts = options.maxWriteAttempts ?? DEFAULT_MAX_WRITE_ATTEMPTS;
+    this.giveUpAfterMs = options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS;
+    this.monotonicMs = options.monotonicMs ?? (() => performance.now());
   }
 
   /** Requests recorded and not yet written (those being written included): for /metrics. */
@@ -123,17 +138,39 @@ export class WriteBehindEmailLog implements EmailLog {
           ),
         );
       }
-      this.held.set(request.id, { request, failures: 0 });
+      this.held.set(request.id, { request, failedSince: undefined, then: [] });
       this.schedule(this.options.delayMs);
       return Promise.resolve(E.right(undefined));
     };
   }
 
-  /** A held email is dropped unwritten; one being written is deleted once it is. */
+  /**
+   * Runs `action` once the row of email `id` is written (or given up), and answers true, when
+   * this log holds it; answers false, running nothing, when it does not (written already, or
+   * never recorded here). For what other processes must not hear of before they can read the
+   * row: the server's events to the broker (the `requested` webhook reads the row).
+   */
+  afterWritten(id: EmailId, action: () => void): boolean {
+    const waiting = this.held.get(id) ?? this.writing.get(id);
+    if (waiting === undefined) return false;
+    waiting.then.push(action);
+    return true;
+  }
+
+  /**
+   * A held email is dropped unwritten (what was to run after its write is dropped too: it never
+   * was); one being written is deleted once it is, and not held again if that write failed.
+   */
   forget(id: EmailId): TE.TaskEither<StoreUnavailable, void> {
     return async () => {
       if (this.held.delete(id)) return E.right(undefined);
-      await this.written(id);
+      if (!this.writing.has(id)) return this.inner.forget(id)();
+      this.forgotten.add(id);
+      try {
+        await this.flight;
+      } finally {
+        this.forgotten.delete(id);
+      }
       return this.inner.forget(id)();
     };
   }
@@ -196,20 +233,24 @@ export class WriteBehindEmailLog implements EmailLog {
   }
 
   /**
-   * Writes every held request (retrying a failed write a few times, `retryMs` apart), then
-   * records through from then on. Answers how many could not be written: each is logged as an
-   * error with its id, and will be recorded by the worker that sends it.
+   * Writes every held request, trying up to three times `retryMs` apart (so about two seconds
+   * at most, plus the writes' own time, when the database is away), then records through from
+   * then on. Answers how many could not be written: each is logged as an error with its id, and
+   * will be recorded by the worker that sends it.
    */
   async close(): Promise<number> {
     this.closed = true;
     this.cancelTimer();
     for (let round = 0; round < 3 && this.pending > 0; round += 1) {
       if (round > 0) await new Promise((resolve) => setTimeout(resolve, this.retryMs));
-      await this.writtenAll();
+      if (this.flight !== undefined) await this.flight;
+      await this.flushNow();
     }
     this.cancelTimer();
     const lost = [...this.held.keys()];
+    const left = [...this.held.values()];
     this.held.clear();
+    for (const waiting of left) runAll(waiting.then);
     if (lost.length > 0) {
       this.options.logger.error(
         { count: lost.length, emailIds: lost.slice(0, 100) },
@@ -219,16 +260,24 @@ export class WriteBehindEmailLog implements EmailLog {
     return lost.length;
   }
 
-  /** Once `id` is neither held nor being written (written, or back to wait after a failure). */
+  /**
+   * Once `id` is neither held nor being written (written, or back to wait after a failure). A
+   * held email is written now, unless the last write failed less than `retryMs` ago: then the
+   * read goes to the log as it is (and most likely finds it away too).
+   */
   private async written(id: EmailId): Promise<void> {
     if (this.writing.has(id)) await this.flight;
-    if (this.held.has(id)) await this.flushNow();
+    if (this.held.has(id) && !this.backingOff()) await this.flushNow();
   }
 
-  /** Once everything held when called has been tried. */
+  /** Once everything held when called has been tried (as `written`, for every held email). */
   private async writtenAll(): Promise<void> {
     if (this.flight !== undefined) await this.flight;
-    if (this.held.size > 0) await this.flushNow();
+    if (this.held.size > 0 && !this.backingOff()) await this.flushNow();
+  }
+
+  private backingOff(): boolean {
+    return this.failedAt !== undefined && this.monotonicMs() - this.failedAt < this.retryMs;
   }
 
   private schedule(delayMs: number): void {
@@ -269,17 +318,23 @@ export class WriteBehindEmailLog implements EmailLog {
     let failed = 0;
     let reason = '';
     const dropped: EmailId[] = [];
+    const now = this.monotonicMs();
     [...batch].forEach(([id, waiting], i) => {
       this.writing.delete(id);
       const result = results[i]!;
-      if (E.isRight(result)) return;
+      if (E.isRight(result)) return runAll(waiting.then);
       failed += 1;
       reason = result.left.reason;
-      waiting.failures += 1;
+      waiting.failedSince ??= now;
+      if (this.forgotten.has(id)) return;
+      if (now - waiting.failedSince >= this.giveUpAfterMs) {
+        dropped.push(id);
+        return runAll(waiting.then);
+      }
       // Back to wait for the next write (`record` adds no id that is being written).
-      if (waiting.failures >= this.maxWriteAttempts) dropped.push(id);
-      else this.held.set(id, waiting);
+      this.held.set(id, waiting);
     });
+    this.failedAt = failed > 0 ? now : undefined;
     if (failed > 0) {
       this.options.logger.warn(
         { failed, held: this.held.size, reason },
@@ -294,6 +349,19 @@ export class WriteBehindEmailLog implements EmailLog {
         { count: dropped.length, emailIds: dropped.slice(0, 100), reason },
         'Gave up writing accepted emails to the email log: each is recorded by the worker that sends it',
       );
+    }
+  }
+}
+
+/** Runs each action; one that throws (a bug) does not keep the others from running. */
+function runAll(actions: readonly (() => void)[]): void {
+  for (const action of actions) {
+    try {
+      action();
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
     }
   }
 }

@@ -39,6 +39,19 @@ describe('The task wire format', () => {
     expect(decodeTask(wire.body, wire.headers)).to.deep.equal(E.right(task));
   });
 
+  it('publishes a first attempt with no header, and a later one or a throttled one with both', () => {
+    const first = aTask({ attempt: 1, history: [] });
+    expect(encodeTask(first).headers).to.deep.equal({});
+    expect(decodeTask(encodeTask(first).body, {})).to.deep.equal(E.right(first));
+    const retry = aTask({ attempt: 2, history: [record(1)] });
+    expect(Object.keys(encodeTask(retry).headers).sort()).to.deep.equal(['x-attempt', 'x-history']);
+    // A first attempt handed back after a throttle keeps its history, and so its headers.
+    const throttled = aTask({ attempt: 1, history: [{ ...record(1), throttled: true }] });
+    const wire = encodeTask(throttled);
+    expect(wire.headers).to.include({ 'x-attempt': 1 });
+    expect(decodeTask(wire.body, wire.headers)).to.deep.equal(E.right(throttled));
+  });
+
   it('keeps only the last attempts of a long history', () => {
     const history = Array.from({ length: MAX_HISTORY + 5 }, (_, i) => record(i + 1));
     const wire = encodeTask({ request: aRequest(), attempt: 26, history });

@@ -8,9 +8,21 @@ import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
 import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
 import { WriteBehindEmailLog } from '../../../src/adapters/postgres/write-behind-email-log.js';
 import type { EmailLog } from '../../../src/application/ports/email-log.js';
+import { InMemoryDeliveryLedger } from '../../../src/adapters/memory/in-memory-stores.js';
+import { InMemorySuppressionList } from '../../../src/adapters/memory/in-memory-suppression-list.js';
+import { domainToAscii } from '../../../src/adapters/idna/idna.js';
+import { DeliverEmail } from '../../../src/application/deliver-email.js';
+import { sent } from '../../../src/domain/delivery.js';
+import { acceptedEvent } from '../../../src/domain/events.js';
 import { right, some } from '../../contracts/email-log.contract.js';
-import { aRequest, anEvent, at } from '../../support/builders.js';
-import { recordingLogger, switchable } from '../../support/fakes.js';
+import { aRequest, aTask, anAddress, anEvent, at } from '../../support/builders.js';
+import {
+  RecordingEvents,
+  ScriptedSender,
+  fixedClock,
+  recordingLogger,
+  switchable,
+} from '../../support/fakes.js';
 import type { TestDatabase } from '../../support/postgres.js';
 import { migratedDatabase, requirePostgres } from '../../support/postgres.js';
 import { recording } from '../../support/recording-client.js';
@@ -135,6 +147,65 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
     expect(logger.errors()).to.deep.equal([]);
   });
 
+  it('does not give a row up sooner for being read while the database is away', async () => {
+    const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
+    const { log, logger } = behind(inner.store, { delayMs: 10, retryMs: 40, giveUpAfterMs: 2000 });
+    inner.down = true;
+    const r = aRequest();
+    await right(log.record(r));
+    await eventually(() => expect(logger.lines).to.have.length.greaterThan(0));
+    // A client polling its status through the outage: each read answers StoreUnavailable, and
+    // none of them is a write of its own that would count against the row.
+    for (let i = 0; i < 30; i += 1) {
+      expect(E.isLeft(await log.get(r.id)())).to.equal(true);
+    }
+    expect(log.pending).to.equal(1);
+    expect(logger.errors()).to.deep.equal([]);
+    inner.down = false;
+    await eventually(async () => (await seen(others, r.id)) || undefined);
+  });
+
+  it('does not hold again an email forgotten while its failed write was in flight', async () => {
+    const gate = switchable<EmailLog>(new SqlEmailLog(one.client));
+    let writing!: () => void;
+    const started = new Promise<void>((resolve) => (writing = resolve));
+    // Says when the write has begun, and reaches the database a moment later.
+    const slowRecord: EmailLog['record'] = (x) => async () => {
+      writing();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return gate.store.record(x)();
+    };
+    const slow = new Proxy(gate.store, {
+      get: (target, property, receiver): unknown =>
+        property === 'record' ? slowRecord : Reflect.get(target, property, receiver),
+    });
+    const { log } = behind(slow, { delayMs: 5, retryMs: 20 });
+    const refused = aRequest();
+    await right(log.record(refused));
+    await started;
+    // The queue refused it meanwhile, and the database is away: the write in flight fails.
+    gate.down = true;
+    await log.forget(refused.id)();
+    gate.down = false;
+    expect(log.pending).to.equal(0);
+    await log.close();
+    expect(await seen(others, refused.id)).to.equal(false);
+  });
+
+  it('runs what waits for a row once the row can be read, and nothing for an email it does not hold', async () => {
+    const { log } = behind(new SqlEmailLog(one.client), { delayMs: 50 });
+    const r = aRequest();
+    await right(log.record(r));
+    const seenWhenRun = new Promise<boolean>((resolve) => {
+      expect(log.afterWritten(r.id, () => void seen(others, r.id).then(resolve))).to.equal(true);
+    });
+    expect(await seenWhenRun).to.equal(true);
+    expect(log.afterWritten(r.id, () => expect.fail('ran for a written row'))).to.equal(false);
+    expect(log.afterWritten(aRequest().id, () => expect.fail('ran for an unknown id'))).to.equal(
+      false,
+    );
+  });
+
   it('answers StoreUnavailable once maxPending emails are held, and accepts again once written', async () => {
     const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
     const { log } = behind(inner.store, { delayMs: 10, retryMs: 30, maxPending: 2 });
@@ -150,9 +221,9 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
     await right(log.record(aRequest()));
   });
 
-  it('gives up after maxWriteAttempts, naming the emails; the worker then records each whole', async () => {
+  it('gives up after giveUpAfterMs of failures, naming the emails; the worker records each whole', async () => {
     const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
-    const { log, logger } = behind(inner.store, { delayMs: 5, retryMs: 10, maxWriteAttempts: 2 });
+    const { log, logger } = behind(inner.store, { delayMs: 5, retryMs: 10, giveUpAfterMs: 30 });
     inner.down = true;
     const r = aRequest({ tags: ['lost-row'] });
     await right(log.record(r));
@@ -173,6 +244,61 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
     ]);
     expect(some(await right(others.request(r.id)))).to.deep.equal(r);
     expect((await right(others.list({ limit: 10, tag: 'lost-row' }))).data).to.have.length(1);
+  });
+
+  it('fills in the request of a row an event began: a resend, or recipients suppressed at accept', async () => {
+    // The server wrote the accepted event through (it names what the request no longer does)
+    // and held the request behind; it died before writing it.
+    const r = aRequest({ to: ['ada@example.com'] });
+    await right(others.apply(acceptedEvent(r, [anAddress('bob@example.org')])));
+    expect(O.isNone(await right(others.request(r.id)))).to.equal(true);
+    const worker = new SqlEmailLog(two.client);
+    const sending = await right(
+      worker.apply(anEvent.sending(r, { attempt: 1, at: at(5) }), worker.recordedBasis(r)),
+    );
+    expect(some(await right(others.request(r.id)))).to.deep.equal(r);
+    expect(sending.status.history.map((c) => c.status)).to.deep.equal(['queued', 'sending']);
+    expect(sending.status.recipients.map((x) => [x.address, x.status])).to.deep.include([
+      'bob@example.org',
+      'suppressed',
+    ]);
+  });
+
+  describe('a worker ahead of the server, the suppression list dropping recipients at send', () => {
+    const r = () => aRequest({ to: ['ada@example.com', 'Bob <bob@example.org>'] });
+    const deliver = async (request: ReturnType<typeof aRequest>, ...suppressed: string[]) => {
+      const list = new InMemorySuppressionList();
+      for (const address of suppressed) {
+        await list.add({ address, reason: 'bounce', createdAt: new Date(0) })();
+      }
+      const useCase = new DeliverEmail(
+        new ScriptedSender([sent('<p1@mailgun>')]),
+        new SqlEmailLog(two.client),
+        new RecordingEvents(),
+        new InMemoryDeliveryLedger(),
+        { maxAttempts: 3, delaysMs: [1000] },
+        fixedClock(),
+        recordingLogger(),
+        { holder: 'worker-a', suppressions: list, domainToAscii },
+      );
+      expect(await useCase.execute(aTask({ request }))()).to.deep.equal({ _tag: 'Done' });
+      return some(await right(others.get(request.id)));
+    };
+
+    it('writes the whole request as queued, not the recipients left for this send', async () => {
+      const request = r();
+      const status = await deliver(request, 'bob@example.org');
+      expect(some(await right(others.request(request.id)))).to.deep.equal(request);
+      expect(status.to).to.deep.equal(request.to);
+      expect(status.history.map((c) => c.status)).to.deep.equal(['queued', 'sending', 'sent']);
+    });
+
+    it('writes the whole row of an email with nobody left, settled as suppressed', async () => {
+      const request = r();
+      const status = await deliver(request, 'ada@example.com', 'bob@example.org');
+      expect(some(await right(others.request(request.id)))).to.deep.equal(request);
+      expect(status.history.map((c) => c.status)).to.deep.equal(['queued', 'suppressed']);
+    });
   });
 
   it('leaves the row a worker wrote ahead of it as it is: the late write changes nothing', async () => {
