@@ -408,7 +408,9 @@ export class SqlEmailLog implements EmailLog {
     if (request !== undefined && row.recorded)
       return { status: row.state, changed: false, version };
     // A row an event began that still lacks its request (the server wrote that event through
-    // and holds the request behind, or died holding it): filled from the recorded request.
+    // and holds the request behind, or died holding it): filled from the recorded request. An
+    // id reused with a later request (an abandoned idempotency key taken over) may so keep the
+    // request of the task that was sent rather than the later one: the same draft either way.
     const filling = request ?? (row.recorded ? undefined : recorded);
     const status = evolveStatus(row.state, event);
     const changed = !sameStatus(status, row.state);

@@ -50,6 +50,8 @@ interface Waiting {
   readonly request: EmailRequest;
   /** When its first write failed (monotonic ms); undefined while none has. */
   failedSince: number | undefined;
+  /** When its last write failed (monotonic ms); undefined while none has. */
+  failedAt: number | undefined;
   /** Run once its write is over (written, or given up): see `afterWritten`. */
   readonly then: (() => void)[];
 }
@@ -85,8 +87,6 @@ export class WriteBehindEmailLog implements EmailLog {
   private timer: NodeJS.Timeout | undefined;
   /** The write in flight, if any: one at a time. */
   private flight: Promise<void> | undefined;
-  /** When the last write failed (monotonic ms), until one succeeds. */
-  private failedAt: number | undefined;
   private closed = false;
   private readonly maxPending: number;
   private readonly retryMs: number;
@@ -138,7 +138,12 @@ export class WriteBehindEmailLog implements EmailLog {
           ),
         );
       }
-      this.held.set(request.id, { request, failedSince: undefined, then: [] });
+      this.held.set(request.id, {
+        request,
+        failedSince: undefined,
+        failedAt: undefined,
+        then: [],
+      });
       this.schedule(this.options.delayMs);
       return Promise.resolve(E.right(undefined));
     };
@@ -158,8 +163,9 @@ export class WriteBehindEmailLog implements EmailLog {
   }
 
   /**
-   * A held email is dropped unwritten (what was to run after its write is dropped too: it never
-   * was); one being written is deleted once it is, and not held again if that write failed.
+   * A held email is dropped unwritten; one being written is deleted once it is, and not held
+   * again if that write failed. Either way, what was to run after its write (`afterWritten`) is
+   * dropped: the email never was.
    */
   forget(id: EmailId): TE.TaskEither<StoreUnavailable, void> {
     return async () => {
@@ -262,22 +268,26 @@ export class WriteBehindEmailLog implements EmailLog {
 
   /**
    * Once `id` is neither held nor being written (written, or back to wait after a failure). A
-   * held email is written now, unless the last write failed less than `retryMs` ago: then the
-   * read goes to the log as it is (and most likely finds it away too).
+   * held email is written now (with every other held one), unless its own last write failed
+   * less than `retryMs` ago: then the read goes to the log as it is (and most likely finds it
+   * away too), rather than counting as a retry of its own.
    */
   private async written(id: EmailId): Promise<void> {
     if (this.writing.has(id)) await this.flight;
-    if (this.held.has(id) && !this.backingOff()) await this.flushNow();
+    const waiting = this.held.get(id);
+    if (waiting !== undefined && !this.backingOff(waiting)) await this.flushNow();
   }
 
   /** Once everything held when called has been tried (as `written`, for every held email). */
   private async writtenAll(): Promise<void> {
     if (this.flight !== undefined) await this.flight;
-    if (this.held.size > 0 && !this.backingOff()) await this.flushNow();
+    for (const waiting of this.held.values()) {
+      if (!this.backingOff(waiting)) return this.flushNow();
+    }
   }
 
-  private backingOff(): boolean {
-    return this.failedAt !== undefined && this.monotonicMs() - this.failedAt < this.retryMs;
+  private backingOff(waiting: Waiting): boolean {
+    return waiting.failedAt !== undefined && this.monotonicMs() - waiting.failedAt < this.retryMs;
   }
 
   private schedule(delayMs: number): void {
@@ -326,6 +336,7 @@ export class WriteBehindEmailLog implements EmailLog {
       failed += 1;
       reason = result.left.reason;
       waiting.failedSince ??= now;
+      waiting.failedAt = now;
       if (this.forgotten.has(id)) return;
       if (now - waiting.failedSince >= this.giveUpAfterMs) {
         dropped.push(id);
@@ -334,7 +345,6 @@ export class WriteBehindEmailLog implements EmailLog {
       // Back to wait for the next write (`record` adds no id that is being written).
       this.held.set(id, waiting);
     });
-    this.failedAt = failed > 0 ? now : undefined;
     if (failed > 0) {
       this.options.logger.warn(
         { failed, held: this.held.size, reason },

@@ -165,6 +165,44 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
     await eventually(async () => (await seen(others, r.id)) || undefined);
   });
 
+  it('does not write again, for each read, an email whose write has just failed', async () => {
+    const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
+    let writes = 0;
+    const counted = new Proxy(inner.store, {
+      get: (target, property, receiver): unknown =>
+        property === 'record'
+          ? (x: Parameters<EmailLog['record']>[0]) => {
+              writes += 1;
+              return target.record(x);
+            }
+          : Reflect.get(target, property, receiver),
+    });
+    const { log, logger } = behind(counted, { delayMs: 5, retryMs: 60_000 });
+    inner.down = true;
+    const r = aRequest();
+    await right(log.record(r));
+    await eventually(() => expect(logger.lines).to.have.length(1));
+    for (let i = 0; i < 30; i += 1) expect(E.isLeft(await log.get(r.id)())).to.equal(true);
+    expect(writes).to.equal(1);
+    expect(log.pending).to.equal(1);
+    inner.down = false;
+    // Written at its next retry, or, as here, when the server stops.
+    expect(await log.close()).to.equal(0);
+    expect(await seen(others, r.id)).to.equal(true);
+  });
+
+  it('reads its own writes at once again when the database is back after a failed write', async () => {
+    const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
+    const { log, logger } = behind(inner.store, { delayMs: 5, retryMs: 60_000 });
+    inner.down = true;
+    await right(log.record(aRequest()));
+    await eventually(() => expect(logger.lines).to.have.length(1));
+    inner.down = false;
+    const later = aRequest();
+    await right(log.record(later));
+    expect(some(await right(log.get(later.id))).status).to.equal('queued');
+  });
+
   it('does not hold again an email forgotten while its failed write was in flight', async () => {
     const gate = switchable<EmailLog>(new SqlEmailLog(one.client));
     let writing!: () => void;
