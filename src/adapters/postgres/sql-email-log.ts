@@ -139,10 +139,14 @@ export class SqlEmailLog implements EmailLog {
    */
   private readonly answers = new WeakSet<Applied>();
   /**
-   * The request each `recordedBasis` answer was worked out from: an `apply` onto it that finds no
-   * row at all begins the row from it (see `step`).
+   * What each `recordedBasis` answer was worked out from: the request, from which an `apply` onto
+   * it that finds no row at all begins the row (see `step`); and its state as JSON, which `onto`
+   * compares the row with (serialised once, not again for the write).
    */
-  private readonly recordedRequests = new WeakMap<Applied, EmailRequest>();
+  private readonly recorded = new WeakMap<
+    Applied,
+    { readonly request: EmailRequest; readonly json: string }
+  >();
 
   constructor(private readonly sql: SqlClient) {
     this.inserts = new Batcher({ write: (rows) => this.insertMany(rows), retryAlone: isDataError });
@@ -178,11 +182,13 @@ export class SqlEmailLog implements EmailLog {
    */
   recordedBasis(request: EmailRequest): Applied {
     // Through JSON, as a read would give it: what is compared is what was stored.
-    const status = JSON.parse(
-      JSON.stringify(evolveStatus(undefined, acceptedEvent(request))),
-    ) as EmailStatus;
-    const basis = { status, changed: true, version: RECORDED_VERSION };
-    this.recordedRequests.set(basis, request);
+    const json = JSON.stringify(evolveStatus(undefined, acceptedEvent(request)));
+    const basis = {
+      status: JSON.parse(json) as EmailStatus,
+      changed: true,
+      version: RECORDED_VERSION,
+    };
+    this.recorded.set(basis, { request, json });
     return basis;
   }
 
@@ -199,7 +205,7 @@ export class SqlEmailLog implements EmailLog {
     return async () => {
       try {
         const known = basis === undefined ? undefined : await this.onto(event, basis);
-        const recorded = basis === undefined ? undefined : this.recordedRequests.get(basis);
+        const recorded = basis === undefined ? undefined : this.recorded.get(basis)?.request;
         const answer = known ?? (await this.fold(event, undefined, recorded));
         this.answers.add(answer);
         return E.right(answer);
@@ -344,7 +350,9 @@ export class SqlEmailLog implements EmailLog {
       id: event.id,
       version,
       state: JSON.stringify(status),
-      ...(this.answers.has(basis) ? {} : { expected: JSON.stringify(basis.status) }),
+      ...(this.answers.has(basis)
+        ? {}
+        : { expected: this.recorded.get(basis)?.json ?? JSON.stringify(basis.status) }),
     });
     return written ? { status, changed: true, version: version + 1 } : undefined;
   }
