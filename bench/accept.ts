@@ -9,7 +9,8 @@ import { httpPoster, measure, measureBlock, summarize, warm } from './load.js';
 import type { CpuMs, Pids } from './meter.js';
 import { countEml, cpuMsPer, cpuSeconds, machineCpu, memoryMiB } from './meter.js';
 import type { Child } from './procs.js';
-import { BASELINES, firstLine, sleep, spawnNode, stop } from './procs.js';
+import { BASELINES, firstLine, sleep, spawnNode, stop, waitFor } from './procs.js';
+import { parse } from './broker-counters.js';
 import type { Role, Settings } from './roles.js';
 import { AUTHORIZATION, outbox, startRole } from './roles.js';
 
@@ -88,21 +89,21 @@ const metered = (settings: Settings, target: Target): Pids => ({
 });
 
 /**
- * Resolves once the server at `url` holds no accepted email unwritten: its /metrics say
+ * Resolves once `role` (a server) holds no accepted email unwritten: its /metrics say
  * `email_log_write_behind_pending` 0. Polls every 5 ms, for at most 10 s.
  */
-async function writtenBehind(url: string): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  for (;;) {
-    const text = await (await fetch(`${url}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith('email_log_write_behind_pending'));
-    if (line !== undefined && Number(line.split(' ').pop()) === 0) return;
-    if (performance.now() > deadline) {
-      throw new Error(`${url} still holds unwritten rows after 10 s: ${String(line)}`);
-    }
-    await sleep(5);
-  }
-}
+const writtenBehind = (role: Role): Promise<true> =>
+  waitFor(
+    async () => {
+      const samples = parse(await (await fetch(`${role.url}/metrics`)).text());
+      const pending = samples.find((m) => m.name === 'email_log_write_behind_pending');
+      return pending?.value === 0 ? true : undefined;
+    },
+    10_000,
+    'the rows it holds written',
+    role.proc,
+    5,
+  );
 
 /** Blocks the measured requests of interleaved targets are cut into. */
 export const BLOCKS = 5;
@@ -320,7 +321,7 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
     const koaDbUrl = String((await firstLine(koaDb)).url);
     server = await startRole(settings, 'server', {});
     behind = await startRole(settings, 'server', { WRITE_BEHIND_MS: String(WRITE_BEHIND_MS) });
-    const behindUrl = behind.url;
+    const writingBehind = behind;
     // With no worker, the tasks and the events the webhooks queue hears (`requested`) pile up:
     // both are emptied, or a worker started later would inherit the backlog.
     const { sendQueue, webhooksQueue } = topologyNames(settings.prefix);
@@ -337,11 +338,11 @@ export async function acceptPath(settings: Settings): Promise<AcceptRow[]> {
         { name: SERVER_ALONE, makeOp: poster(url), ...alone },
         {
           name: SERVER_BEHIND,
-          makeOp: poster(`${behindUrl}/emails`),
+          makeOp: poster(`${writingBehind.url}/emails`),
           pid: behind.proc.pid,
           // Its rows are written once its block is over: their CPU is counted in the block.
           settle: async () => {
-            await writtenBehind(behindUrl);
+            await writtenBehind(writingBehind);
             await purgeOurs();
           },
         },

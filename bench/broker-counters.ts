@@ -44,7 +44,10 @@ const DETAILED: Readonly<Record<string, string>> = {
 
 const LINE = /^([a-z_]+)(?:\{([^}]*)\})? ([0-9.eE+-]+)$/;
 
-function parse(text: string): { name: string; labels: Map<string, string>; value: number }[] {
+/** The samples of a Prometheus text exposition: name, labels and value of each line. */
+export function parse(
+  text: string,
+): { name: string; labels: Map<string, string>; value: number }[] {
   const out: { name: string; labels: Map<string, string>; value: number }[] = [];
   for (const line of text.split('\n')) {
     const match = LINE.exec(line);

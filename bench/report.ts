@@ -98,6 +98,17 @@ const change = (a: number | undefined, b: number | undefined): string => {
   return `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(0)}%`;
 };
 
+/**
+ * `ours` against `bare`: latencies, then CPU ms per email of the server, PostgreSQL and RabbitMQ,
+ * and of the three together, as a sentence of the headline.
+ */
+const against = (ours: AcceptRow | undefined, bare: AcceptRow | undefined): string =>
+  `p50 / p99 ${lat(ours)} against ${lat(bare)}. CPU ms per email, user + system (user): server` +
+  ` ${ms(ours, 'target')} against ${ms(bare, 'target')}, PostgreSQL ${ms(ours, 'postgres')}` +
+  ` against ${ms(bare, 'postgres')}, RabbitMQ ${ms(ours, 'broker')} against` +
+  ` ${ms(bare, 'broker')}; all three together ${total(ours)} against ${total(bare)}` +
+  ` (${times(ours, bare)}).`;
+
 /** The accept path against the baseline that does the same durable work, per concurrency. */
 function acceptHeadline(settings: Settings, results: Results): string[] {
   return settings.concurrencies.map((c) => {
@@ -106,12 +117,7 @@ function acceptHeadline(settings: Settings, results: Results): string[] {
     const keyed = find(results.accept, SERVER_KEY, c);
     return (
       `- ${c} in flight: \`email server\` ${rate(server)} req/s, **${share(server, koaDb)}** of the` +
-      ` bare server (${rate(koaDb)}); p50 / p99 ${lat(server)} against ${lat(koaDb)}. CPU ms per` +
-      ` email, user + system (user): server ${ms(server, 'target')} against` +
-      ` ${ms(koaDb, 'target')}, PostgreSQL ${ms(server, 'postgres')} against` +
-      ` ${ms(koaDb, 'postgres')}, RabbitMQ ${ms(server, 'broker')} against` +
-      ` ${ms(koaDb, 'broker')}; all three together ${total(server)} against ${total(koaDb)}` +
-      ` (${times(server, koaDb)}).` +
+      ` bare server (${rate(koaDb)}); ${against(server, koaDb)}` +
       (keyed
         ? ` With a new Idempotency-Key on each request (claim, INSERT, publish, UPDATE):` +
           ` ${rate(keyed)} req/s, p50 / p99 ${lat(keyed)}, server ${ms(keyed, 'target')},` +
@@ -130,11 +136,7 @@ function behindHeadline(settings: Settings, results: Results): string[] {
     return (
       `- ${c} in flight: ${rate(behind)} req/s, **${share(behind, koa)}** of the bare server` +
       ` (${rate(koa)}) and ${change(alone?.result.perSecond, behind?.result.perSecond)} on the` +
-      ` same server writing each row before its 202; p50 / p99 ${lat(behind)} against` +
-      ` ${lat(koa)}. CPU ms per email, user + system (user): server ${ms(behind, 'target')}` +
-      ` against ${ms(koa, 'target')}, PostgreSQL ${ms(behind, 'postgres')} against` +
-      ` ${ms(koa, 'postgres')}, RabbitMQ ${ms(behind, 'broker')} against ${ms(koa, 'broker')};` +
-      ` all three together ${total(behind)} against ${total(koa)} (${times(behind, koa)}).`
+      ` same server writing each row before its 202; ${against(behind, koa)}`
     );
   });
 }

@@ -653,7 +653,7 @@ export class DeliverEmail {
     this.paceWaits.answered(request.id);
     const waitMs = turn.goAtMs - this.clock.monotonicMs();
     const slot = waitMs > 0 ? this.sleep(waitMs) : undefined;
-    this.rememberRecorded(task);
+    // Folded onto the basis `screenAndSend` remembered, the only way here.
     const marking = this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) });
     return async () => {
       const marked = await marking();

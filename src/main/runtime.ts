@@ -307,10 +307,13 @@ export function bridgeToBroker(
   // Not async: done when it returns (the publish is not awaited), so the bus spends no promise
   // on it for every event.
   const unsubscribe = resolve(container, 'EventBus').subscribe((event) => {
-    if (mayBeRouted(eventKey(event), route.wanted, watchers.watched())) {
-      const publish = () => void broker.publish(event)();
-      if (afterWritten?.(event.id, publish) !== true) publish();
+    if (!mayBeRouted(eventKey(event), route.wanted, watchers.watched())) return;
+    if (afterWritten === undefined) {
+      void broker.publish(event)();
+      return;
     }
+    const publish = () => void broker.publish(event)();
+    if (!afterWritten(event.id, publish)) publish();
   });
   return async () => {
     unsubscribe();

@@ -227,9 +227,7 @@ describe('email server + email worker with their state in PostgreSQL', function 
     const postHeld = async (url: string, subject: string): Promise<string[]> => {
       const ids: string[] = [];
       for (let i = 0; i < 5; i += 1) {
-        const posted = await postEmail(url, { subject });
-        expect(posted.status).to.equal(202);
-        ids.push(String(posted.body.id));
+        ids.push(await queueEmail(url, { subject }));
         if (((await metricValue(url, 'email_log_write_behind_pending')) ?? 0) > 0) return ids;
       }
       return expect.fail('the server never held a row: is WRITE_BEHIND_MS set?');
@@ -237,17 +235,16 @@ describe('email server + email worker with their state in PostgreSQL', function 
 
     it('shows an email at once on the server that took it, and writes what it holds when it stops', async () => {
       const server = await roles.startReady('server', { WRITE_BEHIND_MS: '1000' });
-      const shown = await postEmail(server.url, { subject: 'Held, then written' });
-      expect(shown.status).to.equal(202);
+      const shown = await queueEmail(server.url, { subject: 'Held, then written' });
       // Read on the server that accepted it, well within the second it may hold the row.
-      expect((await statusOf(server.url, String(shown.body.id)))?.status).to.equal('queued');
+      expect((await statusOf(server.url, shown))?.status).to.equal('queued');
       // Then more, not read: held when the stop comes.
       const held = await postHeld(server.url, 'Held, then written');
       const stopped = await server.proc.stop('SIGTERM');
       expect(stopped.code, server.proc.output()).to.equal(0);
       // No worker ran: every row there was written by the stopping server.
       const reader = await roles.startReady('server');
-      for (const id of [String(shown.body.id), ...held]) {
+      for (const id of [shown, ...held]) {
         const view = await statusOf(reader.url, id);
         expect(view?.status, id).to.equal('queued');
         expect(view?.subject).to.equal('Held, then written');
@@ -257,11 +254,9 @@ describe('email server + email worker with their state in PostgreSQL', function 
     it('loses no email when killed holding rows: the worker records each from its task', async () => {
       await roles.startReady('worker');
       const server = await roles.startReady('server', { WRITE_BEHIND_MS: '1000' });
-      const ids = await mapLimit(Array.from({ length: 40 }), 8, async () => {
-        const posted = await postEmail(server.url, { subject: 'Accepted, then killed' });
-        expect(posted.status).to.equal(202);
-        return String(posted.body.id);
-      });
+      const ids = await mapLimit(Array.from({ length: 40 }), 8, () =>
+        queueEmail(server.url, { subject: 'Accepted, then killed' }),
+      );
       ids.push(...(await postHeld(server.url, 'Accepted, then killed')));
       server.proc.child.kill('SIGKILL');
       expect((await server.proc.exited).signal).to.equal('SIGKILL');
@@ -285,11 +280,9 @@ describe('email server + email worker with their state in PostgreSQL', function 
           body: JSON.stringify({ url: receiver.url, events: ['queued'] }),
         });
         expect(subscribed.status).to.equal(201);
-        const ids = await mapLimit(Array.from({ length: 10 }), 5, async () => {
-          const posted = await postEmail(server.url, { subject: 'Announced once written' });
-          expect(posted.status).to.equal(202);
-          return String(posted.body.id);
-        });
+        const ids = await mapLimit(Array.from({ length: 10 }), 5, () =>
+          queueEmail(server.url, { subject: 'Announced once written' }),
+        );
         const told = await eventually(
           () => {
             const bodies = receiver.received.map((r) => JSON.parse(r.body) as QueuedWebhook);

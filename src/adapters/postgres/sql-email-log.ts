@@ -205,8 +205,13 @@ export class SqlEmailLog implements EmailLog {
     return async () => {
       try {
         const known = basis === undefined ? undefined : await this.onto(event, basis);
-        const recorded = basis === undefined ? undefined : this.recorded.get(basis)?.request;
-        const answer = known ?? (await this.fold(event, undefined, recorded));
+        const answer =
+          known ??
+          (await this.fold(
+            event,
+            undefined,
+            basis === undefined ? undefined : this.recorded.get(basis)?.request,
+          ));
         this.answers.add(answer);
         return E.right(answer);
       } catch (err) {

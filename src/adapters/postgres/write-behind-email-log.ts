@@ -253,10 +253,10 @@ export class WriteBehindEmailLog implements EmailLog {
       await this.flushNow();
     }
     this.cancelTimer();
-    const lost = [...this.held.keys()];
-    const left = [...this.held.values()];
-    this.held.clear();
-    for (const waiting of left) runAll(waiting.then);
+    const left = this.held;
+    this.held = new Map();
+    for (const waiting of left.values()) runAll(waiting.then);
+    const lost = [...left.keys()];
     if (lost.length > 0) {
       this.options.logger.error(
         { count: lost.length, emailIds: lost.slice(0, 100) },

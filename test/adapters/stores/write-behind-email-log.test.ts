@@ -64,6 +64,12 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
     open.push(log);
     return { log, logger };
   };
+  /** `log` with its `record` replaced: every other method is its own. */
+  const withRecord = (log: EmailLog, record: EmailLog['record']): EmailLog =>
+    new Proxy(log, {
+      get: (target, property, receiver): unknown =>
+        property === 'record' ? record : Reflect.get(target, property, receiver),
+    });
   const seen = async (log: EmailLog, id: string) => O.isSome(await right(log.get(id as never)));
 
   it('answers each record before any statement, then writes the whole span in one INSERT', async () => {
@@ -168,14 +174,9 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
   it('does not write again, for each read, an email whose write has just failed', async () => {
     const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
     let writes = 0;
-    const counted = new Proxy(inner.store, {
-      get: (target, property, receiver): unknown =>
-        property === 'record'
-          ? (x: Parameters<EmailLog['record']>[0]) => {
-              writes += 1;
-              return target.record(x);
-            }
-          : Reflect.get(target, property, receiver),
+    const counted = withRecord(inner.store, (x) => {
+      writes += 1;
+      return inner.store.record(x);
     });
     const { log, logger } = behind(counted, { delayMs: 5, retryMs: 60_000 });
     inner.down = true;
@@ -208,14 +209,10 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
     let writing!: () => void;
     const started = new Promise<void>((resolve) => (writing = resolve));
     // Says when the write has begun, and reaches the database a moment later.
-    const slowRecord: EmailLog['record'] = (x) => async () => {
+    const slow = withRecord(gate.store, (x) => async () => {
       writing();
       await new Promise((resolve) => setTimeout(resolve, 50));
       return gate.store.record(x)();
-    };
-    const slow = new Proxy(gate.store, {
-      get: (target, property, receiver): unknown =>
-        property === 'record' ? slowRecord : Reflect.get(target, property, receiver),
     });
     const { log } = behind(slow, { delayMs: 5, retryMs: 20 });
     const refused = aRequest();
