@@ -9,7 +9,7 @@ import { mailbox } from '../domain/email-address.js';
 import { EmailRequest, allRecipients } from '../domain/email-request.js';
 import type { EmailId } from '../domain/email-request.js';
 import type { DomainEvent } from '../domain/events.js';
-import { recordAndAnnounce } from './email-history.js';
+import { recordAllAndAnnounce, recordAndAnnounce } from './email-history.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
 import type { DeliveryLedger, SendClaim } from './ports/delivery-ledger.js';
 import type { Applied, EmailLog, StoreUnavailable } from './ports/email-log.js';
@@ -56,10 +56,37 @@ export const COLD_SEND_SLOTS = 2;
 /** How long a transport's pause, as read from the shared store, is trusted in this process. */
 export const PAUSE_CACHE_MS = 1000;
 
+/**
+ * How long a send may run before its `sending` is written while it runs, in milliseconds. A
+ * send the provider answers sooner has its `sending` (stamped when the send began) written in
+ * the same write as its outcome: one UPDATE of the email's row where there were two, the
+ * larger part of the database's work per email (each UPDATE of `emails` rewrites the row and
+ * every index on it). What it costs: for up to this long after a send began, the email still
+ * reads `queued`, and its `email.sending` event comes just before its outcome's. A send that
+ * runs longer (a slow provider) reads `sending` from then until it is answered, as before.
+ */
+export const SENDING_MARK_AFTER_MS = 250;
+
 const sleepFor = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The most `sending` marks kept unwritten (see SENDING_MARK_AFTER_MS): as many as sends under
+ * way, and those of tasks that went back to the queue while a store did not answer.
+ */
+const MAX_KEPT_MARKS = 10_000;
 
 /** Runs `work` every `everyMs` until the returned function is called. */
 export type Every = (work: () => void, everyMs: number) => () => void;
+
+/** Runs `work` once after `afterMs` unless the returned function is called first. */
+export type After = (work: () => void, afterMs: number) => () => void;
+
+// A `sending` not written yet never keeps a process alive: the send it belongs to does.
+const afterTimeout: After = (work, afterMs) => {
+  const timer = setTimeout(work, afterMs);
+  timer.unref();
+  return () => clearTimeout(timer);
+};
 
 // Never keeps a process alive on its own: a send has its own timeout.
 const everyInterval: Every = (work, everyMs) => {
@@ -75,6 +102,10 @@ export interface DeliverEmailOptions {
   readonly claimLeaseMs?: number;
   /** The timer that renews claims; injected by tests. */
   readonly every?: Every;
+  /** Default SENDING_MARK_AFTER_MS. */
+  readonly sendingMarkAfterMs?: number;
+  /** The timer that writes a long send's `sending`; injected by tests. */
+  readonly after?: After;
   /** Recipients never sent to, looked up again before each send; without it, nobody is. */
   readonly suppressions?: SuppressionList;
   /** How recipients' domains are compared with the list's keys (A-labels). */
@@ -96,7 +127,7 @@ export interface DeliverEmailOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /**
    * WORKER_CONCURRENCY: how many of this worker's sends may be at the provider at once (see
-   * SendSlots). A slot is taken once the send is claimed and `sending` written (the claim is
+   * SendSlots). A slot is taken once the send is claimed and its turn has come (the claim is
    * renewed while it waits), and given back as soon as the provider answered, so recording the
    * outcome and acking the task run outside it. Without it, no bound here: the task source's
    * alone.
@@ -146,6 +177,16 @@ interface UnrecordedSend {
 }
 
 /**
+ * A send's `sending`, not written yet (see SENDING_MARK_AFTER_MS): `cancel` stops its timer;
+ * `writing` is its own write, once the timer started one.
+ */
+interface SendingMark {
+  readonly event: DomainEvent;
+  cancel(): void;
+  writing?: Promise<E.Either<StoreUnavailable, Applied>>;
+}
+
+/**
  * Whether `task` is the first attempt of an email sent when it was accepted, with nothing in its
  * history: its entry in the log is then most likely as `record` left it. Not a scheduled email
  * (released, its entry moved on), nor an operator's copy, nor a retry.
@@ -188,7 +229,15 @@ export class DeliverEmail {
   private readonly sendSlots: SendSlots | undefined;
   /** The email log's answer to a decision's last change: the next one folds onto it. */
   private readonly folded = new Map<EmailId, Applied>();
+  /** Sends under way whose `sending` is not written yet, by email. */
+  private readonly marks = new Map<EmailId, SendingMark>();
   private readonly change: (event: DomainEvent) => TE.TaskEither<StoreUnavailable, unknown>;
+  private readonly changeOne: (
+    event: DomainEvent,
+    basis?: Applied,
+  ) => TE.TaskEither<StoreUnavailable, Applied>;
+  private readonly sendingMarkAfterMs: number;
+  private readonly after: After;
   private readonly holder: string;
   private readonly leaseMs: number;
   private readonly every: Every;
@@ -236,13 +285,30 @@ export class DeliverEmail {
     private readonly log: Logger,
     options: DeliverEmailOptions,
   ) {
-    // `sending` then `sent` is two writes and no read for a first attempt (the basis of `sending`
-    // is the entry as recorded, see markAndSend), one read and two writes for a retry: see
-    // EmailLog.apply.
-    const change = recordAndAnnounce(emails, events, (event, applied) =>
-      this.folded.set(event.id, applied),
-    );
-    this.change = (event) => change(event, this.folded.get(event.id));
+    // A first attempt's outcome is one write and no read (folded onto the entry as recorded,
+    // see `rememberRecorded`, with its `sending` when the send was short: see `markLater`); a
+    // retry's is one read and one write: see EmailLog.apply.
+    const remember = (event: DomainEvent, applied: Applied) => this.folded.set(event.id, applied);
+    this.changeOne = recordAndAnnounce(emails, events, remember);
+    const changeAll = recordAllAndAnnounce(emails, events, remember);
+    this.change = (event) => {
+      const mark = this.marks.get(event.id);
+      if (mark === undefined) return this.changeOne(event, this.folded.get(event.id));
+      mark.cancel();
+      return async () => {
+        const marked = mark.writing === undefined ? undefined : await mark.writing;
+        if (marked !== undefined && E.isRight(marked)) {
+          if (this.marks.get(event.id) === mark) this.marks.delete(event.id);
+          return await this.changeOne(event, this.folded.get(event.id))();
+        }
+        // Not written (short send), or its write failed: written now, with this change.
+        const both = await changeAll([mark.event, event], this.folded.get(event.id))();
+        if (E.isRight(both) && this.marks.get(event.id) === mark) this.marks.delete(event.id);
+        return both;
+      };
+    };
+    this.sendingMarkAfterMs = options.sendingMarkAfterMs ?? SENDING_MARK_AFTER_MS;
+    this.after = options.after ?? afterTimeout;
     this.emails = emails;
     this.holder = options.holder;
     this.leaseMs = options.claimLeaseMs ?? SEND_CLAIM_LEASE_MS;
@@ -283,12 +349,17 @@ export class DeliverEmail {
   /** `next`, whose id is forgotten once it settles unless another run took its place. */
   private async forgetWhenDone(id: EmailId, next: Promise<Disposition>): Promise<Disposition> {
     // An async function rather than `finally`: one promise rather than two, for every task.
+    let disposition: Disposition | undefined;
     try {
-      return await next;
+      disposition = await next;
+      return disposition;
     } finally {
       if (this.running.get(id) === next) {
         this.running.delete(id);
         this.folded.delete(id);
+        // Kept for a task that comes back because a store did not answer: its send's
+        // `sending`, not written yet, goes with the change it comes back to write.
+        if (disposition?._tag !== 'Redeliver') this.dropMark(id);
       }
     }
   }
@@ -373,8 +444,8 @@ export class DeliverEmail {
    * a send does. True once the slot is this task's (or was already); false when the claim was
    * found in another worker's hands meanwhile (this one's lapsed while the store did not
    * answer: nothing has gone out, so this worker must not send) or the slots are closed (the
-   * worker is stopping). Without pacing it is taken once the claim is held and `sending`
-   * written, so that a task waiting here goes the moment a slot is free; with pacing, before
+   * worker is stopping). Without pacing it is taken once the claim is held and its turn
+   * has come, so that a task waiting here goes the moment a slot is free; with pacing, before
    * the pace slot is booked (see `send`).
    */
   private takeSendSlot(id: EmailId): true | Promise<boolean> {
@@ -583,6 +654,36 @@ export class DeliverEmail {
   }
 
   /**
+   * The `sending` of the send starting now, stamped now, written only if the send runs
+   * SENDING_MARK_AFTER_MS (folded onto the basis `screenAndSend` remembered); otherwise the
+   * outcome's change writes it (`change`). A write that fails is made again with the outcome.
+   */
+  private markLater(task: EmailTask): void {
+    const { id } = task.request;
+    const event: DomainEvent = { type: 'EmailSending', ...this.about(task, this.clock.now()) };
+    const mark: SendingMark = {
+      event,
+      cancel: this.after(() => {
+        if (this.marks.get(id) !== mark) return;
+        const writing = this.changeOne(event, this.folded.get(id))();
+        // Awaited by the outcome's change; until then a bug's rejection is not left unhandled.
+        writing.catch(() => undefined);
+        mark.writing = writing;
+      }, this.sendingMarkAfterMs),
+    };
+    this.dropMark(id);
+    this.marks.set(id, mark);
+    // Kept after a Redeliver for the task's return, which may go to another worker instead
+    // (a lost connection): the oldest are let go rather than kept for ever.
+    if (this.marks.size > MAX_KEPT_MARKS) this.dropMark(this.marks.keys().next().value!);
+  }
+
+  private dropMark(id: EmailId): void {
+    this.marks.get(id)?.cancel();
+    this.marks.delete(id);
+  }
+
+  /**
    * A first attempt's email is almost always as the server recorded it: its first change is
    * folded onto that without reading it first (one statement, not two; see
    * EmailLog.recordedBasis). Kept once per email, from the first task seen, so that a send
@@ -637,15 +738,16 @@ export class DeliverEmail {
       }
       return await (turn.right._tag === 'Later'
         ? this.handBack(task, turn.right)()
-        : this.markAndSend(task, turn.right)());
+        : this.sendOnTurn(task, turn.right)());
     };
   }
 
   /**
-   * Records `sending`, then sends on the slot. The wait for the slot runs while `sending` is
-   * written, so that the send leaves at its slot and not a database round trip after it.
+   * Sends on the slot: `sending` is written once the send has run SENDING_MARK_AFTER_MS, or
+   * with its outcome if it is answered sooner (`markLater`), never before it, so that nothing
+   * but the slot stands between the turn and the send.
    */
-  private markAndSend(
+  private sendOnTurn(
     task: EmailTask,
     turn: Extract<Turn, { _tag: 'Now' }>,
   ): TE.TaskEither<StoreUnavailable, Disposition> {
@@ -653,15 +755,7 @@ export class DeliverEmail {
     this.paceWaits.answered(request.id);
     const waitMs = turn.goAtMs - this.clock.monotonicMs();
     const slot = waitMs > 0 ? this.sleep(waitMs) : undefined;
-    // Folded onto the basis `screenAndSend` remembered, the only way here.
-    const marking = this.change({ type: 'EmailSending', ...this.about(task, this.clock.now()) });
     return async () => {
-      const marked = await marking();
-      if (E.isLeft(marked)) {
-        // Nothing went out: another worker need not wait for this claim to run out.
-        await this.release(request.id)();
-        return marked;
-      }
       // Awaited only when it had to wait: a slot free now answers `true` at once.
       const took = this.takeSendSlot(request.id);
       if (took !== true && !(await took)) {
@@ -683,12 +777,12 @@ export class DeliverEmail {
 
   /**
    * The booked slot, kept or replaced. A send whose worker was held up past the slot's grace
-   * (writing `sending` took longer than the wait, a busy event loop, a slot the pacer has since
-   * placed earlier: `earlierByMs`) must not leave late, where
+   * (a wait for a send slot longer than the wait for the pace slot, a busy event loop, a slot
+   * the pacer has since placed earlier: `earlierByMs`) must not leave late, where
    * it would crowd the sends booked after it at the provider: it books the next free slot, and
    * the one it missed stays unused, a gap in the pace rather than a burst. After MAX_REBOOKS
-   * missed slots in a row the task goes back to the queue (its page says `sending` until it
-   * comes back; it was not sent).
+   * missed slots in a row the task goes back to the queue, unsent (its page still says
+   * `queued`: nothing is written before a send).
    */
   private async onTime(
     turn: Extract<Turn, { _tag: 'Now' }>,
@@ -729,6 +823,7 @@ export class DeliverEmail {
         this.log.info({ ...context, to }, `Initiating email send to ${to.join(', ')}.`);
       }
       const started = this.clock.monotonicMs();
+      this.markLater(task);
       const named = await this.sendHoldingClaim(request, skip);
       // The provider answered: the next send may start while this one is recorded.
       this.giveBackSendSlot(request.id);
@@ -758,7 +853,7 @@ export class DeliverEmail {
    * are left out; with every transport paused the send waits for the soonest end. The transport
    * that will be tried (the first one not paused: a failover chain's open circuits are the
    * chain's own business) then books its slot with the pacer. A wait up to MAX_WAIT_IN_HAND_MS
-   * is waited in the worker (a pause here, a slot in `markAndSend`), a longer one is `Later`. A
+   * is waited in the worker (a pause here, a slot in `sendOnTurn`), a longer one is `Later`. A
    * pause is waited in hand at most once: one that still holds after it (another worker
    * extended it) goes back to the queue.
    */

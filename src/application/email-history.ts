@@ -29,3 +29,29 @@ export const recordAndAnnounce =
       return applied;
     };
   };
+
+/**
+ * `recordAndAnnounce` for changes known together (every event of one email): folded in one
+ * write (`EmailLog.applyAll`), then each event that was news announced, in order. `onApplied`
+ * hears the last event and the log's answer for it, the basis of the email's next change.
+ */
+export const recordAllAndAnnounce =
+  (
+    emails: EmailLog,
+    events: DeliveryEvents,
+    onApplied?: (event: DomainEvent, applied: Applied) => void,
+  ) =>
+  (changes: readonly DomainEvent[], basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> => {
+    const applying = emails.applyAll(changes, basis);
+    return async () => {
+      const applied = await applying();
+      if (E.isLeft(applied)) return applied;
+      const answers = applied.right;
+      const last = answers[answers.length - 1]!;
+      onApplied?.(changes[changes.length - 1]!, last);
+      for (const [i, answer] of answers.entries()) {
+        if (answer.changed) await events.publish(changes[i]!)();
+      }
+      return E.right(last);
+    };
+  };

@@ -10,6 +10,8 @@ import {
 } from '../../src/adapters/memory/in-memory-stores.js';
 import { permanent, sent, transient, uncertain } from '../../src/domain/delivery.js';
 import type { DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
+import type { DomainEvent } from '../../src/domain/events.js';
+import type { Applied } from '../../src/application/ports/email-log.js';
 import type { EmailStatus } from '../../src/domain/email-status.js';
 import { evolveStatus } from '../../src/domain/email-status.js';
 import { acceptedEvent } from '../../src/domain/events.js';
@@ -119,22 +121,111 @@ describe('DeliverEmail', () => {
     expect(log.text()).to.match(/Time to send an email: \d+\.\d\ds/);
   });
 
-  it("folds 'sent' onto the log's answer to 'sending', and forgets it once decided", async () => {
-    const { useCase, emails } = await setUp([sent('<p1@mailgun>')]);
-    const bases: unknown[] = [];
+  /** Every write the worker asks of the log: the events of each, and the basis it gave. */
+  function writes(emails: { store: InMemoryEmailLog }) {
+    const seen: { types: string[]; basis: [string | undefined, number | undefined] }[] = [];
+    const note = (events: readonly DomainEvent[], basis?: Applied) =>
+      seen.push({
+        types: events.map((e) => e.type),
+        basis: [basis?.status.status, basis?.version],
+      });
     const apply = emails.store.apply.bind(emails.store);
-    emails.store.apply = (event, basis) => {
-      bases.push(basis?.status.status);
-      return apply(event, basis);
-    };
+    emails.store.apply = (event, basis) => (note([event], basis), apply(event, basis));
+    const applyAll = emails.store.applyAll.bind(emails.store);
+    emails.store.applyAll = (events, basis) => (note(events, basis), applyAll(events, basis));
+    return seen;
+  }
+
+  it("writes a short send's 'sending' with its 'sent', in one write, stamped when the send began", async () => {
+    const { useCase, emails, clock, sender, status } = await setUp([sent('<p1@mailgun>')]);
+    const seen = writes(emails);
+    const send = sender.send.bind(sender);
+    sender.send = (r) => async () => (clock.advance(40), send(r)());
     expectTag(await useCase.execute(task())(), 'Done');
-    expect(bases).to.deep.equal([undefined, 'sending']);
-    // A later task of the same id starts without a basis: the log may have moved meanwhile.
-    await useCase.execute(task(2))();
-    expect(bases).to.deep.equal([undefined, 'sending', undefined]);
+    expect(seen.map((w) => w.types)).to.deep.equal([['EmailSending', 'EmailSent']]);
+    const [, sending, done] = (await status()).history;
+    expect([sending?.status, sending?.at]).to.deep.equal(['sending', '2026-11-28T10:00:00.000Z']);
+    expect([done?.status, done?.at]).to.deep.equal(['sent', '2026-11-28T10:00:00.040Z']);
   });
 
-  it("folds a first attempt's 'sending' onto the entry as recorded, a retry's onto none", async () => {
+  it("writes 'sending' while a long send runs, then folds 'sent' onto the log's answer", async () => {
+    const { useCase, emails, sender, status } = await setUp([sent('<p1@mailgun>')], {
+      sendingMarkAfterMs: 5,
+    });
+    const seen = writes(emails);
+    const provider = gate(sender);
+    const running = useCase.execute(task())();
+    await eventually(() => provider.waiting() === 1);
+    // Still at the provider, past SENDING_MARK_AFTER_MS (5 here): the page says so.
+    await eventually(async () => (await status()).status === 'sending');
+    provider.open();
+    expectTag(await running, 'Done');
+    expect(seen).to.deep.equal([
+      { types: ['EmailSending'], basis: [undefined, undefined] },
+      { types: ['EmailSent'], basis: ['sending', undefined] },
+    ]);
+    expect((await status()).history.map((c) => c.status)).to.deep.equal([
+      'queued',
+      'sending',
+      'sent',
+    ]);
+  });
+
+  it("reads 'queued' while a short send is at the provider: nothing is written before a send", async () => {
+    const fired: (() => void)[] = [];
+    const { useCase, sender, status } = await setUp([sent('<p1@mailgun>')], {
+      after: (work) => (fired.push(work), () => undefined),
+    });
+    const provider = gate(sender);
+    const running = useCase.execute(task())();
+    await eventually(() => provider.waiting() === 1);
+    expect((await status()).status).to.equal('queued');
+    expect(fired).to.have.length(1);
+    provider.open();
+    expectTag(await running, 'Done');
+    // The timer firing late (after the outcome took the mark) writes nothing more.
+    fired[0]!();
+    expect((await status()).history.map((c) => c.status)).to.deep.equal([
+      'queued',
+      'sending',
+      'sent',
+    ]);
+  });
+
+  it("writes a long send's 'sending' with its outcome when its own write failed", async () => {
+    const fired: (() => void)[] = [];
+    const { useCase, emails, sender, status } = await setUp([sent('<p1@mailgun>')], {
+      after: (work) => (fired.push(work), () => undefined),
+    });
+    const seen = writes(emails);
+    const provider = gate(sender);
+    const running = useCase.execute(task())();
+    await eventually(() => provider.waiting() === 1);
+    // The send has run long enough: its `sending` is written, and the log refuses it.
+    emails.down = true;
+    fired[0]!();
+    emails.down = false;
+    expect((await status()).status).to.equal('queued');
+    provider.open();
+    expectTag(await running, 'Done');
+    expect(seen.map((w) => w.types)).to.deep.equal([['EmailSending', 'EmailSent']]);
+    expect((await status()).history.map((c) => c.status)).to.deep.equal([
+      'queued',
+      'sending',
+      'sent',
+    ]);
+  });
+
+  it('forgets the basis once decided: a later task of the same id starts without one', async () => {
+    const { useCase, emails } = await setUp([sent('<p1@mailgun>')]);
+    const seen = writes(emails);
+    expectTag(await useCase.execute(task())(), 'Done');
+    // A later task of the same id starts without a basis: the log may have moved meanwhile.
+    await useCase.execute(task(2))();
+    expect(seen.map((w) => w.basis[0])).to.deep.equal([undefined, undefined]);
+  });
+
+  it("folds a first attempt's first change onto the entry as recorded, a retry's onto none", async () => {
     const { useCase, emails } = await setUp([sent('<p1@mailgun>'), sent('<p2@mailgun>')]);
     // A log that keeps versions, as the SQL one does: it can say what `record` left.
     emails.store.recordedBasis = (r) => ({
@@ -142,20 +233,18 @@ describe('DeliverEmail', () => {
       changed: true,
       version: 1,
     });
-    const bases: unknown[] = [];
-    const apply = emails.store.apply.bind(emails.store);
-    emails.store.apply = (event, basis) => {
-      bases.push([event.type, basis?.status.status, basis?.version]);
-      return apply(event, basis);
-    };
+    const seen = writes(emails);
     expectTag(await useCase.execute(task())(), 'Done');
-    expect(bases[0]).to.deep.equal(['EmailSending', 'queued', 1]);
-    bases.length = 0;
+    expect(seen[0]).to.deep.equal({ types: ['EmailSending', 'EmailSent'], basis: ['queued', 1] });
+    seen.length = 0;
     const retried = aRequest();
     await emails.store.record(retried)();
     const retry = aTask({ request: retried, attempt: 2, history: [anAttempt(1)] });
     expectTag(await useCase.execute(retry)(), 'Done');
-    expect(bases[0]).to.deep.equal(['EmailSending', undefined, undefined]);
+    expect(seen[0]).to.deep.equal({
+      types: ['EmailSending', 'EmailSent'],
+      basis: [undefined, undefined],
+    });
   });
 
   it('builds no info line when the logger drops them, and still warns', async () => {
@@ -314,11 +403,20 @@ describe('DeliverEmail', () => {
     expect(log.text()).to.contain('tried again');
   });
 
-  it('sends nothing and asks for a redelivery while the email log is down', async () => {
-    const { useCase, sender, emails } = await setUp([sent('<p1@mailgun>')]);
+  it('while only the email log is down, sends once and writes the whole attempt when it is back', async () => {
+    const { useCase, sender, emails, status } = await setUp([sent('<p1@mailgun>')]);
     emails.down = true;
+    // The claim (the ledger) guards the send; the outcome waits for the log.
     expectTag(await useCase.execute(task())(), 'Redeliver');
-    expect(sender.sent).to.have.length(0);
+    expect(sender.sent).to.have.length(1);
+    emails.down = false;
+    expectTag(await useCase.execute(task())(), 'Done');
+    expect(sender.sent).to.have.length(1);
+    expect((await status()).history.map((c) => c.status)).to.deep.equal([
+      'queued',
+      'sending',
+      'sent',
+    ]);
   });
 
   it('after a send the ledger could not record, records it on the redelivery instead of sending again', async () => {

@@ -122,13 +122,18 @@ describe('DeliverEmail with send slots (WORKER_CONCURRENCY)', () => {
   }
 
   it('holds a second email back while the first is at the provider', async () => {
-    const { emails, atProvider, useCase } = await setUp();
+    const { emails, atProvider, useCase, ledger, clock } = await setUp();
     const one = useCase.execute(aTask({ request: first }))();
     const two = useCase.execute(aTask({ request: second }))();
     await eventually(() => atProvider.length === 1);
-    // The second is claimed and shows `sending`, ready to go the moment the slot is free.
-    await eventually(async () => (await statusOf(emails, second.id)) === 'sending');
+    // The second is claimed, ready to go the moment the slot is free (another worker is Busy).
+    await eventually(async () => {
+      const claim = await ledger.claim(second.id, 'worker-b', clock.now(), 1000)();
+      return E.isRight(claim) && claim.right._tag === 'Busy';
+    });
     expect(atProvider.map((s) => s.request.id)).to.deep.equal(['slots-0001']);
+    // Nothing is written before a send: it still reads `queued`.
+    expect(await statusOf(emails, second.id)).to.equal('queued');
     atProvider[0]!.answer();
     await eventually(() => atProvider.length === 2);
     atProvider[1]!.answer();
@@ -141,10 +146,10 @@ describe('DeliverEmail with send slots (WORKER_CONCURRENCY)', () => {
     // The email log takes the first email's `sent` only when told to.
     let recordFirstSent = (): void => undefined;
     const held = new Promise<void>((resolve) => (recordFirstSent = resolve));
-    const apply = emails.apply.bind(emails);
-    emails.apply = (event, basis?: Applied) => async () => {
-      if (event.type === 'EmailSent' && event.id === first.id) await held;
-      return apply(event, basis)();
+    const applyAll = emails.applyAll.bind(emails);
+    emails.applyAll = (events, basis?: Applied) => async () => {
+      if (events.some((e) => e.type === 'EmailSent' && e.id === first.id)) await held;
+      return applyAll(events, basis)();
     };
     let oneDone: Disposition | undefined;
     const one = useCase

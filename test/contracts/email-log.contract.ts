@@ -352,6 +352,81 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
       });
     });
 
+    describe('applyAll', () => {
+      const sendingThenSent = (r: EmailRequest) => [
+        anEvent.sending(r, { attempt: 1, at: at(1) }),
+        anEvent.sent(r, { attempt: 1, at: at(2), providerId: '<p-1@mg.example>' }),
+      ];
+
+      it('folds sending and sent in one call exactly as apply does one after the other', async () => {
+        const r = aRequest({ tags: ['t'] });
+        const twin: EmailRequest = { ...r, id: anId() };
+        await right(fx.log.record(r));
+        await right(fx.log.record(twin));
+        const answers = await right(fx.log.applyAll(sendingThenSent(r)));
+        const one = await apply(sendingThenSent(twin)[0]!);
+        const two = await apply(sendingThenSent(twin)[1]!);
+        const same = (x: EmailStatus) => ({ ...x, id: twin.id });
+        expect(answers.map((a) => a.changed)).to.deep.equal([true, true]);
+        expect(answers.map((a) => same(a.status))).to.deep.equal([
+          same(one.status),
+          same(two.status),
+        ]);
+        expect(await get(r.id)).to.deep.equal(answers[1]!.status);
+      });
+
+      it('folds onto the basis of a recorded request, and its answer is the next basis', async () => {
+        const r = aRequest({ cc: ['carol@example.net'] });
+        await right(fx.log.record(r));
+        const [sending, sentEvent] = sendingThenSent(r);
+        const answers = await right(fx.log.applyAll([sending!], fx.log.recordedBasis(r)));
+        expect(answers.map((a) => a.status.status)).to.deep.equal(['sending']);
+        const sent = await right(fx.log.apply(sentEvent!, answers[0]));
+        expect(sent.changed).to.equal(true);
+        expect(sent.status.history.map((c) => c.status)).to.deep.equal([
+          'queued',
+          'sending',
+          'sent',
+        ]);
+        expect(await get(r.id)).to.deep.equal(sent.status);
+      });
+
+      it('says which events were news: a replayed sending is not, the sent after it is', async () => {
+        const r = aRequest();
+        await right(fx.log.record(r));
+        const [sending, sentEvent] = sendingThenSent(r);
+        await apply(sending!);
+        const answers = await right(fx.log.applyAll([sending!, sentEvent!]));
+        expect(answers.map((a) => [a.changed, a.status.status])).to.deep.equal([
+          [false, 'sending'],
+          [true, 'sent'],
+        ]);
+        // Nothing new at all: written nowhere, each answered as no news.
+        const again = await right(fx.peer.applyAll([sending!, sentEvent!]));
+        expect(again.map((a) => a.changed)).to.deep.equal([false, false]);
+        expect(await get(r.id)).to.deep.equal(answers[1]!.status);
+      });
+
+      it('starts an entry from events that come before the record', async () => {
+        const r = aRequest({ requestedAt: 0 });
+        const answers = await right(fx.log.applyAll(sendingThenSent(r)));
+        expect(answers.map((a) => a.changed)).to.deep.equal([true, true]);
+        await right(fx.log.record(r));
+        expect((await get(r.id)).history.map((c) => c.status)).to.deep.equal([
+          'queued',
+          'sending',
+          'sent',
+        ]);
+      });
+
+      it('throws for no events, or events of two emails: a caller bug, not a store failure', () => {
+        expect(() => fx.log.applyAll([])).to.throw(/at least one event/);
+        const [a] = sendingThenSent(aRequest());
+        const [b] = sendingThenSent(aRequest());
+        expect(() => fx.log.applyAll([a!, b!])).to.throw(/one email/);
+      });
+    });
+
     describe('list', () => {
       it('lists newest first, by acceptance time and then by id, byte order', async () => {
         const p = anId('ord');

@@ -16,6 +16,7 @@ import {
   decodeEmailCursor,
   encodeEmailCursor,
   invalidCursor,
+  sameEmailEvents,
   noStatusCounts,
 } from '../../application/ports/email-log.js';
 import type { Claim, IdempotencyStore } from '../../application/ports/idempotency-store.js';
@@ -93,15 +94,25 @@ export class InMemoryEmailLog implements EmailLog {
 
   /** Folds onto the state held here: in one process it is always current, so `basis` is not needed. */
   apply(event: DomainEvent, _basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> {
-    return TE.fromIO(() => {
-      const known = this.entries.get(event.id);
-      const status = evolveStatus(known?.status, event);
-      const changed =
-        known === undefined || JSON.stringify(status) !== JSON.stringify(known.status);
-      if (known) known.status = status;
-      else this.entries.set(event.id, { status, createdMs: Date.parse(event.at), tags: [] });
-      return { status, changed };
-    });
+    return TE.fromIO(() => this.fold(event));
+  }
+
+  /** Each event folded in turn, at once: in one process nothing comes in between. */
+  applyAll(
+    events: readonly DomainEvent[],
+    _basis?: Applied,
+  ): TE.TaskEither<StoreUnavailable, readonly Applied[]> {
+    const all = sameEmailEvents(events);
+    return TE.fromIO(() => all.map((event) => this.fold(event)));
+  }
+
+  private fold(event: DomainEvent): Applied {
+    const known = this.entries.get(event.id);
+    const status = evolveStatus(known?.status, event);
+    const changed = known === undefined || JSON.stringify(status) !== JSON.stringify(known.status);
+    if (known) known.status = status;
+    else this.entries.set(event.id, { status, createdMs: Date.parse(event.at), tags: [] });
+    return { status, changed };
   }
 
   get(id: EmailId): TE.TaskEither<StoreUnavailable, O.Option<EmailStatus>> {

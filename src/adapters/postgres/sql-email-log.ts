@@ -16,6 +16,7 @@ import {
   encodeEmailCursor,
   invalidCursor,
   noStatusCounts,
+  sameEmailEvents,
 } from '../../application/ports/email-log.js';
 import { foreignToAddresses } from '../../domain/email-address.js';
 import type { EmailId } from '../../domain/email-request.js';
@@ -115,6 +116,28 @@ const sameStatus = (a: EmailStatus, b: EmailStatus): boolean =>
   a === b || (a.history.length === b.history.length && sameJson(a, b));
 
 /**
+ * `events` folded in order onto `start` (undefined: no entry yet): for each, the email after it
+ * and whether it changed it. No version: the caller puts the written one on the last.
+ */
+function foldEach(start: EmailStatus | undefined, events: readonly DomainEvent[]): Applied[] {
+  let status = start;
+  return events.map((event) => {
+    const next = evolveStatus(status, event);
+    const changed = status === undefined || !sameStatus(next, status);
+    status = next;
+    return { status: next, changed };
+  });
+}
+
+/** The last answer of a fold, now at `version` (the one a basis may carry). */
+function atVersion(answers: readonly Applied[], version: number): Applied[] {
+  const last = answers[answers.length - 1]!;
+  return [...answers.slice(0, -1), { ...last, version }];
+}
+
+const lastOf = (answers: readonly Applied[]): Applied => answers[answers.length - 1]!;
+
+/**
  * The email log in the `emails` table (see `migrations/`): one row per email with its folded
  * status (`state`), the accepted request, and the columns `GET /emails` filters on.
  *
@@ -163,7 +186,7 @@ export class SqlEmailLog implements EmailLog {
       const event = acceptedEvent(request);
       const row = newRow(evolveStatus(undefined, event), event, request);
       if (await this.inserts.run(row)) return;
-      await this.fold(event, request);
+      await this.fold([event], request);
     });
   }
 
@@ -200,20 +223,33 @@ export class SqlEmailLog implements EmailLog {
 
   /** With a `basis` still current, one conditional UPDATE; otherwise read-fold-write. */
   apply(event: DomainEvent, basis?: Applied): TE.TaskEither<StoreUnavailable, Applied> {
+    const applying = this.applyAll([event], basis);
+    return async () => {
+      const answers = await applying();
+      return E.isRight(answers) ? E.right(lastOf(answers.right)) : answers;
+    };
+  }
+
+  /** As `apply`, the events' states worked out in turn and the last one written. */
+  applyAll(
+    events: readonly DomainEvent[],
+    basis?: Applied,
+  ): TE.TaskEither<StoreUnavailable, readonly Applied[]> {
+    const all = sameEmailEvents(events);
     // `attempt` written out: one async function rather than two, for every change of every
     // email a worker makes.
     return async () => {
       try {
-        const known = basis === undefined ? undefined : await this.onto(event, basis);
-        const answer =
+        const known = basis === undefined ? undefined : await this.onto(all, basis);
+        const answers =
           known ??
           (await this.fold(
-            event,
+            all,
             undefined,
             basis === undefined ? undefined : this.recorded.get(basis)?.request,
           ));
-        this.answers.add(answer);
-        return E.right(answer);
+        this.answers.add(lastOf(answers));
+        return E.right(answers);
       } catch (err) {
         return E.left(toStoreUnavailable(err));
       }
@@ -346,20 +382,25 @@ export class SqlEmailLog implements EmailLog {
    * (another writer moved it, the row is gone, or it holds another state), or when the event is
    * no news to the basis: the caller then reads, as without a basis.
    */
-  private async onto(event: DomainEvent, basis: Applied): Promise<Applied | undefined> {
-    if (basis.version === undefined || basis.status.id !== event.id) return undefined;
-    const status = evolveStatus(basis.status, event);
-    if (sameStatus(status, basis.status)) return undefined;
+  private async onto(
+    events: readonly [DomainEvent, ...DomainEvent[]],
+    basis: Applied,
+  ): Promise<Applied[] | undefined> {
+    const id = events[0].id;
+    if (basis.version === undefined || basis.status.id !== id) return undefined;
+    const answers = foldEach(basis.status, events);
+    if (!answers.some((answer) => answer.changed)) return undefined;
+    const { status } = lastOf(answers);
     const { version } = basis;
     const written = await this.batches.write({
-      id: event.id,
+      id,
       version,
       state: JSON.stringify(status),
       ...(this.answers.has(basis)
         ? {}
         : { expected: this.recorded.get(basis)?.json ?? JSON.stringify(basis.status) }),
     });
-    return written ? { status, changed: true, version: version + 1 } : undefined;
+    return written ? atVersion(answers, version + 1) : undefined;
   }
 
   /**
@@ -368,17 +409,17 @@ export class SqlEmailLog implements EmailLog {
    * request a `recordedBasis` was worked out from, which begins a row that is not there.
    */
   private async fold(
-    event: DomainEvent,
+    events: readonly [DomainEvent, ...DomainEvent[]],
     request: EmailRequest | undefined,
     recorded?: EmailRequest,
-  ): Promise<Applied> {
+  ): Promise<Applied[]> {
     for (let round = 0; round < OPTIMISTIC_ROUNDS; round += 1) {
-      const applied = await this.step(this.sql, event, request, false, recorded);
+      const applied = await this.step(this.sql, events, request, false, recorded);
       if (applied !== undefined) return applied;
     }
     return this.sql.transaction(async (tx) => {
       for (let round = 0; round < LOCKED_ROUNDS; round += 1) {
-        const applied = await this.step(tx, event, request, true, recorded);
+        const applied = await this.step(tx, events, request, true, recorded);
         if (applied !== undefined) return applied;
       }
       throw new StoreFault('the email log could not settle concurrent writes to one email');
@@ -388,11 +429,12 @@ export class SqlEmailLog implements EmailLog {
   /** One read-fold-write; undefined when another writer got there first (read again). */
   private async step(
     sql: SqlClient,
-    event: DomainEvent,
+    events: readonly [DomainEvent, ...DomainEvent[]],
     request: EmailRequest | undefined,
     lock: boolean,
     recorded?: EmailRequest,
-  ): Promise<Applied | undefined> {
+  ): Promise<Applied[] | undefined> {
+    const event = events[0];
     // Outside a transaction, the read and the write are batched with this turn's others.
     const batched = sql === this.sql && !lock;
     const row = batched
@@ -411,27 +453,30 @@ export class SqlEmailLog implements EmailLog {
         request === undefined && recorded !== undefined
           ? evolveStatus(undefined, acceptedEvent(recorded))
           : undefined;
-      const status = evolveStatus(begun, event);
-      return (await this.insert(sql, status, event, request ?? recorded))
-        ? { status, changed: true, version: 1 }
+      const answers = foldEach(begun, events);
+      if (begun !== undefined) answers[0] = { ...answers[0]!, changed: true };
+      return (await this.insert(sql, lastOf(answers).status, event, request ?? recorded))
+        ? atVersion(answers, 1)
         : undefined;
     }
     const { version } = row;
     // Recording an id already recorded changes nothing, whatever the request says.
     if (request !== undefined && row.recorded)
-      return { status: row.state, changed: false, version };
+      return [{ status: row.state, changed: false, version }];
     // A row an event began that still lacks its request (the server wrote that event through
     // and holds the request behind, or died holding it): filled from the recorded request. An
     // id reused with a later request (an abandoned idempotency key taken over) may so keep the
     // request of the task that was sent rather than the later one: the same draft either way.
     const filling = request ?? (row.recorded ? undefined : recorded);
-    const status = evolveStatus(row.state, event);
-    const changed = !sameStatus(status, row.state);
-    if (!changed && filling === undefined) return { status: row.state, changed, version };
+    const answers = foldEach(row.state, events);
+    const { status } = lastOf(answers);
+    if (!answers.some((answer) => answer.changed) && filling === undefined) {
+      return atVersion(answers, version);
+    }
     const state = JSON.stringify(status);
     if (filling === undefined && batched) {
       const written = await this.batches.write({ id: event.id, version, state });
-      return written ? { status, changed, version: version + 1 } : undefined;
+      return written ? atVersion(answers, version + 1) : undefined;
     }
     const updated =
       filling === undefined
@@ -454,7 +499,7 @@ export class SqlEmailLog implements EmailLog {
               JSON.stringify(filling),
             ],
           );
-    return updated.length > 0 ? { status, changed, version: version + 1 } : undefined;
+    return updated.length > 0 ? atVersion(answers, version + 1) : undefined;
   }
 
   /** Inserts a new row unless the id exists; true if this call created it. */

@@ -10,7 +10,7 @@ import type {
   StatusCounts,
   StoreUnavailable,
 } from '../../application/ports/email-log.js';
-import { storeUnavailable } from '../../application/ports/email-log.js';
+import { sameEmailEvents, storeUnavailable } from '../../application/ports/email-log.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { EmailId, EmailRequest } from '../../domain/email-request.js';
 import type { EmailStatus } from '../../domain/email-status.js';
@@ -185,6 +185,17 @@ export class WriteBehindEmailLog implements EmailLog {
     return async () => {
       await this.written(event.id);
       return this.inner.apply(event, basis)();
+    };
+  }
+
+  applyAll(
+    events: readonly DomainEvent[],
+    basis?: Applied,
+  ): TE.TaskEither<StoreUnavailable, readonly Applied[]> {
+    const id = sameEmailEvents(events)[0].id;
+    return async () => {
+      await this.written(id);
+      return this.inner.applyAll(events, basis)();
     };
   }
 

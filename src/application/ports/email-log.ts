@@ -146,6 +146,19 @@ export interface EmailLog {
    */
   apply(event: DomainEvent, basis?: Applied): TaskEither<StoreUnavailable, Applied>;
   /**
+   * Folds `events` (at least one, every one of the same email) in order, as `apply` would one
+   * after the other, but atomically and in one write: for changes known together, such as a
+   * short send's `sending` and its outcome (see DeliverEmail), one write where `apply` makes one
+   * each. Answers one `Applied` per event, in order: the email after it, and whether it was news
+   * (announce those); only the last carries the store's `version`, and it alone is a `basis`
+   * for the next fold. `basis` is as for `apply`. Throws (a bug) for no events, or events of
+   * two emails.
+   */
+  applyAll(
+    events: readonly DomainEvent[],
+    basis?: Applied,
+  ): TaskEither<StoreUnavailable, readonly Applied[]>;
+  /**
    * A `basis` for `apply` without reading: the entry `record(request)` makes when nothing came
    * before it and nothing changed it since (as `record` leaves a request accepted whole, with no
    * recipient dropped and no email it resends). Undefined where the store keeps no versions.
@@ -188,4 +201,19 @@ export interface EmailLog {
     sentBefore: Date,
     limit: number,
   ): TaskEither<StoreUnavailable, readonly EmailStatus[]>;
+}
+
+/**
+ * `events` checked for `EmailLog.applyAll`: at least one, all of one email. Throws otherwise: a
+ * caller that mixes emails or passes none has a bug, not an expected failure.
+ */
+export function sameEmailEvents(
+  events: readonly DomainEvent[],
+): readonly [DomainEvent, ...DomainEvent[]] {
+  const [first, ...rest] = events;
+  if (first === undefined) throw new Error('applyAll needs at least one event');
+  if (rest.some((event) => event.id !== first.id)) {
+    throw new Error(`applyAll folds the events of one email; got ${first.id} and others`);
+  }
+  return [first, ...rest];
 }
