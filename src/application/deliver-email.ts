@@ -70,10 +70,11 @@ export const SENDING_MARK_AFTER_MS = 250;
 const sleepFor = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * The most `sending` marks kept unwritten (see SENDING_MARK_AFTER_MS): as many as sends under
- * way, and those of tasks that went back to the queue while a store did not answer.
+ * The most `sending` marks kept unwritten (see SENDING_MARK_AFTER_MS), and the most failed
+ * attempts' outcomes kept unwritten (`writeOutcome`): as many as sends under way, and those of
+ * tasks that went back to the queue while the email log did not answer; past it the oldest go.
  */
-const MAX_KEPT_MARKS = 10_000;
+const MAX_KEPT = 10_000;
 
 /** Runs `work` every `everyMs` until the returned function is called. */
 export type Every = (work: () => void, everyMs: number) => () => void;
@@ -177,6 +178,15 @@ interface UnrecordedSend {
 }
 
 /**
+ * A failed attempt decided (retry, or dead letter) whose change the email log could not take:
+ * the task comes back to write it and answer `then`, not to send again.
+ */
+interface UnsettledOutcome {
+  readonly event: DomainEvent;
+  readonly then: Disposition;
+}
+
+/**
  * A send's `sending`, not written yet (see SENDING_MARK_AFTER_MS): `cancel` stops its timer;
  * `writing` is its own write, once the timer started one.
  */
@@ -213,7 +223,9 @@ const asRecorded = (task: EmailTask): boolean =>
  * queue keeps it in this worker, even through a clean stop's grace period) records the send
  * instead of sending again. Delivery stays at least once: if this process dies after the
  * provider accepted and before the ledger recorded, the claim runs out and another worker sends
- * the email again.
+ * the email again. Likewise a failed attempt whose outcome the email log could not take is
+ * remembered (`writeOutcome`): the task comes back to write it and go on to its retry or dead
+ * letter, not to make the attempt again.
  *
  * The provider's limits (docs/architecture.md, "Pacing"): before the send it waits for the
  * transport's turn, a pause after a throttle (`TransportPauses`) and its pace (`SendPacer`),
@@ -223,6 +235,8 @@ const asRecorded = (task: EmailTask): boolean =>
  */
 export class DeliverEmail {
   private readonly unrecorded = new Map<EmailId, UnrecordedSend>();
+  /** Attempts that failed whose outcome the log has not taken yet (see `writeOutcome`). */
+  private readonly unsettled = new Map<EmailId, UnsettledOutcome>();
   private readonly running = new Map<EmailId, Promise<Disposition>>();
   /** The send slot a decision holds (see `sendSlots`), keyed like `running`: one per id. */
   private readonly slots = new Map<EmailId, () => void>();
@@ -357,9 +371,10 @@ export class DeliverEmail {
       if (this.running.get(id) === next) {
         this.running.delete(id);
         this.folded.delete(id);
-        // Kept for a task that comes back because a store did not answer: its send's
-        // `sending`, not written yet, goes with the change it comes back to write.
-        if (disposition?._tag !== 'Redeliver') this.dropMark(id);
+        // A send's `sending` not written yet is kept (its change could not be written: it goes
+        // with the change the task comes back to write, whatever the queue does meanwhile) unless
+        // the run failed on a bug. A written one was dropped then; a later send replaces it.
+        if (disposition === undefined) this.dropMark(id);
       }
     }
   }
@@ -384,10 +399,11 @@ export class DeliverEmail {
   private decide(task: EmailTask): T.Task<Disposition> {
     const { request } = task;
     const pending = this.unrecorded.get(request.id);
+    const unsettled = pending === undefined ? this.unsettled.get(request.id) : undefined;
     // Before any store call: a transport this worker knows is not free soon (paused, or its
     // slots booked further ahead than it waits in hand) sends the task back to the queue at
     // once, so that tasks going round while a transport is at its rate cost the database nothing.
-    const known = pending === undefined ? this.knownWait() : undefined;
+    const known = pending === undefined && unsettled === undefined ? this.knownWait() : undefined;
     if (known !== undefined) return T.of(this.waitInQueue(task, known));
     // The steps of a send are written as async functions answering an Either rather than as
     // TaskEither pipelines: each combinator is a promise and a generator more, and this path
@@ -396,15 +412,17 @@ export class DeliverEmail {
     // settles through one promise and two turns of the microtask queue more.
     const decision = pending
       ? this.recordSend(task, pending)
-      : this.holdingSendSlot(request.id, async () => {
-          // Asked only of a task that may have been brought forward: not a first attempt's.
-          if (this.maybeSuperseded(task)) {
-            const stale = await this.superseded(task)();
-            if (E.isLeft(stale)) return stale;
-            if (stale.right) return E.right<StoreUnavailable, Disposition>({ _tag: 'Done' });
-          }
-          return await this.claimAndScreen(task)();
-        });
+      : unsettled
+        ? this.writeOutcome(unsettled.event, unsettled.then)
+        : this.holdingSendSlot(request.id, async () => {
+            // Asked only of a task that may have been brought forward: not a first attempt's.
+            if (this.maybeSuperseded(task)) {
+              const stale = await this.superseded(task)();
+              if (E.isLeft(stale)) return stale;
+              if (stale.right) return E.right<StoreUnavailable, Disposition>({ _tag: 'Done' });
+            }
+            return await this.claimAndScreen(task)();
+          });
     return async () => {
       const decided = await decision();
       if (E.isRight(decided)) {
@@ -675,7 +693,7 @@ export class DeliverEmail {
     this.marks.set(id, mark);
     // Kept after a Redeliver for the task's return, which may go to another worker instead
     // (a lost connection): the oldest are let go rather than kept for ever.
-    if (this.marks.size > MAX_KEPT_MARKS) this.dropMark(this.marks.keys().next().value!);
+    if (this.marks.size > MAX_KEPT) this.dropMark(this.marks.keys().next().value!);
   }
 
   private dropMark(id: EmailId): void {
@@ -825,7 +843,10 @@ export class DeliverEmail {
       const started = this.clock.monotonicMs();
       this.markLater(task);
       const named = await this.sendHoldingClaim(request, skip);
-      // The provider answered: the next send may start while this one is recorded.
+      // The provider answered: `sending` waits for the outcome now (stopped here, not when the
+      // outcome is written: a throttle's pause or a release may come first), and the next send
+      // may start while this one is recorded.
+      this.marks.get(request.id)?.cancel();
       this.giveBackSendSlot(request.id);
       const { outcome, transport } = named;
       const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
@@ -1233,17 +1254,38 @@ export class DeliverEmail {
     return pipe(
       TE.fromTask(this.release(about.id)),
       TE.flatMap(() =>
-        this.change({
-          type: 'EmailDeliveryRetried',
-          ...about,
-          reason,
-          durationMs,
-          delayMs,
-          nextAttemptAt,
-        }),
+        this.writeOutcome(
+          { type: 'EmailDeliveryRetried', ...about, reason, durationMs, delayMs, nextAttemptAt },
+          retry,
+        ),
       ),
-      TE.map(() => retry),
     );
+  }
+
+  /**
+   * Writes a failed attempt's outcome (`event`, its claim already released), then answers
+   * `then`. When the log cannot take it, the outcome is kept in this process and the task asked
+   * for again (`Redeliver`): it comes back to write it, not to send again, which nothing in the
+   * stores would stop (a released claim guards no second send; `sending` is not written before
+   * a send). As `unrecorded` for a send that went out, it is lost if this process dies.
+   */
+  private writeOutcome(
+    event: DomainEvent,
+    then: Disposition,
+  ): TE.TaskEither<StoreUnavailable, Disposition> {
+    return async () => {
+      const written = await this.change(event)();
+      if (E.isLeft(written)) {
+        this.unsettled.set(event.id, { event, then });
+        // Kept for the task's return, which may go to another worker (a lost connection).
+        if (this.unsettled.size > MAX_KEPT) {
+          this.unsettled.delete(this.unsettled.keys().next().value!);
+        }
+        return written;
+      }
+      this.unsettled.delete(event.id);
+      return E.right(then);
+    };
   }
 
   private settle(
@@ -1319,15 +1361,17 @@ export class DeliverEmail {
           // Released, so that a replay of the dead letter may send it.
           TE.fromTask(this.release(request.id)),
           TE.flatMap(() =>
-            this.change({
-              type: 'EmailDeliveryFailed',
-              ...about,
-              outcome: outcome._tag === 'Permanent' ? 'permanent' : 'transient',
-              reason: decision.reason,
-              durationMs,
-            }),
+            this.writeOutcome(
+              {
+                type: 'EmailDeliveryFailed',
+                ...about,
+                outcome: outcome._tag === 'Permanent' ? 'permanent' : 'transient',
+                reason: decision.reason,
+                durationMs,
+              },
+              { _tag: 'DeadLetter', reason: decision.reason, history },
+            ),
           ),
-          TE.map((): Disposition => ({ _tag: 'DeadLetter', reason: decision.reason, history })),
         );
     }
   }

@@ -83,7 +83,7 @@ const notice = (
 /**
  * The change a domain event announces, as a webhook: every change of status, and each
  * provider report that gives a recipient a state (`delivered`, `bounced`, `complained`). A
- * failover (the status stays `sending`), a temporary failure the provider retries itself
+ * failover (the status stays what it was during the send), a temporary failure the provider retries itself
  * (`deferred`) and an unsubscribe (the recipient stays delivered; its address is suppressed)
  * change no status and make none.
  */

@@ -171,25 +171,52 @@ describe('DeliverEmail', () => {
     ]);
   });
 
-  it("reads 'queued' while a short send is at the provider: nothing is written before a send", async () => {
-    const fired: (() => void)[] = [];
-    const { useCase, sender, status } = await setUp([sent('<p1@mailgun>')], {
-      after: (work) => (fired.push(work), () => undefined),
+  it("reads 'queued' while a short send is at the provider, and writes once, after it", async () => {
+    const timers: { work: () => void; cancelled: boolean }[] = [];
+    const { useCase, emails, sender, status } = await setUp([sent('<p1@mailgun>')], {
+      after: (work) => {
+        const timer = { work, cancelled: false };
+        timers.push(timer);
+        return () => (timer.cancelled = true);
+      },
     });
+    const seen = writes(emails);
     const provider = gate(sender);
     const running = useCase.execute(task())();
     await eventually(() => provider.waiting() === 1);
     expect((await status()).status).to.equal('queued');
-    expect(fired).to.have.length(1);
+    expect(seen).to.deep.equal([]);
     provider.open();
     expectTag(await running, 'Done');
-    // The timer firing late (after the outcome took the mark) writes nothing more.
-    fired[0]!();
+    expect(timers.map((t) => t.cancelled)).to.deep.equal([true]);
+    // A timer that fired all the same (after the outcome took the mark) writes nothing more.
+    timers[0]!.work();
+    await useCase.execute(task(2))();
+    expect(seen.map((w) => w.types)).to.deep.equal([['EmailSending', 'EmailSent'], ['EmailSent']]);
     expect((await status()).history.map((c) => c.status)).to.deep.equal([
       'queued',
       'sending',
       'sent',
     ]);
+  });
+
+  it("stops the 'sending' timer as soon as the provider answers, before the claim's release", async () => {
+    const timers: { cancelled: boolean }[] = [];
+    const { useCase, ledger } = await setUp([transient('a 503 from the provider')], {
+      after: () => {
+        const timer = { cancelled: false };
+        timers.push(timer);
+        return () => (timer.cancelled = true);
+      },
+    });
+    const stoppedAtRelease: boolean[] = [];
+    const release = ledger.store.release.bind(ledger.store);
+    ledger.store.release = (...args) => (
+      stoppedAtRelease.push(timers.every((t) => t.cancelled)),
+      release(...args)
+    );
+    expectTag(await useCase.execute(task())(), 'Retry');
+    expect(stoppedAtRelease).to.deep.equal([true]);
   });
 
   it("writes a long send's 'sending' with its outcome when its own write failed", async () => {
@@ -418,6 +445,28 @@ describe('DeliverEmail', () => {
       'sent',
     ]);
   });
+
+  for (const [outcome, decided] of [
+    [transient('a 503 from the provider'), 'Retry'],
+    [permanent('550 no such user'), 'DeadLetter'],
+  ] as const) {
+    it(`after a failed attempt the log could not take, writes it on the redelivery and answers ${decided}, sending once`, async () => {
+      const { useCase, sender, emails, status } = await setUp([outcome, sent('<p2@mailgun>')]);
+      emails.down = true;
+      expectTag(await useCase.execute(task())(), 'Redeliver');
+      expectTag(await useCase.execute(task())(), 'Redeliver');
+      expect(sender.sent).to.have.length(1);
+      emails.down = false;
+      expectTag(await useCase.execute(task())(), decided);
+      expect(sender.sent).to.have.length(1);
+      const history = (await status()).history.map((c) => c.status);
+      expect(history).to.deep.equal([
+        'queued',
+        'sending',
+        decided === 'Retry' ? 'retrying' : 'failed',
+      ]);
+    });
+  }
 
   it('after a send the ledger could not record, records it on the redelivery instead of sending again', async () => {
     const { useCase, sender, ledger, emails, log, status } = await setUp([sent('<p1@mailgun>')]);
