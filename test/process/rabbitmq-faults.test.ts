@@ -125,8 +125,13 @@ describe('email server + email worker when things go wrong', function () {
         },
       );
       // At least once allows a second send only of what the first worker had in hand when it
-      // died (sent, but not yet in the ledger): at most one per handler it ran, each one an
-      // email it had started, and none sent three times.
+      // died (sent, but not yet in the ledger): its sends at the provider (WORKER_CONCURRENCY at
+      // most) and those answered but not recorded yet, of the twice WORKER_CONCURRENCY tasks
+      // the queue hands it at once (docs/architecture.md); each one an email it had started,
+      // and none sent three times. With equal latencies the sends go in groups of
+      // WORKER_CONCURRENCY: a kill just after a group was answered (the test's poll running
+      // late on a busy machine) finds the next group at the provider and part of the last
+      // being recorded.
       await closed(first.proc);
       const startedByFirst = new Set(
         first.proc.records
@@ -136,8 +141,8 @@ describe('email server + email worker when things go wrong', function () {
       const perId = tally(sent());
       const twice = [...perId].filter(([, count]) => count > 1).map(([id]) => id);
       expect(Math.max(...perId.values()), 'the most sends of one email').to.be.at.most(2);
-      expect(twice, `sent twice, of ${CONCURRENCY} in hand at most`).to.have.length.at.most(
-        CONCURRENCY,
+      expect(twice, `sent twice, of ${2 * CONCURRENCY} in hand at most`).to.have.length.at.most(
+        2 * CONCURRENCY,
       );
       const resent = [...sentBySecond()].filter((id) => recorded.has(id));
       expect(resent, 'in the ledger before the kill, yet sent again').to.deep.equal([]);
@@ -149,7 +154,7 @@ describe('email server + email worker when things go wrong', function () {
       }
       console.log(
         `      kill -9 after ${sentBeforeKill}/${COUNT} sent; the second worker sent ` +
-          `${sentBySecond().size}; ${twice.length} sent twice (at most ${CONCURRENCY})`,
+          `${sentBySecond().size}; ${twice.length} sent twice (at most ${2 * CONCURRENCY})`,
       );
     });
   });
