@@ -70,9 +70,9 @@ export const SENDING_MARK_AFTER_MS = 250;
 const sleepFor = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * The most `sending` marks kept unwritten (see SENDING_MARK_AFTER_MS), and the most failed
- * attempts' outcomes kept unwritten (`writeOutcome`): as many as sends under way, and those of
- * tasks that went back to the queue while the email log did not answer; past it the oldest go.
+ * The most `sending` marks kept unwritten (see SENDING_MARK_AFTER_MS): as many as sends under
+ * way, and those of tasks that went back to the queue while the email log did not answer (which
+ * may come back to another worker instead); past it the oldest go.
  */
 const MAX_KEPT = 10_000;
 
@@ -235,8 +235,14 @@ const asRecorded = (task: EmailTask): boolean =>
  */
 export class DeliverEmail {
   private readonly unrecorded = new Map<EmailId, UnrecordedSend>();
-  /** Attempts that failed whose outcome the log has not taken yet (see `writeOutcome`). */
-  private readonly unsettled = new Map<EmailId, UnsettledOutcome>();
+  /**
+   * Attempts that failed whose outcome the log has not taken yet (see `writeOutcome`), by the
+   * task itself: the queue asks again with the same task after a Redeliver, and only that task
+   * may be answered with it. Another task of the same email (a later attempt, an operator's
+   * copy, a replayed dead letter, the same task delivered anew after a lost connection) is
+   * decided afresh; an entry whose task is gone goes with it.
+   */
+  private readonly unsettled = new WeakMap<EmailTask, UnsettledOutcome>();
   private readonly running = new Map<EmailId, Promise<Disposition>>();
   /** The send slot a decision holds (see `sendSlots`), keyed like `running`: one per id. */
   private readonly slots = new Map<EmailId, () => void>();
@@ -399,7 +405,7 @@ export class DeliverEmail {
   private decide(task: EmailTask): T.Task<Disposition> {
     const { request } = task;
     const pending = this.unrecorded.get(request.id);
-    const unsettled = pending === undefined ? this.unsettled.get(request.id) : undefined;
+    const unsettled = pending === undefined ? this.unsettled.get(task) : undefined;
     // Before any store call: a transport this worker knows is not free soon (paused, or its
     // slots booked further ahead than it waits in hand) sends the task back to the queue at
     // once, so that tasks going round while a transport is at its rate cost the database nothing.
@@ -413,7 +419,7 @@ export class DeliverEmail {
     const decision = pending
       ? this.recordSend(task, pending)
       : unsettled
-        ? this.writeOutcome(unsettled.event, unsettled.then)
+        ? this.writeOutcome(task, unsettled.event, unsettled.then)
         : this.holdingSendSlot(request.id, async () => {
             // Asked only of a task that may have been brought forward: not a first attempt's.
             if (this.maybeSuperseded(task)) {
@@ -842,11 +848,16 @@ export class DeliverEmail {
       }
       const started = this.clock.monotonicMs();
       this.markLater(task);
-      const named = await this.sendHoldingClaim(request, skip);
-      // The provider answered: `sending` waits for the outcome now (stopped here, not when the
-      // outcome is written: a throttle's pause or a release may come first), and the next send
-      // may start while this one is recorded.
-      this.marks.get(request.id)?.cancel();
+      let named: NamedOutcome;
+      try {
+        named = await this.sendHoldingClaim(request, skip);
+      } finally {
+        // The provider answered (or the send failed on a bug): `sending` waits for the outcome
+        // now, stopped here rather than when the outcome is written (a throttle's pause or a
+        // release may come first).
+        this.marks.get(request.id)?.cancel();
+      }
+      // The next send may start while this one is recorded.
       this.giveBackSendSlot(request.id);
       const { outcome, transport } = named;
       const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
@@ -1244,6 +1255,7 @@ export class DeliverEmail {
    * recorded with when and why, then `retry` answered to the queue.
    */
   private retried(
+    task: EmailTask,
     about: ReturnType<DeliverEmail['about']>,
     reason: string,
     durationMs: number,
@@ -1255,6 +1267,7 @@ export class DeliverEmail {
       TE.fromTask(this.release(about.id)),
       TE.flatMap(() =>
         this.writeOutcome(
+          task,
           { type: 'EmailDeliveryRetried', ...about, reason, durationMs, delayMs, nextAttemptAt },
           retry,
         ),
@@ -1270,20 +1283,17 @@ export class DeliverEmail {
    * a send). As `unrecorded` for a send that went out, it is lost if this process dies.
    */
   private writeOutcome(
+    task: EmailTask,
     event: DomainEvent,
     then: Disposition,
   ): TE.TaskEither<StoreUnavailable, Disposition> {
     return async () => {
       const written = await this.change(event)();
       if (E.isLeft(written)) {
-        this.unsettled.set(event.id, { event, then });
-        // Kept for the task's return, which may go to another worker (a lost connection).
-        if (this.unsettled.size > MAX_KEPT) {
-          this.unsettled.delete(this.unsettled.keys().next().value!);
-        }
+        this.unsettled.set(task, { event, then });
         return written;
       }
-      this.unsettled.delete(event.id);
+      this.unsettled.delete(task);
       return E.right(then);
     };
   }
@@ -1324,12 +1334,20 @@ export class DeliverEmail {
           { emailId: request.id, attempt, reason: decision.reason, delayMs: decision.delayMs },
           `Send failed for now; attempt ${decision.nextAttempt} at ${nextAttemptAt}`,
         );
-        return this.retried(about, decision.reason, durationMs, decision.delayMs, nextAttemptAt, {
-          _tag: 'Retry',
-          attempt: decision.nextAttempt,
-          delayMs: decision.delayMs,
-          history,
-        });
+        return this.retried(
+          task,
+          about,
+          decision.reason,
+          durationMs,
+          decision.delayMs,
+          nextAttemptAt,
+          {
+            _tag: 'Retry',
+            attempt: decision.nextAttempt,
+            delayMs: decision.delayMs,
+            history,
+          },
+        );
       }
       case 'Throttled': {
         // The same attempt again after the pause: the provider's limit is not the email's fault.
@@ -1344,13 +1362,21 @@ export class DeliverEmail {
           },
           `Throttled; attempt ${attempt} again at ${nextAttemptAt}, not counted`,
         );
-        return this.retried(about, decision.reason, durationMs, decision.delayMs, nextAttemptAt, {
-          _tag: 'Retry',
-          attempt: decision.attempt,
-          delayMs: decision.delayMs,
-          history: [...task.history, { ...record, detail: decision.reason, throttled: true }],
-          ...(task.expedited === true ? { expedited: true as const } : {}),
-        });
+        return this.retried(
+          task,
+          about,
+          decision.reason,
+          durationMs,
+          decision.delayMs,
+          nextAttemptAt,
+          {
+            _tag: 'Retry',
+            attempt: decision.attempt,
+            delayMs: decision.delayMs,
+            history: [...task.history, { ...record, detail: decision.reason, throttled: true }],
+            ...(task.expedited === true ? { expedited: true as const } : {}),
+          },
+        );
       }
       case 'GiveUp':
         this.log.error(
@@ -1362,6 +1388,7 @@ export class DeliverEmail {
           TE.fromTask(this.release(request.id)),
           TE.flatMap(() =>
             this.writeOutcome(
+              task,
               {
                 type: 'EmailDeliveryFailed',
                 ...about,

@@ -452,12 +452,14 @@ describe('DeliverEmail', () => {
   ] as const) {
     it(`after a failed attempt the log could not take, writes it on the redelivery and answers ${decided}, sending once`, async () => {
       const { useCase, sender, emails, status } = await setUp([outcome, sent('<p2@mailgun>')]);
+      // The queue asks again with the same task after a Redeliver.
+      const asked = task();
       emails.down = true;
-      expectTag(await useCase.execute(task())(), 'Redeliver');
-      expectTag(await useCase.execute(task())(), 'Redeliver');
+      expectTag(await useCase.execute(asked)(), 'Redeliver');
+      expectTag(await useCase.execute(asked)(), 'Redeliver');
       expect(sender.sent).to.have.length(1);
       emails.down = false;
-      expectTag(await useCase.execute(task())(), decided);
+      expectTag(await useCase.execute(asked)(), decided);
       expect(sender.sent).to.have.length(1);
       const history = (await status()).history.map((c) => c.status);
       expect(history).to.deep.equal([
@@ -467,6 +469,25 @@ describe('DeliverEmail', () => {
       ]);
     });
   }
+
+  it('answers a kept outcome only to its own task: another task of the email is decided afresh', async () => {
+    const { useCase, sender, emails } = await setUp([
+      transient('a 503 from the provider'),
+      sent('<p2@mailgun>'),
+    ]);
+    const asked = task();
+    emails.down = true;
+    expectTag(await useCase.execute(asked)(), 'Redeliver');
+    emails.down = false;
+    // The same email's next attempt (a retry another worker wrote, say): sent, not answered
+    // with the first task's retry.
+    expectTag(await useCase.execute(task(2))(), 'Done');
+    expect(sender.sent).to.have.length(2);
+    // A new delivery of the first attempt (after a lost connection) is decided afresh too:
+    // the ledger says it is sent.
+    expectTag(await useCase.execute(task())(), 'Done');
+    expect(sender.sent).to.have.length(2);
+  });
 
   it('after a send the ledger could not record, records it on the redelivery instead of sending again', async () => {
     const { useCase, sender, ledger, emails, log, status } = await setUp([sent('<p1@mailgun>')]);
