@@ -1257,9 +1257,8 @@ export class DeliverEmail {
   private retried(
     task: EmailTask,
     about: ReturnType<DeliverEmail['about']>,
-    reason: string,
+    { reason, delayMs }: { readonly reason: string; readonly delayMs: number },
     durationMs: number,
-    delayMs: number,
     nextAttemptAt: string,
     retry: Disposition,
   ): TE.TaskEither<StoreUnavailable, Disposition> {
@@ -1334,20 +1333,12 @@ export class DeliverEmail {
           { emailId: request.id, attempt, reason: decision.reason, delayMs: decision.delayMs },
           `Send failed for now; attempt ${decision.nextAttempt} at ${nextAttemptAt}`,
         );
-        return this.retried(
-          task,
-          about,
-          decision.reason,
-          durationMs,
-          decision.delayMs,
-          nextAttemptAt,
-          {
-            _tag: 'Retry',
-            attempt: decision.nextAttempt,
-            delayMs: decision.delayMs,
-            history,
-          },
-        );
+        return this.retried(task, about, decision, durationMs, nextAttemptAt, {
+          _tag: 'Retry',
+          attempt: decision.nextAttempt,
+          delayMs: decision.delayMs,
+          history,
+        });
       }
       case 'Throttled': {
         // The same attempt again after the pause: the provider's limit is not the email's fault.
@@ -1362,21 +1353,13 @@ export class DeliverEmail {
           },
           `Throttled; attempt ${attempt} again at ${nextAttemptAt}, not counted`,
         );
-        return this.retried(
-          task,
-          about,
-          decision.reason,
-          durationMs,
-          decision.delayMs,
-          nextAttemptAt,
-          {
-            _tag: 'Retry',
-            attempt: decision.attempt,
-            delayMs: decision.delayMs,
-            history: [...task.history, { ...record, detail: decision.reason, throttled: true }],
-            ...(task.expedited === true ? { expedited: true as const } : {}),
-          },
-        );
+        return this.retried(task, about, decision, durationMs, nextAttemptAt, {
+          _tag: 'Retry',
+          attempt: decision.attempt,
+          delayMs: decision.delayMs,
+          history: [...task.history, { ...record, detail: decision.reason, throttled: true }],
+          ...(task.expedited === true ? { expedited: true as const } : {}),
+        });
       }
       case 'GiveUp':
         this.log.error(
