@@ -9,7 +9,7 @@ import { mailbox } from '../domain/email-address.js';
 import { EmailRequest, allRecipients } from '../domain/email-request.js';
 import type { EmailId } from '../domain/email-request.js';
 import type { DomainEvent } from '../domain/events.js';
-import { recordAllAndAnnounce, recordAndAnnounce } from './email-history.js';
+import { recordAllAndAnnounce } from './email-history.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
 import type { DeliveryLedger, SendClaim } from './ports/delivery-ledger.js';
 import type { Applied, EmailLog, StoreUnavailable } from './ports/email-log.js';
@@ -252,8 +252,9 @@ export class DeliverEmail {
   /** Sends under way whose `sending` is not written yet, by email. */
   private readonly marks = new Map<EmailId, SendingMark>();
   private readonly change: (event: DomainEvent) => TE.TaskEither<StoreUnavailable, unknown>;
-  private readonly changeOne: (
-    event: DomainEvent,
+  /** Folds events of one email in one write onto its basis, then announces the news. */
+  private readonly changeAll: (
+    events: readonly DomainEvent[],
     basis?: Applied,
   ) => TE.TaskEither<StoreUnavailable, Applied>;
   private readonly sendingMarkAfterMs: number;
@@ -308,23 +309,20 @@ export class DeliverEmail {
     // A first attempt's outcome is one write and no read (folded onto the entry as recorded,
     // see `rememberRecorded`, with its `sending` when the send was short: see `markLater`); a
     // retry's is one read and one write: see EmailLog.apply.
-    const remember = (event: DomainEvent, applied: Applied) => this.folded.set(event.id, applied);
-    this.changeOne = recordAndAnnounce(emails, events, remember);
-    const changeAll = recordAllAndAnnounce(emails, events, remember);
+    this.changeAll = recordAllAndAnnounce(emails, events, (event, applied) =>
+      this.folded.set(event.id, applied),
+    );
     this.change = (event) => {
       const mark = this.marks.get(event.id);
-      if (mark === undefined) return this.changeOne(event, this.folded.get(event.id));
+      if (mark === undefined) return this.changeAll([event], this.folded.get(event.id));
       mark.cancel();
       return async () => {
         const marked = mark.writing === undefined ? undefined : await mark.writing;
-        if (marked !== undefined && E.isRight(marked)) {
-          if (this.marks.get(event.id) === mark) this.marks.delete(event.id);
-          return await this.changeOne(event, this.folded.get(event.id))();
-        }
         // Not written (short send), or its write failed: written now, with this change.
-        const both = await changeAll([mark.event, event], this.folded.get(event.id))();
-        if (E.isRight(both) && this.marks.get(event.id) === mark) this.marks.delete(event.id);
-        return both;
+        const changes = marked !== undefined && E.isRight(marked) ? [event] : [mark.event, event];
+        const done = await this.changeAll(changes, this.folded.get(event.id))();
+        if (E.isRight(done) && this.marks.get(event.id) === mark) this.marks.delete(event.id);
+        return done;
       };
     };
     this.sendingMarkAfterMs = options.sendingMarkAfterMs ?? SENDING_MARK_AFTER_MS;
@@ -689,7 +687,7 @@ export class DeliverEmail {
       event,
       cancel: this.after(() => {
         if (this.marks.get(id) !== mark) return;
-        const writing = this.changeOne(event, this.folded.get(id))();
+        const writing = this.changeAll([event], this.folded.get(id))();
         // Awaited by the outcome's change; until then a bug's rejection is not left unhandled.
         writing.catch(() => undefined);
         mark.writing = writing;

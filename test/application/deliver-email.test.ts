@@ -778,9 +778,12 @@ describe('DeliverEmail during a store outage', () => {
     const sender = new ScriptedSender([sent('<p1@mailgun>')]);
     const emails = new InMemoryEmailLog();
     await emails.record(request)();
-    const apply = emails.apply.bind(emails);
-    emails.apply = (event, basis) =>
-      event.type === 'EmailSent' ? () => Promise.reject(new Error('log bug')) : apply(event, basis);
+    // The worker writes its changes through applyAll (a short send's `sending` with its `sent`).
+    const applyAll = emails.applyAll.bind(emails);
+    emails.applyAll = (events, basis) =>
+      events.some((event) => event.type === 'EmailSent')
+        ? () => Promise.reject(new Error('log bug'))
+        : applyAll(events, basis);
     const ledger = new InMemoryDeliveryLedger();
     ledger.record = () => () =>
       new Promise((_, reject) => setTimeout(() => reject(new Error('ledger bug')), 5));

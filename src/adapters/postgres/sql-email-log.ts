@@ -129,10 +129,10 @@ function foldEach(start: EmailStatus | undefined, events: readonly DomainEvent[]
   });
 }
 
-/** The last answer of a fold, now at `version` (the one a basis may carry). */
-function atVersion(answers: readonly Applied[], version: number): Applied[] {
-  const last = answers[answers.length - 1]!;
-  return [...answers.slice(0, -1), { ...last, version }];
+/** `answers` (a fold's own, from `foldEach`) with the last now at `version`, the basis's. */
+function atVersion(answers: Applied[], version: number): Applied[] {
+  answers[answers.length - 1] = { ...answers[answers.length - 1]!, version };
+  return answers;
 }
 
 const lastOf = (answers: readonly Applied[]): Applied => answers[answers.length - 1]!;
