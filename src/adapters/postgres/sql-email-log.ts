@@ -468,7 +468,14 @@ export class SqlEmailLog implements EmailLog {
     // id reused with a later request (an abandoned idempotency key taken over) may so keep the
     // request of the task that was sent rather than the later one: the same draft either way.
     const filling = request ?? (row.recorded ? undefined : recorded);
-    const answers = foldEach(row.state, events);
+    // Filled from a worker's recorded request, the row also gains the `queued` line that request
+    // would have begun it with (as `record` folds its accepted event): a row a report or an
+    // operator began lacks it. One the accepted event began has it at the same moment already.
+    const start =
+      request === undefined && filling !== undefined
+        ? evolveStatus(row.state, acceptedEvent(filling))
+        : row.state;
+    const answers = foldEach(start, events);
     const { status } = lastOf(answers);
     if (!answers.some((answer) => answer.changed) && filling === undefined) {
       return atVersion(answers, version);

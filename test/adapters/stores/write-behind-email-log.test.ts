@@ -8,6 +8,7 @@ import { PgDatabase } from '../../../src/adapters/postgres/pg-database.js';
 import { SqlEmailLog } from '../../../src/adapters/postgres/sql-email-log.js';
 import { WriteBehindEmailLog } from '../../../src/adapters/postgres/write-behind-email-log.js';
 import type { EmailLog } from '../../../src/application/ports/email-log.js';
+import type { EmailStatus } from '../../../src/domain/email-status.js';
 import { InMemoryDeliveryLedger } from '../../../src/adapters/memory/in-memory-stores.js';
 import { InMemorySuppressionList } from '../../../src/adapters/memory/in-memory-suppression-list.js';
 import { domainToAscii } from '../../../src/adapters/idna/idna.js';
@@ -297,6 +298,42 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
       'bob@example.org',
       'suppressed',
     ]);
+  });
+
+  it('fills in a row a report began with the queued line its request begins with', async () => {
+    // The provider's report reached another server before this server's held row was written
+    // (a worker's `sent` write still pending), and the server then died holding the row.
+    const r = aRequest({ requestedAt: 1 });
+    await right(
+      others.apply({
+        type: 'ProviderReported',
+        id: r.id,
+        at: at(9),
+        to: r.to,
+        subject: r.subject,
+        recipient: r.to[0]!,
+        kind: 'delivered',
+        source: 'mailgun',
+        providerEventId: `${r.id}-delivered`,
+      }),
+    );
+    const worker = new SqlEmailLog(two.client);
+    const sent = await right(
+      worker.applyAll(
+        [anEvent.sending(r, { attempt: 1, at: at(5) }), anEvent.sent(r, { attempt: 1, at: at(6) })],
+        worker.recordedBasis(r),
+      ),
+    );
+    const history = (s: EmailStatus) => s.history.map((c) => [c.status, c.source]);
+    const expected = [
+      ['queued', 'api'],
+      ['sending', 'worker'],
+      ['sent', 'worker'],
+      ['delivered', 'provider'],
+    ];
+    expect(history(sent[1]!.status)).to.deep.equal(expected);
+    expect(history(some(await right(others.get(r.id))))).to.deep.equal(expected);
+    expect(some(await right(others.request(r.id)))).to.deep.equal(r);
   });
 
   describe('a worker ahead of the server, the suppression list dropping recipients at send', () => {
