@@ -10,6 +10,7 @@ import type { Logger } from '../../application/ports/system.js';
 import type { Problem } from './errors.js';
 import { OPERATOR_SESSION_COOKIE } from './csrf.js';
 import { RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
+import { setHeader } from './security.js';
 
 /** The cookie of a signed-in browser; signed with SESSION_SECRET (Koa's keys). */
 export const OPERATOR_COOKIE = OPERATOR_SESSION_COOKIE;
@@ -83,10 +84,10 @@ export function bearerToken(ctx: Context): string | undefined {
  */
 export function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
   const resetSeconds = Math.max(1, Math.ceil(state.resetMs / 1000));
-  ctx.set('RateLimit-Limit', String(state.limit));
-  ctx.set('RateLimit-Remaining', String(state.remaining));
-  ctx.set('RateLimit-Reset', String(resetSeconds));
-  if (!state.allowed) ctx.set('Retry-After', String(resetSeconds));
+  setHeader(ctx, 'RateLimit-Limit', String(state.limit));
+  setHeader(ctx, 'RateLimit-Remaining', String(state.remaining));
+  setHeader(ctx, 'RateLimit-Reset', String(resetSeconds));
+  if (!state.allowed) setHeader(ctx, 'Retry-After', String(resetSeconds));
 }
 
 const tooMany = (state: RateLimitState): Problem => ({

@@ -8,6 +8,7 @@ import type { Guards } from './access.js';
 import type { Accepted } from '../../application/request-email.js';
 import type { ApiErrorBody, Problem } from './errors.js';
 import { API_ROUTE, requestEmailProblem, sendProblem } from './errors.js';
+import { setHeader } from './security.js';
 
 export interface ApiRoutesOptions {
   readonly requestEmail: EmailRequester;
@@ -143,9 +144,9 @@ export function mountApiRoutes(router: Router, options: ApiRoutesOptions): void 
       const { id, repeated } = result.right;
       const body = acceptedBody(result.right);
       ctx.status = 202;
-      ctx.set('Location', `/emails/${id}`);
-      ctx.set('Cache-Control', 'no-store');
-      if (repeated) ctx.set('Idempotent-Replayed', 'true');
+      setHeader(ctx, 'Location', `/emails/${id}`);
+      setHeader(ctx, 'Cache-Control', 'no-store');
+      if (repeated) setHeader(ctx, 'Idempotent-Replayed', 'true');
       ctx.body = body;
     },
   );
