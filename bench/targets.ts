@@ -400,26 +400,34 @@ export function scaleSentences(settings: Settings, r: TargetResults, cores: numb
  * Why two servers can cost more than one: a server's CPU per request depends on how many
  * requests it has in flight (each event-loop turn's batch of INSERTs, suppression look-ups,
  * publishes and socket writes is shared by fewer), and the split halves it. Shown with this
- * run's figures: the servers' own CPU in the two scale-out rows, and one server at the lowest
- * and highest concurrency of the accept rows.
+ * run's figures: the servers' own CPU in the two scale-out rows, one server at the lowest and
+ * highest concurrency of the accept rows, and which way the split went (the rates' ratio).
  */
 function serverSplitSentence(settings: Settings, r: TargetResults): string[] {
   const top = settings.concurrencies[settings.concurrencies.length - 1]!;
   const low = settings.concurrencies[0]!;
-  const one = find(r.accept, ONE_SERVER, top)?.cpuMs;
-  const two = find(r.accept, TWO_SERVERS, top)?.cpuMs;
+  const oneRow = find(r.accept, ONE_SERVER, top);
+  const twoRow = find(r.accept, TWO_SERVERS, top);
+  if (oneRow === undefined || twoRow === undefined) return [];
+  const [one, two] = [oneRow.cpuMs, twoRow.cpuMs];
   const atLow = find(r.accept, SERVER_ALONE, low)?.cpuMs.target;
   const atTop = find(r.accept, SERVER_ALONE, top)?.cpuMs.target;
-  if (one === undefined || two === undefined || low === top) return [];
+  const byLoad =
+    low === top ? '' : `: ${f(atLow, 3)} ms at ${low} in flight against ${f(atTop, 3)} at ${top}`;
+  // What the split came to in this run: the sentence says which way it went, not a fixed way.
+  const ratio = twoRow.result.perSecond / oneRow.result.perSecond;
+  const outcome =
+    ratio > 1
+      ? `the second event loop still gained more than the split cost here (${f(ratio, 2)}×).`
+      : `the CPU a split adds per request outweighed the second event loop here (${f(ratio, 2)}×).`;
   return [
     `The servers' own CPU per request: one server with all ${top} in flight ` +
       `${f(one.target, 3)} ms; two with about ${top / 2} each ${f(two.target, 3)} + ` +
       `${f(two.target2, 3)} = ${f((two.target ?? 0) + (two.target2 ?? 0), 3)} ms. A server's ` +
       `cost per request falls as more requests share each turn of its event loop (one ` +
       `batched INSERT, one suppression look-up, one flush to RabbitMQ and PostgreSQL for all ` +
-      `the requests of the turn): ${f(atLow, 3)} ms at ${low} in flight against ` +
-      `${f(atTop, 3)} at ${top} in the accept rows above. Splitting the load halves each ` +
-      `server's share: with the same two cores also running RabbitMQ, PostgreSQL and the ` +
-      `load generator, the CPU a split adds per request outweighs the second event loop.`,
+      `the requests of the turn)${byLoad} in the accept rows above. Splitting the load halves ` +
+      `each server's share: with the same two cores also running RabbitMQ, PostgreSQL and the ` +
+      `load generator, ${outcome}`,
   ];
 }

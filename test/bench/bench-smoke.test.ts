@@ -86,6 +86,17 @@ describe('npm run bench, smoke run (BENCH_SMOKE=1)', function () {
     }
   });
 
+  it('says which way the split between two servers went, by the rates of its own rows', () => {
+    const rate = (row: string) =>
+      Number(new RegExp(`^\\| ${row} \\| \\d+ \\| (\\d+) \\|`, 'm').exec(report)?.[1]);
+    const one = rate('scale-out: one `email server`, no consumer');
+    const two = rate('scale-out: two `email server`s, the requests alternating, no consumer');
+    expect(one, 'one server').to.be.above(0);
+    expect(two, 'two servers').to.be.above(0);
+    const said = two > one ? 'still gained more than the split cost here' : 'outweighed';
+    expect(report).to.include(said);
+  });
+
   it('leaves no queue under its prefix and drops its database', async () => {
     const prefix = /bench: prefix (bench-[0-9a-f]+)/.exec(stderr)?.[1];
     const database = /bench: database (bench_[0-9a-f]+)/.exec(stderr)?.[1];
