@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { Harness } from './harness.js';
-import { postJson, published, startHttp } from './harness.js';
+import { eachHttp, postJson, published } from './harness.js';
 
 const valid = { to: ['ada@example.com', 'Bob <bob@example.org>'], subject: 'Hello', text: 'Hi' };
 
@@ -17,17 +17,7 @@ async function errorOf(res: Response): Promise<ErrorBody['error']> {
 
 describe('HTTP JSON API (POST /emails)', () => {
   let h: Harness;
-
-  beforeEach(async () => {
-    h = await startHttp();
-  });
-
-  afterEach(async () => {
-    // Whatever the test sent, the server still answers.
-    expect((await fetch(`${h.url}/healthz`)).status).to.equal(200);
-    expect(h.log.errors()).to.deep.equal([]);
-    await h.close();
-  });
+  eachHttp((started) => (h = started));
 
   it('answers 202 with the id, a Location and status queued, after one publish', async () => {
     const res = await postJson(h, valid);

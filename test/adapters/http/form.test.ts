@@ -1,21 +1,12 @@
 import { expect } from 'chai';
 import type { Harness } from './harness.js';
-import { openForm, postForm, published, startHttp } from './harness.js';
+import { eachHttp, openForm, postForm, published } from './harness.js';
 
 const valid = { to: 'Ada <ada@example.com>', subject: 'Hello', text: 'Hi Ada' };
 
 describe('HTTP form (GET / and POST /)', () => {
   let h: Harness;
-
-  beforeEach(async () => {
-    h = await startHttp();
-  });
-
-  afterEach(async () => {
-    // Whatever the test sent, the server still answers.
-    expect((await fetch(`${h.url}/healthz`)).status).to.equal(200);
-    await h.close();
-  });
+  eachHttp((started) => (h = started), { allowErrors: true });
 
   it('serves the form with a CSRF token, a nonce and a strict session cookie', async () => {
     const res = await fetch(`${h.url}/`);

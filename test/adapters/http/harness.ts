@@ -1,3 +1,4 @@
+import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
 import {
   InMemoryEmailLog,
@@ -100,6 +101,33 @@ export async function startHttp(overrides: Partial<HttpDeps> = {}): Promise<Harn
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Gives each test of the calling `describe` a server of its own (`startHttp`), handed to `use`
+ * before the test; after it, checks that the server still answers `/healthz`, whatever the test
+ * sent, and (unless `allowErrors`) that it logged no error, then closes it.
+ */
+export function eachHttp(
+  use: (h: Harness) => void,
+  options: { readonly allowErrors?: boolean } = {},
+): void {
+  let current: Harness | undefined;
+  beforeEach(async () => {
+    current = await startHttp();
+    use(current);
+  });
+  afterEach(async () => {
+    const h = current;
+    current = undefined;
+    if (h === undefined) return;
+    try {
+      expect((await fetch(`${h.url}/healthz`)).status).to.equal(200);
+      if (options.allowErrors !== true) expect(h.log.errors()).to.deep.equal([]);
+    } finally {
+      await h.close();
+    }
+  });
 }
 
 export const published = (h: Harness): string[] => h.queue.published.map((r) => r.id);

@@ -12,7 +12,7 @@ import { aRequest, anEvent } from '../../support/builders.js';
 import { recordingLogger } from '../../support/fakes.js';
 import { eventually } from '../../support/waiting.js';
 import type { Harness } from './harness.js';
-import { startHttp } from './harness.js';
+import { eachHttp, startHttp } from './harness.js';
 
 const email = aRequest({
   id: 'email-00000042',
@@ -66,16 +66,7 @@ async function readEvents(
 
 describe('HTTP status (GET /emails/:id and its event stream)', () => {
   let h: Harness;
-
-  beforeEach(async () => {
-    h = await startHttp();
-  });
-
-  afterEach(async () => {
-    expect((await fetch(`${h.url}/healthz`)).status).to.equal(200);
-    expect(h.log.errors()).to.deep.equal([]);
-    await h.close();
-  });
+  eachHttp((started) => (h = started));
 
   const changes = async (...events: DomainEvent[]): Promise<void> => {
     for (const event of events) await h.change(event);
