@@ -248,13 +248,27 @@ export function errorHandler({ log, bodyLimitBytes, jsonLimitBytes }: ErrorHandl
         );
       }
       if (ctx.headerSent || !ctx.writable) return;
-      // Headers a route set before it failed (a content type, a stream's) must not leak into this answer.
-      for (const name of ctx.res.getHeaderNames()) ctx.res.removeHeader(name);
+      // Headers a route set before it failed (a content type, a stream's) must not leak into
+      // this answer; the rate-limit fields stay, since the request was counted all the same.
+      for (const name of ctx.res.getHeaderNames()) {
+        if (!KEPT_ON_ERROR.has(name)) ctx.res.removeHeader(name);
+      }
       applySecurityHeaders(ctx);
       sendProblem(ctx, problem);
     }
   };
 }
+
+/**
+ * The headers an error answer keeps from before the error (lower case, as `getHeaderNames` gives
+ * them): the `RateLimit-*` fields of a request the guard counted (draft-ietf-httpapi-ratelimit-
+ * headers), which a client paces itself by whatever the answer.
+ */
+const KEPT_ON_ERROR: ReadonlySet<string> = new Set([
+  'ratelimit-limit',
+  'ratelimit-remaining',
+  'ratelimit-reset',
+]);
 
 const FALLBACKS: Readonly<Record<number, Problem>> = {
   404: {

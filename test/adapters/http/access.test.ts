@@ -234,6 +234,21 @@ describe('Guarded access over HTTP', () => {
       expect(published(h)).to.have.length(2);
     });
 
+    it('keeps the RateLimit-* fields on a request counted and then refused as malformed', async () => {
+      await start();
+      const ci = await key('ci', ['send']);
+      const res = await ask(`${h.url}/emails`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${ci}` },
+        body: '{"to": ',
+      });
+      expect(res.status).to.equal(400);
+      expect(errorOf(res).code).to.equal('malformed_json');
+      expect(res.headers.get('ratelimit-limit')).to.equal('1000000');
+      expect(res.headers.get('ratelimit-remaining')).to.equal('999999');
+      expect(res.headers.get('x-content-type-options')).to.equal('nosniff');
+    });
+
     it('takes the scheme in any case, as RFC 6750 allows', async () => {
       await start();
       const ci = await key('ci', ['send']);
