@@ -409,7 +409,8 @@ function serverSplitSentence(settings: Settings, r: TargetResults): string[] {
   const oneRow = find(r.accept, ONE_SERVER, top);
   const twoRow = find(r.accept, TWO_SERVERS, top);
   if (oneRow === undefined || twoRow === undefined) return [];
-  const [one, two] = [oneRow.cpuMs, twoRow.cpuMs];
+  const { cpuMs: one } = oneRow;
+  const { cpuMs: two } = twoRow;
   const atLow = find(r.accept, SERVER_ALONE, low)?.cpuMs.target;
   const atTop = find(r.accept, SERVER_ALONE, top)?.cpuMs.target;
   const byLoad =

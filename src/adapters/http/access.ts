@@ -9,7 +9,7 @@ import type { RateLimiter, RateLimitState } from '../../application/ports/rate-l
 import type { Logger } from '../../application/ports/system.js';
 import type { Problem } from './errors.js';
 import { OPERATOR_SESSION_COOKIE } from './csrf.js';
-import { RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
+import { RATE_LIMIT_FIELDS, RETRY_AFTER_SECONDS, sendProblem } from './errors.js';
 import { setHeader } from './security.js';
 
 /** The cookie of a signed-in browser; signed with SESSION_SECRET (Koa's keys). */
@@ -84,9 +84,9 @@ export function bearerToken(ctx: Context): string | undefined {
  */
 export function setRateLimitHeaders(ctx: Context, state: RateLimitState): void {
   const resetSeconds = Math.max(1, Math.ceil(state.resetMs / 1000));
-  setHeader(ctx, 'RateLimit-Limit', String(state.limit));
-  setHeader(ctx, 'RateLimit-Remaining', String(state.remaining));
-  setHeader(ctx, 'RateLimit-Reset', String(resetSeconds));
+  setHeader(ctx, RATE_LIMIT_FIELDS.limit, String(state.limit));
+  setHeader(ctx, RATE_LIMIT_FIELDS.remaining, String(state.remaining));
+  setHeader(ctx, RATE_LIMIT_FIELDS.reset, String(resetSeconds));
   if (!state.allowed) setHeader(ctx, 'Retry-After', String(resetSeconds));
 }
 

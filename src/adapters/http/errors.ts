@@ -260,15 +260,22 @@ export function errorHandler({ log, bodyLimitBytes, jsonLimitBytes }: ErrorHandl
 }
 
 /**
- * The headers an error answer keeps from before the error (lower case, as `getHeaderNames` gives
- * them): the `RateLimit-*` fields of a request the guard counted (draft-ietf-httpapi-ratelimit-
- * headers), which a client paces itself by whatever the answer.
+ * The `RateLimit-*` fields of draft-ietf-httpapi-ratelimit-headers (the three-field form), as
+ * `setRateLimitHeaders` (access.ts) sets them on a request the guard counted.
  */
-const KEPT_ON_ERROR: ReadonlySet<string> = new Set([
-  'ratelimit-limit',
-  'ratelimit-remaining',
-  'ratelimit-reset',
-]);
+export const RATE_LIMIT_FIELDS = {
+  limit: 'RateLimit-Limit',
+  remaining: 'RateLimit-Remaining',
+  reset: 'RateLimit-Reset',
+} as const;
+
+/**
+ * The headers an error answer keeps from before the error (lower case, as `getHeaderNames` gives
+ * them): the rate-limit fields, which a client paces itself by whatever the answer.
+ */
+const KEPT_ON_ERROR: ReadonlySet<string> = new Set(
+  Object.values(RATE_LIMIT_FIELDS).map((name) => name.toLowerCase()),
+);
 
 const FALLBACKS: Readonly<Record<number, Problem>> = {
   404: {

@@ -40,8 +40,7 @@ export function setHeader(ctx: Context, name: string, value: string): void {
 
 /** Also called by the error handler, which starts its answer from a clean set of headers. */
 export function applySecurityHeaders(ctx: Context): void {
-  if (ctx.headerSent) return;
-  for (const [name, value] of HEADERS) ctx.res.setHeader(name, value);
+  for (const [name, value] of HEADERS) setHeader(ctx, name, value);
 }
 
 /** Sent on every answer: JSON and event streams gain nothing from exceptions to the rule. */
