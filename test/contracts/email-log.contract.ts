@@ -91,6 +91,27 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
         expect(O.isNone(await right(fx.log.get(aRequest().id)))).to.equal(true);
       });
 
+      it('records requests given at the same time each exactly as accepted; of one id, the first', async () => {
+        // Recorded together, as the accept path's concurrent requests are (one statement for
+        // them all in the SQL log), with characters JSON escapes.
+        const odd = aRequest({
+          tags: ['q4_2026', 'Mixed-Case'],
+          subject: 'Line "one" \\ ✉ {"a": [1]} end',
+          metadata: { order: 'back\\slash, "quoted", ünï ✉' },
+          to: ['"Ada, L." <ada@example.com>'],
+          requestedAt: 2,
+        });
+        const plain = aRequest({ requestedAt: 1 });
+        const again = aRequest({ id: odd.id, subject: 'Later, same id', tags: ['later'] });
+        await Promise.all([odd, plain, again].map((r) => right(fx.log.record(r))));
+        expect(some(await right(fx.log.request(odd.id)))).to.deep.equal(odd);
+        expect(some(await right(fx.log.request(plain.id)))).to.deep.equal(plain);
+        expect((await get(odd.id)).subject).to.equal(odd.subject);
+        expect(await ids({ tag: 'Mixed-Case' })).to.deep.equal([odd.id]);
+        expect(await ids({ tag: 'later' })).to.deep.equal([]);
+        expect(await ids({ to: 'ADA, l.' })).to.deep.equal([odd.id]);
+      });
+
       it('changes nothing when the id is recorded again, even with another request', async () => {
         const r = aRequest({ tags: ['first'] });
         await right(fx.log.record(r));
