@@ -147,6 +147,32 @@ describe('RabbitMQ adapters', function () {
       expect(E.isLeft(result) && result.left.reason).to.match(/could not route/);
     });
 
+    it('tells each returned publish from the queued ones sent alongside, by id or without one', async () => {
+      fx = await openRabbit();
+      const names = topologyNames(fx.prefix);
+      const channel = await fx.connection.current()!.createChannel();
+      await channel.unbindQueue(names.sendQueue, names.tasksExchange, SEND_ROUTING_KEY);
+      await channel.close();
+      const request = aRequest();
+      const message = (messageId: string | undefined) => ({
+        body: Buffer.from('{}'),
+        headers: {},
+        messageId,
+      });
+      // The same id to the unbound key and straight to the queue (the default exchange), and two
+      // messages without an id the same two ways, all awaiting their confirms at once.
+      const [unbound, direct, unboundNoId, directNoId] = await Promise.all([
+        fx.queue.publish(request)(),
+        fx.publisher.publish('', names.sendQueue, message(request.id))(),
+        fx.publisher.publish(names.tasksExchange, SEND_ROUTING_KEY, message(undefined))(),
+        fx.publisher.publish('', names.sendQueue, message(undefined))(),
+      ]);
+      expect(E.isLeft(unbound) && unbound.left.reason).to.match(/could not route/);
+      expect(E.isLeft(unboundNoId) && unboundNoId.left.reason).to.match(/could not route/);
+      expect(direct).to.deep.equal(E.right(undefined));
+      expect(directNoId).to.deep.equal(E.right(undefined));
+    });
+
     it('publishes again after the broker closed its channel (publish to a missing exchange)', async () => {
       fx = await openRabbit();
       const lost = await fx.publisher.publish(`${fx.prefix}.no-such-exchange`, 'send', {
