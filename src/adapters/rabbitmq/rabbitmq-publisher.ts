@@ -102,7 +102,13 @@ export class RabbitMqPublisher {
             : returnKey(exchange, routingKey, message.messageId!);
         if (key !== undefined) this.await(key);
         // The first answer stands: the broker's (confirm, nack, return), a failure, or the timeout.
+        // Only once: a publish that timed out is answered again by its late confirm, and a second
+        // `settle` would take the count of a later publish under the same key (a retry of the
+        // same email), whose return would then find no entry and go unheard.
+        let answered = false;
         const answer = (result: E.Either<QueueUnavailable, void>): void => {
+          if (answered) return;
+          answered = true;
           clearTimeout(timer);
           if (key !== undefined) this.settle(key);
           resolve(result);

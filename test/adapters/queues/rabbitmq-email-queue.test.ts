@@ -173,6 +173,54 @@ describe('RabbitMQ adapters', function () {
       expect(directNoId).to.deep.equal(E.right(undefined));
     });
 
+    it('answers a returned retry as not queued after an earlier try of the same id timed out', async () => {
+      fx = await openRabbit();
+      const model = fx.connection.current()!;
+      const createConfirmChannel = model.createConfirmChannel.bind(model);
+      // A broker that stalls: its returns and confirms of the first 250 ms are held, then handed
+      // over in the order they came, one turn apart (as late answers come off the socket).
+      const held: (() => void)[] = [];
+      let stalled = true;
+      const release = setTimeout(() => {
+        stalled = false;
+        void (async () => {
+          for (const answer of held.splice(0)) {
+            answer();
+            await new Promise((done) => setImmediate(done));
+          }
+        })();
+      }, 250);
+      const later = (answer: () => void) => (stalled ? held.push(answer) : answer());
+      model.createConfirmChannel = async () => {
+        const channel = await createConfirmChannel();
+        const emit = channel.emit.bind(channel);
+        channel.emit = (name: string | symbol, ...args: unknown[]) =>
+          name === 'return' ? (later(() => emit(name, ...args)), true) : emit(name, ...args);
+        const publish = channel.publish.bind(channel);
+        channel.publish = (exchange, key, body, options, confirmed) =>
+          publish(exchange, key, body, options, (err, ok) => later(() => confirmed?.(err, ok)));
+        return channel;
+      };
+      try {
+        const publisher = new RabbitMqPublisher({
+          connection: fx.connection,
+          logger: fx.logger,
+          confirmTimeoutMs: 200,
+        });
+        const unbound = `${fx.prefix}.no-such-queue`;
+        const message = { body: Buffer.from('{}'), headers: {}, messageId: aRequest().id };
+        const first = await publisher.publish('', unbound, message)();
+        expect(E.isLeft(first) && first.left.reason).to.match(/no confirm/);
+        // The retry (a client's after its 503, a worker's requeue): the same id to the same key,
+        // awaiting its confirm when the first try's late return and confirm come in.
+        const retry = await publisher.publish('', unbound, message)();
+        expect(E.isLeft(retry) && retry.left.reason).to.match(/could not route/);
+      } finally {
+        clearTimeout(release);
+        model.createConfirmChannel = createConfirmChannel;
+      }
+    });
+
     it('publishes again after the broker closed its channel (publish to a missing exchange)', async () => {
       fx = await openRabbit();
       const lost = await fx.publisher.publish(`${fx.prefix}.no-such-exchange`, 'send', {
