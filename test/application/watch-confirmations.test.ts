@@ -138,17 +138,13 @@ describe('WatchConfirmations (the watchdog for silence)', () => {
       'mailgun',
       aRequest({ to: ['ada@example.org', 'bob@example.com'] }),
     );
-    await s.emails.store.apply({
-      type: 'ProviderReported',
-      id: email.id,
-      at: s.clock.now().toISOString(),
-      to: email.to,
-      subject: email.subject,
-      recipient: anAddress('ada@example.org'),
-      kind: 'deferred',
-      source: 'mailgun',
-      providerEventId: 'ev-1',
-    })();
+    await s.emails.store.apply(
+      anEvent.reported(email, {
+        at: s.clock.now().toISOString(),
+        recipient: anAddress('ada@example.org'),
+        kind: 'deferred',
+      }),
+    )();
     s.clock.advance(2 * HOUR);
     expect(await s.sweep()).to.equal(0);
     expect((await s.status(email)).status).to.equal('sent');

@@ -773,17 +773,8 @@ export function emailLogContract(name: string, open: () => Promise<EmailLogFixtu
         recipient: string,
         kind: ProviderReported['kind'],
         seconds: number,
-      ): DomainEvent => ({
-        type: 'ProviderReported',
-        id: request.id,
-        at: at(seconds),
-        to: request.to,
-        subject: request.subject,
-        recipient: anAddress(recipient),
-        kind,
-        source: 'mailgun',
-        providerEventId: `${request.id}-${recipient}-${kind}`,
-      });
+      ): DomainEvent =>
+        anEvent.reported(request, { recipient: anAddress(recipient), kind, at: at(seconds) });
       const unconfirmed = (request: EmailRequest, seconds: number): DomainEvent => ({
         type: 'EmailUnconfirmed',
         id: request.id,

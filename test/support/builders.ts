@@ -23,6 +23,7 @@ import type {
   EmailRequested,
   EmailSending,
   EmailSent,
+  ProviderReported,
 } from '../../src/domain/events.js';
 
 // Unique per run, so that runs sharing a broker or a database never see each other's ids.
@@ -187,4 +188,21 @@ export const anEvent = {
     reason: 'Mailgun 503',
     ...o,
   }),
+  /**
+   * Mailgun's report of `delivered` to the first recipient unless told otherwise; its event id
+   * names the email, the recipient and the kind, so two reports differ when any of them does.
+   */
+  reported: (request: EmailRequest, o: Overrides<ProviderReported> = {}): ProviderReported => {
+    const recipient = o.recipient ?? request.to[0]!;
+    const kind = o.kind ?? 'delivered';
+    return {
+      type: 'ProviderReported',
+      ...about(request),
+      recipient,
+      kind,
+      source: 'mailgun',
+      providerEventId: `${request.id}-${recipient}-${kind}`,
+      ...o,
+    };
+  },
 };

@@ -304,19 +304,7 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
     // The provider's report reached another server before this server's held row was written
     // (a worker's `sent` write still pending), and the server then died holding the row.
     const r = aRequest({ requestedAt: 1 });
-    await right(
-      others.apply({
-        type: 'ProviderReported',
-        id: r.id,
-        at: at(9),
-        to: r.to,
-        subject: r.subject,
-        recipient: r.to[0]!,
-        kind: 'delivered',
-        source: 'mailgun',
-        providerEventId: `${r.id}-delivered`,
-      }),
-    );
+    await right(others.apply(anEvent.reported(r, { at: at(9) })));
     const worker = new SqlEmailLog(two.client);
     const sent = await right(
       worker.applyAll(
