@@ -137,22 +137,25 @@ describe('RabbitMQ adapters', function () {
       expect(redactUrl('amqps://u:p%40ss@host:5671/vh')).to.equal('amqps://u:***@host:5671/vh');
     });
 
-    it('answers QueueUnavailable when no queue takes the task (mandatory publish returned)', async () => {
-      fx = await openRabbit();
-      const names = topologyNames(fx.prefix);
-      const channel = await fx.connection.current()!.createChannel();
+    /** Unbinds the send queue from the tasks exchange: a task then goes nowhere. */
+    async function unbindSendQueue(opened: RabbitFixture): Promise<void> {
+      const names = topologyNames(opened.prefix);
+      const channel = await opened.connection.current()!.createChannel();
       await channel.unbindQueue(names.sendQueue, names.tasksExchange, SEND_ROUTING_KEY);
       await channel.close();
+    }
+
+    it('answers QueueUnavailable when no queue takes the task (mandatory publish returned)', async () => {
+      fx = await openRabbit();
+      await unbindSendQueue(fx);
       const result = await fx.queue.publish(aRequest())();
       expect(E.isLeft(result) && result.left.reason).to.match(/could not route/);
     });
 
     it('tells each returned publish from the queued ones sent alongside, by id or without one', async () => {
       fx = await openRabbit();
+      await unbindSendQueue(fx);
       const names = topologyNames(fx.prefix);
-      const channel = await fx.connection.current()!.createChannel();
-      await channel.unbindQueue(names.sendQueue, names.tasksExchange, SEND_ROUTING_KEY);
-      await channel.close();
       const request = aRequest();
       const message = (messageId: string | undefined) => ({
         body: Buffer.from('{}'),
