@@ -161,8 +161,16 @@ export class RabbitMqPublisher {
       );
       if (!written && this.draining === undefined) {
         const draining = new Promise<void>((done) => {
-          channel.once('drain', done);
-          channel.once('close', done);
+          // Whichever comes first takes both listeners off: a channel lives as long as its
+          // connection and fills its buffer again and again, and a listener left each time
+          // would pile up (Node warns past ten).
+          const over = (): void => {
+            channel.off('drain', over);
+            channel.off('close', over);
+            done();
+          };
+          channel.on('drain', over);
+          channel.on('close', over);
         }).then(() => {
           if (this.draining === draining) this.draining = undefined;
         });

@@ -224,6 +224,43 @@ describe('RabbitMQ adapters', function () {
       }
     });
 
+    it('leaves no listener on its channel each time the socket buffer fills and drains', async () => {
+      fx = await openRabbit();
+      const model = fx.connection.current()!;
+      const createConfirmChannel = model.createConfirmChannel.bind(model);
+      let opened: Channel | undefined;
+      // Every publish finds the socket buffer full (publish answers false), and it drains on the
+      // next turn, as a busy connection's does.
+      model.createConfirmChannel = async () => {
+        const channel = await createConfirmChannel();
+        const publish = channel.publish.bind(channel);
+        channel.publish = (...args: Parameters<typeof channel.publish>) => {
+          publish(...args);
+          setImmediate(() => channel.emit('drain'));
+          return false;
+        };
+        opened = channel;
+        return channel;
+      };
+      try {
+        const publisher = new RabbitMqPublisher({ connection: fx.connection, logger: fx.logger });
+        const queue = topologyNames(fx.prefix).sendQueue;
+        const publish = () =>
+          publisher.publish('', queue, {
+            body: Buffer.from('{}'),
+            headers: {},
+            messageId: aRequest().id,
+          })();
+        expect(await publish()).to.deep.equal(E.right(undefined));
+        const listeners = () => [opened!.listenerCount('close'), opened!.listenerCount('drain')];
+        const after = listeners();
+        for (let i = 0; i < 20; i += 1) expect(await publish()).to.deep.equal(E.right(undefined));
+        expect(listeners()).to.deep.equal(after);
+      } finally {
+        model.createConfirmChannel = createConfirmChannel;
+      }
+    });
+
     it('publishes again after the broker closed its channel (publish to a missing exchange)', async () => {
       fx = await openRabbit();
       const lost = await fx.publisher.publish(`${fx.prefix}.no-such-exchange`, 'send', {
