@@ -533,8 +533,8 @@ export class SqlEmailLog implements EmailLog {
    * whatever their number: prepared once per connection and planned generically after its first
    * executions. A VALUES list of six parameters a row was a new statement for every batch size
    * on every pooled connection, each re-planned for its first five executions; measured on 10
-   * connections with batches of 20 to 60 rows, the backends spent 40 to 100 µs a row on it,
-   * against 28 to 44 so.
+   * connections with batches of 20 to 60 rows, the backends spent 40 to 107 µs a row on it,
+   * against 28 to 50 so.
    */
   private async insertMany(rows: readonly NewRow[]): Promise<boolean[]> {
     const created = await this.sql.query<{ id: string }>(INSERT_ROWS, [recordsetOf(rows)], {

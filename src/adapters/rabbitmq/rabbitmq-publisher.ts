@@ -35,8 +35,8 @@ const PUBLISH_ID = 'x-publish-id';
  * What a return names its publish by: the exchange and routing key it went to and its
  * `messageId`, all three carried back by `basic.return`. Every task, event and dead letter has a
  * `messageId`, so none needs a header of its own for it: a header table costs amqplib a slow
- * encoding on every publish (it walks the table through a prototype it adds), about a tenth of
- * the server's CPU for a publish. Two publishes awaiting their confirm under one key route alike,
+ * encoding on every publish (it walks the table through a prototype it adds): in a CPU profile
+ * of the accept load, 8.4 µs of a publish's 33, and 1.8 without the header. Two publishes awaiting their confirm under one key route alike,
  * unless the topology changed in between: then both are answered as returned, a failure the
  * caller retries, never a message said to be queued that is not.
  */
