@@ -45,7 +45,10 @@ interface ListRow {
   readonly id: string;
 }
 
-/** One new row of `emails`, its values as the INSERT binds them (six parameters). */
+/**
+ * One new row of `emails`: its id and time, and its state and request as JSON, as `recordsetOf`
+ * writes them into the INSERT's one parameter.
+ */
 type NewRow = readonly [
   id: string,
   createdAt: string,
@@ -516,12 +519,8 @@ export class SqlEmailLog implements EmailLog {
     event: DomainEvent,
     request: EmailRequest | undefined,
   ): Promise<boolean> {
-    const rows = await sql.query(
-      `INSERT INTO emails (id, created_at, state, recipients, tags, request)
-       VALUES ${ROW_VALUES}
-       ON CONFLICT (id) DO NOTHING RETURNING id`,
-      newRow(status, event, request),
-    );
+    // The batched INSERT's own statement, with one row: one text for every new row.
+    const rows = await sql.query(INSERT_ROWS, [recordsetOf([newRow(status, event, request)])]);
     return rows.length > 0;
   }
 
@@ -582,6 +581,3 @@ function newRow(
     request === undefined ? null : JSON.stringify(request),
   ];
 }
-
-/** The placeholders of one `NewRow` in a VALUES list. */
-const ROW_VALUES = `($1, ${AT('$2')}, $3::jsonb, $4, $5::text[], $6::jsonb)`;

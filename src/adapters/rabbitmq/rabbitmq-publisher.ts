@@ -36,12 +36,16 @@ const PUBLISH_ID = 'x-publish-id';
  * `messageId`, all three carried back by `basic.return`. Every task, event and dead letter has a
  * `messageId`, so none needs a header of its own for it: a header table costs amqplib a slow
  * encoding on every publish (it walks the table through a prototype it adds): in a CPU profile
- * of the accept load, 8.4 µs of a publish's 33, and 1.8 without the header. Two publishes awaiting their confirm under one key route alike,
- * unless the topology changed in between: then both are answered as returned, a failure the
- * caller retries, never a message said to be queued that is not.
+ * of the accept load, 8.4 µs of a publish's 33, and 1.8 without the header. Two publishes
+ * awaiting their confirm under one key route alike, unless the topology changed in between: then
+ * both are answered as returned, a failure the caller retries, never a message said to be queued
+ * that is not.
  */
 const returnKey = (exchange: string, routingKey: string, messageId: string): string =>
   `${exchange}\n${routingKey}\n${messageId}`;
+
+/** The key of a publish without a messageId: its PUBLISH_ID, apart from every `returnKey`. */
+const numberedKey = (publishId: string): string => `#${publishId}`;
 
 /** The mandatory publishes awaiting their confirm under one key; `returned` says why, if so. */
 interface Awaiting {
@@ -60,7 +64,7 @@ export class RabbitMqPublisher {
   private readonly channel: ChannelKeeper<ConfirmChannel>;
   /** While the socket buffer is full: settles once it drained (or the channel closed). */
   private draining: Promise<void> | undefined;
-  /** Mandatory publishes awaiting their confirm, by `returnKey` (or `#` and their PUBLISH_ID). */
+  /** Mandatory publishes awaiting their confirm, by `returnKey` (or `numberedKey`). */
   private readonly pending = new Map<string, Awaiting>();
   /** Numbers the mandatory publishes without a messageId: their return names them by it. */
   private published = 0;
@@ -93,13 +97,14 @@ export class RabbitMqPublisher {
         const timeoutMs = this.options.confirmTimeoutMs ?? 5000;
         // Only a mandatory publish can come back (`basic.return`): the others need no key.
         const mandatory = options.mandatory ?? true;
-        const numbered = mandatory && message.messageId === undefined;
-        const publishId = numbered ? String((this.published += 1)) : undefined;
+        const { messageId } = message;
+        const publishId =
+          mandatory && messageId === undefined ? String((this.published += 1)) : undefined;
         const key = !mandatory
           ? undefined
           : publishId !== undefined
-            ? `#${publishId}`
-            : returnKey(exchange, routingKey, message.messageId!);
+            ? numberedKey(publishId)
+            : returnKey(exchange, routingKey, messageId!);
         if (key !== undefined) this.await(key);
         // The first answer stands: the broker's (confirm, nack, return), a failure, or the timeout.
         // Only once: a publish that timed out is answered again by its late confirm, and a second
@@ -201,6 +206,7 @@ export class RabbitMqPublisher {
     if (awaiting.count === 0) this.pending.delete(key);
   }
 
+  /** What a return says of the publishes awaiting their confirm under `key`, if any are. */
   private markReturned(key: string, why: string): void {
     const awaiting = this.pending.get(key);
     if (awaiting !== undefined) awaiting.returned = why;
@@ -220,7 +226,7 @@ export class RabbitMqPublisher {
       const why = `no queue bound for ${exchange === '' ? '(default exchange)' : exchange} → ${routingKey}`;
       // Both keys the message may be awaited under: a header copied from an older message must
       // not hide the key it was published under.
-      if (typeof publishId === 'string') this.markReturned(`#${publishId}`, why);
+      if (typeof publishId === 'string') this.markReturned(numberedKey(publishId), why);
       if (typeof messageId === 'string') {
         this.markReturned(returnKey(exchange, routingKey, messageId), why);
       }

@@ -1,4 +1,4 @@
-import type { Channel } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 import { connect } from 'amqplib';
 import { expect } from 'chai';
 import * as E from 'fp-ts/lib/Either.js';
@@ -10,6 +10,7 @@ import {
 } from '../../../src/adapters/rabbitmq/rabbitmq-delivery-events.js';
 import { RabbitMqEmailQueue } from '../../../src/adapters/rabbitmq/rabbitmq-email-queue.js';
 import { RabbitMqEmailTaskSource } from '../../../src/adapters/rabbitmq/rabbitmq-email-task-source.js';
+import type { WireMessage } from '../../../src/adapters/messaging/task-message.js';
 import { RabbitMqPublisher } from '../../../src/adapters/rabbitmq/rabbitmq-publisher.js';
 import {
   SEND_ROUTING_KEY,
@@ -137,6 +138,32 @@ describe('RabbitMQ adapters', function () {
       expect(redactUrl('amqps://u:p%40ss@host:5671/vh')).to.equal('amqps://u:***@host:5671/vh');
     });
 
+    /** A message of `{}` with no headers, named `messageId` when given. */
+    const rawMessage = (messageId?: string): WireMessage => ({
+      body: Buffer.from('{}'),
+      headers: {},
+      messageId,
+    });
+
+    /**
+     * Has every confirm channel `model` opens from now on go through `wrap` first (a stalling
+     * broker, a full socket buffer); the answer puts `model` back as it was.
+     */
+    function wrapConfirmChannels(
+      model: ChannelModel,
+      wrap: (channel: ConfirmChannel) => void,
+    ): () => void {
+      const createConfirmChannel = model.createConfirmChannel.bind(model);
+      model.createConfirmChannel = async () => {
+        const channel = await createConfirmChannel();
+        wrap(channel);
+        return channel;
+      };
+      return () => {
+        model.createConfirmChannel = createConfirmChannel;
+      };
+    }
+
     /** Unbinds the send queue from the tasks exchange: a task then goes nowhere. */
     async function unbindSendQueue(opened: RabbitFixture): Promise<void> {
       const names = topologyNames(opened.prefix);
@@ -157,18 +184,13 @@ describe('RabbitMQ adapters', function () {
       await unbindSendQueue(fx);
       const names = topologyNames(fx.prefix);
       const request = aRequest();
-      const message = (messageId: string | undefined) => ({
-        body: Buffer.from('{}'),
-        headers: {},
-        messageId,
-      });
       // The same id to the unbound key and straight to the queue (the default exchange), and two
       // messages without an id the same two ways, all awaiting their confirms at once.
       const [unbound, direct, unboundNoId, directNoId] = await Promise.all([
         fx.queue.publish(request)(),
-        fx.publisher.publish('', names.sendQueue, message(request.id))(),
-        fx.publisher.publish(names.tasksExchange, SEND_ROUTING_KEY, message(undefined))(),
-        fx.publisher.publish('', names.sendQueue, message(undefined))(),
+        fx.publisher.publish('', names.sendQueue, rawMessage(request.id))(),
+        fx.publisher.publish(names.tasksExchange, SEND_ROUTING_KEY, rawMessage())(),
+        fx.publisher.publish('', names.sendQueue, rawMessage())(),
       ]);
       expect(E.isLeft(unbound) && unbound.left.reason).to.match(/could not route/);
       expect(E.isLeft(unboundNoId) && unboundNoId.left.reason).to.match(/could not route/);
@@ -178,8 +200,6 @@ describe('RabbitMQ adapters', function () {
 
     it('answers a returned retry as not queued after an earlier try of the same id timed out', async () => {
       fx = await openRabbit();
-      const model = fx.connection.current()!;
-      const createConfirmChannel = model.createConfirmChannel.bind(model);
       // A broker that stalls: its returns and confirms of the first 250 ms are held, then handed
       // over in the order they came, one turn apart (as late answers come off the socket).
       const held: (() => void)[] = [];
@@ -194,16 +214,14 @@ describe('RabbitMQ adapters', function () {
         })();
       }, 250);
       const later = (answer: () => void) => (stalled ? held.push(answer) : answer());
-      model.createConfirmChannel = async () => {
-        const channel = await createConfirmChannel();
+      const restore = wrapConfirmChannels(fx.connection.current()!, (channel) => {
         const emit = channel.emit.bind(channel);
         channel.emit = (name: string | symbol, ...args: unknown[]) =>
           name === 'return' ? (later(() => emit(name, ...args)), true) : emit(name, ...args);
         const publish = channel.publish.bind(channel);
         channel.publish = (exchange, key, body, options, confirmed) =>
           publish(exchange, key, body, options, (err, ok) => later(() => confirmed?.(err, ok)));
-        return channel;
-      };
+      });
       try {
         const publisher = new RabbitMqPublisher({
           connection: fx.connection,
@@ -211,7 +229,7 @@ describe('RabbitMQ adapters', function () {
           confirmTimeoutMs: 200,
         });
         const unbound = `${fx.prefix}.no-such-queue`;
-        const message = { body: Buffer.from('{}'), headers: {}, messageId: aRequest().id };
+        const message = rawMessage(aRequest().id);
         const first = await publisher.publish('', unbound, message)();
         expect(E.isLeft(first) && first.left.reason).to.match(/no confirm/);
         // The retry (a client's after its 503, a worker's requeue): the same id to the same key,
@@ -220,19 +238,16 @@ describe('RabbitMQ adapters', function () {
         expect(E.isLeft(retry) && retry.left.reason).to.match(/could not route/);
       } finally {
         clearTimeout(release);
-        model.createConfirmChannel = createConfirmChannel;
+        restore();
       }
     });
 
     it('leaves no listener on its channel each time the socket buffer fills and drains', async () => {
       fx = await openRabbit();
-      const model = fx.connection.current()!;
-      const createConfirmChannel = model.createConfirmChannel.bind(model);
       let opened: Channel | undefined;
       // Every publish finds the socket buffer full (publish answers false), and it drains on the
       // next turn, as a busy connection's does.
-      model.createConfirmChannel = async () => {
-        const channel = await createConfirmChannel();
+      const restore = wrapConfirmChannels(fx.connection.current()!, (channel) => {
         const publish = channel.publish.bind(channel);
         channel.publish = (...args: Parameters<typeof channel.publish>) => {
           publish(...args);
@@ -240,34 +255,28 @@ describe('RabbitMQ adapters', function () {
           return false;
         };
         opened = channel;
-        return channel;
-      };
+      });
       try {
         const publisher = new RabbitMqPublisher({ connection: fx.connection, logger: fx.logger });
         const queue = topologyNames(fx.prefix).sendQueue;
-        const publish = () =>
-          publisher.publish('', queue, {
-            body: Buffer.from('{}'),
-            headers: {},
-            messageId: aRequest().id,
-          })();
+        const publish = () => publisher.publish('', queue, rawMessage(aRequest().id))();
         expect(await publish()).to.deep.equal(E.right(undefined));
         const listeners = () => [opened!.listenerCount('close'), opened!.listenerCount('drain')];
         const after = listeners();
         for (let i = 0; i < 20; i += 1) expect(await publish()).to.deep.equal(E.right(undefined));
         expect(listeners()).to.deep.equal(after);
       } finally {
-        model.createConfirmChannel = createConfirmChannel;
+        restore();
       }
     });
 
     it('publishes again after the broker closed its channel (publish to a missing exchange)', async () => {
       fx = await openRabbit();
-      const lost = await fx.publisher.publish(`${fx.prefix}.no-such-exchange`, 'send', {
-        body: Buffer.from('{}'),
-        headers: {},
-        messageId: undefined,
-      })();
+      const lost = await fx.publisher.publish(
+        `${fx.prefix}.no-such-exchange`,
+        'send',
+        rawMessage(),
+      )();
       expect(E.isLeft(lost) && lost.left._tag).to.equal('QueueUnavailable');
       expect(await fx.queue.publish(aRequest())()).to.deep.equal(E.right(undefined));
     });
