@@ -14,8 +14,9 @@ export interface BatcherOptions<In, Out> {
   readonly maxBatch?: number;
   /**
    * For a failed batch of several inputs: true when the error may be one input's fault (a value
-   * the database refused), so that each input is written again alone and only its own caller
-   * fails. Without it, or when it answers false (the database is away), the batch fails whole.
+   * the database refused), so that each input is written again alone, one after another in the
+   * batch's order, and only its own caller fails. Without it, or when it answers false (the
+   * database is away), the batch fails whole.
    */
   readonly retryAlone?: (error: unknown) => boolean;
   /**
@@ -123,7 +124,9 @@ export class Batcher<In, Out> {
       batch.forEach((call, i) => call.resolve(outs[i]!));
     } catch (error) {
       if (batch.length > 1 && this.options.retryAlone?.(error) === true) {
-        await Promise.all(batch.map((call) => this.settle([call])));
+        // One after another, in the batch's order: of two calls for one row (an id given twice,
+        // where the statement keeps the first), the first is written first, as in the batch.
+        for (const call of batch) await this.settle([call]);
       } else {
         for (const call of batch) call.reject(error);
       }

@@ -64,6 +64,30 @@ describe('Batcher', () => {
     expect(batches).to.deep.equal([[1, 2, 3], [1], [2], [3]]);
   });
 
+  it('writes the calls of a failed batch alone one after another, in their order', async () => {
+    const steps: string[] = [];
+    const write = async (inputs: readonly number[]) => {
+      steps.push(`start ${inputs.join(',')}`);
+      // A round trip's worth of turns, so that a write started alongside would show in between.
+      for (let turn = 0; turn < 3; turn += 1) await new Promise((r) => setImmediate(r));
+      steps.push(`end ${inputs.join(',')}`);
+      if (inputs.length > 1) throw Object.assign(new Error('refused'), { code: '23505' });
+      return inputs.map((n) => n * 2);
+    };
+    const batcher = new Batcher({ write, retryAlone: isDataError });
+    expect(await settled([1, 2, 3].map((n) => batcher.run(n)))).to.deep.equal([2, 4, 6]);
+    expect(steps).to.deep.equal([
+      'start 1,2,3',
+      'end 1,2,3',
+      'start 1',
+      'end 1',
+      'start 2',
+      'end 2',
+      'start 3',
+      'end 3',
+    ]);
+  });
+
   it('fails the whole batch when its write answers another number of results (a bug)', async () => {
     const batcher = new Batcher({ write: async (inputs: readonly number[]) => inputs.slice(1) });
     const answers = await settled([1, 2].map((n) => batcher.run(n)));
