@@ -180,9 +180,10 @@ export function sendPacerContract(name: string, open: () => Promise<SendPacerFix
     });
 
     it('gives every one of many concurrent askers its own slot', async () => {
-      // Slots half a second apart (all booked ahead, nothing waited for): the answers' timing
-      // (below) would have to stall a quarter of a second to be mistaken for them.
-      const rate: SendRate = { limit: 2, windowMs: 1000 };
+      // Slots 2.2 s apart (all booked ahead, within the minute the askers would wait; nothing
+      // is waited for): an answer would have to reach this process over a second later than
+      // the next one's for the check below to mistake it (see there).
+      const rate: SendRate = { limit: 1, windowMs: 2000 };
       const { pacer, peer } = fx.pacers({ mailgun: rate });
       const slot = slotMs(rate);
       const start = performance.now();
