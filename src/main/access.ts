@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { isIP } from 'node:net';
 import { ContainerModule } from 'inversify';
 import type { Container } from 'inversify';
 import { ApiKeys } from '../application/api-keys.js';
@@ -59,15 +58,6 @@ export const accessModule = (config: Config, database: OpenDatabase) =>
         }),
     );
   });
-
-/** True for an address only this machine can reach: 127.0.0.0/8, ::1, `localhost`. */
-export function isLoopback(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (bare === 'localhost' || bare.endsWith('.localhost')) return true;
-  if (isIP(bare) === 4) return bare.startsWith('127.');
-  if (isIP(bare) === 6) return bare === '::1' || /^::ffff:127\./.test(bare);
-  return false;
-}
 
 /** The guarded policy of `email server` (and of `email dev` on a reachable address). */
 export function guardedAccess(container: Container, log: Logger): AccessPolicy {

@@ -36,6 +36,7 @@ import type { WatchEmail } from './status-routes.js';
 import { mountStatusRoutes } from './status-routes.js';
 import type { WatchAllEmails } from './email-list-routes.js';
 import { mountEmailListRoutes } from './email-list-routes.js';
+import { loopbackHostsOnly } from './loopback.js';
 
 export interface HttpDeps {
   readonly requestEmail: EmailRequester;
@@ -122,6 +123,9 @@ export function createHttpApp(deps: HttpDeps): Koa {
   const router = new Router();
   const access = deps.access ?? { mode: 'open' };
   const guards = createGuards(access);
+  // Open (nothing to sign in to) only because only this machine can reach it: then only by a
+  // loopback name, which a DNS-rebinding page cannot send (see loopbackHostsOnly).
+  if (access.mode === 'open') router.use(loopbackHostsOnly());
 
   if (access.mode === 'guarded') {
     mountLoginRoutes(router, { operators: access.operators, guards, csrf, log: deps.log });
