@@ -28,7 +28,8 @@ export interface ProviderReport {
 
 /**
  * `recorded`: news, written and announced; `repeated`: known already (a provider sends at least
- * once); `unknown`: no such email here (another installation's, or deleted by retention).
+ * once); `unknown`: no such email here (another installation's, or deleted by retention), or a
+ * report on an address the email was not sent to.
  */
 export type RecordOutcome = 'recorded' | 'repeated' | 'unknown';
 
@@ -89,6 +90,15 @@ export class RecordProviderEvent {
     status: EmailStatus,
   ): TE.TaskEither<StoreUnavailable, RecordOutcome> {
     const recipient = this.ourAddress(report.recipient, status);
+    if (recipient === undefined) {
+      // Not an address this email went to: recording it would show a stranger's bounce or
+      // complaint on the email, pass it on to webhooks and suppress that address on its word.
+      this.log.info(
+        { emailId: report.emailId, event: report.kind, source: report.source },
+        'A provider reported on an address the email was not sent to; ignored',
+      );
+      return TE.right('unknown');
+    }
     const event: ProviderReported = {
       type: 'ProviderReported',
       id: status.id,
@@ -137,15 +147,15 @@ export class RecordProviderEvent {
 
   /**
    * The email's own spelling of the reported mailbox (its display name, its domain as given),
-   * so the report lands on that recipient; the provider's spelling when none matches.
+   * so the report lands on that recipient; undefined when the email was not sent to it.
    */
-  private ourAddress(reported: EmailAddress, status: EmailStatus): EmailAddress {
+  private ourAddress(reported: EmailAddress, status: EmailStatus): EmailAddress | undefined {
     const key = (a: EmailAddress): string => mailboxKey(a, this.options.domainToAscii);
     const exact = status.recipients.find((r) => key(r.address) === key(reported));
     // Providers may lower-case the local part, which mailbox keys keep as given.
     const loose =
       exact ??
       status.recipients.find((r) => key(r.address).toLowerCase() === key(reported).toLowerCase());
-    return loose?.address ?? reported;
+    return loose?.address;
   }
 }

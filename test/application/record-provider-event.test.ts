@@ -64,6 +64,24 @@ describe('RecordProviderEvent', () => {
     expect((await right(fx.emails.store.list({ limit: 10 }))).data).to.deep.equal([]);
   });
 
+  it('answers unknown for an address the email was not sent to, and records nothing', async () => {
+    const fx = setup();
+    const email = await fx.sentEmail(
+      aRequest({ to: ['ada@example.org'], cc: ['bob@example.org'] }),
+    );
+    const before = await fx.statusOf(email);
+    for (const kind of ['complained', 'bounced', 'delivered'] as const) {
+      const result = await fx.useCase.execute(report(email, 'nobody@example.org', kind))();
+      expect(result).to.deep.equal(E.right('unknown'));
+    }
+    expect(await fx.statusOf(email)).to.deep.equal(before);
+    expect(fx.events.events).to.deep.equal([]);
+    expect(await fx.listed()).to.deep.equal([]);
+    expect(fx.log.lines.map((l) => l.message)).to.include(
+      'A provider reported on an address the email was not sent to; ignored',
+    );
+  });
+
   it('records a delivery on its recipient, announces it once, and takes a repeat as known', async () => {
     const fx = setup();
     const email = await fx.sentEmail(aRequest({ to: ['Ada Lovelace <ada@example.org>'] }));

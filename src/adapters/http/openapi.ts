@@ -661,7 +661,7 @@ const schemas: Record<string, Json> = {
       result: {
         enum: ['recorded', 'repeated', 'unknown', 'ignored'],
         description:
-          '`recorded`: news, written; `repeated`: known already; `unknown`: not an email of this service (or one deleted since); `ignored`: an event this service does not follow (opened, clicked, accepted…).',
+          '`recorded`: news, written; `repeated`: known already; `unknown`: not an email of this service (or one deleted since), or an address it was not sent to; `ignored`: an event this service does not follow (opened, clicked, accepted…).',
       },
     },
   },
