@@ -77,7 +77,11 @@ async function everything(
   let cursor: string | undefined;
   do {
     const page = await list.list(500, cursor)();
-    if (E.isLeft(page)) return E.left(page.left.reason);
+    if (E.isLeft(page)) {
+      // The cursors are the list's own, handed straight back: refusing one is a bug.
+      if (page.left._tag === 'InvalidCursor') throw new Error('the list refused its own cursor');
+      return E.left(page.left.reason);
+    }
     all.push(...page.right.entries);
     cursor = page.right.nextCursor;
   } while (cursor !== undefined);

@@ -1,6 +1,8 @@
 // One suite for every SuppressionList: an address is on the list once (its first entry stands),
 // one look-up answers for many addresses, and pages go newest first without gaps or repeats.
 import { expect } from 'chai';
+import * as E from 'fp-ts/lib/Either.js';
+import { invalidCursor } from '../../src/application/ports/email-log.js';
 import type { Suppression, SuppressionList } from '../../src/application/ports/suppression-list.js';
 import { later } from '../support/builders.js';
 import { right } from './email-log.contract.js';
@@ -165,10 +167,10 @@ export function suppressionListContract(
       ]);
     });
 
-    it('ends the list on a cursor it never wrote, rather than starting again', async () => {
+    it('refuses a cursor it never wrote as InvalidCursor, neither an end nor a first page', async () => {
       await add(entry('ada@example.org'));
-      for (const cursor of ['nonsense', 'W10', Buffer.from('[1,2]').toString('base64url')]) {
-        expect(await right(fx.list.list(10, cursor)), cursor).to.deep.equal({ entries: [] });
+      for (const cursor of ['', 'nonsense', 'W10', Buffer.from('[1,2]').toString('base64url')]) {
+        expect(await fx.list.list(10, cursor)(), cursor).to.deep.equal(E.left(invalidCursor));
       }
     });
   });

@@ -1,5 +1,6 @@
 import type Router from '@koa/router';
 import * as E from 'fp-ts/lib/Either.js';
+import type { InvalidCursor, StoreUnavailable } from '../../application/ports/email-log.js';
 import { pipe } from 'fp-ts/lib/function.js';
 import type { Context, Middleware } from 'koa';
 import type {
@@ -86,6 +87,20 @@ const storeDown = (reason: string): Problem => ({
   message: `The suppression list did not answer (${reason}); nothing was changed. Try again in a few seconds.`,
   retryAfterSeconds: RETRY_AFTER_SECONDS,
 });
+
+/** A `?cursor=` the list never wrote: said as such, never answered as an empty last page. */
+const BAD_CURSOR: Problem = {
+  status: 400,
+  code: 'invalid_request',
+  title: 'Not a page of the suppression list',
+  message:
+    'The cursor is not one this list gave: use next_cursor from an earlier page as it was, or leave cursor out for the first page.',
+  fields: { cursor: 'must be a next_cursor from an earlier page' },
+};
+
+/** What a failed `list` deserves: a 400 for a cursor never written, else a 503. */
+const listProblem = (error: StoreUnavailable | InvalidCursor): Problem =>
+  error._tag === 'InvalidCursor' ? BAD_CURSOR : storeDown(error.reason);
 
 const NOT_LISTED: Problem = {
   status: 404,
@@ -190,7 +205,7 @@ export function mountSuppressionRoutes(router: Router, options: SuppressionRoute
       return sendProblem(ctx, invalid(fields));
     }
     const page = await suppressions.list(SUPPRESSIONS_PAGE_SIZE, cursor)();
-    if (E.isLeft(page)) return sendProblem(ctx, storeDown(page.left.reason));
+    if (E.isLeft(page)) return sendProblem(ctx, listProblem(page.left));
     const body: SuppressionPageBody = {
       data: page.right.entries.map(asBody),
       next_cursor: page.right.nextCursor ?? null,
@@ -348,8 +363,10 @@ function suppressionPages(options: SuppressionRoutesOptions, csrf: Csrf): Suppre
   ): Promise<void> {
     const page = await suppressions.list(SUPPRESSIONS_PAGE_SIZE, cursor)();
     if (E.isLeft(page)) {
-      log.warn({ reason: page.left.reason }, 'Suppression list not read');
-      return problem(ctx, storeDown(page.left.reason));
+      if (page.left._tag !== 'InvalidCursor') {
+        log.warn({ reason: page.left.reason }, 'Suppression list not read');
+      }
+      return problem(ctx, listProblem(page.left));
     }
     const { csrfToken, account } = formContext(ctx, guards, csrf);
     const view: SuppressionsView = {

@@ -1,5 +1,6 @@
 import * as TE from 'fp-ts/lib/TaskEither.js';
-import type { StoreUnavailable } from '../../application/ports/email-log.js';
+import type { InvalidCursor, StoreUnavailable } from '../../application/ports/email-log.js';
+import { invalidCursor } from '../../application/ports/email-log.js';
 import type {
   Suppression,
   SuppressionList,
@@ -19,7 +20,7 @@ const newestFirst = (a: SuppressionPosition, b: SuppressionPosition): number =>
 /**
  * The suppression list of one process: for unit tests and `memory` runs. It passes the same
  * contract suite as `SqlSuppressionList` (`test/contracts/`): the first entry of an address
- * stands, and pages follow the same order and end the same way on a cursor it never wrote.
+ * stands, and pages follow the same order and refuse a cursor it never wrote alike.
  */
 export class InMemorySuppressionList implements SuppressionList {
   private readonly entries = new Map<string, Suppression>();
@@ -40,10 +41,10 @@ export class InMemorySuppressionList implements SuppressionList {
     return TE.fromIO(() => new Set(addresses.filter((a) => this.entries.has(a))));
   }
 
-  list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable, Page> {
+  list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable | InvalidCursor, Page> {
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    if (cursor !== undefined && after === undefined) return TE.left(invalidCursor);
     return TE.fromIO((): Page => {
-      const after = cursor === undefined ? undefined : decodeCursor(cursor);
-      if (cursor !== undefined && after === undefined) return { entries: [] };
       const sorted = [...this.entries.values()]
         .filter((e) => after === undefined || newestFirst(after, e) < 0)
         .sort(newestFirst);

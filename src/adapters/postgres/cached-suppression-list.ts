@@ -2,7 +2,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import type * as TE from 'fp-ts/lib/TaskEither.js';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import type { StoreUnavailable } from '../../application/ports/email-log.js';
+import type { InvalidCursor, StoreUnavailable } from '../../application/ports/email-log.js';
 import type {
   Suppression,
   SuppressionList,
@@ -227,7 +227,10 @@ export class CachedSuppressionList implements SuppressionList {
     return () => Promise.resolve(answer);
   }
 
-  list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable, SuppressionPage> {
+  list(
+    limit: number,
+    cursor?: string,
+  ): TE.TaskEither<StoreUnavailable | InvalidCursor, SuppressionPage> {
     return this.inner.list(limit, cursor);
   }
 

@@ -1,5 +1,6 @@
-import type * as TE from 'fp-ts/lib/TaskEither.js';
-import type { StoreUnavailable } from '../../application/ports/email-log.js';
+import * as TE from 'fp-ts/lib/TaskEither.js';
+import type { InvalidCursor, StoreUnavailable } from '../../application/ports/email-log.js';
+import { invalidCursor } from '../../application/ports/email-log.js';
 import type {
   Suppression,
   SuppressionList,
@@ -107,11 +108,11 @@ export class SqlSuppressionList implements SuppressionList {
     });
   }
 
-  /** A cursor this list never wrote ends the list: an empty last page, not the first again. */
-  list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable, Page> {
+  /** A cursor this list never wrote is `InvalidCursor`: neither the end nor the first page. */
+  list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable | InvalidCursor, Page> {
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    if (cursor !== undefined && after === undefined) return TE.left(invalidCursor);
     return attempt(async (): Promise<Page> => {
-      if (cursor !== undefined && after === undefined) return { entries: [] };
       const rows = await this.sql.query<SuppressionRow>(
         `SELECT address, reason, detail, created_at FROM suppressions
           ${after === undefined ? '' : 'WHERE (created_at, address) < ($2::timestamptz, $3)'}

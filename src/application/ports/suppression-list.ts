@@ -1,5 +1,5 @@
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
-import type { StoreUnavailable } from './email-log.js';
+import type { InvalidCursor, StoreUnavailable } from './email-log.js';
 
 /** Why an address is on the list: a provider's report, or an operator's hand. */
 export const SUPPRESSION_REASONS = ['bounce', 'complaint', 'unsubscribe', 'manual'] as const;
@@ -66,7 +66,11 @@ export interface SuppressionList {
   suppressed(addresses: readonly string[]): TaskEither<StoreUnavailable, ReadonlySet<string>>;
   /**
    * Entries newest first, `limit` a page; `cursor` is the previous page's `nextCursor` (opaque,
-   * the store's own); `nextCursor` is absent on the last page.
+   * the store's own); `nextCursor` is absent on the last page. A cursor the list never wrote is
+   * `InvalidCursor` (a 400), never an empty page a client would take for the end of the list.
    */
-  list(limit: number, cursor?: string): TaskEither<StoreUnavailable, SuppressionPage>;
+  list(
+    limit: number,
+    cursor?: string,
+  ): TaskEither<StoreUnavailable | InvalidCursor, SuppressionPage>;
 }

@@ -232,6 +232,20 @@ describe('the suppression list over HTTP', () => {
       });
       const wrong = await send('/suppressions?page=2', 'GET');
       expect(wrong.status).to.equal(400);
+      // A cursor the list never gave is a mistake to fix, not an empty last page.
+      for (const cursor of ['zzz', '', 'AAAA']) {
+        const res = await send(`/suppressions?cursor=${cursor}`, 'GET');
+        expect(res.status, cursor).to.equal(400);
+        const { error } = (await res.json()) as ErrorBody;
+        expect(error.fields).to.deep.equal({
+          cursor: 'must be a next_cursor from an earlier page',
+        });
+      }
+      const page = await send('/suppressions?cursor=zzz', 'GET', undefined, {
+        accept: 'text/html',
+      });
+      expect(page.status).to.equal(400);
+      expect(await page.text()).to.include('The cursor is not one this list gave');
     });
 
     it('answers 503 while the list does not answer, and changes nothing', async () => {
