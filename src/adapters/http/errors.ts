@@ -149,6 +149,9 @@ const isDecompressionError = (e: HttpErrorLike): boolean =>
 /** inflation's words for an encoding it does not know; the encoding is the client's header. */
 const UNSUPPORTED_ENCODING = /^Unsupported Content-Encoding: /;
 
+/** @hapi/bourne's error (lib/index.js) for a `__proto__` key, with `protoAction: 'error'`. */
+const PROTO_KEY_REFUSED = 'Object contains forbidden prototype property';
+
 /** Maps what libraries throw at bad input to a problem; anything else is a bug: 500. */
 function classify(err: unknown, bodyLimitBytes: number): Problem {
   const e = asHttpError(err);
@@ -169,6 +172,17 @@ function classify(err: unknown, bodyLimitBytes: number): Problem {
       title: 'Unsupported content encoding',
       message:
         'This Content-Encoding is not supported: send the body uncompressed, or with gzip, deflate or br.',
+    };
+  }
+  // Valid JSON, refused by the parser (@hapi/bourne, under koa-body) because a `__proto__` key
+  // could poison an object's prototype: not "malformed", and what to rename is said.
+  if (err instanceof SyntaxError && status === 400 && err.message === PROTO_KEY_REFUSED) {
+    return {
+      status: 400,
+      code: 'invalid_request',
+      title: 'A key is not accepted',
+      message:
+        'The request has a key named "__proto__", which is not accepted anywhere in a request (it could change how the server reads the other keys): rename or remove it.',
     };
   }
   // koa-body raises a bare SyntaxError, status 400 and not exposed, for a body that is not JSON.

@@ -65,11 +65,26 @@ describe('HTTP JSON API (POST /emails)', () => {
   });
 
   it('answers malformed JSON with 400 malformed_json', async () => {
-    for (const body of ['{"to": ', '{"__proto__": {"x": 1}}', 'nope']) {
+    for (const body of ['{"to": ', 'nope']) {
       const res = await postJson(h, body);
       expect(res.status, body).to.equal(400);
       expect((await errorOf(res)).code).to.equal('malformed_json');
     }
+  });
+
+  it('refuses a __proto__ key anywhere as such, not as malformed JSON', async () => {
+    const bodies = [
+      '{"__proto__": {"x": 1}}',
+      '{"to": "ada@example.com", "subject": "s", "text": "t", "metadata": {"__proto__": "x"}}',
+    ];
+    for (const body of bodies) {
+      const res = await postJson(h, body);
+      expect(res.status, body).to.equal(400);
+      const error = await errorOf(res);
+      expect(error.code).to.equal('invalid_request');
+      expect(error.message).to.include('a key named "__proto__"');
+    }
+    expect(published(h)).to.deep.equal([]);
   });
 
   it('answers a body over 1 MB with 413 too_large', async () => {
