@@ -70,7 +70,7 @@ function headerRows(request: EmailRequest, defaultFrom: EmailAddress): Html {
       'From',
       request.from !== undefined
         ? request.from
-        : markup`${defaultFrom} <span class="message-note">(the service's MAIL_FROM)</span>`,
+        : markup`${defaultFrom} <span class="message-note">(the service's default sender)</span>`,
     ],
     ['To', list(request.to)],
   ];

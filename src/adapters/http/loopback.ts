@@ -54,7 +54,7 @@ export function loopbackHostsOnly() {
       message:
         header === undefined
           ? 'This development server needs a Host header naming a loopback address (localhost, 127.0.0.1 or [::1]).'
-          : `This development server answers only requests addressed to localhost, 127.0.0.1 or [::1], not to ${JSON.stringify(quoted)}: open it by one of those names. To reach it from elsewhere, give HOST a reachable address; it then asks for API keys and a sign-in, as email server does.`,
+          : `This development server answers only requests addressed to localhost, 127.0.0.1 or [::1], not to ${JSON.stringify(quoted)}: open it by one of those names. To reach it from elsewhere, run it on a reachable address: it then asks for API keys and a sign-in, as email server does.`,
     });
     return Promise.resolve();
   };

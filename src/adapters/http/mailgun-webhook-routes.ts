@@ -110,7 +110,7 @@ function checkSignature(
     return E.left(
       refused(
         'invalid_signature',
-        'The signature does not match: check that MAILGUN_WEBHOOK_SIGNING_KEY is the webhook signing key of this Mailgun domain.',
+        'The signature does not match: the signing key this service checks with is not the HTTP webhook signing key of this Mailgun domain (its control panel shows it with the webhooks).',
       ),
     );
   }

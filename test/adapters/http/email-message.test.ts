@@ -152,7 +152,7 @@ describe('An email’s message over HTTP', () => {
       });
       const { text } = await visitor.get(`/emails/${id}`);
       expect(text).to.contain('Email Example &lt;noreply@example.com&gt;');
-      expect(text).to.contain("(the service's MAIL_FROM)");
+      expect(text).to.contain("(the service's default sender)");
       expect(text).to.contain('Made from the HTML part');
       expect(text).to.match(/<pre class="message-text"[^>]*>Hello you<\/pre>/);
     });
