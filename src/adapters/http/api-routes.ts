@@ -44,8 +44,16 @@ export interface SuppressedBody extends ApiErrorBody {
 }
 
 /**
- * Only application/json (any charset parameter) is read; refusing early skips reading the body.
- * `what` says what to send: "the request", "the batch: a list of emails".
+ * Whether a `charset` parameter of a JSON body names UTF-8 (or is absent): JSON exchanged between
+ * systems is UTF-8 (RFC 8259 §8.1), and the body parser reads nothing else faithfully; another
+ * charset's bytes would be decoded as UTF-8 and its letters turned into U+FFFD.
+ */
+const isUtf8Charset = (charset: string): boolean =>
+  charset === '' || /^utf-?8$/i.test(charset.trim());
+
+/**
+ * Only application/json in UTF-8 is read; refusing early skips reading the body. `what` says
+ * what to send: "the request", "the batch: a list of emails".
  */
 export function requireJson(what = 'the request') {
   // Not async: `next()`'s promise is the answer (koa-compose turns a throw into a rejection).
@@ -56,6 +64,15 @@ export function requireJson(what = 'the request') {
         code: 'unsupported_media_type',
         title: 'Unsupported content type',
         message: `Send ${what} as application/json.`,
+      });
+      return Promise.resolve();
+    }
+    if (!isUtf8Charset(ctx.request.charset)) {
+      sendProblem(ctx, {
+        status: 415,
+        code: 'unsupported_media_type',
+        title: 'Unsupported character set',
+        message: `Send ${what} as application/json in UTF-8 (charset=utf-8, or no charset): other character sets are not read.`,
       });
       return Promise.resolve();
     }

@@ -103,6 +103,33 @@ describe('HTTP JSON API (POST /emails)', () => {
     expect(published(h)).to.deep.equal([]);
   });
 
+  it('reads JSON in UTF-8 only: another declared charset is a 415, not mangled letters', async () => {
+    const latin1 = Buffer.from(JSON.stringify({ ...valid, subject: 'café' }), 'latin1');
+    for (const charset of ['iso-8859-1', 'bogus', 'utf-16']) {
+      const res = await fetch(`${h.url}/emails`, {
+        method: 'POST',
+        headers: { 'content-type': `application/json; charset=${charset}` },
+        body: latin1,
+      });
+      expect(res.status, charset).to.equal(415);
+      const error = await errorOf(res);
+      expect(error.code).to.equal('unsupported_media_type');
+      expect(error.message).to.include('in UTF-8');
+    }
+    expect(published(h)).to.deep.equal([]);
+    for (const charset of ['UTF-8', 'utf8', '"utf-8"']) {
+      const res = await postJson(
+        h,
+        { ...valid, subject: 'café' },
+        {
+          'content-type': `application/json; charset=${charset}`,
+        },
+      );
+      expect(res.status, charset).to.equal(202);
+    }
+    expect(h.queue.published.map((r) => r.subject)).to.deep.equal(['café', 'café', 'café']);
+  });
+
   it('answers a repeated Idempotency-Key with the first answer, publishing nothing', async () => {
     const first = await postJson(h, valid, { 'idempotency-key': 'order-42' });
     const second = await postJson(h, valid, { 'idempotency-key': 'order-42' });
