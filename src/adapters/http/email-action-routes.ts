@@ -51,6 +51,14 @@ interface Refusal {
   readonly retryAfterSeconds?: number;
 }
 
+/** A resend posted without its confirmation page's one-time number (`_nonce`). */
+const INCOMPLETE_RESEND: Refusal = {
+  status: 400,
+  title: 'The form was incomplete',
+  message:
+    'The form was incomplete, so nothing was resent. Open the email’s Resend page again and press Resend there.',
+};
+
 /** What an action did: the email whose page comes next, and the notice it shows. */
 interface Done {
   readonly id: string;
@@ -357,8 +365,12 @@ export function mountEmailActionRoutes(router: Router, options: EmailActionRoute
   if (resendEmail !== undefined) {
     mount('resend', (ctx, id) => {
       const nonce = formField(ctx, '_nonce');
-      const key = typeof nonce === 'string' && FORM_NONCE.test(nonce) ? nonce : undefined;
-      return settle(resendEmail.execute(id, key), resendRefusal, (resent) => ({
+      // The confirmation page's one-time number is what makes a second press (a double click,
+      // Back and resubmit) the same resend: without it every post would be a new email.
+      if (typeof nonce !== 'string' || !FORM_NONCE.test(nonce)) {
+        return Promise.resolve(E.left(INCOMPLETE_RESEND));
+      }
+      return settle(resendEmail.execute(id, nonce), resendRefusal, (resent) => ({
         id: resent.id,
         done: resent.suppressed !== undefined ? 'resent-partly' : 'resent',
       }));

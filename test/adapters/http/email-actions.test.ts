@@ -170,6 +170,17 @@ describe('The actions on an email’s page', () => {
       expect((await statusOf(old)).resentAs).to.deep.equal([fresh]);
       // Its confirmation page now says it was resent already.
       expect((await visitor.get(`/emails/${old}/resend`)).text).to.contain('It was resent already');
+
+      // Without the page's one-time number a post could not be told from the next: refused.
+      for (const nonce of [undefined, '', 'short']) {
+        const incomplete = await visitor.post(`/emails/${old}/resend`, {
+          _csrf: fields._csrf ?? '',
+          ...(nonce === undefined ? {} : { _nonce: nonce }),
+        });
+        expect(incomplete.status, String(nonce)).to.equal(400);
+        expect(incomplete.text).to.contain('so nothing was resent');
+      }
+      expect((await statusOf(old)).resentAs).to.deep.equal([fresh]);
     });
 
     it('leaves out the recipients on the suppression list, and says so', async () => {
