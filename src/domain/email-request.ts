@@ -319,6 +319,13 @@ const KNOWN_FIELD_NAMES = [
 ];
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(KNOWN_FIELD_NAMES);
 
+/**
+ * The Unicode bidirectional embedding, override and isolate controls (Unicode UAX #9 §2.1, §2.4;
+ * the "Trojan Source" characters of CVE-2021-42574). In a file name they reorder what a mail
+ * program shows, so that an executable passes for a document; nothing a real name needs.
+ */
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/;
+
 function filenameProblem(name: string): string | undefined {
   if (name.trim() === '') return 'is required';
   const text = textProblem(name);
@@ -326,6 +333,9 @@ function filenameProblem(name: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'must not contain control characters';
   if (/[/\\]/.test(name)) return 'must be a file name, without / or \\';
+  if (BIDI_CONTROLS.test(name)) {
+    return 'must not contain bidirectional controls (U+202A to U+202E, U+2066 to U+2069): they make a name such as "invoice\u202Efdp.exe" show as "invoiceexe.pdf"';
+  }
   if (longerThan(name, MAX_FILENAME_CHARS)) {
     return `is longer than ${MAX_FILENAME_CHARS} characters`;
   }
@@ -552,11 +562,19 @@ function parseAttachments(value: unknown, errors: Errors): DraftAttachment[] | u
     }
     const { filename, content, content_type: contentType, content_id: contentId } = item;
     const nameProblem =
-      typeof filename === 'string' ? filenameProblem(filename) : 'is required (a string)';
+      typeof filename === 'string'
+        ? filenameProblem(filename)
+        : filename === undefined
+          ? 'is required (a string)'
+          : 'must be a string';
     if (nameProblem !== undefined) errors[`${at}.filename`] = nameProblem;
     const compact = typeof content === 'string' ? content.replace(/[\r\n \t]/g, '') : undefined;
-    if (compact === undefined) errors[`${at}.content`] = 'is required: the file, base64-encoded';
-    else if (compact === '' || !isBase64(compact)) {
+    if (compact === undefined) {
+      errors[`${at}.content`] =
+        content === undefined
+          ? 'is required: the file, base64-encoded'
+          : 'must be a string: the file, base64-encoded';
+    } else if (compact === '' || !isBase64(compact)) {
       errors[`${at}.content`] =
         compact === '' ? 'is empty' : 'is not valid base64 (RFC 4648, with padding)';
     }

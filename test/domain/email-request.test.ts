@@ -530,6 +530,12 @@ describe('EmailRequest', () => {
       ['a filename with BEL', { filename: 'a\u0007.pdf' }, 'filename'],
       ['a filename with a C1 control', { filename: 'a\u0085.pdf' }, 'filename'],
       ['a 256-character filename', { filename: 'x'.repeat(256) }, 'filename'],
+      [
+        'a filename with a right-to-left override',
+        { filename: 'invoice\u202Efdp.exe' },
+        'filename',
+      ],
+      ['a filename with a bidirectional isolate', { filename: 'a\u2067b.pdf' }, 'filename'],
       ['no content', { content: undefined }, 'content'],
       ['content that is not a string', { content: 42 }, 'content'],
       ['empty content', { content: '' }, 'content'],
@@ -560,6 +566,19 @@ describe('EmailRequest', () => {
         refusedOn(withAttachments(anAttachment(), anAttachment(change)), [`attachments[1].${key}`]);
       });
     }
+
+    it('says a filename or content of another type must be a string, not that it is missing', () => {
+      const given = fieldsOf(withAttachments(anAttachment({ filename: 5, content: [1] })));
+      expect(given['attachments[0].filename']).to.equal('must be a string');
+      expect(given['attachments[0].content']).to.equal(
+        'must be a string: the file, base64-encoded',
+      );
+      const missing = fieldsOf(
+        withAttachments(anAttachment({ filename: undefined, content: undefined })),
+      );
+      expect(missing['attachments[0].filename']).to.equal('is required (a string)');
+      expect(missing['attachments[0].content']).to.equal('is required: the file, base64-encoded');
+    });
 
     it('accepts media types with parameters, quoted or not', () => {
       for (const type of [

@@ -136,7 +136,11 @@ export function parseReplay(body: unknown): E.Either<FieldErrors, ReplaySelectio
     put(fields, 'reason', `must be one of ${REASONS_TEXT}`);
   }
   if (id !== undefined && all !== undefined) {
-    put(fields, 'all', 'give either id (one letter) or all (every letter), not both');
+    put(
+      fields,
+      'all',
+      'cannot be given with id: give either id (one letter) or all (every letter)',
+    );
   } else if (id === undefined && all === undefined) {
     put(fields, 'id', 'give id (one letter) or "all": true (every letter)');
   }
