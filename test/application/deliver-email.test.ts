@@ -625,6 +625,34 @@ describe('DeliverEmail with a suppression list', () => {
     expect(sender.sent.map((r) => r.to)).to.deep.equal([['ada@example.com']]);
   });
 
+  it('sends to cc and bcc alone, with no To, once every To recipient is on the list', async () => {
+    const copied = aRequest({
+      id: 'deliver-cc-1',
+      to: ['dan@example.com'],
+      cc: ['carol@example.com'],
+      bcc: ['eve@example.com'],
+    });
+    const list = new InMemorySuppressionList();
+    await list.add({ address: 'dan@example.com', reason: 'manual', createdAt: new Date(0) })();
+    const sender = new ScriptedSender([sent('<p1@mailgun>')]);
+    const emails = new InMemoryEmailLog();
+    await emails.record(copied)();
+    const useCase = new DeliverEmail(
+      sender,
+      emails,
+      new RecordingEvents(),
+      new InMemoryDeliveryLedger(),
+      policy,
+      fixedClock(),
+      new RecordingLogger(),
+      { holder: 'worker-a', suppressions: list },
+    );
+    expect(await useCase.execute(aTask({ request: copied }))()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent.map((r) => [r.to, r.cc, r.bcc])).to.deep.equal([
+      [[], ['carol@example.com'], ['eve@example.com']],
+    ]);
+  });
+
   it('does not take back a send the ledger knows, whatever the list says since', async () => {
     const { useCase, sender, list, events, status } = await suppressing();
     await useCase.execute(task())();

@@ -434,6 +434,31 @@ describe('RequestEmail', () => {
       ]);
     });
 
+    it('sends to cc and bcc alone, with no To, when every To recipient is suppressed', async () => {
+      await suppress('ada@example.com', 'bob@example.com');
+      const result = await suppressing.execute(three)();
+      expect(result).to.deep.equal(
+        E.right({
+          id: 'email-00000001',
+          repeated: false,
+          status: 'queued',
+          suppressed: ['Ada <ada@example.com>', 'bob@example.com'],
+        }),
+      );
+      const queued = queue.published[0];
+      expect([queued?.to, queued?.cc, queued?.bcc]).to.deep.equal([
+        [],
+        ['carol@example.com'],
+        ['dan@example.com'],
+      ]);
+      expect((await statusOfEmail('email-00000001'))?.recipients).to.deep.equal([
+        { address: 'carol@example.com', status: 'queued' },
+        { address: 'dan@example.com', status: 'queued' },
+        { address: 'Ada <ada@example.com>', status: 'suppressed' },
+        { address: 'bob@example.com', status: 'suppressed' },
+      ]);
+    });
+
     it('answers as before, without a suppressed list, when nobody is on the list', async () => {
       await suppress('zed@example.com');
       const result = await suppressing.execute(three)();
