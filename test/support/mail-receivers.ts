@@ -100,6 +100,8 @@ export interface SmtpReceiver {
   failNext(fault: SmtpFault): void;
   /** RCPT TO for this address is refused with this code (e.g. 550, 452). */
   refuseRecipient(address: string, code: number): void;
+  /** From now on, every DATA is answered `ms` after it arrived: a slow server. */
+  answerAfter(ms: number): void;
   readonly authAttempts: { user: string; pass: string }[];
   close(): Promise<void>;
 }
@@ -121,6 +123,7 @@ export async function startSmtpReceiver(auth?: {
   const refused = new Map<string, number>();
   const authAttempts: { user: string; pass: string }[] = [];
   let queued = 0;
+  let answerDelayMs = 0;
 
   const server = new SMTPServer({
     authOptional: auth === undefined,
@@ -146,9 +149,13 @@ export async function startSmtpReceiver(auth?: {
         if (fault === 'hang') return; // never answer the DATA
         if (fault === 'transient') return callback(smtpError('Try again later', 451));
         if (fault === 'permanent') return callback(smtpError('Message refused by policy', 550));
-        raw.push(Buffer.concat(chunks));
-        envelopes.push(session.envelope.rcptTo.map((r) => r.address));
-        callback(null, `Queued as Q${++queued}`);
+        const take = () => {
+          raw.push(Buffer.concat(chunks));
+          envelopes.push(session.envelope.rcptTo.map((r) => r.address));
+          callback(null, `Queued as Q${++queued}`);
+        };
+        if (answerDelayMs > 0) setTimeout(take, answerDelayMs);
+        else take();
       });
     },
   });
@@ -169,6 +176,7 @@ export async function startSmtpReceiver(auth?: {
     received: () => Promise.all(raw.map((r, i) => parseRaw(r, envelopes[i]))),
     failNext: (fault) => void faults.push(fault),
     refuseRecipient: (address, code) => void refused.set(address, code),
+    answerAfter: (ms) => void (answerDelayMs = ms),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -73,6 +73,27 @@ describe('SmtpEmailSender', () => {
   });
   const withAuth = (pass: string): string => receiver.url({ user: 'mailer', pass });
 
+  it('times a send from when it has a pooled connection, not while it waits for one', async () => {
+    // Twelve sends on two connections to a server that answers each DATA after 200 ms: the
+    // last pair waits about a second for a connection, longer than the 1000 ms a send may
+    // take. Timed from before that wait, they were cut off while the server took them.
+    receiver.answerAfter(200);
+    const sender = new SmtpEmailSender({
+      url: withAuth(PASSWORD),
+      from: FROM,
+      timeoutMs: 1000,
+      log,
+      ignoreTLS: true,
+      maxConnections: 2,
+    });
+    senders.push(sender);
+    const requests = Array.from({ length: 12 }, (_, i) => aRequest({ id: `smtp-pool-${i}-0` }));
+    const outcomes = await Promise.all(requests.map((r) => sender.send(r)()));
+    expect(outcomes.map((o) => o._tag)).to.deep.equal(requests.map(() => 'Sent'));
+    const arrived = (await receiver.received()).map((m) => m.emailId);
+    expect([...arrived].sort()).to.deep.equal(requests.map((r) => r.id).sort());
+  });
+
   it('authenticates with the URL credentials and sends without a pool too', async () => {
     const request = aRequest();
     const outcome = await open(withAuth('pa:ss w0rd/SECRET'), false).send(request)();
