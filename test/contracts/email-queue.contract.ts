@@ -333,6 +333,15 @@ export function emailQueueContract(name: string, open: () => Promise<QueueFixtur
       });
       await eventually(() => expect(first).to.have.length(1));
       await fx.source.stop(50);
+      if (fx.logger) {
+        // Cut off, so its email may go out twice: said, by id.
+        const warned = fx.logger.lines.filter(
+          (l) => l.level === 'warn' && l.message.startsWith('Stopping'),
+        );
+        expect(warned.map((l) => l.fields)).to.deep.equal([
+          { emailIds: [request.id], graceMs: 50 },
+        ]);
+      }
       const second = await consume();
       await eventually(() => expect(second).to.have.length(1));
       expect(second[0]!.request).to.deep.equal(request);

@@ -3,6 +3,7 @@ import { pipe } from 'fp-ts/lib/function.js';
 import * as t from 'io-ts';
 import type { DeadLetter, ReplaySelector } from '../../application/ports/dead-letter-box.js';
 import type { EmailTask } from '../../application/ports/email-task-source.js';
+import type { Logger } from '../../application/ports/system.js';
 import { AttemptRecord } from '../../domain/delivery.js';
 import { EmailRequest } from '../../domain/email-request.js';
 
@@ -243,4 +244,23 @@ function firstDeath(raw: unknown): { reason: string; queue: string; time?: strin
     queue: String(e.queue ?? 'unknown'),
     ...(typeof seconds === 'number' ? { time: new Date(seconds * 1000).toISOString() } : {}),
   };
+}
+
+/**
+ * Names the tasks still being handled when a stop's grace period ran out (`SHUTDOWN_GRACE_MS`),
+ * those already named as sent but unrecorded left out: their sends are cut off and their tasks
+ * go back to the queue, so an email the provider took meanwhile may go out twice.
+ */
+export function warnCutOff(
+  logger: Pick<Logger, 'warn'>,
+  handling: readonly string[],
+  named: readonly string[],
+  graceMs: number,
+): void {
+  const cut = handling.filter((id) => !named.includes(id));
+  if (cut.length === 0) return;
+  logger.warn(
+    { emailIds: cut, graceMs },
+    'Stopping with sends still under way after the grace period; their tasks go back to the queue, and an email the provider took meanwhile may be sent again',
+  );
 }

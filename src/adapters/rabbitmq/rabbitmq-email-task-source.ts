@@ -9,7 +9,13 @@ import type {
 import { redeliverPauseMs, sentButUnrecorded } from '../../application/ports/email-task-source.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { WireMessage } from '../messaging/task-message.js';
-import { HEADERS, decodeAttempt, decodeTask, undecodable } from '../messaging/task-message.js';
+import {
+  HEADERS,
+  decodeAttempt,
+  decodeTask,
+  undecodable,
+  warnCutOff,
+} from '../messaging/task-message.js';
 import { ChannelKeeper } from './channel-keeper.js';
 import type { RabbitMqConnection } from './connection.js';
 import { Dispositions } from './dispositions.js';
@@ -81,7 +87,8 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
   /** Tasks whose last answer was a Redeliver whose send went out, by email id (see stop()). */
   private readonly unrecorded = new Map<ConsumeMessage, string>();
   private readonly subscription: ChannelKeeper<Subscription>;
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Tasks being handled, each with its message's id (the email's, as every publisher sets it). */
+  private readonly inFlight = new Map<Promise<void>, string>();
   private readonly waitingForSlot: Array<() => void> = [];
   private running = 0;
   private readonly queue: string;
@@ -128,7 +135,7 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
       }
     }
     if (this.inFlight.size > 0) {
-      await Promise.race([Promise.allSettled([...this.inFlight]), sleep(graceMs)]);
+      await Promise.race([Promise.allSettled([...this.inFlight.keys()]), sleep(graceMs)]);
     }
     const unrecorded = [...this.unrecorded.values()];
     if (unrecorded.length > 0) {
@@ -138,6 +145,7 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
       );
       this.unrecorded.clear();
     }
+    warnCutOff(this.options.logger, [...this.inFlight.values()], unrecorded, graceMs);
     if (sub) {
       sub.abandoned = true;
       // Closing the channel hands every unacked task back to the broker for the next consumer.
@@ -186,7 +194,7 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
       return;
     }
     const work: Promise<void> = this.handleLogged(sub, msg, () => this.inFlight.delete(work));
-    this.inFlight.add(work);
+    this.inFlight.set(work, String(msg.properties.messageId ?? 'unknown'));
   }
 
   /**
