@@ -7,7 +7,7 @@ import { accessModule, guardedAccess } from './access.js';
 import type { OpenDatabase } from './database.js';
 import { openDatabase, openEmbeddedDatabase } from './database.js';
 import { coreModule, sqlQueueModule, sqlStoresModule, useCasesModule } from './modules.js';
-import { senderModule } from './senders.js';
+import { senderModule, warnUnusedSendRates } from './senders.js';
 import type { Running } from './runtime.js';
 import { deliveryHandler, portProblem, serveWeb, startRetention } from './runtime.js';
 import { startReleasingScheduled } from './scheduler.js';
@@ -51,6 +51,7 @@ async function run(config: Config, log: Logger, db: OpenDatabase): Promise<Runni
   const queue = resolve(container, 'SqlEmailQueue');
   const sender = resolve(container, 'EmailSender');
   log.info({ transport: sender.name, database: db.where }, 'Starting Queue Worker');
+  warnUnusedSendRates(config, log);
   const deliver = resolve(container, 'DeliverEmail');
   await tasks.consume(deliveryHandler(deliver));
   const webhooks = await startWebhooks(container, log, { inProcessEvents: true });

@@ -13,6 +13,27 @@ import { OutboxEmailSender } from '../adapters/outbox/outbox-email-sender.js';
 import { SmtpEmailSender } from '../adapters/smtp/smtp-email-sender.js';
 import { provide } from './services.js';
 
+/** The variable of each transport's rate. */
+const RATE_VARIABLES: Readonly<Partial<Record<TransportName, string>>> = {
+  mailgun: 'MAILGUN_RATE',
+  smtp: 'SMTP_RATE',
+};
+
+/**
+ * Warns, for a role that sends, about each rate set for a transport MAIL_TRANSPORT does not name
+ * (`SMTP_RATE` with `MAIL_TRANSPORT=mailgun`): valid, but never applied, which a person who set
+ * it would not expect. A warning, not a refusal: one environment may serve several roles.
+ */
+export function warnUnusedSendRates(config: Config, log: Logger): void {
+  for (const name of Object.keys(config.sendRates ?? {}) as TransportName[]) {
+    if (config.transports.includes(name)) continue;
+    log.warn(
+      { variable: RATE_VARIABLES[name], transports: config.transports },
+      `${RATE_VARIABLES[name]} is set, but MAIL_TRANSPORT does not name ${name}: that rate is not applied`,
+    );
+  }
+}
+
 function createOne(
   name: TransportName,
   config: Config,

@@ -3,7 +3,7 @@ import type { Config } from '../adapters/config/config.js';
 import { createOpsApp } from '../adapters/http/ops-app.js';
 import { openDatabase } from './database.js';
 import type { Running } from './runtime.js';
-import { senderModule } from './senders.js';
+import { senderModule, warnUnusedSendRates } from './senders.js';
 import {
   bridgeToBroker,
   brokerRoleContainer,
@@ -54,6 +54,7 @@ export async function startWorker(config: Config, log: Logger): Promise<Running>
     },
     'Starting Queue Worker',
   );
+  warnUnusedSendRates(config, log);
   await tasks.consume(deliveryHandler(deliver));
   // Its own channel and prefetch: a receiver that never answers cannot slow down sending.
   const webhooks = await startWebhooks(container, log, {

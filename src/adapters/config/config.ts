@@ -226,6 +226,21 @@ const urlOf = (schemes: string) => (raw: string) =>
   new RegExp(`^(${schemes})://\\S+$`).test(raw) && URL.canParse(raw);
 
 /**
+ * MAILGUN_API_BASE without its trailing slashes. A user name or password in it is refused, and
+ * not echoed: the key goes in MAILGUN_API_KEY (sent as Basic auth), and this URL is logged.
+ */
+function mailgunApiBase(raw: string): E.Either<string | undefined, string> {
+  if (!urlOf('https?')(raw)) return E.left(undefined);
+  const url = new URL(raw);
+  if (url.username !== '' || url.password !== '') {
+    return E.left(
+      'must not hold a user name or password: give the API key in MAILGUN_API_KEY, and the URL as https://api.mailgun.net/v3/<your domain>',
+    );
+  }
+  return E.right(raw.replace(/\/+$/, ''));
+}
+
+/**
  * The longest `WRITE_BEHIND_MS`: a second. Longer, the list and the other servers would lag
  * behind the `202`s by more than a person notices, for no fewer statements at any rate this
  * service reaches (a batch is capped at 200 rows).
@@ -399,7 +414,7 @@ const Optional = t.exact(
     ),
     MAILGUN_API_BASE: envVar(
       'https://api.mailgun.net/v3/<your domain> (EU: api.eu.mailgun.net)',
-      when(urlOf('https?'), (raw) => raw.replace(/\/+$/, '')),
+      mailgunApiBase,
       aString,
     ),
     SMTP_URL: envVar(

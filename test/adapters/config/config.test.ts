@@ -93,6 +93,24 @@ describe('Configuration', () => {
     expect(text).not.to.contain('pa55word');
     expect(text).not.to.contain('s3cr3tdb');
 
+    // Not a secret's variable, but a URL that holds one: refused, and not echoed.
+    const inBase = loadConfig(
+      {
+        AMQP_URL: 'amqp://localhost',
+        DATABASE_URL: DB,
+        MAIL_TRANSPORT: 'mailgun',
+        MAILGUN_API_KEY: 'key-0123',
+        MAILGUN_API_BASE: 'https://api:key-s3cret@api.mailgun.net/v3/mg.example.com',
+      },
+      'worker',
+    );
+    if (E.isRight(inBase)) expect.fail('accepted');
+    const said = describeProblems(inBase.left);
+    expect(said)
+      .to.contain('MAILGUN_API_BASE')
+      .and.contain('must not hold a user name or password');
+    expect(said).not.to.contain('key-s3cret');
+
     const ok = loadConfig(
       {
         AMQP_URL: 'amqp://guest:hunter2@localhost:5672',
