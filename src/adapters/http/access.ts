@@ -54,13 +54,21 @@ interface AccessState {
 
 const pass: Middleware = async (_ctx, next) => next();
 
-const unauthenticated = (presented: boolean): Problem => ({
+/**
+ * The 401 of a request without a live key: `invalid`, a bearer token that is no live key;
+ * `otherScheme`, an Authorization header that is not `Bearer <token>` (Basic, say), which is not
+ * read; `none`, no header at all.
+ */
+const unauthenticated = (presented: 'invalid' | 'otherScheme' | 'none'): Problem => ({
   status: 401,
   code: 'unauthorized',
   title: 'Sign-in needed',
-  message: presented
-    ? 'The API key is not valid: it may have been revoked, or copied incompletely. Send Authorization: Bearer <key> with a live key.'
-    : 'This route needs an API key: send Authorization: Bearer <key>. An operator creates keys with "email api-keys create".',
+  message:
+    presented === 'invalid'
+      ? 'The API key is not valid: it may have been revoked, or copied incompletely. Send Authorization: Bearer <key> with a live key.'
+      : presented === 'otherScheme'
+        ? 'The Authorization header is not read: send the API key as Authorization: Bearer <key> (not Basic or another scheme).'
+        : 'This route needs an API key: send Authorization: Bearer <key>. An operator creates keys with "email api-keys create".',
 });
 
 const storeDown = (reason: string): Problem => ({
@@ -161,7 +169,7 @@ export function createGuards(policy: AccessPolicy): Guards {
   async function withKey(ctx: Context, next: Next, scope: Scope): Promise<void> {
     const presented = bearerToken(ctx);
     if (presented === undefined) {
-      return refuse(ctx, unauthenticated(ctx.get('Authorization') !== ''));
+      return refuse(ctx, unauthenticated(ctx.get('Authorization') !== '' ? 'otherScheme' : 'none'));
     }
     const result = await apiKeys.authenticate(presented, scope, ctx.ip)();
     if (E.isLeft(result)) {
@@ -170,7 +178,7 @@ export function createGuards(policy: AccessPolicy): Guards {
         case 'StoreUnavailable':
           return sendProblem(ctx, storeDown((refusal as StoreUnavailable).reason));
         case 'Unauthenticated':
-          return refuse(ctx, unauthenticated(true));
+          return refuse(ctx, unauthenticated('invalid'));
         case 'MissingScope':
           return refuse(ctx, {
             status: 403,

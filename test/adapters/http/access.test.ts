@@ -171,6 +171,18 @@ describe('Guarded access over HTTP', () => {
       expect(published(h)).to.deep.equal([]);
     });
 
+    it('answers a key sent under another scheme 401 saying so, without an error code', async () => {
+      await start();
+      const live = await key('ci', ['send']);
+      const basic = `Basic ${Buffer.from(`api:${live}`).toString('base64')}`;
+      const res = await postEmail(h, undefined, { authorization: basic });
+      expect(res.status).to.equal(401);
+      // RFC 6750 §3.1: no error code for a request that used another scheme.
+      expect(res.headers.get('www-authenticate')).to.equal('Bearer realm="email"');
+      expect(errorOf(res).message).to.match(/not Basic or another scheme/);
+      expect(published(h)).to.deep.equal([]);
+    });
+
     it('answers an unknown or malformed key 401 with error="invalid_token"', async () => {
       await start();
       const live = await key('ci', ['send']);
