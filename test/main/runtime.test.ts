@@ -71,7 +71,7 @@ describe('the HTTP listener (runtime.listen)', function () {
     await new Promise((resolve) => socket.once('connect', resolve));
     const started = Date.now();
     socket.write(
-      'POST /emails HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n' +
+      'POST /emails HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
         'Content-Length: 1000\r\n\r\n{',
     );
     // One byte every 100 ms: the body would take 100 s.
