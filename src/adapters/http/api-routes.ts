@@ -67,7 +67,9 @@ export function requireJson(what = 'the request') {
       });
       return Promise.resolve();
     }
-    if (!isUtf8Charset(ctx.request.charset)) {
+    // Most clients send no parameter: the full parse (`ctx.request.charset`) only when one is.
+    const type = ctx.request.headers['content-type'] ?? '';
+    if (type.includes(';') && !isUtf8Charset(ctx.request.charset)) {
       sendProblem(ctx, {
         status: 415,
         code: 'unsupported_media_type',
