@@ -257,6 +257,15 @@ const withReportLine = (
 };
 
 /**
+ * The recipients of an email the provider took after all (see `ProviderReported` on a failed
+ * email): those failed or still waiting here were sent to with the others.
+ */
+const takenAfterAll = (recipients: readonly RecipientState[]): readonly RecipientState[] =>
+  recipients.map((r) =>
+    r.status === 'suppressed' || isReported(r.status) ? r : { ...r, status: 'sent' },
+  );
+
+/**
  * The email's status once the provider has it: delivered (or complained) when every recipient
  * not suppressed was reached, bounced when every one bounced, and sent while reports are missing
  * or disagree.
@@ -468,6 +477,18 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         durationMs: event.durationMs,
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
+      if (base.recipients.some((r) => isReported(r.status))) {
+        // The provider reported on an earlier send, which it had taken after all (that attempt
+        // timed out here): the email went out, whatever this attempt says.
+        const recipients = takenAfterAll(base.recipients);
+        return {
+          ...without(base, 'nextAttemptAt', 'reason'),
+          status: rollUp(recipients),
+          recipients,
+          attempts,
+          history: addChange('failed', event.reason),
+        };
+      }
       const rest = without(base, 'nextAttemptAt');
       return extended(rest, become('failed'), {
         attempts,
@@ -483,8 +504,12 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         state === undefined
           ? base.recipients
           : base.recipients.map((r) => (mailboxKey(r.address) === key ? withReport(r, state) : r));
-      // Before the worker's `sent` is recorded the email keeps its status: `sent` rolls it up.
-      const status = hasBeenSent(base.status) ? rollUp(recipients) : base.status;
+      // Before the worker's `sent` is recorded the email keeps its status: `sent` rolls it up. A
+      // report on a failed email shows the provider had taken a send that timed out here: the
+      // email went out, and is rolled up as sent (its other recipients sent, not failed).
+      const takenAfterFailing = base.status === 'failed' && state !== undefined;
+      const settled = takenAfterFailing ? takenAfterAll(recipients) : recipients;
+      const status = hasBeenSent(base.status) || takenAfterFailing ? rollUp(settled) : base.status;
       // Its line says what the report says, whatever came before, so a repeat finds it.
       const change: StatusChange = {
         at: event.at,
@@ -496,9 +521,9 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         (c) => c.at === change.at && c.source === change.source && c.detail === change.detail,
       );
       return {
-        ...base,
+        ...(takenAfterFailing ? without(base, 'failedAt', 'reason') : base),
         status,
-        recipients,
+        recipients: settled,
         history: known ? base.history : withReportLine(base.history, change),
       };
     }

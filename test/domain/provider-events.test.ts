@@ -105,6 +105,42 @@ describe('Provider reports in the email status', () => {
     expect(backward.history).to.deep.equal(forward.history);
   });
 
+  it('rolls up an email that failed once the provider reports on a send it took after all', () => {
+    // Two sends timed out here; the provider had taken the first and says so later.
+    const retried = anEvent.retried(email, { at: at(3), reason: 'timed out after 15000ms' });
+    const sending2 = anEvent.sending(email, { at: at(70), attempt: 2 });
+    const failed = anEvent.failed(email, {
+      at: at(90),
+      attempt: 2,
+      outcome: 'transient',
+      reason: 'timed out after 15000ms',
+    });
+    const delivered = report(ada, 'delivered', { at: at(100) });
+    const before = [requested, sending, retried, sending2];
+
+    const lateReport = fold([...before, failed, delivered]);
+    expect(lateReport.status).to.equal('sent');
+    expect(states(lateReport)).to.deep.equal({ [ada]: 'delivered', [bob]: 'sent' });
+    expect(lateReport).not.to.have.property('failedAt');
+    expect(lateReport).not.to.have.property('reason');
+    expect(lateReport.attempts.map((a) => a.outcome)).to.deep.equal(['transient', 'transient']);
+
+    // The report before the last attempt's failure is recorded: the same state.
+    const earlyReport = fold([...before, delivered, failed]);
+    expect(earlyReport.status).to.equal(lateReport.status);
+    expect(earlyReport.recipients).to.deep.equal(lateReport.recipients);
+    expect(earlyReport).not.to.have.property('failedAt');
+    expect(earlyReport).not.to.have.property('reason');
+
+    // Every recipient reported: delivered.
+    const both = evolveStatus(lateReport, report(bob, 'delivered', { at: at(101) }));
+    expect(both.status).to.equal('delivered');
+    // A deferral proves nothing yet: still failed.
+    expect(fold([...before, failed, report(ada, 'deferred', { at: at(100) })]).status).to.equal(
+      'failed',
+    );
+  });
+
   it('changes nothing when the same report comes twice', () => {
     const delivered = report(ada, 'delivered');
     const once = fold([requested, sent, delivered]);
