@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import * as E from 'fp-ts/lib/Either.js';
 import type { DeliverEmail } from '../application/deliver-email.js';
 import { eventKey } from '../domain/events.js';
@@ -17,6 +17,7 @@ import { EventWatchers } from '../adapters/rabbitmq/event-watchers.js';
 import { mayBeRouted } from '../adapters/rabbitmq/topology.js';
 import type { RawMessage } from '../adapters/http/raw-routes.js';
 import type { StoredMessages } from '../adapters/http/message-routes.js';
+import { clientErrorResponse } from '../adapters/http/errors.js';
 import * as O from 'fp-ts/lib/Option.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import { pipe } from 'fp-ts/lib/function.js';
@@ -183,6 +184,13 @@ export async function listen(
     },
     handler,
   );
+  // Node's own answer to a request it refuses before the app sees it has an empty body; ours
+  // says what went wrong in the JSON error form. As Node does: only on a connection that has
+  // written nothing yet (nothing half-sent to corrupt), and the connection closed after it.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (socket.writable && socket.bytesWritten === 0) socket.write(clientErrorResponse(error.code));
+    socket.destroy(error);
+  });
   await new Promise<void>((resolve, reject) => {
     const fail = (error: unknown): void =>
       reject(new Error(listenProblem(error, host, port, variable)));

@@ -85,6 +85,32 @@ describe('the HTTP listener (runtime.listen)', function () {
     expect(app.queue.published).to.deep.equal([]);
   });
 
+  it('answers what Node refuses before the app in the JSON error form, and closes', async () => {
+    const { port } = new URL(http.url);
+    /** Sends `raw` on a fresh connection and answers all it got back before the close. */
+    const exchange = (raw: string) =>
+      new Promise<string>((resolve, reject) => {
+        let answer = '';
+        const socket = connect(Number(port), '127.0.0.1', () => socket.write(raw));
+        socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+        socket.on('close', () => resolve(answer)).on('error', reject);
+      });
+    const errorOf = (answer: string) =>
+      (JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string } })
+        .error.code;
+
+    const huge = await exchange(
+      `GET /emails HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ${'x'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(huge).to.match(/^HTTP\/1\.1 431 /);
+    expect(huge).to.include('Content-Type: application/json');
+    expect(errorOf(huge)).to.equal('headers_too_large');
+
+    const garbage = await exchange('NOT HTTP AT ALL\r\n\r\n');
+    expect(garbage).to.match(/^HTTP\/1\.1 400 /);
+    expect(errorOf(garbage)).to.equal('malformed_request');
+  });
+
   it('lets an event stream last longer than the request timeout', async () => {
     const stream = await openStream(http.url);
     await sleep(2_500);

@@ -322,3 +322,46 @@ export function emptyStatusPages() {
     }
   };
 }
+
+/** What `clientErrorResponse` answers for each of Node's client errors, by its code. */
+const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, string, string]>> = {
+  HPE_HEADER_OVERFLOW: [
+    431,
+    'Request Header Fields Too Large',
+    'headers_too_large',
+    "The request's header fields (its URL included) are larger than this server reads (16 KB): shorten them.",
+  ],
+  ERR_HTTP_REQUEST_TIMEOUT: [
+    408,
+    'Request Timeout',
+    'request_timeout',
+    'The request did not arrive in time: send it again, whole.',
+  ],
+};
+const MALFORMED: readonly [number, string, string, string] = [
+  400,
+  'Bad Request',
+  'malformed_request',
+  'The request is not valid HTTP/1.1: check the request line and the header fields.',
+];
+
+/**
+ * The whole HTTP/1.1 answer to a request Node refused before any route saw it (its `clientError`:
+ * header fields over its limit, a request not in time, bytes that are not HTTP), in the API's
+ * JSON error form rather than Node's empty body, and closing the connection as Node does.
+ */
+export function clientErrorResponse(code: string | undefined): string {
+  const [status, reason, errorCode, message] =
+    (code === undefined ? undefined : CLIENT_ERRORS[code]) ?? MALFORMED;
+  const body = JSON.stringify({ error: { code: errorCode, message } });
+  return [
+    `HTTP/1.1 ${status} ${reason}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Cache-Control: no-store',
+    'X-Content-Type-Options: nosniff',
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n');
+}
