@@ -666,8 +666,9 @@ export class DeliverEmail {
         attempt: task.attempt,
         suppressed: suppressed.map(mailbox),
       };
-      if (allRecipients(kept).length === 0) {
-        this.log.info(context, 'Every recipient is on the suppression list; not sending');
+      // As at acceptance: an email whose every To recipient is on the list is not sent at all.
+      if (kept.to.length === 0) {
+        this.log.info(context, 'Every To recipient is on the suppression list; not sending');
         return this.suppress(task, suppressed)();
       }
       this.log.info(context, 'Recipients on the suppression list dropped from this send');

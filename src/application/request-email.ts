@@ -46,7 +46,10 @@ export interface MessageTooLarge {
   readonly limit: number;
 }
 
-/** Every recipient is on the suppression list: nothing was stored or queued (422). */
+/**
+ * Every To recipient (perhaps every recipient) is on the suppression list: nothing was stored or
+ * queued (422). An email needs a To, so its Cc and Bcc are not sent to alone.
+ */
 export interface AllRecipientsSuppressed {
   readonly _tag: 'AllRecipientsSuppressed';
   /** The recipients, as they were given. */
@@ -225,7 +228,7 @@ export class RequestEmail implements EmailRequester {
     return this.acceptOrRefuse(draft, id, resendOf);
   }
 
-  /** As `accept`, but an email whose every recipient is suppressed is refused, nothing kept. */
+  /** As `accept`, but an email whose every To recipient is suppressed is refused, nothing kept. */
   private acceptOrRefuse(
     draft: EmailDraft,
     id: EmailId,
@@ -259,7 +262,10 @@ export class RequestEmail implements EmailRequester {
     const screened = await screen(this.options.suppressions, draft, this.options.domainToAscii);
     if (E.isLeft(screened)) return screened;
     const { kept, suppressed } = screened.right;
-    if (kept.to.length + (kept.cc?.length ?? 0) + (kept.bcc?.length ?? 0) === 0) {
+    // An email needs a To: with every To recipient on the list it is not sent at all, its Cc and
+    // Bcc with it, rather than sent without a To field (which Mailgun's API refuses, and which
+    // the recipients left would see as an email addressed to nobody).
+    if (kept.to.length === 0) {
       return nobodyLeft === 'refuse'
         ? E.left({ _tag: 'AllRecipientsSuppressed', suppressed })
         : this.recordSuppressed(draft, id, suppressed)();

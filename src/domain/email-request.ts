@@ -122,6 +122,12 @@ export const Subject = t.brand(
 );
 export type Subject = t.TypeOf<typeof Subject>;
 
+const Recipients = t.refinement(
+  t.readonlyArray(EmailAddress),
+  (to) => recipientCountProblem(to.length) === undefined,
+  'Recipients',
+);
+
 const Body = t.refinement(t.string, (s) => bodyProblem(s) === undefined, 'Body');
 
 /** Labels a sender puts on an email to find it again (`GET /emails?tag=`). */
@@ -198,10 +204,7 @@ const Metadata = t.refinement(
 );
 
 const EmailRequestShape = t.intersection([
-  // `to` may be empty where cc or bcc hold someone (the brand below wants one recipient in all):
-  // an email whose every To recipient joined the suppression list still goes to its Cc and Bcc,
-  // with no To field (RFC 5322 §3.6 requires none). A request as given always has a To.
-  t.type({ id: EmailId, to: AddressList, subject: Subject, requestedAt: t.string }),
+  t.type({ id: EmailId, to: Recipients, subject: Subject, requestedAt: t.string }),
   t.partial({
     /** Absent: the service's MAIL_FROM. */
     from: EmailAddress,
@@ -225,7 +228,7 @@ interface EmailRequestBrand {
 }
 /**
  * A request that can be sent as it is. The brand adds the rules no field carries alone (at least
- * one non-empty body; 1 to 50 distinct recipients in to, cc and bcc together), so a value of
+ * one non-empty body; at most 50 distinct recipients in to, cc and bcc together), so a value of
  * this type cannot exist invalid, whether it came from a form or was decoded off a queue.
  */
 export const EmailRequest = t.brand(

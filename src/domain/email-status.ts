@@ -408,7 +408,7 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         ...become('suppressed'),
         history: addChange(
           'suppressed',
-          `every recipient is suppressed: ${event.suppressed.join(', ')}`,
+          `not sent: every To recipient is suppressed (${event.suppressed.join(', ')})`,
         ),
       };
     }

@@ -97,7 +97,7 @@ export function webhookNotice(event: DomainEvent): WebhookNotice | undefined {
       return notice('email.cancelled', event.at);
     case 'EmailSuppressed':
       return notice('email.suppressed', event.at, {
-        reason: `every recipient is suppressed: ${event.suppressed.map(mailbox).join(', ')}`,
+        reason: `not sent: every To recipient is suppressed (${event.suppressed.map(mailbox).join(', ')})`,
       });
     case 'EmailSending':
       return notice('email.sending', event.at);

@@ -601,8 +601,14 @@ describe('DeliverEmail with a suppression list', () => {
     expect(sender.sent.map((r) => r.to)).to.deep.equal([['ada@example.com']]);
   });
 
-  /** Sends `request`, recorded, once, with `suppressed` on a list of its own; answers what went. */
-  async function sendOnce(request: EmailRequest, suppressed: string): Promise<EmailRequest[]> {
+  /**
+   * Sends `request`, recorded, once, with `suppressed` on a list of its own; answers what went,
+   * and the email's status after.
+   */
+  async function sendOnce(
+    request: EmailRequest,
+    suppressed: string,
+  ): Promise<{ sent: EmailRequest[]; status: EmailStatus }> {
     const list = new InMemorySuppressionList();
     await list.add({ address: suppressed, reason: 'bounce', createdAt: new Date(0) })();
     const sender = new ScriptedSender([sent('<p1@mailgun>')]);
@@ -619,26 +625,30 @@ describe('DeliverEmail with a suppression list', () => {
       { holder: 'worker-a', suppressions: list, domainToAscii },
     );
     expect(await useCase.execute(aTask({ request }))()).to.deep.equal({ _tag: 'Done' });
-    return sender.sent;
+    const found = await emails.get(request.id)();
+    if (E.isLeft(found) || O.isNone(found.right)) throw new Error('no status');
+    return { sent: sender.sent, status: found.right.value };
   }
 
   it('matches an internationalised domain by its ASCII form, whatever its case', async () => {
     const idn = aRequest({ id: 'deliver-idn-1', to: ['info@Bücher.DE', 'ada@example.com'] });
-    const went = await sendOnce(idn, 'info@xn--bcher-kva.de');
+    const { sent: went } = await sendOnce(idn, 'info@xn--bcher-kva.de');
     expect(went.map((r) => r.to)).to.deep.equal([['ada@example.com']]);
   });
 
-  it('sends to cc and bcc alone, with no To, once every To recipient is on the list', async () => {
+  it('sends nothing, cc and bcc included, once every To recipient is on the list', async () => {
     const copied = aRequest({
       id: 'deliver-cc-1',
       to: ['dan@example.com'],
       cc: ['carol@example.com'],
       bcc: ['eve@example.com'],
     });
-    const went = await sendOnce(copied, 'dan@example.com');
-    expect(went.map((r) => [r.to, r.cc, r.bcc])).to.deep.equal([
-      [[], ['carol@example.com'], ['eve@example.com']],
-    ]);
+    const { sent: went, status } = await sendOnce(copied, 'dan@example.com');
+    expect(went).to.deep.equal([]);
+    expect(status.status).to.equal('suppressed');
+    expect(status.history.at(-1)?.detail).to.equal(
+      'not sent: every To recipient is suppressed (dan@example.com)',
+    );
   });
 
   it('does not take back a send the ledger knows, whatever the list says since', async () => {

@@ -432,23 +432,16 @@ describe('RequestEmail', () => {
       ]);
     });
 
-    it('sends to cc and bcc alone, with no To, when every To recipient is suppressed', async () => {
+    it('refuses an email whose every To recipient is suppressed, though cc and bcc are not', async () => {
       await suppress('ada@example.com', 'bob@example.com');
       expect(await suppressing.execute(three)()).to.deep.equal(
-        queuedLeavingOut('Ada <ada@example.com>', 'bob@example.com'),
+        E.left({
+          _tag: 'AllRecipientsSuppressed',
+          suppressed: ['Ada <ada@example.com>', 'bob@example.com'],
+        }),
       );
-      const queued = queue.published[0];
-      expect([queued?.to, queued?.cc, queued?.bcc]).to.deep.equal([
-        [],
-        ['carol@example.com'],
-        ['dan@example.com'],
-      ]);
-      expect((await statusOfEmail('email-00000001'))?.recipients).to.deep.equal([
-        { address: 'carol@example.com', status: 'queued' },
-        { address: 'dan@example.com', status: 'queued' },
-        { address: 'Ada <ada@example.com>', status: 'suppressed' },
-        { address: 'bob@example.com', status: 'suppressed' },
-      ]);
+      expect(queue.published).to.deep.equal([]);
+      expect(await statusOfEmail('email-00000001')).to.equal(undefined);
     });
 
     it('answers as before, without a suppressed list, when nobody is on the list', async () => {

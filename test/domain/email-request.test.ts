@@ -877,10 +877,8 @@ describe('EmailRequest', () => {
       expect(decodes({ ...base, id: 'a/b' })).to.equal(false);
       expect(decodes({ ...base, to: ['a@example.com\nBcc: e@evil.com'] })).to.equal(false);
       expect(decodes({ ...base, to: [] })).to.equal(false);
-      // Its To recipients all suppressed, an email still goes to its Cc or Bcc.
-      expect(decodes({ ...base, to: [], cc: ['c@example.com'] })).to.equal(true);
-      expect(decodes({ ...base, to: [], bcc: ['b@example.com'] })).to.equal(true);
-      expect(decodes({ ...base, to: [], cc: [], bcc: [] })).to.equal(false);
+      // An email always has a To (the suppression list stops one whose every To is on it).
+      expect(decodes({ ...base, to: [], cc: ['c@example.com'] })).to.equal(false);
       // A task off the queue is held to the same rules as a form.
       expect(decodes({ ...base, text: 'a\u0000' })).to.equal(false);
       expect(decodes({ ...base, subject: 's\ud800' })).to.equal(false);

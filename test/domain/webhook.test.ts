@@ -145,7 +145,7 @@ describe('Outgoing webhooks', () => {
           {
             type: 'email.suppressed',
             at: at(6),
-            reason: 'every recipient is suppressed: ada@example.org, bob@example.com',
+            reason: 'not sent: every To recipient is suppressed (ada@example.org, bob@example.com)',
           },
         ],
         [anEvent.sending(email, { at: at(1) }), { type: 'email.sending', at: at(1) }],

@@ -168,7 +168,7 @@ function resendRefusal(error: ResendEmailError): Refusal {
       return {
         status: 409,
         title,
-        message: `Every recipient is on the suppression list now (${error.suppressed.join(', ')}), so nothing was sent. An address removed from the list can be sent to again.`,
+        message: `Every To recipient is on the suppression list now (${error.suppressed.join(', ')}), so nothing was sent (an email needs a To). An address removed from the list can be sent to again.`,
       };
     case 'IdempotencyConflict':
       return {

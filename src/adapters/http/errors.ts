@@ -111,8 +111,8 @@ export function requestEmailProblem(error: RequestEmailError): Problem {
       return {
         status: 422,
         code: 'all_recipients_suppressed',
-        title: 'Every recipient is on the suppression list',
-        message: `Every recipient is on the suppression list (${error.suppressed.join(', ')}), so the email was not accepted. An operator can remove an address from the list if it should get email again.`,
+        title: 'Every To recipient is on the suppression list',
+        message: `Every To recipient is on the suppression list (${error.suppressed.join(', ')}), so the email was not accepted: an email needs a To, and is not sent to its Cc or Bcc alone. An operator can remove an address from the list if it should get email again.`,
       };
     case 'IdempotencyConflict':
       return {

@@ -764,7 +764,7 @@ const paths: Record<string, Json> = {
         '415': response('UnsupportedMediaType'),
         '422': json(
           ref('AllSuppressed'),
-          'Every recipient is on the suppression list: nothing was accepted or kept.',
+          'Every To recipient (so perhaps every recipient) is on the suppression list: nothing was accepted or kept. An email is not sent to its Cc or Bcc alone.',
         ),
         '503': response('Unavailable'),
       },

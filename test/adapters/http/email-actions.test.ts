@@ -210,7 +210,7 @@ describe('The actions on an email’s page', () => {
       }
       const refused = await visitor.post(`/emails/${old}/resend`, form);
       expect(refused.status).to.equal(409);
-      expect(refused.text).to.contain('Every recipient is on the suppression list now');
+      expect(refused.text).to.contain('Every To recipient is on the suppression list now');
       expect((await statusOf(old)).resentAs).to.equal(undefined);
       expect((await visitor.post(`/emails/${old}/resend`, {})).status).to.equal(403);
     });

@@ -297,6 +297,20 @@ describe('the suppression list over HTTP', () => {
       expect(error.message).to.contain('suppression list');
       expect(s.queue.published).to.have.length(1);
 
+      // Nobody left in To: refused too (an email needs a To), though its Cc is not on the list.
+      const noTo = await postJson(h, {
+        to: 'bob@example.com',
+        cc: 'carol@example.com',
+        subject: 'Hi',
+        text: 'Hello',
+      });
+      expect(noTo.status).to.equal(422);
+      const refused = ((await noTo.json()) as ErrorBody).error;
+      expect(refused.code).to.equal('all_recipients_suppressed');
+      expect(refused.suppressed).to.deep.equal(['bob@example.com']);
+      expect(refused.message).to.contain('an email needs a To');
+      expect(s.queue.published).to.have.length(1);
+
       const plain = await postJson(h, { to: 'ada@example.com', subject: 'Hi', text: 'Hello' });
       expect(await plain.json()).not.to.have.property('suppressed');
     });
