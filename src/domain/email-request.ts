@@ -333,9 +333,6 @@ function filenameProblem(name: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'must not contain control characters';
   if (/[/\\]/.test(name)) return 'must be a file name, without / or \\';
-  if (BIDI_CONTROLS.test(name)) {
-    return 'must not contain bidirectional controls (U+202A to U+202E, U+2066 to U+2069): they make a name such as "invoice\u202Efdp.exe" show as "invoiceexe.pdf"';
-  }
   if (longerThan(name, MAX_FILENAME_CHARS)) {
     return `is longer than ${MAX_FILENAME_CHARS} characters`;
   }
@@ -561,9 +558,14 @@ function parseAttachments(value: unknown, errors: Errors): DraftAttachment[] | u
       return;
     }
     const { filename, content, content_type: contentType, content_id: contentId } = item;
+    // The bidirectional controls only here, for a new request: a request accepted before they
+    // were refused must still decode off the queue, the schedule and the email log.
     const nameProblem =
       typeof filename === 'string'
-        ? filenameProblem(filename)
+        ? (filenameProblem(filename) ??
+          (BIDI_CONTROLS.test(filename)
+            ? 'must not contain bidirectional controls (U+202A to U+202E, U+2066 to U+2069): they make a name such as "invoice\u202Efdp.exe" show as "invoiceexe.pdf"'
+            : undefined))
         : filename === undefined
           ? 'is required (a string)'
           : 'must be a string';
