@@ -151,11 +151,12 @@ export class RecordProviderEvent {
    */
   private ourAddress(reported: EmailAddress, status: EmailStatus): EmailAddress | undefined {
     const key = (a: EmailAddress): string => mailboxKey(a, this.options.domainToAscii);
-    const exact = status.recipients.find((r) => key(r.address) === key(reported));
+    // Those dropped as suppressed were never sent to: a report on one is not about this email.
+    const sentTo = status.recipients.filter((r) => r.status !== 'suppressed');
+    const exact = sentTo.find((r) => key(r.address) === key(reported));
     // Providers may lower-case the local part, which mailbox keys keep as given.
     const loose =
-      exact ??
-      status.recipients.find((r) => key(r.address).toLowerCase() === key(reported).toLowerCase());
+      exact ?? sentTo.find((r) => key(r.address).toLowerCase() === key(reported).toLowerCase());
     return loose?.address;
   }
 }

@@ -82,6 +82,22 @@ describe('RecordProviderEvent', () => {
     );
   });
 
+  it('answers unknown for a recipient dropped as suppressed, who was never sent to', async () => {
+    const fx = setup();
+    const email = aRequest({ to: ['ada@example.org'] });
+    const requested = { ...anEvent.requested(email), suppressed: [anAddress('zed@example.org')] };
+    await right(fx.emails.store.apply(requested));
+    await right(fx.emails.store.apply(anEvent.sent(email, { at: at(1) })));
+    expect(states(await fx.statusOf(email))).to.deep.equal({
+      'ada@example.org': 'sent',
+      'zed@example.org': 'suppressed',
+    });
+    const result = await fx.useCase.execute(report(email, 'zed@example.org', 'complained'))();
+    expect(result).to.deep.equal(E.right('unknown'));
+    expect(fx.events.events).to.deep.equal([]);
+    expect(await fx.listed()).to.deep.equal([]);
+  });
+
   it('records a delivery on its recipient, announces it once, and takes a repeat as known', async () => {
     const fx = setup();
     const email = await fx.sentEmail(aRequest({ to: ['Ada Lovelace <ada@example.org>'] }));

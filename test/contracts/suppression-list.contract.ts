@@ -169,7 +169,18 @@ export function suppressionListContract(
 
     it('refuses a cursor it never wrote as InvalidCursor, neither an end nor a first page', async () => {
       await add(entry('ada@example.org'));
-      for (const cursor of ['', 'nonsense', 'W10', Buffer.from('[1,2]').toString('base64url')]) {
+      const written = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      for (const cursor of [
+        '',
+        'nonsense',
+        'W10',
+        written([1, 2]),
+        // Outside the times every store compares, and an address no store can hold.
+        written([-8.64e15, 'a@example.org']),
+        written([8.64e15, 'a@example.org']),
+        written([0, 'a\u0000@example.org']),
+        written([0, 'a\ud800@example.org']),
+      ]) {
         expect(await fx.list.list(10, cursor)(), cursor).to.deep.equal(E.left(invalidCursor));
       }
     });

@@ -226,11 +226,16 @@ const urlOf = (schemes: string) => (raw: string) =>
   new RegExp(`^(${schemes})://\\S+$`).test(raw) && URL.canParse(raw);
 
 /**
- * MAILGUN_API_BASE without its trailing slashes. A user name or password in it is refused, and
- * not echoed: the key goes in MAILGUN_API_KEY (sent as Basic auth), and this URL is logged.
+ * MAILGUN_API_BASE without its trailing slashes. A user name or password in it is refused: the
+ * key goes in MAILGUN_API_KEY (sent as Basic auth), and this URL is logged. A refused value is
+ * never echoed, since it may hold one.
  */
 function mailgunApiBase(raw: string): E.Either<string | undefined, string> {
-  if (!urlOf('https?')(raw)) return E.left(undefined);
+  if (!urlOf('https?')(raw)) {
+    return E.left(
+      'must be https://api.mailgun.net/v3/<your domain> (EU: api.eu.mailgun.net); the value given is not shown, in case it holds a secret',
+    );
+  }
   const url = new URL(raw);
   if (url.username !== '' || url.password !== '') {
     return E.left(

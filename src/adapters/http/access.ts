@@ -169,7 +169,12 @@ export function createGuards(policy: AccessPolicy): Guards {
   async function withKey(ctx: Context, next: Next, scope: Scope): Promise<void> {
     const presented = bearerToken(ctx);
     if (presented === undefined) {
-      return refuse(ctx, unauthenticated(ctx.get('Authorization') !== '' ? 'otherScheme' : 'none'));
+      const header = ctx.get('Authorization');
+      // `Bearer` with no token, or one of characters a key never has (a variable left unset in
+      // `Authorization: Bearer $KEY`): a key that is not valid, not another scheme.
+      const presented =
+        header === '' ? 'none' : /^bearer(\s|$)/i.test(header) ? 'invalid' : 'otherScheme';
+      return refuse(ctx, unauthenticated(presented));
     }
     const result = await apiKeys.authenticate(presented, scope, ctx.ip)();
     if (E.isLeft(result)) {

@@ -118,7 +118,7 @@ export function messageSection(id: string, view: MessageView): Html {
   if (view.kind === 'gone') {
     return markup`<section class="message" aria-labelledby="message-title">
 ${heading}
-<p>The message itself is no longer kept: the email log keeps only its status (emails in a final status are deleted after RETENTION_DAYS, the message with them).</p>
+<p>The message itself is no longer kept: the email log keeps only its status (emails in a final status are deleted after the service's retention period, the message with them).</p>
 </section>`;
   }
   if (view.kind === 'unreadable') {

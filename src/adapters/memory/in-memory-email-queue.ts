@@ -27,6 +27,7 @@ import {
   replayOf,
   toDeadLetter,
   undecodable,
+  warnCutOff,
 } from '../messaging/task-message.js';
 
 /** Runs `fn` after `ms`; returns what cancels it. */
@@ -135,11 +136,13 @@ export class InMemoryEmailQueue implements EmailQueue, RetryQueue, EmailTaskSour
     }
     // What did not finish goes back to the head of the queue, as a closed AMQP channel would.
     const unrecorded: string[] = [];
+    const cut: string[] = [];
     for (const delivery of [...this.inFlight].reverse()) {
       delivery.abandoned = true;
       this.inFlight.delete(delivery);
       this.ready.unshift({ ...delivery.message, redelivered: true });
       if (delivery.sentUnrecorded) unrecorded.unshift(delivery.emailId);
+      else cut.unshift(delivery.emailId);
     }
     if (unrecorded.length > 0) {
       this.options.logger?.error(
@@ -147,6 +150,7 @@ export class InMemoryEmailQueue implements EmailQueue, RetryQueue, EmailTaskSour
         'Stopping with emails sent but not recorded; another worker may send them again',
       );
     }
+    if (this.options.logger) warnCutOff(this.options.logger, cut, [], graceMs);
   }
 
   /** Forgets pending retries and redeliveries: the end of the queue's life, not a pause. */

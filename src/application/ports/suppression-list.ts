@@ -1,5 +1,7 @@
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
 import type { InvalidCursor, StoreUnavailable } from './email-log.js';
+import { isListableTime } from './email-log.js';
+import { LONE_SURROGATE } from '../../domain/email-address.js';
 
 /** Why an address is on the list: a provider's report, or an operator's hand. */
 export const SUPPRESSION_REASONS = ['bounce', 'complaint', 'unsubscribe', 'manual'] as const;
@@ -38,14 +40,19 @@ export const encodeSuppressionCursor = (entry: SuppressionPosition): string =>
 export function decodeSuppressionCursor(cursor: string): SuppressionPosition | undefined {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    // A time every store can compare (`isListableTime`), and an address without control
+    // characters or lone surrogates, as no mailbox key has: anything else would fail in the
+    // database (a 503 a client would retry for ever), not be refused.
     if (
       Array.isArray(value) &&
       value.length === 2 &&
-      Number.isSafeInteger(value[0]) &&
-      typeof value[1] === 'string'
+      isListableTime(Number(value[0])) &&
+      typeof value[1] === 'string' &&
+      // eslint-disable-next-line no-control-regex
+      /^[^\u0000-\u001f\u007f]{1,320}$/.test(value[1]) &&
+      !LONE_SURROGATE.test(value[1])
     ) {
-      const createdAt = new Date(Number(value[0]));
-      if (!Number.isNaN(createdAt.getTime())) return { createdAt, address: value[1] };
+      return { createdAt: new Date(Number(value[0])), address: value[1] };
     }
   } catch {
     // not base64url JSON: no cursor a list wrote

@@ -106,6 +106,20 @@ describe('Configuration', () => {
       .to.contain('MAILGUN_API_BASE')
       .and.contain('must not hold a user name or password');
     expect(said).not.to.contain('key-s3cret');
+    // Nor when the URL is malformed besides (a space at its end, a scheme in capitals).
+    for (const base of [
+      'https://api:key-s3cret@api.mailgun.net/v3/d ',
+      'HTTPS://api:key-s3cret@api.mailgun.net/v3/d',
+    ]) {
+      const malformed = refusal({
+        AMQP_URL: 'amqp://localhost',
+        DATABASE_URL: DB,
+        MAIL_TRANSPORT: 'mailgun',
+        MAILGUN_API_KEY: 'key-0123',
+        MAILGUN_API_BASE: base,
+      });
+      expect(malformed).to.contain('MAILGUN_API_BASE').and.not.contain('key-s3cret');
+    }
 
     const ok = loadConfig(
       {

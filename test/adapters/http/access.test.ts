@@ -180,6 +180,9 @@ describe('Guarded access over HTTP', () => {
       // RFC 6750 §3.1: no error code for a request that used another scheme.
       expect(res.headers.get('www-authenticate')).to.equal('Bearer realm="email"');
       expect(errorOf(res).message).to.match(/not Basic or another scheme/);
+      // Bearer without a key (a variable left unset in "Bearer $KEY"): a key that is not valid.
+      const empty = await postEmail(h, undefined, { authorization: 'Bearer' });
+      expect(errorOf(empty).message).to.match(/^The API key is not valid/);
       expect(published(h)).to.deep.equal([]);
     });
 

@@ -105,7 +105,15 @@ describe('HTTP JSON API (POST /emails)', () => {
 
   it('reads JSON in UTF-8 only: another declared charset is a 415, not mangled letters', async () => {
     const latin1 = Buffer.from(JSON.stringify({ ...valid, subject: 'café' }), 'latin1');
-    for (const charset of ['iso-8859-1', 'bogus', 'utf-16']) {
+    for (const charset of [
+      'iso-8859-1',
+      'bogus',
+      'utf-16',
+      // Koa's parser gives up on these, and would have read them as UTF-8.
+      'latin1;',
+      'latin1; x',
+      'latin1; charset=utf-8',
+    ]) {
       const res = await fetch(`${h.url}/emails`, {
         method: 'POST',
         headers: { 'content-type': `application/json; charset=${charset}` },
