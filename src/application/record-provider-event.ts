@@ -153,10 +153,11 @@ export class RecordProviderEvent {
     const key = (a: EmailAddress): string => mailboxKey(a, this.options.domainToAscii);
     // Those dropped as suppressed were never sent to: a report on one is not about this email.
     const sentTo = status.recipients.filter((r) => r.status !== 'suppressed');
-    const exact = sentTo.find((r) => key(r.address) === key(reported));
+    const wanted = key(reported);
+    const exact = sentTo.find((r) => key(r.address) === wanted);
     // Providers may lower-case the local part, which mailbox keys keep as given.
-    const loose =
-      exact ?? sentTo.find((r) => key(r.address).toLowerCase() === key(reported).toLowerCase());
+    const lower = wanted.toLowerCase();
+    const loose = exact ?? sentTo.find((r) => key(r.address).toLowerCase() === lower);
     return loose?.address;
   }
 }

@@ -25,9 +25,9 @@ import {
   encodeNewTask,
   encodeTask,
   replayOf,
+  reportStop,
   toDeadLetter,
   undecodable,
-  warnCutOff,
 } from '../messaging/task-message.js';
 
 /** Runs `fn` after `ms`; returns what cancels it. */
@@ -144,13 +144,7 @@ export class InMemoryEmailQueue implements EmailQueue, RetryQueue, EmailTaskSour
       if (delivery.sentUnrecorded) unrecorded.unshift(delivery.emailId);
       else cut.unshift(delivery.emailId);
     }
-    if (unrecorded.length > 0) {
-      this.options.logger?.error(
-        { emailIds: unrecorded, graceMs },
-        'Stopping with emails sent but not recorded; another worker may send them again',
-      );
-    }
-    if (this.options.logger) warnCutOff(this.options.logger, cut, [], graceMs);
+    reportStop(this.options.logger, unrecorded, cut, graceMs);
   }
 
   /** Forgets pending retries and redeliveries: the end of the queue's life, not a pause. */

@@ -1,6 +1,6 @@
+import * as E from 'fp-ts/lib/Either.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { InvalidCursor, StoreUnavailable } from '../../application/ports/email-log.js';
-import { invalidCursor } from '../../application/ports/email-log.js';
 import type {
   Suppression,
   SuppressionList,
@@ -8,8 +8,8 @@ import type {
   SuppressionPosition,
 } from '../../application/ports/suppression-list.js';
 import {
-  decodeSuppressionCursor as decodeCursor,
   encodeSuppressionCursor as encodeCursor,
+  readSuppressionCursor,
 } from '../../application/ports/suppression-list.js';
 
 /** Newest first, ties by the addresses' code units (mailbox keys are ASCII: as SQL's "C"). */
@@ -42,8 +42,9 @@ export class InMemorySuppressionList implements SuppressionList {
   }
 
   list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable | InvalidCursor, Page> {
-    const after = cursor === undefined ? undefined : decodeCursor(cursor);
-    if (cursor !== undefined && after === undefined) return TE.left(invalidCursor);
+    const start = readSuppressionCursor(cursor);
+    if (E.isLeft(start)) return TE.left(start.left);
+    const after = start.right;
     return TE.fromIO((): Page => {
       const sorted = [...this.entries.values()]
         .filter((e) => after === undefined || newestFirst(after, e) < 0)

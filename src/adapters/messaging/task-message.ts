@@ -247,20 +247,28 @@ function firstDeath(raw: unknown): { reason: string; queue: string; time?: strin
 }
 
 /**
- * Names the tasks still being handled when a stop's grace period ran out (`SHUTDOWN_GRACE_MS`),
- * those already named as sent but unrecorded left out: their sends are cut off and their tasks
- * go back to the queue, so an email the provider took meanwhile may go out twice.
+ * What a task source says when a stop's grace period (`SHUTDOWN_GRACE_MS`) has run out, for the
+ * tasks it hands back: `unrecorded`, sent but not recorded (an error: another worker may send them
+ * again), and `cut`, still being handled, their sends cut off (a warning: an email the provider
+ * took meanwhile may go out twice). Email ids; nothing is said of an empty list. Every task
+ * source (RabbitMQ, the SQL queue, the in-memory one) says it in these words.
  */
-export function warnCutOff(
-  logger: Pick<Logger, 'warn'>,
-  handling: readonly string[],
-  named: readonly string[],
+export function reportStop(
+  logger: Pick<Logger, 'warn' | 'error'> | undefined,
+  unrecorded: readonly (string | null)[],
+  cut: readonly string[],
   graceMs: number,
 ): void {
-  const cut = handling.filter((id) => !named.includes(id));
-  if (cut.length === 0) return;
-  logger.warn(
-    { emailIds: cut, graceMs },
-    'Stopping with sends still under way after the grace period; their tasks go back to the queue, and an email the provider took meanwhile may be sent again',
-  );
+  if (unrecorded.length > 0) {
+    logger?.error(
+      { emailIds: unrecorded, graceMs },
+      'Stopping with emails sent but not recorded; another worker may send them again',
+    );
+  }
+  if (cut.length > 0) {
+    logger?.warn(
+      { emailIds: cut, graceMs },
+      'Stopping with sends still under way after the grace period; their tasks go back to the queue, and an email the provider took meanwhile may be sent again',
+    );
+  }
 }

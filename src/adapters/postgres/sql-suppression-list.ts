@@ -1,6 +1,6 @@
+import * as E from 'fp-ts/lib/Either.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { InvalidCursor, StoreUnavailable } from '../../application/ports/email-log.js';
-import { invalidCursor } from '../../application/ports/email-log.js';
 import type {
   Suppression,
   SuppressionList,
@@ -9,8 +9,8 @@ import type {
 } from '../../application/ports/suppression-list.js';
 import {
   SUPPRESSION_REASONS,
-  decodeSuppressionCursor as decodeCursor,
   encodeSuppressionCursor as encodeCursor,
+  readSuppressionCursor,
 } from '../../application/ports/suppression-list.js';
 import { Batcher } from './batcher.js';
 import type { SqlClient } from './sql-client.js';
@@ -110,8 +110,9 @@ export class SqlSuppressionList implements SuppressionList {
 
   /** A cursor this list never wrote is `InvalidCursor`: neither the end nor the first page. */
   list(limit: number, cursor?: string): TE.TaskEither<StoreUnavailable | InvalidCursor, Page> {
-    const after = cursor === undefined ? undefined : decodeCursor(cursor);
-    if (cursor !== undefined && after === undefined) return TE.left(invalidCursor);
+    const start = readSuppressionCursor(cursor);
+    if (E.isLeft(start)) return TE.left(start.left);
+    const after = start.right;
     return attempt(async (): Promise<Page> => {
       const rows = await this.sql.query<SuppressionRow>(
         `SELECT address, reason, detail, created_at FROM suppressions

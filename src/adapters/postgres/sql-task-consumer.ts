@@ -7,7 +7,7 @@ import type {
 import { redeliverPauseMs, sentButUnrecorded } from '../../application/ports/email-task-source.js';
 import type { Logger } from '../../application/ports/system.js';
 import { withJitter } from '../../domain/delivery.js';
-import { decodeTask, undecodable, warnCutOff } from '../messaging/task-message.js';
+import { decodeTask, reportStop, undecodable } from '../messaging/task-message.js';
 import type { SqlClient } from './sql-client.js';
 import { isConnectionError, safeReason } from './sql-client.js';
 import type { Statement, Take, TaskRow } from './sql-task-statements.js';
@@ -120,16 +120,8 @@ export class SqlTaskConsumer {
     session.deliveries.clear();
     for (const delivery of unfinished) delivery.abandoned = true;
     const unrecorded = unfinished.filter((d) => d.sentUnrecorded).map((d) => d.emailId);
-    if (unrecorded.length > 0) {
-      this.settings.logger?.error(
-        { emailIds: unrecorded, graceMs },
-        'Stopping with emails sent but not recorded; another worker may send them again',
-      );
-    }
-    if (this.settings.logger) {
-      const cut = unfinished.filter((d) => !d.sentUnrecorded).map((d) => d.emailId ?? 'unknown');
-      warnCutOff(this.settings.logger, cut, [], graceMs);
-    }
+    const cut = unfinished.filter((d) => !d.sentUnrecorded).map((d) => d.emailId ?? 'unknown');
+    reportStop(this.settings.logger, unrecorded, cut, graceMs);
     if (unfinished.length > 0) await this.release(unfinished);
   }
 

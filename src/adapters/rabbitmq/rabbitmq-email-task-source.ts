@@ -13,8 +13,8 @@ import {
   HEADERS,
   decodeAttempt,
   decodeTask,
+  reportStop,
   undecodable,
-  warnCutOff,
 } from '../messaging/task-message.js';
 import { ChannelKeeper } from './channel-keeper.js';
 import type { RabbitMqConnection } from './connection.js';
@@ -138,14 +138,9 @@ export class RabbitMqEmailTaskSource implements EmailTaskSource {
       await Promise.race([Promise.allSettled([...this.inFlight.keys()]), sleep(graceMs)]);
     }
     const unrecorded = [...this.unrecorded.values()];
-    if (unrecorded.length > 0) {
-      this.options.logger.error(
-        { emailIds: unrecorded, graceMs },
-        'Stopping with emails sent but not recorded; another worker may send them again',
-      );
-      this.unrecorded.clear();
-    }
-    warnCutOff(this.options.logger, [...this.inFlight.values()], unrecorded, graceMs);
+    this.unrecorded.clear();
+    const cut = [...this.inFlight.values()].filter((id) => !unrecorded.includes(id));
+    reportStop(this.options.logger, unrecorded, cut, graceMs);
     if (sub) {
       sub.abandoned = true;
       // Closing the channel hands every unacked task back to the broker for the next consumer.

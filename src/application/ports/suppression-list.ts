@@ -1,6 +1,7 @@
+import * as E from 'fp-ts/lib/Either.js';
 import type { TaskEither } from 'fp-ts/lib/TaskEither.js';
 import type { InvalidCursor, StoreUnavailable } from './email-log.js';
-import { isListableTime } from './email-log.js';
+import { invalidCursor, isListableTime } from './email-log.js';
 import { LONE_SURROGATE } from '../../domain/email-address.js';
 
 /** Why an address is on the list: a provider's report, or an operator's hand. */
@@ -58,6 +59,18 @@ export function decodeSuppressionCursor(cursor: string): SuppressionPosition | u
     // not base64url JSON: no cursor a list wrote
   }
   return undefined;
+}
+
+/**
+ * Where a page of `SuppressionList.list` starts: undefined for the first page, the position a
+ * cursor names, or `InvalidCursor` for one no list wrote. Every adapter reads `cursor` so.
+ */
+export function readSuppressionCursor(
+  cursor: string | undefined,
+): E.Either<InvalidCursor, SuppressionPosition | undefined> {
+  if (cursor === undefined) return E.right(undefined);
+  const after = decodeSuppressionCursor(cursor);
+  return after === undefined ? E.left(invalidCursor) : E.right(after);
 }
 
 /**
