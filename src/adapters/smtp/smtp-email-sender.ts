@@ -95,26 +95,29 @@ export class SmtpEmailSender implements EmailSender {
   }
 
   send(request: EmailRequest): Task<DeliveryOutcome> {
-    return async () => {
-      const { from } = this.options;
-      const composed = await composeMessage(this.options.attachments, request, from)();
-      if (E.isLeft(composed)) {
-        const failure = composed.left;
-        if (failure._tag !== 'Uncomposable') return attachmentsOutcome(failure);
-        // Composing it again would fail the same way.
-        const said = `could not compose the message: ${failureOf(failure.error).message ?? 'no details'}`;
-        const shown = publicText(said, this.hosts);
-        return permanent(shown, shown === said ? undefined : said);
-      }
-      const raw = composed.right;
-      // A send waits here for a pooled connection to be free, untimed, and is timed from when it
-      // has one. Timed from before, a send that waited its turn inside nodemailer's pool was cut
-      // off while the server was taking it (a reviewer's 2.5 s server, 32 sends on 5
-      // connections: 10 of 40 emails arrived twice), and sent again.
-      return this.turns === undefined
-        ? this.transmit(request, raw)
-        : this.turns(() => this.transmit(request, raw));
-    };
+    // A send waits here for a pooled connection to be free, untimed, and is timed from when it
+    // has one. Timed from before, a send that waited its turn inside nodemailer's pool was cut
+    // off while the server was taking it (a reviewer's 2.5 s server, 32 sends on 5
+    // connections: 10 of 40 emails arrived twice), and sent again. The message is composed
+    // once its turn comes, so that sends waiting for one hold no message (nor its attachments).
+    return () =>
+      this.turns === undefined
+        ? this.composeAndTransmit(request)
+        : this.turns(() => this.composeAndTransmit(request));
+  }
+
+  /** `request` composed (`buildRawMessage`'s octets), then handed over by `transmit`. */
+  private async composeAndTransmit(request: EmailRequest): Promise<DeliveryOutcome> {
+    const composed = await composeMessage(this.options.attachments, request, this.options.from)();
+    if (E.isLeft(composed)) {
+      const failure = composed.left;
+      if (failure._tag !== 'Uncomposable') return attachmentsOutcome(failure);
+      // Composing it again would fail the same way.
+      const said = `could not compose the message: ${failureOf(failure.error).message ?? 'no details'}`;
+      const shown = publicText(said, this.hosts);
+      return permanent(shown, shown === said ? undefined : said);
+    }
+    return this.transmit(request, composed.right);
   }
 
   /**
