@@ -8,6 +8,7 @@ import type { EmailStatus } from '../domain/email-status.js';
 import type { ProviderReportKind, ProviderReported } from '../domain/events.js';
 import { recordAndAnnounce } from './email-history.js';
 import type { DeliveryEvents } from './ports/delivery-events.js';
+import type { DeliveryLedger } from './ports/delivery-ledger.js';
 import type { EmailLog, StoreUnavailable } from './ports/email-log.js';
 import type { SuppressionList, SuppressionReason } from './ports/suppression-list.js';
 import type { Clock, Logger } from './ports/system.js';
@@ -24,6 +25,12 @@ export interface ProviderReport {
   readonly reason?: string;
   readonly source: ProviderReported['source'];
   readonly providerEventId: string;
+  /**
+   * The provider's id of the message the report is about, as its send API answered it (Mailgun:
+   * `<…@domain>`, from the event's `message.headers["message-id"]`, which comes without the
+   * angle brackets); undefined when the report does not name it.
+   */
+  readonly providerMessageId?: string;
 }
 
 /**
@@ -52,6 +59,12 @@ export interface RecordProviderEventOptions {
  * when the report says no more mail should go there. Every step is idempotent, so a report the
  * provider sends again, after a store failure or not, changes nothing the second time; a store
  * that does not answer is a Left, which the webhook answers so that the provider tries again.
+ *
+ * A report proves that the provider took the email (a provider reports only on messages it
+ * accepted). When no send of it is recorded (a send that timed out although the provider had
+ * taken it, then retried, or failed and dead-lettered), the report records one in the delivery
+ * ledger too, so that the retry, or a replay of the dead letter, finds the email sent
+ * (`AlreadySent`) and does not send it a second time.
  */
 export class RecordProviderEvent {
   private readonly change: ReturnType<typeof recordAndAnnounce>;
@@ -60,6 +73,7 @@ export class RecordProviderEvent {
     private readonly emails: EmailLog,
     events: DeliveryEvents,
     private readonly suppressions: Pick<SuppressionList, 'add'>,
+    private readonly ledger: Pick<DeliveryLedger, 'record'>,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly options: RecordProviderEventOptions = {},
@@ -116,8 +130,24 @@ export class RecordProviderEvent {
     return pipe(
       this.change(event),
       TE.tap(() => this.suppress(report, recipient)),
+      TE.tap(() => this.recordTaken(report, status)),
       TE.map((applied): RecordOutcome => (applied.changed ? 'recorded' : 'repeated')),
     );
+  }
+
+  /**
+   * Records the send the report proves in the ledger when the email's status has none (no
+   * `providerId`): its message id, or, when the report does not name one, the report's own id.
+   * The ledger keeps the first record of an id, so a worker's own record stays if it came first.
+   */
+  private recordTaken(
+    report: ProviderReport,
+    status: EmailStatus,
+  ): TE.TaskEither<StoreUnavailable, void> {
+    if (status.providerId !== undefined) return TE.right(undefined);
+    const providerId =
+      report.providerMessageId ?? `${report.source} event ${report.providerEventId}`;
+    return this.ledger.record(status.id, providerId, this.clock.now());
   }
 
   private suppress(

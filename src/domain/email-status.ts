@@ -453,7 +453,13 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         detail: event.providerId,
         durationMs: event.durationMs,
       });
-      if (isSettledBefore(base, event.at)) return { ...base, attempts };
+      if (isSettledBefore(base, event.at)) {
+        // A provider's report rolled it up as sent before any send was recorded (its sends
+        // timed out although the provider had taken one): the ledger's record names the send.
+        return hasBeenSent(base.status) && base.providerId === undefined
+          ? extended(base, {}, { attempts, providerId: event.providerId })
+          : { ...base, attempts };
+      }
       const rest = without(base, 'nextAttemptAt', 'reason', 'failedAt');
       const sent = become('sent');
       // Fields the state had not (providerId, sentAt…): see `extended`.

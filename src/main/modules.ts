@@ -211,9 +211,9 @@ export const useCasesModule = new ContainerModule(({ bind }) => {
   provide(
     bind,
     'RecordProviderEvent',
-    ['EmailLog', 'DeliveryEvents', 'SuppressionList', 'Clock', 'Logger'],
-    (emails, events, suppressions, clock, log) =>
-      new RecordProviderEvent(emails, events, suppressions, clock, log, { domainToAscii }),
+    ['EmailLog', 'DeliveryEvents', 'SuppressionList', 'DeliveryLedger', 'Clock', 'Logger'],
+    (emails, events, suppressions, ledger, clock, log) =>
+      new RecordProviderEvent(emails, events, suppressions, ledger, clock, log, { domainToAscii }),
   );
   // SecretTokens comes with the access module: resolved only by the roles that serve the API.
   provide(

@@ -3,6 +3,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
 import type { DeliverEmailOptions, Every } from '../../src/application/deliver-email.js';
 import { DeliverEmail, STORE_WAIT_LOG_EVERY_MS } from '../../src/application/deliver-email.js';
+import { RecordProviderEvent } from '../../src/application/record-provider-event.js';
 import type { Disposition, EmailTask } from '../../src/application/ports/email-task-source.js';
 import {
   InMemoryDeliveryLedger,
@@ -321,6 +322,44 @@ describe('DeliverEmail', () => {
     expect(await useCase.execute(task())()).to.deep.equal({ _tag: 'Done' });
     expect(sender.sent).to.have.length(0);
     expect(await status()).to.include({ status: 'sent', providerId: '<earlier@mailgun>' });
+  });
+
+  it('does not send again an email whose timed-out send the provider reported on', async () => {
+    // Every attempt timed out; the provider had taken the last one and reports a delivery.
+    const timedOut = transient('Mailgun did not answer within 30000 ms');
+    const { useCase, sender, events, emails, ledger, clock, log, status } = await setUp([
+      timedOut,
+      timedOut,
+      timedOut,
+    ]);
+    expectTag(await useCase.execute(task(1))(), 'Retry');
+    expectTag(await useCase.execute(task(2))(), 'Retry');
+    expectTag(await useCase.execute(task(3))(), 'DeadLetter');
+    expect((await status()).status).to.equal('failed');
+    const reports = new RecordProviderEvent(
+      emails.store,
+      events,
+      new InMemorySuppressionList(),
+      ledger.store,
+      clock,
+      log,
+    );
+    const delivered = await reports.execute({
+      emailId: request.id,
+      at: new Date(clock.now().getTime() + 60_000).toISOString(),
+      recipient: request.to[0]!,
+      kind: 'delivered',
+      source: 'mailgun',
+      providerEventId: 'ev-1',
+      providerMessageId: '<p3@mailgun>',
+    })();
+    expect(delivered).to.deep.equal(E.right('recorded'));
+
+    // The operator replays the dead letter: a new task, a fresh attempt budget.
+    expect(await useCase.execute(task(1))()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(3);
+    // One of its two recipients reported: sent, now with the provider's id of the send.
+    expect(await status()).to.include({ status: 'sent', providerId: '<p3@mailgun>' });
   });
 
   it('asks for a retry after the scheduled step on a transient failure', async () => {

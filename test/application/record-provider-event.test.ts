@@ -3,7 +3,10 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
 import { domainToAscii } from '../../src/adapters/idna/idna.js';
 import { InMemorySuppressionList } from '../../src/adapters/memory/in-memory-suppression-list.js';
-import { InMemoryEmailLog } from '../../src/adapters/memory/in-memory-stores.js';
+import {
+  InMemoryDeliveryLedger,
+  InMemoryEmailLog,
+} from '../../src/adapters/memory/in-memory-stores.js';
 import type { ProviderReport } from '../../src/application/record-provider-event.js';
 import { RecordProviderEvent } from '../../src/application/record-provider-event.js';
 import type { EmailRequest } from '../../src/domain/email-request.js';
@@ -18,9 +21,16 @@ function setup() {
   const events = new RecordingEvents();
   const log = new RecordingLogger();
   const clock = fixedClock();
-  const useCase = new RecordProviderEvent(emails.store, events, suppressions.store, clock, log, {
-    domainToAscii,
-  });
+  const ledger = switchable(new InMemoryDeliveryLedger());
+  const useCase = new RecordProviderEvent(
+    emails.store,
+    events,
+    suppressions.store,
+    ledger.store,
+    clock,
+    log,
+    { domainToAscii },
+  );
   const sentEmail = async (request: EmailRequest): Promise<EmailRequest> => {
     await right(emails.store.record(request));
     await right(emails.store.apply(anEvent.sent(request, { at: at(1) })));
@@ -32,7 +42,7 @@ function setup() {
     return found.value;
   };
   const listed = async () => (await right(suppressions.store.list(50))).entries;
-  return { emails, suppressions, events, log, clock, useCase, sentEmail, statusOf, listed };
+  return { emails, suppressions, ledger, events, log, clock, useCase, sentEmail, statusOf, listed };
 }
 
 let n = 0;
@@ -190,5 +200,71 @@ describe('RecordProviderEvent', () => {
     expect(states(before)).to.deep.equal({ 'ada@example.org': 'delivered' });
     await right(fx.emails.store.apply(anEvent.sent(email, { at: at(1) })));
     expect((await fx.statusOf(email)).status).to.equal('delivered');
+  });
+
+  describe('the send a report proves, in the delivery ledger', () => {
+    const failedEmail = async (fx: ReturnType<typeof setup>, name: string) => {
+      const email = aRequest({ to: 'ada@example.org', id: anId(name) });
+      await right(fx.emails.store.record(email));
+      await right(fx.emails.store.apply(anEvent.failed(email, { at: at(5) })));
+      return email;
+    };
+    const claim = (fx: ReturnType<typeof setup>, email: EmailRequest) =>
+      right(fx.ledger.store.claim(email.id, 'worker-b', new Date(at(40)), 60_000));
+
+    it('is recorded with the message id when no send was, so a retry or a replay finds it sent', async () => {
+      const fx = setup();
+      const email = await failedEmail(fx, 'timedout');
+      const delivered = report(email, 'ada@example.org', 'delivered', {
+        providerMessageId: '<20261202.1@mg.example.org>',
+      });
+      expect(await fx.useCase.execute(delivered)()).to.deep.equal(E.right('recorded'));
+      expect((await fx.statusOf(email)).status).to.equal('delivered');
+      expect(await claim(fx, email)).to.deep.equal({
+        _tag: 'AlreadySent',
+        providerId: '<20261202.1@mg.example.org>',
+      });
+    });
+
+    it('is recorded with the report’s own id when the report names no message', async () => {
+      const fx = setup();
+      const email = await failedEmail(fx, 'noid');
+      const bounce = report(email, 'ada@example.org', 'bounced', { providerEventId: 'ev-42' });
+      await right(fx.useCase.execute(bounce));
+      expect(await claim(fx, email)).to.deep.equal({
+        _tag: 'AlreadySent',
+        providerId: 'mailgun event ev-42',
+      });
+    });
+
+    it('is left alone when the worker recorded the send: its record is the one kept', async () => {
+      const fx = setup();
+      const email = await fx.sentEmail(aRequest({ to: 'ada@example.org', id: anId('sent') }));
+      await right(
+        fx.useCase.execute(
+          report(email, 'ada@example.org', 'delivered', { providerMessageId: '<other@mg>' }),
+        ),
+      );
+      // Nothing in the ledger: the worker's record of the send is not this store's (fx.sentEmail
+      // wrote only the log), and the report did not add one.
+      expect(await claim(fx, email)).to.deep.equal({ _tag: 'Claimed' });
+    });
+
+    it('answers StoreUnavailable when the ledger is down, and records it when the report comes again', async () => {
+      const fx = setup();
+      const email = await failedEmail(fx, 'ledgerdown');
+      const delivered = report(email, 'ada@example.org', 'delivered', {
+        providerMessageId: '<again@mg.example.org>',
+      });
+      fx.ledger.down = true;
+      const down = await fx.useCase.execute(delivered)();
+      expect(E.isLeft(down) && down.left._tag).to.equal('StoreUnavailable');
+      fx.ledger.down = false;
+      expect(await fx.useCase.execute(delivered)()).to.deep.equal(E.right('repeated'));
+      expect(await claim(fx, email)).to.deep.equal({
+        _tag: 'AlreadySent',
+        providerId: '<again@mg.example.org>',
+      });
+    });
   });
 });

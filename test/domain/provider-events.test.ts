@@ -141,6 +141,20 @@ describe('Provider reports in the email status', () => {
     );
   });
 
+  it('takes the provider id of a send found in the ledger after a report rolled the email up', () => {
+    const failed = anEvent.failed(email, { at: at(90), outcome: 'transient', reason: 'timed out' });
+    const rolledUp = fold([requested, sending, failed, report(ada, 'delivered', { at: at(100) })]);
+    expect(rolledUp).not.to.have.property('providerId');
+    // A replayed dead letter finds the send in the ledger (the report put it there).
+    const found = anEvent.sent(email, { at: at(200), attempt: 1, providerId: '<p1@mailgun>' });
+    const after = evolveStatus(rolledUp, found);
+    expect(after).to.include({ status: 'sent', providerId: '<p1@mailgun>' });
+    expect(states(after)).to.deep.equal(states(rolledUp));
+    expect(after.history).to.deep.equal(rolledUp.history);
+    // The same send found again: no news.
+    expect(evolveStatus(after, found)).to.equal(after);
+  });
+
   it('changes nothing when the same report comes twice', () => {
     const delivered = report(ada, 'delivered');
     const once = fold([requested, sent, delivered]);

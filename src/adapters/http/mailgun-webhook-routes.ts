@@ -146,6 +146,26 @@ function reasonOf(data: Record<string, unknown>): string | undefined {
   return line.length > MAX_REASON_LENGTH ? `${line.slice(0, MAX_REASON_LENGTH - 1)}…` : line;
 }
 
+/** Longer than any Message-ID a sender makes (RFC 5322 §2.1.1 limits a line to 998). */
+const MAX_MESSAGE_ID_LENGTH = 500;
+
+/**
+ * Mailgun's id of the message, as its send API answered it (`<…@domain>`): the event's
+ * `message.headers["message-id"]`, which Mailgun gives without the angle brackets
+ * (documentation.mailgun.com, "Events"); undefined when missing or not a msg-id's printable
+ * ASCII without spaces (RFC 5322 §3.6.4).
+ */
+function messageIdOf(data: Record<string, unknown>): string | undefined {
+  const message = isObject(data.message) ? data.message : {};
+  const headers = isObject(message.headers) ? message.headers : {};
+  const id = headers['message-id'];
+  if (typeof id !== 'string') return undefined;
+  const bare = id.replace(/^<(.*)>$/, '$1');
+  return /^[\x21-\x7e]+$/.test(bare) && bare.length <= MAX_MESSAGE_ID_LENGTH
+    ? `<${bare}>`
+    : undefined;
+}
+
 /** `event-data` as a report, nothing to record, or what is wrong with it. */
 function readEvent(body: Record<string, unknown>): E.Either<Problem, Omit<Signed, 'token'>> {
   const data = body['event-data'];
@@ -184,6 +204,7 @@ function readEvent(body: Record<string, unknown>): E.Either<Problem, Omit<Signed
   const emailId = variables['email-id'];
   if (!EmailId.is(emailId)) return E.right({ skipped: 'unknown' });
   const reason = kind === 'bounced' || kind === 'deferred' ? reasonOf(data) : undefined;
+  const providerMessageId = messageIdOf(data);
   return E.right({
     report: {
       emailId,
@@ -193,6 +214,7 @@ function readEvent(body: Record<string, unknown>): E.Either<Problem, Omit<Signed
       ...(reason !== undefined ? { reason } : {}),
       source: 'mailgun',
       providerEventId: data.id,
+      ...(providerMessageId !== undefined ? { providerMessageId } : {}),
     },
   });
 }

@@ -9,7 +9,10 @@ import type { HttpDeps } from '../../../src/adapters/http/app.js';
 import { createHttpApp } from '../../../src/adapters/http/app.js';
 import { domainToAscii } from '../../../src/adapters/idna/idna.js';
 import { InMemorySuppressionList } from '../../../src/adapters/memory/in-memory-suppression-list.js';
-import { InMemoryIdempotencyStore } from '../../../src/adapters/memory/in-memory-stores.js';
+import {
+  InMemoryDeliveryLedger,
+  InMemoryIdempotencyStore,
+} from '../../../src/adapters/memory/in-memory-stores.js';
 import { InMemoryWebhookTokens } from '../../../src/adapters/memory/in-memory-webhook-tokens.js';
 import { RecordProviderEvent } from '../../../src/application/record-provider-event.js';
 import { RequestEmail } from '../../../src/application/request-email.js';
@@ -74,6 +77,8 @@ interface Fixture {
   readonly url: string;
   readonly parts: TestApp;
   readonly list: InMemorySuppressionList;
+  /** The delivery ledger the webhook records a send in when the email's log has none. */
+  readonly ledger: InMemoryDeliveryLedger;
   /** The email log as the webhook sees it: take it down to see a 503. */
   readonly store: { down: boolean };
   close(): Promise<void>;
@@ -100,7 +105,8 @@ async function start(
     parts.log,
     { suppressions: list, domainToAscii },
   );
-  const record = new RecordProviderEvent(store.store, parts.bus, list, clock, parts.log, {
+  const ledger = new InMemoryDeliveryLedger();
+  const record = new RecordProviderEvent(store.store, parts.bus, list, ledger, clock, parts.log, {
     domainToAscii,
   });
   const key = options.key === undefined ? SIGNING_KEY : options.key;
@@ -125,6 +131,7 @@ async function start(
     url: `http://127.0.0.1:${port}`,
     parts,
     list,
+    ledger,
     store,
     close: () =>
       new Promise<void>((resolve) => {
@@ -204,6 +211,27 @@ describe('POST /webhooks/mailgun', () => {
     expect(email.events.filter((e) => e.source === 'provider')).to.have.length(2);
     // Announced on the bus, for live pages, metrics and webhooks out.
     expect(fx.parts.log.errors()).to.deep.equal([]);
+  });
+
+  it('records the send in the ledger under Mailgun’s message id when the email had failed', async () => {
+    fx = await start();
+    const res = await fetch(`${fx.url}/emails`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to: 'ada@example.org', subject: 'Hello', text: 'Hi' }),
+    });
+    const { id } = (await res.json()) as { id: EmailId };
+    const request = await right(fx.parts.emails.request(id));
+    if (O.isNone(request)) throw new Error('the email was not recorded');
+    // Its sends timed out (the provider had taken one): failed, nothing in the ledger.
+    await fx.parts.change(anEvent.failed(request.value, { at: '2030-01-02T03:04:06.000Z' }));
+    expect(await right(fx.ledger.sent(id))).to.equal(undefined);
+
+    const delivered = webhook({ emailId: id, recipient: 'ada@example.org', event: 'delivered' });
+    expect((await post(fx, delivered)).status).to.equal(200);
+    expect((await emailJson(fx, id)).status).to.equal('delivered');
+    // As Mailgun's send API answered it, brackets included: a retry or a replay finds it sent.
+    expect(await right(fx.ledger.sent(id))).to.equal('<20300102030405.1.abc@mg.example.com>');
   });
 
   it('bounces and suppresses the recipient of a permanent failure, and the API refuses it next', async () => {

@@ -10,6 +10,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { HttpDeps } from '../../../src/adapters/http/app.js';
 import { domainToAscii } from '../../../src/adapters/idna/idna.js';
 import {
+  InMemoryDeliveryLedger,
   InMemoryEmailLog,
   InMemoryIdempotencyStore,
 } from '../../../src/adapters/memory/in-memory-stores.js';
@@ -159,9 +160,15 @@ async function startApp(overrides: Partial<HttpDeps> = {}) {
     { allowedFromDomains: ['example.com'], suppressions, domainToAscii },
   );
   const requestBatch = new RequestBatch(requestEmail, keys, ids, clock, log);
-  const record = new RecordProviderEvent(emails, new RecordingEvents(), suppressions, clock, log, {
-    domainToAscii,
-  });
+  const record = new RecordProviderEvent(
+    emails,
+    new RecordingEvents(),
+    suppressions,
+    new InMemoryDeliveryLedger(),
+    clock,
+    log,
+    { domainToAscii },
+  );
   const h = await startHttp({
     requestEmail,
     requestBatch,

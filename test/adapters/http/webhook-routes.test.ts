@@ -11,7 +11,10 @@ import type { WebhookEndpoints } from '../../../src/application/ports/webhook-en
 import { RecordProviderEvent } from '../../../src/application/record-provider-event.js';
 import { WebhookSubscriptions } from '../../../src/application/webhook-subscriptions.js';
 import { domainToAscii } from '../../../src/adapters/idna/idna.js';
-import { InMemoryEmailLog } from '../../../src/adapters/memory/in-memory-stores.js';
+import {
+  InMemoryDeliveryLedger,
+  InMemoryEmailLog,
+} from '../../../src/adapters/memory/in-memory-stores.js';
 import type { AccessFixture } from '../../support/access.js';
 import { guardedAccess } from '../../support/access.js';
 import { RecordingEvents, RecordingLogger, fixedClock, switchable } from '../../support/fakes.js';
@@ -267,6 +270,7 @@ describe('webhook endpoints over HTTP', () => {
         emails,
         new RecordingEvents(),
         new InMemorySuppressionList(),
+        new InMemoryDeliveryLedger(),
         fixedClock(),
         log,
         { domainToAscii },
