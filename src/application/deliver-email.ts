@@ -393,11 +393,15 @@ export class DeliverEmail {
   }
 
   /**
-   * The worker is stopping: tasks waiting for a send slot go back to the queue unsent (their
-   * claims freed) instead of sending after the queue gave up on them; sends under way finish.
+   * The worker is stopping: tasks waiting for a send slot, or inside the sender for its turn (a
+   * pooled SMTP connection, see `EmailSender.stopStarting`), go back to the queue unsent (their
+   * claims freed, no attempt spent) instead of starting sends the stop's grace period may cut
+   * off; sends under way finish.
    */
   stopSending(): void {
     this.sendSlots?.close();
+    this.sender.stopStarting?.();
+    this.log.info({}, 'Starting no more sends: tasks not sent yet go back to the queue');
   }
 
   private decide(task: EmailTask): T.Task<Disposition> {
@@ -859,6 +863,15 @@ export class DeliverEmail {
       // The next send may start while this one is recorded.
       this.giveBackSendSlot(request.id);
       const { outcome, transport } = named;
+      if (outcome._tag === 'Transient' && outcome.notStarted === true) {
+        // Nothing went out: the task goes back to the queue, its claim freed for the worker that
+        // takes it, and the attempt unspent.
+        await this.release(request.id)();
+        return E.right<StoreUnavailable, Disposition>({
+          _tag: 'Redeliver',
+          reason: outcome.reason,
+        });
+      }
       const durationMs = Math.round((this.clock.monotonicMs() - started) * 10) / 10;
       if (chatty)
         this.log.info(

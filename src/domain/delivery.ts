@@ -30,6 +30,13 @@ export type DeliveryOutcome =
        * the flag (a failover moving to the next transport) reads it as the transient it is.
        */
       readonly throttled?: true;
+      /**
+       * Nothing went out: the sender was told to start no more sends (the worker is stopping,
+       * see `EmailSender.stopStarting`) while this one waited for its turn. `decide` hands the
+       * task back to the queue and the attempt does not count; anything that does not know the
+       * flag reads it as the transient it is.
+       */
+      readonly notStarted?: true;
       /** For the worker's log only, never stored or shown: see `DeliveryOutcome`. */
       readonly hint?: string;
     }
@@ -80,6 +87,17 @@ export const throttled = (reason: string, retryAfterMs?: number, hint?: string):
     },
     hint,
   );
+/** What a send the worker's stop kept from starting answers (see `notStarted` above). */
+export const notStarted = (reason: string): DeliveryOutcome => ({
+  _tag: 'Transient',
+  reason,
+  notStarted: true,
+});
+
+/** True for an outcome made by `notStarted`. */
+export const isNotStarted = (o: DeliveryOutcome): boolean =>
+  o._tag === 'Transient' && o.notStarted === true;
+
 /** True for an outcome made by `throttled`. */
 export const isThrottled = (o: DeliveryOutcome): boolean =>
   o._tag === 'Transient' && o.throttled === true;

@@ -9,7 +9,7 @@ import {
   InMemoryDeliveryLedger,
   InMemoryEmailLog,
 } from '../../src/adapters/memory/in-memory-stores.js';
-import { permanent, sent, transient, uncertain } from '../../src/domain/delivery.js';
+import { notStarted, permanent, sent, transient, uncertain } from '../../src/domain/delivery.js';
 import type { DeliveryOutcome, RetryPolicy } from '../../src/domain/delivery.js';
 import type { DomainEvent } from '../../src/domain/events.js';
 import type { EmailRequest } from '../../src/domain/email-request.js';
@@ -360,6 +360,26 @@ describe('DeliverEmail', () => {
     expect(sender.sent).to.have.length(3);
     // One of its two recipients reported: sent, now with the provider's id of the send.
     expect(await status()).to.include({ status: 'sent', providerId: '<p3@mailgun>' });
+  });
+
+  it('hands a send the stop kept from starting back to the queue, its claim freed, no attempt spent', async () => {
+    const { useCase, worker, sender, events, status } = await setUp([
+      notStarted('the worker is stopping; not sent'),
+    ]);
+    let told = 0;
+    Object.assign(sender, { stopStarting: () => (told += 1) });
+    useCase.stopSending();
+    expect(told).to.equal(1);
+    expect(await useCase.execute(task())()).to.deep.equal({
+      _tag: 'Redeliver',
+      reason: 'the worker is stopping; not sent',
+    });
+    expect((await status()).attempts).to.deep.equal([]);
+    expect(events.events.map((e) => e.type)).to.deep.equal([]);
+    // Another worker takes the task at once: the claim was freed, and the attempt is the same.
+    expect(await worker('worker-b').execute(task())()).to.deep.equal({ _tag: 'Done' });
+    expect(sender.sent).to.have.length(2);
+    expect((await status()).status).to.equal('sent');
   });
 
   it('asks for a retry after the scheduled step on a transient failure', async () => {

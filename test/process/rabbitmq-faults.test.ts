@@ -8,8 +8,10 @@ import pg from 'pg';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { SEND_CLAIM_LEASE_MS } from '../../src/application/deliver-email.js';
+import { SMTP_POOL_CONNECTIONS } from '../../src/adapters/smtp/smtp-email-sender.js';
 import type { EmailProcess } from '../support/process.js';
 import { waitForRecord } from '../support/process.js';
+import { startSmtpReceiver } from '../support/mail-receivers.js';
 import { requirePostgres } from '../support/postgres.js';
 import { closeConnectionsNamed, requireRabbitMq } from '../support/rabbitmq.js';
 import type { BrokerProxy, Posted } from '../support/roles.js';
@@ -447,6 +449,55 @@ describe('email server + email worker when things go wrong', function () {
         messageCount: 0,
         consumerCount: 0,
       });
+    });
+  });
+
+  describe('graceful shutdown of a worker whose SMTP sends wait for a pooled connection', function () {
+    this.timeout(40_000);
+
+    it('starts none of those waiting after SIGTERM: they go back to the queue, each sent once', async () => {
+      const receiver = await startSmtpReceiver();
+      const roles = new Roles({ MAIL_TRANSPORT: 'smtp', SMTP_URL: receiver.url() });
+      try {
+        const server = await roles.start('server');
+        // Eight sends in hand, five pooled connections (SMTP_POOL_CONNECTIONS): five at the
+        // server, held there, and three waiting for a connection.
+        const smtp = { WORKER_CONCURRENCY: '8' };
+        const worker = await roles.start('worker', smtp);
+        const holds = Array.from({ length: SMTP_POOL_CONNECTIONS }, () => receiver.holdNext());
+        const ids = await mapLimit(Array.from({ length: 8 }), 8, (_, i) =>
+          queueEmail(server.url, { subject: `Waiting for the pool ${i}` }),
+        );
+        await Promise.all(holds.map((h) => h.arrived));
+        for (const id of ids) {
+          await worker.proc.waitForLog(
+            (r) => r.emailId === id && r.msg.startsWith('Initiating email send'),
+          );
+        }
+        worker.proc.child.kill('SIGTERM');
+        await worker.proc.waitForLog((r) => r.msg.startsWith('Starting no more sends'));
+        holds.forEach((h) => h.release());
+        expect(await worker.proc.exited).to.deep.equal({ code: 0, signal: null });
+        await closed(worker.proc);
+        // Only the sends under way at the signal went out; none was cut off half-way.
+        expect(await receiver.received()).to.have.length(SMTP_POOL_CONNECTIONS);
+        expect(worker.proc.records.filter((r) => r.level >= 50)).to.deep.equal([]);
+
+        const next = await roles.start('worker', smtp);
+        const views = await mapLimit(ids, 8, (id) => waitForStatus(server.url, id, 'sent'));
+        const arrived = (await receiver.received()).map((m) => m.emailId ?? '');
+        expect([...tally(arrived).values()]).to.deep.equal(ids.map(() => 1));
+        expect([...arrived].sort()).to.deep.equal([...ids].sort());
+        // The three sent back were not failed attempts: each email went out on its first.
+        expect(views.map((v) => v.attempts.map((a) => a.attempt))).to.deep.equal(
+          ids.map(() => [1]),
+        );
+        next.proc.child.kill('SIGTERM');
+        await next.proc.exited;
+      } finally {
+        await roles.cleanup();
+        await receiver.close();
+      }
     });
   });
 });

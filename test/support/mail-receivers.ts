@@ -102,6 +102,11 @@ export interface SmtpReceiver {
   refuseRecipient(address: string, code: number): void;
   /** From now on, every DATA is answered `ms` after it arrived: a slow server. */
   answerAfter(ms: number): void;
+  /**
+   * The next DATA is held: `arrived` resolves once it has come in whole, and it is answered
+   * (250) only after `release()`.
+   */
+  holdNext(): { readonly arrived: Promise<void>; release(): void };
   readonly authAttempts: { user: string; pass: string }[];
   close(): Promise<void>;
 }
@@ -124,6 +129,7 @@ export async function startSmtpReceiver(auth?: {
   const authAttempts: { user: string; pass: string }[] = [];
   let queued = 0;
   let answerDelayMs = 0;
+  const holds: { arrived: () => void; released: Promise<void> }[] = [];
 
   const server = new SMTPServer({
     authOptional: auth === undefined,
@@ -144,6 +150,7 @@ export async function startSmtpReceiver(auth?: {
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       const fault = faults.shift();
+      const hold = holds.shift();
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
         if (fault === 'hang') return; // never answer the DATA
@@ -154,7 +161,10 @@ export async function startSmtpReceiver(auth?: {
           envelopes.push(session.envelope.rcptTo.map((r) => r.address));
           callback(null, `Queued as Q${++queued}`);
         };
-        if (answerDelayMs > 0) setTimeout(take, answerDelayMs);
+        if (hold !== undefined) {
+          hold.arrived();
+          void hold.released.then(take);
+        } else if (answerDelayMs > 0) setTimeout(take, answerDelayMs);
         else take();
       });
     },
@@ -177,6 +187,16 @@ export async function startSmtpReceiver(auth?: {
     failNext: (fault) => void faults.push(fault),
     refuseRecipient: (address, code) => void refused.set(address, code),
     answerAfter: (ms) => void (answerDelayMs = ms),
+    holdNext: () => {
+      let arrived = (): void => undefined;
+      let release = (): void => undefined;
+      const hold = {
+        arrived: new Promise<void>((resolve) => (arrived = resolve)),
+        released: new Promise<void>((resolve) => (release = resolve)),
+      };
+      holds.push({ arrived, released: hold.released });
+      return { arrived: hold.arrived, release };
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

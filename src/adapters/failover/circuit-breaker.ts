@@ -62,6 +62,14 @@ export class CircuitBreaker {
     return false;
   }
 
+  /**
+   * The send `tryAcquire` let through never reached the sender (the worker stopped first): no
+   * news either way. A probe's place goes to the next send.
+   */
+  onNotStarted(): void {
+    this.probing = false;
+  }
+
   /** What /readyz shows: an open circuit whose cool-down is over reads as half-open. */
   current(): BreakerState {
     if (this.state === 'open' && this.nowMs() - this.openedAt >= this.options.coolDownMs) {

@@ -8,7 +8,7 @@ import type {
 import { sendNamed } from '../../application/ports/email-sender.js';
 import type { Clock, Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { throttled, transient, uncertain } from '../../domain/delivery.js';
+import { isNotStarted, throttled, transient, uncertain } from '../../domain/delivery.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 import type { BreakerOptions, BreakerState } from './circuit-breaker.js';
 import { CircuitBreaker, DEFAULT_BREAKER } from './circuit-breaker.js';
@@ -107,6 +107,11 @@ export class FailoverEmailSender implements EmailSender {
           continue;
         }
         const { outcome, transport } = await sendNamed(entry.sender, request)();
+        if (isNotStarted(outcome)) {
+          // The worker is stopping: nothing went out, and no other sender should start now.
+          entry.breaker.onNotStarted();
+          return this.named(outcome, transport, throttles);
+        }
         const isThrottle = outcome._tag === 'Transient' && outcome.throttled === true;
         if (outcome._tag !== 'Transient' || isThrottle) {
           const before = entry.breaker.onSuccess();
@@ -150,6 +155,11 @@ export class FailoverEmailSender implements EmailSender {
     return throttles.length > 0
       ? { outcome, transport, throttled: throttles }
       : { outcome, transport };
+  }
+
+  /** See `EmailSender.stopStarting`: told to every sender of the chain that has it. */
+  stopStarting(): void {
+    for (const { sender } of this.entries) sender.stopStarting?.();
   }
 
   /** Each sender's circuit, for /readyz and /metrics. */

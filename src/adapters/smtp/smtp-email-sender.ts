@@ -9,7 +9,7 @@ import type { AttachmentStore } from '../../application/ports/attachment-store.j
 import type { EmailSender } from '../../application/ports/email-sender.js';
 import type { Logger } from '../../application/ports/system.js';
 import type { DeliveryOutcome } from '../../domain/delivery.js';
-import { permanent, publicText, transient } from '../../domain/delivery.js';
+import { notStarted, permanent, publicText, transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
 import type { EmailRequest } from '../../domain/email-request.js';
 import { allRecipients } from '../../domain/email-request.js';
@@ -64,6 +64,8 @@ export class SmtpEmailSender implements EmailSender {
   private readonly hosts: readonly string[];
   /** One turn per pooled connection; without a pool, every send has its own connection. */
   private readonly turns: LimitFunction | undefined;
+  /** Set by `stopStarting`: a send whose turn comes from then on does not start. */
+  private stopping = false;
 
   constructor(private readonly options: SmtpOptions) {
     const { url, timeoutMs } = options;
@@ -103,7 +105,16 @@ export class SmtpEmailSender implements EmailSender {
     return () =>
       this.turns === undefined
         ? this.composeAndTransmit(request)
-        : this.turns(() => this.composeAndTransmit(request));
+        : this.turns(() =>
+            this.stopping
+              ? Promise.resolve(notStarted('the worker is stopping; not sent'))
+              : this.composeAndTransmit(request),
+          );
+  }
+
+  /** See `EmailSender.stopStarting`: sends still waiting for a pooled connection start no more. */
+  stopStarting(): void {
+    this.stopping = true;
   }
 
   /** `request` composed (`buildRawMessage`'s octets), then handed over by `transmit`. */

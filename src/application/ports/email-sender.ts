@@ -56,6 +56,14 @@ export interface EmailSender {
    * never do), which is why it is told who took the email, not who was asked.
    */
   sendNamed?(request: EmailRequest, options?: SendOptions): Task<NamedOutcome>;
+  /**
+   * The worker is stopping: sends that have not started yet (waiting for a pooled connection)
+   * start no more, and answer `notStarted` (nothing went out) instead, so that their tasks go
+   * back to the queue rather than start sends the stop's grace period may cut off half-way
+   * (a send cut off after the provider took it is sent again by another worker). Sends under
+   * way finish. Only a sender that makes sends wait has it.
+   */
+  stopStarting?(): void;
 }
 
 /**

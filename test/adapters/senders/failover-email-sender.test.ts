@@ -3,7 +3,7 @@ import { FailoverEmailSender } from '../../../src/adapters/failover/failover-ema
 import { SmtpEmailSender } from '../../../src/adapters/smtp/smtp-email-sender.js';
 import type { EmailSender } from '../../../src/application/ports/email-sender.js';
 import type { DeliveryOutcome } from '../../../src/domain/delivery.js';
-import { permanent, sent, transient } from '../../../src/domain/delivery.js';
+import { notStarted, permanent, sent, transient } from '../../../src/domain/delivery.js';
 import { emailSenderContract } from '../../contracts/email-sender.contract.js';
 import { aRequest } from '../../support/builders.js';
 import { recordingLogger } from '../../support/fakes.js';
@@ -95,6 +95,21 @@ describe('FailoverEmailSender', () => {
     const f = failover(scripted('a', permanent('400 bad address')), b);
     expect(await send(f)).to.deep.equal(permanent('400 bad address'));
     expect([b.calls, failovers.length]).to.deep.equal([0, 0]);
+  });
+
+  it('tells every sender to stop starting, and moves on to none when one did not start', async () => {
+    const stopped: string[] = [];
+    const stopping = (s: ReturnType<typeof scripted>) =>
+      Object.assign(s, { stopStarting: () => stopped.push(s.name) });
+    const a = stopping(scripted('smtp', notStarted('the worker is stopping; not sent')));
+    const b = stopping(scripted('mailgun', sent('b-id')));
+    const f = failover(a, b);
+    f.stopStarting();
+    expect(stopped).to.deep.equal(['smtp', 'mailgun']);
+    expect(await send(f)).to.deep.equal(notStarted('the worker is stopping; not sent'));
+    expect([a.calls, b.calls, failovers.length]).to.deep.equal([1, 0, 0]);
+    // No news of the sender either way: its circuit stays closed, with no failure counted.
+    expect(f.states()).to.deep.equal({ smtp: 'closed', mailgun: 'closed' });
   });
 
   it('opens the circuit after N consecutive transients and skips the sender while open', async () => {

@@ -94,6 +94,35 @@ describe('SmtpEmailSender', () => {
     expect([...arrived].sort()).to.deep.equal(requests.map((r) => r.id).sort());
   });
 
+  it('starts no send waiting for a pooled connection once told to stop starting', async () => {
+    const sender = new SmtpEmailSender({
+      url: withAuth(PASSWORD),
+      from: FROM,
+      timeoutMs: 2000,
+      log,
+      ignoreTLS: true,
+      maxConnections: 1,
+    });
+    senders.push(sender);
+    const hold = receiver.holdNext();
+    const first = aRequest({ id: 'smtp-stop-first-0' });
+    const second = aRequest({ id: 'smtp-stop-second-0' });
+    const sending = [sender.send(first)(), sender.send(second)()];
+    // The first is in DATA on the one connection; the second waits for it.
+    await hold.arrived;
+    sender.stopStarting();
+    hold.release();
+    const [one, two] = await Promise.all(sending);
+    // The send under way finishes; the waiting one never starts and says so.
+    expect(one!._tag).to.equal('Sent');
+    expect(two).to.deep.equal({
+      _tag: 'Transient',
+      reason: 'the worker is stopping; not sent',
+      notStarted: true,
+    });
+    expect((await receiver.received()).map((m) => m.emailId)).to.deep.equal([first.id]);
+  });
+
   it('authenticates with the URL credentials and sends without a pool too', async () => {
     const request = aRequest();
     const outcome = await open(withAuth('pa:ss w0rd/SECRET'), false).send(request)();
