@@ -463,10 +463,14 @@ the recording and the spawn, every drain (this section's and section 2's) runs \
 the run's database and a \`CHECKPOINT\`, so that no drain shares the cores with autovacuum or the
 checkpointer working off an earlier phase's rows. ${rounds(settings.rounds, 'ours, bare', true)}. Each deliverer
 delivers the first W = ${settings.warmN} unmeasured, to warm up: spawned for the drain, it spends its first
-thousands of sends with V8 still optimising its code (our worker, timed once by hand: 1.35 CPU
-ms per email over its first thousand, start-up included, 0.63 over its second, 0.30 to 0.35 from
-its fourth on: a drain of only N = ${n} from a spawn measured how soon V8 optimises more than
-what a running worker costs). *first→last* is the
+thousands of sends with V8 still optimising its code. Timed by hand in windows of about a
+thousand sends, twice each (2026-12-02, N = 20,000 from a spawn): our worker 1.9 to 2.3 CPU ms
+per email over its first thousand, start-up included, 0.81 to 0.86 over its fourth, 0.67 to 0.71
+over its fifth, and 0.52 to 0.67 from its sixth on; the bare consumer 0.48 to 0.49 over its
+fourth, 0.42 to 0.44 over its fifth, and 0.37 to 0.48 from its sixth on. The bare consumer, with
+less code for V8 to optimise, settles about two thousand sends sooner: with W = 4000, the
+measured thousand caught our worker still warming up. A drain of only N = ${n} from a spawn
+measured how soon V8 optimises more than what a running worker costs. *first→last* is the
 rate from the first message past W the stand-in holds to the last, and CPU is metered over
 the same span (the stand-in's own CPU in its column).
 

@@ -25,7 +25,9 @@ export interface Settings {
   /**
    * Emails each Mailgun drain without latency delivers before its N, unmeasured: a deliverer
    * spawned for the drain spends its first few thousand sends with V8 still optimising its code
-   * (our worker, timed once: 1.35 CPU ms per email over its first thousand, 0.3 from its fourth).
+   * (our worker, timed in windows of a thousand, twice: 1.9 to 2.3 CPU ms per email over its
+   * first, 0.67 to 0.71 over its fifth, 0.52 to 0.67 from its sixth on; the bare consumer 0.42 to
+   * 0.44 from its fifth, as from its sixth on).
    */
   readonly warmN: number;
   /** Emails of the run at 670 ms provider latency. */

@@ -206,7 +206,7 @@ async function main(): Promise<void> {
     // measured earlier, it is V8's optimising that is measured, not the steady state.
     warmup: count('BENCH_WARMUP', SMOKE ? 20 : 8000),
     n: count('BENCH_N', SMOKE ? 40 : 1000),
-    warmN: count('BENCH_WARM_N', SMOKE ? 10 : 4000),
+    warmN: count('BENCH_WARM_N', SMOKE ? 10 : 8000),
     // 60 batches of 32 at 670 ms: about 41 s. The last batch's sends spread out over about
     // half a second (see the report's 670 ms section): a fixed cost per drain, 1% of this one,
     // where with 15 batches it was 5% and the rate measured the drain's end more than the pace.
