@@ -1213,6 +1213,17 @@ export class DeliverEmail {
     const renewed = await this.ledger.claim(id, this.holder, this.clock.now(), this.leaseMs)();
     // A store that does not answer is no news: the lease outlives a few missed renewals.
     if (renewed._tag === 'Left' || renewed.right._tag === 'Claimed') return true;
+    if (renewed.right._tag === 'AlreadySent') {
+      // A provider's report recorded the send meanwhile (see RecordProviderEvent): not another
+      // worker's doing, and nothing to fear from it.
+      this.log.info(
+        { emailId: id, providerId: renewed.right.providerId },
+        this.slots.has(id)
+          ? 'The provider reported on the email during its send'
+          : 'The provider reported on the email while it waited for a send slot; not sending',
+      );
+      return false;
+    }
     this.log.warn(
       { emailId: id, claim: renewed.right._tag },
       this.slots.has(id)

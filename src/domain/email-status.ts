@@ -483,9 +483,10 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
         durationMs: event.durationMs,
       });
       if (isSettledBefore(base, event.at)) return { ...base, attempts };
-      if (base.recipients.some((r) => isReported(r.status))) {
-        // The provider reported on an earlier send, which it had taken after all (that attempt
-        // timed out here): the email went out, whatever this attempt says.
+      if (base.history.some((c) => c.source === 'provider')) {
+        // The provider reported on an earlier send (a deferral too: it retries only what it
+        // took), which it had taken after all (that attempt timed out here): the email went
+        // out, whatever this attempt says.
         const recipients = takenAfterAll(base.recipients);
         return {
           ...without(base, 'nextAttemptAt', 'reason'),
@@ -511,9 +512,10 @@ export function evolveStatus(current: EmailStatus | undefined, event: DomainEven
           ? base.recipients
           : base.recipients.map((r) => (mailboxKey(r.address) === key ? withReport(r, state) : r));
       // Before the worker's `sent` is recorded the email keeps its status: `sent` rolls it up. A
-      // report on a failed email shows the provider had taken a send that timed out here: the
-      // email went out, and is rolled up as sent (its other recipients sent, not failed).
-      const takenAfterFailing = base.status === 'failed' && state !== undefined;
+      // report on a failed email, a deferral too (a provider reports, and retries, only what it
+      // accepted), shows the provider had taken a send that timed out here: the email went out,
+      // and is rolled up as sent (its other recipients sent, not failed).
+      const takenAfterFailing = base.status === 'failed';
       const settled = takenAfterFailing ? takenAfterAll(recipients) : recipients;
       const status = hasBeenSent(base.status) || takenAfterFailing ? rollUp(settled) : base.status;
       // Its line says what the report says, whatever came before, so a repeat finds it.

@@ -135,10 +135,16 @@ describe('Provider reports in the email status', () => {
     // Every recipient reported: delivered.
     const both = evolveStatus(lateReport, report(bob, 'delivered', { at: at(101) }));
     expect(both.status).to.equal('delivered');
-    // A deferral proves nothing yet: still failed.
-    expect(fold([...before, failed, report(ada, 'deferred', { at: at(100) })]).status).to.equal(
-      'failed',
-    );
+    // A deferral proves it too: the provider retries only what it accepted. In either order.
+    const deferred = report(ada, 'deferred', { at: at(100) });
+    const lateDeferral = fold([...before, failed, deferred]);
+    expect(lateDeferral.status).to.equal('sent');
+    expect(states(lateDeferral)).to.deep.equal({ [ada]: 'sent', [bob]: 'sent' });
+    expect(lateDeferral).not.to.have.property('failedAt');
+    const earlyDeferral = fold([...before, deferred, failed]);
+    expect(earlyDeferral.status).to.equal('sent');
+    expect(earlyDeferral.recipients).to.deep.equal(lateDeferral.recipients);
+    expect(earlyDeferral).not.to.have.property('failedAt');
   });
 
   it('takes the provider id of a send found in the ledger after a report rolled the email up', () => {

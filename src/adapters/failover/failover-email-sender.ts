@@ -87,6 +87,8 @@ export class FailoverEmailSender implements EmailSender {
     return async () => {
       const failures: Failure[] = [];
       const throttles: Throttle[] = [];
+      /** Whether a sender of the chain has had the email in its hands (answered) this time. */
+      let tried = false;
       for (const [i, entry] of this.entries.entries()) {
         const next = this.entries[i + 1]?.key;
         const pausedMs = options?.skip?.get(entry.sender.name);
@@ -108,10 +110,14 @@ export class FailoverEmailSender implements EmailSender {
         }
         const { outcome, transport } = await sendNamed(entry.sender, request)();
         if (isNotStarted(outcome)) {
-          // The worker is stopping: nothing went out, and no other sender should start now.
+          // The worker is stopping: this sender sent nothing, and no other should start now.
           entry.breaker.onNotStarted();
-          return this.named(outcome, transport, throttles);
+          // Nothing went out at all: the task goes back unspent. After a sender that did have
+          // it (a timeout it may have taken, a throttle to share), the attempt is what they said.
+          if (!tried) return this.named(outcome, transport, throttles);
+          break;
         }
+        tried = true;
         const isThrottle = outcome._tag === 'Transient' && outcome.throttled === true;
         if (outcome._tag !== 'Transient' || isThrottle) {
           const before = entry.breaker.onSuccess();

@@ -152,16 +152,17 @@ const MAX_MESSAGE_ID_LENGTH = 500;
 /**
  * Mailgun's id of the message, as its send API answered it (`<…@domain>`): the event's
  * `message.headers["message-id"]`, which Mailgun gives without the angle brackets
- * (documentation.mailgun.com, "Events"); undefined when missing or not a msg-id's printable
- * ASCII without spaces (RFC 5322 §3.6.4).
+ * (documentation.mailgun.com, "Events"), trimmed and with brackets or without; undefined when
+ * missing, or when what is inside is not a msg-id's printable ASCII without spaces or angle
+ * brackets (RFC 5322 §3.6.4). The report's own id stands in then (see RecordProviderEvent).
  */
 function messageIdOf(data: Record<string, unknown>): string | undefined {
   const message = isObject(data.message) ? data.message : {};
   const headers = isObject(message.headers) ? message.headers : {};
   const id = headers['message-id'];
   if (typeof id !== 'string') return undefined;
-  const bare = id.replace(/^<(.*)>$/, '$1');
-  return /^[\x21-\x7e]+$/.test(bare) && bare.length <= MAX_MESSAGE_ID_LENGTH
+  const bare = id.trim().replace(/^<(.*)>$/, '$1');
+  return /^[\x21-\x3b\x3d\x3f-\x7e]+$/.test(bare) && bare.length <= MAX_MESSAGE_ID_LENGTH
     ? `<${bare}>`
     : undefined;
 }

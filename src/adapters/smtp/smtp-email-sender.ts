@@ -56,6 +56,9 @@ export interface SmtpOptions {
  * logger, and every reason and hint is scrubbed of it before it is returned. Reasons are public
  * (see `DeliveryOutcome`): the URL's host, which replies and errors quote, goes to the hint.
  */
+/** What a send the worker's stop kept from starting answers. */
+const NOT_STARTED = notStarted('the worker is stopping; not sent');
+
 export class SmtpEmailSender implements EmailSender {
   readonly name = 'smtp';
   private readonly transporter: Transporter<SMTPSentMessageInfo>;
@@ -66,6 +69,9 @@ export class SmtpEmailSender implements EmailSender {
   private readonly turns: LimitFunction | undefined;
   /** Set by `stopStarting`: a send whose turn comes from then on does not start. */
   private stopping = false;
+  /** Settles when `stopStarting` is called: sends still waiting for their turn answer then. */
+  private readonly stopped: Promise<void>;
+  private stop: () => void = () => undefined;
 
   constructor(private readonly options: SmtpOptions) {
     const { url, timeoutMs } = options;
@@ -87,6 +93,7 @@ export class SmtpEmailSender implements EmailSender {
         ? nodemailer.createTransport(common)
         : nodemailer.createTransport({ ...common, pool: true, maxConnections });
     this.turns = options.pool === false ? undefined : pLimit(maxConnections);
+    this.stopped = new Promise<void>((resolve) => (this.stop = resolve));
     // An 'error' event nobody listens to would crash the worker; sends report their own errors.
     this.transporter.on('error', (error: Error) =>
       options.log.warn(
@@ -103,18 +110,32 @@ export class SmtpEmailSender implements EmailSender {
     // connections: 10 of 40 emails arrived twice), and sent again. The message is composed
     // once its turn comes, so that sends waiting for one hold no message (nor its attachments).
     return () =>
-      this.turns === undefined
-        ? this.composeAndTransmit(request)
-        : this.turns(() =>
-            this.stopping
-              ? Promise.resolve(notStarted('the worker is stopping; not sent'))
-              : this.composeAndTransmit(request),
-          );
+      this.turns === undefined ? this.composeAndTransmit(request) : this.inTurn(request);
   }
 
-  /** See `EmailSender.stopStarting`: sends still waiting for a pooled connection start no more. */
+  /**
+   * `composeAndTransmit` on one of the pooled connections, once one is free: the answer of the
+   * send, or `notStarted` as soon as `stopStarting` is called while it still waits (its turn,
+   * when it comes, then starts nothing).
+   */
+  private inTurn(request: EmailRequest): Promise<DeliveryOutcome> {
+    let started = false;
+    const turn = this.turns!(() => {
+      if (this.stopping) return Promise.resolve(NOT_STARTED);
+      started = true;
+      return this.composeAndTransmit(request);
+    });
+    const stopped = this.stopped.then(() => (started ? turn : NOT_STARTED));
+    return Promise.race([turn, stopped]);
+  }
+
+  /**
+   * See `EmailSender.stopStarting`: sends still waiting for a pooled connection answer
+   * `notStarted` at once, and none starts from now on.
+   */
   stopStarting(): void {
     this.stopping = true;
+    this.stop();
   }
 
   /** `request` composed (`buildRawMessage`'s octets), then handed over by `transmit`. */

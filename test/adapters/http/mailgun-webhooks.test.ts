@@ -48,18 +48,22 @@ interface EventSpec {
   readonly severity?: 'permanent' | 'temporary';
   readonly code?: number;
   readonly message?: string;
+  /** `message.headers["message-id"]`; a Mailgun-like one by default. */
+  readonly messageId?: string;
+  /** `event-data.id`; random by default. */
+  readonly eventId?: string;
 }
 
 /** `event-data` as Mailgun posts it (the fields we read, and a few we do not). */
 const eventData = (spec: EventSpec): Record<string, unknown> => ({
   event: spec.event,
   ...(spec.severity !== undefined ? { severity: spec.severity, reason: 'bounce' } : {}),
-  id: randomBytes(16).toString('base64url').slice(0, 22),
+  id: spec.eventId ?? randomBytes(16).toString('base64url').slice(0, 22),
   timestamp: Date.now() / 1000,
   'log-level': 'info',
   recipient: spec.recipient,
   'recipient-domain': spec.recipient.slice(spec.recipient.indexOf('@') + 1),
-  message: { headers: { 'message-id': '20300102030405.1.abc@mg.example.com' } },
+  message: { headers: { 'message-id': spec.messageId ?? '20300102030405.1.abc@mg.example.com' } },
   'user-variables': spec.emailId !== undefined ? { 'email-id': spec.emailId } : {},
   ...(spec.code !== undefined
     ? {
@@ -213,8 +217,8 @@ describe('POST /webhooks/mailgun', () => {
     expect(fx.parts.log.errors()).to.deep.equal([]);
   });
 
-  it('records the send in the ledger under Mailgun’s message id when the email had failed', async () => {
-    fx = await start();
+  /** An email accepted through the API whose sends all timed out: failed, nothing in the ledger. */
+  async function failedEmail(fx: Fixture): Promise<EmailId> {
     const res = await fetch(`${fx.url}/emails`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -223,15 +227,33 @@ describe('POST /webhooks/mailgun', () => {
     const { id } = (await res.json()) as { id: EmailId };
     const request = await right(fx.parts.emails.request(id));
     if (O.isNone(request)) throw new Error('the email was not recorded');
-    // Its sends timed out (the provider had taken one): failed, nothing in the ledger.
     await fx.parts.change(anEvent.failed(request.value, { at: '2030-01-02T03:04:06.000Z' }));
     expect(await right(fx.ledger.sent(id))).to.equal(undefined);
+    return id;
+  }
 
+  it('records the send in the ledger under Mailgun’s message id when the email had failed', async () => {
+    fx = await start();
+    const id = await failedEmail(fx);
     const delivered = webhook({ emailId: id, recipient: 'ada@example.org', event: 'delivered' });
     expect((await post(fx, delivered)).status).to.equal(200);
     expect((await emailJson(fx, id)).status).to.equal('delivered');
     // As Mailgun's send API answered it, brackets included: a retry or a replay finds it sent.
     expect(await right(fx.ledger.sent(id))).to.equal('<20300102030405.1.abc@mg.example.com>');
+  });
+
+  it('takes a message id with brackets or spaces around it, and stands the event id in for a bad one', async () => {
+    fx = await start();
+    const ids = { bracketed: await failedEmail(fx), odd: await failedEmail(fx) };
+    const spec = { recipient: 'ada@example.org', event: 'failed', severity: 'temporary' } as const;
+    const bracketed = { ...spec, emailId: ids.bracketed, messageId: ' <m1@mg.example.com> ' };
+    expect((await post(fx, webhook(bracketed))).status).to.equal(200);
+    expect(await right(fx.ledger.sent(ids.bracketed))).to.equal('<m1@mg.example.com>');
+    // A deferral proves it too: Mailgun retries only what it accepted.
+    expect((await emailJson(fx, ids.bracketed)).status).to.equal('sent');
+    const odd = { ...spec, emailId: ids.odd, messageId: '<m2@mg', eventId: 'ev-odd' };
+    expect((await post(fx, webhook(odd))).status).to.equal(200);
+    expect(await right(fx.ledger.sent(ids.odd))).to.equal('mailgun event ev-odd');
   });
 
   it('bounces and suppresses the recipient of a permanent failure, and the API refuses it next', async () => {

@@ -112,6 +112,20 @@ describe('FailoverEmailSender', () => {
     expect(f.states()).to.deep.equal({ smtp: 'closed', mailgun: 'closed' });
   });
 
+  it('answers what an earlier sender said when a later one did not start: that one had it', async () => {
+    const stopping = notStarted('the worker is stopping; not sent');
+    const f = failover(
+      scripted('mailgun', transient('timed out after 15000ms')),
+      scripted('smtp', stopping),
+    );
+    f.stopStarting();
+    const outcome = await send(f);
+    // Mailgun may have taken it: the attempt counts, as after any failure of the chain.
+    expect(outcome._tag).to.equal('Transient');
+    expect(outcome).not.to.have.property('notStarted');
+    expect(outcome).to.include({ reason: 'all senders failed: mailgun: timed out after 15000ms' });
+  });
+
   it('opens the circuit after N consecutive transients and skips the sender while open', async () => {
     const a = scripted('a', transient('down'));
     const f = failover(a, scripted('b', sent('b-id')));
