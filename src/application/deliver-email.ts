@@ -29,6 +29,26 @@ import type { SendSlots } from './send-slots.js';
 export { STORE_WAIT_LOG_EVERY_MS, handBackDelay };
 
 /**
+ * What a renewal that lost the claim logs, while the send runs or while it waits for a send
+ * slot. Another worker has it: the lease ran out while the store did not answer. Already sent: a
+ * provider's report recorded the send meanwhile (see RecordProviderEvent), nothing to fear.
+ */
+const LOST_CLAIM = {
+  Busy: {
+    level: 'warn',
+    sending:
+      'The send claim ran out during the send and another worker has it; the email may go out twice',
+    waiting:
+      'The send claim ran out while waiting for a send slot and another worker has it; not sending',
+  },
+  AlreadySent: {
+    level: 'info',
+    sending: 'The provider reported on the email during its send',
+    waiting: 'The provider reported on the email while it waited for a send slot; not sending',
+  },
+} as const;
+
+/**
  * How long a send claim lives unless renewed. The sending worker renews it every third of this
  * while the send runs, however long the send takes; so this bounds only how long an email whose
  * worker died mid-send waits before another worker takes it over (and sends it again).
@@ -1213,22 +1233,15 @@ export class DeliverEmail {
     const renewed = await this.ledger.claim(id, this.holder, this.clock.now(), this.leaseMs)();
     // A store that does not answer is no news: the lease outlives a few missed renewals.
     if (renewed._tag === 'Left' || renewed.right._tag === 'Claimed') return true;
-    if (renewed.right._tag === 'AlreadySent') {
-      // A provider's report recorded the send meanwhile (see RecordProviderEvent): not another
-      // worker's doing, and nothing to fear from it.
-      this.log.info(
-        { emailId: id, providerId: renewed.right.providerId },
-        this.slots.has(id)
-          ? 'The provider reported on the email during its send'
-          : 'The provider reported on the email while it waited for a send slot; not sending',
-      );
-      return false;
-    }
-    this.log.warn(
-      { emailId: id, claim: renewed.right._tag },
-      this.slots.has(id)
-        ? 'The send claim ran out during the send and another worker has it; the email may go out twice'
-        : 'The send claim ran out while waiting for a send slot and another worker has it; not sending',
+    const claim = renewed.right;
+    const said = LOST_CLAIM[claim._tag];
+    this.log[said.level](
+      {
+        emailId: id,
+        claim: claim._tag,
+        ...(claim._tag === 'AlreadySent' ? { providerId: claim.providerId } : {}),
+      },
+      this.slots.has(id) ? said.sending : said.waiting,
     );
     return false;
   }
