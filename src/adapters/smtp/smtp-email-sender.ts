@@ -69,9 +69,13 @@ export class SmtpEmailSender implements EmailSender {
   private readonly turns: LimitFunction | undefined;
   /** Set by `stopStarting`: a send whose turn comes from then on does not start. */
   private stopping = false;
-  /** Settles when `stopStarting` is called: sends still waiting for their turn answer then. */
-  private readonly stopped: Promise<void>;
-  private stop: () => void = () => undefined;
+  /**
+   * The sends waiting for their turn, each by the function that answers it `notStarted`: what
+   * `stopStarting` calls. A send leaves the set when its turn comes, so the set holds no more
+   * than the sends waiting now (a promise settled only by a stop would keep every send's
+   * reaction for the life of the worker).
+   */
+  private readonly waiting = new Set<() => void>();
 
   constructor(private readonly options: SmtpOptions) {
     const { url, timeoutMs } = options;
@@ -93,7 +97,6 @@ export class SmtpEmailSender implements EmailSender {
         ? nodemailer.createTransport(common)
         : nodemailer.createTransport({ ...common, pool: true, maxConnections });
     this.turns = options.pool === false ? undefined : pLimit(maxConnections);
-    this.stopped = new Promise<void>((resolve) => (this.stop = resolve));
     // An 'error' event nobody listens to would crash the worker; sends report their own errors.
     this.transporter.on('error', (error: Error) =>
       options.log.warn(
@@ -119,14 +122,20 @@ export class SmtpEmailSender implements EmailSender {
    * when it comes, then starts nothing).
    */
   private inTurn(request: EmailRequest): Promise<DeliveryOutcome> {
-    let started = false;
-    const turn = this.turns!(() => {
-      if (this.stopping) return Promise.resolve(NOT_STARTED);
-      started = true;
-      return this.composeAndTransmit(request);
+    return new Promise<DeliveryOutcome>((resolve, reject) => {
+      const giveUp = (): void => resolve(NOT_STARTED);
+      this.waiting.add(giveUp);
+      void this.turns!(async () => {
+        // Not in the set any more: the stop answered this send already, and nothing starts.
+        if (!this.waiting.delete(giveUp) || this.stopping) return resolve(NOT_STARTED);
+        try {
+          resolve(await this.composeAndTransmit(request));
+        } catch (error) {
+          // A bug (a send answers, it does not throw): the caller's, as without a pool.
+          reject(error);
+        }
+      });
     });
-    const stopped = this.stopped.then(() => (started ? turn : NOT_STARTED));
-    return Promise.race([turn, stopped]);
   }
 
   /**
@@ -135,7 +144,8 @@ export class SmtpEmailSender implements EmailSender {
    */
   stopStarting(): void {
     this.stopping = true;
-    this.stop();
+    for (const giveUp of this.waiting) giveUp();
+    this.waiting.clear();
   }
 
   /** `request` composed (`buildRawMessage`'s octets), then handed over by `transmit`. */
