@@ -112,8 +112,11 @@ export class SmtpEmailSender implements EmailSender {
     // off while the server was taking it (a reviewer's 2.5 s server, 32 sends on 5
     // connections: 10 of 40 emails arrived twice), and sent again. The message is composed
     // once its turn comes, so that sends waiting for one hold no message (nor its attachments).
-    return () =>
-      this.turns === undefined ? this.composeAndTransmit(request) : this.inTurn(request);
+    return async () => {
+      // Stopping: a send asked for now (a failover chain moving on) starts nothing either.
+      if (this.stopping) return NOT_STARTED;
+      return this.turns === undefined ? this.composeAndTransmit(request) : this.inTurn(request);
+    };
   }
 
   /**

@@ -123,6 +123,14 @@ describe('SmtpEmailSender', () => {
       notStarted: true,
     });
     expect((await receiver.received()).map((m) => m.emailId)).to.deep.equal([first.id]);
+    // A send asked for after the stop starts nothing, at once, pooled or not.
+    const late = aRequest({ id: 'smtp-stop-late-0' });
+    const unpooled = open(withAuth(PASSWORD), false);
+    unpooled.stopStarting();
+    for (const s of [sender, unpooled]) {
+      expect(await s.send(late)()).to.include({ _tag: 'Transient', notStarted: true });
+    }
+    expect(await receiver.received()).to.have.length(1);
   });
 
   it('authenticates with the URL credentials and sends without a pool too', async () => {
