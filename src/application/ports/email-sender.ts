@@ -61,7 +61,8 @@ export interface EmailSender {
    * start no more, and answer `notStarted` (nothing went out) instead, so that their tasks go
    * back to the queue rather than start sends the stop's grace period may cut off half-way
    * (a send cut off after the provider took it is sent again by another worker). Sends under
-   * way finish. Only a sender that makes sends wait has it.
+   * way finish, and a send asked for afterwards (a failover chain moving on) answers
+   * `notStarted` at once. Only a sender that makes sends wait has it.
    */
   stopStarting?(): void;
 }
