@@ -3,7 +3,13 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as T from 'fp-ts/lib/Task.js';
 import * as TE from 'fp-ts/lib/TaskEither.js';
 import type { AttemptRecord, DeliveryOutcome, RetryPolicy } from '../domain/delivery.js';
-import { decide, outcomeDetail, outcomeName, throttlePauseMs } from '../domain/delivery.js';
+import {
+  decide,
+  isNotStarted,
+  outcomeDetail,
+  outcomeName,
+  throttlePauseMs,
+} from '../domain/delivery.js';
 import type { DomainToAscii, EmailAddress } from '../domain/email-address.js';
 import { mailbox } from '../domain/email-address.js';
 import { EmailRequest, allRecipients } from '../domain/email-request.js';
@@ -883,7 +889,7 @@ export class DeliverEmail {
       // The next send may start while this one is recorded.
       this.giveBackSendSlot(request.id);
       const { outcome, transport } = named;
-      if (outcome._tag === 'Transient' && outcome.notStarted === true) {
+      if (isNotStarted(outcome)) {
         // Nothing went out: the task goes back to the queue, its claim freed for the worker that
         // takes it, and the attempt unspent.
         await this.release(request.id)();

@@ -94,8 +94,13 @@ export const notStarted = (reason: string): DeliveryOutcome => ({
   notStarted: true,
 });
 
-/** True for an outcome made by `notStarted`. */
-export const isNotStarted = (o: DeliveryOutcome): boolean =>
+/**
+ * True for an outcome made by `notStarted`. A guard to the flagged transient alone: a plain
+ * transient stays in the other branch.
+ */
+export const isNotStarted = (
+  o: DeliveryOutcome,
+): o is Extract<DeliveryOutcome, { readonly _tag: 'Transient' }> & { readonly notStarted: true } =>
   o._tag === 'Transient' && o.notStarted === true;
 
 /** True for an outcome made by `throttled`. */

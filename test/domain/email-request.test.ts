@@ -567,19 +567,6 @@ describe('EmailRequest', () => {
       });
     }
 
-    it('still decodes a stored request whose file name has a bidirectional control', () => {
-      // Accepted before such names were refused: it must still leave the queue and the log.
-      const stored = {
-        id: 'abcdefgh-bidi',
-        to: ['ada@example.com'],
-        subject: 's',
-        text: 't',
-        requestedAt: '2030-01-01T00:00:00.000Z',
-        attachments: [{ filename: 'invoice\u202Efdp.exe', digest: 'a'.repeat(64), size: 3 }],
-      };
-      expect(E.isRight(EmailRequest.decode(stored))).to.equal(true);
-    });
-
     it('says a filename or content of another type must be a string, not that it is missing', () => {
       const given = fieldsOf(withAttachments(anAttachment({ filename: 5, content: [1] })));
       expect(given['attachments[0].filename']).to.equal('must be a string');
@@ -881,6 +868,12 @@ describe('EmailRequest', () => {
       requestedAt: 'x',
     };
     const decodes = (value: unknown) => E.isRight(EmailRequest.decode(value));
+
+    it('still decodes a stored request whose file name has a bidirectional control', () => {
+      // Accepted before such names were refused: it must still leave the queue and the log.
+      const attachments = [{ filename: 'invoice\u202Efdp.exe', digest: 'a'.repeat(64), size: 3 }];
+      expect(decodes({ ...base, attachments })).to.equal(true);
+    });
 
     it('cannot be decoded invalid: no body, bad id or a forged address', () => {
       expect(decodes(base)).to.equal(true);

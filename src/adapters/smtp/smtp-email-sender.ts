@@ -47,6 +47,9 @@ export interface SmtpOptions {
   readonly attachments?: AttachmentStore;
 }
 
+/** What a send the worker's stop kept from starting answers. */
+const NOT_STARTED = notStarted('the worker is stopping; not sent');
+
 /**
  * Sends over SMTP with nodemailer 10. What goes in DATA is `buildRawMessage`'s octets, handed
  * over raw, so the server gets exactly what `GET /emails/{id}/raw` shows. The envelope is given
@@ -56,9 +59,6 @@ export interface SmtpOptions {
  * logger, and every reason and hint is scrubbed of it before it is returned. Reasons are public
  * (see `DeliveryOutcome`): the URL's host, which replies and errors quote, goes to the hint.
  */
-/** What a send the worker's stop kept from starting answers. */
-const NOT_STARTED = notStarted('the worker is stopping; not sent');
-
 export class SmtpEmailSender implements EmailSender {
   readonly name = 'smtp';
   private readonly transporter: Transporter<SMTPSentMessageInfo>;
@@ -130,7 +130,7 @@ export class SmtpEmailSender implements EmailSender {
       this.waiting.add(giveUp);
       void this.turns!(async () => {
         // Not in the set any more: the stop answered this send already, and nothing starts.
-        if (!this.waiting.delete(giveUp) || this.stopping) return resolve(NOT_STARTED);
+        if (!this.waiting.delete(giveUp)) return;
         try {
           resolve(await this.composeAndTransmit(request));
         } catch (error) {
