@@ -14,6 +14,7 @@ import { permanent, publicText, transient } from '../../domain/delivery.js';
 import type { EmailAddress } from '../../domain/email-address.js';
 import type { AttachmentRef, EmailRequest } from '../../domain/email-request.js';
 import { asciiMailbox, domainToAscii } from '../idna/idna.js';
+import { DeadlinePassed, Deadlines } from '../system/deadlines.js';
 import { EMAIL_ID_HEADER, messageIdOf } from '../mime/mime-message.js';
 import { textAlternative } from '../mime/text-alternative.js';
 import { outcomeOf, UNAUTHORIZED_HINT } from './mailgun-response.js';
@@ -70,6 +71,8 @@ export class MailgunEmailSender implements EmailSender {
   private readonly authorization: string;
   // Keep-alive: a TLS handshake per email would cost more than the API call itself.
   private readonly agent: HttpAgent;
+  /** The send timeout's abort signals (`timeoutMs`). */
+  private readonly deadlines = new Deadlines();
   private readonly now: () => number;
   /** Our configuration's host, which no reason may show (a one-label name escapes the patterns). */
   private readonly hosts: readonly string[];
@@ -109,7 +112,7 @@ export class MailgunEmailSender implements EmailSender {
 
   send(request: EmailRequest): Task<DeliveryOutcome> {
     return async () => {
-      const { log, timeoutMs } = this.options;
+      const { timeoutMs } = this.options;
       // Read before the clock starts: the timeout bounds Mailgun, not our own store. Without
       // attachments (nearly every email) there is nothing to wait for.
       const files =
@@ -119,53 +122,60 @@ export class MailgunEmailSender implements EmailSender {
       if (E.isLeft(files)) return files.left;
       const body = this.body(request, files.right);
       if (E.isLeft(body)) return body.left;
-      const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(), timeoutMs);
       try {
-        const response = await fetch(this.endpoint, {
-          method: 'POST',
-          headers:
-            body.right instanceof URLSearchParams ? this.urlEncodedHeaders : this.multipartHeaders,
-          body: body.right,
-          agent: this.agent,
-          // A redirect means a wrong base; following it would turn the POST into a GET.
-          redirect: 'manual',
-          size: MAX_RESPONSE_BYTES,
-          signal: controller.signal,
-        });
-        // Redacted before the mapping too: hiding an address could cut a secret in two.
-        const answer = this.redact(await response.text());
-        const location = response.headers.get('location');
-        const outcome = this.scrub(
-          outcomeOf(
-            {
-              status: response.status,
-              body: answer,
-              retryAfter: response.headers.get('retry-after'),
-              location: location === null ? null : this.redact(location),
-            },
-            this.now(),
-            this.hosts,
-          ),
+        // The deadline covers reading the body too, so a server that stalls mid-answer times out.
+        return await this.deadlines.within(timeoutMs, (signal) =>
+          this.post(request, body.right, signal),
         );
-        // A line per send: at a level that drops it, not even built.
-        if (log.isLevelEnabled?.('info') ?? true) {
-          const fields = { emailId: request.id, status: response.status, outcome: outcome._tag };
-          log.info(
-            outcome._tag === 'Sent' ? { ...fields, providerId: outcome.providerId } : fields,
-            `API Response Status: ${response.status}.`,
-          );
-        }
-        if (response.status === 401) log.error({ emailId: request.id }, UNAUTHORIZED_HINT);
-        return outcome;
       } catch (error) {
-        // The abort covers reading the body too, so a server that stalls mid-answer times out.
-        if (controller.signal.aborted) return transient(`timed out after ${timeoutMs}ms`);
+        if (error instanceof DeadlinePassed) return transient(`timed out after ${timeoutMs}ms`);
         return this.scrub(this.networkError(error));
-      } finally {
-        clearTimeout(timer);
       }
     };
+  }
+
+  /** One POST of `body` to the Messages API, its answer read whole and made an outcome. */
+  private async post(
+    request: EmailRequest,
+    body: URLSearchParams | FormData,
+    signal: AbortSignal,
+  ): Promise<DeliveryOutcome> {
+    const { log } = this.options;
+    const response = await fetch(this.endpoint, {
+      method: 'POST',
+      headers: body instanceof URLSearchParams ? this.urlEncodedHeaders : this.multipartHeaders,
+      body,
+      agent: this.agent,
+      // A redirect means a wrong base; following it would turn the POST into a GET.
+      redirect: 'manual',
+      size: MAX_RESPONSE_BYTES,
+      signal,
+    });
+    // Redacted before the mapping too: hiding an address could cut a secret in two.
+    const answer = this.redact(await response.text());
+    const location = response.headers.get('location');
+    const outcome = this.scrub(
+      outcomeOf(
+        {
+          status: response.status,
+          body: answer,
+          retryAfter: response.headers.get('retry-after'),
+          location: location === null ? null : this.redact(location),
+        },
+        this.now(),
+        this.hosts,
+      ),
+    );
+    // A line per send: at a level that drops it, not even built.
+    if (log.isLevelEnabled?.('info') ?? true) {
+      const fields = { emailId: request.id, status: response.status, outcome: outcome._tag };
+      log.info(
+        outcome._tag === 'Sent' ? { ...fields, providerId: outcome.providerId } : fields,
+        `API Response Status: ${response.status}.`,
+      );
+    }
+    if (response.status === 401) log.error({ emailId: request.id }, UNAUTHORIZED_HINT);
+    return outcome;
   }
 
   /** Closes idle keep-alive sockets, so a worker that stops does not wait for them. */

@@ -20,6 +20,7 @@ import {
   messageIdOf,
 } from '../mime/mime-message.js';
 import type { SmtpFailure, SmtpSuccess } from './smtp-outcome.js';
+import { DeadlinePassed, Deadlines } from '../system/deadlines.js';
 import { outcomeOfError, outcomeOfInfo } from './smtp-outcome.js';
 
 /**
@@ -62,6 +63,8 @@ const NOT_STARTED = notStarted('the worker is stopping; not sent');
 export class SmtpEmailSender implements EmailSender {
   readonly name = 'smtp';
   private readonly transporter: Transporter<SMTPSentMessageInfo>;
+  /** The send timeout's abort signals (`timeoutMs`). */
+  private readonly deadlines = new Deadlines();
   private readonly secrets: readonly string[];
   /** The URL's host, which no reason may show (a one-label name escapes the patterns). */
   private readonly hosts: readonly string[];
@@ -171,17 +174,17 @@ export class SmtpEmailSender implements EmailSender {
    */
   private async transmit(request: EmailRequest, raw: Buffer): Promise<DeliveryOutcome> {
     const { from, timeoutMs, log } = this.options;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
-      const info = await this.transporter.sendMail({
-        envelope: envelopeOf(request, from),
-        raw,
-        // Not written (the raw message has it already): what nodemailer reports as sent.
-        messageId: messageIdOf(request, from),
-        xMailer: false,
-        signal: controller.signal,
-      });
+      const info = await this.deadlines.within(timeoutMs, (signal) =>
+        this.transporter.sendMail({
+          envelope: envelopeOf(request, from),
+          raw,
+          // Not written (the raw message has it already): what nodemailer reports as sent.
+          messageId: messageIdOf(request, from),
+          xMailer: false,
+          signal,
+        }),
+      );
       const { outcome, rejected } = outcomeOfInfo(this.redactInfo(info), this.hosts);
       if (rejected.length > 0 && outcome._tag === 'Sent') {
         const all = allRecipients(request).length;
@@ -194,7 +197,7 @@ export class SmtpEmailSender implements EmailSender {
       return this.scrub(outcome);
     } catch (error) {
       // Aborting does not prove the server has not taken the message: at least once, as always.
-      if (controller.signal.aborted) return transient(`timed out after ${timeoutMs}ms`);
+      if (error instanceof DeadlinePassed) return transient(`timed out after ${timeoutMs}ms`);
       // Redacted before the mapping: hiding an address could cut a secret in two.
       const failure = this.redactFailure(failureOf(error));
       const outcome = this.scrub(outcomeOfError(failure, this.hosts));
@@ -205,8 +208,6 @@ export class SmtpEmailSender implements EmailSender {
         );
       }
       return outcome;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

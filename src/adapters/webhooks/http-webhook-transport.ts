@@ -7,6 +7,7 @@ import type {
   WebhookTransport,
 } from '../../application/ports/webhook-transport.js';
 import { parseRetryAfter } from '../mailgun/mailgun-response.js';
+import { DeadlinePassed, Deadlines } from '../system/deadlines.js';
 
 /** What a receiver's answer may say at most; it is read only to free the socket. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -49,35 +50,37 @@ const waitText = (ms: number): string => (ms < 1000 ? `${ms} ms` : `${Math.round
 export class HttpWebhookTransport implements WebhookTransport {
   private readonly http = new HttpAgent({ keepAlive: true, maxSockets: 64 });
   private readonly https = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+  /** The abort signals of `timeoutMs`. */
+  private readonly deadlines = new Deadlines();
 
   constructor(private readonly now: () => number = Date.now) {}
 
   async post(request: WebhookRequest): Promise<WebhookResponse> {
     const started = performance.now();
     const took = (): number => Math.round(performance.now() - started);
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), request.timeoutMs);
     try {
-      const response = await fetch(request.url, {
-        method: 'POST',
-        headers: request.headers,
-        body: request.body,
-        redirect: 'manual',
-        size: MAX_RESPONSE_BYTES,
-        signal: controller.signal,
-        agent: (url) => (url.protocol === 'https:' ? this.https : this.http),
+      return await this.deadlines.within(request.timeoutMs, async (signal) => {
+        const response = await fetch(request.url, {
+          method: 'POST',
+          headers: request.headers,
+          body: request.body,
+          redirect: 'manual',
+          size: MAX_RESPONSE_BYTES,
+          signal,
+          agent: (url) => (url.protocol === 'https:' ? this.https : this.http),
+        });
+        // A receiver that answers with more than we read is still an answer.
+        await response.arrayBuffer().catch(() => undefined);
+        const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.now());
+        return {
+          _tag: 'Answered',
+          statusCode: response.status,
+          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+          durationMs: took(),
+        };
       });
-      // A receiver that answers with more than we read is still an answer.
-      await response.arrayBuffer().catch(() => undefined);
-      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.now());
-      return {
-        _tag: 'Answered',
-        statusCode: response.status,
-        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-        durationMs: took(),
-      };
     } catch (error) {
-      if (controller.signal.aborted) {
+      if (error instanceof DeadlinePassed) {
         return {
           _tag: 'NoAnswer',
           error: `no answer within ${waitText(request.timeoutMs)}`,
@@ -90,8 +93,6 @@ export class HttpWebhookTransport implements WebhookTransport {
         error: (code !== undefined ? NETWORK_ERRORS[code] : undefined) ?? 'the request failed',
         durationMs: took(),
       };
-    } finally {
-      clearTimeout(timer);
     }
   }
 
