@@ -233,6 +233,10 @@ const asRecorded = (task: EmailTask): boolean =>
   task.expedited !== true &&
   task.request.sendAt === undefined;
 
+/** The throttles `task`'s attempt met before this send: its history's throttled lines of it. */
+const throttledBefore = (task: EmailTask): number =>
+  task.history.filter((line) => line.attempt === task.attempt && line.throttled === true).length;
+
 /**
  * Sends one task and decides what becomes of it: done, retry after a delay, or dead-letter. Every
  * change is written to the email log before it is announced.
@@ -1149,13 +1153,14 @@ export class DeliverEmail {
 
   /**
    * Pauses each transport that throttled this send, for every worker, for its Retry-After (or
-   * the retry step of this attempt; at least MIN_THROTTLE_PAUSE_MS). This process knows at once;
+   * a retry step that grows with the attempt's throttles: `throttlePauseMs`; at least
+   * MIN_THROTTLE_PAUSE_MS). This process knows at once;
    * a store that does not take it leaves the pause to this process (logged), since the outcome
    * of the send itself must still be settled.
    */
   private async pauseThrottled(task: EmailTask, throttles: readonly Throttle[]): Promise<void> {
     for (const { transport, retryAfterMs } of throttles) {
-      const pauseMs = throttlePauseMs(this.policy, task.attempt, retryAfterMs);
+      const pauseMs = throttlePauseMs(this.policy, throttledBefore(task), retryAfterMs);
       const until = new Date(this.clock.now().getTime() + pauseMs);
       const known = this.knownPauses.get(transport);
       this.knownPauses.set(transport, {
@@ -1347,10 +1352,7 @@ export class DeliverEmail {
   ): TE.TaskEither<StoreUnavailable, Disposition> {
     const { request, attempt } = task;
     const now = this.clock.now();
-    const throttledBefore = task.history.filter(
-      (line) => line.attempt === attempt && line.throttled === true,
-    ).length;
-    const decision = decide(outcome, attempt, this.policy, throttledBefore);
+    const decision = decide(outcome, attempt, this.policy, throttledBefore(task));
     if (decision._tag === 'Delivered') {
       // Remembered first: if the ledger cannot take it now, the task comes back here to
       // record it, not to send it again. (Before the history line and the event fields the

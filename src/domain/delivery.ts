@@ -275,16 +275,20 @@ export type DeliveryDecision =
 
 /**
  * How long a transport pauses after a throttle, in milliseconds: the provider's Retry-After, or
- * without one the step of the retry schedule this attempt would have waited; never less than
+ * without one (SMTP never gives one) a step of the retry schedule that grows with the throttles
+ * the attempt met before this one (`throttledBefore`): the first step for its first throttle,
+ * the second for its second, and so on, the last step repeating. Never less than
  * MIN_THROTTLE_PAUSE_MS nor more than MAX_THROTTLE_PAUSE_MS (a Retry-After that is no finite
- * number counts as the most).
+ * number counts as the most). Not the step of the attempt itself: the pause holds back every
+ * email of the transport, and an email that failed six times before is no reason to pause the
+ * provider for the hour of its seventh attempt's step.
  */
 export function throttlePauseMs(
   policy: RetryPolicy,
-  attempt: number,
+  throttledBefore: number,
   retryAfterMs?: number,
 ): number {
-  const asked = retryAfterMs ?? retryDelay(policy, attempt);
+  const asked = retryAfterMs ?? retryDelay(policy, throttledBefore + 1);
   const bounded = Number.isFinite(asked) ? asked : MAX_THROTTLE_PAUSE_MS;
   return Math.min(MAX_THROTTLE_PAUSE_MS, Math.max(MIN_THROTTLE_PAUSE_MS, bounded));
 }
@@ -310,7 +314,7 @@ export function decide(
         return {
           _tag: 'Throttled',
           attempt,
-          delayMs: throttlePauseMs(policy, attempt, outcome.retryAfterMs),
+          delayMs: throttlePauseMs(policy, throttledBefore, outcome.retryAfterMs),
           reason: `${THROTTLED_PREFIX}${outcome.reason}`,
         };
       }

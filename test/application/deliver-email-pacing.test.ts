@@ -199,6 +199,26 @@ describe('DeliverEmail, throttled by the provider', () => {
     expect(await pauseOf(throttled('Mailgun 429', 0))).to.equal(MIN_THROTTLE_PAUSE_MS);
   });
 
+  it("grows the pause with the attempt's throttles, not with its number, when no time is named", async () => {
+    const smtp421 = throttled('SMTP 421: 421 4.7.28 rate limited');
+    const pauseOf = async (overrides: Partial<EmailTask>): Promise<number> => {
+      const { useCase, taskFor, pauses, clock } = await setUp(new Transport('smtp', [smtp421]));
+      const now = clock.now().getTime();
+      const retry = expectTag(await useCase.execute(await taskFor(overrides))(), 'Retry');
+      // The pause every worker sees is the one the task waits.
+      expect(await pausedUntil(pauses.inner, 'smtp')).to.equal(
+        new Date(now + retry.delayMs).toISOString(),
+      );
+      return retry.delayMs;
+    };
+    // A third attempt (two transient failures before it) throttled for the first time: the
+    // first step, not the third attempt's. Once throttled on this attempt already: the second.
+    const failures = [anAttempt(1), anAttempt(2)];
+    expect(await pauseOf({ attempt: 3, history: failures })).to.equal(2000);
+    const throttledOnce = [...failures, anAttempt(3, { throttled: true })];
+    expect(await pauseOf({ attempt: 3, history: throttledOnce })).to.equal(5000);
+  });
+
   it('counts the attempt after MAX_THROTTLES_PER_ATTEMPT throttles on it', async () => {
     const mailgun = new Transport('mailgun', [throttled('Mailgun 429: Too many requests', 1000)]);
     const { useCase, taskFor } = await setUp(mailgun);
@@ -534,7 +554,10 @@ describe('decide, on a throttle', () => {
     expect(throttlePauseMs(policy, 1, 86_400_000)).to.equal(MAX_THROTTLE_PAUSE_MS);
     expect(throttlePauseMs(policy, 1, Infinity)).to.equal(MAX_THROTTLE_PAUSE_MS);
     expect(throttlePauseMs(policy, 1, 1e23)).to.equal(MAX_THROTTLE_PAUSE_MS);
-    expect(throttlePauseMs(policy, 2)).to.equal(5000);
+    expect(throttlePauseMs(policy, 0)).to.equal(2000);
+    expect(throttlePauseMs(policy, 1)).to.equal(5000);
+    // The last step repeats.
+    expect(throttlePauseMs(policy, 7)).to.equal(5000);
   });
 
   it('is a plain transient failure once the attempt met MAX_THROTTLES_PER_ATTEMPT', () => {
