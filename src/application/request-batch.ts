@@ -58,7 +58,7 @@ const BATCH_PROBLEM = `must be a list of 1 to ${MAX_BATCH} emails`;
  */
 export class RequestBatch implements BatchRequester {
   constructor(
-    private readonly requestEmail: Pick<RequestEmail, 'prepare' | 'accept'>,
+    private readonly requestEmail: Pick<RequestEmail, 'prepare' | 'accept' | 'repeatItem'>,
     private readonly idempotency: IdempotencyStore,
     private readonly ids: IdGenerator,
     private readonly clock: Clock,
@@ -146,11 +146,15 @@ export class RequestBatch implements BatchRequester {
       TE.flatMap((claim): TE.TaskEither<RequestBatchError, readonly Accepted[]> => {
         switch (claim._tag) {
           case 'Repeat':
-            return TE.right(
-              itemIds(claim.id).map((id, i) => ({
-                id,
-                repeated: true,
-                status: drafts[i]?.sendAt === undefined ? 'queued' : 'scheduled',
+            // Answered as the first time: each item's status and the recipients it dropped.
+            return pipe(
+              TE.sequenceSeqArray(
+                itemIds(claim.id).map((id, i) => this.requestEmail.repeatItem(drafts[i]!, id)),
+              ),
+              TE.mapLeft((error): RequestBatchError => ({
+                _tag: 'BatchInterrupted',
+                accepted: [],
+                error,
               })),
             );
           case 'Conflict':

@@ -442,6 +442,34 @@ export class RequestEmail implements EmailRequester {
   }
 
   /**
+   * The answer to a repeat of a batch's item: `draft`, accepted before under `id`. An item the
+   * log holds as `suppressed` (recorded so at acceptance, every To recipient on the list; or so
+   * settled by a worker since, which sends it no more than the batch did) is answered
+   * `suppressed`, naming the recipients on the list as it is now: the log keeps the outcome, not
+   * the list it was read from. Any other item as `repeat` answers a single email.
+   */
+  repeatItem(draft: EmailDraft, id: EmailId): TE.TaskEither<StoreUnavailable, Accepted> {
+    const status = draft.sendAt === undefined ? ('queued' as const) : ('scheduled' as const);
+    const answer: Accepted = { id, repeated: true, status };
+    return async () => {
+      const found = await this.emails.get(id)();
+      if (E.isLeft(found)) return found;
+      if (found.right._tag === 'None' || found.right.value.status !== 'suppressed') {
+        return this.repeat(draft, id, answer)();
+      }
+      const screened = await screen(this.options.suppressions, draft, this.options.domainToAscii);
+      if (E.isLeft(screened)) return screened;
+      const { suppressed } = screened.right;
+      return E.right({
+        id,
+        repeated: true,
+        status: 'suppressed',
+        ...(suppressed.length > 0 ? { suppressed } : {}),
+      });
+    };
+  }
+
+  /**
    * A repeat is answered as the first time, the recipients dropped then included: those of the
    * draft the recorded request no longer names. (Looked up again, the list might say otherwise.)
    */

@@ -12,6 +12,7 @@ import type { RequestBatchError } from '../../src/application/request-batch.js';
 import { MAX_BATCH, RequestBatch } from '../../src/application/request-batch.js';
 import type { Accepted } from '../../src/application/request-email.js';
 import { RequestEmail } from '../../src/application/request-email.js';
+import { InMemorySuppressionList } from '../../src/adapters/memory/in-memory-suppression-list.js';
 import type { EmailId, EmailRequest } from '../../src/domain/email-request.js';
 import {
   RecordingEvents,
@@ -172,6 +173,36 @@ describe('RequestBatch', () => {
       expect(again).to.deep.equal(first.map((a) => ({ ...a, repeated: true })));
       expect(queue.published).to.have.length(3);
       expect(events.events).to.have.length(3);
+    });
+
+    it('answers a repeat with each item as the first time: suppressed, and who was dropped', async () => {
+      const list = new InMemorySuppressionList();
+      await list.add({ address: 'sup@example.com', reason: 'bounce', createdAt: new Date(0) })();
+      const keys = new InMemoryIdempotencyStore();
+      const ids = sequentialIds();
+      const requestEmail = new RequestEmail(queue, emails, events, keys, ids, clock, log, {
+        suppressions: list,
+      });
+      const screened = new RequestBatch(requestEmail, keys, ids, clock, log);
+      const items = [
+        email(1),
+        { ...email(2), to: ['person2@example.com', 'sup@example.com'] },
+        { ...email(3), to: 'sup@example.com' },
+      ];
+      const answer = async (): Promise<readonly Accepted[]> => {
+        const result = await screened.execute(items, 'k-suppressed')();
+        if (E.isLeft(result)) expect.fail(`refused: ${JSON.stringify(result.left)}`);
+        return result.right;
+      };
+      const first = await answer();
+      expect(first.map((a) => [a.status, a.suppressed])).to.deep.equal([
+        ['queued', undefined],
+        ['queued', ['sup@example.com']],
+        ['suppressed', ['sup@example.com']],
+      ]);
+      expect(await answer()).to.deep.equal(first.map((a) => ({ ...a, repeated: true })));
+      // Nothing queued again: the two sendable ones, once.
+      expect(queue.published).to.have.length(2);
     });
 
     it('refuses the key for another batch (409), in another order too', async () => {
