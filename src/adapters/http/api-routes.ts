@@ -8,6 +8,7 @@ import type { Guards } from './access.js';
 import type { Accepted } from '../../application/request-email.js';
 import type { ApiErrorBody, Problem } from './errors.js';
 import { API_ROUTE, requestEmailProblem, sendProblem } from './errors.js';
+import { summarisedWarn } from '../logging/summarised.js';
 import { setHeader } from './security.js';
 
 export interface ApiRoutesOptions {
@@ -140,6 +141,7 @@ function readIdempotencyKey() {
 
 export function mountApiRoutes(router: Router, options: ApiRoutesOptions): void {
   const { requestEmail, guards, bodyLimitBytes, log } = options;
+  const notQueued = summarisedWarn(log, 'Email request not queued');
 
   router.post(
     `${API_ROUTE}accept-email`,
@@ -153,7 +155,7 @@ export function mountApiRoutes(router: Router, options: ApiRoutesOptions): void 
       const result = await requestEmail.execute(ctx.request.body, idempotencyKey)();
       if (E.isLeft(result)) {
         const problem = requestEmailProblem(result.left);
-        if (problem.status >= 500) log.warn({ error: result.left }, 'Email request not queued');
+        if (problem.status >= 500) notQueued({ error: result.left });
         sendProblem(ctx, problem);
         if (result.left._tag === 'AllRecipientsSuppressed') {
           // Who, for a program to read, besides the message for a person.

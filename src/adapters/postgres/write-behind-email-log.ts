@@ -268,12 +268,12 @@ export class WriteBehindEmailLog implements EmailLog {
     this.held = new Map();
     for (const waiting of left.values()) runAll(waiting.then);
     const lost = [...left.keys()];
-    if (lost.length > 0) {
-      this.options.logger.error(
-        { count: lost.length, emailIds: lost.slice(0, 100) },
-        'Stopping with accepted emails not written to the email log: each is recorded by the worker that sends it',
-      );
-    }
+    logIds(
+      this.options.logger,
+      lost,
+      {},
+      'Stopping with accepted emails not written to the email log: each is recorded by the worker that sends it',
+    );
     return lost.length;
   }
 
@@ -365,12 +365,29 @@ export class WriteBehindEmailLog implements EmailLog {
     } else if (this.held.size > 0) {
       this.schedule(this.options.delayMs);
     }
-    if (dropped.length > 0) {
-      this.options.logger.error(
-        { count: dropped.length, emailIds: dropped.slice(0, 100), reason },
-        'Gave up writing accepted emails to the email log: each is recorded by the worker that sends it',
-      );
-    }
+    logIds(
+      this.options.logger,
+      dropped,
+      { reason },
+      'Gave up writing accepted emails to the email log: each is recorded by the worker that sends it',
+    );
+  }
+}
+
+/** Ids an error line names at most: a line stays readable, and every id is still logged. */
+const IDS_PER_LINE = 100;
+
+/**
+ * Logs `message` at error level for `ids`, naming every one of them, `IDS_PER_LINE` a line
+ * (`count` the whole number, `part` which line of how many), so that an operator can find each
+ * email it concerns; nothing when there is none.
+ */
+function logIds(logger: Logger, ids: readonly string[], fields: object, message: string): void {
+  const parts = Math.ceil(ids.length / IDS_PER_LINE);
+  for (let part = 0; part < parts; part += 1) {
+    const emailIds = ids.slice(part * IDS_PER_LINE, (part + 1) * IDS_PER_LINE);
+    const numbered = parts > 1 ? { part: `${part + 1} of ${parts}` } : {};
+    logger.error({ ...fields, count: ids.length, ...numbered, emailIds }, message);
   }
 }
 

@@ -282,6 +282,24 @@ describe('WriteBehindEmailLog on PostgreSQL', function () {
     expect((await right(others.list({ limit: 10, tag: 'lost-row' }))).data).to.have.length(1);
   });
 
+  it('names every email it gives up, a hundred a line', async () => {
+    const inner = switchable<EmailLog>(new SqlEmailLog(one.client));
+    const { log, logger } = behind(inner.store, { delayMs: 5, retryMs: 10, giveUpAfterMs: 30 });
+    inner.down = true;
+    const requests = Array.from({ length: 150 }, () => aRequest());
+    for (const r of requests) await right(log.record(r));
+    await eventually(() => expect(logger.errors()).to.have.length(2));
+    const lines = logger
+      .errors()
+      .map((e) => e.fields as { count: number; part?: string; emailIds: string[] });
+    expect(lines.map((f) => [f.count, f.part, f.emailIds.length])).to.deep.equal([
+      [150, '1 of 2', 100],
+      [150, '2 of 2', 50],
+    ]);
+    const named = lines.flatMap((f) => f.emailIds);
+    expect([...named].sort()).to.deep.equal(requests.map((r) => r.id).sort());
+  });
+
   it('fills in the request of a row an event began: a resend, or recipients suppressed at accept', async () => {
     // The server wrote the accepted event through (it names what the request no longer does)
     // and held the request behind; it died before writing it.
