@@ -70,10 +70,11 @@ const MESSAGE_LIMIT_WORDS = /too many recipients|recipients? per|per (?:transact
 /**
  * Limits of a mailbox or of a message's size, not of our pace: `452 4.2.2 Mailbox size limit
  * exceeded` (Postfix's words for a full mailbox), `451 4.3.0 Message size exceeds fixed limit`
- * (Exim's), "over quota". The recipient's mailbox stays full and the message as big after a pause.
+ * (Exim's), "over quota", "mailbox over limit". The recipient's mailbox stays full and the
+ * message as big after a pause.
  */
 const SIZE_LIMIT_WORDS =
-  /\b(?:size|quota|mailbox (?:is )?full|too (?:big|large)|insufficient (?:system )?storage)\b/i;
+  /\b(?:size|quota|mailbox (?:is )?(?:full|over)|too (?:big|large)|insufficient (?:system )?storage)\b/i;
 /**
  * RFC 3463 enhanced status codes of a mailbox's or a message's limit (class.subject.detail, the
  * class left out): 2.2 mailbox full, 2.3 message length exceeds an administrative limit, 3.4

@@ -157,6 +157,12 @@ describe('SMTP replies about a rate', () => {
     // the words, and above all when the enhanced status code (RFC 3463) says so.
     ['Postfix 452 4.2.2 (mailbox full)', 452, '452 4.2.2 Mailbox size limit exceeded', false],
     ['Exim 451 (message size)', 451, '451 4.3.0 Message size exceeds fixed limit', false],
+    [
+      'a 452 of a mailbox over its limit, without a code',
+      452,
+      '452 Requested action not taken: mailbox over limit',
+      false,
+    ],
     ['452 4.3.4 (message too big, by its code)', 452, '452 4.3.4 Limit exceeded', false],
     [
       '452-4.2.2 (mailbox full, by its code)',
