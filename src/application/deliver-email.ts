@@ -826,9 +826,14 @@ export class DeliverEmail {
         await this.release(request.id)();
         return ready;
       }
-      return await (ready.right._tag === 'Later'
-        ? this.handBack(task, ready.right)()
-        : this.sendNow(task, ready.right)());
+      if (ready.right._tag === 'Later') return await this.handBack(task, ready.right)();
+      // The worker began stopping while this send waited for its pace slot (up to a second, and
+      // a rebooked slot or two): it does not start now, as one still waiting for a send slot.
+      if (this.sendSlots?.closed === true) {
+        await this.release(request.id)();
+        return E.right(this.noSlot());
+      }
+      return await this.sendNow(task, ready.right)();
     };
   }
 

@@ -262,6 +262,29 @@ describe('DeliverEmail with send slots (WORKER_CONCURRENCY)', () => {
     expect(atProvider).to.have.length(1);
   });
 
+  it('with pacing, does not start a send whose pace slot came after the worker began stopping', async () => {
+    // Its pace slot is 200 ms away: it waits in hand, and the stop comes during that wait.
+    const pacer: SendPacer = { acquire: () => TE.right({ waitMs: 200, booked: true }) };
+    let stopping = (): void => undefined;
+    const { atProvider, useCase, ledger, clock, slots } = await setUp({
+      pacer,
+      sleep: () => {
+        stopping();
+        return Promise.resolve();
+      },
+    });
+    stopping = () => useCase.stopSending();
+    expect(await useCase.execute(aTask({ request: first }))()).to.deep.equal({
+      _tag: 'Redeliver',
+      reason: 'the worker is stopping; not sent',
+    });
+    expect(atProvider).to.have.length(0);
+    // Its claim is free, and its send slot given back.
+    const byB = await ledger.claim(first.id, 'worker-b', clock.now(), 1000)();
+    expect(E.isRight(byB) && byB.right._tag).to.equal('Claimed');
+    expect(slots.inUse).to.equal(0);
+  });
+
   it('with pacing, takes the send slot before booking a pace slot: one booking per send', async () => {
     const base = new InMemorySendPacer({ scripted: { limit: 20, windowMs: 1000 } });
     const bookings: string[] = [];
