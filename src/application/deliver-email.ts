@@ -1158,14 +1158,14 @@ export class DeliverEmail {
 
   /**
    * Pauses each transport that throttled this send, for every worker, for its Retry-After (or
-   * a retry step that grows with the attempt's throttles: `throttlePauseMs`; at least
-   * MIN_THROTTLE_PAUSE_MS). This process knows at once;
+   * the first retry step: `throttlePauseMs`; at least MIN_THROTTLE_PAUSE_MS). This process
+   * knows at once;
    * a store that does not take it leaves the pause to this process (logged), since the outcome
    * of the send itself must still be settled.
    */
   private async pauseThrottled(task: EmailTask, throttles: readonly Throttle[]): Promise<void> {
     for (const { transport, retryAfterMs } of throttles) {
-      const pauseMs = throttlePauseMs(this.policy, throttledBefore(task), retryAfterMs);
+      const pauseMs = throttlePauseMs(this.policy, retryAfterMs);
       const until = new Date(this.clock.now().getTime() + pauseMs);
       const known = this.knownPauses.get(transport);
       this.knownPauses.set(transport, {

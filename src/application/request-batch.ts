@@ -40,7 +40,18 @@ export interface BatchInterrupted {
   readonly error: QueueUnavailable | StoreUnavailable;
 }
 
-export type RequestBatchError = InvalidBatch | BatchInterrupted | IdempotencyConflict;
+/**
+ * A repeat of a batch accepted before (its key and emails): every email of it stays accepted
+ * under `ids`, but the log could not be read to answer each as the first time (503, to repeat).
+ */
+export interface RepeatUnreadable {
+  readonly _tag: 'RepeatUnreadable';
+  readonly ids: readonly EmailId[];
+  readonly error: StoreUnavailable;
+}
+
+export type RequestBatchError =
+  InvalidBatch | BatchInterrupted | IdempotencyConflict | RepeatUnreadable;
 
 /** The driving port for batches, as `EmailRequester` is for one email: the HTTP adapter's. */
 export interface BatchRequester {
@@ -152,8 +163,8 @@ export class RequestBatch implements BatchRequester {
                 itemIds(claim.id).map((id, i) => this.requestEmail.repeatItem(drafts[i]!, id)),
               ),
               TE.mapLeft((error): RequestBatchError => ({
-                _tag: 'BatchInterrupted',
-                accepted: [],
+                _tag: 'RepeatUnreadable',
+                ids: itemIds(claim.id),
                 error,
               })),
             );

@@ -451,6 +451,8 @@ export class RequestEmail implements EmailRequester {
   repeatItem(draft: EmailDraft, id: EmailId): TE.TaskEither<StoreUnavailable, Accepted> {
     const status = draft.sendAt === undefined ? ('queued' as const) : ('scheduled' as const);
     const answer: Accepted = { id, repeated: true, status };
+    // Without a suppression list nobody was dropped and no item was suppressed: nothing to read.
+    if (this.options.suppressions === undefined) return TE.right(answer);
     return async () => {
       const found = await this.emails.get(id)();
       if (E.isLeft(found)) return found;

@@ -275,20 +275,15 @@ export type DeliveryDecision =
 
 /**
  * How long a transport pauses after a throttle, in milliseconds: the provider's Retry-After, or
- * without one (SMTP never gives one) a step of the retry schedule that grows with the throttles
- * the attempt met before this one (`throttledBefore`): the first step for its first throttle,
- * the second for its second, and so on, the last step repeating. Never less than
+ * without one (SMTP never gives one) the first step of the retry schedule. Never less than
  * MIN_THROTTLE_PAUSE_MS nor more than MAX_THROTTLE_PAUSE_MS (a Retry-After that is no finite
- * number counts as the most). Not the step of the attempt itself: the pause holds back every
- * email of the transport, and an email that failed six times before is no reason to pause the
- * provider for the hour of its seventh attempt's step.
+ * number counts as the most). Not a step that grows with the email (its attempt, or the
+ * throttles it met): the pause holds back every email of the transport, and one email's history
+ * is no reason to stop the provider for everyone for the hour of a late step. A provider that
+ * keeps throttling is bounded per email instead: past MAX_THROTTLES_PER_ATTEMPT an attempt counts.
  */
-export function throttlePauseMs(
-  policy: RetryPolicy,
-  throttledBefore: number,
-  retryAfterMs?: number,
-): number {
-  const asked = retryAfterMs ?? retryDelay(policy, throttledBefore + 1);
+export function throttlePauseMs(policy: RetryPolicy, retryAfterMs?: number): number {
+  const asked = retryAfterMs ?? retryDelay(policy, 1);
   const bounded = Number.isFinite(asked) ? asked : MAX_THROTTLE_PAUSE_MS;
   return Math.min(MAX_THROTTLE_PAUSE_MS, Math.max(MIN_THROTTLE_PAUSE_MS, bounded));
 }
@@ -314,7 +309,7 @@ export function decide(
         return {
           _tag: 'Throttled',
           attempt,
-          delayMs: throttlePauseMs(policy, throttledBefore, outcome.retryAfterMs),
+          delayMs: throttlePauseMs(policy, outcome.retryAfterMs),
           reason: `${THROTTLED_PREFIX}${outcome.reason}`,
         };
       }

@@ -199,7 +199,7 @@ describe('DeliverEmail, throttled by the provider', () => {
     expect(await pauseOf(throttled('Mailgun 429', 0))).to.equal(MIN_THROTTLE_PAUSE_MS);
   });
 
-  it("grows the pause with the attempt's throttles, not with its number, when no time is named", async () => {
+  it('pauses for the first step when no time is named, whatever the attempt and its throttles', async () => {
     const smtp421 = throttled('SMTP 421: 421 4.7.28 rate limited');
     const pauseOf = async (overrides: Partial<EmailTask>): Promise<number> => {
       const { useCase, taskFor, pauses, clock } = await setUp(new Transport('smtp', [smtp421]));
@@ -211,12 +211,12 @@ describe('DeliverEmail, throttled by the provider', () => {
       );
       return retry.delayMs;
     };
-    // A third attempt (two transient failures before it) throttled for the first time: the
-    // first step, not the third attempt's. Once throttled on this attempt already: the second.
+    // A third attempt (two transient failures before it): the first step, not the third
+    // attempt's. Throttled six times on it already: still the first step, for every worker.
     const failures = [anAttempt(1), anAttempt(2)];
     expect(await pauseOf({ attempt: 3, history: failures })).to.equal(2000);
-    const throttledOnce = [...failures, anAttempt(3, { throttled: true })];
-    expect(await pauseOf({ attempt: 3, history: throttledOnce })).to.equal(5000);
+    const throttles = Array.from({ length: 6 }, () => anAttempt(3, { throttled: true }));
+    expect(await pauseOf({ attempt: 3, history: [...failures, ...throttles] })).to.equal(2000);
   });
 
   it('counts the attempt after MAX_THROTTLES_PER_ATTEMPT throttles on it', async () => {
@@ -550,14 +550,12 @@ describe('decide, on a throttle', () => {
   });
 
   it('pauses at least MIN_THROTTLE_PAUSE_MS and at most MAX_THROTTLE_PAUSE_MS', () => {
-    expect(throttlePauseMs(policy, 1, 0)).to.equal(MIN_THROTTLE_PAUSE_MS);
-    expect(throttlePauseMs(policy, 1, 86_400_000)).to.equal(MAX_THROTTLE_PAUSE_MS);
-    expect(throttlePauseMs(policy, 1, Infinity)).to.equal(MAX_THROTTLE_PAUSE_MS);
-    expect(throttlePauseMs(policy, 1, 1e23)).to.equal(MAX_THROTTLE_PAUSE_MS);
-    expect(throttlePauseMs(policy, 0)).to.equal(2000);
-    expect(throttlePauseMs(policy, 1)).to.equal(5000);
-    // The last step repeats.
-    expect(throttlePauseMs(policy, 7)).to.equal(5000);
+    expect(throttlePauseMs(policy, 0)).to.equal(MIN_THROTTLE_PAUSE_MS);
+    expect(throttlePauseMs(policy, 86_400_000)).to.equal(MAX_THROTTLE_PAUSE_MS);
+    expect(throttlePauseMs(policy, Infinity)).to.equal(MAX_THROTTLE_PAUSE_MS);
+    expect(throttlePauseMs(policy, 1e23)).to.equal(MAX_THROTTLE_PAUSE_MS);
+    // No time named: the first step.
+    expect(throttlePauseMs(policy)).to.equal(2000);
   });
 
   it('is a plain transient failure once the attempt met MAX_THROTTLES_PER_ATTEMPT', () => {

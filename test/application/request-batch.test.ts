@@ -20,6 +20,7 @@ import {
   RecordingQueue,
   fixedClock,
   sequentialIds,
+  switchable,
 } from '../support/fakes.js';
 
 /** A queue that takes `room` requests and then refuses, as a broker that went away would. */
@@ -203,6 +204,26 @@ describe('RequestBatch', () => {
       expect(await answer()).to.deep.equal(first.map((a) => ({ ...a, repeated: true })));
       // Nothing queued again: the two sendable ones, once.
       expect(queue.published).to.have.length(2);
+    });
+
+    it('says a repeat it cannot read was accepted before, naming every email', async () => {
+      const list = new InMemorySuppressionList();
+      const down = switchable(emails);
+      const keys = new InMemoryIdempotencyStore();
+      const ids = sequentialIds();
+      const requestEmail = new RequestEmail(queue, down.store, events, keys, ids, clock, log, {
+        suppressions: list,
+      });
+      const screened = new RequestBatch(requestEmail, keys, ids, clock, log);
+      const first = await screened.execute(three, 'k-unread')();
+      if (E.isLeft(first)) return expect.fail('refused');
+      down.down = true;
+      const again = await screened.execute(three, 'k-unread')();
+      expect(E.isLeft(again) && again.left).to.deep.include({
+        _tag: 'RepeatUnreadable',
+        ids: first.right.map((a) => a.id),
+      });
+      expect(queue.published).to.have.length(3);
     });
 
     it('refuses the key for another batch (409), in another order too', async () => {

@@ -10,6 +10,7 @@ import type { AcceptedBody } from './api-routes.js';
 import { acceptedBody, idempotencyKeyOf, requireJson, jsonBody } from './api-routes.js';
 import type { ApiErrorBody, Problem } from './errors.js';
 import { API_ROUTE, RETRY_AFTER_SECONDS, requestEmailProblem, sendProblem } from './errors.js';
+import { summarisedWarn } from '../logging/summarised.js';
 
 export interface BatchRoutesOptions {
   readonly requestBatch: BatchRequester;
@@ -79,12 +80,23 @@ export function batchProblem(error: RequestBatchError, keyed: boolean): Problem 
     }
     case 'IdempotencyConflict':
       return requestEmailProblem(error);
+    case 'RepeatUnreadable':
+      return {
+        status: 503,
+        code: requestEmailProblem(error.error).code,
+        title: 'The batch was accepted before; its answer could not be read',
+        message: `This Idempotency-Key and these emails were accepted before, and every email of the batch stays accepted (${error.ids.join(', ')}); their states could not be read just now to answer as the first time. Repeat this request in a few seconds; do not send the emails again without the key.`,
+        retryAfterSeconds: RETRY_AFTER_SECONDS,
+      };
   }
 }
 
 /** `POST /emails/batch`: mount before any `/emails/:id` route, so `batch` is never an id. */
 export function mountBatchRoutes(router: Router, options: BatchRoutesOptions): void {
   const { requestBatch, guards, bodyLimitBytes, log } = options;
+  // A batch refused whole (an outage) is one line a period; one cut short after some emails
+  // were accepted is logged each time, naming them.
+  const notQueued = summarisedWarn(log, 'Batch request answered 503');
 
   router.post(
     `${API_ROUTE}accept-batch`,
@@ -99,8 +111,15 @@ export function mountBatchRoutes(router: Router, options: BatchRoutesOptions): v
       if (E.isLeft(result)) {
         const problem = batchProblem(result.left, key.right !== undefined);
         sendProblem(ctx, problem);
+        if (problem.status >= 500 && result.left._tag !== 'BatchInterrupted') {
+          notQueued({ error: result.left });
+        }
         if (result.left._tag === 'BatchInterrupted') {
-          log.warn({ error: result.left }, 'Batch not queued whole');
+          if (result.left.accepted.length > 0) {
+            log.warn({ error: result.left }, 'Batch not queued whole');
+          } else {
+            notQueued({ error: result.left });
+          }
           // The accepted ones by id, for a program to read, besides the message for a person.
           const interrupted: InterruptedBatchBody = {
             error: {

@@ -74,7 +74,7 @@ const MESSAGE_LIMIT_WORDS = /too many recipients|recipients? per|per (?:transact
  * message as big after a pause.
  */
 const SIZE_LIMIT_WORDS =
-  /\b(?:size|quota|mailbox (?:is )?(?:full|over)|too (?:big|large)|insufficient (?:system )?storage)\b/i;
+  /\b(?:size|quota|mailbox (?:is )?(?:full|over (?:its )?(?:limit|quota))|too (?:big|large)|insufficient (?:system )?storage)\b/i;
 /**
  * RFC 3463 enhanced status codes of a mailbox's or a message's limit (class.subject.detail, the
  * class left out): 2.2 mailbox full, 2.3 message length exceeds an administrative limit, 3.4

@@ -163,6 +163,12 @@ describe('SMTP replies about a rate', () => {
       '452 Requested action not taken: mailbox over limit',
       false,
     ],
+    [
+      'a 421 of a sender over its hourly count, naming its mailbox',
+      421,
+      '421 4.7.0 Too many messages sent from this mailbox over the last hour, slow down',
+      true,
+    ],
     ['452 4.3.4 (message too big, by its code)', 452, '452 4.3.4 Limit exceeded', false],
     [
       '452-4.2.2 (mailbox full, by its code)',
