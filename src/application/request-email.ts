@@ -463,8 +463,7 @@ export class RequestEmail implements EmailRequester {
       if (E.isLeft(screened)) return screened;
       const { suppressed } = screened.right;
       return E.right({
-        id,
-        repeated: true,
+        ...answer,
         status: 'suppressed',
         ...(suppressed.length > 0 ? { suppressed } : {}),
       });

@@ -111,15 +111,10 @@ export function mountBatchRoutes(router: Router, options: BatchRoutesOptions): v
       if (E.isLeft(result)) {
         const problem = batchProblem(result.left, key.right !== undefined);
         sendProblem(ctx, problem);
-        if (problem.status >= 500 && result.left._tag !== 'BatchInterrupted') {
-          notQueued({ error: result.left });
-        }
+        const partial = result.left._tag === 'BatchInterrupted' && result.left.accepted.length > 0;
+        if (partial) log.warn({ error: result.left }, 'Batch not queued whole');
+        else if (problem.status >= 500) notQueued({ error: result.left });
         if (result.left._tag === 'BatchInterrupted') {
-          if (result.left.accepted.length > 0) {
-            log.warn({ error: result.left }, 'Batch not queued whole');
-          } else {
-            notQueued({ error: result.left });
-          }
           // The accepted ones by id, for a program to read, besides the message for a person.
           const interrupted: InterruptedBatchBody = {
             error: {
