@@ -1,14 +1,17 @@
 // `npm test`: every test file, two at a time (mocha --parallel, a worker process per file), except
-// the few that stop a shared service (the broker restart), which must run alone afterwards: while
-// RabbitMQ is down for one test, every other test on it would fail. Prints one closing line for
-// both runs, `N passed, N failed, N skipped`, which CI reads, and exits non-zero if either failed.
+// a few that must run alone afterwards: those that stop a shared service (the broker restart:
+// while RabbitMQ is down for one test, every other test on it would fail), and those that measure
+// time (the pace at the Mailgun stand-in: another file's load on the other core, a browser or a
+// bench smoke, holds up the stand-in and the workers by 100 ms and more, bunching arrivals it
+// counts in one second). Prints one closing line for both runs, `N passed, N failed, N skipped`,
+// which CI reads, and exits non-zero if either failed.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** Files that take a shared service away while they run. */
-const ALONE = ['dist/test/process/rabbitmq-restart.test.js'];
+/** Files that take a shared service away while they run, or that measure time. */
+const ALONE = ['dist/test/process/rabbitmq-restart.test.js', 'dist/test/process/pacing.test.js'];
 
 const dir = mkdtempSync(join(tmpdir(), 'email-tests-'));
 const counts = join(dir, 'counts.jsonl');

@@ -18,6 +18,7 @@ import { SqlWebhookEndpoints } from '../../src/adapters/postgres/sql-webhook-end
 import { SqlWebhookTokens } from '../../src/adapters/postgres/sql-webhook-tokens.js';
 import { SqlTransportPauses } from '../../src/adapters/postgres/sql-transport-pauses.js';
 import { SqlSendPacer } from '../../src/adapters/postgres/sql-send-pacer.js';
+import type { SendRate } from '../../src/application/ports/send-pacer.js';
 import { slotMs } from '../../src/application/ports/send-pacer.js';
 import { transportPausesContract } from '../contracts/transport-pauses.contract.js';
 import { sendPacerContract } from '../contracts/send-pacer.contract.js';
@@ -224,19 +225,35 @@ function sqlSendPacerClock(
     };
     const rate = { limit: 1, windowMs: 1000 }; // a slot every 1100 ms
 
-    /** Acquires, and says when the slot is here (monotonic ms) and how long the call took. */
-    const book = async (pacer: SqlSendPacer, transport = 'mailgun') => {
-      const start = performance.now();
+    /**
+     * A pacer on `client` whose clock readings (`performance.now()`) are kept: when its slot is
+     * here and how long its exchange took are computed from the readings it took itself, not from
+     * the test's own, which a busy machine (a collection, another test file on the other core)
+     * can put milliseconds after them.
+     */
+    const pacerOn = (client: SqlClient, rates: Readonly<Record<string, SendRate>>) => {
+      const readings: number[] = [];
+      const pacer = new SqlSendPacer(client, rates, () => {
+        const t = performance.now();
+        readings.push(t);
+        return t;
+      });
+      return { pacer, readings };
+    };
+
+    /** Acquires, and says when the slot is here (monotonic ms) and how long the exchange took. */
+    const book = async ({ pacer, readings }: ReturnType<typeof pacerOn>, transport = 'mailgun') => {
       const slot = await right(pacer.acquire(transport, 5000));
-      const answered = performance.now();
+      // The pacer's own readings around its exchange with the database.
+      const [sent, answered] = readings.slice(-2) as [number, number];
       expect(slot.booked).to.equal(true);
-      return { slot, goesAt: answered + slot.waitMs, tookMs: answered - start };
+      return { slot, goesAt: answered + slot.waitMs, tookMs: answered - sent };
     };
 
     it('waits as much less as its answer was read late: a slot is where the database put it', async () => {
       const { client } = await open();
       const { slow, hold } = slowed(client);
-      const pacer = new SqlSendPacer(slow, { mailgun: rate });
+      const pacer = pacerOn(slow, { mailgun: rate });
       const first = await book(pacer);
       hold.ms = 400;
       const second = await book(pacer);
@@ -251,12 +268,12 @@ function sqlSendPacerClock(
 
     it('never places a slot early: a statement that waited before reaching the database', async () => {
       const { client } = await open();
-      const first = await book(new SqlSendPacer(client, { mailgun: rate }));
+      const first = await book(pacerOn(client, { mailgun: rate }));
       // Another worker's pacer, whose only exchange waited 400 ms for a connection: the database
       // read its clock at the end of that exchange, not the start, as far as this worker knows.
       const { slow, hold } = slowed(client);
       hold.before = 400;
-      const second = await book(new SqlSendPacer(slow, { mailgun: rate }));
+      const second = await book(pacerOn(slow, { mailgun: rate }));
       // The second slot is 1100 ms after the first at the database; the first was placed at
       // most its prompt exchange's time late, the second is never placed before its slot.
       expect(second.goesAt - first.goesAt).to.be.at.least(slotMs(rate) - first.tookMs - 2);
@@ -265,7 +282,7 @@ function sqlSendPacerClock(
     it('counts the part of a slot that had gone by when its answer was read', async () => {
       const { client } = await open();
       const { slow, hold } = slowed(client);
-      const pacer = new SqlSendPacer(slow, { mailgun: rate, smtp: rate });
+      const pacer = pacerOn(slow, { mailgun: rate, smtp: rate });
       const prompt = await book(pacer);
       hold.ms = 100;
       // Nothing booked on smtp: its slot begins when the database books it, and its answer is
@@ -280,7 +297,7 @@ function sqlSendPacerClock(
     it('places a slot booked on a late answer earlier once a prompt exchange shows the clocks', async () => {
       const { client } = await open();
       const { slow, hold } = slowed(client);
-      const pacer = new SqlSendPacer(slow, { mailgun: rate });
+      const pacer = pacerOn(slow, { mailgun: rate });
       hold.ms = 400;
       const late = await book(pacer);
       const before = late.slot.earlierByMs?.() ?? 0;

@@ -84,6 +84,11 @@ export class SqlSendPacer implements SendPacer {
     private readonly sql: SqlClient,
     /** Transport name → its rate; a transport not named here is not paced. */
     private readonly rates: Readonly<Record<string, SendRate>>,
+    /**
+     * This process's monotonic clock, in (fractional) milliseconds: the one the caller waits out
+     * `waitMs` on (`Clock.monotonicMs`), which reads `performance.now()` too.
+     */
+    private readonly monotonicMs: () => number = () => performance.now(),
   ) {}
 
   acquire(
@@ -95,7 +100,7 @@ export class SqlSendPacer implements SendPacer {
     if (rate === undefined) return TE.right({ waitMs: 0, booked: true });
     const slot = bookingMs(rate, slots);
     return attempt(async (): Promise<PaceSlot> => {
-      const sentMs = performance.now();
+      const sentMs = this.monotonicMs();
       const [row] = await this.sql.query<BookingRow>(BOOK_SLOT, [
         transport,
         slot,
@@ -103,7 +108,7 @@ export class SqlSendPacer implements SendPacer {
         slotMs(rate),
         staleBeyondMs(rate, withinMs),
       ]);
-      const answeredMs = performance.now();
+      const answeredMs = this.monotonicMs();
       if (row === undefined) throw new Error('the booking statement returned no row');
       // The slot is in the database's time. Counted from when its answer was read, a slow answer
       // (a busy event loop, a wait for a pool connection) would put the send that much after its
