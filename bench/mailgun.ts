@@ -301,7 +301,7 @@ export async function mailgunPath(settings: Settings): Promise<MailgunResults> {
   try {
     await firstLine(host);
     await warmStandIn(host, settings.smoke ? 20 : STAND_IN_WARMUP);
-    const { n, latencyN, rounds, warmN: warm } = settings;
+    const { mailgunN: n, latencyN, rounds, warmN: warm } = settings;
     // Ours, bare, bare, ours, …: whatever drifts during the run falls on both alike.
     const rows: DeliveryRow[] = [];
     for (let round = 1; round <= rounds; round += 1) {

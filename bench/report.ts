@@ -450,7 +450,7 @@ ${deliveryTable(results.delivery)}
 The project's stand-in (\`startMailgunStandIn\`, no faults) in a child process of its own,
 counting what it accepts, warmed with ${settings.smoke ? 20 : STAND_IN_WARMUP} sends of the same form before the first drain (fresh,
 it spent about three times the CPU per email while V8 tiered its code up, and the first drain
-is ours). Before each drain, W + N = ${settings.warmN} + ${n} emails are recorded the way they are in use:
+is ours). Before each drain, W + N = ${settings.warmN} + ${settings.mailgunN} emails are recorded the way they are in use:
 an \`email server\` (API key, nothing consuming) accepts them, so that each has its row in
 \`emails\` and its task on the send queue, and stops; then \`email worker\`
 (MAIL_TRANSPORT=mailgun, WORKER_CONCURRENCY=${CONCURRENCY}) is spawned and drains them. The
@@ -469,8 +469,12 @@ per email over its first thousand, start-up included, 0.81 to 0.86 over its four
 over its fifth, and 0.52 to 0.67 from its sixth on; the bare consumer 0.48 to 0.49 over its
 fourth, 0.42 to 0.44 over its fifth, and 0.37 to 0.48 from its sixth on. The bare consumer, with
 less code for V8 to optimise, settles about two thousand sends sooner: with W = 4000, the
-measured thousand caught our worker still warming up. A drain of only N = ${n} from a spawn
-measured how soon V8 optimises more than what a running worker costs. *first→last* is the
+measured thousand caught our worker still warming up. A drain of only N = ${settings.n} from a spawn
+measured how soon V8 optimises more than what a running worker costs; and N = 1000 after W, under
+a second at our worker's rate, read 0.79 to 0.86 of the bare consumer's rate in every round of a
+trial (2026-12-02) where N = 3000 read 0.98, on the same code and machine (W = 10,000 with
+N = 1000: 0.95): a window that short measured a stretch of the drain, not its pace, so N here is
+${settings.mailgunN}. *first→last* is the
 rate from the first message past W the stand-in holds to the last, and CPU is metered over
 the same span (the stand-in's own CPU in its column).
 
@@ -498,7 +502,7 @@ ${brokerSection(results.broker)}
 
 ## 5. Scale-out
 
-Two \`email worker\`s against one, on the one broker and database, draining the same N = ${n}
+Two \`email worker\`s against one, on the one broker and database, draining the same N = ${settings.mailgunN}
 recorded emails into the stand-in after W per worker unmeasured, as in section 3 (${rounds(settings.rounds, 'one, two')}); and two \`email server\`s against
 one, the load's requests alternating between the two ports, at
 ${settings.concurrencies[settings.concurrencies.length - 1]} in flight in all, interleaved in blocks

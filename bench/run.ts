@@ -149,7 +149,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 /**
- * A count from the environment (BENCH_REQUESTS, BENCH_WARMUP, BENCH_N, BENCH_WARM_N), else
+ * A count from the environment (BENCH_REQUESTS, BENCH_WARMUP, BENCH_N, BENCH_WARM_N,
+ * BENCH_MAILGUN_N), else
  * `otherwise`.
  */
 function count(name: string, otherwise: number): number {
@@ -207,6 +208,7 @@ async function main(): Promise<void> {
     warmup: count('BENCH_WARMUP', SMOKE ? 20 : 8000),
     n: count('BENCH_N', SMOKE ? 40 : 1000),
     warmN: count('BENCH_WARM_N', SMOKE ? 10 : 8000),
+    mailgunN: count('BENCH_MAILGUN_N', SMOKE ? 40 : 3000),
     // 60 batches of 32 at 670 ms: about 41 s. The last batch's sends spread out over about
     // half a second (see the report's 670 ms section): a fixed cost per drain, 1% of this one,
     // where with 15 batches it was 5% and the rate measured the drain's end more than the pace.
