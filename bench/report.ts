@@ -419,7 +419,9 @@ ${acceptTable(results.accept)}
   work (tests, builds), and its rate and latencies are lower than they would be alone.
 
 Pre-publishing before the delivery runs measures the publishers alone, in the bench process
-(64 confirms in flight, ${n} messages, no consumer attached, no warm-up):
+(64 confirms in flight, no consumer attached, no warm-up: ${n} messages before each drain of
+section 2, W + N = ${settings.warmN} + ${settings.mailgunN} before each Mailgun drain of sections 3 and 5,
+through \`email server\` for ours; ${settings.latencyN} and ${settings.latencyN / 2} for the drains at ${LATENCY_MS} ms):
 
 ${table(['publisher', 'in flight', 'msgs/s', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'], pre)}
 
@@ -469,7 +471,7 @@ per email over its first thousand, start-up included, 0.81 to 0.86 over its four
 over its fifth, and 0.52 to 0.67 from its sixth on; the bare consumer 0.48 to 0.49 over its
 fourth, 0.42 to 0.44 over its fifth, and 0.37 to 0.48 from its sixth on. The bare consumer, with
 less code for V8 to optimise, settles about two thousand sends sooner: with W = 4000, the
-measured thousand caught our worker still warming up. A drain of only N = ${settings.n} from a spawn
+measured thousand caught our worker still warming up. A drain of only N = 1000 from a spawn
 measured how soon V8 optimises more than what a running worker costs; and N = 1000 after W, under
 a second at our worker's rate, read 0.79 to 0.86 of the bare consumer's rate in every round of a
 trial (2026-12-02) where N = 3000 read 0.98, on the same code and machine (W = 10,000 with

@@ -20,7 +20,10 @@ export interface Settings {
   readonly concurrencies: readonly number[];
   readonly requests: number;
   readonly warmup: number;
-  /** Emails per delivery run. */
+  /**
+   * Emails per outbox drain and end-to-end run (section 2), and tasks published per drain there;
+   * the Mailgun drains measure `mailgunN`.
+   */
   readonly n: number;
   /**
    * Emails each Mailgun drain without latency delivers before its N, unmeasured: a deliverer

@@ -336,7 +336,8 @@ export const sqlStoresModule = (
       bind,
       'SendPacer',
       ['Config'],
-      (config) => new SqlSendPacer(database.client, config.sendRates ?? {}),
+      (config) =>
+        new SqlSendPacer(database.client, config.sendRates ?? {}, () => systemClock.monotonicMs()),
     );
     constant(bind, 'WebhookEndpoints', new SqlWebhookEndpoints(database.client));
     constant(bind, 'WebhookDeliveries', new SqlWebhookDeliveries(database.client));
