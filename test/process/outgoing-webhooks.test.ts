@@ -3,6 +3,9 @@
 // status reaches the endpoints subscribed to it, signed per Standard Webhooks, retried until the
 // receiver takes it, recorded on the email; a receiver that never answers holds up no email.
 import { expect } from 'chai';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import type { MailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
 import { startMailgunStandIn } from '../../src/stand-ins/mailgun-stand-in.js';
@@ -348,11 +351,15 @@ describe('outgoing webhooks in email dev (embedded queue)', function () {
   this.timeout(60_000);
   let proc: EmailProcess | undefined;
   let url: string;
+  let outbox: string | undefined;
 
   before(async () => {
+    // Its own outbox: the default, ./outbox, would leave a file in the checkout at every run.
+    outbox = await mkdtemp(join(tmpdir(), 'webhooks-dev-outbox-'));
     const started = await startListening(['dev'], {
       DATA_DIR: 'memory',
       MAIL_TRANSPORT: 'outbox',
+      OUTBOX_DIR: outbox,
       // Retry-After (1 s) is longer than the first step and shorter than the longest.
       WEBHOOK_RETRY_DELAYS: '300ms,2s',
     });
@@ -361,6 +368,7 @@ describe('outgoing webhooks in email dev (embedded queue)', function () {
   });
   after(async () => {
     await proc?.stop();
+    if (outbox !== undefined) await rm(outbox, { recursive: true, force: true });
   });
 
   it('delivers each change to the endpoint, retrying a 503 that says Retry-After', async () => {
