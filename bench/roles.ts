@@ -35,10 +35,8 @@ export interface Settings {
   readonly warmN: number;
   /**
    * Emails each Mailgun drain without latency measures, after its `warmN` (section 3's rows and
-   * the scale-out's): a window of several seconds. Over a thousand (under a second at our
-   * worker's rate here) the ratio to the bare consumer read 0.79 to 0.86 in every round of a
-   * trial where three thousand read 0.98, on the same code and machine, and W = 10,000 with a
-   * thousand 0.95: the short window measured a stretch of the drain, not its pace.
+   * the scale-out's): a window of seconds, not one under a second (why, with the trial's
+   * figures: the report's section 3).
    */
   readonly mailgunN: number;
   /** Emails of the run at 670 ms provider latency. */

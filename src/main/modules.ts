@@ -336,8 +336,7 @@ export const sqlStoresModule = (
       bind,
       'SendPacer',
       ['Config'],
-      (config) =>
-        new SqlSendPacer(database.client, config.sendRates ?? {}, () => systemClock.monotonicMs()),
+      (config) => new SqlSendPacer(database.client, config.sendRates ?? {}),
     );
     constant(bind, 'WebhookEndpoints', new SqlWebhookEndpoints(database.client));
     constant(bind, 'WebhookDeliveries', new SqlWebhookDeliveries(database.client));

@@ -10,8 +10,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** Files that take a shared service away while they run, or that measure time. */
-// The pacing test first: a broker restart that failed to bring RabbitMQ back would fail it too.
+/**
+ * Files that take a shared service away while they run, or that measure time; the pacing test
+ * first, since a broker restart that failed to bring RabbitMQ back would fail it too.
+ */
 const ALONE = ['dist/test/process/pacing.test.js', 'dist/test/process/rabbitmq-restart.test.js'];
 
 const dir = mkdtempSync(join(tmpdir(), 'email-tests-'));

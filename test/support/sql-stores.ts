@@ -233,10 +233,12 @@ function sqlSendPacerClock(
      */
     const pacerOn = (client: SqlClient, rates: Readonly<Record<string, SendRate>>) => {
       const readings: number[] = [];
-      const pacer = new SqlSendPacer(client, rates, () => {
-        const t = performance.now();
-        readings.push(t);
-        return t;
+      const pacer = new SqlSendPacer(client, rates, {
+        monotonicMs: () => {
+          const t = performance.now();
+          readings.push(t);
+          return t;
+        },
       });
       return { pacer, readings };
     };

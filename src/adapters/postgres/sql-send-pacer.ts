@@ -8,6 +8,8 @@ import {
   staleBeyondMs,
   tokensLeft,
 } from '../../application/ports/send-pacer.js';
+import type { Clock } from '../../application/ports/system.js';
+import { systemClock } from '../system/system.js';
 import { ClockOffset } from './clock-offset.js';
 import type { SqlClient } from './sql-client.js';
 import { attempt } from './sql-client.js';
@@ -84,11 +86,8 @@ export class SqlSendPacer implements SendPacer {
     private readonly sql: SqlClient,
     /** Transport name → its rate; a transport not named here is not paced. */
     private readonly rates: Readonly<Record<string, SendRate>>,
-    /**
-     * This process's monotonic clock, in (fractional) milliseconds: the one the caller waits out
-     * `waitMs` on (`Clock.monotonicMs`), which reads `performance.now()` too.
-     */
-    private readonly monotonicMs: () => number = () => performance.now(),
+    /** The clock whose `monotonicMs` the caller waits out `waitMs` on: the app's, by default. */
+    private readonly clock: Pick<Clock, 'monotonicMs'> = systemClock,
   ) {}
 
   acquire(
@@ -100,7 +99,7 @@ export class SqlSendPacer implements SendPacer {
     if (rate === undefined) return TE.right({ waitMs: 0, booked: true });
     const slot = bookingMs(rate, slots);
     return attempt(async (): Promise<PaceSlot> => {
-      const sentMs = this.monotonicMs();
+      const sentMs = this.clock.monotonicMs();
       const [row] = await this.sql.query<BookingRow>(BOOK_SLOT, [
         transport,
         slot,
@@ -108,7 +107,7 @@ export class SqlSendPacer implements SendPacer {
         slotMs(rate),
         staleBeyondMs(rate, withinMs),
       ]);
-      const answeredMs = this.monotonicMs();
+      const answeredMs = this.clock.monotonicMs();
       if (row === undefined) throw new Error('the booking statement returned no row');
       // The slot is in the database's time. Counted from when its answer was read, a slow answer
       // (a busy event loop, a wait for a pool connection) would put the send that much after its
